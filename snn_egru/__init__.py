@@ -1,0 +1,53 @@
+"""snn_egru: the EGRU (event-based GRU) for snnTorch/PyTorch, and its torch-free reference.
+
+Torch-free parts (importable without PyTorch, used by the chip side):
+    snn_egru.reference   the numpy EGRU step every backend is tested against
+    snn_egru.artifact    the deployment artifact (training -> chip contract)
+
+Torch parts are imported lazily on first use (``snn_egru.EGRU`` etc.), so that
+``import snn_egru.reference`` never loads torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from snn_egru.artifact import DeploymentArtifact, load_artifact
+from snn_egru.reference import EGRUParams, EGRUState, egru_step
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first attribute access)
+_LAZY: dict[str, str] = {
+    "EGRU": "snn_egru.neuron",
+    "EGRUSequence": "snn_egru.sequence",
+    "egru_step_torch": "snn_egru.functional",
+    "EGRUSpike": "snn_egru.functional",
+    "triangle": "snn_egru.functional",
+    "EGRULanguageModel": "snn_egru.models",
+    "DVSGestureNet": "snn_egru.models",
+    "export_artifact": "snn_egru.export",
+}
+
+__all__ = [
+    "DeploymentArtifact",
+    "EGRUParams",
+    "EGRUState",
+    "egru_step",
+    "load_artifact",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'snn_egru' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,435 @@
+"""The deployment artifact: the torch-free contract between training and the chip.
+
+A :class:`DeploymentArtifact` describes a trained EGRU network completely, with numpy and
+scipy.sparse float32 arrays only: the EGRU stack (EGRU.md layout), what turns inputs into
+layer-0 inputs (an embedding table, or nothing for feature vectors computed ahead), what
+turns the last layer's events into predictions (a decoder tied to the embedding, or a linear
+readout), and metadata (vocabulary, class names, training config, metrics).
+
+It is saved to and loaded from one ``.npz`` file (no pickles) and read with numpy/scipy
+only; ``spinnaker2_backend`` and ``lava_procs`` consume it.
+
+File schema, version 1 (every key is a numpy array inside the ``.npz``)::
+
+    format                       str  "snn-egru-artifact"
+    version                      int  1
+    meta_json                    str  JSON object: input_kind, readout_kind, readout_source,
+                                      vocabulary, class_names, metadata, num_layers
+    layer{L}.{M}                 dense float32 matrix, M in {weight_ih, weight_hh}, or
+    layer{L}.{M}.csr_data        float32 (nnz,)     } scipy CSR of the same matrix
+    layer{L}.{M}.csr_indices     int32   (nnz,)     }
+    layer{L}.{M}.csr_indptr      int32   (rows+1,)  }
+    layer{L}.{M}.csr_shape       int64   (2,)       }
+    layer{L}.{bias_ih,bias_hh}   float32 (3H,)
+    layer{L}.threshold           float32 (H,)
+    embedding                    float32 (V, E)   when input_kind == "embedding"
+    readout_weight               float32 (O, H_last)  when readout_kind == "linear"
+                                 (a tied decoder reuses ``embedding``; not stored twice)
+    readout_bias                 float32 (O,)     when readout_kind != "none"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from snn_egru.reference import (
+    EGRUParams,
+    EGRUState,
+    Matrix,
+    egru_step,
+    init_state,
+    validate_params,
+)
+
+FORMAT_NAME = "snn-egru-artifact"
+FORMAT_VERSION = 1
+
+InputKind = Literal["embedding", "features"]
+ReadoutKind = Literal["tied_decoder", "linear", "none"]
+ReadoutSource = Literal["y", "trace"]
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ArtifactError",
+    "ArtifactRun",
+    "DeploymentArtifact",
+    "load_artifact",
+]
+
+
+class ArtifactError(ValueError):
+    """A deployment artifact (or file) is malformed; the message says what and how to fix it."""
+
+
+@dataclass
+class ArtifactRun:
+    """Result of :meth:`DeploymentArtifact.run_reference`.
+
+    Attributes:
+        logits: ``(T, O)`` readout per step (``None`` when the artifact has no readout).
+        layer_events: per layer ``(T, H_l)`` graded events ``y``.
+        states: per layer final :class:`EGRUState` (pass back in to continue a stream).
+    """
+
+    logits: np.ndarray | None
+    layer_events: list[np.ndarray]
+    states: list[EGRUState]
+
+
+def _is_matrix(w: Any) -> bool:
+    return sp.issparse(w) or (isinstance(w, np.ndarray) and w.ndim == 2)
+
+
+@dataclass
+class DeploymentArtifact:
+    """A trained EGRU network, torch-free (see the module docstring for the file schema).
+
+    Attributes:
+        layers: the EGRU stack; weights dense float32 or scipy.sparse CSR float32.
+        input_kind: ``"embedding"`` (inputs are token ids) or ``"features"`` (inputs are
+            vectors of size ``layers[0].input_size``).
+        embedding: ``(V, E)`` embedding table when ``input_kind == "embedding"``.
+        readout_kind: ``"tied_decoder"`` (logits = events @ embedding.T + bias),
+            ``"linear"`` (logits = events @ readout_weight.T + bias), or ``"none"``.
+        readout_weight: ``(O, H_last)`` for ``"linear"``.
+        readout_bias: ``(O,)`` for any readout.
+        readout_source: read out the events ``"y"`` or their low-pass ``"trace"``.
+        vocabulary: token strings (LM), index = token id.
+        class_names: class labels (classification).
+        metadata: JSON-serialisable extras (training config, metrics, provenance).
+    """
+
+    layers: list[EGRUParams]
+    input_kind: InputKind = "features"
+    embedding: np.ndarray | None = None
+    readout_kind: ReadoutKind = "none"
+    readout_weight: np.ndarray | None = None
+    readout_bias: np.ndarray | None = None
+    readout_source: ReadoutSource = "y"
+    vocabulary: list[str] | None = None
+    class_names: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.layers = [EGRUParams(*layer) for layer in self.layers]
+        self.validate()
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].input_size
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [layer.hidden_size for layer in self.layers]
+
+    @property
+    def output_size(self) -> int | None:
+        weight = self.decoder_weight
+        return None if weight is None else int(weight.shape[0])
+
+    @property
+    def decoder_weight(self) -> np.ndarray | None:
+        """``(O, H_last)`` readout matrix (the embedding for a tied decoder)."""
+        if self.readout_kind == "tied_decoder":
+            return self.embedding
+        if self.readout_kind == "linear":
+            return self.readout_weight
+        return None
+
+    # -------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise :class:`ArtifactError` naming the first inconsistency found."""
+        if not self.layers:
+            raise ArtifactError("artifact has no EGRU layers")
+        for i, layer in enumerate(self.layers):
+            for name in ("weight_ih", "weight_hh"):
+                if not _is_matrix(getattr(layer, name)):
+                    raise ArtifactError(f"layer {i}: {name} must be a 2-D array or sparse matrix")
+            try:
+                validate_params(layer, name=f"layer {i}")
+            except ValueError as err:
+                raise ArtifactError(str(err)) from None
+            if i > 0 and layer.input_size != self.layers[i - 1].hidden_size:
+                raise ArtifactError(
+                    f"layer {i} expects input_size={layer.input_size} but layer {i - 1} has "
+                    f"hidden_size={self.layers[i - 1].hidden_size}"
+                )
+        if self.input_kind not in ("embedding", "features"):
+            raise ArtifactError(
+                f"input_kind must be 'embedding' or 'features', got {self.input_kind!r}"
+            )
+        if self.readout_kind not in ("tied_decoder", "linear", "none"):
+            raise ArtifactError(
+                f"readout_kind must be 'tied_decoder', 'linear' or 'none', got {self.readout_kind!r}"
+            )
+        if self.readout_source not in ("y", "trace"):
+            raise ArtifactError(
+                f"readout_source must be 'y' or 'trace', got {self.readout_source!r}"
+            )
+        if self.input_kind == "embedding":
+            if self.embedding is None or self.embedding.ndim != 2:
+                raise ArtifactError("input_kind='embedding' needs a 2-D embedding table (V, E)")
+            if self.embedding.shape[1] != self.input_size:
+                raise ArtifactError(
+                    f"embedding has width {self.embedding.shape[1]} but layer 0 expects "
+                    f"input_size={self.input_size}"
+                )
+        if self.readout_kind == "tied_decoder" and self.embedding is None:
+            raise ArtifactError("readout_kind='tied_decoder' needs an embedding table")
+        if self.readout_kind == "linear" and (
+            self.readout_weight is None or self.readout_weight.ndim != 2
+        ):
+            raise ArtifactError("readout_kind='linear' needs a 2-D readout_weight (O, H_last)")
+        weight = self.decoder_weight
+        if weight is not None:
+            if weight.shape[1] != self.layer_sizes[-1]:
+                raise ArtifactError(
+                    f"readout weight has width {weight.shape[1]} but the last layer has "
+                    f"{self.layer_sizes[-1]} units (a tied decoder needs embedding size == "
+                    f"last layer size)"
+                )
+            if self.readout_bias is not None and self.readout_bias.shape != (weight.shape[0],):
+                raise ArtifactError(
+                    f"readout_bias has shape {self.readout_bias.shape}, expected "
+                    f"({weight.shape[0]},)"
+                )
+        for name in ("embedding", "readout_weight", "readout_bias"):
+            value = getattr(self, name)
+            if value is not None and not np.all(np.isfinite(value)):
+                raise ArtifactError(f"{name} contains NaN or infinite values")
+        if self.vocabulary is not None and self.embedding is not None:
+            if len(self.vocabulary) != self.embedding.shape[0]:
+                raise ArtifactError(
+                    f"vocabulary has {len(self.vocabulary)} words but the embedding has "
+                    f"{self.embedding.shape[0]} rows"
+                )
+
+    # ------------------------------------------------------------- computation
+    def layer_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Turn workload inputs into layer-0 input vectors ``(T, I)`` (float32).
+
+        Token ids ``(T,)`` are looked up in the embedding; feature vectors ``(T, I)`` pass.
+        """
+        inputs = np.asarray(inputs)
+        if self.input_kind == "embedding":
+            if inputs.ndim != 1 or not np.issubdtype(inputs.dtype, np.integer):
+                raise ValueError(
+                    f"this artifact takes token ids: a 1-D integer array, got shape "
+                    f"{inputs.shape} dtype {inputs.dtype}"
+                )
+            vocab = self.embedding.shape[0]
+            if inputs.size and (inputs.min() < 0 or inputs.max() >= vocab):
+                raise ValueError(
+                    f"token ids must lie in [0, {vocab}), got {inputs.min()}..{inputs.max()}"
+                )
+            return self.embedding[inputs].astype(self.layers[0].dtype, copy=False)
+        if inputs.ndim != 2 or inputs.shape[1] != self.input_size:
+            raise ValueError(
+                f"this artifact takes feature vectors of shape (T, {self.input_size}), got "
+                f"{inputs.shape}"
+            )
+        if not np.issubdtype(inputs.dtype, np.floating):
+            raise ValueError(f"feature vectors must be floating point, got {inputs.dtype}")
+        return inputs.astype(self.layers[0].dtype, copy=False)
+
+    def readout(self, events: np.ndarray) -> np.ndarray | None:
+        """Logits from the last layer's events (or trace), ``(..., H_last) -> (..., O)``."""
+        weight = self.decoder_weight
+        if weight is None:
+            return None
+        logits = events @ weight.T
+        if self.readout_bias is not None:
+            logits = logits + self.readout_bias
+        return logits
+
+    def initial_states(self, *, dtype: np.dtype | type | None = None) -> list[EGRUState]:
+        """Zero states for every layer (with a trace on the last layer if it is read out)."""
+        states = []
+        for i, layer in enumerate(self.layers):
+            trace = self.readout_source == "trace" and i == self.num_layers - 1
+            states.append(init_state(layer.hidden_size, dtype=dtype or layer.dtype, trace=trace))
+        return states
+
+    def run_reference(
+        self, inputs: np.ndarray, states: list[EGRUState] | None = None
+    ) -> ArtifactRun:
+        """Run the numpy reference over a stream of inputs (token ids or feature vectors)."""
+        xs = self.layer_inputs(inputs)
+        states = list(states) if states is not None else self.initial_states()
+        per_layer: list[list[np.ndarray]] = [[] for _ in self.layers]
+        for x in xs:
+            inp = x
+            for i, layer in enumerate(self.layers):
+                inp, states[i] = egru_step(inp, states[i], layer)
+                per_layer[i].append(inp)
+        events = [
+            np.stack(acc) if acc else np.zeros((0, h))
+            for acc, h in zip(per_layer, self.layer_sizes)
+        ]
+        logits = None
+        if self.decoder_weight is not None:
+            if self.readout_source == "trace":
+                raise NotImplementedError(
+                    "run_reference reads out y per step; use the final state's trace for "
+                    "trace readouts"
+                )
+            logits = self.readout(events[-1])
+        return ArtifactRun(logits=logits, layer_events=events, states=states)
+
+    # -------------------------------------------------------------- statistics
+    def weight_sparsity(self) -> list[dict[str, float]]:
+        """Fraction of zero weights per layer and matrix."""
+        out = []
+        for layer in self.layers:
+            row = {}
+            for name in ("weight_ih", "weight_hh"):
+                w = getattr(layer, name)
+                nnz = w.count_nonzero() if sp.issparse(w) else int(np.count_nonzero(w))
+                row[name] = 1.0 - nnz / (w.shape[0] * w.shape[1])
+            out.append(row)
+        return out
+
+    def with_sparse_weights(self) -> DeploymentArtifact:
+        """A copy whose weight matrices are CSR float32 (explicit zeros dropped)."""
+        layers = []
+        for layer in self.layers:
+            w_ih = sp.csr_matrix(layer.weight_ih, dtype=np.float32)
+            w_hh = sp.csr_matrix(layer.weight_hh, dtype=np.float32)
+            w_ih.eliminate_zeros()
+            w_hh.eliminate_zeros()
+            layers.append(layer._replace(weight_ih=w_ih, weight_hh=w_hh))
+        return _replace(self, layers=layers)
+
+    # --------------------------------------------------------------------- I/O
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the artifact to one ``.npz`` file (schema in the module docstring)."""
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {
+            "format": np.array(FORMAT_NAME),
+            "version": np.array(FORMAT_VERSION),
+        }
+        meta = {
+            "num_layers": self.num_layers,
+            "input_kind": self.input_kind,
+            "readout_kind": self.readout_kind,
+            "readout_source": self.readout_source,
+            "vocabulary": self.vocabulary,
+            "class_names": self.class_names,
+            "metadata": self.metadata,
+        }
+        arrays["meta_json"] = np.array(json.dumps(meta))
+        for i, layer in enumerate(self.layers):
+            for name in ("weight_ih", "weight_hh"):
+                _put_matrix(arrays, f"layer{i}.{name}", getattr(layer, name))
+            for name in ("bias_ih", "bias_hh", "threshold"):
+                arrays[f"layer{i}.{name}"] = np.asarray(getattr(layer, name), dtype=np.float32)
+        if self.embedding is not None:
+            arrays["embedding"] = np.asarray(self.embedding, dtype=np.float32)
+        if self.readout_kind == "linear":
+            arrays["readout_weight"] = np.asarray(self.readout_weight, dtype=np.float32)
+        if self.readout_bias is not None:
+            arrays["readout_bias"] = np.asarray(self.readout_bias, dtype=np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> DeploymentArtifact:
+        """Read an artifact written by :meth:`save`; raises :class:`ArtifactError` clearly."""
+        path = Path(path)
+        if not path.exists():
+            raise ArtifactError(f"no artifact at {path} (create one with `snn-egru export`)")
+        try:
+            npz = np.load(path, allow_pickle=False)
+        except Exception as err:  # zipfile / format errors
+            raise ArtifactError(f"{path} is not a snn-egru artifact (.npz): {err}") from None
+        with npz:
+            data = {key: npz[key] for key in npz.files}
+        if data.get("format") is None or str(data["format"]) != FORMAT_NAME:
+            raise ArtifactError(f"{path} is not a snn-egru artifact (missing 'format' marker)")
+        version = int(data.get("version", -1))
+        if version != FORMAT_VERSION:
+            raise ArtifactError(
+                f"{path} has artifact version {version}; this snn-egru reads version "
+                f"{FORMAT_VERSION}: re-export it with this version"
+            )
+        try:
+            meta = json.loads(str(data["meta_json"]))
+            layers = []
+            for i in range(int(meta["num_layers"])):
+                layers.append(
+                    EGRUParams(
+                        weight_ih=_get_matrix(data, f"layer{i}.weight_ih"),
+                        weight_hh=_get_matrix(data, f"layer{i}.weight_hh"),
+                        bias_ih=data[f"layer{i}.bias_ih"],
+                        bias_hh=data[f"layer{i}.bias_hh"],
+                        threshold=data[f"layer{i}.threshold"],
+                    )
+                )
+        except KeyError as err:
+            raise ArtifactError(
+                f"{path} is missing the entry {err.args[0]!r} (file incomplete)"
+            ) from None
+        return cls(
+            layers=layers,
+            input_kind=meta["input_kind"],
+            embedding=data.get("embedding"),
+            readout_kind=meta["readout_kind"],
+            readout_weight=data.get("readout_weight"),
+            readout_bias=data.get("readout_bias"),
+            readout_source=meta.get("readout_source", "y"),
+            vocabulary=meta.get("vocabulary"),
+            class_names=meta.get("class_names"),
+            metadata=meta.get("metadata") or {},
+        )
+
+
+def load_artifact(path: str | os.PathLike) -> DeploymentArtifact:
+    """Shorthand for :meth:`DeploymentArtifact.load`."""
+    return DeploymentArtifact.load(path)
+
+
+def _replace(artifact: DeploymentArtifact, **changes: Any) -> DeploymentArtifact:
+    from dataclasses import replace
+
+    return replace(artifact, **changes)
+
+
+def _put_matrix(arrays: dict[str, np.ndarray], key: str, w: Matrix) -> None:
+    if sp.issparse(w):
+        csr = sp.csr_matrix(w, dtype=np.float32)
+        arrays[f"{key}.csr_data"] = csr.data.astype(np.float32)
+        arrays[f"{key}.csr_indices"] = csr.indices.astype(np.int32)
+        arrays[f"{key}.csr_indptr"] = csr.indptr.astype(np.int32)
+        arrays[f"{key}.csr_shape"] = np.asarray(csr.shape, dtype=np.int64)
+    else:
+        arrays[key] = np.asarray(w, dtype=np.float32)
+
+
+def _get_matrix(data: dict[str, np.ndarray], key: str) -> Matrix:
+    if key in data:
+        return data[key]
+    shape = tuple(int(s) for s in data[f"{key}.csr_shape"])
+    csr = sp.csr_matrix(
+        (data[f"{key}.csr_data"], data[f"{key}.csr_indices"], data[f"{key}.csr_indptr"]),
+        shape=shape,
+    )
+    try:
+        csr.check_format(full_check=True)
+    except ValueError as err:
+        raise ArtifactError(f"{key}: corrupt CSR matrix ({err})") from None
+    return csr
