@@ -173,7 +173,8 @@ class DeploymentArtifact:
             )
         if self.readout_kind not in ("tied_decoder", "linear", "none"):
             raise ArtifactError(
-                f"readout_kind must be 'tied_decoder', 'linear' or 'none', got {self.readout_kind!r}"
+                "readout_kind must be 'tied_decoder', 'linear' or 'none', "
+                f"got {self.readout_kind!r}"
             )
         if self.readout_source not in ("y", "trace"):
             raise ArtifactError(

@@ -25,13 +25,13 @@ deployment, float64 for exactness checks).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-Matrix = Union[np.ndarray, sp.spmatrix, sp.sparray]
+Matrix = np.ndarray | sp.spmatrix | sp.sparray
 
 #: Decay of the optional low-pass trace of the events (EGRU.md).
 TRACE_DECAY = 0.9
@@ -263,7 +263,7 @@ def egru_stack_sequence(
     layers: Sequence[EGRUParams],
     states: Sequence[EGRUState | None] | None = None,
 ) -> tuple[list[np.ndarray], list[EGRUState]]:
-    """Run a stack over ``xs (T, ..., I)``; returns per-layer events ``(T, ..., H_l)`` and states."""
+    """Run a stack over ``xs (T, ..., I)``; returns per-layer events and final states."""
     if states is None:
         states = [None] * len(layers)
     per_layer: list[list[np.ndarray]] = [[] for _ in layers]
