@@ -25,8 +25,8 @@ _LAZY: dict[str, str] = {
     "egru_step_torch": "snn_egru.functional",
     "EGRUSpike": "snn_egru.functional",
     "triangle": "snn_egru.functional",
-    "EGRULanguageModel": "snn_egru.models",
-    "DVSGestureNet": "snn_egru.models",
+    "EGRULanguageModel": "snn_egru.models.lm",
+    "DVSGestureNet": "snn_egru.models.dvs",
     "export_artifact": "snn_egru.export",
 }
 
