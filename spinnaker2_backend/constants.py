@@ -26,10 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["KIB", "ChipSpec"]
+__all__ = ["KIB", "WORD_BYTES", "ChipSpec"]
 
 #: One kibibyte.
 KIB = 1024
+
+#: Bytes per word of a PE (32-bit Arm Cortex-M4F; float32 values, int32 indices). S2-chip [A].
+WORD_BYTES = 4
 
 
 def _default_qpe_holes() -> tuple[tuple[int, int], ...]:
@@ -103,7 +106,7 @@ class ChipSpec:
     instruction_memory_bytes: int = 32 * KIB  # S2-chip [A]
     data_memory_bytes: int = 96 * KIB  # S2-chip [A]
     stack_heap_bytes: int = 4 * KIB  # S2-chip [A]: "about 4 KiB"
-    word_bytes: int = 4  # S2-chip [A]: 32-bit Arm Cortex-M4F
+    word_bytes: int = WORD_BYTES  # S2-chip [A]: 32-bit Arm Cortex-M4F
     mac_array_shape: tuple[int, int] = (16, 4)  # S2-chip [A]; unused by the EGRU program
 
     # --- chip memory and timer -----------------------------------------------------
