@@ -205,3 +205,209 @@ class ChipSpec:
             levels = ", ".join(f"{h / 1e6:g}" for h in self.pe_clock_levels_hz)
             raise ValueError(f"the PE clock must be one of {levels} MHz, got {mhz:g} MHz")
         return replace(self, pe_clock_hz=hz)
+
+
+# ======================================================================================
+# Running costs: cycles per operation and energies (appended by the simulator's authors;
+# used by timing.py, energy.py and calibration.py).
+#
+# Source abbreviations, in addition to S2-chip / S2-EGRU above:
+#
+# * ``M4-TRM``: Arm Cortex-M4 technical reference manual, instruction timings (a load is
+#   2 cycles, 1 when pipelined behind another load; VFMA.F32 / VMLA.F32 3 cycles;
+#   VDIV.F32 14 cycles; a taken branch 2-4 cycles; 12-cycle interrupt entry and exit).
+#   Tag [B]: these are the core's documented timings, the PE's memory system may add.
+# * ``calibrated``: fitted by :mod:`spinnaker2_backend.calibration` so that the simulated
+#   published LM deployment reproduces the measured anchor (S2-EGRU [A]: 170.25 ms per
+#   70-token sequence, 0.0653 J). The fitted value itself is [C]: it absorbs every effect
+#   the model leaves out. ``benchmarks/calibrate_timing.py`` recomputes it and a test checks
+#   that the value shipped here equals what it computes.
+# ======================================================================================
+
+__all__ += ["CycleCosts", "EnergyCosts"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleCosts:
+    """PE clock cycles per operation of the EGRU PE program (a float32 program on the Arm
+    Cortex-M4F core, no MAC accelerator, S2-EGRU [A]).
+
+    Per PE and step, the cycles of a phase are ``sum over operations of count x cycles``
+    (:mod:`spinnaker2_backend.timing`). Override any figure with keyword arguments or
+    :func:`dataclasses.replace`; all are keyword-only.
+
+    Attributes (source, tag):
+        csr_nonzero_cycles: one stored non-zero walked by the CSR row kernel, everything but
+            the multiply-accumulate: load the value and its column index, load ``x[col]``,
+            advance and loop. **calibrated** to 170.25 ms per 70-token sequence of the
+            published LM (S2-EGRU [A] anchor; the value is [C]).
+        mac_cycles: one float32 multiply-accumulate (VFMA.F32), 3. M4-TRM [B].
+        csr_row_cycles: one CSR row: load the two row extents, clear the accumulator, add
+            the bias, store the gate pre-activation; about 10 instructions. [C].
+        event_nonzero_extra_cycles: extra cycles per non-zero of the event (column-major)
+            kernel over the CSR one: it loads, updates and stores the target row's
+            accumulator in SRAM instead of keeping it in a register (+1 load, +1 store,
+            one input load saved), 2. [C] from M4-TRM [B] timings.
+        event_column_cycles: one event processed by the event kernel (per product): read the
+            event's source index and value from the event list, load the column's two extents,
+            set up the loop; 12. [C].
+        dense_element_saved_cycles: cycles a dense row-major kernel saves per weight over
+            the CSR one (no column-index load, affine addressing), 2. [C] from M4-TRM [B].
+        pointwise_unit_cycles: the point-wise update of one unit: two sigmoids and a tanh
+            (each one ``exp`` on the PE's exp accelerator plus a VDIV.F32, ~30 cycles),
+            about 20 float operations, loads and stores of six gate values, the state and the
+            threshold, the threshold test and event bookkeeping; 150. [C] from M4-TRM [B].
+        trace_unit_cycles: the optional low-pass trace update of one unit (2 multiplies, an
+            add, a load and a store), 8. [C].
+        packet_send_cycles: one multicast packet sent (key and payload written to the NoC
+            interface of the PE, loop), 16. [C].
+        packet_receive_cycles: one packet received (interrupt entry and exit, 2 x 12 cycles
+            M4-TRM [B]; read key and payload, subtract the key offset, store the value, append
+            to the event list), 40. [C].
+        clear_word_cycles: clearing one word of a dense input vector each step (the csr and
+            dense kernels read ``x`` and ``y_{t-1}`` as dense vectors that must be zeroed
+            where no event arrived; the event kernel resets its event list instead), 1. [C].
+        step_overhead_cycles: fixed per PE and step: tick interrupt, the profiling timer
+            reads, swapping event buffers, loop set-up of the phases; 400. [C].
+        dma_setup_cycles: one DMA transfer from DRAM: program the descriptor and take the
+            completion interrupt, 200. [C].
+        dma_bytes_per_cycle: most bytes one PE's DMA moves per PE clock cycle (one 32-bit
+            word), 4. [C]. The chip-wide DRAM bandwidth (ChipSpec, 6.4 GB/s, S2-chip [A]) is
+            shared by the PEs that read at the same time; the slower of the two limits counts.
+        noc_hop_cycles: latency of a packet per QPE hop of the NoC (router plus wires), in PE
+            clock cycles, 8. [C] (per-hop latency unknown, S2-chip).
+        chip_link_cycles: latency of a packet per chip-to-chip link hop, 300 (2 us at
+            150 MHz). [C] (link latency unknown, S2-chip).
+        readout_mac_cycles: one multiply-accumulate of the on-chip readout (a dense column
+            walk of the decoder over the fired units, weights streamed from DRAM), 5. [C].
+    """
+
+    csr_nonzero_cycles: float = 13.27  # calibrated [C] to the S2-EGRU [A] anchor
+    mac_cycles: float = 3.0  # M4-TRM [B]: VFMA.F32
+    csr_row_cycles: float = 10.0  # [C]
+    event_nonzero_extra_cycles: float = 2.0  # [C] from M4-TRM [B]
+    event_column_cycles: float = 12.0  # [C]
+    dense_element_saved_cycles: float = 2.0  # [C] from M4-TRM [B]
+    pointwise_unit_cycles: float = 150.0  # [C] from M4-TRM [B]
+    trace_unit_cycles: float = 8.0  # [C]
+    packet_send_cycles: float = 16.0  # [C]
+    packet_receive_cycles: float = 40.0  # [C] (interrupt entry/exit M4-TRM [B])
+    clear_word_cycles: float = 1.0  # [C]
+    step_overhead_cycles: float = 400.0  # [C]
+    dma_setup_cycles: float = 200.0  # [C]
+    dma_bytes_per_cycle: float = 4.0  # [C]
+    noc_hop_cycles: float = 8.0  # [C]
+    chip_link_cycles: float = 300.0  # [C]
+    readout_mac_cycles: float = 5.0  # [C]
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if not value >= 0:
+                raise ValueError(f"CycleCosts.{name} must be >= 0, got {value!r}")
+        if self.dma_bytes_per_cycle <= 0:
+            raise ValueError(
+                f"CycleCosts.dma_bytes_per_cycle must be > 0, got {self.dma_bytes_per_cycle}"
+            )
+        if self.dense_element_saved_cycles > self.csr_nonzero_cycles:
+            raise ValueError(
+                "CycleCosts.dense_element_saved_cycles cannot exceed csr_nonzero_cycles "
+                f"({self.dense_element_saved_cycles} > {self.csr_nonzero_cycles})"
+            )
+
+    @property
+    def event_nonzero_cycles(self) -> float:
+        """Walk cost per non-zero of the event kernel (MAC excluded)."""
+        return self.csr_nonzero_cycles + self.event_nonzero_extra_cycles
+
+    @property
+    def dense_element_cycles(self) -> float:
+        """Walk cost per weight of the dense kernel (MAC excluded)."""
+        return self.csr_nonzero_cycles - self.dense_element_saved_cycles
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnergyCosts:
+    """Power and energy figures of the simulated chip (:mod:`spinnaker2_backend.energy`).
+
+    ``E = P_static(level) * T_wall + sum_PE P_active(level) * T_busy
+    + E_packet * packets + E_hop * packet-hops + E_link * chip-link hops
+    + E_dram * DRAM bytes``. No per-operation energies of SpiNNaker2 are public (S2-chip):
+    every figure here is [C] except what the calibration ties to the measured 0.0653 J /
+    0.39 W (S2-EGRU [A]).
+
+    DVFS: the PE clock level sets the supply voltage (``level_voltages_v``); active (dynamic)
+    power scales as ``f * V**2`` and static power as ``(V / V_150) ** static_voltage_exponent``.
+
+    Attributes (source, tag):
+        static_power_w: whole-chip power when idle at the 150 MHz level (leakage, clocks,
+            DRAM refresh, I/O, the management core). **calibrated** so that the published
+            LM run takes 0.0653 J (0.39 W), S2-EGRU [A] anchor; value [C]. The same 0.39 W with
+            150 and 128 busy PEs (S2-EGRU) says static power dominates.
+        pe_active_power_w: dynamic power of one PE while busy at 150 MHz (core, SRAM, exp
+            accelerator); 1 mW (about 7 pJ per cycle). [C].
+        level_voltages_v: supply voltage per PE clock level in Hz: 0.50 V at 150 MHz,
+            0.60 V at 300 MHz. [C] (SpiNNaker2 has two performance levels, S2-chip [A];
+            their voltages are not in our sources).
+        static_voltage_exponent: static power ~ ``V ** 2``. [C].
+        packet_energy_j: one packet through the source and destination routers, 10 pJ. [C].
+        packet_hop_energy_j: one 64-bit packet (key + payload) over one QPE hop, 5 pJ. [C].
+        chip_link_energy_j: one packet over one chip-to-chip link, 320 pJ (5 pJ/bit). [C].
+        dram_byte_energy_j: one byte read from or written to the LPDDR4 DRAM, 40 pJ. [C].
+    """
+
+    static_power_w: float = 0.355  # calibrated [C] to the S2-EGRU [A] anchor
+    pe_active_power_w: float = 1.0e-3  # [C]
+    level_voltages_v: tuple[tuple[int, float], ...] = (
+        (150_000_000, 0.50),  # [C]
+        (300_000_000, 0.60),  # [C]
+    )
+    static_voltage_exponent: float = 2.0  # [C]
+    packet_energy_j: float = 10e-12  # [C]
+    packet_hop_energy_j: float = 5e-12  # [C]
+    chip_link_energy_j: float = 320e-12  # [C]
+    dram_byte_energy_j: float = 40e-12  # [C]
+
+    def __post_init__(self) -> None:
+        for name in (
+            "static_power_w",
+            "pe_active_power_w",
+            "static_voltage_exponent",
+            "packet_energy_j",
+            "packet_hop_energy_j",
+            "chip_link_energy_j",
+            "dram_byte_energy_j",
+        ):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ValueError(f"EnergyCosts.{name} must be >= 0, got {value!r}")
+        if not self.level_voltages_v or any(v <= 0 for _, v in self.level_voltages_v):
+            raise ValueError(
+                "EnergyCosts.level_voltages_v must list (clock_hz, volts > 0) pairs, got "
+                f"{self.level_voltages_v!r}"
+            )
+
+    @property
+    def base_clock_hz(self) -> int:
+        """The level the power figures are given for (the slowest level, 150 MHz)."""
+        return min(hz for hz, _ in self.level_voltages_v)
+
+    def voltage(self, clock_hz: float) -> float:
+        """Supply voltage of the level running at ``clock_hz``."""
+        for hz, volts in self.level_voltages_v:
+            if hz == int(round(clock_hz)):
+                return volts
+        levels = ", ".join(f"{hz / 1e6:g}" for hz, _ in self.level_voltages_v)
+        raise ValueError(
+            f"no supply voltage known for a {clock_hz / 1e6:g} MHz PE clock; known levels: "
+            f"{levels} MHz (add one with EnergyCosts(level_voltages_v=...))"
+        )
+
+    def static_power_at(self, clock_hz: float) -> float:
+        """Static (idle) chip power at a clock level, W."""
+        ratio = self.voltage(clock_hz) / self.voltage(self.base_clock_hz)
+        return self.static_power_w * ratio**self.static_voltage_exponent
+
+    def pe_active_power_at(self, clock_hz: float) -> float:
+        """Dynamic power of one busy PE at a clock level, W (``~ f V^2``)."""
+        ratio_v = self.voltage(clock_hz) / self.voltage(self.base_clock_hz)
+        return self.pe_active_power_w * (clock_hz / self.base_clock_hz) * ratio_v**2
