@@ -1,0 +1,309 @@
+"""The EGRU step in PyTorch: the surrogate spike function and a pure step function.
+
+This is the differentiable twin of :func:`snn_egru.reference.egru_step` (numpy). One step of
+one layer, parameters in ``torch.nn.GRU`` layout and gate order ``(r, z, n)``
+(``shared/design/EGRU.md``)::
+
+    gi  = x_t @ weight_ih.T + bias_ih             -> (gi_r, gi_z, gi_n)
+    gh  = y_{t-1} @ weight_hh.T + bias_hh         -> (gh_r, gh_z, gh_n)   recurrent input is y
+    r   = sigmoid(gi_r + gh_r)
+    z   = sigmoid(gi_z + gh_z)
+    n   = tanh(gi_n + r * gh_n)                    "reset after" the matmul (nn.GRU, cuDNN)
+    c~  = z * c_{t-1} + (1 - z) * n                z weights the OLD state
+    o   = H(c~ - theta)                            H(v) = 1 if v > 0 else 0, H(0) = 0
+    y_t = o * c~                                   graded event
+    c_t = c~ - o * theta                           reset by subtraction, in the same step
+
+Gradients: ``H`` is replaced in the backward pass by a pseudo-derivative (surrogate
+gradient); the default is the EGRU triangle
+``dH/dv = dampening * max(0, 1 - support * |v|)`` (:class:`EGRUSpike`). The reset term
+``o * theta`` is NOT detached: ``theta`` receives gradient from the event (through ``v``) and
+from the reset, and ``c~`` from both as well.
+
+Any snnTorch surrogate (``snntorch.surrogate.fast_sigmoid()``, ``atan()``, ...) can be used as
+``spike_fn``: a callable ``v -> spikes`` whose forward is ``H(v)`` (``v > 0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DEFAULT_DAMPENING",
+    "DEFAULT_SUPPORT",
+    "EGRUCellState",
+    "EGRUSpike",
+    "EGRUStepOutput",
+    "EGRUTensorParams",
+    "check_finite_tensors",
+    "check_input_tensor",
+    "SpikeFn",
+    "TriangleSurrogate",
+    "candidate_state",
+    "egru_pointwise_torch",
+    "egru_step_torch",
+    "fire_and_reset",
+    "heaviside_no_grad",
+    "pseudo_derivative",
+    "triangle",
+]
+
+#: Default dampening factor of the triangle pseudo-derivative (EvNN default).
+DEFAULT_DAMPENING = 0.7
+#: Default support of the triangle pseudo-derivative (EvNN default); the LM recipe uses 3.6.
+DEFAULT_SUPPORT = 1.0
+
+#: A spike function: ``v -> H(v)`` with some surrogate gradient (snnTorch's convention).
+SpikeFn = Callable[[Tensor], Tensor]
+
+
+class EGRUCellState(NamedTuple):
+    """State of one EGRU layer carried from one step to the next.
+
+    Attributes:
+        y: ``(B, H)`` (or ``(H,)``) graded events of the last step (zero where no event).
+        c: ``(B, H)`` (or ``(H,)``) cell state after the reset.
+    """
+
+    y: Tensor
+    c: Tensor
+
+
+class EGRUTensorParams(NamedTuple):
+    """Effective parameters of one EGRU layer as tensors (``nn.GRU`` layout, gates r, z, n).
+
+    Attributes:
+        weight_ih: ``(3H, I)``.
+        weight_hh: ``(3H, H)``.
+        bias_ih: ``(3H,)``.
+        bias_hh: ``(3H,)``.
+        threshold: ``(H,)`` effective thresholds ``theta`` (whatever their parametrisation).
+    """
+
+    weight_ih: Tensor
+    weight_hh: Tensor
+    bias_ih: Tensor
+    bias_hh: Tensor
+    threshold: Tensor
+
+
+class EGRUStepOutput(NamedTuple):
+    """Result of one EGRU step.
+
+    Attributes:
+        y: ``(B, H)`` graded events ``o * c~``.
+        c: ``(B, H)`` cell state after the reset ``c~ - o * theta``.
+        o: ``(B, H)`` event indicator ``H(c~ - theta)`` (0/1, carries the surrogate gradient).
+    """
+
+    y: Tensor
+    c: Tensor
+    o: Tensor
+
+
+def pseudo_derivative(
+    v: Tensor, dampening: float = DEFAULT_DAMPENING, support: float = DEFAULT_SUPPORT
+) -> Tensor:
+    """The EGRU triangle pseudo-derivative ``dampening * max(0, 1 - support * |v|)``.
+
+    Its integral over ``v`` is ``dampening / support`` (1 for the LM recipe 3.6/3.6).
+    """
+    return dampening * torch.clamp(1.0 - support * v.abs(), min=0.0)
+
+
+class EGRUSpike(torch.autograd.Function):
+    """Heaviside step with the EGRU triangle surrogate gradient.
+
+    Forward: ``H(v) = 1 if v > 0 else 0`` (``H(0) = 0``), in the dtype of ``v``.
+
+    Backward: ``dL/dv = dL/dH * dampening * max(0, 1 - support * |v|)``.
+
+    Call as ``EGRUSpike.apply(v, dampening, support)``; :func:`triangle` wraps it in
+    snnTorch's surrogate style.
+    """
+
+    @staticmethod
+    def forward(ctx, v: Tensor, dampening: float, support: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(v)
+        ctx.dampening = float(dampening)
+        ctx.support = float(support)
+        return (v > 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (v,) = ctx.saved_tensors
+        return grad_output * pseudo_derivative(v, ctx.dampening, ctx.support), None, None
+
+
+class TriangleSurrogate:
+    """Spike function ``v -> H(v)`` with the EGRU triangle pseudo-derivative.
+
+    A picklable callable in snnTorch's surrogate style (``spike_grad=triangle()``).
+
+    Args:
+        dampening: height of the triangle at ``v = 0`` (``> 0``).
+        support: inverse half-width: the pseudo-derivative is zero for ``|v| >= 1/support``
+            (``> 0``).
+    """
+
+    def __init__(self, dampening: float = DEFAULT_DAMPENING, support: float = DEFAULT_SUPPORT):
+        if not dampening > 0:
+            raise ValueError(f"dampening must be > 0, got {dampening}")
+        if not support > 0:
+            raise ValueError(f"support must be > 0, got {support}")
+        self.dampening = float(dampening)
+        self.support = float(support)
+
+    def __call__(self, v: Tensor) -> Tensor:
+        return EGRUSpike.apply(v, self.dampening, self.support)
+
+    def __repr__(self) -> str:
+        return f"triangle(dampening={self.dampening}, support={self.support})"
+
+
+def triangle(
+    dampening: float = DEFAULT_DAMPENING, support: float = DEFAULT_SUPPORT
+) -> TriangleSurrogate:
+    """EGRU triangle surrogate, snnTorch style: ``spike_grad = triangle(3.6, 3.6)``.
+
+    Returns a callable ``v -> H(v)`` whose backward is
+    ``dampening * max(0, 1 - support * |v|)``.
+    """
+    return TriangleSurrogate(dampening, support)
+
+
+def heaviside_no_grad(v: Tensor) -> Tensor:
+    """``H(v)`` with zero gradient (snnTorch's ``surrogate_disable=True``)."""
+    return (v > 0).to(v.dtype).detach()
+
+
+def candidate_state(gi: Tensor, gh: Tensor, c_prev: Tensor) -> Tensor:
+    """The GRU part of the step: ``c~ = z * c_prev + (1 - z) * n``.
+
+    Args:
+        gi: ``(..., 3H)`` ``x @ weight_ih.T + bias_ih``.
+        gh: ``(..., 3H)`` ``y_prev @ weight_hh.T + bias_hh``.
+        c_prev: ``(..., H)`` previous cell state.
+
+    Returns:
+        ``(..., H)`` candidate cell state ``c~`` (before the event and the reset).
+    """
+    hidden = c_prev.shape[-1]
+    rz = torch.sigmoid(gi[..., : 2 * hidden] + gh[..., : 2 * hidden])
+    r, z = rz[..., :hidden], rz[..., hidden:]
+    n = torch.tanh(gi[..., 2 * hidden :] + r * gh[..., 2 * hidden :])
+    return z * c_prev + (1 - z) * n
+
+
+def fire_and_reset(c_tilde: Tensor, threshold: Tensor, spike_fn: SpikeFn) -> EGRUStepOutput:
+    """Event and reset: ``o = H(c~ - theta)``, ``y = o * c~``, ``c = c~ - o * theta``.
+
+    The reset is differentiable (not detached). ``spike_fn``'s output is cast to the dtype of
+    ``c_tilde`` (snnTorch surrogates return float32).
+    """
+    o = spike_fn(c_tilde - threshold)
+    if o.dtype != c_tilde.dtype:
+        o = o.to(c_tilde.dtype)
+    return EGRUStepOutput(y=o * c_tilde, c=c_tilde - o * threshold, o=o)
+
+
+def egru_pointwise_torch(
+    gi: Tensor, gh: Tensor, c_prev: Tensor, threshold: Tensor, spike_fn: SpikeFn | None = None
+) -> EGRUStepOutput:
+    """The point-wise part of the step given both gate pre-activations (biases included).
+
+    Torch twin of :func:`snn_egru.reference.egru_pointwise`; ``spike_fn`` defaults to
+    :func:`triangle` with the default dampening/support.
+    """
+    spike_fn = _default_spike_fn if spike_fn is None else spike_fn
+    return fire_and_reset(candidate_state(gi, gh, c_prev), threshold, spike_fn)
+
+
+_default_spike_fn = TriangleSurrogate()
+
+
+def egru_step_torch(
+    x: Tensor,
+    state_y: Tensor,
+    state_c: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor,
+    bias_hh: Tensor,
+    threshold: Tensor,
+    *,
+    spike_fn: SpikeFn | None = None,
+) -> EGRUStepOutput:
+    """One EGRU step (module docstring), differentiable in every argument.
+
+    Args:
+        x: ``(B, I)`` or ``(I,)`` input.
+        state_y: ``(B, H)`` previous events ``y_{t-1}``.
+        state_c: ``(B, H)`` previous cell state ``c_{t-1}``.
+        weight_ih: ``(3H, I)`` input weights, gate order (r, z, n).
+        weight_hh: ``(3H, H)`` recurrent weights (applied to ``y``).
+        bias_ih: ``(3H,)`` input bias.
+        bias_hh: ``(3H,)`` recurrent bias (inside the reset-gate product for ``n``).
+        threshold: ``(H,)`` per-unit thresholds ``theta``.
+        spike_fn: ``v -> H(v)`` with a surrogate gradient; default :func:`triangle` ().
+
+    Returns:
+        :class:`EGRUStepOutput` ``(y, c, o)``, each ``(B, H)``.
+
+    This function does not validate shapes (it is the inner loop); the modules
+    :class:`snn_egru.neuron.EGRU` and :class:`snn_egru.sequence.EGRUSequence` do.
+    """
+    gi = torch.nn.functional.linear(x, weight_ih, bias_ih)
+    gh = torch.nn.functional.linear(state_y, weight_hh, bias_hh)
+    return egru_pointwise_torch(gi, gh, state_c, threshold, spike_fn)
+
+
+def check_input_tensor(
+    x: Tensor, *, input_size: int, dtype: torch.dtype, ndims: tuple[int, ...], name: str
+) -> None:
+    """Raise a clear error if ``x`` is not a finite floating tensor of the expected form.
+
+    Args:
+        x: the tensor to check.
+        input_size: expected size of the last dimension (features).
+        dtype: the floating-point type of the module's parameters.
+        ndims: accepted numbers of dimensions.
+        name: how the error message calls the module.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name}: input must be floating point, got dtype {x.dtype} (convert with .to({dtype}))"
+        )
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{name}: input dtype {x.dtype} differs from the parameters' dtype {dtype} "
+            f"(convert the input with .to({dtype}) or the module with .to({x.dtype}))"
+        )
+    if x.ndim not in ndims:
+        raise ValueError(
+            f"{name}: input must have {' or '.join(map(str, ndims))} dimensions, "
+            f"got shape {tuple(x.shape)}"
+        )
+    if x.shape[-1] != input_size:
+        raise ValueError(
+            f"{name}: input has {x.shape[-1]} features (last dimension), "
+            f"the layer expects input_size={input_size}"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: input contains NaN or infinite values")
+
+
+def check_finite_tensors(named: dict[str, Tensor], *, name: str) -> None:
+    """Raise ``ValueError`` naming the first tensor of ``named`` that has NaN/inf values."""
+    for key, value in named.items():
+        if not bool(torch.isfinite(value.detach()).all()):
+            raise ValueError(
+                f"{name}: parameter {key} contains NaN or infinite values "
+                "(diverged training? lower the learning rate or clip gradients)"
+            )

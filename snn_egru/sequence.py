@@ -1,0 +1,449 @@
+"""``EGRUSequence``: a stack of EGRU layers run over whole sequences (``nn.GRU``-like).
+
+Every layer computes the step of ``shared/design/EGRU.md`` (see :mod:`snn_egru.functional`).
+How the sequence is computed:
+
+- the input projection ``x_t @ weight_ih.T + bias_ih`` of ALL time steps is one matrix
+  product per layer; the time loop does only the recurrent product and point-wise work;
+- when no gradient is needed (``torch.no_grad()`` / inference), the recurrent product only
+  reads the rows of ``weight_hh.T`` (columns of ``weight_hh``) of units that sent an event at
+  the previous step (``index_select`` of the active units): the activity sparsity of the
+  EGRU. This is exact (up to floating-point summation order) and pays off at batch size 1;
+  a step where more than half of the units are active (over the batch) uses the dense product.
+
+Regularisers (training mode only, EvNN's recipe):
+
+- ``dropconnect``: element-wise dropout of ``weight_hh`` (scaled by ``1/(1-p)``), one mask
+  per forward call and layer;
+- ``zoneout``: per unit and step, the candidate state keeps its old value with probability
+  ``p``: ``c~ <- c_{t-1}`` (before the event and the reset). In evaluation the expectation is
+  used: ``c~ <- p * c_{t-1} + (1 - p) * c~`` (the reference's pure-PyTorch path wrongly mixes
+  the old state with itself);
+- ``dropout``: variational dropout of the events passed from one layer to the next (one mask
+  per forward call, shared over time, scaled by ``1/(1-p)``); not after the last layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snn_egru.functional import (
+    DEFAULT_DAMPENING,
+    DEFAULT_SUPPORT,
+    EGRUCellState,
+    EGRUTensorParams,
+    SpikeFn,
+    candidate_state,
+    check_finite_tensors,
+    check_input_tensor,
+    fire_and_reset,
+    triangle,
+)
+from snn_egru.thresholds import DEFAULT_THRESHOLD_MEAN, Threshold, ThresholdInit
+
+__all__ = ["EGRUSequence", "EGRUSequenceState"]
+
+logger = logging.getLogger(__name__)
+
+#: A stack's state: one ``(y, c)`` per layer.
+EGRUSequenceState = list[EGRUCellState]
+
+#: Above this fraction of active units (over the batch) a step uses the dense product.
+_EVENT_PATH_MAX_ACTIVE_FRACTION = 0.5
+
+
+def _check_probability(value: float, name: str, *, allow_one: bool) -> float:
+    value = float(value)
+    upper_ok = value <= 1.0 if allow_one else value < 1.0
+    if not (value >= 0.0 and upper_ok):
+        interval = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(f"{name} is a probability and must lie in {interval}, got {value}")
+    return value
+
+
+class EGRUSequence(nn.Module):
+    r"""A stack of EGRU layers over whole sequences, ``torch.nn.GRU``-style.
+
+    Args:
+        input_size: number of input features ``I``.
+        hidden_size: units per layer: an int (same for every layer) or a per-layer list
+            (e.g. ``[1350, 1350, 750]``).
+        num_layers: number of layers; default 1, or ``len(hidden_size)`` for a list (a given
+            value must agree with the list).
+        batch_first: input/output as ``(B, T, F)`` instead of ``(T, B, F)``. The state is
+            always ``(B, H_l)``.
+        dropout: variational dropout probability between layers, in ``[0, 1)``.
+        dropconnect: DropConnect probability on ``weight_hh``, in ``[0, 1)``.
+        zoneout: zoneout probability on the cell state, in ``[0, 1]``.
+        dampening: height of the triangle pseudo-derivative (default 0.7; LM recipe 3.6).
+        support: inverse half-width of the triangle (default 1.0; LM recipe 3.6).
+        threshold_init: ``"beta"`` (EvNN v0.2, default) or ``"sigmoid"`` (EvNN v0.1), see
+            :mod:`snn_egru.thresholds`.
+        threshold_mean: mean of the initial thresholds, in ``(0, 1)``.
+        learn_threshold: thresholds are parameters (``True``) or frozen buffers.
+        spike_grad: a spike function ``v -> H(v)`` with surrogate gradient (any snnTorch
+            surrogate); default ``triangle(dampening, support)``. When given, ``dampening``
+            and ``support`` are not used.
+        device, dtype: where and in which floating type to create the parameters.
+
+    Parameters (names as in ``nn.GRU``), for layer ``k``:
+        ``weight_ih_l{k}`` ``(3H_k, I_k)``, ``weight_hh_l{k}`` ``(3H_k, H_k)``,
+        ``bias_ih_l{k}``, ``bias_hh_l{k}`` ``(3H_k,)``, gate order (r, z, n); and the
+        submodule ``threshold_l{k}`` (:class:`~snn_egru.thresholds.Threshold`) holding the
+        per-unit thresholds (``threshold_l{k}.theta`` or ``.logit``). ``I_0 = input_size``,
+        ``I_k = H_{k-1}``. Xavier-normal weights, zero biases.
+
+    Inputs: ``x``, ``state``
+        ``x``: ``(T, B, I)`` (``(B, T, I)`` if ``batch_first``) or unbatched ``(T, I)``.
+        ``state``: ``None`` (zeros) or a list with one ``(y, c)`` per layer, each ``(B, H_l)``
+        (``(H_l,)`` for unbatched input).
+
+    Outputs: ``output``, ``state`` [, ``layer_outputs``]
+        ``output``: ``(T, B, H_last)`` events ``y`` of the last layer (batch-major if
+        ``batch_first``); ``state``: list of :class:`~snn_egru.functional.EGRUCellState`
+        ``(y, c)`` per layer after the last step; with ``return_all_layers=True`` also
+        ``layer_outputs``, the list of every layer's events (same layout as ``output``),
+        before inter-layer dropout, for activity accounting.
+
+    Running a sequence in two parts with the state carried equals running it whole (in
+    evaluation mode; in training mode the random masks are drawn per call).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int | Sequence[int],
+        num_layers: int | None = None,
+        *,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        dropconnect: float = 0.0,
+        zoneout: float = 0.0,
+        dampening: float = DEFAULT_DAMPENING,
+        support: float = DEFAULT_SUPPORT,
+        threshold_init: ThresholdInit = "beta",
+        threshold_mean: float = DEFAULT_THRESHOLD_MEAN,
+        learn_threshold: bool = True,
+        spike_grad: SpikeFn | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(hidden_size, int):
+            layers = 1 if num_layers is None else num_layers
+            if not (isinstance(layers, int) and layers >= 1):
+                raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+            hidden_sizes = (hidden_size,) * layers
+        else:
+            hidden_sizes = tuple(hidden_size)
+            if not hidden_sizes:
+                raise ValueError("hidden_size list must not be empty")
+            if num_layers is not None and num_layers != len(hidden_sizes):
+                raise ValueError(
+                    f"num_layers={num_layers} disagrees with hidden_size={list(hidden_sizes)} "
+                    f"({len(hidden_sizes)} layers); leave num_layers out with a list"
+                )
+        for size in (input_size, *hidden_sizes):
+            if not (isinstance(size, int) and size > 0):
+                raise ValueError(f"input_size and hidden sizes must be positive ints, got {size!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size if isinstance(hidden_size, int) else list(hidden_sizes)
+        self.hidden_sizes: tuple[int, ...] = hidden_sizes
+        self.num_layers = len(hidden_sizes)
+        self.batch_first = bool(batch_first)
+        self.dropout = _check_probability(dropout, "dropout", allow_one=False)
+        self.dropconnect = _check_probability(dropconnect, "dropconnect", allow_one=False)
+        self.zoneout = _check_probability(zoneout, "zoneout", allow_one=True)
+        self.spike_grad: SpikeFn = (
+            triangle(dampening, support) if spike_grad is None else spike_grad
+        )
+        self.threshold_init = threshold_init
+        factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+        in_sizes = (input_size, *hidden_sizes[:-1])
+        for k, (n_in, n_hid) in enumerate(zip(in_sizes, hidden_sizes)):
+            self.register_parameter(
+                f"weight_ih_l{k}", nn.Parameter(torch.empty(3 * n_hid, n_in, **factory))
+            )
+            self.register_parameter(
+                f"weight_hh_l{k}", nn.Parameter(torch.empty(3 * n_hid, n_hid, **factory))
+            )
+            self.register_parameter(
+                f"bias_ih_l{k}", nn.Parameter(torch.empty(3 * n_hid, **factory))
+            )
+            self.register_parameter(
+                f"bias_hh_l{k}", nn.Parameter(torch.empty(3 * n_hid, **factory))
+            )
+            threshold = Threshold(
+                n_hid,
+                init=threshold_init,
+                mean=threshold_mean,
+                learnable=learn_threshold,
+                dtype=factory["dtype"],
+            )
+            self.add_module(f"threshold_l{k}", threshold.to(device=device))
+        self.reset_parameters()
+        self._checked_key: tuple | None = None
+        self._transposed_cache: dict[int, tuple[tuple, Tensor]] = {}
+
+    # ------------------------------------------------------------------ parameters
+    def reset_parameters(self) -> None:
+        """Xavier-normal weights and zero biases (the reference's initialisation).
+
+        Thresholds keep their values (re-create the module for a new draw).
+        """
+        for k in range(self.num_layers):
+            nn.init.xavier_normal_(getattr(self, f"weight_ih_l{k}"))
+            nn.init.xavier_normal_(getattr(self, f"weight_hh_l{k}"))
+            nn.init.zeros_(getattr(self, f"bias_ih_l{k}"))
+            nn.init.zeros_(getattr(self, f"bias_hh_l{k}"))
+
+    def threshold_module(self, layer: int) -> Threshold:
+        """The :class:`~snn_egru.thresholds.Threshold` of ``layer``."""
+        self._check_layer(layer)
+        return getattr(self, f"threshold_l{layer}")
+
+    def threshold(self, layer: int) -> Tensor:
+        """Effective thresholds ``theta`` ``(H_layer,)`` of ``layer`` (differentiable)."""
+        return self.threshold_module(layer).effective()
+
+    def layer_params(self, layer: int) -> EGRUTensorParams:
+        """Effective tensors of ``layer`` (the parameters themselves, and the effective theta).
+
+        Returns:
+            :class:`~snn_egru.functional.EGRUTensorParams`
+            ``(weight_ih, weight_hh, bias_ih, bias_hh, threshold)``.
+        """
+        self._check_layer(layer)
+        return EGRUTensorParams(
+            weight_ih=getattr(self, f"weight_ih_l{layer}"),
+            weight_hh=getattr(self, f"weight_hh_l{layer}"),
+            bias_ih=getattr(self, f"bias_ih_l{layer}"),
+            bias_hh=getattr(self, f"bias_hh_l{layer}"),
+            threshold=self.threshold(layer),
+        )
+
+    def clamp_thresholds(self) -> None:
+        """Clamp every ``"beta"`` threshold to ``[0, 1]``; call after ``optimizer.step()``."""
+        for k in range(self.num_layers):
+            self.threshold_module(k).clamp_()
+
+    def _check_layer(self, layer: int) -> None:
+        if not 0 <= layer < self.num_layers:
+            raise IndexError(f"layer {layer} out of range (num_layers={self.num_layers})")
+
+    @property
+    def param_dtype(self) -> torch.dtype:
+        return self.weight_ih_l0.dtype
+
+    def _check_params(self) -> None:
+        """Check parameters for NaN and thresholds for their range (cached on versions)."""
+        tensors = dict(self.named_parameters())
+        tensors.update(dict(self.named_buffers()))
+        key = tuple((name, t.data_ptr(), t._version) for name, t in tensors.items())
+        if key == self._checked_key:
+            return
+        check_finite_tensors(tensors, name=type(self).__name__)
+        for k in range(self.num_layers):
+            self.threshold_module(k).check(name=f"{type(self).__name__}: threshold_l{k}")
+        self._checked_key = key
+
+    # ------------------------------------------------------------------ state
+    def _initial_states(self, state: Sequence | None, batch: int, x: Tensor) -> list[EGRUCellState]:
+        name = type(self).__name__
+        if state is None:
+            return [
+                EGRUCellState(
+                    y=x.new_zeros(batch, h),
+                    c=x.new_zeros(batch, h),
+                )
+                for h in self.hidden_sizes
+            ]
+        if isinstance(state, Tensor) or len(state) != self.num_layers:
+            got = "a tensor" if isinstance(state, Tensor) else f"{len(state)} entries"
+            raise ValueError(
+                f"{name}: state must be a list with one (y, c) pair per layer "
+                f"({self.num_layers} layers), got {got}"
+            )
+        states = []
+        for k, (layer_state, h) in enumerate(zip(state, self.hidden_sizes)):
+            if isinstance(layer_state, Tensor) or len(layer_state) != 2:
+                raise ValueError(f"{name}: state[{k}] must be a (y, c) pair of tensors")
+            y, c = layer_state
+            for label, t in (("y", y), ("c", c)):
+                if not isinstance(t, Tensor):
+                    raise TypeError(f"{name}: state[{k}].{label} must be a tensor")
+                if tuple(t.shape) != (batch, h):
+                    raise ValueError(
+                        f"{name}: state[{k}].{label} has shape {tuple(t.shape)}, expected "
+                        f"{(batch, h)} (batch, hidden size of layer {k})"
+                    )
+                if t.dtype != x.dtype:
+                    raise TypeError(
+                        f"{name}: state[{k}].{label} has dtype {t.dtype}, expected {x.dtype}"
+                    )
+                if not bool(torch.isfinite(t).all()):
+                    raise ValueError(f"{name}: state[{k}].{label} contains NaN or infinite values")
+            states.append(EGRUCellState(y=y, c=c))
+        return states
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        x: Tensor,
+        state: Sequence | None = None,
+        *,
+        return_all_layers: bool = False,
+    ) -> tuple[Tensor, list[EGRUCellState]] | tuple[Tensor, list[EGRUCellState], list[Tensor]]:
+        """Run the stack over a sequence (see the class docstring for shapes)."""
+        check_input_tensor(
+            x,
+            input_size=self.input_size,
+            dtype=self.param_dtype,
+            ndims=(2, 3),
+            name=type(self).__name__,
+        )
+        self._check_params()
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x.unsqueeze(1)
+            if state is not None:
+                state = [tuple(t.unsqueeze(0) for t in s) for s in state]
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        steps, batch = x.shape[0], x.shape[1]
+        states = self._initial_states(state, batch, x)
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad
+            or any(p.requires_grad for p in self.parameters())
+            or any(t.requires_grad for s in states for t in s)
+        )
+        layer_input = x
+        layer_outputs: list[Tensor] = []
+        final_states: list[EGRUCellState] = []
+        for k, layer_state in enumerate(states):
+            params = self.layer_params(k)
+            weight_hh = params.weight_hh
+            if self.training and self.dropconnect > 0:
+                weight_hh = F.dropout(weight_hh, self.dropconnect, training=True)
+            hidden = self.hidden_sizes[k]
+            gi = torch.addmm(
+                params.bias_ih, layer_input.reshape(steps * batch, -1), params.weight_ih.t()
+            ).view(steps, batch, 3 * hidden)
+            keep_mask = None
+            if self.training and self.zoneout > 0:
+                keep_mask = torch.rand(steps, batch, hidden, device=x.device) < self.zoneout
+            recurrent_t = None
+            if not needs_grad and steps > 0:
+                recurrent_t = self._transposed(k, weight_hh, cached=weight_hh is params.weight_hh)
+            ys, final = self._run_layer(
+                gi,
+                layer_state,
+                weight_hh,
+                params.bias_hh,
+                params.threshold,
+                keep_mask,
+                recurrent_t,
+            )
+            layer_outputs.append(ys)
+            final_states.append(final)
+            layer_input = ys
+            if k < self.num_layers - 1 and self.training and self.dropout > 0:
+                mask = torch.empty(1, batch, hidden, dtype=x.dtype, device=x.device)
+                mask.bernoulli_(1.0 - self.dropout).div_(1.0 - self.dropout)
+                layer_input = ys * mask
+        if unbatched:
+            layer_outputs = [ys.squeeze(1) for ys in layer_outputs]
+            final_states = [EGRUCellState(s.y.squeeze(0), s.c.squeeze(0)) for s in final_states]
+        elif self.batch_first:
+            layer_outputs = [ys.transpose(0, 1) for ys in layer_outputs]
+        output = layer_outputs[-1]
+        if return_all_layers:
+            return output, final_states, layer_outputs
+        return output, final_states
+
+    def _transposed(self, layer: int, weight_hh: Tensor, *, cached: bool) -> Tensor:
+        """``weight_hh.T`` contiguous ``(H, 3H)``: rows are the fan-out of one unit's event."""
+        if not cached:
+            return weight_hh.detach().t().contiguous()
+        key = (weight_hh.data_ptr(), weight_hh._version, weight_hh.dtype, weight_hh.device)
+        hit = self._transposed_cache.get(layer)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = weight_hh.detach().t().contiguous()
+        self._transposed_cache[layer] = (key, value)
+        return value
+
+    def _run_layer(
+        self,
+        gi: Tensor,
+        state: EGRUCellState,
+        weight_hh: Tensor,
+        bias_hh: Tensor,
+        threshold: Tensor,
+        keep_mask: Tensor | None,
+        recurrent_t: Tensor | None,
+    ) -> tuple[Tensor, EGRUCellState]:
+        """The time loop of one layer given the input projections ``gi`` ``(T, B, 3H)``.
+
+        ``recurrent_t`` (``weight_hh.T``, only when no gradient is needed) switches on the
+        event-driven recurrent product.
+        """
+        y, c = state
+        hidden = c.shape[-1]
+        max_active = int(math.floor(_EVENT_PATH_MAX_ACTIVE_FRACTION * hidden))
+        weight_hh_t = weight_hh.t()
+        zoneout_eval = (not self.training) and self.zoneout > 0
+        ys = []
+        for t in range(gi.shape[0]):
+            if recurrent_t is not None:
+                gh = _event_recurrent(y, recurrent_t, bias_hh, weight_hh_t, max_active)
+            else:
+                gh = torch.addmm(bias_hh, y, weight_hh_t)
+            c_tilde = candidate_state(gi[t], gh, c)
+            if keep_mask is not None:
+                c_tilde = torch.where(keep_mask[t], c, c_tilde)
+            elif zoneout_eval:
+                c_tilde = self.zoneout * c + (1.0 - self.zoneout) * c_tilde
+            y, c, _ = fire_and_reset(c_tilde, threshold, self.spike_grad)
+            ys.append(y)
+        if ys:
+            return torch.stack(ys), EGRUCellState(y=y, c=c)
+        return gi.new_zeros(0, gi.shape[1], hidden), EGRUCellState(y=y, c=c)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}", f"{self.hidden_size}"]
+        if self.num_layers > 1 and isinstance(self.hidden_size, int):
+            parts.append(f"num_layers={self.num_layers}")
+        for name in ("batch_first", "dropout", "dropconnect", "zoneout"):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{name}={value}")
+        parts.append(f"spike_grad={self.spike_grad!r}")
+        return ", ".join(parts)
+
+
+def _event_recurrent(
+    y: Tensor, recurrent_t: Tensor, bias_hh: Tensor, weight_hh_t: Tensor, max_active: int
+) -> Tensor:
+    """``y @ weight_hh.T + bias_hh`` reading only the rows of active units.
+
+    Args:
+        y: ``(B, H)`` events of the previous step.
+        recurrent_t: ``(H, 3H)`` contiguous ``weight_hh.T``.
+        bias_hh: ``(3H,)``.
+        weight_hh_t: ``(H, 3H)`` view ``weight_hh.t()`` for the dense fallback.
+        max_active: above this many active units the dense product is used.
+    """
+    active = (y != 0).any(dim=0).nonzero().squeeze(1)
+    n_active = active.numel()
+    if n_active == 0:
+        return bias_hh.expand(y.shape[0], -1)
+    if n_active > max_active:
+        return torch.addmm(bias_hh, y, weight_hh_t)
+    return torch.addmm(bias_hh, y.index_select(1, active), recurrent_t.index_select(0, active))

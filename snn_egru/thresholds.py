@@ -1,0 +1,215 @@
+"""Per-unit EGRU thresholds ``theta``: learnable or frozen, two parametrisations.
+
+Two initialisations exist in the public reference implementation (EvNN):
+
+``"beta"`` (EvNN v0.2, the default)
+    ``theta`` itself is stored (parameter ``theta``), drawn from
+    ``Beta(a, b)`` with ``b = 3`` and ``a = 3 m / (1 - m)`` so that ``E[theta] = m``
+    (``mean``, default 0.3; the LM recipe uses 0.01 and freezes ``theta``). After every
+    optimiser update ``theta`` is clamped to ``[0, 1]``: the training loop calls
+    :meth:`Threshold.clamp_` (or :func:`snn_egru.utils.clamp_thresholds` on a whole model)
+    after ``optimizer.step()``. A forward pass with ``theta`` outside ``[0, 1]`` raises.
+
+``"sigmoid"`` (EvNN v0.1)
+    a logit is stored (parameter ``logit``) and ``theta = sigmoid(logit)``, always in
+    ``(0, 1)``; no clamping is needed. The logit is initialised at ``logit(theta0)`` of a
+    draw ``theta0`` from the same Beta distribution, so both start from the same thresholds.
+
+Whatever the parametrisation, :meth:`Threshold.effective` (also ``Threshold()``) gives the
+effective ``theta`` tensor of shape ``(H,)``, differentiable with respect to the stored
+parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "BETA_CONCENTRATION",
+    "DEFAULT_THRESHOLD_MEAN",
+    "THRESHOLD_INITS",
+    "Threshold",
+    "ThresholdInit",
+    "beta_threshold_sample",
+]
+
+ThresholdInit = Literal["beta", "sigmoid"]
+#: The supported threshold parametrisations.
+THRESHOLD_INITS: tuple[str, ...] = ("beta", "sigmoid")
+#: Mean of the initial thresholds (EvNN v0.2 default ``thr_mean``).
+DEFAULT_THRESHOLD_MEAN = 0.3
+#: Second shape parameter ``b`` of the Beta initialisation (EvNN v0.2).
+BETA_CONCENTRATION = 3.0
+#: Initial thresholds are kept this far from 0 and 1 before taking the logit.
+_LOGIT_EPS = 1e-4
+
+
+def beta_threshold_sample(
+    hidden_size: int,
+    mean: float = DEFAULT_THRESHOLD_MEAN,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """Draw ``hidden_size`` thresholds from ``Beta(3 m / (1 - m), 3)`` (mean ``m``).
+
+    Uses the Gamma construction ``X / (X + Y)``, ``X ~ Gamma(a)``, ``Y ~ Gamma(b)``, so that an
+    explicit ``generator`` can make the draw reproducible.
+    """
+    if not 0.0 < mean < 1.0:
+        raise ValueError(f"threshold_mean must be in (0, 1), got {mean}")
+    alpha = BETA_CONCENTRATION * mean / (1.0 - mean)
+    dtype = dtype or torch.get_default_dtype()
+    conc_a = torch.full((hidden_size,), alpha, dtype=torch.float64)
+    conc_b = torch.full((hidden_size,), BETA_CONCENTRATION, dtype=torch.float64)
+    if generator is None:
+        x, y = torch._standard_gamma(conc_a), torch._standard_gamma(conc_b)
+    else:
+        x = torch._standard_gamma(conc_a, generator=generator)
+        y = torch._standard_gamma(conc_b, generator=generator)
+    return (x / (x + y)).to(dtype)
+
+
+def _as_threshold_vector(value: float | Tensor, hidden_size: int, dtype: torch.dtype) -> Tensor:
+    theta = torch.as_tensor(value, dtype=dtype).detach().clone()
+    if theta.ndim == 0:
+        theta = theta.expand(hidden_size).clone()
+    if theta.shape != (hidden_size,):
+        raise ValueError(
+            f"threshold must be a scalar or have shape ({hidden_size},) (one per unit), "
+            f"got shape {tuple(theta.shape)}"
+        )
+    if not torch.all(torch.isfinite(theta)):
+        raise ValueError("threshold contains NaN or infinite values")
+    return theta
+
+
+class Threshold(nn.Module):
+    """Per-unit thresholds of one EGRU layer.
+
+    Args:
+        hidden_size: number of units ``H``.
+        init: ``"beta"`` (store ``theta``, clamp to ``[0, 1]``) or ``"sigmoid"`` (store a
+            logit, ``theta = sigmoid(logit)``).
+        mean: mean ``m`` of the Beta initialisation, in ``(0, 1)``.
+        learnable: ``True`` registers an ``nn.Parameter``; ``False`` a buffer (frozen, still
+            saved in the ``state_dict``).
+        value: explicit initial ``theta`` (scalar or ``(H,)``) instead of a random draw; must be
+            in ``[0, 1]`` for ``"beta"``, in ``(0, 1)`` for ``"sigmoid"``.
+        generator: random generator for the draw.
+        dtype: floating-point type (default: torch's default dtype).
+
+    Attributes:
+        theta: ``(H,)`` the stored thresholds (``init="beta"``), or
+        logit: ``(H,)`` the stored logits (``init="sigmoid"``).
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        *,
+        init: ThresholdInit = "beta",
+        mean: float = DEFAULT_THRESHOLD_MEAN,
+        learnable: bool = True,
+        value: float | Tensor | None = None,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if init not in THRESHOLD_INITS:
+            raise ValueError(f"threshold_init must be one of {THRESHOLD_INITS}, got {init!r}")
+        if not (isinstance(hidden_size, int) and hidden_size > 0):
+            raise ValueError(f"hidden_size must be a positive int, got {hidden_size!r}")
+        if not 0.0 < mean < 1.0:
+            raise ValueError(f"threshold_mean must be in (0, 1), got {mean}")
+        dtype = dtype or torch.get_default_dtype()
+        self.init = init
+        self.mean = float(mean)
+        self.learnable = bool(learnable)
+        self.hidden_size = hidden_size
+        if value is None:
+            theta0 = beta_threshold_sample(hidden_size, mean, generator=generator, dtype=dtype)
+        else:
+            theta0 = _as_threshold_vector(value, hidden_size, dtype)
+        self._check_range(theta0, what="initial threshold")
+        raw = self._to_raw(theta0)
+        if learnable:
+            self.register_parameter(self.raw_name, nn.Parameter(raw))
+        else:
+            self.register_buffer(self.raw_name, raw)
+
+    @property
+    def raw_name(self) -> str:
+        """Name of the stored tensor: ``"theta"`` (beta) or ``"logit"`` (sigmoid)."""
+        return "theta" if self.init == "beta" else "logit"
+
+    @property
+    def raw(self) -> Tensor:
+        """The stored tensor (``theta`` or ``logit``)."""
+        return getattr(self, self.raw_name)
+
+    def _to_raw(self, theta: Tensor) -> Tensor:
+        if self.init == "beta":
+            return theta
+        clipped = theta.clamp(_LOGIT_EPS, 1.0 - _LOGIT_EPS)
+        return torch.log(clipped) - torch.log1p(-clipped)
+
+    def _check_range(self, theta: Tensor, *, what: str) -> None:
+        if self.init == "beta":
+            low, high = float(theta.min()), float(theta.max())
+            if low < 0.0 or high > 1.0:
+                raise ValueError(
+                    f"{what} must lie in [0, 1] (threshold_init='beta'), got min {low:.4g}, "
+                    f"max {high:.4g}; call clamp_thresholds(model) (or .clamp_()) after "
+                    "every optimizer.step()"
+                )
+        elif bool(((theta <= 0.0) | (theta >= 1.0)).any()):
+            raise ValueError(
+                f"{what} must lie in (0, 1) for threshold_init='sigmoid' "
+                f"(theta = sigmoid(logit)), got min {float(theta.min()):.4g}, "
+                f"max {float(theta.max()):.4g}"
+            )
+
+    def effective(self) -> Tensor:
+        """The effective thresholds ``theta`` ``(H,)`` (differentiable)."""
+        if self.init == "beta":
+            return self.theta
+        return torch.sigmoid(self.logit)
+
+    def forward(self) -> Tensor:
+        """Same as :meth:`effective`."""
+        return self.effective()
+
+    def check(self, *, name: str = "threshold") -> None:
+        """Raise ``ValueError`` if ``theta`` is NaN or outside its allowed range."""
+        raw = self.raw.detach()
+        if not bool(torch.isfinite(raw).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if self.init == "beta":
+            self._check_range(raw, what=name)
+
+    @torch.no_grad()
+    def clamp_(self) -> Threshold:
+        """Clamp ``theta`` to ``[0, 1]`` in place (``"beta"``; no-op for ``"sigmoid"``).
+
+        Call after every ``optimizer.step()``. Returns ``self``.
+        """
+        if self.init == "beta":
+            self.theta.clamp_(0.0, 1.0)
+        return self
+
+    @torch.no_grad()
+    def set_(self, theta: float | Tensor) -> Threshold:
+        """Set the effective thresholds (scalar or ``(H,)``) in place; returns ``self``."""
+        value = _as_threshold_vector(theta, self.hidden_size, self.raw.dtype)
+        self._check_range(value, what="threshold")
+        self.raw.copy_(self._to_raw(value).to(self.raw.device))
+        return self
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.hidden_size}, init={self.init!r}, mean={self.mean}, learnable={self.learnable}"
+        )
