@@ -1189,7 +1189,7 @@ def _fix_advice(layout: MemoryLayout, model: LayerMemoryModel) -> str:
         per_step = model.spec.word_bytes * (units + model.spec.profile_words_per_step)
         steps = max(0, model.record_steps - -(-over // per_step))
         tips.append(f"record fewer steps (record_steps <= {steps})")
-    tips.append("more chips")
+    tips.append("more chips (room for more PEs)")
     return "; ".join(tips)
 
 

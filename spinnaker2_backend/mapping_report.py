@@ -156,7 +156,11 @@ class MappingReport:
         return "\n".join(lines)
 
     def table(self, *, max_pe_rows: int | None = None) -> str:
-        """The summary, one line per layer and one line per PE (readable text)."""
+        """The summary, one line per layer and one line per PE (readable text).
+
+        Args:
+            max_pe_rows: show at most this many PE lines (``None``: all; ``0``: none).
+        """
         lines = [self.summary(), ""]
         lines.append("layer  units  input  PEs  units/PE   weights     weight bytes  util/PE %")
         for lr in self.layers:
@@ -166,6 +170,9 @@ class MappingReport:
                 f"{lr.weight_bytes:>12,}  {100 * lr.utilisation_min:5.1f}.."
                 f"{100 * lr.utilisation_max:5.1f}"
             )
+        if max_pe_rows == 0:
+            lines.extend(f"problem: {problem}" for problem in self.problems)
+            return "\n".join(lines)
         lines.append("")
         header = (
             f"{'PE':>5} {'chip':>4} {'QPE':>6} {'c':>1} {'layer':>5} {'units':>11} "
