@@ -2,4 +2,61 @@
 
 Process models: tag ``floating_pt`` (numpy reference) and tag ``spinnaker2`` (the simulated
 chip of ``spinnaker2_backend``). No torch in this package.
+
+Main entry point::
+
+    from lava_procs import run_network
+    result = run_network(artifact, token_ids, backend="spinnaker2", weight_format="csr")
+    result.logits, result.layer_events, result.states, result.chip
+
+Names are imported lazily: importing Lava sets the multiprocessing start method to
+``fork``, so ``import lava_procs`` alone does not import it.
+
+Public names (module):
+    EGRULayer (egru_layer.process), EGRUNetwork (network.process),
+    EmbeddingSource, FeatureSource, Readout, HostSink (io.process),
+    FloatingPtSimCfg, SpiNNaker2SimCfg, ChipOptions (run_configs),
+    run_network, LavaRunResult, LavaNetworkSession, StepOutputs, stop_runtime (run),
+    ChipRunReport (chip_report), LavaRunError, LavaModelError, NetworkContext (common).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "EGRULayer": "lava_procs.egru_layer.process",
+    "EGRUNetwork": "lava_procs.network.process",
+    "EmbeddingSource": "lava_procs.io.process",
+    "FeatureSource": "lava_procs.io.process",
+    "Readout": "lava_procs.io.process",
+    "HostSink": "lava_procs.io.process",
+    "FloatingPtSimCfg": "lava_procs.run_configs",
+    "SpiNNaker2SimCfg": "lava_procs.run_configs",
+    "ChipOptions": "lava_procs.run_configs",
+    "run_network": "lava_procs.run",
+    "LavaRunResult": "lava_procs.run",
+    "LavaNetworkSession": "lava_procs.run",
+    "StepOutputs": "lava_procs.run",
+    "stop_runtime": "lava_procs.run",
+    "ChipRunReport": "lava_procs.chip_report",
+    "LavaRunError": "lava_procs.common",
+    "LavaModelError": "lava_procs.common",
+    "NetworkContext": "lava_procs.common",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lava_procs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,172 @@
+"""Process models of :class:`~lava_procs.egru_layer.process.EGRULayer`.
+
+- tag ``floating_pt`` (:class:`PyEGRULayerFloat`): the numpy reference
+  (:func:`snn_egru.reference.egru_step`), float32 for a deployment artifact.
+- tag ``spinnaker2`` (:class:`PyEGRULayerSpiNNaker2`): the layer's PEs on the simulated
+  SpiNNaker2 chip of ``spinnaker2_backend`` (weights per PE, events as NoC packets).
+
+Both ``@requires(CPU)`` (Lava looks up the runtime service by resource); a RunConfig picks
+one by tag (``lava_procs.run_configs``). Imports are absolute: Lava loads this file by path
+while it scans the Process's folder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from scipy.sparse import csr_matrix
+
+from lava_procs.common import MESSAGE_DTYPE
+from lava_procs.egru_layer.process import EGRULayer
+from lava_procs.model_base import SafeStepModel
+from snn_egru.reference import EGRUParams, EGRUState, Matrix, egru_step, validate_params
+
+__all__ = ["PyEGRULayerFloat"]
+
+
+class AbstractPyEGRULayerModel(SafeStepModel):
+    """Ports, Vars and bookkeeping shared by both EGRU layer models.
+
+    Subclasses implement :meth:`advance`: one step from ``x`` (already checked, in the
+    compute dtype) to ``(y, new_state)``.
+    """
+
+    x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, MESSAGE_DTYPE)
+    y_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, MESSAGE_DTYPE)
+    trace_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, MESSAGE_DTYPE)
+    # Lava's Python builder hands the initial value of a csr_matrix-typed Var over unchanged,
+    # so this one declaration carries dense ndarray weights as well as CSR ones; get/set
+    # then follow the type of the value (Lava's _get_var/_set_var dispatch on it).
+    weight_ih: csr_matrix = LavaPyType(csr_matrix, np.float32)
+    weight_hh: csr_matrix = LavaPyType(csr_matrix, np.float32)
+    # float64 containers hold float32 (and float64) values exactly; Var.get/set move float64.
+    bias_ih: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    bias_hh: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    threshold: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    c: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    y: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    trace: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    events_emitted: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    last_step_events: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    steps_run: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    chip_step_cycles: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    chip_phase_cycles: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    chip_total_cycles: np.ndarray = LavaPyType(np.ndarray, np.float64)
+    chip_packets: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    chip_dma_bytes: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    chip_macs: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    chip_energy_j: np.ndarray = LavaPyType(np.ndarray, np.float64)
+
+    out_port_names = ("y_out", "trace_out")
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.compute_dtype = np.dtype(proc_params["dtype"])
+        self.track_trace = bool(proc_params["track_trace"])
+        # Built from the Vars on first use and again after every Var.set (on_var_update).
+        self._params: EGRUParams | None = None
+        self._state: EGRUState | None = None
+        self._deferred_error: Exception | None = None
+
+    # ------------------------------------------------------------------ Var sync
+    def on_var_update(self) -> None:
+        """Lava calls this after a ``Var.set()``: re-read parameters and state.
+
+        A bad value (negative threshold, NaN) must not raise here (Lava's SET handshake
+        would hang); it is kept and raised by the next time step instead.
+        """
+        self._params = None
+        self._state = None
+        try:
+            self.current_params()
+        except Exception as err:  # raised on the next step through SafeStepModel
+            self._deferred_error = err
+        else:
+            self._deferred_error = None
+
+    def _matrix(self, value: Matrix) -> Matrix:
+        if sp.issparse(value):
+            return sp.csr_matrix(value, dtype=self.compute_dtype, copy=False)
+        return np.asarray(value, dtype=self.compute_dtype)
+
+    def current_params(self) -> EGRUParams:
+        """The parameters in the compute dtype, from the Vars (cached)."""
+        if self._params is None:
+            dtype = self.compute_dtype
+            params = EGRUParams(
+                weight_ih=self._matrix(self.weight_ih),
+                weight_hh=self._matrix(self.weight_hh),
+                bias_ih=self.bias_ih.astype(dtype),
+                bias_hh=self.bias_hh.astype(dtype),
+                threshold=self.threshold.astype(dtype),
+            )
+            validate_params(params, name=self.describe())
+            self._params = params
+        return self._params
+
+    def current_state(self) -> EGRUState:
+        """The state in the compute dtype, from the Vars (cached)."""
+        if self._state is None:
+            dtype = self.compute_dtype
+            self._state = EGRUState(
+                c=self.c.astype(dtype),
+                y=self.y.astype(dtype),
+                trace=self.trace.astype(dtype) if self.track_trace else None,
+            )
+        return self._state
+
+    def _store_state(self, state: EGRUState) -> None:
+        self._state = state
+        self.c[:] = state.c
+        self.y[:] = state.y
+        if state.trace is not None:
+            self.trace[:] = state.trace
+
+    # --------------------------------------------------------------------- step
+    def receive_input(self) -> np.ndarray:
+        """This step's input, checked (shape, finite) and cast to the compute dtype."""
+        x = self.x_in.recv()
+        expected = (int(self.proc_params["input_size"]),)
+        if x.shape != expected:
+            raise ValueError(f"input has shape {x.shape}, the layer expects {expected}")
+        if not np.all(np.isfinite(x)):
+            bad = np.flatnonzero(~np.isfinite(x))
+            raise ValueError(
+                f"input contains NaN or infinite values (at {bad.size} of {x.size} "
+                f"positions, first index {bad[0]}); check the upstream process or the inputs"
+            )
+        return x.astype(self.compute_dtype)
+
+    def advance(self, x: np.ndarray) -> tuple[np.ndarray, EGRUState]:
+        raise NotImplementedError
+
+    def compute_step(self) -> dict[str, np.ndarray]:
+        x = self.receive_input()
+        if self._deferred_error is not None:
+            raise self._deferred_error
+        y, state = self.advance(x)
+        self._store_state(state)
+        events = int(np.count_nonzero(y))  # y = o * c~ with c~ > theta >= 0 where o = 1
+        self.last_step_events[0] = events
+        self.events_emitted[0] += events
+        self.steps_run[0] += 1
+        trace = state.trace if state.trace is not None else np.zeros_like(y)
+        return {
+            "y_out": y.astype(MESSAGE_DTYPE),
+            "trace_out": trace.astype(MESSAGE_DTYPE),
+        }
+
+
+@implements(proc=EGRULayer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyEGRULayerFloat(AbstractPyEGRULayerModel):
+    """The numpy reference: :func:`snn_egru.reference.egru_step` on the Vars' parameters."""
+
+    def advance(self, x: np.ndarray) -> tuple[np.ndarray, EGRUState]:
+        return egru_step(x, self.current_state(), self.current_params())

@@ -1,0 +1,1 @@
+"""See process.py and models.py."""

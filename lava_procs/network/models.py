@@ -1,0 +1,79 @@
+"""SubProcessModel of :class:`~lava_procs.network.process.EGRUNetwork`.
+
+Untagged: it only wires sub-processes, and the RunConfig's tag then picks each layer's
+model (``floating_pt`` or ``spinnaker2``). Imports are absolute: Lava loads this file by
+path while it scans the folder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements
+from lava.magma.core.model.sub.model import AbstractSubProcessModel
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from lava_procs.common import NetworkContext
+from lava_procs.egru_layer.process import EGRULayer
+from lava_procs.io.process import EmbeddingSource, FeatureSource, HostSink, Readout
+from lava_procs.network.process import EGRUNetwork
+
+__all__ = ["EGRUNetworkModel"]
+
+
+@implements(proc=EGRUNetwork, protocol=LoihiProtocol)
+class EGRUNetworkModel(AbstractSubProcessModel):
+    """source -> layer 0 -> ... -> layer L-1 -> readout -> sink (+ one event sink per layer).
+
+    Sub-processes are attributes named ``source``, ``layer_<i>``, ``readout``,
+    ``logits_sink`` and ``events_sink_<i>`` (Lava registers them under these names).
+    """
+
+    def __init__(self, proc: EGRUNetwork) -> None:
+        params = proc.proc_params
+        artifact = params["artifact"]
+        inputs = np.asarray(params["inputs"])
+        states = params["initial_states"] or [None] * artifact.num_layers
+        recorders = params["chip_recorders"]
+        prefix = proc.name
+
+        if artifact.input_kind == "embedding":
+            self.source = EmbeddingSource(
+                embedding=artifact.embedding, token_ids=inputs, name=f"{prefix}.source"
+            )
+        else:
+            self.source = FeatureSource(
+                features=artifact.layer_inputs(inputs), name=f"{prefix}.source"
+            )
+
+        upstream = self.source.x_out
+        last_layer = artifact.num_layers - 1
+        for index, layer_params in enumerate(artifact.layers):
+            track_trace = artifact.readout_source == "trace" and index == last_layer
+            layer = EGRULayer.from_params(
+                layer_params,
+                initial_state=states[index],
+                track_trace=track_trace,
+                network_context=NetworkContext(artifact=artifact, layer_index=index),
+                chip_recorder=recorders[index],
+                name=f"{prefix}.layer_{index}",
+            )
+            upstream.connect(layer.x_in)
+            setattr(self, f"layer_{index}", layer)
+            if params["record_events"]:
+                sink = HostSink(shape=(layer.hidden_size,), name=f"{prefix}.events_sink_{index}")
+                layer.y_out.connect(sink.data_in)
+                setattr(self, f"events_sink_{index}", sink)
+            upstream = layer.trace_out if track_trace else layer.y_out
+
+        if artifact.decoder_weight is not None:
+            self.readout = Readout(
+                weight=artifact.decoder_weight,
+                bias=artifact.readout_bias,
+                dtype=np.result_type(artifact.layers[-1].dtype, artifact.decoder_weight.dtype),
+                name=f"{prefix}.readout",
+            )
+            upstream.connect(self.readout.events_in)
+            self.logits_sink = HostSink(
+                shape=self.readout.logits_out.shape, name=f"{prefix}.logits_sink"
+            )
+            self.readout.logits_out.connect(self.logits_sink.data_in)

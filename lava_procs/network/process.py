@@ -1,0 +1,116 @@
+"""A whole EGRU network from a deployment artifact, as one hierarchical Lava Process.
+
+The SubProcessModel (``models.py`` next to this file) builds, at compile time::
+
+    EmbeddingSource | FeatureSource  ->  EGRULayer 0  ->  ...  ->  EGRULayer L-1
+        ->  Readout  ->  HostSink "logits"
+        (and, with record_events, each layer's y_out -> HostSink "events_<l>")
+
+Step alignment (documented and tested): every process receives and sends within the same
+Lava time step (the layers keep their recurrent state themselves; no Lava synapse process,
+which would add a step of delay, sits between them). Input ``k`` (0-based) therefore leaves
+the source at Lava time step ``k + 1`` and its events and logits reach the sinks at that
+same time step ``k + 1``; each record carries its time step, and
+:class:`~lava_procs.run.LavaNetworkSession` checks it. Time steps count on over successive
+runs of the same graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.process.process import AbstractProcess, LogConfig
+
+from lava_procs.common import HostRecorder
+from lava_procs.process_base import GuardedProcess
+from snn_egru.artifact import DeploymentArtifact
+from snn_egru.reference import EGRUState
+
+__all__ = ["EGRUNetwork"]
+
+
+class EGRUNetwork(GuardedProcess):
+    """The network of a :class:`~snn_egru.artifact.DeploymentArtifact`, inputs to logits.
+
+    Args (keyword-only):
+        artifact: the network (layers, embedding or features input, readout).
+        inputs: token ids ``(T,)`` (``input_kind == "embedding"``) or feature vectors
+            ``(T, I)`` (``"features"``), checked by ``artifact.layer_inputs``.
+        initial_states: per-layer state at the first step (zeros when ``None``), e.g. the
+            ``states`` of a previous run to continue a stream.
+        record_events: also record every layer's events ``y`` (one sink per layer).
+        name, log_config: Lava options.
+
+    After compilation (``create_runtime`` / ``run``) the sub-processes are reachable with
+    :meth:`layer_processes`, :meth:`source_process`, :meth:`readout_process`,
+    :meth:`logits_sink` and :meth:`event_sinks`; each layer's chip counters (``spinnaker2``
+    models) arrive in ``chip_recorders[layer]``.
+    """
+
+    def __init__(
+        self,
+        *,
+        artifact: DeploymentArtifact,
+        inputs: np.ndarray,
+        initial_states: list[EGRUState] | None = None,
+        record_events: bool = True,
+        name: str | None = None,
+        log_config: LogConfig | None = None,
+    ) -> None:
+        artifact.validate()
+        layer_inputs = artifact.layer_inputs(inputs)  # raises a clear ValueError
+        if layer_inputs.shape[0] == 0:
+            raise ValueError("inputs are empty: give at least one token or feature vector")
+        if initial_states is not None and len(initial_states) != artifact.num_layers:
+            raise ValueError(
+                f"initial_states has {len(initial_states)} entries, the artifact has "
+                f"{artifact.num_layers} layers"
+            )
+        if artifact.readout_source == "trace" and artifact.decoder_weight is None:
+            raise ValueError("readout_source='trace' needs a readout")
+        chip_recorders = [
+            HostRecorder(name=f"chip counters of layer {i}") for i in range(artifact.num_layers)
+        ]
+        super().__init__(
+            name=name,
+            log_config=log_config,
+            artifact=artifact,
+            inputs=np.asarray(inputs),
+            initial_states=None if initial_states is None else list(initial_states),
+            record_events=bool(record_events),
+            chip_recorders=chip_recorders,
+        )
+        self.artifact = artifact
+        self.num_inputs = int(layer_inputs.shape[0])
+        self.chip_recorders = chip_recorders
+
+    # ----------------------------------------------------- sub-processes (compiled)
+    # Methods, not properties: Lava's _post_init evaluates every attribute of a Process.
+    def _sub(self, name: str) -> AbstractProcess:
+        if name not in self.procs.member_names:
+            raise RuntimeError(
+                f"EGRUNetwork {self.name!r} has no sub-process {name!r} yet: its sub-processes "
+                "are built when the network is compiled (create_runtime / run)"
+            )
+        return getattr(self.procs, name)
+
+    def layer_processes(self) -> list[AbstractProcess]:
+        """The :class:`~lava_procs.egru_layer.process.EGRULayer` processes, in order."""
+        return [self._sub(f"layer_{i}") for i in range(self.artifact.num_layers)]
+
+    def source_process(self) -> AbstractProcess:
+        """The EmbeddingSource or FeatureSource."""
+        return self._sub("source")
+
+    def readout_process(self) -> AbstractProcess | None:
+        """The Readout, or ``None`` when the artifact has none."""
+        return self._sub("readout") if self.artifact.decoder_weight is not None else None
+
+    def logits_sink(self) -> AbstractProcess | None:
+        """The HostSink of the logits, or ``None`` when the artifact has no readout."""
+        return self._sub("logits_sink") if self.artifact.decoder_weight is not None else None
+
+    def event_sinks(self) -> list[AbstractProcess]:
+        """One HostSink per layer (empty unless ``record_events``)."""
+        if not self.proc_params["record_events"]:
+            return []
+        return [self._sub(f"events_sink_{i}") for i in range(self.artifact.num_layers)]

@@ -1,0 +1,466 @@
+"""Run a deployment artifact as a Lava process graph, and always stop the runtime.
+
+- :func:`run_network`: artifact + inputs -> :class:`LavaRunResult` (per-step logits and
+  per-layer events, final states, and for ``backend="spinnaker2"`` the chip report), in
+  one call. The runtime is stopped in ``finally``, also on errors and KeyboardInterrupt.
+- :class:`LavaNetworkSession`: the same, step by step: several runs of one graph (state
+  carries over), reading and setting layer state between runs.
+- :func:`stop_runtime`: stop a Lava runtime, by force where Lava's own ``stop()`` would
+  wait for ever.
+
+Step alignment: the graph has no delays (see :mod:`lava_procs.network.process`): input
+``k`` (0-based, counted over all runs of a session) is computed at Lava time step ``k + 1``
+and its events and logits are recorded at that same step. Every record carries its time
+step and the session checks it, so the outputs returned correspond token by token to the
+inputs (and to ``artifact.run_reference``); no realignment is needed and none is done.
+
+Errors: a process model that raises reports to the host; the caller gets a
+:class:`~lava_procs.common.LavaRunError` whose message names the process, the time step and
+the cause (e.g. "input contains NaN"). A run that exceeds ``timeout_s`` raises
+``TimeoutError``. Both stop the runtime first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import RunConfig
+
+from lava_procs.common import LavaRunError
+from lava_procs.network.process import EGRUNetwork
+from lava_procs.run_configs import ChipOptions, FloatingPtSimCfg, SpiNNaker2SimCfg
+from snn_egru.artifact import DeploymentArtifact
+from snn_egru.reference import EGRUState
+
+__all__ = [
+    "BACKENDS",
+    "LavaNetworkSession",
+    "LavaRunResult",
+    "StepOutputs",
+    "run_network",
+    "stop_runtime",
+]
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["floating_pt", "spinnaker2"]
+BACKENDS: tuple[str, ...] = ("floating_pt", "spinnaker2")
+
+#: Polling interval bounds (s) while waiting for a non-blocking Lava run to finish.
+_POLL_MIN_S = 0.0002
+_POLL_MAX_S = 0.01
+#: How long to wait for the last records after the runtime reported the run done (s).
+_RECORD_GRACE_S = 30.0
+
+
+# ----------------------------------------------------------------------------- stopping
+def _model_errors(runtime: Any) -> list[BaseException]:
+    """Exceptions raised inside process models (Lava keeps them on its actor processes)."""
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    errors = []
+    for actor in getattr(infra, "actors", []) or []:
+        try:
+            info = actor.exception
+        except (OSError, ValueError, EOFError):  # pipe already closed
+            info = None
+        if info:
+            errors.append(info[0])
+    return errors
+
+
+def stop_runtime(process: AbstractProcess, *, force: bool = False) -> None:
+    """Stop the Lava runtime of ``process`` (and its graph); safe to call more than once.
+
+    Args:
+        process: any process of the graph.
+        force: skip Lava's STOP handshake: terminate the model processes, release the
+            shared memory. Needed after a model error (Lava's runtime service has already
+            exited, so ``Runtime.stop()`` would wait for ever), a timeout, or an interrupt.
+    """
+    runtime = process.runtime
+    if runtime is None:
+        return
+    if not force and getattr(runtime, "_is_started", False):
+        runtime.stop()
+        return
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    if infra is not None:
+        for actor in infra.actors:
+            if not getattr(actor, "_is_done", False) and actor.is_alive():
+                actor.terminate()
+    # Lava's own stop() without the handshake: release ports, join actors, free memory.
+    runtime._is_running = False
+    runtime._is_started = False
+    try:
+        runtime.join()
+    finally:
+        if infra is not None and infra.smm is not None:
+            infra.stop()
+        if runtime._watchdog_manager is not None:
+            runtime._watchdog_manager.stop()
+
+
+# ------------------------------------------------------------------------------ session
+@dataclass
+class StepOutputs:
+    """What one run of a session recorded, one row per time step.
+
+    Attributes:
+        time_steps: ``(n,)`` Lava time step of each row (1-based, counted over the session).
+        logits: ``(n, O)`` readout, or ``None`` when the artifact has none.
+        layer_events: per layer ``(n, H_l)`` graded events (empty unless recorded).
+    """
+
+    time_steps: np.ndarray
+    logits: np.ndarray | None
+    layer_events: list[np.ndarray]
+
+
+class LavaNetworkSession:
+    """One compiled :class:`~lava_procs.network.process.EGRUNetwork` and its runtime.
+
+    Use as a context manager (the runtime is stopped on exit, also on errors)::
+
+        with LavaNetworkSession(network, FloatingPtSimCfg()) as session:
+            first = session.run(10)
+            second = session.run(5)      # continues: state carries over
+            states = session.layer_states()
+
+    Args:
+        network: the network process (not yet compiled).
+        run_cfg: :class:`~lava_procs.run_configs.FloatingPtSimCfg` or
+            :class:`~lava_procs.run_configs.SpiNNaker2SimCfg`.
+        timeout_s: default limit for each :meth:`run` (``None``: no limit).
+    """
+
+    def __init__(
+        self, network: EGRUNetwork, run_cfg: RunConfig, *, timeout_s: float | None = None
+    ) -> None:
+        self.network = network
+        self.run_cfg = run_cfg
+        self.timeout_s = timeout_s
+        self.steps_done = 0
+        self.startup_s = 0.0
+        self._started = False
+        self._healthy = True  # False once a run failed: stop by force
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Compile the graph and start the model processes (done by the first :meth:`run`)."""
+        if self._started:
+            return
+        if self._stopped:
+            raise RuntimeError("this session was stopped; build a new network to run again")
+        begin = time.perf_counter()
+        self._started = True
+        try:
+            self.network.create_runtime(run_cfg=self.run_cfg)
+        except Exception as err:
+            self._healthy = False
+            self.stop()
+            raise LavaRunError(
+                f"could not start the Lava graph of {self.network.name!r}: "
+                f"{type(err).__name__}: {err}",
+                [err],
+            ) from err
+        self.startup_s = time.perf_counter() - begin
+
+    def stop(self) -> None:
+        """Stop the runtime (by force when a run failed or was interrupted); idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._started:
+            stop_runtime(self.network, force=not self._healthy)
+
+    def __enter__(self) -> LavaNetworkSession:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._healthy = False
+        self.stop()
+
+    # ------------------------------------------------------------------------ run
+    @property
+    def steps_left(self) -> int:
+        """Inputs not yet consumed."""
+        return self.network.num_inputs - self.steps_done
+
+    def run(self, num_steps: int, *, timeout_s: float | None = None) -> StepOutputs:
+        """Run ``num_steps`` time steps and return what the sinks recorded.
+
+        Raises:
+            ValueError: ``num_steps`` < 1 or more than the inputs left.
+            LavaRunError: a process model raised (message names it and why).
+            TimeoutError: the run took longer than ``timeout_s`` (or the session default).
+        """
+        if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+        if num_steps > self.steps_left:
+            raise ValueError(
+                f"num_steps={num_steps} but only {self.steps_left} of the network's "
+                f"{self.network.num_inputs} inputs are left"
+            )
+        self.start()
+        if not self._healthy:
+            raise RuntimeError("an earlier run of this session failed; the graph is stopped")
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        self._healthy = False  # until this run has completed cleanly
+        sinks = self._sinks()
+        collected: dict[str, list] = {name: [] for name in sinks}
+        self._run_and_wait(num_steps, timeout_s, sinks, collected)
+        for name, sink in sinks.items():
+            missing = num_steps - len(collected[name])
+            if missing:
+                collected[name].extend(sink.recorder.take(missing, timeout_s=_RECORD_GRACE_S))
+        outputs = self._assemble(num_steps, collected)
+        self.steps_done += num_steps
+        self._healthy = True
+        return outputs
+
+    def _sinks(self) -> dict[str, Any]:
+        sinks = {f"events_{i}": sink for i, sink in enumerate(self.network.event_sinks())}
+        logits_sink = self.network.logits_sink()
+        if logits_sink is not None:
+            sinks["logits"] = logits_sink
+        return sinks
+
+    def _run_and_wait(
+        self,
+        num_steps: int,
+        timeout_s: float | None,
+        sinks: dict[str, Any],
+        collected: dict[str, list],
+    ) -> None:
+        """Start a non-blocking run, drain the sinks while it runs, and wait for its end."""
+        runtime = self.network.runtime
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.network.run(condition=RunSteps(num_steps=int(num_steps), blocking=False))
+        poll = _POLL_MIN_S
+        while not any(port.probe() for port in runtime.service_to_runtime):
+            for name, sink in sinks.items():
+                collected[name].extend(sink.recorder.take_available())
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Lava run of {num_steps} steps did not finish within {timeout_s} s "
+                    f"(the graph is stopped)"
+                )
+            time.sleep(poll)
+            poll = min(poll * 2, _POLL_MAX_S)
+        try:
+            runtime.wait()
+        except Exception as err:
+            errors = _model_errors(runtime)
+            if errors:
+                causes = "; ".join(str(e) for e in errors)
+                raise LavaRunError(f"Lava run failed: {causes}", errors) from errors[0]
+            raise LavaRunError(f"Lava run failed: {type(err).__name__}: {err}") from err
+
+    def _assemble(self, num_steps: int, collected: dict[str, list]) -> StepOutputs:
+        expected = np.arange(self.steps_done + 1, self.steps_done + num_steps + 1)
+        artifact = self.network.artifact
+        arrays: dict[str, np.ndarray] = {}
+        for name, records in collected.items():
+            steps = np.array([step for step, _ in records], dtype=np.int64)
+            if not np.array_equal(steps, expected):
+                raise LavaRunError(
+                    f"sink {name!r} recorded time steps {steps.tolist()[:8]}..., expected "
+                    f"{expected.tolist()[:8]}...: the graph is not aligned step by step"
+                )
+            arrays[name] = np.stack([value for _, value in records])
+        events = [
+            arrays[f"events_{i}"].astype(layer.dtype)
+            for i, layer in enumerate(artifact.layers)
+            if f"events_{i}" in arrays
+        ]
+        logits = None
+        if "logits" in arrays:
+            dtype = np.result_type(artifact.layers[-1].dtype, artifact.decoder_weight.dtype)
+            logits = arrays["logits"].astype(dtype)
+        return StepOutputs(time_steps=expected, logits=logits, layer_events=events)
+
+    # ---------------------------------------------------------------------- state
+    def layer_states(self) -> list[EGRUState]:
+        """Every layer's state after the last step (``Var.get``; needs a started session)."""
+        self._require_started()
+        return [layer.state() for layer in self.network.layer_processes()]
+
+    def set_layer_states(self, states: Sequence[EGRUState]) -> None:
+        """Set every layer's state before the next run (``Var.set``)."""
+        self._require_started()
+        layers = self.network.layer_processes()
+        if len(states) != len(layers):
+            raise ValueError(f"got {len(states)} states for {len(layers)} layers")
+        for layer, state in zip(layers, states):
+            layer.set_state(state)
+
+    def _require_started(self) -> None:
+        if not self._started or self._stopped or not self._healthy:
+            raise RuntimeError(
+                "the session has no running graph (run it first; a stopped or failed "
+                "session cannot be read)"
+            )
+
+
+# ---------------------------------------------------------------------------- one call
+@dataclass
+class LavaRunResult:
+    """Outputs of :func:`run_network`, aligned token by token with the inputs.
+
+    Attributes:
+        backend: ``"floating_pt"`` or ``"spinnaker2"``.
+        logits: ``(T, O)`` per-step logits (``None`` when the artifact has no readout).
+        layer_events: per layer ``(T, H_l)`` graded events (empty if not recorded).
+        states: per layer final state (pass as ``initial_states`` to continue a stream).
+        time_steps: ``(T,)`` Lava time step at which each output was recorded (``1..T``).
+        startup_s: seconds to compile the graph and start its processes.
+        run_s: seconds the ``T`` steps took (inputs to recorded outputs).
+        chip: the chip report (``spinnaker2`` only), else ``None``.
+    """
+
+    backend: str
+    logits: np.ndarray | None
+    layer_events: list[np.ndarray]
+    states: list[EGRUState]
+    time_steps: np.ndarray
+    startup_s: float
+    run_s: float
+    chip: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.time_steps.shape[0])
+
+    @property
+    def steps_per_s(self) -> float:
+        """Lava time steps per second of the run proper (start-up excluded)."""
+        return self.num_steps / self.run_s if self.run_s > 0 else float("inf")
+
+
+def make_run_config(
+    backend: Backend,
+    *,
+    weight_format: str = "csr",
+    max_units_per_pe: int | None = None,
+    clock_mhz: float | None = None,
+    spec: Any = None,
+    machine: Any = None,
+) -> RunConfig:
+    """The RunConfig for ``backend`` (chip options only apply to ``"spinnaker2"``)."""
+    if backend == "floating_pt":
+        return FloatingPtSimCfg()
+    if backend == "spinnaker2":
+        return SpiNNaker2SimCfg(
+            chip=ChipOptions(
+                weight_format=weight_format,
+                max_units_per_pe=max_units_per_pe,
+                clock_mhz=clock_mhz,
+                spec=spec,
+                machine=machine,
+            )
+        )
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def run_network(
+    artifact: DeploymentArtifact,
+    inputs: np.ndarray,
+    backend: Backend = "floating_pt",
+    *,
+    num_steps: int | None = None,
+    initial_states: list[EGRUState] | None = None,
+    weight_format: str = "csr",
+    max_units_per_pe: int | None = None,
+    clock_mhz: float | None = None,
+    spec: Any = None,
+    machine: Any = None,
+    record_events: bool = True,
+    timeout_s: float | None = None,
+) -> LavaRunResult:
+    """Run ``artifact`` on ``inputs`` as a Lava graph; outputs align with the reference.
+
+    Builds :class:`~lava_procs.network.process.EGRUNetwork` (source -> layers -> readout ->
+    sinks), selects the models of ``backend``, runs ``num_steps`` steps, collects per-step
+    logits and per-layer events, reads the final states, and (``"spinnaker2"``) the chip
+    report of all layer processes. The runtime is always stopped, also on errors and
+    KeyboardInterrupt.
+
+    Args:
+        artifact: the network.
+        inputs: token ids ``(T,)`` or feature vectors ``(T, I)`` (as the artifact takes).
+        backend: ``"floating_pt"`` (numpy reference) or ``"spinnaker2"`` (simulated chip).
+        num_steps: steps to run, at most ``T`` (default ``T``).
+        initial_states: per-layer states to start from (default zeros).
+        weight_format, max_units_per_pe, clock_mhz, spec, machine: chip options
+            (:class:`~lava_procs.run_configs.ChipOptions`; ``"spinnaker2"`` only).
+        record_events: also return every layer's events (one sink process per layer).
+        timeout_s: limit for the run proper (``None``: no limit); exceeding it raises
+            ``TimeoutError``.
+
+    Returns:
+        :class:`LavaRunResult`; ``logits[k]`` and ``layer_events[l][k]`` belong to input
+        ``k``, exactly as in ``artifact.run_reference(inputs[:num_steps])``.
+
+    Raises:
+        ValueError: bad arguments or inputs (wrong shape, ids out of range), before Lava
+            starts.
+        LavaRunError: a process model failed (e.g. NaN in the inputs); names the process.
+        TimeoutError: see ``timeout_s``.
+    """
+    run_cfg = make_run_config(
+        backend,
+        weight_format=weight_format,
+        max_units_per_pe=max_units_per_pe,
+        clock_mhz=clock_mhz,
+        spec=spec,
+        machine=machine,
+    )
+    inputs = np.asarray(inputs)
+    total = int(artifact.layer_inputs(inputs).shape[0])
+    num_steps = total if num_steps is None else int(num_steps)
+    if not 1 <= num_steps <= total:
+        raise ValueError(f"num_steps must lie in [1, {total}] (the number of inputs)")
+    network = EGRUNetwork(
+        artifact=artifact,
+        inputs=inputs[:num_steps],
+        initial_states=initial_states,
+        record_events=record_events,
+        name="egru_network",
+    )
+    session = LavaNetworkSession(network, run_cfg, timeout_s=timeout_s)
+    try:
+        session.start()
+        begin = time.perf_counter()
+        outputs = session.run(num_steps)
+        run_s = time.perf_counter() - begin
+        states = session.layer_states()
+        chip = None
+        if backend == "spinnaker2":
+            from lava_procs.chip_report import collect_chip_report
+
+            chip = collect_chip_report(network, run_cfg, num_steps)
+    except BaseException:
+        session._healthy = False
+        raise
+    finally:
+        session.stop()
+    return LavaRunResult(
+        backend=backend,
+        logits=outputs.logits,
+        layer_events=outputs.layer_events,
+        states=states,
+        time_steps=outputs.time_steps,
+        startup_s=session.startup_s,
+        run_s=run_s,
+        chip=chip,
+    )

@@ -1,0 +1,89 @@
+"""Small random artifacts for the Lava tests (numpy weights, no training, no torch)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from snn_egru.artifact import DeploymentArtifact
+from snn_egru.reference import EGRUParams
+
+
+def random_layer(
+    rng: np.random.Generator,
+    input_size: int,
+    hidden_size: int,
+    *,
+    sparse: bool = False,
+    density: float = 0.5,
+    weight_scale: float = 0.8,
+) -> EGRUParams:
+    """A float32 layer whose units fire on a fair fraction of steps (thresholds 0..0.3)."""
+    w_ih = rng.normal(0.0, weight_scale, (3 * hidden_size, input_size)).astype(np.float32)
+    w_hh = rng.normal(0.0, weight_scale, (3 * hidden_size, hidden_size)).astype(np.float32)
+    if sparse:
+        w_ih[rng.random(w_ih.shape) >= density] = 0.0
+        w_hh[rng.random(w_hh.shape) >= density] = 0.0
+        w_ih, w_hh = sp.csr_matrix(w_ih), sp.csr_matrix(w_hh)
+    return EGRUParams(
+        weight_ih=w_ih,
+        weight_hh=w_hh,
+        bias_ih=rng.normal(0.0, 0.3, 3 * hidden_size).astype(np.float32),
+        bias_hh=rng.normal(0.0, 0.3, 3 * hidden_size).astype(np.float32),
+        threshold=rng.uniform(0.0, 0.3, hidden_size).astype(np.float32),
+    )
+
+
+def token_artifact(
+    seed: int, layer_sizes: tuple[int, ...], *, vocab: int = 13
+) -> DeploymentArtifact:
+    """Token ids -> embedding -> EGRU stack (odd layers CSR) -> decoder tied to embedding.
+
+    The embedding width is the last layer's size (a tied decoder needs it); layer 0 takes it.
+    """
+    rng = np.random.default_rng(seed)
+    width = layer_sizes[-1]
+    layers = []
+    inputs = width
+    for index, hidden in enumerate(layer_sizes):
+        layers.append(random_layer(rng, inputs, hidden, sparse=index % 2 == 1))
+        inputs = hidden
+    return DeploymentArtifact(
+        layers=layers,
+        input_kind="embedding",
+        embedding=rng.normal(0.0, 1.0, (vocab, width)).astype(np.float32),
+        readout_kind="tied_decoder",
+        readout_bias=rng.normal(0.0, 0.1, vocab).astype(np.float32),
+        vocabulary=[f"w{i}" for i in range(vocab)],
+    )
+
+
+def feature_artifact(
+    seed: int, input_size: int, sizes: tuple[int, ...], *, classes: int = 4, bias: bool = False
+) -> DeploymentArtifact:
+    """Feature vectors -> EGRU stack (dense) -> linear readout."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    inputs = input_size
+    for hidden in sizes:
+        layers.append(random_layer(rng, inputs, hidden))
+        inputs = hidden
+    return DeploymentArtifact(
+        layers=layers,
+        input_kind="features",
+        readout_kind="linear",
+        readout_weight=rng.normal(0.0, 1.0, (classes, sizes[-1])).astype(np.float32),
+        readout_bias=rng.normal(0.0, 0.1, classes).astype(np.float32) if bias else None,
+        class_names=[f"c{i}" for i in range(classes)],
+    )
+
+
+@pytest.fixture
+def no_leftover_processes():
+    """Fail if a test leaves Lava model processes running (the graph was not stopped)."""
+    yield
+    alive = multiprocessing.active_children()
+    assert not alive, f"Lava processes still running after the test: {alive}"
