@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
+import numpy as np
+
 from spinnaker2_backend.constants import ChipSpec
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "PECoordinates",
     "pe_id_from_coordinates",
     "pe_id_to_coordinates",
+    "triangular_mesh_hops",
 ]
 
 
@@ -52,6 +55,17 @@ def pe_id_to_coordinates(pe_id: int) -> tuple[int, int, int]:
     if not 0 <= pe_id <= 0xFF:
         raise ValueError(f"an on-chip PE id is 8 bits (0..255), got {pe_id}")
     return (pe_id >> 5) & 7, (pe_id >> 2) & 7, pe_id & 3
+
+
+def triangular_mesh_hops(dx, dy):
+    """Hops for a displacement ``(dx, dy)`` on a triangular mesh whose links go along x, y
+    and the (+1, +1) diagonal: ``max(|dx|, |dy|)`` when ``dx`` and ``dy`` have the same sign,
+    else ``|dx| + |dy|``. Works on ints and numpy arrays."""
+    same_sign = (dx * dy) > 0
+    adx, ady = abs(dx), abs(dy)
+    if isinstance(same_sign, bool | np.bool_):
+        return int(max(adx, ady) if same_sign else adx + ady)
+    return np.where(same_sign, np.maximum(adx, ady), adx + ady)
 
 
 class PECoordinates(NamedTuple):
@@ -141,14 +155,14 @@ class Machine:
     def num_chips(self) -> int:
         return self.chips
 
-    @property
+    @cached_property
     def pes_per_chip(self) -> int:
         return self.spec.pes_per_chip
 
     @property
     def num_pes(self) -> int:
         """Application PEs on the machine (152 per chip)."""
-        return self.chips * self.spec.pes_per_chip
+        return self.chips * self.pes_per_chip
 
     @property
     def num_qpes(self) -> int:
@@ -226,12 +240,11 @@ class Machine:
 
     def chip_hops(self, chip_a: int, chip_b: int) -> int:
         """Chip-to-chip link hops on a triangular mesh (6 links per chip) [C]."""
+        if chip_a == chip_b:
+            return 0
         ax, ay = self.chip_position(chip_a)
         bx, by = self.chip_position(chip_b)
-        dx, dy = bx - ax, by - ay
-        if dx * dy > 0:  # the diagonal link covers one step of both
-            return max(abs(dx), abs(dy))
-        return abs(dx) + abs(dy)
+        return triangular_mesh_hops(bx - ax, by - ay)
 
     def hops(self, pe_a: int, pe_b: int) -> Hops:
         """Hops from PE ``pe_a`` to PE ``pe_b`` (global indices)."""

@@ -862,18 +862,24 @@ def _traffic_cost(machine: Machine, layers: Sequence[Sequence[PESlice]]) -> int:
     """NoC hops (+ weighted chip hops) when every unit fires once: the placement objective.
 
     Every unit of a slice sends one packet per destination QPE (own layer and next layer),
-    which travels the XY distance to it.
+    which travels the XY distance to it (and the chip hops to its chip).
     """
+    from spinnaker2_backend.machine import triangular_mesh_hops
+
     total = 0
     for li, layer in enumerate(layers):
         dests = list(layer) + (list(layers[li + 1]) if li + 1 < len(layers) else [])
         dest_qpes = sorted({(d.chip, d.qpe) for d in dests})
         dq = np.array([q for _, q in dest_qpes])
-        dchips = [c for c, _ in dest_qpes]
-        for s in layer:
-            noc = np.abs(dq - np.asarray(s.qpe)).sum(axis=1)
-            chip_hops = np.array([machine.chip_hops(s.chip, c) for c in dchips])
-            total += s.num_units * int((noc + CHIP_HOP_PLACEMENT_WEIGHT * chip_hops).sum())
+        dc = np.array([machine.chip_position(c) for c, _ in dest_qpes])
+        src_q = np.array([s.qpe for s in layer])
+        src_c = np.array([machine.chip_position(s.chip) for s in layer])
+        units = np.array([s.num_units for s in layer])
+        noc = np.abs(src_q[:, None, :] - dq[None, :, :]).sum(axis=2)
+        delta = dc[None, :, :] - src_c[:, None, :]
+        chip_hops = triangular_mesh_hops(delta[..., 0], delta[..., 1])
+        per_source = (noc + CHIP_HOP_PLACEMENT_WEIGHT * chip_hops).sum(axis=1)
+        total += int((units * per_source).sum())
     return total
 
 
