@@ -630,12 +630,28 @@ def _unit_too_big_error(
     model: LayerMemoryModel, unit: int, unit_bytes: np.ndarray, capacity: int
 ) -> MappingError:
     need = model.data_bytes(unit, unit + 1)
+    over = need - capacity
+    tips = ["prune more"]
+    nnz_ih, nnz_hh = model.nnz(unit, unit + 1)
+    weights = sum(size for region, _, size in model.items(unit, unit + 1) if region == "weights")
+    for fmt in WEIGHT_FORMATS:
+        other = model.spec.word_bytes * (
+            word_count(fmt, 3, model.input_size, nnz_ih)
+            + word_count(fmt, 3, model.hidden_size, nnz_hh)
+        )
+        if fmt != model.weight_format and other <= weights - over:
+            tips.append(f"weight format {fmt!r}")
+    if model.record_steps:
+        per_step = model.spec.word_bytes * (1 + model.spec.profile_words_per_step)
+        steps = model.record_steps - -(-over // per_step)
+        if steps >= 0:
+            tips.append(f"record fewer steps (record_steps <= {steps})")
+    tips.append("shrink the layer")
     return MappingError(
         f"layer {model.layer}: even a PE holding only unit {unit} needs {need:,} bytes of data "
         f"memory but a PE has {capacity:,} (unit {unit_bytes[unit]:,} bytes, receive buffers "
-        f"and fixed parts {model.fixed_bytes():,} bytes; format {model.weight_format!r}). "
-        f"To fit: prune more, use another weight format ('csr' or 'event' for sparse "
-        f"weights), record fewer steps (record_steps={model.record_steps}), or shrink the layer"
+        f"and fixed parts {model.fixed_bytes():,} bytes; format {model.weight_format!r}, "
+        f"{model.record_steps} recorded steps). To fit: {'; '.join(tips)}"
     )
 
 

@@ -131,6 +131,8 @@ def magnitude_prune(weight: np.ndarray, sparsity: float) -> sp.csr_matrix:
     flat = weight.reshape(-1)
     if keep >= size:
         kept = np.arange(size)
+    elif keep == 0:
+        kept = np.zeros(0, dtype=np.int64)
     else:
         kept = np.argpartition(np.abs(flat), size - keep)[size - keep :]
         kept.sort()
