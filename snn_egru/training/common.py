@@ -84,19 +84,21 @@ __all__ = [
 
 # --------------------------------------------------------------------------- seeds, devices
 def set_seed(seed: int, *, deterministic: bool = True) -> None:
-    """Seed Python, numpy and torch (all devices); optionally ask torch for determinism.
+    """Seed Python, numpy and torch (all devices); on CUDA also ask for determinism.
 
     Args:
-        seed: the seed (the same seed gives the same run on the same hardware).
-        deterministic: also select deterministic kernels
+        seed: the seed (the same seed gives the same run on the same hardware and number of
+            threads).
+        deterministic: when CUDA is available, select deterministic kernels
             (``torch.use_deterministic_algorithms(True, warn_only=True)``, cuDNN
-            deterministic, no cuDNN benchmark). Operations without a deterministic
-            implementation warn instead of failing.
+            deterministic, no cuDNN benchmark; operations without a deterministic
+            implementation warn instead of failing). CPU kernels are deterministic already,
+            and the switch costs seconds of imports, so it is left alone there.
     """
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    if deterministic:
+    if deterministic and torch.cuda.is_available():
         # cuBLAS needs a fixed workspace for deterministic GEMMs (read when CUDA starts).
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -160,20 +162,24 @@ def make_optimizer(
 class CosineFactor:
     """Learning-rate factor of :func:`cosine_schedule` at step ``s`` (picklable).
 
-    ``s < W``: ``(s + 1) / W`` (linear warm-up); afterwards
-    ``m + (1 - m) * 0.5 * (1 + cos(pi * min(1, (s - W) / (S - W))))`` with ``m`` the minimum
-    ratio, ``W`` the warm-up steps and ``S`` the total steps.
+    ``s < W``: ``(s + 1) / W`` (linear warm-up); ``W <= s < W + K``: 1 (hold); afterwards
+    ``m + (1 - m) * 0.5 * (1 + cos(pi * min(1, (s - W - K) / (S - W - K))))`` with ``m`` the
+    minimum ratio, ``W`` the warm-up steps, ``K`` the hold steps and ``S`` the total steps.
     """
 
     total_steps: int
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
+    hold_steps: int = 0
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        progress_ = min(1.0, (step - self.warmup_steps) / span)
+        start = self.warmup_steps + self.hold_steps
+        if step < start:
+            return 1.0
+        span = max(1, self.total_steps - start)
+        progress_ = min(1.0, (step - start) / span)
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress_))
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
 
@@ -184,8 +190,10 @@ def cosine_schedule(
     warmup_steps: int = 0,
     *,
     min_lr_ratio: float = 0.0,
+    hold_steps: int = 0,
 ) -> LambdaLR:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr``.
+    """Linear warm-up over ``warmup_steps``, a constant ``hold_steps`` (the reference's
+    ``--scheduler_start``), then cosine decay to ``min_lr_ratio * lr`` at ``total_steps``.
 
     Call ``scheduler.step()`` once after each ``optimizer.step()``.
     """
@@ -195,7 +203,9 @@ def cosine_schedule(
         raise ValueError(f"warmup_steps must lie in [0, total_steps], got {warmup_steps}")
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ValueError(f"min_lr_ratio must lie in [0, 1], got {min_lr_ratio}")
-    return LambdaLR(optimizer, CosineFactor(total_steps, warmup_steps, min_lr_ratio))
+    if not 0 <= hold_steps:
+        raise ValueError(f"hold_steps must be >= 0, got {hold_steps}")
+    return LambdaLR(optimizer, CosineFactor(total_steps, warmup_steps, min_lr_ratio, hold_steps))
 
 
 def clip_gradients(parameters: nn.Module | Iterable[torch.Tensor], max_norm: float | None) -> float:
@@ -644,9 +654,8 @@ def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> Iterator[T]:
     """
     from tqdm.auto import tqdm
 
-    if "disable" not in kwargs:
-        # tqdm's disable=None hides the bar when stderr is not a terminal.
-        kwargs["disable"] = True if not is_main_process() else None
+    # tqdm's disable=None hides the bar when stderr is not a terminal.
+    kwargs["disable"] = True if not is_main_process() else kwargs.get("disable")
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)

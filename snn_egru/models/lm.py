@@ -1,0 +1,302 @@
+"""The EGRU word-level language model (embedding -> EGRU stack -> tied decoder).
+
+::
+
+    tokens (T, B)  --embedding (V, E), whole-word dropout-->  (T, B, E)
+        --locked input dropout-->  EGRUSequence (H_0, ..., H_last; between-layer dropout,
+        DropConnect on weight_hh, zoneout)  -->  y (T, B, H_last)
+        --locked output dropout-->  decoder: logits = y @ W_dec.T + b  (T, B, V)
+
+With a tied decoder (the default) ``W_dec`` is the embedding table, which needs
+``H_last == E`` (EGRU.md's published model: 1350/1350/750, embedding 750).
+
+Dropouts (all active in training mode only), with the names of the reference recipe's flags:
+
+* ``word_dropout`` (``--dropout_words``): drops whole rows of the embedding table (a dropped
+  word is all zeros everywhere in the batch), scaled by ``1/(1-p)``;
+* ``input_dropout`` (``--dropout_emb``): locked (variational) dropout of the embedded inputs,
+  one mask per window shared over time;
+* ``layer_dropout`` (``--dropout_forward``): locked dropout of the events between layers
+  (inside :class:`~snn_egru.sequence.EGRUSequence`);
+* ``output_dropout``: locked dropout of the last layer's events before the decoder;
+* ``dropconnect`` (``--dropout_connect``): element-wise dropout of ``weight_hh``;
+* ``zoneout``: on the cell state (EGRU.md).
+
+Optional activity regularisation (AWD-LSTM style, on the last layer's events ``y``):
+``alpha * mean(y^2) + beta * mean((y_t - y_{t-1})^2)`` (:meth:`EGRULanguageModel.
+regularization_loss`), plus an ``L1`` penalty ``gamma * mean(|y|)`` over every layer that
+pushes towards fewer events.
+
+The model implements the deployment protocol of :mod:`snn_egru.export`: attribute ``rnn``
+and :meth:`EGRULanguageModel.deployment_io`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snn_egru.sequence import EGRUSequence
+
+__all__ = [
+    "LM_PRESETS",
+    "EGRULanguageModel",
+    "LMOutput",
+    "LanguageModelConfig",
+    "embedding_with_word_dropout",
+    "locked_dropout",
+    "lm_preset",
+]
+
+#: Half-width of the uniform initialisation of the embedding table (reference: 0.1).
+EMBEDDING_INIT_RANGE = 0.1
+
+
+@dataclass
+class LanguageModelConfig:
+    """Architecture and regularisation of :class:`EGRULanguageModel`.
+
+    Attributes:
+        vocab_size: number of tokens ``V``.
+        embedding_size: embedding width ``E``.
+        hidden_sizes: units per EGRU layer; with ``tie_weights`` the last must equal ``E``.
+        tie_weights: share the embedding table with the decoder.
+        word_dropout, input_dropout, layer_dropout, output_dropout, dropconnect, zoneout:
+            see the module docstring (probabilities).
+        dampening, support: triangle pseudo-derivative (LM recipe: 3.6, 3.6).
+        threshold_init: ``"beta"`` (EvNN v0.2) or ``"sigmoid"`` (v0.1).
+        threshold_mean: mean of the initial thresholds (LM recipe: 0.01).
+        learn_threshold: learn the thresholds (LM recipe: frozen).
+        activity_regularization: ``alpha`` (AR on the last layer's events).
+        temporal_activity_regularization: ``beta`` (TAR on the last layer's events).
+        event_l1: ``gamma``, L1 on every layer's events (sparser activity).
+    """
+
+    vocab_size: int = 10_000
+    embedding_size: int = 750
+    hidden_sizes: tuple[int, ...] = (1350, 1350, 750)
+    tie_weights: bool = True
+    word_dropout: float = 0.1
+    input_dropout: float = 0.6
+    layer_dropout: float = 0.25
+    output_dropout: float = 0.25
+    dropconnect: float = 0.7
+    zoneout: float = 0.0
+    dampening: float = 3.6
+    support: float = 3.6
+    threshold_init: str = "beta"
+    threshold_mean: float = 0.01
+    learn_threshold: bool = False
+    activity_regularization: float = 0.0
+    temporal_activity_regularization: float = 0.0
+    event_l1: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        if self.vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
+        if self.embedding_size < 1 or not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ValueError(
+                f"embedding_size and hidden_sizes must be positive, got {self.embedding_size} "
+                f"and {list(self.hidden_sizes)}"
+            )
+        if self.tie_weights and self.hidden_sizes[-1] != self.embedding_size:
+            raise ValueError(
+                f"a tied decoder reuses the embedding table, so the last EGRU layer must have "
+                f"embedding_size={self.embedding_size} units, got hidden_sizes="
+                f"{list(self.hidden_sizes)}: set the last hidden size to {self.embedding_size} "
+                "or tie_weights=False"
+            )
+        for name in ("word_dropout", "input_dropout", "layer_dropout", "output_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {value}")
+        for name in (
+            "activity_regularization",
+            "temporal_activity_regularization",
+            "event_l1",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.hidden_sizes)
+
+
+#: Architectures; training presets (lr, batch, steps) are in :mod:`snn_egru.training.lm`.
+LM_PRESETS: dict[str, LanguageModelConfig] = {
+    # Unit tests: seconds on a CPU.
+    "tiny": LanguageModelConfig(
+        embedding_size=16,
+        hidden_sizes=(24, 16),
+        word_dropout=0.0,
+        input_dropout=0.1,
+        layer_dropout=0.1,
+        output_dropout=0.1,
+        dropconnect=0.1,
+        threshold_mean=0.05,
+    ),
+    # PTB on 2 CPU cores in a few minutes.
+    "small": LanguageModelConfig(
+        embedding_size=256,
+        hidden_sizes=(256,),
+        word_dropout=0.0,
+        input_dropout=0.25,
+        layer_dropout=0.0,
+        output_dropout=0.25,
+        dropconnect=0.25,
+        threshold_mean=0.05,
+        learn_threshold=True,
+    ),
+    # The published PTB model (EvNN LM recipe): 1350/1350/750, embedding 750, tied.
+    "paper": LanguageModelConfig(),
+}
+
+
+def lm_preset(name: str, *, vocab_size: int | None = None, **overrides: Any) -> LanguageModelConfig:
+    """A copy of preset ``name`` (``tiny``, ``small``, ``paper``) with overrides."""
+    if name not in LM_PRESETS:
+        raise ValueError(
+            f"unknown language-model preset {name!r}; choose one of {list(LM_PRESETS)}"
+        )
+    if vocab_size is not None:
+        overrides["vocab_size"] = vocab_size
+    return replace(LM_PRESETS[name], **overrides)
+
+
+class LMOutput(NamedTuple):
+    """What :meth:`EGRULanguageModel.forward` returns.
+
+    Attributes:
+        logits: ``(T, B, V)`` next-token scores.
+        state: per-layer EGRU state ``(y, c)`` after the last step (pass it to the next window;
+            detach it between training windows).
+        layer_outputs: per layer ``(T, B, H_l)`` events ``y`` (before dropout).
+    """
+
+    logits: Tensor
+    state: list[Any]
+    layer_outputs: list[Tensor]
+
+
+def embedding_with_word_dropout(embedding: nn.Embedding, tokens: Tensor, p: float) -> Tensor:
+    """Embedding lookup with whole-word dropout: each row of the table is zeroed with
+    probability ``p`` (one draw per call) and the kept rows scaled by ``1/(1-p)``."""
+    weight = embedding.weight
+    if p > 0:
+        keep = torch.empty(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+        keep.bernoulli_(1.0 - p).div_(1.0 - p)
+        weight = weight * keep
+    return F.embedding(tokens, weight)
+
+
+def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Variational dropout of ``x (T, B, F)``: one mask per (stream, feature), shared over T."""
+    if not training or p == 0:
+        return x
+    mask = x.new_empty(1, x.shape[1], x.shape[2]).bernoulli_(1.0 - p).div_(1.0 - p)
+    return x * mask
+
+
+class EGRULanguageModel(nn.Module):
+    """Word-level language model with an EGRU stack (see the module docstring).
+
+    Args:
+        config: a :class:`LanguageModelConfig`.
+
+    Inputs: ``tokens (T, B)`` int64, ``state`` (``None`` or the ``state`` of the last call).
+
+    Outputs: :class:`LMOutput` ``(logits (T, B, V), state, layer_outputs)``.
+
+    Attributes:
+        embedding: ``nn.Embedding(V, E)``.
+        rnn: :class:`~snn_egru.sequence.EGRUSequence` (the part that is deployed).
+        decoder_bias: ``(V,)``; decoder_weight: the embedding table when tied, else
+            ``decoder.weight`` of an ``nn.Linear(H_last, V, bias=False)``.
+    """
+
+    def __init__(self, config: LanguageModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        cfg = config
+        self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_size)
+        self.rnn = EGRUSequence(
+            cfg.embedding_size,
+            list(cfg.hidden_sizes),
+            dropout=cfg.layer_dropout,
+            dropconnect=cfg.dropconnect,
+            zoneout=cfg.zoneout,
+            dampening=cfg.dampening,
+            support=cfg.support,
+            threshold_init=cfg.threshold_init,
+            threshold_mean=cfg.threshold_mean,
+            learn_threshold=cfg.learn_threshold,
+        )
+        self.decoder = (
+            None if cfg.tie_weights else nn.Linear(cfg.hidden_sizes[-1], cfg.vocab_size, bias=False)
+        )
+        self.decoder_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        nn.init.uniform_(self.embedding.weight, -EMBEDDING_INIT_RANGE, EMBEDDING_INIT_RANGE)
+        if self.decoder is not None:
+            nn.init.uniform_(self.decoder.weight, -EMBEDDING_INIT_RANGE, EMBEDDING_INIT_RANGE)
+
+    @property
+    def decoder_weight(self) -> Tensor:
+        """``(V, H_last)`` decoder matrix (the embedding table when tied)."""
+        return self.embedding.weight if self.decoder is None else self.decoder.weight
+
+    def forward(self, tokens: Tensor, state: Any = None) -> LMOutput:
+        """Next-token logits for ``tokens (T, B)`` (see the class docstring)."""
+        if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"tokens must be an integer tensor of shape (T, B), got {tuple(tokens.shape)} "
+                f"{tokens.dtype}"
+            )
+        cfg = self.config
+        word_p = cfg.word_dropout if self.training else 0.0
+        x = embedding_with_word_dropout(self.embedding, tokens, word_p)
+        x = locked_dropout(x, cfg.input_dropout, self.training)
+        y, state, layer_outputs = self.rnn(x, state, return_all_layers=True)
+        y = locked_dropout(y, cfg.output_dropout, self.training)
+        logits = F.linear(y, self.decoder_weight, self.decoder_bias)
+        return LMOutput(logits, state, layer_outputs)
+
+    def regularization_loss(self, layer_outputs: list[Tensor]) -> Tensor:
+        """``alpha * mean(y^2) + beta * mean((y_t - y_{t-1})^2)`` on the last layer, plus
+        ``gamma * mean(|y|)`` summed over layers (zero when all three are 0)."""
+        cfg = self.config
+        last = layer_outputs[-1]
+        loss = last.new_zeros(())
+        if cfg.activity_regularization > 0:
+            loss = loss + cfg.activity_regularization * last.pow(2).mean()
+        if cfg.temporal_activity_regularization > 0 and last.shape[0] > 1:
+            loss = (
+                loss + cfg.temporal_activity_regularization * (last[1:] - last[:-1]).pow(2).mean()
+            )
+        if cfg.event_l1 > 0:
+            loss = loss + cfg.event_l1 * sum(y.abs().mean() for y in layer_outputs)
+        return loss
+
+    def deployment_io(self) -> dict[str, Any]:
+        """What :func:`snn_egru.export.export_artifact` needs besides ``rnn`` (float32 numpy).
+
+        Token ids are looked up in the embedding (``input_kind="embedding"``); the logits are
+        the last layer's events times the decoder matrix plus the bias.
+        """
+
+        def numpy(t: Tensor) -> Any:
+            return t.detach().cpu().float().numpy().copy()
+
+        return {
+            "input_kind": "embedding",
+            "embedding": numpy(self.embedding.weight),
+            "readout_kind": "tied_decoder" if self.decoder is None else "linear",
+            "readout_weight": None if self.decoder is None else numpy(self.decoder.weight),
+            "readout_bias": numpy(self.decoder_bias),
+            "readout_source": "y",
+        }

@@ -1,0 +1,162 @@
+"""The EGRU language model: shapes, tying, dropouts, regularisers, presets, protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from snn_egru.models.lm import (
+    LM_PRESETS,
+    EGRULanguageModel,
+    LanguageModelConfig,
+    embedding_with_word_dropout,
+    lm_preset,
+    locked_dropout,
+)
+from snn_egru.sequence import EGRUSequence
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small ops on a shared 2-core machine run far faster on one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny(**overrides) -> LanguageModelConfig:
+    return lm_preset("tiny", **{"vocab_size": 30, **overrides})
+
+
+def test_forward_shapes_state_and_tied_decoder():
+    torch.manual_seed(0)
+    model = EGRULanguageModel(tiny())
+    tokens = torch.randint(0, 30, (7, 3))
+    logits, state, layer_outputs = model(tokens)
+    assert logits.shape == (7, 3, 30)
+    assert [tuple(y.shape) for y in layer_outputs] == [(7, 3, 24), (7, 3, 16)]
+    assert [tuple(s.y.shape) for s in state] == [(3, 24), (3, 16)]
+    assert isinstance(model.rnn, EGRUSequence)
+    assert model.decoder is None and model.decoder_weight is model.embedding.weight
+    names = {name for name, _ in model.named_parameters()}
+    assert {"rnn.weight_ih_l0", "rnn.weight_hh_l1", "embedding.weight", "decoder_bias"} <= names
+
+
+def test_eval_logits_are_the_tied_decoder_of_the_last_events():
+    torch.manual_seed(1)
+    model = EGRULanguageModel(tiny()).eval()
+    tokens = torch.randint(0, 30, (5, 2))
+    with torch.no_grad():
+        out = model(tokens)
+        expected = out.layer_outputs[-1] @ model.embedding.weight.T + model.decoder_bias
+    torch.testing.assert_close(out.logits, expected)
+
+
+def test_tying_needs_matching_sizes_and_untied_works():
+    with pytest.raises(ValueError, match="last EGRU layer must have embedding_size=16"):
+        tiny(hidden_sizes=(24, 20))
+    model = EGRULanguageModel(tiny(hidden_sizes=(24, 20), tie_weights=False))
+    assert model.decoder.weight.shape == (30, 20)
+    assert model(torch.zeros(4, 2, dtype=torch.long)).logits.shape == (4, 2, 30)
+    assert model.deployment_io()["readout_kind"] == "linear"
+
+
+def test_state_carried_over_chunks_equals_one_pass_in_eval_mode():
+    torch.manual_seed(2)
+    model = EGRULanguageModel(tiny()).eval()
+    tokens = torch.randint(0, 30, (12, 2))
+    with torch.no_grad():
+        whole = model(tokens).logits
+        first = model(tokens[:5])
+        second = model(tokens[5:], first.state)
+    torch.testing.assert_close(torch.cat([first.logits, second.logits]), whole)
+
+
+def test_dropouts_act_in_training_only():
+    torch.manual_seed(3)
+    model = EGRULanguageModel(tiny(input_dropout=0.5, output_dropout=0.5, word_dropout=0.5))
+    tokens = torch.randint(0, 30, (6, 2))
+    model.eval()
+    with torch.no_grad():
+        a, b = model(tokens).logits, model(tokens).logits
+    torch.testing.assert_close(a, b)
+    model.train()
+    with torch.no_grad():
+        c = model(tokens).logits
+    assert not torch.allclose(a, c)
+
+
+def test_word_dropout_drops_whole_words_and_locked_dropout_shares_masks_over_time():
+    torch.manual_seed(4)
+    embedding = torch.nn.Embedding(5, 8)
+    tokens = torch.tensor([[0, 1], [0, 2], [3, 0], [0, 4]])
+    out = embedding_with_word_dropout(embedding, tokens, 0.5)
+    for word in range(5):
+        rows = out[tokens == word]
+        dropped = (rows == 0).all(dim=-1)
+        assert dropped.all() or not dropped.any(), "a word is dropped everywhere or nowhere"
+        if not dropped.any():
+            torch.testing.assert_close(rows[0], embedding.weight[word] * 2.0)
+    x = torch.ones(10, 3, 6)
+    y = locked_dropout(x, 0.5, training=True)
+    assert torch.equal(y, y[:1].expand_as(y)), "one mask per stream and feature, all steps"
+    assert set(y.unique().tolist()) <= {0.0, 2.0}
+    assert torch.equal(locked_dropout(x, 0.5, training=False), x)
+
+
+def test_regularization_loss_hand_computed():
+    model = EGRULanguageModel(
+        tiny(activity_regularization=2.0, temporal_activity_regularization=3.0, event_l1=0.5)
+    )
+    y0 = torch.tensor([[[1.0, -1.0]], [[0.0, 0.0]]])  # (T=2, B=1, H=2)
+    y1 = torch.tensor([[[0.0, 2.0]], [[2.0, 0.0]]])
+    # AR: 2 * mean(y1^2) = 2 * 8/4; TAR: 3 * mean(((2,-2))^2) = 3 * 4; L1: 0.5 * (0.5 + 1)
+    expected = 2.0 * 2.0 + 3.0 * 4.0 + 0.5 * (0.5 + 1.0)
+    assert float(model.regularization_loss([y0, y1])) == pytest.approx(expected)
+    assert float(EGRULanguageModel(tiny()).regularization_loss([y0, y1])) == 0.0
+
+
+def test_deployment_io_protocol():
+    model = EGRULanguageModel(tiny())
+    io = model.deployment_io()
+    assert io["input_kind"] == "embedding" and io["readout_kind"] == "tied_decoder"
+    assert io["readout_source"] == "y" and io["readout_weight"] is None
+    assert io["embedding"].dtype == np.float32 and io["embedding"].shape == (30, 16)
+    np.testing.assert_array_equal(io["embedding"], model.embedding.weight.detach().numpy())
+    assert io["readout_bias"].shape == (30,)
+
+
+def test_presets_and_recipe_values():
+    paper = LM_PRESETS["paper"]
+    assert paper.hidden_sizes == (1350, 1350, 750) and paper.embedding_size == 750
+    assert paper.tie_weights and (paper.dampening, paper.support) == (3.6, 3.6)
+    assert paper.threshold_mean == 0.01 and paper.learn_threshold is False
+    assert paper.dropconnect == 0.7 and paper.input_dropout == 0.6
+    assert paper.word_dropout == 0.1 and paper.layer_dropout == 0.25
+    model = EGRULanguageModel(lm_preset("small", vocab_size=30))
+    assert all(0 <= t <= 1 for t in model.rnn.threshold(0).tolist())
+    with pytest.raises(ValueError, match="unknown language-model preset 'huge'"):
+        lm_preset("huge")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(input_dropout=1.0), "input_dropout must lie in"),
+        (dict(vocab_size=1), "vocab_size must be >= 2"),
+        (dict(activity_regularization=-1.0), "activity_regularization must be >= 0"),
+    ],
+)
+def test_bad_configs(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**overrides)
+
+
+def test_bad_tokens_are_rejected():
+    model = EGRULanguageModel(tiny())
+    with pytest.raises(ValueError, match="integer tensor of shape \\(T, B\\)"):
+        model(torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer tensor"):
+        model(torch.zeros(4, 2))
