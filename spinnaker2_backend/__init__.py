@@ -70,6 +70,18 @@ _LAZY: dict[str, str] = {
     "LayerSimulator": "spinnaker2_backend.simulator",
     "CycleCosts": "spinnaker2_backend.constants",
     "EnergyCosts": "spinnaker2_backend.constants",
+    "LayerStepResult": "spinnaker2_backend.simulator",
+    "NetworkStepResult": "spinnaker2_backend.simulator",
+    "Run": "spinnaker2_backend.run",
+    "RunReport": "spinnaker2_backend.run",
+    "GpuFigure": "spinnaker2_backend.run",
+    "PUBLISHED_A100": "spinnaker2_backend.run",
+    "LayerCounters": "spinnaker2_backend.run",
+    "NetworkCounters": "spinnaker2_backend.run",
+    "Profile": "spinnaker2_backend.timing",
+    "EnergyEstimate": "spinnaker2_backend.energy",
+    "estimate_energy": "spinnaker2_backend.energy",
+    "calibrate": "spinnaker2_backend.calibration",
 }
 
 

@@ -240,7 +240,8 @@ class CycleCosts:
         csr_nonzero_cycles: one stored non-zero walked by the CSR row kernel, everything but
             the multiply-accumulate: load the value and its column index, load ``x[col]``,
             advance and loop. **calibrated** to 170.25 ms per 70-token sequence of the
-            published LM (S2-EGRU [A] anchor; the value is [C]).
+            published LM at 150 MHz (S2-EGRU [A] anchor; the value is [C]): 8.18, i.e.
+            11.18 cycles per stored weight with the MAC.
         mac_cycles: one float32 multiply-accumulate (VFMA.F32), 3. M4-TRM [B].
         csr_row_cycles: one CSR row: load the two row extents, clear the accumulator, add
             the bias, store the gate pre-activation; about 10 instructions. [C].
@@ -282,7 +283,7 @@ class CycleCosts:
             walk of the decoder over the fired units, weights streamed from DRAM), 5. [C].
     """
 
-    csr_nonzero_cycles: float = 13.27  # calibrated [C] to the S2-EGRU [A] anchor
+    csr_nonzero_cycles: float = 8.18  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
     mac_cycles: float = 3.0  # M4-TRM [B]: VFMA.F32
     csr_row_cycles: float = 10.0  # [C]
     event_nonzero_extra_cycles: float = 2.0  # [C] from M4-TRM [B]
@@ -341,8 +342,9 @@ class EnergyCosts:
     Attributes (source, tag):
         static_power_w: whole-chip power when idle at the 150 MHz level (leakage, clocks,
             DRAM refresh, I/O, the management core). **calibrated** so that the published
-            LM run takes 0.0653 J (0.39 W), S2-EGRU [A] anchor; value [C]. The same 0.39 W with
-            150 and 128 busy PEs (S2-EGRU) says static power dominates.
+            LM run takes 0.0653 J (0.39 W), S2-EGRU [A] anchor; value [C]: 0.3314 W.
+            The same 0.39 W with 150 and 128 busy PEs (S2-EGRU) says static power
+            dominates.
         pe_active_power_w: dynamic power of one PE while busy at 150 MHz (core, SRAM, exp
             accelerator); 1 mW (about 7 pJ per cycle). [C].
         level_voltages_v: supply voltage per PE clock level in Hz: 0.50 V at 150 MHz,
@@ -355,7 +357,7 @@ class EnergyCosts:
         dram_byte_energy_j: one byte read from or written to the LPDDR4 DRAM, 40 pJ. [C].
     """
 
-    static_power_w: float = 0.355  # calibrated [C] to the S2-EGRU [A] anchor
+    static_power_w: float = 0.3314  # calibrated [C] to the S2-EGRU [A] anchor
     pe_active_power_w: float = 1.0e-3  # [C]
     level_voltages_v: tuple[tuple[int, float], ...] = (
         (150_000_000, 0.50),  # [C]

@@ -1,0 +1,908 @@
+"""The simulated SpiNNaker2 chip running a mapped EGRU network, step by step.
+
+Every PE of a layer does, per step (``../shared/design/SPINNAKER2.md``):
+
+1. take its input: layer 0 streams the input vector from DRAM by DMA (or receives it from
+   the host); other layers receive the previous layer's events as packets;
+2. input product: its units' rows of ``weight_ih`` (all three gates) times the input;
+3. recurrent product: its rows of ``weight_hh`` times ``y_{t-1}`` of the layer, assembled
+   from the packets it received plus its own units;
+4. the point-wise update (:func:`snn_egru.reference.egru_pointwise`, the one definition);
+5. send: one multicast packet (32-bit key + 32-bit payload: the graded value) per event per
+   destination QPE, to the other PEs of its layer and to the PEs of the next layer
+   (``mapping.routes``).
+
+The simulation is vectorised across PEs: the numbers come from one product over the whole
+layer's stored rows (the rows are partitioned by PE, so it computes every PE's result at
+once), and the per-PE work (weights walked, events processed, packets) from per-PE arrays
+precomputed from the PEs' encoded weights and routes:
+
+``csr``    every stored weight is walked each step: a per-PE constant;
+``event``  only the runs of sources that fired: ``active @ C`` with ``C`` the
+           ``(sources, P)`` matrix of stored weights per (source column, PE);
+``dense``  every element: a per-PE constant.
+
+Operation counts turn into cycles with :mod:`spinnaker2_backend.timing` and into joules with
+:mod:`spinnaker2_backend.energy`.
+
+Numerics: the weights are assembled from what the mapping encoded for each PE (so a wrong
+encoding shows as a wrong output), cast to ``dtype``. With ``csr`` the products are the
+reference's (:func:`snn_egru.reference.gate_matvec` on the same CSR matrix), so outputs
+equal :func:`snn_egru.reference.egru_step` bit for bit; the ``event`` kernel sums the same
+terms in the same order per row; ``dense`` uses a BLAS product (equal within rounding).
+
+A :class:`LayerSimulator` depends only on the mapping and its own layer (the packets it
+receives from the layer before are counted from its input vector), so Lava process models
+can run one per layer, and per-layer results sum to the network run exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from snn_egru.reference import TRACE_DECAY, EGRUState, egru_pointwise, gate_matvec, init_state
+from spinnaker2_backend.constants import CycleCosts, EnergyCosts
+from spinnaker2_backend.energy import estimate_energy
+from spinnaker2_backend.mapping import Mapping
+from spinnaker2_backend.run import LayerCounters, NetworkCounters, Run
+from spinnaker2_backend.timing import (
+    OP_INDEX,
+    OPS,
+    PHASES,
+    LayerTimingInfo,
+    build_profile,
+    cost_matrix,
+    noc_tail_cycles,
+    step_offsets,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "READOUT_PLACES",
+    "LayerSimulator",
+    "LayerStepResult",
+    "NetworkSimulator",
+    "NetworkStepResult",
+    "run_mapping",
+]
+
+ReadoutPlace = Literal["host", "chip"]
+
+#: Where the readout (tied decoder / linear) runs: on the host (as published) or on the chip.
+READOUT_PLACES: tuple[str, ...] = ("host", "chip")
+
+#: Runs longer than this many steps show a progress bar unless ``progress=False``.
+PROGRESS_MIN_STEPS = 2000
+
+_I = OP_INDEX  # short alias for the hot path
+
+
+def _check_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(
+            f"the simulator runs in float32 (as the chip) or float64 (exactness checks), "
+            f"got dtype {dtype}"
+        )
+    return dtype
+
+
+def _check_tick(tick_us: float | None) -> float | None:
+    if tick_us is None:
+        return None
+    tick_us = float(tick_us)
+    if not tick_us > 0:
+        raise ValueError(f"tick_us must be a positive duration in microseconds, got {tick_us}")
+    return tick_us
+
+
+class LayerStepResult:
+    """What one layer did in one step (all PEs of the layer).
+
+    Attributes:
+        y: ``(H,)`` graded events of the layer (the layer's output).
+        events: units that fired.
+        cycles: phase name -> ``(P,)`` cycles of each PE.
+        phase_cycles: ``(len(PHASES), P)`` the same as an array.
+        ops: ``(len(OPS), P)`` operation counts per PE.
+        busy_cycles: ``(P,)`` cycles per PE (all phases).
+        layer_cycles: cycles of the slowest PE (when the layer's step ends).
+        noc_tail_cycles: latency of the last packet after that.
+        packets_on_chip, packets_chip_to_chip, packets_received: packets.
+        dma_bytes: DRAM bytes read or written by DMA. macs: multiply-accumulates.
+        nonzeros_walked: stored weights walked.
+        time_done_us: ``(P,)`` when each PE finished, from the layer's start.
+        deadline_missed: ``(P,)`` bool, PEs that ran past ``tick_us`` (all False when no tick).
+    """
+
+    __slots__ = (
+        "y",
+        "ops",
+        "phase_cycles",
+        "busy_cycles",
+        "layer_cycles",
+        "noc_tail_cycles",
+        "time_done_us",
+        "deadline_missed",
+    )
+
+    def __init__(
+        self,
+        *,
+        y: np.ndarray,
+        ops: np.ndarray,
+        phase_cycles: np.ndarray,
+        busy_cycles: np.ndarray,
+        layer_cycles: float,
+        noc_tail_cycles: float,
+        time_done_us: np.ndarray,
+        deadline_missed: np.ndarray,
+    ) -> None:
+        self.y = y
+        self.ops = ops
+        self.phase_cycles = phase_cycles
+        self.busy_cycles = busy_cycles
+        self.layer_cycles = layer_cycles
+        self.noc_tail_cycles = noc_tail_cycles
+        self.time_done_us = time_done_us
+        self.deadline_missed = deadline_missed
+
+    def _total(self, name: str) -> int:
+        return int(round(float(self.ops[_I[name]].sum())))
+
+    @property
+    def cycles(self) -> dict[str, np.ndarray]:
+        return {name: self.phase_cycles[i] for i, name in enumerate(PHASES)}
+
+    @property
+    def events(self) -> int:
+        return self._total("events")
+
+    @property
+    def packets_chip_to_chip(self) -> int:
+        return self._total("packets_sent_chip")
+
+    @property
+    def packets_on_chip(self) -> int:
+        return self._total("packets_sent") - self.packets_chip_to_chip
+
+    @property
+    def packets_received(self) -> int:
+        return self._total("packets_received")
+
+    @property
+    def dma_bytes(self) -> int:
+        return self._total("dram_bytes") + self._total("readout_dram_bytes")
+
+    @property
+    def macs(self) -> int:
+        return self._total("macs") + self._total("readout_macs")
+
+    @property
+    def nonzeros_walked(self) -> int:
+        return self._total("input_weights") + self._total("recurrent_weights")
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerStepResult(events={self.events}, layer_cycles={self.layer_cycles:.0f}, "
+            f"packets_on_chip={self.packets_on_chip}, "
+            f"packets_chip_to_chip={self.packets_chip_to_chip}, macs={self.macs})"
+        )
+
+
+def _assemble(blocks, rows_in_pe_order: np.ndarray, kind: str, dtype: np.dtype):
+    """Stack per-PE encoded blocks and put their rows back in the layer's global order."""
+    order = np.argsort(rows_in_pe_order, kind="stable")
+    if kind == "dense":
+        stacked = np.vstack([b.values for b in blocks])
+        return np.ascontiguousarray(stacked[order], dtype=dtype)
+    stacked = sp.vstack([b.to_scipy() for b in blocks], format="csr")
+    matrix = stacked[order].astype(dtype)
+    matrix.sort_indices()
+    return matrix.tocsc() if kind == "event" else matrix
+
+
+class LayerSimulator:
+    """All PEs of one mapped layer, stepped together (vectorised across PEs).
+
+    Args:
+        mapping: a :class:`~spinnaker2_backend.mapping.Mapping` (the whole network's).
+        layer: the layer index.
+        dtype: ``np.float32`` (as the chip) or ``np.float64`` (exactness checks).
+        tick_us: tick duration; a PE whose step runs longer is flagged (deadline missed).
+        readout: ``"chip"`` to account the readout on this (the last) layer's PEs; ``None``
+            or ``"host"`` for none.
+        costs: cycle constants (defaults: :class:`CycleCosts`).
+
+    Example::
+
+        sim = LayerSimulator(mapping, 0)
+        result = sim.step(x)         # LayerStepResult
+        sim.counters.events          # cumulative
+    """
+
+    def __init__(
+        self,
+        mapping: Mapping,
+        layer: int,
+        *,
+        dtype: np.dtype | type = np.float32,
+        tick_us: float | None = None,
+        readout: str | None = None,
+        costs: CycleCosts | None = None,
+    ) -> None:
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"LayerSimulator needs a Mapping (from map_network), got {type(mapping).__name__}"
+            )
+        num_layers = len(mapping.layers)
+        if not isinstance(layer, int | np.integer) or not 0 <= layer < num_layers:
+            raise IndexError(f"layer {layer!r} out of range 0..{num_layers - 1}")
+        self.mapping = mapping
+        self.layer = int(layer)
+        self.dtype = _check_dtype(dtype)
+        self.tick_us = _check_tick(tick_us)
+        self.costs = costs if costs is not None else CycleCosts()
+        self.spec = mapping.spec
+        artifact = mapping.artifact
+        if readout not in (None, "host", "chip"):
+            raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
+        self.readout_on_chip = readout == "chip"
+        if self.readout_on_chip:
+            if self.layer != num_layers - 1:
+                raise ValueError(
+                    f"the on-chip readout runs on the last layer's PEs (layer "
+                    f"{num_layers - 1}), not on layer {self.layer}"
+                )
+            if artifact.decoder_weight is None:
+                raise ValueError(
+                    "readout='chip' needs a network with a readout (tied decoder or linear); "
+                    "this artifact has readout_kind='none'"
+                )
+
+        placement = mapping.layers[self.layer]
+        params = artifact.layers[self.layer]
+        self.hidden_size = params.hidden_size
+        self.input_size = params.input_size
+        self.weight_format = mapping.weight_format
+        self.slices = list(placement.slices)
+        self.num_pes = len(self.slices)
+        self.pes = np.array([s.pe for s in self.slices], dtype=np.int64)
+        units = np.array([s.num_units for s in self.slices], dtype=np.float64)
+        self._slice_of_unit = np.repeat(np.arange(self.num_pes), units.astype(np.int64))
+        covered = np.concatenate([np.arange(s.unit_start, s.unit_stop) for s in self.slices])
+        if not np.array_equal(covered, np.arange(self.hidden_size)):
+            raise ValueError(
+                f"layer {self.layer}: the mapping's slices do not cover units 0..{self.hidden_size}"
+                " exactly once in order; re-create the mapping with map_network"
+            )
+        self.keeps_trace = artifact.readout_source == "trace" and self.layer == num_layers - 1
+
+        # ---- weights: assembled from the PEs' encoded blocks -----------------------------
+        pe_weights = [mapping.pe_weights(self.layer, s) for s in self.slices]
+        rows = np.concatenate([pw.global_rows for pw in pe_weights])
+        fmt = self.weight_format
+        self._w_ih = _assemble([pw.weight_ih for pw in pe_weights], rows, fmt, self.dtype)
+        self._w_hh = _assemble([pw.weight_hh for pw in pe_weights], rows, fmt, self.dtype)
+        self._b_ih = np.asarray(params.bias_ih, dtype=self.dtype)
+        self._b_hh = np.asarray(params.bias_hh, dtype=self.dtype)
+        self._threshold = np.asarray(params.threshold, dtype=self.dtype)
+        if fmt == "event":
+            # (P, sources) stored weights per PE and source column; float32 is exact here
+            # (a PE stores far fewer than 2**24 weights) and keeps the product in BLAS.
+            self._count_ih = np.stack(
+                [pw.weight_ih.column_lengths() for pw in pe_weights], axis=0
+            ).astype(np.float32)
+            self._count_hh = np.stack(
+                [pw.weight_hh.column_lengths() for pw in pe_weights], axis=0
+            ).astype(np.float32)
+
+        # ---- static per-PE operation counts ---------------------------------------------
+        word = self.spec.word_bytes
+        static = np.zeros((len(OPS), self.num_pes))
+        static[_I["steps"]] = 1.0
+        static[_I["units"]] = units
+        if self.keeps_trace:
+            static[_I["trace_units"]] = units
+        input_by_packets = self.layer > 0 or mapping.input_source != "dram"
+        if fmt in ("csr", "dense"):
+            static[_I["input_rows"]] = 3 * units
+            static[_I["recurrent_rows"]] = 3 * units
+            static[_I["words_cleared"]] = self.hidden_size + (
+                self.input_size if input_by_packets else 0
+            )
+            w_in = np.array([pw.weight_ih.words for pw in pe_weights], dtype=np.float64)
+            w_rec = np.array([pw.weight_hh.words for pw in pe_weights], dtype=np.float64)
+            static[_I["weight_bytes_read"]] = word * (w_in + w_rec)
+            if fmt == "csr":
+                walked_in = [pw.weight_ih.nnz for pw in pe_weights]
+                walked_rec = [pw.weight_hh.nnz for pw in pe_weights]
+            else:
+                walked_in = [pw.weight_ih.shape[0] * pw.weight_ih.shape[1] for pw in pe_weights]
+                walked_rec = [pw.weight_hh.shape[0] * pw.weight_hh.shape[1] for pw in pe_weights]
+            static[_I["input_weights"]] = walked_in
+            static[_I["recurrent_weights"]] = walked_rec
+            static[_I["macs"]] = static[_I["input_weights"]] + static[_I["recurrent_weights"]]
+        self._dram_input = self.layer == 0 and mapping.input_source == "dram"
+        if self._dram_input:
+            static[_I["dma_transfers"]] = 1.0
+            static[_I["dram_bytes"]] = self.input_size * word
+        self._host_input = self.layer == 0 and not self._dram_input
+        self._static_ops = static
+
+        # ---- routes: packets per event, receivers, hops ----------------------------------
+        routes = mapping.routes
+        index_of_pe = {int(pe): i for i, pe in enumerate(self.pes)}
+        per_event = np.zeros((4, self.num_pes))  # packets, off-chip packets, noc hops, chip hops
+        max_noc = np.zeros(self.num_pes)
+        max_chip = np.zeros(self.num_pes)
+        self._receive_own = np.zeros((self.num_pes, self.num_pes))
+        for i, s in enumerate(self.slices):
+            route = routes[s.pe]
+            for target in route.targets:
+                per_event[0, i] += 1
+                per_event[1, i] += target.chip_hops > 0
+                per_event[2, i] += target.noc_hops
+                per_event[3, i] += target.chip_hops
+                max_noc[i] = max(max_noc[i], target.noc_hops)
+                max_chip[i] = max(max_chip[i], target.chip_hops)
+                for pe in target.pes:
+                    j = index_of_pe.get(int(pe))
+                    if j is not None:
+                        self._receive_own[i, j] += 1
+        self._per_event = per_event
+        self._prev_slice_of_unit = None
+        if self.layer > 0:
+            prev = mapping.layers[self.layer - 1].slices
+            self._num_prev = len(prev)
+            self._prev_slice_of_unit = np.repeat(np.arange(len(prev)), [s.num_units for s in prev])
+            self._receive_in = np.zeros((len(prev), self.num_pes))
+            for i, s in enumerate(prev):
+                for target in routes[s.pe].targets:
+                    for pe in target.pes:
+                        j = index_of_pe.get(int(pe))
+                        if j is not None:
+                            self._receive_in[i, j] += 1
+
+        # ---- on-chip readout: output blocks split over the layer's PEs -------------------
+        self._readout_block = np.zeros(self.num_pes)
+        if self.readout_on_chip:
+            outputs = int(artifact.decoder_weight.shape[0])
+            self._readout_block = np.array(
+                [len(b) for b in np.array_split(np.arange(outputs), self.num_pes)],
+                dtype=np.float64,
+            )
+
+        self.timing_info = LayerTimingInfo(
+            layer=self.layer,
+            weight_format=fmt,
+            num_pes=self.num_pes,
+            dram_readers=self.num_pes if self._dram_input else 0,
+            readout_readers=self.num_pes if self.readout_on_chip else 0,
+            max_noc_hops=max_noc,
+            max_chip_hops=max_chip,
+        )
+        self._cost = cost_matrix(self.timing_info, costs=self.costs, spec=self.spec)
+        self._tail_latency = (
+            max_noc * self.costs.noc_hop_cycles + max_chip * self.costs.chip_link_cycles
+        )
+        self._us_per_cycle = 1e6 / self.spec.pe_clock_hz
+        self.reset()
+
+    # ------------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Zero state (and trace) and zero counters."""
+        state = init_state(self.hidden_size, dtype=self.dtype, trace=self.keeps_trace)
+        self._c, self._y, self._trace = state.c, state.y, state.trace
+        self.counters = LayerCounters.zeros(self.layer, self.pes)
+
+    @property
+    def state(self) -> EGRUState:
+        """The layer's current :class:`EGRUState` (``c``, ``y``, ``trace``)."""
+        return EGRUState(c=self._c, y=self._y, trace=self._trace)
+
+    def set_state(self, state: EGRUState) -> None:
+        """Continue from ``state`` (shapes ``(H,)``; cast to the simulator's dtype)."""
+        if not isinstance(state, EGRUState):
+            state = EGRUState(*state)
+        h = self.hidden_size
+        for name in ("c", "y"):
+            if np.shape(getattr(state, name)) != (h,):
+                raise ValueError(
+                    f"layer {self.layer}: state.{name} must have shape ({h},), got "
+                    f"{np.shape(getattr(state, name))}"
+                )
+        self._c = np.array(state.c, dtype=self.dtype)
+        self._y = np.array(state.y, dtype=self.dtype)
+        if state.trace is not None:
+            if np.shape(state.trace) != (h,):
+                raise ValueError(
+                    f"layer {self.layer}: state.trace must have shape ({h},), got "
+                    f"{np.shape(state.trace)}"
+                )
+            self._trace = np.array(state.trace, dtype=self.dtype)
+        elif self.keeps_trace:
+            self._trace = np.zeros(h, dtype=self.dtype)
+        else:
+            self._trace = None
+
+    # ------------------------------------------------------------------------ step
+    def _products(self, x: np.ndarray, y_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fmt = self.weight_format
+        if fmt == "csr":
+            return gate_matvec(self._w_ih, x), gate_matvec(self._w_hh, y_prev)
+        if fmt == "dense":
+            return self._w_ih @ x, self._w_hh @ y_prev
+        # event: only the columns of sources that fired (CSC column slices)
+        out = []
+        for w, v in ((self._w_ih, x), (self._w_hh, y_prev)):
+            active = np.flatnonzero(v)
+            if active.size == 0:
+                out.append(np.zeros(w.shape[0], dtype=self.dtype))
+            else:
+                out.append(gate_matvec(w[:, active], v[active]))
+        return out[0], out[1]
+
+    def step(self, x: np.ndarray) -> LayerStepResult:
+        """One step of every PE of the layer.
+
+        Args:
+            x: ``(I,)`` the layer's input (layer 0: the input vector; else the previous
+                layer's events ``y``).
+
+        Returns:
+            :class:`LayerStepResult`.
+        """
+        x = np.asarray(x)
+        if x.shape != (self.input_size,):
+            raise ValueError(
+                f"layer {self.layer} takes an input of shape ({self.input_size},), got {x.shape}"
+            )
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"the layer input must be floating point, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        y_prev = self._y
+
+        gi, gh = self._products(x, y_prev)
+        gi = gi + self._b_ih
+        gh = gh + self._b_hh
+        y, c, o = egru_pointwise(gi, gh, self._c, self._threshold)
+        if self._trace is not None:
+            trace = TRACE_DECAY * self._trace + (1 - TRACE_DECAY) * y
+            self._trace = trace.astype(self.dtype, copy=False)
+        self._c, self._y = c, y
+
+        ops = self._static_ops.copy()
+        fired = np.bincount(self._slice_of_unit, weights=o, minlength=self.num_pes)
+        ops[_I["events"]] = fired
+        if self.weight_format == "event":
+            active_in = (x != 0).astype(np.float32)
+            active_rec = (y_prev != 0).astype(np.float32)
+            n_in = float(active_in.sum())
+            n_rec = float(active_rec.sum())
+            walked_in = (self._count_ih @ active_in).astype(np.float64)
+            walked_rec = (self._count_hh @ active_rec).astype(np.float64)
+            ops[_I["input_events"]] = n_in
+            ops[_I["recurrent_events"]] = n_rec
+            ops[_I["input_weights"]] = walked_in
+            ops[_I["recurrent_weights"]] = walked_rec
+            ops[_I["macs"]] = walked_in + walked_rec
+            # values + target rows per weight, two column extents per event
+            ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
+                2 * (walked_in + walked_rec) + 2 * (n_in + n_rec)
+            )
+        received = fired @ self._receive_own
+        if self._prev_slice_of_unit is not None:
+            fired_before = np.bincount(
+                self._prev_slice_of_unit, weights=x != 0, minlength=self._num_prev
+            )
+            received = received + fired_before @ self._receive_in
+        elif self._host_input:
+            received = received + float(np.count_nonzero(x))
+        ops[_I["packets_received"]] = received
+        per_event = self._per_event
+        ops[_I["packets_sent"]] = fired * per_event[0]
+        ops[_I["packets_sent_chip"]] = fired * per_event[1]
+        ops[_I["packet_hops"]] = fired * per_event[2]
+        ops[_I["chip_link_hops"]] = fired * per_event[3]
+        if self.readout_on_chip:
+            source = self._trace if self._trace is not None else y
+            n_read = float(np.count_nonzero(source))
+            block = self._readout_block
+            word = self.spec.word_bytes
+            ops[_I["readout_macs"]] = block * n_read
+            ops[_I["readout_dma_transfers"]] = np.where(block > 0, n_read + 1.0, 0.0)
+            ops[_I["readout_dram_bytes"]] = word * block * (n_read + 1.0)
+
+        phase_cycles = self._cost @ ops
+        busy = phase_cycles.sum(axis=0)
+        layer_cycles = float(busy.max()) if busy.size else 0.0
+        sending = fired > 0
+        tail = float(self._tail_latency[sending].max()) if sending.any() else 0.0
+        done_us = busy * self._us_per_cycle
+        if self.tick_us is not None:
+            missed = done_us > self.tick_us
+        else:
+            missed = np.zeros(self.num_pes, dtype=bool)
+
+        counters = self.counters
+        counters.steps += 1
+        counters.ops += ops
+        counters.phase_cycles += phase_cycles
+        counters.layer_cycles += layer_cycles
+        counters.tail_cycles += tail
+        counters.deadline_missed += missed
+        return LayerStepResult(
+            y=y,
+            ops=ops,
+            phase_cycles=phase_cycles,
+            busy_cycles=busy,
+            layer_cycles=layer_cycles,
+            noc_tail_cycles=tail,
+            time_done_us=done_us,
+            deadline_missed=missed,
+        )
+
+    def noc_tail_cycles(self, events: np.ndarray) -> np.ndarray:
+        """NoC tail latency for per-PE event counts ``(..., P)`` (see timing)."""
+        return noc_tail_cycles(events, self.timing_info, costs=self.costs)
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerSimulator(layer={self.layer}, units={self.hidden_size}, pes={self.num_pes}, "
+            f"format={self.weight_format!r}, dtype={self.dtype.name})"
+        )
+
+
+class NetworkStepResult:
+    """One step of the whole network.
+
+    Attributes:
+        layers: one :class:`LayerStepResult` per layer (layer ``l``'s ``y`` fed layer ``l+1``).
+        logits: ``(O,)`` readout of this step, or None (no readout).
+        time_done_us: per layer ``(P,)`` when each PE finished, from the step's (tick's)
+            start, layers composed (one after another, or pipelined).
+        deadline_missed: per layer ``(P,)`` bool (all False when no tick is set).
+    """
+
+    __slots__ = ("layers", "logits", "time_done_us", "deadline_missed")
+
+    def __init__(self, layers, logits, time_done_us, deadline_missed) -> None:
+        self.layers = layers
+        self.logits = logits
+        self.time_done_us = time_done_us
+        self.deadline_missed = deadline_missed
+
+    @property
+    def y(self) -> np.ndarray:
+        """The last layer's events."""
+        return self.layers[-1].y
+
+    def __repr__(self) -> str:
+        return f"NetworkStepResult(layers={self.layers!r})"
+
+
+class NetworkSimulator:
+    """The whole mapped network: one :class:`LayerSimulator` per layer, composed.
+
+    Args:
+        mapping: the mapping.
+        dtype: ``np.float32`` or ``np.float64``.
+        tick_us: tick duration (deadline checks; the run's wall time becomes ticks x tick).
+        pipelined: layers pipelined instead of one after another per token.
+        readout: ``"host"`` (as published; no chip cost) or ``"chip"`` (accounted on the last
+            layer's PEs: each computes a block of the outputs from the fired units, decoder
+            weights streamed from DRAM).
+        record: keep per-step outputs and per-PE per-step counts (needed for the timer view,
+            per-step plots and logits of every step).
+        costs: cycle constants. energy_costs: energy constants.
+        progress: show a progress bar (default: for runs over 2000 steps).
+    """
+
+    def __init__(
+        self,
+        mapping: Mapping,
+        *,
+        dtype: np.dtype | type = np.float32,
+        tick_us: float | None = None,
+        pipelined: bool = False,
+        readout: str = "host",
+        record: bool = True,
+        costs: CycleCosts | None = None,
+        energy_costs: EnergyCosts | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        if readout not in READOUT_PLACES:
+            raise ValueError(f"readout must be one of {', '.join(READOUT_PLACES)}, got {readout!r}")
+        self.mapping = mapping
+        self.dtype = _check_dtype(dtype)
+        self.tick_us = _check_tick(tick_us)
+        self.pipelined = bool(pipelined)
+        self.readout = readout
+        self.record = bool(record)
+        self.costs = costs if costs is not None else CycleCosts()
+        self.energy_costs = energy_costs if energy_costs is not None else EnergyCosts()
+        self.progress = progress
+        artifact = mapping.artifact
+        if readout == "chip" and artifact.decoder_weight is None:
+            raise ValueError(
+                "readout='chip' needs a network with a readout; this artifact has none "
+                "(use readout='host')"
+            )
+        last = len(mapping.layers) - 1
+        self.layers = [
+            LayerSimulator(
+                mapping,
+                i,
+                dtype=self.dtype,
+                tick_us=self.tick_us,
+                readout="chip" if (readout == "chip" and i == last) else None,
+                costs=self.costs,
+            )
+            for i in range(len(mapping.layers))
+        ]
+        decoder = artifact.decoder_weight
+        self._decoder = None if decoder is None else np.asarray(decoder, dtype=self.dtype)
+        bias = artifact.readout_bias
+        self._decoder_bias = None if bias is None else np.asarray(bias, dtype=self.dtype)
+        self._clear_history()
+
+    # ------------------------------------------------------------------- state
+    def _clear_history(self) -> None:
+        self._layer_cycles: list[np.ndarray] = []
+        self._layer_tails: list[np.ndarray] = []
+        self._critical: list[np.ndarray] = []
+        self._step_totals: list[np.ndarray] = []
+        self._step_ops: list[list[np.ndarray]] = [[] for _ in self.layers]
+        self._step_cycles: list[list[np.ndarray]] = [[] for _ in self.layers]
+        self._events: list[list[np.ndarray]] = [[] for _ in self.layers]
+        self._readout_inputs: list[np.ndarray] = []
+        self._missed = [np.zeros(layer.num_pes, dtype=np.int64) for layer in self.layers]
+
+    def reset(self) -> None:
+        """Zero every layer's state and every counter and recording."""
+        for layer in self.layers:
+            layer.reset()
+        self._clear_history()
+
+    @property
+    def states(self) -> list[EGRUState]:
+        return [layer.state for layer in self.layers]
+
+    def set_states(self, states: Sequence[EGRUState]) -> None:
+        if len(states) != len(self.layers):
+            raise ValueError(f"expected {len(self.layers)} layer states, got {len(states)}")
+        for layer, state in zip(self.layers, states):
+            layer.set_state(state)
+
+    @property
+    def counters(self) -> NetworkCounters:
+        return NetworkCounters(layers=[layer.counters for layer in self.layers])
+
+    def logits_of(self, source: np.ndarray) -> np.ndarray | None:
+        """Readout of the last layer's events (or trace) ``(..., H_last) -> (..., O)``."""
+        if self._decoder is None:
+            return None
+        logits = source @ self._decoder.T
+        if self._decoder_bias is not None:
+            logits = logits + self._decoder_bias
+        return logits
+
+    # -------------------------------------------------------------------- step
+    def _advance(self, x0: np.ndarray) -> list[LayerStepResult]:
+        results = []
+        inp = x0
+        for layer in self.layers:
+            result = layer.step(inp)
+            results.append(result)
+            inp = result.y
+        layer_cycles = np.array([r.layer_cycles for r in results])
+        tails = np.array([r.noc_tail_cycles for r in results])
+        offsets = step_offsets(layer_cycles, tails, pipelined=self.pipelined)
+        critical = np.stack([r.phase_cycles[:, int(np.argmax(r.busy_cycles))] for r in results])
+        self._layer_cycles.append(layer_cycles)
+        self._layer_tails.append(tails)
+        self._critical.append(critical)
+        self._step_totals.append(np.stack([r.ops.sum(axis=1) for r in results]))
+        us_per_cycle = 1e6 / self.mapping.spec.pe_clock_hz
+        for i, r in enumerate(results):
+            r.time_done_us = r.busy_cycles * us_per_cycle + offsets[i] * us_per_cycle
+            if self.tick_us is not None:
+                r.deadline_missed = r.time_done_us > self.tick_us
+                self._missed[i] += r.deadline_missed
+            if self.record:
+                self._step_ops[i].append(r.ops)
+                self._step_cycles[i].append(r.phase_cycles)
+                self._events[i].append(r.y)
+        if self.record and self._decoder is not None:
+            last = self.layers[-1]
+            self._readout_inputs.append(last._trace if last._trace is not None else results[-1].y)
+        return results
+
+    def step(self, x0: np.ndarray) -> NetworkStepResult:
+        """One step of every layer (layer ``l``'s ``y`` feeds layer ``l+1``).
+
+        Args:
+            x0: ``(I,)`` layer-0 input vector (an embedding row or a feature vector).
+        """
+        results = self._advance(x0)
+        last = self.layers[-1]
+        source = last._trace if last._trace is not None else results[-1].y
+        return NetworkStepResult(
+            layers=results,
+            logits=self.logits_of(source),
+            time_done_us=[r.time_done_us for r in results],
+            deadline_missed=[r.deadline_missed for r in results],
+        )
+
+    def run(self, inputs: np.ndarray) -> Run:
+        """Run over workload inputs (token ids ``(T,)`` or feature vectors ``(T, I)``,
+        turned into layer-0 inputs by ``artifact.layer_inputs``), continuing from the
+        current state; returns a :class:`~spinnaker2_backend.run.Run` of these steps."""
+        xs = self.mapping.artifact.layer_inputs(inputs)
+        return self.run_layer_inputs(xs)
+
+    def run_layer_inputs(self, xs: np.ndarray) -> Run:
+        """Run over layer-0 input vectors ``(T, I)``; see :meth:`run`."""
+        xs = np.asarray(xs)
+        if xs.ndim != 2 or xs.shape[1] != self.layers[0].input_size:
+            raise ValueError(
+                f"layer-0 inputs must have shape (T, {self.layers[0].input_size}), got {xs.shape}"
+            )
+        xs = xs.astype(self.dtype, copy=False)
+        for layer in self.layers:
+            layer.counters = LayerCounters.zeros(layer.layer, layer.pes)
+        self._clear_history()
+        show = self.progress if self.progress is not None else len(xs) > PROGRESS_MIN_STEPS
+        for x in tqdm(xs, desc="simulated steps", disable=not show, leave=False):
+            self._advance(x)
+        return self._make_run(len(xs))
+
+    # ------------------------------------------------------------------- result
+    def _make_run(self, steps: int) -> Run:
+        mapping = self.mapping
+        num_layers = len(self.layers)
+        num_phases = len(PHASES)
+
+        def stacked(rows: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+            return np.stack(rows) if rows else np.zeros(shape)
+
+        layer_cycles = stacked(self._layer_cycles, (0, num_layers))
+        tails = stacked(self._layer_tails, (0, num_layers))
+        critical = stacked(self._critical, (0, num_layers, num_phases))
+        step_totals = stacked(self._step_totals, (0, num_layers, len(OPS)))
+        step_cycles = step_ops = None
+        if self.record:
+            step_cycles = [
+                stacked(c, (0, num_phases, layer.num_pes))
+                for c, layer in zip(self._step_cycles, self.layers)
+            ]
+            step_ops = [
+                stacked(c, (0, len(OPS), layer.num_pes))
+                for c, layer in zip(self._step_ops, self.layers)
+            ]
+        spec = mapping.spec
+        profile = build_profile(
+            layer_cycles=layer_cycles,
+            layer_tails=tails,
+            critical_phase_cycles=critical,
+            pe_phase_cycles=[layer.counters.phase_cycles for layer in self.layers],
+            clock_hz=spec.pe_clock_hz,
+            timer_hz=spec.timer_hz,
+            pipelined=self.pipelined,
+            tick_us=self.tick_us,
+            step_phase_cycles=step_cycles,
+            deadline_missed_count=[m.copy() for m in self._missed],
+        )
+        counters = NetworkCounters(layers=[layer.counters.copy() for layer in self.layers])
+        chips = len({s.chip for layer in mapping.layers for s in layer.slices})
+        energy = estimate_energy(
+            wall_seconds=profile.wall_seconds,
+            busy_cycles=float(sum(layer.counters.phase_cycles.sum() for layer in self.layers)),
+            packets=counters.total("packets_sent"),
+            packet_hops=counters.total("packet_hops"),
+            chip_link_hops=counters.total("chip_link_hops"),
+            dram_bytes=counters.total("dram_bytes") + counters.total("readout_dram_bytes"),
+            clock_hz=spec.pe_clock_hz,
+            chips=max(chips, 1),
+            costs=self.energy_costs,
+        )
+        layer_events = logits = None
+        if self.record:
+            layer_events = [
+                stacked(e, (0, layer.hidden_size)) for e, layer in zip(self._events, self.layers)
+            ]
+            if self._decoder is not None and self._readout_inputs:
+                logits = self.logits_of(np.stack(self._readout_inputs))
+        if profile.deadline_missed:
+            logger.warning(
+                "tick of %g us too short: %d PE-ticks missed their deadline",
+                self.tick_us,
+                profile.deadlines_missed_total,
+            )
+        return Run(
+            layer_sizes=[layer.hidden_size for layer in self.layers],
+            weight_format=mapping.weight_format,
+            num_pes=int(sum(layer.num_pes for layer in self.layers)),
+            num_chips=max(chips, 1),
+            clock_hz=float(spec.pe_clock_hz),
+            dtype=self.dtype.name,
+            readout=self.readout,
+            steps=steps,
+            layer_events=layer_events,
+            logits=logits,
+            states=self.states,
+            counters=counters,
+            step_totals=step_totals,
+            step_ops=step_ops,
+            profile=profile,
+            energy=energy,
+            cycle_costs=self.costs,
+            energy_costs=self.energy_costs,
+            layer_pes=[layer.pes.copy() for layer in self.layers],
+            timing_infos=[layer.timing_info for layer in self.layers],
+            pipelined=self.pipelined,
+            tick_us=self.tick_us,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"NetworkSimulator(layers={[layer.hidden_size for layer in self.layers]}, "
+            f"format={self.mapping.weight_format!r}, dtype={self.dtype.name}, "
+            f"readout={self.readout!r}, pipelined={self.pipelined})"
+        )
+
+
+def run_mapping(
+    mapping: Mapping,
+    inputs: np.ndarray,
+    *,
+    dtype: np.dtype | type = np.float32,
+    tick_us: float | None = None,
+    pipelined: bool = False,
+    readout: str = "host",
+    record: bool = True,
+    states: Sequence[EGRUState] | None = None,
+    costs: CycleCosts | None = None,
+    energy_costs: EnergyCosts | None = None,
+    progress: bool | None = None,
+) -> Run:
+    """Run a mapped network on the simulated chip.
+
+    Args:
+        mapping: from :func:`~spinnaker2_backend.mapping.map_network`.
+        inputs: workload inputs: token ids ``(T,)`` or feature vectors ``(T, I)`` (turned
+            into layer-0 inputs by ``artifact.layer_inputs``).
+        dtype: ``np.float32`` (as the chip) or ``np.float64``.
+        tick_us: tick duration in microseconds (deadline checks, wall time = ticks x tick).
+        pipelined: layers pipelined instead of one after another per token.
+        readout: ``"host"`` (default, as published) or ``"chip"`` (accounted on chip).
+        record: keep per-step outputs and per-PE per-step counts.
+        states: initial per-layer states (default zeros).
+        costs, energy_costs: cycle and energy constants (defaults from constants.py).
+        progress: progress bar (default: runs over 2000 steps).
+
+    Returns:
+        :class:`~spinnaker2_backend.run.Run`.
+    """
+    simulator = NetworkSimulator(
+        mapping,
+        dtype=dtype,
+        tick_us=tick_us,
+        pipelined=pipelined,
+        readout=readout,
+        record=record,
+        costs=costs,
+        energy_costs=energy_costs,
+        progress=progress,
+    )
+    if states is not None:
+        simulator.set_states(states)
+    return simulator.run(inputs)

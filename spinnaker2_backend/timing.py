@@ -1,0 +1,554 @@
+"""The time model of the simulated chip: operation counts -> PE cycles -> seconds.
+
+Per PE and step, the simulator counts operations (:data:`OPS`: stored weights walked,
+events processed, units updated, packets sent and received, DRAM bytes, ...). Their cost in
+PE clock cycles is a linear map with named constants (:class:`~spinnaker2_backend.constants.
+CycleCosts`)::
+
+    cycles[phase, pe] = sum_op  cost[phase, op] * count[op, pe]          (cost_matrix)
+
+The phases are those the published EGRU profile timed with the 1 MHz timer, plus the parts
+this model accounts separately (:data:`PHASES`, in the order a PE runs them in a step)::
+
+    overhead           step start: tick interrupt, timer reads, clearing input buffers
+    dram_input         layer-0 inputs streamed from DRAM by DMA
+    receive            packets received (interrupt handlers; drawn as one block)
+    input_product      weight_ih rows  x  layer input
+    recurrent_product  weight_hh rows  x  y_{t-1}
+    pointwise          gates, state update, threshold test (snn_egru.reference.egru_pointwise)
+    send               one multicast packet per event per destination QPE
+    readout            on-chip readout (last layer, only when asked for)
+
+A layer's step ends when its slowest PE ends, plus the NoC latency of the last packet it
+sent (``hops x noc_hop_cycles + chip hops x chip_link_cycles``). Layers run one after
+another per token (as published) or pipelined (layer ``l`` works on token ``t`` while layer
+``l-1`` works on token ``t+1``)::
+
+    sequential:  start[l, t] = finish[l-1, t] + tail[l-1, t]   (start[0, t] after layer L-1 of t-1)
+    pipelined:   start[l, t] = max(finish[l-1, t] + tail[l-1, t], finish[l, t-1] + tail[l, t-1])
+    finish[l, t] = start[l, t] + max_pe cycles[l, t, pe]
+
+With a tick duration (``tick_us``) the chip runs one step per tick: the wall time is the
+number of ticks times the tick, each PE's ``time_done`` is measured from its tick's start
+(sequential: after the layers before it in the same tick; pipelined: every layer starts at
+the tick, working on the token its input layer produced in the tick before), and a PE whose
+``time_done`` exceeds the tick has missed its deadline. An overrun does not delay the next
+tick in this model (the chip's tick timer keeps running); the late PEs are flagged only.
+
+DRAM: a DMA transfer costs ``dma_setup_cycles`` plus its bytes at the slower of the PE's DMA
+rate (``dma_bytes_per_cycle``) and its share of the chip's DRAM bandwidth among the PEs that
+read at the same time (``readers * clock / bandwidth`` cycles per byte).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spinnaker2_backend.constants import ChipSpec, CycleCosts
+
+__all__ = [
+    "OPS",
+    "OP_INDEX",
+    "PHASES",
+    "PHASE_INDEX",
+    "PROFILE_GROUPS",
+    "LayerTimingInfo",
+    "Profile",
+    "build_profile",
+    "cost_matrix",
+    "dram_cycles_per_byte",
+    "noc_tail_cycles",
+    "phase_cycles",
+    "profile_from_ops",
+    "schedule",
+    "step_offsets",
+    "timer_ticks",
+]
+
+#: Phases of a PE's step, in the order it runs them.
+PHASES: tuple[str, ...] = (
+    "overhead",
+    "dram_input",
+    "receive",
+    "input_product",
+    "recurrent_product",
+    "pointwise",
+    "send",
+    "readout",
+)
+PHASE_INDEX: dict[str, int] = {name: i for i, name in enumerate(PHASES)}
+
+#: How the profile view groups the phases (the published profile's categories).
+PROFILE_GROUPS: dict[str, tuple[str, ...]] = {
+    "DRAM input": ("dram_input",),
+    "input product": ("input_product",),
+    "recurrent product": ("recurrent_product",),
+    "point-wise": ("pointwise",),
+    "send/receive": ("receive", "send"),
+    "overhead": ("overhead",),
+    "readout": ("readout",),
+}
+
+#: Operation counts kept per PE and step (rows of the ``ops`` arrays). Counts that cost no
+#: cycles of their own (``events``, ``macs``, hop counts, bytes read) are there for the
+#: counters and the energy model.
+OPS: tuple[str, ...] = (
+    "steps",  # 1 per PE and step: the fixed per-step overhead
+    "words_cleared",  # dense input-buffer words zeroed at the start of the step
+    "dma_transfers",  # DMA transfers of layer inputs from DRAM
+    "dram_bytes",  # bytes of layer inputs read from DRAM
+    "packets_received",  # packets taken by the PE's receive handler
+    "input_rows",  # rows of weight_ih visited (csr, dense)
+    "input_events",  # input events processed by the event kernel
+    "input_weights",  # stored weight_ih entries walked (each one is one MAC)
+    "recurrent_rows",  # rows of weight_hh visited (csr, dense)
+    "recurrent_events",  # recurrent events processed by the event kernel
+    "recurrent_weights",  # stored weight_hh entries walked (each one is one MAC)
+    "units",  # units updated point-wise
+    "trace_units",  # units whose low-pass trace is updated
+    "events",  # units that fired (graded events emitted)
+    "packets_sent",  # packets injected (on-chip and chip-to-chip)
+    "packets_sent_chip",  # the part of packets_sent that leaves the chip
+    "packet_hops",  # NoC QPE hops travelled by the packets sent
+    "chip_link_hops",  # chip-to-chip link hops travelled by the packets sent
+    "macs",  # multiply-accumulates of the EGRU products
+    "weight_bytes_read",  # bytes of weight storage read from PE SRAM
+    "readout_macs",  # multiply-accumulates of the on-chip readout
+    "readout_dma_transfers",  # DMA transfers of the on-chip readout
+    "readout_dram_bytes",  # DRAM bytes of the on-chip readout (weights in, logits out)
+)
+OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OPS)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerTimingInfo:
+    """Static facts about one mapped layer that the cost model needs.
+
+    Attributes:
+        layer: layer index.
+        weight_format: ``"csr"``, ``"event"`` or ``"dense"``.
+        num_pes: PEs of the layer.
+        dram_readers: PEs of the layer that read layer inputs from DRAM in the same step
+            (all of layer 0's PEs when inputs stream from DRAM, else 0).
+        readout_readers: PEs that stream readout weights from DRAM in the same step.
+        max_noc_hops: ``(P,)`` most NoC hops of a packet each PE sends.
+        max_chip_hops: ``(P,)`` most chip-to-chip hops of a packet each PE sends.
+    """
+
+    layer: int
+    weight_format: str
+    num_pes: int
+    dram_readers: int
+    readout_readers: int
+    max_noc_hops: np.ndarray
+    max_chip_hops: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("max_noc_hops", "max_chip_hops"):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.shape != (self.num_pes,):
+                raise ValueError(
+                    f"LayerTimingInfo.{name} must have shape ({self.num_pes},), got {value.shape}"
+                )
+            object.__setattr__(self, name, value)
+
+
+def dram_cycles_per_byte(readers: int, *, costs: CycleCosts, spec: ChipSpec) -> float:
+    """PE cycles per DRAM byte when ``readers`` PEs read at once.
+
+    ``max(1 / dma_bytes_per_cycle, readers * clock / dram_bandwidth)``: the PE's own DMA
+    rate, or its share of the chip's DRAM bandwidth, whichever is slower.
+    """
+    own = 1.0 / costs.dma_bytes_per_cycle
+    shared = max(readers, 1) * spec.pe_clock_hz / spec.dram_bandwidth_bytes_per_s
+    return max(own, shared)
+
+
+def _weight_walk_cycles(weight_format: str, costs: CycleCosts) -> float:
+    if weight_format == "csr":
+        walk = costs.csr_nonzero_cycles
+    elif weight_format == "event":
+        walk = costs.event_nonzero_cycles
+    elif weight_format == "dense":
+        walk = costs.dense_element_cycles
+    else:
+        raise ValueError(
+            f"unknown weight format {weight_format!r}; choose one of csr, event, dense"
+        )
+    return walk + costs.mac_cycles
+
+
+def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> np.ndarray:
+    """``(len(PHASES), len(OPS))`` cycles per operation, by the phase they fall in.
+
+    Every stored weight walked costs the format's walk cycles plus one MAC
+    (``CycleCosts.mac_cycles``); a row costs ``csr_row_cycles`` (csr and dense kernels), an
+    event processed ``event_column_cycles`` (event kernel).
+    """
+    m = np.zeros((len(PHASES), len(OPS)), dtype=np.float64)
+
+    def put(phase: str, op: str, value: float) -> None:
+        m[PHASE_INDEX[phase], OP_INDEX[op]] = value
+
+    weight = _weight_walk_cycles(info.weight_format, costs)
+    put("overhead", "steps", costs.step_overhead_cycles)
+    put("overhead", "words_cleared", costs.clear_word_cycles)
+    put("dram_input", "dma_transfers", costs.dma_setup_cycles)
+    put(
+        "dram_input",
+        "dram_bytes",
+        dram_cycles_per_byte(info.dram_readers, costs=costs, spec=spec),
+    )
+    put("receive", "packets_received", costs.packet_receive_cycles)
+    put("input_product", "input_rows", costs.csr_row_cycles)
+    put("input_product", "input_events", costs.event_column_cycles)
+    put("input_product", "input_weights", weight)
+    put("recurrent_product", "recurrent_rows", costs.csr_row_cycles)
+    put("recurrent_product", "recurrent_events", costs.event_column_cycles)
+    put("recurrent_product", "recurrent_weights", weight)
+    put("pointwise", "units", costs.pointwise_unit_cycles)
+    put("pointwise", "trace_units", costs.trace_unit_cycles)
+    put("send", "packets_sent", costs.packet_send_cycles)
+    put("readout", "readout_macs", costs.readout_mac_cycles)
+    put("readout", "readout_dma_transfers", costs.dma_setup_cycles)
+    put(
+        "readout",
+        "readout_dram_bytes",
+        dram_cycles_per_byte(info.readout_readers, costs=costs, spec=spec),
+    )
+    return m
+
+
+def phase_cycles(ops: np.ndarray, costs_matrix: np.ndarray) -> np.ndarray:
+    """Cycles per phase from operation counts.
+
+    Args:
+        ops: ``(..., len(OPS), P)`` counts.
+        costs_matrix: ``(len(PHASES), len(OPS))`` from :func:`cost_matrix`.
+
+    Returns:
+        ``(..., len(PHASES), P)`` cycles.
+    """
+    return np.matmul(costs_matrix, ops)
+
+
+def noc_tail_cycles(events: np.ndarray, info: LayerTimingInfo, *, costs: CycleCosts) -> np.ndarray:
+    """Latency of the last packet a layer sends in a step, after its slowest PE ends.
+
+    Args:
+        events: ``(..., P)`` events emitted per PE (a PE with none sends nothing).
+
+    Returns:
+        ``(...)`` cycles: ``max over sending PEs of (max_noc_hops * noc_hop_cycles +
+        max_chip_hops * chip_link_cycles)``; 0 when no PE sent.
+    """
+    latency = info.max_noc_hops * costs.noc_hop_cycles + info.max_chip_hops * costs.chip_link_cycles
+    sending = np.asarray(events) > 0
+    if latency.size == 0:
+        return np.zeros(sending.shape[:-1])
+    return np.max(np.where(sending, latency, 0.0), axis=-1)
+
+
+def step_offsets(
+    layer_cycles: np.ndarray, layer_tails: np.ndarray, *, pipelined: bool
+) -> np.ndarray:
+    """Start of each layer inside one step (or tick), in cycles from the step's start.
+
+    Args:
+        layer_cycles: ``(..., L)`` slowest-PE cycles per layer.
+        layer_tails: ``(..., L)`` NoC tail latency per layer.
+        pipelined: every layer starts at the tick (pipelined) or after the layers before it.
+
+    Returns:
+        ``(..., L)`` start offsets.
+    """
+    layer_cycles = np.asarray(layer_cycles, dtype=np.float64)
+    if pipelined:
+        return np.zeros_like(layer_cycles)
+    chained = layer_cycles + np.asarray(layer_tails, dtype=np.float64)
+    return np.cumsum(chained, axis=-1) - chained
+
+
+def schedule(
+    layer_cycles: np.ndarray, layer_tails: np.ndarray, *, pipelined: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start and finish of every layer step of a free-running (no tick) run.
+
+    Args:
+        layer_cycles: ``(T, L)`` slowest-PE cycles per step and layer.
+        layer_tails: ``(T, L)`` NoC tail latency per step and layer.
+        pipelined: see the module docstring.
+
+    Returns:
+        ``(start, finish)``, both ``(T, L)`` cycles from the start of the run; the run ends at
+        ``finish[-1, -1] + tail[-1, -1]`` (sequential) or ``max(finish + tail)`` (pipelined).
+    """
+    busy = np.asarray(layer_cycles, dtype=np.float64)
+    tail = np.asarray(layer_tails, dtype=np.float64)
+    if busy.shape != tail.shape or busy.ndim != 2:
+        raise ValueError(
+            f"layer_cycles and layer_tails must both be (T, L), got {busy.shape} / {tail.shape}"
+        )
+    steps, layers = busy.shape
+    if not pipelined:
+        chained = (busy + tail).reshape(-1)
+        start = (np.cumsum(chained) - chained).reshape(steps, layers)
+        return start, start + busy
+    start = np.zeros_like(busy)
+    finish = np.zeros_like(busy)
+    ready = np.zeros(layers)  # when layer l may start its next step (own recurrence)
+    for t in range(steps):
+        upstream = 0.0  # when the input of layer l for token t has arrived
+        for layer in range(layers):
+            s = max(upstream, ready[layer])
+            start[t, layer] = s
+            finish[t, layer] = s + busy[t, layer]
+            ready[layer] = finish[t, layer] + tail[t, layer]
+            upstream = ready[layer]
+    return start, finish
+
+
+def timer_ticks(
+    cycles: np.ndarray, start_cycles: np.ndarray, *, clock_hz: float, timer_hz: float
+) -> np.ndarray:
+    """The profiling timer's view of the phases (what a 1 MHz timer read at the boundaries
+    of the phases would show).
+
+    Args:
+        cycles: ``(..., len(PHASES), P)`` cycles per phase.
+        start_cycles: ``(..., P)`` (or broadcastable) cycle at which each PE's step starts.
+        clock_hz: PE clock. timer_hz: timer tick rate (1 MHz).
+
+    Returns:
+        ``(..., len(PHASES), P)`` int64 timer ticks per phase: ``floor(t_end * timer_hz) -
+        floor(t_start * timer_hz)`` at each phase's boundaries.
+    """
+    cycles = np.asarray(cycles, dtype=np.float64)
+    start = np.asarray(start_cycles, dtype=np.float64)[..., None, :]
+    bounds = start + np.concatenate(
+        [np.zeros_like(cycles[..., :1, :]), np.cumsum(cycles, axis=-2)], axis=-2
+    )
+    ticks = np.floor(bounds * (timer_hz / clock_hz) + 1e-9).astype(np.int64)
+    return np.diff(ticks, axis=-2)
+
+
+@dataclass
+class Profile:
+    """Where the time of a run went, per phase, PE, layer and step.
+
+    Attributes:
+        phases: :data:`PHASES`.
+        clock_hz: PE clock. timer_hz: profiling timer rate (1 MHz).
+        pipelined: layers pipelined or one after another. tick_us: tick duration or None.
+        steps: steps run.
+        layer_cycles: ``(T, L)`` slowest-PE cycles per step and layer.
+        layer_tails: ``(T, L)`` NoC tail latency per step and layer.
+        critical_phase_cycles: ``(T, L, len(PHASES))`` phases of each step's slowest PE.
+        start_cycles, finish_cycles: ``(T, L)`` free-running schedule (:func:`schedule`).
+        wall_seconds: duration of the run (ticks x tick when ``tick_us`` is set).
+        pe_phase_cycles: per layer ``(len(PHASES), P)`` cycles summed over the steps.
+        step_phase_cycles: per layer ``(T, len(PHASES), P)`` or None when steps were not
+            recorded.
+        timer_ticks: per layer ``(T, len(PHASES), P)`` 1 MHz timer view, or None.
+        time_done_us: per layer ``(T, P)`` when each PE finished, from its tick's start, or
+            None when steps were not recorded.
+        deadline_missed_count: per layer ``(P,)`` ticks in which the PE missed its deadline
+            (zeros when no tick is set).
+    """
+
+    phases: tuple[str, ...]
+    clock_hz: float
+    timer_hz: float
+    pipelined: bool
+    tick_us: float | None
+    steps: int
+    layer_cycles: np.ndarray
+    layer_tails: np.ndarray
+    critical_phase_cycles: np.ndarray
+    start_cycles: np.ndarray
+    finish_cycles: np.ndarray
+    wall_seconds: float
+    pe_phase_cycles: list[np.ndarray]
+    step_phase_cycles: list[np.ndarray] | None = None
+    timer_ticks: list[np.ndarray] | None = None
+    time_done_us: list[np.ndarray] | None = None
+    deadline_missed_count: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.layer_cycles.shape[1]) if self.layer_cycles.ndim == 2 else 0
+
+    @property
+    def compute_seconds(self) -> float:
+        """Free-running duration (no tick): the end of the schedule."""
+        if self.steps == 0:
+            return 0.0
+        end = float(np.max(self.finish_cycles + self.layer_tails))
+        return end / self.clock_hz
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Wall time per step (token)."""
+        return self.wall_seconds / self.steps if self.steps else 0.0
+
+    @property
+    def deadline_missed(self) -> bool:
+        """True when any PE missed a tick's deadline."""
+        return any(int(np.sum(c)) > 0 for c in self.deadline_missed_count)
+
+    @property
+    def deadlines_missed_total(self) -> int:
+        """PE-ticks that missed their deadline."""
+        return int(sum(int(np.sum(c)) for c in self.deadline_missed_count))
+
+    def critical_phase_seconds(self) -> dict[str, float]:
+        """Seconds per phase along the critical path (slowest PE of every layer step), summed
+        over steps and layers, plus ``"noc_latency"``. Sums to the free-running sequential
+        duration."""
+        totals = self.critical_phase_cycles.sum(axis=(0, 1)) / self.clock_hz
+        out = {name: float(v) for name, v in zip(self.phases, totals)}
+        out["noc_latency"] = float(self.layer_tails.sum() / self.clock_hz)
+        return out
+
+    def layer_critical_phase_seconds(self) -> list[dict[str, float]]:
+        """Per layer: seconds per phase of the slowest PE, summed over the steps."""
+        per = self.critical_phase_cycles.sum(axis=0) / self.clock_hz
+        return [{name: float(v) for name, v in zip(self.phases, row)} for row in per]
+
+    def pe_phase_seconds(self, layer: int) -> dict[str, np.ndarray]:
+        """Per phase, ``(P,)`` busy seconds of each PE of ``layer`` summed over the steps."""
+        cycles = self.pe_phase_cycles[layer]
+        return {name: cycles[i] / self.clock_hz for i, name in enumerate(self.phases)}
+
+    def grouped(self, values: dict[str, float]) -> dict[str, float]:
+        """Sum a per-phase mapping into the :data:`PROFILE_GROUPS` categories."""
+        out = {}
+        for group, names in PROFILE_GROUPS.items():
+            out[group] = float(sum(values.get(n, 0.0) for n in names))
+        if "noc_latency" in values:
+            out["NoC latency"] = float(values["noc_latency"])
+        return out
+
+
+def build_profile(
+    *,
+    layer_cycles: np.ndarray,
+    layer_tails: np.ndarray,
+    critical_phase_cycles: np.ndarray,
+    pe_phase_cycles: Sequence[np.ndarray],
+    clock_hz: float,
+    timer_hz: float,
+    pipelined: bool,
+    tick_us: float | None,
+    step_phase_cycles: Sequence[np.ndarray] | None = None,
+    deadline_missed_count: Sequence[np.ndarray] | None = None,
+) -> Profile:
+    """Assemble a :class:`Profile` from per-step layer figures (and per-PE steps if kept).
+
+    Args:
+        layer_cycles: ``(T, L)`` slowest-PE cycles. layer_tails: ``(T, L)`` NoC tails.
+        critical_phase_cycles: ``(T, L, len(PHASES))``.
+        pe_phase_cycles: per layer ``(len(PHASES), P)`` summed over steps.
+        clock_hz, timer_hz, pipelined, tick_us: see :class:`Profile`.
+        step_phase_cycles: per layer ``(T, len(PHASES), P)``, when recorded; gives the timer
+            view and ``time_done_us``.
+        deadline_missed_count: per layer ``(P,)``; computed from ``step_phase_cycles`` when
+            omitted.
+    """
+    layer_cycles = np.asarray(layer_cycles, dtype=np.float64)
+    layer_tails = np.asarray(layer_tails, dtype=np.float64)
+    steps = int(layer_cycles.shape[0])
+    start, finish = schedule(layer_cycles, layer_tails, pipelined=pipelined)
+    num_layers = layer_cycles.shape[1]
+    if tick_us is not None:
+        ticks = steps + (num_layers - 1 if pipelined and steps else 0)
+        wall = ticks * tick_us * 1e-6
+    else:
+        wall = float(np.max(finish + layer_tails)) / clock_hz if steps else 0.0
+    timer = time_done = None
+    missed = [np.zeros(np.shape(c)[-1], dtype=np.int64) for c in pe_phase_cycles]
+    if step_phase_cycles is not None:
+        offsets = step_offsets(layer_cycles, layer_tails, pipelined=pipelined)
+        timer, time_done = [], []
+        for layer, cycles in enumerate(step_phase_cycles):
+            cycles = np.asarray(cycles, dtype=np.float64)
+            begin = np.broadcast_to(offsets[:, layer, None], (steps, cycles.shape[-1]))
+            timer.append(timer_ticks(cycles, begin, clock_hz=clock_hz, timer_hz=timer_hz))
+            done_us = (begin + cycles.sum(axis=1)) / clock_hz * 1e6
+            time_done.append(done_us)
+            if tick_us is not None:
+                missed[layer] = np.sum(done_us > tick_us, axis=0).astype(np.int64)
+    if deadline_missed_count is not None:
+        missed = [np.asarray(c, dtype=np.int64) for c in deadline_missed_count]
+    return Profile(
+        phases=PHASES,
+        clock_hz=float(clock_hz),
+        timer_hz=float(timer_hz),
+        pipelined=pipelined,
+        tick_us=tick_us,
+        steps=steps,
+        layer_cycles=layer_cycles,
+        layer_tails=layer_tails,
+        critical_phase_cycles=np.asarray(critical_phase_cycles, dtype=np.float64),
+        start_cycles=start,
+        finish_cycles=finish,
+        wall_seconds=float(wall),
+        pe_phase_cycles=[np.asarray(c, dtype=np.float64) for c in pe_phase_cycles],
+        step_phase_cycles=(
+            None if step_phase_cycles is None else [np.asarray(c) for c in step_phase_cycles]
+        ),
+        timer_ticks=timer,
+        time_done_us=time_done,
+        deadline_missed_count=missed,
+    )
+
+
+def profile_from_ops(
+    step_ops: Sequence[np.ndarray],
+    infos: Sequence[LayerTimingInfo],
+    *,
+    costs: CycleCosts,
+    spec: ChipSpec,
+    pipelined: bool = False,
+    tick_us: float | None = None,
+) -> Profile:
+    """Cost recorded operation counts with (other) constants: the whole time model at once.
+
+    The operation counts of a run do not depend on the cycle constants, so a run recorded
+    once can be re-costed cheaply (this is how :mod:`spinnaker2_backend.calibration` fits a
+    constant).
+
+    Args:
+        step_ops: per layer ``(T, len(OPS), P)`` counts (``Run.step_ops``).
+        infos: per layer :class:`LayerTimingInfo` (``Run.timing_infos``).
+        costs: the cycle constants. spec: the chip (clock, timer, DRAM bandwidth).
+        pipelined, tick_us: the schedule.
+    """
+    if len(step_ops) != len(infos):
+        raise ValueError(f"{len(step_ops)} layers of counts but {len(infos)} timing infos")
+    busy, tails, critical, per_pe, cycles_list = [], [], [], [], []
+    for ops, info in zip(step_ops, infos):
+        ops = np.asarray(ops, dtype=np.float64)
+        cycles = phase_cycles(ops, cost_matrix(info, costs=costs, spec=spec))
+        total = cycles.sum(axis=1)  # (T, P)
+        slowest = np.argmax(total, axis=1) if total.shape[1] else np.zeros(len(total), int)
+        steps = np.arange(total.shape[0])
+        busy.append(total[steps, slowest] if total.shape[1] else np.zeros(len(total)))
+        critical.append(cycles[steps, :, slowest] if total.shape[1] else cycles.sum(axis=2))
+        tails.append(noc_tail_cycles(ops[:, OP_INDEX["events"], :], info, costs=costs))
+        per_pe.append(cycles.sum(axis=0))
+        cycles_list.append(cycles)
+    return build_profile(
+        layer_cycles=np.stack(busy, axis=1),
+        layer_tails=np.stack(tails, axis=1),
+        critical_phase_cycles=np.stack(critical, axis=1),
+        pe_phase_cycles=per_pe,
+        clock_hz=spec.pe_clock_hz,
+        timer_hz=spec.timer_hz,
+        pipelined=pipelined,
+        tick_us=tick_us,
+        step_phase_cycles=cycles_list,
+    )
