@@ -1448,7 +1448,8 @@ def map_network(
     Args:
         artifact: a :class:`~snn_egru.artifact.DeploymentArtifact` or the path of one.
         machine: the machine (default: one chip with ``spec``).
-        spec: chip figures (default: ``machine.spec`` or :class:`ChipSpec`).
+        spec: chip figures (default: ``machine.spec`` or :class:`ChipSpec`); a spec that
+            differs from ``machine.spec`` replaces it (same number of chips).
         weight_format: ``"csr"`` (published design), ``"event"`` (per-source-unit rows, only
             the weights of units that fired are touched) or ``"dense"``.
         max_units_per_pe: at most this many units per PE (py-spinnaker2's
