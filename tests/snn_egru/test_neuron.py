@@ -187,7 +187,7 @@ def test_nan_weights_and_out_of_range_thresholds_raise() -> None:
     with pytest.raises(ValueError, match="clamp_thresholds"):
         neuron(x)
     neuron.clamp_thresholds()
-    assert float(neuron.threshold.min()) == 0.0
+    assert float(neuron.threshold.detach().min()) == 0.0
     neuron(x)
 
 
@@ -229,6 +229,6 @@ def test_trains_inside_sequential_with_init_hidden() -> None:
         loss.backward()
         optimizer.step()
         clamp_thresholds(net)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.6 * first, (first, last)
