@@ -17,7 +17,7 @@ Public names (module):
     EmbeddingSource, FeatureSource, Readout, HostSink (io.process),
     FloatingPtSimCfg, SpiNNaker2SimCfg, ChipOptions (run_configs),
     run_network, LavaRunResult, LavaNetworkSession, StepOutputs, stop_runtime (run),
-    ChipRunReport (chip_report), LavaRunError, LavaModelError, NetworkContext (common).
+    assemble_chip_run (chip_report), LavaRunError, LavaModelError, NetworkContext (common).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _LAZY: dict[str, str] = {
     "LavaNetworkSession": "lava_procs.run",
     "StepOutputs": "lava_procs.run",
     "stop_runtime": "lava_procs.run",
-    "ChipRunReport": "lava_procs.chip_report",
+    "assemble_chip_run": "lava_procs.chip_report",
     "LavaRunError": "lava_procs.common",
     "LavaModelError": "lava_procs.common",
     "NetworkContext": "lava_procs.common",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue as queue_module
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -26,6 +27,7 @@ from snn_egru.reference import Matrix
 
 __all__ = [
     "MESSAGE_DTYPE",
+    "RECORD_BATCH",
     "HostRecorder",
     "LavaModelError",
     "LavaRunError",
@@ -33,6 +35,10 @@ __all__ = [
     "as_compute_array",
     "prepare_weight",
 ]
+
+#: A model ships its records to the host in batches of this many steps (and at the end of
+#: every run), see :class:`HostRecorder`.
+RECORD_BATCH = 64
 
 #: dtype of every message between our processes. float64 holds every float32 (and float64)
 #: value exactly, so graded events, embeddings and logits arrive bit-for-bit intact; the
@@ -82,10 +88,12 @@ class HostRecorder:
 
     Lava 0.10 runs every process model in a forked OS process; a ``multiprocessing`` queue
     made (with the fork context) before the runtime starts is inherited by the models. The
-    model :meth:`put` s one record per time step; its feeder thread writes in the
-    background, so the model never waits for the host (a Lava external pipe has a fixed
-    buffer and blocks or drops when the host is not reading). The host :meth:`take` s
-    records while or after the run.
+    model :meth:`put` s one record per time step into a local batch and ships the batch
+    when it holds :data:`RECORD_BATCH` records and when a run ends (:meth:`flush`, called
+    from the model's HOST phase), so a step costs a list append, not a pipe write. The
+    queue's feeder thread writes in the background: the model never waits for the host (a
+    Lava external pipe has a fixed buffer and blocks or drops when the host is not
+    reading). The host :meth:`take` s records while or after the run.
 
     Records are ``(time_step, payload)`` tuples; ``payload`` is any picklable object
     (numpy arrays arrive exactly).
@@ -94,16 +102,37 @@ class HostRecorder:
     def __init__(self, *, name: str) -> None:
         self.name = name
         self._queue = mp.get_context("fork").Queue()
+        self._batch: list[tuple[int, Any]] = []  # model side
+        self._received: deque[tuple[int, Any]] = deque()  # host side
         self._detached = False
 
+    # ------------------------------------------------------------------ model side
     def put(self, time_step: int, payload: Any) -> None:
-        """Model side: queue one record (returns at once)."""
+        """Model side: record one step (shipped with the batch)."""
+        self._batch.append((int(time_step), payload))
+        if len(self._batch) >= RECORD_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Model side: ship the records batched so far (returns at once)."""
+        if not self._batch:
+            return
         if not self._detached:
             # The model process may exit (Lava STOP) before the host has read everything;
             # without this, its exit would wait for the host to drain the pipe.
             self._queue.cancel_join_thread()
             self._detached = True
-        self._queue.put((int(time_step), payload))
+        self._queue.put(self._batch)
+        self._batch = []
+
+    # ------------------------------------------------------------------- host side
+    def _receive(self, timeout: float | None) -> bool:
+        try:
+            batch = self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
+        except queue_module.Empty:
+            return False
+        self._received.extend(batch)
+        return True
 
     def take(self, count: int, *, timeout_s: float | None = None) -> list[tuple[int, Any]]:
         """Host side: wait for exactly ``count`` records (in the order they were put).
@@ -112,26 +141,23 @@ class HostRecorder:
             TimeoutError: fewer than ``count`` records arrived within ``timeout_s``.
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        records = []
-        for _ in range(count):
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                records.append(self._queue.get(timeout=remaining))
-            except queue_module.Empty:
-                raise TimeoutError(
-                    f"recorder {self.name!r}: got {len(records)} of {count} records within "
-                    f"{timeout_s} s"
-                ) from None
-        return records
+        while len(self._received) < count:
+            remaining = None if deadline is None else max(1e-3, deadline - time.monotonic())
+            if not self._receive(remaining) and deadline is not None:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"recorder {self.name!r}: got {len(self._received)} of {count} "
+                        f"records within {timeout_s} s"
+                    )
+        return [self._received.popleft() for _ in range(count)]
 
     def take_available(self) -> list[tuple[int, Any]]:
         """Host side: every record that has already arrived (never waits)."""
-        records = []
-        while True:
-            try:
-                records.append(self._queue.get_nowait())
-            except queue_module.Empty:
-                return records
+        while self._receive(0):
+            pass
+        records = list(self._received)
+        self._received.clear()
+        return records
 
 
 def as_compute_array(
@@ -147,7 +173,7 @@ def as_compute_array(
 
 
 def prepare_weight(weight: Matrix, *, dtype: np.dtype, what: str) -> np.ndarray | sp.csr_matrix:
-    """A weight matrix as it is stored in a Lava Var: dense C array or canonical CSR.
+    """A weight matrix as it is stored in a Lava Var: a dense C array or canonical CSR copy.
 
     Sparse weights become CSR with sorted indices and no explicit zeros: Lava's ``Var.get``
     / ``Var.set`` on a sparse Var address the stored non-zeros by their (row, column)
@@ -163,4 +189,5 @@ def prepare_weight(weight: Matrix, *, dtype: np.dtype, what: str) -> np.ndarray 
     array = np.asarray(weight)
     if array.ndim != 2:
         raise ValueError(f"{what} must be a 2-D matrix, got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=dtype)
+    # A copy: Lava hands this very object to the model, whose Var.set writes into it.
+    return np.array(array, dtype=dtype, order="C", copy=True)

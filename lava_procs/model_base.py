@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from lava.magma.core.model.py.model import PyLoihiProcessModel
 
-from lava_procs.common import MESSAGE_DTYPE, LavaModelError
+from lava_procs.common import MESSAGE_DTYPE, HostRecorder, LavaModelError
 
 __all__ = ["SafeStepModel"]
 
@@ -38,6 +38,22 @@ class SafeStepModel(PyLoihiProcessModel):
     def compute_step(self) -> dict[str, np.ndarray]:
         """Receive this step's inputs, update state, return ``{out_port_name: message}``."""
         raise NotImplementedError
+
+    def recorders(self) -> list[HostRecorder]:
+        """The host recorders this model writes to (flushed at the end of every run)."""
+        found = []
+        for key in ("recorder", "chip_recorder"):
+            recorder = self.proc_params.get(key)
+            if recorder is not None:
+                found.append(recorder)
+        return found
+
+    def _host(self) -> None:
+        # Lava sends the HOST phase to every model when a run's last step is done: ship the
+        # records batched during the run, so the host can read all of them.
+        super()._host()
+        for recorder in self.recorders():
+            recorder.flush()
 
     def describe(self) -> str:
         """How error messages name this process (class and Lava name)."""

@@ -44,6 +44,7 @@ __all__ = [
     "LavaNetworkSession",
     "LavaRunResult",
     "StepOutputs",
+    "make_run_config",
     "run_network",
     "stop_runtime",
 ]
@@ -151,6 +152,11 @@ class LavaNetworkSession:
         self._started = False
         self._healthy = True  # False once a run failed: stop by force
         self._stopped = False
+        self._chip_records: list[list[Any]] = (
+            [[] for _ in range(network.artifact.num_layers)]
+            if isinstance(run_cfg, SpiNNaker2SimCfg)
+            else []
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -215,40 +221,53 @@ class LavaNetworkSession:
             raise RuntimeError("an earlier run of this session failed; the graph is stopped")
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         self._healthy = False  # until this run has completed cleanly
-        sinks = self._sinks()
-        collected: dict[str, list] = {name: [] for name in sinks}
-        self._run_and_wait(num_steps, timeout_s, sinks, collected)
-        for name, sink in sinks.items():
+        recorders = self._recorders()
+        collected: dict[str, list] = {name: [] for name in recorders}
+        self._run_and_wait(num_steps, timeout_s, recorders, collected)
+        for name, recorder in recorders.items():
             missing = num_steps - len(collected[name])
             if missing:
-                collected[name].extend(sink.recorder.take(missing, timeout_s=_RECORD_GRACE_S))
+                collected[name].extend(recorder.take(missing, timeout_s=_RECORD_GRACE_S))
+        self._check_alignment(num_steps, collected)
         outputs = self._assemble(num_steps, collected)
+        for index in range(len(self._chip_records)):
+            self._chip_records[index].extend(record for _, record in collected[f"chip_{index}"])
         self.steps_done += num_steps
         self._healthy = True
         return outputs
 
-    def _sinks(self) -> dict[str, Any]:
-        sinks = {f"events_{i}": sink for i, sink in enumerate(self.network.event_sinks())}
+    @property
+    def on_chip(self) -> bool:
+        """True when the layers run the ``spinnaker2`` models."""
+        return isinstance(self.run_cfg, SpiNNaker2SimCfg)
+
+    def _recorders(self) -> dict[str, Any]:
+        recorders = {
+            f"events_{i}": sink.recorder for i, sink in enumerate(self.network.event_sinks())
+        }
         logits_sink = self.network.logits_sink()
         if logits_sink is not None:
-            sinks["logits"] = logits_sink
-        return sinks
+            recorders["logits"] = logits_sink.recorder
+        if self.on_chip:
+            for i, recorder in enumerate(self.network.chip_recorders):
+                recorders[f"chip_{i}"] = recorder
+        return recorders
 
     def _run_and_wait(
         self,
         num_steps: int,
         timeout_s: float | None,
-        sinks: dict[str, Any],
+        recorders: dict[str, Any],
         collected: dict[str, list],
     ) -> None:
-        """Start a non-blocking run, drain the sinks while it runs, and wait for its end."""
+        """Start a non-blocking run, drain the recorders while it runs, wait for its end."""
         runtime = self.network.runtime
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         self.network.run(condition=RunSteps(num_steps=int(num_steps), blocking=False))
         poll = _POLL_MIN_S
         while not any(port.probe() for port in runtime.service_to_runtime):
-            for name, sink in sinks.items():
-                collected[name].extend(sink.recorder.take_available())
+            for name, recorder in recorders.items():
+                collected[name].extend(recorder.take_available())
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
                     f"Lava run of {num_steps} steps did not finish within {timeout_s} s "
@@ -265,28 +284,62 @@ class LavaNetworkSession:
                 raise LavaRunError(f"Lava run failed: {causes}", errors) from errors[0]
             raise LavaRunError(f"Lava run failed: {type(err).__name__}: {err}") from err
 
-    def _assemble(self, num_steps: int, collected: dict[str, list]) -> StepOutputs:
+    def _check_alignment(self, num_steps: int, collected: dict[str, list]) -> None:
+        """Every recorder got exactly one record per step, stamped with that step."""
         expected = np.arange(self.steps_done + 1, self.steps_done + num_steps + 1)
-        artifact = self.network.artifact
-        arrays: dict[str, np.ndarray] = {}
         for name, records in collected.items():
             steps = np.array([step for step, _ in records], dtype=np.int64)
             if not np.array_equal(steps, expected):
                 raise LavaRunError(
-                    f"sink {name!r} recorded time steps {steps.tolist()[:8]}..., expected "
+                    f"recorder {name!r} got time steps {steps.tolist()[:8]}..., expected "
                     f"{expected.tolist()[:8]}...: the graph is not aligned step by step"
                 )
-            arrays[name] = np.stack([value for _, value in records])
-        events = [
-            arrays[f"events_{i}"].astype(layer.dtype)
-            for i, layer in enumerate(artifact.layers)
-            if f"events_{i}" in arrays
-        ]
+
+    def _assemble(self, num_steps: int, collected: dict[str, list]) -> StepOutputs:
+        artifact = self.network.artifact
+        events = []
+        for i, layer in enumerate(artifact.layers):
+            records = collected.get(f"events_{i}")
+            if records is not None:
+                events.append(np.stack([value for _, value in records]).astype(layer.dtype))
         logits = None
-        if "logits" in arrays:
+        if "logits" in collected:
             dtype = np.result_type(artifact.layers[-1].dtype, artifact.decoder_weight.dtype)
-            logits = arrays["logits"].astype(dtype)
-        return StepOutputs(time_steps=expected, logits=logits, layer_events=events)
+            logits = np.stack([value for _, value in collected["logits"]]).astype(dtype)
+        time_steps = np.arange(self.steps_done + 1, self.steps_done + num_steps + 1)
+        return StepOutputs(time_steps=time_steps, logits=logits, layer_events=events)
+
+    # ----------------------------------------------------------------------- chip
+    def chip_run(
+        self,
+        *,
+        record_steps: bool = True,
+        outputs: StepOutputs | None = None,
+        states: list[EGRUState] | None = None,
+    ) -> Any:
+        """The simulated chip's ``spinnaker2_backend.run.Run`` of all steps run so far.
+
+        Composed from every layer process's per-step records as the backend composes a
+        direct run (time per token = sum over layers of each layer's slowest PE); see
+        :mod:`lava_procs.chip_report`. ``outputs`` / ``states`` fill the Run's outputs.
+        """
+        if not self.on_chip:
+            raise RuntimeError("a chip report needs the spinnaker2 models (SpiNNaker2SimCfg)")
+        if not self.steps_done:
+            raise RuntimeError("no steps have run yet")
+        from lava_procs.chip_report import assemble_chip_run
+
+        artifact = self.network.artifact
+        return assemble_chip_run(
+            self.run_cfg.mapping_for(artifact),
+            self._chip_records,
+            tick_us=self.run_cfg.chip.tick_us,
+            record_steps=record_steps,
+            layer_events=None if outputs is None else outputs.layer_events or None,
+            logits=None if outputs is None else outputs.logits,
+            states=states,
+            dtype=np.dtype(artifact.layers[0].dtype).name,
+        )
 
     # ---------------------------------------------------------------------- state
     def layer_states(self) -> list[EGRUState]:
@@ -324,7 +377,8 @@ class LavaRunResult:
         time_steps: ``(T,)`` Lava time step at which each output was recorded (``1..T``).
         startup_s: seconds to compile the graph and start its processes.
         run_s: seconds the ``T`` steps took (inputs to recorded outputs).
-        chip: the chip report (``spinnaker2`` only), else ``None``.
+        chip: the simulated chip's ``spinnaker2_backend.run.Run`` (``spinnaker2`` only; its
+            ``.report()`` gives time per token, profile, energy, packets), else ``None``.
     """
 
     backend: str
@@ -353,6 +407,7 @@ def make_run_config(
     weight_format: str = "csr",
     max_units_per_pe: int | None = None,
     clock_mhz: float | None = None,
+    tick_us: float | None = None,
     spec: Any = None,
     machine: Any = None,
 ) -> RunConfig:
@@ -365,6 +420,7 @@ def make_run_config(
                 weight_format=weight_format,
                 max_units_per_pe=max_units_per_pe,
                 clock_mhz=clock_mhz,
+                tick_us=tick_us,
                 spec=spec,
                 machine=machine,
             )
@@ -382,9 +438,11 @@ def run_network(
     weight_format: str = "csr",
     max_units_per_pe: int | None = None,
     clock_mhz: float | None = None,
+    tick_us: float | None = None,
     spec: Any = None,
     machine: Any = None,
     record_events: bool = True,
+    record_chip_steps: bool = True,
     timeout_s: float | None = None,
 ) -> LavaRunResult:
     """Run ``artifact`` on ``inputs`` as a Lava graph; outputs align with the reference.
@@ -401,9 +459,11 @@ def run_network(
         backend: ``"floating_pt"`` (numpy reference) or ``"spinnaker2"`` (simulated chip).
         num_steps: steps to run, at most ``T`` (default ``T``).
         initial_states: per-layer states to start from (default zeros).
-        weight_format, max_units_per_pe, clock_mhz, spec, machine: chip options
+        weight_format, max_units_per_pe, clock_mhz, tick_us, spec, machine: chip options
             (:class:`~lava_procs.run_configs.ChipOptions`; ``"spinnaker2"`` only).
         record_events: also return every layer's events (one sink process per layer).
+        record_chip_steps: keep per-step per-PE chip counts in the chip report (timer view;
+            as the backend's ``record=True``); ``False`` keeps per-step layer totals only.
         timeout_s: limit for the run proper (``None``: no limit); exceeding it raises
             ``TimeoutError``.
 
@@ -422,6 +482,7 @@ def run_network(
         weight_format=weight_format,
         max_units_per_pe=max_units_per_pe,
         clock_mhz=clock_mhz,
+        tick_us=tick_us,
         spec=spec,
         machine=machine,
     )
@@ -445,10 +506,8 @@ def run_network(
         run_s = time.perf_counter() - begin
         states = session.layer_states()
         chip = None
-        if backend == "spinnaker2":
-            from lava_procs.chip_report import collect_chip_report
-
-            chip = collect_chip_report(network, run_cfg, num_steps)
+        if session.on_chip:
+            chip = session.chip_run(record_steps=record_chip_steps, outputs=outputs, states=states)
     except BaseException:
         session._healthy = False
         raise

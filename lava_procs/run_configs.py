@@ -16,7 +16,6 @@ The input/output processes carry both tags, so either config runs a whole networ
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -54,7 +53,9 @@ class ChipOptions:
             unit, walked only for units that fired) or ``"dense"``.
         max_units_per_pe: upper limit of units per PE when partitioning (``None``: as many
             as fit in PE memory, balanced).
-        clock_mhz: PE clock in MHz (``None``: the ChipSpec default, 150 MHz).
+        clock_mhz: PE clock in MHz, one of the chip's levels (150 or 300); ``None``: the
+            ChipSpec's clock (150 MHz by default).
+        tick_us: tick duration in microseconds (deadline checks; ``None``: free running).
         spec: chip figures (``spinnaker2_backend.ChipSpec``); ``None`` for the defaults.
         machine: the machine to map onto (``spinnaker2_backend.Machine``); ``None`` for the
             backend's default (as many chips as needed).
@@ -64,6 +65,7 @@ class ChipOptions:
     weight_format: WeightFormat = "csr"
     max_units_per_pe: int | None = None
     clock_mhz: float | None = None
+    tick_us: float | None = None
     spec: Any = None
     machine: Any = None
     record_steps: int = 0
@@ -77,8 +79,11 @@ class ChipOptions:
             raise ValueError(f"max_units_per_pe must be >= 1, got {self.max_units_per_pe}")
         if self.clock_mhz is not None and not self.clock_mhz > 0:
             raise ValueError(f"clock_mhz must be > 0, got {self.clock_mhz}")
+        if self.tick_us is not None and not self.tick_us > 0:
+            raise ValueError(f"tick_us must be > 0, got {self.tick_us}")
         if self.record_steps < 0:
             raise ValueError(f"record_steps must be >= 0, got {self.record_steps}")
+        self.chip_spec()  # raises now if the clock is not one of the chip's levels
 
     def chip_spec(self) -> Any:
         """The ``ChipSpec`` to use: ``spec`` (or the default) with ``clock_mhz`` applied."""
@@ -86,7 +91,7 @@ class ChipOptions:
 
         spec = self.spec if self.spec is not None else ChipSpec()
         if self.clock_mhz is not None:
-            spec = dataclasses.replace(spec, pe_clock_hz=int(round(self.clock_mhz * 1e6)))
+            spec = spec.with_clock_mhz(self.clock_mhz)
         return spec
 
     def map_network(self, artifact: DeploymentArtifact) -> Any:
@@ -196,11 +201,12 @@ def _single_layer_artifact(process: AbstractProcess) -> DeploymentArtifact:
     """A one-layer network from a stand-alone EGRULayer's initial parameters."""
     from snn_egru.reference import EGRUParams
 
+    # Copies: the Vars' initial values are the very objects the model will write into.
     params = EGRUParams(
-        weight_ih=process.weight_ih.init,
-        weight_hh=process.weight_hh.init,
-        bias_ih=process.bias_ih.init,
-        bias_hh=process.bias_hh.init,
-        threshold=process.threshold.init,
+        weight_ih=process.weight_ih.init.copy(),
+        weight_hh=process.weight_hh.init.copy(),
+        bias_ih=process.bias_ih.init.copy(),
+        bias_hh=process.bias_hh.init.copy(),
+        threshold=process.threshold.init.copy(),
     )
     return DeploymentArtifact(layers=[params], input_kind="features", readout_kind="none")

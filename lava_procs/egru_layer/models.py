@@ -12,6 +12,9 @@ while it scans the Process's folder.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 from lava.magma.core.decorator import implements, requires, tag
@@ -26,7 +29,7 @@ from lava_procs.egru_layer.process import EGRULayer
 from lava_procs.model_base import SafeStepModel
 from snn_egru.reference import EGRUParams, EGRUState, Matrix, egru_step, validate_params
 
-__all__ = ["PyEGRULayerFloat"]
+__all__ = ["ChipStepRecord", "PyEGRULayerFloat", "PyEGRULayerSpiNNaker2"]
 
 
 class AbstractPyEGRULayerModel(SafeStepModel):
@@ -90,9 +93,11 @@ class AbstractPyEGRULayerModel(SafeStepModel):
             self._deferred_error = None
 
     def _matrix(self, value: Matrix) -> Matrix:
+        # A copy: Lava's Var.set writes into the Var's array in place, and the parameters a
+        # model computed with must not change under it (the chip model compares them).
         if sp.issparse(value):
-            return sp.csr_matrix(value, dtype=self.compute_dtype, copy=False)
-        return np.asarray(value, dtype=self.compute_dtype)
+            return sp.csr_matrix(value, dtype=self.compute_dtype, copy=True)
+        return np.array(value, dtype=self.compute_dtype, copy=True)
 
     def current_params(self) -> EGRUParams:
         """The parameters in the compute dtype, from the Vars (cached)."""
@@ -170,3 +175,136 @@ class PyEGRULayerFloat(AbstractPyEGRULayerModel):
 
     def advance(self, x: np.ndarray) -> tuple[np.ndarray, EGRUState]:
         return egru_step(x, self.current_state(), self.current_params())
+
+
+class ChipStepRecord(NamedTuple):
+    """What the ``spinnaker2`` model reports to the host after each step of its layer.
+
+    Attributes:
+        result: the backend's ``LayerStepResult`` of the step (all PEs of the layer).
+        counters: a copy of the layer simulator's cumulative ``LayerCounters`` after it.
+    """
+
+    result: Any
+    counters: Any
+
+
+@implements(proc=EGRULayer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("spinnaker2")
+class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
+    """The layer's PEs on the simulated SpiNNaker2 chip (``spinnaker2_backend``).
+
+    :class:`~lava_procs.run_configs.SpiNNaker2SimCfg` maps the layer's whole network on the
+    host and passes the mapping in ``proc_params``; this model runs
+    ``mapping.layer_simulator(layer)``: every PE's rows of the weights in the chosen format
+    (CSR / event-driven / dense), the point-wise update of
+    :func:`snn_egru.reference.egru_pointwise`, events sent as NoC packets (counted), per-PE
+    cycles per phase. After each step it updates the ``chip_*`` Vars and, when the process
+    has a ``chip_recorder``, puts a :class:`ChipStepRecord` into it.
+
+    After a ``Var.set`` of the parameters the layer is mapped again with the new weights
+    (cumulative counters carry over when the layer keeps its PEs).
+    """
+
+    #: tells SpiNNaker2SimCfg to map the network and hand the mapping to this model
+    needs_chip_mapping = True
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self._options = proc_params["chip_options"]
+        self._mapping = proc_params["chip_mapping"]
+        self._layer_index = int(proc_params["chip_layer_index"])
+        self._recorder = proc_params.get("chip_recorder")
+        # Built now (in parallel with the other models' start-up), from the mapping's own
+        # copy of the layer; the first step checks that the Vars still hold the same.
+        self._simulator = self._mapping.layer_simulator(
+            self._layer_index, dtype=self.compute_dtype, tick_us=self._options.tick_us
+        )
+        self._simulated_params: EGRUParams = self._mapping.artifact.layers[self._layer_index]
+        self._state_from_vars = True  # push the Vars' state into the simulator first
+        self._chips = max(len({s.chip for layer in self._mapping.layers for s in layer.slices}), 1)
+
+    def on_var_update(self) -> None:
+        super().on_var_update()
+        self._state_from_vars = True
+
+    # ------------------------------------------------------------------ simulator
+    def _mapping_for(self, params: EGRUParams) -> Any:
+        """The mapping that holds ``params`` as this layer (mapped again if they changed)."""
+        artifact = self._mapping.artifact
+        if _same_params(artifact.layers[self._layer_index], params):
+            return self._mapping
+        layers = list(artifact.layers)
+        layers[self._layer_index] = params
+        self._mapping = self._options.map_network(dataclasses.replace(artifact, layers=layers))
+        return self._mapping
+
+    def layer_simulator(self) -> Any:
+        """The backend ``LayerSimulator`` of this layer for the current parameters."""
+        params = self.current_params()
+        if params is self._simulated_params or _same_params(self._simulated_params, params):
+            self._simulated_params = params
+            return self._simulator
+        mapping = self._mapping_for(params)
+        simulator = mapping.layer_simulator(
+            self._layer_index, dtype=self.compute_dtype, tick_us=self._options.tick_us
+        )
+        old = self._simulator
+        if np.array_equal(old.pes, simulator.pes):
+            simulator.counters = old.counters  # same PEs: keep counting
+        self._simulator = simulator
+        self._simulated_params = params
+        self._state_from_vars = True
+        return simulator
+
+    # ----------------------------------------------------------------------- step
+    def advance(self, x: np.ndarray) -> tuple[np.ndarray, EGRUState]:
+        simulator = self.layer_simulator()
+        if self._state_from_vars:
+            simulator.set_state(self.current_state())
+            self._state_from_vars = False
+        result = simulator.step(x)
+        self._update_chip_vars(result, simulator)
+        if self._recorder is not None:
+            self._recorder.put(self.time_step, ChipStepRecord(result, simulator.counters.copy()))
+        state = simulator.state
+        if not self.track_trace:
+            state = state._replace(trace=None)
+        return result.y, state
+
+    def _update_chip_vars(self, result: Any, simulator: Any) -> None:
+        from spinnaker2_backend.energy import estimate_energy
+
+        counters = simulator.counters
+        slowest = int(np.argmax(result.busy_cycles))
+        self.chip_step_cycles[0] = result.layer_cycles
+        self.chip_phase_cycles[:] = result.phase_cycles[:, slowest]
+        self.chip_total_cycles[0] = counters.layer_cycles
+        self.chip_packets[:] = (counters.packets_on_chip, counters.packets_chip_to_chip)
+        self.chip_dma_bytes[0] = counters.dram_bytes
+        self.chip_macs[0] = counters.macs
+        clock_hz = simulator.spec.pe_clock_hz
+        energy = estimate_energy(
+            wall_seconds=(counters.layer_cycles + counters.tail_cycles) / clock_hz,
+            busy_cycles=float(counters.phase_cycles.sum()),
+            packets=counters.total("packets_sent"),
+            packet_hops=counters.total("packet_hops"),
+            chip_link_hops=counters.total("chip_link_hops"),
+            dram_bytes=counters.dram_bytes,
+            clock_hz=clock_hz,
+            chips=self._chips,
+        )
+        self.chip_energy_j[0] = energy.total_j
+
+
+def _same_params(a: EGRUParams, b: EGRUParams) -> bool:
+    """True when two layers hold the same numbers (dense or sparse, any dtype)."""
+
+    def same(u: Any, v: Any) -> bool:
+        if sp.issparse(u) or sp.issparse(v):
+            u, v = sp.csr_matrix(u), sp.csr_matrix(v)
+            return u.shape == v.shape and (u != v).nnz == 0
+        return np.array_equal(np.asarray(u), np.asarray(v))
+
+    return all(same(getattr(a, f), getattr(b, f)) for f in EGRUParams._fields)

@@ -21,12 +21,13 @@ from lava_procs.common import (
 )
 from lava_procs.process_base import GuardedProcess
 from snn_egru.reference import EGRUParams, EGRUState, Matrix, validate_params
+from spinnaker2_backend.timing import PHASES
 
 __all__ = ["CHIP_PHASES", "EGRULayer"]
 
-#: Phases of one step on a PE, in order (SPINNAKER2.md): the index of each entry in the
-#: ``chip_phase_cycles`` Var.
-CHIP_PHASES: tuple[str, ...] = ("input_matvec", "recurrent_matvec", "pointwise", "send")
+#: Phases of one step on a PE, in the simulated chip's order
+#: (``spinnaker2_backend.timing.PHASES``): the entries of the ``chip_phase_cycles`` Var.
+CHIP_PHASES: tuple[str, ...] = PHASES
 
 
 class EGRULayer(GuardedProcess):
@@ -88,8 +89,10 @@ class EGRULayer(GuardedProcess):
             :data:`CHIP_PHASES` in the last step, ``chip_total_cycles`` the sum over steps
             of ``chip_step_cycles``, ``chip_packets`` NoC packets so far
             ``[on_chip, chip_to_chip]``, ``chip_dma_bytes`` DRAM bytes moved so far,
-            ``chip_macs`` multiply-accumulates so far, ``chip_energy_j`` energy so far
-            (joules, model of ``spinnaker2_backend``).
+            ``chip_macs`` multiply-accumulates so far, ``chip_energy_j`` this layer's share
+            of the energy so far (joules, energy model of ``spinnaker2_backend``: static
+            power of the powered chips while this layer's step runs, plus its dynamic
+            energy; summed over the layers it is the network run's energy).
     """
 
     def __init__(
