@@ -1,0 +1,912 @@
+"""Train the EGRU language model on Penn Treebank or WikiText-2 (one process or ``torchrun``).
+
+Recipe (EvNN's LM recipe, AWD-LSTM data handling):
+
+* the training split is cut into ``batch_size`` contiguous streams (:func:`~snn_egru.data.text.
+  batchify`); under ``torchrun`` rank ``r`` of ``W`` trains on streams
+  ``r*B/W .. (r+1)*B/W - 1`` and DistributedDataParallel averages the gradients, so the ranks
+  together take exactly the single-process step;
+* truncated BPTT windows of random length around ``bptt`` (70), the state carried from window
+  to window (detached); the learning rate of a window is scaled by ``seq_len / bptt``;
+* AdamW with betas ``(0, 0.999)``, a cosine schedule (optionally held constant first, the
+  reference's ``--scheduler_start``), global gradient-norm clipping;
+* after every optimizer step: thresholds clamped to ``[0, 1]``, pruning masks enforced
+  (and updated on the pruning schedule, :class:`~snn_egru.pruning.Pruner`);
+* evaluation: perplexity ``exp(mean cross-entropy)`` over a whole split with the state carried
+  (validation batch 10, test batch 1 as usual), activity sparsity measured on the test run;
+* checkpoints ``last.pt`` / ``best.pt`` (config, training config, vocabulary, model, optimizer,
+  scheduler, pruning masks, position in the epoch and the carried state: a resumed run
+  continues exactly), metrics in ``metrics.csv`` / ``metrics.jsonl``, a JSON summary.
+
+Presets (``--preset``): ``tiny`` (tests), ``small`` (PTB on 2 CPU cores in minutes),
+``paper`` (the published 1350/1350/750 model, for a GPU; the reference's command for PTB),
+``paper-wikitext2`` (the same model with the reference's WikiText-2 settings).
+
+Command line: ``python -m snn_egru.training.lm --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+
+from snn_egru.data.text import (
+    Corpus,
+    Vocabulary,
+    batchify,
+    bptt_windows,
+    get_batch,
+    load_corpus,
+    shard_streams,
+)
+from snn_egru.functional import EGRUCellState
+from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig, lm_preset
+from snn_egru.pruning import Pruner, PruningConfig
+from snn_egru.sparsity import SparsityAccount, SparsityProbe, format_sparsity_report
+from snn_egru.training.common import (
+    MetricsLogger,
+    barrier,
+    cleanup_distributed,
+    clip_gradients,
+    config_from_dict,
+    cosine_schedule,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    load_checkpoint,
+    make_optimizer,
+    progress,
+    restore_training_state,
+    save_checkpoint,
+    set_seed,
+    unwrap_model,
+    wrap_ddp,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LM_TRAIN_PRESETS",
+    "EvalResult",
+    "LMTrainConfig",
+    "LMTrainResult",
+    "evaluate_perplexity",
+    "load_language_model",
+    "lm_training_preset",
+    "main",
+    "preset_configs",
+    "train_language_model",
+]
+
+
+@dataclass
+class LMTrainConfig:
+    """Training settings (saved with every checkpoint).
+
+    Attributes:
+        corpus: ``"ptb"`` (from the ``treebank`` package) or ``"wikitext2"``.
+        data_dir: folder with ``wiki.*.tokens`` (WikiText-2).
+        batch_size: number of training streams (global, split among ranks).
+        eval_batch_size / test_batch_size: streams for validation / test perplexity.
+        bptt: base window length; random_bptt: AWD-LSTM random window lengths.
+        lr, weight_decay, betas: AdamW.
+        clip: global gradient-norm limit (``0``: none).
+        epochs: passes over the training split.
+        max_steps: stop after this many optimizer steps (``None``: epochs decide).
+        time_budget_s: stop training after this many seconds (``None``: no limit).
+        schedule: ``"cosine"`` or ``"constant"``.
+        schedule_steps: length of the cosine schedule (``None``: ``max_steps`` or the
+            estimated steps of all epochs).
+        warmup_steps, hold_steps, min_lr_ratio: cosine schedule shape.
+        eval_every: validate every this many steps (``0``: after each epoch) and at the end.
+        eval_max_tokens: cap on validation tokens during training (``None``: whole split).
+        log_every: log the training loss every this many steps.
+        seed: seed of initialisation, dropout and window lengths.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``.
+        pruning: a :class:`~snn_egru.pruning.PruningConfig` or ``None``.
+        final_test: evaluate the best (or last) model on the test split at the end.
+        measure_sparsity: measure activity sparsity and MACs during the final test run.
+        save_checkpoints: write ``last.pt`` / ``best.pt``.
+    """
+
+    corpus: str = "ptb"
+    data_dir: str | None = None
+    batch_size: int = 64
+    eval_batch_size: int = 10
+    test_batch_size: int = 1
+    bptt: int = 70
+    random_bptt: bool = True
+    lr: float = 1.2e-3
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.0, 0.999)
+    clip: float = 0.1
+    epochs: int = 1000
+    max_steps: int | None = None
+    time_budget_s: float | None = None
+    schedule: str = "cosine"
+    schedule_steps: int | None = None
+    warmup_steps: int = 0
+    hold_steps: int = 0
+    min_lr_ratio: float = 0.0
+    eval_every: int = 0
+    eval_max_tokens: int | None = None
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    pruning: PruningConfig | None = None
+    final_test: bool = True
+    measure_sparsity: bool = True
+    save_checkpoints: bool = True
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        if isinstance(self.pruning, dict):
+            self.pruning = config_from_dict(self.pruning, PruningConfig)
+        for name in ("batch_size", "eval_batch_size", "test_batch_size", "bptt", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
+
+
+#: Training presets (the architecture presets are :data:`snn_egru.models.lm.LM_PRESETS`).
+LM_TRAIN_PRESETS: dict[str, LMTrainConfig] = {
+    "tiny": LMTrainConfig(
+        batch_size=4,
+        eval_batch_size=2,
+        test_batch_size=2,
+        bptt=8,
+        lr=3e-2,
+        weight_decay=0.0,
+        clip=1.0,
+        epochs=1,
+        max_steps=10,
+        eval_max_tokens=200,
+        log_every=5,
+        measure_sparsity=True,
+    ),
+    # PTB on 2 CPU cores: ~3 minutes of training and ~1 minute of evaluation.
+    "small": LMTrainConfig(
+        batch_size=64,
+        eval_batch_size=10,
+        test_batch_size=10,
+        bptt=35,
+        lr=4e-3,
+        weight_decay=0.01,
+        clip=0.5,
+        epochs=2,
+        max_steps=600,
+        warmup_steps=20,
+        min_lr_ratio=0.05,
+        eval_every=300,
+        eval_max_tokens=20_000,
+        log_every=25,
+    ),
+    # The reference's PTB command (1000 epochs, lr 1.2e-3, batch 64, bptt 70, wd 0.1,
+    # clip 0.1, cosine after epoch 700 -> hold_steps set by preset_configs).
+    "paper": LMTrainConfig(
+        batch_size=64,
+        bptt=70,
+        lr=1.2e-3,
+        weight_decay=0.1,
+        clip=0.1,
+        epochs=1000,
+        eval_every=0,
+    ),
+    # The reference's WikiText-2 command (800 epochs, lr 1e-3, batch 128, wd 0.12, cosine
+    # after epoch 400).
+    "paper-wikitext2": LMTrainConfig(
+        corpus="wikitext2",
+        batch_size=128,
+        bptt=70,
+        lr=1e-3,
+        weight_decay=0.12,
+        clip=0.1,
+        epochs=800,
+        eval_every=0,
+    ),
+}
+
+#: Epoch at which the reference starts the cosine decay (``--scheduler_start``).
+_PAPER_SCHEDULER_START = {"paper": 700, "paper-wikitext2": 400}
+
+
+def lm_training_preset(name: str, **overrides: Any) -> LMTrainConfig:
+    """A copy of training preset ``name`` with overrides."""
+    if name not in LM_TRAIN_PRESETS:
+        raise ValueError(
+            f"unknown training preset {name!r}; choose one of {list(LM_TRAIN_PRESETS)}"
+        )
+    return replace(LM_TRAIN_PRESETS[name], **overrides)
+
+
+def preset_configs(name: str) -> tuple[LanguageModelConfig, LMTrainConfig]:
+    """Model and training configs of a preset (``tiny``, ``small``, ``paper``,
+    ``paper-wikitext2``). WikiText-2's vocabulary size is set when the data is loaded."""
+    model_name = "paper" if name.startswith("paper") else name
+    model_config = lm_preset(model_name)
+    train_config = lm_training_preset(name)
+    if name == "paper-wikitext2":
+        model_config = replace(model_config, input_dropout=0.7)
+    if name in _PAPER_SCHEDULER_START:
+        train_config = _paper_hold(name, train_config)
+    return model_config, train_config
+
+
+# --------------------------------------------------------------------------- evaluation
+@dataclass
+class EvalResult:
+    """Perplexity of a split: ``exp(loss)``, ``loss`` the mean cross-entropy (nats/token)."""
+
+    loss: float
+    perplexity: float
+    tokens: int
+    sparsity: SparsityAccount | None = None
+
+
+def _detach_state(state: Any) -> Any:
+    if state is None:
+        return None
+    return [EGRUCellState(*(t.detach() for t in s)) for s in state]
+
+
+@torch.no_grad()
+def evaluate_perplexity(
+    model: EGRULanguageModel,
+    data: Tensor,
+    *,
+    batch_size: int = 10,
+    bptt: int = 70,
+    device: torch.device | str | None = None,
+    max_tokens: int | None = None,
+    measure_sparsity: bool = False,
+    show_progress: bool = True,
+) -> EvalResult:
+    """Perplexity of ``model`` on a 1-D id stream, state carried across windows (eval mode).
+
+    Args:
+        model: the language model (a DDP wrapper is unwrapped).
+        data: ``(N,)`` token ids.
+        batch_size: number of parallel streams (1 reproduces the standard test number).
+        bptt: window length.
+        device: where to run (default: the model's device).
+        max_tokens: evaluate only the first ``max_tokens`` tokens (quick checks).
+        measure_sparsity: also count activity sparsity and MACs (:mod:`snn_egru.sparsity`).
+        show_progress: progress bar on the main rank.
+
+    Returns:
+        :class:`EvalResult`; ``loss = sum of token cross-entropies / number of tokens``.
+    """
+    model = unwrap_model(model)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if max_tokens is not None:
+        data = data[: max_tokens + 1]
+    source = batchify(data, batch_size).to(device)
+    was_training = model.training
+    model.eval()
+    probe = SparsityProbe(model) if measure_sparsity else None
+    total_loss, total_tokens, state = 0.0, 0, None
+    windows = list(bptt_windows(source.shape[0], bptt, random_length=False))
+    try:
+        if probe is not None:
+            probe.__enter__()
+        for window in progress(
+            windows, desc="eval", leave=False, disable=not show_progress or None
+        ):
+            inputs, targets = get_batch(source, window.start, window.seq_len)
+            out = model(inputs, state)
+            state = out.state
+            loss = F.cross_entropy(
+                out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1), reduction="sum"
+            )
+            total_loss += float(loss)
+            total_tokens += targets.numel()
+    finally:
+        if probe is not None:
+            probe.__exit__(None, None, None)
+        model.train(was_training)
+    mean = total_loss / max(1, total_tokens)
+    return EvalResult(
+        loss=mean,
+        perplexity=math.exp(min(mean, 700.0)),
+        tokens=total_tokens,
+        sparsity=probe.result() if probe is not None else None,
+    )
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class LMTrainResult:
+    """What :func:`train_language_model` returns.
+
+    Attributes:
+        model: the trained model (best validation checkpoint when one was kept), eval mode.
+        model_config / train_config: the configs used (vocab size set from the data).
+        vocabulary: the corpus vocabulary.
+        steps / epochs: optimizer steps taken, epochs started.
+        train_loss: last logged mean training cross-entropy.
+        valid: last validation result; test: final test result (``None`` if skipped).
+        best_valid_perplexity: best validation perplexity seen.
+        wall_time_s: training time (without the final test); total_time_s: everything.
+        stop_reason: ``"epochs"``, ``"max_steps"`` or ``"time_budget"``.
+        out_dir: where checkpoints and metrics are.
+        history: the logged metric rows.
+    """
+
+    model: EGRULanguageModel
+    model_config: LanguageModelConfig
+    train_config: LMTrainConfig
+    vocabulary: Vocabulary
+    steps: int
+    epochs: int
+    train_loss: float
+    valid: EvalResult | None
+    test: EvalResult | None
+    best_valid_perplexity: float
+    wall_time_s: float
+    total_time_s: float
+    stop_reason: str
+    out_dir: Path | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe summary (what ``summary.json`` holds)."""
+        out: dict[str, Any] = {
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "train_loss": self.train_loss,
+            "valid_perplexity": self.valid.perplexity if self.valid else None,
+            "best_valid_perplexity": self.best_valid_perplexity,
+            "test_perplexity": self.test.perplexity if self.test else None,
+            "test_tokens": self.test.tokens if self.test else None,
+            "wall_time_s": self.wall_time_s,
+            "total_time_s": self.total_time_s,
+            "stop_reason": self.stop_reason,
+        }
+        if self.test is not None and self.test.sparsity is not None:
+            out["test_sparsity"] = self.test.sparsity.to_dict()
+        return out
+
+
+def _gather_streams(t: Tensor) -> Tensor:
+    """Concatenate every rank's ``(B_local, ...)`` tensor along dim 0, in rank order."""
+    if not is_distributed():
+        return t
+    parts = [torch.empty_like(t) for _ in range(get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+def _stop_everywhere(flag: bool) -> bool:
+    """True when any rank wants to stop (keeps the ranks in step)."""
+    if not is_distributed():
+        return flag
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _estimate_steps_per_epoch(rows: int, bptt: int) -> int:
+    return max(1, math.ceil((rows - 1) / bptt))
+
+
+def train_language_model(
+    config: LanguageModelConfig,
+    train_config: LMTrainConfig,
+    *,
+    data: Corpus | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> LMTrainResult:
+    """Train (or resume training) an :class:`~snn_egru.models.lm.EGRULanguageModel`.
+
+    Works alone or under ``torchrun`` (each rank calls it; the process group is set up and
+    torn down here when the environment describes one).
+
+    Args:
+        config: the architecture (``vocab_size`` is set from the data when it differs).
+        train_config: the recipe (:class:`LMTrainConfig`).
+        data: a :class:`~snn_egru.data.text.Corpus`; default: loaded from
+            ``train_config.corpus`` / ``data_dir``.
+        out_dir: folder for checkpoints, metrics and ``summary.json`` (``None``: nothing is
+            written).
+        resume: continue from ``out_dir/last.pt`` (same configs expected).
+        show_progress: tqdm bars on the main rank.
+
+    Returns:
+        :class:`LMTrainResult`.
+    """
+    start_time = time.perf_counter()
+    dist_info = init_distributed(device=train_config.device)
+    owns_group = dist_info.world_size > 1
+    try:
+        return _train(
+            config,
+            train_config,
+            data=data,
+            out_dir=Path(out_dir) if out_dir is not None else None,
+            resume=resume,
+            show_progress=show_progress,
+            device=dist_info.device,
+            start_time=start_time,
+        )
+    finally:
+        if owns_group:
+            cleanup_distributed()
+
+
+def _train(
+    config: LanguageModelConfig,
+    tc: LMTrainConfig,
+    *,
+    data: Corpus | None,
+    out_dir: Path | None,
+    resume: bool,
+    show_progress: bool,
+    device: torch.device,
+    start_time: float,
+) -> LMTrainResult:
+    rank, world = get_rank(), get_world_size()
+    main_rank = is_main_process()
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs the out_dir of the run to continue")
+    corpus = data if data is not None else load_corpus(tc.corpus, tc.data_dir)
+    if config.vocab_size != len(corpus.vocabulary):
+        logger.info(
+            "vocab_size %d -> %d (from the %s vocabulary)",
+            config.vocab_size,
+            len(corpus.vocabulary),
+            corpus.name,
+        )
+        config = replace(config, vocab_size=len(corpus.vocabulary))
+
+    set_seed(tc.seed)
+    model = EGRULanguageModel(config).to(device)
+    pruner = Pruner(model, config=tc.pruning) if tc.pruning is not None else None
+    optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.betas)
+    train_source = shard_streams(batchify(corpus.train, tc.batch_size), rank, world).to(device)
+    steps_per_epoch = _estimate_steps_per_epoch(train_source.shape[0], tc.bptt)
+    total_steps = tc.schedule_steps or tc.max_steps or steps_per_epoch * tc.epochs
+    if tc.schedule == "cosine":
+        hold = min(tc.hold_steps, max(0, total_steps - tc.warmup_steps))
+        scheduler = cosine_schedule(
+            optimizer,
+            total_steps,
+            min(tc.warmup_steps, total_steps),
+            min_lr_ratio=tc.min_lr_ratio,
+            hold_steps=hold,
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+    step, epoch, window_index, state = 0, 0, 0, None
+    best_valid = float("inf")
+    elapsed_before = 0.0
+    if resume:
+        checkpoint = load_checkpoint(out_dir / "last.pt", map_location=device)
+        if checkpoint.config is not None:
+            saved = config_from_dict(checkpoint.config, LanguageModelConfig)
+            if saved != config:
+                raise ValueError(
+                    "the model config differs from the one of the run being resumed: "
+                    f"{saved} vs {config}"
+                )
+        restore_training_state(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
+        if pruner is not None and "pruner" in checkpoint.extra:
+            pruner.load_state_dict(checkpoint.extra["pruner"])
+        step, epoch = checkpoint.step, checkpoint.epoch
+        window_index = int(checkpoint.extra.get("window_index", 0))
+        best_valid = float(checkpoint.extra.get("best_valid_perplexity", float("inf")))
+        elapsed_before = float(checkpoint.extra.get("elapsed_s", 0.0))
+        saved_state = checkpoint.extra.get("stream_state")
+        if saved_state is not None:
+            share = tc.batch_size // world
+            state = [
+                EGRUCellState(
+                    y=y[rank * share : (rank + 1) * share].to(device),
+                    c=c[rank * share : (rank + 1) * share].to(device),
+                )
+                for y, c in saved_state
+            ]
+        if world > 1:  # rank 0's RNG was restored everywhere; keep dropout masks per rank
+            torch.manual_seed(tc.seed + 7919 * rank + step)
+        logger.info("resumed from %s at step %d (epoch %d)", out_dir / "last.pt", step, epoch)
+    elif world > 1:
+        torch.manual_seed(tc.seed + 7919 * rank + 1)
+
+    ddp_model = wrap_ddp(model)
+    metrics = MetricsLogger(out_dir, resume=resume) if out_dir is not None else _NullLogger()
+    if main_rank and out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    vocab_list = corpus.vocabulary.to_list()
+
+    def checkpoint_now(name: str, valid_ppl: float | None) -> None:
+        stream_state = None
+        if state is not None:
+            stream_state = [(_gather_streams(s.y).cpu(), _gather_streams(s.c).cpu()) for s in state]
+        if not (main_rank and tc.save_checkpoints and out_dir is not None):
+            return
+        save_checkpoint(
+            out_dir / name,
+            model=model,
+            config=config,
+            train_config=tc,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            step=step,
+            epoch=epoch,
+            vocabulary=vocab_list,
+            metrics={"valid_perplexity": valid_ppl, "best_valid_perplexity": best_valid},
+            extra={
+                "pruner": pruner.state_dict() if pruner is not None else None,
+                "window_index": window_index,
+                "stream_state": stream_state,
+                "best_valid_perplexity": best_valid,
+                "elapsed_s": elapsed_before + time.perf_counter() - start_time,
+                "corpus": corpus.name,
+            },
+        )
+
+    last_saved_step = -1
+
+    def save_progress(valid_result: EvalResult) -> None:
+        """Log a validation, keep ``best.pt`` and write ``last.pt`` (every rank calls this)."""
+        nonlocal best_valid, last_saved_step
+        ppl = valid_result.perplexity
+        if main_rank:
+            metrics.log(
+                kind="valid", step=step, epoch=epoch, loss=valid_result.loss, perplexity=ppl
+            )
+            logger.info("step %d: valid perplexity %.2f", step, ppl)
+        improved = _broadcast_float(1.0 if ppl < best_valid else 0.0) > 0
+        best_valid = _broadcast_float(min(best_valid, ppl) if main_rank else best_valid)
+        if improved:
+            checkpoint_now("best.pt", ppl)
+        checkpoint_now("last.pt", ppl)
+        last_saved_step = step
+
+    def validate() -> EvalResult:
+        result = None
+        if main_rank:
+            result = evaluate_perplexity(
+                model,
+                corpus.valid,
+                batch_size=tc.eval_batch_size,
+                bptt=tc.bptt,
+                max_tokens=tc.eval_max_tokens,
+                show_progress=show_progress,
+            )
+        barrier()
+        return result if result is not None else EvalResult(float("nan"), float("nan"), 0)
+
+    stop_reason = "epochs"
+    valid: EvalResult | None = None
+    running_loss, running_count, train_loss = 0.0, 0, float("nan")
+    bar = progress(
+        total=tc.max_steps or steps_per_epoch * tc.epochs,
+        initial=step,
+        desc="train",
+        unit="step",
+        disable=not show_progress or None,
+    )
+    model.train()
+    done = False
+    while epoch < tc.epochs and not done:
+        windows = bptt_windows(
+            train_source.shape[0], tc.bptt, random_length=tc.random_bptt, seed=tc.seed + epoch
+        )
+        for window in windows:
+            if window.index < window_index:
+                continue
+            inputs, targets = get_batch(train_source, window.start, window.seq_len)
+            out = ddp_model(inputs, state)
+            loss = F.cross_entropy(
+                out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1)
+            )
+            total = loss + model.regularization_loss(out.layer_outputs)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            clip_gradients(model, tc.clip)
+            scale = window.seq_len / tc.bptt
+            scheduled = [group["lr"] for group in optimizer.param_groups]
+            for group, lr in zip(optimizer.param_groups, scheduled):
+                group["lr"] = lr * scale
+            optimizer.step()
+            for group, lr in zip(optimizer.param_groups, scheduled):
+                group["lr"] = lr
+            scheduler.step()
+            model.rnn.clamp_thresholds()
+            step += 1
+            if pruner is not None:
+                pruner.step(step)
+            state = _detach_state(out.state)
+            window_index = window.index + 1
+            running_loss += float(loss.detach())
+            running_count += 1
+            bar.update(1)
+            if step % tc.log_every == 0:
+                train_loss = float(_all_reduce_float(running_loss / running_count))
+                running_loss, running_count = 0.0, 0
+                row = metrics.log(
+                    kind="train",
+                    step=step,
+                    epoch=epoch,
+                    loss=train_loss,
+                    perplexity=math.exp(min(train_loss, 700.0)),
+                    lr=scheduled[0],
+                    elapsed_s=elapsed_before + time.perf_counter() - start_time,
+                )
+                bar.set_postfix(loss=f"{train_loss:.3f}", ppl=f"{row['perplexity']:.1f}")
+            if tc.eval_every and step % tc.eval_every == 0:
+                valid = validate()
+                save_progress(valid)
+            out_of_time = (
+                tc.time_budget_s is not None
+                and elapsed_before + time.perf_counter() - start_time >= tc.time_budget_s
+            )
+            if tc.max_steps is not None and step >= tc.max_steps:
+                stop_reason, done = "max_steps", True
+            elif _stop_everywhere(out_of_time):
+                stop_reason, done = "time_budget", True
+            if done:
+                break
+        if not done:
+            epoch += 1
+            window_index, state = 0, None
+            if not tc.eval_every:
+                valid = validate()
+                save_progress(valid)
+    bar.close()
+    if running_count:
+        train_loss = float(_all_reduce_float(running_loss / running_count))
+    if valid is None or last_saved_step != step:
+        valid = validate()
+        save_progress(valid)
+    wall_time = elapsed_before + time.perf_counter() - start_time
+
+    if (
+        main_rank
+        and out_dir is not None
+        and tc.save_checkpoints
+        and (out_dir / "best.pt").exists()
+        and best_valid < valid.perplexity
+    ):
+        best = load_checkpoint(out_dir / "best.pt", map_location=device)
+        model.load_state_dict(best.model_state)
+    model.eval()
+    test = None
+    if tc.final_test and main_rank:
+        test = evaluate_perplexity(
+            model,
+            corpus.test,
+            batch_size=tc.test_batch_size,
+            bptt=tc.bptt,
+            measure_sparsity=tc.measure_sparsity,
+            show_progress=show_progress,
+        )
+        metrics.log(
+            kind="test",
+            step=step,
+            epoch=epoch,
+            loss=test.loss,
+            perplexity=test.perplexity,
+            activity_sparsity=test.sparsity.activity_sparsity if test.sparsity else None,
+        )
+        if test.sparsity is not None:
+            logger.info("\n%s", format_sparsity_report(test.sparsity, title="test sparsity"))
+    barrier()
+    result = LMTrainResult(
+        model=model,
+        model_config=config,
+        train_config=tc,
+        vocabulary=corpus.vocabulary,
+        steps=step,
+        epochs=epoch,
+        train_loss=train_loss,
+        valid=valid,
+        test=test,
+        best_valid_perplexity=best_valid,
+        wall_time_s=wall_time,
+        total_time_s=elapsed_before + time.perf_counter() - start_time,
+        stop_reason=stop_reason,
+        out_dir=out_dir,
+        history=list(getattr(metrics, "rows", [])),
+    )
+    if main_rank and out_dir is not None:
+        (out_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2))
+    return result
+
+
+class _NullLogger:
+    rows: list[dict[str, Any]] = []
+
+    def log(self, **values: Any) -> dict[str, Any]:
+        return values
+
+
+def _all_reduce_float(value: float) -> float:
+    from snn_egru.training.common import all_reduce_mean
+
+    return float(all_reduce_mean(float(value)))
+
+
+def _broadcast_float(value: float) -> float:
+    if not is_distributed():
+        return value
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
+# --------------------------------------------------------------------------- loading
+def load_language_model(
+    path: str | os.PathLike, *, map_location: str | torch.device = "cpu"
+) -> tuple[EGRULanguageModel, Vocabulary, dict[str, Any]]:
+    """Rebuild a trained model from a checkpoint of :func:`train_language_model`.
+
+    Returns:
+        ``(model in eval mode, vocabulary, checkpoint metrics)``.
+    """
+    checkpoint = load_checkpoint(path, map_location=map_location)
+    config = checkpoint.model_config(LanguageModelConfig)
+    model = EGRULanguageModel(config)
+    model.load_state_dict(checkpoint.model_state)
+    model.eval()
+    if checkpoint.vocabulary is None:
+        raise ValueError(f"{path} stores no vocabulary (not a language-model checkpoint)")
+    return model, Vocabulary(checkpoint.vocabulary), dict(checkpoint.metrics)
+
+
+# --------------------------------------------------------------------------- command line
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m snn_egru.training.lm",
+        description="Train the EGRU word-level language model (PTB / WikiText-2). Runs under "
+        "torchrun --nproc_per_node N for data-parallel training.",
+    )
+    p.add_argument("--preset", default="small", choices=list(LM_TRAIN_PRESETS))
+    p.add_argument("--corpus", choices=["ptb", "wikitext2"], help="data set (preset's default)")
+    p.add_argument("--data-dir", help="folder with wiki.{train,valid,test}.tokens (WikiText-2)")
+    p.add_argument(
+        "--out-dir", default="runs/lm", help="checkpoints and metrics (default %(default)s)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument("--time-budget", type=float, help="stop training after this many seconds")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global number of training streams")
+    p.add_argument("--bptt", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--clip", type=float)
+    p.add_argument("--eval-every", type=int, help="validate every N steps (0: each epoch)")
+    p.add_argument("--test-batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda")
+    p.add_argument("--hidden-sizes", type=int, nargs="+", help="EGRU layer sizes")
+    p.add_argument("--embedding-size", type=int)
+    p.add_argument("--threshold-mean", type=float)
+    p.add_argument("--learn-threshold", choices=["yes", "no"])
+    p.add_argument("--prune-to", type=float, help="target weight sparsity (e.g. 0.95)")
+    p.add_argument("--prune-start", type=int, default=0, help="first pruning step")
+    p.add_argument("--prune-end", type=int, help="step the gradual schedule reaches the target")
+    p.add_argument("--prune-every", type=int, default=50, help="mask update interval (steps)")
+    p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LMTrainConfig]:
+    """Model and training configs from parsed command-line arguments."""
+    model_config, train_config = preset_configs(args.preset)
+    model_over: dict[str, Any] = {}
+    if args.embedding_size is not None:
+        model_over["embedding_size"] = args.embedding_size
+    if args.hidden_sizes is not None:
+        model_over["hidden_sizes"] = tuple(args.hidden_sizes)
+    if args.threshold_mean is not None:
+        model_over["threshold_mean"] = args.threshold_mean
+    if args.learn_threshold is not None:
+        model_over["learn_threshold"] = args.learn_threshold == "yes"
+    if model_over:
+        model_config = replace(model_config, **model_over)
+    over: dict[str, Any] = {}
+    names = {
+        "corpus": "corpus",
+        "data_dir": "data_dir",
+        "max_steps": "max_steps",
+        "time_budget": "time_budget_s",
+        "epochs": "epochs",
+        "batch_size": "batch_size",
+        "bptt": "bptt",
+        "lr": "lr",
+        "weight_decay": "weight_decay",
+        "clip": "clip",
+        "eval_every": "eval_every",
+        "test_batch_size": "test_batch_size",
+        "seed": "seed",
+        "device": "device",
+    }
+    for arg, attr in names.items():
+        value = getattr(args, arg)
+        if value is not None:
+            over[attr] = value
+    if args.no_test:
+        over["final_test"] = False
+    if args.prune_to is not None:
+        end = args.prune_end if args.prune_end is not None else args.prune_start
+        over["pruning"] = PruningConfig(
+            target_sparsity=args.prune_to,
+            schedule="gradual" if end > args.prune_start else "one_shot",
+            start_step=args.prune_start,
+            end_step=end,
+            frequency=args.prune_every,
+        )
+    train_config = replace(train_config, **over)
+    if args.preset in _PAPER_SCHEDULER_START:
+        train_config = _paper_hold(args.preset, train_config)
+    return model_config, train_config
+
+
+def _paper_hold(preset: str, tc: LMTrainConfig) -> LMTrainConfig:
+    """The reference holds the learning rate for ``--scheduler_start`` epochs, then decays
+    it (cosine) until the last epoch: ``hold_steps`` = those epochs in steps (standard corpus
+    sizes)."""
+    tokens = {"ptb": 929_589, "wikitext2": 2_088_628}[tc.corpus]
+    rows = tokens // tc.batch_size
+    per_epoch = _estimate_steps_per_epoch(rows, tc.bptt)
+    return replace(tc, hold_steps=_PAPER_SCHEDULER_START[preset] * per_epoch)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``python -m snn_egru.training.lm``)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or not args.quiet else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    model_config, train_config = configs_from_args(args)
+    result = train_language_model(
+        model_config,
+        train_config,
+        out_dir=args.out_dir,
+        resume=args.resume,
+        show_progress=not args.quiet,
+    )
+    if is_main_process():
+        summary = result.summary()
+        summary.pop("test_sparsity", None)
+        print(json.dumps(summary, indent=2))
+        if result.test is not None and result.test.sparsity is not None:
+            print(format_sparsity_report(result.test.sparsity, title="test-set sparsity"))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
