@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_map_parser(subparsers)
+    from spinnaker2_backend.run import add_run_parser
+
+    add_run_parser(subparsers)
     # ---------------------------------------------------------------------------------
     # RUNNING half: further subcommands (e.g. `run`) are added here, one call each:
     #     from spinnaker2_backend.<module> import add_run_parser

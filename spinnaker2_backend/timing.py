@@ -28,12 +28,12 @@ another per token (as published) or pipelined (layer ``l`` works on token ``t`` 
     pipelined:   start[l, t] = max(finish[l-1, t] + tail[l-1, t], finish[l, t-1] + tail[l, t-1])
     finish[l, t] = start[l, t] + max_pe cycles[l, t, pe]
 
-With a tick duration (``tick_us``) the chip runs one step per tick: the wall time is the
-number of ticks times the tick, each PE's ``time_done`` is measured from its tick's start
-(sequential: after the layers before it in the same tick; pipelined: every layer starts at
-the tick, working on the token its input layer produced in the tick before), and a PE whose
-``time_done`` exceeds the tick has missed its deadline. An overrun does not delay the next
-tick in this model (the chip's tick timer keeps running); the late PEs are flagged only.
+With a tick duration (``tick_us``) the chip runs one step per tick: each PE's ``time_done``
+is measured from its tick's start (sequential: after the layers before it in the same tick;
+pipelined: every layer starts at the tick, working on the token its input layer produced in
+the tick before), and a PE whose ``time_done`` exceeds the tick has missed its deadline. The
+wall time is the sum of the ticks, a tick whose work overruns lasting as long as its work
+(:func:`tick_durations`); the late PEs are flagged.
 
 DRAM: a DMA transfer costs ``dma_setup_cycles`` plus its bytes at the slower of the PE's DMA
 rate (``dma_bytes_per_cycle``) and its share of the chip's DRAM bandwidth among the PEs that
@@ -65,6 +65,7 @@ __all__ = [
     "profile_from_ops",
     "schedule",
     "step_offsets",
+    "tick_durations",
     "timer_ticks",
 ]
 
@@ -311,6 +312,40 @@ def schedule(
     return start, finish
 
 
+def tick_durations(
+    layer_cycles: np.ndarray,
+    layer_tails: np.ndarray,
+    *,
+    tick_us: float,
+    clock_hz: float,
+    pipelined: bool,
+) -> np.ndarray:
+    """Seconds each tick lasts when the chip runs one step per tick.
+
+    A tick lasts ``tick_us``, or longer when its work overruns (the PEs then start the next
+    tick's work when they are done; the overrun is flagged as a missed deadline). Sequential:
+    tick ``t`` holds every layer of token ``t``, one after another. Pipelined: tick ``k``
+    holds layer ``l`` working on token ``k - l`` (``T + L - 1`` ticks in all).
+
+    Args:
+        layer_cycles, layer_tails: ``(T, L)`` slowest-PE cycles and NoC tails.
+
+    Returns:
+        ``(ticks,)`` durations in seconds.
+    """
+    busy = np.asarray(layer_cycles, dtype=np.float64) + np.asarray(layer_tails, dtype=np.float64)
+    steps, layers = busy.shape
+    if steps == 0:
+        return np.zeros(0)
+    if pipelined:
+        work = np.zeros(steps + layers - 1)
+        for layer in range(layers):
+            work[layer : layer + steps] = np.maximum(work[layer : layer + steps], busy[:, layer])
+    else:
+        work = busy.sum(axis=1)
+    return np.maximum(work / clock_hz, tick_us * 1e-6)
+
+
 def timer_ticks(
     cycles: np.ndarray, start_cycles: np.ndarray, *, clock_hz: float, timer_hz: float
 ) -> np.ndarray:
@@ -462,10 +497,18 @@ def build_profile(
     layer_tails = np.asarray(layer_tails, dtype=np.float64)
     steps = int(layer_cycles.shape[0])
     start, finish = schedule(layer_cycles, layer_tails, pipelined=pipelined)
-    num_layers = layer_cycles.shape[1]
     if tick_us is not None:
-        ticks = steps + (num_layers - 1 if pipelined and steps else 0)
-        wall = ticks * tick_us * 1e-6
+        wall = float(
+            np.sum(
+                tick_durations(
+                    layer_cycles,
+                    layer_tails,
+                    tick_us=tick_us,
+                    clock_hz=clock_hz,
+                    pipelined=pipelined,
+                )
+            )
+        )
     else:
         wall = float(np.max(finish + layer_tails)) / clock_hz if steps else 0.0
     timer = time_done = None
