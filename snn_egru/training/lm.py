@@ -122,6 +122,8 @@ class LMTrainConfig:
         final_test: evaluate the best (or last) model on the test split at the end.
         measure_sparsity: measure activity sparsity and MACs during the final test run.
         save_checkpoints: write ``last.pt`` / ``best.pt``.
+        init_from: start from the weights of this checkpoint (fine-tuning, e.g. while
+            pruning); optimizer and schedule start fresh. Ignored when resuming.
     """
 
     corpus: str = "ptb"
@@ -152,6 +154,7 @@ class LMTrainConfig:
     final_test: bool = True
     measure_sparsity: bool = True
     save_checkpoints: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -349,6 +352,7 @@ class LMTrainResult:
         wall_time_s: training time (without the final test); total_time_s: everything.
         stop_reason: ``"epochs"``, ``"max_steps"`` or ``"time_budget"``.
         out_dir: where checkpoints and metrics are.
+        world_size: number of data-parallel processes that trained.
         history: the logged metric rows.
     """
 
@@ -367,6 +371,7 @@ class LMTrainResult:
     stop_reason: str
     out_dir: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    world_size: int = 1
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary (what ``summary.json`` holds)."""
@@ -381,6 +386,7 @@ class LMTrainResult:
             "wall_time_s": self.wall_time_s,
             "total_time_s": self.total_time_s,
             "stop_reason": self.stop_reason,
+            "world_size": self.world_size,
         }
         if self.test is not None and self.test.sparsity is not None:
             out["test_sparsity"] = self.test.sparsity.to_dict()
@@ -483,6 +489,10 @@ def _train(
 
     set_seed(tc.seed)
     model = EGRULanguageModel(config).to(device)
+    if tc.init_from is not None and not resume:
+        source = load_checkpoint(tc.init_from, map_location=device)
+        model.load_state_dict(source.model_state)
+        logger.info("initialised the weights from %s", tc.init_from)
     pruner = Pruner(model, config=tc.pruning) if tc.pruning is not None else None
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.betas)
     train_source = shard_streams(batchify(corpus.train, tc.batch_size), rank, world).to(device)
@@ -732,6 +742,7 @@ def _train(
         stop_reason=stop_reason,
         out_dir=out_dir,
         history=list(getattr(metrics, "rows", [])),
+        world_size=world,
     )
     if main_rank and out_dir is not None:
         (out_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2))
