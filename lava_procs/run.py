@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -389,7 +389,6 @@ class LavaRunResult:
     startup_s: float
     run_s: float
     chip: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_steps(self) -> int:

@@ -87,7 +87,7 @@ class ChipOptions:
 
     def chip_spec(self) -> Any:
         """The ``ChipSpec`` to use: ``spec`` (or the default) with ``clock_mhz`` applied."""
-        from spinnaker2_backend import ChipSpec
+        from spinnaker2_backend.constants import ChipSpec
 
         spec = self.spec if self.spec is not None else ChipSpec()
         if self.clock_mhz is not None:
@@ -96,7 +96,7 @@ class ChipOptions:
 
     def map_network(self, artifact: DeploymentArtifact) -> Any:
         """``spinnaker2_backend.map_network`` of ``artifact`` with these options."""
-        from spinnaker2_backend import map_network
+        from spinnaker2_backend.mapping import map_network
 
         return map_network(
             artifact,

@@ -3,6 +3,8 @@ counters as the backend's direct run of the whole network (``mapping.run``)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from lava.magma.core.run_conditions import RunSteps
@@ -15,7 +17,7 @@ from lava_procs.network.process import EGRUNetwork
 from lava_procs.run import LavaNetworkSession, run_network, stop_runtime
 from lava_procs.run_configs import ChipOptions, SpiNNaker2SimCfg
 from snn_egru.artifact import DeploymentArtifact
-from snn_egru.reference import egru_sequence
+from snn_egru.reference import egru_sequence, egru_stack_step
 from spinnaker2_backend import ChipSpec, map_network
 from tests.lava_procs.conftest import feature_artifact, random_layer, token_artifact
 
@@ -192,3 +194,27 @@ def test_chip_options_and_mapping_errors_are_clear(no_leftover_processes):
     artifact = feature_artifact(seed=27, input_size=300, sizes=(40,))
     with pytest.raises(LavaRunError, match="could not start the Lava graph.*MappingError"):
         run_network(artifact, np.zeros((3, 300), np.float32), "spinnaker2", spec=tiny)
+
+
+def test_trace_readout_on_both_backends(no_leftover_processes):
+    """readout_source='trace': the last layer sends its low-pass trace to the readout."""
+    artifact = feature_artifact(seed=28, input_size=5, sizes=(7, 6), classes=3, bias=True)
+    artifact = dataclasses.replace(artifact, readout_source="trace").with_sparse_weights()
+    features = np.random.default_rng(29).normal(size=(15, 5)).astype(np.float32)
+    states = artifact.initial_states()
+    assert states[-1].trace is not None
+    want_logits, want_events = [], [[] for _ in artifact.layers]
+    for x in features:
+        events, states = egru_stack_step(x, states, artifact.layers)
+        for store, y in zip(want_events, events):
+            store.append(y)
+        want_logits.append(artifact.readout(states[-1].trace))
+
+    for backend in ("floating_pt", "spinnaker2"):
+        result = run_network(artifact, features, backend, max_units_per_pe=3, timeout_s=60)
+        for got, want in zip(result.layer_events, want_events):
+            np.testing.assert_array_equal(got, np.stack(want), err_msg=backend)
+        np.testing.assert_allclose(
+            result.logits, np.stack(want_logits), rtol=1e-5, atol=1e-6, err_msg=backend
+        )
+        np.testing.assert_array_equal(result.states[-1].trace, states[-1].trace)
