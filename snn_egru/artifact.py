@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -359,7 +360,13 @@ class DeploymentArtifact:
         except Exception as err:  # zipfile / format errors
             raise ArtifactError(f"{path} is not a snn-egru artifact (.npz): {err}") from None
         with npz:
-            data = {key: npz[key] for key in npz.files}
+            try:
+                data = {key: npz[key] for key in npz.files}
+            except (ValueError, OSError, zipfile.BadZipFile) as err:  # object arrays, damage
+                raise ArtifactError(
+                    f"{path} has an unreadable entry ({err}); an artifact holds plain numeric "
+                    "and string arrays only"
+                ) from None
         if data.get("format") is None or str(data["format"]) != FORMAT_NAME:
             raise ArtifactError(f"{path} is not a snn-egru artifact (missing 'format' marker)")
         version = int(data.get("version", -1))
@@ -370,6 +377,7 @@ class DeploymentArtifact:
             )
         try:
             meta = json.loads(str(data["meta_json"]))
+            input_kind, readout_kind = meta["input_kind"], meta["readout_kind"]
             layers = []
             for i in range(int(meta["num_layers"])):
                 layers.append(
@@ -385,11 +393,13 @@ class DeploymentArtifact:
             raise ArtifactError(
                 f"{path} is missing the entry {err.args[0]!r} (file incomplete)"
             ) from None
+        except json.JSONDecodeError as err:
+            raise ArtifactError(f"{path}: meta_json is not valid JSON ({err})") from None
         return cls(
             layers=layers,
-            input_kind=meta["input_kind"],
+            input_kind=input_kind,
             embedding=data.get("embedding"),
-            readout_kind=meta["readout_kind"],
+            readout_kind=readout_kind,
             readout_weight=data.get("readout_weight"),
             readout_bias=data.get("readout_bias"),
             readout_source=meta.get("readout_source", "y"),
@@ -425,11 +435,11 @@ def _get_matrix(data: dict[str, np.ndarray], key: str) -> Matrix:
     if key in data:
         return data[key]
     shape = tuple(int(s) for s in data[f"{key}.csr_shape"])
-    csr = sp.csr_matrix(
-        (data[f"{key}.csr_data"], data[f"{key}.csr_indices"], data[f"{key}.csr_indptr"]),
-        shape=shape,
-    )
     try:
+        csr = sp.csr_matrix(
+            (data[f"{key}.csr_data"], data[f"{key}.csr_indices"], data[f"{key}.csr_indptr"]),
+            shape=shape,
+        )
         csr.check_format(full_check=True)
     except ValueError as err:
         raise ArtifactError(f"{key}: corrupt CSR matrix ({err})") from None
