@@ -5,13 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from snn_egru.plots import (
+    SparsityPoint,
+    plot_activity_over_time,
+    plot_sparsity_vs_perplexity,
+    sparsity_point,
+)
+from snn_egru.sequence import EGRUSequence
 from snn_egru.sparsity import (
     MACCounts,
     SparsityMeter,
+    SparsityProbe,
     column_nnz,
     format_sparsity_report,
     product_macs,
@@ -157,3 +166,92 @@ def test_meter_rejects_mismatched_shapes():
         meter.update(X, [np.zeros((2, 1, 5))])
     with pytest.raises(ValueError, match="events of 2 layers"):
         meter.update(X, [Y0, Y0])
+
+
+# ----------------------------------------------------------------------------- torch probe
+class FeatureModel(torch.nn.Module):
+    """DVS-like protocol model: batch-first EGRU on features, linear readout, no all-layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = EGRUSequence(5, [6, 4], batch_first=True, threshold_mean=0.1)
+        self.readout = torch.nn.Linear(4, 3)
+
+    def forward(self, x, state=None):
+        y, state = self.rnn(x, state)
+        return self.readout(y), state
+
+    def deployment_io(self):
+        return {
+            "input_kind": "features",
+            "embedding": None,
+            "readout_kind": "linear",
+            "readout_weight": self.readout.weight.detach().numpy(),
+            "readout_bias": self.readout.bias.detach().numpy(),
+            "readout_source": "y",
+        }
+
+
+def test_probe_matches_a_meter_fed_by_hand_across_carried_chunks():
+    torch.manual_seed(0)
+    model = FeatureModel().eval()
+    with torch.no_grad():
+        model.rnn.weight_hh_l0[:, :2] = 0.0  # some weight sparsity
+    x = torch.randn(3, 10, 5)  # (B, T, F)
+    with SparsityProbe(model) as probe, torch.no_grad():
+        _, state = model(x[:, :6])
+        model(x[:, 6:], state)
+    account = probe.result()
+    with torch.no_grad():
+        _, s1, ys1 = model.rnn(x[:, :6], return_all_layers=True)
+        _, _, ys2 = model.rnn(x[:, 6:], s1, return_all_layers=True)
+    weights = [
+        (getattr(model.rnn, f"weight_ih_l{k}"), getattr(model.rnn, f"weight_hh_l{k}"))
+        for k in range(2)
+    ]
+    meter = SparsityMeter(weights, readout_weight=model.readout.weight.detach())
+    meter.update(x[:, :6].transpose(0, 1), [y.transpose(0, 1) for y in ys1])
+    meter.update(x[:, 6:].transpose(0, 1), [y.transpose(0, 1) for y in ys2], [s.y for s in s1])
+    expected = meter.result()
+    assert account.tokens == expected.tokens == 30
+    for ours, theirs in zip(account.layers, expected.layers):
+        assert ours.events == theirs.events > 0
+        assert ours.input_macs == theirs.input_macs
+        assert ours.recurrent_macs == theirs.recurrent_macs
+    assert account.readout_macs == expected.readout_macs
+    assert account.layers[0].weight_sparsity_hh == pytest.approx(2 / 6)
+    assert len(account.layers[0].activity_over_time) == 6  # longest chunk
+    # hooks are gone after the block
+    with torch.no_grad():
+        model(x)
+    assert probe.result().tokens == 30
+
+
+def test_plots_write_png_files(tmp_path):
+    meter = SparsityMeter([(W_IH0, W_HH0), (W_IH1, W_HH1)])
+    meter.update(X, [Y0, Y1])
+    account = meter.result()
+    path = plot_activity_over_time(account, tmp_path / "activity.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    points = [
+        sparsity_point("dense", 120.0, account),
+        SparsityPoint("pruned 90%", 135.0, 0.8, 0.9, 20.0),
+        {
+            "label": "pruned 95%",
+            "perplexity": 150.0,
+            "activity_sparsity": 0.82,
+            "weight_sparsity": 0.95,
+            "mac_reduction": 40.0,
+        },
+    ]
+    for axis in ("activity_sparsity", "weight_sparsity", "mac_reduction"):
+        out = plot_sparsity_vs_perplexity(points, tmp_path / f"{axis}.png", x=axis)
+        assert out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="x must be one of"):
+        plot_sparsity_vs_perplexity(points, tmp_path / "p.png", x="speed")
+    with pytest.raises(ValueError, match="ending in .png"):
+        plot_activity_over_time(account, tmp_path / "a.pdf")
+    no_series = SparsityMeter([(W_IH0, W_HH0)], track_time=False)
+    no_series.update(X, [Y0])
+    with pytest.raises(ValueError, match="no activity time series"):
+        plot_activity_over_time(no_series.result(), tmp_path / "b.png")
