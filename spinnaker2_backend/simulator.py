@@ -757,6 +757,16 @@ class NetworkSimulator:
                 f"layer-0 inputs must have shape (T, {self.layers[0].input_size}), got {xs.shape}"
             )
         xs = xs.astype(self.dtype, copy=False)
+        kept = self.mapping.record_steps
+        if 0 < kept < len(xs):
+            logger.warning(
+                "the mapping keeps %d recorded steps in PE SRAM but the run has %d steps: on "
+                "the chip only %d would be recorded (map with record_steps=%d)",
+                kept,
+                len(xs),
+                kept,
+                len(xs),
+            )
         for layer in self.layers:
             layer.counters = LayerCounters.zeros(layer.layer, layer.pes)
         self._clear_history()

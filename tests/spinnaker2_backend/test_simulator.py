@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import TRACE_DECAY, EGRUParams, EGRUState, egru_step
-from spinnaker2_backend import map_network
+from spinnaker2_backend import Machine, map_network
+from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.simulator import (
     LayerSimulator,
     NetworkSimulator,
@@ -257,6 +258,30 @@ def test_event_layout_equals_csr_and_is_faster_when_activity_is_sparse():
     assert cycles["sparse"]["event"] < 0.25 * cycles["sparse"]["csr"]
     assert cycles["sparse"]["event"] < cycles["lively"]["event"]
     assert cycles["sparse"]["total"]["event"] < cycles["sparse"]["total"]["csr"]
+
+
+def test_host_input_and_chip_to_chip_packets():
+    rng = np.random.default_rng(13)
+    artifact = random_artifact(rng, (90, 80), 7, sparsity=0.5, dtype=np.float32)
+    xs = rng.standard_normal((6, 7)).astype(np.float32)
+    mapping = map_network(
+        artifact, max_units_per_pe=1, machine=Machine(chips=2), input_source="host"
+    )
+    assert {s.chip for s in mapping.slices} == {0, 1}
+    run = run_mapping(mapping, xs)
+    first = run.counters.layers[0]
+    assert first.dram_bytes == 0
+    # every layer-0 PE receives the 7 input values from the host as packets
+    assert np.all(first.per_pe("packets_received") >= 6 * 7)
+    expected_chip = 0
+    for layer, placement in enumerate(mapping.layers):
+        for s in placement.slices:
+            fired = np.count_nonzero(run.layer_events[layer][:, s.unit_start : s.unit_stop])
+            expected_chip += fired * sum(t.chip_hops > 0 for t in mapping.routes[s.pe].targets)
+    assert run.counters.total("packets_sent_chip") == expected_chip > 0
+    assert run.counters.summary()["packets_chip_to_chip"] == expected_chip
+    assert run.energy.chip_link_j > 0 and run.num_chips == 2
+    assert run.profile.layer_tails.max() >= CycleCosts().chip_link_cycles
 
 
 # -------------------------------------------------------------- composition and state
