@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +33,12 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import RunConfig
 
+from lava_procs.chip_report import (
+    ChipStepRecord,
+    ChipStepSummary,
+    assemble_chip_run,
+    summarize_step,
+)
 from lava_procs.common import LavaRunError
 from lava_procs.network.process import EGRUNetwork
 from lava_procs.run_configs import ChipOptions, FloatingPtSimCfg, SpiNNaker2SimCfg
@@ -139,24 +145,32 @@ class LavaNetworkSession:
         run_cfg: :class:`~lava_procs.run_configs.FloatingPtSimCfg` or
             :class:`~lava_procs.run_configs.SpiNNaker2SimCfg`.
         timeout_s: default limit for each :meth:`run` (``None``: no limit).
+        keep_chip_steps: (``spinnaker2``) keep per-step per-PE chip counts for
+            :meth:`chip_run` (timer view, like the backend's ``record=True``); ``False``
+            keeps per-step layer totals only (long streams).
     """
 
     def __init__(
-        self, network: EGRUNetwork, run_cfg: RunConfig, *, timeout_s: float | None = None
+        self,
+        network: EGRUNetwork,
+        run_cfg: RunConfig,
+        *,
+        timeout_s: float | None = None,
+        keep_chip_steps: bool = True,
     ) -> None:
         self.network = network
         self.run_cfg = run_cfg
         self.timeout_s = timeout_s
+        self.keep_chip_steps = bool(keep_chip_steps)
         self.steps_done = 0
         self.startup_s = 0.0
         self._started = False
         self._healthy = True  # False once a run failed: stop by force
         self._stopped = False
-        self._chip_records: list[list[Any]] = (
-            [[] for _ in range(network.artifact.num_layers)]
-            if isinstance(run_cfg, SpiNNaker2SimCfg)
-            else []
-        )
+        layers = network.artifact.num_layers if isinstance(run_cfg, SpiNNaker2SimCfg) else 0
+        self._chip_steps: list[list[ChipStepSummary]] = [[] for _ in range(layers)]
+        self._chip_counters: list[Any] = [None] * layers
+        self._chip_moved: list[int] = []  # layers mapped again onto other PEs mid-session
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -230,11 +244,38 @@ class LavaNetworkSession:
                 collected[name].extend(recorder.take(missing, timeout_s=_RECORD_GRACE_S))
         self._check_alignment(num_steps, collected)
         outputs = self._assemble(num_steps, collected)
-        for index in range(len(self._chip_records)):
-            self._chip_records[index].extend(record for _, record in collected[f"chip_{index}"])
+        for index in range(len(self._chip_steps)):
+            self._keep_chip_records(index, [record for _, record in collected[f"chip_{index}"]])
         self.steps_done += num_steps
         self._healthy = True
         return outputs
+
+    def iter_run(
+        self, num_steps: int | None = None, *, chunk_steps: int = 256
+    ) -> Iterator[StepOutputs]:
+        """Run ``num_steps`` (default: all inputs left) in runs of ``chunk_steps``, yielding
+        each run's outputs: long streams without holding every step's logits."""
+        total = self.steps_left if num_steps is None else int(num_steps)
+        if chunk_steps < 1:
+            raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
+        done = 0
+        while done < total:
+            steps = min(chunk_steps, total - done)
+            yield self.run(steps)
+            done += steps
+
+    def _keep_chip_records(self, layer: int, records: list[ChipStepRecord]) -> None:
+        keep_busy = self.run_cfg.chip.tick_us is not None
+        for record in records:
+            previous = self._chip_counters[layer]
+            if previous is not None and not np.array_equal(previous.pes, record.counters.pes):
+                self._chip_moved.append(layer)
+            self._chip_steps[layer].append(
+                summarize_step(
+                    record.result, keep_pe_steps=self.keep_chip_steps, keep_busy=keep_busy
+                )
+            )
+            self._chip_counters[layer] = record.counters
 
     @property
     def on_chip(self) -> bool:
@@ -311,11 +352,7 @@ class LavaNetworkSession:
 
     # ----------------------------------------------------------------------- chip
     def chip_run(
-        self,
-        *,
-        record_steps: bool = True,
-        outputs: StepOutputs | None = None,
-        states: list[EGRUState] | None = None,
+        self, *, outputs: StepOutputs | None = None, states: list[EGRUState] | None = None
     ) -> Any:
         """The simulated chip's ``spinnaker2_backend.run.Run`` of all steps run so far.
 
@@ -327,14 +364,17 @@ class LavaNetworkSession:
             raise RuntimeError("a chip report needs the spinnaker2 models (SpiNNaker2SimCfg)")
         if not self.steps_done:
             raise RuntimeError("no steps have run yet")
-        from lava_procs.chip_report import assemble_chip_run
-
+        if self._chip_moved:
+            raise RuntimeError(
+                f"layer(s) {sorted(set(self._chip_moved))} were mapped again onto other PEs "
+                "after their weights were set: a chip report covers one mapping"
+            )
         artifact = self.network.artifact
         return assemble_chip_run(
             self.run_cfg.mapping_for(artifact),
-            self._chip_records,
+            self._chip_steps,
+            self._chip_counters,
             tick_us=self.run_cfg.chip.tick_us,
-            record_steps=record_steps,
             layer_events=None if outputs is None else outputs.layer_events or None,
             logits=None if outputs is None else outputs.logits,
             states=states,
@@ -497,7 +537,9 @@ def run_network(
         record_events=record_events,
         name="egru_network",
     )
-    session = LavaNetworkSession(network, run_cfg, timeout_s=timeout_s)
+    session = LavaNetworkSession(
+        network, run_cfg, timeout_s=timeout_s, keep_chip_steps=record_chip_steps
+    )
     try:
         session.start()
         begin = time.perf_counter()
@@ -506,7 +548,7 @@ def run_network(
         states = session.layer_states()
         chip = None
         if session.on_chip:
-            chip = session.chip_run(record_steps=record_chip_steps, outputs=outputs, states=states)
+            chip = session.chip_run(outputs=outputs, states=states)
     except BaseException:
         session._healthy = False
         raise

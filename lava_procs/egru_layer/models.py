@@ -13,7 +13,7 @@ while it scans the Process's folder.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,12 +24,14 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from scipy.sparse import csr_matrix
 
+from lava_procs.chip_report import ChipStepRecord
 from lava_procs.common import MESSAGE_DTYPE
 from lava_procs.egru_layer.process import EGRULayer
 from lava_procs.model_base import SafeStepModel
 from snn_egru.reference import EGRUParams, EGRUState, Matrix, egru_step, validate_params
+from spinnaker2_backend.energy import estimate_energy
 
-__all__ = ["ChipStepRecord", "PyEGRULayerFloat", "PyEGRULayerSpiNNaker2"]
+__all__ = ["PyEGRULayerFloat", "PyEGRULayerSpiNNaker2"]
 
 
 class AbstractPyEGRULayerModel(SafeStepModel):
@@ -177,18 +179,6 @@ class PyEGRULayerFloat(AbstractPyEGRULayerModel):
         return egru_step(x, self.current_state(), self.current_params())
 
 
-class ChipStepRecord(NamedTuple):
-    """What the ``spinnaker2`` model reports to the host after each step of its layer.
-
-    Attributes:
-        result: the backend's ``LayerStepResult`` of the step (all PEs of the layer).
-        counters: a copy of the layer simulator's cumulative ``LayerCounters`` after it.
-    """
-
-    result: Any
-    counters: Any
-
-
 @implements(proc=EGRULayer, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("spinnaker2")
@@ -274,8 +264,6 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
         return result.y, state
 
     def _update_chip_vars(self, result: Any, simulator: Any) -> None:
-        from spinnaker2_backend.energy import estimate_energy
-
         counters = simulator.counters
         slowest = int(np.argmax(result.busy_cycles))
         self.chip_step_cycles[0] = result.layer_cycles

@@ -94,8 +94,7 @@ def test_session_chunks_vars_round_trip_and_deferred_error(no_leftover_processes
 
     network = EGRUNetwork(artifact=artifact, inputs=tokens, name="chunks")
     with LavaNetworkSession(network, FloatingPtSimCfg(), timeout_s=60) as session:
-        first = session.run(12)
-        second = session.run(8)
+        first, second = session.iter_run(20, chunk_steps=12)  # two Lava runs: 12 + 8
         # chunks, concatenated, are the long run; time steps count on
         np.testing.assert_array_equal(first.time_steps, np.arange(1, 13))
         np.testing.assert_array_equal(second.time_steps, np.arange(13, 21))

@@ -106,7 +106,8 @@ def test_chunked_chip_session_equals_floating_pt_and_direct_run(no_leftover_proc
 
 
 def test_event_format_run_network_on_dense_features(no_leftover_processes):
-    """Event-driven weights, dense artifact: outputs within float32 rounding, counters exact."""
+    """Event-driven weights, dense artifact, 300 MHz, a tick some PEs overrun, no per-PE
+    step detail: outputs within float32 rounding, chip report exactly the direct run's."""
     artifact = feature_artifact(seed=23, input_size=6, sizes=(9, 8), classes=3, bias=True)
     features = np.random.default_rng(24).normal(size=(25, 6)).astype(np.float32)
 
@@ -117,6 +118,8 @@ def test_event_format_run_network_on_dense_features(no_leftover_processes):
         weight_format="event",
         max_units_per_pe=4,
         clock_mhz=300,
+        tick_us=15.0,
+        record_chip_steps=False,
         timeout_s=60,
     )
     reference = artifact.run_reference(features)
@@ -131,11 +134,13 @@ def test_event_format_run_network_on_dense_features(no_leftover_processes):
         weight_format="event",
         max_units_per_pe=4,
     )
-    direct = mapping.run(features)
+    direct = mapping.run(features, tick_us=15.0, record=False)
+    assert direct.profile.deadlines_missed_total > 0  # the tick is too short for some PEs
     assert_same_chip_run(result.chip, direct)
+    assert result.chip.step_ops is None and result.chip.profile.step_phase_cycles is None
     assert result.chip.clock_hz == 300e6
     assert result.chip.weight_format == "event"
-    np.testing.assert_allclose(result.chip.logits, direct.logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(result.chip.logits, result.logits)
 
 
 def test_standalone_chip_layer_remaps_after_weight_set(no_leftover_processes):
