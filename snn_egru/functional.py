@@ -45,7 +45,10 @@ __all__ = [
     "TriangleSurrogate",
     "candidate_state",
     "egru_pointwise_torch",
+    "egru_layer_loop",
     "egru_step_torch",
+    "event_driven_recurrent",
+    "EGRULayerLoop",
     "fire_and_reset",
     "heaviside_no_grad",
     "pseudo_derivative",
@@ -307,3 +310,228 @@ def check_finite_tensors(named: dict[str, Tensor], *, name: str) -> None:
                 f"{name}: parameter {key} contains NaN or infinite values "
                 "(diverged training? lower the learning rate or clip gradients)"
             )
+
+
+# ----------------------------------------------------------------------------- whole layer
+def _spike_forward(v: Tensor, spike_fn: SpikeFn) -> Tensor:
+    if isinstance(spike_fn, TriangleSurrogate):
+        return (v > 0).to(v.dtype)
+    o = spike_fn(v)
+    return o if o.dtype == v.dtype else o.to(v.dtype)
+
+
+def _spike_backward(v: Tensor, grad_o: Tensor, spike_fn: SpikeFn) -> Tensor:
+    """``grad_o * dS/dv`` for the spike function's surrogate derivative at ``v``."""
+    if isinstance(spike_fn, TriangleSurrogate):
+        return grad_o * pseudo_derivative(v, spike_fn.dampening, spike_fn.support)
+    with torch.enable_grad():
+        leaf = v.detach().requires_grad_(True)
+        o = spike_fn(leaf)
+        if not o.requires_grad:  # e.g. heaviside_no_grad: no surrogate
+            return torch.zeros_like(v)
+        (grad_v,) = torch.autograd.grad(o, leaf, grad_outputs=grad_o.to(o.dtype))
+    return grad_v.to(v.dtype)
+
+
+class EGRULayerLoop(torch.autograd.Function):
+    """The time loop of one EGRU layer with a hand-written backward pass (BPTT).
+
+    Forward: for ``t = 0..T-1`` the step of the module docstring, given the precomputed input
+    projections ``gi[t] = x_t @ weight_ih.T + bias_ih``, with optional zoneout on ``c~``
+    (training: ``c~ <- c_{t-1}`` where ``keep_mask``; evaluation: ``c~ <- p c_{t-1} +
+    (1 - p) c~``). Backward: the exact derivative of that forward with ``dH/dv`` replaced by
+    the spike function's surrogate, accumulated as autograd would (the reset is not
+    detached), but with ``dW_hh`` and ``db_hh`` as one matrix product over all steps and
+    without per-operation autograd bookkeeping.
+
+    Use :func:`egru_layer_loop`.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        gi: Tensor,
+        y0: Tensor,
+        c0: Tensor,
+        weight_hh: Tensor,
+        bias_hh: Tensor,
+        threshold: Tensor,
+        keep_mask: Tensor | None,
+        zoneout_eval: float,
+        spike_fn: SpikeFn,
+    ) -> tuple[Tensor, Tensor]:
+        steps, batch, _ = gi.shape
+        hidden = c0.shape[-1]
+        h2 = 2 * hidden
+        w_t = weight_hh.t()
+        ys = gi.new_empty(steps, batch, hidden)
+        c_prev_all = gi.new_empty(steps, batch, hidden)
+        gates = gi.new_empty(steps, batch, 3 * hidden)  # r, z, n
+        gh_n_all = gi.new_empty(steps, batch, hidden)
+        c_tilde_all = gi.new_empty(steps, batch, hidden)
+        o_all = gi.new_empty(steps, batch, hidden)
+        y, c = y0, c0
+        for t in range(steps):
+            c_prev_all[t] = c
+            gh = torch.addmm(bias_hh, y, w_t)
+            gate = gates[t]
+            torch.sigmoid(gi[t, :, :h2] + gh[:, :h2], out=gate[:, :h2])
+            r, z = gate[:, :hidden], gate[:, hidden:h2]
+            gh_n_all[t] = gh[:, h2:]
+            torch.tanh(torch.addcmul(gi[t, :, h2:], r, gh[:, h2:]), out=gate[:, h2:])
+            n = gate[:, h2:]
+            c_tilde = z * c + (1 - z) * n
+            if keep_mask is not None:
+                c_tilde = torch.where(keep_mask[t], c, c_tilde)
+            elif zoneout_eval:
+                c_tilde = zoneout_eval * c + (1.0 - zoneout_eval) * c_tilde
+            o = _spike_forward(c_tilde - threshold, spike_fn)
+            c_tilde_all[t] = c_tilde
+            o_all[t] = o
+            y = torch.mul(o, c_tilde, out=ys[t])
+            c = c_tilde - o * threshold
+        ctx.save_for_backward(
+            y0, weight_hh, threshold, gates, gh_n_all, c_prev_all, c_tilde_all, o_all, ys
+        )
+        ctx.keep_mask = keep_mask
+        ctx.zoneout_eval = zoneout_eval
+        ctx.spike_fn = spike_fn
+        return ys, c
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_ys: Tensor | None, grad_c_last: Tensor | None):  # type: ignore[override]
+        (y0, weight_hh, threshold, gates, gh_n_all, c_prev_all, c_tilde_all, o_all, ys) = (
+            ctx.saved_tensors
+        )
+        keep_mask, p_eval, spike_fn = ctx.keep_mask, ctx.zoneout_eval, ctx.spike_fn
+        steps, batch, hidden = ys.shape
+        h2 = 2 * hidden
+        if grad_ys is None:
+            grad_ys = torch.zeros_like(ys)
+        dc = torch.zeros_like(y0) if grad_c_last is None else grad_c_last
+        dy_rec = torch.zeros_like(y0)  # dL/dy_t through step t+1's recurrent product
+        d_gi = gates.new_empty(steps, batch, 3 * hidden)
+        d_gh = gates.new_empty(steps, batch, 3 * hidden)
+        d_theta = torch.zeros_like(threshold)
+        for t in range(steps - 1, -1, -1):
+            dy = grad_ys[t] + dy_rec
+            c_tilde, o = c_tilde_all[t], o_all[t]
+            # y = o c~, c = c~ - o theta, o = H(c~ - theta)
+            dv = _spike_backward(c_tilde - threshold, dy * c_tilde - dc * threshold, spike_fn)
+            d_c_tilde = dy * o + dc + dv
+            d_theta -= (dc * o + dv).sum(0)
+            c_prev = c_prev_all[t]
+            if keep_mask is not None:
+                d_cand = torch.where(keep_mask[t], 0.0, d_c_tilde)
+                dc_prev = torch.where(keep_mask[t], d_c_tilde, 0.0)
+            elif p_eval:
+                d_cand = (1.0 - p_eval) * d_c_tilde
+                dc_prev = p_eval * d_c_tilde
+            else:
+                d_cand = d_c_tilde
+                dc_prev = None
+            gate = gates[t]
+            r, z, n = gate[:, :hidden], gate[:, hidden:h2], gate[:, h2:]
+            # c~ = z c_prev + (1 - z) n
+            dc_from_z = d_cand * z
+            dc = dc_from_z if dc_prev is None else dc_prev + dc_from_z
+            d_a_n = d_cand * (1 - z) * (1 - n * n)
+            d_gi[t, :, hidden:h2] = d_cand * (c_prev - n) * z * (1 - z)
+            d_gi[t, :, :hidden] = d_a_n * gh_n_all[t] * r * (1 - r)
+            d_gi[t, :, h2:] = d_a_n
+            d_gh[t, :, :h2] = d_gi[t, :, :h2]
+            d_gh[t, :, h2:] = d_a_n * r
+            dy_rec = d_gh[t] @ weight_hh
+        need = ctx.needs_input_grad
+        d_weight = d_bias = None
+        if need[3]:
+            y_prev = torch.cat([y0.unsqueeze(0), ys[:-1]], dim=0).reshape(steps * batch, hidden)
+            d_weight = d_gh.reshape(steps * batch, 3 * hidden).t() @ y_prev
+        if need[4]:
+            d_bias = d_gh.sum(dim=(0, 1))
+        return (
+            d_gi if need[0] else None,
+            dy_rec if need[1] else None,
+            dc if need[2] else None,
+            d_weight,
+            d_bias,
+            d_theta if need[5] else None,
+            None,
+            None,
+            None,
+        )
+
+
+def egru_layer_loop(
+    gi: Tensor,
+    y0: Tensor,
+    c0: Tensor,
+    weight_hh: Tensor,
+    bias_hh: Tensor,
+    threshold: Tensor,
+    *,
+    spike_fn: SpikeFn | None = None,
+    keep_mask: Tensor | None = None,
+    zoneout_eval: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """Run one layer over ``T`` steps with a fused, hand-written backward (training path).
+
+    Args:
+        gi: ``(T, B, 3H)`` input projections ``x_t @ weight_ih.T + bias_ih``.
+        y0, c0: ``(B, H)`` initial events and cell state.
+        weight_hh: ``(3H, H)`` (after DropConnect, if any).
+        bias_hh: ``(3H,)``.
+        threshold: ``(H,)`` effective thresholds.
+        spike_fn: spike function (default :func:`triangle` ()); its surrogate gives
+            ``dH/dv`` in the backward pass.
+        keep_mask: ``(T, B, H)`` bool zoneout mask (training): ``True`` keeps ``c_{t-1}``.
+        zoneout_eval: zoneout probability ``p`` for evaluation-mode mixing (0 = none).
+
+    Returns:
+        ``(ys, c_T)``: events ``(T, B, H)`` and the last cell state ``(B, H)``; the last
+        events are ``ys[-1]``. Gradients flow to ``gi``, ``y0``, ``c0``, ``weight_hh``,
+        ``bias_hh`` and ``threshold``; the result equals the step-by-step autograd graph of
+        :func:`egru_step_torch` (tests check it).
+    """
+    if gi.shape[0] == 0:
+        return gi.new_zeros(0, *c0.shape), c0
+    spike_fn = _default_spike_fn if spike_fn is None else spike_fn
+    return EGRULayerLoop.apply(
+        gi, y0, c0, weight_hh, bias_hh, threshold, keep_mask, float(zoneout_eval), spike_fn
+    )
+
+
+def event_driven_recurrent(
+    y: Tensor, weight_hh_t: Tensor, bias_hh: Tensor, *, max_active_fraction: float = 0.5
+) -> Tensor:
+    """``y @ weight_hh.T + bias_hh`` reading only the rows of ``weight_hh.T`` of active units.
+
+    Each sample ``b`` sums the rows ``weight_hh.T[j]`` of its units ``j`` with ``y[b, j] != 0``,
+    weighted by ``y[b, j]`` (``embedding_bag`` in ``"sum"`` mode: the event-driven
+    accumulation of the hardware; the gathered rows are never materialised). When more than
+    ``max_active_fraction`` of all ``B * H`` entries are active the dense product is used.
+    No gradient (inference only).
+
+    Args:
+        y: ``(B, H)`` events of the previous step.
+        weight_hh_t: ``(H, 3H)`` contiguous ``weight_hh.T`` (row ``j`` = fan-out of unit ``j``).
+        bias_hh: ``(3H,)``.
+    """
+    batch, hidden = y.shape
+    index = y.nonzero()
+    n_events = index.shape[0]
+    if n_events == 0:
+        return bias_hh.expand(batch, -1).clone()
+    if n_events > max_active_fraction * batch * hidden:
+        return torch.addmm(bias_hh, y, weight_hh_t)
+    rows, units = index[:, 0], index[:, 1]
+    if batch == 1:
+        offsets = torch.zeros(1, dtype=torch.long, device=y.device)
+    else:
+        counts = torch.bincount(rows, minlength=batch)
+        offsets = torch.cumsum(counts, 0) - counts
+    summed = torch.nn.functional.embedding_bag(
+        units, weight_hh_t, offsets, mode="sum", per_sample_weights=y[rows, units]
+    )
+    return summed + bias_hh

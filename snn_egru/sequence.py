@@ -5,11 +5,15 @@ How the sequence is computed:
 
 - the input projection ``x_t @ weight_ih.T + bias_ih`` of ALL time steps is one matrix
   product per layer; the time loop does only the recurrent product and point-wise work;
+- training (gradients needed) runs the fused loop
+  :func:`~snn_egru.functional.egru_layer_loop` whose hand-written backward computes the
+  same gradients as the step-by-step autograd graph, with ``dW_hh`` as one matrix product;
 - when no gradient is needed (``torch.no_grad()`` / inference), the recurrent product only
-  reads the rows of ``weight_hh.T`` (columns of ``weight_hh``) of units that sent an event at
-  the previous step (``index_select`` of the active units): the activity sparsity of the
-  EGRU. This is exact (up to floating-point summation order) and pays off at batch size 1;
-  a step where more than half of the units are active (over the batch) uses the dense product.
+  reads the rows of ``weight_hh.T`` (the columns of ``weight_hh``) of the units that sent an
+  event at the previous step, weighted by the events
+  (:func:`~snn_egru.functional.event_driven_recurrent`): the activity sparsity of the EGRU.
+  Exact up to floating-point summation order; falls back to the dense product when more
+  than half of the units (over the batch) are active.
 
 Regularisers (training mode only, EvNN's recipe):
 
@@ -26,7 +30,6 @@ Regularisers (training mode only, EvNN's recipe):
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 
 import torch
@@ -42,6 +45,8 @@ from snn_egru.functional import (
     candidate_state,
     check_finite_tensors,
     check_input_tensor,
+    egru_layer_loop,
+    event_driven_recurrent,
     fire_and_reset,
     triangle,
 )
@@ -53,9 +58,6 @@ logger = logging.getLogger(__name__)
 
 #: A stack's state: one ``(y, c)`` per layer.
 EGRUSequenceState = list[EGRUCellState]
-
-#: Above this fraction of active units (over the batch) a step uses the dense product.
-_EVENT_PATH_MAX_ACTIVE_FRACTION = 0.5
 
 
 def _check_probability(value: float, name: str, *, allow_one: bool) -> float:
@@ -90,6 +92,10 @@ class EGRUSequence(nn.Module):
         spike_grad: a spike function ``v -> H(v)`` with surrogate gradient (any snnTorch
             surrogate); default ``triangle(dampening, support)``. When given, ``dampening``
             and ``support`` are not used.
+        fused_backward: train with the fused time loop and its hand-written backward
+            (:func:`~snn_egru.functional.egru_layer_loop`, default); ``False`` builds the
+            step-by-step autograd graph instead (same gradients, slower; allows double
+            backward).
         device, dtype: where and in which floating type to create the parameters.
 
     Parameters (names as in ``nn.GRU``), for layer ``k``:
@@ -131,6 +137,7 @@ class EGRUSequence(nn.Module):
         threshold_mean: float = DEFAULT_THRESHOLD_MEAN,
         learn_threshold: bool = True,
         spike_grad: SpikeFn | None = None,
+        fused_backward: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -164,6 +171,7 @@ class EGRUSequence(nn.Module):
             triangle(dampening, support) if spike_grad is None else spike_grad
         )
         self.threshold_init = threshold_init
+        self.fused_backward = bool(fused_backward)
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         in_sizes = (input_size, *hidden_sizes[:-1])
         for k, (n_in, n_hid) in enumerate(zip(in_sizes, hidden_sizes)):
@@ -349,6 +357,7 @@ class EGRUSequence(nn.Module):
                 params.threshold,
                 keep_mask,
                 recurrent_t,
+                needs_grad,
             )
             layer_outputs.append(ys)
             final_states.append(final)
@@ -388,33 +397,48 @@ class EGRUSequence(nn.Module):
         threshold: Tensor,
         keep_mask: Tensor | None,
         recurrent_t: Tensor | None,
+        needs_grad: bool,
     ) -> tuple[Tensor, EGRUCellState]:
         """The time loop of one layer given the input projections ``gi`` ``(T, B, 3H)``.
 
-        ``recurrent_t`` (``weight_hh.T``, only when no gradient is needed) switches on the
-        event-driven recurrent product.
+        With gradients: the fused loop :func:`~snn_egru.functional.egru_layer_loop` (or the
+        step-by-step autograd graph when ``fused_backward`` is off). Without: a plain loop;
+        ``recurrent_t`` (``weight_hh.T`` contiguous) switches on the event-driven recurrent
+        product.
         """
         y, c = state
-        hidden = c.shape[-1]
-        max_active = int(math.floor(_EVENT_PATH_MAX_ACTIVE_FRACTION * hidden))
+        zoneout_eval = self.zoneout if (not self.training and self.zoneout > 0) else 0.0
+        if needs_grad and self.fused_backward:
+            ys, c = egru_layer_loop(
+                gi,
+                y,
+                c,
+                weight_hh,
+                bias_hh,
+                threshold,
+                spike_fn=self.spike_grad,
+                keep_mask=keep_mask,
+                zoneout_eval=zoneout_eval,
+            )
+            y = ys[-1] if ys.shape[0] else y
+            return ys, EGRUCellState(y=y, c=c)
         weight_hh_t = weight_hh.t()
-        zoneout_eval = (not self.training) and self.zoneout > 0
-        ys = []
+        outputs = []
         for t in range(gi.shape[0]):
             if recurrent_t is not None:
-                gh = _event_recurrent(y, recurrent_t, bias_hh, weight_hh_t, max_active)
+                gh = event_driven_recurrent(y, recurrent_t, bias_hh)
             else:
                 gh = torch.addmm(bias_hh, y, weight_hh_t)
             c_tilde = candidate_state(gi[t], gh, c)
             if keep_mask is not None:
                 c_tilde = torch.where(keep_mask[t], c, c_tilde)
             elif zoneout_eval:
-                c_tilde = self.zoneout * c + (1.0 - self.zoneout) * c_tilde
+                c_tilde = zoneout_eval * c + (1.0 - zoneout_eval) * c_tilde
             y, c, _ = fire_and_reset(c_tilde, threshold, self.spike_grad)
-            ys.append(y)
-        if ys:
-            return torch.stack(ys), EGRUCellState(y=y, c=c)
-        return gi.new_zeros(0, gi.shape[1], hidden), EGRUCellState(y=y, c=c)
+            outputs.append(y)
+        if outputs:
+            return torch.stack(outputs), EGRUCellState(y=y, c=c)
+        return gi.new_zeros(0, gi.shape[1], c.shape[-1]), EGRUCellState(y=y, c=c)
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}", f"{self.hidden_size}"]
@@ -426,24 +450,3 @@ class EGRUSequence(nn.Module):
                 parts.append(f"{name}={value}")
         parts.append(f"spike_grad={self.spike_grad!r}")
         return ", ".join(parts)
-
-
-def _event_recurrent(
-    y: Tensor, recurrent_t: Tensor, bias_hh: Tensor, weight_hh_t: Tensor, max_active: int
-) -> Tensor:
-    """``y @ weight_hh.T + bias_hh`` reading only the rows of active units.
-
-    Args:
-        y: ``(B, H)`` events of the previous step.
-        recurrent_t: ``(H, 3H)`` contiguous ``weight_hh.T``.
-        bias_hh: ``(3H,)``.
-        weight_hh_t: ``(H, 3H)`` view ``weight_hh.t()`` for the dense fallback.
-        max_active: above this many active units the dense product is used.
-    """
-    active = (y != 0).any(dim=0).nonzero().squeeze(1)
-    n_active = active.numel()
-    if n_active == 0:
-        return bias_hh.expand(y.shape[0], -1)
-    if n_active > max_active:
-        return torch.addmm(bias_hh, y, weight_hh_t)
-    return torch.addmm(bias_hh, y.index_select(1, active), recurrent_t.index_select(0, active))

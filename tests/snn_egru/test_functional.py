@@ -10,7 +10,9 @@ from snntorch import surrogate
 from snn_egru.functional import (
     EGRUSpike,
     candidate_state,
+    egru_layer_loop,
     egru_step_torch,
+    event_driven_recurrent,
     fire_and_reset,
     heaviside_no_grad,
     pseudo_derivative,
@@ -192,3 +194,81 @@ def test_heaviside_no_grad_has_no_gradient_through_event() -> None:
     v = torch.tensor([0.2, -0.2], dtype=DT, requires_grad=True)
     out = heaviside_no_grad(v)
     assert out.tolist() == [1.0, 0.0] and not out.requires_grad
+
+
+@pytest.mark.parametrize("zoneout", ["none", "train", "eval"])
+def test_gradcheck_fused_layer_loop(zoneout: str) -> None:
+    """The hand-written BPTT of the fused loop against finite differences (smooth spike fn)."""
+    g = torch.Generator().manual_seed(11)
+    steps, batch, hidden = 4, 2, 3
+    gi = torch.randn(steps, batch, 3 * hidden, generator=g, dtype=DT)
+    y0 = torch.rand(batch, hidden, generator=g, dtype=DT)
+    c0 = torch.rand(batch, hidden, generator=g, dtype=DT)
+    w_hh = torch.randn(3 * hidden, hidden, generator=g, dtype=DT)
+    b_hh = torch.randn(3 * hidden, generator=g, dtype=DT)
+    theta = torch.rand(hidden, generator=g, dtype=DT)
+    keep = torch.rand(steps, batch, hidden, generator=g) < 0.4 if zoneout == "train" else None
+    p_eval = 0.3 if zoneout == "eval" else 0.0
+    inputs = tuple(t.requires_grad_(True) for t in (gi, y0, c0, w_hh, b_hh, theta))
+
+    def loop(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return egru_layer_loop(
+            *args,
+            spike_fn=lambda v: torch.sigmoid(6.0 * v),
+            keep_mask=keep,
+            zoneout_eval=p_eval,
+        )
+
+    assert torch.autograd.gradcheck(loop, inputs)
+
+
+@pytest.mark.parametrize("spike_fn", [triangle(3.6, 3.6), surrogate.fast_sigmoid(), None])
+def test_fused_loop_equals_step_by_step_autograd(spike_fn) -> None:
+    g = torch.Generator().manual_seed(12)
+    steps, batch, hidden = 6, 3, 5
+    gi = torch.randn(steps, batch, 3 * hidden, generator=g, dtype=DT) * 1.5
+    args = [
+        gi,
+        torch.zeros(batch, hidden, dtype=DT),
+        torch.rand(batch, hidden, generator=g, dtype=DT) * 0.3,
+        torch.randn(3 * hidden, hidden, generator=g, dtype=DT) * 0.5,
+        torch.randn(3 * hidden, generator=g, dtype=DT) * 0.5,
+        torch.rand(hidden, generator=g, dtype=DT) * 0.4,
+    ]
+    args = [a.requires_grad_(True) for a in args]
+    spike = heaviside_no_grad if spike_fn is None else spike_fn
+    ys, c_last = egru_layer_loop(*args, spike_fn=spike)
+    y, c, outs = args[1], args[2], []
+    for t in range(steps):
+        gh = torch.nn.functional.linear(y, args[3], args[4])
+        y, c, _ = fire_and_reset(candidate_state(gi[t], gh, c), args[5], spike)
+        outs.append(y)
+    torch.testing.assert_close(ys, torch.stack(outs), rtol=0, atol=1e-14)
+    rate = float((ys != 0).double().mean())
+    assert 0.0 < rate < 1.0
+    weights = torch.randn(steps, batch, hidden, generator=g, dtype=DT)
+    loss_fused = (ys * weights).sum() + (c_last**2).sum()
+    loss_steps = (torch.stack(outs) * weights).sum() + (c**2).sum()
+    grads_fused = torch.autograd.grad(loss_fused, args)
+    grads_steps = torch.autograd.grad(loss_steps, args)
+    for name, a, b in zip(("gi", "y0", "c0", "w_hh", "b_hh", "theta"), grads_fused, grads_steps):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_event_driven_recurrent_equals_dense(batch: int) -> None:
+    g = torch.Generator().manual_seed(13)
+    hidden = 40
+    w_hh = torch.randn(3 * hidden, hidden, generator=g, dtype=DT)
+    b_hh = torch.randn(3 * hidden, generator=g, dtype=DT)
+    y = torch.rand(batch, hidden, generator=g, dtype=DT)
+    y = y * (torch.rand(batch, hidden, generator=g) < 0.15)
+    y[0] = 0.0  # a sample without events
+    dense = torch.nn.functional.linear(y, w_hh, b_hh)
+    events = event_driven_recurrent(y, w_hh.t().contiguous(), b_hh)
+    torch.testing.assert_close(events, dense, rtol=0, atol=1e-13)
+    full = torch.rand(batch, hidden, generator=g, dtype=DT)  # dense fallback
+    torch.testing.assert_close(
+        event_driven_recurrent(full, w_hh.t().contiguous(), b_hh),
+        torch.nn.functional.linear(full, w_hh, b_hh),
+    )

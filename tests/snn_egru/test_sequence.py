@@ -300,3 +300,34 @@ def test_bad_parameters_and_probabilities_raise() -> None:
         EGRUSequence(3, 5, threshold_init="uniform")
     with pytest.raises(ValueError, match="threshold_mean"):
         EGRUSequence(3, 5, threshold_mean=1.2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"zoneout": 0.3, "dropconnect": 0.2, "dropout": 0.25},
+        {"threshold_init": "sigmoid", "dampening": 3.6, "support": 3.6},
+    ],
+)
+def test_fused_training_path_equals_step_by_step_autograd(options: dict) -> None:
+    fused = make_sequence(4, [6, 5], seed=8, **options)
+    plain = make_sequence(4, [6, 5], seed=8, fused_backward=False, **options)
+    plain.load_state_dict(fused.state_dict())
+    fused.train()
+    plain.train()
+    x = (torch.randn(7, 3, 4, dtype=DT) * 2).requires_grad_(True)
+    state = [(torch.rand(3, h, dtype=DT) * 0.5, torch.rand(3, h, dtype=DT) * 0.5) for h in (6, 5)]
+    results = []
+    for seq in (fused, plain):
+        torch.manual_seed(99)  # same random masks for both
+        out, final, layers = seq(x, state, return_all_layers=True)
+        loss = (out**2).sum() + final[0].c.sum() + 0.5 * layers[0].sum()
+        grads = torch.autograd.grad(loss, [x, *seq.parameters()])
+        results.append((out, grads))
+    (out_f, grads_f), (out_p, grads_p) = results
+    torch.testing.assert_close(out_f, out_p, rtol=0, atol=1e-13)
+    assert 0.0 < float((out_f != 0).double().mean()) < 1.0
+    names = ["x", *(name for name, _ in fused.named_parameters())]
+    for name, a, b in zip(names, grads_f, grads_p):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
