@@ -458,6 +458,22 @@ class Profile:
         cycles = self.pe_phase_cycles[layer]
         return {name: cycles[i] / self.clock_hz for i, name in enumerate(self.phases)}
 
+    def timer_view(self, layer: int) -> dict[str, np.ndarray]:
+        """The 1 MHz timer's view of ``layer``: per phase, ``(P,)`` timer ticks (us at
+        1 MHz) of each PE summed over the steps (needs a recorded run)."""
+        if self.timer_ticks is None:
+            raise ValueError("the timer view needs a run recorded with record=True")
+        ticks = self.timer_ticks[layer].sum(axis=0)
+        return {name: ticks[i] for i, name in enumerate(self.phases)}
+
+    def timer_view_summed(self) -> dict[str, int]:
+        """Timer ticks per phase summed over every PE, layer and step (needs a recorded
+        run): the chip-wide busy time per phase as the PEs' timers would report it."""
+        if self.timer_ticks is None:
+            raise ValueError("the timer view needs a run recorded with record=True")
+        totals = sum(t.sum(axis=(0, 2)) for t in self.timer_ticks)
+        return {name: int(totals[i]) for i, name in enumerate(self.phases)}
+
     def grouped(self, values: dict[str, float]) -> dict[str, float]:
         """Sum a per-phase mapping into the :data:`PROFILE_GROUPS` categories."""
         out = {}

@@ -222,6 +222,17 @@ def test_timer_view_and_time_done_are_consistent():
     busy_us = run.profile.step_phase_cycles[0].sum(axis=1) / 150.0
     np.testing.assert_array_equal(ticks.sum(axis=1), np.floor(busy_us + 1e-9))
     np.testing.assert_allclose(run.profile.time_done_us[0], busy_us)
+    view = run.profile.timer_view(0)
+    np.testing.assert_array_equal(
+        view["input_product"], ticks[:, PHASE_INDEX["input_product"]].sum(0)
+    )
+    summed = run.profile.timer_view_summed()
+    assert summed["recurrent_product"] == int(ticks[:, PHASE_INDEX["recurrent_product"]].sum())
+    assert sum(summed.values()) == int(ticks.sum())
+    lean = run_mapping(mapping, xs, record=False)
+    assert lean.profile.wall_seconds == run.profile.wall_seconds and lean.step_ops is None
+    with pytest.raises(ValueError, match="record=True"):
+        lean.profile.timer_view(0)
 
 
 def test_deadline_missed_when_the_tick_is_too_short():
