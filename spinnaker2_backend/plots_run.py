@@ -47,12 +47,18 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: str | os.PathLike | None) -> None:
+def _check_path(path: str | os.PathLike | None) -> Path | None:
     if path is None:
-        return
+        return None
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"plots are written as PNG: give a file name ending in .png, not {path}")
+    return path
+
+
+def _save(fig: Figure, path: Path | None) -> None:
+    if path is None:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
 
@@ -77,6 +83,7 @@ def plot_profile(run: Run, path: str | os.PathLike | None = None, *, title: str 
     Returns:
         The matplotlib ``Figure``.
     """
+    path = _check_path(path)
     profile = run.profile
     steps = max(run.steps, 1)
     us = 1e6 / profile.clock_hz / steps  # cycles summed over steps -> us per step
@@ -159,6 +166,7 @@ def plot_packets(run: Run, path: str | os.PathLike | None = None, *, title: str 
     Returns:
         The matplotlib ``Figure``.
     """
+    path = _check_path(path)
     fig = _new_figure(10, 5.5)
     ax_packets, ax_events = fig.subplots(2, 1, sharex=True)
     steps = np.arange(run.steps)

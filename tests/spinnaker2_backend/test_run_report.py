@@ -98,27 +98,27 @@ def test_report_serialises_and_reads(lm_run):
 
 
 def test_plots_write_png(lm_run, tmp_path):
-    fig = plot_profile(lm_run, tmp_path / "profile.png")
-    assert fig.axes and (tmp_path / "profile.png").read_bytes()[:8] == PNG
-    plot_packets(lm_run, tmp_path / "packets.png")
-    assert (tmp_path / "packets.png").read_bytes()[:8] == PNG
     paths = save_run_plots(lm_run, tmp_path / "dir")
     assert [p.name for p in paths] == ["profile.png", "packets.png"]
+    assert all(p.read_bytes()[:8] == PNG for p in paths)
+    fig = plot_profile(lm_run)  # no file: the figure only
+    assert len(fig.axes) == 2 and fig.axes[0].get_ylabel() == "busy time per step (us)"
     with pytest.raises(ValueError, match="ending in .png"):
         plot_profile(lm_run, tmp_path / "profile.jpg")
+    with pytest.raises(ValueError, match="ending in .png"):
+        plot_packets(lm_run, tmp_path / "packets.svg")
 
 
 def test_run_command_json_and_plots(tmp_path, capsys):
     rc = main(
         ["run", "--synthetic", "paper-dvs", "--steps", "3", "--weight-format", "dense",
-         "--json", "--plot-dir", str(tmp_path)]
+         "--json"]
     )  # fmt: skip
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["layer_sizes"] == [256, 256] and report["steps"] == 3
     expected = map_network(synthetic_network("paper-dvs"), weight_format="dense")
     assert report["num_pes"] == expected.num_pes_used and report["weight_format"] == "dense"
-    assert (tmp_path / "profile.png").read_bytes()[:8] == PNG
 
 
 def test_run_command_inputs_tick_and_gpu_row(tmp_path, capsys):
@@ -128,10 +128,12 @@ def test_run_command_inputs_tick_and_gpu_row(tmp_path, capsys):
     np.save(inputs, np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
     rc = main(
         ["run", str(path), "--inputs", str(inputs), "--tick-us", "0.5", "--clock-mhz", "300",
-         "--gpu-power-w", "50", "--gpu-ms", "10", "--gpu-energy-j", "0.5", "--gpu-name", "B"]
+         "--gpu-power-w", "50", "--gpu-ms", "10", "--gpu-energy-j", "0.5", "--gpu-name", "B",
+         "--plot-dir", str(tmp_path / "plots")]
     )  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
+    assert (tmp_path / "plots" / "packets.png").read_bytes()[:8] == PNG
     assert "steps: 4" in out and "300 MHz" in out and "MISSED" in out
     assert "  B " in out and "(supplied)" in out
 
