@@ -16,7 +16,8 @@ Public names (module):
     EGRULayer (egru_layer.process), EGRUNetwork (network.process),
     EmbeddingSource, FeatureSource, Readout, HostSink (io.process),
     FloatingPtSimCfg, SpiNNaker2SimCfg, ChipOptions (run_configs),
-    run_network, LavaRunResult, LavaNetworkSession, StepOutputs, stop_runtime (run),
+    run_network, make_run_config, LavaRunResult, LavaNetworkSession, StepOutputs,
+    stop_runtime (run),
     assemble_chip_run (chip_report), LavaRunError, LavaModelError, NetworkContext (common).
 """
 
@@ -36,6 +37,7 @@ _LAZY: dict[str, str] = {
     "SpiNNaker2SimCfg": "lava_procs.run_configs",
     "ChipOptions": "lava_procs.run_configs",
     "run_network": "lava_procs.run",
+    "make_run_config": "lava_procs.run",
     "LavaRunResult": "lava_procs.run",
     "LavaNetworkSession": "lava_procs.run",
     "StepOutputs": "lava_procs.run",

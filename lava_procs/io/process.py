@@ -175,8 +175,9 @@ class HostSink(GuardedProcess):
     """Records what arrives on ``data_in``, one record per time step, for the host.
 
     The model puts ``(time_step, vector)`` into a :class:`~lava_procs.common.HostRecorder`
-    and never blocks; read the records with :meth:`take` (``time_step`` is Lava's 1-based
-    step counter, so the host can check the alignment of every record).
+    and never blocks; records travel in batches (``RECORD_BATCH`` steps and at the end of every
+    run), so read them with :meth:`take` after (or while) the run. ``time_step`` is Lava's
+    1-based step counter, so the host can check the alignment of every record.
 
     Args (keyword-only):
         shape: shape of the recorded vectors.
