@@ -9,7 +9,8 @@ decoder) with 95 % sparse CSR weights. For one stream of token ids it times, in 
 - ``reference, streamed``: the same computation token by token as the Lava graph does it
   (``egru_stack_step`` then the readout of that step): the baseline of Lava's overhead;
 - ``direct chip``: ``mapping.run`` (the simulated SpiNNaker2 chip, one process);
-- ``lava floating_pt``: ``run_network(backend="floating_pt")``;
+- ``lava floating_pt``: ``run_network(backend="floating_pt")`` (and once more with
+  ``record_events=False``: three sink processes fewer);
 - ``lava spinnaker2``: ``run_network(backend="spinnaker2")``;
 
 and prints wall time per step, steps per second, the ratios of the Lava runs to their
@@ -19,12 +20,14 @@ vary); the simulated chip time per token is the model's estimate, the same for b
 chip runs.
 
     python benchmarks/lava_runtime.py                 # 200 tokens
+    python benchmarks/lava_runtime.py --repeats 3     # median of 3 (shared CPU)
     python benchmarks/lava_runtime.py --tokens 70 --weight-format event
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
@@ -58,6 +61,9 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.95, help="weight sparsity")
     parser.add_argument("--weight-format", default="csr", choices=("csr", "event", "dense"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each configuration (median reported)"
+    )
     args = parser.parse_args()
 
     artifact, build_s = timed(
@@ -71,34 +77,65 @@ def main() -> None:
         f"({args.weight_format} on chip), {args.tokens} tokens (built in {build_s:.1f} s)"
     )
 
-    reference, reference_s = timed(lambda: artifact.run_reference(tokens))
-    _, streamed_s = timed(lambda: streamed_reference(artifact, tokens))
     mapping, map_s = timed(lambda: map_network(artifact, weight_format=args.weight_format))
-    direct, direct_s = timed(lambda: mapping.run(tokens))
-    lava_fp = run_network(artifact, tokens, "floating_pt")
-    lava_chip = run_network(artifact, tokens, "spinnaker2", weight_format=args.weight_format)
+    # Interleaved repeats, median per configuration: the CPU may be shared.
+    times: dict[str, list[float]] = {}
+    startups: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        reference, seconds = timed(lambda: artifact.run_reference(tokens))
+        times.setdefault("reference", []).append(seconds)
+        _, seconds = timed(lambda: streamed_reference(artifact, tokens))
+        times.setdefault("streamed", []).append(seconds)
+        direct, seconds = timed(lambda: mapping.run(tokens))
+        times.setdefault("direct", []).append(seconds)
+        for key, backend, record in (
+            ("lava_fp", "floating_pt", True),
+            ("lava_fp_lean", "floating_pt", False),
+            ("lava_chip", "spinnaker2", True),
+        ):
+            result = run_network(
+                artifact,
+                tokens,
+                backend,
+                weight_format=args.weight_format,
+                record_events=record,
+            )
+            times.setdefault(key, []).append(result.run_s)
+            startups.setdefault(key, []).append(result.startup_s)
+            if key == "lava_fp":
+                lava_fp = result
+            elif key == "lava_chip":
+                lava_chip = result
+    median = {key: statistics.median(values) for key, values in times.items()}
+    startup = {key: statistics.median(values) for key, values in startups.items()}
+    reference_s, streamed_s, direct_s = median["reference"], median["streamed"], median["direct"]
+    fp_s, chip_s = median["lava_fp"], median["lava_chip"]
 
     rows = [
         ("reference (numpy)", reference_s, None),
         ("reference, streamed", streamed_s, None),
         ("direct chip (mapping.run)", direct_s, None),
-        ("lava floating_pt", lava_fp.run_s, lava_fp.startup_s),
-        ("lava spinnaker2", lava_chip.run_s, lava_chip.startup_s),
+        ("lava floating_pt", fp_s, startup["lava_fp"]),
+        ("  (logits only, no event sinks)", median["lava_fp_lean"], startup["lava_fp_lean"]),
+        ("lava spinnaker2", chip_s, startup["lava_chip"]),
     ]
-    print(f"\n{'run':<28} {'ms/step':>9} {'steps/s':>9} {'start-up s':>11}")
+    print(f"\n{'run':<32} {'ms/step':>9} {'steps/s':>9} {'start-up s':>11}")
     for name, seconds, startup in rows:
         per_step = seconds / args.tokens
         start = f"{startup:11.2f}" if startup is not None else f"{'':>11}"
-        print(f"{name:<28} {1e3 * per_step:9.3f} {1 / per_step:9.1f} {start}")
-    print(f"(mapping the network: {map_s:.2f} s, not included above)")
+        print(f"{name:<32} {1e3 * per_step:9.3f} {1 / per_step:9.1f} {start}")
+    print(
+        f"(median of {args.repeats} run(s) each; mapping the network: {map_s:.2f} s, not "
+        "included above)"
+    )
 
     print("\nratios (wall time per step; start-up excluded)")
-    print(f"  lava floating_pt / reference     {lava_fp.run_s / reference_s:7.2f}x")
-    print(f"  lava floating_pt / streamed ref  {lava_fp.run_s / streamed_s:7.2f}x")
-    print(f"  lava spinnaker2  / direct chip   {lava_chip.run_s / direct_s:7.2f}x")
-    print(f"  lava spinnaker2  / lava floating {lava_chip.run_s / lava_fp.run_s:7.2f}x")
-    overhead_fp = (lava_fp.run_s - streamed_s) / args.tokens
-    overhead_chip = (lava_chip.run_s - direct_s) / args.tokens
+    print(f"  lava floating_pt / reference     {fp_s / reference_s:7.2f}x")
+    print(f"  lava floating_pt / streamed ref  {fp_s / streamed_s:7.2f}x")
+    print(f"  lava spinnaker2  / direct chip   {chip_s / direct_s:7.2f}x")
+    print(f"  lava spinnaker2  / lava floating {chip_s / fp_s:7.2f}x")
+    overhead_fp = (fp_s - streamed_s) / args.tokens
+    overhead_chip = (chip_s - direct_s) / args.tokens
     print(
         f"  Lava overhead per step: {1e3 * overhead_fp:.2f} ms (floating_pt vs streamed "
         f"reference), {1e3 * overhead_chip:.2f} ms (spinnaker2 vs direct chip run; includes "
