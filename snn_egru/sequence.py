@@ -96,6 +96,8 @@ class EGRUSequence(nn.Module):
             (:func:`~snn_egru.functional.egru_layer_loop`, default); ``False`` builds the
             step-by-step autograd graph instead (same gradients, slower; allows double
             backward).
+        event_driven: without gradients, compute the recurrent product from the active
+            units only (default); ``False`` always uses the dense product.
         device, dtype: where and in which floating type to create the parameters.
 
     Parameters (names as in ``nn.GRU``), for layer ``k``:
@@ -138,6 +140,7 @@ class EGRUSequence(nn.Module):
         learn_threshold: bool = True,
         spike_grad: SpikeFn | None = None,
         fused_backward: bool = True,
+        event_driven: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -172,6 +175,7 @@ class EGRUSequence(nn.Module):
         )
         self.threshold_init = threshold_init
         self.fused_backward = bool(fused_backward)
+        self.event_driven = bool(event_driven)
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         in_sizes = (input_size, *hidden_sizes[:-1])
         for k, (n_in, n_hid) in enumerate(zip(in_sizes, hidden_sizes)):
@@ -347,7 +351,7 @@ class EGRUSequence(nn.Module):
             if self.training and self.zoneout > 0:
                 keep_mask = torch.rand(steps, batch, hidden, device=x.device) < self.zoneout
             recurrent_t = None
-            if not needs_grad and steps > 0:
+            if self.event_driven and not needs_grad and steps > 0:
                 recurrent_t = self._transposed(k, weight_hh, cached=weight_hh is params.weight_hh)
             ys, final = self._run_layer(
                 gi,

@@ -130,6 +130,11 @@ def test_event_driven_inference_equals_dense() -> None:
     torch.testing.assert_close(sparse, dense.detach(), rtol=0, atol=1e-13)
     torch.testing.assert_close(sparse_again, sparse, rtol=0, atol=0)
     torch.testing.assert_close(sparse_state[0].c, dense_state[0].c.detach(), rtol=0, atol=1e-13)
+    seq.event_driven = False
+    with torch.no_grad():
+        dense_no_grad, _ = seq(x)
+    seq.event_driven = True
+    torch.testing.assert_close(sparse, dense_no_grad, rtol=0, atol=1e-13)
     with torch.no_grad():  # after a weight update the cache must not be reused
         seq.weight_hh_l0.mul_(0.5)
         updated, _ = seq(x)
