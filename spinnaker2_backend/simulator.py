@@ -295,14 +295,16 @@ class LayerSimulator:
         self._b_hh = np.asarray(params.bias_hh, dtype=self.dtype)
         self._threshold = np.asarray(params.threshold, dtype=self.dtype)
         if fmt == "event":
-            # (P, sources) stored weights per PE and source column; float32 is exact here
-            # (a PE stores far fewer than 2**24 weights) and keeps the product in BLAS.
-            self._count_ih = np.stack(
-                [pw.weight_ih.column_lengths() for pw in pe_weights], axis=0
-            ).astype(np.float32)
-            self._count_hh = np.stack(
-                [pw.weight_hh.column_lengths() for pw in pe_weights], axis=0
-            ).astype(np.float32)
+            # (sources, P): stored weights of each source column in each PE; the weights a
+            # PE walks in a step are the sum of the rows of the sources that fired.
+            self._count_ih = np.ascontiguousarray(
+                np.stack([pw.weight_ih.column_lengths() for pw in pe_weights], axis=1),
+                dtype=np.int64,
+            )
+            self._count_hh = np.ascontiguousarray(
+                np.stack([pw.weight_hh.column_lengths() for pw in pe_weights], axis=1),
+                dtype=np.int64,
+            )
 
         # ---- static per-PE operation counts ---------------------------------------------
         word = self.spec.word_bytes
@@ -434,21 +436,11 @@ class LayerSimulator:
             self._trace = None
 
     # ------------------------------------------------------------------------ step
-    def _products(self, x: np.ndarray, y_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        fmt = self.weight_format
-        if fmt == "csr":
-            return gate_matvec(self._w_ih, x), gate_matvec(self._w_hh, y_prev)
-        if fmt == "dense":
-            return self._w_ih @ x, self._w_hh @ y_prev
-        # event: only the columns of sources that fired (CSC column slices)
-        out = []
-        for w, v in ((self._w_ih, x), (self._w_hh, y_prev)):
-            active = np.flatnonzero(v)
-            if active.size == 0:
-                out.append(np.zeros(w.shape[0], dtype=self.dtype))
-            else:
-                out.append(gate_matvec(w[:, active], v[active]))
-        return out[0], out[1]
+    def _event_product(self, w: sp.csc_matrix, v: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """``w @ v`` over the columns of the sources that fired only (CSC column slice)."""
+        if active.size == 0:
+            return np.zeros(w.shape[0], dtype=self.dtype)
+        return gate_matvec(w[:, active], v[active])
 
     def step(self, x: np.ndarray) -> LayerStepResult:
         """One step of every PE of the layer.
@@ -470,7 +462,16 @@ class LayerSimulator:
         x = x.astype(self.dtype, copy=False)
         y_prev = self._y
 
-        gi, gh = self._products(x, y_prev)
+        fmt = self.weight_format
+        if fmt == "csr":
+            gi, gh = gate_matvec(self._w_ih, x), gate_matvec(self._w_hh, y_prev)
+        elif fmt == "dense":
+            gi, gh = self._w_ih @ x, self._w_hh @ y_prev
+        else:  # event: only the columns of sources that fired
+            active_in = np.flatnonzero(x)
+            active_rec = np.flatnonzero(y_prev)
+            gi = self._event_product(self._w_ih, x, active_in)
+            gh = self._event_product(self._w_hh, y_prev, active_rec)
         gi = gi + self._b_ih
         gh = gh + self._b_hh
         y, c, o = egru_pointwise(gi, gh, self._c, self._threshold)
@@ -482,13 +483,12 @@ class LayerSimulator:
         ops = self._static_ops.copy()
         fired = np.bincount(self._slice_of_unit, weights=o, minlength=self.num_pes)
         ops[_I["events"]] = fired
-        if self.weight_format == "event":
-            active_in = (x != 0).astype(np.float32)
-            active_rec = (y_prev != 0).astype(np.float32)
-            n_in = float(active_in.sum())
-            n_rec = float(active_rec.sum())
-            walked_in = (self._count_ih @ active_in).astype(np.float64)
-            walked_rec = (self._count_hh @ active_rec).astype(np.float64)
+        if fmt == "event":
+            n_in = float(active_in.size)
+            n_rec = float(active_rec.size)
+            # gather-and-sum, no BLAS: a single pass, exact integers
+            walked_in = self._count_ih[active_in].sum(axis=0).astype(np.float64)
+            walked_rec = self._count_hh[active_rec].sum(axis=0).astype(np.float64)
             ops[_I["input_events"]] = n_in
             ops[_I["recurrent_events"]] = n_rec
             ops[_I["input_weights"]] = walked_in
