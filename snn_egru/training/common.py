@@ -155,7 +155,8 @@ def make_optimizer(
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if keep:
         groups.append({"params": keep, "weight_decay": 0.0})
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+    beta1, beta2 = (float(b) for b in betas)  # torch refuses (0, 0.999) with an int 0
+    return torch.optim.AdamW(groups, lr=lr, betas=(beta1, beta2), eps=eps)
 
 
 @dataclass

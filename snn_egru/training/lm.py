@@ -119,6 +119,8 @@ class LMTrainConfig:
         seed: seed of initialisation, dropout and window lengths.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``.
         pruning: a :class:`~snn_egru.pruning.PruningConfig` or ``None``.
+        init_from: start from the weights of this checkpoint (same architecture), e.g. to
+            prune and fine-tune a trained model; optimizer and schedule start afresh.
         final_test: evaluate the best (or last) model on the test split at the end.
         measure_sparsity: measure activity sparsity and MACs during the final test run.
         save_checkpoints: write ``last.pt`` / ``best.pt``.
@@ -151,6 +153,7 @@ class LMTrainConfig:
     seed: int = 0
     device: str = "auto"
     pruning: PruningConfig | None = None
+    init_from: str | None = None
     final_test: bool = True
     measure_sparsity: bool = True
     save_checkpoints: bool = True
@@ -490,6 +493,18 @@ def _train(
     set_seed(tc.seed)
     model = EGRULanguageModel(config).to(device)
     if tc.init_from is not None and not resume:
+        initial = load_checkpoint(tc.init_from, map_location=device)
+        if initial.config is not None:
+            saved = config_from_dict(initial.config, LanguageModelConfig)
+            if saved.hidden_sizes != config.hidden_sizes or saved.vocab_size != config.vocab_size:
+                raise ValueError(
+                    f"{tc.init_from} holds a model with hidden_sizes={list(saved.hidden_sizes)}, "
+                    f"vocab_size={saved.vocab_size}; this run builds "
+                    f"{list(config.hidden_sizes)}, {config.vocab_size}"
+                )
+        restore_training_state(initial, model=model, restore_rng=False)
+        logger.info("initialised the weights from %s", tc.init_from)
+    if tc.init_from is not None and not resume:
         source = load_checkpoint(tc.init_from, map_location=device)
         model.load_state_dict(source.model_state)
         logger.info("initialised the weights from %s", tc.init_from)
@@ -824,6 +839,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prune-start", type=int, default=0, help="first pruning step")
     p.add_argument("--prune-end", type=int, help="step the gradual schedule reaches the target")
     p.add_argument("--prune-every", type=int, default=50, help="mask update interval (steps)")
+    p.add_argument("--init-from", help="start from the weights of this checkpoint (fine-tuning)")
     p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -861,6 +877,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LM
         "test_batch_size": "test_batch_size",
         "seed": "seed",
         "device": "device",
+        "init_from": "init_from",
     }
     for arg, attr in names.items():
         value = getattr(args, arg)

@@ -20,7 +20,7 @@ from snn_egru.models.lm import lm_preset
 from snn_egru.training.lm import lm_training_preset, train_language_model
 
 WORLD_SIZE = 2
-TIMEOUT_S = 100
+TIMEOUT_S = 240  # a guard against hangs; the run takes ~15 s on an idle 2-core machine
 
 
 def free_port() -> int:

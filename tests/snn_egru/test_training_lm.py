@@ -250,3 +250,27 @@ def test_command_line_help_and_tiny_run(tmp_path, capsys):
     assert "torchrun" in capsys.readouterr().out
     with pytest.raises(CheckpointError, match="no checkpoint"):
         main(["--preset", "tiny", "--out-dir", str(tmp_path / "none"), "--resume", "--quiet"])
+
+
+def test_init_from_a_checkpoint_then_prune(tmp_path):
+    model_config, train_config = tiny_configs(max_steps=6, final_test=False)
+    corpus = cyclic_corpus()
+    first = train_language_model(
+        model_config, train_config, data=corpus, out_dir=tmp_path / "a", show_progress=False
+    )
+    frozen = replace(train_config, init_from=str(tmp_path / "a" / "last.pt"), lr=1e-12, max_steps=1)
+    again = train_language_model(model_config, frozen, data=corpus, show_progress=False)
+    last = first.model.state_dict()
+    for name, value in again.model.state_dict().items():
+        torch.testing.assert_close(value, last[name], rtol=0, atol=1e-6, msg=name)
+    pruned = train_language_model(
+        model_config,
+        replace(frozen, lr=1e-3, max_steps=3, pruning=PruningConfig(0.7, schedule="one_shot")),
+        data=corpus,
+        show_progress=False,
+    )
+    assert matrix_sparsity(pruned.model.rnn.weight_ih_l1) == pytest.approx(0.7, abs=0.01)
+    with pytest.raises(ValueError, match="holds a model with hidden_sizes=\\[24, 16\\]"):
+        train_language_model(
+            replace(model_config, hidden_sizes=(20, 16)), frozen, data=corpus, show_progress=False
+        )
