@@ -325,7 +325,7 @@ class EGRUSequence(nn.Module):
         if unbatched:
             x = x.unsqueeze(1)
             if state is not None:
-                state = [tuple(t.unsqueeze(0) for t in s) for s in state]
+                state = _add_batch_dim(state, type(self).__name__)
         elif self.batch_first:
             x = x.transpose(0, 1)
         steps, batch = x.shape[0], x.shape[1]
@@ -345,7 +345,9 @@ class EGRUSequence(nn.Module):
                 weight_hh = F.dropout(weight_hh, self.dropconnect, training=True)
             hidden = self.hidden_sizes[k]
             gi = torch.addmm(
-                params.bias_ih, layer_input.reshape(steps * batch, -1), params.weight_ih.t()
+                params.bias_ih,
+                layer_input.reshape(steps * batch, layer_input.shape[-1]),
+                params.weight_ih.t(),
             ).view(steps, batch, 3 * hidden)
             keep_mask = None
             if self.training and self.zoneout > 0:
@@ -454,3 +456,20 @@ class EGRUSequence(nn.Module):
                 parts.append(f"{name}={value}")
         parts.append(f"spike_grad={self.spike_grad!r}")
         return ", ".join(parts)
+
+
+def _add_batch_dim(state: Sequence, name: str) -> list[tuple[Tensor, Tensor]]:
+    """Unbatched input: turn per-layer ``(y, c)`` of shape ``(H_l,)`` into ``(1, H_l)``."""
+    layers = []
+    for k, layer_state in enumerate(state):
+        if isinstance(layer_state, Tensor) or len(layer_state) != 2:
+            raise ValueError(f"{name}: state[{k}] must be a (y, c) pair of tensors")
+        for label, t in zip("yc", layer_state):
+            if not isinstance(t, Tensor) or t.ndim != 1:
+                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                raise ValueError(
+                    f"{name}: unbatched input (T, I) takes state[{k}].{label} of shape (H,), "
+                    f"got {shape}"
+                )
+        layers.append((layer_state[0].unsqueeze(0), layer_state[1].unsqueeze(0)))
+    return layers

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snn_egru.functional import (
     EGRUCellState,
@@ -336,3 +338,44 @@ def test_fused_training_path_equals_step_by_step_autograd(options: dict) -> None
     names = ["x", *(name for name, _ in fused.named_parameters())]
     for name, a, b in zip(names, grads_f, grads_p):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    input_size=st.integers(1, 6),
+    hidden=st.lists(st.integers(1, 7), min_size=1, max_size=3),
+    batch=st.integers(1, 3),
+    steps=st.integers(1, 6),
+    split=st.integers(0, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_property_sequence_matches_reference_in_any_split(
+    input_size: int, hidden: list[int], batch: int, steps: int, split: int, seed: int
+) -> None:
+    """Any sizes: the stack equals the numpy reference, and a split run equals a whole run."""
+    seq = make_sequence(input_size, hidden, seed=seed)
+    x = torch.randn(
+        steps, batch, input_size, dtype=DT, generator=torch.Generator().manual_seed(seed)
+    )
+    with torch.no_grad():
+        whole, state = seq(x)
+        split = min(split, steps)
+        first, mid = seq(x[:split])
+        second, end = seq(x[split:], mid)
+    ref_ys, ref_states = egru_stack_sequence(
+        x.numpy(), sequence_to_reference(seq, dtype=np.float64)
+    )
+    np.testing.assert_allclose(whole.numpy(), ref_ys[-1], rtol=0, atol=1e-12)
+    torch.testing.assert_close(torch.cat([first, second]), whole, rtol=0, atol=1e-12)
+    for k, ref_state in enumerate(ref_states):
+        np.testing.assert_allclose(end[k].c.numpy(), ref_state.c, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(state[k].y.numpy(), ref_state.y, rtol=0, atol=1e-12)
+
+
+def test_unbatched_state_must_be_one_dimensional() -> None:
+    seq = make_sequence(3, 4)
+    with pytest.raises(ValueError, match=r"unbatched input \(T, I\) takes state\[0\].y"):
+        seq(
+            torch.randn(5, 3, dtype=DT),
+            [(torch.zeros(1, 4, dtype=DT), torch.zeros(1, 4, dtype=DT))],
+        )
