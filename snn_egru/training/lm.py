@@ -14,7 +14,8 @@ Recipe (EvNN's LM recipe, AWD-LSTM data handling):
   (and updated on the pruning schedule, :class:`~snn_egru.pruning.Pruner`);
 * evaluation: perplexity ``exp(mean cross-entropy)`` over a whole split with the state carried
   (validation batch 10, test batch 1 as usual), activity sparsity measured on the test run;
-* checkpoints ``last.pt`` / ``best.pt`` (config, training config, vocabulary, model, optimizer,
+* checkpoints ``last.pt`` / ``best.pt`` (best validation perplexity; with pruning, among the
+  models at the target sparsity only) holding config, training config, vocabulary, model, optimizer,
   scheduler, pruning masks, position in the epoch and the carried state: a resumed run
   continues exactly), metrics in ``metrics.csv`` / ``metrics.jsonl``, a JSON summary.
 
@@ -351,7 +352,8 @@ class LMTrainResult:
         steps / epochs: optimizer steps taken, epochs started.
         train_loss: last logged mean training cross-entropy.
         valid: last validation result; test: final test result (``None`` if skipped).
-        best_valid_perplexity: best validation perplexity seen.
+        best_valid_perplexity: best validation perplexity seen (with pruning: of a model at
+            the target sparsity).
         wall_time_s: training time (without the final test); total_time_s: everything.
         stop_reason: ``"epochs"``, ``"max_steps"`` or ``"time_budget"``.
         out_dir: where checkpoints and metrics are.
@@ -604,8 +606,12 @@ def _train(
                 kind="valid", step=step, epoch=epoch, loss=valid_result.loss, perplexity=ppl
             )
             logger.info("step %d: valid perplexity %.2f", step, ppl)
-        improved = _broadcast_float(1.0 if ppl < best_valid else 0.0) > 0
-        best_valid = _broadcast_float(min(best_valid, ppl) if main_rank else best_valid)
+        # with pruning, only models at the final sparsity may become "best"
+        pruned_enough = pruner is None or (
+            pruner.current_sparsity >= pruner.config.target_sparsity - 1e-9
+        )
+        improved = _broadcast_float(1.0 if ppl < best_valid and pruned_enough else 0.0) > 0
+        best_valid = _broadcast_float(ppl if improved and main_rank else best_valid)
         if improved:
             checkpoint_now("best.pt", ppl)
         checkpoint_now("last.pt", ppl)

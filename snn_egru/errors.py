@@ -1,0 +1,10 @@
+"""User-facing errors: raised for mistakes a user can fix; the CLI prints them as one line."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake the user can fix (missing data, bad file, model does not fit, ...).
+
+    The message names the problem and the fix; the CLI prints it without a traceback.
+    """
