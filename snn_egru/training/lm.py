@@ -125,8 +125,6 @@ class LMTrainConfig:
         final_test: evaluate the best (or last) model on the test split at the end.
         measure_sparsity: measure activity sparsity and MACs during the final test run.
         save_checkpoints: write ``last.pt`` / ``best.pt``.
-        init_from: start from the weights of this checkpoint (fine-tuning, e.g. while
-            pruning); optimizer and schedule start fresh. Ignored when resuming.
     """
 
     corpus: str = "ptb"
@@ -505,10 +503,6 @@ def _train(
                     f"{list(config.hidden_sizes)}, {config.vocab_size}"
                 )
         restore_training_state(initial, model=model, restore_rng=False)
-        logger.info("initialised the weights from %s", tc.init_from)
-    if tc.init_from is not None and not resume:
-        source = load_checkpoint(tc.init_from, map_location=device)
-        model.load_state_dict(source.model_state)
         logger.info("initialised the weights from %s", tc.init_from)
     pruner = Pruner(model, config=tc.pruning) if tc.pruning is not None else None
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.betas)
