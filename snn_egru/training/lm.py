@@ -156,7 +156,6 @@ class LMTrainConfig:
     final_test: bool = True
     measure_sparsity: bool = True
     save_checkpoints: bool = True
-    init_from: str | None = None
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
