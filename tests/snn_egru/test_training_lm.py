@@ -152,12 +152,16 @@ def test_resume_continues_exactly(tmp_path):
 def test_pruning_during_training_keeps_embedding_dense(tmp_path):
     model_config, train_config = tiny_configs(
         max_steps=12,
-        final_test=False,
-        save_checkpoints=False,
+        eval_every=2,
         weight_decay=0.1,
+        measure_sparsity=False,
         pruning=PruningConfig(target_sparsity=0.8, start_step=3, end_step=9, frequency=3),
     )
-    result = train_language_model(model_config, train_config, data=cyclic_corpus(), out_dir=None)
+    result = train_language_model(
+        model_config, train_config, data=cyclic_corpus(), out_dir=tmp_path, show_progress=False
+    )
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.extra["pruner"]["current_sparsity"] == pytest.approx(0.8)
     rnn = result.model.rnn
     for k in range(rnn.num_layers):
         for name in ("weight_ih", "weight_hh"):
@@ -263,13 +267,20 @@ def test_init_from_a_checkpoint_then_prune(tmp_path):
     last = first.model.state_dict()
     for name, value in again.model.state_dict().items():
         torch.testing.assert_close(value, last[name], rtol=0, atol=1e-6, msg=name)
+    one_shot = PruningConfig(0.9, schedule="one_shot", start_step=2)
     pruned = train_language_model(
         model_config,
-        replace(frozen, lr=1e-3, max_steps=3, pruning=PruningConfig(0.7, schedule="one_shot")),
+        replace(frozen, lr=1e-4, max_steps=3, eval_every=1, pruning=one_shot),
         data=corpus,
+        out_dir=tmp_path / "p",
         show_progress=False,
     )
-    assert matrix_sparsity(pruned.model.rnn.weight_ih_l1) == pytest.approx(0.7, abs=0.01)
+    assert matrix_sparsity(pruned.model.rnn.weight_ih_l1) == pytest.approx(0.9, abs=0.01)
+    # the unpruned model of step 1 predicts better, but "best" must be at the target sparsity
+    rows = [json.loads(x) for x in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines()]
+    valid = {row["step"]: row["perplexity"] for row in rows if row["kind"] == "valid"}
+    assert valid[1] < min(valid[2], valid[3])
+    assert load_checkpoint(tmp_path / "p" / "best.pt").step in (2, 3)
     with pytest.raises(ValueError, match="holds a model with hidden_sizes=\\[24, 16\\]"):
         train_language_model(
             replace(model_config, hidden_sizes=(20, 16)), frozen, data=corpus, show_progress=False
