@@ -533,7 +533,7 @@ def _train(
                     f"{saved} vs {config}"
                 )
         restore_training_state(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
-        if pruner is not None and "pruner" in checkpoint.extra:
+        if pruner is not None and checkpoint.extra.get("pruner") is not None:
             pruner.load_state_dict(checkpoint.extra["pruner"])
         step, epoch = checkpoint.step, checkpoint.epoch
         window_index = int(checkpoint.extra.get("window_index", 0))
