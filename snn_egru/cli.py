@@ -43,18 +43,22 @@ RUN_BACKENDS = ("torch", "reference", "lava-float", "spinnaker2", "chip")
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions that are user mistakes (printed as one line)."""
-    from snn_egru.artifact import ArtifactError
+    """Exceptions that are user mistakes (printed as one line).
 
-    types: list[type[BaseException]] = [UserError, ArtifactError, FileNotFoundError]
+    Only modules already imported are consulted: an exception class of a module that was
+    never imported cannot have been raised (and importing torch just to print an error would
+    cost seconds).
+    """
+    types: list[type[BaseException]] = [UserError, FileNotFoundError]
     for module, name in (
+        ("snn_egru.artifact", "ArtifactError"),
         ("spinnaker2_backend.mapping", "MappingError"),
         ("snn_egru.training.common", "CheckpointError"),
+        ("snn_egru.data.text", "DataNotFoundError"),
     ):
-        try:
-            types.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):  # pragma: no cover - optional parts
-            pass
+        loaded = sys.modules.get(module)
+        if loaded is not None and hasattr(loaded, name):
+            types.append(getattr(loaded, name))
     return tuple(types)
 
 
