@@ -1,0 +1,37 @@
+"""Copy the results section of a real demo run into README.md (between the excerpt markers).
+
+    .venv/bin/python scripts/update_readme_excerpt.py [RUN_DIR]    (default runs/demo)
+
+The excerpt is the run's own summary.txt, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- demo-excerpt:start -->", "<!-- demo-excerpt:end -->"
+
+
+def main(argv: list[str]) -> int:
+    run_dir = Path(argv[0]) if argv else ROOT / "runs" / "demo"
+    summary = run_dir / "summary.txt"
+    if not summary.exists():
+        print(f"error: no {summary}; run `make demo` first", file=sys.stderr)
+        return 2
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    block = f"{START}\n```text\n{summary.read_text().rstrip()}\n```\n{END}"
+    new, count = re.subn(re.escape(START) + ".*?" + re.escape(END), block, text, flags=re.S)
+    if count != 1:
+        print("error: README.md lacks the demo-excerpt markers", file=sys.stderr)
+        return 2
+    readme.write_text(new)
+    print(f"README.md: excerpt updated from {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
