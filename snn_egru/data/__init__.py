@@ -1,1 +1,2 @@
-"""Data: Penn Treebank / WikiText-2 (text.py), DVS128 Gesture and its synthetic twin (dvs.py, synthetic_dvs.py)."""
+"""Data: Penn Treebank and WikiText-2 (text.py), DVS128 Gesture and its synthetic twin
+(dvs.py, synthetic_dvs.py)."""
