@@ -96,8 +96,15 @@ def column_nnz(weight: Any) -> np.ndarray:
     return np.count_nonzero(_to_numpy(weight), axis=0).astype(np.int64)
 
 
-def product_macs(weight: Any, inputs: Any) -> tuple[MACCounts, int]:
+def product_macs(
+    weight: Any, inputs: Any, *, nnz_cols: np.ndarray | None = None
+) -> tuple[MACCounts, int]:
     """Summed MAC counts of ``weight @ v`` over the input vectors ``inputs (N, cols)``.
+
+    Args:
+        weight: ``(rows, cols)`` matrix (dense, sparse or torch).
+        inputs: ``(..., cols)`` input vectors.
+        nnz_cols: :func:`column_nnz` of ``weight`` when already known.
 
     Returns:
         ``(summed MACCounts over the N vectors, N)``; divide by ``N`` for per-token values.
@@ -105,7 +112,7 @@ def product_macs(weight: Any, inputs: Any) -> tuple[MACCounts, int]:
     rows, cols = weight.shape
     active = _to_numpy(inputs).reshape(-1, cols) != 0
     n = active.shape[0]
-    nnz_cols = column_nnz(weight)
+    nnz_cols = column_nnz(weight) if nnz_cols is None else nnz_cols
     counts = MACCounts(
         dense=float(rows * cols * n),
         weight_sparse=float(nnz_cols.sum() * n),
@@ -264,6 +271,10 @@ class SparsityMeter:
             else (readout_weight if sp.issparse(readout_weight) else _to_numpy(readout_weight))
         )
         self.track_time = track_time
+        self._nnz = [(column_nnz(w_ih), column_nnz(w_hh)) for w_ih, w_hh in self.weights]
+        self._readout_nnz = (
+            column_nnz(self.readout_weight) if self.readout_weight is not None else None
+        )
         n = len(self.weights)
         self._tokens = [0] * n
         self._events = [0] * n
@@ -315,8 +326,8 @@ class SparsityMeter:
                 else _to_numpy(previous_events[k]).reshape(batch, hidden)
             )
             recurrent_inputs = np.concatenate([prev[None], events[:-1]], axis=0)
-            in_counts, n = product_macs(w_ih, x)
-            rec_counts, _ = product_macs(w_hh, recurrent_inputs)
+            in_counts, n = product_macs(w_ih, x, nnz_cols=self._nnz[k][0])
+            rec_counts, _ = product_macs(w_hh, recurrent_inputs, nnz_cols=self._nnz[k][1])
             self._input_macs[k] = self._input_macs[k] + in_counts
             self._recurrent_macs[k] = self._recurrent_macs[k] + rec_counts
             self._tokens[k] += n
@@ -329,7 +340,7 @@ class SparsityMeter:
                 self._time_count[k] = _add_padded(self._time_count[k], np.ones(steps))
             layer_input = events
         if self.readout_weight is not None:
-            counts, _ = product_macs(self.readout_weight, layer_input)
+            counts, _ = product_macs(self.readout_weight, layer_input, nnz_cols=self._readout_nnz)
             self._readout = self._readout + counts
 
     def result(self) -> SparsityAccount:
@@ -353,8 +364,8 @@ class SparsityMeter:
                     activity_sparsity=1.0 - self._events[k] / (tokens * hidden),
                     events_per_token=self._events[k] / tokens,
                     input_density=self._input_nonzero[k] / (tokens * inputs),
-                    weight_sparsity_ih=1.0 - column_nnz(w_ih).sum() / (w_ih.shape[0] * inputs),
-                    weight_sparsity_hh=1.0 - column_nnz(w_hh).sum() / (w_hh.shape[0] * hidden),
+                    weight_sparsity_ih=1.0 - self._nnz[k][0].sum() / (w_ih.shape[0] * inputs),
+                    weight_sparsity_hh=1.0 - self._nnz[k][1].sum() / (w_hh.shape[0] * hidden),
                     input_macs=_scale(self._input_macs[k], 1.0 / tokens),
                     recurrent_macs=_scale(self._recurrent_macs[k], 1.0 / tokens),
                     activity_over_time=time_series,
