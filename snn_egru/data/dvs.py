@@ -586,7 +586,7 @@ def build_dvs_datasets(
     """
     pre = preprocessing or FramePreprocessing()
     if data_dir is None:
-        config = synthetic_config or SyntheticGestureConfig(duration_s=pre.slice_duration_us * 1e-6)
+        config = synthetic_config or SyntheticGestureConfig(duration_s=pre.slice_duration_us / 1e6)
         train_events: Any = SyntheticDVSGesture(
             num_samples=synthetic_train_samples, train=True, seed=seed, config=config
         )

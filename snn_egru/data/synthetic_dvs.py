@@ -137,8 +137,13 @@ class SyntheticGestureConfig:
         return int(round(self.duration_s * 1e6))
 
     def fingerprint(self) -> str:
-        """A short stable hash of the configuration (used in cache keys)."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """A short stable hash of the configuration (used in cache keys).
+
+        The duration enters as whole microseconds, so 1.7 and 68 * 0.025 give the same key.
+        """
+        fields = asdict(self)
+        fields["duration_s"] = self.duration_us
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

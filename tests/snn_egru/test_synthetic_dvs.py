@@ -160,3 +160,7 @@ def test_dataset_behaves_like_tonic_dataset():
     with pytest.raises(IndexError):
         ds[13]
     assert ds.cache_key() != SyntheticDVSGesture(num_samples=13, seed=5, config=SHORT).cache_key()
+    # float noise in the duration does not change the cache identity
+    a = SyntheticGestureConfig(duration_s=68 * 0.025).fingerprint()
+    assert a == SyntheticGestureConfig(duration_s=1.7).fingerprint()
+    assert a != SyntheticGestureConfig(duration_s=1.7, noise_rate_hz=0.3).fingerprint()
