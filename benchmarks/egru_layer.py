@@ -7,7 +7,7 @@ common value found by bisection so that the measured activity sparsity is at lea
 (default 85 %).
 
     python benchmarks/egru_layer.py            # LM size (T=70, B=32, I=750, H=1350) + small
-    python benchmarks/egru_layer.py --quick    # fewer repeats, small size first
+    python benchmarks/egru_layer.py --quick    # fewer repeats
 
 Targets (CPU, 2 threads): training step <= 2x nn.GRU; batch-1 inference at >= 85 %
 activity sparsity faster than nn.GRU.
@@ -22,9 +22,14 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-import torch
+# Spinning OpenMP workers steal the cores from the main thread when other processes share
+# the CPU (measured: 2-thread runs of nn.GRU and EGRU alike become 10-100x slower). Passive
+# waiting is set before torch is imported and applies to both models equally.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from snn_egru.sequence import EGRUSequence
+import torch  # noqa: E402
+
+from snn_egru.sequence import EVENT_DRIVEN_MIN_HIDDEN, EGRUSequence  # noqa: E402
 
 
 class Size(NamedTuple):
@@ -39,16 +44,28 @@ LM_SIZE = Size("LM layer", 70, 32, 750, 1350)
 SMALL_SIZE = Size("small", 70, 32, 64, 128)
 
 
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs (seconds)."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def paired_times(
+    fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int
+) -> tuple[float, float, float]:
+    """Time ``fn_a`` and ``fn_b`` alternately (one warm-up each); seconds and ratio.
+
+    Returns the median time of each and the median of the per-pair ratios ``a / b``: runs
+    taken side by side see the same background load, so the ratio is steadier than either
+    time on a shared machine.
+    """
+    fn_a()
+    fn_b()
+    times_a, times_b, ratios = [], [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        fn_a()
+        mid = time.perf_counter()
+        fn_b()
+        end = time.perf_counter()
+        times_a.append(mid - start)
+        times_b.append(end - mid)
+        ratios.append((mid - start) / (end - mid))
+    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
 
 
 def make_models(size: Size) -> tuple[EGRUSequence, torch.nn.GRU]:
@@ -58,8 +75,8 @@ def make_models(size: Size) -> tuple[EGRUSequence, torch.nn.GRU]:
     return egru, gru
 
 
-def training_step_times(size: Size, repeats: int) -> tuple[float, float, float]:
-    """(EGRU seconds, GRU seconds, EGRU event rate) for forward + backward of one batch."""
+def training_step_times(size: Size, repeats: int) -> tuple[float, float, float, float]:
+    """(EGRU s, GRU s, ratio, EGRU event rate) for forward + backward of one batch."""
     egru, gru = make_models(size)
     x = torch.randn(size.steps, size.batch, size.input_size)
     rate = []
@@ -75,9 +92,8 @@ def training_step_times(size: Size, repeats: int) -> tuple[float, float, float]:
         out, _ = gru(x)
         out.pow(2).mean().backward()
 
-    t_egru = median_time(egru_step, repeats)
-    t_gru = median_time(gru_step, repeats)
-    return t_egru, t_gru, statistics.mean(rate)
+    t_egru, t_gru, ratio = paired_times(egru_step, gru_step, repeats)
+    return t_egru, t_gru, ratio, statistics.mean(rate)
 
 
 def calibrate_threshold(egru: EGRUSequence, x: torch.Tensor, target_sparsity: float) -> float:
@@ -98,36 +114,41 @@ def calibrate_threshold(egru: EGRUSequence, x: torch.Tensor, target_sparsity: fl
     return float((out == 0).float().mean())
 
 
-def inference_times(
-    size: Size, repeats: int, target_sparsity: float
-) -> tuple[float, float, float, float]:
-    """(EGRU s, EGRU dense s, GRU s, sparsity) of batch-1 no-grad inference over T steps."""
+class InferenceResult(NamedTuple):
+    """Batch-1 inference times (seconds, medians) and the measured activity sparsity."""
+
+    event_driven: float
+    gru_vs_event: float
+    ratio_event: float
+    dense: float
+    gru_vs_dense: float
+    ratio_dense: float
+    sparsity: float
+
+
+def inference_times(size: Size, repeats: int, target_sparsity: float) -> InferenceResult:
+    """Batch-1 no-grad inference over T steps: event-driven and dense EGRU vs nn.GRU."""
     egru, gru = make_models(size)
     egru.eval()
     gru.eval()
     x = torch.randn(size.steps, 1, size.input_size)
     sparsity = calibrate_threshold(egru, x, target_sparsity)
 
-    def egru_run() -> None:
-        with torch.no_grad():
-            egru(x)
-
-    def egru_dense_run() -> None:  # same computation with the dense recurrent product
-        egru.event_driven = False
-        try:
+    def egru_run(event_driven: bool) -> Callable[[], None]:
+        def run() -> None:
+            egru.event_driven = event_driven
             with torch.no_grad():
                 egru(x)
-        finally:
-            egru.event_driven = True
+
+        return run
 
     def gru_run() -> None:
         with torch.no_grad():
             gru(x)
 
-    t_egru = median_time(egru_run, repeats)
-    t_dense = median_time(egru_dense_run, repeats)
-    t_gru = median_time(gru_run, repeats)
-    return t_egru, t_dense, t_gru, sparsity
+    event = paired_times(egru_run(True), gru_run, repeats)
+    dense = paired_times(egru_run(False), gru_run, repeats)
+    return InferenceResult(*event, *dense, sparsity)
 
 
 def main() -> None:
@@ -141,7 +162,8 @@ def main() -> None:
     repeats = args.repeats or (2 if args.quick else 5)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {repeats} repeats, "
-        f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f} "
+        f"{os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+        f"load average at start {os.getloadavg()[0]:.1f} "
         "(other processes share the CPU: compare ratios, not absolute times)"
     )
     for size in (SMALL_SIZE, LM_SIZE):
@@ -149,18 +171,22 @@ def main() -> None:
             f"\n== {size.name}: T={size.steps} B={size.batch} I={size.input_size} "
             f"H={size.hidden_size}"
         )
-        t_egru, t_gru, rate = training_step_times(size, repeats)
+        t_egru, t_gru, ratio, rate = training_step_times(size, repeats)
         print(
-            f"training fwd+bwd   EGRUSequence {t_egru * 1e3:9.1f} ms  "
-            f"nn.GRU {t_gru * 1e3:9.1f} ms"
-            f"  ratio {t_egru / t_gru:5.2f}x  (event rate {rate:.1%})"
+            f"training fwd+bwd      EGRUSequence {t_egru * 1e3:9.1f} ms  "
+            f"nn.GRU {t_gru * 1e3:9.1f} ms  ratio {ratio:5.2f}x  (event rate {rate:.1%})"
         )
-        t_sparse, t_dense, t_gru1, sparsity = inference_times(size, repeats, args.sparsity)
+        inf = inference_times(size, repeats, args.sparsity)
         print(
-            f"batch-1 inference  EGRUSequence {t_sparse * 1e3:9.1f} ms  "
-            f"nn.GRU {t_gru1 * 1e3:9.1f} ms"
-            f"  ratio {t_sparse / t_gru1:5.2f}x  (activity sparsity {sparsity:.1%}; "
-            f"EGRU with dense recurrent product {t_dense * 1e3:.1f} ms)"
+            f"batch-1 event-driven  EGRUSequence {inf.event_driven * 1e3:9.1f} ms  "
+            f"nn.GRU {inf.gru_vs_event * 1e3:9.1f} ms  ratio {inf.ratio_event:5.2f}x  "
+            f"(activity sparsity {inf.sparsity:.1%})"
+        )
+        print(
+            f"batch-1 dense         EGRUSequence {inf.dense * 1e3:9.1f} ms  "
+            f"nn.GRU {inf.gru_vs_dense * 1e3:9.1f} ms  ratio {inf.ratio_dense:5.2f}x  "
+            f"(default for this size: "
+            f"{'event-driven' if size.hidden_size >= EVENT_DRIVEN_MIN_HIDDEN else 'dense'})"
         )
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
 

@@ -120,7 +120,7 @@ def test_two_halves_equal_whole_and_batch_first() -> None:
 
 def test_event_driven_inference_equals_dense() -> None:
     """No-grad batch-1 inference reads only the columns of units that fired."""
-    seq = make_sequence(5, [20, 8], seed=2)
+    seq = make_sequence(5, [20, 8], seed=2, event_driven=True)
     seq.eval()
     x = torch.randn(12, 1, 5, dtype=DT) * 2
     dense, dense_state = seq(x)  # gradients enabled: dense path
@@ -379,3 +379,31 @@ def test_unbatched_state_must_be_one_dimensional() -> None:
             torch.randn(5, 3, dtype=DT),
             [(torch.zeros(1, 4, dtype=DT), torch.zeros(1, 4, dtype=DT))],
         )
+
+
+def test_event_driven_path_is_taken_only_without_gradients(monkeypatch) -> None:
+    import snn_egru.sequence as sequence_module
+
+    calls = []
+    original = sequence_module.event_driven_recurrent
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sequence_module, "event_driven_recurrent", counting)
+    x = torch.randn(3, 1, 2, dtype=DT)
+    forced = make_sequence(2, 6, event_driven=True).eval()
+    forced(x)
+    assert calls == []  # gradients needed: dense fused path
+    with torch.no_grad():
+        forced(x)
+    assert len(calls) == 3
+    calls.clear()
+    auto_small = make_sequence(2, 6).eval()
+    auto_large = make_sequence(2, sequence_module.EVENT_DRIVEN_MIN_HIDDEN).eval()
+    with torch.no_grad():
+        auto_small(x)
+        assert calls == []
+        auto_large(x)
+    assert len(calls) == 3
