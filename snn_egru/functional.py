@@ -22,6 +22,14 @@ from the reset, and ``c~`` from both as well.
 
 Any snnTorch surrogate (``snntorch.surrogate.fast_sigmoid()``, ``atan()``, ...) can be used as
 ``spike_fn``: a callable ``v -> spikes`` whose forward is ``H(v)`` (``v > 0``).
+
+Contents: :func:`egru_step_torch` (one step, autograd through every operation);
+:func:`egru_layer_loop` (a whole layer's time loop with a hand-written backward, used by
+:class:`snn_egru.sequence.EGRUSequence` for training); :func:`event_driven_recurrent` (the
+recurrent product from the active units only, for inference); the spike functions
+:class:`EGRUSpike` / :func:`triangle`; the typed tuples :class:`EGRUCellState`,
+:class:`EGRUStepOutput`, :class:`EGRUTensorParams`; input/parameter checks shared by the
+modules.
 """
 
 from __future__ import annotations
@@ -36,19 +44,19 @@ __all__ = [
     "DEFAULT_DAMPENING",
     "DEFAULT_SUPPORT",
     "EGRUCellState",
+    "EGRULayerLoop",
     "EGRUSpike",
     "EGRUStepOutput",
     "EGRUTensorParams",
-    "check_finite_tensors",
-    "check_input_tensor",
     "SpikeFn",
     "TriangleSurrogate",
     "candidate_state",
-    "egru_pointwise_torch",
+    "check_finite_tensors",
+    "check_input_tensor",
     "egru_layer_loop",
+    "egru_pointwise_torch",
     "egru_step_torch",
     "event_driven_recurrent",
-    "EGRULayerLoop",
     "fire_and_reset",
     "heaviside_no_grad",
     "pseudo_derivative",

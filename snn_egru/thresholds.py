@@ -56,8 +56,9 @@ def beta_threshold_sample(
 ) -> Tensor:
     """Draw ``hidden_size`` thresholds from ``Beta(3 m / (1 - m), 3)`` (mean ``m``).
 
-    Uses the Gamma construction ``X / (X + Y)``, ``X ~ Gamma(a)``, ``Y ~ Gamma(b)``, so that an
-    explicit ``generator`` can make the draw reproducible.
+    Uses the Gamma construction ``X / (X + Y)``, ``X ~ Gamma(a)``, ``Y ~ Gamma(b)`` with
+    torch's Gamma sampler (``torch._standard_gamma``, what ``torch.distributions.Beta``
+    samples with), so that an explicit ``generator`` can make the draw reproducible.
     """
     if not 0.0 < mean < 1.0:
         raise ValueError(f"threshold_mean must be in (0, 1), got {mean}")
