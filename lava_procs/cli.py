@@ -25,7 +25,8 @@ EPILOG = """examples:
   python -m lava_procs run model.npz --inputs tokens.npy --backend spinnaker2 \\
       --weight-format event --out lava_chip
       the simulated-SpiNNaker2 process models, event-driven weight layout; writes
-      outputs.npz (logits, events) and chip_report.json (time, profile, energy, packets)
+      outputs.npz (logits, events), chip_report.json (time, profile, energy, packets),
+      profile.png and packets.png
 
 exit status: 0 ran, 2 a user error (missing file, bad inputs, network does not fit)."""
 
@@ -83,8 +84,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "steps_per_s": result.steps_per_s,
     }
     if result.chip is not None:
+        from spinnaker2_backend.plots_run import save_run_plots
+
         report = result.chip.report()
         (out / "chip_report.json").write_text(report.to_json())
+        save_run_plots(result.chip, out)
         print(report.table())
     (out / "lava_run.json").write_text(json.dumps(info, indent=2))
     log.info(

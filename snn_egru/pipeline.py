@@ -359,13 +359,13 @@ def _sparsity_account(artifact_path: Path, inputs: np.ndarray, events: list[np.n
         readout_weight=artifact.decoder_weight,
     )
     meter.update(artifact.layer_inputs(inputs), events)
-    return meter.result(), meter
+    return meter.result()
 
 
 def build_summary(
     settings: DemoSettings,
     *,
-    artifact_path: Path,
+    account: Any,
     tokens: np.ndarray,
     torch_eval: dict[str, Any],
     chip_run: dict[str, Any],
@@ -374,7 +374,6 @@ def build_summary(
     prune_summary: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Every number of the results section, computed from the stages' products."""
-    account, _ = _sparsity_account(artifact_path, tokens[:-1], chip_run["layer_events"])
     max_logit_diff = float(np.max(np.abs(torch_eval["logits"] - chip_run["logits"])))
     torch_ppl, chip_ppl = torch_eval["perplexity"], chip_run["perplexity"]
     summary: dict[str, Any] = {
@@ -541,9 +540,10 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         weight_format=settings.weight_format,
         max_units_per_pe=settings.max_units_per_pe,
     )
+    account = _sparsity_account(artifact_path, tokens[:-1], chip_run["layer_events"])
     summary = build_summary(
         settings,
-        artifact_path=artifact_path,
+        account=account,
         tokens=tokens,
         torch_eval=torch_eval,
         chip_run=chip_run,
@@ -552,35 +552,20 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         prune_summary=_train_summary(out / "prune"),
     )
     summary["wall_time_s"] = time.perf_counter() - started
-    write_report(out, summary, chip_run=chip_run)
+    write_report(out, summary, account=account)
     return summary
 
 
-def write_report(out: Path, summary: dict[str, Any], *, chip_run: dict[str, Any] | None) -> None:
-    """Write summary.json, summary.txt and the plots."""
+def write_report(out: Path, summary: dict[str, Any], *, account: Any) -> None:
+    """Write summary.json, summary.txt and the activity plot (the chip's profile and packet
+    plots are written by the Lava run into ``chip/``)."""
+    from snn_egru.plots import plot_activity_over_time
+
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    text = format_summary(summary)
-    (out / "summary.txt").write_text(text + "\n")
-    if chip_run is not None:
-        _plot_activity(out / "activity.png", chip_run["layer_events"])
-
-
-def _plot_activity(path: Path, layer_events: list[np.ndarray]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    for i, events in enumerate(layer_events):
-        ax.plot((events != 0).mean(axis=1), label=f"layer {i} ({events.shape[1]} units)")
-    ax.set_xlabel("token")
-    ax.set_ylabel("fraction of units firing")
-    ax.set_title("Activity on the simulated chip")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    (out / "summary.txt").write_text(format_summary(summary) + "\n")
+    plot_activity_over_time(
+        account, out / "activity.png", title="EGRU activity on the simulated chip (per token)"
+    )
 
 
 def _json_default(value: Any) -> Any:

@@ -65,6 +65,8 @@ def test_demo_writes_every_product(demo_run: Path) -> None:
         "mapping/memory.png",
         "chip/outputs.npz",
         "chip/chip_report.json",
+        "chip/profile.png",
+        "chip/packets.png",
         "tokens.npy",
         "summary.json",
         "summary.txt",
