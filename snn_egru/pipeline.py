@@ -442,6 +442,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     mapping = summary.get("mapping") or {}
     if mapping:
         lines.append("Mapping: " + _mapping_line(mapping))
+        lines.extend(_fullest_pe_table(mapping["fullest_pe"]))
     chip = summary.get("chip")
     if chip:
         lines.append(
@@ -481,6 +482,30 @@ def format_summary(summary: dict[str, Any]) -> str:
 def _num(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     return "n/a" if value is None else f"{value:.1f}"
+
+
+#: Memory regions of a PE, in the order of the mapping report.
+_REGIONS = (
+    "code",
+    "static_data",
+    "weights",
+    "variables",
+    "receive_buffers",
+    "recordings",
+    "stack_heap",
+)
+
+
+def _fullest_pe_table(pe: dict[str, Any]) -> list[str]:
+    """The fullest PE's bytes per memory region (code in instruction memory, rest in data)."""
+    rows = [f"  {'region':16s} {'bytes':>8s}"]
+    rows += [
+        f"  {'code (instr.)' if name == 'code' else name:16s} {pe[name]:8,d}"
+        for name in _REGIONS
+        if name in pe
+    ]
+    rows.append(f"  {'data total':16s} {pe['total']:8,d}   (free {pe['free']:,})")
+    return ["Memory of the fullest PE:", *rows]
 
 
 def _mapping_line(mapping: dict[str, Any]) -> str:
