@@ -38,23 +38,26 @@ How to run
 
 Expected output
 ---------------
-Log lines on stderr; on stdout the Vars of each run and an agreement table, e.g.::
+Log lines on stderr; on stdout the Vars of each run and an agreement table. A ``--smoke``
+run printed (lines shortened)::
 
-    == floating_pt: Vars after 2 runs (5 + 3 steps) ==
-    layer 0: units 24, steps_run 8, events_emitted 61
-      c[:6] = [...]
-      y[:6] = [...]
-    ...
-    == spinnaker2 (csr weights): Vars after 2 runs (5 + 3 steps) ==
-    layer 0: units 24, steps_run 8, events_emitted 61, chip_total_cycles ..., chip_packets
-      on chip ... / chip to chip 0, chip_macs ..., chip_energy_j ...
-    ...
-    chip report: 8 steps on 2 PEs: ... us per step, ... mJ per 70-step sequence
+    == floating_pt: Vars after 2 runs (6 + 2 steps) ==
+    layer 0: units 24, steps_run 8, events_emitted 64
+      c[:6] = [ 0.0129 -0.1023 -0.3673  0.0132  0.0622 -0.0588]
+      y[:6] = [0.0129 0.     0.     0.0154 0.0718 0.    ]
+    layer 1: units 16, steps_run 8, events_emitted 37
+      ...
+    == spinnaker2 (csr weights): Vars after 2 runs (6 + 2 steps) ==
+    layer 0: units 24, steps_run 8, events_emitted 64, chip_total_cycles 149,435, chip_packets
+      on chip 64 / chip to chip 0, chip_macs 9,216, chip_energy_j 3.312e-04
+      c[:6] = [ 0.0129 -0.1023 -0.3673  0.0132  0.0622 -0.0588]
+      ...
+    chip report: 8 steps on 2 PEs: 223.5 us per step, 5.202 mJ per 70-step sequence at 0.332 W
     == agreement with snn_egru.reference (max |difference|) ==
     backend       logits    events    c         y
-    floating_pt   1.5e-08   1.5e-08   ...
-    spinnaker2    1.5e-08   1.5e-08   ...
-    chip time per step: Lava 123.4 us, direct mapping.run 123.4 us
+    floating_pt   7.5e-09   0.0e+00   0.0e+00   0.0e+00
+    spinnaker2    7.5e-09   0.0e+00   0.0e+00   0.0e+00
+    chip time per step: Lava 223.5 us, direct mapping.run 223.5 us
     all agree: yes
 """
 
