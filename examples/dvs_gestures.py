@@ -55,8 +55,13 @@ Log lines on stderr, then a results table on stdout; a ``--smoke`` run printed::
     chip energy per sample    0.1894 mJ (0.366 W average)
     activity on chip          layer 0 24.7%, layer 1 24.4% of units firing
 
-(accuracy after a few smoke steps is at chance level; train longer for real numbers) and in
-``--out-dir`` (default ``runs/example_dvs``): ``train/``, ``artifact.npz``,
+(accuracy after a few smoke steps is at chance level). A default run (small preset, synthetic
+gestures, 10 epochs; about 5 minutes on 2 busy CPU cores, most of it generating the
+synthetic events) printed: 89.1 % on 64 test samples in PyTorch, with the numpy reference and
+on the chip (agreement 100 %, max |logit difference| 4.2e-07), 128 PEs (64 + 64), 7.07 ms
+and 2.87 mJ per 68-frame sample (1.7 s of events).
+
+Files in ``--out-dir`` (default ``runs/example_dvs``): ``train/``, ``artifact.npz``,
 ``mapping_report.txt`` and ``results.json``.
 """
 
