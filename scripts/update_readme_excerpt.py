@@ -28,9 +28,10 @@ def main(argv: list[str]) -> int:
 
     text = format_summary(json.loads(summary.read_text()))
     readme = ROOT / "README.md"
-    text = readme.read_text()
+    readme_text = readme.read_text()
     block = f"{START}\n```text\n{text.rstrip()}\n```\n{END}"
-    new, count = re.subn(re.escape(START) + ".*?" + re.escape(END), block, text, flags=re.S)
+    pattern = re.escape(START) + ".*?" + re.escape(END)
+    new, count = re.subn(pattern, lambda _: block, readme_text, flags=re.S)
     if count != 1:
         print("error: README.md lacks the demo-excerpt markers", file=sys.stderr)
         return 2
