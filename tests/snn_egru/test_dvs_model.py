@@ -22,15 +22,6 @@ from snn_egru.training.common import config_from_dict, config_to_dict
 from snn_egru.training.dvs import artifact_sequence_logits
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread avoids contention on a loaded 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _frames(steps=6, batch=3, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     counts = torch.poisson(torch.full((steps, batch, 2, 32, 32), 0.3), generator=g)

@@ -21,14 +21,6 @@ from snn_egru.training.common import save_checkpoint
 VOCAB = 40
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def trained_like_model(seed: int = 0, **overrides) -> EGRULanguageModel:
     """A tiny LM with a spread-out embedding so that units fire often but not always."""
     torch.manual_seed(seed)

@@ -27,14 +27,6 @@ from snn_egru.sequence import EGRUSequence
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def random_sequence(input_size: int, hidden, seed: int, **kwargs) -> EGRUSequence:
     torch.manual_seed(seed)
     seq = EGRUSequence(input_size, hidden, dtype=DT, **kwargs)

@@ -17,15 +17,6 @@ from snn_egru.models.lm import (
 from snn_egru.sequence import EGRUSequence
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on a shared 2-core machine run far faster on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny(**overrides) -> LanguageModelConfig:
     return lm_preset("tiny", **{"vocab_size": 30, **overrides})
 

@@ -16,15 +16,6 @@ from snn_egru.utils import clamp_thresholds, reset
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a loaded 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_neuron(input_size: int = 3, hidden: int = 5, seed: int = 0, **kwargs) -> EGRU:
     torch.manual_seed(seed)
     neuron = EGRU(input_size, hidden, dtype=DT, **kwargs)

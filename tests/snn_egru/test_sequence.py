@@ -24,15 +24,6 @@ from snn_egru.sequence import EGRUSequence
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a loaded 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_sequence(
     input_size: int, hidden: int | list[int], seed: int = 0, **kwargs
 ) -> EGRUSequence:

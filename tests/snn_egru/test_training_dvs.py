@@ -31,15 +31,6 @@ PRE = FramePreprocessing(num_frames=NUM_FRAMES)
 GEN = SyntheticGestureConfig(duration_s=NUM_FRAMES * 0.025)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread avoids contention on a loaded 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def data():
     """22 short synthetic recordings (2 per class), binned once and cached in memory."""

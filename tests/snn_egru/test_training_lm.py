@@ -32,15 +32,6 @@ from snn_egru.training.lm import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops on a shared 2-core machine run far faster on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def cyclic_corpus() -> Corpus:
     """A predictable language: 'a b c d e f <eos>' over and over (7 tokens, ppl -> 1)."""
     line = "a b c d e f\n"

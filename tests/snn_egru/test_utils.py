@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import snntorch as snn
 import torch
 from torch import nn
@@ -12,14 +11,6 @@ from snn_egru.neuron import EGRU
 from snn_egru.sequence import EGRUSequence
 from snn_egru.thresholds import Threshold
 from snn_egru.utils import clamp_thresholds, detach, detach_states, reset
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_detach_keeps_structure() -> None:
