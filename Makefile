@@ -27,9 +27,7 @@ lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(STAMP)  ## lint, then the whole test suite
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+test: lint  ## lint, then the whole test suite
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)  ## the benchmarks (not part of the tests)
