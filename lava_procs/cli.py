@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_egru.errors import UserError
+
 log = logging.getLogger("lava_procs")
 
 EPILOG = """examples:
@@ -31,17 +33,13 @@ EPILOG = """examples:
 exit status: 0 ran, 2 a user error (missing file, bad inputs, network does not fit)."""
 
 
-class _UserError(Exception):
-    pass
-
-
 def _load_inputs(path: Path) -> np.ndarray:
     if not path.exists():
-        raise _UserError(f"no inputs file at {path} (a .npy of token ids (T,) or features (T, I))")
+        raise UserError(f"no inputs file at {path} (a .npy of token ids (T,) or features (T, I))")
     try:
         return np.load(path, allow_pickle=False)
     except Exception as err:
-        raise _UserError(f"cannot read {path} as a .npy array: {err}") from None
+        raise UserError(f"cannot read {path} as a .npy array: {err}") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -50,7 +48,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         artifact = load_artifact(args.artifact)
     except ArtifactError as err:
-        raise _UserError(str(err)) from None
+        raise UserError(str(err)) from None
     inputs = _load_inputs(Path(args.inputs))
     from lava_procs.run import run_network
 
@@ -67,7 +65,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
         )
     except ValueError as err:
-        raise _UserError(str(err)) from None
+        raise UserError(str(err)) from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"time_steps": result.time_steps}
@@ -150,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if args.verbose:
             raise
-        user = isinstance(err, _UserError) or type(err).__name__ in ("MappingError",)
+        # MappingError (does not fit) can only have been raised if its module was imported
+        mapping = sys.modules.get("spinnaker2_backend.mapping")
+        user = isinstance(err, UserError) or (
+            mapping is not None and isinstance(err, mapping.MappingError)
+        )
         print(f"error: {err}", file=sys.stderr)
         return 2 if user else 1

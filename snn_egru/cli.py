@@ -153,7 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     artifact = load_artifact(args.artifact)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    targets = None
+    tokens = targets = None
     if args.inputs is not None:
         inputs = np.load(args.inputs, allow_pickle=False)
     elif artifact.input_kind == "embedding":
@@ -165,12 +165,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UserError("this artifact takes feature vectors: pass them with --inputs FILE.npy")
 
     if args.backend in ("lava-float", "spinnaker2"):
-        stream = np.concatenate([inputs, targets[-1:]]) if targets is not None else None
-        if stream is None:
+        if tokens is None:
             raise UserError("Lava runs from the CLI need token ids (an LM artifact)")
         result = stage_run_lava(
             Path(args.artifact),
-            stream,
+            tokens,
             out,
             backend="floating_pt" if args.backend == "lava-float" else "spinnaker2",
             weight_format=args.weight_format,

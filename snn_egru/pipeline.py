@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import subprocess
 import sys
 import time
@@ -327,8 +326,7 @@ def stage_run_lava(
     if max_units_per_pe is not None:
         cmd += ["--max-units-per-pe", str(max_units_per_pe)]
     log.info("run: %d tokens through the Lava graph (%s models)", len(tokens) - 1, backend)
-    env = dict(os.environ)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     (folder / "lava_stdout.txt").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
