@@ -37,10 +37,15 @@ Matrix = np.ndarray | sp.spmatrix | sp.sparray
 TRACE_DECAY = 0.9
 
 __all__ = [
+    "INT8_MAX",
+    "PRODUCT_MODES",
     "TRACE_DECAY",
+    "WEIGHT_GRANULARITIES",
     "EGRUParams",
     "EGRUState",
     "Matrix",
+    "QuantizedEGRUParams",
+    "QuantizedWeight",
     "egru_pointwise",
     "egru_sequence",
     "egru_stack_sequence",
@@ -49,7 +54,15 @@ __all__ = [
     "gate_matvec",
     "heaviside",
     "init_state",
+    "quantize_codes",
+    "quantize_params",
+    "quantize_weight",
+    "quantized_egru_step",
+    "quantized_matvec",
     "validate_params",
+    "validate_quantized_params",
+    "validate_quantized_weight",
+    "weight_scales",
 ]
 
 
@@ -273,3 +286,267 @@ def egru_stack_sequence(
         for acc, y in zip(per_layer, ys):
             acc.append(y)
     return [np.stack(acc) for acc in per_layer], states
+
+
+# ----------------------------------------------------------------------------------------
+# Quantised EGRU step (int8 weights), the reference the int8 chip formats must equal
+# bit-exactly. Documented in docs/quantisation.md.
+#
+# Weights: symmetric int8 with one float32 scale per output row of the (3H, in) matrix
+# ("row") or per gate block of H rows ("gate"); q = clip(rint(w / s), -127, 127) with
+# round-half-to-even, -128 unused, so that dequantised weights are q * s. A pruned zero stays
+# an exact zero (its q is 0 and it is not stored).
+#
+# Two product modes, one per kind of chip arithmetic:
+#
+# * "float" (the Arm core: formats csr-int8, event-int8): the int8 weight is widened to
+#   float32 and multiplied by the float32 event; each output row accumulates in float32 in
+#   increasing column order (the order a CSR row walk and an ordered column walk both use),
+#   then ``acc * s_row + bias``.  The order is part of the definition: it is what makes a
+#   simulated PE equal this reference bit for bit.
+# * "int8" (the 16 x 4 MAC array: format mac-int8): the input vector is quantised too,
+#   ``e = clip(rint(x / s_x), -127, 127)`` with one float32 scale per input vector
+#   (``input_scale`` for weight_ih, ``event_scale`` -- the scale of the layer's own events --
+#   for weight_hh); int8 x int8 products are accumulated exactly in int32 (the order does not
+#   matter), then ``float32(acc) * float32(s_row * s_x) + bias``.  An int32 accumulator cannot
+#   overflow while ``in_features * 127 * 127 < 2**31`` (checked).
+#
+# The point-wise update (gates, threshold, reset) stays float32, as on the Arm core's FPU.
+# ----------------------------------------------------------------------------------------
+
+#: Largest magnitude of a symmetric int8 code (-128 is never produced).
+INT8_MAX = 127
+#: Quantisation granularities of the weight scales.
+WEIGHT_GRANULARITIES = ("row", "gate")
+#: Product modes of the quantised step.
+PRODUCT_MODES = ("float", "int8")
+
+
+class QuantizedWeight(NamedTuple):
+    """An int8 weight matrix with one float32 scale per output row.
+
+    Attributes:
+        values: ``(rows, cols)`` scipy CSR matrix with int8 data (only non-zero codes stored).
+        scale: ``(rows,)`` float32 scales; the dequantised matrix is ``values * scale[:, None]``.
+    """
+
+    values: sp.csr_matrix
+    scale: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.values.shape)
+
+    def dequantize(self) -> sp.csr_matrix:
+        """float32 CSR of ``q * s`` with the same stored pattern."""
+        out = self.values.astype(np.float32)
+        out.data *= np.repeat(self.scale, np.diff(out.indptr))
+        return out
+
+
+def weight_scales(w: Matrix, *, granularity: str = "row", hidden_size: int | None = None):
+    """float32 scales ``max|w| / 127`` per output row (``"row"``) or per gate block.
+
+    An all-zero row (or block) gets scale 1.0 so that every code stays 0 and no division by
+    zero occurs.
+    """
+    if granularity not in WEIGHT_GRANULARITIES:
+        raise ValueError(f"granularity must be one of {WEIGHT_GRANULARITIES}, got {granularity!r}")
+    if sp.issparse(w):
+        absmax = np.asarray(abs(sp.csr_matrix(w)).max(axis=1).todense()).ravel()
+    else:
+        absmax = np.max(np.abs(np.asarray(w)), axis=1) if w.shape[1] else np.zeros(w.shape[0])
+    absmax = absmax.astype(np.float64)
+    if granularity == "gate":
+        rows = absmax.shape[0]
+        hidden = hidden_size if hidden_size is not None else rows // 3
+        if hidden <= 0 or rows % hidden:
+            raise ValueError(
+                f"gate granularity needs rows divisible by H, got {rows} rows, H={hidden}"
+            )
+        absmax = np.repeat(absmax.reshape(-1, hidden).max(axis=1), hidden)
+    scale = (absmax / INT8_MAX).astype(np.float32)
+    scale[scale == 0] = 1.0
+    return scale
+
+
+def quantize_codes(values: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
+    """``clip(rint(values / scale), -127, 127)`` as int8 (round half to even), in float32."""
+    v = np.asarray(values, dtype=np.float32) / np.asarray(scale, dtype=np.float32)
+    return np.clip(np.rint(v), -INT8_MAX, INT8_MAX).astype(np.int8)
+
+
+def quantize_weight(
+    w: Matrix,
+    *,
+    granularity: str = "row",
+    scale: np.ndarray | None = None,
+    hidden_size: int | None = None,
+) -> QuantizedWeight:
+    """Post-training symmetric int8 quantisation of a weight matrix (zero pattern kept).
+
+    ``scale`` overrides the computed per-row scales (e.g. scales learned during
+    quantisation-aware training); it must have one float32 entry per row.
+    """
+    csr = sp.csr_matrix(w, dtype=np.float32)
+    csr.eliminate_zeros()
+    if scale is None:
+        scale = weight_scales(csr, granularity=granularity, hidden_size=hidden_size)
+    scale = np.asarray(scale, dtype=np.float32)
+    if scale.shape != (csr.shape[0],):
+        raise ValueError(
+            f"weight scale has shape {scale.shape}, expected ({csr.shape[0]},): one scale per "
+            "output row"
+        )
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError("weight scales must be finite and > 0")
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    codes = quantize_codes(csr.data, scale[rows])
+    q = sp.csr_matrix((codes, csr.indices.copy(), csr.indptr.copy()), shape=csr.shape)
+    q.eliminate_zeros()  # a weight that rounds to 0 is not stored
+    q.sort_indices()
+    return QuantizedWeight(values=q, scale=scale)
+
+
+def validate_quantized_weight(qw: QuantizedWeight, *, name: str = "weight") -> None:
+    """Raise ``ValueError`` naming the problem if ``qw`` is not a valid int8 weight."""
+    if not sp.issparse(qw.values) or qw.values.dtype != np.int8:
+        raise ValueError(f"{name}: int8 values must be a scipy CSR matrix of dtype int8")
+    if qw.values.nnz and int(np.abs(qw.values.data.astype(np.int16)).max()) > INT8_MAX:
+        raise ValueError(
+            f"{name}: int8 codes must lie in [-{INT8_MAX}, {INT8_MAX}] (symmetric); re-quantise"
+        )
+    scale = np.asarray(qw.scale)
+    if scale.shape != (qw.values.shape[0],):
+        raise ValueError(f"{name}: scale has shape {scale.shape}, expected ({qw.values.shape[0]},)")
+    if scale.dtype != np.float32 or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError(f"{name}: scales must be finite positive float32 values")
+
+
+def quantized_matvec(
+    qw: QuantizedWeight, x: np.ndarray, *, x_scale: float | None = None
+) -> np.ndarray:
+    """``x @ dequant(qw).T`` computed as the chip does (float32 result, shape ``(..., rows)``).
+
+    ``x_scale=None``: "float" mode (int8 weight x float32 input, float32 row accumulation in
+    column order).  A number: "int8" mode (the input is quantised with that scale and the
+    products accumulate exactly in int32).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    flat = x.reshape(-1, x.shape[-1])
+    if x_scale is None:
+        acc = np.asarray(qw.values.astype(np.float32) @ flat.T).T  # scipy: row walk, col order
+        out = acc * qw.scale
+    else:
+        cols = qw.values.shape[1]
+        if cols * INT8_MAX * INT8_MAX >= 2**31:
+            raise ValueError(f"{cols} input columns could overflow an int32 accumulator")
+        codes = quantize_codes(flat, x_scale).astype(np.int32)
+        acc = np.asarray(qw.values.astype(np.int32) @ codes.T).T
+        combined = (qw.scale * np.float32(x_scale)).astype(np.float32)
+        out = acc.astype(np.float32) * combined
+    return out.astype(np.float32, copy=False).reshape(*x.shape[:-1], qw.values.shape[0])
+
+
+class QuantizedEGRUParams(NamedTuple):
+    """One int8-weight EGRU layer (biases, thresholds and state stay float32).
+
+    Attributes:
+        weight_ih / weight_hh: :class:`QuantizedWeight` in nn.GRU layout (r, z, n).
+        bias_ih / bias_hh / threshold: float32 as in :class:`EGRUParams`.
+        input_scale: scale of this layer's input vector in "int8" mode (None: "float" mode).
+        event_scale: scale of this layer's own events ``y`` in "int8" mode (None: "float").
+    """
+
+    weight_ih: QuantizedWeight
+    weight_hh: QuantizedWeight
+    bias_ih: np.ndarray
+    bias_hh: np.ndarray
+    threshold: np.ndarray
+    input_scale: float | None = None
+    event_scale: float | None = None
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.threshold.shape[0])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.weight_ih.values.shape[1])
+
+    @property
+    def product_mode(self) -> str:
+        return "float" if self.input_scale is None else "int8"
+
+    def dequantize(self) -> EGRUParams:
+        """The float32 layer whose weights are exactly ``q * s`` (for float backends)."""
+        return EGRUParams(
+            weight_ih=self.weight_ih.dequantize(),
+            weight_hh=self.weight_hh.dequantize(),
+            bias_ih=np.asarray(self.bias_ih, dtype=np.float32),
+            bias_hh=np.asarray(self.bias_hh, dtype=np.float32),
+            threshold=np.asarray(self.threshold, dtype=np.float32),
+        )
+
+
+def quantize_params(
+    params: EGRUParams,
+    *,
+    granularity: str = "row",
+    input_scale: float | None = None,
+    event_scale: float | None = None,
+) -> QuantizedEGRUParams:
+    """Post-training quantisation of one float layer (give both scales for "int8" mode)."""
+    if (input_scale is None) != (event_scale is None):
+        raise ValueError("give both input_scale and event_scale (int8 mode) or neither (float)")
+    h = params.hidden_size
+    return QuantizedEGRUParams(
+        weight_ih=quantize_weight(params.weight_ih, granularity=granularity, hidden_size=h),
+        weight_hh=quantize_weight(params.weight_hh, granularity=granularity, hidden_size=h),
+        bias_ih=np.asarray(params.bias_ih, dtype=np.float32),
+        bias_hh=np.asarray(params.bias_hh, dtype=np.float32),
+        threshold=np.asarray(params.threshold, dtype=np.float32),
+        input_scale=None if input_scale is None else float(np.float32(input_scale)),
+        event_scale=None if event_scale is None else float(np.float32(event_scale)),
+    )
+
+
+def validate_quantized_params(params: QuantizedEGRUParams, *, name: str = "layer") -> None:
+    """Raise ``ValueError`` naming the problem if ``params`` is not a valid int8 layer."""
+    h = params.hidden_size
+    validate_quantized_weight(params.weight_ih, name=f"{name}: weight_ih")
+    validate_quantized_weight(params.weight_hh, name=f"{name}: weight_hh")
+    if params.weight_ih.shape[0] != 3 * h or params.weight_hh.shape != (3 * h, h):
+        raise ValueError(
+            f"{name}: weight shapes {params.weight_ih.shape} / {params.weight_hh.shape} do not "
+            f"match H={h} (expected (3H, I) and (3H, H))"
+        )
+    for field in ("bias_ih", "bias_hh"):
+        if np.shape(getattr(params, field)) != (3 * h,):
+            raise ValueError(f"{name}: {field} must have shape ({3 * h},)")
+    if (params.input_scale is None) != (params.event_scale is None):
+        raise ValueError(f"{name}: input_scale and event_scale must both be set or both None")
+    for field in ("input_scale", "event_scale"):
+        s = getattr(params, field)
+        if s is not None and not (np.isfinite(s) and s > 0):
+            raise ValueError(f"{name}: {field} must be finite and > 0, got {s}")
+
+
+def quantized_egru_step(
+    x: np.ndarray, state: EGRUState | None, params: QuantizedEGRUParams
+) -> tuple[np.ndarray, EGRUState]:
+    """One EGRU step with int8 weights (products as in the module section above)."""
+    x = _as_dtype(x, np.dtype(np.float32), "x")
+    if x.shape[-1] != params.input_size:
+        raise ValueError(
+            f"input has {x.shape[-1]} features, the layer expects input_size={params.input_size}"
+        )
+    if state is None:
+        state = init_state(params.hidden_size, x.shape[:-1], dtype=np.float32)
+    gi = quantized_matvec(params.weight_ih, x, x_scale=params.input_scale) + params.bias_ih
+    gh = quantized_matvec(params.weight_hh, state.y, x_scale=params.event_scale) + params.bias_hh
+    y, c, _ = egru_pointwise(gi, gh, state.c, params.threshold)
+    trace = None
+    if state.trace is not None:
+        trace = (TRACE_DECAY * state.trace + (1 - TRACE_DECAY) * y).astype(np.float32)
+    return y, EGRUState(c=c, y=y, trace=trace)
