@@ -63,7 +63,7 @@ def torch_dense_model(artifact: DeploymentArtifact):
 
 
 def torch_run(model, tokens: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Token by token, batch 1: embedding -> EGRU stack (EGRU.md equations) -> decoder."""
+    """Token by token, batch 1: embedding -> EGRU stack (docs/egru.md equations) -> decoder."""
     layers, embedding, decoder, bias = model
     states = [(torch.zeros(w_hh.shape[1]), torch.zeros(w_hh.shape[1])) for _, w_hh, *_ in layers]
     events = [[] for _ in layers]

@@ -77,7 +77,7 @@ log = logging.getLogger("examples.what_if")
 
 #: Tokens per sequence of the published measurement (the time unit).
 SEQUENCE_TOKENS = 70
-#: The published SpiNNaker2 measurement (95 % sparse weights, CSR, 150 PEs), SPINNAKER2.md.
+#: The published SpiNNaker2 measurement (95 % sparse weights, CSR, 150 PEs), docs/spinnaker2.md.
 PUBLISHED = {"sparsity": 0.95, "seconds": 170.25e-3, "joules": 0.0653, "pes": 150}
 #: ``--smoke``: two sparsities, small shapes (a first layer wide enough that dense weights
 #: overflow one chip, so the "does not fit" path shows), 3 tokens.

@@ -83,7 +83,7 @@ def assemble_chip_run(
     states: list[EGRUState] | None = None,
     dtype: str = "float32",
 ) -> Any:
-    """A ``spinnaker2_backend.run.Run`` from the layer processes' per-step summaries.
+    """A ``spinnaker2_backend.results.Run`` from the layer processes' per-step summaries.
 
     Args:
         mapping: the network's mapping (the one the layer processes ran).
@@ -95,11 +95,11 @@ def assemble_chip_run(
         dtype: the float type the layers ran in.
 
     Returns:
-        ``spinnaker2_backend.run.Run``: ``.report()`` gives time per token, profile, energy.
+        ``spinnaker2_backend.results.Run``: ``.report()`` gives time per token, profile, energy.
     """
     from spinnaker2_backend.constants import CycleCosts, EnergyCosts
     from spinnaker2_backend.energy import estimate_energy
-    from spinnaker2_backend.run import NetworkCounters, Run
+    from spinnaker2_backend.results import NetworkCounters, Run
     from spinnaker2_backend.timing import build_profile, step_offsets
 
     num_layers = len(mapping.layers)

@@ -354,7 +354,7 @@ class LavaNetworkSession:
     def chip_run(
         self, *, outputs: StepOutputs | None = None, states: list[EGRUState] | None = None
     ) -> Any:
-        """The simulated chip's ``spinnaker2_backend.run.Run`` of all steps run so far.
+        """The simulated chip's ``spinnaker2_backend.results.Run`` of all steps run so far.
 
         Composed from every layer process's per-step records as the backend composes a
         direct run (time per token = sum over layers of each layer's slowest PE); see
@@ -417,7 +417,7 @@ class LavaRunResult:
         time_steps: ``(T,)`` Lava time step at which each output was recorded (``1..T``).
         startup_s: seconds to compile the graph and start its processes.
         run_s: seconds the ``T`` steps took (inputs to recorded outputs).
-        chip: the simulated chip's ``spinnaker2_backend.run.Run`` (``spinnaker2`` only; its
+        chip: the simulated chip's ``spinnaker2_backend.results.Run`` (``spinnaker2`` only; its
             ``.report()`` gives time per token, profile, energy, packets), else ``None``.
     """
 

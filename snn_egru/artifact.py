@@ -1,7 +1,7 @@
 """The deployment artifact: the torch-free contract between training and the chip.
 
 A :class:`DeploymentArtifact` describes a trained EGRU network completely, with numpy and
-scipy.sparse float32 arrays only: the EGRU stack (EGRU.md layout), what turns inputs into
+scipy.sparse float32 arrays only: the EGRU stack (docs/egru.md layout), what turns inputs into
 layer-0 inputs (an embedding table, or nothing for feature vectors computed ahead), what
 turns the last layer's events into predictions (a decoder tied to the embedding, or a linear
 readout), and metadata (vocabulary, class names, training config, metrics).

@@ -24,7 +24,7 @@ Any model can be exported when it exposes
 :class:`~snn_egru.models.dvs.DVSGestureNet` (features, linear readout) implement it.
 
 The EGRU weights come from :func:`snn_egru.interop.sequence_to_reference` (effective
-thresholds, EGRU.md layout). Weight matrices that are at least ``sparse_threshold`` zeros
+thresholds, docs/egru.md layout). Weight matrices that are at least ``sparse_threshold`` zeros
 (default 50 %) are stored as scipy CSR when ``sparse`` is ``None`` (auto); ``True`` stores
 every matrix as CSR, ``False`` every matrix dense.
 

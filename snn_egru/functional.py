@@ -2,7 +2,7 @@
 
 This is the differentiable twin of :func:`snn_egru.reference.egru_step` (numpy). One step of
 one layer, parameters in ``torch.nn.GRU`` layout and gate order ``(r, z, n)``
-(``shared/design/EGRU.md``)::
+(``docs/egru.md``)::
 
     gi  = x_t @ weight_ih.T + bias_ih             -> (gi_r, gi_z, gi_n)
     gh  = y_{t-1} @ weight_hh.T + bias_hh         -> (gh_r, gh_z, gh_n)   recurrent input is y

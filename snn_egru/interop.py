@@ -10,7 +10,7 @@
     (EvNN's own converter only transposes): :func:`evnn_layer_to_params`,
     :func:`params_to_evnn_layer`, :func:`load_evnn_state_dict`, :func:`export_evnn_state_dict`;
 (c) ``torch.nn.GRU``: :func:`copy_from_gru`, :func:`copy_to_gru` (same layout and gate order;
-    only the layout carries over, the dynamics differ: EGRU.md).
+    only the layout carries over, the dynamics differ: docs/egru.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``EGRU``: the event-based GRU as a drop-in snnTorch neuron (one call = one time step).
 
-The layer computes the step of ``shared/design/EGRU.md`` with
+The layer computes the step of ``docs/egru.md`` with
 :func:`snn_egru.functional.egru_step_torch`; see that module for the equations.
 """
 
@@ -76,7 +76,7 @@ class EGRU(SpikingNeuron):
 
     snnTorch arguments that do not apply to the EGRU (refused with ``ValueError``):
         ``reset_mechanism="zero"`` or ``"none"``: the EGRU is defined with reset by
-        subtraction of ``theta`` in the same step (EGRU.md; the trained checkpoints rely on
+        subtraction of ``theta`` in the same step (docs/egru.md; the trained checkpoints rely on
         it). ``graded_spikes_factor != 1`` / ``learn_graded_spikes_factor=True``: EGRU events
         are already graded (``y = o * c~``); a scale would change the cell (fold it into the
         next layer's weights instead). ``inhibition=True``: winner-take-all firing has no

@@ -37,7 +37,7 @@ from snn_egru.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: Tokens per "sequence" in the published SpiNNaker2 measurement (SPINNAKER2.md).
+#: Tokens per "sequence" in the published SpiNNaker2 measurement (docs/spinnaker2.md).
 SEQUENCE_TOKENS = 70
 
 __all__ = [

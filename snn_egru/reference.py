@@ -3,7 +3,7 @@
 This module is torch-free and Lava-free (numpy and scipy only), so that
 ``spinnaker2_backend`` and ``lava_procs`` can import it without pulling in PyTorch.
 
-One step of one layer (``../shared/design/EGRU.md``), parameters in ``torch.nn.GRU``
+One step of one layer (``docs/egru.md``), parameters in ``torch.nn.GRU``
 layout and gate order ``(r, z, n)``::
 
     gi  = weight_ih @ x_t + bias_ih             -> (gi_r, gi_z, gi_n)
@@ -33,7 +33,7 @@ from scipy.special import expit
 
 Matrix = np.ndarray | sp.spmatrix | sp.sparray
 
-#: Decay of the optional low-pass trace of the events (EGRU.md).
+#: Decay of the optional low-pass trace of the events (docs/egru.md).
 TRACE_DECAY = 0.9
 
 __all__ = [

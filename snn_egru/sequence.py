@@ -1,6 +1,6 @@
 """``EGRUSequence``: a stack of EGRU layers run over whole sequences (``nn.GRU``-like).
 
-Every layer computes the step of ``shared/design/EGRU.md`` (see :mod:`snn_egru.functional`).
+Every layer computes the step of ``docs/egru.md`` (see :mod:`snn_egru.functional`).
 How the sequence is computed:
 
 - the input projection ``x_t @ weight_ih.T + bias_ih`` of ALL time steps is one matrix

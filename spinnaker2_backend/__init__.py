@@ -13,6 +13,8 @@ Running (the simulated chip; see :mod:`spinnaker2_backend.simulator`)::
     result = mapping.run(token_ids)
 
 Command line: ``python -m spinnaker2_backend map --help``.
+
+Layout and import rules: ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ from spinnaker2_backend.mapping import (
     LayerPlacement,
     Mapping,
     MappingError,
+    MappingReport,
     MemoryLayout,
     PESlice,
     map_network,
 )
-from spinnaker2_backend.mapping_report import MappingReport
 from spinnaker2_backend.synthetic import PRESETS, synthetic_network
 
 __all__ = [
@@ -72,12 +74,12 @@ _LAZY: dict[str, str] = {
     "EnergyCosts": "spinnaker2_backend.constants",
     "LayerStepResult": "spinnaker2_backend.simulator",
     "NetworkStepResult": "spinnaker2_backend.simulator",
-    "Run": "spinnaker2_backend.run",
-    "RunReport": "spinnaker2_backend.run",
-    "GpuFigure": "spinnaker2_backend.run",
-    "PUBLISHED_A100": "spinnaker2_backend.run",
-    "LayerCounters": "spinnaker2_backend.run",
-    "NetworkCounters": "spinnaker2_backend.run",
+    "Run": "spinnaker2_backend.results",
+    "RunReport": "spinnaker2_backend.results",
+    "GpuFigure": "spinnaker2_backend.results",
+    "PUBLISHED_A100": "spinnaker2_backend.results",
+    "LayerCounters": "spinnaker2_backend.results",
+    "NetworkCounters": "spinnaker2_backend.results",
     "Profile": "spinnaker2_backend.timing",
     "EnergyEstimate": "spinnaker2_backend.energy",
     "estimate_energy": "spinnaker2_backend.energy",

@@ -1,6 +1,6 @@
 """Calibration of the time and energy constants to the published SpiNNaker2 EGRU run.
 
-The anchor (``../shared/design/SPINNAKER2.md``, measured, tag [A]): the word-level LM (3 EGRU
+The anchor (``docs/spinnaker2.md``, measured, tag [A]): the word-level LM (3 EGRU
 layers 1350/1350/750, embedding 750, every weight matrix 95 % pruned, CSR weights, 150 PEs,
 batch 1) took **170.25 ms** and **0.0653 J** (0.39 W) per 70-token test sequence.
 
@@ -14,7 +14,7 @@ the result; a test checks that the values shipped in
    Xavier-normal weights magnitude-pruned to 95 %). Its thresholds are drawn with mean
    ``CALIBRATION_THRESHOLD_MEAN = 0.05`` [C] instead of the recipe's 0.01, so that about 79 %
    of the units are silent per step, the activity sparsity reported for trained EGRU LMs
-   (about 80 %, ``EGRU.md``); random weights at the recipe's threshold fire 40 % of the time,
+   (about 80 %, ``docs/egru.md``); random weights at the recipe's threshold fire 40 % of the time,
    which would inflate the packet traffic. The 150 PEs are shared among the layers in
    proportion to their stored weights (53 / 68 / 29, largest remainder), the same weight
    load per PE. 70 token ids drawn uniformly (seed 0) form the sequence. The PE clock is
@@ -53,7 +53,7 @@ from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec, CycleCosts, EnergyCosts
 from spinnaker2_backend.energy import EnergyEstimate, estimate_energy
 from spinnaker2_backend.mapping import Mapping, map_network
-from spinnaker2_backend.run import PUBLISHED_SPINNAKER2, SEQUENCE_TOKENS, Run
+from spinnaker2_backend.results import PUBLISHED_SPINNAKER2, SEQUENCE_TOKENS, Run
 from spinnaker2_backend.timing import Profile, profile_from_ops
 
 logger = logging.getLogger(__name__)

@@ -8,11 +8,19 @@ Subcommands:
     entries and traffic. Optional JSON report, placement table (CSV / JSON) and a memory
     heatmap (PNG).
 
+``run``
+    map a network, run it on the simulated chip and print the run report: time per token and
+    per 70-token sequence, the time profile, energy, packets and events, and a GPU row for
+    comparison. Optional JSON and plots.
+
+Every subcommand lives in this module and nothing else in the package imports it (it sits
+on top: it imports the mapping, the simulator and the plots, never the other way round).
+
 Mistakes a user can fix (a missing file, a network that does not fit) print one line on
 stderr and exit with status 2; ``--verbose`` shows the traceback instead.
 
-Other subcommands plug in through :func:`build_parser` (see the marked place there); they may
-reuse :func:`add_network_arguments` / :func:`add_mapping_arguments` and
+A new subcommand is one ``add_<name>_parser`` function here, called from
+:func:`build_parser`; it may reuse :func:`add_network_arguments` / :func:`add_mapping_arguments` and
 :func:`mapping_from_args` so that every subcommand reads a network and maps it the same way.
 """
 
@@ -22,17 +30,23 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.formats import WEIGHT_FORMATS
 from spinnaker2_backend.machine import Machine
 from spinnaker2_backend.mapping import INPUT_SOURCES, Mapping, map_network
+from spinnaker2_backend.results import PUBLISHED_A100, SEQUENCE_TOKENS, GpuFigure
 from spinnaker2_backend.synthetic import PRESETS
 
 __all__ = [
     "UserError",
     "add_mapping_arguments",
     "add_network_arguments",
+    "add_run_parser",
     "build_parser",
     "load_network",
     "main",
@@ -253,6 +267,150 @@ def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     return parser
 
 
+# ===================================================================== command line: run
+
+RUN_DESCRIPTION = """\
+Map an EGRU network onto the simulated SpiNNaker2 chip and run it: every PE computes its
+units, events travel as NoC packets, and the run reports time per token and per 70-token
+sequence, the per-phase profile, energy, packets and events, compared with a GPU figure
+(default: the published A100 row). Simulated figures are model estimates calibrated to the
+published SpiNNaker2 run (170.25 ms, 0.39 W)."""
+
+RUN_EPILOG = """\
+examples:
+  python -m spinnaker2_backend run --synthetic paper-lm --pes-per-layer 53,68,29 --steps 70
+      the published LM on 150 PEs, CSR weights, one 70-token sequence of random tokens
+  python -m spinnaker2_backend run --synthetic paper-lm --weight-format event --json
+      the same with the event-driven weight layout, report as JSON
+  python -m spinnaker2_backend run model.npz --inputs tokens.npy --plot-dir plots/
+      a trained network on given inputs; profile and packet plots written to plots/
+  python -m spinnaker2_backend run --synthetic paper-dvs --weight-format dense --tick-us 1000
+      the DVS network with a 1 ms tick: deadline misses are flagged
+
+inputs: --inputs FILE.npy (token ids (T,) or feature vectors (T, I)); otherwise --steps
+random inputs (token ids drawn uniformly, or standard-normal features; seeded by --seed).
+exit status: 0 ran, 2 a user error (file missing, network does not fit, ...)."""
+
+
+def _workload_inputs(args: argparse.Namespace, artifact: Any) -> np.ndarray:
+
+    if args.inputs:
+        path = Path(args.inputs)
+        if not path.exists():
+            raise FileNotFoundError(f"no inputs file at {path}")
+        if path.suffix != ".npy":
+            raise ValueError(f"--inputs takes a .npy file, got {path.name}")
+        return np.load(path, allow_pickle=False)
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    rng = np.random.default_rng(args.seed)
+    if artifact.input_kind == "embedding":
+        return rng.integers(0, artifact.embedding.shape[0], size=args.steps)
+    return rng.standard_normal((args.steps, artifact.input_size)).astype(np.float32)
+
+
+def _gpu_from_args(args: argparse.Namespace) -> GpuFigure:
+    given = [args.gpu_power_w, args.gpu_ms, args.gpu_energy_j]
+    if all(v is None for v in given):
+        return PUBLISHED_A100
+    if any(v is None for v in given):
+        raise ValueError(
+            "a GPU comparison row needs all of --gpu-power-w, --gpu-ms and --gpu-energy-j "
+            "(per 70-token sequence)"
+        )
+    return GpuFigure(
+        name=args.gpu_name,
+        power_w=args.gpu_power_w,
+        seconds_per_sequence=args.gpu_ms * 1e-3,
+        energy_j_per_sequence=args.gpu_energy_j,
+        measured=False,
+        source="user supplied (command line)",
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from spinnaker2_backend.simulator import run_mapping
+
+    mapping = mapping_from_args(args)
+    inputs = _workload_inputs(args, mapping.artifact)
+    gpu = _gpu_from_args(args)
+    run = run_mapping(
+        mapping,
+        inputs,
+        dtype=np.float64 if args.dtype == "float64" else np.float32,
+        tick_us=args.tick_us,
+        pipelined=args.pipelined,
+        readout=args.readout,
+        record=True,
+        progress=args.verbose,
+    )
+    report = run.report(gpu=gpu)
+    print(report.to_json() if args.json else report.table())
+    if args.plot_dir:
+        from spinnaker2_backend.plots_run import save_run_plots
+
+        paths = save_run_plots(run, args.plot_dir)
+        if not args.json:
+            print("plots: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The ``run`` subcommand of ``python -m spinnaker2_backend`` (map, then run)."""
+    parser = subparsers.add_parser(
+        "run",
+        help="map a network and run it on the simulated chip (time, profile, energy)",
+        description=RUN_DESCRIPTION,
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_network_arguments(parser)
+    add_mapping_arguments(parser)
+    group = parser.add_argument_group("run")
+    group.add_argument(
+        "--inputs", metavar="FILE.npy", help="workload inputs (token ids or feature vectors)"
+    )
+    group.add_argument(
+        "--steps",
+        type=int,
+        default=SEQUENCE_TOKENS,
+        metavar="T",
+        help=f"random inputs: number of steps (default {SEQUENCE_TOKENS}, one sequence)",
+    )
+    group.add_argument(
+        "--tick-us",
+        type=float,
+        default=None,
+        metavar="US",
+        help="tick duration in microseconds: flag PEs that miss the deadline (default: none, "
+        "free running)",
+    )
+    group.add_argument(
+        "--pipelined",
+        action="store_true",
+        help="pipeline the layers (default: one after another per token, as published)",
+    )
+    group.add_argument(
+        "--readout",
+        choices=("host", "chip"),
+        default="host",
+        help="where the readout runs (default: host, as published)",
+    )
+    group.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float32", help="default float32"
+    )
+    gpu = parser.add_argument_group("comparison row (per 70-token sequence)")
+    gpu.add_argument("--gpu-name", default="GPU (user supplied)", help="label of the GPU row")
+    gpu.add_argument("--gpu-power-w", type=float, help="GPU power, W")
+    gpu.add_argument("--gpu-ms", type=float, help="GPU time per sequence, ms")
+    gpu.add_argument("--gpu-energy-j", type=float, help="GPU energy per sequence, J")
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out.add_argument("--plot-dir", metavar="DIR", help="write profile.png and packets.png into DIR")
+    parser.set_defaults(func=_cmd_run)
+    return parser
+
+
 # ============================================================================= parser
 
 
@@ -268,16 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log progress; show tracebacks of errors"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Every subcommand lives in this module: one add_<name>_parser(subparsers) each, which
+    # sets `func` (args -> exit status) with parser.set_defaults(func=...).
     add_map_parser(subparsers)
-    from spinnaker2_backend.run import add_run_parser
-
     add_run_parser(subparsers)
-    # ---------------------------------------------------------------------------------
-    # RUNNING half: further subcommands (e.g. `run`) are added here, one call each:
-    #     from spinnaker2_backend.<module> import add_run_parser
-    #     add_run_parser(subparsers)
-    # A subcommand sets `func` (args -> exit status) with parser.set_defaults(func=...).
-    # ---------------------------------------------------------------------------------
     return parser
 
 

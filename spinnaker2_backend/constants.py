@@ -1,7 +1,6 @@
 """Every hardware figure of the simulated SpiNNaker2 chip, in one place.
 
-Each figure is a named field with its source and a confidence tag (``../shared/design/
-SPINNAKER2.md``):
+Each figure is a named field with its source and a confidence tag (``docs/spinnaker2.md``):
 
 * **[A]** primary: the chip authors' code, pages or papers;
 * **[B]** secondary;
@@ -17,9 +16,9 @@ Sizes are in bytes, rates in Hz or bytes per second. "KiB" is 1024 bytes.
 
 Source abbreviations used in the comments:
 
-* ``S2-chip``: SPINNAKER2.md, section "The chip" (chip authors' publications and
+* ``S2-chip``: docs/spinnaker2.md, section "The chip" (chip authors' publications and
   py-spinnaker2 code, as summarised there).
-* ``S2-EGRU``: SPINNAKER2.md, section "The EGRU deployment that was measured on the chip".
+* ``S2-EGRU``: docs/spinnaker2.md, section "The EGRU deployment that was measured on the chip".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The machine: one or several SpiNNaker2 chips, their PEs, QPEs and hop distances.
 
-Addressing (``../shared/design/SPINNAKER2.md``):
+Addressing (``docs/spinnaker2.md``):
 
 * A chip has 38 quad-PEs (QPEs) at grid coordinates ``qx`` 1..7, ``qy`` 1..6 with no QPE at
   (4,3), (4,4), (7,3), (7,4); each QPE has 4 PEs, so 152 application PEs. The management

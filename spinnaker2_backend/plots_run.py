@@ -22,7 +22,7 @@ from spinnaker2_backend.timing import PHASES, PROFILE_GROUPS
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from spinnaker2_backend.run import Run
+    from spinnaker2_backend.results import Run
 
 __all__ = ["plot_packets", "plot_profile", "save_run_plots"]
 
@@ -76,7 +76,7 @@ def plot_profile(run: Run, path: str | os.PathLike | None = None, *, title: str 
     """Stacked profile bars: per PE (left) and per layer's critical path (right).
 
     Args:
-        run: a :class:`~spinnaker2_backend.run.Run`.
+        run: a :class:`~spinnaker2_backend.results.Run`.
         path: PNG file to write (``None``: only return the figure).
         title: figure title (default: network, format, clock, time per token).
 
@@ -159,7 +159,7 @@ def plot_packets(run: Run, path: str | os.PathLike | None = None, *, title: str 
     """Packets per step (on chip, chip to chip) and events per step, per layer.
 
     Args:
-        run: a :class:`~spinnaker2_backend.run.Run`.
+        run: a :class:`~spinnaker2_backend.results.Run`.
         path: PNG file to write (``None``: only return the figure).
         title: figure title.
 

@@ -1,7 +1,7 @@
 """Synthetic EGRU networks for what-if mapping studies, without training.
 
 A synthetic network has the shapes of a real deployment and weights drawn the way the
-reference initialises them (``../shared/design/EGRU.md``): Xavier-normal weight matrices,
+reference initialises them (``docs/egru.md``): Xavier-normal weight matrices,
 zero biases, thresholds from ``Beta(3m / (1 - m), 3)`` (mean ``m``, clamped to [0, 1]); then
 every weight matrix is magnitude-pruned to the requested sparsity (the largest ``(1 - s)``
 fraction of ``|w|`` kept, per matrix). The weights are random, so the network computes
@@ -83,7 +83,7 @@ PRESETS: dict[str, SyntheticPreset] = {
         vocab_size=10_000,
         readout_kind="tied_decoder",
         sparsity=0.95,
-        threshold_mean=0.01,  # the LM recipe's threshold mean (EGRU.md)
+        threshold_mean=0.01,  # the LM recipe's threshold mean (docs/egru.md)
         description="word-level LM 750 -> 1350/1350/750, vocabulary 10,000, tied decoder",
     ),
     "paper-dvs": SyntheticPreset(
@@ -93,7 +93,7 @@ PRESETS: dict[str, SyntheticPreset] = {
         readout_kind="linear",
         num_classes=11,
         sparsity=0.0,
-        threshold_mean=0.3,  # the reference's default threshold mean (EGRU.md)
+        threshold_mean=0.3,  # the reference's default threshold mean (docs/egru.md)
         description="DVS gesture: features 512 -> 256/256, linear readout to 11 classes, dense",
     ),
 }
@@ -145,7 +145,7 @@ def magnitude_prune(weight: np.ndarray, sparsity: float) -> sp.csr_matrix:
 def sample_thresholds(
     rng: np.random.Generator, size: int, mean: float, *, dtype: type = np.float32
 ) -> np.ndarray:
-    """Thresholds from ``Beta(3m / (1 - m), 3)`` (mean ``m``), clamped to [0, 1] (EGRU.md)."""
+    """Thresholds from ``Beta(3m / (1 - m), 3)`` (mean ``m``), clamped to [0, 1] (docs/egru.md)."""
     if not 0.0 < mean < 1.0:
         raise ValueError(f"the threshold mean must be in (0, 1), got {mean}")
     return np.clip(rng.beta(3.0 * mean / (1.0 - mean), 3.0, size=size), 0.0, 1.0).astype(dtype)

@@ -31,7 +31,7 @@ CHIP_PHASES: tuple[str, ...] = PHASES
 
 
 class EGRULayer(GuardedProcess):
-    """One EGRU layer (``../shared/design/EGRU.md``) as a Lava Process.
+    """One EGRU layer (``docs/egru.md``) as a Lava Process.
 
     Per Lava time step the layer receives its input ``x_t`` on ``x_in``, computes, and sends
     the graded events ``y_t`` on ``y_out`` in the same time step (no delay: the layer holds

@@ -297,7 +297,7 @@ class DVSGestureNet(nn.Module):
 
 
 def low_pass_trace(y: Tensor, *, decay: float = TRACE_DECAY) -> Tensor:
-    """``tr_t = decay * tr_{t-1} + (1 - decay) * y_t`` over dim 0, ``tr_0 = 0`` (EGRU.md)."""
+    """``tr_t = decay * tr_{t-1} + (1 - decay) * y_t`` over dim 0, ``tr_0 = 0`` (docs/egru.md)."""
     trace = torch.zeros_like(y[0])
     out = []
     for y_t in y:

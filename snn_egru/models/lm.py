@@ -8,7 +8,7 @@
         --locked output dropout-->  decoder: logits = y @ W_dec.T + b  (T, B, V)
 
 With a tied decoder (the default) ``W_dec`` is the embedding table, which needs
-``H_last == E`` (EGRU.md's published model: 1350/1350/750, embedding 750).
+``H_last == E`` (docs/egru.md's published model: 1350/1350/750, embedding 750).
 
 Dropouts (all active in training mode only), with the names of the reference recipe's flags:
 
@@ -20,7 +20,7 @@ Dropouts (all active in training mode only), with the names of the reference rec
   (inside :class:`~snn_egru.sequence.EGRUSequence`);
 * ``output_dropout``: locked dropout of the last layer's events before the decoder;
 * ``dropconnect`` (``--dropout_connect``): element-wise dropout of ``weight_hh``;
-* ``zoneout``: on the cell state (EGRU.md).
+* ``zoneout``: on the cell state (docs/egru.md).
 
 Optional activity regularisation (AWD-LSTM style, on the last layer's events ``y``):
 ``alpha * mean(y^2) + beta * mean((y_t - y_{t-1})^2)`` (:meth:`EGRULanguageModel.

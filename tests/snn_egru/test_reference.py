@@ -53,7 +53,7 @@ def golden_params() -> EGRUParams:
 
 
 def hand_trace() -> list[dict[str, list[float]]]:
-    """The three steps written out unit by unit (each line is one equation of EGRU.md)."""
+    """The three steps written out unit by unit (each line is one equation of docs/egru.md)."""
     steps = []
     # ---- step 1: x = 1.0, y_prev = c_prev = (0, 0); only biases reach gh.
     x, y0p, y1p, c0p, c1p = 1.0, 0.0, 0.0, 0.0, 0.0

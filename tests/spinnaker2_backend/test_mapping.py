@@ -19,13 +19,8 @@ from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
 from spinnaker2_backend import ChipSpec, Machine, MappingError, map_network, synthetic_network
 from spinnaker2_backend.formats import WEIGHT_FORMATS
-from spinnaker2_backend.mapping import (
-    PESlice,
-    _pe_order,
-    _traffic_cost,
-    layer_memory_models,
-    partition_network,
-)
+from spinnaker2_backend.mapping import PESlice, layer_memory_models, partition_network
+from spinnaker2_backend.mapping.placement import _pe_order, _traffic_cost
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import pytest
 from spinnaker2_backend import map_network, synthetic_network
 from spinnaker2_backend.cli import main
 from spinnaker2_backend.plots_run import plot_packets, plot_profile, save_run_plots
-from spinnaker2_backend.run import MEASURED_ANCHORS, PUBLISHED_A100, GpuFigure, RunReport
+from spinnaker2_backend.results import MEASURED_ANCHORS, PUBLISHED_A100, GpuFigure, RunReport
 from spinnaker2_backend.simulator import run_mapping
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,506 @@
+"""One mapped layer on the simulated chip: :class:`LayerSimulator` and :class:`LayerStepResult`.
+
+Part of :mod:`spinnaker2_backend.simulator` (which re-exports both names and composes one
+:class:`LayerSimulator` per layer into the network); see there for what a PE does per step
+and how the simulation is vectorised. A :class:`LayerSimulator` depends only on the mapping
+and its own layer, so Lava process models can run one per layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from snn_egru.reference import TRACE_DECAY, EGRUState, egru_pointwise, gate_matvec, init_state
+from spinnaker2_backend.constants import CycleCosts
+from spinnaker2_backend.mapping import Mapping
+from spinnaker2_backend.results import LayerCounters
+from spinnaker2_backend.timing import (
+    OP_INDEX,
+    OPS,
+    PHASES,
+    LayerTimingInfo,
+    cost_matrix,
+    noc_tail_cycles,
+)
+
+__all__ = ["LayerSimulator", "LayerStepResult"]
+
+_I = OP_INDEX  # short alias for the hot path
+
+
+def _check_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(
+            f"the simulator runs in float32 (as the chip) or float64 (exactness checks), "
+            f"got dtype {dtype}"
+        )
+    return dtype
+
+
+def _check_tick(tick_us: float | None) -> float | None:
+    if tick_us is None:
+        return None
+    tick_us = float(tick_us)
+    if not tick_us > 0:
+        raise ValueError(f"tick_us must be a positive duration in microseconds, got {tick_us}")
+    return tick_us
+
+
+class LayerStepResult:
+    """What one layer did in one step (all PEs of the layer).
+
+    Attributes:
+        y: ``(H,)`` graded events of the layer (the layer's output).
+        events: units that fired.
+        cycles: phase name -> ``(P,)`` cycles of each PE.
+        phase_cycles: ``(len(PHASES), P)`` the same as an array.
+        ops: ``(len(OPS), P)`` operation counts per PE.
+        busy_cycles: ``(P,)`` cycles per PE (all phases).
+        layer_cycles: cycles of the slowest PE (when the layer's step ends).
+        noc_tail_cycles: latency of the last packet after that.
+        packets_on_chip, packets_chip_to_chip, packets_received: packets.
+        dma_bytes: DRAM bytes read or written by DMA. macs: multiply-accumulates.
+        nonzeros_walked: stored weights walked.
+        time_done_us: ``(P,)`` when each PE finished, from the layer's start.
+        deadline_missed: ``(P,)`` bool, PEs that ran past ``tick_us`` (all False when no tick).
+    """
+
+    __slots__ = (
+        "y",
+        "ops",
+        "phase_cycles",
+        "busy_cycles",
+        "layer_cycles",
+        "noc_tail_cycles",
+        "time_done_us",
+        "deadline_missed",
+    )
+
+    def __init__(
+        self,
+        *,
+        y: np.ndarray,
+        ops: np.ndarray,
+        phase_cycles: np.ndarray,
+        busy_cycles: np.ndarray,
+        layer_cycles: float,
+        noc_tail_cycles: float,
+        time_done_us: np.ndarray,
+        deadline_missed: np.ndarray,
+    ) -> None:
+        self.y = y
+        self.ops = ops
+        self.phase_cycles = phase_cycles
+        self.busy_cycles = busy_cycles
+        self.layer_cycles = layer_cycles
+        self.noc_tail_cycles = noc_tail_cycles
+        self.time_done_us = time_done_us
+        self.deadline_missed = deadline_missed
+
+    def _total(self, name: str) -> int:
+        return int(round(float(self.ops[_I[name]].sum())))
+
+    @property
+    def cycles(self) -> dict[str, np.ndarray]:
+        return {name: self.phase_cycles[i] for i, name in enumerate(PHASES)}
+
+    @property
+    def events(self) -> int:
+        return self._total("events")
+
+    @property
+    def packets_chip_to_chip(self) -> int:
+        return self._total("packets_sent_chip")
+
+    @property
+    def packets_on_chip(self) -> int:
+        return self._total("packets_sent") - self.packets_chip_to_chip
+
+    @property
+    def packets_received(self) -> int:
+        return self._total("packets_received")
+
+    @property
+    def dma_bytes(self) -> int:
+        return self._total("dram_bytes") + self._total("readout_dram_bytes")
+
+    @property
+    def macs(self) -> int:
+        return self._total("macs") + self._total("readout_macs")
+
+    @property
+    def nonzeros_walked(self) -> int:
+        return self._total("input_weights") + self._total("recurrent_weights")
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerStepResult(events={self.events}, layer_cycles={self.layer_cycles:.0f}, "
+            f"packets_on_chip={self.packets_on_chip}, "
+            f"packets_chip_to_chip={self.packets_chip_to_chip}, macs={self.macs})"
+        )
+
+
+def _assemble(blocks, rows_in_pe_order: np.ndarray, kind: str, dtype: np.dtype):
+    """Stack per-PE encoded blocks and put their rows back in the layer's global order."""
+    order = np.argsort(rows_in_pe_order, kind="stable")
+    if kind == "dense":
+        stacked = np.vstack([b.values for b in blocks])
+        return np.ascontiguousarray(stacked[order], dtype=dtype)
+    stacked = sp.vstack([b.to_scipy() for b in blocks], format="csr")
+    matrix = stacked[order].astype(dtype)
+    matrix.sort_indices()
+    return matrix.tocsc() if kind == "event" else matrix
+
+
+class LayerSimulator:
+    """All PEs of one mapped layer, stepped together (vectorised across PEs).
+
+    Args:
+        mapping: a :class:`~spinnaker2_backend.mapping.Mapping` (the whole network's).
+        layer: the layer index.
+        dtype: ``np.float32`` (as the chip) or ``np.float64`` (exactness checks).
+        tick_us: tick duration; a PE whose step runs longer is flagged (deadline missed).
+        readout: ``"chip"`` to account the readout on this (the last) layer's PEs; ``None``
+            or ``"host"`` for none.
+        costs: cycle constants (defaults: :class:`CycleCosts`).
+
+    Example::
+
+        sim = LayerSimulator(mapping, 0)
+        result = sim.step(x)         # LayerStepResult
+        sim.counters.events          # cumulative
+    """
+
+    def __init__(
+        self,
+        mapping: Mapping,
+        layer: int,
+        *,
+        dtype: np.dtype | type = np.float32,
+        tick_us: float | None = None,
+        readout: str | None = None,
+        costs: CycleCosts | None = None,
+    ) -> None:
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"LayerSimulator needs a Mapping (from map_network), got {type(mapping).__name__}"
+            )
+        num_layers = len(mapping.layers)
+        if not isinstance(layer, int | np.integer) or not 0 <= layer < num_layers:
+            raise IndexError(f"layer {layer!r} out of range 0..{num_layers - 1}")
+        self.mapping = mapping
+        self.layer = int(layer)
+        self.dtype = _check_dtype(dtype)
+        self.tick_us = _check_tick(tick_us)
+        self.costs = costs if costs is not None else CycleCosts()
+        self.spec = mapping.spec
+        artifact = mapping.artifact
+        if readout not in (None, "host", "chip"):
+            raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
+        self.readout_on_chip = readout == "chip"
+        if self.readout_on_chip:
+            if self.layer != num_layers - 1:
+                raise ValueError(
+                    f"the on-chip readout runs on the last layer's PEs (layer "
+                    f"{num_layers - 1}), not on layer {self.layer}"
+                )
+            if artifact.decoder_weight is None:
+                raise ValueError(
+                    "readout='chip' needs a network with a readout (tied decoder or linear); "
+                    "this artifact has readout_kind='none'"
+                )
+
+        placement = mapping.layers[self.layer]
+        params = artifact.layers[self.layer]
+        self.hidden_size = params.hidden_size
+        self.input_size = params.input_size
+        self.weight_format = mapping.weight_format
+        self.slices = list(placement.slices)
+        self.num_pes = len(self.slices)
+        self.pes = np.array([s.pe for s in self.slices], dtype=np.int64)
+        units = np.array([s.num_units for s in self.slices], dtype=np.float64)
+        self._slice_of_unit = np.repeat(np.arange(self.num_pes), units.astype(np.int64))
+        covered = np.concatenate([np.arange(s.unit_start, s.unit_stop) for s in self.slices])
+        if not np.array_equal(covered, np.arange(self.hidden_size)):
+            raise ValueError(
+                f"layer {self.layer}: the mapping's slices do not cover units 0..{self.hidden_size}"
+                " exactly once in order; re-create the mapping with map_network"
+            )
+        self.keeps_trace = artifact.readout_source == "trace" and self.layer == num_layers - 1
+
+        # ---- weights: assembled from the PEs' encoded blocks -----------------------------
+        pe_weights = [mapping.pe_weights(self.layer, s) for s in self.slices]
+        rows = np.concatenate([pw.global_rows for pw in pe_weights])
+        fmt = self.weight_format
+        self._w_ih = _assemble([pw.weight_ih for pw in pe_weights], rows, fmt, self.dtype)
+        self._w_hh = _assemble([pw.weight_hh for pw in pe_weights], rows, fmt, self.dtype)
+        self._b_ih = np.asarray(params.bias_ih, dtype=self.dtype)
+        self._b_hh = np.asarray(params.bias_hh, dtype=self.dtype)
+        self._threshold = np.asarray(params.threshold, dtype=self.dtype)
+        if fmt == "event":
+            # (sources, P): stored weights of each source column in each PE; the weights a
+            # PE walks in a step are the sum of the rows of the sources that fired.
+            self._count_ih = np.ascontiguousarray(
+                np.stack([pw.weight_ih.column_lengths() for pw in pe_weights], axis=1),
+                dtype=np.int64,
+            )
+            self._count_hh = np.ascontiguousarray(
+                np.stack([pw.weight_hh.column_lengths() for pw in pe_weights], axis=1),
+                dtype=np.int64,
+            )
+
+        # ---- static per-PE operation counts ---------------------------------------------
+        word = self.spec.word_bytes
+        static = np.zeros((len(OPS), self.num_pes))
+        static[_I["steps"]] = 1.0
+        static[_I["units"]] = units
+        if self.keeps_trace:
+            static[_I["trace_units"]] = units
+        input_by_packets = self.layer > 0 or mapping.input_source != "dram"
+        if fmt in ("csr", "dense"):
+            static[_I["input_rows"]] = 3 * units
+            static[_I["recurrent_rows"]] = 3 * units
+            static[_I["words_cleared"]] = self.hidden_size + (
+                self.input_size if input_by_packets else 0
+            )
+            w_in = np.array([pw.weight_ih.words for pw in pe_weights], dtype=np.float64)
+            w_rec = np.array([pw.weight_hh.words for pw in pe_weights], dtype=np.float64)
+            static[_I["weight_bytes_read"]] = word * (w_in + w_rec)
+            if fmt == "csr":
+                walked_in = [pw.weight_ih.nnz for pw in pe_weights]
+                walked_rec = [pw.weight_hh.nnz for pw in pe_weights]
+            else:
+                walked_in = [pw.weight_ih.shape[0] * pw.weight_ih.shape[1] for pw in pe_weights]
+                walked_rec = [pw.weight_hh.shape[0] * pw.weight_hh.shape[1] for pw in pe_weights]
+            static[_I["input_weights"]] = walked_in
+            static[_I["recurrent_weights"]] = walked_rec
+            static[_I["macs"]] = static[_I["input_weights"]] + static[_I["recurrent_weights"]]
+        self._dram_input = self.layer == 0 and mapping.input_source == "dram"
+        if self._dram_input:
+            static[_I["dma_transfers"]] = 1.0
+            static[_I["dram_bytes"]] = self.input_size * word
+        self._host_input = self.layer == 0 and not self._dram_input
+        self._static_ops = static
+
+        # ---- routes: packets per event, receivers, hops ----------------------------------
+        routes = mapping.routes
+        index_of_pe = {int(pe): i for i, pe in enumerate(self.pes)}
+        per_event = np.zeros((4, self.num_pes))  # packets, off-chip packets, noc hops, chip hops
+        max_noc = np.zeros(self.num_pes)
+        max_chip = np.zeros(self.num_pes)
+        self._receive_own = np.zeros((self.num_pes, self.num_pes))
+        for i, s in enumerate(self.slices):
+            route = routes[s.pe]
+            for target in route.targets:
+                per_event[0, i] += 1
+                per_event[1, i] += target.chip_hops > 0
+                per_event[2, i] += target.noc_hops
+                per_event[3, i] += target.chip_hops
+                max_noc[i] = max(max_noc[i], target.noc_hops)
+                max_chip[i] = max(max_chip[i], target.chip_hops)
+                for pe in target.pes:
+                    j = index_of_pe.get(int(pe))
+                    if j is not None:
+                        self._receive_own[i, j] += 1
+        self._per_event = per_event
+        self._prev_slice_of_unit = None
+        if self.layer > 0:
+            prev = mapping.layers[self.layer - 1].slices
+            self._num_prev = len(prev)
+            self._prev_slice_of_unit = np.repeat(np.arange(len(prev)), [s.num_units for s in prev])
+            self._receive_in = np.zeros((len(prev), self.num_pes))
+            for i, s in enumerate(prev):
+                for target in routes[s.pe].targets:
+                    for pe in target.pes:
+                        j = index_of_pe.get(int(pe))
+                        if j is not None:
+                            self._receive_in[i, j] += 1
+
+        # ---- on-chip readout: output blocks split over the layer's PEs -------------------
+        self._readout_block = np.zeros(self.num_pes)
+        if self.readout_on_chip:
+            outputs = int(artifact.decoder_weight.shape[0])
+            self._readout_block = np.array(
+                [len(b) for b in np.array_split(np.arange(outputs), self.num_pes)],
+                dtype=np.float64,
+            )
+
+        self.timing_info = LayerTimingInfo(
+            layer=self.layer,
+            weight_format=fmt,
+            num_pes=self.num_pes,
+            dram_readers=self.num_pes if self._dram_input else 0,
+            readout_readers=self.num_pes if self.readout_on_chip else 0,
+            max_noc_hops=max_noc,
+            max_chip_hops=max_chip,
+        )
+        self._cost = cost_matrix(self.timing_info, costs=self.costs, spec=self.spec)
+        self._tail_latency = (
+            max_noc * self.costs.noc_hop_cycles + max_chip * self.costs.chip_link_cycles
+        )
+        self._us_per_cycle = 1e6 / self.spec.pe_clock_hz
+        self.reset()
+
+    # ------------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Zero state (and trace) and zero counters."""
+        state = init_state(self.hidden_size, dtype=self.dtype, trace=self.keeps_trace)
+        self._c, self._y, self._trace = state.c, state.y, state.trace
+        self.counters = LayerCounters.zeros(self.layer, self.pes)
+
+    @property
+    def state(self) -> EGRUState:
+        """The layer's current :class:`EGRUState` (``c``, ``y``, ``trace``)."""
+        return EGRUState(c=self._c, y=self._y, trace=self._trace)
+
+    def set_state(self, state: EGRUState) -> None:
+        """Continue from ``state`` (shapes ``(H,)``; cast to the simulator's dtype)."""
+        if not isinstance(state, EGRUState):
+            state = EGRUState(*state)
+        h = self.hidden_size
+        for name in ("c", "y"):
+            if np.shape(getattr(state, name)) != (h,):
+                raise ValueError(
+                    f"layer {self.layer}: state.{name} must have shape ({h},), got "
+                    f"{np.shape(getattr(state, name))}"
+                )
+        self._c = np.array(state.c, dtype=self.dtype)
+        self._y = np.array(state.y, dtype=self.dtype)
+        if state.trace is not None:
+            if np.shape(state.trace) != (h,):
+                raise ValueError(
+                    f"layer {self.layer}: state.trace must have shape ({h},), got "
+                    f"{np.shape(state.trace)}"
+                )
+            self._trace = np.array(state.trace, dtype=self.dtype)
+        elif self.keeps_trace:
+            self._trace = np.zeros(h, dtype=self.dtype)
+        else:
+            self._trace = None
+
+    # ------------------------------------------------------------------------ step
+    def _event_product(self, w: sp.csc_matrix, v: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """``w @ v`` over the columns of the sources that fired only (CSC column slice)."""
+        if active.size == 0:
+            return np.zeros(w.shape[0], dtype=self.dtype)
+        return gate_matvec(w[:, active], v[active])
+
+    def step(self, x: np.ndarray) -> LayerStepResult:
+        """One step of every PE of the layer.
+
+        Args:
+            x: ``(I,)`` the layer's input (layer 0: the input vector; else the previous
+                layer's events ``y``).
+
+        Returns:
+            :class:`LayerStepResult`.
+        """
+        x = np.asarray(x)
+        if x.shape != (self.input_size,):
+            raise ValueError(
+                f"layer {self.layer} takes an input of shape ({self.input_size},), got {x.shape}"
+            )
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"the layer input must be floating point, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        y_prev = self._y
+
+        fmt = self.weight_format
+        if fmt == "csr":
+            gi, gh = gate_matvec(self._w_ih, x), gate_matvec(self._w_hh, y_prev)
+        elif fmt == "dense":
+            gi, gh = self._w_ih @ x, self._w_hh @ y_prev
+        else:  # event: only the columns of sources that fired
+            active_in = np.flatnonzero(x)
+            active_rec = np.flatnonzero(y_prev)
+            gi = self._event_product(self._w_ih, x, active_in)
+            gh = self._event_product(self._w_hh, y_prev, active_rec)
+        gi = gi + self._b_ih
+        gh = gh + self._b_hh
+        y, c, o = egru_pointwise(gi, gh, self._c, self._threshold)
+        if self._trace is not None:
+            trace = TRACE_DECAY * self._trace + (1 - TRACE_DECAY) * y
+            self._trace = trace.astype(self.dtype, copy=False)
+        self._c, self._y = c, y
+
+        ops = self._static_ops.copy()
+        fired = np.bincount(self._slice_of_unit, weights=o, minlength=self.num_pes)
+        ops[_I["events"]] = fired
+        if fmt == "event":
+            n_in = float(active_in.size)
+            n_rec = float(active_rec.size)
+            # gather-and-sum, no BLAS: a single pass, exact integers
+            walked_in = self._count_ih[active_in].sum(axis=0).astype(np.float64)
+            walked_rec = self._count_hh[active_rec].sum(axis=0).astype(np.float64)
+            ops[_I["input_events"]] = n_in
+            ops[_I["recurrent_events"]] = n_rec
+            ops[_I["input_weights"]] = walked_in
+            ops[_I["recurrent_weights"]] = walked_rec
+            ops[_I["macs"]] = walked_in + walked_rec
+            # values + target rows per weight, two column extents per event
+            ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
+                2 * (walked_in + walked_rec) + 2 * (n_in + n_rec)
+            )
+        received = fired @ self._receive_own
+        if self._prev_slice_of_unit is not None:
+            fired_before = np.bincount(
+                self._prev_slice_of_unit, weights=x != 0, minlength=self._num_prev
+            )
+            received = received + fired_before @ self._receive_in
+        elif self._host_input:
+            received = received + float(np.count_nonzero(x))
+        ops[_I["packets_received"]] = received
+        per_event = self._per_event
+        ops[_I["packets_sent"]] = fired * per_event[0]
+        ops[_I["packets_sent_chip"]] = fired * per_event[1]
+        ops[_I["packet_hops"]] = fired * per_event[2]
+        ops[_I["chip_link_hops"]] = fired * per_event[3]
+        if self.readout_on_chip:
+            source = self._trace if self._trace is not None else y
+            n_read = float(np.count_nonzero(source))
+            block = self._readout_block
+            word = self.spec.word_bytes
+            ops[_I["readout_macs"]] = block * n_read
+            ops[_I["readout_dma_transfers"]] = np.where(block > 0, n_read + 1.0, 0.0)
+            ops[_I["readout_dram_bytes"]] = word * block * (n_read + 1.0)
+
+        phase_cycles = self._cost @ ops
+        busy = phase_cycles.sum(axis=0)
+        layer_cycles = float(busy.max()) if busy.size else 0.0
+        sending = fired > 0
+        tail = float(self._tail_latency[sending].max()) if sending.any() else 0.0
+        done_us = busy * self._us_per_cycle
+        if self.tick_us is not None:
+            missed = done_us > self.tick_us
+        else:
+            missed = np.zeros(self.num_pes, dtype=bool)
+
+        counters = self.counters
+        counters.steps += 1
+        counters.ops += ops
+        counters.phase_cycles += phase_cycles
+        counters.layer_cycles += layer_cycles
+        counters.tail_cycles += tail
+        counters.deadline_missed += missed
+        return LayerStepResult(
+            y=y,
+            ops=ops,
+            phase_cycles=phase_cycles,
+            busy_cycles=busy,
+            layer_cycles=layer_cycles,
+            noc_tail_cycles=tail,
+            time_done_us=done_us,
+            deadline_missed=missed,
+        )
+
+    def noc_tail_cycles(self, events: np.ndarray) -> np.ndarray:
+        """NoC tail latency for per-PE event counts ``(..., P)`` (see timing)."""
+        return noc_tail_cycles(events, self.timing_info, costs=self.costs)
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerSimulator(layer={self.layer}, units={self.hidden_size}, pes={self.num_pes}, "
+            f"format={self.weight_format!r}, dtype={self.dtype.name})"
+        )

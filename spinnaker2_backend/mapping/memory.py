@@ -1,0 +1,338 @@
+"""Stage 4 of the mapping, and the byte model the partition uses: every byte of a PE's memory.
+
+:class:`LayerMemoryModel` gives the bytes a slice of units ``[a, b)`` needs in each region
+of the data memory (weights in the chosen format, per-unit variables, receive buffers,
+recordings, static data, heap + stack) and the code in the instruction memory;
+:func:`layer_memory_models` builds one per layer; :func:`layout_memory` turns a placement
+into one :class:`MemoryLayout` per PE (exact byte accounting by region, with addresses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from snn_egru.artifact import DeploymentArtifact
+from spinnaker2_backend.constants import ChipSpec
+from spinnaker2_backend.formats import (
+    word_count,
+)
+from spinnaker2_backend.mapping.base import HasSlices, _check_options
+
+__all__ = [
+    "DATA_REGIONS",
+    "LayerMemoryModel",
+    "MemoryLayout",
+    "VARIABLE_WORDS_PER_UNIT",
+    "layer_memory_models",
+    "layout_memory",
+]
+
+
+#: Regions of a PE's data memory, in address order (heap + stack at the top).
+DATA_REGIONS: tuple[str, ...] = (
+    "static_data",
+    "weights",
+    "variables",
+    "receive_buffers",
+    "recordings",
+    "stack_heap",
+)
+
+#: Words of per-unit state a PE keeps (besides weights and buffers): c, y, threshold (1 each),
+#: bias_ih, bias_hh (3 each: one per gate), gate buffers gi = W_ih x + b_ih and
+#: gh = W_hh y + b_hh (3 each). A unit whose trace is read out adds 1 word.
+VARIABLE_WORDS_PER_UNIT: dict[str, int] = {
+    "c": 1,
+    "y": 1,
+    "threshold": 1,
+    "bias_ih": 3,
+    "bias_hh": 3,
+    "gi": 3,
+    "gh": 3,
+}
+
+
+@dataclass(frozen=True)
+class MemoryLayout:
+    """Exact byte accounting of one PE's memories.
+
+    Data memory regions (bytes, see :data:`DATA_REGIONS`): ``static_data`` (the program's
+    .data/.bss), ``weights``, ``variables``, ``receive_buffers``, ``recordings``,
+    ``stack_heap``. ``code`` lives in the instruction memory.
+
+    Attributes:
+        pe: global PE index.
+        layer: layer number.
+        unit_start, unit_stop: the PE's units.
+        weight_format: the weight format.
+        items: ``(region, item, bytes)`` for every buffer (e.g. ``("weights", "weight_hh",
+            12345)``); the regions are the sums of their items.
+        code: bytes of instruction memory used by the program.
+        data_capacity: bytes of data memory (96 KiB).
+        code_capacity: bytes of instruction memory (32 KiB).
+    """
+
+    pe: int
+    layer: int
+    unit_start: int
+    unit_stop: int
+    weight_format: str
+    items: tuple[tuple[str, str, int], ...]
+    code: int
+    data_capacity: int
+    code_capacity: int
+
+    def region(self, name: str) -> int:
+        """Bytes of one data-memory region."""
+        if name not in DATA_REGIONS:
+            raise KeyError(f"unknown region {name!r}; regions: {', '.join(DATA_REGIONS)}")
+        return sum(b for r, _, b in self.items if r == name)
+
+    def regions(self) -> dict[str, int]:
+        """Bytes per data-memory region, in address order."""
+        return {name: self.region(name) for name in DATA_REGIONS}
+
+    @property
+    def weights(self) -> int:
+        return self.region("weights")
+
+    @property
+    def variables(self) -> int:
+        return self.region("variables")
+
+    @property
+    def receive_buffers(self) -> int:
+        return self.region("receive_buffers")
+
+    @property
+    def recordings(self) -> int:
+        return self.region("recordings")
+
+    @property
+    def static_data(self) -> int:
+        return self.region("static_data")
+
+    @property
+    def stack_heap(self) -> int:
+        return self.region("stack_heap")
+
+    @property
+    def total(self) -> int:
+        """Bytes of data memory used (all regions)."""
+        return sum(b for _, _, b in self.items)
+
+    @property
+    def free(self) -> int:
+        """Bytes of data memory left (negative when the PE overflows)."""
+        return self.data_capacity - self.total
+
+    @property
+    def utilisation(self) -> float:
+        """Fraction of the data memory used."""
+        return self.total / self.data_capacity
+
+    @property
+    def code_free(self) -> int:
+        return self.code_capacity - self.code
+
+    @property
+    def fits(self) -> bool:
+        return self.free >= 0 and self.code_free >= 0
+
+    def address_map(self) -> dict[str, tuple[int, int]]:
+        """``region -> (start, stop)`` byte offsets in data memory.
+
+        Regions are laid out from address 0 in :data:`DATA_REGIONS` order, except heap +
+        stack, which sits at the top of the memory (the stack grows down from the end).
+        """
+        out: dict[str, tuple[int, int]] = {}
+        address = 0
+        for name in DATA_REGIONS:
+            size = self.region(name)
+            if name == "stack_heap":
+                out[name] = (self.data_capacity - size, self.data_capacity)
+            else:
+                out[name] = (address, address + size)
+                address += size
+        return out
+
+    def overflow_region(self) -> str | None:
+        """The first region (in address order) that runs into heap + stack, if any."""
+        top = self.data_capacity - self.stack_heap
+        for name, (_, stop) in self.address_map().items():
+            if name != "stack_heap" and stop > top:
+                return name
+        return None
+
+    def largest_region(self) -> str:
+        regions = self.regions()
+        return max(regions, key=regions.get)
+
+
+@dataclass(frozen=True)
+class LayerMemoryModel:
+    """Bytes a PE of one layer needs, as a function of its units ``[a, b)``.
+
+    The data memory of a slice is additive: ``fixed_bytes + sum(unit_bytes[a:b])`` (tested),
+    which lets the partition search slices quickly; :meth:`items` gives the exact per-buffer
+    account used by :func:`layout_memory`.
+
+    Attributes:
+        layer: layer number.
+        hidden_size, input_size: ``H`` and ``I``.
+        weight_format: ``"csr"``, ``"event"`` or ``"dense"``.
+        record_steps: steps of ``y`` (and timer readings) recorded in SRAM.
+        keeps_trace: the PE keeps a low-pass trace of ``y`` (read out by the host).
+        spec: the chip figures.
+        nnz_ih_prefix, nnz_hh_prefix: ``(H + 1,)`` cumulative stored weights of units
+            (their three gate rows) in ``weight_ih`` / ``weight_hh``.
+    """
+
+    layer: int
+    hidden_size: int
+    input_size: int
+    weight_format: str
+    record_steps: int
+    keeps_trace: bool
+    spec: ChipSpec
+    nnz_ih_prefix: np.ndarray
+    nnz_hh_prefix: np.ndarray
+
+    @property
+    def variable_words_per_unit(self) -> int:
+        return sum(VARIABLE_WORDS_PER_UNIT.values()) + (1 if self.keeps_trace else 0)
+
+    def nnz(self, a: int, b: int) -> tuple[int, int]:
+        """Stored weights of units ``[a, b)`` in ``(weight_ih, weight_hh)``."""
+        return (
+            int(self.nnz_ih_prefix[b] - self.nnz_ih_prefix[a]),
+            int(self.nnz_hh_prefix[b] - self.nnz_hh_prefix[a]),
+        )
+
+    def items(self, a: int, b: int) -> tuple[tuple[str, str, int], ...]:
+        """``(region, item, bytes)`` of every buffer of a PE holding units ``[a, b)``."""
+        wb = self.spec.word_bytes
+        n = b - a
+        rows = 3 * n
+        nnz_ih, nnz_hh = self.nnz(a, b)
+        fmt = self.weight_format
+        out = [
+            ("static_data", "program static data", self.spec.egru_static_data_bytes),
+            (
+                "weights",
+                "weight_ih",
+                wb * word_count(fmt, rows, self.input_size, nnz_ih),
+            ),
+            (
+                "weights",
+                "weight_hh",
+                wb * word_count(fmt, rows, self.hidden_size, nnz_hh),
+            ),
+        ]
+        for name, words in VARIABLE_WORDS_PER_UNIT.items():
+            out.append(("variables", name, wb * words * n))
+        if self.keeps_trace:
+            out.append(("variables", "trace", wb * n))
+        out.append(("receive_buffers", "y_prev of the layer", wb * self.hidden_size))
+        out.append(("receive_buffers", "input vector", wb * self.input_size))
+        out.append(("recordings", "recorded y", wb * n * self.record_steps))
+        out.append(
+            (
+                "recordings",
+                "recorded timer",
+                wb * self.spec.profile_words_per_step * self.record_steps,
+            )
+        )
+        out.append(("stack_heap", "heap + stack", self.spec.stack_heap_bytes))
+        return tuple(out)
+
+    def data_bytes(self, a: int, b: int) -> int:
+        """Data memory used by a PE holding units ``[a, b)``."""
+        return sum(size for _, _, size in self.items(a, b))
+
+    def fixed_bytes(self) -> int:
+        """Data memory a PE of this layer uses whatever its units (``data_bytes(a, a)``)."""
+        return self.data_bytes(0, 0)
+
+    def unit_bytes(self) -> np.ndarray:
+        """``(H,)`` data memory each unit adds to its PE (int64)."""
+        wb = self.spec.word_bytes
+        nnz = np.diff(self.nnz_ih_prefix) + np.diff(self.nnz_hh_prefix)
+        fmt = self.weight_format
+        if fmt == "csr":
+            weight_words = 2 * nnz + 6  # 3 row starts in each of the two matrices
+        elif fmt == "event":
+            weight_words = 2 * nnz
+        else:
+            weight_words = np.full(self.hidden_size, 3 * (self.input_size + self.hidden_size))
+        words = weight_words + self.variable_words_per_unit + self.record_steps
+        return (wb * words).astype(np.int64)
+
+    def layout(self, pe: int, a: int, b: int) -> MemoryLayout:
+        """The :class:`MemoryLayout` of PE ``pe`` holding units ``[a, b)``."""
+        return MemoryLayout(
+            pe=pe,
+            layer=self.layer,
+            unit_start=a,
+            unit_stop=b,
+            weight_format=self.weight_format,
+            items=self.items(a, b),
+            code=self.spec.egru_code_bytes,
+            data_capacity=self.spec.data_memory_bytes,
+            code_capacity=self.spec.instruction_memory_bytes,
+        )
+
+
+def _unit_nnz(weight, hidden: int) -> np.ndarray:
+    """``(H,)`` stored weights of each unit's three gate rows."""
+    if sp.issparse(weight):
+        row_nnz = np.diff(sp.csr_matrix(weight).indptr)
+    else:
+        row_nnz = np.count_nonzero(np.asarray(weight), axis=1)
+    return row_nnz.reshape(3, hidden).sum(axis=0).astype(np.int64)
+
+
+def layer_memory_models(
+    artifact: DeploymentArtifact,
+    *,
+    spec: ChipSpec,
+    weight_format: str,
+    record_steps: int = 0,
+) -> list[LayerMemoryModel]:
+    """One :class:`LayerMemoryModel` per layer of ``artifact``."""
+    _check_options(weight_format, record_steps, "dram")
+    models = []
+    last = artifact.num_layers - 1
+    for i, layer in enumerate(artifact.layers):
+        hidden = layer.hidden_size
+        models.append(
+            LayerMemoryModel(
+                layer=i,
+                hidden_size=hidden,
+                input_size=layer.input_size,
+                weight_format=weight_format,
+                record_steps=int(record_steps),
+                keeps_trace=artifact.readout_source == "trace" and i == last,
+                spec=spec,
+                nnz_ih_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(layer.weight_ih, hidden))]),
+                nnz_hh_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(layer.weight_hh, hidden))]),
+            )
+        )
+    return models
+
+
+def layout_memory(
+    models: Sequence[LayerMemoryModel], placement: HasSlices
+) -> dict[int, MemoryLayout]:
+    """Per PE (global index, in placement order), its :class:`MemoryLayout`."""
+    out = {}
+    for s in placement.slices:
+        out[s.pe] = models[s.layer].layout(s.pe, s.unit_start, s.unit_stop)
+    return out
+
+
+# ============================================================================== check

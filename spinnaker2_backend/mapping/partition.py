@@ -1,0 +1,285 @@
+"""Stage 1 of the mapping: split each layer's units into contiguous per-PE slices.
+
+:func:`partition_network` splits automatically (the fewest PEs such that every PE's data
+memory fits, balanced by bytes, i.e. by stored non-zeros plus per-unit state), by a user
+limit ``max_units_per_pe`` (py-spinnaker2's ``max_atoms_per_core``: slices of that many
+units, the last one smaller) or by a user PE count per layer ``pes_per_layer``; it returns a
+:class:`PartitionResult` (no PE is chosen yet).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from snn_egru.artifact import DeploymentArtifact
+from spinnaker2_backend.constants import ChipSpec
+from spinnaker2_backend.formats import (
+    WEIGHT_FORMATS,
+    word_count,
+)
+from spinnaker2_backend.mapping.base import MappingError
+from spinnaker2_backend.mapping.memory import LayerMemoryModel, layer_memory_models
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LayerPartition",
+    "PartitionResult",
+    "partition_network",
+]
+
+
+@dataclass(frozen=True)
+class LayerPartition:
+    """How one layer's units are split over PEs.
+
+    Attributes:
+        layer: layer number.
+        hidden_size: units ``H``.
+        bounds: ``((start, stop), ...)`` per slice, contiguous, covering ``0..H``.
+        nnz: stored weights per slice (``weight_ih`` + ``weight_hh`` rows).
+        data_bytes: data memory per slice.
+        mode: ``"auto"``, ``"max_units_per_pe"`` or ``"pes_per_layer"``.
+    """
+
+    layer: int
+    hidden_size: int
+    bounds: tuple[tuple[int, int], ...]
+    nnz: tuple[int, ...]
+    data_bytes: tuple[int, ...]
+    mode: str
+
+    @property
+    def num_slices(self) -> int:
+        return len(self.bounds)
+
+    @property
+    def units(self) -> tuple[int, ...]:
+        return tuple(b - a for a, b in self.bounds)
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """Result of :func:`partition_network`.
+
+    Attributes:
+        layers: one :class:`LayerPartition` per layer.
+        weight_format: the weight format the sizes were computed for.
+        record_steps: recorded steps the sizes include.
+        data_capacity: bytes of data memory per PE.
+    """
+
+    layers: tuple[LayerPartition, ...]
+    weight_format: str
+    record_steps: int
+    data_capacity: int
+
+    @property
+    def num_slices(self) -> int:
+        return sum(layer.num_slices for layer in self.layers)
+
+    def table(self) -> str:
+        """One line per layer: PEs, units per PE, non-zeros and bytes per PE (min..max)."""
+        lines = [f"partition ({self.weight_format}, {self.record_steps} recorded steps)"]
+        for lp in self.layers:
+            lines.append(
+                f"  layer {lp.layer}: {lp.hidden_size} units on {lp.num_slices} PEs ({lp.mode}); "
+                f"units/PE {min(lp.units)}..{max(lp.units)}, nnz/PE {min(lp.nnz)}..{max(lp.nnz)}, "
+                f"bytes/PE {min(lp.data_bytes)}..{max(lp.data_bytes)} of {self.data_capacity}"
+            )
+        return "\n".join(lines)
+
+
+def _greedy_split(unit_bytes: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Contiguous slices, each as long as its units fit in ``budget`` bytes (fewest slices)."""
+    prefix = np.concatenate([[0], np.cumsum(unit_bytes)])
+    bounds = []
+    start, n = 0, len(unit_bytes)
+    while start < n:
+        stop = int(np.searchsorted(prefix, prefix[start] + budget, side="right")) - 1
+        stop = max(stop, start + 1)  # every slice holds at least one unit
+        bounds.append((start, min(stop, n)))
+        start = min(stop, n)
+    return bounds
+
+
+def _max_cost(unit_bytes: np.ndarray, bounds: Sequence[tuple[int, int]]) -> int:
+    prefix = np.concatenate([[0], np.cumsum(unit_bytes)])
+    return int(max(prefix[b] - prefix[a] for a, b in bounds))
+
+
+def _balanced_split(unit_bytes: np.ndarray, num_slices: int) -> list[tuple[int, int]]:
+    """``num_slices`` contiguous non-empty slices whose largest byte cost is smallest.
+
+    Compares a quantile split of the cumulative cost (even slices) with the optimal min-max
+    split (binary search on the budget with greedy packing) and keeps the better one.
+    """
+    n = len(unit_bytes)
+    if not 1 <= num_slices <= n:
+        raise ValueError(f"cannot split {n} units into {num_slices} non-empty slices")
+    prefix = np.concatenate([[0], np.cumsum(unit_bytes)]).astype(np.int64)
+    total = int(prefix[-1])
+    # Quantile split: cut where the cumulative cost crosses i * total / k.
+    cuts = [0]
+    for i in range(1, num_slices):
+        target = total * i / num_slices
+        j = int(np.searchsorted(prefix, target))
+        if j > 0 and abs(prefix[j - 1] - target) <= abs(prefix[min(j, n)] - target):
+            j -= 1
+        j = min(max(j, cuts[-1] + 1), n - (num_slices - i))
+        cuts.append(j)
+    cuts.append(n)
+    quantile = list(zip(cuts[:-1], cuts[1:]))
+    # Min-max split: smallest budget whose greedy packing needs at most k slices.
+    lo, hi = int(unit_bytes.max()), total
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(_greedy_split(unit_bytes, mid)) <= num_slices:
+            hi = mid
+        else:
+            lo = mid + 1
+    greedy = _greedy_split(unit_bytes, lo)
+    # Greedy may use fewer slices: split its largest slices until there are k.
+    while len(greedy) < num_slices:
+        widths = [b - a for a, b in greedy]
+        k = int(np.argmax(widths))
+        a, b = greedy[k]
+        mid = (a + b) // 2
+        greedy[k : k + 1] = [(a, mid), (mid, b)]
+    if _max_cost(unit_bytes, greedy) < _max_cost(unit_bytes, quantile):
+        return greedy
+    return quantile
+
+
+def _unit_too_big_error(
+    model: LayerMemoryModel, unit: int, unit_bytes: np.ndarray, capacity: int
+) -> MappingError:
+    need = model.data_bytes(unit, unit + 1)
+    over = need - capacity
+    tips = ["prune more"]
+    nnz_ih, nnz_hh = model.nnz(unit, unit + 1)
+    weights = sum(size for region, _, size in model.items(unit, unit + 1) if region == "weights")
+    for fmt in WEIGHT_FORMATS:
+        other = model.spec.word_bytes * (
+            word_count(fmt, 3, model.input_size, nnz_ih)
+            + word_count(fmt, 3, model.hidden_size, nnz_hh)
+        )
+        if fmt != model.weight_format and other <= weights - over:
+            tips.append(f"weight format {fmt!r}")
+    if model.record_steps:
+        per_step = model.spec.word_bytes * (1 + model.spec.profile_words_per_step)
+        steps = model.record_steps - -(-over // per_step)
+        if steps >= 0:
+            tips.append(f"record fewer steps (record_steps <= {steps})")
+    tips.append("shrink the layer")
+    return MappingError(
+        f"layer {model.layer}: even a PE holding only unit {unit} needs {need:,} bytes of data "
+        f"memory but a PE has {capacity:,} (unit {unit_bytes[unit]:,} bytes, receive buffers "
+        f"and fixed parts {model.fixed_bytes():,} bytes; format {model.weight_format!r}, "
+        f"{model.record_steps} recorded steps). To fit: {'; '.join(tips)}"
+    )
+
+
+def partition_network(
+    artifact: DeploymentArtifact,
+    *,
+    spec: ChipSpec | None = None,
+    weight_format: str = "csr",
+    max_units_per_pe: int | None = None,
+    pes_per_layer: int | Sequence[int] | None = None,
+    record_steps: int = 0,
+) -> PartitionResult:
+    """Split each layer's units into contiguous per-PE slices.
+
+    Args:
+        artifact: the network.
+        spec: chip figures (default :class:`ChipSpec`).
+        weight_format: ``"csr"``, ``"event"`` or ``"dense"`` (sets the bytes per unit).
+        max_units_per_pe: slices of at most this many units (the last one smaller), like
+            py-spinnaker2's ``max_atoms_per_core``; fit is checked later by :func:`check_fit`.
+        pes_per_layer: a PE count for every layer (int) or per layer (sequence); the units are
+            split so that the largest slice (in bytes) is as small as possible.
+        record_steps: recorded steps (the recordings grow the bytes per unit).
+
+    Without ``max_units_per_pe`` / ``pes_per_layer``: each layer gets the fewest PEs such
+    that every PE's data memory fits (greedy packing of the per-unit bytes is optimal for
+    contiguous slices), then the slices are balanced by bytes at that PE count.
+
+    Returns:
+        :class:`PartitionResult`.
+
+    Raises:
+        MappingError: a single unit does not fit a PE, or the options are inconsistent.
+    """
+    spec = spec if spec is not None else ChipSpec()
+    if max_units_per_pe is not None and pes_per_layer is not None:
+        raise MappingError("give either max_units_per_pe or pes_per_layer, not both")
+    if max_units_per_pe is not None and (
+        not isinstance(max_units_per_pe, int | np.integer) or max_units_per_pe < 1
+    ):
+        raise MappingError(f"max_units_per_pe must be an integer >= 1, got {max_units_per_pe!r}")
+    models = layer_memory_models(
+        artifact, spec=spec, weight_format=weight_format, record_steps=record_steps
+    )
+    if pes_per_layer is not None:
+        counts = (
+            [int(pes_per_layer)] * len(models)
+            if isinstance(pes_per_layer, int | np.integer)
+            else [int(c) for c in pes_per_layer]
+        )
+        if len(counts) != len(models):
+            raise MappingError(
+                f"pes_per_layer has {len(counts)} entries but the network has {len(models)} layers"
+            )
+    capacity = spec.data_memory_bytes
+    layers = []
+    for model in models:
+        hidden = model.hidden_size
+        unit_bytes = model.unit_bytes()
+        budget = capacity - model.fixed_bytes()
+        if max_units_per_pe is not None:
+            m = int(max_units_per_pe)
+            bounds = [(a, min(a + m, hidden)) for a in range(0, hidden, m)]
+            mode = "max_units_per_pe"
+        elif pes_per_layer is not None:
+            k = counts[model.layer]
+            if not 1 <= k <= hidden:
+                raise MappingError(
+                    f"layer {model.layer} has {hidden} units; pes_per_layer must be 1..{hidden}, "
+                    f"got {k}"
+                )
+            bounds = _balanced_split(unit_bytes, k)
+            mode = "pes_per_layer"
+        else:
+            worst = int(np.argmax(unit_bytes))
+            if unit_bytes[worst] > budget:
+                raise _unit_too_big_error(model, worst, unit_bytes, capacity)
+            k = len(_greedy_split(unit_bytes, budget))
+            bounds = _balanced_split(unit_bytes, k)
+            if _max_cost(unit_bytes, bounds) > budget:  # pragma: no cover - defensive
+                bounds = _greedy_split(unit_bytes, budget)
+            mode = "auto"
+        layers.append(
+            LayerPartition(
+                layer=model.layer,
+                hidden_size=hidden,
+                bounds=tuple(bounds),
+                nnz=tuple(sum(model.nnz(a, b)) for a, b in bounds),
+                data_bytes=tuple(model.data_bytes(a, b) for a, b in bounds),
+                mode=mode,
+            )
+        )
+        logger.debug("layer %d: %d units -> %d PEs (%s)", model.layer, hidden, len(bounds), mode)
+    return PartitionResult(
+        layers=tuple(layers),
+        weight_format=weight_format,
+        record_steps=int(record_steps),
+        data_capacity=capacity,
+    )
+
+
+# ============================================================================== place

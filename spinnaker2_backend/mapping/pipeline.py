@@ -1,0 +1,386 @@
+"""The mapping pipeline: :func:`map_network` runs the five stages and returns a :class:`Mapping`.
+
+partition -> place -> route -> lay out memory -> check fit (see
+:mod:`spinnaker2_backend.mapping`). :class:`Mapping` holds every stage's result, encodes a
+PE's weights on demand, and builds the :class:`~spinnaker2_backend.mapping.report.MappingReport`
+(:func:`build_mapping_report`). ``Mapping.run`` / ``.simulator`` / ``.layer_simulator`` are
+conveniences that import :mod:`spinnaker2_backend.simulator` when called (the simulator
+imports this module, never the other way round at import time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from snn_egru.artifact import DeploymentArtifact
+from spinnaker2_backend.constants import ChipSpec
+from spinnaker2_backend.formats import (
+    PEWeights,
+    encode_pe_weights,
+    slice_rows,
+)
+from spinnaker2_backend.machine import Machine
+from spinnaker2_backend.mapping.base import MappingError, PESlice, _check_options
+from spinnaker2_backend.mapping.fit import FitCheck, check_fit
+from spinnaker2_backend.mapping.memory import (
+    LayerMemoryModel,
+    MemoryLayout,
+    layer_memory_models,
+    layout_memory,
+)
+from spinnaker2_backend.mapping.partition import PartitionResult, partition_network
+from spinnaker2_backend.mapping.placement import LayerPlacement, Placement, place_slices
+from spinnaker2_backend.mapping.report import LayerReportRow, MappingReport, PEReportRow
+from spinnaker2_backend.mapping.routing import RoutingResult, route_slices
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Mapping",
+    "build_mapping_report",
+    "map_network",
+]
+
+
+@dataclass
+class Mapping:
+    """A network mapped onto a machine (result of :func:`map_network`).
+
+    Attributes:
+        artifact: the network.
+        machine: the machine.
+        spec: the chip figures (``machine.spec``).
+        weight_format: how PEs store weights.
+        record_steps: steps recorded in SRAM (sized in the memory layout).
+        input_source: ``"dram"`` or ``"host"``.
+        partition, placement, routes, memory, fit: results of each step.
+        layers: one :class:`LayerPlacement` per layer.
+    """
+
+    artifact: DeploymentArtifact
+    machine: Machine
+    spec: ChipSpec
+    weight_format: str
+    record_steps: int
+    input_source: str
+    partition: PartitionResult
+    placement: Placement
+    routes: RoutingResult
+    memory: dict[int, MemoryLayout]
+    fit: FitCheck
+    layers: list[LayerPlacement]
+    memory_models: list[LayerMemoryModel]
+    max_units_per_pe: int | None = None
+    _weights_cache: dict[tuple[int, int], PEWeights] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    # ----------------------------------------------------------------- lookups
+    @property
+    def slices(self) -> list[PESlice]:
+        """All slices, layer by layer."""
+        return self.placement.slices
+
+    @property
+    def num_pes_used(self) -> int:
+        return self.placement.num_pes_used
+
+    def slice_on_pe(self, pe: int) -> PESlice:
+        """The slice placed on global PE ``pe``."""
+        for s in self.slices:
+            if s.pe == pe:
+                return s
+        raise KeyError(f"no slice is placed on PE {pe}")
+
+    def _resolve(self, layer: int, slice_: PESlice | int) -> PESlice:
+        if not 0 <= layer < len(self.layers):
+            raise IndexError(f"layer {layer} out of range 0..{len(self.layers) - 1}")
+        if isinstance(slice_, PESlice):
+            if slice_.layer != layer:
+                raise ValueError(f"slice belongs to layer {slice_.layer}, not layer {layer}")
+            return slice_
+        return self.layers[layer].slices[slice_]
+
+    def pe_weights(self, layer: int, slice_: PESlice | int) -> PEWeights:
+        """The encoded weights one PE stores (cached).
+
+        Args:
+            layer: layer number.
+            slice_: the :class:`PESlice` or its index in the layer.
+        """
+        s = self._resolve(layer, slice_)
+        key = (layer, s.index_in_layer)
+        if key not in self._weights_cache:
+            params = self.artifact.layers[layer]
+            self._weights_cache[key] = encode_pe_weights(
+                params.weight_ih,
+                params.weight_hh,
+                unit_start=s.unit_start,
+                unit_stop=s.unit_stop,
+                format_name=self.weight_format,
+            )
+        return self._weights_cache[key]
+
+    def pe_rows(self, layer: int, slice_: PESlice | int) -> np.ndarray:
+        """Global rows of the layer's ``(3H, .)`` matrices the PE holds, in local order."""
+        s = self._resolve(layer, slice_)
+        return slice_rows(self.layers[layer].hidden_size, s.unit_start, s.unit_stop)
+
+    @property
+    def fits(self) -> bool:
+        return self.fit.ok
+
+    @property
+    def dram_table_bytes(self) -> int:
+        """Bytes of DRAM holding layer-0 inputs computed ahead, per chip that streams them.
+
+        With ``input_source="dram"`` and an embedding input, the embedding vectors of the
+        whole vocabulary (``V x E`` words). With feature inputs the vectors depend on the
+        run (``input_size`` words per step, see :attr:`dram_bytes_per_step`).
+        """
+        if self.input_source != "dram" or self.artifact.input_kind != "embedding":
+            return 0
+        v, e = self.artifact.embedding.shape
+        return v * e * self.spec.word_bytes
+
+    @property
+    def dram_bytes_per_step(self) -> int:
+        """Bytes streamed from DRAM per step (one input vector) when ``input_source="dram"``."""
+        return self.artifact.input_size * self.spec.word_bytes if self.input_source == "dram" else 0
+
+    # ------------------------------------------------------------------- output
+    def report(self) -> MappingReport:
+        """The :class:`~spinnaker2_backend.mapping.report.MappingReport` of this mapping."""
+        return build_mapping_report(self)
+
+    def save_placement(self, path: str | os.PathLike) -> Path:
+        """Write the placement table as ``.csv`` or ``.json``."""
+        return self.placement.save(path)
+
+    # ---------------------------------------------------------------- running
+    def run(self, inputs, **kwargs):
+        """Run the mapped network on the simulated chip.
+
+        Delegates to :func:`spinnaker2_backend.simulator.run_mapping` (see there for the
+        arguments and the result).
+        """
+        from spinnaker2_backend import simulator
+
+        return simulator.run_mapping(self, inputs, **kwargs)
+
+    def simulator(self, **kwargs):
+        """A :class:`spinnaker2_backend.simulator.NetworkSimulator` of this mapping."""
+        from spinnaker2_backend import simulator
+
+        return simulator.NetworkSimulator(self, **kwargs)
+
+    def layer_simulator(self, layer: int, **kwargs):
+        """A :class:`spinnaker2_backend.simulator.LayerSimulator` of one mapped layer."""
+        from spinnaker2_backend import simulator
+
+        return simulator.LayerSimulator(self, layer, **kwargs)
+
+
+def _resolve_artifact(artifact: DeploymentArtifact | str | os.PathLike) -> DeploymentArtifact:
+    if isinstance(artifact, DeploymentArtifact):
+        return artifact
+    if isinstance(artifact, str | os.PathLike):
+        return DeploymentArtifact.load(artifact)
+    raise TypeError(
+        f"map_network needs a DeploymentArtifact or a path to one, got {type(artifact).__name__}"
+    )
+
+
+def map_network(
+    artifact: DeploymentArtifact | str | os.PathLike,
+    *,
+    machine: Machine | None = None,
+    spec: ChipSpec | None = None,
+    weight_format: str = "csr",
+    max_units_per_pe: int | None = None,
+    pes_per_layer: int | Sequence[int] | None = None,
+    record_steps: int = 0,
+    input_source: str = "dram",
+    check: bool = True,
+) -> Mapping:
+    """Map an EGRU network onto a SpiNNaker2 machine (without running it).
+
+    partition -> place -> route -> lay out memory -> check fit.
+
+    Args:
+        artifact: a :class:`~snn_egru.artifact.DeploymentArtifact` or the path of one.
+        machine: the machine (default: one chip with ``spec``).
+        spec: chip figures (default: ``machine.spec`` or :class:`ChipSpec`); a spec that
+            differs from ``machine.spec`` replaces it (same number of chips).
+        weight_format: ``"csr"`` (published design), ``"event"`` (per-source-unit rows, only
+            the weights of units that fired are touched) or ``"dense"``.
+        max_units_per_pe: at most this many units per PE (py-spinnaker2's
+            ``max_atoms_per_core``); default: automatic (fewest PEs that fit).
+        pes_per_layer: PEs per layer instead (e.g. ``50`` or ``(50, 50, 50)``), units balanced
+            by bytes.
+        record_steps: steps of ``y`` recorded in PE SRAM during a run (they must fit).
+        input_source: ``"dram"`` (layer-0 inputs computed ahead, streamed from DRAM) or
+            ``"host"``.
+        check: raise :class:`MappingError` when a PE does not fit (``False``: return the
+            mapping with ``mapping.fit`` listing the problems, for reports).
+
+    Returns:
+        :class:`Mapping`.
+
+    Raises:
+        MappingError: the network does not fit (message says where and what to change).
+        snn_egru.artifact.ArtifactError: the artifact file is missing or malformed.
+    """
+    artifact = _resolve_artifact(artifact)
+    if machine is None:
+        machine = Machine(spec=spec)
+    elif spec is not None and spec != machine.spec:
+        machine = Machine(chips=machine.num_chips, spec=spec, chip_grid=machine.chip_grid)
+    spec = machine.spec
+    _check_options(weight_format, record_steps, input_source)
+    partition = partition_network(
+        artifact,
+        spec=spec,
+        weight_format=weight_format,
+        max_units_per_pe=max_units_per_pe,
+        pes_per_layer=pes_per_layer,
+        record_steps=record_steps,
+    )
+    models = layer_memory_models(
+        artifact, spec=spec, weight_format=weight_format, record_steps=record_steps
+    )
+    placement = place_slices(partition, machine)
+    routes = route_slices(placement)
+    memory = layout_memory(models, placement)
+    fit = check_fit(memory, placement, models, raise_error=check)
+    if input_source == "dram" and artifact.input_kind == "embedding":
+        table = int(np.prod(artifact.embedding.shape)) * spec.word_bytes
+        if check and table > spec.dram_bytes:
+            raise MappingError(
+                f"the embedding table needs {table:,} bytes of DRAM but a chip has "
+                f"{spec.dram_bytes:,}: use input_source='host'"
+            )
+    layers = [
+        LayerPlacement(
+            layer=i,
+            hidden_size=artifact.layers[i].hidden_size,
+            input_size=artifact.layers[i].input_size,
+            slices=list(placement.layers[i]),
+        )
+        for i in range(artifact.num_layers)
+    ]
+    mapping = Mapping(
+        artifact=artifact,
+        machine=machine,
+        spec=spec,
+        weight_format=weight_format,
+        record_steps=int(record_steps),
+        input_source=input_source,
+        partition=partition,
+        placement=placement,
+        routes=routes,
+        memory=memory,
+        fit=fit,
+        layers=layers,
+        memory_models=models,
+        max_units_per_pe=max_units_per_pe,
+    )
+    logger.info(
+        "mapped %s units onto %d PEs (%s), fullest PE %d at %.1f %%",
+        "/".join(map(str, artifact.layer_sizes)),
+        placement.num_pes_used,
+        weight_format,
+        fit.fullest_pe,
+        100 * fit.fullest_utilisation,
+    )
+    return mapping
+
+
+def build_mapping_report(mapping: Mapping) -> MappingReport:
+    """Collect the :class:`MappingReport` of a mapping."""
+    rows = []
+    for s in mapping.slices:
+        mem = mapping.memory[s.pe]
+        model = mapping.memory_models[s.layer]
+        rows.append(
+            PEReportRow(
+                pe=s.pe,
+                chip=s.chip,
+                pe_id=s.pe_id,
+                qx=s.qpe[0],
+                qy=s.qpe[1],
+                pe_in_qpe=s.pe_in_qpe,
+                layer=s.layer,
+                unit_start=s.unit_start,
+                unit_stop=s.unit_stop,
+                units=s.num_units,
+                nnz=sum(model.nnz(s.unit_start, s.unit_stop)),
+                static_data=mem.static_data,
+                weights=mem.weights,
+                variables=mem.variables,
+                receive_buffers=mem.receive_buffers,
+                recordings=mem.recordings,
+                stack_heap=mem.stack_heap,
+                total=mem.total,
+                free=mem.free,
+                utilisation=mem.utilisation,
+                code=mem.code,
+                packets_per_event=mapping.routes[s.pe].packets_per_event,
+            )
+        )
+    layers = []
+    for lp in mapping.layers:
+        mine = [r for r in rows if r.layer == lp.layer]
+        layers.append(
+            LayerReportRow(
+                layer=lp.layer,
+                units=lp.hidden_size,
+                input_size=lp.input_size,
+                pes=len(mine),
+                units_per_pe_min=min(r.units for r in mine),
+                units_per_pe_max=max(r.units for r in mine),
+                nnz=sum(r.nnz for r in mine),
+                weight_bytes=sum(r.weights for r in mine),
+                utilisation_min=min(r.utilisation for r in mine),
+                utilisation_max=max(r.utilisation for r in mine),
+            )
+        )
+    routes = mapping.routes
+    packets = sum(r.source.num_units * r.packets_per_event for r in routes)
+    hops = sum(r.source.num_units * r.noc_hops_per_event for r in routes)
+    fullest = max(rows, key=lambda r: r.utilisation)
+    return MappingReport(
+        layer_sizes=list(mapping.artifact.layer_sizes),
+        input_size=mapping.artifact.input_size,
+        weight_format=mapping.weight_format,
+        record_steps=mapping.record_steps,
+        input_source=mapping.input_source,
+        clock_mhz=mapping.spec.pe_clock_mhz,
+        chips=mapping.machine.num_chips,
+        pes_available=mapping.machine.num_pes,
+        pes_used=len(rows),
+        data_capacity=mapping.spec.data_memory_bytes,
+        code_capacity=mapping.spec.instruction_memory_bytes,
+        layers=layers,
+        pes=rows,
+        fullest=fullest,
+        mean_utilisation=sum(r.utilisation for r in rows) / len(rows),
+        total_weight_bytes=sum(r.weights for r in rows),
+        router_entries=dict(routes.router_entries),
+        router_capacity=routes.router_capacity,
+        max_noc_hops=routes.max_noc_hops,
+        packets_per_step_all_fire=packets,
+        noc_hops_per_step_all_fire=hops,
+        chip_to_chip_routes=sum(1 for r in routes if r.chip_to_chip),
+        dram_table_bytes=mapping.dram_table_bytes,
+        dram_bytes_per_step=mapping.dram_bytes_per_step,
+        placement_path=mapping.placement.path,
+        fits=mapping.fit.ok,
+        problems=list(mapping.fit.problems),
+    )

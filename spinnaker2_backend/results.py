@@ -1,0 +1,566 @@
+"""Result types of a simulated run: counters, the :class:`Run`, and the :class:`RunReport`.
+
+The simulator (:mod:`spinnaker2_backend.simulator`) imports this module and fills these
+types; this module never imports the simulator, the mapping or the command line.
+
+A :class:`Run` (returned by :func:`spinnaker2_backend.simulator.run_mapping`) holds the
+outputs (per-step events of every layer, logits when the network has a readout), the
+counters (per PE and, when recorded, per step), the time profile
+(:class:`~spinnaker2_backend.timing.Profile`) and the energy estimate
+(:class:`~spinnaker2_backend.energy.EnergyEstimate`). :meth:`Run.report` condenses it into a
+:class:`RunReport`: time per token and per 70-token sequence, the profile breakdown, energy,
+packets and events, and a comparison with a GPU figure (default: the published A100 row).
+
+Which figures are measured: only the published anchors (:data:`MEASURED_ANCHORS`, tag [A],
+``docs/spinnaker2.md``); every simulated figure is an estimate of the model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from snn_egru.reference import EGRUState
+from spinnaker2_backend.constants import CycleCosts, EnergyCosts
+from spinnaker2_backend.energy import EnergyEstimate
+from spinnaker2_backend.timing import OP_INDEX, OPS, PHASES, LayerTimingInfo, Profile
+
+__all__ = [
+    "MEASURED_ANCHORS",
+    "PUBLISHED_A100",
+    "PUBLISHED_SPINNAKER2",
+    "SEQUENCE_TOKENS",
+    "GpuFigure",
+    "LayerCounters",
+    "NetworkCounters",
+    "Run",
+    "RunReport",
+]
+
+#: Tokens per sequence in the published time and energy figures (the time unit is taken to
+#: be one 70-token test sequence, S2-EGRU [C]).
+SEQUENCE_TOKENS = 70
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuFigure:
+    """A reference figure to compare a run with (per sequence of ``sequence_tokens``).
+
+    Attributes:
+        name: label of the row.
+        power_w: average power. seconds_per_sequence: time. energy_j_per_sequence: energy.
+        sequence_tokens: tokens per sequence (70).
+        measured: True for published measurements; False for anything estimated.
+        source: where the figure comes from.
+    """
+
+    name: str
+    power_w: float
+    seconds_per_sequence: float
+    energy_j_per_sequence: float
+    sequence_tokens: int = SEQUENCE_TOKENS
+    measured: bool = False
+    source: str = "user supplied"
+
+
+#: The published A100 row (batch 1, one 70-token WikiText-2 test sequence), S2-EGRU [A].
+PUBLISHED_A100 = GpuFigure(
+    name="NVIDIA A100 (published)",
+    power_w=60.0,
+    seconds_per_sequence=19.9e-3,
+    energy_j_per_sequence=1.19,
+    measured=True,
+    source="docs/spinnaker2.md, EGRU deployment, measured [A]",
+)
+
+#: The published SpiNNaker2 row of the same measurement, S2-EGRU [A].
+PUBLISHED_SPINNAKER2 = GpuFigure(
+    name="SpiNNaker2 (published)",
+    power_w=0.39,
+    seconds_per_sequence=170.25e-3,
+    energy_j_per_sequence=0.0653,
+    measured=True,
+    source="docs/spinnaker2.md, EGRU deployment, measured [A]",
+)
+
+#: Every measured number the model relies on, with its tag. Everything else is an estimate.
+MEASURED_ANCHORS: dict[str, str] = {
+    "SpiNNaker2 power 0.39 W": "measured [A] (whole chip, EGRU LM, 150 PEs)",
+    "SpiNNaker2 time 170.25 ms per sequence": "measured [A] (70 tokens taken as one sequence: [C])",
+    "SpiNNaker2 energy 0.0653 J per sequence": "measured [A]",
+    "A100 power 60 W": "measured [A]",
+    "A100 time 19.9 ms per sequence": "measured [A]",
+    "A100 energy 1.19 J per sequence": "measured [A]",
+}
+
+
+# ================================================================================ counters
+
+
+@dataclass
+class LayerCounters:
+    """Cumulative counts of one layer's PEs over the steps run so far.
+
+    Attributes:
+        layer: layer index.
+        pes: ``(P,)`` global PE indices of the layer's slices.
+        steps: steps counted.
+        ops: ``(len(OPS), P)`` operation counts summed over steps (see
+            :data:`spinnaker2_backend.timing.OPS`).
+        phase_cycles: ``(len(PHASES), P)`` cycles summed over steps.
+        layer_cycles: sum over steps of the slowest PE's cycles.
+        tail_cycles: sum over steps of the NoC tail latency.
+        deadline_missed: ``(P,)`` steps in which each PE missed the tick deadline (measured
+            from the layer's own start; a network run also keeps its composed count in its
+            profile).
+    """
+
+    layer: int
+    pes: np.ndarray
+    steps: int
+    ops: np.ndarray
+    phase_cycles: np.ndarray
+    layer_cycles: float
+    tail_cycles: float
+    deadline_missed: np.ndarray
+
+    @classmethod
+    def zeros(cls, layer: int, pes: np.ndarray) -> LayerCounters:
+        n = len(pes)
+        return cls(
+            layer=layer,
+            pes=np.asarray(pes, dtype=np.int64),
+            steps=0,
+            ops=np.zeros((len(OPS), n)),
+            phase_cycles=np.zeros((len(PHASES), n)),
+            layer_cycles=0.0,
+            tail_cycles=0.0,
+            deadline_missed=np.zeros(n, dtype=np.int64),
+        )
+
+    def copy(self) -> LayerCounters:
+        return LayerCounters(
+            layer=self.layer,
+            pes=self.pes.copy(),
+            steps=self.steps,
+            ops=self.ops.copy(),
+            phase_cycles=self.phase_cycles.copy(),
+            layer_cycles=self.layer_cycles,
+            tail_cycles=self.tail_cycles,
+            deadline_missed=self.deadline_missed.copy(),
+        )
+
+    def per_pe(self, name: str) -> np.ndarray:
+        """``(P,)`` counts of operation ``name`` (one of :data:`OPS`) per PE."""
+        if name not in OP_INDEX:
+            raise KeyError(f"unknown counter {name!r}; counters: {', '.join(OPS)}")
+        return self.ops[OP_INDEX[name]]
+
+    def total(self, name: str) -> int:
+        """Count of operation ``name`` summed over the layer's PEs."""
+        return int(round(float(self.per_pe(name).sum())))
+
+    @property
+    def events(self) -> int:
+        return self.total("events")
+
+    @property
+    def packets_sent(self) -> int:
+        return self.total("packets_sent")
+
+    @property
+    def packets_chip_to_chip(self) -> int:
+        return self.total("packets_sent_chip")
+
+    @property
+    def packets_on_chip(self) -> int:
+        return self.packets_sent - self.packets_chip_to_chip
+
+    @property
+    def packets_received(self) -> int:
+        return self.total("packets_received")
+
+    @property
+    def macs(self) -> int:
+        return self.total("macs") + self.total("readout_macs")
+
+    @property
+    def nonzeros_walked(self) -> int:
+        return self.total("input_weights") + self.total("recurrent_weights")
+
+    @property
+    def dram_bytes(self) -> int:
+        return self.total("dram_bytes") + self.total("readout_dram_bytes")
+
+    @property
+    def weight_bytes_read(self) -> int:
+        return self.total("weight_bytes_read")
+
+    @property
+    def busy_cycles(self) -> np.ndarray:
+        """``(P,)`` cycles each PE computed, summed over steps."""
+        return self.phase_cycles.sum(axis=0)
+
+    def summary(self) -> dict[str, int]:
+        """The headline counts of the layer."""
+        return {
+            "steps": self.steps,
+            "events": self.events,
+            "packets_on_chip": self.packets_on_chip,
+            "packets_chip_to_chip": self.packets_chip_to_chip,
+            "packets_received": self.packets_received,
+            "macs": self.macs,
+            "nonzeros_walked": self.nonzeros_walked,
+            "dram_bytes": self.dram_bytes,
+            "weight_bytes_read": self.weight_bytes_read,
+        }
+
+
+@dataclass
+class NetworkCounters:
+    """The counters of every layer; totals are sums over the layers."""
+
+    layers: list[LayerCounters]
+
+    def total(self, name: str) -> int:
+        return sum(layer.total(name) for layer in self.layers)
+
+    def summary(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for layer in self.layers:
+            for key, value in layer.summary().items():
+                out[key] = value if key == "steps" else out.get(key, 0) + value
+        return out
+
+    def per_layer(self) -> list[dict[str, int]]:
+        return [layer.summary() for layer in self.layers]
+
+
+# ===================================================================================== run
+
+
+@dataclass
+class Run:
+    """A simulated run of a mapped network.
+
+    Attributes:
+        layer_sizes: units per layer. weight_format: the mapping's weight format.
+        num_pes: PEs used. num_chips: chips used. clock_hz: PE clock.
+        dtype: float type of the run. readout: ``"host"`` or ``"chip"``.
+        steps: steps (tokens) run.
+        layer_events: per layer ``(T, H_l)`` graded events ``y``, or None (``record=False``).
+        logits: ``(T, O)`` readout per step, or None (no readout, or not recorded).
+        states: per layer final :class:`EGRUState` (pass back in to continue a stream).
+        counters: cumulative :class:`NetworkCounters`.
+        step_totals: ``(T, L, len(OPS))`` counts per step and layer, summed over PEs.
+        step_ops: per layer ``(T, len(OPS), P)`` counts per step and PE, or None.
+        profile: the time profile. energy: the energy estimate.
+        cycle_costs, energy_costs: the constants used.
+        layer_pes: per layer ``(P,)`` global PE indices.
+        timing_infos: per layer the static facts of the time model (to re-cost a run with
+            other constants: :func:`spinnaker2_backend.timing.profile_from_ops`).
+        pipelined, tick_us: the schedule the run used.
+    """
+
+    layer_sizes: list[int]
+    weight_format: str
+    num_pes: int
+    num_chips: int
+    clock_hz: float
+    dtype: str
+    readout: str
+    steps: int
+    layer_events: list[np.ndarray] | None
+    logits: np.ndarray | None
+    states: list[EGRUState]
+    counters: NetworkCounters
+    step_totals: np.ndarray
+    step_ops: list[np.ndarray] | None
+    profile: Profile
+    energy: EnergyEstimate
+    cycle_costs: CycleCosts
+    energy_costs: EnergyCosts
+    layer_pes: list[np.ndarray] = field(default_factory=list)
+    timing_infos: list[LayerTimingInfo] = field(default_factory=list)
+    pipelined: bool = False
+    tick_us: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Simulated wall time of the run."""
+        return self.profile.wall_seconds
+
+    @property
+    def seconds_per_token(self) -> float:
+        return self.profile.seconds_per_step
+
+    def step_counts(self, name: str) -> np.ndarray:
+        """``(T, L)`` counts of operation ``name`` per step and layer (summed over PEs)."""
+        if name not in OP_INDEX:
+            raise KeyError(f"unknown counter {name!r}; counters: {', '.join(OPS)}")
+        return self.step_totals[:, :, OP_INDEX[name]]
+
+    def activity(self) -> list[float]:
+        """Per layer: fraction of units that fired, averaged over the steps."""
+        if self.steps == 0:
+            return [0.0 for _ in self.layer_sizes]
+        events = self.step_counts("events").sum(axis=0)
+        return [float(e) / (self.steps * h) for e, h in zip(events, self.layer_sizes)]
+
+    def report(
+        self, *, gpu: GpuFigure | None = None, sequence_tokens: int = SEQUENCE_TOKENS
+    ) -> RunReport:
+        """A :class:`RunReport` of this run, compared with ``gpu`` (default: the published
+        A100 row)."""
+        return RunReport.from_run(self, gpu=gpu, sequence_tokens=sequence_tokens)
+
+
+# ================================================================================== report
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds >= 1.0:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def _fmt_count(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+@dataclass
+class RunReport:
+    """What a run cost: time, profile, energy, packets, events, and a GPU comparison.
+
+    Every simulated figure is a model estimate; :attr:`anchors` lists the measured figures
+    the model is calibrated to, with their tags.
+
+    Attributes:
+        layer_sizes, weight_format, num_pes, num_chips, clock_mhz, dtype, readout, steps,
+            pipelined, tick_us: what was run.
+        seconds_total: simulated wall time. seconds_per_token: per step.
+        sequence_tokens: tokens per sequence (70). seconds_per_sequence: per sequence.
+        profile_per_token: seconds per token per profile group along the critical path.
+        layer_profile_per_token: the same per layer.
+        energy_j: energy components of the whole run (J). energy_per_sequence_j: per sequence.
+        average_power_w: energy / wall time.
+        counters: headline counts of the run (totals). counters_per_layer: per layer.
+        per_step: mean counts per step (events, packets on chip / chip-to-chip, MACs, ...).
+        activity: per layer, fraction of units firing per step.
+        deadline_missed: any PE missed its tick. deadlines_missed: PE-ticks missed.
+        comparison: rows (simulated run, published SpiNNaker2, GPU) per sequence.
+        anchors: the measured figures and their tags.
+    """
+
+    layer_sizes: list[int]
+    weight_format: str
+    num_pes: int
+    num_chips: int
+    clock_mhz: float
+    dtype: str
+    readout: str
+    steps: int
+    pipelined: bool
+    tick_us: float | None
+    seconds_total: float
+    seconds_per_token: float
+    sequence_tokens: int
+    seconds_per_sequence: float
+    profile_per_token: dict[str, float]
+    layer_profile_per_token: list[dict[str, float]]
+    energy_j: dict[str, float]
+    energy_per_sequence_j: float
+    average_power_w: float
+    counters: dict[str, int]
+    counters_per_layer: list[dict[str, int]]
+    per_step: dict[str, float]
+    activity: list[float]
+    deadline_missed: bool
+    deadlines_missed: int
+    comparison: list[dict[str, Any]]
+    anchors: dict[str, str] = field(default_factory=lambda: dict(MEASURED_ANCHORS))
+
+    @classmethod
+    def from_run(
+        cls, run: Run, *, gpu: GpuFigure | None = None, sequence_tokens: int = SEQUENCE_TOKENS
+    ) -> RunReport:
+        if sequence_tokens < 1:
+            raise ValueError(f"sequence_tokens must be >= 1, got {sequence_tokens}")
+        gpu = gpu if gpu is not None else PUBLISHED_A100
+        profile = run.profile
+        steps = max(run.steps, 1)
+        per_token_critical = {k: v / steps for k, v in profile.critical_phase_seconds().items()}
+        profile_groups = profile.grouped(per_token_critical)
+        layer_profiles = [
+            profile.grouped({k: v / steps for k, v in layer.items()})
+            for layer in profile.layer_critical_phase_seconds()
+        ]
+        for layer_profile in layer_profiles:
+            layer_profile.pop("NoC latency", None)
+        seconds_per_token = profile.seconds_per_step
+        seconds_per_sequence = seconds_per_token * sequence_tokens
+        energy = run.energy
+        energy_per_sequence = energy.total_j / steps * sequence_tokens if run.steps else 0.0
+        totals = run.counters.summary()
+        per_step = {
+            key: totals[key] / steps
+            for key in (
+                "events",
+                "packets_on_chip",
+                "packets_chip_to_chip",
+                "packets_received",
+                "macs",
+                "nonzeros_walked",
+                "dram_bytes",
+            )
+        }
+        simulated_row = {
+            "name": f"simulated SpiNNaker2 ({run.weight_format}, {run.clock_hz / 1e6:g} MHz)",
+            "power_w": energy.average_power_w,
+            "seconds_per_sequence": seconds_per_sequence,
+            "energy_j_per_sequence": energy_per_sequence,
+            "kind": "simulated estimate",
+        }
+        rows = [simulated_row]
+        for ref in (PUBLISHED_SPINNAKER2, gpu):
+            scale = sequence_tokens / ref.sequence_tokens
+            rows.append(
+                {
+                    "name": ref.name,
+                    "power_w": ref.power_w,
+                    "seconds_per_sequence": ref.seconds_per_sequence * scale,
+                    "energy_j_per_sequence": ref.energy_j_per_sequence * scale,
+                    "kind": "measured" if ref.measured else "supplied",
+                    "source": ref.source,
+                }
+            )
+        for row in rows:
+            row["time_vs_simulated"] = (
+                row["seconds_per_sequence"] / seconds_per_sequence if seconds_per_sequence else 0.0
+            )
+            row["energy_vs_simulated"] = (
+                row["energy_j_per_sequence"] / energy_per_sequence if energy_per_sequence else 0.0
+            )
+        return cls(
+            layer_sizes=list(run.layer_sizes),
+            weight_format=run.weight_format,
+            num_pes=run.num_pes,
+            num_chips=run.num_chips,
+            clock_mhz=run.clock_hz / 1e6,
+            dtype=run.dtype,
+            readout=run.readout,
+            steps=run.steps,
+            pipelined=profile.pipelined,
+            tick_us=profile.tick_us,
+            seconds_total=profile.wall_seconds,
+            seconds_per_token=seconds_per_token,
+            sequence_tokens=sequence_tokens,
+            seconds_per_sequence=seconds_per_sequence,
+            profile_per_token=profile_groups,
+            layer_profile_per_token=layer_profiles,
+            energy_j={k: v for k, v in energy.to_dict().items() if k.endswith("_j")},
+            energy_per_sequence_j=energy_per_sequence,
+            average_power_w=energy.average_power_w,
+            counters=totals,
+            counters_per_layer=run.counters.per_layer(),
+            per_step=per_step,
+            activity=run.activity(),
+            deadline_missed=profile.deadline_missed,
+            deadlines_missed=profile.deadlines_missed_total,
+            comparison=rows,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dictionary."""
+        return json.loads(json.dumps(asdict(self), default=_json_default))
+
+    def to_json(self, *, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def table(self) -> str:
+        """A readable multi-line summary."""
+        sizes = "/".join(map(str, self.layer_sizes))
+        mode = "pipelined" if self.pipelined else "layers one after another"
+        tick = f", tick {self.tick_us:g} us" if self.tick_us is not None else ""
+        lines = [
+            f"Simulated SpiNNaker2 run: EGRU {sizes}, {self.weight_format} weights, "
+            f"{self.num_pes} PEs on {self.num_chips} chip(s), {self.clock_mhz:g} MHz, "
+            f"{self.dtype}, readout on {self.readout}, {mode}{tick}",
+            f"steps: {self.steps}",
+            "",
+            "time (simulated estimate)",
+            f"  {'per token':<22} {_fmt_seconds(self.seconds_per_token):>12}",
+            f"  {f'per {self.sequence_tokens}-token sequence':<22} "
+            f"{_fmt_seconds(self.seconds_per_sequence):>12}",
+            f"  {'whole run':<22} {_fmt_seconds(self.seconds_total):>12}",
+        ]
+        if self.tick_us is not None:
+            status = f"MISSED ({self.deadlines_missed} PE-ticks)" if self.deadline_missed else "met"
+            lines.append(f"  {'tick deadline':<22} {status:>12}")
+        lines += ["", "profile per token, critical path (slowest PE of each layer)"]
+        total = sum(self.profile_per_token.values()) or 1.0
+        for name, seconds in self.profile_per_token.items():
+            if seconds > 0:
+                lines.append(
+                    f"  {name:<22} {_fmt_seconds(seconds):>12}  {100 * seconds / total:5.1f} %"
+                )
+        for i, layer in enumerate(self.layer_profile_per_token):
+            parts = ", ".join(
+                f"{name} {_fmt_seconds(seconds)}" for name, seconds in layer.items() if seconds > 0
+            )
+            lines.append(f"  layer {i}: {parts}")
+        lines += [
+            "",
+            "energy (estimate; static power calibrated to the measured 0.39 W / 0.0653 J)",
+            f"  {f'per {self.sequence_tokens}-token sequence':<22} "
+            f"{self.energy_per_sequence_j:>12.4g} J",
+            f"  {'average power':<22} {self.average_power_w:>12.4g} W",
+            "  components of the whole run:",
+        ]
+        for name, joules in self.energy_j.items():
+            lines.append(f"    {name:<20} {joules:>12.4g} J")
+        lines += ["", "counts (total / per step)"]
+        for name in (
+            "events",
+            "packets_on_chip",
+            "packets_chip_to_chip",
+            "packets_received",
+            "macs",
+            "nonzeros_walked",
+            "dram_bytes",
+        ):
+            lines.append(
+                f"  {name:<22} {_fmt_count(self.counters[name]):>16} "
+                f"{_fmt_count(self.per_step[name]):>14}"
+            )
+        activity = ", ".join(f"{100 * a:.1f} %" for a in self.activity)
+        lines.append(f"  units firing per step  {activity}")
+        lines += [
+            "",
+            f"comparison per {self.sequence_tokens}-token sequence",
+            f"  {'':<44} {'power':>9} {'time':>11} {'energy':>10} {'time x':>8} {'energy x':>9}",
+        ]
+        for row in self.comparison:
+            lines.append(
+                f"  {row['name'][:44]:<44} {row['power_w']:>7.3g} W "
+                f"{_fmt_seconds(row['seconds_per_sequence']):>11} "
+                f"{row['energy_j_per_sequence']:>8.4g} J "
+                f"{row['time_vs_simulated']:>8.3g} {row['energy_vs_simulated']:>9.3g}"
+                f"  ({row['kind']})"
+            )
+        lines += ["", "measured anchors (everything else above is a model estimate):"]
+        lines += [f"  {name}: {tag}" for name, tag in self.anchors.items()]
+        return "\n".join(lines)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
