@@ -29,7 +29,8 @@ __all__ = ["LayerSimulator", "LayerStepResult"]
 _I = OP_INDEX  # short alias for the hot path
 
 
-def _check_dtype(dtype) -> np.dtype:
+def check_dtype(dtype) -> np.dtype:
+    """The simulator's float type (float32 or float64), else ValueError."""
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(
@@ -39,7 +40,8 @@ def _check_dtype(dtype) -> np.dtype:
     return dtype
 
 
-def _check_tick(tick_us: float | None) -> float | None:
+def check_tick(tick_us: float | None) -> float | None:
+    """A positive tick in microseconds (or None), else ValueError."""
     if tick_us is None:
         return None
     tick_us = float(tick_us)
@@ -192,8 +194,8 @@ class LayerSimulator:
             raise IndexError(f"layer {layer!r} out of range 0..{num_layers - 1}")
         self.mapping = mapping
         self.layer = int(layer)
-        self.dtype = _check_dtype(dtype)
-        self.tick_us = _check_tick(tick_us)
+        self.dtype = check_dtype(dtype)
+        self.tick_us = check_tick(tick_us)
         self.costs = costs if costs is not None else CycleCosts()
         self.spec = mapping.spec
         artifact = mapping.artifact

@@ -54,17 +54,12 @@ from spinnaker2_backend.energy import estimate_energy
 from spinnaker2_backend.layer_simulator import (
     LayerSimulator,
     LayerStepResult,
-    _check_dtype,
-    _check_tick,
+    check_dtype,
+    check_tick,
 )
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.results import LayerCounters, NetworkCounters, Run
-from spinnaker2_backend.timing import (
-    OPS,
-    PHASES,
-    build_profile,
-    step_offsets,
-)
+from spinnaker2_backend.timing import OPS, PHASES, build_profile, step_offsets
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +142,8 @@ class NetworkSimulator:
         if readout not in READOUT_PLACES:
             raise ValueError(f"readout must be one of {', '.join(READOUT_PLACES)}, got {readout!r}")
         self.mapping = mapping
-        self.dtype = _check_dtype(dtype)
-        self.tick_us = _check_tick(tick_us)
+        self.dtype = check_dtype(dtype)
+        self.tick_us = check_tick(tick_us)
         self.pipelined = bool(pipelined)
         self.readout = readout
         self.record = bool(record)

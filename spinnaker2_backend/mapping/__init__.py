@@ -49,11 +49,7 @@ from spinnaker2_backend.mapping.memory import (
     layer_memory_models,
     layout_memory,
 )
-from spinnaker2_backend.mapping.partition import (
-    LayerPartition,
-    PartitionResult,
-    partition_network,
-)
+from spinnaker2_backend.mapping.partition import LayerPartition, PartitionResult, partition_network
 from spinnaker2_backend.mapping.pipeline import Mapping, build_mapping_report, map_network
 from spinnaker2_backend.mapping.placement import (
     CHIP_HOP_PLACEMENT_WEIGHT,

@@ -11,9 +11,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from spinnaker2_backend.formats import (
-    WEIGHT_FORMATS,
-)
+from spinnaker2_backend.formats import WEIGHT_FORMATS
 
 __all__ = [
     "HasSlices",
@@ -26,7 +24,8 @@ __all__ = [
 
 InputSource = Literal["dram", "host"]
 
-#: Where layer 0's input vectors come from (see the module docstring).
+#: Where layer 0's input vectors come from: streamed from DRAM or sent by the host
+#: (see :mod:`spinnaker2_backend.mapping`).
 INPUT_SOURCES: tuple[str, ...] = ("dram", "host")
 
 
@@ -98,7 +97,9 @@ class HasSlices(Protocol):
     def slices(self) -> list[PESlice]: ...
 
 
-def _check_options(weight_format: str, record_steps: int, input_source: str) -> None:
+def check_options(weight_format: str, record_steps: int, input_source: str) -> None:
+    """Raise :class:`MappingError` for an unknown weight format or input source, or a bad
+    ``record_steps`` (shared by the stages and :func:`map_network`)."""
     if weight_format not in WEIGHT_FORMATS:
         raise MappingError(
             f"unknown weight format {weight_format!r}; choose one of {', '.join(WEIGHT_FORMATS)}"

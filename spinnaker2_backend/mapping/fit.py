@@ -13,10 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spinnaker2_backend.formats import (
-    WEIGHT_FORMATS,
-    word_count,
-)
+from spinnaker2_backend.formats import WEIGHT_FORMATS, word_count
 from spinnaker2_backend.mapping.base import MappingError
 from spinnaker2_backend.mapping.memory import LayerMemoryModel, MemoryLayout
 from spinnaker2_backend.mapping.placement import Placement

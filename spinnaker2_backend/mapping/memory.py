@@ -17,10 +17,8 @@ import scipy.sparse as sp
 
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec
-from spinnaker2_backend.formats import (
-    word_count,
-)
-from spinnaker2_backend.mapping.base import HasSlices, _check_options
+from spinnaker2_backend.formats import word_count
+from spinnaker2_backend.mapping.base import HasSlices, check_options
 
 __all__ = [
     "DATA_REGIONS",
@@ -304,7 +302,7 @@ def layer_memory_models(
     record_steps: int = 0,
 ) -> list[LayerMemoryModel]:
     """One :class:`LayerMemoryModel` per layer of ``artifact``."""
-    _check_options(weight_format, record_steps, "dram")
+    check_options(weight_format, record_steps, "dram")
     models = []
     last = artifact.num_layers - 1
     for i, layer in enumerate(artifact.layers):

@@ -17,10 +17,7 @@ import numpy as np
 
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec
-from spinnaker2_backend.formats import (
-    WEIGHT_FORMATS,
-    word_count,
-)
+from spinnaker2_backend.formats import WEIGHT_FORMATS, word_count
 from spinnaker2_backend.mapping.base import MappingError
 from spinnaker2_backend.mapping.memory import LayerMemoryModel, layer_memory_models
 

@@ -20,13 +20,9 @@ import numpy as np
 
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec
-from spinnaker2_backend.formats import (
-    PEWeights,
-    encode_pe_weights,
-    slice_rows,
-)
+from spinnaker2_backend.formats import PEWeights, encode_pe_weights, slice_rows
 from spinnaker2_backend.machine import Machine
-from spinnaker2_backend.mapping.base import MappingError, PESlice, _check_options
+from spinnaker2_backend.mapping.base import MappingError, PESlice, check_options
 from spinnaker2_backend.mapping.fit import FitCheck, check_fit
 from spinnaker2_backend.mapping.memory import (
     LayerMemoryModel,
@@ -243,7 +239,7 @@ def map_network(
     elif spec is not None and spec != machine.spec:
         machine = Machine(chips=machine.num_chips, spec=spec, chip_grid=machine.chip_grid)
     spec = machine.spec
-    _check_options(weight_format, record_steps, input_source)
+    check_options(weight_format, record_steps, input_source)
     partition = partition_network(
         artifact,
         spec=spec,
