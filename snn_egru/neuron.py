@@ -7,6 +7,9 @@ The layer computes the step of ``docs/egru.md`` with
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from snntorch._neurons.neurons import SpikingNeuron
@@ -23,11 +26,37 @@ from snn_egru.functional import (
     egru_step_torch,
     triangle,
 )
-from snn_egru.thresholds import DEFAULT_THRESHOLD_MEAN, Threshold, ThresholdInit
+from snn_egru.thresholds import Threshold, ThresholdInit
 
 __all__ = ["EGRU"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Every live EGRU, weakly referenced (a module that is garbage collected leaves the set), for
+#: the class-level ``EGRU.reset_hidden()`` / ``EGRU.detach_hidden()`` of snnTorch's idiom.
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+#: Default of ``EGRU.forward``'s ``c``: tells ``egru(x, y)`` (refused) from ``egru(x, y, None)``.
+_NOT_GIVEN: Any = object()
+
+
+class _InstanceOrClassMethod:
+    """``obj.f()`` acts on one module; ``EGRU.f()`` on every live EGRU (snnTorch's classmethods)."""
+
+    def __init__(self, func: Callable[[Any], None]) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj: Any, owner: type) -> Callable[[], None]:
+        if obj is not None:
+            return lambda: self.func(obj)
+
+        def on_all() -> None:
+            for module in list(_LIVE):
+                if isinstance(module, owner):
+                    self.func(module)
+
+        return on_all
 
 
 def _remove_from_global_instances(module: nn.Module) -> None:
@@ -69,7 +98,8 @@ class EGRU(SpikingNeuron):
         graded_spikes_factor: must be 1.0.
         learn_graded_spikes_factor: must be ``False``.
         threshold_init: ``"beta"`` (EvNN v0.2, default) or ``"sigmoid"`` (v0.1).
-        threshold_mean: mean of the initial thresholds, in ``(0, 1)``.
+        threshold_mean: mean of the initial thresholds, in ``(0, 1)``; ``None``: 0.3 for
+            ``"beta"``, 0.5 for ``"sigmoid"`` (EvNN v0.2 / v0.1, :mod:`snn_egru.thresholds`).
         dampening, support: the triangle's height and inverse half-width (when
             ``spike_grad`` is ``None``).
         device, dtype: where and in which floating type to create the parameters.
@@ -89,20 +119,33 @@ class EGRU(SpikingNeuron):
         (:class:`~snn_egru.thresholds.Threshold`); :attr:`threshold` is the effective
         ``theta`` ``(H,)``.
 
-    Inputs: ``x``, ``y``, ``c``
+    Inputs: ``x``, ``y``, ``c`` (or ``x``, ``state``)
         ``x``: ``(B, I)`` or ``(I,)``. ``y``, ``c``: previous state ``(B, H)`` (or ``(H,)``);
-        ``None`` (or an empty tensor, snnTorch's ``init_*`` idiom) means zeros. With
-        ``init_hidden=True`` the state is kept inside and must not be passed.
+        ``None`` (or an empty tensor, snnTorch's ``init_*`` idiom) means zeros. ``state``:
+        the ``(y, c)`` pair a previous call (or :meth:`reset_mem`) returned. One state tensor
+        alone (snnTorch's ``lif(x, mem)``) raises ``TypeError``. With ``init_hidden=True``
+        the state is kept inside and must not be passed.
 
     Outputs:
-        ``(y, c)``; with ``init_hidden=True`` only ``y`` (``(y, c)`` if ``output=True``).
+        :class:`~snn_egru.functional.EGRUCellState` ``(y, c)``; with ``init_hidden=True``
+        only ``y`` (``(y, c)`` if ``output=True``).
         ``y`` are the graded events (the "spikes" passed on), ``c`` the cell state (the
         "membrane").
 
     The stored state follows the batch: a call with a different batch size starts that batch
     from zeros. The module does not register itself in snnTorch's global
-    ``SpikingNeuron.instances``; reset it with :meth:`reset_mem` or
-    :func:`snn_egru.utils.reset`.
+    ``SpikingNeuron.instances`` (a strong list that keeps every module ever built alive).
+    ``snntorch.utils.reset(net)`` resets every EGRU anywhere in ``net`` once
+    :func:`snn_egru.use_with_snntorch` is active (it is switched on when this module is
+    imported); :meth:`reset_mem` / :func:`snn_egru.utils.reset` do the same explicitly.
+    snnTorch's class-level idiom works too: ``EGRU.reset_hidden()`` / ``EGRU.detach_hidden()``
+    act on every live EGRU (weakly referenced), ``egru.detach_hidden()`` on one.
+
+    Differences from ``snn.Leaky`` (one table in ``docs/snntorch.md``): the call is
+    ``egru(x, y, c)`` or ``egru(x, state)`` (never ``egru(x, mem)``: a single state tensor
+    raises ``TypeError``); outputs are graded events ``y = o * c~`` (not 0/1) and the cell
+    state ``c`` returned as an :class:`~snn_egru.functional.EGRUCellState`; thresholds are
+    per unit, learnable by default, and kept in ``[0, 1]``.
     """
 
     def __init__(
@@ -122,7 +165,7 @@ class EGRU(SpikingNeuron):
         graded_spikes_factor: float = 1.0,
         learn_graded_spikes_factor: bool = False,
         threshold_init: ThresholdInit = "beta",
-        threshold_mean: float = DEFAULT_THRESHOLD_MEAN,
+        threshold_mean: float | None = None,
         dampening: float = DEFAULT_DAMPENING,
         support: float = DEFAULT_SUPPORT,
         device: torch.device | str | None = None,
@@ -152,6 +195,7 @@ class EGRU(SpikingNeuron):
             learn_graded_spikes_factor=False,
         )
         _remove_from_global_instances(self)
+        _LIVE.add(self)
         self.input_size = input_size
         self.hidden_size = hidden_size
         dtype = dtype or torch.get_default_dtype()
@@ -221,6 +265,21 @@ class EGRU(SpikingNeuron):
         self.y = self.y.detach()
         self.c = self.c.detach()
 
+    def _reset_hidden(self) -> None:
+        """Zero and detach the stored state (``EGRU.reset_hidden()``: every live EGRU)."""
+        self.reset_mem()
+
+    def _detach_hidden(self) -> None:
+        """Detach the stored state, keeping its values (``EGRU.detach_hidden()``: all EGRUs)."""
+        self.detach_hidden_state()
+
+    #: snnTorch's ``Leaky.reset_hidden()`` idiom: ``egru.reset_hidden()`` zeroes this module's
+    #: state, ``EGRU.reset_hidden()`` every live EGRU's.
+    reset_hidden = _InstanceOrClassMethod(_reset_hidden)
+    #: snnTorch's ``Leaky.detach_hidden()`` idiom (truncated BPTT between windows):
+    #: ``egru.detach_hidden()`` for this module, ``EGRU.detach_hidden()`` for every live EGRU.
+    detach_hidden = _InstanceOrClassMethod(_detach_hidden)
+
     def _check_params(self) -> None:
         tensors = {
             "weight_ih": self.weight_ih,
@@ -252,22 +311,44 @@ class EGRU(SpikingNeuron):
             raise ValueError(f"EGRU: state {label} contains NaN or infinite values")
         return t
 
+    def _split_state(self, y: Any, c: Any) -> tuple[Tensor | None, Tensor | None]:
+        """Accept ``(x, y, c)`` and ``(x, state)``; refuse snnTorch's ``(x, mem)``."""
+        if c is not _NOT_GIVEN:
+            return y, c
+        c = None
+        if isinstance(y, tuple):
+            if len(y) != 2:
+                raise TypeError(
+                    f"EGRU: a state passed as one argument must be a (y, c) pair, got a tuple "
+                    f"of {len(y)}"
+                )
+            return y[0], y[1]
+        if isinstance(y, Tensor) and y.numel() > 0:
+            raise TypeError(
+                "EGRU: got one state tensor; the EGRU's state is (y, c): call egru(x, y, c) or "
+                "egru(x, state) with state = (y, c) (e.g. state = egru.reset_mem(); "
+                "y, c = state = egru(x, state)). snnTorch's `spk, mem = lif(x, mem)` would put "
+                "the cell state c in the events' slot y (pass c=None explicitly to start c at 0)"
+            )
+        return y, c
+
     # ------------------------------------------------------------------ forward
     def forward(
-        self, x: Tensor, y: Tensor | None = None, c: Tensor | None = None
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        self, x: Tensor, y: Tensor | EGRUCellState | None = None, c: Any = _NOT_GIVEN
+    ) -> Tensor | EGRUCellState:
         """One time step (see the class docstring for inputs and outputs)."""
+        if self.init_hidden and (y is not None or (c is not None and c is not _NOT_GIVEN)):
+            raise TypeError(
+                "EGRU: y/c must not be passed while init_hidden=True (the state is kept "
+                "inside the module; use reset_mem() to clear it)"
+            )
+        y, c = self._split_state(y, c)
         check_input_tensor(
             x, input_size=self.input_size, dtype=self.weight_ih.dtype, ndims=(1, 2), name="EGRU"
         )
         self._check_params()
         shape = (*x.shape[:-1], self.hidden_size)
         if self.init_hidden:
-            if y is not None or c is not None:
-                raise TypeError(
-                    "EGRU: y/c must not be passed while init_hidden=True (the state is kept "
-                    "inside the module; use reset_mem() to clear it)"
-                )
             if tuple(self.y.shape) != shape:
                 if self.y.numel():
                     logger.debug("EGRU: batch shape changed to %s, state starts at 0", shape)
@@ -288,10 +369,10 @@ class EGRU(SpikingNeuron):
             spike_fn=self.spike_grad,
         )
         if not self.init_hidden:
-            return out.y, out.c
+            return EGRUCellState(out.y, out.c)
         self.y, self.c = out.y, out.c
         if self.output:
-            return out.y, out.c
+            return EGRUCellState(out.y, out.c)
         return out.y
 
     def extra_repr(self) -> str:
@@ -328,3 +409,12 @@ def _refuse_inapplicable(
             "EGRU: graded_spikes_factor must be 1.0 and not learned: EGRU events are already "
             "graded (y = o * c~); scale the next layer's weights instead"
         )
+
+
+def _install_snntorch_extension() -> None:
+    from snn_egru.utils import use_with_snntorch
+
+    use_with_snntorch()
+
+
+_install_snntorch_extension()

@@ -52,7 +52,7 @@ from snn_egru.functional import (
     fire_and_reset,
     triangle,
 )
-from snn_egru.thresholds import DEFAULT_THRESHOLD_MEAN, Threshold, ThresholdInit
+from snn_egru.thresholds import Threshold, ThresholdInit
 
 __all__ = ["EVENT_DRIVEN_MIN_HIDDEN", "EGRUSequence", "EGRUSequenceState"]
 
@@ -93,7 +93,8 @@ class EGRUSequence(nn.Module):
         support: inverse half-width of the triangle (default 1.0; LM recipe 3.6).
         threshold_init: ``"beta"`` (EvNN v0.2, default) or ``"sigmoid"`` (EvNN v0.1), see
             :mod:`snn_egru.thresholds`.
-        threshold_mean: mean of the initial thresholds, in ``(0, 1)``.
+        threshold_mean: mean of the initial thresholds, in ``(0, 1)``; ``None``: 0.3 for
+            ``"beta"``, 0.5 for ``"sigmoid"`` (EvNN v0.2 / v0.1, :mod:`snn_egru.thresholds`).
         learn_threshold: thresholds are parameters (``True``) or frozen buffers.
         spike_grad: a spike function ``v -> H(v)`` with surrogate gradient (any snnTorch
             surrogate); default ``triangle(dampening, support)``. When given, ``dampening``
@@ -144,7 +145,7 @@ class EGRUSequence(nn.Module):
         dampening: float = DEFAULT_DAMPENING,
         support: float = DEFAULT_SUPPORT,
         threshold_init: ThresholdInit = "beta",
-        threshold_mean: float = DEFAULT_THRESHOLD_MEAN,
+        threshold_mean: float | None = None,
         learn_threshold: bool = True,
         spike_grad: SpikeFn | None = None,
         fused_backward: bool = True,

@@ -6,14 +6,19 @@ Two initialisations exist in the public reference implementation (EvNN):
     ``theta`` itself is stored (parameter ``theta``), drawn from
     ``Beta(a, b)`` with ``b = 3`` and ``a = 3 m / (1 - m)`` so that ``E[theta] = m``
     (``mean``, default 0.3; the LM recipe uses 0.01 and freezes ``theta``). After every
-    optimiser update ``theta`` is clamped to ``[0, 1]``: the training loop calls
-    :meth:`Threshold.clamp_` (or :func:`snn_egru.utils.clamp_thresholds` on a whole model)
-    after ``optimizer.step()``. A forward pass with ``theta`` outside ``[0, 1]`` raises.
+    optimiser update can move ``theta`` out of ``[0, 1]``; like EvNN, every forward pass
+    clamps the stored ``theta`` back into ``[0, 1]`` in place (under ``no_grad``, exactly
+    what an optimiser step does to a parameter) before using it, so a training loop never
+    crashes on a threshold that drifted to 1.0001. Call :meth:`Threshold.clamp_` (or
+    :func:`snn_egru.utils.clamp_thresholds` on a whole model) after ``optimizer.step()`` to
+    make the clamp explicit (e.g. before saving a checkpoint). NaN thresholds still raise.
 
 ``"sigmoid"`` (EvNN v0.1)
-    a logit is stored (parameter ``logit``) and ``theta = sigmoid(logit)``, always in
-    ``(0, 1)``; no clamping is needed. The logit is initialised at ``logit(theta0)`` of a
-    draw ``theta0`` from the same Beta distribution, so both start from the same thresholds.
+    a logit is stored (parameter ``logit``; EvNN v0.1 calls it ``thr_reparam``) and
+    ``theta = sigmoid(logit)``, always in ``(0, 1)``; no clamping is needed. As in EvNN v0.1
+    the logit is drawn from ``Normal(logit(m), sqrt(2))`` (``m`` = ``mean`` is the median of
+    ``theta``; v0.1's ``thr_mean=0`` is ``m = 0.5``, whose mean is also 0.5 by symmetry).
+    Without an explicit ``mean``, ``"sigmoid"`` uses :data:`V01_THRESHOLD_MEAN` (0.5).
 
 Whatever the parametrisation, :meth:`Threshold.effective` (also ``Threshold()``) gives the
 effective ``theta`` tensor of shape ``(H,)``, differentiable with respect to the stored
@@ -31,6 +36,8 @@ __all__ = [
     "BETA_CONCENTRATION",
     "DEFAULT_THRESHOLD_MEAN",
     "THRESHOLD_INITS",
+    "V01_LOGIT_STD",
+    "V01_THRESHOLD_MEAN",
     "Threshold",
     "ThresholdInit",
     "beta_threshold_sample",
@@ -43,6 +50,11 @@ THRESHOLD_INITS: tuple[str, ...] = ("beta", "sigmoid")
 DEFAULT_THRESHOLD_MEAN = 0.3
 #: Second shape parameter ``b`` of the Beta initialisation (EvNN v0.2).
 BETA_CONCENTRATION = 3.0
+#: Median (and mean) of the initial thresholds of the ``"sigmoid"`` parametrisation (EvNN
+#: v0.1: ``thr_reparam ~ Normal(thr_mean=0, sqrt(2))``, so ``theta = sigmoid(.)`` has mean 0.5).
+V01_THRESHOLD_MEAN = 0.5
+#: Standard deviation of the v0.1 logit draw (EvNN v0.1: ``sqrt(2)``).
+V01_LOGIT_STD = 2.0**0.5
 #: Initial thresholds are kept this far from 0 and 1 before taking the logit.
 _LOGIT_EPS = 1e-4
 
@@ -74,6 +86,22 @@ def beta_threshold_sample(
     return (x / (x + y)).to(dtype)
 
 
+def _v01_threshold_sample(
+    hidden_size: int,
+    median: float,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """EvNN v0.1's draw: ``sigmoid(Normal(logit(median), sqrt(2)))``, ``(hidden_size,)``."""
+    if not 0.0 < median < 1.0:
+        raise ValueError(f"threshold_mean must be in (0, 1), got {median}")
+    loc = torch.logit(torch.tensor(median, dtype=torch.float64))
+    noise = torch.randn(hidden_size, generator=generator, dtype=torch.float64)
+    theta = torch.sigmoid(loc + V01_LOGIT_STD * noise)
+    return theta.clamp(_LOGIT_EPS, 1.0 - _LOGIT_EPS).to(dtype or torch.get_default_dtype())
+
+
 def _as_threshold_vector(value: float | Tensor, hidden_size: int, dtype: torch.dtype) -> Tensor:
     theta = torch.as_tensor(value, dtype=dtype).detach().clone()
     if theta.ndim == 0:
@@ -95,7 +123,10 @@ class Threshold(nn.Module):
         hidden_size: number of units ``H``.
         init: ``"beta"`` (store ``theta``, clamp to ``[0, 1]``) or ``"sigmoid"`` (store a
             logit, ``theta = sigmoid(logit)``).
-        mean: mean ``m`` of the Beta initialisation, in ``(0, 1)``.
+        mean: mean ``m`` of the Beta initialisation (``"beta"``), or median of
+            ``sigmoid(Normal(logit(m), sqrt 2))`` (``"sigmoid"``), in ``(0, 1)``; ``None``:
+            :data:`DEFAULT_THRESHOLD_MEAN` for ``"beta"``, :data:`V01_THRESHOLD_MEAN` for
+            ``"sigmoid"``.
         learnable: ``True`` registers an ``nn.Parameter``; ``False`` a buffer (frozen, still
             saved in the ``state_dict``).
         value: explicit initial ``theta`` (scalar or ``(H,)``) instead of a random draw; must be
@@ -113,7 +144,7 @@ class Threshold(nn.Module):
         hidden_size: int,
         *,
         init: ThresholdInit = "beta",
-        mean: float = DEFAULT_THRESHOLD_MEAN,
+        mean: float | None = None,
         learnable: bool = True,
         value: float | Tensor | None = None,
         generator: torch.Generator | None = None,
@@ -122,6 +153,8 @@ class Threshold(nn.Module):
         super().__init__()
         if init not in THRESHOLD_INITS:
             raise ValueError(f"threshold_init must be one of {THRESHOLD_INITS}, got {init!r}")
+        if mean is None:
+            mean = DEFAULT_THRESHOLD_MEAN if init == "beta" else V01_THRESHOLD_MEAN
         if not (isinstance(hidden_size, int) and hidden_size > 0):
             raise ValueError(f"hidden_size must be a positive int, got {hidden_size!r}")
         if not 0.0 < mean < 1.0:
@@ -131,7 +164,9 @@ class Threshold(nn.Module):
         self.mean = float(mean)
         self.learnable = bool(learnable)
         self.hidden_size = hidden_size
-        if value is None:
+        if value is None and init == "sigmoid":
+            theta0 = _v01_threshold_sample(hidden_size, mean, generator=generator, dtype=dtype)
+        elif value is None:
             theta0 = beta_threshold_sample(hidden_size, mean, generator=generator, dtype=dtype)
         else:
             theta0 = _as_threshold_vector(value, hidden_size, dtype)
@@ -185,12 +220,17 @@ class Threshold(nn.Module):
         return self.effective()
 
     def check(self, *, name: str = "threshold") -> None:
-        """Raise ``ValueError`` if ``theta`` is NaN or outside its allowed range."""
+        """Raise ``ValueError`` if ``theta`` is NaN; clamp ``"beta"`` thresholds into [0, 1].
+
+        Called by every forward pass. A ``theta`` an optimiser step moved out of ``[0, 1]``
+        is clamped in place, as EvNN's forward does (``thr.data.clamp_(0, 1)``), instead of
+        raising.
+        """
         raw = self.raw.detach()
         if not bool(torch.isfinite(raw).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
-        if self.init == "beta":
-            self._check_range(raw, what=name)
+        if self.init == "beta" and bool(((raw < 0.0) | (raw > 1.0)).any()):
+            self.clamp_()
 
     @torch.no_grad()
     def clamp_(self) -> Threshold:

@@ -5,18 +5,36 @@
   built-in classes and works through global instance lists;
 - :func:`detach` / :func:`detach_states`: cut carried state from the graph (truncated BPTT);
 - :func:`clamp_thresholds`: clamp every ``"beta"`` threshold to ``[0, 1]`` after
-  ``optimizer.step()``.
+  ``optimizer.step()``;
+- :func:`use_with_snntorch`: make snnTorch's own ``snntorch.utils.reset`` (and so
+  ``snntorch.backprop.BPTT`` and NeuroBench's ``SNNTorchModel``, which call it) reset every
+  EGRU anywhere in the net.
+
+Why :func:`use_with_snntorch` exists: snnTorch 1.0's ``utils.reset(net)`` only looks at
+``net``'s top-level children, knows its built-in neuron classes by ``isinstance`` and resets
+them class-wide through the global ``SpikingNeuron.instances`` list; it has no extension
+hook. Upstream has since merged the fix (snnTorch PR #414: walk ``net.modules()``, nested
+containers included; PR #449: reset only the given net, through each neuron's instance-level
+``reset_mem()``), not yet in a release. :func:`use_with_snntorch` applies that behaviour to
+every :class:`~snn_egru.neuron.EGRU` (and leaves snnTorch's built-in neurons to snnTorch's
+own code, so nets without an EGRU behave exactly as before). It checks first whether the
+installed snnTorch already resets an EGRU nested in a container; if so it changes nothing.
+It also teaches ``snntorch.utils._final_layer_check`` (used by ``snntorch.backprop``) that a
+net ending in an EGRU returns two values ``(y, c)``. Importing :mod:`snn_egru.neuron` (i.e.
+using ``snn_egru.EGRU``) switches it on, so snnTorch's tutorial loops run unchanged with
+``EGRU`` in place of ``snn.Leaky``; ``use_with_snntorch(False)`` switches it off.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
 from snn_egru.thresholds import Threshold
 
-__all__ = ["clamp_thresholds", "detach", "detach_states", "reset"]
+__all__ = ["clamp_thresholds", "detach", "detach_states", "reset", "use_with_snntorch"]
 
 StateT = TypeVar("StateT")
 
@@ -88,3 +106,95 @@ def clamp_thresholds(net: nn.Module) -> int:
             module.clamp_()
             count += 1
     return count
+
+
+# ------------------------------------------------------------------ snnTorch's own helpers
+_EXTENSION_FLAG = "_snn_egru_extension"
+
+
+def _egru_class() -> type:
+    from snn_egru.neuron import EGRU
+
+    return EGRU
+
+
+def _reset_egrus(net: nn.Module) -> int:
+    """Instance-level reset of every EGRU in ``net.modules()`` (snnTorch PRs #414 + #449)."""
+    egru = _egru_class()
+    count = 0
+    for module in net.modules():
+        if isinstance(module, egru):
+            module.reset_mem()
+            count += 1
+    return count
+
+
+def snntorch_resets_egru(reset_fn: Any = None) -> bool:
+    """Whether ``reset_fn`` (default: the installed ``snntorch.utils.reset``, unextended)
+    already zeroes an EGRU nested inside a container, as snnTorch after PR #414/#449 does."""
+    import torch
+
+    if reset_fn is None:
+        import snntorch.utils as snn_utils
+
+        reset_fn = getattr(snn_utils.reset, "_snn_egru_original", snn_utils.reset)
+    probe = _egru_class()(1, 1, init_hidden=True, threshold=0.5)
+    net = nn.Sequential(nn.Sequential(probe))
+    probe.y, probe.c = torch.ones(1, 1), torch.ones(1, 1)
+    try:
+        reset_fn(net)
+    except Exception:  # an snnTorch that cannot reset this net certainly does not do it
+        return False
+    return bool((probe.y == 0).all() and (probe.c == 0).all())
+
+
+def use_with_snntorch(enable: bool = True) -> bool:
+    """Extend ``snntorch.utils.reset`` to every EGRU anywhere in the net (see module doc).
+
+    Args:
+        enable: ``True`` installs the extension (idempotent); ``False`` restores snnTorch's
+            original functions.
+
+    Returns:
+        Whether the extension is active afterwards: ``False`` after ``enable=False``, and
+        also when the installed snnTorch already resets EGRUs itself (then nothing is
+        patched: the extension is a no-op once a snnTorch release carries PR #414/#449).
+    """
+    import snntorch.utils as snn_utils
+
+    current = snn_utils.reset
+    installed = getattr(current, _EXTENSION_FLAG, False)
+    if not enable:
+        if installed:
+            snn_utils.reset = current._snn_egru_original
+            final = snn_utils._final_layer_check
+            snn_utils._final_layer_check = getattr(final, "_snn_egru_original", final)
+        return False
+    if installed:
+        return True
+    if snntorch_resets_egru(current):
+        return False
+    original_reset = current
+    original_final = snn_utils._final_layer_check
+
+    @functools.wraps(original_reset)
+    def reset_with_egru(net: nn.Module) -> None:
+        original_reset(net)
+        _reset_egrus(net)
+
+    @functools.wraps(original_final)
+    def final_layer_check_with_egru(net: nn.Module) -> int:
+        children = list(net._modules.values())
+        if children and isinstance(children[-1], _egru_class()):
+            return 2  # (y, c), like snn.Leaky's (spk, mem) with output=True
+        return original_final(net)
+
+    for wrapper, original in (
+        (reset_with_egru, original_reset),
+        (final_layer_check_with_egru, original_final),
+    ):
+        setattr(wrapper, _EXTENSION_FLAG, True)
+        wrapper._snn_egru_original = original  # type: ignore[attr-defined]
+    snn_utils.reset = reset_with_egru
+    snn_utils._final_layer_check = final_layer_check_with_egru
+    return True

@@ -148,7 +148,7 @@ def test_reset_helpers_find_egru_inside_models() -> None:
         (lambda n: n(torch.ones(2, 3, 3, dtype=DT)), ValueError, "1 or 2 dimensions"),
         (lambda n: n(torch.tensor([[float("nan"), 0, 0]], dtype=DT)), ValueError, "NaN"),
         (
-            lambda n: n(torch.randn(2, 3, dtype=DT), torch.zeros(2, 4, dtype=DT)),
+            lambda n: n(torch.randn(2, 3, dtype=DT), torch.zeros(2, 4, dtype=DT), None),
             ValueError,
             r"state y has shape \(2, 4\), expected \(2, 5\)",
         ),
@@ -164,7 +164,7 @@ def test_bad_inputs_raise_clear_errors(call, error, message) -> None:
         call(make_neuron(3, 5))
 
 
-def test_nan_weights_and_out_of_range_thresholds_raise() -> None:
+def test_nan_weights_raise_and_out_of_range_thresholds_are_clamped() -> None:
     neuron = make_neuron(3, 5)
     x = torch.randn(2, 3, dtype=DT)
     neuron(x)
@@ -175,11 +175,14 @@ def test_nan_weights_and_out_of_range_thresholds_raise() -> None:
     neuron = make_neuron(3, 5)
     with torch.no_grad():
         neuron.thresholds.theta[0] = -0.2
-    with pytest.raises(ValueError, match="clamp_thresholds"):
-        neuron(x)
-    neuron.clamp_thresholds()
+        neuron.thresholds.theta[1] = 1.3
+    neuron(x)  # clamped in the forward pass, as EvNN does
     assert float(neuron.threshold.detach().min()) == 0.0
-    neuron(x)
+    assert float(neuron.threshold.detach().max()) == 1.0
+    with torch.no_grad():
+        neuron.thresholds.theta[0] = -0.2
+    neuron.clamp_thresholds()  # the explicit form
+    assert float(neuron.threshold.detach().min()) == 0.0
 
 
 def test_surrogate_options() -> None:
