@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +55,13 @@ from snn_egru.functional import (
 )
 from snn_egru.thresholds import Threshold, ThresholdInit
 
-__all__ = ["EVENT_DRIVEN_MIN_HIDDEN", "EGRUSequence", "EGRUSequenceState"]
+__all__ = [
+    "EVENT_DRIVEN_MIN_HIDDEN",
+    "STATE_SEMANTICS",
+    "EGRUSequence",
+    "EGRUSequenceState",
+    "EGRUStateSequence",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +71,25 @@ EVENT_DRIVEN_MIN_HIDDEN = 384
 
 #: A stack's state: one ``(y, c)`` per layer.
 EGRUSequenceState = list[EGRUCellState]
+
+#: What a stack's state holds: ``"yc"`` (this project: events and cell state) or ``"y"``
+#: (EvNN: events only, the cell state starts at 0 in every call).
+StateSemantics = Literal["yc", "y"]
+STATE_SEMANTICS: tuple[str, ...] = ("yc", "y")
+
+
+class EGRUStateSequence(NamedTuple):
+    """Per-step internals of one layer (``return_state_sequence=True``), as EvNN returns them.
+
+    Attributes:
+        c: ``(T, B, H)`` cell state after each step's reset (EvNN's ``h``).
+        o: ``(T, B, H)`` event indicator ``H(c~ - theta)`` (0/1) of each step; differentiable
+            through the spike function's surrogate gradient (EvNN's ``o``), e.g. for EvNN's
+            activity regulariser on ``c`` and ``o``.
+    """
+
+    c: Tensor
+    o: Tensor
 
 
 def _check_probability(value: float, name: str, *, allow_one: bool) -> float:
@@ -107,6 +133,16 @@ class EGRUSequence(nn.Module):
             units only (``True``), always densely (``False``), or (``None``, default) event-
             driven for layers with at least :data:`EVENT_DRIVEN_MIN_HIDDEN` units, where the
             recurrent product outweighs the cost of finding the active units.
+        state_semantics: ``"yc"`` (default): the state of a layer is ``(y, c)`` and both are
+            carried from call to call. ``"y"``: EvNN's convention: the state of a layer is its
+            events ``y`` only, ``(B, H)`` or EvNN's ``(1, B, H)``; ``c`` starts at 0 in every
+            call (EvNN's LM carries only ``y`` across BPTT windows); the returned state is
+            ``(1, B, H)`` per layer (``(H,)`` for unbatched input).
+        return_state_sequence: also return the per-step cell state ``c`` and event
+            indicator ``o`` of every layer (:class:`EGRUStateSequence`, EvNN's ``(h, o)``);
+            the forward argument of the same name overrides it per call. Gradients flow
+            through both (``o`` with the surrogate gradient); the step-by-step autograd loop
+            is used for such calls (slower than the fused loop).
         device, dtype: where and in which floating type to create the parameters.
 
     Parameters (names as in ``nn.GRU``), for layer ``k``:
@@ -121,12 +157,15 @@ class EGRUSequence(nn.Module):
         ``state``: ``None`` (zeros) or a list with one ``(y, c)`` per layer, each ``(B, H_l)``
         (``(H_l,)`` for unbatched input).
 
-    Outputs: ``output``, ``state`` [, ``layer_outputs``]
+    Outputs: ``output``, ``state`` [, ``layer_outputs``] [, ``state_sequences``]
         ``output``: ``(T, B, H_last)`` events ``y`` of the last layer (batch-major if
         ``batch_first``); ``state``: list of :class:`~snn_egru.functional.EGRUCellState`
-        ``(y, c)`` per layer after the last step; with ``return_all_layers=True`` also
-        ``layer_outputs``, the list of every layer's events (same layout as ``output``),
-        before inter-layer dropout, for activity accounting.
+        ``(y, c)`` per layer after the last step (``y`` ``(1, B, H)`` tensors with
+        ``state_semantics="y"``); with ``return_all_layers=True`` also ``layer_outputs``,
+        the list of every layer's events (same layout as ``output``), before inter-layer
+        dropout, for activity accounting; with ``return_state_sequence`` also
+        ``state_sequences``, one :class:`EGRUStateSequence` ``(c, o)`` per layer (same
+        layout as ``output``).
 
     Running a sequence in two parts with the state carried equals running it whole (in
     evaluation mode; in training mode the random masks are drawn per call).
@@ -150,10 +189,17 @@ class EGRUSequence(nn.Module):
         spike_grad: SpikeFn | None = None,
         fused_backward: bool = True,
         event_driven: bool | None = None,
+        state_semantics: StateSemantics = "yc",
+        return_state_sequence: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        if state_semantics not in STATE_SEMANTICS:
+            raise ValueError(
+                f"state_semantics must be one of {STATE_SEMANTICS} ('yc': state (y, c); 'y': "
+                f"EvNN's events-only state), got {state_semantics!r}"
+            )
         if isinstance(hidden_size, int):
             layers = 1 if num_layers is None else num_layers
             if not (isinstance(layers, int) and layers >= 1):
@@ -185,6 +231,8 @@ class EGRUSequence(nn.Module):
         self.threshold_init = threshold_init
         self.fused_backward = bool(fused_backward)
         self.event_driven = event_driven
+        self.state_semantics = state_semantics
+        self.return_state_sequence = bool(return_state_sequence)
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         in_sizes = (input_size, *hidden_sizes[:-1])
         for k, (n_in, n_hid) in enumerate(zip(in_sizes, hidden_sizes)):
@@ -285,6 +333,8 @@ class EGRUSequence(nn.Module):
                 )
                 for h in self.hidden_sizes
             ]
+        if isinstance(state, Tensor) and self.state_semantics == "y" and self.num_layers == 1:
+            state = [state]  # EvNN's single layer takes its (1, B, H) state tensor bare
         if isinstance(state, Tensor) or len(state) != self.num_layers:
             got = "a tensor" if isinstance(state, Tensor) else f"{len(state)} entries"
             raise ValueError(
@@ -293,7 +343,10 @@ class EGRUSequence(nn.Module):
             )
         states = []
         for k, (layer_state, h) in enumerate(zip(state, self.hidden_sizes)):
-            if isinstance(layer_state, Tensor) or len(layer_state) != 2:
+            if self.state_semantics == "y":
+                y_only = _evnn_y_state(layer_state, k, batch, h, name)
+                layer_state = (y_only, torch.zeros_like(y_only))  # EvNN: c starts at 0
+            elif isinstance(layer_state, Tensor) or len(layer_state) != 2:
                 raise ValueError(f"{name}: state[{k}] must be a (y, c) pair of tensors")
             y, c = layer_state
             for label, t in (("y", y), ("c", c)):
@@ -320,8 +373,14 @@ class EGRUSequence(nn.Module):
         state: Sequence | None = None,
         *,
         return_all_layers: bool = False,
-    ) -> tuple[Tensor, list[EGRUCellState]] | tuple[Tensor, list[EGRUCellState], list[Tensor]]:
+        return_state_sequence: bool | None = None,
+    ) -> tuple:
         """Run the stack over a sequence (see the class docstring for shapes)."""
+        collect = (
+            self.return_state_sequence
+            if return_state_sequence is None
+            else bool(return_state_sequence)
+        )
         check_input_tensor(
             x,
             input_size=self.input_size,
@@ -333,7 +392,9 @@ class EGRUSequence(nn.Module):
         unbatched = x.ndim == 2
         if unbatched:
             x = x.unsqueeze(1)
-            if state is not None:
+            if state is not None and self.state_semantics == "y":
+                state = [t.unsqueeze(0) if isinstance(t, Tensor) else t for t in _as_list(state)]
+            elif state is not None:
                 state = _add_batch_dim(state, type(self).__name__)
         elif self.batch_first:
             x = x.transpose(0, 1)
@@ -347,6 +408,7 @@ class EGRUSequence(nn.Module):
         layer_input = x
         layer_outputs: list[Tensor] = []
         final_states: list[EGRUCellState] = []
+        sequences: list[EGRUStateSequence] = []
         for k, layer_state in enumerate(states):
             params = self.layer_params(k)
             weight_hh = params.weight_hh
@@ -364,7 +426,7 @@ class EGRUSequence(nn.Module):
             recurrent_t = None
             if self._event_driven_layer(hidden) and not needs_grad and steps > 0:
                 recurrent_t = self._transposed(k, weight_hh, cached=weight_hh is params.weight_hh)
-            ys, final = self._run_layer(
+            ys, final, internals = self._run_layer(
                 gi,
                 layer_state,
                 weight_hh,
@@ -373,7 +435,10 @@ class EGRUSequence(nn.Module):
                 keep_mask,
                 recurrent_t,
                 needs_grad,
+                collect=collect,
             )
+            if internals is not None:
+                sequences.append(internals)
             layer_outputs.append(ys)
             final_states.append(final)
             layer_input = ys
@@ -384,12 +449,22 @@ class EGRUSequence(nn.Module):
         if unbatched:
             layer_outputs = [ys.squeeze(1) for ys in layer_outputs]
             final_states = [EGRUCellState(s.y.squeeze(0), s.c.squeeze(0)) for s in final_states]
+            sequences = [EGRUStateSequence(q.c.squeeze(1), q.o.squeeze(1)) for q in sequences]
         elif self.batch_first:
             layer_outputs = [ys.transpose(0, 1) for ys in layer_outputs]
+            sequences = [
+                EGRUStateSequence(q.c.transpose(0, 1), q.o.transpose(0, 1)) for q in sequences
+            ]
         output = layer_outputs[-1]
+        returned_state: list = final_states
+        if self.state_semantics == "y":
+            returned_state = [s.y if unbatched else s.y.unsqueeze(0) for s in final_states]
+        result: tuple = (output, returned_state)
         if return_all_layers:
-            return output, final_states, layer_outputs
-        return output, final_states
+            result += (layer_outputs,)
+        if collect:
+            result += (sequences,)
+        return result
 
     def _event_driven_layer(self, hidden: int) -> bool:
         if self.event_driven is None:
@@ -418,17 +493,19 @@ class EGRUSequence(nn.Module):
         keep_mask: Tensor | None,
         recurrent_t: Tensor | None,
         needs_grad: bool,
-    ) -> tuple[Tensor, EGRUCellState]:
+        *,
+        collect: bool = False,
+    ) -> tuple[Tensor, EGRUCellState, EGRUStateSequence | None]:
         """The time loop of one layer given the input projections ``gi`` ``(T, B, 3H)``.
 
         With gradients: the fused loop :func:`~snn_egru.functional.egru_layer_loop` (or the
         step-by-step autograd graph when ``fused_backward`` is off). Without: a plain loop;
         ``recurrent_t`` (``weight_hh.T`` contiguous) switches on the event-driven recurrent
-        product.
+        product. ``collect`` also returns the per-step ``c`` and ``o`` (step-by-step loop).
         """
         y, c = state
         zoneout_eval = self.zoneout if (not self.training and self.zoneout > 0) else 0.0
-        if needs_grad and self.fused_backward:
+        if needs_grad and self.fused_backward and not collect:
             ys, c = egru_layer_loop(
                 gi,
                 y,
@@ -441,9 +518,11 @@ class EGRUSequence(nn.Module):
                 zoneout_eval=zoneout_eval,
             )
             y = ys[-1] if ys.shape[0] else y
-            return ys, EGRUCellState(y=y, c=c)
+            return ys, EGRUCellState(y=y, c=c), None
         weight_hh_t = weight_hh.t()
         outputs = []
+        cs: list[Tensor] = []
+        os_: list[Tensor] = []
         for t in range(gi.shape[0]):
             if recurrent_t is not None:
                 gh = event_driven_recurrent(y, recurrent_t, bias_hh)
@@ -454,11 +533,20 @@ class EGRUSequence(nn.Module):
                 c_tilde = torch.where(keep_mask[t], c, c_tilde)
             elif zoneout_eval:
                 c_tilde = zoneout_eval * c + (1.0 - zoneout_eval) * c_tilde
-            y, c, _ = fire_and_reset(c_tilde, threshold, self.spike_grad)
+            y, c, o = fire_and_reset(c_tilde, threshold, self.spike_grad)
             outputs.append(y)
+            if collect:
+                cs.append(c)
+                os_.append(o)
+        internals = None
+        if collect:
+            empty = gi.new_zeros(0, gi.shape[1], c.shape[-1])
+            internals = EGRUStateSequence(
+                torch.stack(cs) if cs else empty, torch.stack(os_) if os_ else empty
+            )
         if outputs:
-            return torch.stack(outputs), EGRUCellState(y=y, c=c)
-        return gi.new_zeros(0, gi.shape[1], c.shape[-1]), EGRUCellState(y=y, c=c)
+            return torch.stack(outputs), EGRUCellState(y=y, c=c), internals
+        return gi.new_zeros(0, gi.shape[1], c.shape[-1]), EGRUCellState(y=y, c=c), internals
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}", f"{self.hidden_size}"]
@@ -487,3 +575,24 @@ def _add_batch_dim(state: Sequence, name: str) -> list[tuple[Tensor, Tensor]]:
                 )
         layers.append((layer_state[0].unsqueeze(0), layer_state[1].unsqueeze(0)))
     return layers
+
+
+def _as_list(state: Sequence | Tensor) -> list:
+    return [state] if isinstance(state, Tensor) else list(state)
+
+
+def _evnn_y_state(value: object, layer: int, batch: int, hidden: int, name: str) -> Tensor:
+    """``state_semantics="y"``: a layer's state is ``y`` ``(B, H)`` or EvNN's ``(1, B, H)``."""
+    if not isinstance(value, Tensor):
+        raise TypeError(
+            f"{name}: with state_semantics='y' state[{layer}] must be the events y, a tensor "
+            f"(B, H) or EvNN's (1, B, H), got {type(value).__name__}"
+        )
+    if value.ndim == 3 and value.shape[0] == 1:
+        value = value[0]
+    if tuple(value.shape) != (batch, hidden):
+        raise ValueError(
+            f"{name}: state[{layer}] has shape {tuple(value.shape)}, expected ({batch}, "
+            f"{hidden}) or EvNN's (1, {batch}, {hidden}) (state_semantics='y')"
+        )
+    return value

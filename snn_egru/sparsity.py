@@ -450,7 +450,7 @@ class SparsityProbe:
             return
         x, state = self._pending["x"], self._pending["state"]
         self._pending = None
-        if len(output) == 3:
+        if kwargs.get("return_all_layers"):
             layer_outputs = output[2]
         else:
             import torch
@@ -466,7 +466,9 @@ class SparsityProbe:
         if batch_first:
             x = x.transpose(0, 1) if x.ndim == 3 else x
             layer_outputs = [y.transpose(0, 1) if y.ndim == 3 else y for y in layer_outputs]
-        previous = None if state is None else [s.y.detach() for s in state]
+        if hasattr(state, "dim"):  # state_semantics="y", one layer: EvNN's bare tensor
+            state = [state]
+        previous = None if state is None else [getattr(s, "y", s).detach() for s in state]
         self.meter.update(x, layer_outputs, previous)
 
     def result(self) -> SparsityAccount:
