@@ -202,7 +202,11 @@ class DVSGestureNet(nn.Module):
         config: the architecture (:class:`DVSGestureConfig`; presets in :data:`DVS_PRESETS`).
 
     Shape:
-        frames ``(T, B, C, S, S)`` (time-major) -> logits ``(B, O)``.
+        frames ``(T, B, C, S, S)`` (time-major) -> logits ``(B, O)``. Batch-major input
+        ``(B, T, C, S, S)`` (NeuroBench's and tonic's layout) is accepted only when the call
+        says so (``batch_first=True``): both layouts have the same shape rank, so the net
+        never guesses. With ``batch_first=True`` ``step_logits`` and ``layer_outputs`` are
+        batch-major too.
 
     Attributes:
         head: :class:`FrameFeatureHead`.
@@ -232,8 +236,11 @@ class DVSGestureNet(nn.Module):
         self.readout_dropout = nn.Dropout(cfg.readout_dropout)
         self.readout = nn.Linear(cfg.hidden_sizes[-1], cfg.num_classes)
 
-    def features(self, frames: Tensor) -> Tensor:
-        """Per-frame feature vectors (what the chip receives): ``(T, B, C, S, S) -> (T, B, F)``."""
+    def features(self, frames: Tensor, *, batch_first: bool = False) -> Tensor:
+        """Per-frame feature vectors (what the chip receives): ``(T, B, C, S, S) -> (T, B, F)``
+        (``(B, T, ...) -> (B, T, F)`` with ``batch_first=True``)."""
+        if batch_first:
+            return self.features(_swap_time_batch(frames, 5, "frames")).transpose(0, 1)
         cfg = self.config
         expected = (cfg.in_channels, cfg.frame_size, cfg.frame_size)
         if frames.dim() != 5 or tuple(frames.shape[2:]) != expected:
@@ -248,9 +255,22 @@ class DVSGestureNet(nn.Module):
         return self.head(x).reshape(steps, batch, cfg.feature_size)
 
     def forward_features(
-        self, features: Tensor, state: Any = None, *, return_all_layers: bool = False
+        self,
+        features: Tensor,
+        state: Any = None,
+        *,
+        return_all_layers: bool = False,
+        batch_first: bool = False,
     ) -> DVSGestureOutput:
-        """EGRU stack and readout on precomputed features ``(T, B, F)``."""
+        """EGRU stack and readout on precomputed features ``(T, B, F)`` (``(B, T, F)`` with
+        ``batch_first=True``)."""
+        if batch_first:
+            out = self.forward_features(
+                _swap_time_batch(features, 3, "features"),
+                state,
+                return_all_layers=return_all_layers,
+            )
+            return _batch_major(out)
         if features.dim() != 3 or features.shape[-1] != self.config.feature_size:
             raise ValueError(
                 f"features must have shape (T, B, {self.config.feature_size}), got "
@@ -273,12 +293,21 @@ class DVSGestureNet(nn.Module):
         return DVSGestureOutput(logits, step_logits, state, layers)
 
     def forward(
-        self, frames: Tensor, state: Any = None, *, return_all_layers: bool = False
+        self,
+        frames: Tensor,
+        state: Any = None,
+        *,
+        return_all_layers: bool = False,
+        batch_first: bool = False,
     ) -> DVSGestureOutput:
-        """Classify frame sequences ``(T, B, C, S, S)``; see :class:`DVSGestureOutput`."""
-        return self.forward_features(
+        """Classify frame sequences ``(T, B, C, S, S)`` (``(B, T, C, S, S)`` with
+        ``batch_first=True``); see :class:`DVSGestureOutput`."""
+        if batch_first:
+            frames = _swap_time_batch(frames, 5, "frames")
+        out = self.forward_features(
             self.features(frames), state, return_all_layers=return_all_layers
         )
+        return _batch_major(out) if batch_first else out
 
     def deployment_io(self) -> dict[str, Any]:
         """What :func:`snn_egru.export.export_artifact` needs besides ``rnn``.
@@ -304,3 +333,18 @@ def low_pass_trace(y: Tensor, *, decay: float = TRACE_DECAY) -> Tensor:
         trace = decay * trace + (1.0 - decay) * y_t
         out.append(trace)
     return torch.stack(out)
+
+
+def _swap_time_batch(x: Tensor, ndim: int, name: str) -> Tensor:
+    """``(B, T, ...) -> (T, B, ...)`` for an explicitly batch-major input."""
+    if x.dim() != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dimensions (batch_first=True: batch, time, ...), "
+            f"got shape {tuple(x.shape)}"
+        )
+    return x.transpose(0, 1)
+
+
+def _batch_major(out: DVSGestureOutput) -> DVSGestureOutput:
+    layers = None if out.layer_outputs is None else [y.transpose(0, 1) for y in out.layer_outputs]
+    return out._replace(step_logits=out.step_logits.transpose(0, 1), layer_outputs=layers)
