@@ -62,7 +62,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = [
+    "ArtifactNet",
     "EGRUBenchmarkModel",
+    "artifact_benchmark_model",
     "EventView",
     "SynapseView",
     "dvs_forward",
@@ -125,6 +127,82 @@ def lm_forward(model: nn.Module, data: Tensor) -> Tensor:
     """:class:`~snn_egru.models.lm.EGRULanguageModel` on NeuroBench data: tokens ``(B, T)``
     -> predicted next tokens ``(B, T)`` (``ClassificationAccuracy`` = top-1 accuracy)."""
     return model(data.t().contiguous()).logits.argmax(dim=-1).t()
+
+
+class ArtifactNet(nn.Module):
+    """A deployment artifact as a batched PyTorch model NeuroBench can read.
+
+    ``[embedding] -> EGRUSequence -> [readout nn.Linear]`` with the artifact's weights
+    (dense, float32, thresholds frozen); the readout is a real ``nn.Linear`` (also for a tied
+    decoder: a copy of the table), so NeuroBench counts it like any layer.
+
+    ``forward(batch)``: token ids ``(B, T)`` (``input_kind="embedding"``) or features
+    ``(B, T, I)``, batch-major, from a zero state -> per-step readout ``(B, T, O)`` (the
+    events ``(B, T, H_last)`` without a readout). ``readout_source="trace"`` reads out the
+    low-pass trace of the events, as the artifact does.
+    """
+
+    def __init__(self, artifact: Any) -> None:
+        super().__init__()
+        from snn_egru.rebuild import torch_model_from_artifact
+
+        rebuilt = torch_model_from_artifact(artifact)
+        self.input_kind = artifact.input_kind
+        self.readout_source = artifact.readout_source
+        self.rnn = rebuilt.rnn
+        self.rnn.batch_first = True
+        self.embedding = None
+        if artifact.input_kind == "embedding":
+            self.embedding = nn.Embedding.from_pretrained(rebuilt.embedding.clone(), freeze=True)
+        self.readout = None
+        if rebuilt.readout_weight is not None:
+            out_size, hidden = rebuilt.readout_weight.shape
+            self.readout = nn.Linear(hidden, out_size, bias=rebuilt.readout_bias is not None)
+            with torch.no_grad():
+                self.readout.weight.copy_(rebuilt.readout_weight)
+                if rebuilt.readout_bias is not None:
+                    self.readout.bias.copy_(rebuilt.readout_bias)
+            self.readout.requires_grad_(False)
+        self.eval()
+
+    def deployment_io(self) -> dict[str, Any]:
+        """The readout, in :mod:`snn_egru.export`'s protocol (for :class:`SparsityProbe`)."""
+        if self.readout is None:
+            return {"readout_kind": "none"}
+        return {
+            "readout_kind": "linear",
+            "readout_weight": self.readout.weight.detach().cpu().numpy().copy(),
+        }
+
+    def forward(self, batch: Tensor) -> Tensor:
+        x = self.embedding(batch) if self.embedding is not None else batch
+        y, _ = self.rnn(x.to(self.rnn.param_dtype))
+        if self.readout_source == "trace":
+            from snn_egru.models.dvs import low_pass_trace
+
+            y = low_pass_trace(y.transpose(0, 1)).transpose(0, 1)
+        return y if self.readout is None else self.readout(y)
+
+
+def _artifact_forward(net: ArtifactNet, batch: Tensor) -> Tensor:
+    """Predictions of an :class:`ArtifactNet`: next tokens ``(B, T)`` for a language model,
+    classes ``(B,)`` for features (mean over time of the per-step logits for ``"y"``, the
+    last step for ``"trace"``)."""
+    logits = net(batch)
+    if net.input_kind == "embedding":
+        return logits.argmax(dim=-1)
+    if net.readout_source == "trace":
+        return logits[:, -1].argmax(dim=-1)
+    return logits.mean(dim=1).argmax(dim=-1)
+
+
+def artifact_benchmark_model(artifact: Any) -> EGRUBenchmarkModel:
+    """The NeuroBench model of a :class:`~snn_egru.artifact.DeploymentArtifact` (or its path)."""
+    if not hasattr(artifact, "layers"):
+        from snn_egru.artifact import load_artifact
+
+        artifact = load_artifact(artifact)
+    return EGRUBenchmarkModel(ArtifactNet(artifact), forward=_artifact_forward)
 
 
 def _default_forward(model: nn.Module) -> Callable[[nn.Module, Tensor], Tensor]:
