@@ -141,7 +141,7 @@ class EGRU(SpikingNeuron):
     snnTorch's class-level idiom works too: ``EGRU.reset_hidden()`` / ``EGRU.detach_hidden()``
     act on every live EGRU (weakly referenced), ``egru.detach_hidden()`` on one.
 
-    Differences from ``snn.Leaky`` (one table in ``docs/snntorch.md``): the call is
+    Differences from ``snn.Leaky`` (one table in ``docs/ecosystems.md``): the call is
     ``egru(x, y, c)`` or ``egru(x, state)`` (never ``egru(x, mem)``: a single state tensor
     raises ``TypeError``); outputs are graded events ``y = o * c~`` (not 0/1) and the cell
     state ``c`` returned as an :class:`~snn_egru.functional.EGRUCellState`; thresholds are
