@@ -240,7 +240,7 @@ def test_y_only_state_semantics_with_evnn_state_tensors() -> None:
     # the (y, c) semantics differs: it carries c too
     yc = load_evnn_state_dict(EGRUSequence(4, 6, dtype=DT), state)
     _, s_yc = yc(x[:5])
-    assert float((yc(x[5:], s_yc)[0] - out_b).abs().max()) > 0
+    assert float((yc(x[5:], s_yc)[0] - out_b).detach().abs().max()) > 0
     with pytest.raises(ValueError, match=r"expected \(3, 6\) or EvNN's \(1, 3, 6\)"):
         seq(x, [torch.zeros(2, 3, 6, dtype=DT)])
     with pytest.raises(ValueError, match="state_semantics must be one of"):
