@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first attribute access)
 _LAZY: dict[str, str] = {
     "EGRU": "snn_egru.neuron",
-    "use_with_snntorch": "snn_egru.utils",
+    "use_with_snntorch": "snn_egru.neuron",
     "EGRUSequence": "snn_egru.sequence",
     "egru_step_torch": "snn_egru.functional",
     "EGRUSpike": "snn_egru.functional",

@@ -27,8 +27,9 @@ from snn_egru.functional import (
     triangle,
 )
 from snn_egru.thresholds import Threshold, ThresholdInit
+from snn_egru.utils import register_snntorch_neuron, use_with_snntorch
 
-__all__ = ["EGRU"]
+__all__ = ["EGRU", "use_with_snntorch"]
 
 logger = logging.getLogger(__name__)
 
@@ -411,10 +412,6 @@ def _refuse_inapplicable(
         )
 
 
-def _install_snntorch_extension() -> None:
-    from snn_egru.utils import use_with_snntorch
-
-    use_with_snntorch()
-
-
-_install_snntorch_extension()
+# snntorch.utils.reset learns about the EGRU (see snn_egru.utils.use_with_snntorch)
+register_snntorch_neuron(EGRU)
+use_with_snntorch()

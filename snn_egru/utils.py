@@ -34,7 +34,15 @@ from torch import Tensor, nn
 
 from snn_egru.thresholds import Threshold
 
-__all__ = ["clamp_thresholds", "detach", "detach_states", "reset", "use_with_snntorch"]
+__all__ = [
+    "clamp_thresholds",
+    "detach",
+    "detach_states",
+    "register_snntorch_neuron",
+    "reset",
+    "snntorch_resets_egru",
+    "use_with_snntorch",
+]
 
 StateT = TypeVar("StateT")
 
@@ -110,20 +118,25 @@ def clamp_thresholds(net: nn.Module) -> int:
 
 # ------------------------------------------------------------------ snnTorch's own helpers
 _EXTENSION_FLAG = "_snn_egru_extension"
+#: The neuron classes the extension resets; :mod:`snn_egru.neuron` registers ``EGRU`` when it
+#: is imported (this module does not import it: no import circle).
+_NEURON_CLASSES: list[type] = []
+#: Whether the installed snnTorch was checked for resetting EGRUs itself.
+_PROBED = {"done": False}
 
 
-def _egru_class() -> type:
-    from snn_egru.neuron import EGRU
-
-    return EGRU
+def register_snntorch_neuron(cls: type) -> None:
+    """Have :func:`use_with_snntorch` reset instances of ``cls`` (``reset_mem()``)."""
+    if cls not in _NEURON_CLASSES:
+        _NEURON_CLASSES.append(cls)
 
 
 def _reset_egrus(net: nn.Module) -> int:
     """Instance-level reset of every EGRU in ``net.modules()`` (snnTorch PRs #414 + #449)."""
-    egru = _egru_class()
+    classes = tuple(_NEURON_CLASSES)
     count = 0
-    for module in net.modules():
-        if isinstance(module, egru):
+    for module in net.modules() if classes else ():
+        if isinstance(module, classes):
             module.reset_mem()
             count += 1
     return count
@@ -134,11 +147,13 @@ def snntorch_resets_egru(reset_fn: Any = None) -> bool:
     already zeroes an EGRU nested inside a container, as snnTorch after PR #414/#449 does."""
     import torch
 
+    if not _NEURON_CLASSES:
+        raise RuntimeError("import snn_egru.neuron first (it registers the EGRU class)")
     if reset_fn is None:
         import snntorch.utils as snn_utils
 
         reset_fn = getattr(snn_utils.reset, "_snn_egru_original", snn_utils.reset)
-    probe = _egru_class()(1, 1, init_hidden=True, threshold=0.5)
+    probe = _NEURON_CLASSES[0](1, 1, init_hidden=True, threshold=0.5)
     net = nn.Sequential(nn.Sequential(probe))
     probe.y, probe.c = torch.ones(1, 1), torch.ones(1, 1)
     try:
@@ -171,9 +186,15 @@ def use_with_snntorch(enable: bool = True) -> bool:
             snn_utils._final_layer_check = getattr(final, "_snn_egru_original", final)
         return False
     if installed:
+        if _NEURON_CLASSES and not _PROBED["done"]:  # installed before EGRU was registered
+            _PROBED["done"] = True
+            if snntorch_resets_egru(current._snn_egru_original):
+                return use_with_snntorch(False)
         return True
-    if snntorch_resets_egru(current):
-        return False
+    if _NEURON_CLASSES:
+        _PROBED["done"] = True
+        if snntorch_resets_egru(current):
+            return False
     original_reset = current
     original_final = snn_utils._final_layer_check
 
@@ -185,7 +206,7 @@ def use_with_snntorch(enable: bool = True) -> bool:
     @functools.wraps(original_final)
     def final_layer_check_with_egru(net: nn.Module) -> int:
         children = list(net._modules.values())
-        if children and isinstance(children[-1], _egru_class()):
+        if children and _NEURON_CLASSES and isinstance(children[-1], tuple(_NEURON_CLASSES)):
             return 2  # (y, c), like snn.Leaky's (spk, mem) with output=True
         return original_final(net)
 
