@@ -25,7 +25,9 @@ network (``__net__()``) is a view of the model plus, per EGRU layer ``k``:
   matrix, which NeuroBench cannot see): a ``readout`` :class:`SynapseView` fed with the last
   layer's events.
 
-Modules NeuroBench already supports are left to it (the DVS net's CNN head and linear
+For :class:`~snn_egru.neuron.EGRU` neurons (one call per step) the two views record each
+step's ``x_t`` and ``y_{t-1}``; their events NeuroBench sees itself (an EGRU is a
+``SpikingNeuron``). Modules NeuroBench already supports are left to it (the DVS net's CNN head and linear
 readout). So NeuroBench's own ``Footprint``, ``ConnectionSparsity``, ``ActivationSparsity``,
 ``SynapticOperations`` and ``ClassificationAccuracy`` run unchanged; the counts equal
 :mod:`snn_egru.sparsity`'s (``Effective_MACs`` per sample = event-driven MACs per token
@@ -260,9 +262,25 @@ class EGRUBenchmarkModel(NeuroBenchModel):
         import snntorch
 
         self.add_activation_module(snntorch.SpikingNeuron)
+        from snn_egru.neuron import EGRU
+
         sequences = [(n, m) for n, m in model.named_modules() if isinstance(m, EGRUSequence)]
-        if not sequences:
-            raise ValueError(f"{type(model).__name__} holds no EGRUSequence")
+        neurons = [(n, m) for n, m in model.named_modules() if isinstance(m, EGRU)]
+        if not sequences and not neurons:
+            raise ValueError(f"{type(model).__name__} holds no EGRUSequence or EGRU")
+        self._neuron_views: dict[int, tuple[SynapseView, SynapseView]] = {}
+        for name, neuron in neurons:
+            key = (name or "egru").replace(".", "_")
+            views = (
+                SynapseView(neuron.weight_ih, f"{name or 'egru'}.weight_ih"),
+                SynapseView(neuron.weight_hh, f"{name or 'egru'}.weight_hh"),
+            )
+            self.net.synapses[f"input_{key}"], self.net.synapses[f"recurrent_{key}"] = views
+            self._neuron_views[id(neuron)] = views
+            # its events are seen by NeuroBench itself (an EGRU is a snnTorch SpikingNeuron)
+            self._handles.append(
+                neuron.register_forward_pre_hook(self._neuron_pre_hook, with_kwargs=True)
+            )
         self._layers: dict[int, list[tuple[SynapseView, SynapseView, EventView]]] = {}
         for name, seq in sequences:
             label = name or "rnn"
@@ -296,6 +314,21 @@ class EGRUBenchmarkModel(NeuroBenchModel):
         return (id(model.rnn), lambda y: SynapseView.record(decoder, y))
 
     # ------------------------------------------------------------------ hooks
+    def _neuron_pre_hook(self, module: Any, args: tuple, kwargs: dict) -> None:
+        """One step of an :class:`~snn_egru.neuron.EGRU`: record ``x_t`` and ``y_{t-1}``."""
+        x = (args[0] if args else kwargs["x"]).detach()
+        y = args[1] if len(args) > 1 else kwargs.get("y")
+        if module.init_hidden:
+            y = module.y
+        elif isinstance(y, tuple):
+            y = y[0]
+        shape = (*x.shape[:-1], module.hidden_size)
+        if not isinstance(y, Tensor) or tuple(y.shape) != shape:
+            y = x.new_zeros(shape)  # a fresh (or re-shaped) state starts at 0
+        input_view, rec_view = self._neuron_views[id(module)]
+        input_view.record(x)
+        rec_view.record(y.detach())
+
     def _pre_hook(self, module: EGRUSequence, args: tuple, kwargs: dict) -> tuple:
         self._asked_all_layers.append(bool(kwargs.get("return_all_layers", False)))
         kwargs = dict(kwargs, return_all_layers=True)

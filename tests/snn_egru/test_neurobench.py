@@ -183,3 +183,44 @@ def test_neurobench_snntorch_model_resets_egru_neurons_between_batches() -> None
     model(a)
     torch.testing.assert_close(model(b), first)
     assert float((first != 0).double().mean()) > 0
+
+
+def test_step_wise_egru_neurons_count_their_synapses() -> None:
+    """A snnTorch-style net (one call per step, EGRU with init_hidden) in NeuroBench: the EGRU's
+    input and recurrent products are counted from what each step reads."""
+    from snn_egru.sparsity import product_macs
+
+    torch.manual_seed(0)
+    egru = EGRU(6, 5, init_hidden=True, output=True, threshold=0.05)
+    net = nn.Sequential(nn.Linear(4, 6), egru).eval()
+    with torch.no_grad():
+        egru.weight_hh[::2] = 0.0
+
+    def forward(model, batch):
+        spikes = torch.stack([model(batch[:, t])[0] for t in range(batch.shape[1])], 1)
+        return spikes.sum(1).argmax(-1)
+
+    gen = torch.Generator().manual_seed(6)
+    data = torch.randn(4, 7, 4, generator=gen)
+    labels = torch.randint(0, 5, (4,), generator=gen)
+    bench = EGRUBenchmarkModel(net, forward=forward)
+    results = Benchmark(
+        bench, DataLoader(TensorDataset(data, labels), batch_size=2), [], [], METRICS
+    ).run(quiet=True)
+    bench.close()
+    expected = 0.0
+    events = []
+    with torch.no_grad():
+        for x, _ in DataLoader(TensorDataset(data, labels), batch_size=2):
+            egru.reset_mem()
+            y_prev = torch.zeros(2, 5)
+            for t in range(x.shape[1]):
+                h = net[0](x[:, t])
+                expected += product_macs(net[0].weight, x[:, t])[0].event_driven
+                expected += product_macs(egru.weight_ih, h)[0].event_driven
+                expected += product_macs(egru.weight_hh, y_prev)[0].event_driven
+                y_prev = egru(h)[0]
+                events.append(y_prev)
+    assert results["SynapticOperations"]["Effective_MACs"] == pytest.approx(expected / 4)
+    events = torch.stack(events)
+    assert results["ActivationSparsity"] == pytest.approx(float((events == 0).double().mean()))
