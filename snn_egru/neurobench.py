@@ -27,9 +27,10 @@ network (``__net__()``) is a view of the model plus, per EGRU layer ``k``:
 
 For :class:`~snn_egru.neuron.EGRU` neurons (one call per step) the two views record each
 step's ``x_t`` and ``y_{t-1}``; their events NeuroBench sees itself (an EGRU is a
-``SpikingNeuron``). Modules NeuroBench already supports are left to it (the DVS net's CNN head and linear
-readout). So NeuroBench's own ``Footprint``, ``ConnectionSparsity``, ``ActivationSparsity``,
-``SynapticOperations`` and ``ClassificationAccuracy`` run unchanged; the counts equal
+``SpikingNeuron``). Modules NeuroBench already supports are left to it (the DVS net's CNN
+head and linear readout). So NeuroBench's own ``Footprint``, ``ConnectionSparsity``,
+``ActivationSparsity``, ``SynapticOperations`` and ``ClassificationAccuracy`` run
+unchanged; the counts equal
 :mod:`snn_egru.sparsity`'s (``Effective_MACs`` per sample = event-driven MACs per token
 times the steps per sample; ``Dense`` = dense MACs; activation sparsity = the fraction of
 zero events), which the tests check. EGRU events are graded (``y = o * c~``), so NeuroBench
