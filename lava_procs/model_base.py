@@ -10,21 +10,71 @@ Lava 0.10 has two ways to hang when a process model raises during a time step:
 :class:`SafeStepModel` removes the first: a model computes all its outputs first and sends
 them last; when the computation raises, it sends zero placeholders on every OutPort (so
 every neighbour finishes the step), then raises :class:`~lava_procs.common.LavaModelError`
-naming the process, the time step and the cause. The second is handled on the host by
-:func:`lava_procs.run.stop_runtime`.
+naming the process, the time step and the cause; it also logs that message at ERROR on
+the ``lava_procs.models`` logger in its own process (Lava itself logs model tracebacks at INFO
+only), so the cause reaches stderr whichever process the user called ``run`` on. The
+second is handled on the host by :func:`lava_procs.run.stop_runtime` (and by
+:class:`~lava_procs.process_base.GuardedProcess`, whose ``run`` re-raises the model's
+message).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
-from lava.magma.core.model.py.model import PyLoihiProcessModel
 
 from lava_procs.common import MESSAGE_DTYPE, HostRecorder, LavaModelError
+from lava_procs.lava_internals import HostPhaseModel
 
-__all__ = ["SafeStepModel"]
+__all__ = ["SafeStepModel", "quiet_model_errors"]
+
+#: Model errors are logged here, in the model's process. Entry points that re-raise the
+#: message themselves (:class:`lava_procs.run.LavaNetworkSession`) disable it in the models
+#: they start (see :func:`quiet_model_errors`), so a message is shown once.
+logger = logging.getLogger("lava_procs.models")
 
 
-class SafeStepModel(PyLoihiProcessModel):
+# One handler of its own, not the root logger's: every stock Lava process adds a console
+# handler to the root logger, which would print each message once per process built.
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (not at import)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+if not logger.handlers:
+    _handler = _StderrHandler()
+    _handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(_handler)
+    logger.propagate = False
+
+
+@contextmanager
+def quiet_model_errors() -> Iterator[None]:
+    """Model processes forked inside this block do not log their errors (the caller
+    re-raises them with the same message)."""
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
+class SafeStepModel(HostPhaseModel):
     """A PyLoihiProcessModel whose failed steps never leave a neighbour waiting.
 
     Subclasses list their OutPorts in :attr:`out_port_names` and implement
@@ -48,10 +98,9 @@ class SafeStepModel(PyLoihiProcessModel):
                 found.append(recorder)
         return found
 
-    def _host(self) -> None:
-        # Lava sends the HOST phase to every model when a run's last step is done: ship the
-        # records batched during the run, so the host can read all of them.
-        super()._host()
+    def on_run_end(self) -> None:
+        # A run's last step is done: ship the records batched during the run, so the host
+        # can read all of them.
         for recorder in self.recorders():
             recorder.flush()
 
@@ -67,9 +116,11 @@ class SafeStepModel(PyLoihiProcessModel):
             for port_name in self.out_port_names:
                 port = getattr(self, port_name)
                 port.send(np.zeros(port.shape, dtype=MESSAGE_DTYPE))
-            raise LavaModelError(
+            message = (
                 f"{self.describe()} failed at Lava time step {self.time_step}: "
                 f"{type(err).__name__}: {err}"
-            ) from None
+            )
+            logger.error("%s", message)
+            raise LavaModelError(message) from None
         for port_name in self.out_port_names:
             getattr(self, port_name).send(outputs[port_name])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import RunConfig
 
+from lava_procs import lava_internals
 from lava_procs.chip_report import (
     ChipStepRecord,
     ChipStepSummary,
@@ -40,7 +42,9 @@ from lava_procs.chip_report import (
     summarize_step,
 )
 from lava_procs.common import LavaRunError
+from lava_procs.model_base import quiet_model_errors
 from lava_procs.network.process import EGRUNetwork
+from lava_procs.process_base import check_run_config, raise_model_errors
 from lava_procs.run_configs import ChipOptions, FloatingPtSimCfg, SpiNNaker2SimCfg
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUState
@@ -52,6 +56,8 @@ __all__ = [
     "StepOutputs",
     "make_run_config",
     "run_network",
+    "run_steps",
+    "running_graph",
     "stop_runtime",
 ]
 
@@ -68,50 +74,94 @@ _RECORD_GRACE_S = 30.0
 
 
 # ----------------------------------------------------------------------------- stopping
-def _model_errors(runtime: Any) -> list[BaseException]:
-    """Exceptions raised inside process models (Lava keeps them on its actor processes)."""
-    infra = getattr(runtime, "_messaging_infrastructure", None)
-    errors = []
-    for actor in getattr(infra, "actors", []) or []:
-        try:
-            info = actor.exception
-        except (OSError, ValueError, EOFError):  # pipe already closed
-            info = None
-        if info:
-            errors.append(info[0])
-    return errors
-
-
 def stop_runtime(process: AbstractProcess, *, force: bool = False) -> None:
     """Stop the Lava runtime of ``process`` (and its graph); safe to call more than once.
+
+    Works for any process of the graph, ours or Lava's stock ones; use it (or
+    :func:`running_graph`) instead of a stock process's ``stop()``, which waits for ever
+    after a model error.
 
     Args:
         process: any process of the graph.
         force: skip Lava's STOP handshake: terminate the model processes, release the
-            shared memory. Needed after a model error (Lava's runtime service has already
-            exited, so ``Runtime.stop()`` would wait for ever), a timeout, or an interrupt.
+            shared memory. Done anyway when a model has failed (Lava's runtime service has
+            already exited, so ``Runtime.stop()`` would wait for ever); pass ``True`` after
+            a timeout or an interrupt.
     """
     runtime = process.runtime
     if runtime is None:
         return
-    if not force and getattr(runtime, "_is_started", False):
+    healthy = not lava_internals.model_errors(runtime)
+    if not force and healthy and lava_internals.is_started(runtime):
         runtime.stop()
         return
-    infra = getattr(runtime, "_messaging_infrastructure", None)
-    if infra is not None:
-        for actor in infra.actors:
-            if not getattr(actor, "_is_done", False) and actor.is_alive():
-                actor.terminate()
-    # Lava's own stop() without the handshake: release ports, join actors, free memory.
-    runtime._is_running = False
-    runtime._is_started = False
+    lava_internals.force_stop(runtime)
+
+
+@contextmanager
+def running_graph(
+    process: AbstractProcess, run_cfg: RunConfig, *, compile_config: dict | None = None
+) -> Iterator[AbstractProcess]:
+    """Compile and start the graph of ``process``; stop it when the block ends, always.
+
+    The safe pattern for a graph wired by hand (stock Lava processes and ours)::
+
+        with running_graph(ring_buffer, SpiNNaker2SimCfg()) as graph:
+            run_steps(graph, 20, timeout_s=60)
+            values = monitor.get_data()      # read Vars/monitors before the block ends
+
+    On an error inside the block (a model failure, a timeout, KeyboardInterrupt) the graph
+    is stopped by force, so nothing is left running and nothing hangs.
+    """
+    check_run_config(run_cfg)
     try:
-        runtime.join()
+        process.create_runtime(run_cfg=run_cfg, compile_config=compile_config)
+    except Exception as err:
+        if process.runtime is None:
+            raise
+        errors = lava_internals.model_errors(process.runtime)
+        lava_internals.force_stop(process.runtime)
+        if isinstance(err, LavaRunError):
+            raise
+        raise LavaRunError(
+            f"could not start the Lava graph of {process.name!r}: {type(err).__name__}: {err}",
+            errors or [err],
+        ) from err
+    healthy = False
+    try:
+        yield process
+        healthy = True
     finally:
-        if infra is not None and infra.smm is not None:
-            infra.stop()
-        if runtime._watchdog_manager is not None:
-            runtime._watchdog_manager.stop()
+        stop_runtime(process, force=not healthy)
+
+
+def run_steps(process: AbstractProcess, num_steps: int, *, timeout_s: float | None = None) -> None:
+    """Run the (started) graph of ``process`` for ``num_steps`` steps, with a time limit.
+
+    Raises:
+        LavaRunError: a process model raised; the message is the model's own (process,
+            time step, cause). The graph is stopped by force.
+        TimeoutError: the run took longer than ``timeout_s``; the graph is stopped by force.
+    """
+    runtime = process.runtime
+    if runtime is None:
+        raise RuntimeError("the graph has no runtime: start it first (running_graph)")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    process.run(condition=RunSteps(num_steps=int(num_steps), blocking=False))
+    poll = _POLL_MIN_S
+    while not lava_internals.run_finished(runtime):
+        if deadline is not None and time.monotonic() > deadline:
+            lava_internals.force_stop(runtime)
+            raise TimeoutError(
+                f"Lava run of {num_steps} steps did not finish within {timeout_s} s "
+                "(the graph is stopped)"
+            )
+        time.sleep(poll)
+        poll = min(poll * 2, _POLL_MAX_S)
+    try:
+        runtime.wait()
+    except Exception as err:
+        raise_model_errors(process, err)
 
 
 # ------------------------------------------------------------------------------ session
@@ -182,10 +232,13 @@ class LavaNetworkSession:
         begin = time.perf_counter()
         self._started = True
         try:
-            self.network.create_runtime(run_cfg=self.run_cfg)
+            with quiet_model_errors():  # run() re-raises every model's message
+                self.network.create_runtime(run_cfg=self.run_cfg)
         except Exception as err:
             self._healthy = False
             self.stop()
+            if isinstance(err, LavaRunError):
+                raise
             raise LavaRunError(
                 f"could not start the Lava graph of {self.network.name!r}: "
                 f"{type(err).__name__}: {err}",
@@ -211,8 +264,10 @@ class LavaNetworkSession:
 
     # ------------------------------------------------------------------------ run
     @property
-    def steps_left(self) -> int:
-        """Inputs not yet consumed."""
+    def steps_left(self) -> int | float:
+        """Inputs not yet consumed (``inf`` when the network's x_in is fed from outside)."""
+        if self.network.num_inputs is None:
+            return float("inf")
         return self.network.num_inputs - self.steps_done
 
     def run(self, num_steps: int, *, timeout_s: float | None = None) -> StepOutputs:
@@ -255,6 +310,8 @@ class LavaNetworkSession:
     ) -> Iterator[StepOutputs]:
         """Run ``num_steps`` (default: all inputs left) in runs of ``chunk_steps``, yielding
         each run's outputs: long streams without holding every step's logits."""
+        if num_steps is None and self.network.num_inputs is None:
+            raise ValueError("give num_steps: the network's x_in is fed from outside")
         total = self.steps_left if num_steps is None else int(num_steps)
         if chunk_steps < 1:
             raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
@@ -306,7 +363,7 @@ class LavaNetworkSession:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         self.network.run(condition=RunSteps(num_steps=int(num_steps), blocking=False))
         poll = _POLL_MIN_S
-        while not any(port.probe() for port in runtime.service_to_runtime):
+        while not lava_internals.run_finished(runtime):
             for name, recorder in recorders.items():
                 collected[name].extend(recorder.take_available())
             if deadline is not None and time.monotonic() > deadline:
@@ -319,7 +376,7 @@ class LavaNetworkSession:
         try:
             runtime.wait()
         except Exception as err:
-            errors = _model_errors(runtime)
+            errors = lava_internals.model_errors(runtime)
             if errors:
                 causes = "; ".join(str(e) for e in errors)
                 raise LavaRunError(f"Lava run failed: {causes}", errors) from errors[0]
@@ -370,8 +427,15 @@ class LavaNetworkSession:
                 "after their weights were set: a chip report covers one mapping"
             )
         artifact = self.network.artifact
+        mapping = self.run_cfg.mapping_for(artifact)  # follows any Var.set of the layers
+        for index, counters in enumerate(self._chip_counters):
+            if not np.array_equal(mapping.layers[index].pes, counters.pes):
+                raise RuntimeError(
+                    f"layer {index}: the models ran on PEs {counters.pes.tolist()} but the run "
+                    f"config's mapping puts it on {list(mapping.layers[index].pes)}"
+                )
         return assemble_chip_run(
-            self.run_cfg.mapping_for(artifact),
+            mapping,
             self._chip_steps,
             self._chip_counters,
             tick_us=self.run_cfg.chip.tick_us,

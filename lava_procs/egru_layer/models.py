@@ -25,7 +25,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from scipy.sparse import csr_matrix
 
 from lava_procs.chip_report import ChipStepRecord
-from lava_procs.common import MESSAGE_DTYPE
+from lava_procs.common import MESSAGE_DTYPE, LavaModelError
 from lava_procs.egru_layer.process import EGRULayer
 from lava_procs.model_base import SafeStepModel
 from snn_egru.reference import EGRUParams, EGRUState, Matrix, egru_step, validate_params
@@ -201,6 +201,14 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
     needs_chip_mapping = True
 
     def __init__(self, proc_params) -> None:
+        if proc_params.get("chip_mapping") is None:
+            # selected by a config that maps nothing (Loihi2SimCfg(select_tag="spinnaker2"))
+            raise LavaModelError(
+                f"EGRULayer {proc_params.get('name') or 'unnamed'!r}: the spinnaker2 model "
+                "runs the layer's PEs of a chip mapping, which only "
+                "lava_procs.SpiNNaker2SimCfg makes: run the graph with SpiNNaker2SimCfg(...) "
+                "instead of Loihi2SimCfg(select_tag='spinnaker2')"
+            )
         super().__init__(proc_params)
         self._options = proc_params["chip_options"]
         self._mapping = proc_params["chip_mapping"]

@@ -23,7 +23,7 @@ from lava_procs.process_base import GuardedProcess
 from snn_egru.reference import EGRUParams, EGRUState, Matrix, validate_params
 from spinnaker2_backend.timing import PHASES
 
-__all__ = ["CHIP_PHASES", "EGRULayer"]
+__all__ = ["CHIP_PHASES", "EGRULayer", "ParamVar"]
 
 #: Phases of one step on a PE, in the simulated chip's order
 #: (``spinnaker2_backend.timing.PHASES``): the entries of the ``chip_phase_cycles`` Var.
@@ -138,15 +138,24 @@ class EGRULayer(GuardedProcess):
 
         w_ih = prepare_weight(weight_ih, dtype=dtype, what=f"{label}: weight_ih")
         w_hh = prepare_weight(weight_hh, dtype=dtype, what=f"{label}: weight_hh")
-        self.weight_ih = Var(shape=w_ih.shape, init=w_ih)
-        self.weight_hh = Var(shape=w_hh.shape, init=w_hh)
+        self.weight_ih = ParamVar(shape=w_ih.shape, init=w_ih)
+        self.weight_hh = ParamVar(shape=w_hh.shape, init=w_hh)
+        host = {"weight_ih": w_ih.copy(), "weight_hh": w_hh.copy()}
         for field, shape, value in (
             ("bias_ih", (3 * hidden,), bias_ih),
             ("bias_hh", (3 * hidden,), bias_hh),
             ("threshold", (hidden,), threshold),
         ):
             array = as_compute_array(value, shape=shape, dtype=dtype, what=f"{label}: {field}")
-            setattr(self, field, Var(shape=shape, init=array))
+            setattr(self, field, ParamVar(shape=shape, init=array))
+            host[field] = array.copy()
+        # The parameters as the model runs them, kept on the host: initial values, then
+        # every value set with Var.set (see ParamVar). Copies: Lava hands the Vars' initial
+        # values to the model, whose Var.set writes into them.
+        self._host_params: EGRUParams | None = EGRUParams(**host)
+        #: set by SpiNNaker2SimCfg: the chip network this layer runs in, and its index
+        self.chip_network = None
+        self.chip_layer_index: int | None = None
         self.c = Var(shape=(hidden,), init=state.c)
         self.y = Var(shape=(hidden,), init=state.y)
         self.trace = Var(shape=(hidden,), init=state.trace)
@@ -203,6 +212,33 @@ class EGRULayer(GuardedProcess):
             threshold=np.asarray(self.threshold.get(), dtype=dtype),
         )
 
+    def host_params(self) -> EGRUParams:
+        """The parameters the model runs, known on the host without asking the model:
+        the initial values, then each value given to ``Var.set`` (read back with
+        :meth:`params` only after a partial ``set(value, idx)``)."""
+        if self._host_params is None:
+            self._host_params = self.params()
+        return self._host_params
+
+    def _param_was_set(self, field: str, value: object, idx: object) -> None:
+        """A parameter Var was set on the host: follow it (and tell the chip network)."""
+        if idx is not None or self._host_params is None:
+            self._host_params = None  # read back on next use
+        else:
+            dtype = np.dtype(self.proc_params["dtype"])
+            var = getattr(self, field)
+            if field.startswith("weight"):
+                if sp.issparse(var.init):
+                    new = sp.csr_matrix(value, dtype=dtype)
+                    new.sort_indices()
+                else:
+                    new = np.array(value, dtype=dtype, order="C").reshape(var.shape)
+            else:
+                new = np.array(value, dtype=dtype).reshape(var.shape)
+            self._host_params = self._host_params._replace(**{field: new})
+        if self.chip_network is not None:
+            self.chip_network.update_layer(self.chip_layer_index, self.host_params())
+
     def state(self) -> EGRUState:
         """The layer's state after the last step (``Var.get()`` of c, y and trace)."""
         dtype = np.dtype(self.proc_params["dtype"])
@@ -223,6 +259,19 @@ class EGRULayer(GuardedProcess):
         self.y.set(checked.y.astype(np.float64))
         if self.proc_params["track_trace"]:
             self.trace.set(checked.trace.astype(np.float64))
+
+
+class ParamVar(Var):
+    """A parameter Var of an :class:`EGRULayer`: ``set`` also tells the layer on the host.
+
+    The layer's model re-reads its parameters after a ``set`` (and, on the chip, maps the
+    layer again); the host side follows the same value, so the run config's mapping stays
+    the one the model runs (:class:`~lava_procs.run_configs.ChipNetwork`).
+    """
+
+    def set(self, value, idx=None) -> None:
+        super().set(value, idx)
+        self.process._param_was_set(self.name, value, idx)
 
 
 def _initial_state(state: EGRUState | None, hidden: int, dtype: np.dtype, label: str) -> EGRUState:

@@ -22,30 +22,49 @@ __all__ = ["EGRUNetworkModel"]
 
 @implements(proc=EGRUNetwork, protocol=LoihiProtocol)
 class EGRUNetworkModel(AbstractSubProcessModel):
-    """source -> layer 0 -> ... -> layer L-1 -> readout -> sink (+ one event sink per layer).
+    """source | x_in -> layer 0 -> ... -> layer L-1 -> readout -> sink | logits_out
+    (+ per layer: an event sink, and y_out_<i> when it is connected outside).
 
     Sub-processes are attributes named ``source``, ``layer_<i>``, ``readout``,
-    ``logits_sink`` and ``events_sink_<i>`` (Lava registers them under these names).
+    ``logits_sink`` and ``events_sink_<i>`` (Lava registers them under these names). An out
+    port of the network is wired inside only when something outside is connected to it (a
+    dangling hierarchical port would have no process model on its other end).
     """
 
     def __init__(self, proc: EGRUNetwork) -> None:
         params = proc.proc_params
         artifact = params["artifact"]
-        inputs = np.asarray(params["inputs"])
         states = params["initial_states"] or [None] * artifact.num_layers
         recorders = params["chip_recorders"]
         prefix = proc.name
+        fed_from_outside = bool(proc.x_in.in_connections)
 
-        if artifact.input_kind == "embedding":
-            self.source = EmbeddingSource(
-                embedding=artifact.embedding, token_ids=inputs, name=f"{prefix}.source"
-            )
+        first_layer_input = None
+        if params["inputs"] is not None:
+            if fed_from_outside:
+                raise ValueError(
+                    f"EGRUNetwork {prefix!r} was given inputs= and its x_in is connected too: "
+                    "use one of them (inputs=None to feed x_in from another process)"
+                )
+            inputs = np.asarray(params["inputs"])
+            if artifact.input_kind == "embedding":
+                self.source = EmbeddingSource(
+                    embedding=artifact.embedding, token_ids=inputs, name=f"{prefix}.source"
+                )
+            else:
+                self.source = FeatureSource(
+                    features=artifact.layer_inputs(inputs), name=f"{prefix}.source"
+                )
+            upstream = self.source.x_out
+        elif fed_from_outside:
+            upstream = None
+            first_layer_input = proc.in_ports.x_in
         else:
-            self.source = FeatureSource(
-                features=artifact.layer_inputs(inputs), name=f"{prefix}.source"
+            raise ValueError(
+                f"EGRUNetwork {prefix!r} has no inputs: give inputs= or connect a process "
+                "(e.g. lava.proc.io.source.RingBuffer) to its x_in port"
             )
 
-        upstream = self.source.x_out
         last_layer = artifact.num_layers - 1
         for index, layer_params in enumerate(artifact.layers):
             track_trace = artifact.readout_source == "trace" and index == last_layer
@@ -57,12 +76,18 @@ class EGRUNetworkModel(AbstractSubProcessModel):
                 chip_recorder=recorders[index],
                 name=f"{prefix}.layer_{index}",
             )
-            upstream.connect(layer.x_in)
+            if upstream is None:
+                first_layer_input.connect(layer.x_in)
+            else:
+                upstream.connect(layer.x_in)
             setattr(self, f"layer_{index}", layer)
             if params["record_events"]:
                 sink = HostSink(shape=(layer.hidden_size,), name=f"{prefix}.events_sink_{index}")
                 layer.y_out.connect(sink.data_in)
                 setattr(self, f"events_sink_{index}", sink)
+            events_port = getattr(proc.out_ports, f"y_out_{index}")
+            if events_port.out_connections:  # probed from outside
+                layer.y_out.connect(events_port)
             upstream = layer.trace_out if track_trace else layer.y_out
 
         if artifact.decoder_weight is not None:
@@ -73,7 +98,10 @@ class EGRUNetworkModel(AbstractSubProcessModel):
                 name=f"{prefix}.readout",
             )
             upstream.connect(self.readout.events_in)
-            self.logits_sink = HostSink(
-                shape=self.readout.logits_out.shape, name=f"{prefix}.logits_sink"
-            )
-            self.readout.logits_out.connect(self.logits_sink.data_in)
+            if params["record_logits"]:
+                self.logits_sink = HostSink(
+                    shape=self.readout.logits_out.shape, name=f"{prefix}.logits_sink"
+                )
+                self.readout.logits_out.connect(self.logits_sink.data_in)
+            if proc.out_ports.logits_out.out_connections:
+                self.readout.logits_out.connect(proc.out_ports.logits_out)

@@ -2,22 +2,30 @@
 
 The SubProcessModel (``models.py`` next to this file) builds, at compile time::
 
-    EmbeddingSource | FeatureSource  ->  EGRULayer 0  ->  ...  ->  EGRULayer L-1
-        ->  Readout  ->  HostSink "logits"
+    [EmbeddingSource | FeatureSource]  ->  EGRULayer 0  ->  ...  ->  EGRULayer L-1
+        ->  Readout  ->  [HostSink "logits"]
         (and, with record_events, each layer's y_out -> HostSink "events_<l>")
 
-Step alignment (documented and tested): every process receives and sends within the same
-Lava time step (the layers keep their recurrent state themselves; no Lava synapse process,
-which would add a step of delay, sits between them). Input ``k`` (0-based) therefore leaves
-the source at Lava time step ``k + 1`` and its events and logits reach the sinks at that
-same time step ``k + 1``; each record carries its time step, and
-:class:`~lava_procs.run.LavaNetworkSession` checks it. Time steps count on over successive
-runs of the same graph.
+The bracketed source and sinks are optional: the network also has real ports, so stock
+Lava processes can feed and probe it. ``x_in`` takes layer 0's input vector per step (give
+no ``inputs`` and connect e.g. a ``RingBuffer`` to it); ``logits_out`` and ``y_out_<l>``
+(layer ``l``'s graded events) send every step to whatever is connected to them (a
+``Monitor``, a ``Dense``, ...).
+
+Step alignment (documented and tested): every process of the network receives and sends
+within the same Lava time step (the layers keep their recurrent state themselves; no Lava
+synapse process, which would add a step of delay, sits between them). Input ``k``
+(0-based) therefore leaves the source at Lava time step ``k + 1`` and its events and logits
+reach the sinks and the out ports at that same time step ``k + 1``; each record carries its
+time step, and :class:`~lava_procs.run.LavaNetworkSession` checks it. Time steps count on
+over successive runs of the same graph. (A stock source such as ``RingBuffer`` also sends
+its ``k``-th value at step ``k + 1``; a stock ``Dense`` in between adds one step.)
 """
 
 from __future__ import annotations
 
 import numpy as np
+from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 
 from lava_procs.common import HostRecorder
@@ -34,11 +42,21 @@ class EGRUNetwork(GuardedProcess):
     Args (keyword-only):
         artifact: the network (layers, embedding or features input, readout).
         inputs: token ids ``(T,)`` (``input_kind == "embedding"``) or feature vectors
-            ``(T, I)`` (``"features"``), checked by ``artifact.layer_inputs``.
+            ``(T, I)`` (``"features"``), checked by ``artifact.layer_inputs``, sent by a
+            built-in source; ``None``: no built-in source, connect a process to ``x_in``.
         initial_states: per-layer state at the first step (zeros when ``None``), e.g. the
             ``states`` of a previous run to continue a stream.
-        record_events: also record every layer's events ``y`` (one sink per layer).
+        record_events: record every layer's events ``y`` in a built-in sink per layer
+            (read by :class:`~lava_procs.run.LavaNetworkSession`).
+        record_logits: record the logits in a built-in sink.
         name, log_config: Lava options.
+
+    Ports:
+        x_in: InPort ``(I,)``: layer 0's input per step (for an embedding network the
+            embedding row, ``artifact.layer_inputs(token_ids)[k]``); used when ``inputs``
+            is ``None``.
+        logits_out: OutPort ``(O,)``, the readout per step (only with a readout).
+        y_out_<l>: OutPort ``(H_l,)`` per layer ``l``, its graded events per step.
 
     After compilation (``create_runtime`` / ``run``) the sub-processes are reachable with
     :meth:`layer_processes`, :meth:`source_process`, :meth:`readout_process`,
@@ -50,16 +68,21 @@ class EGRUNetwork(GuardedProcess):
         self,
         *,
         artifact: DeploymentArtifact,
-        inputs: np.ndarray,
+        inputs: np.ndarray | None = None,
         initial_states: list[EGRUState] | None = None,
         record_events: bool = True,
+        record_logits: bool = True,
         name: str | None = None,
         log_config: LogConfig | None = None,
     ) -> None:
         artifact.validate()
-        layer_inputs = artifact.layer_inputs(inputs)  # raises a clear ValueError
-        if layer_inputs.shape[0] == 0:
-            raise ValueError("inputs are empty: give at least one token or feature vector")
+        num_inputs = None
+        if inputs is not None:
+            layer_inputs = artifact.layer_inputs(inputs)  # raises a clear ValueError
+            if layer_inputs.shape[0] == 0:
+                raise ValueError("inputs are empty: give at least one token or feature vector")
+            num_inputs = int(layer_inputs.shape[0])
+            inputs = np.asarray(inputs)
         if initial_states is not None and len(initial_states) != artifact.num_layers:
             raise ValueError(
                 f"initial_states has {len(initial_states)} entries, the artifact has "
@@ -70,18 +93,29 @@ class EGRUNetwork(GuardedProcess):
         chip_recorders = [
             HostRecorder(name=f"chip counters of layer {i}") for i in range(artifact.num_layers)
         ]
+        has_readout = artifact.decoder_weight is not None
         super().__init__(
             name=name,
             log_config=log_config,
             artifact=artifact,
-            inputs=np.asarray(inputs),
+            inputs=inputs,
             initial_states=None if initial_states is None else list(initial_states),
             record_events=bool(record_events),
+            record_logits=bool(record_logits) and has_readout,
             chip_recorders=chip_recorders,
         )
         self.artifact = artifact
-        self.num_inputs = int(layer_inputs.shape[0])
+        self.num_inputs = num_inputs
         self.chip_recorders = chip_recorders
+        self.x_in = InPort(shape=(artifact.input_size,))
+        if has_readout:
+            self.logits_out = OutPort(shape=(artifact.decoder_weight.shape[0],))
+        for index, size in enumerate(artifact.layer_sizes):
+            setattr(self, f"y_out_{index}", OutPort(shape=(size,)))
+
+    def event_ports(self) -> list[OutPort]:
+        """``y_out_0 .. y_out_<L-1>``: each layer's events."""
+        return [getattr(self, f"y_out_{i}") for i in range(self.artifact.num_layers)]
 
     # ----------------------------------------------------- sub-processes (compiled)
     # Methods, not properties: Lava's _post_init evaluates every attribute of a Process.
@@ -97,17 +131,17 @@ class EGRUNetwork(GuardedProcess):
         """The :class:`~lava_procs.egru_layer.process.EGRULayer` processes, in order."""
         return [self._sub(f"layer_{i}") for i in range(self.artifact.num_layers)]
 
-    def source_process(self) -> AbstractProcess:
-        """The EmbeddingSource or FeatureSource."""
-        return self._sub("source")
+    def source_process(self) -> AbstractProcess | None:
+        """The EmbeddingSource or FeatureSource (``None`` without ``inputs``)."""
+        return self._sub("source") if self.num_inputs is not None else None
 
     def readout_process(self) -> AbstractProcess | None:
         """The Readout, or ``None`` when the artifact has none."""
         return self._sub("readout") if self.artifact.decoder_weight is not None else None
 
     def logits_sink(self) -> AbstractProcess | None:
-        """The HostSink of the logits, or ``None`` when the artifact has no readout."""
-        return self._sub("logits_sink") if self.artifact.decoder_weight is not None else None
+        """The HostSink of the logits, or ``None`` (no readout, or ``record_logits=False``)."""
+        return self._sub("logits_sink") if self.proc_params["record_logits"] else None
 
     def event_sinks(self) -> list[AbstractProcess]:
         """One HostSink per layer (empty unless ``record_events``)."""

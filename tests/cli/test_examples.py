@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-NAMES = ("language_model", "dvs_gestures", "lava_graph", "what_if")
+NAMES = ("language_model", "dvs_gestures", "lava_graph", "lava_stock_graph", "what_if")
 #: Wall-clock limit of one example run (s); a smoke run takes seconds.
 TIMEOUT_S = 240
 
@@ -51,6 +51,7 @@ def test_help_exits_zero_and_documents_smoke(name: str, tmp_path: Path) -> None:
         ("language_model", ["--corpus", "wikitext2"], "needs --data-dir"),
         ("dvs_gestures", ["--chip-samples", "-1"], "--chip-samples must be >= 0"),
         ("lava_graph", ["--steps", "1"], "--steps must be >= 2"),
+        ("lava_stock_graph", ["--steps", "1"], "--steps must be >= 2"),
         ("what_if", ["--sparsities", "0.9", "1.0"], "--sparsities must lie in [0, 1)"),
         ("what_if", ["--layer-sizes", "64"], "needs both --layer-sizes and --input-size"),
     ],
@@ -153,6 +154,22 @@ def test_lava_graph_smoke_agrees_and_never_imports_torch(tmp_path: Path) -> None
     assert set(rows) == {"floating_pt", "spinnaker2"}
     for backend in ("floating_pt", "spinnaker2"):
         assert all(float(value) <= 1e-4 for value in rows[backend]), rows
+
+
+@pytest.mark.lava
+def test_lava_stock_graph_smoke_on_both_configs(tmp_path: Path) -> None:
+    proc = run_example("lava_stock_graph", "--smoke", cwd=tmp_path)
+    assert proc.returncode == 0, _explain(proc)
+    out = proc.stdout
+    assert "== Loihi2SimCfg(select_tag='floating_pt') ==" in out, out
+    assert "== SpiNNaker2SimCfg(weight_format='csr') ==" in out, out
+    assert "l0 PyEGRULayerSpiNNaker2, l1 PyEGRULayerSpiNNaker2, RingBuffer PySendModelFloat" in out
+    assert "Dense PyDenseModelFloat, LIF PyLifModelFloat" in out
+    assert "chip: l0 and l1 mapped together on" in out
+    values = [float(line.rsplit(":", 1)[1]) for line in out.splitlines() if "max |" in line]
+    assert len(values) == 8 and max(values) <= 1e-4, out
+    assert "all agree: yes" in out
+    assert list(tmp_path.iterdir()) == []  # writes nothing
 
 
 @pytest.mark.slow
