@@ -1,9 +1,10 @@
 """The simulated chip's report of a Lava run: one ``spinnaker2_backend`` Run for all layers.
 
-Each ``spinnaker2`` layer process reports, per step, its ``LayerStepResult`` and its
-cumulative ``LayerCounters`` (:class:`ChipStepRecord`). The
-host keeps a :class:`ChipStepSummary` per step and layer (what the report needs; per-PE
-detail only on request) and the latest counters, and :func:`assemble_chip_run` composes
+Each ``spinnaker2`` layer process reports, per step, a :class:`ChipStepSummary` of its
+``LayerStepResult`` (what the report needs; per-PE detail only on request), and its
+cumulative ``LayerCounters`` once at the end of every run. The host keeps the summaries in a
+:class:`ChipStepTable` per layer (compact arrays) and the latest counters, and
+:func:`assemble_chip_run` composes
 them the way the backend composes a direct run of the whole network
 (``mapping.run(inputs)``): layers one after another per token, readout on the host, so time
 per token = sum over layers of each layer's slowest PE (plus the NoC tail of its last
@@ -21,19 +22,12 @@ import numpy as np
 
 from snn_egru.reference import EGRUState
 
-__all__ = ["ChipStepRecord", "ChipStepSummary", "assemble_chip_run", "summarize_step"]
-
-
-class ChipStepRecord(NamedTuple):
-    """What a ``spinnaker2`` layer model reports to the host after each step of its layer.
-
-    Attributes:
-        result: the backend's ``LayerStepResult`` of the step (all PEs of the layer).
-        counters: a copy of the layer simulator's cumulative ``LayerCounters`` after it.
-    """
-
-    result: Any
-    counters: Any
+__all__ = [
+    "ChipStepSummary",
+    "ChipStepTable",
+    "assemble_chip_run",
+    "summarize_step",
+]
 
 
 class ChipStepSummary(NamedTuple):
@@ -72,9 +66,71 @@ def summarize_step(result: Any, *, keep_pe_steps: bool, keep_busy: bool) -> Chip
     )
 
 
+class ChipStepTable:
+    """One layer's :class:`ChipStepSummary` s of a session, stored as compact arrays.
+
+    Per step it keeps what the chip report's profile needs (about 150 bytes: the slowest
+    PE's cycles and phases, the NoC tail, the operation totals) and, only when kept, the
+    per-PE busy cycles and the per-PE phase cycles and operation counts. Arrays grow by
+    doubling, so appending is amortised O(1) and no Python object is kept per step.
+    """
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self._columns: dict[str, np.ndarray] = {}
+        self._pe_columns: dict[str, list[np.ndarray]] = {"busy": [], "phase": [], "ops": []}
+
+    def _column(self, name: str, row: np.ndarray) -> np.ndarray:
+        column = self._columns.get(name)
+        if column is None:
+            column = np.empty((64, *row.shape), dtype=row.dtype)
+            self._columns[name] = column
+        elif self.steps == column.shape[0]:
+            grown = np.empty((2 * column.shape[0], *column.shape[1:]), dtype=column.dtype)
+            grown[: self.steps] = column[: self.steps]
+            self._columns[name] = column = grown
+        return column
+
+    def append(self, summary: ChipStepSummary) -> None:
+        """Keep one step."""
+        rows = {
+            "layer_cycles": np.asarray(summary.layer_cycles, dtype=np.float64),
+            "noc_tail_cycles": np.asarray(summary.noc_tail_cycles, dtype=np.float64),
+            "critical_phase_cycles": np.asarray(summary.critical_phase_cycles),
+            "op_totals": np.asarray(summary.op_totals),
+        }
+        for name, row in rows.items():
+            self._column(name, row)[self.steps] = row
+        for name, value in (
+            ("busy", summary.busy_cycles),
+            ("phase", summary.phase_cycles),
+            ("ops", summary.ops),
+        ):
+            if value is not None:
+                self._pe_columns[name].append(value)
+        self.steps += 1
+
+    def column(self, name: str) -> np.ndarray:
+        """``(steps, ...)`` of ``layer_cycles``, ``noc_tail_cycles``,
+        ``critical_phase_cycles`` or ``op_totals``."""
+        return self._columns[name][: self.steps]
+
+    def pe_steps(self, name: str) -> list[np.ndarray] | None:
+        """Per-PE detail per step (``busy``, ``phase`` or ``ops``), or ``None`` when any
+        step did not keep it."""
+        kept = self._pe_columns[name]
+        return kept if len(kept) == self.steps and self.steps else None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (for memory checks)."""
+        total = sum(c.nbytes for c in self._columns.values())
+        return total + sum(a.nbytes for kept in self._pe_columns.values() for a in kept)
+
+
 def assemble_chip_run(
     mapping: Any,
-    layer_steps: Sequence[Sequence[ChipStepSummary]],
+    layer_steps: Sequence[ChipStepTable | Sequence[ChipStepSummary]],
     layer_counters: Sequence[Any],
     *,
     tick_us: float | None = None,
@@ -87,8 +143,9 @@ def assemble_chip_run(
 
     Args:
         mapping: the network's mapping (the one the layer processes ran).
-        layer_steps: per layer, the :class:`ChipStepSummary` of every step, in step order
-            (all layers the same number of steps; per-PE detail in all or none).
+        layer_steps: per layer, a :class:`ChipStepTable` or the :class:`ChipStepSummary`
+            of every step, in step order (all layers the same number of steps; per-PE
+            detail in all or none).
         layer_counters: per layer, the cumulative ``LayerCounters`` after the last step.
         tick_us: the tick the layers ran with (deadline checks; needs ``busy_cycles``).
         layer_events, logits, states: the run's outputs, as the Lava graph computed them.
@@ -108,39 +165,50 @@ def assemble_chip_run(
             f"got {len(layer_steps)} layers of steps and {len(layer_counters)} of counters, "
             f"the mapping has {num_layers} layers"
         )
-    steps = len(layer_steps[0])
-    if any(len(summaries) != steps for summaries in layer_steps):
-        counts = [len(summaries) for summaries in layer_steps]
+    tables = []
+    for steps_of_layer in layer_steps:
+        if isinstance(steps_of_layer, ChipStepTable):
+            tables.append(steps_of_layer)
+            continue
+        table = ChipStepTable()
+        for summary in steps_of_layer:
+            table.append(summary)
+        tables.append(table)
+    steps = tables[0].steps
+    if any(table.steps != steps for table in tables):
+        counts = [table.steps for table in tables]
         raise ValueError(f"layers reported different numbers of steps: {counts}")
     if steps == 0:
         raise ValueError("no steps were recorded")
 
     spec = mapping.spec
     clock_hz = spec.pe_clock_hz
-    by_step = list(zip(*layer_steps))  # [step][layer]
-    layer_cycles = np.array([[s.layer_cycles for s in row] for row in by_step])
-    tails = np.array([[s.noc_tail_cycles for s in row] for row in by_step])
-    critical = np.array([[s.critical_phase_cycles for s in row] for row in by_step])
-    step_totals = np.array([[s.op_totals for s in row] for row in by_step])
+    layer_cycles = np.stack([t.column("layer_cycles") for t in tables], axis=1)
+    tails = np.stack([t.column("noc_tail_cycles") for t in tables], axis=1)
+    critical = np.stack([t.column("critical_phase_cycles") for t in tables], axis=1)
+    step_totals = np.stack([t.column("op_totals") for t in tables], axis=1)
 
     counters = NetworkCounters(layers=[c.copy() for c in layer_counters])
     missed = [np.zeros(len(c.pes), dtype=np.int64) for c in counters.layers]
     if tick_us is not None:
         # deadline misses measured from each step's start, layers one after another
         us_per_cycle = 1e6 / clock_hz
-        for t, row in enumerate(by_step):
+        busy = [t.pe_steps("busy") for t in tables]
+        if any(b is None for b in busy):
+            raise ValueError("a tick was set but the steps kept no per-PE busy cycles")
+        for t in range(steps):
             offsets = step_offsets(layer_cycles[t], tails[t], pipelined=False)
-            for i, summary in enumerate(row):
-                if summary.busy_cycles is None:
-                    raise ValueError("a tick was set but the steps kept no per-PE busy cycles")
-                done = summary.busy_cycles * us_per_cycle + offsets[i] * us_per_cycle
+            for i in range(num_layers):
+                done = busy[i][t] * us_per_cycle + offsets[i] * us_per_cycle
                 missed[i] += done > tick_us
 
-    keep_pe_steps = all(s.phase_cycles is not None for s in layer_steps[0])
+    phase_steps = [t.pe_steps("phase") for t in tables]
+    ops_steps = [t.pe_steps("ops") for t in tables]
+    keep_pe_steps = all(p is not None for p in phase_steps + ops_steps)
     step_cycles = step_ops = None
     if keep_pe_steps:
-        step_cycles = [np.stack([s.phase_cycles for s in layer]) for layer in layer_steps]
-        step_ops = [np.stack([s.ops for s in layer]) for layer in layer_steps]
+        step_cycles = [np.stack(p) for p in phase_steps]
+        step_ops = [np.stack(o) for o in ops_steps]
     profile = build_profile(
         layer_cycles=layer_cycles,
         layer_tails=tails,

@@ -26,8 +26,10 @@ from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import Matrix
 
 __all__ = [
+    "COUNTERS_STEP",
     "MESSAGE_DTYPE",
     "RECORD_BATCH",
+    "ChipRecorder",
     "HostRecorder",
     "LavaModelError",
     "LavaRunError",
@@ -158,6 +160,26 @@ class HostRecorder:
         records = list(self._received)
         self._received.clear()
         return records
+
+
+class ChipRecorder(HostRecorder):
+    """The :class:`HostRecorder` of a ``spinnaker2`` layer model's chip counters.
+
+    Per step the model puts a :class:`~lava_procs.chip_report.ChipStepSummary` (per-PE
+    detail only when :attr:`keep_pe_steps`, per-PE busy cycles only when
+    :attr:`keep_busy`); when a run ends it puts the layer's cumulative ``LayerCounters``
+    with time step :data:`COUNTERS_STEP`. Set the two options before the graph starts
+    (the model process gets a copy of this object when it is forked).
+    """
+
+    def __init__(self, *, name: str, keep_pe_steps: bool = True, keep_busy: bool = False) -> None:
+        super().__init__(name=name)
+        self.keep_pe_steps = keep_pe_steps
+        self.keep_busy = keep_busy
+
+
+#: Time step of the end-of-run record of a :class:`ChipRecorder` (Lava steps start at 1).
+COUNTERS_STEP = 0
 
 
 def as_compute_array(

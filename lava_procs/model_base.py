@@ -92,7 +92,7 @@ class SafeStepModel(HostPhaseModel):
     def recorders(self) -> list[HostRecorder]:
         """The host recorders this model writes to (flushed at the end of every run)."""
         found = []
-        for key in ("recorder", "chip_recorder"):
+        for key in ("recorder", "chip_recorder", "event_recorder"):
             recorder = self.proc_params.get(key)
             if recorder is not None:
                 found.append(recorder)

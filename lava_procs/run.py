@@ -35,13 +35,8 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import RunConfig
 
 from lava_procs import lava_internals
-from lava_procs.chip_report import (
-    ChipStepRecord,
-    ChipStepSummary,
-    assemble_chip_run,
-    summarize_step,
-)
-from lava_procs.common import LavaRunError
+from lava_procs.chip_report import ChipStepSummary, ChipStepTable, assemble_chip_run
+from lava_procs.common import COUNTERS_STEP, LavaRunError
 from lava_procs.model_base import quiet_model_errors
 from lava_procs.network.process import EGRUNetwork
 from lava_procs.process_base import check_run_config, raise_model_errors
@@ -218,7 +213,7 @@ class LavaNetworkSession:
         self._healthy = True  # False once a run failed: stop by force
         self._stopped = False
         layers = network.artifact.num_layers if isinstance(run_cfg, SpiNNaker2SimCfg) else 0
-        self._chip_steps: list[list[ChipStepSummary]] = [[] for _ in range(layers)]
+        self._chip_steps = [ChipStepTable() for _ in range(layers)]
         self._chip_counters: list[Any] = [None] * layers
         self._chip_moved: list[int] = []  # layers mapped again onto other PEs mid-session
 
@@ -231,6 +226,9 @@ class LavaNetworkSession:
             raise RuntimeError("this session was stopped; build a new network to run again")
         begin = time.perf_counter()
         self._started = True
+        for recorder in self.network.chip_recorders:  # read by the models once forked
+            recorder.keep_pe_steps = self.keep_chip_steps
+            recorder.keep_busy = self.on_chip and self.run_cfg.chip.tick_us is not None
         try:
             with quiet_model_errors():  # run() re-raises every model's message
                 self.network.create_runtime(run_cfg=self.run_cfg)
@@ -294,13 +292,25 @@ class LavaNetworkSession:
         collected: dict[str, list] = {name: [] for name in recorders}
         self._run_and_wait(num_steps, timeout_s, recorders, collected)
         for name, recorder in recorders.items():
-            missing = num_steps - len(collected[name])
+            # a chip recorder also gets the layer's counters when the run ends
+            expected = num_steps + 1 if name.startswith("chip_") else num_steps
+            missing = expected - len(collected[name])
             if missing:
                 collected[name].extend(recorder.take(missing, timeout_s=_RECORD_GRACE_S))
+        counters = {}
+        for name in recorders:
+            if name.startswith("chip_"):
+                step, counters[name] = collected[name].pop()
+                if step != COUNTERS_STEP:
+                    raise LavaRunError(f"recorder {name!r}: no end-of-run counters")
         self._check_alignment(num_steps, collected)
         outputs = self._assemble(num_steps, collected)
         for index in range(len(self._chip_steps)):
-            self._keep_chip_records(index, [record for _, record in collected[f"chip_{index}"]])
+            name = f"chip_{index}"
+            self._keep_chip_records(
+                index, [summary for _, summary in collected[name]], counters[name]
+            )
+        collected.clear()
         self.steps_done += num_steps
         self._healthy = True
         return outputs
@@ -321,18 +331,16 @@ class LavaNetworkSession:
             yield self.run(steps)
             done += steps
 
-    def _keep_chip_records(self, layer: int, records: list[ChipStepRecord]) -> None:
-        keep_busy = self.run_cfg.chip.tick_us is not None
-        for record in records:
-            previous = self._chip_counters[layer]
-            if previous is not None and not np.array_equal(previous.pes, record.counters.pes):
-                self._chip_moved.append(layer)
-            self._chip_steps[layer].append(
-                summarize_step(
-                    record.result, keep_pe_steps=self.keep_chip_steps, keep_busy=keep_busy
-                )
-            )
-            self._chip_counters[layer] = record.counters
+    def _keep_chip_records(
+        self, layer: int, summaries: list[ChipStepSummary], counters: Any
+    ) -> None:
+        previous = self._chip_counters[layer]
+        if previous is not None and not np.array_equal(previous.pes, counters.pes):
+            self._chip_moved.append(layer)
+        table = self._chip_steps[layer]
+        for summary in summaries:
+            table.append(summary)
+        self._chip_counters[layer] = counters
 
     @property
     def on_chip(self) -> bool:
@@ -341,7 +349,9 @@ class LavaNetworkSession:
 
     def _recorders(self) -> dict[str, Any]:
         recorders = {
-            f"events_{i}": sink.recorder for i, sink in enumerate(self.network.event_sinks())
+            f"events_{i}": recorder
+            for i, recorder in enumerate(self.network.event_recorders)
+            if recorder is not None
         }
         logits_sink = self.network.logits_sink()
         if logits_sink is not None:
@@ -395,15 +405,27 @@ class LavaNetworkSession:
 
     def _assemble(self, num_steps: int, collected: dict[str, list]) -> StepOutputs:
         artifact = self.network.artifact
-        events = []
+        outputs: list[np.ndarray] = []  # per recorded layer: y, or (y, trace) stacked
+        traces: dict[int, np.ndarray] = {}
         for i, layer in enumerate(artifact.layers):
             records = collected.get(f"events_{i}")
-            if records is not None:
-                events.append(np.stack([value for _, value in records]).astype(layer.dtype))
+            if records is None:
+                outputs.append(None)
+                continue
+            values = [value for _, value in records]
+            if isinstance(values[0], tuple):
+                traces[i] = np.stack([trace for _, trace in values]).astype(layer.dtype)
+                values = [y for y, _ in values]
+            outputs.append(np.stack(values).astype(layer.dtype))
+        events = [y for y in outputs if y is not None] if self.network.record_events else []
         logits = None
-        if "logits" in collected:
+        if "logits" in collected:  # a Readout process, step by step
             dtype = np.result_type(artifact.layers[-1].dtype, artifact.decoder_weight.dtype)
             logits = np.stack([value for _, value in collected["logits"]]).astype(dtype)
+        elif self.network.record_logits:  # on the host: the whole run in one product
+            last = artifact.num_layers - 1
+            source = traces[last] if artifact.readout_source == "trace" else outputs[last]
+            logits = artifact.readout(source)
         time_steps = np.arange(self.steps_done + 1, self.steps_done + num_steps + 1)
         return StepOutputs(time_steps=time_steps, logits=logits, layer_events=events)
 
@@ -546,6 +568,7 @@ def run_network(
     machine: Any = None,
     record_events: bool = True,
     record_chip_steps: bool = True,
+    readout: str = "host",
     timeout_s: float | None = None,
 ) -> LavaRunResult:
     """Run ``artifact`` on ``inputs`` as a Lava graph; outputs align with the reference.
@@ -567,6 +590,9 @@ def run_network(
         record_events: also return every layer's events (one sink process per layer).
         record_chip_steps: keep per-step per-PE chip counts in the chip report (timer view;
             as the backend's ``record=True``); ``False`` keeps per-step layer totals only.
+        readout: ``"host"`` (the logits of the run in one product from the last layer's
+            recorded events, as the chip's host does) or ``"process"`` (a Lava Readout
+            process, step by step); see :class:`~lava_procs.network.process.EGRUNetwork`.
         timeout_s: limit for the run proper (``None``: no limit); exceeding it raises
             ``TimeoutError``.
 
@@ -599,6 +625,7 @@ def run_network(
         inputs=inputs[:num_steps],
         initial_states=initial_states,
         record_events=record_events,
+        readout=readout,
         name="egru_network",
     )
     session = LavaNetworkSession(

@@ -24,8 +24,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from scipy.sparse import csr_matrix
 
-from lava_procs.chip_report import ChipStepRecord
-from lava_procs.common import MESSAGE_DTYPE, LavaModelError
+from lava_procs.chip_report import summarize_step
+from lava_procs.common import COUNTERS_STEP, MESSAGE_DTYPE, LavaModelError
 from lava_procs.egru_layer.process import EGRULayer
 from lava_procs.model_base import SafeStepModel
 from snn_egru.reference import EGRUParams, EGRUState, Matrix, egru_step, validate_params
@@ -77,6 +77,7 @@ class AbstractPyEGRULayerModel(SafeStepModel):
         self._params: EGRUParams | None = None
         self._state: EGRUState | None = None
         self._deferred_error: Exception | None = None
+        self._event_recorder = proc_params.get("event_recorder")
 
     # ------------------------------------------------------------------ Var sync
     def on_var_update(self) -> None:
@@ -163,6 +164,9 @@ class AbstractPyEGRULayerModel(SafeStepModel):
         self.events_emitted[0] += events
         self.steps_run[0] += 1
         trace = state.trace if state.trace is not None else np.zeros_like(y)
+        if self._event_recorder is not None:
+            record = (y.copy(), trace.copy()) if self.track_trace else y.copy()
+            self._event_recorder.put(self.time_step, record)
         return {
             "y_out": y.astype(MESSAGE_DTYPE),
             "trace_out": trace.astype(MESSAGE_DTYPE),
@@ -191,7 +195,8 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
     (CSR / event-driven / dense), the point-wise update of
     :func:`snn_egru.reference.egru_pointwise`, events sent as NoC packets (counted), per-PE
     cycles per phase. After each step it updates the ``chip_*`` Vars and, when the process
-    has a ``chip_recorder``, puts a :class:`ChipStepRecord` into it.
+    has a ``chip_recorder``, puts a :class:`~lava_procs.chip_report.ChipStepSummary` into it
+    (and the cumulative counters when a run ends).
 
     After a ``Var.set`` of the parameters the layer is mapped again with the new weights
     (cumulative counters carry over when the layer keeps its PEs).
@@ -226,6 +231,13 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
     def on_var_update(self) -> None:
         super().on_var_update()
         self._state_from_vars = True
+
+    def on_run_end(self) -> None:
+        # the layer's cumulative counters, once per run (not per step: they hold per-PE
+        # arrays), then ship everything batched
+        if self._recorder is not None and self.steps_run[0] > 0:
+            self._recorder.put(COUNTERS_STEP, self._simulator.counters.copy())
+        super().on_run_end()
 
     # ------------------------------------------------------------------ simulator
     def _mapping_for(self, params: EGRUParams) -> Any:
@@ -265,7 +277,12 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
         result = simulator.step(x)
         self._update_chip_vars(result, simulator)
         if self._recorder is not None:
-            self._recorder.put(self.time_step, ChipStepRecord(result, simulator.counters.copy()))
+            summary = summarize_step(
+                result,
+                keep_pe_steps=getattr(self._recorder, "keep_pe_steps", True),
+                keep_busy=getattr(self._recorder, "keep_busy", False),
+            )
+            self._recorder.put(self.time_step, summary)
         state = simulator.state
         if not self.track_trace:
             state = state._replace(trace=None)

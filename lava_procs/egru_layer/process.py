@@ -64,8 +64,13 @@ class EGRULayer(GuardedProcess):
         network_context: the whole network this layer is layer ``i`` of; the ``spinnaker2``
             model maps the whole network and runs this layer's PEs of that mapping. ``None``
             for a stand-alone layer (then a one-layer network is mapped).
-        chip_recorder: if given, the ``spinnaker2`` model puts one record of chip counters
-            per time step into it (the host reads them; see ``lava_procs.run``).
+        chip_recorder: if given (a :class:`~lava_procs.common.ChipRecorder`), the
+            ``spinnaker2`` model puts one summary of the step's chip counts per time step
+            into it and the cumulative counters at the end of every run (the host reads
+            them; see ``lava_procs.run``).
+        event_recorder: if given, the model puts ``(time_step, y)`` per step into it
+            (``(time_step, (y, trace))`` with ``track_trace``): the events reach the host
+            without a sink process (a sink process per layer costs Lava messages per step).
         name: Lava name of the process.
         log_config: Lava logging options.
 
@@ -108,6 +113,7 @@ class EGRULayer(GuardedProcess):
         dtype: np.dtype | type | None = None,
         network_context: NetworkContext | None = None,
         chip_recorder: HostRecorder | None = None,
+        event_recorder: HostRecorder | None = None,
         name: str | None = None,
         log_config: LogConfig | None = None,
     ) -> None:
@@ -129,6 +135,7 @@ class EGRULayer(GuardedProcess):
             track_trace=bool(track_trace),
             network_context=network_context,
             chip_recorder=chip_recorder,
+            event_recorder=event_recorder,
         )
         state = _initial_state(initial_state, hidden, dtype, label)
 

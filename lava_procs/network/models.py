@@ -22,11 +22,14 @@ __all__ = ["EGRUNetworkModel"]
 
 @implements(proc=EGRUNetwork, protocol=LoihiProtocol)
 class EGRUNetworkModel(AbstractSubProcessModel):
-    """source | x_in -> layer 0 -> ... -> layer L-1 -> readout -> sink | logits_out
-    (+ per layer: an event sink, and y_out_<i> when it is connected outside).
+    """source | x_in -> layer 0 -> ... -> layer L-1 [-> readout -> sink | logits_out]
+    (+ y_out_<i> when it is connected outside).
 
-    Sub-processes are attributes named ``source``, ``layer_<i>``, ``readout``,
-    ``logits_sink`` and ``events_sink_<i>`` (Lava registers them under these names). An out
+    Sub-processes are attributes named ``source``, ``layer_<i>``, ``readout`` and
+    ``logits_sink`` (Lava registers them under these names). Events are recorded by the
+    layer models themselves (``event_recorders``), the logits by a Readout process and a
+    sink only with ``readout="process"`` (else on the host from the last layer's
+    recorded output); the Readout process also runs when ``logits_out`` is used. An out
     port of the network is wired inside only when something outside is connected to it (a
     dangling hierarchical port would have no process model on its other end).
     """
@@ -74,6 +77,7 @@ class EGRUNetworkModel(AbstractSubProcessModel):
                 track_trace=track_trace,
                 network_context=NetworkContext(artifact=artifact, layer_index=index),
                 chip_recorder=recorders[index],
+                event_recorder=params["event_recorders"][index],
                 name=f"{prefix}.layer_{index}",
             )
             if upstream is None:
@@ -81,16 +85,15 @@ class EGRUNetworkModel(AbstractSubProcessModel):
             else:
                 upstream.connect(layer.x_in)
             setattr(self, f"layer_{index}", layer)
-            if params["record_events"]:
-                sink = HostSink(shape=(layer.hidden_size,), name=f"{prefix}.events_sink_{index}")
-                layer.y_out.connect(sink.data_in)
-                setattr(self, f"events_sink_{index}", sink)
             events_port = getattr(proc.out_ports, f"y_out_{index}")
             if events_port.out_connections:  # probed from outside
                 layer.y_out.connect(events_port)
             upstream = layer.trace_out if track_trace else layer.y_out
 
-        if artifact.decoder_weight is not None:
+        logits_port_used = artifact.decoder_weight is not None and bool(
+            proc.out_ports.logits_out.out_connections
+        )
+        if logits_port_used or (params["record_logits"] and params["readout"] == "process"):
             self.readout = Readout(
                 weight=artifact.decoder_weight,
                 bias=artifact.readout_bias,
@@ -98,10 +101,10 @@ class EGRUNetworkModel(AbstractSubProcessModel):
                 name=f"{prefix}.readout",
             )
             upstream.connect(self.readout.events_in)
-            if params["record_logits"]:
+            if params["record_logits"] and params["readout"] == "process":
                 self.logits_sink = HostSink(
                     shape=self.readout.logits_out.shape, name=f"{prefix}.logits_sink"
                 )
                 self.readout.logits_out.connect(self.logits_sink.data_in)
-            if proc.out_ports.logits_out.out_connections:
+            if logits_port_used:
                 self.readout.logits_out.connect(proc.out_ports.logits_out)

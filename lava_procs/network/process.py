@@ -28,12 +28,15 @@ import numpy as np
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 
-from lava_procs.common import HostRecorder
+from lava_procs.common import ChipRecorder, HostRecorder
 from lava_procs.process_base import GuardedProcess
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUState
 
-__all__ = ["EGRUNetwork"]
+__all__ = ["READOUTS", "EGRUNetwork"]
+
+#: Where the recorded logits are computed (see EGRUNetwork's ``readout``).
+READOUTS: tuple[str, ...] = ("host", "process")
 
 
 class EGRUNetwork(GuardedProcess):
@@ -46,9 +49,18 @@ class EGRUNetwork(GuardedProcess):
             built-in source; ``None``: no built-in source, connect a process to ``x_in``.
         initial_states: per-layer state at the first step (zeros when ``None``), e.g. the
             ``states`` of a previous run to continue a stream.
-        record_events: record every layer's events ``y`` in a built-in sink per layer
-            (read by :class:`~lava_procs.run.LavaNetworkSession`).
-        record_logits: record the logits in a built-in sink.
+        record_events: record every layer's events ``y`` for the host (read by
+            :class:`~lava_procs.run.LavaNetworkSession`; each layer model puts them into a
+            :class:`~lava_procs.common.HostRecorder`, no sink process).
+        record_logits: record the logits for the host.
+        readout: where the recorded logits are computed. ``"host"`` (default, as on the
+            SpiNNaker2 deployment, whose decoder runs on the host): the last layer's events
+            (or trace) are recorded and the session computes the logits of a whole run in
+            one matrix product, ``artifact.readout`` (the reference's own function); no
+            Readout process runs unless ``logits_out`` is connected. ``"process"``: a
+            :class:`~lava_procs.io.process.Readout` process computes them every step and a
+            HostSink records them (a 10,000 x 750 decoder read from memory every step costs
+            more than the three EGRU layers).
         name, log_config: Lava options.
 
     Ports:
@@ -59,9 +71,9 @@ class EGRUNetwork(GuardedProcess):
         y_out_<l>: OutPort ``(H_l,)`` per layer ``l``, its graded events per step.
 
     After compilation (``create_runtime`` / ``run``) the sub-processes are reachable with
-    :meth:`layer_processes`, :meth:`source_process`, :meth:`readout_process`,
-    :meth:`logits_sink` and :meth:`event_sinks`; each layer's chip counters (``spinnaker2``
-    models) arrive in ``chip_recorders[layer]``.
+    :meth:`layer_processes`, :meth:`source_process`, :meth:`readout_process` and
+    :meth:`logits_sink`; each layer's events arrive in ``event_recorders[layer]`` and its
+    chip counters (``spinnaker2`` models) in ``chip_recorders[layer]``.
     """
 
     def __init__(
@@ -72,6 +84,7 @@ class EGRUNetwork(GuardedProcess):
         initial_states: list[EGRUState] | None = None,
         record_events: bool = True,
         record_logits: bool = True,
+        readout: str = "host",
         name: str | None = None,
         log_config: LogConfig | None = None,
     ) -> None:
@@ -90,10 +103,21 @@ class EGRUNetwork(GuardedProcess):
             )
         if artifact.readout_source == "trace" and artifact.decoder_weight is None:
             raise ValueError("readout_source='trace' needs a readout")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         chip_recorders = [
-            HostRecorder(name=f"chip counters of layer {i}") for i in range(artifact.num_layers)
+            ChipRecorder(name=f"chip counters of layer {i}") for i in range(artifact.num_layers)
         ]
         has_readout = artifact.decoder_weight is not None
+        record_logits = bool(record_logits) and has_readout
+        last = artifact.num_layers - 1
+        # the last layer's output is recorded also for a host readout of the logits
+        event_recorders = [
+            HostRecorder(name=f"events of layer {i}")
+            if record_events or (record_logits and readout == "host" and i == last)
+            else None
+            for i in range(artifact.num_layers)
+        ]
         super().__init__(
             name=name,
             log_config=log_config,
@@ -101,12 +125,18 @@ class EGRUNetwork(GuardedProcess):
             inputs=inputs,
             initial_states=None if initial_states is None else list(initial_states),
             record_events=bool(record_events),
-            record_logits=bool(record_logits) and has_readout,
+            record_logits=record_logits,
+            readout=readout,
             chip_recorders=chip_recorders,
+            event_recorders=event_recorders,
         )
         self.artifact = artifact
         self.num_inputs = num_inputs
+        self.readout = readout
+        self.record_events = bool(record_events)
+        self.record_logits = record_logits
         self.chip_recorders = chip_recorders
+        self.event_recorders = event_recorders
         self.x_in = InPort(shape=(artifact.input_size,))
         if has_readout:
             self.logits_out = OutPort(shape=(artifact.decoder_weight.shape[0],))
@@ -136,15 +166,16 @@ class EGRUNetwork(GuardedProcess):
         return self._sub("source") if self.num_inputs is not None else None
 
     def readout_process(self) -> AbstractProcess | None:
-        """The Readout, or ``None`` when the artifact has none."""
-        return self._sub("readout") if self.artifact.decoder_weight is not None else None
+        """The Readout process, or ``None`` (no readout, or a host readout with
+        ``logits_out`` unconnected)."""
+        names = self.procs.member_names
+        if "readout" in names:
+            return self.procs.readout
+        self._sub("layer_0")  # raises when not compiled yet
+        return None
 
     def logits_sink(self) -> AbstractProcess | None:
-        """The HostSink of the logits, or ``None`` (no readout, or ``record_logits=False``)."""
-        return self._sub("logits_sink") if self.proc_params["record_logits"] else None
-
-    def event_sinks(self) -> list[AbstractProcess]:
-        """One HostSink per layer (empty unless ``record_events``)."""
-        if not self.proc_params["record_events"]:
-            return []
-        return [self._sub(f"events_sink_{i}") for i in range(self.artifact.num_layers)]
+        """The HostSink of the logits (``readout="process"`` with ``record_logits``)."""
+        if self.record_logits and self.readout == "process":
+            return self._sub("logits_sink")
+        return None
