@@ -59,6 +59,7 @@ __all__ = [
     "quantize_weight",
     "quantized_egru_step",
     "quantized_matvec",
+    "recurrent_preactivation",
     "validate_params",
     "validate_quantized_params",
     "validate_quantized_weight",
@@ -212,8 +213,17 @@ def _as_dtype(x: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     return x.astype(dtype, copy=False)
 
 
+def recurrent_preactivation(state: EGRUState, params: EGRUParams) -> np.ndarray:
+    """``weight_hh @ y_prev + bias_hh``: the part of a step that does not need ``x``."""
+    return gate_matvec(params.weight_hh, state.y) + params.bias_hh
+
+
 def egru_step(
-    x: np.ndarray, state: EGRUState | None, params: EGRUParams
+    x: np.ndarray,
+    state: EGRUState | None,
+    params: EGRUParams,
+    *,
+    gh: np.ndarray | None = None,
 ) -> tuple[np.ndarray, EGRUState]:
     """One EGRU step (see module docstring).
 
@@ -221,6 +231,8 @@ def egru_step(
         x: ``(..., I)`` layer input.
         state: previous :class:`EGRUState`, or ``None`` for zeros (no trace).
         params: the layer's :class:`EGRUParams`.
+        gh: ``recurrent_preactivation(state, params)`` computed ahead (e.g. while a
+            process waits for ``x``); ``None``: computed here. The result is the same.
 
     Returns:
         ``(y, new_state)`` with ``y`` of shape ``(..., H)``.
@@ -234,7 +246,8 @@ def egru_step(
     if state is None:
         state = init_state(params.hidden_size, x.shape[:-1], dtype=dtype)
     gi = gate_matvec(params.weight_ih, x) + params.bias_ih
-    gh = gate_matvec(params.weight_hh, state.y) + params.bias_hh
+    if gh is None:
+        gh = recurrent_preactivation(state, params)
     y, c, _ = egru_pointwise(gi, gh, state.c, params.threshold)
     trace = None
     if state.trace is not None:

@@ -28,7 +28,14 @@ from lava_procs.chip_report import summarize_step
 from lava_procs.common import COUNTERS_STEP, MESSAGE_DTYPE, LavaModelError
 from lava_procs.egru_layer.process import EGRULayer
 from lava_procs.model_base import SafeStepModel
-from snn_egru.reference import EGRUParams, EGRUState, Matrix, egru_step, validate_params
+from snn_egru.reference import (
+    EGRUParams,
+    EGRUState,
+    Matrix,
+    egru_step,
+    recurrent_preactivation,
+    validate_params,
+)
 from spinnaker2_backend.energy import estimate_energy
 
 __all__ = ["PyEGRULayerFloat", "PyEGRULayerSpiNNaker2"]
@@ -150,14 +157,20 @@ class AbstractPyEGRULayerModel(SafeStepModel):
             )
         return x.astype(self.compute_dtype)
 
-    def advance(self, x: np.ndarray) -> tuple[np.ndarray, EGRUState]:
+    def before_input(self) -> object:
+        """Work of the step that does not need this step's input, done before waiting for
+        it (the upstream process computes meanwhile); passed to :meth:`advance`."""
+        return None
+
+    def advance(self, x: np.ndarray, ahead: object) -> tuple[np.ndarray, EGRUState]:
         raise NotImplementedError
 
     def compute_step(self) -> dict[str, np.ndarray]:
-        x = self.receive_input()
         if self._deferred_error is not None:
             raise self._deferred_error
-        y, state = self.advance(x)
+        ahead = self.before_input()
+        x = self.receive_input()
+        y, state = self.advance(x, ahead)
         self._store_state(state)
         events = int(np.count_nonzero(y))  # y = o * c~ with c~ > theta >= 0 where o = 1
         self.last_step_events[0] = events
@@ -177,10 +190,18 @@ class AbstractPyEGRULayerModel(SafeStepModel):
 @requires(CPU)
 @tag("floating_pt")
 class PyEGRULayerFloat(AbstractPyEGRULayerModel):
-    """The numpy reference: :func:`snn_egru.reference.egru_step` on the Vars' parameters."""
+    """The numpy reference: :func:`snn_egru.reference.egru_step` on the Vars' parameters.
 
-    def advance(self, x: np.ndarray) -> tuple[np.ndarray, EGRUState]:
-        return egru_step(x, self.current_state(), self.current_params())
+    The recurrent product ``weight_hh @ y_{t-1} + bias_hh`` is computed before the model
+    waits for ``x_t`` (it does not need it), so a layer computes it while the layer before
+    it computes: the same numbers, less time per step.
+    """
+
+    def before_input(self) -> np.ndarray:
+        return recurrent_preactivation(self.current_state(), self.current_params())
+
+    def advance(self, x: np.ndarray, ahead: np.ndarray) -> tuple[np.ndarray, EGRUState]:
+        return egru_step(x, self.current_state(), self.current_params(), gh=ahead)
 
 
 @implements(proc=EGRULayer, protocol=LoihiProtocol)
@@ -269,7 +290,7 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
         return simulator
 
     # ----------------------------------------------------------------------- step
-    def advance(self, x: np.ndarray) -> tuple[np.ndarray, EGRUState]:
+    def advance(self, x: np.ndarray, ahead: object) -> tuple[np.ndarray, EGRUState]:
         simulator = self.layer_simulator()
         if self._state_from_vars:
             simulator.set_state(self.current_state())
