@@ -69,7 +69,7 @@ def summarize_step(result: Any, *, keep_pe_steps: bool, keep_busy: bool) -> Chip
 class ChipStepTable:
     """One layer's :class:`ChipStepSummary` s of a session, stored as compact arrays.
 
-    Per step it keeps what the chip report's profile needs (about 150 bytes: the slowest
+    Per step it keeps what the chip report's profile needs (about 260 bytes: the slowest
     PE's cycles and phases, the NoC tail, the operation totals) and, only when kept, the
     per-PE busy cycles and the per-PE phase cycles and operation counts. Arrays grow by
     doubling, so appending is amortised O(1) and no Python object is kept per step.
@@ -122,8 +122,16 @@ class ChipStepTable:
         return kept if len(kept) == self.steps and self.steps else None
 
     @property
+    def bytes_per_step(self) -> int:
+        """Bytes kept per step (the per-step columns and any per-PE detail of one step)."""
+        if not self.steps:
+            return 0
+        row = sum(c[0].nbytes for c in self._columns.values())
+        return row + sum(kept[0].nbytes for kept in self._pe_columns.values() if kept)
+
+    @property
     def nbytes(self) -> int:
-        """Bytes held (for memory checks)."""
+        """Bytes allocated (columns grow by doubling: at most twice the bytes kept)."""
         total = sum(c.nbytes for c in self._columns.values())
         return total + sum(a.nbytes for kept in self._pe_columns.values() for a in kept)
 

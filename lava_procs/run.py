@@ -192,7 +192,9 @@ class LavaNetworkSession:
         timeout_s: default limit for each :meth:`run` (``None``: no limit).
         keep_chip_steps: (``spinnaker2``) keep per-step per-PE chip counts for
             :meth:`chip_run` (timer view, like the backend's ``record=True``); ``False``
-            keeps per-step layer totals only (long streams).
+            keeps per-step layer totals only (long streams: about 260 bytes per layer and
+            step, see :attr:`chip_bytes_per_step`; nothing else grows with the run when
+            the outputs are consumed chunk by chunk with :meth:`iter_run`).
     """
 
     def __init__(
@@ -341,6 +343,13 @@ class LavaNetworkSession:
         for summary in summaries:
             table.append(summary)
         self._chip_counters[layer] = counters
+
+    @property
+    def chip_bytes_per_step(self) -> int:
+        """Host bytes the session keeps per step for the chip report (its only per-step
+        memory: outputs are returned, not kept): the layers' per-step totals, plus the
+        per-PE detail with ``keep_chip_steps``. Running totals are the models' counters."""
+        return sum(table.bytes_per_step for table in self._chip_steps)
 
     @property
     def on_chip(self) -> bool:
