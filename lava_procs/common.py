@@ -27,6 +27,8 @@ from snn_egru.reference import Matrix
 
 __all__ = [
     "COUNTERS_STEP",
+    "FLOATING_PT_TAG",
+    "SPINNAKER2_TAG",
     "MESSAGE_DTYPE",
     "RECORD_BATCH",
     "ChipRecorder",
@@ -37,6 +39,10 @@ __all__ = [
     "as_compute_array",
     "prepare_weight",
 ]
+
+#: Tags of the process models: the numpy reference, and the simulated SpiNNaker2 chip.
+FLOATING_PT_TAG = "floating_pt"
+SPINNAKER2_TAG = "spinnaker2"
 
 #: A model ships its records to the host in batches of this many steps (and at the end of
 #: every run), see :class:`HostRecorder`.

@@ -39,6 +39,7 @@ __all__ = [
     "is_started",
     "model_errors",
     "run_finished",
+    "safe_stop",
 ]
 
 #: The Lava release these internals were read from and tested against.
@@ -114,6 +115,15 @@ def force_stop(runtime: Any) -> None:
             infra.stop()
         if runtime._watchdog_manager is not None:
             runtime._watchdog_manager.stop()
+
+
+def safe_stop(runtime: Any, *, force: bool = False) -> None:
+    """Stop ``runtime``: Lava's ``stop()`` while every model is healthy, else (or with
+    ``force``) :func:`force_stop`. Never waits for ever."""
+    if not force and not model_errors(runtime) and is_started(runtime):
+        runtime.stop()
+        return
+    force_stop(runtime)
 
 
 class HostPhaseModel(PyLoihiProcessModel):

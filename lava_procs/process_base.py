@@ -32,7 +32,7 @@ from typing import Any
 from lava.magma.core.process.process import AbstractProcess
 
 from lava_procs import lava_internals
-from lava_procs.common import LavaRunError
+from lava_procs.common import SPINNAKER2_TAG, LavaRunError
 
 __all__ = ["GuardedProcess", "check_run_config", "raise_model_errors"]
 
@@ -44,10 +44,8 @@ def check_run_config(run_cfg: Any) -> None:
         ValueError: ``run_cfg`` selects tag ``"spinnaker2"`` but is not a
             ``SpiNNaker2SimCfg`` (nothing would map the network onto the chip).
     """
-    from lava_procs.run_configs import SPINNAKER2_TAG, SpiNNaker2SimCfg
-
-    if getattr(run_cfg, "select_tag", None) == SPINNAKER2_TAG and not isinstance(
-        run_cfg, SpiNNaker2SimCfg
+    if getattr(run_cfg, "select_tag", None) == SPINNAKER2_TAG and not getattr(
+        run_cfg, "maps_chip", False
     ):
         raise ValueError(
             f"{type(run_cfg).__name__}(select_tag={SPINNAKER2_TAG!r}) selects the simulated "
@@ -129,9 +127,8 @@ class GuardedProcess(AbstractProcess):
 
     def stop(self) -> None:
         """Stop the graph's runtime; by force when a model has failed (never hangs)."""
-        from lava_procs.run import stop_runtime
-
-        stop_runtime(self)
+        if self.runtime is not None:
+            lava_internals.safe_stop(self.runtime)
 
     def __del__(self) -> None:
         if lava_internals.has_runtime_attr(self):

@@ -83,14 +83,8 @@ def stop_runtime(process: AbstractProcess, *, force: bool = False) -> None:
             already exited, so ``Runtime.stop()`` would wait for ever); pass ``True`` after
             a timeout or an interrupt.
     """
-    runtime = process.runtime
-    if runtime is None:
-        return
-    healthy = not lava_internals.model_errors(runtime)
-    if not force and healthy and lava_internals.is_started(runtime):
-        runtime.stop()
-        return
-    lava_internals.force_stop(runtime)
+    if process.runtime is not None:
+        lava_internals.safe_stop(process.runtime, force=force)
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.magma.core.sync.domain import SyncDomain
 
+from lava_procs.common import FLOATING_PT_TAG, SPINNAKER2_TAG
 from snn_egru.artifact import DeploymentArtifact
 
 __all__ = [
@@ -44,8 +45,6 @@ __all__ = [
     "SpiNNaker2SimCfg",
 ]
 
-FLOATING_PT_TAG = "floating_pt"
-SPINNAKER2_TAG = "spinnaker2"
 
 WeightFormat = Literal["csr", "event", "dense"]
 WEIGHT_FORMATS: tuple[str, ...] = ("csr", "event", "dense")
@@ -104,7 +103,7 @@ class ChipOptions:
 
     def map_network(self, artifact: DeploymentArtifact) -> Any:
         """``spinnaker2_backend.map_network`` of ``artifact`` with these options."""
-        from spinnaker2_backend.mapping import map_network
+        from spinnaker2_backend import map_network
 
         return map_network(
             artifact,
@@ -219,6 +218,9 @@ class SpiNNaker2SimCfg(Loihi2SimCfg):
         fallback_models: ``{process name: model class}`` of the processes that fell back.
     """
 
+    #: tells lava_procs.process_base.check_run_config that this config maps the chip
+    maps_chip = True
+
     def __init__(
         self,
         *,
@@ -332,13 +334,9 @@ class SpiNNaker2SimCfg(Loihi2SimCfg):
         """Map the stand-alone EGRU layers of ``process``'s graph, chained where wired so."""
         from lava.magma.compiler.compiler_graphs import find_processes
 
-        from lava_procs.egru_layer.process import EGRULayer
-
         graph = find_processes(process)
         layers = [
-            p
-            for p in graph
-            if isinstance(p, EGRULayer) and p.proc_params.get("network_context") is None
+            p for p in graph if _is_egru_layer(p) and p.proc_params.get("network_context") is None
         ]
         layers.sort(key=lambda p: p.id)
         chains, notes = _chains(layers)
@@ -349,7 +347,7 @@ class SpiNNaker2SimCfg(Loihi2SimCfg):
             if type(p).__name__ == "EGRUNetwork"
         }
         for p in graph:
-            context = p.proc_params.get("network_context") if isinstance(p, EGRULayer) else None
+            context = p.proc_params.get("network_context") if _is_egru_layer(p) else None
             if context is not None:
                 others.setdefault(id(context.artifact), p.name.rsplit(".", 1)[0])
         for chain in chains:
@@ -375,6 +373,11 @@ class SpiNNaker2SimCfg(Loihi2SimCfg):
                 ChipMappingWarning,
                 stacklevel=2,
             )
+
+
+def _is_egru_layer(process: AbstractProcess) -> bool:
+    """An :class:`~lava_procs.egru_layer.process.EGRULayer` (by its marker: no import)."""
+    return bool(getattr(type(process), "is_egru_layer", False))
 
 
 def _names(layers: list[Any]) -> list[str]:

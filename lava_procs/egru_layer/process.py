@@ -100,6 +100,9 @@ class EGRULayer(GuardedProcess):
             energy; summed over the layers it is the network run's energy).
     """
 
+    #: marks the class for the run configs (which must not import it)
+    is_egru_layer = True
+
     def __init__(
         self,
         *,
