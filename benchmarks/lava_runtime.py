@@ -383,8 +383,9 @@ def main() -> None:
             mem = memory_growth(artifact, stream, backend, chunk=100)
             out["memory"].append(mem)
             print(
-                f"  {backend:<12} resident {mem['rss_first_chunk_mb']:.0f} MB after the first "
-                f"chunk, {mem['rss_end_mb']:.0f} MB after {steps} steps: "
+                f"  {backend:<12} resident (host + model processes, shared pages counted in "
+                f"each) {mem['rss_first_chunk_mb']:.0f} MB after the first chunk, "
+                f"{mem['rss_end_mb']:.0f} MB after {steps} steps: "
                 f"{mem['bytes_per_step']:,.0f} bytes per step (of it kept by design: the "
                 f"chip report's per-step layer totals, {mem['chip_step_table_bytes_per_step']:,} "
                 "bytes per step)"
