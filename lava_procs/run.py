@@ -265,7 +265,7 @@ class LavaNetworkSession:
         return self.network.num_inputs - self.steps_done
 
     def run(self, num_steps: int, *, timeout_s: float | None = None) -> StepOutputs:
-        """Run ``num_steps`` time steps and return what the sinks recorded.
+        """Run ``num_steps`` time steps and return what the network recorded.
 
         Raises:
             ValueError: ``num_steps`` < 1 or more than the inputs left.
@@ -576,8 +576,9 @@ def run_network(
 ) -> LavaRunResult:
     """Run ``artifact`` on ``inputs`` as a Lava graph; outputs align with the reference.
 
-    Builds :class:`~lava_procs.network.process.EGRUNetwork` (source -> layers -> readout ->
-    sinks), selects the models of ``backend``, runs ``num_steps`` steps, collects per-step
+    Builds :class:`~lava_procs.network.process.EGRUNetwork` (source -> layers; the logits
+    on the host or in a Readout process, see ``readout``), selects the models of
+    ``backend``, runs ``num_steps`` steps, collects per-step
     logits and per-layer events, reads the final states, and (``"spinnaker2"``) the chip
     report of all layer processes. The runtime is always stopped, also on errors and
     KeyboardInterrupt.
@@ -590,7 +591,7 @@ def run_network(
         initial_states: per-layer states to start from (default zeros).
         weight_format, max_units_per_pe, clock_mhz, tick_us, spec, machine: chip options
             (:class:`~lava_procs.run_configs.ChipOptions`; ``"spinnaker2"`` only).
-        record_events: also return every layer's events (one sink process per layer).
+        record_events: also return every layer's events (recorded by the layer models).
         record_chip_steps: keep per-step per-PE chip counts in the chip report (timer view;
             as the backend's ``record=True``); ``False`` keeps per-step layer totals only.
         readout: ``"host"`` (the logits of the run in one product from the last layer's

@@ -3,12 +3,14 @@
 The SubProcessModel (``models.py`` next to this file) builds, at compile time::
 
     [EmbeddingSource | FeatureSource]  ->  EGRULayer 0  ->  ...  ->  EGRULayer L-1
-        ->  Readout  ->  [HostSink "logits"]
-        (and, with record_events, each layer's y_out -> HostSink "events_<l>")
+        [->  Readout  ->  HostSink "logits"]          (readout="process")
 
-The bracketed source and sinks are optional: the network also has real ports, so stock
-Lava processes can feed and probe it. ``x_in`` takes layer 0's input vector per step (give
-no ``inputs`` and connect e.g. a ``RingBuffer`` to it); ``logits_out`` and ``y_out_<l>``
+Each layer model records its own events for the host (``event_recorders``, no sink
+process) and, with the default ``readout="host"``, the session computes the logits of a
+run from the last layer's recorded events in one product. The bracketed source is
+optional: the network also has real ports, so stock Lava processes can feed and probe it.
+``x_in`` takes layer 0's input vector per step (give no ``inputs`` and connect e.g. a
+``RingBuffer`` to it); ``logits_out`` (served by a Readout process) and ``y_out_<l>``
 (layer ``l``'s graded events) send every step to whatever is connected to them (a
 ``Monitor``, a ``Dense``, ...).
 
@@ -16,7 +18,7 @@ Step alignment (documented and tested): every process of the network receives an
 within the same Lava time step (the layers keep their recurrent state themselves; no Lava
 synapse process, which would add a step of delay, sits between them). Input ``k``
 (0-based) therefore leaves the source at Lava time step ``k + 1`` and its events and logits
-reach the sinks and the out ports at that same time step ``k + 1``; each record carries its
+are recorded and reach the out ports at that same time step ``k + 1``; each record carries its
 time step, and :class:`~lava_procs.run.LavaNetworkSession` checks it. Time steps count on
 over successive runs of the same graph. (A stock source such as ``RingBuffer`` also sends
 its ``k``-th value at step ``k + 1``; a stock ``Dense`` in between adds one step.)
