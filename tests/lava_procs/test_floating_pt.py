@@ -56,7 +56,8 @@ def test_three_layer_token_network_equals_reference(no_leftover_processes):
     for events in result.layer_events:  # the test means something only if units fire
         assert 0.05 < np.count_nonzero(events) / events.size < 0.95
         assert np.any((events > 0) & (events < 1))  # graded values, not binarised
-    np.testing.assert_allclose(result.logits, reference.logits, **LOGIT_TOLERANCE)
+    # the host readout of the run is the reference's own product: bit for bit
+    np.testing.assert_array_equal(result.logits, reference.logits)
     assert result.logits.shape == (40, 13)
     assert_states_equal(result.states, reference.states)
     assert result.backend == "floating_pt"
@@ -253,3 +254,19 @@ def test_keyboard_interrupt_stops_the_graph(no_leftover_processes, monkeypatch):
     monkeypatch.setattr(LavaNetworkSession, "_assemble", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_network(artifact, np.arange(5), timeout_s=60)
+
+
+def test_readout_process_step_by_step_matches_host_readout(no_leftover_processes):
+    """readout="process": a Lava Readout process computes the logits every step."""
+    artifact = feature_artifact(seed=15, input_size=4, sizes=(6, 5), classes=3, bias=True)
+    features = np.random.default_rng(16).normal(size=(12, 4)).astype(np.float32)
+    reference = artifact.run_reference(features)
+    network = EGRUNetwork(artifact=artifact, inputs=features, readout="process", name="proc")
+    with LavaNetworkSession(network, FloatingPtSimCfg(), timeout_s=60) as session:
+        outputs = session.run(12)
+        assert network.readout_process() is not None
+        assert network.logits_sink() is not None
+    np.testing.assert_allclose(outputs.logits, reference.logits, **LOGIT_TOLERANCE)
+    assert_events_equal(outputs.layer_events, reference.layer_events)
+    with pytest.raises(ValueError, match="readout must be one of"):
+        EGRUNetwork(artifact=artifact, inputs=features, readout="chip")
