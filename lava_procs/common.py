@@ -174,14 +174,23 @@ class ChipRecorder(HostRecorder):
     Per step the model puts a :class:`~lava_procs.chip_report.ChipStepSummary` (per-PE
     detail only when :attr:`keep_pe_steps`, per-PE busy cycles only when
     :attr:`keep_busy`); when a run ends it puts the layer's cumulative ``LayerCounters``
-    with time step :data:`COUNTERS_STEP`. Set the two options before the graph starts
+    with time step :data:`COUNTERS_STEP`. Set the options before the graph starts
     (the model process gets a copy of this object when it is forked).
     """
 
-    def __init__(self, *, name: str, keep_pe_steps: bool = True, keep_busy: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        keep_pe_steps: bool = True,
+        keep_busy: bool = False,
+        enabled: bool = True,
+    ) -> None:
         super().__init__(name=name)
         self.keep_pe_steps = keep_pe_steps
         self.keep_busy = keep_busy
+        #: the model records nothing when False (nobody reads it: no memory grows)
+        self.enabled = enabled
 
 
 #: Time step of the end-of-run record of a :class:`ChipRecorder` (Lava steps start at 1).

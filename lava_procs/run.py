@@ -223,6 +223,7 @@ class LavaNetworkSession:
         begin = time.perf_counter()
         self._started = True
         for recorder in self.network.chip_recorders:  # read by the models once forked
+            recorder.enabled = self.on_chip
             recorder.keep_pe_steps = self.keep_chip_steps
             recorder.keep_busy = self.on_chip and self.run_cfg.chip.tick_us is not None
         try:

@@ -240,6 +240,8 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
         self._mapping = proc_params["chip_mapping"]
         self._layer_index = int(proc_params["chip_layer_index"])
         self._recorder = proc_params.get("chip_recorder")
+        if self._recorder is not None and not getattr(self._recorder, "enabled", True):
+            self._recorder = None
         # Built now (in parallel with the other models' start-up), from the mapping's own
         # copy of the layer; the first step checks that the Vars still hold the same.
         self._simulator = self._mapping.layer_simulator(

@@ -107,8 +107,10 @@ class EGRUNetwork(GuardedProcess):
             raise ValueError("readout_source='trace' needs a readout")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        # enabled by LavaNetworkSession (which reads them); off for a network run otherwise
         chip_recorders = [
-            ChipRecorder(name=f"chip counters of layer {i}") for i in range(artifact.num_layers)
+            ChipRecorder(name=f"chip counters of layer {i}", enabled=False)
+            for i in range(artifact.num_layers)
         ]
         has_readout = artifact.decoder_weight is not None
         record_logits = bool(record_logits) and has_readout
