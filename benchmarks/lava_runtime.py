@@ -146,7 +146,7 @@ def profile_step(artifact, mapping, tokens: np.ndarray) -> dict[str, float]:
     }
 
 
-def profile_lava_processes(steps: int) -> list[dict[str, float]]:
+def profile_lava_processes(steps: int, repeats: int) -> list[dict[str, float]]:
     """Lava's own cost per step against the number of processes, on a tiny network (the
     models' compute is negligible): the graph of today (source + 3 layers), with a Readout
     process and its sink, and the graph as it was (plus one sink process per layer)."""
@@ -165,26 +165,31 @@ def profile_lava_processes(steps: int) -> list[dict[str, float]]:
         readout_kind="tied_decoder",
     )
     tokens = np.random.default_rng(0).integers(0, 16, size=steps)
-    rows = []
-    for label, readout, sinks in (
+    graphs = (
         ("source + 3 layers (host readout)", "host", 0),
         ("+ Readout process + logits sink", "process", 0),
         ("+ one sink process per layer", "process", 3),
-    ):
-        network = EGRUNetwork(
-            artifact=tiny, inputs=tokens, readout=readout, record_events=False, name="tiny"
-        )
-        for i in range(sinks):
-            sink = HostSink(shape=(8,), name=f"extra_sink_{i}")
-            getattr(network, f"y_out_{i}").connect(sink.data_in)
-        with LavaNetworkSession(network, FloatingPtSimCfg(), timeout_s=300) as session:
-            session.run(10)  # warm-up
-            _, seconds = timed(lambda: session.run(steps - 10))
-        processes = 4 + (2 if readout == "process" else 0) + sinks
-        rows.append(
-            {"graph": label, "processes": processes, "ms_per_step": 1e3 * seconds / (steps - 10)}
-        )
-    return rows
+    )
+    seconds: dict[str, list[float]] = {label: [] for label, _, _ in graphs}
+    for _ in range(repeats):  # interleaved, median: the CPU may be shared
+        for label, readout, sinks in graphs:
+            network = EGRUNetwork(
+                artifact=tiny, inputs=tokens, readout=readout, record_events=False, name="tiny"
+            )
+            for i in range(sinks):
+                sink = HostSink(shape=(8,), name=f"extra_sink_{i}")
+                getattr(network, f"y_out_{i}").connect(sink.data_in)
+            with LavaNetworkSession(network, FloatingPtSimCfg(), timeout_s=300) as session:
+                session.run(10)  # warm-up
+                seconds[label].append(timed(lambda: session.run(steps - 10))[1])
+    return [
+        {
+            "graph": label,
+            "processes": 4 + (2 if readout == "process" else 0) + sinks,
+            "ms_per_step": 1e3 * statistics.median(seconds[label]) / (steps - 10),
+        }
+        for label, readout, sinks in graphs
+    ]
 
 
 def memory_growth(artifact, tokens: np.ndarray, backend: str, chunk: int) -> dict[str, float]:
@@ -347,7 +352,7 @@ def main() -> None:
 
     if args.profile:
         prof = profile_step(artifact, mapping, tokens[: min(60, args.tokens)])
-        lava_rows = profile_lava_processes(steps=210)
+        lava_rows = profile_lava_processes(steps=410, repeats=max(args.repeats, 3))
         print("\nprofile: one step's pieces, each timed alone (ms per step)")
         print(f"  EGRU stack (3 layers, numpy reference):     {prof['egru_stack_ms']:.3f}")
         print(f"  readout of one step (10000 x 750 mat-vec):  {prof['readout_per_step_ms']:.3f}")
@@ -359,7 +364,7 @@ def main() -> None:
             f"({prof['chip_summary_ms']:.3f} ms to summarise and pickle)"
         )
         print(f"  chip energy Var per step (3 layers):        {prof['chip_energy_var_ms']:.3f}")
-        print("  Lava per step on a tiny network (compute negligible):")
+        print("  Lava per step on a tiny network (compute negligible; median of the repeats):")
         base = lava_rows[0]
         for row in lava_rows:
             extra = row["processes"] - base["processes"]
