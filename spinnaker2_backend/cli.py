@@ -39,6 +39,12 @@ from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.formats import WEIGHT_FORMATS
 from spinnaker2_backend.machine import Machine
 from spinnaker2_backend.mapping import INPUT_SOURCES, Mapping, map_network
+from spinnaker2_backend.mapping.base import (
+    OVERFLOW_ACTIONS,
+    RECEIVE_POLICIES,
+    ReceiveOverflowError,
+)
+from spinnaker2_backend.mapping.partition import PARTITION_BALANCES
 from spinnaker2_backend.results import PUBLISHED_A100, SEQUENCE_TOKENS, GpuFigure
 from spinnaker2_backend.synthetic import PRESETS
 
@@ -154,6 +160,37 @@ def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
         default="dram",
         help="where layer-0 input vectors come from (default: dram, computed ahead)",
     )
+    group.add_argument(
+        "--balance",
+        choices=PARTITION_BALANCES,
+        default="bytes",
+        help="with --pes-per-layer: split the units so the largest slice in bytes is "
+        "smallest (bytes, default) or into equal unit counts (units: the published 27/27/15 "
+        "on 50 PEs per layer)",
+    )
+    group.add_argument(
+        "--receive-policy",
+        choices=RECEIVE_POLICIES,
+        default="dense",
+        help="how a PE keeps the events it receives: dense (a float32 vector per input, "
+        "default), reused (one vector for both products), event-list (a compact list with "
+        "a capacity; reproduces the published memory table), accumulate (multiplied in on "
+        "arrival; --weight-format event)",
+    )
+    group.add_argument(
+        "--receive-capacity",
+        metavar="N[,N...]|auto",
+        help="entries of the event list, for every layer or per layer (default: every "
+        "source, never overflows); `run` also takes auto: sized from the run's own recorded "
+        "activity",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="B",
+        help="samples every PE keeps and processes per step (default 1)",
+    )
     machine = parser.add_argument_group("machine")
     machine.add_argument(
         "--chips", type=int, default=1, metavar="N", help="number of chips (default 1)"
@@ -180,6 +217,18 @@ def _parse_pes_per_layer(text: str | None) -> int | list[int] | None:
     return counts[0] if len(counts) == 1 else counts
 
 
+def _parse_receive_capacity(text: str | None) -> int | list[int] | None:
+    if text is None or text == "auto":
+        return None
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(
+            f"--receive-capacity takes a number, comma-separated numbers or auto, got {text!r}"
+        ) from None
+    return counts[0] if len(counts) == 1 else counts
+
+
 def load_network(args: argparse.Namespace):
     """The :class:`~snn_egru.artifact.DeploymentArtifact` chosen by the network options."""
     from snn_egru.artifact import DeploymentArtifact
@@ -196,9 +245,15 @@ def load_network(args: argparse.Namespace):
     return DeploymentArtifact.load(args.artifact)
 
 
-def mapping_from_args(args: argparse.Namespace, *, check: bool = True) -> Mapping:
+def mapping_from_args(
+    args: argparse.Namespace, *, check: bool = True, receive_capacity: Any = "args"
+) -> Mapping:
     """Load the network and map it with the mapping / machine options."""
     artifact = load_network(args)
+    if getattr(args, "batch_size", 1) < 1:
+        raise UserError(f"--batch-size must be >= 1 (samples per PE), got {args.batch_size}")
+    if receive_capacity == "args":
+        receive_capacity = _parse_receive_capacity(getattr(args, "receive_capacity", None))
     spec = ChipSpec().with_clock_mhz(args.clock_mhz)
     if args.chips < 1:
         raise UserError(f"--chips must be >= 1, got {args.chips}")
@@ -211,6 +266,10 @@ def mapping_from_args(args: argparse.Namespace, *, check: bool = True) -> Mappin
         pes_per_layer=_parse_pes_per_layer(args.pes_per_layer),
         record_steps=args.record_steps,
         input_source=args.input_source,
+        receive_policy=getattr(args, "receive_policy", "dense"),
+        receive_capacity=receive_capacity,
+        batch_size=getattr(args, "batch_size", 1),
+        balance=getattr(args, "balance", "bytes"),
         check=check,
     )
 
@@ -219,6 +278,11 @@ def mapping_from_args(args: argparse.Namespace, *, check: bool = True) -> Mappin
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
+    if args.receive_capacity == "auto":
+        raise UserError(
+            "--receive-capacity auto sizes the lists from a run's activity: use it with `run`, "
+            "or give numbers to `map`"
+        )
     mapping = mapping_from_args(args)
     report = mapping.report()
     if args.json:
@@ -304,9 +368,10 @@ def _workload_inputs(args: argparse.Namespace, artifact: Any) -> np.ndarray:
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     rng = np.random.default_rng(args.seed)
+    batch = () if args.batch_size == 1 else (args.batch_size,)
     if artifact.input_kind == "embedding":
-        return rng.integers(0, artifact.embedding.shape[0], size=args.steps)
-    return rng.standard_normal((args.steps, artifact.input_size)).astype(np.float32)
+        return rng.integers(0, artifact.embedding.shape[0], size=(*batch, args.steps))
+    return rng.standard_normal((*batch, args.steps, artifact.input_size)).astype(np.float32)
 
 
 def _gpu_from_args(args: argparse.Namespace) -> GpuFigure:
@@ -329,21 +394,31 @@ def _gpu_from_args(args: argparse.Namespace) -> GpuFigure:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from spinnaker2_backend.simulator import run_mapping
+    from spinnaker2_backend.simulator import receive_capacity_from_run, run_mapping
 
-    mapping = mapping_from_args(args)
+    auto = args.receive_capacity == "auto"
+    if auto and args.receive_policy != "event-list":
+        raise UserError(
+            "--receive-capacity auto sizes event lists: add --receive-policy event-list"
+        )
+    mapping = mapping_from_args(args, check=not auto)
     inputs = _workload_inputs(args, mapping.artifact)
     gpu = _gpu_from_args(args)
-    run = run_mapping(
-        mapping,
-        inputs,
+    options = dict(
         dtype=np.float64 if args.dtype == "float64" else np.float32,
         tick_us=args.tick_us,
         pipelined=args.pipelined,
         readout=args.readout,
         record=True,
         progress=args.verbose,
+        on_overflow=args.on_overflow,
     )
+    if auto:  # lists that cannot overflow, one recorded run, then lists of its peak
+        probe = run_mapping(mapping, inputs, **options)
+        capacity = receive_capacity_from_run(probe)
+        mapping = mapping_from_args(args, receive_capacity=list(capacity))
+        logger.info("event lists sized from the recorded activity: %s", capacity)
+    run = run_mapping(mapping, inputs, **options)
     report = run.report(gpu=gpu)
     print(report.to_json() if args.json else report.table())
     if args.plot_dir:
@@ -399,6 +474,13 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     group.add_argument(
         "--dtype", choices=("float32", "float64"), default="float32", help="default float32"
     )
+    group.add_argument(
+        "--on-overflow",
+        choices=OVERFLOW_ACTIONS,
+        default="raise",
+        help="a full event list: raise (default, exit 2 naming the layer and step) or drop "
+        "the events and report how many",
+    )
     gpu = parser.add_argument_group("comparison row (per 70-token sequence)")
     gpu.add_argument("--gpu-name", default="GPU (user supplied)", help="label of the GPU row")
     gpu.add_argument("--gpu-power-w", type=float, help="GPU power, W")
@@ -438,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: ArtifactError are ValueErrors too.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     UserError,
+    ReceiveOverflowError,
     ValueError,
     FileNotFoundError,
     PermissionError,

@@ -25,10 +25,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["KIB", "WORD_BYTES", "ChipSpec"]
+__all__ = ["EGRU_CODE_ESTIMATE", "KIB", "WORD_BYTES", "ChipSpec"]
 
 #: One kibibyte.
 KIB = 1024
+
+#: Instruction memory of the EGRU PE program, part by part, in bytes. [C] estimates of a
+#: bare-metal Arm Cortex-M4F (Thumb-2) program built with the chip's runtime; no binary of
+#: the published program is public. Their sum (18,330 bytes = 17.9 KiB) is
+#: ``ChipSpec.egru_code_bytes``; Table I of S2-EGRU [A] publishes 17.9 KB.
+EGRU_CODE_ESTIMATE: tuple[tuple[str, int], ...] = (
+    ("start-up, vector table, interrupt handlers of the runtime", 2_560),  # [C]
+    ("NoC / packet, DMA and timer drivers of the runtime", 4_608),  # [C]
+    ("io_printf-style log formatting (the debug region's writer)", 2_560),  # [C]
+    ("soft-float libm: expf, tanhf, their tables", 3_072),  # [C]
+    ("memcpy / memset / integer division helpers", 922),  # [C]
+    ("CSR, event and dense mat-vec kernels, list merge", 1_536),  # [C]
+    ("point-wise EGRU update and event bookkeeping", 1_024),  # [C]
+    ("receive handlers (dense store, list append, accumulate)", 512),  # [C]
+    ("DMA input streaming of layer-0 vectors", 1_024),  # [C]
+    ("phase profiling with the 1 MHz timer", 512),  # [C]
+)
+#: The sum of :data:`EGRU_CODE_ESTIMATE`. [C]
+EGRU_CODE_BYTES = sum(size for _, size in EGRU_CODE_ESTIMATE)
 
 #: Bytes per word of a PE (32-bit Arm Cortex-M4F; float32 values, int32 indices). S2-chip [A].
 WORD_BYTES = 4
@@ -76,16 +95,24 @@ class ChipSpec:
             value). S2-chip [A] for the size / [C] that every event uses it.
         mac_array_shape: per-PE 8-bit MAC accelerator, 16 x 4. S2-chip [A]. Not used by
             the EGRU deployment (float32 on the Arm core, S2-EGRU [A]).
-        egru_code_bytes: size of the EGRU PE program in instruction memory, 12 KiB. [C]:
-            estimate of a bare-metal Cortex-M4F program: runtime / start-up and packet
-            handling (~5 KiB), timer profiling (~0.5 KiB), CSR and column-wise float32
-            mat-vec kernels (~1.5 KiB), the point-wise EGRU update with single-precision
-            ``expf``/``tanhf`` from a soft libm (~3 KiB), DMA input streaming (~1 KiB),
-            slack (~1 KiB). No binary of the published program is public.
+        egru_code_bytes: size of the EGRU PE program in instruction memory, the sum of
+            :data:`EGRU_CODE_ESTIMATE` (18,330 bytes = 17.9 KiB). [C]: an estimate per part of
+            a bare-metal Cortex-M4F program built with the chip's runtime (no binary of the
+            published program is public); Table I of S2-EGRU [A] gives 17.9 KB in total,
+            which this sum matches.
         egru_static_data_bytes: static data (.data/.bss) of the EGRU PE program in data
-            memory, 1 KiB. [C]: configuration block (layer sizes, key offset, buffer
-            addresses, counters), a small outgoing-packet queue and the profiling
-            counters.
+            memory, 256 bytes. [C]: configuration block (layer sizes, key offset, buffer
+            addresses: 16 words), counters of received / dropped events and packets
+            (8 words), the outgoing-packet queue (32 words), slack. Counted under Table I's
+            "variables" column.
+        debug_log_bytes: the program's log / debug buffer in data memory (io_printf-style
+            text buffer and the last step's timer readings), 1 KiB. [C]. Table I of S2-EGRU
+            [A] publishes a 5 KB "debug" region; the only published region large enough to
+            hold the 4 KiB heap + stack [A] is that one, so the model reads Table I's
+            "debug" as heap + stack + this log buffer (docs/spinnaker2.md, "Where every byte
+            lives").
+        receive_list_entry_words: words per entry of the compact received-event list
+            (receive policy ``event-list``): the source index and the float32 value, 2. [C].
         profile_words_per_step: timer readings recorded per step when steps are recorded,
             5 words (start, after input product, after recurrent product, after the
             point-wise update, after sending). [C] (the published run read the timer at
@@ -123,8 +150,10 @@ class ChipSpec:
     max_chips: int = 35_000  # S2-chip [A]: "about 35,000 chips"
 
     # --- the EGRU PE program (software estimates) -----------------------------------
-    egru_code_bytes: int = 12 * KIB  # [C]: estimate, see class docstring
-    egru_static_data_bytes: int = 1 * KIB  # [C]: estimate, see class docstring
+    egru_code_bytes: int = EGRU_CODE_BYTES  # [C]: sum of EGRU_CODE_ESTIMATE; Table I 17.9 KB [A]
+    egru_static_data_bytes: int = 256  # [C]: estimate, see class docstring
+    debug_log_bytes: int = 1 * KIB  # [C]: log buffer; with heap + stack = Table I "debug" 5 KB [A]
+    receive_list_entry_words: int = 2  # [C]: index + float32 value per received event
     profile_words_per_step: int = 5  # [C]: timer reads per recorded step
 
     def __post_init__(self) -> None:
@@ -141,7 +170,12 @@ class ChipSpec:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChipSpec.{name} must be positive, got {getattr(self, name)}")
-        for name in ("stack_heap_bytes", "egru_code_bytes", "egru_static_data_bytes"):
+        for name in (
+            "stack_heap_bytes",
+            "egru_code_bytes",
+            "egru_static_data_bytes",
+            "debug_log_bytes",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"ChipSpec.{name} must be >= 0, got {getattr(self, name)}")
         if not 1 <= self.pes_per_qpe <= 4:
@@ -155,11 +189,16 @@ class ChipSpec:
                 "ChipSpec.qpe_x_range / qpe_y_range must lie in 0..7 (3-bit fields of the PE "
                 f"id), got {self.qpe_x_range} / {self.qpe_y_range}"
             )
-        if self.stack_heap_bytes + self.egru_static_data_bytes >= self.data_memory_bytes:
+        if self.receive_list_entry_words < 1:
             raise ValueError(
-                "ChipSpec: stack_heap_bytes + egru_static_data_bytes leave no data memory "
-                f"({self.stack_heap_bytes} + {self.egru_static_data_bytes} >= "
-                f"{self.data_memory_bytes})"
+                "ChipSpec.receive_list_entry_words must be >= 1, got "
+                f"{self.receive_list_entry_words}"
+            )
+        reserved = self.stack_heap_bytes + self.egru_static_data_bytes + self.debug_log_bytes
+        if reserved >= self.data_memory_bytes:
+            raise ValueError(
+                "ChipSpec: stack_heap_bytes + egru_static_data_bytes + debug_log_bytes leave no "
+                f"data memory ({reserved} >= {self.data_memory_bytes})"
             )
         if not self.qpe_coordinates:
             raise ValueError("ChipSpec: the QPE grid minus the holes is empty")
@@ -195,7 +234,12 @@ class ChipSpec:
     @property
     def usable_data_bytes(self) -> int:
         """Data memory left for the network once heap + stack and static data are set aside."""
-        return self.data_memory_bytes - self.stack_heap_bytes - self.egru_static_data_bytes
+        return (
+            self.data_memory_bytes
+            - self.stack_heap_bytes
+            - self.egru_static_data_bytes
+            - self.debug_log_bytes
+        )
 
     def with_clock_mhz(self, mhz: float) -> ChipSpec:
         """A copy running the PEs at ``mhz`` (one of the chip's levels, 150 or 300 MHz)."""
@@ -239,8 +283,9 @@ class CycleCosts:
         csr_nonzero_cycles: one stored non-zero walked by the CSR row kernel, everything but
             the multiply-accumulate: load the value and its column index, load ``x[col]``,
             advance and loop. **calibrated** to 170.25 ms per 70-token sequence of the
-            published LM at 150 MHz (S2-EGRU [A] anchor; the value is [C]): 8.18, i.e.
-            11.18 cycles per stored weight with the MAC.
+            published LM at 150 MHz (S2-EGRU [A] anchor; the value is [C]) on the published
+            mapping (50 PEs per layer, receive policy event-list): 8.06, i.e. 11.06
+            cycles per stored weight with the MAC.
         mac_cycles: one float32 multiply-accumulate (VFMA.F32), 3. M4-TRM [B].
         csr_row_cycles: one CSR row: load the two row extents, clear the accumulator, add
             the bias, store the gate pre-activation; about 10 instructions. [C].
@@ -278,11 +323,18 @@ class CycleCosts:
             clock cycles, 8. [C] (per-hop latency unknown, S2-chip).
         chip_link_cycles: latency of a packet per chip-to-chip link hop, 300 (2 us at
             150 MHz). [C] (link latency unknown, S2-chip).
+        list_append_cycles: one entry written to the compact received-event list (receive
+            policy ``event-list``): store the source index and the value, bump the count,
+            compare it with the capacity, and the entry's share of the counting-sort pass that
+            orders the list by source index before the products; 8. [C] from M4-TRM [B].
+        merge_step_cycles: one step of the merge of a CSR row's sorted column indices with
+            the sorted event list (``event-list`` with CSR weights: compare two indices,
+            branch, advance one cursor), 3. [C] from M4-TRM [B].
         readout_mac_cycles: one multiply-accumulate of the on-chip readout (a dense column
             walk of the decoder over the fired units, weights streamed from DRAM), 5. [C].
     """
 
-    csr_nonzero_cycles: float = 8.18  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
+    csr_nonzero_cycles: float = 8.06  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
     mac_cycles: float = 3.0  # M4-TRM [B]: VFMA.F32
     csr_row_cycles: float = 10.0  # [C]
     event_nonzero_extra_cycles: float = 2.0  # [C] from M4-TRM [B]
@@ -299,6 +351,8 @@ class CycleCosts:
     noc_hop_cycles: float = 8.0  # [C]
     chip_link_cycles: float = 300.0  # [C]
     readout_mac_cycles: float = 5.0  # [C]
+    list_append_cycles: float = 8.0  # [C] from M4-TRM [B]
+    merge_step_cycles: float = 3.0  # [C] from M4-TRM [B]
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
@@ -341,7 +395,7 @@ class EnergyCosts:
     Attributes (source, tag):
         static_power_w: whole-chip power when idle at the 150 MHz level (leakage, clocks,
             DRAM refresh, I/O, the management core). **calibrated** so that the published
-            LM run takes 0.0653 J (0.39 W), S2-EGRU [A] anchor; value [C]: 0.3314 W.
+            LM run takes 0.0653 J (0.39 W), S2-EGRU [A] anchor; value [C]: 0.332 W.
             The same 0.39 W with 150 and 128 busy PEs (S2-EGRU) says static power
             dominates.
         pe_active_power_w: dynamic power of one PE while busy at 150 MHz (core, SRAM, exp
@@ -356,7 +410,7 @@ class EnergyCosts:
         dram_byte_energy_j: one byte read from or written to the LPDDR4 DRAM, 40 pJ. [C].
     """
 
-    static_power_w: float = 0.3314  # calibrated [C] to the S2-EGRU [A] anchor
+    static_power_w: float = 0.332  # calibrated [C] to the S2-EGRU [A] anchor
     pe_active_power_w: float = 1.0e-3  # [C]
     level_voltages_v: tuple[tuple[int, float], ...] = (
         (150_000_000, 0.50),  # [C]

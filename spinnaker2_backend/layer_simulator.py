@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from snn_egru.reference import TRACE_DECAY, EGRUState, egru_pointwise, gate_matvec, init_state
 from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.mapping import Mapping
+from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
 from spinnaker2_backend.results import LayerCounters
 from spinnaker2_backend.timing import (
     OP_INDEX,
@@ -167,6 +168,16 @@ class LayerSimulator:
         readout: ``"chip"`` to account the readout on this (the last) layer's PEs; ``None``
             or ``"host"`` for none.
         costs: cycle constants (defaults: :class:`CycleCosts`).
+        on_overflow: what a full ``event-list`` (``mapping.receive_policy``) does with one
+            more event: ``"raise"`` a :class:`~spinnaker2_backend.mapping.base.
+            ReceiveOverflowError` (default) or ``"drop"`` it (the events of the lowest
+            source indices are kept; the rest are counted in ``events_dropped`` and left out
+            of the product; a run logs a warning and reports the count).
+
+    The receive policy and the batch size come from the mapping (``mapping.receive_policy``,
+    ``mapping.batch_size``). With a batch of ``B > 1`` the state is ``(B, H)`` and
+    :meth:`step` takes ``(B, I)``: each PE processes the ``B`` samples one after another in
+    the step (their operation counts add up; the per-step overhead is paid once).
 
     Example::
 
@@ -184,6 +195,7 @@ class LayerSimulator:
         tick_us: float | None = None,
         readout: str | None = None,
         costs: CycleCosts | None = None,
+        on_overflow: str = "raise",
     ) -> None:
         if not isinstance(mapping, Mapping):
             raise TypeError(
@@ -199,6 +211,15 @@ class LayerSimulator:
         self.costs = costs if costs is not None else CycleCosts()
         self.spec = mapping.spec
         artifact = mapping.artifact
+        if on_overflow not in OVERFLOW_ACTIONS:
+            raise ValueError(
+                f"on_overflow must be one of {', '.join(OVERFLOW_ACTIONS)}, got {on_overflow!r}"
+            )
+        self.on_overflow = on_overflow
+        self.receive_policy = mapping.receive_policy
+        self.batch_size = int(mapping.batch_size)
+        capacities = mapping.receive_capacity or (0,) * num_layers
+        self.receive_capacity = int(capacities[self.layer])
         if readout not in (None, "host", "chip"):
             raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
         self.readout_on_chip = readout == "chip"
@@ -261,12 +282,16 @@ class LayerSimulator:
         if self.keeps_trace:
             static[_I["trace_units"]] = units
         input_by_packets = self.layer > 0 or mapping.input_source != "dram"
-        if fmt in ("csr", "dense"):
-            static[_I["input_rows"]] = 3 * units
-            static[_I["recurrent_rows"]] = 3 * units
+        self._input_by_packets = input_by_packets
+        self._uses_list = self.receive_policy in ("event-list", "accumulate")
+        self._rows = 3 * units
+        if not self._uses_list:  # dense input buffers are zeroed where no event arrived
             static[_I["words_cleared"]] = self.hidden_size + (
                 self.input_size if input_by_packets else 0
             )
+        if fmt in ("csr", "dense"):
+            static[_I["input_rows"]] = 3 * units
+            static[_I["recurrent_rows"]] = 3 * units
             w_in = np.array([pw.weight_ih.words for pw in pe_weights], dtype=np.float64)
             w_rec = np.array([pw.weight_hh.words for pw in pe_weights], dtype=np.float64)
             static[_I["weight_bytes_read"]] = word * (w_in + w_rec)
@@ -279,6 +304,10 @@ class LayerSimulator:
             static[_I["input_weights"]] = walked_in
             static[_I["recurrent_weights"]] = walked_rec
             static[_I["macs"]] = static[_I["input_weights"]] + static[_I["recurrent_weights"]]
+            self._walked_static = (
+                np.asarray(walked_in, dtype=np.float64),
+                np.asarray(walked_rec, dtype=np.float64),
+            )
         self._dram_input = self.layer == 0 and mapping.input_source == "dram"
         if self._dram_input:
             static[_I["dma_transfers"]] = 1.0
@@ -350,7 +379,19 @@ class LayerSimulator:
         """Zero state (and trace) and zero counters."""
         state = init_state(self.hidden_size, dtype=self.dtype, trace=self.keeps_trace)
         self._c, self._y, self._trace = state.c, state.y, state.trace
+        if self.batch_size > 1:
+            b = self.batch_size
+            self._c = np.zeros((b, self.hidden_size), dtype=self.dtype)
+            self._y = np.zeros((b, self.hidden_size), dtype=self.dtype)
+            if self._trace is not None:
+                self._trace = np.zeros((b, self.hidden_size), dtype=self.dtype)
         self.counters = LayerCounters.zeros(self.layer, self.pes)
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """``(H,)`` for batch 1, ``(B, H)`` for a batch of ``B``."""
+        h = self.hidden_size
+        return (h,) if self.batch_size == 1 else (self.batch_size, h)
 
     @property
     def state(self) -> EGRUState:
@@ -361,24 +402,24 @@ class LayerSimulator:
         """Continue from ``state`` (shapes ``(H,)``; cast to the simulator's dtype)."""
         if not isinstance(state, EGRUState):
             state = EGRUState(*state)
-        h = self.hidden_size
+        shape = self.state_shape
         for name in ("c", "y"):
-            if np.shape(getattr(state, name)) != (h,):
+            if np.shape(getattr(state, name)) != shape:
                 raise ValueError(
-                    f"layer {self.layer}: state.{name} must have shape ({h},), got "
+                    f"layer {self.layer}: state.{name} must have shape {shape}, got "
                     f"{np.shape(getattr(state, name))}"
                 )
         self._c = np.array(state.c, dtype=self.dtype)
         self._y = np.array(state.y, dtype=self.dtype)
         if state.trace is not None:
-            if np.shape(state.trace) != (h,):
+            if np.shape(state.trace) != shape:
                 raise ValueError(
-                    f"layer {self.layer}: state.trace must have shape ({h},), got "
+                    f"layer {self.layer}: state.trace must have shape {shape}, got "
                     f"{np.shape(state.trace)}"
                 )
             self._trace = np.array(state.trace, dtype=self.dtype)
         elif self.keeps_trace:
-            self._trace = np.zeros(h, dtype=self.dtype)
+            self._trace = np.zeros(shape, dtype=self.dtype)
         else:
             self._trace = None
 
@@ -389,70 +430,174 @@ class LayerSimulator:
             return np.zeros(w.shape[0], dtype=self.dtype)
         return gate_matvec(w[:, active], v[active])
 
+    def _products(self, x: np.ndarray, y_prev: np.ndarray):
+        """``(gi, gh)`` without biases for one sample: the PE kernels' numbers (hot path)."""
+        fmt = self.weight_format
+        if fmt == "csr":
+            return gate_matvec(self._w_ih, x), gate_matvec(self._w_hh, y_prev)
+        if fmt == "dense":
+            return self._w_ih @ x, self._w_hh @ y_prev
+        # event: only the columns of sources that fired
+        return (
+            self._event_product(self._w_ih, x, np.flatnonzero(x)),
+            self._event_product(self._w_hh, y_prev, np.flatnonzero(y_prev)),
+        )
+
+    # ---------------------------------------------------- receive policy (orchestration)
+    def _keep_received(self, v: np.ndarray, what: str) -> tuple[np.ndarray, int, int]:
+        """What the ``event-list`` keeps of the events ``v`` of one product of one sample:
+        ``(v with the dropped events zeroed, kept, dropped)``. Other policies keep all."""
+        active = np.flatnonzero(v)
+        n = int(active.size)
+        if self.receive_policy != "event-list" or n <= self.receive_capacity:
+            return v, n, 0
+        dropped = n - self.receive_capacity
+        if self.on_overflow == "raise":
+            raise ReceiveOverflowError(
+                f"layer {self.layer}, step {self.counters.steps}: {n} {what} events arrived "
+                f"but the event list holds {self.receive_capacity} ({dropped} over): map with "
+                f"receive_capacity >= {n} (or receive_policy='dense'), or run with "
+                f"on_overflow='drop' to drop and count them"
+            )
+        kept = v.copy()
+        kept[active[self.receive_capacity :]] = 0
+        return kept, self.receive_capacity, dropped
+
+    def _policy_ops(self, ops: np.ndarray, n_in: float, n_rec: float, dropped: float) -> None:
+        """Operation counts that depend on the receive policy (``n_in``, ``n_rec``: events
+        kept in the two products, summed over the batch)."""
+        fmt = self.weight_format
+        in_list = n_in if self._input_by_packets else 0.0
+        if self.receive_policy == "event-list":
+            ops[_I["list_entries"]] = in_list + n_rec
+        ops[_I["events_dropped"]] = dropped
+        if not self._uses_list or fmt == "event":
+            return
+        rows = self._rows
+        if fmt == "csr":  # every stored weight is walked; each row merges with the list
+            ops[_I["input_merge_steps"]] = rows * in_list
+            ops[_I["recurrent_merge_steps"]] = rows * n_rec
+            return
+        # dense weights with a list: walk the columns of the listed events only
+        b = self.batch_size
+        walked_in, walked_rec = self._walked_static
+        if self._input_by_packets:
+            ops[_I["input_rows"]] = 0.0
+            ops[_I["input_events"]] = n_in
+            ops[_I["input_weights"]] = rows * n_in
+        else:
+            ops[_I["input_weights"]] = walked_in * b
+        ops[_I["recurrent_rows"]] = 0.0
+        ops[_I["recurrent_events"]] = n_rec
+        ops[_I["recurrent_weights"]] = rows * n_rec
+        ops[_I["macs"]] = ops[_I["input_weights"]] + ops[_I["recurrent_weights"]]
+        word = self.spec.word_bytes
+        ops[_I["weight_bytes_read"]] = word * ops[_I["macs"]]
+
+    def _check_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        b = self.batch_size
+        want = (self.input_size,) if b == 1 else (b, self.input_size)
+        if x.shape != want:
+            raise ValueError(
+                f"layer {self.layer} takes an input of shape {want}"
+                + (f" (batch of {b})" if b > 1 else "")
+                + f", got {x.shape}"
+            )
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"the layer input must be floating point, got dtype {x.dtype}")
+        if not np.all(np.isfinite(x)):
+            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+            raise ValueError(
+                f"layer {self.layer}: the input of step {self.counters.steps} has {bad} NaN or "
+                f"infinite values; a chip cannot send them as events: clean the inputs"
+            )
+        return x.astype(self.dtype, copy=False)
+
     def step(self, x: np.ndarray) -> LayerStepResult:
         """One step of every PE of the layer.
 
         Args:
             x: ``(I,)`` the layer's input (layer 0: the input vector; else the previous
-                layer's events ``y``).
+                layer's events ``y``); ``(B, I)`` for a mapping with ``batch_size=B``.
 
         Returns:
             :class:`LayerStepResult`.
-        """
-        x = np.asarray(x)
-        if x.shape != (self.input_size,):
-            raise ValueError(
-                f"layer {self.layer} takes an input of shape ({self.input_size},), got {x.shape}"
-            )
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"the layer input must be floating point, got dtype {x.dtype}")
-        x = x.astype(self.dtype, copy=False)
-        y_prev = self._y
 
-        fmt = self.weight_format
-        if fmt == "csr":
-            gi, gh = gate_matvec(self._w_ih, x), gate_matvec(self._w_hh, y_prev)
-        elif fmt == "dense":
-            gi, gh = self._w_ih @ x, self._w_hh @ y_prev
-        else:  # event: only the columns of sources that fired
-            active_in = np.flatnonzero(x)
-            active_rec = np.flatnonzero(y_prev)
-            gi = self._event_product(self._w_ih, x, active_in)
-            gh = self._event_product(self._w_hh, y_prev, active_rec)
-        gi = gi + self._b_ih
-        gh = gh + self._b_hh
+        Raises:
+            ValueError: wrong shape, NaN or infinite inputs.
+            ReceiveOverflowError: an ``event-list`` overflowed and ``on_overflow="raise"``.
+        """
+        x = self._check_input(x)
+        batched = self.batch_size > 1
+        xs = x if batched else x[None, :]
+        ys_prev = self._y if batched else self._y[None, :]
+        gis, ghs = [], []
+        n_in = n_rec = dropped = 0.0
+        active_in: list[np.ndarray] = []
+        active_rec: list[np.ndarray] = []
+        for xb, yb in zip(xs, ys_prev):
+            if self._input_by_packets:
+                xb, kept_in, drop_in = self._keep_received(xb, "input")
+            else:
+                kept_in, drop_in = int(np.count_nonzero(xb)), 0
+            yb, kept_rec, drop_rec = self._keep_received(yb, "recurrent")
+            n_in += kept_in
+            n_rec += kept_rec
+            dropped += drop_in + drop_rec
+            gi, gh = self._products(xb, yb)
+            gis.append(gi)
+            ghs.append(gh)
+            if self.weight_format == "event":
+                active_in.append(np.flatnonzero(xb))
+                active_rec.append(np.flatnonzero(yb))
+        gi = (np.stack(gis) if batched else gis[0]) + self._b_ih
+        gh = (np.stack(ghs) if batched else ghs[0]) + self._b_hh
         y, c, o = egru_pointwise(gi, gh, self._c, self._threshold)
         if self._trace is not None:
             trace = TRACE_DECAY * self._trace + (1 - TRACE_DECAY) * y
             self._trace = trace.astype(self.dtype, copy=False)
         self._c, self._y = c, y
+        ops = self._count_ops(xs, np.atleast_2d(o), active_in, active_rec, n_in, n_rec, dropped)
+        return self._account(y, ops)
 
+    def _count_ops(self, xs, o, active_in, active_rec, n_in, n_rec, dropped) -> np.ndarray:
+        """Per-PE operation counts of one step, summed over the batch's samples."""
+        b = self.batch_size
         ops = self._static_ops.copy()
-        fired = np.bincount(self._slice_of_unit, weights=o, minlength=self.num_pes)
+        if b > 1:
+            ops *= b
+            ops[_I["steps"]] = 1.0  # the per-step overhead is paid once
+        fired_each = [
+            np.bincount(self._slice_of_unit, weights=ob, minlength=self.num_pes) for ob in o
+        ]
+        fired = np.sum(fired_each, axis=0)
         ops[_I["events"]] = fired
-        if fmt == "event":
-            n_in = float(active_in.size)
-            n_rec = float(active_rec.size)
+        if self.weight_format == "event":
+            ev_in = float(sum(a.size for a in active_in))
+            ev_rec = float(sum(a.size for a in active_rec))
             # gather-and-sum, no BLAS: a single pass, exact integers
-            walked_in = self._count_ih[active_in].sum(axis=0).astype(np.float64)
-            walked_rec = self._count_hh[active_rec].sum(axis=0).astype(np.float64)
-            ops[_I["input_events"]] = n_in
-            ops[_I["recurrent_events"]] = n_rec
+            walked_in = sum(self._count_ih[a].sum(axis=0) for a in active_in).astype(np.float64)
+            walked_rec = sum(self._count_hh[a].sum(axis=0) for a in active_rec).astype(np.float64)
+            ops[_I["input_events"]] = ev_in
+            ops[_I["recurrent_events"]] = ev_rec
             ops[_I["input_weights"]] = walked_in
             ops[_I["recurrent_weights"]] = walked_rec
             ops[_I["macs"]] = walked_in + walked_rec
             # values + target rows per weight, two column extents per event
             ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
-                2 * (walked_in + walked_rec) + 2 * (n_in + n_rec)
+                2 * (walked_in + walked_rec) + 2 * (ev_in + ev_rec)
             )
+        self._policy_ops(ops, n_in, n_rec, dropped)
         received = fired @ self._receive_own
         if self._prev_slice_of_unit is not None:
-            fired_before = np.bincount(
-                self._prev_slice_of_unit, weights=x != 0, minlength=self._num_prev
+            fired_before = sum(
+                np.bincount(self._prev_slice_of_unit, weights=xb != 0, minlength=self._num_prev)
+                for xb in xs
             )
             received = received + fired_before @ self._receive_in
         elif self._host_input:
-            received = received + float(np.count_nonzero(x))
+            received = received + float(np.count_nonzero(xs))
         ops[_I["packets_received"]] = received
         per_event = self._per_event
         ops[_I["packets_sent"]] = fired * per_event[0]
@@ -460,18 +605,22 @@ class LayerSimulator:
         ops[_I["packet_hops"]] = fired * per_event[2]
         ops[_I["chip_link_hops"]] = fired * per_event[3]
         if self.readout_on_chip:
-            source = self._trace if self._trace is not None else y
+            source = self._trace if self._trace is not None else self._y
             n_read = float(np.count_nonzero(source))
             block = self._readout_block
             word = self.spec.word_bytes
+            reads = n_read + b  # one DMA per fired unit plus one per sample for the logits
             ops[_I["readout_macs"]] = block * n_read
-            ops[_I["readout_dma_transfers"]] = np.where(block > 0, n_read + 1.0, 0.0)
-            ops[_I["readout_dram_bytes"]] = word * block * (n_read + 1.0)
+            ops[_I["readout_dma_transfers"]] = np.where(block > 0, reads, 0.0)
+            ops[_I["readout_dram_bytes"]] = word * block * reads
+        return ops
 
+    def _account(self, y: np.ndarray, ops: np.ndarray) -> LayerStepResult:
+        """Cycles, deadline and cumulative counters of one step's operation counts."""
         phase_cycles = self._cost @ ops
         busy = phase_cycles.sum(axis=0)
         layer_cycles = float(busy.max()) if busy.size else 0.0
-        sending = fired > 0
+        sending = ops[_I["events"]] > 0
         tail = float(self._tail_latency[sending].max()) if sending.any() else 0.0
         done_us = busy * self._us_per_cycle
         if self.tick_us is not None:

@@ -263,6 +263,10 @@ class Run:
         timing_infos: per layer the static facts of the time model (to re-cost a run with
             other constants: :func:`spinnaker2_backend.timing.profile_from_ops`).
         pipelined, tick_us: the schedule the run used.
+        batch_size: samples processed per step (``layer_events`` then ``(B, T, H)``,
+            ``logits`` ``(B, T, O)``). input_kind: ``"embedding"`` (an LM: reported per
+            70-token sequence) or ``"features"`` (reported per sample of ``steps`` frames).
+        receive_policy: how the PEs kept received events.
     """
 
     layer_sizes: list[int]
@@ -287,6 +291,9 @@ class Run:
     timing_infos: list[LayerTimingInfo] = field(default_factory=list)
     pipelined: bool = False
     tick_us: float | None = None
+    batch_size: int = 1
+    input_kind: str = "embedding"
+    receive_policy: str = "dense"
 
     @property
     def seconds(self) -> float:
@@ -308,7 +315,8 @@ class Run:
         if self.steps == 0:
             return [0.0 for _ in self.layer_sizes]
         events = self.step_counts("events").sum(axis=0)
-        return [float(e) / (self.steps * h) for e, h in zip(events, self.layer_sizes)]
+        per = self.steps * self.batch_size
+        return [float(e) / (per * h) for e, h in zip(events, self.layer_sizes)]
 
     def report(
         self, *, gpu: GpuFigure | None = None, sequence_tokens: int = SEQUENCE_TOKENS

@@ -69,6 +69,7 @@ __all__ = [
     "LayerStepResult",
     "NetworkSimulator",
     "NetworkStepResult",
+    "receive_capacity_from_run",
     "run_mapping",
 ]
 
@@ -124,6 +125,8 @@ class NetworkSimulator:
             per-step plots and logits of every step).
         costs: cycle constants. energy_costs: energy constants.
         progress: show a progress bar (default: for runs over 2000 steps).
+        on_overflow: ``"raise"`` or ``"drop"`` when an ``event-list`` overflows (see
+            :class:`LayerSimulator`).
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class NetworkSimulator:
         costs: CycleCosts | None = None,
         energy_costs: EnergyCosts | None = None,
         progress: bool | None = None,
+        on_overflow: str = "raise",
     ) -> None:
         if readout not in READOUT_PLACES:
             raise ValueError(f"readout must be one of {', '.join(READOUT_PLACES)}, got {readout!r}")
@@ -150,6 +154,8 @@ class NetworkSimulator:
         self.costs = costs if costs is not None else CycleCosts()
         self.energy_costs = energy_costs if energy_costs is not None else EnergyCosts()
         self.progress = progress
+        self.on_overflow = on_overflow
+        self.batch_size = int(mapping.batch_size)
         artifact = mapping.artifact
         if readout == "chip" and artifact.decoder_weight is None:
             raise ValueError(
@@ -165,6 +171,7 @@ class NetworkSimulator:
                 tick_us=self.tick_us,
                 readout="chip" if (readout == "chip" and i == last) else None,
                 costs=self.costs,
+                on_overflow=on_overflow,
             )
             for i in range(len(mapping.layers))
         ]
@@ -265,16 +272,42 @@ class NetworkSimulator:
     def run(self, inputs: np.ndarray) -> Run:
         """Run over workload inputs (token ids ``(T,)`` or feature vectors ``(T, I)``,
         turned into layer-0 inputs by ``artifact.layer_inputs``), continuing from the
-        current state; returns a :class:`~spinnaker2_backend.results.Run` of these steps."""
-        xs = self.mapping.artifact.layer_inputs(inputs)
+        current state; returns a :class:`~spinnaker2_backend.results.Run` of these steps.
+
+        With ``mapping.batch_size = B > 1`` the inputs carry a leading batch axis: token ids
+        ``(B, T)`` or feature vectors ``(B, T, I)``."""
+        artifact = self.mapping.artifact
+        b = self.batch_size
+        if b == 1:
+            return self.run_layer_inputs(artifact.layer_inputs(inputs))
+        inputs = np.asarray(inputs)
+        if inputs.ndim < 2 or inputs.shape[0] != b:
+            raise ValueError(
+                f"the mapping keeps a batch of {b} samples: give inputs with a leading batch "
+                f"axis of {b} (token ids (B, T) or features (B, T, I)), got shape {inputs.shape}"
+            )
+        xs = np.stack([artifact.layer_inputs(sample) for sample in inputs], axis=1)
         return self.run_layer_inputs(xs)
 
     def run_layer_inputs(self, xs: np.ndarray) -> Run:
-        """Run over layer-0 input vectors ``(T, I)``; see :meth:`run`."""
+        """Run over layer-0 input vectors ``(T, I)`` (``(T, B, I)`` for a batch); see
+        :meth:`run`."""
         xs = np.asarray(xs)
-        if xs.ndim != 2 or xs.shape[1] != self.layers[0].input_size:
+        size = self.layers[0].input_size
+        b = self.batch_size
+        want = (size,) if b == 1 else (b, size)
+        if xs.ndim != 1 + len(want) or xs.shape[1:] != want:
+            shape = "(T, " + ", ".join(map(str, want)) + ")"
+            raise ValueError(f"layer-0 inputs must have shape {shape}, got {xs.shape}")
+        if len(xs) == 0:
             raise ValueError(
-                f"layer-0 inputs must have shape (T, {self.layers[0].input_size}), got {xs.shape}"
+                "no inputs: the run has 0 steps; give at least one token or feature vector"
+            )
+        if np.issubdtype(xs.dtype, np.floating) and not np.all(np.isfinite(xs)):
+            step = int(np.flatnonzero(~np.isfinite(xs).reshape(len(xs), -1).all(axis=1))[0])
+            raise ValueError(
+                f"input step {step} holds NaN or infinite values; a chip cannot send them as "
+                f"events: clean the inputs"
             )
         xs = xs.astype(self.dtype, copy=False)
         kept = self.mapping.record_steps
@@ -347,10 +380,22 @@ class NetworkSimulator:
         layer_events = logits = None
         if self.record:
             layer_events = [
-                stacked(e, (0, layer.hidden_size)) for e, layer in zip(self._events, self.layers)
+                stacked(e, (0, *layer.state_shape)) for e, layer in zip(self._events, self.layers)
             ]
             if self._decoder is not None and self._readout_inputs:
                 logits = self.logits_of(np.stack(self._readout_inputs))
+        dropped = counters.total("events_dropped")
+        if dropped:
+            logger.warning(
+                "%d received events did not fit the event lists (receive_capacity %s) and were "
+                "dropped: the outputs differ from the reference",
+                dropped,
+                "/".join(map(str, mapping.receive_capacity)),
+            )
+        if self.batch_size > 1 and layer_events is not None:
+            layer_events = [np.moveaxis(e, 1, 0) for e in layer_events]  # (B, T, H)
+            if logits is not None:
+                logits = np.moveaxis(logits, 1, 0)
         if profile.deadline_missed:
             logger.warning(
                 "tick of %g us too short: %d PE-ticks missed their deadline",
@@ -380,6 +425,9 @@ class NetworkSimulator:
             timing_infos=[layer.timing_info for layer in self.layers],
             pipelined=self.pipelined,
             tick_us=self.tick_us,
+            batch_size=self.batch_size,
+            input_kind=mapping.artifact.input_kind,
+            receive_policy=mapping.receive_policy,
         )
 
     def __repr__(self) -> str:
@@ -403,6 +451,8 @@ def run_mapping(
     costs: CycleCosts | None = None,
     energy_costs: EnergyCosts | None = None,
     progress: bool | None = None,
+    batch_size: int | None = None,
+    on_overflow: str = "raise",
 ) -> Run:
     """Run a mapped network on the simulated chip.
 
@@ -418,10 +468,19 @@ def run_mapping(
         states: initial per-layer states (default zeros).
         costs, energy_costs: cycle and energy constants (defaults from constants.py).
         progress: progress bar (default: runs over 2000 steps).
+        batch_size: samples per PE (default: the mapping's). A batch larger than the
+            mapping was laid out for is laid out and checked again
+            (:meth:`~spinnaker2_backend.mapping.Mapping.for_batch`; a
+            :class:`~spinnaker2_backend.mapping.MappingError` names the per-sample state when
+            it does not fit). Inputs then carry a leading batch axis (``(B, T)`` token ids or
+            ``(B, T, I)`` features); outputs equal ``B`` independent batch-1 runs.
+        on_overflow: ``"raise"`` (default) or ``"drop"`` when an ``event-list`` overflows.
 
     Returns:
         :class:`~spinnaker2_backend.results.Run`.
     """
+    if batch_size is not None:
+        mapping = mapping.for_batch(batch_size)
     simulator = NetworkSimulator(
         mapping,
         dtype=dtype,
@@ -432,7 +491,37 @@ def run_mapping(
         costs=costs,
         energy_costs=energy_costs,
         progress=progress,
+        on_overflow=on_overflow,
     )
     if states is not None:
         simulator.set_states(states)
     return simulator.run(inputs)
+
+
+def receive_capacity_from_run(run: Run, *, margin: float = 0.0) -> tuple[int, ...]:
+    """Per layer, the event-list entries a recorded run needed (its peak, times
+    ``1 + margin``, rounded up): the most events of one product in one step of one sample,
+    i.e. ``max(events of the layer's input, events of the layer's own y_{t-1})``.
+
+    Map with ``receive_capacity=receive_capacity_from_run(run)`` to size the lists from the
+    recorded activity (inputs from DRAM are a dense DMA target and need no list entries).
+
+    Raises:
+        ValueError: the run was not recorded (``record=True``) or has a negative margin.
+    """
+    if run.layer_events is None:
+        raise ValueError("sizing the event lists needs a run recorded with record=True")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+
+    def peak(events: np.ndarray) -> int:
+        flat = events.reshape(-1, events.shape[-1])
+        return int(np.count_nonzero(flat, axis=1).max()) if flat.size else 0
+
+    out = []
+    for i, events in enumerate(run.layer_events):
+        need = peak(events)
+        if i > 0:
+            need = max(need, peak(run.layer_events[i - 1]))
+        out.append(int(np.ceil(need * (1.0 + margin))))
+    return tuple(out)

@@ -120,6 +120,10 @@ OPS: tuple[str, ...] = (
     "readout_macs",  # multiply-accumulates of the on-chip readout
     "readout_dma_transfers",  # DMA transfers of the on-chip readout
     "readout_dram_bytes",  # DRAM bytes of the on-chip readout (weights in, logits out)
+    "list_entries",  # entries written to the compact received-event list (event-list policy)
+    "input_merge_steps",  # CSR row x event-list merge steps of the input product
+    "recurrent_merge_steps",  # the same for the recurrent product
+    "events_dropped",  # received events that did not fit the event list (never silent)
 )
 OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OPS)}
 
@@ -204,6 +208,9 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
         dram_cycles_per_byte(info.dram_readers, costs=costs, spec=spec),
     )
     put("receive", "packets_received", costs.packet_receive_cycles)
+    put("receive", "list_entries", costs.list_append_cycles)
+    put("input_product", "input_merge_steps", costs.merge_step_cycles)
+    put("recurrent_product", "recurrent_merge_steps", costs.merge_step_cycles)
     put("input_product", "input_rows", costs.csr_row_cycles)
     put("input_product", "input_events", costs.event_column_cycles)
     put("input_product", "input_weights", weight)

@@ -16,6 +16,9 @@ from spinnaker2_backend.formats import WEIGHT_FORMATS
 __all__ = [
     "HasSlices",
     "INPUT_SOURCES",
+    "OVERFLOW_ACTIONS",
+    "RECEIVE_POLICIES",
+    "ReceiveOverflowError",
     "InputSource",
     "MappingError",
     "PESlice",
@@ -27,6 +30,29 @@ InputSource = Literal["dram", "host"]
 #: Where layer 0's input vectors come from: streamed from DRAM or sent by the host
 #: (see :mod:`spinnaker2_backend.mapping`).
 INPUT_SOURCES: tuple[str, ...] = ("dram", "host")
+
+
+#: How a PE keeps the events it receives (``docs/spinnaker2.md``, "Receive policies"):
+#:
+#: ``dense``       a dense float32 vector per input: the step's input (``I`` words) and the
+#:                 layer's ``y_{t-1}`` (``H`` words), zeroed each step;
+#: ``reused``      one dense vector of ``max(I, H)`` words, used by the recurrent product
+#:                 (as soon as the layer's own events are in) and then by the input product;
+#: ``event-list``  a compact list of ``(source index, value)`` entries with a capacity
+#:                 bound (from recorded activity or a user limit), reused by the two
+#:                 products; events beyond the capacity are dropped and counted, or raise;
+#: ``accumulate``  no buffer: each event is multiplied into the gate accumulators when it
+#:                 arrives (needs ``weight_format="event"``, the column of the source).
+RECEIVE_POLICIES: tuple[str, ...] = ("dense", "reused", "event-list", "accumulate")
+
+#: What a full ``event-list`` does with one more event: ``raise`` (default) a
+#: :class:`ReceiveOverflowError`, or ``drop`` it and count it (``events_dropped``).
+OVERFLOW_ACTIONS: tuple[str, ...] = ("raise", "drop")
+
+
+class ReceiveOverflowError(RuntimeError):
+    """A PE received more events in a step than its ``event-list`` holds (``on_overflow=
+    "raise"``); the message names the layer, the step, the counts and the fix."""
 
 
 class MappingError(ValueError):
@@ -95,6 +121,31 @@ class HasSlices(Protocol):
 
     @property
     def slices(self) -> list[PESlice]: ...
+
+
+def check_receive_policy(receive_policy: str, weight_format: str) -> None:
+    """Raise :class:`MappingError` for an unknown receive policy or one the weight format
+    cannot use (``accumulate`` needs the per-source columns of ``weight_format="event"``)."""
+    if receive_policy not in RECEIVE_POLICIES:
+        raise MappingError(
+            f"unknown receive policy {receive_policy!r}; choose one of "
+            f"{', '.join(RECEIVE_POLICIES)}"
+        )
+    if receive_policy == "accumulate" and weight_format != "event":
+        raise MappingError(
+            f"receive policy 'accumulate' multiplies each event into the accumulators as it "
+            f"arrives, which needs the column of its source: use weight_format='event' "
+            f"(got {weight_format!r}) or another receive policy (dense, reused, event-list)"
+        )
+
+
+def check_batch_size(batch_size) -> int:
+    """A batch size >= 1 as an int, else :class:`MappingError`."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise MappingError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if batch_size < 1:
+        raise MappingError(f"batch_size must be >= 1 (samples a PE keeps), got {batch_size}")
+    return int(batch_size)
 
 
 def check_options(weight_format: str, record_steps: int, input_source: str) -> None:

@@ -1,8 +1,10 @@
 """Stage 4 of the mapping, and the byte model the partition uses: every byte of a PE's memory.
 
 :class:`LayerMemoryModel` gives the bytes a slice of units ``[a, b)`` needs in each region
-of the data memory (weights in the chosen format, per-unit variables, receive buffers,
-recordings, static data, heap + stack) and the code in the instruction memory;
+of the data memory (weights in the chosen format, per-unit variables, receive buffers of
+the chosen receive policy, recordings, static data, the debug log, heap + stack) and the
+code in the instruction memory; with a batch of ``B`` samples the per-sample state
+(:data:`PER_SAMPLE_WORDS_PER_UNIT` and the receive buffers) is kept ``B`` times;
 :func:`layer_memory_models` builds one per layer; :func:`layout_memory` turns a placement
 into one :class:`MemoryLayout` per PE (exact byte accounting by region, with addresses).
 """
@@ -18,13 +20,22 @@ import scipy.sparse as sp
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.formats import word_count
-from spinnaker2_backend.mapping.base import HasSlices, check_options
+from spinnaker2_backend.mapping.base import (
+    HasSlices,
+    MappingError,
+    check_batch_size,
+    check_options,
+    check_receive_policy,
+)
 
 __all__ = [
     "DATA_REGIONS",
+    "PER_SAMPLE_WORDS_PER_UNIT",
+    "TABLE_I_COLUMNS",
     "LayerMemoryModel",
     "MemoryLayout",
     "VARIABLE_WORDS_PER_UNIT",
+    "full_capacity",
     "layer_memory_models",
     "layout_memory",
 ]
@@ -37,8 +48,21 @@ DATA_REGIONS: tuple[str, ...] = (
     "variables",
     "receive_buffers",
     "recordings",
+    "debug",
     "stack_heap",
 )
+
+#: How the model's regions add up to the columns of the published memory table (Table I of
+#: S2-EGRU, docs/spinnaker2.md, "Where every byte lives"): ``instruction`` is the code;
+#: ``debug`` is the log buffer plus heap + stack (the only published region large enough to
+#: hold the 4 KiB heap + stack); ``variables`` is everything else the program keeps that is
+#: not a weight: static data, per-unit state, what it keeps of received events, recordings.
+TABLE_I_COLUMNS: dict[str, tuple[str, ...]] = {
+    "instruction": ("code",),
+    "debug": ("debug", "stack_heap"),
+    "weights": ("weights",),
+    "variables": ("static_data", "variables", "receive_buffers", "recordings"),
+}
 
 #: Words of per-unit state a PE keeps (besides weights and buffers): c, y, threshold (1 each),
 #: bias_ih, bias_hh (3 each: one per gate), gate buffers gi = W_ih x + b_ih and
@@ -53,14 +77,19 @@ VARIABLE_WORDS_PER_UNIT: dict[str, int] = {
     "gh": 3,
 }
 
+#: Of those, the words a PE keeps once per sample of a batch: the state ``c`` and ``y``
+#: (and the trace when there is one). The gate buffers are scratch, reused sample after
+#: sample; thresholds and biases are shared.
+PER_SAMPLE_WORDS_PER_UNIT: dict[str, int] = {"c": 1, "y": 1}
+
 
 @dataclass(frozen=True)
 class MemoryLayout:
     """Exact byte accounting of one PE's memories.
 
     Data memory regions (bytes, see :data:`DATA_REGIONS`): ``static_data`` (the program's
-    .data/.bss), ``weights``, ``variables``, ``receive_buffers``, ``recordings``,
-    ``stack_heap``. ``code`` lives in the instruction memory.
+    .data/.bss), ``weights``, ``variables``, ``receive_buffers``, ``recordings``, ``debug``
+    (the log buffer), ``stack_heap``. ``code`` lives in the instruction memory.
 
     Attributes:
         pe: global PE index.
@@ -117,6 +146,16 @@ class MemoryLayout:
     @property
     def stack_heap(self) -> int:
         return self.region("stack_heap")
+
+    @property
+    def debug(self) -> int:
+        return self.region("debug")
+
+    def table_i_columns(self) -> dict[str, int]:
+        """Bytes per column of the published memory table (:data:`TABLE_I_COLUMNS`)."""
+        regions = self.regions()
+        regions["code"] = self.code
+        return {col: sum(regions[r] for r in parts) for col, parts in TABLE_I_COLUMNS.items()}
 
     @property
     def total(self) -> int:
@@ -188,6 +227,12 @@ class LayerMemoryModel:
         spec: the chip figures.
         nnz_ih_prefix, nnz_hh_prefix: ``(H + 1,)`` cumulative stored weights of units
             (their three gate rows) in ``weight_ih`` / ``weight_hh``.
+        receive_policy: how received events are kept (:data:`~spinnaker2_backend.mapping.
+            base.RECEIVE_POLICIES`).
+        receive_capacity: entries of the ``event-list`` (events of one product).
+        input_by_packets: the layer's input arrives as packets (every layer but a layer 0
+            fed from DRAM, whose input vector is a DMA target of ``I`` words).
+        batch_size: samples kept per PE.
     """
 
     layer: int
@@ -199,10 +244,52 @@ class LayerMemoryModel:
     spec: ChipSpec
     nnz_ih_prefix: np.ndarray
     nnz_hh_prefix: np.ndarray
+    receive_policy: str = "dense"
+    receive_capacity: int = 0
+    input_by_packets: bool = True
+    batch_size: int = 1
 
     @property
     def variable_words_per_unit(self) -> int:
-        return sum(VARIABLE_WORDS_PER_UNIT.values()) + (1 if self.keeps_trace else 0)
+        """Words of state per unit, the batch's extra samples included."""
+        return (
+            sum(VARIABLE_WORDS_PER_UNIT.values())
+            + (1 if self.keeps_trace else 0)
+            + (self.batch_size - 1) * self.sample_words_per_unit
+        )
+
+    @property
+    def sample_words_per_unit(self) -> int:
+        """Words of per-sample state per unit (``c``, ``y``, the trace when kept)."""
+        return sum(PER_SAMPLE_WORDS_PER_UNIT.values()) + (1 if self.keeps_trace else 0)
+
+    def receive_items(self) -> list[tuple[str, int]]:
+        """``(item, words)`` of the receive buffers of one sample, by receive policy."""
+        i, h = self.input_size, self.hidden_size
+        policy = self.receive_policy
+        if policy == "dense":
+            return [("input vector", i), ("y_prev of the layer", h)]
+        if policy == "reused":
+            return [("input / y_prev vector (shared)", max(i, h))]
+        out = [] if self.input_by_packets else [("input vector (DMA target)", i)]
+        if policy == "event-list":
+            entries = self.spec.receive_list_entry_words * self.receive_capacity
+            label = f"received-event list ({self.receive_capacity} entries + count)"
+            out.append((label, entries + 1))
+        return out
+
+    def receive_bytes(self) -> int:
+        """Bytes of the receive buffers of one sample."""
+        return self.spec.word_bytes * sum(w for _, w in self.receive_items())
+
+    def per_sample_bytes(self, a: int, b: int) -> int:
+        """Data memory one more sample of a batch adds to a PE holding units ``[a, b)``:
+        its state ``c`` and ``y`` (and trace), its receive buffers, its recorded ``y``."""
+        wb = self.spec.word_bytes
+        n = b - a
+        return (
+            wb * n * self.sample_words_per_unit + self.receive_bytes() + wb * n * self.record_steps
+        )
 
     def nnz(self, a: int, b: int) -> tuple[int, int]:
         """Stored weights of units ``[a, b)`` in ``(weight_ih, weight_hh)``."""
@@ -235,9 +322,21 @@ class LayerMemoryModel:
             out.append(("variables", name, wb * words * n))
         if self.keeps_trace:
             out.append(("variables", "trace", wb * n))
-        out.append(("receive_buffers", "y_prev of the layer", wb * self.hidden_size))
-        out.append(("receive_buffers", "input vector", wb * self.input_size))
-        out.append(("recordings", "recorded y", wb * n * self.record_steps))
+        extra = self.batch_size - 1
+        if extra:
+            out.append(
+                (
+                    "variables",
+                    f"per-sample state of {extra} more samples (c, y"
+                    + (", trace" if self.keeps_trace else "")
+                    + ")",
+                    wb * extra * n * self.sample_words_per_unit,
+                )
+            )
+        for name, words in self.receive_items():
+            label = name if self.batch_size == 1 else f"{name} x {self.batch_size} samples"
+            out.append(("receive_buffers", label, wb * words * self.batch_size))
+        out.append(("recordings", "recorded y", wb * n * self.record_steps * self.batch_size))
         out.append(
             (
                 "recordings",
@@ -245,6 +344,7 @@ class LayerMemoryModel:
                 wb * self.spec.profile_words_per_step * self.record_steps,
             )
         )
+        out.append(("debug", "log buffer", self.spec.debug_log_bytes))
         out.append(("stack_heap", "heap + stack", self.spec.stack_heap_bytes))
         return tuple(out)
 
@@ -267,7 +367,7 @@ class LayerMemoryModel:
             weight_words = 2 * nnz
         else:
             weight_words = np.full(self.hidden_size, 3 * (self.input_size + self.hidden_size))
-        words = weight_words + self.variable_words_per_unit + self.record_steps
+        words = weight_words + self.variable_words_per_unit + self.record_steps * self.batch_size
         return (wb * words).astype(np.int64)
 
     def layout(self, pe: int, a: int, b: int) -> MemoryLayout:
@@ -300,9 +400,24 @@ def layer_memory_models(
     spec: ChipSpec,
     weight_format: str,
     record_steps: int = 0,
+    receive_policy: str = "dense",
+    receive_capacity: int | Sequence[int] | None = None,
+    input_source: str = "dram",
+    batch_size: int = 1,
 ) -> list[LayerMemoryModel]:
-    """One :class:`LayerMemoryModel` per layer of ``artifact``."""
-    check_options(weight_format, record_steps, "dram")
+    """One :class:`LayerMemoryModel` per layer of ``artifact``.
+
+    Args:
+        receive_policy: how PEs keep received events (``RECEIVE_POLICIES``).
+        receive_capacity: entries of the ``event-list`` per layer (one int for every layer,
+            or one per layer); default: room for every source (it never overflows).
+        input_source: ``"dram"`` (layer 0's input is a DMA target) or ``"host"`` (packets).
+        batch_size: samples kept per PE.
+    """
+    check_options(weight_format, record_steps, input_source)
+    check_receive_policy(receive_policy, weight_format)
+    batch_size = check_batch_size(batch_size)
+    capacities = _capacities(artifact, receive_capacity, input_source)
     models = []
     last = artifact.num_layers - 1
     for i, layer in enumerate(artifact.layers):
@@ -318,9 +433,39 @@ def layer_memory_models(
                 spec=spec,
                 nnz_ih_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(layer.weight_ih, hidden))]),
                 nnz_hh_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(layer.weight_hh, hidden))]),
+                receive_policy=receive_policy,
+                receive_capacity=capacities[i] if receive_policy == "event-list" else 0,
+                input_by_packets=i > 0 or input_source != "dram",
+                batch_size=batch_size,
             )
         )
     return models
+
+
+def full_capacity(artifact: DeploymentArtifact, layer: int, input_source: str = "dram") -> int:
+    """Entries an ``event-list`` needs so that it can never overflow: every source of the
+    larger of the two products (the layer's own units; its inputs when they come as packets)."""
+    params = artifact.layers[layer]
+    by_packets = layer > 0 or input_source != "dram"
+    return max(params.hidden_size, params.input_size if by_packets else 0)
+
+
+def _capacities(artifact, receive_capacity, input_source) -> list[int]:
+    n = artifact.num_layers
+    if receive_capacity is None:
+        return [full_capacity(artifact, i, input_source) for i in range(n)]
+    if isinstance(receive_capacity, int | np.integer):
+        values = [int(receive_capacity)] * n
+    else:
+        values = [int(v) for v in receive_capacity]
+        if len(values) != n:
+            raise MappingError(
+                f"receive_capacity has {len(values)} entries but the network has {n} layers"
+            )
+    for i, v in enumerate(values):
+        if v < 0:
+            raise MappingError(f"receive_capacity must be >= 0 entries, got {v} for layer {i}")
+    return values
 
 
 def layout_memory(

@@ -23,7 +23,11 @@ from spinnaker2_backend.mapping.memory import LayerMemoryModel, layer_memory_mod
 
 logger = logging.getLogger(__name__)
 
+#: How ``pes_per_layer`` splits a layer: by bytes (largest slice smallest) or by units.
+PARTITION_BALANCES: tuple[str, ...] = ("bytes", "units")
+
 __all__ = [
+    "PARTITION_BALANCES",
     "LayerPartition",
     "PartitionResult",
     "partition_network",
@@ -189,6 +193,8 @@ def partition_network(
     max_units_per_pe: int | None = None,
     pes_per_layer: int | Sequence[int] | None = None,
     record_steps: int = 0,
+    balance: str = "bytes",
+    memory_models: Sequence[LayerMemoryModel] | None = None,
 ) -> PartitionResult:
     """Split each layer's units into contiguous per-PE slices.
 
@@ -201,6 +207,12 @@ def partition_network(
         pes_per_layer: a PE count for every layer (int) or per layer (sequence); the units are
             split so that the largest slice (in bytes) is as small as possible.
         record_steps: recorded steps (the recordings grow the bytes per unit).
+        balance: with ``pes_per_layer``, split so that the largest slice in bytes is
+            smallest (``"bytes"``, default) or into equal unit counts (``"units"``, as
+            ``numpy.array_split``: the published 27 / 27 / 15 units on 50 PEs per layer).
+        memory_models: the byte models to partition with (default: built for the options
+            above with the default receive policy and batch 1; :func:`map_network` passes
+            its own).
 
     Without ``max_units_per_pe`` / ``pes_per_layer``: each layer gets the fewest PEs such
     that every PE's data memory fits (greedy packing of the per-unit bytes is optimal for
@@ -219,8 +231,18 @@ def partition_network(
         not isinstance(max_units_per_pe, int | np.integer) or max_units_per_pe < 1
     ):
         raise MappingError(f"max_units_per_pe must be an integer >= 1, got {max_units_per_pe!r}")
-    models = layer_memory_models(
-        artifact, spec=spec, weight_format=weight_format, record_steps=record_steps
+    if balance not in PARTITION_BALANCES:
+        raise MappingError(
+            f"unknown balance {balance!r}; choose one of {', '.join(PARTITION_BALANCES)}"
+        )
+    if balance == "units" and pes_per_layer is None:
+        raise MappingError("balance='units' splits a given number of PEs: give pes_per_layer")
+    models = (
+        list(memory_models)
+        if memory_models is not None
+        else layer_memory_models(
+            artifact, spec=spec, weight_format=weight_format, record_steps=record_steps
+        )
     )
     if pes_per_layer is not None:
         counts = (
@@ -249,8 +271,12 @@ def partition_network(
                     f"layer {model.layer} has {hidden} units; pes_per_layer must be 1..{hidden}, "
                     f"got {k}"
                 )
-            bounds = _balanced_split(unit_bytes, k)
-            mode = "pes_per_layer"
+            if balance == "units":
+                cuts = np.cumsum([0] + [len(c) for c in np.array_split(np.arange(hidden), k)])
+                bounds = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+            else:
+                bounds = _balanced_split(unit_bytes, k)
+            mode = "pes_per_layer" if balance == "bytes" else "pes_per_layer (units)"
         else:
             worst = int(np.argmax(unit_bytes))
             if unit_bytes[worst] > budget:

@@ -22,7 +22,13 @@ from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.formats import PEWeights, encode_pe_weights, slice_rows
 from spinnaker2_backend.machine import Machine
-from spinnaker2_backend.mapping.base import MappingError, PESlice, check_options
+from spinnaker2_backend.mapping.base import (
+    MappingError,
+    PESlice,
+    check_batch_size,
+    check_options,
+    check_receive_policy,
+)
 from spinnaker2_backend.mapping.fit import FitCheck, check_fit
 from spinnaker2_backend.mapping.memory import (
     LayerMemoryModel,
@@ -57,6 +63,9 @@ class Mapping:
         input_source: ``"dram"`` or ``"host"``.
         partition, placement, routes, memory, fit: results of each step.
         layers: one :class:`LayerPlacement` per layer.
+        receive_policy: how PEs keep received events; receive_capacity: per layer, the
+            entries of the ``event-list`` (0 for the other policies).
+        batch_size: samples every PE keeps (memory sized for them).
     """
 
     artifact: DeploymentArtifact
@@ -73,6 +82,9 @@ class Mapping:
     layers: list[LayerPlacement]
     memory_models: list[LayerMemoryModel]
     max_units_per_pe: int | None = None
+    receive_policy: str = "dense"
+    receive_capacity: tuple[int, ...] = ()
+    batch_size: int = 1
     _weights_cache: dict[tuple[int, int], PEWeights] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -170,6 +182,31 @@ class Mapping:
 
         return simulator.run_mapping(self, inputs, **kwargs)
 
+    def for_batch(self, batch_size: int) -> Mapping:
+        """This mapping with room for ``batch_size`` samples per PE (same placement and
+        routes; memory laid out and checked again).
+
+        Raises:
+            MappingError: a PE cannot keep that many samples; the message names the
+                per-sample state and the largest batch that fits.
+        """
+        from dataclasses import replace as _replace
+
+        batch_size = check_batch_size(batch_size)
+        if batch_size == self.batch_size:
+            return self
+        models = [_replace(m, batch_size=batch_size) for m in self.memory_models]
+        memory = layout_memory(models, self.placement)
+        fit = check_fit(memory, self.placement, models, raise_error=True)
+        return _replace(
+            self,
+            memory=memory,
+            fit=fit,
+            memory_models=models,
+            batch_size=batch_size,
+            _weights_cache=self._weights_cache,
+        )
+
     def simulator(self, **kwargs):
         """A :class:`spinnaker2_backend.simulator.NetworkSimulator` of this mapping."""
         from spinnaker2_backend import simulator
@@ -203,6 +240,10 @@ def map_network(
     pes_per_layer: int | Sequence[int] | None = None,
     record_steps: int = 0,
     input_source: str = "dram",
+    receive_policy: str = "dense",
+    receive_capacity: int | Sequence[int] | None = None,
+    batch_size: int = 1,
+    balance: str = "bytes",
     check: bool = True,
 ) -> Mapping:
     """Map an EGRU network onto a SpiNNaker2 machine (without running it).
@@ -223,6 +264,17 @@ def map_network(
         record_steps: steps of ``y`` recorded in PE SRAM during a run (they must fit).
         input_source: ``"dram"`` (layer-0 inputs computed ahead, streamed from DRAM) or
             ``"host"``.
+        receive_policy: how a PE keeps the events it receives: ``"dense"`` (a dense vector
+            per input), ``"reused"`` (one dense vector for both products), ``"event-list"``
+            (a compact list of received events with a capacity bound) or ``"accumulate"``
+            (each event multiplied in on arrival; ``weight_format="event"`` only). See
+            :data:`~spinnaker2_backend.mapping.base.RECEIVE_POLICIES`.
+        receive_capacity: entries of the event list, for every layer (int) or per layer;
+            default: every source (never overflows). Size it from a recorded run with
+            :func:`spinnaker2_backend.simulator.receive_capacity_from_run`.
+        batch_size: samples every PE keeps and processes per step (memory grows by the
+            per-sample state).
+        balance: how ``pes_per_layer`` splits the units: ``"bytes"`` or ``"units"``.
         check: raise :class:`MappingError` when a PE does not fit (``False``: return the
             mapping with ``mapping.fit`` listing the problems, for reports).
 
@@ -240,6 +292,18 @@ def map_network(
         machine = Machine(chips=machine.num_chips, spec=spec, chip_grid=machine.chip_grid)
     spec = machine.spec
     check_options(weight_format, record_steps, input_source)
+    check_receive_policy(receive_policy, weight_format)
+    batch_size = check_batch_size(batch_size)
+    models = layer_memory_models(
+        artifact,
+        spec=spec,
+        weight_format=weight_format,
+        record_steps=record_steps,
+        receive_policy=receive_policy,
+        receive_capacity=receive_capacity,
+        input_source=input_source,
+        batch_size=batch_size,
+    )
     partition = partition_network(
         artifact,
         spec=spec,
@@ -247,9 +311,8 @@ def map_network(
         max_units_per_pe=max_units_per_pe,
         pes_per_layer=pes_per_layer,
         record_steps=record_steps,
-    )
-    models = layer_memory_models(
-        artifact, spec=spec, weight_format=weight_format, record_steps=record_steps
+        balance=balance,
+        memory_models=models,
     )
     placement = place_slices(partition, machine)
     routes = route_slices(placement)
@@ -286,6 +349,9 @@ def map_network(
         layers=layers,
         memory_models=models,
         max_units_per_pe=max_units_per_pe,
+        receive_policy=receive_policy,
+        receive_capacity=tuple(m.receive_capacity for m in models),
+        batch_size=batch_size,
     )
     logger.info(
         "mapped %s units onto %d PEs (%s), fullest PE %d at %.1f %%",
@@ -322,6 +388,7 @@ def build_mapping_report(mapping: Mapping) -> MappingReport:
                 variables=mem.variables,
                 receive_buffers=mem.receive_buffers,
                 recordings=mem.recordings,
+                debug=mem.debug,
                 stack_heap=mem.stack_heap,
                 total=mem.total,
                 free=mem.free,
@@ -379,4 +446,10 @@ def build_mapping_report(mapping: Mapping) -> MappingReport:
         placement_path=mapping.placement.path,
         fits=mapping.fit.ok,
         problems=list(mapping.fit.problems),
+        receive_policy=mapping.receive_policy,
+        receive_capacity=list(mapping.receive_capacity),
+        batch_size=mapping.batch_size,
+        chip_to_chip_packets_all_fire=sum(
+            r.source.num_units * sum(1 for t in r.targets if t.chip_to_chip) for r in routes
+        ),
     )

@@ -13,7 +13,7 @@ shows. This module holds the types only, so that it imports nothing of the mappi
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from spinnaker2_backend.mapping.memory import DATA_REGIONS
@@ -41,6 +41,7 @@ class PEReportRow:
     variables: int
     receive_buffers: int
     recordings: int
+    debug: int
     stack_heap: int
     total: int
     free: int
@@ -88,6 +89,10 @@ class MappingReport:
         dram_bytes_per_step: DRAM bytes streamed per step.
         placement_path: serpentine path the placement chose.
         fits: every PE fits; problems: messages for those that do not.
+        receive_policy, receive_capacity: how PEs keep received events (entries of the
+            event list per layer). batch_size: samples per PE.
+        chip_to_chip_packets_all_fire: packets crossing a chip-to-chip link in a step where
+            every unit fires once.
     """
 
     layer_sizes: list[int]
@@ -117,6 +122,10 @@ class MappingReport:
     placement_path: str
     fits: bool
     problems: list[str]
+    receive_policy: str = "dense"
+    receive_capacity: list[int] = field(default_factory=list)
+    batch_size: int = 1
+    chip_to_chip_packets_all_fire: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-serialisable)."""
@@ -137,6 +146,13 @@ class MappingReport:
             f"{self.clock_mhz:g} MHz",
             f"weights: {self.weight_format}, {self.total_weight_bytes:,} bytes in all; "
             f"recorded steps: {self.record_steps}; inputs from {self.input_source}",
+            f"receive policy: {self.receive_policy}"
+            + (
+                f" (capacity {'/'.join(map(str, self.receive_capacity))} events per layer)"
+                if self.receive_policy == "event-list"
+                else ""
+            )
+            + f"; batch size {self.batch_size}",
             f"PEs used: {self.pes_used} ({per_layer} per layer), placed along the "
             f"{self.placement_path} serpentine",
             f"fullest PE: {f.pe} (chip {f.chip}, QPE ({f.qx},{f.qy}) core {f.pe_in_qpe}, layer "
@@ -147,7 +163,7 @@ class MappingReport:
             f"{self.router_capacity:,} per chip; longest route {self.max_noc_hops} QPE hops; "
             f"all units firing once: {self.packets_per_step_all_fire:,} packets, "
             f"{self.noc_hops_per_step_all_fire:,} QPE hops, {self.chip_to_chip_routes} PEs "
-            f"sending off chip",
+            f"sending off chip, {self.chip_to_chip_packets_all_fire:,} packets chip-to-chip",
             f"DRAM: {self.dram_table_bytes:,} bytes of precomputed inputs, "
             f"{self.dram_bytes_per_step:,} bytes streamed per step",
             "fits: yes" if self.fits else f"fits: NO ({len(self.problems)} PE problems)",

@@ -55,21 +55,23 @@ def test_memory_layout_hand_computed_csr():
     first, second = mapping.layers[0].slices
     mem = mapping.memory[first.pe]
     assert mem.regions() == {
-        "static_data": 1024,
+        "static_data": 256,
         "weights": 4 * ((2 * 2 + 3 + 1) + (2 * 3 + 3 + 1)),  # ih 8 words + hh 10 words = 72 B
         "variables": 4 * 15,  # c, y, theta, 3+3 biases, 3+3 gate buffers
         "receive_buffers": 4 * (2 + 3),  # y_prev of the layer (H) + input vector (I)
         "recordings": 4 * (1 * 2 + 5 * 2),  # y of 1 unit x 2 steps + 5 timer words x 2 steps
+        "debug": 1024,
         "stack_heap": 4096,
     }
-    assert mem.total == 1024 + 72 + 60 + 20 + 48 + 4096 == 5320
-    assert mem.free == 98_304 - 5320
-    assert mem.code == 12 * 1024
+    assert mem.total == 256 + 72 + 60 + 20 + 48 + 1024 + 4096 == 5576
+    assert mem.free == 98_304 - 5576
+    assert mem.code == 18_330  # sum of EGRU_CODE_ESTIMATE: Table I's 17.9 KB
     assert mapping.memory[second.pe].weights == 4 * ((2 * 3 + 4) + (2 * 1 + 4))  # 64 B
     # the address map is contiguous from 0 with the stack at the top
     amap = mem.address_map()
-    assert amap["static_data"] == (0, 1024)
-    assert amap["weights"] == (1024, 1096)
+    assert amap["static_data"] == (0, 256)
+    assert amap["weights"] == (256, 328)
+    assert amap["debug"] == (256 + 72 + 60 + 20 + 48, 256 + 72 + 60 + 20 + 48 + 1024)
     assert amap["stack_heap"] == (98_304 - 4096, 98_304)
     assert mem.overflow_region() is None
 
@@ -379,6 +381,7 @@ def test_report_dict_json_and_table(small_net):
             "variables",
             "receive_buffers",
             "recordings",
+            "debug",
             "stack_heap",
         )
     )
