@@ -342,8 +342,13 @@ published SpiNNaker2 run (170.25 ms, 0.39 W)."""
 
 RUN_EPILOG = """\
 examples:
-  python -m spinnaker2_backend run --synthetic paper-lm --pes-per-layer 53,68,29 --steps 70
-      the published LM on 150 PEs, CSR weights, one 70-token sequence of random tokens
+  python -m spinnaker2_backend run --synthetic paper-lm --pes-per-layer 50 --balance units \
+      --receive-policy event-list --receive-capacity auto
+      the published LM on 150 PEs (27/27/15 units), CSR weights, event lists sized from the
+      run's activity, one 70-token sequence of random tokens
+  python -m spinnaker2_backend run --synthetic paper-dvs --pes-per-layer 64 --steps 68 \
+      --batch-size 4
+      the DVS network on 128 PEs, four samples of 68 frames per step: time per sample
   python -m spinnaker2_backend run --synthetic paper-lm --weight-format event --json
       the same with the event-driven weight layout, report as JSON
   python -m spinnaker2_backend run model.npz --inputs tokens.npy --plot-dir plots/
