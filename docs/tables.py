@@ -70,13 +70,20 @@ def constants_table(class_name: str) -> str:
 
 def published_rows() -> str:
     """The published LM measurement (A100 and SpiNNaker2 rows) as the code holds it."""
-    from spinnaker2_backend.results import MEASURED_ANCHORS, PUBLISHED_A100, PUBLISHED_SPINNAKER2
+    from spinnaker2_backend.results import (
+        MEASURED_ANCHORS,
+        PUBLISHED_A100,
+        PUBLISHED_DVS_A100,
+        PUBLISHED_DVS_SPINNAKER2,
+        PUBLISHED_SPINNAKER2,
+    )
 
-    rows = ["| | power (W) | time per sequence (ms) | energy per sequence (J) | source |"]
-    rows.append("|---|---|---|---|---|")
-    for fig in (PUBLISHED_A100, PUBLISHED_SPINNAKER2):
+    rows = ["| | per | power (W) | time (ms) | energy (J) | source |"]
+    rows.append("|---|---|---|---|---|---|")
+    for fig in (PUBLISHED_A100, PUBLISHED_SPINNAKER2, PUBLISHED_DVS_A100, PUBLISHED_DVS_SPINNAKER2):
+        per = f"{fig.sequence_tokens}-token sequence" if fig.unit == "sequence" else "sample"
         rows.append(
-            f"| {fig.name} | {fig.power_w:g} | {fig.seconds_per_sequence * 1e3:g} | "
+            f"| {fig.name} | {per} | {fig.power_w:g} | {fig.seconds_per_sequence * 1e3:g} | "
             f"{fig.energy_j_per_sequence:g} | {fig.source} |"
         )
     rows.append("")

@@ -29,9 +29,13 @@ from spinnaker2_backend.energy import EnergyEstimate
 from spinnaker2_backend.timing import OP_INDEX, OPS, PHASES, LayerTimingInfo, Profile
 
 __all__ = [
+    "DVS_FRAMES_PER_SAMPLE",
     "MEASURED_ANCHORS",
     "PUBLISHED_A100",
+    "PUBLISHED_DVS_A100",
+    "PUBLISHED_DVS_SPINNAKER2",
     "PUBLISHED_SPINNAKER2",
+    "PUBLISHED_TABLE_I_BYTES",
     "SEQUENCE_TOKENS",
     "GpuFigure",
     "LayerCounters",
@@ -51,10 +55,13 @@ class GpuFigure:
 
     Attributes:
         name: label of the row.
-        power_w: average power. seconds_per_sequence: time. energy_j_per_sequence: energy.
+        power_w: average power. seconds_per_sequence: time per unit. energy_j_per_sequence:
+            energy per unit.
         sequence_tokens: tokens per sequence (70).
         measured: True for published measurements; False for anything estimated.
         source: where the figure comes from.
+        unit: what the time and energy are per: ``"sequence"`` (an LM's 70-token
+            sequence, Table II) or ``"sample"`` (a DVS sample, Table III).
     """
 
     name: str
@@ -64,6 +71,11 @@ class GpuFigure:
     sequence_tokens: int = SEQUENCE_TOKENS
     measured: bool = False
     source: str = "user supplied"
+    unit: str = "sequence"
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("sequence", "sample"):
+            raise ValueError(f"GpuFigure.unit must be 'sequence' or 'sample', got {self.unit!r}")
 
 
 #: The published A100 row (batch 1, one 70-token WikiText-2 test sequence), S2-EGRU [A].
@@ -86,6 +98,44 @@ PUBLISHED_SPINNAKER2 = GpuFigure(
     source="docs/spinnaker2.md, EGRU deployment, measured [A]",
 )
 
+#: The published A100 row of the DVS gesture deployment (Table III, batch 1, per sample),
+#: S2-EGRU [A].
+PUBLISHED_DVS_A100 = GpuFigure(
+    name="NVIDIA A100 (published, DVS)",
+    power_w=61.0,
+    seconds_per_sequence=1.09e-3,
+    energy_j_per_sequence=0.067,
+    measured=True,
+    source="docs/spinnaker2.md, DVS deployment (Table III, batch 1), measured [A]",
+    unit="sample",
+)
+
+#: The published SpiNNaker2 row of the DVS gesture deployment (128 PEs, Table III, batch 1,
+#: per sample), S2-EGRU [A].
+PUBLISHED_DVS_SPINNAKER2 = GpuFigure(
+    name="SpiNNaker2 (published, DVS)",
+    power_w=0.39,
+    seconds_per_sequence=60.19e-3,
+    energy_j_per_sequence=0.023,
+    measured=True,
+    source="docs/spinnaker2.md, DVS deployment (Table III, batch 1), measured [A]",
+    unit="sample",
+)
+
+#: Frames per DVS sample the model assumes: the paper does not state it (25 ms frames); this
+#: is the slice length of the project's DVS preprocessing (``snn_egru.data.dvs``, 68 frames
+#: = 1.7 s) [C]. Never fitted to the published DVS time.
+DVS_FRAMES_PER_SAMPLE = 68
+
+#: Table I of S2-EGRU [A], per PE of the LM deployment, in bytes (1 KB = 1024 bytes, the
+#: reading under which the CSR weights of a 27-unit layer-1 PE, 88.1 KiB, match 88.3 KB).
+PUBLISHED_TABLE_I_BYTES: dict[str, float] = {
+    "instruction": 17.9 * 1024,
+    "debug": 5.0 * 1024,
+    "weights": 88.3 * 1024,
+    "variables": 2.6 * 1024,
+}
+
 #: Every measured number the model relies on, with its tag. Everything else is an estimate.
 MEASURED_ANCHORS: dict[str, str] = {
     "SpiNNaker2 power 0.39 W": "measured [A] (whole chip, EGRU LM, 150 PEs)",
@@ -94,6 +144,8 @@ MEASURED_ANCHORS: dict[str, str] = {
     "A100 power 60 W": "measured [A]",
     "A100 time 19.9 ms per sequence": "measured [A]",
     "A100 energy 1.19 J per sequence": "measured [A]",
+    "SpiNNaker2 DVS 60.19 ms, 0.023 J per sample, 0.39 W": "measured [A] (held out, never fitted)",
+    "Table I memory per PE 17.9 / 5 / 88.3 / 2.6 KB": "published [A]",
 }
 
 
@@ -361,8 +413,19 @@ class RunReport:
         per_step: mean counts per step (events, packets on chip / chip-to-chip, MACs, ...).
         activity: per layer, fraction of units firing per step.
         deadline_missed: any PE missed its tick. deadlines_missed: PE-ticks missed.
-        comparison: rows (simulated run, published SpiNNaker2, GPU) per sequence.
+        comparison: rows (simulated run, published SpiNNaker2, GPU) per unit (LM: per
+            70-token sequence, Table II rows; DVS / features: per sample, Table III rows).
         anchors: the measured figures and their tags.
+        workload: ``"lm"`` (token inputs) or ``"features"`` (e.g. DVS frames).
+        unit: what ``seconds_per_unit`` / ``energy_per_unit_j`` are per, in words.
+        batch_size: samples processed per step.
+        frames_per_sample: steps of one sample (features workloads; the run's steps).
+        seconds_per_sample, energy_per_sample_j: the run's time and energy per sample
+            (one sample = the run's ``steps`` inputs; with a batch, wall time / batch).
+        seconds_per_unit, energy_per_unit_j: per 70-token sequence (LM) or per sample.
+        events_dropped: received events that did not fit an event list (0 unless the run
+            was asked to drop them).
+        receive_policy: how the PEs kept received events.
     """
 
     layer_sizes: list[int]
@@ -392,6 +455,16 @@ class RunReport:
     deadlines_missed: int
     comparison: list[dict[str, Any]]
     anchors: dict[str, str] = field(default_factory=lambda: dict(MEASURED_ANCHORS))
+    workload: str = "lm"
+    unit: str = "70-token sequence"
+    batch_size: int = 1
+    frames_per_sample: int | None = None
+    seconds_per_sample: float = 0.0
+    energy_per_sample_j: float = 0.0
+    seconds_per_unit: float = 0.0
+    energy_per_unit_j: float = 0.0
+    events_dropped: int = 0
+    receive_policy: str = "dense"
 
     @classmethod
     def from_run(
@@ -399,7 +472,6 @@ class RunReport:
     ) -> RunReport:
         if sequence_tokens < 1:
             raise ValueError(f"sequence_tokens must be >= 1, got {sequence_tokens}")
-        gpu = gpu if gpu is not None else PUBLISHED_A100
         profile = run.profile
         steps = max(run.steps, 1)
         per_token_critical = {k: v / steps for k, v in profile.critical_phase_seconds().items()}
@@ -427,33 +499,51 @@ class RunReport:
                 "dram_bytes",
             )
         }
+        batch = max(int(getattr(run, "batch_size", 1)), 1)
+        lm = getattr(run, "input_kind", "embedding") == "embedding"
+        seconds_per_sample = profile.wall_seconds / batch
+        energy_per_sample = energy.total_j / batch
+        if lm:
+            unit, unit_seconds, unit_energy = (
+                f"{sequence_tokens}-token sequence",
+                seconds_per_sequence / batch,
+                energy_per_sequence / batch,
+            )
+            references = (PUBLISHED_SPINNAKER2, gpu if gpu is not None else PUBLISHED_A100)
+        else:
+            unit = f"sample of {run.steps} frames"
+            unit_seconds, unit_energy = seconds_per_sample, energy_per_sample
+            references = (
+                PUBLISHED_DVS_SPINNAKER2,
+                gpu if gpu is not None else PUBLISHED_DVS_A100,
+            )
         simulated_row = {
             "name": f"simulated SpiNNaker2 ({run.weight_format}, {run.clock_hz / 1e6:g} MHz)",
             "power_w": energy.average_power_w,
-            "seconds_per_sequence": seconds_per_sequence,
-            "energy_j_per_sequence": energy_per_sequence,
+            "seconds": unit_seconds,
+            "energy_j": unit_energy,
             "kind": "simulated estimate",
         }
         rows = [simulated_row]
-        for ref in (PUBLISHED_SPINNAKER2, gpu):
-            scale = sequence_tokens / ref.sequence_tokens
+        for ref in references:
+            scale = sequence_tokens / ref.sequence_tokens if ref.unit == "sequence" else 1.0
             rows.append(
                 {
                     "name": ref.name,
                     "power_w": ref.power_w,
-                    "seconds_per_sequence": ref.seconds_per_sequence * scale,
-                    "energy_j_per_sequence": ref.energy_j_per_sequence * scale,
+                    "seconds": ref.seconds_per_sequence * scale,
+                    "energy_j": ref.energy_j_per_sequence * scale,
                     "kind": "measured" if ref.measured else "supplied",
                     "source": ref.source,
+                    "unit": ref.unit,
                 }
             )
         for row in rows:
-            row["time_vs_simulated"] = (
-                row["seconds_per_sequence"] / seconds_per_sequence if seconds_per_sequence else 0.0
-            )
-            row["energy_vs_simulated"] = (
-                row["energy_j_per_sequence"] / energy_per_sequence if energy_per_sequence else 0.0
-            )
+            row["time_vs_simulated"] = row["seconds"] / unit_seconds if unit_seconds else 0.0
+            row["energy_vs_simulated"] = row["energy_j"] / unit_energy if unit_energy else 0.0
+            key = "sequence" if lm else "sample"
+            row[f"seconds_per_{key}"] = row["seconds"]
+            row[f"energy_j_per_{key}"] = row["energy_j"]
         return cls(
             layer_sizes=list(run.layer_sizes),
             weight_format=run.weight_format,
@@ -481,6 +571,16 @@ class RunReport:
             deadline_missed=profile.deadline_missed,
             deadlines_missed=profile.deadlines_missed_total,
             comparison=rows,
+            workload="lm" if lm else "features",
+            unit=unit,
+            batch_size=batch,
+            frames_per_sample=None if lm else run.steps,
+            seconds_per_sample=seconds_per_sample,
+            energy_per_sample_j=energy_per_sample,
+            seconds_per_unit=unit_seconds,
+            energy_per_unit_j=unit_energy,
+            events_dropped=run.counters.total("events_dropped"),
+            receive_policy=getattr(run, "receive_policy", "dense"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -499,14 +599,31 @@ class RunReport:
             f"Simulated SpiNNaker2 run: EGRU {sizes}, {self.weight_format} weights, "
             f"{self.num_pes} PEs on {self.num_chips} chip(s), {self.clock_mhz:g} MHz, "
             f"{self.dtype}, readout on {self.readout}, {mode}{tick}",
-            f"steps: {self.steps}",
+            f"steps: {self.steps}"
+            + (f" (frames per sample: {self.frames_per_sample})" if self.frames_per_sample else "")
+            + f"; batch size {self.batch_size}; receive policy {self.receive_policy}",
             "",
             "time (simulated estimate)",
-            f"  {'per token':<22} {_fmt_seconds(self.seconds_per_token):>12}",
-            f"  {f'per {self.sequence_tokens}-token sequence':<22} "
-            f"{_fmt_seconds(self.seconds_per_sequence):>12}",
-            f"  {'whole run':<22} {_fmt_seconds(self.seconds_total):>12}",
+            f"  {'per step' if self.workload == 'features' else 'per token':<22} "
+            f"{_fmt_seconds(self.seconds_per_token):>12}",
         ]
+        if self.workload == "lm":
+            lines.append(
+                f"  {f'per {self.sequence_tokens}-token sequence':<22} "
+                f"{_fmt_seconds(self.seconds_per_unit):>12}"
+                + ("  (per sample of the batch)" if self.batch_size > 1 else "")
+            )
+        else:
+            lines.append(
+                f"  {'per sample':<22} {_fmt_seconds(self.seconds_per_sample):>12}"
+                f"  ({self.frames_per_sample} frames)"
+            )
+        lines.append(f"  {'whole run':<22} {_fmt_seconds(self.seconds_total):>12}")
+        if self.events_dropped:
+            lines.append(
+                f"  WARNING: {self.events_dropped:,} received events did not fit the event "
+                f"lists and were dropped: outputs differ from the reference"
+            )
         if self.tick_us is not None:
             status = f"MISSED ({self.deadlines_missed} PE-ticks)" if self.deadline_missed else "met"
             lines.append(f"  {'tick deadline':<22} {status:>12}")
@@ -525,8 +642,7 @@ class RunReport:
         lines += [
             "",
             "energy (estimate; static power calibrated to the measured 0.39 W / 0.0653 J)",
-            f"  {f'per {self.sequence_tokens}-token sequence':<22} "
-            f"{self.energy_per_sequence_j:>12.4g} J",
+            f"  {f'per {self.unit}':<22} {self.energy_per_unit_j:>12.4g} J",
             f"  {'average power':<22} {self.average_power_w:>12.4g} W",
             "  components of the whole run:",
         ]
@@ -550,14 +666,15 @@ class RunReport:
         lines.append(f"  units firing per step  {activity}")
         lines += [
             "",
-            f"comparison per {self.sequence_tokens}-token sequence",
+            f"comparison per {self.unit}"
+            + (" (Table II rows)" if self.workload == "lm" else " (Table III rows, batch 1)"),
             f"  {'':<44} {'power':>9} {'time':>11} {'energy':>10} {'time x':>8} {'energy x':>9}",
         ]
         for row in self.comparison:
             lines.append(
                 f"  {row['name'][:44]:<44} {row['power_w']:>7.3g} W "
-                f"{_fmt_seconds(row['seconds_per_sequence']):>11} "
-                f"{row['energy_j_per_sequence']:>8.4g} J "
+                f"{_fmt_seconds(row['seconds']):>11} "
+                f"{row['energy_j']:>8.4g} J "
                 f"{row['time_vs_simulated']:>8.3g} {row['energy_vs_simulated']:>9.3g}"
                 f"  ({row['kind']})"
             )
