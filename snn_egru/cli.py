@@ -144,6 +144,12 @@ def _cmd_map(args: argparse.Namespace) -> int:
     return int(backend_main(["map", *args.map_args]))
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from spinnaker2_backend.cli import main as backend_main
+
+    return int(backend_main(["validate", *args.validate_args]))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -300,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     map_.add_argument("map_args", nargs=argparse.REMAINDER)
     map_.set_defaults(func=_cmd_map)
 
+    validate = sub.add_parser(
+        "validate",
+        help="the simulated chip beside every published SpiNNaker2 measurement",
+        description="Same as `python -m spinnaker2_backend validate`.",
+    )
+    validate.add_argument("validate_args", nargs=argparse.REMAINDER)
+    validate.set_defaults(func=_cmd_validate)
+
     run = sub.add_parser(
         "run",
         help="run an artifact: torch, numpy reference, Lava float, Lava on the chip, or chip",
@@ -330,6 +344,8 @@ def _forwarded(argv: list[str]) -> tuple[str, list[str]] | None:
     rest = [a for a in argv if a not in ("-v", "--verbose", "-q", "--quiet")]
     if rest[:1] == ["map"]:
         return "map", rest[1:]
+    if rest[:1] == ["validate"]:  # issue 14: the fidelity table of spinnaker2_backend
+        return "validate", rest[1:]
     if rest[:1] == ["train"] and rest[1:2] and rest[1] in ("lm", "dvs"):
         return rest[1], rest[2:]
     return None
@@ -344,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         target, rest = forwarded
         if target == "map":
             args = argparse.Namespace(func=_cmd_map, map_args=rest)
+        elif target == "validate":
+            args = argparse.Namespace(func=_cmd_validate, validate_args=rest)
         else:
             args = argparse.Namespace(func=_cmd_train, workload=target, train_args=rest)
         args.verbose = "-v" in argv or "--verbose" in argv

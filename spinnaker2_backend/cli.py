@@ -10,8 +10,12 @@ Subcommands:
 
 ``run``
     map a network, run it on the simulated chip and print the run report: time per token and
-    per 70-token sequence, the time profile, energy, packets and events, and a GPU row for
-    comparison. Optional JSON and plots.
+    per 70-token sequence (LM) or per sample (DVS), the time profile, energy, packets and
+    events, and the matching published rows for comparison. Optional JSON and plots.
+
+``validate``
+    run the published deployments and print each published figure beside the model's
+    (:mod:`spinnaker2_backend.validation`).
 
 Every subcommand lives in this module and nothing else in the package imports it (it sits
 on top: it imports the mapping, the simulator and the plots, never the other way round).
@@ -45,7 +49,7 @@ from spinnaker2_backend.mapping.base import (
     ReceiveOverflowError,
 )
 from spinnaker2_backend.mapping.partition import PARTITION_BALANCES
-from spinnaker2_backend.results import PUBLISHED_A100, SEQUENCE_TOKENS, GpuFigure
+from spinnaker2_backend.results import SEQUENCE_TOKENS, GpuFigure
 from spinnaker2_backend.synthetic import PRESETS
 
 __all__ = [
@@ -379,16 +383,21 @@ def _workload_inputs(args: argparse.Namespace, artifact: Any) -> np.ndarray:
     return rng.standard_normal((*batch, args.steps, artifact.input_size)).astype(np.float32)
 
 
-def _gpu_from_args(args: argparse.Namespace) -> GpuFigure:
+def _gpu_from_args(args: argparse.Namespace, artifact: Any = None) -> GpuFigure | None:
+    """The user's comparison row, or None for the published row matching the workload (LM:
+    the A100 of Table II, per 70-token sequence; features: the A100 of Table III, per
+    sample)."""
     given = [args.gpu_power_w, args.gpu_ms, args.gpu_energy_j]
     if all(v is None for v in given):
-        return PUBLISHED_A100
+        return None
     if any(v is None for v in given):
         raise ValueError(
             "a GPU comparison row needs all of --gpu-power-w, --gpu-ms and --gpu-energy-j "
-            "(per 70-token sequence)"
+            "(per 70-token sequence for an LM, per sample otherwise)"
         )
+    features = artifact is not None and artifact.input_kind != "embedding"
     return GpuFigure(
+        unit="sample" if features else "sequence",
         name=args.gpu_name,
         power_w=args.gpu_power_w,
         seconds_per_sequence=args.gpu_ms * 1e-3,
@@ -408,7 +417,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     mapping = mapping_from_args(args, check=not auto)
     inputs = _workload_inputs(args, mapping.artifact)
-    gpu = _gpu_from_args(args)
+    gpu = _gpu_from_args(args, mapping.artifact)
     options = dict(
         dtype=np.float64 if args.dtype == "float64" else np.float32,
         tick_us=args.tick_us,
@@ -486,15 +495,57 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         help="a full event list: raise (default, exit 2 naming the layer and step) or drop "
         "the events and report how many",
     )
-    gpu = parser.add_argument_group("comparison row (per 70-token sequence)")
+    gpu = parser.add_argument_group(
+        "comparison row (per 70-token sequence for an LM, per sample otherwise; default: the "
+        "published A100 row of the matching table)"
+    )
     gpu.add_argument("--gpu-name", default="GPU (user supplied)", help="label of the GPU row")
     gpu.add_argument("--gpu-power-w", type=float, help="GPU power, W")
-    gpu.add_argument("--gpu-ms", type=float, help="GPU time per sequence, ms")
-    gpu.add_argument("--gpu-energy-j", type=float, help="GPU energy per sequence, J")
+    gpu.add_argument("--gpu-ms", type=float, help="GPU time per sequence or sample, ms")
+    gpu.add_argument("--gpu-energy-j", type=float, help="GPU energy per sequence or sample, J")
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the report as JSON")
     out.add_argument("--plot-dir", metavar="DIR", help="write profile.png and packets.png into DIR")
     parser.set_defaults(func=_cmd_run)
+    return parser
+
+
+# ========================================================================== validate
+
+VALIDATE_DESCRIPTION = """\
+Run every published deployment the simulator stands in for (the LM on 150 PEs, the DVS
+gesture network on 128 PEs, batch 1) and print one table: each published figure (memory
+per region, time, energy, power, PEs) beside the model's, the relative error, and whether
+the figure was used to calibrate the model or is held out (never fitted)."""
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from spinnaker2_backend.validation import validate
+
+    result = validate()
+    print(result.table())
+    for path, text in ((args.markdown, result.markdown()), (args.json, result.to_json())):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text + ("" if text.endswith("\n") else "\n"))
+            print(f"written: {path}")
+    return 0 if result.ok else 1
+
+
+def add_validate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The ``validate`` subcommand (the fidelity table)."""
+    parser = subparsers.add_parser(
+        "validate",
+        help="compare the simulated chip with every published measurement",
+        description=VALIDATE_DESCRIPTION,
+        epilog=f"exit status: 0 every figure within its bound, 1 one is not.\n"
+        f"the documented table: {PROG} validate --markdown docs/fidelity.md "
+        "--json docs/fidelity.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--markdown", metavar="FILE.md", help="also write the table as markdown")
+    parser.add_argument("--json", metavar="FILE.json", help="also write the table as JSON")
+    parser.set_defaults(func=_cmd_validate)
     return parser
 
 
@@ -517,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     # sets `func` (args -> exit status) with parser.set_defaults(func=...).
     add_map_parser(subparsers)
     add_run_parser(subparsers)
+    add_validate_parser(subparsers)
     return parser
 
 
