@@ -6,14 +6,15 @@ what :mod:`~spinnaker2_backend.mapping.placement` produces and every later stage
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from spinnaker2_backend.formats import WEIGHT_FORMATS
 
 __all__ = [
+    "FitAdvice",
     "HasSlices",
     "INPUT_SOURCES",
     "OVERFLOW_ACTIONS",
@@ -55,13 +56,36 @@ class ReceiveOverflowError(RuntimeError):
     "raise"``); the message names the layer, the step, the counts and the fix."""
 
 
+@dataclass(frozen=True)
+class FitAdvice:
+    """One "to fit, do X" of a :class:`MappingError`, in a form a program can follow.
+
+    Attributes:
+        kind: ``"max_units_per_pe"`` (more PEs), ``"chips"`` (more chips), ``"sparsity"``
+            (prune more), ``"weight_format"``, ``"record_steps"``, ``"batch_size"``.
+        change: the options to pass to :func:`~spinnaker2_backend.mapping.map_network`
+            (``sparsity`` is the network's: re-prune it, e.g. ``synthetic_network(...,
+            sparsity=...)``).
+        text: the advice as the message prints it.
+    """
+
+    kind: str
+    change: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+
+
 class MappingError(ValueError):
     """A network does not fit the machine (or cannot be mapped as asked).
 
     The message names the PE, the memory region, bytes needed vs available, and what to
     change (more PEs / ``max_units_per_pe``, more pruning, another weight format, fewer
-    recorded steps, more chips).
+    recorded steps, a smaller batch, more chips); :attr:`advice` holds the same as
+    :class:`FitAdvice` items a program can apply.
     """
+
+    def __init__(self, message: str, advice: tuple[FitAdvice, ...] | list[FitAdvice] = ()):
+        super().__init__(message)
+        self.advice = tuple(advice)
 
 
 @dataclass(frozen=True)

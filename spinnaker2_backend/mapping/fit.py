@@ -2,8 +2,11 @@
 
 :func:`check_fit` returns a :class:`FitCheck`, or raises :class:`MappingError` naming the
 PE, the region, bytes needed vs available, where the overflow reaches, and what to change
-(more PEs / ``max_units_per_pe`` with the number that fits, more pruning, another weight
-format with its bytes, fewer recorded steps, more chips).
+(more PEs / ``max_units_per_pe`` with the number that fits, more pruning with the sparsity
+that fits, another weight format with its bytes, fewer recorded steps, a smaller batch);
+the error's ``advice`` holds the same as :class:`~spinnaker2_backend.mapping.base.FitAdvice`
+items. More chips do not appear: a PE's memory does not grow with the machine (the
+placement names the chips needed when more PEs do not fit the machine).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spinnaker2_backend.formats import WEIGHT_FORMATS, word_count
-from spinnaker2_backend.mapping.base import MappingError
+from spinnaker2_backend.mapping.base import FitAdvice, MappingError
 from spinnaker2_backend.mapping.memory import LayerMemoryModel, MemoryLayout
 from spinnaker2_backend.mapping.placement import Placement
 
@@ -43,22 +46,43 @@ class FitCheck:
         return not self.problems
 
 
-def _fix_advice(layout: MemoryLayout, model: LayerMemoryModel) -> str:
+def _fix_advice(layout: MemoryLayout, model: LayerMemoryModel) -> list[FitAdvice]:
     """What would make this PE fit, with numbers where they can be computed."""
     over = -layout.free
-    tips = []
+    tips: list[FitAdvice] = []
     units = layout.unit_stop - layout.unit_start
     unit_bytes = model.unit_bytes()[layout.unit_start : layout.unit_stop]
     budget = layout.data_capacity - model.fixed_bytes()
     fit_units = int(np.searchsorted(np.cumsum(np.sort(unit_bytes)[::-1]), budget, side="right"))
     if 0 < fit_units < units:
         tips.append(
-            f"more PEs (at most {fit_units} of these units fit on one PE, it has {units}: "
-            f"max_units_per_pe={fit_units})"
+            FitAdvice(
+                "max_units_per_pe",
+                {"max_units_per_pe": fit_units, "pes_per_layer": None},
+                f"more PEs (at most {fit_units} of these units fit on one PE, it has {units}: "
+                f"max_units_per_pe={fit_units})",
+            )
         )
     elif fit_units == 0:
-        tips.append("a single unit does not fit a PE, so more PEs cannot help")
-    tips.append("prune more (fewer stored weights)")
+        tips.append(
+            FitAdvice("none", {}, "a single unit does not fit a PE, so more PEs cannot help")
+        )
+    nnz = sum(model.nnz(layout.unit_start, layout.unit_stop))
+    cells = 3 * units * (model.input_size + model.hidden_size)
+    per_weight = 2 * model.spec.word_bytes if model.weight_format != "dense" else 0
+    if per_weight and nnz:
+        keep = max(nnz - -(-over // per_weight), 0)
+        sparsity = min(1.0 - keep / cells, 0.999)
+        tips.append(
+            FitAdvice(
+                "sparsity",
+                {"sparsity": round(sparsity + 5e-4, 3)},
+                f"prune more (this PE's rows may keep at most {keep:,} of their {nnz:,} stored "
+                f"weights: sparsity >= {sparsity + 5e-4:.3f})",
+            )
+        )
+    else:
+        tips.append(FitAdvice("sparsity", {}, "prune more (fewer stored weights)"))
     nnz_ih, nnz_hh = model.nnz(layout.unit_start, layout.unit_stop)
     for fmt in WEIGHT_FORMATS:
         if fmt == layout.weight_format:
@@ -68,13 +92,38 @@ def _fix_advice(layout: MemoryLayout, model: LayerMemoryModel) -> str:
             + word_count(fmt, 3 * units, model.hidden_size, nnz_hh)
         )
         if other <= layout.weights - over:
-            tips.append(f"weight format {fmt!r} ({other:,} bytes of weights here)")
+            tips.append(
+                FitAdvice(
+                    "weight_format",
+                    {"weight_format": fmt},
+                    f"weight format {fmt!r} ({other:,} bytes of weights here)",
+                )
+            )
     if layout.recordings > 0:
-        per_step = model.spec.word_bytes * (units + model.spec.profile_words_per_step)
+        per_step = model.spec.word_bytes * (
+            units * model.batch_size + model.spec.profile_words_per_step
+        )
         steps = max(0, model.record_steps - -(-over // per_step))
-        tips.append(f"record fewer steps (record_steps <= {steps})")
-    tips.append("more chips (room for more PEs)")
-    return "; ".join(tips)
+        tips.append(
+            FitAdvice(
+                "record_steps",
+                {"record_steps": steps},
+                f"record fewer steps (record_steps <= {steps})",
+            )
+        )
+    if model.batch_size > 1:
+        per_sample = model.per_sample_bytes(layout.unit_start, layout.unit_stop)
+        batch = max(1, model.batch_size - -(-over // per_sample))
+        tips.append(
+            FitAdvice(
+                "batch_size",
+                {"batch_size": batch},
+                f"a smaller batch (each sample adds {per_sample:,} bytes of per-sample state "
+                f"here: c and y of {units} units, receive buffers, recordings; batch_size <= "
+                f"{batch})",
+            )
+        )
+    return tips
 
 
 def check_fit(
@@ -102,10 +151,12 @@ def check_fit(
     """
     slices = {s.pe: s for s in placement.slices}
     problems = []
+    advice: list[list[FitAdvice]] = []
     worst: tuple[int, int] | None = None
     for pe, layout in memory.items():
         s = slices[pe]
         if layout.code_free < 0:
+            advice.append([])
             problems.append(
                 f"{s.label()}: instruction memory needs {layout.code:,} bytes for the program "
                 f"but {layout.code_capacity:,} are available: shrink the program "
@@ -114,14 +165,24 @@ def check_fit(
         if layout.free < 0:
             largest = layout.largest_region()
             regions = ", ".join(f"{k} {v:,}" for k, v in layout.regions().items() if v)
+            model = models[s.layer]
+            tips = _fix_advice(layout, model)
+            batch = (
+                f"; batch of {model.batch_size}: "
+                f"{model.per_sample_bytes(layout.unit_start, layout.unit_stop):,} bytes of "
+                f"per-sample state each"
+                if model.batch_size > 1
+                else ""
+            )
             problems.append(
                 f"{s.label()}: data memory needs {layout.total:,} bytes but "
                 f"{layout.data_capacity:,} are available ({-layout.free:,} over; largest "
                 f"region: {largest} {layout.region(largest):,} bytes in format "
                 f"{layout.weight_format!r}; the overflow reaches the "
-                f"{layout.overflow_region()} region; regions: {regions}). "
-                f"To fit: {_fix_advice(layout, models[s.layer])}"
+                f"{layout.overflow_region()} region; regions: {regions}{batch}). "
+                f"To fit: {'; '.join(t.text for t in tips)}"
             )
+            advice.append(tips)
             if worst is None or -layout.free > worst[1]:
                 worst = (len(problems) - 1, -layout.free)
     fullest = max(memory.values(), key=lambda m: m.utilisation)
@@ -131,9 +192,9 @@ def check_fit(
         fullest_utilisation=fullest.utilisation,
     )
     if problems and raise_error:
-        first = problems[worst[0]] if worst is not None else problems[0]
+        index = worst[0] if worst is not None else 0
         more = f" (and {len(problems) - 1} more PE problems)" if len(problems) > 1 else ""
-        raise MappingError(first + more)
+        raise MappingError(problems[index] + more, advice=advice[index])
     return result
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.formats import WEIGHT_FORMATS, word_count
-from spinnaker2_backend.mapping.base import MappingError
+from spinnaker2_backend.mapping.base import FitAdvice, MappingError
 from spinnaker2_backend.mapping.memory import LayerMemoryModel, layer_memory_models
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def _unit_too_big_error(
     need = model.data_bytes(unit, unit + 1)
     over = need - capacity
     tips = ["prune more"]
+    advice = [FitAdvice("sparsity", {}, "prune more")]
     nnz_ih, nnz_hh = model.nnz(unit, unit + 1)
     weights = sum(size for region, _, size in model.items(unit, unit + 1) if region == "weights")
     for fmt in WEIGHT_FORMATS:
@@ -171,17 +172,20 @@ def _unit_too_big_error(
         )
         if fmt != model.weight_format and other <= weights - over:
             tips.append(f"weight format {fmt!r}")
+            advice.append(FitAdvice("weight_format", {"weight_format": fmt}, tips[-1]))
     if model.record_steps:
         per_step = model.spec.word_bytes * (1 + model.spec.profile_words_per_step)
         steps = model.record_steps - -(-over // per_step)
         if steps >= 0:
             tips.append(f"record fewer steps (record_steps <= {steps})")
+            advice.append(FitAdvice("record_steps", {"record_steps": steps}, tips[-1]))
     tips.append("shrink the layer")
     return MappingError(
         f"layer {model.layer}: even a PE holding only unit {unit} needs {need:,} bytes of data "
         f"memory but a PE has {capacity:,} (unit {unit_bytes[unit]:,} bytes, receive buffers "
         f"and fixed parts {model.fixed_bytes():,} bytes; format {model.weight_format!r}, "
-        f"{model.record_steps} recorded steps). To fit: {'; '.join(tips)}"
+        f"{model.record_steps} recorded steps). To fit: {'; '.join(tips)}",
+        advice=advice,
     )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.machine import Machine, triangular_mesh_hops
-from spinnaker2_backend.mapping.base import MappingError, PESlice
+from spinnaker2_backend.mapping.base import FitAdvice, MappingError, PESlice
 from spinnaker2_backend.mapping.partition import PartitionResult
 
 __all__ = [
@@ -233,7 +233,11 @@ def place_slices(partition: PartitionResult, machine: Machine) -> Placement:
             f"format {partition.weight_format!r}, {partition.record_steps} recorded steps) but "
             f"the machine has {machine.num_pes} PEs on {machine.num_chips} chip(s): use "
             f"chips={chips_needed} (--chips {chips_needed}), prune more, use another weight "
-            f"format, or record fewer steps"
+            f"format, or record fewer steps",
+            advice=[
+                FitAdvice("chips", {"chips": chips_needed}, f"chips={chips_needed}"),
+                FitAdvice("sparsity", {}, "prune more"),
+            ],
         )
     largest = max(max(lp.units) for lp in partition.layers)
     key_shift = max(1, (largest - 1).bit_length())

@@ -7,17 +7,104 @@ counts router entries per chip against the router capacity (:class:`RoutingResul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from spinnaker2_backend.mapping.base import MappingError, PESlice
+from spinnaker2_backend.mapping.base import FitAdvice, MappingError, PESlice
 from spinnaker2_backend.mapping.placement import Placement
 
 __all__ = [
+    "LINK_DIRECTIONS",
     "MulticastTarget",
+    "RouterEntry",
     "RoutingResult",
     "SliceRoute",
+    "aligned_blocks",
+    "chip_path",
     "route_slices",
 ]
+
+#: The 6 chip-to-chip links of a chip on the triangular mesh, as ``(dx, dy)`` steps.
+LINK_DIRECTIONS: dict[str, tuple[int, int]] = {
+    "E": (1, 0),
+    "NE": (1, 1),
+    "N": (0, 1),
+    "W": (-1, 0),
+    "SW": (-1, -1),
+    "S": (0, -1),
+}
+_DIRECTION_NAME = {v: k for k, v in LINK_DIRECTIONS.items()}
+
+
+def _sign(v: int) -> int:
+    return (v > 0) - (v < 0)
+
+
+def chip_path(machine, chip_a: int, chip_b: int) -> list[tuple[int, str]]:
+    """``[(chip, outgoing link), ...]`` of the chips a packet leaves on its way from
+    ``chip_a`` to ``chip_b`` (``chip_b`` itself excluded): diagonal steps while both offsets
+    have the same sign, then straight steps. Its length is ``machine.chip_hops``."""
+    (ax, ay), (bx, by) = machine.chip_position(chip_a), machine.chip_position(chip_b)
+    width = machine.chip_grid[0]
+    out = []
+    x, y = ax, ay
+    while (x, y) != (bx, by):
+        dx, dy = _sign(bx - x), _sign(by - y)
+        steps = ([(dx, dy)] if dx * dy > 0 else []) + [(dx, 0), (0, dy)]
+        # the first step toward the target that lands on a chip (a partly filled last row of
+        # the grid has positions without chips)
+        step = next(
+            (sx, sy)
+            for sx, sy in steps
+            if (sx or sy) and (y + sy) * width + (x + sx) < machine.num_chips
+        )
+        out.append((y * width + x, _DIRECTION_NAME[step]))
+        x, y = x + step[0], y + step[1]
+    return out
+
+
+def aligned_blocks(values: Iterable[int]) -> list[tuple[int, int]]:
+    """The fewest ``(start, size)`` binary-aligned power-of-two blocks covering exactly the
+    integers ``values`` (each run of consecutive integers split greedily)."""
+    ordered = sorted(set(int(v) for v in values))
+    out = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        start, stop = ordered[i], ordered[j] + 1
+        while start < stop:
+            size = start & -start if start else 1 << (stop - start).bit_length()
+            while size > stop - start:
+                size >>= 1
+            out.append((start, size))
+            start += size
+        i = j + 1
+    return out
+
+
+@dataclass(frozen=True)
+class RouterEntry:
+    """One key/mask entry of a chip's router table.
+
+    Attributes:
+        chip: the chip.
+        key, mask: a packet matches when ``packet_key & mask == key``.
+        qpes: destination QPEs on this chip with their 4-bit PE masks, sorted.
+        links: outgoing chip-to-chip links (names of :data:`LINK_DIRECTIONS`), sorted.
+        sources: the source PEs (global indices) whose key ranges the entry covers.
+    """
+
+    chip: int
+    key: int
+    mask: int
+    qpes: tuple[tuple[tuple[int, int], int], ...]
+    links: tuple[str, ...]
+    sources: tuple[int, ...] = field(default=())
+
+    def matches(self, key: int) -> bool:
+        return key & self.mask == self.key
 
 
 @dataclass(frozen=True)
@@ -90,20 +177,24 @@ class RoutingResult:
 
     Attributes:
         routes: per source PE (global index), its :class:`SliceRoute`.
-        router_entries: per chip, multicast entries used.
+        router_entries: per chip, key/mask entries used (``len(tables[chip])``).
         router_capacity: entries per chip (16,384).
         key_shift: ``key_offset = pe << key_shift``.
-
-    Router entries (model [C]): a chip holds one entry per (source PE, destination QPE on
-    that chip) (key/mask -> QPE and PE mask), plus on a source chip one entry per (source
-    PE, other destination chip) for the outgoing link. Chips a packet only passes through
-    use default routing (no entry), as on SpiNNaker1.
+        tables: per chip, its :class:`RouterEntry` list (module docstring).
     """
 
     routes: dict[int, SliceRoute]
     router_entries: dict[int, int]
     router_capacity: int
     key_shift: int
+    tables: dict[int, list[RouterEntry]] = field(default_factory=dict)
+
+    def lookup(self, chip: int, key: int) -> RouterEntry | None:
+        """The entry of ``chip`` that routes ``key`` (None: default routing)."""
+        for entry in self.tables.get(chip, ()):
+            if entry.matches(key):
+                return entry
+        return None
 
     def __getitem__(self, pe: int) -> SliceRoute:
         return self.routes[pe]
@@ -152,9 +243,12 @@ def route_slices(placement: Placement) -> RoutingResult:
     """
     machine = placement.machine
     spec = machine.spec
-    mask_all = (2**spec.packet_key_bits - 1) ^ ((1 << placement.key_shift) - 1)
+    low_bits = (1 << placement.key_shift) - 1
+    mask_all = (2**spec.packet_key_bits - 1) ^ low_bits
     routes: dict[int, SliceRoute] = {}
-    entries = dict.fromkeys(range(machine.num_chips), 0)
+    paths: dict[tuple[int, int], list[tuple[int, str]]] = {}
+    # chip -> route signature -> source PEs with that route on that chip
+    signatures: dict[int, dict[tuple, list[int]]] = {c: {} for c in range(machine.num_chips)}
     layers = placement.layers
     for li, layer in enumerate(layers):
         receivers = list(layer) + (list(layers[li + 1]) if li + 1 < len(layers) else [])
@@ -178,24 +272,82 @@ def route_slices(placement: Placement) -> RoutingResult:
                         chip_hops=machine.chip_hops(s.chip, chip),
                     )
                 )
-                entries[chip] += 1
-            entries[s.chip] += len({t.chip for t in targets} - {s.chip})
             routes[s.pe] = SliceRoute(
                 source=s, key=s.key_offset, key_mask=mask_all, targets=tuple(targets)
             )
+            for chip, route in _chip_routes(machine, s.chip, targets, paths).items():
+                signatures[chip].setdefault(route, []).append(s.pe)
+    tables: dict[int, list[RouterEntry]] = {}
+    for chip, by_route in signatures.items():
+        entries = []
+        for (qpes, links), pes in by_route.items():
+            for start, size in aligned_blocks(pes):
+                block_mask = mask_all & ~((size - 1) << placement.key_shift)
+                entries.append(
+                    RouterEntry(
+                        chip=chip,
+                        key=start << placement.key_shift,
+                        mask=block_mask,
+                        qpes=qpes,
+                        links=links,
+                        sources=tuple(range(start, start + size)),
+                    )
+                )
+        tables[chip] = sorted(entries, key=lambda e: e.key)
+    counts = {chip: len(t) for chip, t in tables.items()}
     result = RoutingResult(
         routes=routes,
-        router_entries=entries,
+        router_entries=counts,
         router_capacity=spec.router_entries_per_chip,
         key_shift=placement.key_shift,
+        tables=tables,
     )
-    for chip, n in entries.items():
+    for chip, n in counts.items():
         if n > spec.router_entries_per_chip:
+            # entries grow with the sources a chip routes: fewer, larger slices shrink them
+            largest = max(sl.num_units for sl in placement.slices)
+            units = -(-largest * n // spec.router_entries_per_chip)
             raise MappingError(
-                f"chip {chip} needs {n:,} router entries but has {spec.router_entries_per_chip:,}: "
-                f"use fewer, larger slices (a larger max_units_per_pe) or more chips"
+                f"chip {chip} needs {n:,} router entries (key/mask, merged across sources with "
+                f"identical routes) but has {spec.router_entries_per_chip:,}: use fewer, "
+                f"larger slices (max_units_per_pe={units})",
+                advice=[
+                    FitAdvice(
+                        "max_units_per_pe",
+                        {"max_units_per_pe": units, "pes_per_layer": None},
+                        f"max_units_per_pe={units}",
+                    )
+                ],
             )
     return result
 
 
-# ============================================================================= memory
+def _chip_routes(machine, source_chip: int, targets, paths: dict) -> dict[int, tuple]:
+    """Per chip that needs an entry for one source: ``(qpes, links)`` of its route
+    (``paths`` caches :func:`chip_path` per pair of chips)."""
+    if not targets:
+        return {}
+    local: dict[int, set] = {}
+    out_links: dict[int, set] = {}
+    arrived: dict[int, str] = {}
+    for t in targets:
+        local.setdefault(t.chip, set()).add((t.qpe, t.pe_mask))
+        pair = (source_chip, t.chip)
+        if pair not in paths:
+            paths[pair] = chip_path(machine, *pair)
+        path = paths[pair]
+        for chip, link in path:
+            out_links.setdefault(chip, set()).add(link)
+        for (_, link), nxt in zip(path, [c for c, _ in path[1:]] + [t.chip]):
+            arrived[nxt] = link
+    chips = {source_chip} | set(local) | set(out_links)
+    routes = {}
+    for chip in chips:
+        qpes = tuple(sorted(local.get(chip, ())))
+        links = tuple(sorted(out_links.get(chip, ())))
+        straight = (
+            chip != source_chip and not qpes and len(links) == 1 and arrived.get(chip) == links[0]
+        )
+        if not straight and (qpes or links or chip == source_chip):
+            routes[chip] = (qpes, links)
+    return routes

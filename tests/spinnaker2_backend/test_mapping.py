@@ -165,8 +165,16 @@ def _check_invariants(mapping):
     assert len(set(offsets)) == len(offsets)
     entries = mapping.routes.router_entries
     assert all(n <= mapping.spec.router_entries_per_chip for n in entries.values())
-    if machine.num_chips == 1:
-        assert entries[0] == sum(len(r.targets) for r in mapping.routes)
+    # key/mask tables: every key of every source reaches each destination QPE through an
+    # entry of that chip whose route covers it; at most one entry per source and chip
+    for route in mapping.routes:
+        for key in (route.key, route.key + route.source.num_units - 1):
+            for t in route.targets:
+                entry = mapping.routes.lookup(t.chip, key)
+                assert entry is not None and (t.qpe, t.pe_mask) in entry.qpes
+                assert route.source.pe in entry.sources
+    for chip, table in mapping.routes.tables.items():
+        assert entries[chip] == len(table) <= len(mapping.slices)
 
 
 @settings(
@@ -298,8 +306,11 @@ def test_overfull_pe_message_names_pe_region_bytes_and_fixes(paper_lm):
     assert "data memory needs" in message and "98,304 are available" in message
     assert "largest region: weights" in message
     assert "max_units_per_pe=" in message
-    assert "prune more" in message and "more chips" in message
+    assert "prune more" in message and "sparsity >=" in message
+    assert "more chips" not in message  # a PE's memory does not grow with the machine
     assert "more PE problems" in message
+    kinds = {a.kind for a in err.value.advice}
+    assert {"max_units_per_pe", "sparsity"} <= kinds
 
 
 def test_recordings_that_do_not_fit_suggest_fewer_steps(paper_lm):
