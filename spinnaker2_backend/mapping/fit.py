@@ -68,17 +68,21 @@ def _fix_advice(layout: MemoryLayout, model: LayerMemoryModel) -> list[FitAdvice
             FitAdvice("none", {}, "a single unit does not fit a PE, so more PEs cannot help")
         )
     nnz = sum(model.nnz(layout.unit_start, layout.unit_stop))
-    cells = 3 * units * (model.input_size + model.hidden_size)
     per_weight = 2 * model.spec.word_bytes if model.weight_format != "dense" else 0
     if per_weight and nnz:
         keep = max(nnz - -(-over // per_weight), 0)
-        sparsity = min(1.0 - keep / cells, 0.999)
+        # re-pruning the layer scales every PE's stored weights alike: the layer's density
+        # must shrink by keep / nnz
+        h, i = model.hidden_size, model.input_size
+        stored = int(model.nnz_ih_prefix[-1] + model.nnz_hh_prefix[-1])
+        density = stored / (3 * h * (i + h)) * keep / nnz
+        sparsity = min(np.ceil((1.0 - density) * 1000) / 1000, 0.999)
         tips.append(
             FitAdvice(
                 "sparsity",
-                {"sparsity": round(sparsity + 5e-4, 3)},
+                {"sparsity": float(sparsity)},
                 f"prune more (this PE's rows may keep at most {keep:,} of their {nnz:,} stored "
-                f"weights: sparsity >= {sparsity + 5e-4:.3f})",
+                f"weights: layer sparsity >= {sparsity:.3f})",
             )
         )
     else:
