@@ -156,6 +156,12 @@ class NetworkSimulator:
         self.progress = progress
         self.on_overflow = on_overflow
         self.batch_size = int(mapping.batch_size)
+        if self.pipelined and mapping.receive_policy == "reused":
+            raise ValueError(
+                "receive policy 'reused' keeps one vector for both products, which needs the "
+                "layers one after another (the input and the recurrent events would arrive "
+                "together when pipelined): run with pipelined=False or another receive policy"
+            )
         artifact = mapping.artifact
         if readout == "chip" and artifact.decoder_weight is None:
             raise ValueError(

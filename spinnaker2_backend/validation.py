@@ -321,7 +321,47 @@ def validate() -> ValidationResult:
             held,
         ),
     ]
-    groups = lm_run.profile.grouped(lm_run.profile.critical_phase_seconds())
+    profile = lm_run.profile
+    per_seq = 1e3 * SEQUENCE_TOKENS / lm_run.steps
+
+    def phases(values: dict) -> str:
+        grouped = profile.grouped(values)
+        return ", ".join(f"{k} {v * per_seq:.2f}" for k, v in grouped.items() if v > 0)
+
+    groups = profile.grouped(profile.critical_phase_seconds())
+    pe_seconds = profile.pe_phase_seconds(0)
+    busiest = int(np.argmax(sum(pe_seconds.values())))
+    policies = []
+    for policy, fmt in (
+        ("event-list", "csr"),
+        ("dense", "csr"),
+        ("reused", "csr"),
+        ("event-list", "event"),
+        ("accumulate", "event"),
+    ):
+        m = (
+            lm
+            if (policy, fmt) == ("event-list", "csr")
+            else calibration_mapping(
+                artifact,
+                inputs=tokens,
+                receive_policy=policy,
+                weight_format=fmt,
+                check=False,
+            )
+        )
+        seconds = (
+            lm_report.seconds_per_unit
+            if m is lm
+            else run_mapping(m, tokens, record=False).report().seconds_per_unit
+        )
+        full = m.memory[m.report().fullest.pe]
+        policies.append(
+            f"{fmt} + {policy}: {seconds * 1e3:.2f} ms, fullest PE {full.total:,} of "
+            f"{full.data_capacity:,} B (receive buffers {full.receive_buffers:,} B, "
+            f"Table I variables {full.table_i_columns()['variables'] / 1024:.2f} KB)"
+            + ("" if m.fits else ", does NOT fit")
+        )
     context = {
         "LM workload": (
             f"synthetic paper-lm stand-in, 95 % pruned, CSR, {lm.num_pes_used} PEs "
@@ -339,9 +379,19 @@ def validate() -> ValidationResult:
             + f"; code {fullest.code:,} B; free {fullest.free:,} B"
         ),
         "LM profile (ms per sequence, summed over layers)": ", ".join(
-            f"{k} {v * 1e3 * SEQUENCE_TOKENS / lm_run.steps:.2f}"
-            for k, v in groups.items()
-            if v > 0
+            f"{k} {v * per_seq:.2f}" for k, v in groups.items() if v > 0
+        )
+        + "; recurrent / input product "
+        + f"{groups['recurrent product'] / groups['input product']:.2f}",
+        **{
+            f"LM profile of layer {i} (ms per sequence, slowest PE)": phases(layer)
+            for i, layer in enumerate(profile.layer_critical_phase_seconds())
+        },
+        f"LM profile of the busiest layer-0 PE ({busiest})": phases(
+            {k: float(v[busiest]) for k, v in pe_seconds.items()}
+        ),
+        "LM receive policies (time per sequence with the calibrated constants)": "; ".join(
+            policies
         ),
         "DVS workload": (
             f"synthetic paper-dvs (dense weights), {dvs.num_pes_used} PEs "

@@ -57,7 +57,10 @@ def test_docs_fidelity_is_the_generated_table(result):
 
 
 @pytest.mark.slow
-def test_validate_command_prints_the_table_and_writes_files(tmp_path, capsys):
+def test_validate_command_prints_the_table_and_writes_files(result, tmp_path, capsys, monkeypatch):
+    import spinnaker2_backend.validation as validation
+
+    monkeypatch.setattr(validation, "validate", lambda: result)  # the same run, once
     md, js = tmp_path / "f.md", tmp_path / "f.json"
     assert main(["validate", "--markdown", str(md), "--json", str(js)]) == 0
     out = capsys.readouterr().out
