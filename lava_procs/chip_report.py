@@ -262,4 +262,6 @@ def assemble_chip_run(
         cycle_costs=CycleCosts(),
         energy_costs=energy_costs,
         layer_pes=[c.pes.copy() for c in counters.layers],
+        input_kind=mapping.artifact.input_kind,  # issue 14: per-sample reports
+        receive_policy=mapping.receive_policy,
     )
