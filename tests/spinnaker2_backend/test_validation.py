@@ -77,3 +77,10 @@ def test_snn_egru_validate_forwards_to_the_backend():
     parser = snn_cli.build_parser()
     args = parser.parse_args(["validate"])
     assert args.func is snn_cli._cmd_validate
+
+
+def test_dvs_frames_per_sample_is_the_projects_dvs_slice_not_a_fit():
+    from snn_egru.data.dvs import DEFAULT_NUM_FRAMES
+    from spinnaker2_backend.results import DVS_FRAMES_PER_SAMPLE
+
+    assert DVS_FRAMES_PER_SAMPLE == DEFAULT_NUM_FRAMES == 68
