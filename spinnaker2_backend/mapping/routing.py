@@ -250,26 +250,36 @@ def route_slices(placement: Placement) -> RoutingResult:
     # chip -> route signature -> source PEs with that route on that chip
     signatures: dict[int, dict[tuple, list[int]]] = {c: {} for c in range(machine.num_chips)}
     layers = placement.layers
+    chip_hops: dict[tuple[int, int], int] = {}
     for li, layer in enumerate(layers):
         receivers = list(layer) + (list(layers[li + 1]) if li + 1 < len(layers) else [])
+        # receivers grouped by destination QPE once per layer; a source leaves itself out
+        grouped: dict[tuple[int, tuple[int, int]], list[PESlice]] = {}
+        for d in receivers:
+            grouped.setdefault((d.chip, d.qpe), []).append(d)
+        groups = [
+            (chip, qpe, ds, sum(1 << d.pe_in_qpe for d in ds), tuple(sorted(d.pe for d in ds)))
+            for (chip, qpe), ds in sorted(grouped.items())
+        ]
         for s in layer:
-            groups: dict[tuple[int, tuple[int, int]], list[PESlice]] = {}
-            for d in receivers:
-                if d.pe != s.pe:
-                    groups.setdefault((d.chip, d.qpe), []).append(d)
             targets = []
-            for (chip, qpe), ds in sorted(groups.items()):
-                mask = 0
-                for d in ds:
-                    mask |= 1 << d.pe_in_qpe
+            for chip, qpe, ds, mask, pes in groups:
+                if chip == s.chip and qpe == s.qpe and any(d.pe == s.pe for d in ds):
+                    mask ^= 1 << s.pe_in_qpe
+                    pes = tuple(p for p in pes if p != s.pe)
+                    if not pes:
+                        continue
+                pair = (s.chip, chip)
+                if pair not in chip_hops:
+                    chip_hops[pair] = machine.chip_hops(*pair)
                 targets.append(
                     MulticastTarget(
                         chip=chip,
                         qpe=qpe,
                         pe_mask=mask,
-                        pes=tuple(sorted(d.pe for d in ds)),
+                        pes=pes,
                         noc_hops=machine.qpe_hops(s.qpe, qpe),
-                        chip_hops=machine.chip_hops(s.chip, chip),
+                        chip_hops=chip_hops[pair],
                     )
                 )
             routes[s.pe] = SliceRoute(
