@@ -1,54 +1,24 @@
 """Quantisation-aware training (QAT) and post-training quantisation (PTQ) of EGRU stacks.
 
-The arithmetic is the one of :func:`snn_egru.reference.quantized_egru_step`
-(``docs/quantisation.md``): symmetric int8 weights with one float32 scale per output row
-(``granularity="row"``) or per gate block (``"gate"``), ``q = clip(rint(w / s), -127, 127)``
-(round half to even), and one of two product modes:
+The arithmetic is :func:`snn_egru.reference.quantized_egru_step`'s (``docs/quantisation.md``):
+symmetric int8 weights, one float32 scale per output row or gate block, and ``"float"``
+products (int8 weights x float32 events: the Arm core) or ``"int8"`` products (inputs and
+events quantised with one scale per vector: the MAC array; layer ``k + 1``'s input scale is
+layer ``k``'s event scale, an event is quantised once). Optionally the stored cell state is
+replaced by the nearest level of snnTorch's ``state_quant`` tables (``state="uniform"`` or
+the threshold-centred ``"threshold"``); as in snnTorch the switch is a callable
+(:func:`state_quant`) or ``False``.
 
-* ``products="float"`` (the Arm core: ``csr-int8``, ``event-int8``): int8 weights times
-  float32 inputs and events;
-* ``products="int8"`` (the 16 x 4 MAC array: ``mac-int8``): the input vector of every
-  product is quantised too, with one float32 scale per vector: ``input_scale`` (layer 0's
-  input: the embedding or the CNN features) and ``event_scale`` (a layer's own events). The
-  events of layer ``k`` are quantised once, with layer ``k``'s event scale, for its own
-  recurrent product and for layer ``k + 1``'s input product (so layer ``k + 1``'s
-  ``input_scale`` is layer ``k``'s ``event_scale``: one int8 payload per event packet).
-
-Optionally the stored cell state ``c`` (after the reset) is replaced by the nearest level of
-a table, snnTorch's ``state_quant`` levels: ``state="uniform"`` (``2**state_bits`` evenly
-spaced levels over ``state_range``) or ``state="threshold"`` (snnTorch's threshold-centred
-exponential spacing, densest at the layer's mean threshold). As in snnTorch
-(``snn.Leaky(state_quant=...)``) the switch is a callable or ``False``:
-:func:`state_quant` builds one with snnTorch's arguments and ``EGRUQuantizer(state_quant=)``
-takes it.
-
-How it runs (:class:`EGRUQuantizer`, attached to an :class:`~snn_egru.sequence.EGRUSequence`
-by :func:`prepare_qat`):
-
-* **training mode**: fake quantisation with straight-through estimators. Weights:
-  ``w' = w + (q s - w).detach()`` with the scales computed from the current weights (no
-  gradient through the scale), so a pruned weight (exactly 0) stays 0 and gets the dense
-  gradient as before (the pruning masks are enforced after each step as usual). Inputs and
-  events (``products="int8"``): LSQ (Esser et al. 2019, "Learned step size quantization"):
-  ``x' = round(clip(x / s, -127, 127)) s`` with the gradient 1 inside the range, 0 outside,
-  and the LSQ gradient for ``s`` (learned in log space, ``activation_scales="learned"``) or a
-  fixed calibrated ``s`` (``"calibrated"``). State: the nearest level, identity gradient
-  (snnTorch's ``StateQuant``). Weight-only QAT keeps the fused time loop with its
-  hand-written backward; int8 products or state quantisation use the step-by-step autograd
-  loop (slower).
-* **evaluation mode**: the deployed integer arithmetic of ``quantized_egru_step``: integer
-  codes times inputs, accumulated and scaled as the reference does. In ``"int8"`` mode the
-  products are bit-exact (integer sums below ``2**24`` are exact in float32 in any order;
-  larger layers accumulate in float64); in ``"float"`` mode they equal the reference to
-  float32 rounding (the BLAS summation order differs from a CSR row walk). The point-wise
-  update uses torch's ``sigmoid``/``tanh``, which differ from numpy's/scipy's by at most
-  2 / 1 float32 ulp, so whole steps agree to a few ulp, not bit for bit.
-
-:func:`quantized_layers` turns a prepared stack into the
-:class:`~snn_egru.reference.QuantizedEGRUParams` its evaluation forward uses (the exact codes
-and scales; export writes them), and :func:`quantize_artifact` is the cheap alternative:
-post-training quantisation of a float artifact, with the input/event scales calibrated from
-the activity recorded on ``calibration_inputs``.
+:func:`prepare_qat` attaches an :class:`EGRUQuantizer` to a model's ``EGRUSequence``.
+Training mode fake-quantises with straight-through estimators: weights
+``w + (q s - w).detach()`` with scales that follow the weights (a pruned zero stays zero),
+inputs/events with LSQ (learned step size, in log space) or calibrated fixed scales, the
+state with an identity gradient. Evaluation mode computes the deployed integer arithmetic:
+``"int8"`` products are bit-exact against the reference, ``"float"`` products equal it to
+float32 summation order, and the point-wise update differs from numpy's by the <= 2 ulp of
+torch's ``sigmoid``/``tanh`` (whole steps agree to about 1e-7). :func:`quantized_layers`
+gives the exact codes and scales (what export writes); :func:`quantize_artifact` is PTQ of
+a float artifact with input/event scales calibrated from recorded activity.
 """
 
 from __future__ import annotations
@@ -95,6 +65,7 @@ __all__ = [
     "coerce_quantization",
     "fake_quantize_activation",
     "fake_quantize_weight",
+    "first_batch",
     "prepare_from_checkpoint",
     "prepare_qat",
     "quantization_from_args",
@@ -372,6 +343,7 @@ class EGRUQuantizer(nn.Module):
         if len(state_quant) != self.num_layers:
             raise ValueError(f"need one state quantiser per layer ({self.num_layers})")
         self.state_quants: list[StateQuant | None] = state_quant
+        self.register_buffer("is_calibrated", torch.tensor(False))  # saved with checkpoints
         for k, sq in enumerate(state_quant):
             levels = torch.from_numpy(sq.levels.copy()) if sq is not None else torch.zeros(0)
             self.register_buffer(f"state_levels_l{k}", levels)
@@ -564,16 +536,16 @@ def _sequence(model: nn.Module) -> nn.Module:
 
 def prepare_qat(
     model: nn.Module,
-    config: QuantizationConfig | str,
+    config: QuantizationConfig | str | None,
     *,
     state_quant: StateQuant | Sequence[StateQuant | None] | bool | None = None,
     calibration: Callable[[nn.Module], Any] | None = None,
-) -> EGRUQuantizer:
+) -> EGRUQuantizer | None:
     """Attach an :class:`EGRUQuantizer` to ``model.rnn`` (or an ``EGRUSequence`` itself).
 
     Args:
         model: a model with an ``rnn`` stack, or the stack.
-        config: the :class:`QuantizationConfig` (or ``"int8"``).
+        config: the :class:`QuantizationConfig` (or ``"int8"``; ``None``: nothing to do).
         state_quant: per-layer state quantisers (default from ``config.state``).
         calibration: ``fn(model)`` running a few batches; with ``products="int8"`` the
             input/event scales start at ``max |x| / 127`` of what it recorded
@@ -584,6 +556,8 @@ def prepare_qat(
         that learned scales are trained.
     """
     config = coerce_quantization(config)
+    if config is None:
+        return None
     seq = _sequence(model)
     if not hasattr(seq, "hidden_sizes"):
         raise TypeError(f"{type(seq).__name__} is not an EGRUSequence")
@@ -596,17 +570,23 @@ def prepare_qat(
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, run: Callable[[nn.Module], Any]) -> list[float]:
+def calibrate(
+    model: nn.Module, run: Callable[[nn.Module], Any], *, if_needed: bool = False
+) -> list[float] | None:
     """Record ``max |x|`` of every layer input and event in evaluation mode; set the scales.
 
     ``run(model)`` feeds calibration data (the weights are already int8, the activations
-    float32 while recording). Returns the scales (``max / 127``).
+    float32 while recording). Returns the scales (``max / 127``). ``if_needed``: do nothing
+    for a float model or a quantiser calibrated before (restored from a QAT checkpoint).
     """
     seq = _sequence(model)
     quantizer = seq.quantizer
+    if if_needed and (quantizer is None or bool(quantizer.is_calibrated)):
+        return None
     if quantizer is None:
         raise ValueError("the model has no quantizer; call prepare_qat first")
     quantizer.reset_state_levels(seq)
+    quantizer.is_calibrated.fill_(True)
     was_training = model.training
     model.eval()
     quantizer.start_recording()
@@ -618,6 +598,12 @@ def calibrate(model: nn.Module, run: Callable[[nn.Module], Any]) -> list[float]:
     if quantizer.int8_products:
         quantizer.set_activation_scales(scales)
     return scales
+
+
+def first_batch(dataset: Any, size: int) -> Tensor:
+    """The inputs of the first ``size`` samples of a map-style dataset, collated."""
+    samples = [dataset[i] for i in range(min(len(dataset), size))]
+    return torch.utils.data.default_collate(samples)[0]
 
 
 def prepare_from_checkpoint(model: nn.Module, train_config: Mapping[str, Any] | None) -> bool:

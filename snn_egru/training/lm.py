@@ -44,6 +44,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from snn_egru import quantization as qat
 from snn_egru.data.text import (
     Corpus,
     Vocabulary,
@@ -56,14 +57,6 @@ from snn_egru.data.text import (
 from snn_egru.functional import EGRUCellState
 from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig, lm_preset
 from snn_egru.pruning import Pruner, PruningConfig
-from snn_egru.quantization import (
-    add_quantization_arguments,
-    calibrate,
-    coerce_quantization,
-    prepare_from_checkpoint,
-    prepare_qat,
-    quantization_from_args,
-)
 from snn_egru.sparsity import SparsityAccount, SparsityProbe, format_sparsity_report
 from snn_egru.training.common import (
     MetricsLogger,
@@ -133,8 +126,7 @@ class LMTrainConfig:
         final_test: evaluate the best (or last) model on the test split at the end.
         measure_sparsity: measure activity sparsity and MACs during the final test run.
         save_checkpoints: write ``last.pt`` / ``best.pt``.
-        quantize: quantisation-aware training (``"int8"`` or a
-            :class:`~snn_egru.quantization.QuantizationConfig`; ``None``: float).
+        quantize: int8 QAT (:mod:`snn_egru.quantization`: ``"int8"`` or a config; None: float).
     """
 
     corpus: str = "ptb"
@@ -169,8 +161,7 @@ class LMTrainConfig:
     quantize: Any = None
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
-        self.quantize = coerce_quantization(self.quantize)
+        self.betas, self.quantize = tuple(self.betas), qat.coerce_quantization(self.quantize)
         if isinstance(self.pruning, dict):
             self.pruning = config_from_dict(self.pruning, PruningConfig)
         for name in ("batch_size", "eval_batch_size", "test_batch_size", "bptt", "epochs"):
@@ -503,12 +494,9 @@ def _train(
 
     set_seed(tc.seed)
     model = EGRULanguageModel(config).to(device)
-    if tc.quantize is not None:  # before loading weights: QAT checkpoints hold its scales
-        prepare_qat(model, tc.quantize)
-    calibrated = resume  # a resumed run or a QAT checkpoint brings its own scales
+    qat.prepare_qat(model, tc.quantize)  # before weights are loaded (QAT checkpoints fit)
     if tc.init_from is not None and not resume:
         initial = load_checkpoint(tc.init_from, map_location=device)
-        calibrated = any(".quantizer." in key for key in initial.model_state)
         if initial.config is not None:
             saved = config_from_dict(initial.config, LanguageModelConfig)
             if saved.hidden_sizes != config.hidden_sizes or saved.vocab_size != config.vocab_size:
@@ -520,8 +508,7 @@ def _train(
         restore_training_state(initial, model=model, restore_rng=False)
         logger.info("initialised the weights from %s", tc.init_from)
     train_source = shard_streams(batchify(corpus.train, tc.batch_size), rank, world).to(device)
-    if tc.quantize is not None and not calibrated:  # input/event scales, state levels
-        calibrate(model, lambda m: m(train_source[: 4 * tc.bptt]))
+    qat.calibrate(model, lambda m: m(train_source[: 4 * tc.bptt]), if_needed=True)
     pruner = Pruner(model, config=tc.pruning) if tc.pruning is not None else None
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.betas)
     steps_per_epoch = _estimate_steps_per_epoch(train_source.shape[0], tc.bptt)
@@ -815,7 +802,7 @@ def load_language_model(
     checkpoint = load_checkpoint(path, map_location=map_location)
     config = checkpoint.model_config(LanguageModelConfig)
     model = EGRULanguageModel(config)
-    prepare_from_checkpoint(model, checkpoint.train_config)
+    qat.prepare_from_checkpoint(model, checkpoint.train_config)
     model.load_state_dict(checkpoint.model_state)
     model.eval()
     if checkpoint.vocabulary is None:
@@ -862,7 +849,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true")
-    add_quantization_arguments(p)
+    qat.add_quantization_arguments(p)
     return p
 
 
@@ -902,11 +889,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LM
         value = getattr(args, arg)
         if value is not None:
             over[attr] = value
+    over["quantize"] = qat.quantization_from_args(args)
     if args.no_test:
         over["final_test"] = False
-    quantize = quantization_from_args(args)
-    if quantize is not None:
-        over["quantize"] = quantize
     if args.prune_to is not None:
         end = args.prune_end if args.prune_end is not None else args.prune_start
         over["pruning"] = PruningConfig(
