@@ -26,6 +26,26 @@ File schema, version 1 (every key is a numpy array inside the ``.npz``)::
     readout_weight               float32 (O, H_last)  when readout_kind == "linear"
                                  (a tied decoder reuses ``embedding``; not stored twice)
     readout_bias                 float32 (O,)     when readout_kind != "none"
+
+Version 2 (written only when a layer is int8-quantised; float artifacts stay version 1, so
+that older readers keep reading them) adds, for a quantised layer ``L`` (``meta_json``
+lists ``"layer_kinds"``: ``"float"`` or ``"int8"`` per layer, and ``"quantization"``: per
+layer ``null`` or ``{"granularity": "row"|"gate", "product_mode": "float"|"int8",
+"state": bool}``)::
+
+    layer{L}.{M}.q_data          int8    (nnz,)     } CSR of the int8 codes (zero codes not
+    layer{L}.{M}.q_indices       int32   (nnz,)     } stored), columns sorted per row;
+    layer{L}.{M}.q_indptr        int32   (rows+1,)  } M in {weight_ih, weight_hh}
+    layer{L}.{M}.q_shape         int64   (2,)       }
+    layer{L}.{M}.scale           float32 (rows,)    dequantised weight = code * scale[row]
+    layer{L}.{bias_ih,bias_hh}   float32 (3H,)      as in version 1
+    layer{L}.threshold           float32 (H,)
+    layer{L}.input_scale         float32 ()         product_mode "int8" only: scale of the
+    layer{L}.event_scale         float32 ()         layer input / of its own events
+    layer{L}.state_levels        float32 (L,)       optional: stored-state level table
+
+(no zero points: the quantisation is symmetric). The arithmetic is
+:func:`snn_egru.reference.quantized_egru_step` (``docs/quantisation.md``).
 """
 
 from __future__ import annotations
@@ -41,16 +61,28 @@ import numpy as np
 import scipy.sparse as sp
 
 from snn_egru.reference import (
+    INT8_MAX,
     EGRUParams,
     EGRUState,
     Matrix,
+    QuantizedEGRUParams,
+    QuantizedWeight,
     egru_step,
     init_state,
+    quantized_egru_step,
     validate_params,
+    validate_quantized_params,
 )
 
 FORMAT_NAME = "snn-egru-artifact"
+#: Version written for float artifacts (readers before int8 support read only this one).
 FORMAT_VERSION = 1
+#: Version written when a layer is int8-quantised.
+QUANTIZED_FORMAT_VERSION = 2
+#: Versions this reader reads.
+READABLE_VERSIONS = (1, 2)
+
+Layer = EGRUParams | QuantizedEGRUParams
 
 InputKind = Literal["embedding", "features"]
 ReadoutKind = Literal["tied_decoder", "linear", "none"]
@@ -59,6 +91,8 @@ ReadoutSource = Literal["y", "trace"]
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "QUANTIZED_FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "ArtifactError",
     "ArtifactRun",
     "DeploymentArtifact",
@@ -94,7 +128,9 @@ class DeploymentArtifact:
     """A trained EGRU network, torch-free (see the module docstring for the file schema).
 
     Attributes:
-        layers: the EGRU stack; weights dense float32 or scipy.sparse CSR float32.
+        layers: the EGRU stack: :class:`~snn_egru.reference.EGRUParams` (weights dense
+            float32 or scipy.sparse CSR float32) or int8
+            :class:`~snn_egru.reference.QuantizedEGRUParams` (file version 2).
         input_kind: ``"embedding"`` (inputs are token ids) or ``"features"`` (inputs are
             vectors of size ``layers[0].input_size``).
         embedding: ``(V, E)`` embedding table when ``input_kind == "embedding"``.
@@ -108,7 +144,7 @@ class DeploymentArtifact:
         metadata: JSON-serialisable extras (training config, metrics, provenance).
     """
 
-    layers: list[EGRUParams]
+    layers: list[Layer]
     input_kind: InputKind = "features"
     embedding: np.ndarray | None = None
     readout_kind: ReadoutKind = "none"
@@ -120,8 +156,53 @@ class DeploymentArtifact:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.layers = [EGRUParams(*layer) for layer in self.layers]
+        self.layers = [
+            layer if isinstance(layer, QuantizedEGRUParams) else EGRUParams(*layer)
+            for layer in self.layers
+        ]
         self.validate()
+
+    @property
+    def is_quantized(self) -> bool:
+        """``True`` when any layer has int8 weights (the file is version 2)."""
+        return any(isinstance(layer, QuantizedEGRUParams) for layer in self.layers)
+
+    @property
+    def format_version(self) -> int:
+        """The file version :meth:`save` writes (1 for float, 2 for quantised artifacts)."""
+        return QUANTIZED_FORMAT_VERSION if self.is_quantized else FORMAT_VERSION
+
+    def quantization(self) -> list[dict[str, Any] | None]:
+        """Per layer ``None`` (float) or its int8 metadata (granularity, product mode, scales)."""
+        out: list[dict[str, Any] | None] = []
+        for layer in self.layers:
+            if not isinstance(layer, QuantizedEGRUParams):
+                out.append(None)
+                continue
+            out.append(
+                {
+                    "granularity": weight_granularity(layer),
+                    "product_mode": layer.product_mode,
+                    "input_scale": layer.input_scale,
+                    "event_scale": layer.event_scale,
+                    "state_levels": None
+                    if layer.state_levels is None
+                    else int(layer.state_levels.shape[0]),
+                }
+            )
+        return out
+
+    def dequantized(self) -> DeploymentArtifact:
+        """A float artifact whose weights are exactly ``code * scale`` (for float backends).
+
+        The int8 input/event quantisation and the state levels are dropped: use the
+        quantised artifact itself to compute what the int8 chip computes.
+        """
+        layers = [
+            layer.dequantize() if isinstance(layer, QuantizedEGRUParams) else layer
+            for layer in self.layers
+        ]
+        return _replace(self, layers=layers)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -156,13 +237,18 @@ class DeploymentArtifact:
         if not self.layers:
             raise ArtifactError("artifact has no EGRU layers")
         for i, layer in enumerate(self.layers):
-            for name in ("weight_ih", "weight_hh"):
-                if not _is_matrix(getattr(layer, name)):
-                    raise ArtifactError(f"layer {i}: {name} must be a 2-D array or sparse matrix")
-            try:
-                validate_params(layer, name=f"layer {i}")
-            except ValueError as err:
-                raise ArtifactError(str(err)) from None
+            if isinstance(layer, QuantizedEGRUParams):
+                _validate_quantized_layer(layer, i)
+            else:
+                for name in ("weight_ih", "weight_hh"):
+                    if not _is_matrix(getattr(layer, name)):
+                        raise ArtifactError(
+                            f"layer {i}: {name} must be a 2-D array or sparse matrix"
+                        )
+                try:
+                    validate_params(layer, name=f"layer {i}")
+                except ValueError as err:
+                    raise ArtifactError(str(err)) from None
             if i > 0 and layer.input_size != self.layers[i - 1].hidden_size:
                 raise ArtifactError(
                     f"layer {i} expects input_size={layer.input_size} but layer {i - 1} has "
@@ -237,7 +323,7 @@ class DeploymentArtifact:
                 raise ValueError(
                     f"token ids must lie in [0, {vocab}), got {inputs.min()}..{inputs.max()}"
                 )
-            return self.embedding[inputs].astype(self.layers[0].dtype, copy=False)
+            return self.embedding[inputs].astype(_layer_dtype(self.layers[0]), copy=False)
         if inputs.ndim != 2 or inputs.shape[1] != self.input_size:
             raise ValueError(
                 f"this artifact takes feature vectors of shape (T, {self.input_size}), got "
@@ -245,7 +331,7 @@ class DeploymentArtifact:
             )
         if not np.issubdtype(inputs.dtype, np.floating):
             raise ValueError(f"feature vectors must be floating point, got {inputs.dtype}")
-        return inputs.astype(self.layers[0].dtype, copy=False)
+        return inputs.astype(_layer_dtype(self.layers[0]), copy=False)
 
     def readout(self, events: np.ndarray) -> np.ndarray | None:
         """Logits from the last layer's events (or trace), ``(..., H_last) -> (..., O)``."""
@@ -262,7 +348,9 @@ class DeploymentArtifact:
         states = []
         for i, layer in enumerate(self.layers):
             trace = self.readout_source == "trace" and i == self.num_layers - 1
-            states.append(init_state(layer.hidden_size, dtype=dtype or layer.dtype, trace=trace))
+            states.append(
+                init_state(layer.hidden_size, dtype=dtype or _layer_dtype(layer), trace=trace)
+            )
         return states
 
     def run_reference(
@@ -275,7 +363,10 @@ class DeploymentArtifact:
         for x in xs:
             inp = x
             for i, layer in enumerate(self.layers):
-                inp, states[i] = egru_step(inp, states[i], layer)
+                if isinstance(layer, QuantizedEGRUParams):
+                    inp, states[i] = quantized_egru_step(inp, states[i], layer)
+                else:
+                    inp, states[i] = egru_step(inp, states[i], layer)
                 per_layer[i].append(inp)
         events = [
             np.stack(acc) if acc else np.zeros((0, h))
@@ -293,12 +384,14 @@ class DeploymentArtifact:
 
     # -------------------------------------------------------------- statistics
     def weight_sparsity(self) -> list[dict[str, float]]:
-        """Fraction of zero weights per layer and matrix."""
+        """Fraction of zero weights per layer and matrix (int8: codes that are zero)."""
         out = []
         for layer in self.layers:
             row = {}
             for name in ("weight_ih", "weight_hh"):
                 w = getattr(layer, name)
+                if isinstance(w, QuantizedWeight):
+                    w = w.values
                 nnz = w.count_nonzero() if sp.issparse(w) else int(np.count_nonzero(w))
                 row[name] = 1.0 - nnz / (w.shape[0] * w.shape[1])
             out.append(row)
@@ -308,6 +401,9 @@ class DeploymentArtifact:
         """A copy whose weight matrices are CSR float32 (explicit zeros dropped)."""
         layers = []
         for layer in self.layers:
+            if isinstance(layer, QuantizedEGRUParams):  # int8 weights are CSR already
+                layers.append(layer)
+                continue
             w_ih = sp.csr_matrix(layer.weight_ih, dtype=np.float32)
             w_hh = sp.csr_matrix(layer.weight_hh, dtype=np.float32)
             w_ih.eliminate_zeros()
@@ -321,7 +417,7 @@ class DeploymentArtifact:
         path = Path(path)
         arrays: dict[str, np.ndarray] = {
             "format": np.array(FORMAT_NAME),
-            "version": np.array(FORMAT_VERSION),
+            "version": np.array(self.format_version),
         }
         meta = {
             "num_layers": self.num_layers,
@@ -332,10 +428,28 @@ class DeploymentArtifact:
             "class_names": self.class_names,
             "metadata": self.metadata,
         }
+        if self.is_quantized:
+            meta["layer_kinds"] = [
+                "int8" if isinstance(layer, QuantizedEGRUParams) else "float"
+                for layer in self.layers
+            ]
+            meta["quantization"] = [
+                None
+                if q is None
+                else {
+                    "granularity": q["granularity"],
+                    "product_mode": q["product_mode"],
+                    "state": q["state_levels"] is not None,
+                }
+                for q in self.quantization()
+            ]
         arrays["meta_json"] = np.array(json.dumps(meta))
         for i, layer in enumerate(self.layers):
-            for name in ("weight_ih", "weight_hh"):
-                _put_matrix(arrays, f"layer{i}.{name}", getattr(layer, name))
+            if isinstance(layer, QuantizedEGRUParams):
+                _put_quantized_layer(arrays, f"layer{i}", layer)
+            else:
+                for name in ("weight_ih", "weight_hh"):
+                    _put_matrix(arrays, f"layer{i}.{name}", getattr(layer, name))
             for name in ("bias_ih", "bias_hh", "threshold"):
                 arrays[f"layer{i}.{name}"] = np.asarray(getattr(layer, name), dtype=np.float32)
         if self.embedding is not None:
@@ -370,16 +484,27 @@ class DeploymentArtifact:
         if data.get("format") is None or str(data["format"]) != FORMAT_NAME:
             raise ArtifactError(f"{path} is not a snn-egru artifact (missing 'format' marker)")
         version = int(data.get("version", -1))
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ArtifactError(
-                f"{path} has artifact version {version}; this snn-egru reads version "
-                f"{FORMAT_VERSION}: re-export it with this version"
+                f"{path} has artifact version {version}; this snn-egru reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}: re-export it with this version"
             )
         try:
             meta = json.loads(str(data["meta_json"]))
             input_kind, readout_kind = meta["input_kind"], meta["readout_kind"]
+            num_layers = int(meta["num_layers"])
+            kinds = meta.get("layer_kinds") if version >= 2 else None
+            kinds = kinds or ["float"] * num_layers
+            if len(kinds) != num_layers or set(kinds) - {"float", "int8"}:
+                raise ArtifactError(
+                    f"{path}: meta_json layer_kinds must list 'float' or 'int8' for each of "
+                    f"the {num_layers} layers, got {kinds}"
+                )
             layers = []
-            for i in range(int(meta["num_layers"])):
+            for i in range(num_layers):
+                if kinds[i] == "int8":
+                    layers.append(_get_quantized_layer(data, f"layer{i}", path))
+                    continue
                 layers.append(
                     EGRUParams(
                         weight_ih=_get_matrix(data, f"layer{i}.weight_ih"),
@@ -395,6 +520,10 @@ class DeploymentArtifact:
             ) from None
         except json.JSONDecodeError as err:
             raise ArtifactError(f"{path}: meta_json is not valid JSON ({err})") from None
+        quant_meta = meta.get("quantization") if version >= 2 else None
+        for i, entry in enumerate(quant_meta or []):
+            if entry and isinstance(layers[i], QuantizedEGRUParams):
+                _check_granularity(layers[i], i, entry.get("granularity", "row"), path)
         return cls(
             layers=layers,
             input_kind=input_kind,
@@ -444,3 +573,124 @@ def _get_matrix(data: dict[str, np.ndarray], key: str) -> Matrix:
     except ValueError as err:
         raise ArtifactError(f"{key}: corrupt CSR matrix ({err})") from None
     return csr
+
+
+# ----------------------------------------------------------------------------- int8 layers
+_REQUANTIZE = (
+    "re-export it (`snn-egru export --quantize int8`) or re-quantise it with "
+    "snn_egru.quantization.quantize_artifact"
+)
+
+
+def _layer_dtype(layer: Layer) -> np.dtype:
+    return np.dtype(np.float32) if isinstance(layer, QuantizedEGRUParams) else layer.dtype
+
+
+def weight_granularity(layer: QuantizedEGRUParams) -> str:
+    """``"gate"`` when both weight scales are constant over each gate block, else ``"row"``."""
+    h = layer.hidden_size
+    for qw in (layer.weight_ih, layer.weight_hh):
+        blocks = np.asarray(qw.scale).reshape(-1, h)
+        if np.any(blocks != blocks[:, :1]):
+            return "row"
+    return "gate"
+
+
+def _validate_quantized_layer(layer: QuantizedEGRUParams, i: int) -> None:
+    for name in ("weight_ih", "weight_hh"):
+        qw = getattr(layer, name)
+        if not isinstance(qw, QuantizedWeight):
+            raise ArtifactError(
+                f"layer {i}: {name} of an int8 layer must be a QuantizedWeight (codes, scale)"
+            )
+        scale = np.asarray(qw.scale)
+        rows = qw.values.shape[0] if hasattr(qw.values, "shape") else None
+        if rows is not None and scale.shape != (rows,):
+            raise ArtifactError(
+                f"layer {i}: {name} scale has shape {scale.shape}, expected ({rows},): one "
+                f"float32 scale per output row; {_REQUANTIZE}"
+            )
+    try:
+        validate_quantized_params(layer, name=f"layer {i}")
+    except ValueError as err:
+        raise ArtifactError(f"{err} ({_REQUANTIZE})") from None
+    for field_name in ("bias_ih", "bias_hh", "threshold"):
+        value = np.asarray(getattr(layer, field_name))
+        if value.dtype != np.float32 or not np.all(np.isfinite(value)):
+            raise ArtifactError(f"layer {i}: {field_name} must hold finite float32 values")
+    if np.shape(layer.threshold) != (layer.hidden_size,) or np.any(layer.threshold < 0):
+        raise ArtifactError(f"layer {i}: thresholds must be (H,) values >= 0")
+
+
+def _check_granularity(layer: QuantizedEGRUParams, i: int, granularity: str, path: Path) -> None:
+    if granularity not in ("row", "gate"):
+        raise ArtifactError(f"{path}: layer {i} granularity must be 'row' or 'gate'")
+    if granularity == "gate" and weight_granularity(layer) != "gate":
+        raise ArtifactError(
+            f"{path}: layer {i} claims gate granularity but its scales differ within a gate "
+            f"block; {_REQUANTIZE}"
+        )
+
+
+def _put_quantized_layer(arrays: dict[str, np.ndarray], key: str, layer: QuantizedEGRUParams):
+    for name in ("weight_ih", "weight_hh"):
+        qw: QuantizedWeight = getattr(layer, name)
+        csr = sp.csr_matrix(qw.values)
+        csr.sort_indices()
+        arrays[f"{key}.{name}.q_data"] = csr.data.astype(np.int8)
+        arrays[f"{key}.{name}.q_indices"] = csr.indices.astype(np.int32)
+        arrays[f"{key}.{name}.q_indptr"] = csr.indptr.astype(np.int32)
+        arrays[f"{key}.{name}.q_shape"] = np.asarray(csr.shape, dtype=np.int64)
+        arrays[f"{key}.{name}.scale"] = np.asarray(qw.scale, dtype=np.float32)
+    if layer.input_scale is not None:
+        arrays[f"{key}.input_scale"] = np.array(layer.input_scale, dtype=np.float32)
+        arrays[f"{key}.event_scale"] = np.array(layer.event_scale, dtype=np.float32)
+    if layer.state_levels is not None:
+        arrays[f"{key}.state_levels"] = np.asarray(layer.state_levels, dtype=np.float32)
+
+
+def _get_quantized_layer(data: dict[str, np.ndarray], key: str, path: Path) -> QuantizedEGRUParams:
+    weights = []
+    for name in ("weight_ih", "weight_hh"):
+        k = f"{key}.{name}"
+        codes = data[f"{k}.q_data"]
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise ArtifactError(f"{path}: {k}.q_data must hold int8 codes, got {codes.dtype}")
+        if codes.size and int(np.abs(codes.astype(np.int64)).max()) > INT8_MAX:
+            raise ArtifactError(
+                f"{path}: {k} has int8 codes outside [-{INT8_MAX}, {INT8_MAX}] (symmetric "
+                f"int8, -128 unused); {_REQUANTIZE}"
+            )
+        if codes.dtype != np.int8:
+            raise ArtifactError(f"{path}: {k}.q_data must be stored as int8, got {codes.dtype}")
+        shape = tuple(int(s) for s in data[f"{k}.q_shape"])
+        try:
+            csr = sp.csr_matrix((codes, data[f"{k}.q_indices"], data[f"{k}.q_indptr"]), shape=shape)
+            csr.check_format(full_check=True)
+        except ValueError as err:
+            raise ArtifactError(f"{path}: {k}: corrupt CSR matrix of codes ({err})") from None
+        scale = data[f"{k}.scale"]
+        if scale.dtype != np.float32 or scale.shape != (shape[0],):
+            raise ArtifactError(
+                f"{path}: {k}.scale must be float32 of shape ({shape[0]},) (one per output "
+                f"row), got {scale.dtype} {scale.shape}; {_REQUANTIZE}"
+            )
+        weights.append(QuantizedWeight(values=csr, scale=scale))
+    scales = {}
+    for name in ("input_scale", "event_scale"):
+        value = data.get(f"{key}.{name}")
+        if value is not None and value.shape != ():
+            raise ArtifactError(
+                f"{path}: {key}.{name} must be one float32 number, got {value.shape}"
+            )
+        scales[name] = None if value is None else float(value)
+    return QuantizedEGRUParams(
+        weight_ih=weights[0],
+        weight_hh=weights[1],
+        bias_ih=data[f"{key}.bias_ih"],
+        bias_hh=data[f"{key}.bias_hh"],
+        threshold=data[f"{key}.threshold"],
+        input_scale=scales["input_scale"],
+        event_scale=scales["event_scale"],
+        state_levels=data.get(f"{key}.state_levels"),
+    )

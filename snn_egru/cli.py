@@ -120,20 +120,49 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"no checkpoint at {checkpoint} (train one with `snn-egru train`)")
     sparse = False if args.dense else None
     ckpt = load_checkpoint(checkpoint)
+    quant: dict = {}
+    if args.quantize is not None:
+        from snn_egru.quantization import QuantizationConfig
+
+        calibration = None
+        if args.calibration is not None:
+            import numpy as np
+
+            calibration = np.load(args.calibration, allow_pickle=False)
+        elif args.quant_products == "int8" and not (ckpt.train_config or {}).get("fields", {}).get(
+            "quantize"
+        ):
+            raise UserError(
+                "--quant-products int8 quantises inputs and events too: give --calibration "
+                "INPUTS.npy (token ids or feature vectors) to set their scales, or export a "
+                "checkpoint trained with `--quantize int8 --quant-products int8`"
+            )
+        quant = {
+            "quantize": QuantizationConfig(
+                granularity=args.quant_granularity,
+                products=args.quant_products,
+                activation_scales="calibrated",
+            ),
+            "calibration_inputs": calibration,
+        }
     if ckpt.vocabulary is not None:
         from snn_egru.export import export_language_model_checkpoint
 
-        artifact = export_language_model_checkpoint(checkpoint, args.out, sparse=sparse)
+        artifact = export_language_model_checkpoint(checkpoint, args.out, sparse=sparse, **quant)
     else:
         from snn_egru.export import export_artifact
         from snn_egru.training.dvs import load_dvs_model
 
         model, class_names = load_dvs_model(checkpoint)[:2]
-        artifact = export_artifact(model, class_names=class_names, sparse=sparse)
+        artifact = export_artifact(model, class_names=class_names, sparse=sparse, **quant)
         artifact.save(args.out)
+    kind = "float32"
+    if artifact.is_quantized:
+        modes = sorted({q["product_mode"] for q in artifact.quantization() if q})
+        kind = f"int8 weights, {'/'.join(modes)} products, version {artifact.format_version}"
     print(
         f"artifact: {args.out} (layers {artifact.layer_sizes}, input {artifact.input_kind}, "
-        f"readout {artifact.readout_kind})"
+        f"readout {artifact.readout_kind}, {kind})"
     )
     return 0
 
@@ -296,6 +325,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("checkpoint", metavar="CHECKPOINT")
     export.add_argument("--out", required=True, help="artifact file (.npz)")
     export.add_argument("--dense", action="store_true", help="store every matrix dense")
+    export.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="post-training int8 quantisation (a checkpoint trained with --quantize is "
+        "always exported with the codes it was trained with)",
+    )
+    export.add_argument("--quant-granularity", choices=["row", "gate"], default="row")
+    export.add_argument(
+        "--quant-products",
+        choices=["float", "int8"],
+        default="float",
+        help="int8: quantise inputs and events too (MAC array; needs --calibration)",
+    )
+    export.add_argument(
+        "--calibration", metavar="INPUTS.npy", help="inputs that set the int8 input/event scales"
+    )
     export.set_defaults(func=_cmd_export)
 
     map_ = sub.add_parser(

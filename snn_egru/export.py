@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from snn_egru.artifact import DeploymentArtifact
-from snn_egru.reference import EGRUParams
+from snn_egru.artifact import ArtifactError, DeploymentArtifact
+from snn_egru.reference import EGRUParams, QuantizedWeight
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ def _as_float32(value: Any) -> np.ndarray | None:
 
 
 def _zero_fraction(matrix: Any) -> float:
+    if isinstance(matrix, QuantizedWeight):
+        matrix = matrix.values
     nnz = matrix.count_nonzero() if sp.issparse(matrix) else int(np.count_nonzero(matrix))
     return 1.0 - nnz / max(1, matrix.shape[0] * matrix.shape[1])
 
@@ -134,8 +136,18 @@ def export_artifact(
     sparse: bool | None = None,
     sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD,
     allow_zoneout: bool = False,
+    quantize: Any = None,
+    calibration_inputs: Any = None,
 ) -> DeploymentArtifact:
     """Build the :class:`~snn_egru.artifact.DeploymentArtifact` of a trained model.
+
+    A model trained with quantisation (its ``rnn`` has a quantiser, see
+    :mod:`snn_egru.quantization`) is exported with int8 layers holding exactly the codes and
+    scales its evaluation forward uses (artifact version 2). A float model is exported in
+    float32, or, with ``quantize="int8"`` (or a
+    :class:`~snn_egru.quantization.QuantizationConfig`), quantised after training
+    (:func:`~snn_egru.quantization.quantize_artifact`; ``products="int8"`` needs
+    ``calibration_inputs``).
 
     Args:
         model: a model following the deployment protocol (module docstring); DDP wrappers
@@ -180,11 +192,31 @@ def export_artifact(
         raise TypeError(
             f"{type(model).__name__}.deployment_io() lacks the keys {missing} (see snn_egru.export)"
         )
-    layers = sparsify_layers(
-        sequence_to_reference(rnn, dtype=np.float32),
-        sparse=sparse,
-        sparse_threshold=sparse_threshold,
-    )
+    quantizer = getattr(rnn, "quantizer", None)
+    quant_meta: dict[str, Any] | None = None
+    if quantizer is not None:
+        from snn_egru.quantization import coerce_quantization, quantized_layers
+
+        requested = coerce_quantization(quantize)
+        trained = quantizer.config
+
+        def key(c: Any) -> tuple:
+            return (c.granularity, c.products, c.state, c.state_bits if c.state else None)
+
+        if requested is not None and key(requested) != key(trained):
+            raise ArtifactError(
+                f"the model was trained with quantisation {trained.describe()}; export writes "
+                f"those codes, not {requested.describe()}: leave --quantize out"
+            )
+        layers = quantized_layers(model)
+        quant_meta = {"method": "qat", **dataclasses.asdict(quantizer.config)}
+        quantize = None
+    else:
+        layers = sparsify_layers(
+            sequence_to_reference(rnn, dtype=np.float32),
+            sparse=sparse,
+            sparse_threshold=sparse_threshold,
+        )
     if vocabulary is not None and hasattr(vocabulary, "to_list"):
         vocabulary = vocabulary.to_list()
     model_meta: dict[str, Any] = {
@@ -200,6 +232,8 @@ def export_artifact(
         model_meta["config"] = config_to_dict(config)
     meta = _check_json(metadata or {})
     meta.setdefault("model", model_meta)
+    if quant_meta is not None:
+        meta["quantization"] = _check_json(quant_meta)
     artifact = DeploymentArtifact(
         layers=layers,
         input_kind=io["input_kind"],
@@ -212,6 +246,19 @@ def export_artifact(
         class_names=list(class_names) if class_names is not None else None,
         metadata=meta,
     )
+    if quantize is not None:
+        from snn_egru.quantization import coerce_quantization, quantize_artifact
+
+        cfg = coerce_quantization(quantize)
+        artifact = quantize_artifact(
+            artifact,
+            mode=cfg.products,
+            granularity=cfg.granularity,
+            calibration_inputs=calibration_inputs,
+            state=cfg.state,
+            state_bits=cfg.state_bits,
+            state_range=cfg.state_range,
+        )
     logger.info(
         "exported %s: layers %s, weight sparsity %s",
         type(model).__name__,
@@ -227,10 +274,13 @@ def export_language_model_checkpoint(
     *,
     sparse: bool | None = None,
     metadata: Mapping[str, Any] | None = None,
+    quantize: Any = None,
+    calibration_inputs: Any = None,
 ) -> DeploymentArtifact:
     """Load a language-model checkpoint, export it and save the artifact to ``artifact_path``.
 
-    The checkpoint's metrics are added to the metadata under ``"metrics"``.
+    The checkpoint's metrics are added to the metadata under ``"metrics"``; ``quantize`` /
+    ``calibration_inputs`` as in :func:`export_artifact`.
     """
     from snn_egru.training.lm import load_language_model
 
@@ -238,6 +288,13 @@ def export_language_model_checkpoint(
     meta = dict(metadata or {})
     meta.setdefault("metrics", metrics)
     meta.setdefault("source_checkpoint", str(Path(checkpoint)))
-    artifact = export_artifact(model, vocabulary=vocabulary, metadata=meta, sparse=sparse)
+    artifact = export_artifact(
+        model,
+        vocabulary=vocabulary,
+        metadata=meta,
+        sparse=sparse,
+        quantize=quantize,
+        calibration_inputs=calibration_inputs,
+    )
     artifact.save(artifact_path)
     return artifact

@@ -24,6 +24,7 @@ deployment, float64 for exactness checks).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -56,13 +57,16 @@ __all__ = [
     "init_state",
     "quantize_codes",
     "quantize_params",
+    "quantize_state",
     "quantize_weight",
     "quantized_egru_step",
     "quantized_matvec",
     "recurrent_preactivation",
+    "state_levels",
     "validate_params",
     "validate_quantized_params",
     "validate_quantized_weight",
+    "validate_state_levels",
     "weight_scales",
 ]
 
@@ -469,6 +473,9 @@ class QuantizedEGRUParams(NamedTuple):
         bias_ih / bias_hh / threshold: float32 as in :class:`EGRUParams`.
         input_scale: scale of this layer's input vector in "int8" mode (None: "float" mode).
         event_scale: scale of this layer's own events ``y`` in "int8" mode (None: "float").
+        state_levels: optional sorted float32 level table ``(L,)`` of the stored cell state:
+            after the reset, ``c`` is replaced by its nearest level (:func:`quantize_state`;
+            ``None``: float32 state).
     """
 
     weight_ih: QuantizedWeight
@@ -478,6 +485,7 @@ class QuantizedEGRUParams(NamedTuple):
     threshold: np.ndarray
     input_scale: float | None = None
     event_scale: float | None = None
+    state_levels: np.ndarray | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -486,6 +494,11 @@ class QuantizedEGRUParams(NamedTuple):
     @property
     def input_size(self) -> int:
         return int(self.weight_ih.values.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """float32: the dtype of inputs, state and events of a quantised layer."""
+        return np.dtype(np.float32)
 
     @property
     def product_mode(self) -> str:
@@ -508,8 +521,10 @@ def quantize_params(
     granularity: str = "row",
     input_scale: float | None = None,
     event_scale: float | None = None,
+    state_levels: np.ndarray | None = None,
 ) -> QuantizedEGRUParams:
-    """Post-training quantisation of one float layer (give both scales for "int8" mode)."""
+    """Post-training quantisation of one float layer (give both scales for "int8" mode;
+    ``state_levels`` from :func:`state_levels` quantises the stored cell state)."""
     if (input_scale is None) != (event_scale is None):
         raise ValueError("give both input_scale and event_scale (int8 mode) or neither (float)")
     h = params.hidden_size
@@ -521,6 +536,7 @@ def quantize_params(
         threshold=np.asarray(params.threshold, dtype=np.float32),
         input_scale=None if input_scale is None else float(np.float32(input_scale)),
         event_scale=None if event_scale is None else float(np.float32(event_scale)),
+        state_levels=None if state_levels is None else np.asarray(state_levels, np.float32),
     )
 
 
@@ -543,6 +559,8 @@ def validate_quantized_params(params: QuantizedEGRUParams, *, name: str = "layer
         s = getattr(params, field)
         if s is not None and not (np.isfinite(s) and s > 0):
             raise ValueError(f"{name}: {field} must be finite and > 0, got {s}")
+    if params.state_levels is not None:
+        validate_state_levels(params.state_levels, name=f"{name}: state_levels")
 
 
 def quantized_egru_step(
@@ -559,7 +577,106 @@ def quantized_egru_step(
     gi = quantized_matvec(params.weight_ih, x, x_scale=params.input_scale) + params.bias_ih
     gh = quantized_matvec(params.weight_hh, state.y, x_scale=params.event_scale) + params.bias_hh
     y, c, _ = egru_pointwise(gi, gh, state.c, params.threshold)
+    if params.state_levels is not None:
+        c = quantize_state(c, params.state_levels)
     trace = None
     if state.trace is not None:
         trace = (TRACE_DECAY * state.trace + (1 - TRACE_DECAY) * y).astype(np.float32)
     return y, EGRUState(c=c, y=y, trace=trace)
+
+
+# ----------------------------------------------------------------------------------------
+# Optional quantisation of the stored cell state (snnTorch's ``state_quant`` levels).
+#
+# After the reset, ``c`` is replaced by the nearest entry of a sorted float32 level table;
+# a value exactly half-way between two levels goes to the lower one. The midpoints are
+# ``(l[i] + l[i+1]) * 0.5`` in float32, so every backend that computes them so and compares
+# with ``<=`` picks the same level. The tables are snnTorch's
+# (``snntorch.functional.quant.state_quant``): ``uniform`` (``2**num_bits`` evenly spaced
+# levels) or, with ``uniform=False, thr_centered=True``, exponentially spaced levels that
+# are densest at the threshold.
+# ----------------------------------------------------------------------------------------
+
+
+def state_levels(
+    num_bits: int = 8,
+    *,
+    uniform: bool = True,
+    thr_centered: bool = True,
+    threshold: float = 1.0,
+    lower_limit: float = 0.0,
+    upper_limit: float = 0.2,
+    multiplier: float | None = None,
+) -> np.ndarray:
+    """The level table of ``snntorch.functional.quant.state_quant`` with the same arguments.
+
+    Levels span ``[-threshold * (1 + lower_limit), threshold * (1 + upper_limit)]``;
+    ``2**num_bits`` of them (``uniform``), or snnTorch's exponential spacing (densest at the
+    threshold with ``thr_centered``, at 0 without). Returned sorted, float32, with
+    duplicates removed (the exponential increments underflow for many bits).
+    """
+    if not (isinstance(num_bits, int) and 1 <= num_bits <= 16):
+        raise ValueError(f"num_bits must be an int in [1, 16], got {num_bits!r}")
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    num_levels = 2 << num_bits - 1
+    max_val = threshold + threshold * upper_limit
+    min_val = -(threshold + threshold * lower_limit)
+    if not max_val > min_val:
+        raise ValueError(f"empty level range [{min_val}, {max_val}]")
+    if uniform:
+        levels = np.linspace(min_val, max_val, num_levels)
+    else:
+        if multiplier is None:
+            multiplier = {1: 0.05, 2: 0.1, 3: 0.3, 4: 0.5, 5: 0.7, 6: 0.9, 7: 0.925}.get(
+                num_bits, 0.95
+            )
+        centre = threshold if thr_centered else 0.0
+        if not min_val < centre < max_val:
+            raise ValueError(
+                f"the centre {centre} must lie inside the level range [{min_val}, {max_val}]"
+            )
+        overall = max_val - min_val
+        lower_range, upper_range = centre - min_val, max_val - centre
+        lower_bits = math.floor(num_levels * (lower_range / overall))
+        upper_bits = num_levels - lower_bits
+        values: list[float] = []
+        if lower_bits:  # same float arithmetic, in the same order, as snnTorch
+            total = 0.0
+            for j in reversed(range(lower_bits)):
+                total += multiplier**j
+            room = total / lower_range
+            acc = min_val
+            for j in range(lower_bits):
+                values.append(acc)
+                acc += multiplier**j / room
+        if upper_bits:
+            total = 0.0
+            for j in reversed(range(upper_bits)):
+                total += multiplier**j
+            room = total / upper_range
+            acc = centre
+            for j in reversed(range(upper_bits)):
+                acc += multiplier**j / room
+                values.append(acc)
+        levels = np.array(values)
+    return np.unique(levels.astype(np.float32))
+
+
+def validate_state_levels(levels: np.ndarray, *, name: str = "state_levels") -> None:
+    """Raise ``ValueError`` unless ``levels`` is a strictly increasing finite float32 table."""
+    levels = np.asarray(levels)
+    if levels.ndim != 1 or not 2 <= levels.shape[0] <= 2**16:
+        raise ValueError(f"{name} must be a 1-D table of 2..65536 levels, got {levels.shape}")
+    if levels.dtype != np.float32 or not np.all(np.isfinite(levels)):
+        raise ValueError(f"{name} must hold finite float32 values")
+    if np.any(np.diff(levels) <= 0):
+        raise ValueError(f"{name} must be strictly increasing (sort and de-duplicate it)")
+
+
+def quantize_state(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Nearest level of ``levels`` for every entry of ``values`` (ties to the lower level)."""
+    levels = np.asarray(levels, dtype=np.float32)
+    mids = (levels[:-1] + levels[1:]) * np.float32(0.5)
+    index = np.searchsorted(mids, np.asarray(values, dtype=np.float32), side="left")
+    return levels[index]

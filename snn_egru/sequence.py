@@ -257,6 +257,8 @@ class EGRUSequence(nn.Module):
             )
             self.add_module(f"threshold_l{k}", threshold.to(device=device))
         self.reset_parameters()
+        #: Optional int8 quantisation (:func:`snn_egru.quantization.prepare_qat`).
+        self.quantizer: nn.Module | None = None
         self._checked_key: tuple | None = None
         self._transposed_cache: dict[int, tuple[tuple, Tensor]] = {}
 
@@ -412,33 +414,45 @@ class EGRUSequence(nn.Module):
         for k, layer_state in enumerate(states):
             params = self.layer_params(k)
             weight_hh = params.weight_hh
-            if self.training and self.dropconnect > 0:
+            if self.training and self.dropconnect > 0 and self.quantizer is None:
                 weight_hh = F.dropout(weight_hh, self.dropconnect, training=True)
             hidden = self.hidden_sizes[k]
-            gi = torch.addmm(
-                params.bias_ih,
-                layer_input.reshape(steps * batch, layer_input.shape[-1]),
-                params.weight_ih.t(),
-            ).view(steps, batch, 3 * hidden)
             keep_mask = None
             if self.training and self.zoneout > 0:
                 keep_mask = torch.rand(steps, batch, hidden, device=x.device) < self.zoneout
-            recurrent_t = None
-            if self._event_driven_layer(hidden) and not needs_grad and steps > 0:
-                recurrent_t = self._transposed(k, weight_hh, cached=weight_hh is params.weight_hh)
-            ys, final, internals = self._run_layer(
-                gi,
-                layer_state,
-                weight_hh,
-                params.bias_hh,
-                params.threshold,
-                keep_mask,
-                recurrent_t,
-                needs_grad,
-                collect=collect,
-            )
-            if internals is not None:
-                sequences.append(internals)
+            if self.quantizer is not None:  # int8 (snn_egru.quantization); does DropConnect
+                if collect:
+                    raise ValueError(
+                        f"{type(self).__name__}: return_state_sequence is not available with "
+                        "a quantizer (int8 QAT); switch it off"
+                    )
+                ys, final = self.quantizer.run_layer(
+                    self, k, layer_input, layer_state, params, keep_mask, needs_grad
+                )
+            else:
+                gi = torch.addmm(
+                    params.bias_ih,
+                    layer_input.reshape(steps * batch, layer_input.shape[-1]),
+                    params.weight_ih.t(),
+                ).view(steps, batch, 3 * hidden)
+                recurrent_t = None
+                if self._event_driven_layer(hidden) and not needs_grad and steps > 0:
+                    recurrent_t = self._transposed(
+                        k, weight_hh, cached=weight_hh is params.weight_hh
+                    )
+                ys, final, internals = self._run_layer(
+                    gi,
+                    layer_state,
+                    weight_hh,
+                    params.bias_hh,
+                    params.threshold,
+                    keep_mask,
+                    recurrent_t,
+                    needs_grad,
+                    collect=collect,
+                )
+                if internals is not None:
+                    sequences.append(internals)
             layer_outputs.append(ys)
             final_states.append(final)
             layer_input = ys

@@ -132,7 +132,8 @@ def make_optimizer(
         model: the module (a DDP wrapper is fine); frozen parameters are left out.
         lr: learning rate.
         weight_decay: decoupled weight decay applied to every trainable parameter except
-            those whose name contains one of ``no_decay``.
+            those whose name contains one of ``no_decay`` (and the learned quantisation
+            scales of :mod:`snn_egru.quantization`).
         betas: Adam ``(beta1, beta2)``; the EGRU recipes use ``beta1 = 0``.
         eps: Adam epsilon.
         no_decay: parameter-name substrings exempt from weight decay (e.g. ``("bias",)``).
@@ -144,7 +145,7 @@ def make_optimizer(
         raise ValueError(f"lr must be > 0, got {lr}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    exempt = tuple(no_decay)
+    exempt = (*no_decay, "quantizer.")  # learned quantisation scales are never decayed
     decay, keep = [], []
     for name, param in unwrap_model(model).named_parameters():
         if not param.requires_grad:

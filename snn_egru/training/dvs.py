@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
+from snn_egru import quantization as qat
 from snn_egru.data.dvs import (
     DEFAULT_FRAME_US,
     DEFAULT_NUM_FRAMES,
@@ -121,6 +122,7 @@ class DVSTrainConfig:
         log_every: optimizer steps between metric rows.
         num_threads: torch intra-op CPU threads (``None``: torch's default). On a CPU shared
             with other jobs, 1 thread can be several times faster than oversubscribing.
+        init_from: start from this checkpoint's weights; quantize: int8 QAT (as for the LM).
     """
 
     epochs: int = 30
@@ -147,8 +149,11 @@ class DVSTrainConfig:
     time_limit_s: float | None = None
     log_every: int = 10
     num_threads: int | None = None
+    init_from: str | None = None
+    quantize: Any = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "quantize", qat.coerce_quantization(self.quantize))
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError("epochs, batch_size and eval_batch_size must be >= 1")
         if self.lr <= 0 or self.weight_decay < 0:
@@ -544,6 +549,11 @@ def train_dvs(
 
     torch.manual_seed(tc.seed)  # same initial weights on every rank
     model = DVSGestureNet(config).to(info.device)
+    qat.prepare_qat(model, tc.quantize)  # before weights are loaded (QAT checkpoints fit)
+    if tc.init_from is not None and checkpoint is None:
+        restore_training_state(load_checkpoint(tc.init_from), model=model, restore_rng=False)
+    batch = lambda: qat.first_batch(train_set, tc.batch_size).to(info.device)  # noqa: E731
+    qat.calibrate(model, lambda m: m(_time_major(batch())), if_needed=True)
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, no_decay=_NO_DECAY)
     if is_distributed():
         sampler: Any = DistributedSampler(train_set, shuffle=True, seed=tc.seed, drop_last=True)
@@ -732,6 +742,7 @@ def load_dvs_model(
     except CheckpointError as err:
         raise CheckpointError(f"{path} is not a DVS gesture checkpoint: {err}") from None
     model = DVSGestureNet(config)
+    qat.prepare_from_checkpoint(model, checkpoint.train_config)
     restore_training_state(checkpoint, model=model, restore_rng=False)
     model.eval()
     return model, list(checkpoint.class_names or GESTURE_CLASSES)
@@ -794,6 +805,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="runs/dvs", metavar="DIR", help="output folder")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    train.add_argument("--init-from", metavar="CKPT", help="start from these weights (fine-tune)")
+    qat.add_quantization_arguments(parser)
     deploy = parser.add_argument_group("deployment")
     deploy.add_argument(
         "--export", metavar="PATH", help="write the deployment artifact (.npz) after training"
@@ -844,6 +857,8 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | Non
         time_limit_s=args.time_limit,
         log_every=args.log_every,
         num_threads=args.threads,
+        init_from=args.init_from,
+        quantize=qat.quantization_from_args(args),
     )
     return config, train_config
 

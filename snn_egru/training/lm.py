@@ -44,6 +44,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from snn_egru import quantization as qat
 from snn_egru.data.text import (
     Corpus,
     Vocabulary,
@@ -125,6 +126,7 @@ class LMTrainConfig:
         final_test: evaluate the best (or last) model on the test split at the end.
         measure_sparsity: measure activity sparsity and MACs during the final test run.
         save_checkpoints: write ``last.pt`` / ``best.pt``.
+        quantize: int8 QAT (:mod:`snn_egru.quantization`: ``"int8"`` or a config; None: float).
     """
 
     corpus: str = "ptb"
@@ -156,9 +158,10 @@ class LMTrainConfig:
     final_test: bool = True
     measure_sparsity: bool = True
     save_checkpoints: bool = True
+    quantize: Any = None
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
+        self.betas, self.quantize = tuple(self.betas), qat.coerce_quantization(self.quantize)
         if isinstance(self.pruning, dict):
             self.pruning = config_from_dict(self.pruning, PruningConfig)
         for name in ("batch_size", "eval_batch_size", "test_batch_size", "bptt", "epochs"):
@@ -491,6 +494,7 @@ def _train(
 
     set_seed(tc.seed)
     model = EGRULanguageModel(config).to(device)
+    qat.prepare_qat(model, tc.quantize)  # before weights are loaded (QAT checkpoints fit)
     if tc.init_from is not None and not resume:
         initial = load_checkpoint(tc.init_from, map_location=device)
         if initial.config is not None:
@@ -503,9 +507,10 @@ def _train(
                 )
         restore_training_state(initial, model=model, restore_rng=False)
         logger.info("initialised the weights from %s", tc.init_from)
+    train_source = shard_streams(batchify(corpus.train, tc.batch_size), rank, world).to(device)
+    qat.calibrate(model, lambda m: m(train_source[: 4 * tc.bptt]), if_needed=True)
     pruner = Pruner(model, config=tc.pruning) if tc.pruning is not None else None
     optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.betas)
-    train_source = shard_streams(batchify(corpus.train, tc.batch_size), rank, world).to(device)
     steps_per_epoch = _estimate_steps_per_epoch(train_source.shape[0], tc.bptt)
     total_steps = tc.schedule_steps or tc.max_steps or steps_per_epoch * tc.epochs
     if tc.schedule == "cosine":
@@ -797,6 +802,7 @@ def load_language_model(
     checkpoint = load_checkpoint(path, map_location=map_location)
     config = checkpoint.model_config(LanguageModelConfig)
     model = EGRULanguageModel(config)
+    qat.prepare_from_checkpoint(model, checkpoint.train_config)
     model.load_state_dict(checkpoint.model_state)
     model.eval()
     if checkpoint.vocabulary is None:
@@ -843,6 +849,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true")
+    qat.add_quantization_arguments(p)
     return p
 
 
@@ -882,6 +889,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LM
         value = getattr(args, arg)
         if value is not None:
             over[attr] = value
+    over["quantize"] = qat.quantization_from_args(args)
     if args.no_test:
         over["final_test"] = False
     if args.prune_to is not None:

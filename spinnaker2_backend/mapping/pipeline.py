@@ -286,6 +286,12 @@ def map_network(
         snn_egru.artifact.ArtifactError: the artifact file is missing or malformed.
     """
     artifact = _resolve_artifact(artifact)
+    if artifact.is_quantized:  # the int8 formats are not mapped yet (issue 12, chip side)
+        raise MappingError(
+            f"the artifact has int8 layers (version 2) but weight format {weight_format!r} "
+            "maps float32 weights: map artifact.dequantized() (weights code * scale), or "
+            "export the model without --quantize"
+        )
     if machine is None:
         machine = Machine(spec=spec)
     elif spec is not None and spec != machine.spec:
