@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snn_egru import _fastloop
 from snn_egru.functional import (
     DEFAULT_DAMPENING,
     DEFAULT_SUPPORT,
@@ -512,13 +513,31 @@ class EGRUSequence(nn.Module):
     ) -> tuple[Tensor, EGRUCellState, EGRUStateSequence | None]:
         """The time loop of one layer given the input projections ``gi`` ``(T, B, 3H)``.
 
-        With gradients: the fused loop :func:`~snn_egru.functional.egru_layer_loop` (or the
-        step-by-step autograd graph when ``fused_backward`` is off). Without: a plain loop;
+        The compiled loop of :mod:`snn_egru._fastloop` (C++) when it applies (not with
+        ``collect``); otherwise, with gradients: the fused loop
+        :func:`~snn_egru.functional.egru_layer_loop` (or the step-by-step autograd graph when
+        ``fused_backward`` is off); without: a plain loop.
         ``recurrent_t`` (``weight_hh.T`` contiguous) switches on the event-driven recurrent
         product. ``collect`` also returns the per-step ``c`` and ``o`` (step-by-step loop).
         """
         y, c = state
         zoneout_eval = self.zoneout if (not self.training and self.zoneout > 0) else 0.0
+        if not collect:
+            compiled = _fastloop.run_layer(
+                gi,
+                state,
+                weight_hh,
+                bias_hh,
+                threshold,
+                spike_fn=self.spike_grad,
+                keep_mask=keep_mask,
+                zoneout_eval=zoneout_eval,
+                recurrent_t=recurrent_t,
+                needs_grad=needs_grad,
+                fused_backward=self.fused_backward,
+            )
+            if compiled is not None:
+                return (*compiled, None)
         if needs_grad and self.fused_backward and not collect:
             ys, c = egru_layer_loop(
                 gi,

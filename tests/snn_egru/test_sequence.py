@@ -373,8 +373,10 @@ def test_unbatched_state_must_be_one_dimensional() -> None:
 
 
 def test_event_driven_path_is_taken_only_without_gradients(monkeypatch) -> None:
+    """The Python loop (the compiled one is checked in test_fastloop.py)."""
     import snn_egru.sequence as sequence_module
 
+    monkeypatch.setenv("SNN_EGRU_COMPILED_LOOP", "0")
     calls = []
     original = sequence_module.event_driven_recurrent
 
