@@ -1,23 +1,40 @@
 """Benchmark: EGRUSequence against torch.nn.GRU on CPU (same sizes, same run).
 
-Prints, for each size, the forward+backward time of one training step (EGRUSequence vs
-nn.GRU, ratio), and the batch-1 inference time (no_grad, eval) with the measured activity
-sparsity of the EGRU vs nn.GRU at batch 1. Thresholds for the inference part are set to one
-common value found by bisection so that the measured activity sparsity is at least the target
-(default 85 %).
+For each size (small: T=70 B=32 I=64 H=128; LM layer: T=70 B=32 I=750 H=1350) it times
 
-    python benchmarks/egru_layer.py            # LM size (T=70, B=32, I=750, H=1350) + small
-    python benchmarks/egru_layer.py --quick    # fewer repeats
+- one training step (forward + backward of a batch) of EGRUSequence and of nn.GRU;
+- batch-1 inference (no_grad, eval) over the T steps, event-driven and dense, at a measured
+  activity sparsity of at least the target (default 85 %: one common threshold found by
+  bisection);
 
-Targets (CPU, 2 threads): training step <= 2x nn.GRU; batch-1 inference at >= 85 %
-activity sparsity faster than nn.GRU.
+each EGRU case with the compiled time loop (``snn_egru._fastloop``, the default) and with
+the Python loop it replaces (``use_compiled_loop(False)``), so the gain and the absence of a
+regression are measured in the same run. All cases of one measurement run interleaved, one
+after the other in each repeat; a ratio is the median over repeats of the per-repeat ratio
+``EGRU / nn.GRU`` (runs side by side see the same background load, so the ratio is steadier
+than either time on a shared machine). Ratios < 1: EGRU faster.
+
+    python benchmarks/egru_layer.py            # 5 repeats
+    python benchmarks/egru_layer.py --quick    # 2 repeats
+    python benchmarks/egru_layer.py --json     # the table on stderr, one JSON object on stdout
+
+JSON keys (ratios EGRU / nn.GRU): ``small_train_over_gru``, ``small_infer_over_gru`` (batch
+1, the default recurrent product for that size), ``small_infer_event_over_gru``,
+``small_infer_dense_over_gru``, the same with ``lm_``, and ``*_python_over_gru`` for the
+Python loop; ``*_ms`` times; ``load_start``/``load_end`` (1-minute load average); run
+settings.
+
+Targets (CPU, 2 threads): small size training and batch-1 inference no slower than nn.GRU;
+LM-size training <= 2x nn.GRU, batch-1 event-driven inference faster than nn.GRU.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -29,10 +46,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from snn_egru import _fastloop  # noqa: E402
 from snn_egru.sequence import EVENT_DRIVEN_MIN_HIDDEN, EGRUSequence  # noqa: E402
 
 
 class Size(NamedTuple):
+    key: str
     name: str
     steps: int
     batch: int
@@ -40,32 +59,39 @@ class Size(NamedTuple):
     hidden_size: int
 
 
-LM_SIZE = Size("LM layer", 70, 32, 750, 1350)
-SMALL_SIZE = Size("small", 70, 32, 64, 128)
+SMALL_SIZE = Size("small", "small", 70, 32, 64, 128)
+LM_SIZE = Size("lm", "LM layer", 70, 32, 750, 1350)
+
+BASELINE = "gru"
 
 
-def paired_times(
-    fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int
-) -> tuple[float, float, float]:
-    """Time ``fn_a`` and ``fn_b`` alternately (one warm-up each); seconds and ratio.
+def interleaved_times(
+    fns: dict[str, Callable[[], object]], repeats: int
+) -> dict[str, tuple[float, float]]:
+    """Run every function once per repeat, one after the other (after one warm-up each).
 
-    Returns the median time of each and the median of the per-pair ratios ``a / b``: runs
-    taken side by side see the same background load, so the ratio is steadier than either
-    time on a shared machine.
+    Returns, per name, the median time (s) and the median of the per-repeat ratios to
+    ``fns[BASELINE]``. The order rotates from repeat to repeat so that no case always runs
+    first or after the same neighbour.
     """
-    fn_a()
-    fn_b()
-    times_a, times_b, ratios = [], [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn_a()
-        mid = time.perf_counter()
-        fn_b()
-        end = time.perf_counter()
-        times_a.append(mid - start)
-        times_b.append(end - mid)
-        ratios.append((mid - start) / (end - mid))
-    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+    names = list(fns)
+    for name in names:
+        fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(repeats):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        took = {}
+        for name in order:
+            start = time.perf_counter()
+            fns[name]()
+            took[name] = time.perf_counter() - start
+        for name in names:
+            times[name].append(took[name])
+            ratios[name].append(took[name] / took[BASELINE])
+    return {
+        name: (statistics.median(times[name]), statistics.median(ratios[name])) for name in names
+    }
 
 
 def make_models(size: Size) -> tuple[EGRUSequence, torch.nn.GRU]:
@@ -75,8 +101,16 @@ def make_models(size: Size) -> tuple[EGRUSequence, torch.nn.GRU]:
     return egru, gru
 
 
-def training_step_times(size: Size, repeats: int) -> tuple[float, float, float, float]:
-    """(EGRU s, GRU s, ratio, EGRU event rate) for forward + backward of one batch."""
+def egru_case(fn: Callable[[], object], compiled: bool) -> Callable[[], object]:
+    def run() -> object:
+        with _fastloop.use_compiled_loop(compiled):
+            return fn()
+
+    return run
+
+
+def training_step_times(size: Size, repeats: int) -> tuple[dict[str, tuple[float, float]], float]:
+    """Forward + backward of one batch: times and ratios per case, and the EGRU event rate."""
     egru, gru = make_models(size)
     x = torch.randn(size.steps, size.batch, size.input_size)
     rate = []
@@ -92,8 +126,12 @@ def training_step_times(size: Size, repeats: int) -> tuple[float, float, float, 
         out, _ = gru(x)
         out.pow(2).mean().backward()
 
-    t_egru, t_gru, ratio = paired_times(egru_step, gru_step, repeats)
-    return t_egru, t_gru, ratio, statistics.mean(rate)
+    cases = {
+        "compiled": egru_case(egru_step, True),
+        "python": egru_case(egru_step, False),
+        BASELINE: gru_step,
+    }
+    return interleaved_times(cases, repeats), statistics.mean(rate)
 
 
 def calibrate_threshold(egru: EGRUSequence, x: torch.Tensor, target_sparsity: float) -> float:
@@ -114,20 +152,10 @@ def calibrate_threshold(egru: EGRUSequence, x: torch.Tensor, target_sparsity: fl
     return float((out == 0).float().mean())
 
 
-class InferenceResult(NamedTuple):
-    """Batch-1 inference times (seconds, medians) and the measured activity sparsity."""
-
-    event_driven: float
-    gru_vs_event: float
-    ratio_event: float
-    dense: float
-    gru_vs_dense: float
-    ratio_dense: float
-    sparsity: float
-
-
-def inference_times(size: Size, repeats: int, target_sparsity: float) -> InferenceResult:
-    """Batch-1 no-grad inference over T steps: event-driven and dense EGRU vs nn.GRU."""
+def inference_times(
+    size: Size, repeats: int, target_sparsity: float
+) -> tuple[dict[str, tuple[float, float]], float]:
+    """Batch-1 no-grad inference over T steps, event-driven and dense, vs nn.GRU."""
     egru, gru = make_models(size)
     egru.eval()
     gru.eval()
@@ -146,49 +174,105 @@ def inference_times(size: Size, repeats: int, target_sparsity: float) -> Inferen
         with torch.no_grad():
             gru(x)
 
-    event = paired_times(egru_run(True), gru_run, repeats)
-    dense = paired_times(egru_run(False), gru_run, repeats)
-    return InferenceResult(*event, *dense, sparsity)
+    cases = {
+        "event_compiled": egru_case(egru_run(True), True),
+        "dense_compiled": egru_case(egru_run(False), True),
+        "event_python": egru_case(egru_run(True), False),
+        "dense_python": egru_case(egru_run(False), False),
+        BASELINE: gru_run,
+    }
+    return interleaved_times(cases, repeats), sparsity
+
+
+def load_now() -> float:
+    return os.getloadavg()[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="2 repeats instead of 5")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement")
     parser.add_argument("--sparsity", type=float, default=0.85, help="target activity sparsity")
+    parser.add_argument(
+        "--json", action="store_true", help="print the results as one JSON object on stdout"
+    )
     args = parser.parse_args()
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(line: str = "") -> None:
+        print(line, file=out, flush=True)
+
     torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 5)
-    print(
+    compiled = _fastloop.available()
+    results: dict[str, object] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "cpus": os.cpu_count(),
+        "compiled_loop": compiled,
+        "load_start": round(load_now(), 2),
+    }
+    say(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {repeats} repeats, "
         f"{os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
-        f"load average at start {os.getloadavg()[0]:.1f} "
+        f"load average at start {results['load_start']:.1f} "
         "(other processes share the CPU: compare ratios, not absolute times)"
     )
+    if compiled:
+        say(f"compiled time loop: {_fastloop.library_path()}")
+    else:
+        say("compiled time loop UNAVAILABLE: the 'compiled' rows run the Python loop too")
     for size in (SMALL_SIZE, LM_SIZE):
-        print(
+        say(
             f"\n== {size.name}: T={size.steps} B={size.batch} I={size.input_size} "
             f"H={size.hidden_size}"
         )
-        t_egru, t_gru, ratio, rate = training_step_times(size, repeats)
-        print(
-            f"training fwd+bwd      EGRUSequence {t_egru * 1e3:9.1f} ms  "
-            f"nn.GRU {t_gru * 1e3:9.1f} ms  ratio {ratio:5.2f}x  (event rate {rate:.1%})"
-        )
-        inf = inference_times(size, repeats, args.sparsity)
-        print(
-            f"batch-1 event-driven  EGRUSequence {inf.event_driven * 1e3:9.1f} ms  "
-            f"nn.GRU {inf.gru_vs_event * 1e3:9.1f} ms  ratio {inf.ratio_event:5.2f}x  "
-            f"(activity sparsity {inf.sparsity:.1%})"
-        )
-        print(
-            f"batch-1 dense         EGRUSequence {inf.dense * 1e3:9.1f} ms  "
-            f"nn.GRU {inf.gru_vs_dense * 1e3:9.1f} ms  ratio {inf.ratio_dense:5.2f}x  "
-            f"(default for this size: "
-            f"{'event-driven' if size.hidden_size >= EVENT_DRIVEN_MIN_HIDDEN else 'dense'})"
-        )
-    print(f"\nload average at end {os.getloadavg()[0]:.1f}")
+        train, rate = training_step_times(size, repeats)
+        load = load_now()
+        t_gru = train[BASELINE][0]
+        for case, label in (("compiled", "compiled loop"), ("python", "Python loop  ")):
+            t, ratio = train[case]
+            say(
+                f"training fwd+bwd  {label}  EGRU {t * 1e3:9.1f} ms  nn.GRU {t_gru * 1e3:9.1f} ms"
+                f"  ratio {ratio:5.2f}x  (event rate {rate:.1%}, load {load:.1f})"
+            )
+        suffix = {"compiled": "", "python": "_python"}
+        for case in ("compiled", "python"):
+            results[f"{size.key}_train{suffix[case]}_over_gru"] = round(train[case][1], 4)
+            results[f"{size.key}_train{suffix[case]}_ms"] = round(train[case][0] * 1e3, 3)
+        results[f"{size.key}_train_gru_ms"] = round(t_gru * 1e3, 3)
+        results[f"{size.key}_train_event_rate"] = round(rate, 4)
+
+        infer, sparsity = inference_times(size, repeats, args.sparsity)
+        load = load_now()
+        t_gru = infer[BASELINE][0]
+        default = "event" if size.hidden_size >= EVENT_DRIVEN_MIN_HIDDEN else "dense"
+        for mode in ("event", "dense"):
+            for loop, label in (("compiled", "compiled loop"), ("python", "Python loop  ")):
+                t, ratio = infer[f"{mode}_{loop}"]
+                mode_label = "event-driven" if mode == "event" else "dense       "
+                mark = "  <- default for this size" if mode == default else ""
+                say(
+                    f"batch-1 {mode_label} {label}  EGRU {t * 1e3:9.2f} ms  "
+                    f"nn.GRU {t_gru * 1e3:9.2f} ms  ratio {ratio:5.2f}x  "
+                    f"(activity sparsity {sparsity:.1%}, load {load:.1f}){mark}"
+                )
+                key = f"{size.key}_infer_{mode}{'' if loop == 'compiled' else '_python'}"
+                results[f"{key}_over_gru"] = round(ratio, 4)
+                results[f"{key}_ms"] = round(t * 1e3, 4)
+        results[f"{size.key}_infer_over_gru"] = results[f"{size.key}_infer_{default}_over_gru"]
+        results[f"{size.key}_infer_python_over_gru"] = results[
+            f"{size.key}_infer_{default}_python_over_gru"
+        ]
+        results[f"{size.key}_infer_default"] = default
+        results[f"{size.key}_infer_gru_ms"] = round(t_gru * 1e3, 4)
+        results[f"{size.key}_infer_sparsity"] = round(sparsity, 4)
+    results["load_end"] = round(load_now(), 2)
+    say(f"\nload average at end {results['load_end']:.1f}")
+    if args.json:
+        print(json.dumps(results, indent=1, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -44,7 +45,7 @@ namespace {
 // Point-wise blocks of at least this many entries per step use ATen's vectorised
 // sigmoid/tanh; smaller ones (batch-1 inference of small layers) scalar std::exp/std::tanh,
 // which is cheaper than two operator dispatches per step.
-constexpr int64_t kVectorisedMinEntries = 1024;
+constexpr int64_t kVectorisedMinEntries = 256;
 
 constexpr int64_t kDense = 0;
 constexpr int64_t kEvents = 1;
@@ -94,6 +95,47 @@ void recurrent_events(const at::Tensor& y, const at::Tensor& weight_hh_t,
       for (int64_t k = 0; k < gates; ++k) row[k] += v * w[k];
     }
     for (int64_t k = 0; k < gates; ++k) row[k] += bp[k];
+  }
+}
+
+constexpr int kZoneoutNone = 0;
+constexpr int kZoneoutKeep = 1;  // training: c~ <- c_{t-1} where keep
+constexpr int kZoneoutMix = 2;   // evaluation: c~ <- p c_{t-1} + (1 - p) c~
+
+template <typename F>
+inline void dispatch_zoneout(int zoneout, F&& body) {
+  if (zoneout == kZoneoutKeep) {
+    body(std::integral_constant<int, kZoneoutKeep>{});
+  } else if (zoneout == kZoneoutMix) {
+    body(std::integral_constant<int, kZoneoutMix>{});
+  } else {
+    body(std::integral_constant<int, kZoneoutNone>{});
+  }
+}
+
+// The rest of one row of a step once the gates are known: candidate, zoneout, event and
+// reset. Branch-free in the unit index (the modes are template arguments) so that the
+// compiler vectorises it.
+template <typename T, int Zoneout, bool Save>
+inline void finish_row(const T* __restrict g, const T* __restrict gh_n,
+                       const T* __restrict theta, const bool* __restrict keep, T p,
+                       T* __restrict c, T* __restrict y, T* __restrict gh_n_out,
+                       T* __restrict c_prev_out, T* __restrict c_tilde_out, int64_t hidden) {
+  const T* z_row = g + hidden;
+  const T* n_row = g + 2 * hidden;
+  for (int64_t k = 0; k < hidden; ++k) {
+    const T z = z_row[k], n = n_row[k], cp = c[k];
+    T ct = z * cp + (T(1) - z) * n;
+    if constexpr (Zoneout == kZoneoutKeep) ct = keep[k] ? cp : ct;
+    if constexpr (Zoneout == kZoneoutMix) ct = p * cp + (T(1) - p) * ct;
+    if constexpr (Save) {
+      gh_n_out[k] = gh_n[k];
+      c_prev_out[k] = cp;
+      c_tilde_out[k] = ct;
+    }
+    const T o = (ct - theta[k]) > T(0) ? T(1) : T(0);
+    y[k] = o * ct;
+    c[k] = ct - o * theta[k];
   }
 }
 
@@ -175,25 +217,22 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& gi, const at::Tensor& y0,
     T* c_tilde_t = save ? c_tilde_all.data_ptr<T>() + t * batch * hidden : nullptr;
     const bool* keep_t = keep ? keep + t * batch * hidden : nullptr;
     for (int64_t b = 0; b < batch; ++b) {
+      const int64_t i = b * hidden;
       const T* g = gate + b * gates_n;
-      const T* ghr = ghp + b * gates_n;
-      for (int64_t k = 0; k < hidden; ++k) {
-        const int64_t i = b * hidden + k;
-        const T z = g[hidden + k], n = g[h2 + k], cp = c[i];
-        T ct = z * cp + (T(1) - z) * n;
-        if (keep_t) {
-          if (keep_t[i]) ct = cp;
-        } else if (p != T(0)) {
-          ct = p * cp + (T(1) - p) * ct;
-        }
-        if (save) {
-          gh_n_t[i] = ghr[h2 + k];
-          c_prev_t[i] = cp;
-          c_tilde_t[i] = ct;
-        }
-        const T o = (ct - theta[k]) > T(0) ? T(1) : T(0);
-        yt[i] = o * ct;
-        c[i] = ct - o * theta[k];
+      const T* ghr = ghp + b * gates_n + h2;
+      const int zoneout = keep_t ? kZoneoutKeep : (p != T(0) ? kZoneoutMix : kZoneoutNone);
+      if (save) {
+        dispatch_zoneout(zoneout, [&](auto mode) {
+          finish_row<T, decltype(mode)::value, true>(g, ghr, theta, keep_t ? keep_t + i : nullptr,
+                                                     p, c + i, yt + i, gh_n_t + i,
+                                                     c_prev_t + i, c_tilde_t + i, hidden);
+        });
+      } else {
+        dispatch_zoneout(zoneout, [&](auto mode) {
+          finish_row<T, decltype(mode)::value, false>(g, ghr, theta,
+                                                      keep_t ? keep_t + i : nullptr, p, c + i,
+                                                      yt + i, nullptr, nullptr, nullptr, hidden);
+        });
       }
     }
   }
@@ -248,6 +287,57 @@ std::vector<at::Tensor> layer_forward(const at::Tensor& gi, const at::Tensor& y0
                              zoneout_eval, recurrent, max_active_fraction, save);
 }
 
+// One row of one step of BPTT (the derivative of finish_row and the gates): dc is
+// dL/dc_t in and dL/dc_{t-1} out, acc accumulates dL/d(-theta), d_gi and d_gh (3H) are
+// written. Branch-free in the unit index, as finish_row.
+template <typename T, bool Triangle, int Zoneout>
+inline void backward_row(const T* __restrict gy, const T* __restrict dyr,
+                         const T* __restrict c_tilde, const T* __restrict c_prev,
+                         const T* __restrict gh_n, const T* __restrict g,
+                         const T* __restrict theta, const bool* __restrict keep, T p, T damp,
+                         T supp, T* __restrict dc, T* __restrict acc, T* __restrict d_gi,
+                         T* __restrict d_gh, int64_t hidden) {
+  const int64_t h2 = 2 * hidden;
+  for (int64_t k = 0; k < hidden; ++k) {
+    const T dy = gy[k] + dyr[k];
+    const T ct = c_tilde[k], th = theta[k];
+    const T v = ct - th;
+    const T o = v > T(0) ? T(1) : T(0);
+    const T dci = dc[k];
+    // y = o c~, c = c~ - o theta, o = H(c~ - theta) with the surrogate dH/dv
+    T dv = T(0);
+    if constexpr (Triangle) {
+      const T width = T(1) - supp * std::abs(v);
+      const T pd = damp * (width > T(0) ? width : T(0));
+      dv = (dy * ct - dci * th) * pd;
+    }
+    const T d_ct = dy * o + dci + dv;
+    acc[k] += dci * o + dv;
+    T d_cand = d_ct, dc_prev = T(0);
+    if constexpr (Zoneout == kZoneoutKeep) {
+      const T kept = static_cast<T>(reinterpret_cast<const uint8_t*>(keep)[k]);
+      d_cand = (T(1) - kept) * d_ct;  // kept is 0 or 1: exact
+      dc_prev = kept * d_ct;
+    }
+    if constexpr (Zoneout == kZoneoutMix) {
+      d_cand = (T(1) - p) * d_ct;
+      dc_prev = p * d_ct;
+    }
+    const T r = g[k], z = g[hidden + k], n = g[h2 + k];
+    // c~ = z c_prev + (1 - z) n
+    dc[k] = dc_prev + d_cand * z;
+    const T d_a_n = d_cand * (T(1) - z) * (T(1) - n * n);
+    const T d_z = d_cand * (c_prev[k] - n) * z * (T(1) - z);
+    const T d_r = d_a_n * gh_n[k] * r * (T(1) - r);
+    d_gi[k] = d_r;
+    d_gi[hidden + k] = d_z;
+    d_gi[h2 + k] = d_a_n;
+    d_gh[k] = d_r;
+    d_gh[hidden + k] = d_z;
+    d_gh[h2 + k] = d_a_n * r;
+  }
+}
+
 template <typename T>
 std::vector<at::Tensor> backward_impl(const at::Tensor& grad_ys, const at::Tensor& grad_c,
                                       const at::Tensor& weight_hh, const at::Tensor& threshold,
@@ -258,7 +348,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_ys, const at::Tenso
                                       double zoneout_eval, int64_t surrogate, double dampening,
                                       double support) {
   const int64_t steps = gates_all.size(0), batch = gates_all.size(1);
-  const int64_t hidden = c_tilde_all.size(2), gates_n = 3 * hidden, h2 = 2 * hidden;
+  const int64_t hidden = c_tilde_all.size(2), gates_n = 3 * hidden;
   const auto opts = gates_all.options();
   at::Tensor d_gi = at::empty({steps, batch, gates_n}, opts);
   at::Tensor d_gh = at::empty({steps, batch, gates_n}, opts);
@@ -280,52 +370,28 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_ys, const at::Tenso
   T* d_gi_p = d_gi.data_ptr<T>();
   T* d_gh_p = d_gh.data_ptr<T>();
   T* d_th = d_theta.data_ptr<T>();
+  const int zoneout = keep ? kZoneoutKeep : (p != T(0) ? kZoneoutMix : kZoneoutNone);
   for (int64_t t = steps - 1; t >= 0; --t) {
     const int64_t off = t * batch * hidden;
     for (int64_t k = 0; k < hidden; ++k) theta_step[k] = T(0);
     for (int64_t b = 0; b < batch; ++b) {
-      const T* g = gates + (t * batch + b) * gates_n;
-      T* dgi = d_gi_p + (t * batch + b) * gates_n;
-      T* dgh = d_gh_p + (t * batch + b) * gates_n;
-      for (int64_t k = 0; k < hidden; ++k) {
-        const int64_t i = b * hidden + k;
-        const T dy = gys[off + i] + dyr[i];
-        const T ct = c_tilde_p[off + i], th = theta[k];
-        const T v = ct - th;
-        const T o = v > T(0) ? T(1) : T(0);
-        const T dci = dc[i];
-        // y = o c~, c = c~ - o theta, o = H(c~ - theta) with the surrogate dH/dv
-        T dv = T(0);
+      const int64_t i = off + b * hidden;
+      const int64_t row = (t * batch + b) * gates_n;
+      const bool* keep_row = keep ? keep + i : nullptr;
+      dispatch_zoneout(zoneout, [&](auto mode) {
+        constexpr int kMode = decltype(mode)::value;
         if (surrogate == kSurrogateTriangle) {
-          const T width = T(1) - supp * std::abs(v);
-          const T pd = damp * (width > T(0) ? width : T(0));
-          dv = (dy * ct - dci * th) * pd;
+          backward_row<T, true, kMode>(gys + i, dyr + b * hidden, c_tilde_p + i, c_prev_p + i,
+                                       gh_n_p + i, gates + row, theta, keep_row, p, damp, supp,
+                                       dc + b * hidden, theta_step.data(), d_gi_p + row,
+                                       d_gh_p + row, hidden);
+        } else {
+          backward_row<T, false, kMode>(gys + i, dyr + b * hidden, c_tilde_p + i, c_prev_p + i,
+                                        gh_n_p + i, gates + row, theta, keep_row, p, damp, supp,
+                                        dc + b * hidden, theta_step.data(), d_gi_p + row,
+                                        d_gh_p + row, hidden);
         }
-        const T d_ct = dy * o + dci + dv;
-        theta_step[k] += dci * o + dv;
-        T d_cand = d_ct, dc_prev = T(0);
-        if (keep) {
-          if (keep[off + i]) {
-            d_cand = T(0);
-            dc_prev = d_ct;
-          }
-        } else if (p != T(0)) {
-          d_cand = (T(1) - p) * d_ct;
-          dc_prev = p * d_ct;
-        }
-        const T r = g[k], z = g[hidden + k], n = g[h2 + k];
-        // c~ = z c_prev + (1 - z) n
-        dc[i] = dc_prev + d_cand * z;
-        const T d_a_n = d_cand * (T(1) - z) * (T(1) - n * n);
-        const T d_z = d_cand * (c_prev_p[off + i] - n) * z * (T(1) - z);
-        const T d_r = d_a_n * gh_n_p[off + i] * r * (T(1) - r);
-        dgi[k] = d_r;
-        dgi[hidden + k] = d_z;
-        dgi[h2 + k] = d_a_n;
-        dgh[k] = d_r;
-        dgh[hidden + k] = d_z;
-        dgh[h2 + k] = d_a_n * r;
-      }
+      });
     }
     for (int64_t k = 0; k < hidden; ++k) d_th[k] -= theta_step[k];
     at::mm_out(dy_rec, d_gh.select(0, t), weight_hh);
