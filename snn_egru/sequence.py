@@ -15,7 +15,11 @@ How the sequence is computed:
   Exact up to floating-point summation order; falls back to the dense product when more
   than half of the units (over the batch) are active, and by default is used for layers of
   at least ``EVENT_DRIVEN_MIN_HIDDEN`` units only (below, finding the active units costs
-  more than the small dense product).
+  more than the small dense product);
+- both time loops run compiled (C++, :mod:`snn_egru._fastloop`, built on first use) when
+  they can: same step, same backward, without Python's per-step overhead; the Python loops
+  above are the fallback (other spike functions, GPU, other dtypes, no compiler) and what
+  the tests compare the compiled loop with.
 
 Regularisers (training mode only, EvNN's recipe):
 

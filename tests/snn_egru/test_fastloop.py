@@ -288,3 +288,15 @@ def test_library_name_follows_source_and_compiler(monkeypatch) -> None:
     assert first.name.startswith("fastloop-") and first.parent == _fastloop.cache_dir()
     monkeypatch.setenv("CXX", "clang++")
     assert _fastloop.library_path() != first
+
+
+def test_state_sequences_are_collected_by_the_python_loop(ops, spy) -> None:
+    """``return_state_sequence`` needs the per-step c and o: the compiled loop is not asked."""
+    seq = make_sequence(3, 5, seed=2)
+    x = torch.randn(6, 2, 3, dtype=DT)
+    out, _, (internals,) = seq(x, return_state_sequence=True)
+    assert spy == []
+    compiled, _ = seq(x)
+    assert spy[-1]["compiled"] is True
+    torch.testing.assert_close(out, compiled, rtol=0, atol=1e-13)
+    assert internals.o.shape == (6, 2, 5)
