@@ -17,6 +17,7 @@ than either time on a shared machine). Ratios < 1: EGRU faster.
     python benchmarks/egru_layer.py            # 5 repeats
     python benchmarks/egru_layer.py --quick    # 2 repeats
     python benchmarks/egru_layer.py --json     # the table on stderr, one JSON object on stdout
+    python benchmarks/egru_layer.py --sizes small   # only 64 -> 128
 
 JSON keys (ratios EGRU / nn.GRU): ``small_train_over_gru``, ``small_infer_over_gru`` (batch
 1, the default recurrent product for that size), ``small_infer_event_over_gru``,
@@ -197,7 +198,17 @@ def main() -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the results as one JSON object on stdout"
     )
+    parser.add_argument(
+        "--sizes",
+        default="small,lm",
+        help="comma-separated sizes to run: small (64 -> 128), lm (750 -> 1350)",
+    )
     args = parser.parse_args()
+    sizes = {size.key: size for size in (SMALL_SIZE, LM_SIZE)}
+    chosen = [name.strip() for name in args.sizes.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(sizes))
+    if unknown or not chosen:
+        parser.error(f"--sizes takes a list of {', '.join(sizes)}, got {args.sizes!r}")
     out = sys.stderr if args.json else sys.stdout
 
     def say(line: str = "") -> None:
@@ -224,7 +235,7 @@ def main() -> None:
         say(f"compiled time loop: {_fastloop.library_path()}")
     else:
         say("compiled time loop UNAVAILABLE: the 'compiled' rows run the Python loop too")
-    for size in (SMALL_SIZE, LM_SIZE):
+    for size in (sizes[name] for name in sizes if name in chosen):
         say(
             f"\n== {size.name}: T={size.steps} B={size.batch} I={size.input_size} "
             f"H={size.hidden_size}"
