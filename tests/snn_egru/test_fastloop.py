@@ -86,7 +86,8 @@ TRAINING_OPTIONS = [
 @pytest.mark.parametrize("options", TRAINING_OPTIONS)
 @pytest.mark.parametrize("batch", [1, 6])  # row sums (batch <= 4) and the BLAS product
 def test_compiled_training_equals_step_by_step_autograd(ops, spy, options, batch) -> None:
-    """Outputs and every gradient of the compiled path == the step-by-step autograd graph."""
+    """Outputs and every gradient of the compiled path == the step-by-step autograd graph
+    (and == the Python fused loop, the module's fallback)."""
     compiled = make_sequence(4, [6, 5], seed=8, **options)
     plain = make_sequence(4, [6, 5], seed=8, fused_backward=False, **options)
     plain.load_state_dict(compiled.state_dict())
@@ -95,23 +96,25 @@ def test_compiled_training_equals_step_by_step_autograd(ops, spy, options, batch
         (torch.rand(batch, h, dtype=DT) * 0.5, torch.rand(batch, h, dtype=DT) * 0.5) for h in (6, 5)
     ]
     results = []
-    for seq in (compiled, plain):
+    for seq, use_compiled in ((compiled, True), (plain, True), (compiled, False)):
         torch.manual_seed(99)  # the same zoneout, DropConnect and dropout masks
-        out, final, layers = seq(x, state, return_all_layers=True)
+        with _fastloop.use_compiled_loop(use_compiled):
+            out, final, layers = seq(x, state, return_all_layers=True)
         loss = (out**2).sum() + final[0].c.sum() + final[1].y.sum() + 0.5 * layers[0].sum()
         params = [p for p in seq.parameters() if p.requires_grad]
         results.append((out, final, torch.autograd.grad(loss, [x, *params])))
-    assert [c["compiled"] for c in spy] == [True, True, False, False]
-    (out_c, final_c, grads_c), (out_p, final_p, grads_p) = results
-    torch.testing.assert_close(out_c, out_p, rtol=0, atol=1e-13)
-    for a, b in zip(final_c, final_p):
-        torch.testing.assert_close(a.c, b.c, rtol=0, atol=1e-13)
-        torch.testing.assert_close(a.y, b.y, rtol=0, atol=1e-13)
+    assert [c["compiled"] for c in spy] == [True, True] + [False] * 4
+    (out_c, final_c, grads_c), *others = results
     assert 0.0 < float((out_c != 0).double().mean()) < 1.0
-    names = ["x", *(n for n, p in compiled.named_parameters() if p.requires_grad)]
-    for name, a, b in zip(names, grads_c, grads_p):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
     assert all(float(g.abs().sum()) > 0 for g in grads_c)
+    names = ["x", *(n for n, p in compiled.named_parameters() if p.requires_grad)]
+    for out_p, final_p, grads_p in others:
+        torch.testing.assert_close(out_c, out_p, rtol=0, atol=1e-13)
+        for a, b in zip(final_c, final_p):
+            torch.testing.assert_close(a.c, b.c, rtol=0, atol=1e-13)
+            torch.testing.assert_close(a.y, b.y, rtol=0, atol=1e-13)
+        for name, a, b in zip(names, grads_c, grads_p):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
 
 
 @pytest.mark.parametrize("zoneout", ["none", "train", "eval"])
