@@ -18,6 +18,7 @@ than either time on a shared machine). Ratios < 1: EGRU faster.
     python benchmarks/egru_layer.py --quick    # 2 repeats
     python benchmarks/egru_layer.py --json     # the table on stderr, one JSON object on stdout
     python benchmarks/egru_layer.py --sizes small   # only 64 -> 128
+    python benchmarks/egru_layer.py --threads 1 --clock cpu   # CPU time: load stays out
 
 JSON keys (ratios EGRU / nn.GRU): ``small_train_over_gru``, ``small_infer_over_gru`` (batch
 1, the default recurrent product for that size), ``small_infer_event_over_gru``,
@@ -66,6 +67,13 @@ LM_SIZE = Size("lm", "LM layer", 70, 32, 750, 1350)
 BASELINE = "gru"
 
 
+#: What the timings read: ``wall`` (``time.perf_counter``) or ``cpu`` (``time.process_time``:
+#: the CPU time of this process, all its threads; with ``--threads 1`` the background load
+#: of a shared machine stays out of it). Set by ``--clock``.
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+clock: Callable[[], float] = time.perf_counter
+
+
 def interleaved_times(
     fns: dict[str, Callable[[], object]], repeats: int
 ) -> dict[str, tuple[float, float]]:
@@ -84,9 +92,9 @@ def interleaved_times(
         order = names[rep % len(names) :] + names[: rep % len(names)]
         took = {}
         for name in order:
-            start = time.perf_counter()
+            start = clock()
             fns[name]()
-            took[name] = time.perf_counter() - start
+            took[name] = clock() - start
         for name in names:
             times[name].append(took[name])
             ratios[name].append(took[name] / took[BASELINE])
@@ -199,6 +207,12 @@ def main() -> None:
         "--json", action="store_true", help="print the results as one JSON object on stdout"
     )
     parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time, or the process's CPU time (steadier on a shared machine with --threads 1)",
+    )
+    parser.add_argument(
         "--sizes",
         default="small,lm",
         help="comma-separated sizes to run: small (64 -> 128), lm (750 -> 1350)",
@@ -214,6 +228,8 @@ def main() -> None:
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
 
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 5)
     compiled = _fastloop.available()
@@ -221,12 +237,14 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "repeats": repeats,
+        "clock": args.clock,
         "cpus": os.cpu_count(),
         "compiled_loop": compiled,
         "load_start": round(load_now(), 2),
     }
     say(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {repeats} repeats, "
+        f"{args.clock} clock, "
         f"{os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
         f"load average at start {results['load_start']:.1f} "
         "(other processes share the CPU: compare ratios, not absolute times)"

@@ -30,7 +30,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_small_size_json_has_the_compared_keys() -> None:
-    result = run("--sizes", "small", "--repeats", "1", "--threads", "1", "--json")
+    result = run("--sizes", "small", "--repeats", "1", "--threads", "1", "--clock", "cpu", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     for key in (
@@ -44,7 +44,7 @@ def test_small_size_json_has_the_compared_keys() -> None:
         "load_end",
     ):
         assert math.isfinite(report[key]) and report[key] >= 0, key
-    assert report["small_infer_default"] == "dense"
+    assert report["small_infer_default"] == "dense" and report["clock"] == "cpu"
     assert report["small_infer_sparsity"] >= 0.85
     assert not any(key.startswith("lm_") for key in report)
     assert "training fwd+bwd  compiled loop" in result.stderr  # the table goes to stderr
