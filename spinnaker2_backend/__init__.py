@@ -1,6 +1,6 @@
 """spinnaker2_backend: a simulated SpiNNaker2 chip that maps, runs and measures EGRU networks.
 
-numpy/scipy only; no torch, no Lava.
+numpy/scipy (and numba for the simulator kernels) only; no torch, no Lava.
 
 Mapping (partition -> place -> route -> lay out memory -> check)::
 

@@ -13,6 +13,14 @@ import scipy.sparse as sp
 
 from snn_egru.reference import TRACE_DECAY, EGRUState, egru_pointwise, gate_matvec, init_state
 from spinnaker2_backend.constants import CycleCosts
+from spinnaker2_backend.kernels import (
+    csr_gates,
+    event_gates,
+    kernel_arrays,
+    layer_ops,
+    pe_sums,
+    source_counts,
+)
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
 from spinnaker2_backend.results import LayerCounters
@@ -28,6 +36,10 @@ from spinnaker2_backend.timing import (
 __all__ = ["LayerSimulator", "LayerStepResult"]
 
 _I = OP_INDEX  # short alias for the hot path
+
+#: Event layout: above this fraction of sources firing, the host sums the product row by
+#: row (gather) instead of source by source (scatter); the results are the same bits.
+EVENT_GATHER_ABOVE = 0.5
 
 
 def check_dtype(dtype) -> np.dtype:
@@ -267,11 +279,11 @@ class LayerSimulator:
             # PE walks in a step are the sum of the rows of the sources that fired.
             self._count_ih = np.ascontiguousarray(
                 np.stack([pw.weight_ih.column_lengths() for pw in pe_weights], axis=1),
-                dtype=np.int64,
+                dtype=np.int32,
             )
             self._count_hh = np.ascontiguousarray(
                 np.stack([pw.weight_hh.column_lengths() for pw in pe_weights], axis=1),
-                dtype=np.int64,
+                dtype=np.int32,
             )
 
         # ---- static per-PE operation counts ---------------------------------------------
@@ -372,7 +384,44 @@ class LayerSimulator:
             max_noc * self.costs.noc_hop_cycles + max_chip * self.costs.chip_link_cycles
         )
         self._us_per_cycle = 1e6 / self.spec.pe_clock_hz
+        self._prepare_kernels()
         self.reset()
+
+    def _prepare_kernels(self) -> None:
+        """Arrays and buffers of the compiled step (:mod:`spinnaker2_backend.kernels`)."""
+        p = self.num_pes
+        if self.weight_format in ("csr", "event"):
+            self._k_ih, self._k_hh = (kernel_arrays(w) for w in (self._w_ih, self._w_hh))
+        rows = 3 * self.hidden_size
+        self._gi = np.zeros((1, rows), dtype=self.dtype)
+        self._gh = np.zeros((1, rows), dtype=self.dtype)
+        if self.weight_format == "event":
+            self._k_counts = (np.zeros(1), np.zeros(1), np.zeros((1, p)), np.zeros((1, p)))
+            self._k_event = []
+            for w, bias, counts in (
+                (self._w_ih, self._b_ih, self._count_ih),
+                (self._w_hh, self._b_hh, self._count_hh),
+            ):
+                csr = w.tocsr()
+                csr.sort_indices()
+                gather, scatter = kernel_arrays(csr), kernel_arrays(w)
+                totals = counts.sum(axis=0).astype(np.float64)
+                if counts.size and counts.max() < 1 << 16:  # fewer bytes to read per step
+                    counts = counts.astype(np.uint16)
+                self._k_event.append((scatter, gather, bias, counts, totals))
+        self._slice_of_unit = np.ascontiguousarray(self._slice_of_unit, dtype=np.int64)
+        self._fired = np.zeros((1, p))
+        self._host_received = np.zeros(1)
+        self._never_missed = np.zeros(p, dtype=bool)  # no tick: no deadline (read-only)
+        self._never_missed.flags.writeable = False
+        prev = self._prev_slice_of_unit
+        if prev is None:
+            self._fired_before, self._receive_in = np.zeros((1, 0)), np.zeros((0, p))
+        else:
+            self._prev_slice_of_unit = np.ascontiguousarray(prev, dtype=np.int64)
+            self._fired_before = np.zeros((1, self._num_prev))
+        names = ("events", "packets_received", "packets_sent", "packets_sent_chip")
+        self._op_rows = tuple(_I[n] for n in (*names, "packet_hops", "chip_link_hops"))
 
     # ------------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -514,6 +563,79 @@ class LayerSimulator:
             )
         return x.astype(self.dtype, copy=False)
 
+    def _event_gates(self, which: int, x2, out, events, walked) -> None:
+        """One product of the event layout: ``W @ x + b`` and what the PEs walk.
+
+        The chip walks only the sources that fired. The host computes the same sums
+        either by walking those sources (scatter, :func:`event_gates`) or, when most
+        sources fired, row by row (gather, :func:`csr_gates`, faster on a CPU then); both
+        give the CSR sums bit for bit, and the counts are those of the sources that fired.
+        """
+        columns, csr, bias, counts, totals = self._k_event[which]
+        if np.count_nonzero(x2) > EVENT_GATHER_ABOVE * x2.size:
+            csr_gates(*csr, bias, x2, out)
+            source_counts(x2, counts, totals, events, walked)
+        else:
+            event_gates(*columns, bias, x2, counts, out, events, walked)
+
+    def _kernel_step(self, x: np.ndarray, y_prev: np.ndarray) -> np.ndarray:
+        """Both products, the point-wise update and the per-PE counts of one step.
+
+        Updates ``_c``, ``_y``, ``_trace``; returns the ``(len(OPS), P)`` counts. The
+        products and counts run in :mod:`spinnaker2_backend.kernels` (batch axis of 1).
+        """
+        fmt = self.weight_format
+        x2, h2 = x[None], y_prev[None]
+        gi, gh = self._gi, self._gh
+        if fmt == "csr":
+            csr_gates(*self._k_ih, self._b_ih, x2, gi)
+            csr_gates(*self._k_hh, self._b_hh, h2, gh)
+        elif fmt == "dense":
+            gi[0] = self._w_ih @ x + self._b_ih
+            gh[0] = self._w_hh @ y_prev + self._b_hh
+        else:  # event: only the columns of sources that fired
+            ev_in, ev_rec, walk_in, walk_rec = self._k_counts
+            self._event_gates(0, x2, gi, ev_in, walk_in)
+            self._event_gates(1, h2, gh, ev_rec, walk_rec)
+        y, c, o = egru_pointwise(gi[0], gh[0], self._c, self._threshold)
+        if self._trace is not None:
+            trace = TRACE_DECAY * self._trace + (1 - TRACE_DECAY) * y
+            self._trace = trace.astype(self.dtype, copy=False)
+        self._c, self._y = c, y
+
+        fired = self._fired
+        pe_sums(o[None], self._slice_of_unit, fired)
+        if self._prev_slice_of_unit is not None:
+            pe_sums(x2, self._prev_slice_of_unit, self._fired_before)
+        elif self._host_input:
+            self._host_received[0] = float(np.count_nonzero(x))
+        ops = np.empty((1, len(OPS), self.num_pes))
+        layer_ops(
+            self._static_ops,
+            fired,
+            self._fired_before,
+            self._receive_in,
+            self._host_received,
+            self._receive_own,
+            self._per_event,
+            *self._op_rows,
+            ops,
+        )
+        ops = ops[0]
+        if fmt == "event":
+            n_in, n_rec = float(ev_in[0]), float(ev_rec[0])
+            walked_in, walked_rec = walk_in[0], walk_rec[0]
+            ops[_I["input_events"]] = n_in
+            ops[_I["recurrent_events"]] = n_rec
+            ops[_I["input_weights"]] = walked_in
+            ops[_I["recurrent_weights"]] = walked_rec
+            ops[_I["macs"]] = walked_in + walked_rec
+            # values + target rows per weight, two column extents per event
+            ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
+                2 * (walked_in + walked_rec) + 2 * (n_in + n_rec)
+            )
+        return ops
+
     def step(self, x: np.ndarray) -> LayerStepResult:
         """One step of every PE of the layer.
 
@@ -529,6 +651,13 @@ class LayerSimulator:
             ReceiveOverflowError: an ``event-list`` overflowed and ``on_overflow="raise"``.
         """
         x = self._check_input(x)
+        if self.batch_size == 1:
+            n_in, n_rec = int(np.count_nonzero(x)), int(np.count_nonzero(self._y))
+            cap = self.receive_capacity
+            if self.receive_policy != "event-list" or (
+                n_rec <= cap and (n_in <= cap or not self._input_by_packets)
+            ):  # every event is kept: the compiled path
+                return self._step_compiled(x, n_in, n_rec)
         batched = self.batch_size > 1
         xs = x if batched else x[None, :]
         ys_prev = self._y if batched else self._y[None, :]
@@ -560,6 +689,28 @@ class LayerSimulator:
         self._c, self._y = c, y
         ops = self._count_ops(xs, np.atleast_2d(o), active_in, active_rec, n_in, n_rec, dropped)
         return self._account(y, ops)
+
+    def _step_compiled(self, x: np.ndarray, n_in: int, n_rec: int) -> LayerStepResult:
+        """One step of one sample whose events are all kept (``n_in``, ``n_rec``: events of
+        the two products; an ``event-list`` that would overflow takes the general path):
+        products, point-wise update and counts in the compiled kernels, the same numbers
+        as the general path."""
+        ops = self._kernel_step(x, self._y)
+        self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
+        if self.readout_on_chip:
+            self._readout_ops(ops)
+        return self._account(self._y, ops)
+
+    def _readout_ops(self, ops: np.ndarray) -> None:
+        """The on-chip readout's counts of one step (``ops`` updated in place)."""
+        source = self._trace if self._trace is not None else self._y
+        n_read = float(np.count_nonzero(source))
+        block = self._readout_block
+        word = self.spec.word_bytes
+        reads = n_read + self.batch_size  # one DMA per fired unit plus one per sample (logits)
+        ops[_I["readout_macs"]] = block * n_read
+        ops[_I["readout_dma_transfers"]] = np.where(block > 0, reads, 0.0)
+        ops[_I["readout_dram_bytes"]] = word * block * reads
 
     def _count_ops(self, xs, o, active_in, active_rec, n_in, n_rec, dropped) -> np.ndarray:
         """Per-PE operation counts of one step, summed over the batch's samples."""
@@ -605,14 +756,7 @@ class LayerSimulator:
         ops[_I["packet_hops"]] = fired * per_event[2]
         ops[_I["chip_link_hops"]] = fired * per_event[3]
         if self.readout_on_chip:
-            source = self._trace if self._trace is not None else self._y
-            n_read = float(np.count_nonzero(source))
-            block = self._readout_block
-            word = self.spec.word_bytes
-            reads = n_read + b  # one DMA per fired unit plus one per sample for the logits
-            ops[_I["readout_macs"]] = block * n_read
-            ops[_I["readout_dma_transfers"]] = np.where(block > 0, reads, 0.0)
-            ops[_I["readout_dram_bytes"]] = word * block * reads
+            self._readout_ops(ops)
         return ops
 
     def _account(self, y: np.ndarray, ops: np.ndarray) -> LayerStepResult:
@@ -620,21 +764,20 @@ class LayerSimulator:
         phase_cycles = self._cost @ ops
         busy = phase_cycles.sum(axis=0)
         layer_cycles = float(busy.max()) if busy.size else 0.0
-        sending = ops[_I["events"]] > 0
-        tail = float(self._tail_latency[sending].max()) if sending.any() else 0.0
+        # latencies are >= 0: the largest of the PEs that sent, 0 when none did
+        tail = float(np.max(self._tail_latency * (ops[_I["events"]] > 0), initial=0.0))
         done_us = busy * self._us_per_cycle
+        counters = self.counters
         if self.tick_us is not None:
             missed = done_us > self.tick_us
+            counters.deadline_missed += missed
         else:
-            missed = np.zeros(self.num_pes, dtype=bool)
-
-        counters = self.counters
+            missed = self._never_missed
         counters.steps += 1
         counters.ops += ops
         counters.phase_cycles += phase_cycles
         counters.layer_cycles += layer_cycles
         counters.tail_cycles += tail
-        counters.deadline_missed += missed
         return LayerStepResult(
             y=y,
             ops=ops,

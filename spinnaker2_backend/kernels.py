@@ -1,0 +1,253 @@
+"""Compiled kernels of the simulator's hot path (numba, ``cache=True``).
+
+:class:`~spinnaker2_backend.layer_simulator.LayerSimulator` spends its step in three
+places: the two gate products of every PE of the layer, the point-wise update (numpy,
+:func:`snn_egru.reference.egru_pointwise`, the one definition of the cell) and the per-PE
+operation counts. The products and the counts are compiled here, so a step makes a fixed,
+small number of calls whatever the number of PEs, events or stored weights (no Python loop
+over any of them).
+
+Every kernel takes a leading batch axis: inputs and outputs are ``(B, ...)``, one row per
+independent sample (the simulator passes ``B = 1``).
+
+Exactness (the chip-model numbers and outputs stay bit-identical to the numpy/scipy path):
+
+* :func:`csr_gates` sums row ``r`` exactly as scipy's CSR product does: ``0``, then
+  ``+ data[k] * x[indices[k]]`` over the stored entries in stored order, each operation
+  rounded to the array's dtype (float32 stays float32; numba emits no fused multiply-add
+  without ``fastmath``), then ``+ bias[r]``, as ``gate_matvec(w, x) + b`` does.
+* :func:`event_gates` walks only the columns of sources with ``x[b, j] != 0``, in column
+  order, scattering into the rows: per row the same non-zero terms in the same order as
+  the CSR sum (a skipped term ``w * 0`` is ``+-0`` and adding it changes nothing).
+* :func:`layer_ops` only sums integer-valued counts (exact in float64 in any order).
+
+The first call of each kernel and dtype compiles it (about a second) and caches the
+machine code next to this module (``__pycache__``), so later processes load it directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, uint64
+
+__all__ = ["csr_gates", "event_gates", "kernel_arrays", "layer_ops", "pe_sums", "source_counts"]
+
+
+@njit(cache=True, nogil=True)
+def csr_gates(indptr, indices, data, bias, x, out):  # pragma: no cover - compiled
+    """``out[b] = W @ x[b] + bias`` for a CSR ``W = (data, indices, indptr)``.
+
+    Four rows are summed side by side, each in its own stored order (so the result is
+    scipy's bit for bit): a row's sum is a chain of dependent additions, and four chains in
+    flight keep the CPU busy where one would wait on each addition. The four rows are a
+    quarter of the matrix apart, so that each is its own sequential stream in memory (four
+    neighbouring rows would interleave within one page and defeat the hardware prefetcher
+    once the matrix no longer fits in the caches).
+
+    Args:
+        indptr: ``(R + 1,)`` row starts. indices: ``(NZ,)`` columns. data: ``(NZ,)`` weights.
+        bias: ``(R,)``. x: ``(B, C)``. out: ``(B, R)`` written (same dtype as ``data``).
+    """
+    rows = out.shape[1]
+    quarter = rows // 4
+    one = uint64(1)
+    zero = uint64(0)
+    for b in range(x.shape[0]):
+        xb = x[b]
+        ob = out[b]
+        ob[0:rows] = 0
+        for i in range(quarter):
+            r0 = i
+            r1 = i + quarter
+            r2 = i + 2 * quarter
+            r3 = i + 3 * quarter
+            s0 = uint64(indptr[r0])
+            s1 = uint64(indptr[r1])
+            s2 = uint64(indptr[r2])
+            s3 = uint64(indptr[r3])
+            n = min(
+                uint64(indptr[r0 + 1]) - s0,
+                uint64(indptr[r1 + 1]) - s1,
+                uint64(indptr[r2 + 1]) - s2,
+                uint64(indptr[r3 + 1]) - s3,
+            )
+            a0 = ob[r0]  # +0 in the output's dtype
+            a1 = a0
+            a2 = a0
+            a3 = a0
+            k = zero
+            while k < n:  # the common length of the four rows, in lock step
+                a0 += data[s0 + k] * xb[uint64(indices[s0 + k])]
+                a1 += data[s1 + k] * xb[uint64(indices[s1 + k])]
+                a2 += data[s2 + k] * xb[uint64(indices[s2 + k])]
+                a3 += data[s3 + k] * xb[uint64(indices[s3 + k])]
+                k += one
+            # the rest of each row, continuing its own chain
+            ob[r0] = _tail(indptr, indices, data, xb, r0, n, a0) + bias[r0]
+            ob[r1] = _tail(indptr, indices, data, xb, r1, n, a1) + bias[r1]
+            ob[r2] = _tail(indptr, indices, data, xb, r2, n, a2) + bias[r2]
+            ob[r3] = _tail(indptr, indices, data, xb, r3, n, a3) + bias[r3]
+        for r in range(4 * quarter, rows):
+            ob[r] = _tail(indptr, indices, data, xb, r, zero, ob[r]) + bias[r]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tail(indptr, indices, data, xb, r, skip, acc):  # pragma: no cover - compiled
+    one = uint64(1)
+    k = uint64(indptr[r]) + skip
+    stop = uint64(indptr[r + 1])
+    while k < stop:
+        acc += data[k] * xb[uint64(indices[k])]
+        k += one
+    return acc
+
+
+@njit(cache=True, nogil=True)
+def event_gates(indptr, indices, data, bias, x, counts, out, events, walked):  # pragma: no cover
+    """Event-driven ``out[b] = W @ x[b] + bias`` for a CSC ``W = (data, indices, indptr)``.
+
+    Only the columns (sources) with ``x[b, j] != 0`` are walked. Also counts, per sample,
+    the sources that fired and the stored weights each PE walked.
+
+    Args:
+        indptr: ``(C + 1,)`` column starts. indices: ``(NZ,)`` target rows. data: ``(NZ,)``.
+        bias: ``(R,)``. x: ``(B, C)``.
+        counts: ``(C, P)`` stored weights (uint16 or int32) of source ``j`` in PE ``p``.
+        out: ``(B, R)`` written. events: ``(B,)`` float64 written: sources that fired.
+        walked: ``(B, P)`` float64 written: weights each PE walked.
+    """
+    one = uint64(1)
+    pes = counts.shape[1]
+    for b in range(x.shape[0]):
+        xb = x[b]
+        ob = out[b]
+        wb = walked[b]
+        ob[:] = 0
+        wb[:] = 0.0
+        fired = 0
+        for j in range(xb.shape[0]):
+            v = xb[j]
+            if v != 0:
+                fired += 1
+                k = uint64(indptr[j])
+                stop = uint64(indptr[j + 1])
+                while k < stop:
+                    ob[uint64(indices[k])] += data[k] * v
+                    k += one
+                for p in range(pes):
+                    wb[p] += counts[j, p]
+        events[b] = fired
+        for r in range(ob.shape[0]):
+            ob[r] = ob[r] + bias[r]
+
+
+@njit(cache=True, nogil=True)
+def source_counts(x, counts, totals, events, walked):  # pragma: no cover - compiled
+    """What :func:`event_gates` counts, without the product: per sample, the sources that
+    fired (``events``, ``(B,)``) and the stored weights each PE walks (``walked``, ``(B, P)``)
+    for ``counts`` ``(C, P)`` stored weights of source ``j`` in PE ``p`` and ``totals``
+    ``(P,)`` their column sums. When most sources fired, the silent ones are summed and
+    taken from the totals (integers: the same result, fewer rows read)."""
+    pes = counts.shape[1]
+    cols = x.shape[1]
+    for b in range(x.shape[0]):
+        xb = x[b]
+        wb = walked[b]
+        fired = 0
+        for j in range(cols):
+            if xb[j] != 0:
+                fired += 1
+        events[b] = fired
+        silent = fired * 2 > cols
+        wb[:] = 0.0
+        for j in range(cols):
+            if (xb[j] == 0) == silent:
+                for p in range(pes):
+                    wb[p] += counts[j, p]
+        if silent:
+            for p in range(pes):
+                wb[p] = totals[p] - wb[p]
+
+
+@njit(cache=True, nogil=True)
+def pe_sums(values, owner, out):  # pragma: no cover - compiled
+    """``out[b, p] = sum of values[b, i] != 0 over the i with owner[i] == p`` (counts).
+
+    Args:
+        values: ``(B, N)``. owner: ``(N,)`` int64 PE (slice) of each entry.
+        out: ``(B, P)`` float64 written.
+    """
+    for b in range(values.shape[0]):
+        out[b, :] = 0.0
+        for i in range(values.shape[1]):
+            if values[b, i] != 0:
+                out[b, uint64(owner[i])] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def layer_ops(
+    static,
+    fired,
+    received_from,
+    receive_in,
+    host_received,
+    receive_own,
+    per_event,
+    op_events,
+    op_received,
+    op_sent,
+    op_sent_chip,
+    op_hops,
+    op_chip_hops,
+    ops,
+):  # pragma: no cover - compiled
+    """Per-PE operation counts of one step: the static counts plus events and packets.
+
+    Args:
+        static: ``(N_OPS, P)`` counts that do not depend on the step.
+        fired: ``(B, P)`` events each PE emitted.
+        received_from: ``(B, Q)`` events of the previous layer's PEs (``Q = 0`` for layer 0).
+        receive_in: ``(Q, P)`` packets PE ``p`` receives per event of previous PE ``q``.
+        host_received: ``(B,)`` packets every PE receives from the host (layer 0), or zeros.
+        receive_own: ``(P, P)`` packets PE ``p`` receives per event of own-layer PE ``q``.
+        per_event: ``(4, P)`` packets, off-chip packets, NoC hops, chip hops per event.
+        op_*: row indices of the counts written.
+        ops: ``(B, N_OPS, P)`` float64 written.
+    """
+    pes = fired.shape[1]
+    for b in range(fired.shape[0]):
+        ob = ops[b]
+        ob[:, :] = static
+        fb = fired[b]
+        got = ob[op_received]
+        got[:] = host_received[b]
+        for q in range(pes):  # row by row: the inner loops run over contiguous PEs
+            f = fb[q]
+            ob[op_events, q] = f
+            ob[op_sent, q] = f * per_event[0, q]
+            ob[op_sent_chip, q] = f * per_event[1, q]
+            ob[op_hops, q] = f * per_event[2, q]
+            ob[op_chip_hops, q] = f * per_event[3, q]
+            if f != 0:
+                row = receive_own[q]
+                for p in range(pes):
+                    got[p] += f * row[p]
+        rb = received_from[b]
+        for q in range(rb.shape[0]):
+            f = rb[q]
+            if f != 0:
+                row = receive_in[q]
+                for p in range(pes):
+                    got[p] += f * row[p]
+
+
+def kernel_arrays(w) -> tuple:
+    """``(indptr, indices, data)`` of a scipy CSR/CSC matrix for the kernels. The indices go
+    to 16 bits when they fit: the products read every stored weight each step, so bytes
+    per weight (6 instead of 8) set their speed once the matrices outgrow the caches."""
+    index_type = np.uint16 if w.shape[1 if w.format == "csr" else 0] <= 1 << 16 else np.int32
+    return (
+        np.ascontiguousarray(w.indptr, dtype=np.int32),
+        np.ascontiguousarray(w.indices, dtype=index_type),
+        np.ascontiguousarray(w.data),
+    )
