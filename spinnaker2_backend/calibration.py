@@ -219,6 +219,11 @@ def sequence_profile(run: Run, costs: CycleCosts, *, spec: ChipSpec | None = Non
     """The run's profile re-costed with ``costs`` (same schedule as the run)."""
     if run.step_ops is None:
         raise ValueError("re-costing needs a run recorded with record=True")
+    if run.recorded_steps is not None:
+        raise ValueError(
+            "re-costing needs every step recorded; this run kept only the last "
+            f"{len(run.recorded_steps)} of {run.steps} (run without record_window)"
+        )
     spec = spec if spec is not None else ChipSpec()
     return profile_from_ops(
         run.step_ops,

@@ -407,6 +407,17 @@ def _gpu_from_args(args: argparse.Namespace, artifact: Any = None) -> GpuFigure 
     )
 
 
+#: Steps of per-step detail ``run`` keeps by default (``--record-window``).
+RECORD_WINDOW = 1000
+
+
+def _window(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: every step), got {value}")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from spinnaker2_backend.simulator import receive_capacity_from_run, run_mapping
 
@@ -424,6 +435,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         pipelined=args.pipelined,
         readout=args.readout,
         record=True,
+        record_window=args.record_window or None,
         progress=args.verbose,
         on_overflow=args.on_overflow,
     )
@@ -494,6 +506,15 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         default="raise",
         help="a full event list: raise (default, exit 2 naming the layer and step) or drop "
         "the events and report how many",
+    )
+    group.add_argument(
+        "--record-window",
+        type=_window,
+        default=RECORD_WINDOW,
+        metavar="N",
+        help="keep the per-step per-PE detail (events, counts, logits) of the last N steps "
+        f"only, so memory does not grow with the run (default {RECORD_WINDOW}; 0: every "
+        "step); the report and plots always cover every step",
     )
     gpu = parser.add_argument_group(
         "comparison row (per 70-token sequence for an LM, per sample otherwise; default: the "

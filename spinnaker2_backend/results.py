@@ -309,6 +309,9 @@ class Run:
         counters: cumulative :class:`NetworkCounters`.
         step_totals: ``(T, L, len(OPS))`` counts per step and layer, summed over PEs.
         step_ops: per layer ``(T, len(OPS), P)`` counts per step and PE, or None.
+        recorded_steps: the step indices ``layer_events``, ``logits`` and ``step_ops`` (and
+            the profile's per-step arrays) belong to when a recording window kept only
+            the last steps (``(N,)``), or None when they cover every step.
         profile: the time profile. energy: the energy estimate.
         cycle_costs, energy_costs: the constants used.
         layer_pes: per layer ``(P,)`` global PE indices.
@@ -346,6 +349,7 @@ class Run:
     batch_size: int = 1
     input_kind: str = "embedding"
     receive_policy: str = "dense"
+    recorded_steps: np.ndarray | None = None
 
     @property
     def seconds(self) -> float:

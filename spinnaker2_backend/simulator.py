@@ -26,10 +26,12 @@ Operation counts turn into cycles with :mod:`spinnaker2_backend.timing` and into
 :mod:`spinnaker2_backend.energy`.
 
 Numerics: the weights are assembled from what the mapping encoded for each PE (so a wrong
-encoding shows as a wrong output), cast to ``dtype``. With ``csr`` the products are the
-reference's (:func:`snn_egru.reference.gate_matvec` on the same CSR matrix), so outputs
-equal :func:`snn_egru.reference.egru_step` bit for bit; the ``event`` kernel sums the same
-terms in the same order per row; ``dense`` uses a BLAS product (equal within rounding).
+encoding shows as a wrong output), cast to ``dtype``. The products and the per-PE counts run
+in compiled kernels (:mod:`spinnaker2_backend.kernels`). With ``csr`` each row is summed as
+the reference's scipy product sums it (:func:`snn_egru.reference.gate_matvec` on the same
+CSR matrix), so outputs equal :func:`snn_egru.reference.egru_step` bit for bit; the
+``event`` kernel walks only the sources that fired and sums the same terms in the same
+order per row; ``dense`` uses a BLAS product (equal within rounding).
 
 A :class:`LayerSimulator` depends only on the mapping and its own layer (the packets it
 receives from the layer before are counted from its input vector), so Lava process models
@@ -58,6 +60,7 @@ from spinnaker2_backend.layer_simulator import (
     check_tick,
 )
 from spinnaker2_backend.mapping import Mapping
+from spinnaker2_backend.recording import StepHistory, check_window
 from spinnaker2_backend.results import LayerCounters, NetworkCounters, Run
 from spinnaker2_backend.timing import OPS, PHASES, build_profile, step_offsets
 
@@ -80,6 +83,9 @@ READOUT_PLACES: tuple[str, ...] = ("host", "chip")
 
 #: Runs longer than this many steps show a progress bar unless ``progress=False``.
 PROGRESS_MIN_STEPS = 2000
+
+#: Workload inputs are turned into layer-0 vectors this many steps at a time.
+INPUT_CHUNK = 1024
 
 
 class NetworkStepResult:
@@ -123,6 +129,10 @@ class NetworkSimulator:
             weights streamed from DRAM).
         record: keep per-step outputs and per-PE per-step counts (needed for the timer view,
             per-step plots and logits of every step).
+        record_window: keep that per-step detail for the last ``record_window`` steps only
+            (memory bounded whatever the run's length; see :mod:`spinnaker2_backend.
+            recording`); None keeps every step. Totals, profile and energy always cover
+            every step.
         costs: cycle constants. energy_costs: energy constants.
         progress: show a progress bar (default: for runs over 2000 steps).
         on_overflow: ``"raise"`` or ``"drop"`` when an ``event-list`` overflows (see
@@ -138,6 +148,7 @@ class NetworkSimulator:
         pipelined: bool = False,
         readout: str = "host",
         record: bool = True,
+        record_window: int | None = None,
         costs: CycleCosts | None = None,
         energy_costs: EnergyCosts | None = None,
         progress: bool | None = None,
@@ -151,6 +162,7 @@ class NetworkSimulator:
         self.pipelined = bool(pipelined)
         self.readout = readout
         self.record = bool(record)
+        self.record_window = check_window(record_window)
         self.costs = costs if costs is not None else CycleCosts()
         self.energy_costs = energy_costs if energy_costs is not None else EnergyCosts()
         self.progress = progress
@@ -189,14 +201,13 @@ class NetworkSimulator:
 
     # ------------------------------------------------------------------- state
     def _clear_history(self) -> None:
-        self._layer_cycles: list[np.ndarray] = []
-        self._layer_tails: list[np.ndarray] = []
-        self._critical: list[np.ndarray] = []
-        self._step_totals: list[np.ndarray] = []
-        self._step_ops: list[list[np.ndarray]] = [[] for _ in self.layers]
-        self._step_cycles: list[list[np.ndarray]] = [[] for _ in self.layers]
-        self._events: list[list[np.ndarray]] = [[] for _ in self.layers]
-        self._readout_inputs: list[np.ndarray] = []
+        self._history = StepHistory(
+            len(self.layers),
+            num_phases=len(PHASES),
+            num_ops=len(OPS),
+            detail=self.record,
+            window=self.record_window,
+        )
         self._missed = [np.zeros(layer.num_pes, dtype=np.int64) for layer in self.layers]
 
     def reset(self) -> None:
@@ -236,27 +247,32 @@ class NetworkSimulator:
             result = layer.step(inp)
             results.append(result)
             inp = result.y
-        layer_cycles = np.array([r.layer_cycles for r in results])
-        tails = np.array([r.noc_tail_cycles for r in results])
+        detail = None
+        if self.record:
+            last = self.layers[-1]
+            readout_input = None
+            if self._decoder is not None:
+                readout_input = last._trace if last._trace is not None else results[-1].y
+            detail = (
+                [r.ops for r in results],
+                [r.phase_cycles for r in results],
+                [r.y for r in results],
+                readout_input,
+            )
+        # this step's layer totals, written straight into the history's rows
+        layer_cycles, tails, critical, totals = self._history.new_step(detail)
+        for i, r in enumerate(results):
+            layer_cycles[i] = r.layer_cycles
+            tails[i] = r.noc_tail_cycles
+            critical[i] = r.phase_cycles[:, int(np.argmax(r.busy_cycles))]
+            np.sum(r.ops, axis=1, out=totals[i])
         offsets = step_offsets(layer_cycles, tails, pipelined=self.pipelined)
-        critical = np.stack([r.phase_cycles[:, int(np.argmax(r.busy_cycles))] for r in results])
-        self._layer_cycles.append(layer_cycles)
-        self._layer_tails.append(tails)
-        self._critical.append(critical)
-        self._step_totals.append(np.stack([r.ops.sum(axis=1) for r in results]))
         us_per_cycle = 1e6 / self.mapping.spec.pe_clock_hz
         for i, r in enumerate(results):
             r.time_done_us = r.busy_cycles * us_per_cycle + offsets[i] * us_per_cycle
             if self.tick_us is not None:
                 r.deadline_missed = r.time_done_us > self.tick_us
                 self._missed[i] += r.deadline_missed
-            if self.record:
-                self._step_ops[i].append(r.ops)
-                self._step_cycles[i].append(r.phase_cycles)
-                self._events[i].append(r.y)
-        if self.record and self._decoder is not None:
-            last = self.layers[-1]
-            self._readout_inputs.append(last._trace if last._trace is not None else results[-1].y)
         return results
 
     def step(self, x0: np.ndarray) -> NetworkStepResult:
@@ -281,11 +297,20 @@ class NetworkSimulator:
         current state; returns a :class:`~spinnaker2_backend.results.Run` of these steps.
 
         With ``mapping.batch_size = B > 1`` the inputs carry a leading batch axis: token ids
-        ``(B, T)`` or feature vectors ``(B, T, I)``."""
+        ``(B, T)`` or feature vectors ``(B, T, I)``. A single stream is turned into layer-0
+        vectors :data:`INPUT_CHUNK` steps at a time, so a long token stream never exists as
+        a ``(T, I)`` array."""
         artifact = self.mapping.artifact
         b = self.batch_size
         if b == 1:
-            return self.run_layer_inputs(artifact.layer_inputs(inputs))
+            inputs = np.asarray(inputs)
+            if inputs.ndim == 0 or len(inputs) <= INPUT_CHUNK:
+                return self.run_layer_inputs(artifact.layer_inputs(inputs))
+            chunks = (
+                artifact.layer_inputs(inputs[start : start + INPUT_CHUNK])
+                for start in range(0, len(inputs), INPUT_CHUNK)
+            )
+            return self._run_chunks(chunks, len(inputs))
         inputs = np.asarray(inputs)
         if inputs.ndim < 2 or inputs.shape[0] != b:
             raise ValueError(
@@ -299,63 +324,75 @@ class NetworkSimulator:
         """Run over layer-0 input vectors ``(T, I)`` (``(T, B, I)`` for a batch); see
         :meth:`run`."""
         xs = np.asarray(xs)
+        if xs.ndim == 0 or len(xs) == 0:
+            raise ValueError(
+                "no inputs: the run has 0 steps; give at least one token or feature vector"
+            )
+        return self._run_chunks([xs], len(xs))
+
+    def _check_layer_inputs(self, xs: np.ndarray) -> np.ndarray:
+        """``xs`` of shape ``(T, I)`` (``(T, B, I)``), finite, cast to the dtype."""
         size = self.layers[0].input_size
         b = self.batch_size
         want = (size,) if b == 1 else (b, size)
         if xs.ndim != 1 + len(want) or xs.shape[1:] != want:
             shape = "(T, " + ", ".join(map(str, want)) + ")"
             raise ValueError(f"layer-0 inputs must have shape {shape}, got {xs.shape}")
-        if len(xs) == 0:
-            raise ValueError(
-                "no inputs: the run has 0 steps; give at least one token or feature vector"
-            )
         if np.issubdtype(xs.dtype, np.floating) and not np.all(np.isfinite(xs)):
             step = int(np.flatnonzero(~np.isfinite(xs).reshape(len(xs), -1).all(axis=1))[0])
             raise ValueError(
                 f"input step {step} holds NaN or infinite values; a chip cannot send them as "
                 f"events: clean the inputs"
             )
-        xs = xs.astype(self.dtype, copy=False)
+        return xs.astype(self.dtype, copy=False)
+
+    def _run_chunks(self, chunks, steps: int) -> Run:
+        """Run over chunks of layer-0 inputs (``steps`` in all); see :meth:`run`."""
         kept = self.mapping.record_steps
-        if 0 < kept < len(xs):
+        if 0 < kept < steps:
             logger.warning(
                 "the mapping keeps %d recorded steps in PE SRAM but the run has %d steps: on "
                 "the chip only %d would be recorded (map with record_steps=%d)",
                 kept,
-                len(xs),
+                steps,
                 kept,
-                len(xs),
+                steps,
             )
         for layer in self.layers:
             layer.counters = LayerCounters.zeros(layer.layer, layer.pes)
         self._clear_history()
-        show = self.progress if self.progress is not None else len(xs) > PROGRESS_MIN_STEPS
-        for x in tqdm(xs, desc="simulated steps", disable=not show, leave=False):
-            self._advance(x)
-        return self._make_run(len(xs))
+        show = self.progress if self.progress is not None else steps > PROGRESS_MIN_STEPS
+        done = 0
+        with tqdm(total=steps, desc="simulated steps", disable=not show, leave=False) as bar:
+            for xs in chunks:
+                for x in self._check_layer_inputs(np.asarray(xs)):
+                    self._advance(x)
+                done += len(xs)
+                bar.update(len(xs))
+        return self._make_run(done)
 
     # ------------------------------------------------------------------- result
     def _make_run(self, steps: int) -> Run:
         mapping = self.mapping
-        num_layers = len(self.layers)
         num_phases = len(PHASES)
 
-        def stacked(rows: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-            return np.stack(rows) if rows else np.zeros(shape)
-
-        layer_cycles = stacked(self._layer_cycles, (0, num_layers))
-        tails = stacked(self._layer_tails, (0, num_layers))
-        critical = stacked(self._critical, (0, num_layers, num_phases))
-        step_totals = stacked(self._step_totals, (0, num_layers, len(OPS)))
-        step_cycles = step_ops = None
+        history = self._history
+        layer_cycles = history.layer_cycles.array()
+        tails = history.layer_tails.array()
+        critical = history.critical.array()
+        step_totals = history.totals.array()
+        step_cycles = step_ops = recorded = None
         if self.record:
+            kept = history.recorded_steps()
+            # None: the detail covers every step (as without a window)
+            recorded = None if len(kept) == steps else kept
             step_cycles = [
-                stacked(c, (0, num_phases, layer.num_pes))
-                for c, layer in zip(self._step_cycles, self.layers)
+                history.detail_arrays(i, 2, (num_phases, layer.num_pes))
+                for i, layer in enumerate(self.layers)
             ]
             step_ops = [
-                stacked(c, (0, len(OPS), layer.num_pes))
-                for c, layer in zip(self._step_ops, self.layers)
+                history.detail_arrays(i, 1, (len(OPS), layer.num_pes))
+                for i, layer in enumerate(self.layers)
             ]
         spec = mapping.spec
         profile = build_profile(
@@ -368,6 +405,7 @@ class NetworkSimulator:
             pipelined=self.pipelined,
             tick_us=self.tick_us,
             step_phase_cycles=step_cycles,
+            recorded_steps=recorded,
             deadline_missed_count=[m.copy() for m in self._missed],
         )
         counters = NetworkCounters(layers=[layer.counters.copy() for layer in self.layers])
@@ -386,10 +424,12 @@ class NetworkSimulator:
         layer_events = logits = None
         if self.record:
             layer_events = [
-                stacked(e, (0, *layer.state_shape)) for e, layer in zip(self._events, self.layers)
+                history.detail_arrays(i, 3, layer.state_shape)
+                for i, layer in enumerate(self.layers)
             ]
-            if self._decoder is not None and self._readout_inputs:
-                logits = self.logits_of(np.stack(self._readout_inputs))
+            readout_inputs = history.readout_inputs()
+            if self._decoder is not None and readout_inputs:
+                logits = self.logits_of(np.stack(readout_inputs))
         dropped = counters.total("events_dropped")
         if dropped:
             logger.warning(
@@ -423,6 +463,7 @@ class NetworkSimulator:
             counters=counters,
             step_totals=step_totals,
             step_ops=step_ops,
+            recorded_steps=recorded,
             profile=profile,
             energy=energy,
             cycle_costs=self.costs,
@@ -453,6 +494,7 @@ def run_mapping(
     pipelined: bool = False,
     readout: str = "host",
     record: bool = True,
+    record_window: int | None = None,
     states: Sequence[EGRUState] | None = None,
     costs: CycleCosts | None = None,
     energy_costs: EnergyCosts | None = None,
@@ -471,6 +513,8 @@ def run_mapping(
         pipelined: layers pipelined instead of one after another per token.
         readout: ``"host"`` (default, as published) or ``"chip"`` (accounted on chip).
         record: keep per-step outputs and per-PE per-step counts.
+        record_window: keep them for the last ``record_window`` steps only (None: every
+            step); totals, profile and energy cover every step either way.
         states: initial per-layer states (default zeros).
         costs, energy_costs: cycle and energy constants (defaults from constants.py).
         progress: progress bar (default: runs over 2000 steps).
@@ -494,6 +538,7 @@ def run_mapping(
         pipelined=pipelined,
         readout=readout,
         record=record,
+        record_window=record_window,
         costs=costs,
         energy_costs=energy_costs,
         progress=progress,

@@ -393,10 +393,12 @@ class Profile:
         wall_seconds: duration of the run (ticks x tick when ``tick_us`` is set).
         pe_phase_cycles: per layer ``(len(PHASES), P)`` cycles summed over the steps.
         step_phase_cycles: per layer ``(T, len(PHASES), P)`` or None when steps were not
-            recorded.
+            recorded (``(N, ...)`` for the steps ``recorded_steps`` when only those were).
         timer_ticks: per layer ``(T, len(PHASES), P)`` 1 MHz timer view, or None.
         time_done_us: per layer ``(T, P)`` when each PE finished, from its tick's start, or
             None when steps were not recorded.
+        recorded_steps: the step indices the three per-step arrays above belong to, or None
+            when they cover every step (a run recorded with a window).
         deadline_missed_count: per layer ``(P,)`` ticks in which the PE missed its deadline
             (zeros when no tick is set).
     """
@@ -418,6 +420,7 @@ class Profile:
     timer_ticks: list[np.ndarray] | None = None
     time_done_us: list[np.ndarray] | None = None
     deadline_missed_count: list[np.ndarray] = field(default_factory=list)
+    recorded_steps: np.ndarray | None = None
 
     @property
     def num_layers(self) -> int:
@@ -467,7 +470,7 @@ class Profile:
 
     def timer_view(self, layer: int) -> dict[str, np.ndarray]:
         """The 1 MHz timer's view of ``layer``: per phase, ``(P,)`` timer ticks (us at
-        1 MHz) of each PE summed over the steps (needs a recorded run)."""
+        1 MHz) of each PE summed over the recorded steps (needs a recorded run)."""
         if self.timer_ticks is None:
             raise ValueError("the timer view needs a run recorded with record=True")
         ticks = self.timer_ticks[layer].sum(axis=0)
@@ -503,6 +506,7 @@ def build_profile(
     tick_us: float | None,
     step_phase_cycles: Sequence[np.ndarray] | None = None,
     deadline_missed_count: Sequence[np.ndarray] | None = None,
+    recorded_steps: np.ndarray | None = None,
 ) -> Profile:
     """Assemble a :class:`Profile` from per-step layer figures (and per-PE steps if kept).
 
@@ -515,6 +519,8 @@ def build_profile(
             view and ``time_done_us``.
         deadline_missed_count: per layer ``(P,)``; computed from ``step_phase_cycles`` when
             omitted.
+        recorded_steps: ``(N,)`` the steps ``step_phase_cycles`` holds when it does not
+            hold every step (a recording window); pass ``deadline_missed_count`` then.
     """
     layer_cycles = np.asarray(layer_cycles, dtype=np.float64)
     layer_tails = np.asarray(layer_tails, dtype=np.float64)
@@ -536,12 +542,20 @@ def build_profile(
         wall = float(np.max(finish + layer_tails)) / clock_hz if steps else 0.0
     timer = time_done = None
     missed = [np.zeros(np.shape(c)[-1], dtype=np.int64) for c in pe_phase_cycles]
+    if recorded_steps is not None:
+        recorded_steps = np.asarray(recorded_steps, dtype=np.int64)
+        if deadline_missed_count is None:
+            raise ValueError(
+                "a profile of recorded steps only needs deadline_missed_count of the whole run"
+            )
     if step_phase_cycles is not None:
         offsets = step_offsets(layer_cycles, layer_tails, pipelined=pipelined)
+        if recorded_steps is not None:
+            offsets = offsets[recorded_steps]
         timer, time_done = [], []
         for layer, cycles in enumerate(step_phase_cycles):
             cycles = np.asarray(cycles, dtype=np.float64)
-            begin = np.broadcast_to(offsets[:, layer, None], (steps, cycles.shape[-1]))
+            begin = np.broadcast_to(offsets[:, layer, None], (len(offsets), cycles.shape[-1]))
             timer.append(timer_ticks(cycles, begin, clock_hz=clock_hz, timer_hz=timer_hz))
             done_us = (begin + cycles.sum(axis=1)) / clock_hz * 1e6
             time_done.append(done_us)
@@ -569,6 +583,7 @@ def build_profile(
         timer_ticks=timer,
         time_done_us=time_done,
         deadline_missed_count=missed,
+        recorded_steps=recorded_steps,
     )
 
 
