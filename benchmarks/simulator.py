@@ -1,26 +1,45 @@
-"""Benchmark: simulated SpiNNaker2 tokens per second vs dense PyTorch and the numpy reference.
+"""Benchmark: the simulated SpiNNaker2 chip against the SpMV floor, PyTorch and numpy.
 
 The published LM shapes (embedding 750 -> EGRU 1350/1350/750 -> tied decoder, vocabulary
 10,000 as in the synthetic preset), 95 % pruned weights, mapped on 150 PEs (50/50/50, the
 calibration mapping). In one run, on this machine, batch 1, one token at a time:
 
-* the simulated chip (``run_mapping``: numerics, per-PE counters, timing, energy; CSR and
-  event weight layouts; readout on the host, as published);
+* the floor: a plain scipy CSR mat-vec over the same non-zeros (both products of the three
+  layers per token, on the inputs the network really sees): what any simulator that does
+  the chip's arithmetic on this CPU has to pay;
+* the simulated chip (``NetworkSimulator.run_layer_inputs``: numerics, per-PE counters,
+  per-step layer totals, the time profile and energy; built once, outside the timing), csr
+  and event weight layouts, without per-step detail (``record=False``) and with it
+  (``record=True``: every step's per-PE counts, events, and the host readout's logits);
+  ``run_mapping`` (building the simulator included) as the user calls it;
 * plain dense PyTorch CPU inference of the same network (dense float32 weight matrices,
-  ``torch.set_num_threads(2)``, ``torch.inference_mode``);
-* the numpy reference (``DeploymentArtifact.run_reference``, CSR weights).
+  ``torch.set_num_threads(2)``, ``torch.inference_mode``, readout included);
+* the numpy reference (``DeploymentArtifact.run_reference``, CSR weights, readout included).
 
-Each is run ``--repeats`` times over the same ``--tokens`` tokens; the best time counts.
-Prints tokens per second and the ratios. Other processes on the machine may slow any of them.
+Then the event layout against csr as activity falls (thresholds raised: 40 % -> 5 % of
+units firing per step). Each row is timed ``--repeats`` times, the rows interleaved so
+that a change of load hits all of them; the best time counts. Times are CPU seconds of
+this process (single-threaded rows: what the row costs, not how long it waited for a core
+on a loaded machine), except PyTorch (two threads: wall time); the wall-time ratios are
+printed too. Other processes on the machine slow every row (they share the caches and
+the memory bus): compare the ratios, which are measured in the same run.
 
 Usage::
 
-    .venv/bin/python benchmarks/simulator.py [--tokens 200] [--repeats 3]
+    .venv/bin/python benchmarks/simulator.py [--tokens 200] [--repeats 3] [--json]
+
+JSON keys: ``floor_ms``, ``sim_csr_ms``, ``sim_event_ms``, ``sim_csr_over_floor``,
+``event_over_csr`` (CPU time), ``sim_csr_over_floor_wall``, ``event_over_csr_wall``,
+``sim_csr_record_ms``, ``run_mapping_csr_ms``, ``torch_ms``,
+``numpy_ms``, ``activity``, ``sweep`` (rows of ``activity``, ``csr_ms``, ``event_ms``,
+``event_over_csr``), ``load_average``; times are milliseconds per token.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
 
 import numpy as np
@@ -28,16 +47,10 @@ import torch
 
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.calibration import calibration_artifact, calibration_mapping
-from spinnaker2_backend.simulator import run_mapping
+from spinnaker2_backend.simulator import NetworkSimulator, run_mapping
 
-
-def best_seconds(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+#: Threshold means of the activity sweep (about 40, 30, 20, 10, 5 % of units firing).
+SWEEP_THRESHOLDS = (0.008, 0.025, 0.05, 0.085, 0.11)
 
 
 def torch_dense_model(artifact: DeploymentArtifact):
@@ -89,57 +102,187 @@ def torch_run(model, tokens: np.ndarray) -> tuple[list[torch.Tensor], torch.Tens
     return [torch.stack(e) for e in events], torch.stack(logits)
 
 
+def floor_inputs(artifact: DeploymentArtifact, tokens: np.ndarray):
+    """Per layer: the CSR matrices and the inputs each product sees, token by token."""
+    ref = artifact.run_reference(tokens)
+    xs = artifact.layer_inputs(tokens).astype(np.float32)
+    inputs = [xs] + [e.astype(np.float32) for e in ref.layer_events[:-1]]
+    rows = []
+    for layer, x, events in zip(artifact.layers, inputs, ref.layer_events):
+        previous = np.vstack([np.zeros((1, events.shape[1]), np.float32), events[:-1]])
+        w_ih = layer.weight_ih.tocsr().astype(np.float32)
+        w_hh = layer.weight_hh.tocsr().astype(np.float32)
+        rows.append((w_ih, w_hh, np.ascontiguousarray(x), np.ascontiguousarray(previous)))
+    return rows
+
+
+def spmv_floor(rows, steps: int) -> None:
+    """Both products of every layer, one token at a time (scipy CSR mat-vec)."""
+    for t in range(steps):
+        for w_ih, w_hh, x, previous in rows:
+            w_ih @ x[t]
+            w_hh @ previous[t]
+
+
+def interleaved(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Best CPU seconds (this process) and best wall seconds of each function, the
+    functions run in turn ``repeats`` times."""
+    cpu = {name: float("inf") for name in fns}
+    wall = dict(cpu)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+            wall[name] = min(wall[name], time.perf_counter() - start)
+    return cpu, wall
+
+
+def activity_sweep(tokens: np.ndarray, repeats: int) -> list[dict[str, float]]:
+    rows = []
+    for threshold in SWEEP_THRESHOLDS:
+        artifact = calibration_artifact(threshold_mean=threshold)
+        xs = artifact.layer_inputs(tokens).astype(np.float32)
+        sims = {
+            fmt: NetworkSimulator(
+                calibration_mapping(artifact, weight_format=fmt, check=False),
+                record=False,
+                progress=False,
+            )
+            for fmt in ("csr", "event")
+        }
+        runs: dict = {}
+        fns = {
+            fmt: (lambda f=fmt, s=sim, x=xs, r=runs: r.__setitem__(f, s.run_layer_inputs(x)))
+            for fmt, sim in sims.items()
+        }
+        best, _ = interleaved(fns, repeats)
+        activity = float(np.mean(runs["csr"].activity()))
+        rows.append(
+            {
+                "threshold_mean": threshold,
+                "activity": activity,
+                "csr_ms": best["csr"] / len(tokens) * 1e3,
+                "event_ms": best["event"] / len(tokens) * 1e3,
+                "event_over_csr": best["event"] / best["csr"],
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep-tokens", type=int, default=60, help="tokens per sweep point")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    load_start = os.getloadavg()[0]
 
     artifact = calibration_artifact()
     tokens = np.random.default_rng(0).integers(0, artifact.embedding.shape[0], args.tokens)
+    xs = artifact.layer_inputs(tokens).astype(np.float32)
     mappings = {  # the event layout's extra column starts overflow a layer-1 PE: time it anyway
         fmt: calibration_mapping(artifact, weight_format=fmt, check=False)
         for fmt in ("csr", "event")
     }
     model = torch_dense_model(artifact)
+    floor_rows = floor_inputs(artifact, tokens)
+    sims = {fmt: NetworkSimulator(m, record=False, progress=False) for fmt, m in mappings.items()}
+    recording = NetworkSimulator(mappings["csr"], record=True, progress=False)
+    ref = artifact.run_reference(tokens)
+    out: dict[str, object] = {}
 
-    rows = []
-    t_torch, (torch_events, torch_logits) = best_seconds(
-        lambda: torch_run(model, tokens), args.repeats
-    )
-    rows.append(("dense PyTorch (2 threads)", t_torch))
-    t_ref, ref = best_seconds(lambda: artifact.run_reference(tokens), args.repeats)
-    rows.append(("numpy reference (CSR)", t_ref))
-    runs = {}
+    def keep(name, fn):
+        return lambda: out.__setitem__(name, fn())
+
+    fns = {
+        "floor": lambda: spmv_floor(floor_rows, args.tokens),
+        "csr": keep("csr", lambda: sims["csr"].run_layer_inputs(xs)),
+        "event": keep("event", lambda: sims["event"].run_layer_inputs(xs)),
+        "csr_record": keep("csr_record", lambda: recording.run_layer_inputs(xs)),
+        "run_mapping": keep("run_mapping", lambda: run_mapping(mappings["csr"], tokens)),
+        "torch": keep("torch", lambda: torch_run(model, tokens)),
+        "numpy": lambda: artifact.run_reference(tokens),
+    }
+    for sim in (*sims.values(), recording):  # the simulators run from a zero state
+        sim.reset()
+    best, wall = interleaved(fns, args.repeats)
+    best["torch"] = wall["torch"]  # two threads: its CPU time would count both
+
+    # they all compute the same network (the simulators continue their state between
+    # repeats, so compare a fresh run)
     for fmt, mapping in mappings.items():
-        t_sim, runs[fmt] = best_seconds(lambda m=mapping: run_mapping(m, tokens), args.repeats)
-        rows.append((f"simulated chip, {fmt} (counters, time, energy)", t_sim))
-    t_lean, _ = best_seconds(lambda: run_mapping(mappings["csr"], tokens, record=False), 1)
-    rows.append(("simulated chip, csr, record=False", t_lean))
-
-    # the three compute the same network
-    for fmt, run in runs.items():
+        run = run_mapping(mapping, tokens)
         for got, want in zip(run.layer_events, ref.layer_events):
             assert np.array_equal(got, want), f"{fmt} differs from the reference"
+    torch_events, _ = out["torch"]
     for got, want in zip(torch_events, ref.layer_events):
         agree = np.mean((got.numpy() != 0) == (want != 0))
         assert agree > 0.99, f"PyTorch events agree on only {agree:.3%}"
 
+    sweep = activity_sweep(tokens[: args.sweep_tokens], args.repeats)
+    per_token = {name: seconds / args.tokens * 1e3 for name, seconds in best.items()}
+    activity = float(np.mean(out["csr"].activity()))
+    figures = {
+        "floor_ms": per_token["floor"],
+        "sim_csr_ms": per_token["csr"],
+        "sim_event_ms": per_token["event"],
+        "sim_csr_over_floor": best["csr"] / best["floor"],
+        "event_over_csr": best["event"] / best["csr"],
+        "sim_csr_over_floor_wall": wall["csr"] / wall["floor"],
+        "event_over_csr_wall": wall["event"] / wall["csr"],
+        "sim_csr_record_ms": per_token["csr_record"],
+        "run_mapping_csr_ms": per_token["run_mapping"],
+        "torch_ms": per_token["torch"],
+        "numpy_ms": per_token["numpy"],
+        "activity": activity,
+        "sweep": sweep,
+        "tokens": args.tokens,
+        "repeats": args.repeats,
+        "load_average": [load_start, os.getloadavg()[0]],
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+
+    nnz = sum(w_ih.nnz + w_hh.nnz for w_ih, w_hh, _, _ in floor_rows)
     print(
-        f"published LM shapes 750 -> 1350/1350/750 -> 10,000, 95 % pruned, 150 PEs; "
-        f"{args.tokens} tokens, batch 1, best of {args.repeats}; "
-        f"activity {np.mean(runs['csr'].activity()):.1%} of units per step"
+        f"published LM shapes 750 -> 1350/1350/750 -> 10,000, 95 % pruned ({nnz:,} stored "
+        f"weights), 150 PEs; {args.tokens} tokens, batch 1, best of {args.repeats}; activity "
+        f"{activity:.1%} of units per step; load average {load_start:.1f} -> "
+        f"{os.getloadavg()[0]:.1f}"
     )
-    print(f"{'':<48} {'tokens/s':>10} {'ms/token':>9} {'vs PyTorch':>11} {'vs numpy':>9}")
-    for name, seconds in rows:
-        rate = args.tokens / seconds
+    labels = {
+        "floor": "floor: scipy CSR mat-vec, both products x 3",
+        "csr": "simulated chip, csr (counters, profile)",
+        "event": "simulated chip, event (counters, profile)",
+        "csr_record": "simulated chip, csr, record=True (+ logits)",
+        "run_mapping": "run_mapping, csr (builds the simulator)",
+        "torch": "dense PyTorch (2 threads, with readout)",
+        "numpy": "numpy reference (CSR, with readout)",
+    }
+    print(f"{'':<46} {'tokens/s':>10} {'ms/token':>9} {'vs floor':>9} {'vs csr':>8}")
+    for name, label in labels.items():
         print(
-            f"{name:<48} {rate:>10.1f} {seconds / args.tokens * 1e3:>9.3f} "
-            f"{t_torch / seconds:>10.2f}x {t_ref / seconds:>8.2f}x"
+            f"{label:<46} {args.tokens / best[name]:>10.1f} {per_token[name]:>9.3f} "
+            f"{best[name] / best['floor']:>8.2f}x {best[name] / best['csr']:>7.2f}x"
         )
-    for fmt, run in runs.items():
-        report = run.report()
+    print(
+        f"sim_csr_over_floor = {figures['sim_csr_over_floor']:.2f} (target <= 1.5), "
+        f"event_over_csr = {figures['event_over_csr']:.2f} (target <= 1.0); in wall time: "
+        f"{figures['sim_csr_over_floor_wall']:.2f} and {figures['event_over_csr_wall']:.2f}"
+    )
+    print(f"\nevent vs csr as activity falls ({args.sweep_tokens} tokens per point)")
+    print(f"{'threshold mean':>15} {'activity':>9} {'csr ms':>8} {'event ms':>9} {'event/csr':>10}")
+    for row in sweep:
+        print(
+            f"{row['threshold_mean']:>15.3f} {row['activity']:>8.1%} {row['csr_ms']:>8.3f} "
+            f"{row['event_ms']:>9.3f} {row['event_over_csr']:>10.2f}"
+        )
+    for fmt in ("csr", "event"):
+        report = run_mapping(mappings[fmt], tokens, record=False).report()
         print(
             f"simulated {fmt}: {report.seconds_per_sequence * 1e3:.2f} ms and "
             f"{report.energy_per_sequence_j:.4f} J per 70-token sequence "

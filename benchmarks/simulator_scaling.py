@@ -1,0 +1,197 @@
+"""Benchmark: simulator time per token as the paper LM grows (synthetic, 95 % pruned).
+
+The published LM (embedding 750 -> EGRU 1350/1350/750 -> tied decoder, vocabulary 10,000;
+thresholds as the calibration stand-in, about 20 % of units firing) with every layer and
+the embedding scaled by ``k`` (``--scales``, default 1 2 4; 8 takes about 80 M stored
+weights and several GB): the stored weights grow as ``k^2``, so the network is mapped on
+``k^2`` chips with ``150 k^2`` PEs shared by stored weights (as the calibration mapping
+shares 150 PEs on one chip), i.e. the same weights per PE at every scale. From 2x on, a
+chip would need more router entries than its table holds (every PE multicasts to every
+QPE of its layer and the next); the limit is lifted for this benchmark (the simulator's
+cost does not depend on it) and the entries needed are printed; from 4x on, the
+receive buffers (one word per source unit) also outgrow a PE's SRAM, so the mapping is
+not checked for fit and the PEs over are printed (a real deployment would need more
+PEs per layer, or smaller slices of the input buffer).
+
+For each scale, in the same run: the SpMV floor (a plain scipy CSR mat-vec over the same
+non-zeros, both products of every layer, one token at a time) and the simulator
+(``NetworkSimulator.run``, csr layout, counters, profile, energy; ``record=False``), best
+CPU time of ``--repeats``. Printed per scale: time per token, nanoseconds per stored
+weight, growth against linear in stored weights (``(t_k / t_1) / (nnz_k / nnz_1)``), and
+the part of the step that grows with PEs rather than weights (the per-PE packet count
+kernel: every PE of a layer receives the events of every other PE, ``P^2`` per layer).
+
+Usage::
+
+    .venv/bin/python benchmarks/simulator_scaling.py [--scales 1 2 4] [--tokens 50] [--json]
+
+JSON keys: ``rows`` (per scale: ``scale``, ``units``, ``chips``, ``pes``,
+``router_entries`` (most on one chip), ``pes_over_sram``, ``nonzeros``, ``activity``, ``sim_ms``,
+``floor_ms``, ``sim_over_floor``, ``sim_ns_per_nonzero``, ``floor_ns_per_nonzero``,
+``sim_growth_over_linear``, ``floor_growth_over_linear``, ``counts_ms``), ``tokens``,
+``repeats``, ``load_average``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from spinnaker2_backend import Machine, map_network, synthetic_network
+from spinnaker2_backend.calibration import CALIBRATION_THRESHOLD_MEAN, pes_per_layer_by_weights
+from spinnaker2_backend.constants import ChipSpec
+from spinnaker2_backend.kernels import layer_ops
+from spinnaker2_backend.simulator import NetworkSimulator
+
+BASE_LAYERS = (1350, 1350, 750)
+BASE_INPUT = 750
+BASE_PES = 150
+
+
+def best_cpu(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def counts_seconds(sim: NetworkSimulator, steps: int) -> float:
+    """CPU seconds of the per-PE packet counts of ``steps`` steps (every layer)."""
+    start = time.process_time()
+    for _ in range(steps):
+        for layer in sim.layers:
+            ops = np.empty((1, *layer._static_ops.shape))
+            layer_ops(
+                layer._static_ops,
+                layer._fired,
+                layer._fired_before,
+                layer._receive_in,
+                layer._host_received,
+                layer._receive_own,
+                layer._per_event,
+                *layer._op_rows,
+                ops,
+            )
+    return time.process_time() - start
+
+
+def measure(scale: int, tokens: int, repeats: int, sparsity: float) -> dict:
+    art = synthetic_network(
+        "paper-lm",
+        layer_sizes=[scale * h for h in BASE_LAYERS],
+        input_size=scale * BASE_INPUT,
+        sparsity=sparsity,
+        seed=0,
+        threshold_mean=CALIBRATION_THRESHOLD_MEAN,
+    )
+    chips = scale * scale
+    pes = pes_per_layer_by_weights(art, BASE_PES * chips)
+    # the scaled layers send every event to more QPEs than a chip's router table holds
+    # entries for; the simulator's cost does not depend on the table, so lift its limit
+    spec = dataclasses.replace(ChipSpec(), router_entries_per_chip=1 << 24)
+    machine = Machine(chips=chips, spec=spec)
+    # from 4x on, the dense receive buffers (one word per source unit) outgrow a PE's SRAM
+    # too; map anyway (the simulator's cost does not depend on it) and count those PEs
+    mapping = map_network(art, weight_format="csr", pes_per_layer=pes, machine=machine, check=False)
+    entries = max(mapping.routes.router_entries.values())
+    ids = np.random.default_rng(0).integers(0, art.embedding.shape[0], tokens)
+    ref = art.run_reference(ids)
+    xs = art.layer_inputs(ids).astype(np.float32)
+    rows = []
+    for layer, x, events in zip(art.layers, [xs, *ref.layer_events[:-1]], ref.layer_events):
+        previous = np.vstack([np.zeros((1, events.shape[1]), np.float32), events[:-1]])
+        rows.append((layer.weight_ih.tocsr(), layer.weight_hh.tocsr(), x, previous))
+    nnz = sum(w_ih.nnz + w_hh.nnz for w_ih, w_hh, _, _ in rows)
+
+    def floor():
+        for t in range(tokens):
+            for w_ih, w_hh, x, previous in rows:
+                w_ih @ x[t]
+                w_hh @ previous[t]
+
+    sim = NetworkSimulator(mapping, record=False, progress=False)
+    best = {"floor": float("inf"), "sim": float("inf")}
+    for _ in range(repeats):  # interleaved: a change of load hits both
+        best["floor"] = min(best["floor"], best_cpu(floor, 1))
+        best["sim"] = min(best["sim"], best_cpu(lambda: sim.run(ids), 1))
+    counts = min(counts_seconds(sim, tokens) for _ in range(repeats))
+    return {
+        "scale": scale,
+        "units": [scale * h for h in BASE_LAYERS],
+        "chips": chips,
+        "pes": int(sum(pes)),
+        "router_entries": int(entries),
+        "pes_over_sram": len(mapping.fit.problems),
+        "nonzeros": int(nnz),
+        "activity": float(np.mean([np.mean(e != 0) for e in ref.layer_events])),
+        "sim_ms": best["sim"] / tokens * 1e3,
+        "floor_ms": best["floor"] / tokens * 1e3,
+        "sim_over_floor": best["sim"] / best["floor"],
+        "sim_ns_per_nonzero": best["sim"] / tokens / nnz * 1e9,
+        "floor_ns_per_nonzero": best["floor"] / tokens / nnz * 1e9,
+        "counts_ms": counts / tokens * 1e3,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--tokens", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sparsity", type=float, default=0.95)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+    rows = [measure(k, args.tokens, args.repeats, args.sparsity) for k in args.scales]
+    base = rows[0]
+    for row in rows:
+        grown = row["nonzeros"] / base["nonzeros"]
+        row["sim_growth_over_linear"] = row["sim_ms"] / base["sim_ms"] / grown
+        row["floor_growth_over_linear"] = row["floor_ms"] / base["floor_ms"] / grown
+    figures = {
+        "rows": rows,
+        "tokens": args.tokens,
+        "repeats": args.repeats,
+        "load_average": [load_start, os.getloadavg()[0]],
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    print(
+        f"paper LM scaled k x (units and embedding), {args.sparsity:.0%} pruned, csr, "
+        f"{BASE_PES} k^2 PEs on k^2 chips; {args.tokens} tokens, best CPU time of "
+        f"{args.repeats}; load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'k':>2} {'units':>17} {'chips':>5} {'PEs':>5} {'entries':>8} {'over':>5} "
+        f"{'stored weights':>15} "
+        f"{'activity':>8} {'sim ms':>8} {'floor ms':>8} {'sim/floor':>9} {'sim ns/w':>8} "
+        f"{'floor ns/w':>10} {'sim vs lin':>10} {'floor vs lin':>12} {'counts ms':>9}"
+    )
+    for r in rows:
+        units = "/".join(map(str, r["units"]))
+        print(
+            f"{r['scale']:>2} {units:>17} {r['chips']:>5} {r['pes']:>5} "
+            f"{r['router_entries']:>8,} {r['pes_over_sram']:>5} "
+            f"{r['nonzeros']:>15,} "
+            f"{r['activity']:>8.1%} {r['sim_ms']:>8.2f} {r['floor_ms']:>8.2f} "
+            f"{r['sim_over_floor']:>9.2f} {r['sim_ns_per_nonzero']:>8.3f} "
+            f"{r['floor_ns_per_nonzero']:>10.3f} {r['sim_growth_over_linear']:>10.2f} "
+            f"{r['floor_growth_over_linear']:>12.2f} {r['counts_ms']:>9.3f}"
+        )
+    print(
+        "vs lin: time growth divided by stored-weight growth (1.00 = linear). 'counts ms': "
+        "the per-PE packet counts, which grow as PEs^2 per layer (all-to-all events within "
+        "a layer and to the next), not with the stored weights."
+    )
+
+
+if __name__ == "__main__":
+    main()
