@@ -1,7 +1,7 @@
 """Benchmark: simulator time per token as the paper LM grows (synthetic, 95 % pruned).
 
 The published LM (embedding 750 -> EGRU 1350/1350/750 -> tied decoder, vocabulary 10,000;
-thresholds as the calibration stand-in, about 20 % of units firing) with every layer and
+thresholds as the calibration stand-in; the activity is printed) with every layer and
 the embedding scaled by ``k`` (``--scales``, default 1 2 4; 8 takes about 80 M stored
 weights and several GB): the stored weights grow as ``k^2``, so the network is mapped on
 ``k^2`` chips with ``150 k^2`` PEs shared by stored weights (as the calibration mapping
