@@ -5,10 +5,8 @@ thresholds as the calibration stand-in; the activity is printed) with every laye
 the embedding scaled by ``k`` (``--scales``, default 1 2 4; 8 takes about 80 M stored
 weights and several GB): the stored weights grow as ``k^2``, so the network is mapped on
 ``k^2`` chips with ``150 k^2`` PEs shared by stored weights (as the calibration mapping
-shares 150 PEs on one chip), i.e. the same weights per PE at every scale. From 2x on, a
-chip would need more router entries than its table holds (every PE multicasts to every
-QPE of its layer and the next); the limit is lifted for this benchmark (the simulator's
-cost does not depend on it) and the entries needed are printed; from 4x on, the
+shares 150 PEs on one chip), i.e. the same weights per PE at every scale; the router
+entries of the fullest chip are printed. From 4x on, the
 receive buffers (one word per source unit) also outgrow a PE's SRAM, so the mapping is
 not checked for fit and the PEs over are printed (a real deployment would need more
 PEs per layer, or smaller slices of the input buffer).
@@ -35,7 +33,6 @@ JSON keys: ``rows`` (per scale: ``scale``, ``units``, ``chips``, ``pes``,
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -44,7 +41,6 @@ import numpy as np
 
 from spinnaker2_backend import Machine, map_network, synthetic_network
 from spinnaker2_backend.calibration import CALIBRATION_THRESHOLD_MEAN, pes_per_layer_by_weights
-from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.kernels import layer_ops
 from spinnaker2_backend.simulator import NetworkSimulator
 
@@ -93,10 +89,7 @@ def measure(scale: int, tokens: int, repeats: int, sparsity: float) -> dict:
     )
     chips = scale * scale
     pes = pes_per_layer_by_weights(art, BASE_PES * chips)
-    # the scaled layers send every event to more QPEs than a chip's router table holds
-    # entries for; the simulator's cost does not depend on the table, so lift its limit
-    spec = dataclasses.replace(ChipSpec(), router_entries_per_chip=1 << 24)
-    machine = Machine(chips=chips, spec=spec)
+    machine = Machine(chips=chips)
     # from 4x on, the dense receive buffers (one word per source unit) outgrow a PE's SRAM
     # too; map anyway (the simulator's cost does not depend on it) and count those PEs
     mapping = map_network(art, weight_format="csr", pes_per_layer=pes, machine=machine, check=False)
