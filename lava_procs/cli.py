@@ -3,7 +3,10 @@
 ``python -m lava_procs run ARTIFACT --inputs INPUTS.npy --backend spinnaker2 --out OUT``
 
 It is also how ``snn-egru`` runs Lava: in a child process, so that the training side
-(torch) never imports Lava and Lava's forked process models never inherit torch.
+(torch) never imports Lava and Lava's forked process models never inherit torch. The
+mapping and machine flags are the ones of every command that maps a network
+(:mod:`spinnaker2_backend.options`), so the advice of a mapping error names flags that
+exist here too.
 """
 
 from __future__ import annotations
@@ -17,9 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_egru.cliargs import (
+    ArgumentParser,
+    flag_message,
+    float_in,
+    int_at_least,
+    run_main,
+    user_error_types,
+)
 from snn_egru.errors import UserError
+from spinnaker2_backend.options import NOT_ON_LAVA, add_mapping_arguments, given_mapping_flags
 
 log = logging.getLogger("lava_procs")
+
+PROG = "python -m lava_procs"
 
 EPILOG = """examples:
   python -m lava_procs run model.npz --inputs tokens.npy --backend floating_pt --out lava_out
@@ -29,44 +43,96 @@ EPILOG = """examples:
       the simulated-SpiNNaker2 process models, event-driven weight layout; writes
       outputs.npz (logits, events), chip_report.json (time, profile, energy, packets),
       profile.png and packets.png
+  python -m lava_procs run dvs.npz --inputs features.npy --backend spinnaker2 --chips 2 \\
+      --out lava_dvs
+      a feature-vector (DVS) artifact on two simulated chips
 
-exit status: 0 ran, 2 a user error (missing file, bad inputs, network does not fit)."""
+The mapping and machine options apply to --backend spinnaker2 (the floating_pt models do
+not map onto a chip); --pes-per-layer and --input-source are not available on the Lava
+models (use `python -m spinnaker2_backend run` or `snn-egru run --backend chip`).
+
+exit status: 0 ran, 2 a user error (missing file, bad inputs, network does not fit),
+1 the Lava run itself failed (a process model raised; the message names it)."""
 
 
-def _load_inputs(path: Path) -> np.ndarray:
-    if not path.exists():
+def _load_inputs(path: Path, artifact) -> np.ndarray:
+    if path.is_dir() or not path.exists():
         raise UserError(f"no inputs file at {path} (a .npy of token ids (T,) or features (T, I))")
+    if path.suffix != ".npy":
+        raise UserError(f"--inputs takes a .npy file (numpy.save), got {path.name}")
     try:
-        return np.load(path, allow_pickle=False)
+        inputs = np.load(path, allow_pickle=False)
     except Exception as err:
         raise UserError(f"cannot read {path} as a .npy array: {err}") from None
+    try:
+        artifact.layer_inputs(inputs)
+    except ValueError as err:
+        raise UserError(f"--inputs {path}: {err}") from None
+    if inputs.shape[0] < 1:
+        raise UserError(f"--inputs {path} holds no inputs")
+    return inputs
+
+
+def _chip_options(args: argparse.Namespace) -> dict:
+    """The run_network keyword arguments of the mapping and machine flags."""
+    if args.backend == "floating_pt":
+        given = given_mapping_flags(args)
+        if given:
+            raise UserError(
+                f"{given[0]} applies to --backend spinnaker2 only (the floating_pt models run "
+                "no chip): drop it or use --backend spinnaker2"
+            )
+        return {}
+    missing = given_mapping_flags(args, NOT_ON_LAVA)
+    if missing:
+        raise UserError(
+            f"{missing[0]} is not available on the Lava chip models (they partition by "
+            "--max-units-per-pe): use --max-units-per-pe N, or `python -m spinnaker2_backend "
+            "run` for this option"
+        )
+    from spinnaker2_backend.constants import ChipSpec
+    from spinnaker2_backend.machine import Machine
+
+    spec = ChipSpec().with_clock_mhz(args.clock_mhz)
+    return {
+        "weight_format": args.weight_format,
+        "max_units_per_pe": args.max_units_per_pe,
+        "machine": Machine(chips=args.chips, spec=spec),
+        "spec": spec,
+    }
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from snn_egru.artifact import ArtifactError, load_artifact
+    from snn_egru.artifact import load_artifact
 
-    try:
-        artifact = load_artifact(args.artifact)
-    except ArtifactError as err:
-        raise UserError(str(err)) from None
-    inputs = _load_inputs(Path(args.inputs))
+    path = Path(args.artifact)
+    if path.is_dir():
+        raise UserError(f"ARTIFACT {path} is a folder; give the .npz of `snn-egru export`")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    options = _chip_options(args)
+    artifact = load_artifact(path)
+    inputs = _load_inputs(Path(args.inputs), artifact)
+    if args.steps is not None and args.steps > len(inputs):
+        raise UserError(f"--steps {args.steps} is more than --inputs holds ({len(inputs)} steps)")
     from lava_procs.run import run_network
 
+    log.debug("running %d steps on the %s models", args.steps or len(inputs), args.backend)
     try:
         result = run_network(
             artifact,
             inputs,
             backend=args.backend,
             num_steps=args.steps,
-            weight_format=args.weight_format,
-            max_units_per_pe=args.max_units_per_pe,
-            clock_mhz=args.clock_mhz,
             record_events=not args.no_events,
             timeout_s=args.timeout,
+            **options,
         )
-    except ValueError as err:
+    except TimeoutError as err:
+        raise UserError(f"{err} (raise --timeout)") from None
+    except ValueError as err:  # arguments the library refused (MappingError: does not fit)
         raise UserError(str(err)) from None
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"time_steps": result.time_steps}
     if result.logits is not None:
@@ -87,7 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         report = result.chip.report()
         (out / "chip_report.json").write_text(report.to_json())
         save_run_plots(result.chip, out)
-        print(report.table())
+        print(report.table(), flush=True)
     (out / "lava_run.json").write_text(json.dumps(info, indent=2))
     log.info(
         "%s: %d steps in %.2f s (+%.2f s start-up), %.1f steps/s; outputs in %s",
@@ -102,12 +168,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m lava_procs",
+    parser = ArgumentParser(
+        prog=PROG,
         description="Run an EGRU deployment artifact as a Lava process graph, on the "
         "floating-point models or on the simulated-SpiNNaker2 models.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -116,42 +181,80 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an artifact as a Lava graph",
         description="Build the EGRUNetwork of ARTIFACT, run it over INPUTS, save outputs.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("artifact", metavar="ARTIFACT", help="deployment artifact (.npz)")
-    run.add_argument("--inputs", required=True, help=".npy of token ids (T,) or features (T, I)")
+    run.add_argument(
+        "--inputs",
+        required=True,
+        metavar="FILE.npy",
+        help="token ids (T,) or feature vectors (T, I), as the artifact takes",
+    )
     run.add_argument(
         "--backend",
         choices=["floating_pt", "spinnaker2"],
         default="floating_pt",
         help="process models: numpy reference or simulated SpiNNaker2 (default floating_pt)",
     )
-    run.add_argument("--out", required=True, help="folder for outputs.npz and the reports")
-    run.add_argument("--steps", type=int, default=None, help="steps to run (default: all)")
+    run.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
     run.add_argument(
-        "--weight-format", choices=["csr", "event", "dense"], default="csr", help="chip only"
+        "--steps",
+        type=int_at_least(1),
+        default=None,
+        metavar="T",
+        help="run the first T inputs (default: all)",
     )
-    run.add_argument("--max-units-per-pe", type=int, default=None, help="chip only")
-    run.add_argument("--clock-mhz", type=float, default=None, help="chip only: 150 or 300")
+    add_mapping_arguments(run)
     run.add_argument("--no-events", action="store_true", help="do not record layer events")
-    run.add_argument("--timeout", type=float, default=None, help="limit in seconds for the run")
+    run.add_argument(
+        "--timeout",
+        type=float_in(0, low_open=True),
+        default=None,
+        metavar="SECONDS",
+        help="limit for the run (default: none)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     run.set_defaults(func=_cmd_run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (see the epilog of ``run --help``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parser.parse_or_status(argv)
+    if isinstance(args, int):
+        return args
+    verbose = bool(getattr(args, "verbose", False))
+    # progress of this command at INFO; the libraries' (mapping stages, ...) with -v
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
     try:
-        return args.func(args)
-    except Exception as err:
-        if args.verbose:
-            raise
-        # MappingError (does not fit) can only have been raised if its module was imported
-        mapping = sys.modules.get("spinnaker2_backend.mapping")
-        user = isinstance(err, UserError) or (
-            mapping is not None and isinstance(err, mapping.MappingError)
+        return run_main(
+            lambda: args.func(args),
+            prog=f"{PROG} {args.command}",
+            verbose=verbose,
+            user_errors=user_error_types(),
         )
-        print(f"error: {err}", file=sys.stderr)
-        return 2 if user else 1
+    except Exception as err:
+        from lava_procs.common import LavaRunError
+
+        if verbose or not isinstance(err, LavaRunError):
+            raise
+        # a user mistake found while Lava compiled the graph (the network does not fit the
+        # machine: MappingError) is one: exit 2 with its own message; otherwise the run
+        # itself failed (a process model raised): exit 1, the message names it
+        cause = _user_cause(err)
+        message = flag_message(str(cause if cause is not None else err))
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return 2 if cause is not None else 1
+
+
+def _user_cause(err: BaseException) -> BaseException | None:
+    """The user mistake (MappingError, ArtifactError, ...) behind a Lava error, if any."""
+    seen = set()
+    cause = err.__cause__ or err.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, user_error_types()):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None

@@ -23,6 +23,7 @@ the cause (e.g. "input contains NaN"). A run that exceeds ``timeout_s`` raises
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,7 +41,12 @@ from lava_procs.common import COUNTERS_STEP, LavaRunError
 from lava_procs.model_base import quiet_model_errors
 from lava_procs.network.process import EGRUNetwork
 from lava_procs.process_base import check_run_config, raise_model_errors
-from lava_procs.run_configs import ChipOptions, FloatingPtSimCfg, SpiNNaker2SimCfg
+from lava_procs.run_configs import (
+    WEIGHT_FORMATS,
+    ChipOptions,
+    FloatingPtSimCfg,
+    SpiNNaker2SimCfg,
+)
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUState
 
@@ -558,7 +564,7 @@ def make_run_config(
 
 
 def run_network(
-    artifact: DeploymentArtifact,
+    artifact: DeploymentArtifact | str | os.PathLike,
     inputs: np.ndarray,
     backend: Backend = "floating_pt",
     *,
@@ -585,7 +591,7 @@ def run_network(
     KeyboardInterrupt.
 
     Args:
-        artifact: the network.
+        artifact: the network (or the path of its ``.npz``).
         inputs: token ids ``(T,)`` or feature vectors ``(T, I)`` (as the artifact takes).
         backend: ``"floating_pt"`` (numpy reference) or ``"spinnaker2"`` (simulated chip).
         num_steps: steps to run, at most ``T`` (default ``T``).
@@ -611,6 +617,15 @@ def run_network(
         LavaRunError: a process model failed (e.g. NaN in the inputs); names the process.
         TimeoutError: see ``timeout_s``.
     """
+    if isinstance(artifact, str | os.PathLike):  # a path, as map_network takes
+        artifact = DeploymentArtifact.load(artifact)
+    elif not isinstance(artifact, DeploymentArtifact):
+        raise TypeError(
+            f"run_network needs a DeploymentArtifact or a path to one, got "
+            f"{type(artifact).__name__}"
+        )
+    if weight_format not in WEIGHT_FORMATS:  # checked on every backend, not only the chip
+        raise ValueError(f"weight_format must be one of {WEIGHT_FORMATS}, got {weight_format!r}")
     run_cfg = make_run_config(
         backend,
         weight_format=weight_format,

@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         print(f"error: no {summary}; run `make demo` first", file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT))
-    from snn_egru.pipeline import format_summary
+    from snn_egru.summary import format_summary
 
     text = format_summary(json.loads(summary.read_text()))
     readme = ROOT / "README.md"

@@ -491,6 +491,11 @@ class DeploymentArtifact:
             )
         try:
             meta = json.loads(str(data["meta_json"]))
+            if not isinstance(meta, dict):
+                raise ArtifactError(
+                    f"{path}: meta_json holds a JSON {type(meta).__name__}, not an object "
+                    "(file damaged or not written by `snn-egru export`: export it again)"
+                )
             input_kind, readout_kind = meta["input_kind"], meta["readout_kind"]
             num_layers = int(meta["num_layers"])
             kinds = meta.get("layer_kinds") if version >= 2 else None

@@ -24,16 +24,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from snn_egru.errors import UserError
+from snn_egru.summary import (
+    build_summary,
+    sparsity_account,
+    write_report,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +75,16 @@ class DemoSettings:
         backend: Lava process models for the chip run (``spinnaker2`` or ``floating_pt``).
         weight_format: chip weight layout (``csr``, ``event``, ``dense``).
         max_units_per_pe: partition limit (``None``: automatic).
-        retrain: train again even if a checkpoint exists.
+        mapping: further mapping and machine options, as keyword arguments of
+            :func:`spinnaker2_backend.map_network` in command-line form (``pes_per_layer``,
+            ``record_steps``, ``input_source``, ``chips``, ``clock_mhz``); see
+            :mod:`spinnaker2_backend.options`.
+        retrain: train and prune again even if checkpoints exist (they are replaced).
+        reprune: prune again (replacing ``prune/``), reusing the trained model.
         full_test: after training and after pruning, evaluate on the whole PTB test split
             (about a minute each on 2 cores for the small preset).
         seed: random seed.
+        show_progress: progress bars on a terminal, log lines otherwise.
     """
 
     out_dir: Path = Path("runs/demo")
@@ -83,18 +96,73 @@ class DemoSettings:
     backend: str = "spinnaker2"
     weight_format: str = "csr"
     max_units_per_pe: int | None = None
+    mapping: dict[str, Any] = field(default_factory=dict)
     retrain: bool = False
     full_test: bool = True
     seed: int = 0
+    show_progress: bool = True
+    reprune: bool = False
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
+        if self.preset not in ("tiny", "small", "paper", "paper-wikitext2"):
+            raise UserError(f"--preset must be tiny or small, got {self.preset!r}")
         if not 0.0 <= self.prune_sparsity < 1.0:
             raise UserError(f"--sparsity must lie in [0, 1), got {self.prune_sparsity}")
         if self.eval_tokens < 2:
             raise UserError(f"--eval-tokens must be >= 2, got {self.eval_tokens}")
         if self.prune_steps < 1:
             raise UserError(f"--prune-steps must be >= 1, got {self.prune_steps}")
+        if self.train_steps is not None and self.train_steps < 1:
+            raise UserError(f"--train-steps must be >= 1, got {self.train_steps}")
+        if self.backend not in ("spinnaker2", "floating_pt"):
+            raise UserError(f"--backend must be spinnaker2 or floating_pt, got {self.backend!r}")
+        if self.weight_format not in ("csr", "event", "dense"):
+            raise UserError(f"--weight-format must be csr, event or dense: {self.weight_format!r}")
+        units = self.max_units_per_pe
+        if units is not None and (
+            isinstance(units, bool) or not isinstance(units, int) or units < 1
+        ):
+            raise UserError(f"--max-units-per-pe must be an integer >= 1, got {units!r}")
+        unknown = set(self.mapping) - {
+            "pes_per_layer",
+            "record_steps",
+            "input_source",
+            "chips",
+            "clock_mhz",
+        }
+        if unknown:
+            raise UserError(f"unknown mapping options {sorted(unknown)}")
+
+    def map_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`spinnaker2_backend.map_network` for these settings."""
+        from spinnaker2_backend.constants import ChipSpec
+        from spinnaker2_backend.machine import Machine
+
+        extra = dict(self.mapping)
+        chips = int(extra.pop("chips", 1))
+        clock = extra.pop("clock_mhz", None)
+        spec = ChipSpec() if clock is None else ChipSpec().with_clock_mhz(clock)
+        return {
+            "machine": Machine(chips=chips, spec=spec),
+            "weight_format": self.weight_format,
+            "max_units_per_pe": self.max_units_per_pe,
+            **extra,
+        }
+
+    def mapping_argv(self) -> list[str]:
+        """The ``mapping`` options as flags of ``python -m lava_procs run``."""
+        words: list[str] = []
+        for key, value in self.mapping.items():
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple)):
+                value = ",".join(map(str, value))
+            words += [
+                "--" + key.replace("_", "-"),
+                f"{value:g}" if isinstance(value, float) else str(value),
+            ]
+        return words
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -118,6 +186,129 @@ def _best_checkpoint(folder: Path) -> Path | None:
     return None
 
 
+#: Fields that do not change the weights a run produces (left out of the reuse check).
+_NOT_COMPARED = {"final_test", "measure_sparsity", "save_checkpoints", "device", "vocab_size"}
+
+
+def _differences(stored: Any, expected: Any) -> list[str]:
+    from snn_egru.training.common import config_differences
+
+    return config_differences(stored, expected, skip=_NOT_COMPARED)
+
+
+#: Written beside a pruned model: the trained checkpoint it was pruned from (path, SHA-1).
+SOURCE_FILE = "source.json"
+
+
+def file_sha1(path: Path) -> str:
+    """SHA-1 of a file's bytes (identifies a checkpoint wherever its folder moved)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class StagePlan:
+    """What a stage of the demo will do: reuse ``checkpoint`` or (re)make it."""
+
+    reuse: bool
+    checkpoint: Path | None
+    steps: int | None = None
+
+
+def train_configs(preset: str, *, steps: int | None, seed: int, full_test: bool):
+    """Model and training configs of the demo's training stage."""
+    from snn_egru.training.lm import preset_configs
+
+    model_config, train_config = preset_configs(preset)
+    overrides: dict[str, Any] = {"seed": seed, "final_test": full_test}
+    if steps is not None:
+        overrides["max_steps"] = steps
+    return model_config, replace(train_config, **overrides)
+
+
+def plan_train(
+    out_dir: Path, *, preset: str, steps: int | None, seed: int, retrain: bool
+) -> StagePlan:
+    """Reuse ``out_dir/train``'s checkpoint only when it was made with these settings.
+
+    Raises:
+        UserError: a checkpoint made with other settings is there (and ``retrain`` is off):
+            the message lists the differences and the ways on.
+    """
+    from snn_egru.models.lm import LanguageModelConfig
+    from snn_egru.training.common import load_checkpoint
+    from snn_egru.training.lm import LMTrainConfig
+
+    folder = out_dir / "train"
+    existing = _best_checkpoint(folder)
+    if existing is None or retrain:
+        return StagePlan(False, None)
+    model_config, train_config = train_configs(preset, steps=steps, seed=seed, full_test=True)
+    ckpt = load_checkpoint(existing)
+    diffs = _differences(ckpt.model_config(LanguageModelConfig), model_config)
+    diffs += _differences(ckpt.training_config(LMTrainConfig), train_config)
+    if diffs:
+        raise UserError(
+            f"{existing} was trained with other settings ({'; '.join(diffs[:4])}"
+            f"{'; ...' if len(diffs) > 4 else ''}): pass --retrain to replace it, or --out NEW_DIR"
+        )
+    return StagePlan(True, existing, ckpt.step)
+
+
+def plan_prune(
+    out_dir: Path,
+    train_checkpoint: Path | None,
+    *,
+    sparsity: float,
+    steps: int,
+    seed: int,
+    retrain: bool,
+) -> StagePlan:
+    """Reuse ``out_dir/prune/last.pt`` only when it was pruned from ``train_checkpoint``
+    with these settings (``train_checkpoint`` ``None``: training runs again first)."""
+    from snn_egru.training.common import load_checkpoint
+    from snn_egru.training.lm import LMTrainConfig
+
+    last = out_dir / "prune" / "last.pt"
+    if not last.exists() or retrain:
+        return StagePlan(False, None)
+    if train_checkpoint is None:
+        raise UserError(
+            f"{last} exists but its trained model is gone, so pruning would replace it: "
+            "pass --retrain to train and prune again, or --out NEW_DIR"
+        )
+    ckpt = load_checkpoint(last)
+    tc = ckpt.training_config(LMTrainConfig)
+    diffs = []
+    target = tc.pruning.target_sparsity if tc.pruning is not None else None
+    if target != sparsity:
+        diffs.append(f"sparsity {target} (now {sparsity})")
+    if tc.max_steps != steps:
+        diffs.append(f"prune steps {tc.max_steps} (now {steps})")
+    if tc.seed != seed:
+        diffs.append(f"seed {tc.seed} (now {seed})")
+    recorded = last.parent / SOURCE_FILE
+    if recorded.exists():  # the trained model it was pruned from, by content
+        source = json.loads(recorded.read_text())
+        if source.get("sha1") != file_sha1(train_checkpoint):
+            diffs.append(f"pruned from another trained model than {train_checkpoint}")
+    else:
+        source_path = Path(tc.init_from).resolve() if tc.init_from else None
+        if source_path != train_checkpoint.resolve():
+            diffs.append(f"pruned from {tc.init_from} (now {train_checkpoint})")
+    if diffs:
+        raise UserError(
+            f"{last} was pruned with other settings ({'; '.join(diffs)}): pass --reprune to "
+            "prune the trained model again (replacing it), or --out NEW_DIR"
+        )
+    return StagePlan(True, last, ckpt.step)
+
+
 def stage_train(
     out_dir: Path,
     *,
@@ -126,22 +317,26 @@ def stage_train(
     seed: int = 0,
     retrain: bool = False,
     full_test: bool = True,
+    show_progress: bool = True,
 ) -> Path:
-    """Train the language model (or reuse the checkpoint a previous run saved)."""
-    from snn_egru.training.lm import preset_configs, train_language_model
+    """Train the language model, or reuse the checkpoint a previous run made with the same
+    settings (:func:`plan_train`; other settings are refused unless ``retrain``)."""
+    from snn_egru.training.lm import train_language_model
 
     folder = out_dir / "train"
-    existing = _best_checkpoint(folder)
-    if existing is not None and not retrain:
-        log.info("train: reusing %s (pass --retrain to train again)", existing)
-        return existing
-    model_config, train_config = preset_configs(preset)
-    overrides: dict[str, Any] = {"seed": seed, "final_test": full_test}
-    if steps is not None:
-        overrides["max_steps"] = steps
-    train_config = replace(train_config, **overrides)
+    plan = plan_train(out_dir, preset=preset, steps=steps, seed=seed, retrain=retrain)
+    if plan.reuse:
+        log.info(
+            "train: reusing %s (same settings; pass --retrain to train again)", plan.checkpoint
+        )
+        return plan.checkpoint
+    model_config, train_config = train_configs(preset, steps=steps, seed=seed, full_test=full_test)
+    if retrain and _best_checkpoint(folder) is not None:
+        log.warning("train: --retrain replaces the checkpoints in %s", folder)
     log.info("train: preset %r on %s -> %s", preset, train_config.corpus, folder)
-    result = train_language_model(model_config, train_config, out_dir=folder)
+    result = train_language_model(
+        model_config, train_config, out_dir=folder, show_progress=show_progress
+    )
     log.info(
         "train: %d steps in %.0f s, valid perplexity %.1f",
         result.steps,
@@ -154,6 +349,21 @@ def stage_train(
     return checkpoint
 
 
+def pruning_schedule(sparsity: float, steps: int):
+    """The demo's gradual schedule: cubic over the first two thirds of ``steps``."""
+    from snn_egru.pruning import PruningConfig
+
+    end = max(1, (2 * steps) // 3)
+    return PruningConfig(
+        target_sparsity=sparsity,
+        schedule="gradual",
+        initial_sparsity=0.0,
+        start_step=0,
+        end_step=end,
+        frequency=max(1, end // 10),
+    )
+
+
 def stage_prune(
     checkpoint: Path,
     out_dir: Path,
@@ -163,34 +373,30 @@ def stage_prune(
     seed: int = 0,
     retrain: bool = False,
     full_test: bool = True,
+    show_progress: bool = True,
 ) -> Path:
     """Gradual magnitude pruning to ``sparsity`` while fine-tuning from ``checkpoint``.
 
     The cubic schedule (Zhu & Gupta) runs over the first two thirds of ``steps``; the rest
-    fine-tunes at the target sparsity. Masks keep pruned weights at exactly zero.
+    fine-tunes at the target sparsity. Masks keep pruned weights at exactly zero. The pruned
+    model is ``out_dir/prune/last.pt`` (the model at the end, at the target sparsity); a
+    previous one is reused only when made from ``checkpoint`` with the same settings
+    (:func:`plan_prune`), and replaced only with ``retrain``.
     """
     from snn_egru.models.lm import LanguageModelConfig
-    from snn_egru.pruning import PruningConfig
     from snn_egru.training.common import load_checkpoint
     from snn_egru.training.lm import LMTrainConfig, train_language_model
 
     folder = out_dir / "prune"
-    existing = _best_checkpoint(folder)
-    if existing is not None and not retrain:
-        log.info("prune: reusing %s", existing)
-        return existing
+    plan = plan_prune(
+        out_dir, checkpoint, sparsity=sparsity, steps=steps, seed=seed, retrain=retrain
+    )
+    if plan.reuse:
+        log.info("prune: reusing %s (same settings)", plan.checkpoint)
+        return plan.checkpoint
     source = load_checkpoint(checkpoint)
     model_config = source.model_config(LanguageModelConfig)
     train_config = source.training_config(LMTrainConfig)
-    end = max(1, (2 * steps) // 3)
-    pruning = PruningConfig(
-        target_sparsity=sparsity,
-        schedule="gradual",
-        initial_sparsity=0.0,
-        start_step=0,
-        end_step=end,
-        frequency=max(1, end // 10),
-    )
     train_config = replace(
         train_config,
         max_steps=steps,
@@ -198,19 +404,26 @@ def stage_prune(
         warmup_steps=0,
         hold_steps=0,
         lr=train_config.lr * 0.5,
-        pruning=pruning,
+        pruning=pruning_schedule(sparsity, steps),
         init_from=str(checkpoint),
         seed=seed,
         eval_every=0,
         final_test=full_test,
+        time_budget_s=None,
     )
+    if folder.exists():
+        for name in ("best.pt", "last.pt", SOURCE_FILE):
+            (folder / name).unlink(missing_ok=True)
     log.info("prune: to %.0f %% over %d fine-tuning steps -> %s", 100 * sparsity, steps, folder)
-    train_language_model(model_config, train_config, out_dir=folder)
+    train_language_model(model_config, train_config, out_dir=folder, show_progress=show_progress)
     # the pruned model is the one at the end (the best validation checkpoint may predate
     # the target sparsity)
     last = folder / "last.pt"
     if not last.exists():
         raise RuntimeError(f"pruning wrote no checkpoint into {folder}")
+    (folder / SOURCE_FILE).write_text(
+        json.dumps({"checkpoint": str(checkpoint), "sha1": file_sha1(checkpoint)}, indent=2)
+    )
     return last
 
 
@@ -234,16 +447,26 @@ def stage_map(
     *,
     weight_format: str = "csr",
     max_units_per_pe: int | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Map the artifact onto one simulated chip; save the report and the memory heatmap."""
+    """Map the artifact onto the simulated machine; save the report and the memory heatmap.
+
+    ``options``: further keyword arguments of :func:`spinnaker2_backend.map_network`
+    (``machine``, ``pes_per_layer``, ``record_steps``, ``input_source``).
+    """
     from spinnaker2_backend import map_network
     from spinnaker2_backend.plots import plot_memory_heatmap
 
     folder = out_dir / "mapping"
     folder.mkdir(parents=True, exist_ok=True)
+    log.info("map: mapping %s (%s weights)", artifact_path, weight_format)
+    started = time.perf_counter()
     try:
         mapping = map_network(
-            artifact_path, weight_format=weight_format, max_units_per_pe=max_units_per_pe
+            artifact_path,
+            weight_format=weight_format,
+            max_units_per_pe=max_units_per_pe,
+            **options,
         )
     except ValueError as err:  # MappingError: does not fit
         raise UserError(str(err)) from None
@@ -251,7 +474,12 @@ def stage_map(
     (folder / "mapping_report.json").write_text(report.to_json())
     (folder / "mapping_report.txt").write_text(report.table())
     plot_memory_heatmap(mapping, folder / "memory.png")
-    log.info("map: %d PEs; report in %s", report.pes_used, folder)
+    log.info(
+        "map: %d PEs in %.1f s; report in %s",
+        report.pes_used,
+        time.perf_counter() - started,
+        folder,
+    )
     return {
         "pes_used": report.pes_used,
         "pes_available": report.pes_available,
@@ -293,21 +521,51 @@ def stage_torch_eval(checkpoint: Path, tokens: np.ndarray) -> dict[str, Any]:
     }
 
 
+#: Folder of the Lava run per backend, inside the run folder.
+LAVA_FOLDERS = {"spinnaker2": "chip", "floating_pt": "lava_float"}
+
+
 def stage_run_lava(
     artifact_path: Path,
-    tokens: np.ndarray,
+    tokens: np.ndarray | None,
     out_dir: Path,
     *,
     backend: str = "spinnaker2",
     weight_format: str = "csr",
     max_units_per_pe: int | None = None,
+    inputs: np.ndarray | None = None,
+    extra_args: list[str] | None = None,
     timeout_s: float = 3600.0,
+    folder: Path | None = None,
+    echo: Any = None,
 ) -> dict[str, Any]:
-    """Run ``tokens[:-1]`` through the Lava graph in a child process; read its outputs."""
-    folder = out_dir / ("chip" if backend == "spinnaker2" else "lava_float")
+    """Run inputs through the Lava graph in a child process (``python -m lava_procs run``).
+
+    Args:
+        artifact_path: the artifact file.
+        tokens: a token stream: ``tokens[:-1]`` is run and ``tokens[1:]`` are the targets
+            of the perplexity; or ``None`` with ``inputs``.
+        out_dir: the run folder; the Lava products go to ``out_dir/chip`` (``spinnaker2``)
+            or ``out_dir/lava_float`` (``floating_pt``), or to ``folder``.
+        backend: Lava process models, ``spinnaker2`` or ``floating_pt``.
+        weight_format, max_units_per_pe: chip options.
+        inputs: any inputs the artifact takes (token ids or feature vectors), run as given
+            (no perplexity).
+        extra_args: further flags of ``python -m lava_procs run`` (mapping and machine).
+        timeout_s: the child is stopped after this long.
+        folder: where the Lava products go (default: see ``out_dir``).
+        echo: called with each line of the child's output as it comes (default: the log).
+
+    The child's output is streamed line by line as it comes (and kept in
+    ``lava_stdout.txt``).
+    """
+    if (tokens is None) == (inputs is None):
+        raise ValueError("give tokens (a stream with targets) or inputs, not both")
+    folder = folder if folder is not None else out_dir / LAVA_FOLDERS[backend]
     folder.mkdir(parents=True, exist_ok=True)
-    inputs = folder / "inputs.npy"
-    np.save(inputs, tokens[:-1])
+    run_inputs = tokens[:-1] if tokens is not None else np.asarray(inputs)
+    inputs_path = folder / "inputs.npy"
+    np.save(inputs_path, run_inputs)
     cmd = [
         sys.executable,
         "-m",
@@ -315,206 +573,93 @@ def stage_run_lava(
         "run",
         str(artifact_path),
         "--inputs",
-        str(inputs),
+        str(inputs_path),
         "--backend",
         backend,
         "--out",
         str(folder),
-        "--weight-format",
-        weight_format,
     ]
-    if max_units_per_pe is not None:
-        cmd += ["--max-units-per-pe", str(max_units_per_pe)]
-    log.info("run: %d tokens through the Lava graph (%s models)", len(tokens) - 1, backend)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-    (folder / "lava_stdout.txt").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+    if backend == "spinnaker2":  # the floating_pt models map onto no chip
+        cmd += ["--weight-format", weight_format]
+        if max_units_per_pe is not None:
+            cmd += ["--max-units-per-pe", str(max_units_per_pe)]
+        cmd += list(extra_args or [])
+    log.info("run: %d steps through the Lava graph (%s models)", len(run_inputs), backend)
+    returncode, output = _stream_child(
+        cmd, folder / "lava_stdout.txt", timeout_s=timeout_s, echo=echo
+    )
+    if returncode != 0:
+        errors = [line for line in output if "error:" in line] or output or ["(no message)"]
+        last = errors[-1].split("error:", 1)[-1].strip()
         raise UserError(f"the Lava run failed: {last} (full log: {folder / 'lava_stdout.txt'})")
     with np.load(folder / "outputs.npz") as npz:
-        logits = npz["logits"]
+        logits = npz["logits"] if "logits" in npz.files else None
         events = [npz[k] for k in sorted(k for k in npz.files if k.endswith("_events"))]
     result: dict[str, Any] = {
-        "perplexity": perplexity_from_logits(logits, tokens[1:]),
         "logits": logits,
         "layer_events": events,
         "lava": json.loads((folder / "lava_run.json").read_text()),
+        "folder": folder,
     }
+    if tokens is not None and logits is not None:
+        result["perplexity"] = perplexity_from_logits(logits, tokens[1:])
     chip_json = folder / "chip_report.json"
     if chip_json.exists():
         result["chip_report"] = json.loads(chip_json.read_text())
     return result
 
 
-# ------------------------------------------------------------------------------ report
-def _sparsity_account(artifact_path: Path, inputs: np.ndarray, events: list[np.ndarray]):
-    from snn_egru.artifact import load_artifact
-    from snn_egru.sparsity import SparsityMeter
+def _stream_child(
+    cmd: list[str], log_path: Path, *, timeout_s: float, echo: Any = None
+) -> tuple[int, list[str]]:
+    """Run ``cmd``; hand each line of its output to ``echo`` (default: the log) as it comes,
+    keep all of it in ``log_path``; return the exit status and the lines. Stopped after
+    ``timeout_s``."""
+    import threading
 
-    artifact = load_artifact(artifact_path)
-    meter = SparsityMeter(
-        [(layer.weight_ih, layer.weight_hh) for layer in artifact.layers],
-        readout_weight=artifact.decoder_weight,
-    )
-    meter.update(artifact.layer_inputs(inputs), events)
-    return meter.result()
+    if echo is None:
+        child_log = logging.getLogger("snn_egru.lava")
 
+        def echo(line: str) -> None:
+            child_log.info("%s", line)
 
-def build_summary(
-    settings: DemoSettings,
-    *,
-    account: Any,
-    tokens: np.ndarray,
-    torch_eval: dict[str, Any],
-    chip_run: dict[str, Any],
-    mapping: dict[str, Any],
-    train_summary: dict[str, Any] | None,
-    prune_summary: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """Every number of the results section, computed from the stages' products."""
-    max_logit_diff = float(np.max(np.abs(torch_eval["logits"] - chip_run["logits"])))
-    torch_ppl, chip_ppl = torch_eval["perplexity"], chip_run["perplexity"]
-    summary: dict[str, Any] = {
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
-        "tokens_evaluated": int(len(tokens) - 1),
-        "perplexity": {
-            "pytorch": torch_ppl,
-            "simulated_chip": chip_ppl,
-            "relative_difference": abs(chip_ppl - torch_ppl) / torch_ppl,
-            "max_abs_logit_difference": max_logit_diff,
-        },
-        "sparsity": account.to_dict(),
-        "mapping": mapping,
-        "chip": chip_run.get("chip_report"),
-        "lava": chip_run["lava"],
-        "train": train_summary,
-        "prune": prune_summary,
-    }
-    return summary
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    return f"{value:.{digits}g}"
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """The results section as text (what ``snn-egru demo`` / ``report`` print)."""
     lines: list[str] = []
-    ppl = summary["perplexity"]
-    sp = summary["sparsity"]
-    lines.append("== Results ==")
-    train = summary.get("train") or {}
-    if train:
-        lines.append(
-            f"Training: {train.get('steps', '?')} steps in {train.get('wall_time_s', 0):.0f} s; "
-            f"test perplexity (full PTB test split, dense weights) "
-            f"{_num(train, 'test_perplexity')}."
+    with open(log_path, "w", encoding="utf-8") as keep:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    prune = summary.get("prune") or {}
-    if prune:
-        lines.append(
-            f"Pruning: gradual magnitude pruning to {summary['settings']['prune_sparsity']:.0%}"
-            f" with {prune.get('steps', '?')} fine-tuning steps; test perplexity "
-            f"{_num(prune, 'test_perplexity')}."
-        )
-    lines.append(
-        f"Evaluation slice: the first {summary['tokens_evaluated']} next-token predictions of "
-        "the PTB test split, batch 1."
-    )
-    lines.append(
-        f"Perplexity: PyTorch {ppl['pytorch']:.2f}, simulated SpiNNaker2 (Lava graph) "
-        f"{ppl['simulated_chip']:.2f} (relative difference {ppl['relative_difference']:.1e}; "
-        f"largest logit difference {ppl['max_abs_logit_difference']:.1e})."
-    )
-    lines.append(
-        f"Sparsity: activity {sp['activity_sparsity']:.1%} of unit-steps silent, weights "
-        f"{sp['weight_sparsity']:.1%} zero, {sp['events_per_token']:.1f} events per token."
-    )
-    macs = sp["rnn_macs"]
-    lines.append(
-        "MACs per token in the EGRU layers: dense "
-        f"{macs['dense']:,.0f}, weight-sparse {macs['weight_sparse']:,.0f}, event-driven "
-        f"{macs['event_driven']:,.0f} ({macs['dense'] / max(macs['event_driven'], 1):.1f}x "
-        "fewer than dense)."
-    )
-    mapping = summary.get("mapping") or {}
-    if mapping:
-        lines.append("Mapping: " + _mapping_line(mapping))
-        lines.extend(_fullest_pe_table(mapping["fullest_pe"]))
-    chip = summary.get("chip")
-    if chip:
-        lines.append(
-            f"Simulated chip time: {chip['seconds_per_token'] * 1e3:.3f} ms per token, "
-            f"{chip['seconds_per_sequence'] * 1e3:.2f} ms per {chip['sequence_tokens']}-token "
-            f"sequence; energy {chip['energy_per_sequence_j'] * 1e3:.3f} mJ per sequence at "
-            f"{chip['average_power_w']:.3f} W average."
-        )
-        prof = chip["profile_per_token"]
-        total = sum(prof.values()) or 1.0
-        lines.append(
-            "Profile per token: "
-            + ", ".join(f"{k} {v / total:.0%}" for k, v in prof.items() if v > 0)
-            + "."
-        )
-        counts = chip["per_step"]
-        lines.append(
-            "Packets per token: "
-            + ", ".join(f"{k} {v:,.1f}" for k, v in counts.items() if "packet" in k)
-            + "."
-        )
-        lines.append("Comparison per sequence (published rows are measurements):")
-        for row in chip["comparison"]:
-            lines.append(
-                f"  {row['name']:42s} {row['power_w']:7.3g} W "
-                f"{row['seconds_per_sequence'] * 1e3:10.2f} ms "
-                f"{row['energy_j_per_sequence']:9.3g} J  ({row['kind']})"
-            )
-    lines.append(
-        f"Lava: {summary['lava']['steps']} steps in {summary['lava']['run_s']:.2f} s "
-        f"({summary['lava']['steps_per_s']:.1f} steps/s, start-up "
-        f"{summary['lava']['startup_s']:.1f} s)."
-    )
-    return "\n".join(lines)
+        timed_out = threading.Event()
 
+        def stop() -> None:
+            timed_out.set()
+            proc.kill()
 
-def _num(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    return "n/a" if value is None else f"{value:.1f}"
-
-
-#: Memory regions of a PE, in the order of the mapping report.
-_REGIONS = (
-    "code",
-    "static_data",
-    "weights",
-    "variables",
-    "receive_buffers",
-    "recordings",
-    "stack_heap",
-)
-
-
-def _fullest_pe_table(pe: dict[str, Any]) -> list[str]:
-    """The fullest PE's bytes per memory region (code in instruction memory, rest in data)."""
-    rows = [f"  {'region':16s} {'bytes':>8s}"]
-    rows += [
-        f"  {'code (instr.)' if name == 'code' else name:16s} {pe[name]:8,d}"
-        for name in _REGIONS
-        if name in pe
-    ]
-    rows.append(f"  {'data total':16s} {pe['total']:8,d}   (free {pe['free']:,})")
-    return ["Memory of the fullest PE:", *rows]
-
-
-def _mapping_line(mapping: dict[str, Any]) -> str:
-    fullest = mapping["fullest_pe"]
-    return (
-        f"{mapping['pes_used']} of {mapping['pes_available']} PEs ({mapping['weight_format']} "
-        f"weights); fullest PE {fullest['pe']} holds {fullest['units']} units and "
-        f"{fullest['nnz']:,} weights in {fullest['total']:,} bytes = "
-        f"{mapping['fullest_utilisation']:.1%} of its data memory (mean "
-        f"{mapping['mean_utilisation']:.1%})."
-    )
+        timer = threading.Timer(timeout_s, stop)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                keep.write(line)
+                keep.flush()
+                line = line.rstrip("\n")
+                lines.append(line)
+                if ": error: " not in line:  # the error is reported by the caller, once
+                    echo(line)
+            returncode = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            timer.cancel()
+    if timed_out.is_set():
+        lines.append(f"error: stopped after the time limit of {timeout_s:.0f} s")
+    return returncode, lines
 
 
 # -------------------------------------------------------------------------------- demo
@@ -523,9 +668,55 @@ def _train_summary(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def run_demo(settings: DemoSettings) -> dict[str, Any]:
-    """The main job; returns the summary (also written to ``out_dir/summary.json``)."""
+def check_demo(settings: DemoSettings) -> tuple[StagePlan, StagePlan, np.ndarray]:
+    """Everything the demo can check before any work: the run folder, the evaluation slice,
+    which checkpoints can be reused (same settings) and which would be replaced.
+
+    Returns:
+        the training and pruning plans and the evaluation tokens.
+
+    Raises:
+        UserError: a problem the user can fix (the message says how).
+    """
     out = settings.out_dir
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the run")
+    tokens, _ = load_test_tokens(settings.eval_tokens)
+    if len(tokens) < settings.eval_tokens:
+        raise UserError(
+            f"--eval-tokens {settings.eval_tokens} is more than the PTB test split has "
+            f"({len(tokens)} tokens)"
+        )
+    train_plan = plan_train(
+        out,
+        preset=settings.preset,
+        steps=settings.train_steps,
+        seed=settings.seed,
+        retrain=settings.retrain,
+    )
+    prune_plan = plan_prune(
+        out,
+        train_plan.checkpoint if train_plan.reuse else None,
+        sparsity=settings.prune_sparsity,
+        steps=settings.prune_steps,
+        seed=settings.seed,
+        retrain=settings.retrain or settings.reprune,
+    )
+    try:
+        settings.map_kwargs()
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    return train_plan, prune_plan, tokens
+
+
+def run_demo(settings: DemoSettings) -> dict[str, Any]:
+    """The main job; returns the summary (also written to ``out_dir/summary.json``).
+
+    Every setting is checked first (:func:`check_demo`); checkpoints of an earlier run in
+    the same folder are reused only when they were made with the same settings.
+    """
+    out = settings.out_dir
+    train_plan, prune_plan, tokens = check_demo(settings)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     checkpoint = stage_train(
@@ -535,6 +726,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         seed=settings.seed,
         retrain=settings.retrain,
         full_test=settings.full_test,
+        show_progress=settings.show_progress,
     )
     pruned = stage_prune(
         checkpoint,
@@ -542,17 +734,13 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         sparsity=settings.prune_sparsity,
         steps=settings.prune_steps,
         seed=settings.seed,
-        retrain=settings.retrain,
+        retrain=settings.retrain or settings.reprune,
         full_test=settings.full_test,
+        show_progress=settings.show_progress,
     )
     artifact_path = stage_export(pruned, out / "artifact.npz")
-    mapping = stage_map(
-        artifact_path,
-        out,
-        weight_format=settings.weight_format,
-        max_units_per_pe=settings.max_units_per_pe,
-    )
-    tokens, _ = load_test_tokens(settings.eval_tokens)
+    map_kwargs = settings.map_kwargs()
+    mapping = stage_map(artifact_path, out, **map_kwargs)
     np.save(out / "tokens.npy", tokens)
     torch_eval = stage_torch_eval(pruned, tokens)
     chip_run = stage_run_lava(
@@ -562,8 +750,16 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         backend=settings.backend,
         weight_format=settings.weight_format,
         max_units_per_pe=settings.max_units_per_pe,
+        extra_args=settings.mapping_argv(),
     )
-    account = _sparsity_account(artifact_path, tokens[:-1], chip_run["layer_events"])
+    for backend, name in LAVA_FOLDERS.items():  # a folder of the other backend is stale
+        stale = out / name
+        if backend != settings.backend and (stale / "lava_run.json").exists():
+            log.info("removing %s (an earlier run on the %s models)", stale, backend)
+            shutil.rmtree(stale)
+    account = sparsity_account(artifact_path, tokens[:-1], chip_run["layer_events"])
+    from snn_egru.training.common import load_checkpoint
+
     summary = build_summary(
         settings,
         account=account,
@@ -574,28 +770,13 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         train_summary=_train_summary(out / "train"),
         prune_summary=_train_summary(out / "prune"),
     )
+    summary["settings"]["train_steps"] = load_checkpoint(checkpoint).step
+    summary["checkpoints"] = {
+        "train": str(checkpoint),
+        "train_reused": train_plan.reuse,
+        "prune": str(pruned),
+        "prune_reused": prune_plan.reuse,
+    }
     summary["wall_time_s"] = time.perf_counter() - started
     write_report(out, summary, account=account)
     return summary
-
-
-def write_report(out: Path, summary: dict[str, Any], *, account: Any) -> None:
-    """Write summary.json, summary.txt and the activity plot (the chip's profile and packet
-    plots are written by the Lava run into ``chip/``)."""
-    from snn_egru.plots import plot_activity_over_time
-
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    (out / "summary.txt").write_text(format_summary(summary) + "\n")
-    plot_activity_over_time(
-        account, out / "activity.png", title="EGRU activity on the simulated chip (per token)"
-    )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -32,25 +32,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spinnaker2_backend.constants import ChipSpec
-from spinnaker2_backend.formats import WEIGHT_FORMATS
-from spinnaker2_backend.machine import Machine
-from spinnaker2_backend.mapping import INPUT_SOURCES, Mapping, map_network
-from spinnaker2_backend.mapping.base import (
-    OVERFLOW_ACTIONS,
-    RECEIVE_POLICIES,
-    ReceiveOverflowError,
+from snn_egru.cliargs import ArgumentParser, float_in, int_at_least, new_file, run_main
+from snn_egru.errors import UserError
+from spinnaker2_backend.mapping import Mapping, map_network
+from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
+from spinnaker2_backend.options import (
+    add_mapping_arguments,
+    add_network_arguments,
+    load_network,
+    mapping_kwargs,
 )
-from spinnaker2_backend.mapping.partition import PARTITION_BALANCES
 from spinnaker2_backend.results import SEQUENCE_TOKENS, GpuFigure
-from spinnaker2_backend.synthetic import PRESETS
 
 __all__ = [
     "UserError",
@@ -93,189 +91,20 @@ examples:
 exit status: 0 mapped and fits, 2 a user error (file missing, network does not fit, ...)."""
 
 
-class UserError(Exception):
-    """A mistake on the command line the user can fix (printed as one line, exit 2)."""
-
-
 # ====================================================================== shared options
-
-
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options that choose the network: an artifact path or a synthetic preset."""
-    group = parser.add_argument_group("network")
-    group.add_argument(
-        "artifact",
-        nargs="?",
-        metavar="ARTIFACT",
-        help="deployment artifact (.npz) written by `snn-egru export`",
-    )
-    group.add_argument(
-        "--synthetic",
-        choices=sorted(PRESETS),
-        help="use a synthetic network instead of ARTIFACT: "
-        + "; ".join(f"{name}: {p.description}" for name, p in PRESETS.items()),
-    )
-    group.add_argument(
-        "--sparsity",
-        type=float,
-        default=None,
-        help="weight sparsity of the synthetic network, 0 <= s < 1 "
-        "(default: the preset's, 0.95 for paper-lm, 0 for paper-dvs)",
-    )
-    group.add_argument(
-        "--seed", type=int, default=0, help="random seed of the synthetic network (default 0)"
-    )
-
-
-def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the mapping and of the machine."""
-    group = parser.add_argument_group("mapping")
-    group.add_argument(
-        "--weight-format",
-        choices=WEIGHT_FORMATS,
-        default="csr",
-        help="how PEs store weights: csr (rows, the published design), event (one row per "
-        "source unit: only weights of units that fired are read), dense (default: csr)",
-    )
-    split = group.add_mutually_exclusive_group()
-    split.add_argument(
-        "--max-units-per-pe",
-        type=int,
-        metavar="N",
-        help="at most N units per PE (like py-spinnaker2's max_atoms_per_core); default: "
-        "automatic, the fewest PEs that fit",
-    )
-    split.add_argument(
-        "--pes-per-layer",
-        metavar="N[,N...]",
-        help="PEs for every layer (one number) or per layer (comma-separated), units "
-        "balanced by bytes",
-    )
-    group.add_argument(
-        "--record-steps",
-        type=int,
-        default=0,
-        metavar="N",
-        help="steps of events recorded in PE memory during a run (they must fit; default 0)",
-    )
-    group.add_argument(
-        "--input-source",
-        choices=INPUT_SOURCES,
-        default="dram",
-        help="where layer-0 input vectors come from (default: dram, computed ahead)",
-    )
-    group.add_argument(
-        "--balance",
-        choices=PARTITION_BALANCES,
-        default="bytes",
-        help="with --pes-per-layer: split the units so the largest slice in bytes is "
-        "smallest (bytes, default) or into equal unit counts (units: the published 27/27/15 "
-        "on 50 PEs per layer)",
-    )
-    group.add_argument(
-        "--receive-policy",
-        choices=RECEIVE_POLICIES,
-        default="dense",
-        help="how a PE keeps the events it receives: dense (a float32 vector per input, "
-        "default), reused (one vector for both products), event-list (a compact list with "
-        "a capacity; reproduces the published memory table), accumulate (multiplied in on "
-        "arrival; --weight-format event)",
-    )
-    group.add_argument(
-        "--receive-capacity",
-        metavar="N[,N...]|auto",
-        help="entries of the event list, for every layer or per layer (default: every "
-        "source, never overflows); `run` also takes auto: sized from the run's own recorded "
-        "activity",
-    )
-    group.add_argument(
-        "--batch-size",
-        type=int,
-        default=1,
-        metavar="B",
-        help="samples every PE keeps and processes per step (default 1)",
-    )
-    machine = parser.add_argument_group("machine")
-    machine.add_argument(
-        "--chips", type=int, default=1, metavar="N", help="number of chips (default 1)"
-    )
-    machine.add_argument(
-        "--clock-mhz",
-        type=float,
-        default=150,
-        choices=[hz / 1e6 for hz in ChipSpec().pe_clock_levels_hz],
-        metavar="MHZ",
-        help="PE clock: 150 or 300 MHz (default 150)",
-    )
-
-
-def _parse_pes_per_layer(text: str | None) -> int | list[int] | None:
-    if text is None:
-        return None
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(
-            f"--pes-per-layer takes a number or comma-separated numbers, got {text!r}"
-        ) from None
-    return counts[0] if len(counts) == 1 else counts
-
-
-def _parse_receive_capacity(text: str | None) -> int | list[int] | None:
-    if text is None or text == "auto":
-        return None
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(
-            f"--receive-capacity takes a number, comma-separated numbers or auto, got {text!r}"
-        ) from None
-    return counts[0] if len(counts) == 1 else counts
-
-
-def load_network(args: argparse.Namespace):
-    """The :class:`~snn_egru.artifact.DeploymentArtifact` chosen by the network options."""
-    from snn_egru.artifact import DeploymentArtifact
-    from spinnaker2_backend.synthetic import synthetic_network
-
-    if args.synthetic and args.artifact:
-        raise UserError("give either ARTIFACT or --synthetic, not both")
-    if args.synthetic:
-        return synthetic_network(args.synthetic, sparsity=args.sparsity, seed=args.seed)
-    if not args.artifact:
-        raise UserError("give a deployment artifact (ARTIFACT) or --synthetic paper-lm|paper-dvs")
-    if args.sparsity is not None:
-        raise UserError("--sparsity applies to --synthetic networks only")
-    return DeploymentArtifact.load(args.artifact)
+# The network, mapping and machine flags live in spinnaker2_backend/options.py, shared with
+# `snn-egru map|run|demo` and `python -m lava_procs run` (same flags, same checks).
 
 
 def mapping_from_args(
     args: argparse.Namespace, *, check: bool = True, receive_capacity: Any = "args"
 ) -> Mapping:
-    """Load the network and map it with the mapping / machine options."""
-    artifact = load_network(args)
-    if getattr(args, "batch_size", 1) < 1:
-        raise UserError(f"--batch-size must be >= 1 (samples per PE), got {args.batch_size}")
-    if receive_capacity == "args":
-        receive_capacity = _parse_receive_capacity(getattr(args, "receive_capacity", None))
-    spec = ChipSpec().with_clock_mhz(args.clock_mhz)
-    if args.chips < 1:
-        raise UserError(f"--chips must be >= 1, got {args.chips}")
-    machine = Machine(chips=args.chips, spec=spec)
-    return map_network(
-        artifact,
-        machine=machine,
-        weight_format=args.weight_format,
-        max_units_per_pe=args.max_units_per_pe,
-        pes_per_layer=_parse_pes_per_layer(args.pes_per_layer),
-        record_steps=args.record_steps,
-        input_source=args.input_source,
-        receive_policy=getattr(args, "receive_policy", "dense"),
-        receive_capacity=receive_capacity,
-        batch_size=getattr(args, "batch_size", 1),
-        balance=getattr(args, "balance", "bytes"),
-        check=check,
-    )
+    """Load the network and map it with the mapping / machine options (``receive_capacity``
+    other than ``"args"`` replaces ``--receive-capacity``)."""
+    kwargs = mapping_kwargs(args)
+    if receive_capacity != "args":
+        kwargs["receive_capacity"] = receive_capacity
+    return map_network(load_network(args), **kwargs, check=check)
 
 
 # ================================================================================ map
@@ -301,14 +130,22 @@ def _cmd_map(args: argparse.Namespace) -> int:
     if args.plot:
         from spinnaker2_backend.plots import plot_memory_heatmap
 
-        if not args.plot.lower().endswith(".png"):
-            raise UserError(
-                f"--plot writes a PNG file: give a name ending in .png, not {args.plot!r}"
-            )
         plot_memory_heatmap(mapping, args.plot)
         if not args.json:
             print(f"memory heatmap: {args.plot}")
     return 0
+
+
+def _placement_file(text: str) -> str:
+    if not text.lower().endswith((".csv", ".json")) or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"give a file name ending in .csv or .json, not {text!r}")
+    return text
+
+
+def _folder(text: str) -> str:
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return text
 
 
 def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -318,7 +155,6 @@ def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         help="map a network onto the chip and report memory per PE (no run)",
         description=MAP_DESCRIPTION,
         epilog=MAP_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_network_arguments(parser)
     add_mapping_arguments(parser)
@@ -327,10 +163,13 @@ def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     out.add_argument("--per-pe", action="store_true", help="also print one line per PE")
     out.add_argument(
         "--save-placement",
+        type=_placement_file,
         metavar="FILE",
         help="write the placement table (.csv or .json)",
     )
-    out.add_argument("--plot", metavar="FILE.png", help="draw the memory heatmap of the PEs")
+    out.add_argument(
+        "--plot", type=new_file(".png"), metavar="FILE.png", help="draw the memory heatmap"
+    )
     parser.set_defaults(func=_cmd_map)
     return parser
 
@@ -366,21 +205,36 @@ exit status: 0 ran, 2 a user error (file missing, network does not fit, ...)."""
 
 
 def _workload_inputs(args: argparse.Namespace, artifact: Any) -> np.ndarray:
-
+    """``--inputs`` (checked against the artifact; ``--steps`` keeps the first T) or
+    ``--steps`` random inputs (``--batch-size`` samples of them)."""
     if args.inputs:
         path = Path(args.inputs)
-        if not path.exists():
-            raise FileNotFoundError(f"no inputs file at {path}")
+        if path.is_dir() or not path.exists():
+            raise UserError(f"no inputs file at {path} (a .npy of token ids or features)")
         if path.suffix != ".npy":
-            raise ValueError(f"--inputs takes a .npy file, got {path.name}")
-        return np.load(path, allow_pickle=False)
-    if args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+            raise UserError(f"--inputs takes a .npy file, got {path.name}")
+        try:
+            inputs = np.load(path, allow_pickle=False)
+        except Exception as err:
+            raise UserError(f"--inputs {path} is not a readable .npy array ({err})") from None
+        time_axis = 0 if args.batch_size == 1 else 1
+        if args.batch_size == 1:
+            try:
+                artifact.layer_inputs(inputs)
+            except ValueError as err:
+                raise UserError(f"--inputs {path}: {err}") from None
+        if args.steps is not None:
+            if inputs.ndim <= time_axis or args.steps > inputs.shape[time_axis]:
+                held = inputs.shape[time_axis] if inputs.ndim > time_axis else 0
+                raise UserError(f"--steps {args.steps} is more than --inputs holds ({held} steps)")
+            inputs = inputs[: args.steps] if time_axis == 0 else inputs[:, : args.steps]
+        return inputs
+    steps = SEQUENCE_TOKENS if args.steps is None else args.steps
     rng = np.random.default_rng(args.seed)
     batch = () if args.batch_size == 1 else (args.batch_size,)
     if artifact.input_kind == "embedding":
-        return rng.integers(0, artifact.embedding.shape[0], size=(*batch, args.steps))
-    return rng.standard_normal((*batch, args.steps, artifact.input_size)).astype(np.float32)
+        return rng.integers(0, artifact.embedding.shape[0], size=(*batch, steps))
+    return rng.standard_normal((*batch, steps, artifact.input_size)).astype(np.float32)
 
 
 def _gpu_from_args(args: argparse.Namespace, artifact: Any = None) -> GpuFigure | None:
@@ -391,7 +245,7 @@ def _gpu_from_args(args: argparse.Namespace, artifact: Any = None) -> GpuFigure 
     if all(v is None for v in given):
         return None
     if any(v is None for v in given):
-        raise ValueError(
+        raise UserError(
             "a GPU comparison row needs all of --gpu-power-w, --gpu-ms and --gpu-energy-j "
             "(per 70-token sequence for an LM, per sample otherwise)"
         )
@@ -453,6 +307,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         paths = save_run_plots(run, args.plot_dir)
         if not args.json:
             print("plots: " + ", ".join(str(p) for p in paths))
+    if args.plot:
+        from spinnaker2_backend.plots_run import plot_profile
+
+        plot_profile(run, args.plot)
+        if not args.json:
+            print(f"profile plot: {args.plot}")
     return 0
 
 
@@ -463,7 +323,6 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         help="map a network and run it on the simulated chip (time, profile, energy)",
         description=RUN_DESCRIPTION,
         epilog=RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_network_arguments(parser)
     add_mapping_arguments(parser)
@@ -473,14 +332,15 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     )
     group.add_argument(
         "--steps",
-        type=int,
-        default=SEQUENCE_TOKENS,
+        type=int_at_least(1),
+        default=None,
         metavar="T",
-        help=f"random inputs: number of steps (default {SEQUENCE_TOKENS}, one sequence)",
+        help=f"steps to run: of random inputs (default {SEQUENCE_TOKENS}, one sequence), or "
+        "the first T of --inputs (default: all)",
     )
     group.add_argument(
         "--tick-us",
-        type=float,
+        type=float_in(0, low_open=True),
         default=None,
         metavar="US",
         help="tick duration in microseconds: flag PEs that miss the deadline (default: none, "
@@ -521,12 +381,18 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         "published A100 row of the matching table)"
     )
     gpu.add_argument("--gpu-name", default="GPU (user supplied)", help="label of the GPU row")
-    gpu.add_argument("--gpu-power-w", type=float, help="GPU power, W")
-    gpu.add_argument("--gpu-ms", type=float, help="GPU time per sequence or sample, ms")
-    gpu.add_argument("--gpu-energy-j", type=float, help="GPU energy per sequence or sample, J")
+    positive = float_in(0, low_open=True)
+    gpu.add_argument("--gpu-power-w", type=positive, help="GPU power, W (> 0)")
+    gpu.add_argument("--gpu-ms", type=positive, help="GPU time per sequence or sample, ms")
+    gpu.add_argument("--gpu-energy-j", type=positive, help="GPU energy per sequence or sample, J")
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the report as JSON")
-    out.add_argument("--plot-dir", metavar="DIR", help="write profile.png and packets.png into DIR")
+    out.add_argument(
+        "--plot", type=new_file(".png"), metavar="FILE.png", help="draw the time profile"
+    )
+    out.add_argument(
+        "--plot-dir", type=_folder, metavar="DIR", help="write profile.png and packets.png"
+    )
     parser.set_defaults(func=_cmd_run)
     return parser
 
@@ -562,7 +428,6 @@ def add_validate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         epilog=f"exit status: 0 every figure within its bound, 1 one is not.\n"
         f"the documented table: {PROG} validate --markdown docs/fidelity.md "
         "--json docs/fidelity.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--markdown", metavar="FILE.md", help="also write the table as markdown")
     parser.add_argument("--json", metavar="FILE.json", help="also write the table as JSON")
@@ -575,11 +440,10 @@ def add_validate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description=DESCRIPTION,
         epilog=f"run `{PROG} COMMAND --help` for the options of a command",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log progress; show tracebacks of errors"
@@ -609,17 +473,17 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_or_status(argv)
+    if isinstance(args, int):
+        return args
     verbose = getattr(args, "verbose", False)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return int(args.func(args) or 0)
-    except USER_ERRORS as err:
-        if verbose:
-            raise
-        message = " ".join(str(err).split())
-        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    return run_main(
+        lambda: args.func(args),
+        prog=f"{PROG} {args.command}",
+        verbose=verbose,
+        user_errors=USER_ERRORS,
+    )

@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import random
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
+
+from snn_egru.cliargs import config_differences, guard_run_folder
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ __all__ = [
     "is_main_process",
     "load_checkpoint",
     "make_optimizer",
+    "check_device",
+    "config_differences",
+    "guard_run_folder",
     "progress",
     "resolve_device",
     "restore_training_state",
@@ -650,14 +654,43 @@ def cleanup_distributed() -> None:
 
 # --------------------------------------------------------------------------- progress bars
 def progress(iterable: Iterable[T] | None = None, **kwargs: Any) -> Iterator[T]:
-    """A tqdm progress bar on the main rank, on a terminal only (``disable=`` overrides).
+    """:func:`snn_egru.progress.progress` on the main rank only (hidden on the others)."""
+    from snn_egru.progress import progress as _progress
 
-    Keyword arguments go to ``tqdm`` (``total``, ``desc``, ``unit``, ...).
+    if not is_main_process():
+        kwargs["disable"] = True
+    return _progress(iterable, **kwargs)
+
+
+# --------------------------------------------------------------------------- command lines
+def check_device(device: str | None, *, flag: str = "--device") -> None:
+    """Refuse a device name torch cannot use here, before any work.
+
+    Raises:
+        UserError: not ``auto``/``cpu``/``cuda``/``cuda:N``/``mps``, or a CUDA device on a
+            machine (or torch build) without one.
     """
-    from tqdm.auto import tqdm
+    from snn_egru.errors import UserError
 
-    # tqdm's disable=None hides the bar when stderr is not a terminal.
-    kwargs["disable"] = True if not is_main_process() else kwargs.get("disable")
-    kwargs.setdefault("file", sys.stderr)
-    kwargs.setdefault("dynamic_ncols", True)
-    return tqdm(iterable, **kwargs)
+    if device is None or device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"{flag} {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else "no visible GPU"
+            raise UserError(
+                f"{flag} {device}: torch {torch.__version__} has no CUDA device here ({build}): "
+                "use --device cpu (or auto)"
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise UserError(
+                f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif parsed.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UserError(f"{flag} {device}: MPS is not available here: use --device cpu")
+    elif parsed.type != "cpu":
+        raise UserError(f"{flag} {device!r}: use auto, cpu, cuda or cuda:N")

@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -749,76 +748,16 @@ def load_dvs_model(
 
 
 # -------------------------------------------------------------------------------- CLI
-def build_arg_parser() -> argparse.ArgumentParser:
-    """The command-line interface of :func:`main`."""
-    defaults = DVSTrainConfig()
-    parser = argparse.ArgumentParser(
-        prog="python -m snn_egru.training.dvs",
-        description=(
-            "Train the EGRU DVS-gesture network (CNN features + EGRU + linear readout) on "
-            "DVS128 Gesture (--data) or on synthetic gestures (no --data)."
-        ),
+def build_arg_parser(prog: str = "python -m snn_egru.training.dvs") -> argparse.ArgumentParser:
+    """The command-line interface of :func:`main` (:mod:`snn_egru.training.dvs_args`)."""
+    from snn_egru.training.dvs_args import build_parser
+
+    return build_parser(
+        prog,
+        defaults=DVSTrainConfig(),
+        presets=sorted(DVS_PRESETS),
+        add_more=qat.add_quantization_arguments,
     )
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        metavar="DIR",
-        help="DVS128 Gesture folder (holding DVSGesture/ibmGestureTrain/...); "
-        "omitted: synthetic gestures",
-    )
-    data.add_argument("--cache-dir", metavar="DIR", help="frame cache folder (default: memory)")
-    data.add_argument(
-        "--frame-ms", type=float, default=defaults.frame_us / 1000, help="frame length"
-    )
-    data.add_argument("--pool", type=int, default=defaults.pool, help="max-pool factor (128/pool)")
-    data.add_argument(
-        "--num-frames", type=int, default=defaults.num_frames, help="frames per slice (68 = 1.7 s)"
-    )
-    data.add_argument("--synthetic-train", type=int, default=defaults.synthetic_train_samples)
-    data.add_argument("--synthetic-test", type=int, default=defaults.synthetic_test_samples)
-    data.add_argument("--synthetic-duration", type=float, default=None, metavar="SECONDS")
-    data.add_argument("--workers", type=int, default=defaults.num_workers)
-    model = parser.add_argument_group("model")
-    model.add_argument("--preset", choices=sorted(DVS_PRESETS), default="small")
-    model.add_argument("--readout", choices=("y", "trace"), default=None, help="readout source")
-    model.add_argument("--hidden", type=int, nargs="+", default=None, help="EGRU layer sizes")
-    model.add_argument("--features", type=int, default=None, help="CNN feature size")
-    model.add_argument("--dropout", type=float, default=None)
-    model.add_argument("--zoneout", type=float, default=None)
-    model.add_argument("--dropconnect", type=float, default=None)
-    train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--lr", type=float, default=defaults.lr)
-    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    train.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    train.add_argument("--clip", type=float, default=defaults.clip_norm, help="gradient-norm clip")
-    train.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--device", default=defaults.device)
-    train.add_argument("--max-steps", type=int, default=None)
-    train.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
-    train.add_argument("--log-every", type=int, default=defaults.log_every)
-    train.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (1 helps on a busy CPU)"
-    )
-    train.add_argument("--out", default="runs/dvs", metavar="DIR", help="output folder")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    train.add_argument("--init-from", metavar="CKPT", help="start from these weights (fine-tune)")
-    qat.add_quantization_arguments(parser)
-    deploy = parser.add_argument_group("deployment")
-    deploy.add_argument(
-        "--export", metavar="PATH", help="write the deployment artifact (.npz) after training"
-    )
-    deploy.add_argument(
-        "--compare",
-        type=int,
-        default=0,
-        metavar="N",
-        help="compare torch and artifact.run_reference predictions on N test samples",
-    )
-    return parser
 
 
 def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | None, DVSTrainConfig]:
@@ -863,10 +802,34 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | Non
     return config, train_config
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 for user errors)."""
-    args = build_arg_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Command-line entry point; returns the exit status (2 for user errors, one line;
+    ``--verbose`` shows the traceback)."""
+    from snn_egru.cliargs import run_main
+
+    parser = build_arg_parser(prog or "python -m snn_egru.training.dvs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    return run_main(lambda: _run(args), prog=parser.prog, verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from snn_egru.training.common import check_device, guard_run_folder
+
+    check_device(args.device)
+    if args.data is not None and not Path(args.data).is_dir():
+        from snn_egru.data.dvs import _layout_help
+
+        raise UserError(
+            f"--data: DVS128 Gesture folder {args.data} does not exist. "
+            f"{_layout_help(Path(args.data))}"
+        )
+    if args.export is not None and (Path(args.export).is_dir() or not args.export.endswith(".npz")):
+        raise UserError(f"--export takes a file name ending in .npz, got {args.export!r}")
+    guard_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
     try:
         config, train_config = _configs_from_args(args)
         result = train_dvs(
@@ -874,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             train_config,
             out_dir=args.out,
             resume=args.resume,
-            show_progress=not args.no_progress,
+            show_progress=not (args.no_progress or args.quiet),
         )
         if is_main_process():
             print(
@@ -884,9 +847,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if args.export or args.compare:
                 _export_and_compare(result, args)
-    except (UserError, CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # config values that do not go together
+        if isinstance(err, CheckpointError):
+            raise
+        raise UserError(str(err)) from None
     finally:
         cleanup_distributed()
     return 0

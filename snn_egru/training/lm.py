@@ -79,6 +79,12 @@ from snn_egru.training.common import (
     unwrap_model,
     wrap_ddp,
 )
+from snn_egru.training.lm_args import (
+    TRAIN_ARG_FIELDS,
+    check_prune_args,
+    check_pruning_schedule,
+    check_run_args,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -395,7 +401,10 @@ class LMTrainResult:
         }
         if self.test is not None and self.test.sparsity is not None:
             out["test_sparsity"] = self.test.sparsity.to_dict()
-        return out
+        # JSON has no inf / nan (json.dumps would write the non-standard Infinity): None
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in out.items()
+        }
 
 
 def _gather_streams(t: Tensor) -> Tensor:
@@ -811,50 +820,29 @@ def load_language_model(
 
 
 # --------------------------------------------------------------------------- command line
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m snn_egru.training.lm",
-        description="Train the EGRU word-level language model (PTB / WikiText-2). Runs under "
-        "torchrun --nproc_per_node N for data-parallel training.",
-    )
-    p.add_argument("--preset", default="small", choices=list(LM_TRAIN_PRESETS))
-    p.add_argument("--corpus", choices=["ptb", "wikitext2"], help="data set (preset's default)")
-    p.add_argument("--data-dir", help="folder with wiki.{train,valid,test}.tokens (WikiText-2)")
-    p.add_argument(
-        "--out-dir", default="runs/lm", help="checkpoints and metrics (default %(default)s)"
-    )
-    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    p.add_argument("--time-budget", type=float, help="stop training after this many seconds")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="global number of training streams")
-    p.add_argument("--bptt", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--clip", type=float)
-    p.add_argument("--eval-every", type=int, help="validate every N steps (0: each epoch)")
-    p.add_argument("--test-batch-size", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda")
-    p.add_argument("--hidden-sizes", type=int, nargs="+", help="EGRU layer sizes")
-    p.add_argument("--embedding-size", type=int)
-    p.add_argument("--threshold-mean", type=float)
-    p.add_argument("--learn-threshold", choices=["yes", "no"])
-    p.add_argument("--prune-to", type=float, help="target weight sparsity (e.g. 0.95)")
-    p.add_argument("--prune-start", type=int, default=0, help="first pruning step")
-    p.add_argument("--prune-end", type=int, help="step the gradual schedule reaches the target")
-    p.add_argument("--prune-every", type=int, default=50, help="mask update interval (steps)")
-    p.add_argument("--init-from", help="start from the weights of this checkpoint (fine-tuning)")
-    p.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("-v", "--verbose", action="store_true")
-    qat.add_quantization_arguments(p)
-    return p
+def _parser(prog: str = "python -m snn_egru.training.lm") -> argparse.ArgumentParser:
+    """The command line (built torch-free in :mod:`snn_egru.training.lm_args`)."""
+    from snn_egru.training.lm_args import build_parser
+
+    return build_parser(prog, add_more=qat.add_quantization_arguments)
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LMTrainConfig]:
-    """Model and training configs from parsed command-line arguments."""
+    """Model and training configs from parsed command-line arguments.
+
+    Raises:
+        UserError: values that do not go together (the message names the flags).
+    """
+    from snn_egru.errors import UserError
+    from snn_egru.training.lm_args import flagged
+
+    try:
+        return _configs_from_args(args)
+    except ValueError as err:
+        raise UserError(flagged(err)) from None
+
+
+def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LMTrainConfig]:
     model_config, train_config = preset_configs(args.preset)
     model_over: dict[str, Any] = {}
     if args.embedding_size is not None:
@@ -868,30 +856,14 @@ def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LM
     if model_over:
         model_config = replace(model_config, **model_over)
     over: dict[str, Any] = {}
-    names = {
-        "corpus": "corpus",
-        "data_dir": "data_dir",
-        "max_steps": "max_steps",
-        "time_budget": "time_budget_s",
-        "epochs": "epochs",
-        "batch_size": "batch_size",
-        "bptt": "bptt",
-        "lr": "lr",
-        "weight_decay": "weight_decay",
-        "clip": "clip",
-        "eval_every": "eval_every",
-        "test_batch_size": "test_batch_size",
-        "seed": "seed",
-        "device": "device",
-        "init_from": "init_from",
-    }
-    for arg, attr in names.items():
-        value = getattr(args, arg)
+    for arg, attr in TRAIN_ARG_FIELDS.items():
+        value = getattr(args, arg, None)
         if value is not None:
             over[attr] = value
     over["quantize"] = qat.quantization_from_args(args)
-    if args.no_test:
+    if args.no_full_test:
         over["final_test"] = False
+    check_prune_args(args)
     if args.prune_to is not None:
         end = args.prune_end if args.prune_end is not None else args.prune_start
         over["pruning"] = PruningConfig(
@@ -904,35 +876,61 @@ def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LM
     train_config = replace(train_config, **over)
     if args.preset in _PAPER_SCHEDULER_START:
         train_config = _paper_hold(args.preset, train_config)
+    if train_config.pruning is not None:
+        check_pruning_schedule(train_config.pruning, planned_steps(train_config))
     return model_config, train_config
+
+
+#: Training-split tokens of the standard corpora (for step estimates before loading data).
+_CORPUS_TOKENS = {"ptb": 929_589, "wikitext2": 2_088_628}
+
+
+def planned_steps(tc: LMTrainConfig) -> int:
+    """Optimizer steps the run will take at most (``max_steps``, or all epochs estimated
+    from the standard corpus sizes)."""
+    per_epoch = _estimate_steps_per_epoch(_CORPUS_TOKENS[tc.corpus] // tc.batch_size, tc.bptt)
+    all_epochs = per_epoch * tc.epochs
+    return min(tc.max_steps, all_epochs) if tc.max_steps is not None else all_epochs
 
 
 def _paper_hold(preset: str, tc: LMTrainConfig) -> LMTrainConfig:
     """The reference holds the learning rate for ``--scheduler_start`` epochs, then decays
     it (cosine) until the last epoch: ``hold_steps`` = those epochs in steps (standard corpus
     sizes)."""
-    tokens = {"ptb": 929_589, "wikitext2": 2_088_628}[tc.corpus]
+    tokens = _CORPUS_TOKENS[tc.corpus]
     rows = tokens // tc.batch_size
     per_epoch = _estimate_steps_per_epoch(rows, tc.bptt)
     return replace(tc, hold_steps=_PAPER_SCHEDULER_START[preset] * per_epoch)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``python -m snn_egru.training.lm``)."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Command-line entry point (``python -m snn_egru.training.lm``, ``snn-egru train lm``).
+
+    Every option is checked before any work starts; user mistakes print one line and return
+    2 (``--verbose`` shows the traceback).
+    """
+    from snn_egru.cliargs import run_main
+
+    parser = _parser(prog or "python -m snn_egru.training.lm")
+    args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose or not args.quiet else logging.WARNING,
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    return run_main(lambda: _run(args), prog=parser.prog, verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    model_config, train_config = configs_from_args(args)
+    check_run_args(args, train_config, model_config)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    model_config, train_config = configs_from_args(args)
     result = train_language_model(
         model_config,
         train_config,
-        out_dir=args.out_dir,
+        out_dir=args.out,
         resume=args.resume,
-        show_progress=not args.quiet,
+        show_progress=not (args.no_progress or args.quiet),
     )
     if is_main_process():
         summary = result.summary()

@@ -232,7 +232,9 @@ def partition_network(
     if max_units_per_pe is not None and pes_per_layer is not None:
         raise MappingError("give either max_units_per_pe or pes_per_layer, not both")
     if max_units_per_pe is not None and (
-        not isinstance(max_units_per_pe, int | np.integer) or max_units_per_pe < 1
+        isinstance(max_units_per_pe, bool)  # True is an int to Python, not a size
+        or not isinstance(max_units_per_pe, int | np.integer)
+        or max_units_per_pe < 1
     ):
         raise MappingError(f"max_units_per_pe must be an integer >= 1, got {max_units_per_pe!r}")
     if balance not in PARTITION_BALANCES:

@@ -300,6 +300,7 @@ def map_network(
     check_options(weight_format, record_steps, input_source)
     check_receive_policy(receive_policy, weight_format)
     batch_size = check_batch_size(batch_size)
+    clock = _StageClock("/".join(map(str, artifact.layer_sizes)))
     models = layer_memory_models(
         artifact,
         spec=spec,
@@ -320,10 +321,15 @@ def map_network(
         balance=balance,
         memory_models=models,
     )
+    clock.done("1 partition", f"{partition.num_slices} slices")
     placement = place_slices(partition, machine)
+    clock.done("2 placement", f"{placement.num_pes_used} PEs")
     routes = route_slices(placement)
+    clock.done("3 routing")
     memory = layout_memory(models, placement)
+    clock.done("4 memory layout")
     fit = check_fit(memory, placement, models, raise_error=check)
+    clock.done("5 fit check")
     if input_source == "dram" and artifact.input_kind == "embedding":
         table = int(np.prod(artifact.embedding.shape)) * spec.word_bytes
         if check and table > spec.dram_bytes:
@@ -459,3 +465,20 @@ def build_mapping_report(mapping: Mapping) -> MappingReport:
             r.source.num_units * sum(1 for t in r.targets if t.chip_to_chip) for r in routes
         ),
     )
+
+
+class _StageClock:
+    """Logs each mapping stage as it ends, with its time (``-v`` on the command lines)."""
+
+    def __init__(self, network: str) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        logger.info("mapping %s units: partition, place, route, lay out memory, check fit", network)
+
+    def done(self, stage: str, detail: str = "") -> None:
+        now = self._now()
+        extra = f" ({detail})" if detail else ""
+        logger.info("  stage %s done in %.2f s%s", stage, now - self._last, extra)
+        self._last = now

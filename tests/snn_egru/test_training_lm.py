@@ -22,6 +22,7 @@ from snn_egru.training.common import (
     make_optimizer,
 )
 from snn_egru.training.lm import (
+    LM_TRAIN_PRESETS,
     LMTrainConfig,
     evaluate_perplexity,
     lm_training_preset,
@@ -243,8 +244,15 @@ def test_command_line_help_and_tiny_run(tmp_path, capsys):
         main(["--help"])
     assert info.value.code == 0
     assert "torchrun" in capsys.readouterr().out
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        main(["--preset", "tiny", "--out-dir", str(tmp_path / "none"), "--resume", "--quiet"])
+    # a user mistake: one line, exit status 2 (the old spelling --out-dir still works)
+    assert main(["--preset", "tiny", "--out-dir", str(tmp_path / "none"), "--resume", "-q"]) == 2
+    assert "--resume: there is no" in capsys.readouterr().err
+
+
+def test_command_line_preset_names_match_the_presets():
+    from snn_egru.training.lm_args import LM_PRESET_NAMES
+
+    assert set(LM_PRESET_NAMES) == set(LM_TRAIN_PRESETS)
 
 
 def test_init_from_a_checkpoint_then_prune(tmp_path):

@@ -71,11 +71,11 @@ def test_network_that_does_not_fit_is_one_line_and_exit_2(small_artifact, capsys
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "data memory needs" in err[0] and "record_steps <=" in err[0]
+    assert "data memory needs" in err[0] and "--record-steps <=" in err[0]
     assert main(["map", str(small_artifact), "--record-steps", "100000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "even a PE holding only unit" in err[0] and "record_steps <=" in err[0]
+    assert "even a PE holding only unit" in err[0] and "--record-steps <=" in err[0]
 
 
 @pytest.mark.parametrize(

@@ -261,7 +261,7 @@ def test_a_batch_that_does_not_fit_names_the_per_sample_state(small_net):
 
 def test_cli_batch_size_zero_exits_2(capsys):
     assert main(["run", "--synthetic", "paper-dvs", "--steps", "2", "--batch-size", "0"]) == 2
-    assert "--batch-size must be >= 1" in capsys.readouterr().err
+    assert "argument --batch-size: must be an integer >= 1" in capsys.readouterr().err
 
 
 # ========================================================================== routing

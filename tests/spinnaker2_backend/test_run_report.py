@@ -145,4 +145,4 @@ def test_run_command_user_errors(tmp_path, capsys):
     rc = main(["run", "--synthetic", "paper-dvs", "--inputs", str(tmp_path / "none.npy")])
     assert rc == 2 and "no inputs file" in capsys.readouterr().err
     rc = main(["run", "--synthetic", "paper-dvs", "--steps", "0"])
-    assert rc == 2 and "--steps must be >= 1" in capsys.readouterr().err
+    assert rc == 2 and "argument --steps: must be an integer >= 1" in capsys.readouterr().err

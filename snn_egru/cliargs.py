@@ -1,0 +1,339 @@
+"""What every command line of the project shares (torch-free, Lava-free, cheap to import).
+
+- :class:`ArgumentParser`: ``argparse`` with one-line errors (``PROG: error: MESSAGE (see
+  PROG --help)``, exit status 2), no abbreviated options (``--plot`` never silently means
+  ``--plot-dir``), and default values shown in the help.
+- checked value types (:func:`int_at_least`, :func:`float_in`, ...): a bad value fails while
+  the arguments are parsed, before any work starts, with a message naming the flag the user
+  typed.
+- :func:`add_hidden_alias`: old spellings of a flag that keep working without being shown.
+- :func:`run_main`: calls a command and turns user mistakes into one line on stderr and exit
+  status 2 (``--verbose`` shows the traceback), a closed pipe (``report | head``) into a quiet
+  exit, Ctrl-C into 130.
+- :func:`flag_message`: rewrites the Python keyword names in a library message
+  (``max_units_per_pe=12``) into the flags of the command line (``--max-units-per-pe 12``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from snn_egru.errors import UserError
+
+__all__ = [
+    "ArgumentParser",
+    "HelpFormatter",
+    "add_hidden_alias",
+    "choice_with_aliases",
+    "config_differences",
+    "float_in",
+    "flag_message",
+    "guard_run_folder",
+    "int_at_least",
+    "new_file",
+    "run_main",
+    "user_error_types",
+]
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """One-paragraph descriptions wrapped to the terminal, texts with line breaks (epilogs
+    with examples) as written; ``(default: X)`` added to every option's help."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "%(default)" not in text
+            and "default" not in text
+            and action.default is not argparse.SUPPRESS
+            and action.option_strings
+            and action.nargs != 0
+            and action.default is not None
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line and which never abbreviates."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # noqa: D102 - argparse API
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_or_status(self, argv: Any = None) -> argparse.Namespace | int:
+        """``parse_args``, but a mistake returns exit status 2 (after its one line) instead
+        of raising ``SystemExit`` (``--help`` still exits), so ``main()`` returns it."""
+        try:
+            return self.parse_args(argv)
+        except SystemExit as stop:
+            if stop.code == 2:
+                return 2
+            raise
+
+
+# --------------------------------------------------------------------------- value types
+def _number(text: str, kind: type) -> float | int:
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def int_at_least(minimum: int, *, maximum: int | None = None) -> Callable[[str], int]:
+    """An ``argparse`` type: an integer ``>= minimum`` (and ``<= maximum``)."""
+
+    def parse(text: str) -> int:
+        value = int(_number(text, int))
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {text}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_in(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Callable[[str], float]:
+    """An ``argparse`` type: a finite number in the interval given (``None``: unbounded)."""
+
+    def parse(text: str) -> float:
+        value = float(_number(text, float))
+        bad = (
+            low is not None
+            and (value <= low if low_open else value < low)
+            or high is not None
+            and (value >= high if high_open else value > high)
+        )
+        if bad:
+            left = "(" if low_open or low is None else "["
+            right = ")" if high_open or high is None else "]"
+            lo = "-inf" if low is None else f"{low:g}"
+            hi = "inf" if high is None else f"{high:g}"
+            raise argparse.ArgumentTypeError(f"must lie in {left}{lo}, {hi}{right}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def choice_with_aliases(aliases: dict[str, str]) -> Callable[[str], str]:
+    """An ``argparse`` type mapping old spellings to the current ones (use with ``choices``)."""
+
+    def parse(text: str) -> str:
+        return aliases.get(text, text)
+
+    parse.__name__ = "choice"
+    return parse
+
+
+def new_file(suffix: str) -> Callable[[str], str]:
+    """An ``argparse`` type: a file name ending in ``suffix`` that is not a folder."""
+
+    def parse(text: str) -> str:
+        if os.path.isdir(text):
+            raise argparse.ArgumentTypeError(
+                f"{text} is a folder; give a file name ending in {suffix}"
+            )
+        if not text.lower().endswith(suffix):
+            raise argparse.ArgumentTypeError(f"give a file name ending in {suffix}, not {text!r}")
+        return text
+
+    parse.__name__ = "file"
+    return parse
+
+
+def add_hidden_alias(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *names: str, dest: str, **kw: Any
+) -> None:
+    """Old spellings ``names`` of the option stored in ``dest``, accepted but not shown."""
+    parser.add_argument(*names, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kw)
+
+
+# --------------------------------------------------------------------------- run folders
+#: Files of a training run folder that a new run would replace.
+RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "metrics.jsonl", "summary.json")
+
+
+def guard_run_folder(
+    out_dir: str | os.PathLike, *, resume: bool, overwrite: bool, flag: str = "--out"
+) -> None:
+    """Refuse to start a training run that would replace an earlier one silently.
+
+    A folder holding checkpoints or metrics is continued with ``resume`` (from its
+    ``last.pt``) or replaced with ``overwrite`` (a warning names what goes); otherwise this
+    raises a :class:`~snn_egru.errors.UserError` naming both ways.
+    """
+    from pathlib import Path
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{flag} {out} is a file; give a folder for the run")
+    if resume and overwrite:
+        raise UserError("give --resume (continue) or --overwrite (start again), not both")
+    if resume:
+        if not (out / "last.pt").exists():
+            raise UserError(f"--resume: there is no {out / 'last.pt'} to continue; drop --resume")
+        return
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if not present:
+        return
+    if not overwrite:
+        what = next((n for n in ("best.pt", "last.pt") if n in present), present[0])
+        raise UserError(
+            f"{out / what} is from an earlier run: pass --resume to continue it, --overwrite to "
+            f"replace it, or give another {flag}"
+        )
+    logging.getLogger("snn_egru").warning(
+        "--overwrite: replacing the run in %s (%s)", out, ", ".join(present)
+    )
+    for name in present:
+        (out / name).unlink()
+
+
+# --------------------------------------------------------------------------- messages
+#: Python keyword names in library messages -> the flag a user of a command line types.
+_KEYWORD_FLAGS = {
+    "max_units_per_pe": "--max-units-per-pe",
+    "pes_per_layer": "--pes-per-layer",
+    "record_steps": "--record-steps",
+    "input_source": "--input-source",
+    "weight_format": "--weight-format",
+    "clock_mhz": "--clock-mhz",
+    "chips": "--chips",
+    "num_steps": "--steps",
+    "tick_us": "--tick-us",
+}
+
+
+def flag_message(message: str) -> str:
+    """``message`` with Python keyword names (``max_units_per_pe=12``, ``record_steps <= 3``,
+    ``weight format 'event'``) written as command-line flags (``--max-units-per-pe 12``)."""
+    text = " ".join(str(message).split())
+    # "chips=3 (--chips 3)" already names the flag: keep one of the two
+    text = re.sub(r"\bchips=(\d+) \(--chips \1\)", r"--chips \1", text)
+    for name, flag in _KEYWORD_FLAGS.items():
+        text = re.sub(rf"\b{name}\s*=\s*'?([\w.]+)'?", rf"{flag} \1", text)
+        text = re.sub(rf"\b{name}\s*(<=|>=|<|>)\s*", rf"{flag} \1 ", text)
+        text = re.sub(rf"\b{name} must\b", f"{flag} must", text)
+    text = re.sub(r"\bweight format '(\w+)'", r"--weight-format \1", text)
+    return text
+
+
+# --------------------------------------------------------------------------- running
+def user_error_types(extra: Iterable[tuple[str, str]] = ()) -> tuple[type[BaseException], ...]:
+    """Exception classes that are user mistakes (printed as one line, exit status 2).
+
+    Only modules already imported are consulted: a class of a module that was never imported
+    cannot have been raised (and importing torch just to print an error would cost seconds).
+    """
+    types: list[type[BaseException]] = [
+        UserError,
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+    ]
+    for module, name in (
+        ("snn_egru.artifact", "ArtifactError"),
+        ("spinnaker2_backend.mapping", "MappingError"),
+        ("spinnaker2_backend.mapping.fit", "MappingError"),
+        ("snn_egru.training.common", "CheckpointError"),
+        ("snn_egru.data.text", "DataNotFoundError"),
+        *extra,
+    ):
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(getattr(loaded, name, None), type):
+            types.append(getattr(loaded, name))
+    return tuple(types)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the exit flush does not fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
+
+
+def run_main(
+    func: Callable[[], int | None],
+    *,
+    prog: str,
+    verbose: bool,
+    user_errors: tuple[type[BaseException], ...] | None = None,
+) -> int:
+    """Run ``func`` (a command), returning its exit status.
+
+    User mistakes (:func:`user_error_types`) print ``PROG: error: MESSAGE`` as one line on
+    stderr and return 2; with ``verbose`` they raise (traceback). A closed stdout pipe ends
+    quietly (status 0: the reader asked for no more), Ctrl-C returns 130.
+    """
+    try:
+        status = int(func() or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except Exception as err:
+        types = user_errors if user_errors is not None else user_error_types()
+        if verbose or not isinstance(err, types):
+            raise
+        message = flag_message(str(err)) or type(err).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def config_differences(stored: Any, expected: Any, *, skip: Iterable[str] = ()) -> list[str]:
+    """``"field stored (now expected)"`` for every field of two config dataclasses that
+    differs (nested dataclasses field by field; tuples equal lists)."""
+    skipped = set(skip)
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        for f in dataclasses.fields(b):
+            if f.name in skipped:
+                continue
+            x, y = getattr(a, f.name, None), getattr(b, f.name)
+            if dataclasses.is_dataclass(x) and dataclasses.is_dataclass(y):
+                walk(x, y, f"{prefix}{f.name}.")
+            elif (list(x) if isinstance(x, tuple) else x) != (
+                list(y) if isinstance(y, tuple) else y
+            ):
+                out.append(f"{prefix}{f.name} {x!r} (now {y!r})")
+
+    walk(stored, expected, "")
+    return out

@@ -1,0 +1,221 @@
+"""The command line of the language-model trainer, built without importing torch.
+
+``snn-egru train lm`` parses (and refuses bad values) with this parser before torch is
+imported, so a typo costs a fraction of a second. :mod:`snn_egru.training.lm` runs the
+parsed arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: The training presets (:data:`snn_egru.training.lm.LM_TRAIN_PRESETS`; a test keeps the
+#: two equal).
+LM_PRESET_NAMES: tuple[str, ...] = ("tiny", "small", "paper", "paper-wikitext2")
+
+
+def build_parser(
+    prog: str = "python -m snn_egru.training.lm", *, add_more=None
+) -> argparse.ArgumentParser:
+    """The parser of ``python -m snn_egru.training.lm`` / ``snn-egru train lm``.
+
+    ``add_more(parser)`` adds further options (the trainer passes the int8 QAT options of
+    :mod:`snn_egru.quantization`, which needs torch; without it the parser is torch-free and
+    ``parse_known_args`` checks the other options cheaply).
+    """
+    from snn_egru.cliargs import ArgumentParser, add_hidden_alias, float_in, int_at_least
+
+    positive = int_at_least(1)
+    p = ArgumentParser(
+        prog=prog,
+        description="Train the EGRU word-level language model (PTB / WikiText-2). Runs under "
+        "torchrun --nproc_per_node N for data-parallel training. A folder holding a run is "
+        "continued with --resume or replaced with --overwrite, never silently.",
+        epilog="examples:\n"
+        f"  {prog} --preset tiny --out runs/lm_tiny --no-full-test     seconds\n"
+        f"  {prog} --preset small --out runs/lm                         minutes on 2 cores\n"
+        f"  {prog} --preset small --out runs/lm --resume                continue it\n"
+        f"  {prog} --preset paper --device cuda --out runs/paper        the published model",
+    )
+    p.add_argument(
+        "--preset",
+        default="small",
+        choices=LM_PRESET_NAMES,
+        help="model and recipe: tiny (tests), small (PTB on CPU), paper, paper-wikitext2",
+    )
+    p.add_argument("--corpus", choices=["ptb", "wikitext2"], help="data set (preset's default)")
+    p.add_argument("--data-dir", help="folder with wiki.{train,valid,test}.tokens (WikiText-2)")
+    p.add_argument("--out", default="runs/lm", metavar="DIR", help="checkpoints and metrics")
+    add_hidden_alias(p, "--out-dir", dest="out")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true", help="continue the run in DIR (last.pt)")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace the run in DIR (its checkpoints go)"
+    )
+    p.add_argument(
+        "--max-steps", type=positive, metavar="N", help="stop after N optimizer steps (preset's)"
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float_in(0, low_open=True),
+        metavar="SECONDS",
+        help="stop training after this many seconds (default: none)",
+    )
+    add_hidden_alias(p, "--time-budget", dest="time_limit", type=float_in(0, low_open=True))
+    p.add_argument("--epochs", type=positive, help="passes over the training split (preset's)")
+    p.add_argument("--batch-size", type=positive, help="global number of training streams")
+    p.add_argument("--bptt", type=positive, help="BPTT window length (preset's)")
+    p.add_argument("--lr", type=float_in(0, low_open=True), help="learning rate (preset's)")
+    p.add_argument("--weight-decay", type=float_in(0), help="AdamW weight decay (preset's)")
+    p.add_argument("--clip", type=float_in(0), help="gradient-norm limit, 0: none (preset's)")
+    p.add_argument(
+        "--eval-every", type=int_at_least(0), help="validate every N steps (0: each epoch)"
+    )
+    p.add_argument("--test-batch-size", type=positive, help="test streams (preset's)")
+    p.add_argument("--seed", type=int, help="random seed (preset's: 0)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--hidden-sizes", type=positive, nargs="+", help="EGRU layer sizes")
+    p.add_argument("--embedding-size", type=positive, help="embedding width (preset's)")
+    p.add_argument(
+        "--threshold-mean",
+        type=float_in(0, 1, low_open=True, high_open=True),
+        help="mean initial threshold, 0 < t < 1 (preset's)",
+    )
+    p.add_argument("--learn-threshold", choices=["yes", "no"], help="learn the thresholds")
+    p.add_argument(
+        "--prune-to",
+        type=float_in(0, 1, high_open=True),
+        help="prune to this weight sparsity during training, 0 <= s < 1 (e.g. 0.95)",
+    )
+    p.add_argument("--prune-start", type=int_at_least(0), default=0, help="first pruning step")
+    p.add_argument(
+        "--prune-end",
+        type=int_at_least(0),
+        help="step the gradual schedule reaches the target (default: --prune-start, one shot)",
+    )
+    p.add_argument("--prune-every", type=positive, default=50, help="mask update interval")
+    p.add_argument("--init-from", help="start from the weights of this checkpoint (fine-tuning)")
+    p.add_argument("--no-full-test", action="store_true", help="skip the final test evaluation")
+    add_hidden_alias(p, "--no-test", dest="no_full_test", action="store_true")
+    p.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars or progress log lines"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
+    if add_more is not None:
+        add_more(p)
+    return p
+
+
+#: Parsed arguments -> the :class:`~snn_egru.training.lm.LMTrainConfig` fields they set.
+TRAIN_ARG_FIELDS = {
+    "corpus": "corpus",
+    "data_dir": "data_dir",
+    "max_steps": "max_steps",
+    "time_limit": "time_budget_s",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "bptt": "bptt",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "clip": "clip",
+    "eval_every": "eval_every",
+    "test_batch_size": "test_batch_size",
+    "seed": "seed",
+    "device": "device",
+    "init_from": "init_from",
+}
+
+
+#: Config fields -> the flags that set them (messages name the flag the user typed).
+FIELD_FLAGS = {
+    "hidden_sizes": "--hidden-sizes",
+    "embedding_size": "--embedding-size",
+    "threshold_mean": "--threshold-mean",
+    "batch_size": "--batch-size",
+    "test_batch_size": "--test-batch-size",
+    "bptt": "--bptt",
+    "max_steps": "--max-steps",
+    "epochs": "--epochs",
+    "target_sparsity": "--prune-to",
+    "end_step": "--prune-end",
+    "start_step": "--prune-start",
+    "frequency": "--prune-every",
+}
+
+
+def flagged(err: Exception) -> str:
+    """The message of a config error with field names written as the flags that set them."""
+    import re
+
+    text = str(err)
+    for name, flag in FIELD_FLAGS.items():
+        text = re.sub(rf"\b{name}\b=?", f"{flag} ", text)
+    return " ".join(text.split())
+
+
+def check_prune_args(args: argparse.Namespace) -> None:
+    """``--prune-start`` / ``--prune-end`` need ``--prune-to`` and must be in order."""
+    from snn_egru.errors import UserError
+
+    if args.prune_to is None and (args.prune_end is not None or args.prune_start):
+        raise UserError("--prune-start / --prune-end need --prune-to S (the target sparsity)")
+    if args.prune_to is not None:
+        end = args.prune_end if args.prune_end is not None else args.prune_start
+        if end < args.prune_start:
+            raise UserError(
+                f"--prune-end {end} is before --prune-start {args.prune_start}: the schedule "
+                "must end at or after its start"
+            )
+
+
+def check_pruning_schedule(pruning, last_step: int) -> None:
+    """Refuse a pruning schedule (a :class:`~snn_egru.pruning.PruningConfig`) that would not
+    reach its target by ``last_step``: the run would train an unpruned model and keep no
+    ``best.pt`` (only models at the target sparsity may become the best one).
+
+    Raises:
+        UserError: the schedule ends after the last training step.
+    """
+    from snn_egru.errors import UserError
+
+    reach = max(pruning.start_step, pruning.end_step)
+    if reach > last_step:
+        raise UserError(
+            f"the pruning schedule reaches its target at step {reach} but training stops at "
+            f"step {last_step}: use --prune-end <= {last_step} (and --prune-start <= it) or "
+            "more --max-steps"
+        )
+
+
+def check_run_args(args: argparse.Namespace, tc, config) -> None:
+    """Everything that can be checked before training starts (files, folders, device)."""
+    from pathlib import Path
+
+    from snn_egru.errors import UserError
+    from snn_egru.models.lm import LanguageModelConfig
+    from snn_egru.training.common import (
+        check_device,
+        config_differences,
+        guard_run_folder,
+        load_checkpoint,
+    )
+
+    check_device(tc.device)
+    if tc.data_dir is not None and not Path(tc.data_dir).is_dir():
+        raise UserError(f"--data-dir {tc.data_dir} is not a folder")
+    if tc.init_from is not None and not Path(tc.init_from).is_file():
+        raise UserError(f"--init-from {tc.init_from}: no such checkpoint")
+    guard_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
+    if args.resume:
+        stored = load_checkpoint(Path(args.out) / "last.pt")
+        if stored.config is not None:
+            diffs = config_differences(
+                stored.model_config(LanguageModelConfig), config, skip=("vocab_size",)
+            )
+            if diffs:
+                raise UserError(
+                    f"--resume: {Path(args.out) / 'last.pt'} holds another model "
+                    f"({'; '.join(diffs[:3])}): give the flags of that run, or --overwrite"
+                )
