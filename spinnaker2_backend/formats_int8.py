@@ -41,14 +41,18 @@ import scipy.sparse as sp
 
 from snn_egru.reference import INT8_MAX, quantize_codes
 from spinnaker2_backend.constants import WORD_BYTES, ChipSpec
+from spinnaker2_backend.formats import PEWeights, slice_rows
 
 __all__ = [
     "QUANTIZED_WEIGHT_FORMATS",
     "CSRInt8Weights",
     "EventInt8Weights",
     "MACInt8Weights",
+    "encode_pe_weights_int8",
     "encode_quantized",
     "index_dtype",
+    "int8_weight_bytes",
+    "mac_tile_count",
     "padded_bytes",
 ]
 
@@ -334,3 +338,86 @@ def encode_quantized(codes, scale, format_name: str):
             f"{', '.join(QUANTIZED_WEIGHT_FORMATS)}"
         )
     return _CLASSES[format_name].encode(codes, scale)
+
+
+# ------------------------------------------------------------------ byte counts without encoding
+def mac_tile_count(codes: sp.csr_matrix) -> int:
+    """Non-empty 16 x 4 tiles of a local block of codes (rows in local order), as
+    :meth:`MACInt8Weights.encode` stores them, counted without building the tiles."""
+    codes = sp.csr_matrix(codes)
+    if not codes.nnz:
+        return 0
+    tr, tc = MAC_TILE
+    rows = np.repeat(np.arange(codes.shape[0], dtype=np.int64), np.diff(codes.indptr))
+    nonzero = codes.data != 0
+    n_tc = -(-codes.shape[1] // tc)
+    keys = (rows[nonzero] // tr) * n_tc + codes.indices[nonzero].astype(np.int64) // tc
+    return int(np.unique(keys).size)
+
+
+def int8_weight_bytes(format_name: str, rows: int, cols: int, nnz: int, tiles: int = 0) -> int:
+    """Bytes a ``rows x cols`` block of ``nnz`` non-zero codes takes in an int8 format.
+
+    Equal to ``encode_quantized(...).bytes`` (tested): ``csr-int8`` and ``event-int8`` from
+    the counts alone, ``mac-int8`` from the number of non-empty tiles (:func:`mac_tile_count`).
+    """
+    scales = padded_bytes(rows, 4)
+    if format_name == "csr-int8":
+        col = index_dtype(max(cols - 1, 0)).itemsize
+        starts = index_dtype(nnz).itemsize
+        index = padded_bytes(nnz, col) + padded_bytes(rows + 1, starts)
+        return padded_bytes(nnz, 1) + index + scales
+    if format_name == "event-int8":
+        row = index_dtype(max(rows - 1, 0)).itemsize
+        starts = index_dtype(nnz).itemsize
+        index = padded_bytes(nnz, row) + padded_bytes(cols + 1, starts)
+        return padded_bytes(nnz, 1) + index + scales
+    if format_name == "mac-int8":
+        tr, tc = MAC_TILE
+        col = index_dtype(max(-(-cols // tc) - 1, 0)).itemsize
+        starts = index_dtype(tiles).itemsize
+        return (
+            padded_bytes(tiles * tr * tc, 1)
+            + padded_bytes(tiles, col)
+            + padded_bytes(-(-rows // tr) + 1, starts)
+            + scales
+        )
+    raise ValueError(
+        f"unknown int8 weight format {format_name!r}; choose one of "
+        f"{', '.join(QUANTIZED_WEIGHT_FORMATS)}"
+    )
+
+
+def encode_pe_weights_int8(
+    weight_ih, weight_hh, *, unit_start: int, unit_stop: int, format_name: str
+):
+    """The int8 analogue of :func:`spinnaker2_backend.formats.encode_pe_weights`.
+
+    Args:
+        weight_ih, weight_hh: :class:`snn_egru.reference.QuantizedWeight` of the layer.
+        unit_start, unit_stop: the PE's units (local row ``g * n + k`` = gate ``g`` of unit
+            ``unit_start + k``, as for the float formats).
+        format_name: one of :data:`QUANTIZED_WEIGHT_FORMATS`.
+
+    Returns:
+        a :class:`spinnaker2_backend.formats.PEWeights` whose blocks are int8 encodings.
+    """
+    if format_name not in QUANTIZED_WEIGHT_FORMATS:
+        raise ValueError(
+            f"unknown int8 weight format {format_name!r}; choose one of "
+            f"{', '.join(QUANTIZED_WEIGHT_FORMATS)}"
+        )
+    hidden = weight_hh.values.shape[1]
+    rows = slice_rows(hidden, unit_start, unit_stop)
+    blocks = [
+        encode_quantized(sp.csr_matrix(qw.values)[rows], np.asarray(qw.scale)[rows], format_name)
+        for qw in (weight_ih, weight_hh)
+    ]
+    return PEWeights(
+        format_name=format_name,
+        unit_start=unit_start,
+        unit_stop=unit_stop,
+        hidden_size=hidden,
+        weight_ih=blocks[0],
+        weight_hh=blocks[1],
+    )

@@ -27,8 +27,8 @@ from typing import Any
 from snn_egru.cliargs import float_in, int_at_least
 from snn_egru.errors import UserError
 from spinnaker2_backend.constants import ChipSpec
-from spinnaker2_backend.formats import WEIGHT_FORMATS
-from spinnaker2_backend.mapping.base import RECEIVE_POLICIES
+from spinnaker2_backend.formats_int8 import QUANTIZED_WEIGHT_FORMATS
+from spinnaker2_backend.mapping.base import ALL_WEIGHT_FORMATS, RECEIVE_POLICIES
 from spinnaker2_backend.mapping.partition import PARTITION_BALANCES
 
 __all__ = [
@@ -94,11 +94,14 @@ def add_mapping_arguments(parser: argparse.ArgumentParser, *, weight_format: str
     group = parser.add_argument_group("mapping")
     group.add_argument(
         "--weight-format",
-        choices=WEIGHT_FORMATS,
+        choices=ALL_WEIGHT_FORMATS,
         default=weight_format,
         help="how PEs store weights: csr (rows, the published design), event (one row per "
         "source unit: only weights of units that fired are read), dense "
-        f"(default: {weight_format})",
+        f"(default: {weight_format}); for an int8 artifact (`snn-egru export --quantize "
+        "int8`): csr-int8, event-int8 (int8 weights x float32 events on the Arm core), "
+        "mac-int8 (16 x 4 tiles on the MAC array, events quantised too); a --synthetic "
+        "network is quantised for them (PTQ)",
     )
     split = group.add_mutually_exclusive_group()
     split.add_argument(
@@ -331,5 +334,26 @@ def load_network(args: argparse.Namespace):
     if args.synthetic:
         from spinnaker2_backend.synthetic import synthetic_network
 
-        return synthetic_network(args.synthetic, sparsity=args.sparsity, seed=args.seed)
+        net = synthetic_network(args.synthetic, sparsity=args.sparsity, seed=args.seed)
+        fmt = getattr(args, "weight_format", "csr")
+        if fmt in QUANTIZED_WEIGHT_FORMATS:  # int8 formats: quantise the synthetic network
+            return quantize_synthetic(net, fmt, seed=args.seed)
+        return net
     return DeploymentArtifact.load(args.artifact)
+
+
+def quantize_synthetic(net, weight_format: str, *, seed: int = 0):
+    """PTQ of a synthetic network for an int8 format: ``"float"`` products for csr-int8 /
+    event-int8, ``"int8"`` for mac-int8 with scales calibrated on 70 random inputs."""
+    import numpy as np
+
+    from spinnaker2_backend.synthetic import quantize_network
+
+    if weight_format != "mac-int8":
+        return quantize_network(net, mode="float")
+    rng = np.random.default_rng(seed)
+    if net.input_kind == "embedding":
+        calibration = rng.integers(0, net.embedding.shape[0], size=70)
+    else:
+        calibration = rng.standard_normal((70, net.input_size)).astype(np.float32)
+    return quantize_network(net, mode="int8", calibration_inputs=calibration)

@@ -32,12 +32,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from snn_egru.artifact import DeploymentArtifact
-from snn_egru.reference import EGRUParams
+from snn_egru.reference import INT8_MAX, PRODUCT_MODES, EGRUParams, quantize_params
 
 __all__ = [
     "PRESETS",
     "SyntheticPreset",
     "magnitude_prune",
+    "quantize_network",
     "sample_thresholds",
     "synthetic_network",
     "xavier_normal",
@@ -265,3 +266,40 @@ def synthetic_network(
             }
         },
     )
+
+
+def quantize_network(
+    artifact: DeploymentArtifact,
+    *,
+    mode: str = "float",
+    granularity: str = "row",
+    calibration_inputs: np.ndarray | None = None,
+) -> DeploymentArtifact:
+    """Post-training int8 quantisation of a float artifact, torch-free (for what-if studies).
+
+    The weights as :func:`snn_egru.reference.quantize_params`; with ``mode="int8"`` (the
+    MAC array's products) every input/event scale is ``max |x| / 127`` of what the int8-weight
+    network sees on ``calibration_inputs`` (layer ``k + 1``'s input scale is layer ``k``'s
+    event scale), as :func:`snn_egru.quantization.quantize_artifact` calibrates them (that
+    one needs torch; this one gives the same layers for the same inputs).
+    """
+
+    if mode not in PRODUCT_MODES:
+        raise ValueError(f"mode must be one of {PRODUCT_MODES}, got {mode!r}")
+    layers = [quantize_params(layer, granularity=granularity) for layer in artifact.layers]
+    if mode == "int8":
+        if calibration_inputs is None:
+            raise ValueError("mode='int8' needs calibration_inputs to set the input/event scales")
+        float_mode = replace(artifact, layers=layers)
+        xs = float_mode.layer_inputs(np.asarray(calibration_inputs))
+        run = float_mode.run_reference(np.asarray(calibration_inputs))
+        maxima = [float(np.abs(xs).max(initial=0.0))]
+        maxima += [float(np.abs(ev).max(initial=0.0)) for ev in run.layer_events]
+        scales = [float(np.float32(m / INT8_MAX)) if m > 0 else 1.0 for m in maxima]
+        layers = [
+            layer._replace(input_scale=scales[k], event_scale=scales[k + 1])
+            for k, layer in enumerate(layers)
+        ]
+    metadata = dict(artifact.metadata)
+    metadata["quantization"] = {"method": "ptq", "products": mode, "granularity": granularity}
+    return replace(artifact, layers=layers, metadata=metadata)

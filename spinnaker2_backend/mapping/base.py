@@ -12,8 +12,10 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from spinnaker2_backend.formats import WEIGHT_FORMATS
+from spinnaker2_backend.formats_int8 import QUANTIZED_WEIGHT_FORMATS
 
 __all__ = [
+    "ALL_WEIGHT_FORMATS",
     "FitAdvice",
     "HasSlices",
     "INPUT_SOURCES",
@@ -27,6 +29,11 @@ __all__ = [
 
 
 InputSource = Literal["dram", "host"]
+
+#: Every weight format a mapping accepts: the float32 ones (``formats``) and the int8 ones
+#: (``formats_int8``: ``csr-int8``, ``event-int8`` on the Arm core, ``mac-int8`` on the MAC
+#: array), which need an int8 artifact.
+ALL_WEIGHT_FORMATS: tuple[str, ...] = WEIGHT_FORMATS + QUANTIZED_WEIGHT_FORMATS
 
 #: Where layer 0's input vectors come from: streamed from DRAM or sent by the host
 #: (see :mod:`spinnaker2_backend.mapping`).
@@ -159,7 +166,8 @@ def check_receive_policy(receive_policy: str, weight_format: str) -> None:
         raise MappingError(
             f"receive policy 'accumulate' multiplies each event into the accumulators as it "
             f"arrives, which needs the column of its source: use weight_format='event' "
-            f"(got {weight_format!r}) or another receive policy (dense, reused, event-list)"
+            f"(got {weight_format!r}) or another receive policy (dense, reused, event-list; "
+            f"the int8 formats sum in column order, not in arrival order)"
         )
 
 
@@ -175,9 +183,10 @@ def check_batch_size(batch_size) -> int:
 def check_options(weight_format: str, record_steps: int, input_source: str) -> None:
     """Raise :class:`MappingError` for an unknown weight format or input source, or a bad
     ``record_steps`` (shared by the stages and :func:`map_network`)."""
-    if weight_format not in WEIGHT_FORMATS:
+    if weight_format not in ALL_WEIGHT_FORMATS:
         raise MappingError(
-            f"unknown weight format {weight_format!r}; choose one of {', '.join(WEIGHT_FORMATS)}"
+            f"unknown weight format {weight_format!r}; choose one of "
+            f"{', '.join(ALL_WEIGHT_FORMATS)}"
         )
     if not isinstance(record_steps, int | np.integer) or record_steps < 0:
         raise MappingError(f"record_steps must be an integer >= 0, got {record_steps!r}")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spinnaker2_backend.formats import WEIGHT_FORMATS, word_count
 from spinnaker2_backend.mapping.base import FitAdvice, MappingError
 from spinnaker2_backend.mapping.memory import LayerMemoryModel, MemoryLayout
 from spinnaker2_backend.mapping.placement import Placement
@@ -68,7 +67,7 @@ def _fix_advice(layout: MemoryLayout, model: LayerMemoryModel) -> list[FitAdvice
             FitAdvice("none", {}, "a single unit does not fit a PE, so more PEs cannot help")
         )
     nnz = sum(model.nnz(layout.unit_start, layout.unit_stop))
-    per_weight = 2 * model.spec.word_bytes if model.weight_format != "dense" else 0
+    per_weight = model.bytes_per_stored_weight
     if per_weight and nnz:
         keep = max(nnz - -(-over // per_weight), 0)
         # re-pruning the layer scales every PE's stored weights alike: the layer's density
@@ -87,14 +86,10 @@ def _fix_advice(layout: MemoryLayout, model: LayerMemoryModel) -> list[FitAdvice
         )
     else:
         tips.append(FitAdvice("sparsity", {}, "prune more (fewer stored weights)"))
-    nnz_ih, nnz_hh = model.nnz(layout.unit_start, layout.unit_stop)
-    for fmt in WEIGHT_FORMATS:
-        if fmt == layout.weight_format:
+    for fmt in model.sibling_formats:
+        if fmt == layout.weight_format or (fmt == "mac-int8" and model.quantized is None):
             continue
-        other = model.spec.word_bytes * (
-            word_count(fmt, 3 * units, model.input_size, nnz_ih)
-            + word_count(fmt, 3 * units, model.hidden_size, nnz_hh)
-        )
+        other = sum(model.weight_bytes(layout.unit_start, layout.unit_stop, fmt))
         if other <= layout.weights - over:
             tips.append(
                 FitAdvice(

@@ -12,14 +12,22 @@ into one :class:`MemoryLayout` per PE (exact byte accounting by region, with add
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from snn_egru.artifact import DeploymentArtifact
+from snn_egru.reference import QuantizedEGRUParams, validate_quantized_params
 from spinnaker2_backend.constants import ChipSpec
-from spinnaker2_backend.formats import word_count
+from spinnaker2_backend.formats import WEIGHT_FORMATS, slice_rows, word_count
+from spinnaker2_backend.formats_int8 import (
+    MAC_TILE,
+    QUANTIZED_WEIGHT_FORMATS,
+    index_dtype,
+    int8_weight_bytes,
+    mac_tile_count,
+)
 from spinnaker2_backend.mapping.base import (
     HasSlices,
     MappingError,
@@ -35,6 +43,7 @@ __all__ = [
     "LayerMemoryModel",
     "MemoryLayout",
     "VARIABLE_WORDS_PER_UNIT",
+    "check_artifact_format",
     "full_capacity",
     "layer_memory_models",
     "layout_memory",
@@ -233,6 +242,15 @@ class LayerMemoryModel:
         input_by_packets: the layer's input arrives as packets (every layer but a layer 0
             fed from DRAM, whose input vector is a DMA target of ``I`` words).
         batch_size: samples kept per PE.
+        quantized: for the int8 formats, the layer's ``(weight_ih, weight_hh)``
+            :class:`~snn_egru.reference.QuantizedWeight` (the ``mac-int8`` tiles depend on
+            where the non-zeros are, not only on how many there are).
+
+    The int8 formats are not additive: their index arrays widen with the slice (``uint8`` /
+    ``uint16`` / ``uint32``), every array is padded to a word, and a ``mac-int8`` tile is
+    shared by the 16 rows it spans. :meth:`items` (and so :meth:`data_bytes`, the layout and
+    the fit check) is exact for every slice; :meth:`unit_bytes` is then an estimate the
+    partition starts from and corrects against :meth:`data_bytes` (:attr:`additive`).
     """
 
     layer: int
@@ -248,6 +266,63 @@ class LayerMemoryModel:
     receive_capacity: int = 0
     input_by_packets: bool = True
     batch_size: int = 1
+    quantized: tuple | None = field(default=None, repr=False, compare=False)
+    _tile_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def additive(self) -> bool:
+        """``data_bytes(a, b) == fixed_bytes() + sum(unit_bytes()[a:b])`` exactly (float
+        formats); ``False`` for the int8 formats, whose :meth:`unit_bytes` is an estimate."""
+        return self.weight_format not in QUANTIZED_WEIGHT_FORMATS
+
+    @property
+    def sibling_formats(self) -> tuple[str, ...]:
+        """The formats this layer's weights can also be stored in (float or int8)."""
+        if self.weight_format in QUANTIZED_WEIGHT_FORMATS:
+            return QUANTIZED_WEIGHT_FORMATS
+        return WEIGHT_FORMATS
+
+    def _tiles(self, which: int, a: int, b: int) -> int:
+        key = (which, a, b)
+        if key not in self._tile_cache:
+            codes = self.quantized[which].values
+            rows = slice_rows(self.hidden_size, a, b)
+            self._tile_cache[key] = mac_tile_count(codes[rows])
+        return self._tile_cache[key]
+
+    def weight_bytes(self, a: int, b: int, format_name: str | None = None) -> tuple[int, int]:
+        """Exact bytes of ``(weight_ih, weight_hh)`` of units ``[a, b)`` in a format (default:
+        the model's), float32 or int8 (:func:`~spinnaker2_backend.formats_int8.
+        int8_weight_bytes`)."""
+        fmt = format_name or self.weight_format
+        rows = 3 * (b - a)
+        nnz_ih, nnz_hh = self.nnz(a, b)
+        cols = (self.input_size, self.hidden_size)
+        if fmt not in QUANTIZED_WEIGHT_FORMATS:
+            wb = self.spec.word_bytes
+            return (
+                wb * word_count(fmt, rows, cols[0], nnz_ih),
+                wb * word_count(fmt, rows, cols[1], nnz_hh),
+            )
+        if fmt == "mac-int8" and self.quantized is None:
+            raise ValueError("mac-int8 byte counts need the layer's int8 weights (quantized=)")
+        out = []
+        for which, nnz in enumerate((nnz_ih, nnz_hh)):
+            tiles = self._tiles(which, a, b) if fmt == "mac-int8" else 0
+            out.append(int8_weight_bytes(fmt, rows, cols[which], nnz, tiles))
+        return out[0], out[1]
+
+    @property
+    def bytes_per_stored_weight(self) -> int:
+        """Bytes one more stored weight costs (value + index; 0 when not linear in them)."""
+        fmt = self.weight_format
+        if fmt == "dense" or fmt == "mac-int8":
+            return 0
+        if fmt == "csr-int8":
+            return 1 + index_dtype(max(self.input_size, self.hidden_size) - 1).itemsize
+        if fmt == "event-int8":
+            return 1 + index_dtype(3 * self.hidden_size - 1).itemsize
+        return 2 * self.spec.word_bytes
 
     @property
     def variable_words_per_unit(self) -> int:
@@ -302,21 +377,11 @@ class LayerMemoryModel:
         """``(region, item, bytes)`` of every buffer of a PE holding units ``[a, b)``."""
         wb = self.spec.word_bytes
         n = b - a
-        rows = 3 * n
-        nnz_ih, nnz_hh = self.nnz(a, b)
-        fmt = self.weight_format
+        w_ih, w_hh = self.weight_bytes(a, b)
         out = [
             ("static_data", "program static data", self.spec.egru_static_data_bytes),
-            (
-                "weights",
-                "weight_ih",
-                wb * word_count(fmt, rows, self.input_size, nnz_ih),
-            ),
-            (
-                "weights",
-                "weight_hh",
-                wb * word_count(fmt, rows, self.hidden_size, nnz_hh),
-            ),
+            ("weights", "weight_ih", w_ih),
+            ("weights", "weight_hh", w_hh),
         ]
         for name, words in VARIABLE_WORDS_PER_UNIT.items():
             out.append(("variables", name, wb * words * n))
@@ -357,18 +422,54 @@ class LayerMemoryModel:
         return self.data_bytes(0, 0)
 
     def unit_bytes(self) -> np.ndarray:
-        """``(H,)`` data memory each unit adds to its PE (int64)."""
+        """``(H,)`` data memory each unit adds to its PE (int64).
+
+        Exact for the float formats; for the int8 formats an estimate (see the class
+        docstring): ``csr-int8`` / ``event-int8`` count each stored code with the widest
+        index the layer can need, ``mac-int8`` shares the tiles of the whole layer (as one
+        block) among the units in proportion to their non-empty 4-column groups.
+        """
         wb = self.spec.word_bytes
-        nnz = np.diff(self.nnz_ih_prefix) + np.diff(self.nnz_hh_prefix)
+        nnz_ih, nnz_hh = np.diff(self.nnz_ih_prefix), np.diff(self.nnz_hh_prefix)
+        nnz = nnz_ih + nnz_hh
         fmt = self.weight_format
         if fmt == "csr":
-            weight_words = 2 * nnz + 6  # 3 row starts in each of the two matrices
+            weight_bytes = wb * (2 * nnz + 6)  # 3 row starts in each of the two matrices
         elif fmt == "event":
-            weight_words = 2 * nnz
-        else:
-            weight_words = np.full(self.hidden_size, 3 * (self.input_size + self.hidden_size))
-        words = weight_words + self.variable_words_per_unit + self.record_steps * self.batch_size
-        return (wb * words).astype(np.int64)
+            weight_bytes = wb * 2 * nnz
+        elif fmt == "dense":
+            weight_bytes = np.full(self.hidden_size, wb * 3 * (self.input_size + self.hidden_size))
+        elif fmt == "csr-int8":
+            col = [index_dtype(max(c - 1, 0)).itemsize for c in (self.input_size, self.hidden_size)]
+            starts = [
+                index_dtype(int(p[-1])).itemsize for p in (self.nnz_ih_prefix, self.nnz_hh_prefix)
+            ]
+            weight_bytes = (
+                nnz_ih * (1 + col[0]) + nnz_hh * (1 + col[1]) + 3 * (starts[0] + starts[1]) + 24
+            )
+        elif fmt == "event-int8":
+            row = index_dtype(3 * self.hidden_size - 1).itemsize
+            weight_bytes = nnz * (1 + row) + 24
+        else:  # mac-int8
+            weight_bytes = np.zeros(self.hidden_size, dtype=np.float64)
+            for which in (0, 1):
+                groups = self._unit_groups(which)
+                total = groups.sum()
+                if total:
+                    tiles = self._tiles(which, 0, self.hidden_size)
+                    weight_bytes += tiles * (MAC_TILE[0] * MAC_TILE[1] + 1) * groups / total
+            weight_bytes = np.ceil(weight_bytes) + 24
+        words = self.variable_words_per_unit + self.record_steps * self.batch_size
+        return (np.asarray(weight_bytes) + wb * words).astype(np.int64)
+
+    def _unit_groups(self, which: int) -> np.ndarray:
+        """``(H,)`` non-empty (row, 4-column group) pairs of each unit's three rows."""
+        codes = sp.csr_matrix(self.quantized[which].values)
+        rows = np.repeat(np.arange(codes.shape[0], dtype=np.int64), np.diff(codes.indptr))
+        keys = rows * (codes.shape[1] // MAC_TILE[1] + 1) + codes.indices // MAC_TILE[1]
+        unique_rows = np.unique(keys) // (codes.shape[1] // MAC_TILE[1] + 1)
+        per_row = np.bincount(unique_rows, minlength=codes.shape[0])
+        return per_row.reshape(3, self.hidden_size).sum(axis=0).astype(np.float64)
 
     def layout(self, pe: int, a: int, b: int) -> MemoryLayout:
         """The :class:`MemoryLayout` of PE ``pe`` holding units ``[a, b)``."""
@@ -383,6 +484,63 @@ class LayerMemoryModel:
             data_capacity=self.spec.data_memory_bytes,
             code_capacity=self.spec.instruction_memory_bytes,
         )
+
+
+def _nonzero_codes(qw) -> sp.csr_matrix:
+    codes = sp.csr_matrix(qw.values, copy=True)
+    codes.eliminate_zeros()
+    return codes
+
+
+def check_artifact_format(artifact: DeploymentArtifact, weight_format: str) -> None:
+    """Raise :class:`MappingError` unless the artifact's layers can be stored in the format.
+
+    A float32 format needs float layers, an int8 format int8 layers of the matching product
+    mode (``csr-int8`` / ``event-int8``: ``"float"``, int8 weights x float32 events on the
+    Arm core; ``mac-int8``: ``"int8"``, events quantised for the MAC array); the int8 layers
+    must be valid (scales one per row, codes in [-127, 127]). Each message names the fix.
+    """
+    kinds = [isinstance(layer, QuantizedEGRUParams) for layer in artifact.layers]
+    int8_format = weight_format in QUANTIZED_WEIGHT_FORMATS
+    if not int8_format:
+        if any(kinds):
+            raise MappingError(
+                f"the artifact has int8 layers (version 2) but weight format {weight_format!r} "
+                "stores float32 weights: map with --weight-format csr-int8 or event-int8 "
+                "(int8 weights x float32 events) or mac-int8 (int8 products), or map "
+                "artifact.dequantized() (weights code * scale) with a float format"
+            )
+        return
+    if not all(kinds):
+        floats = [i for i, q in enumerate(kinds) if not q]
+        raise MappingError(
+            f"weight format {weight_format!r} stores int8 codes but layer(s) "
+            f"{', '.join(map(str, floats))} of the artifact are float32: quantise it first "
+            "(`snn-egru export --quantize int8`, or the PTQ API "
+            "snn_egru.quantization.quantize_artifact), or map it with csr, event or dense"
+        )
+    for i, layer in enumerate(artifact.layers):
+        try:
+            validate_quantized_params(layer, name=f"layer {i}")
+        except ValueError as err:
+            raise MappingError(
+                f"{err}: re-quantise the layer (snn_egru.reference.quantize_weight, or "
+                "`snn-egru export --quantize int8`)"
+            ) from None
+        mode = layer.product_mode
+        if weight_format == "mac-int8" and mode != "int8":
+            raise MappingError(
+                f"layer {i} has product mode 'float' (int8 weights x float32 events) but the "
+                "MAC array of mac-int8 multiplies int8 x int8: quantise the events too "
+                "(`snn-egru export --quantize int8 --quant-products int8 --calibration X.npy`, "
+                "quantize_artifact(..., mode='int8')) or map with csr-int8 / event-int8"
+            )
+        if weight_format != "mac-int8" and mode != "float":
+            raise MappingError(
+                f"layer {i} has product mode 'int8' (events quantised for the MAC array) but "
+                f"{weight_format!r} multiplies int8 weights by float32 events on the Arm core: "
+                "map with --weight-format mac-int8, or export with --quant-products float"
+            )
 
 
 def _unit_nnz(weight, hidden: int) -> np.ndarray:
@@ -413,15 +571,31 @@ def layer_memory_models(
             or one per layer); default: room for every source (it never overflows).
         input_source: ``"dram"`` (layer 0's input is a DMA target) or ``"host"`` (packets).
         batch_size: samples kept per PE.
+        quantized: for the int8 formats, the layer's ``(weight_ih, weight_hh)``
+            :class:`~snn_egru.reference.QuantizedWeight` (the ``mac-int8`` tiles depend on
+            where the non-zeros are, not only on how many there are).
+
+    The int8 formats are not additive: their index arrays widen with the slice (``uint8`` /
+    ``uint16`` / ``uint32``), every array is padded to a word, and a ``mac-int8`` tile is
+    shared by the 16 rows it spans. :meth:`items` (and so :meth:`data_bytes`, the layout and
+    the fit check) is exact for every slice; :meth:`unit_bytes` is then an estimate the
+    partition starts from and corrects against :meth:`data_bytes` (:attr:`additive`).
     """
     check_options(weight_format, record_steps, input_source)
     check_receive_policy(receive_policy, weight_format)
+    check_artifact_format(artifact, weight_format)
     batch_size = check_batch_size(batch_size)
     capacities = _capacities(artifact, receive_capacity, input_source)
     models = []
     last = artifact.num_layers - 1
+    quantized_format = weight_format in QUANTIZED_WEIGHT_FORMATS
     for i, layer in enumerate(artifact.layers):
         hidden = layer.hidden_size
+        w_ih, w_hh = layer.weight_ih, layer.weight_hh
+        quantized = None
+        if quantized_format:
+            quantized = (w_ih, w_hh)
+            w_ih, w_hh = (_nonzero_codes(w) for w in quantized)
         models.append(
             LayerMemoryModel(
                 layer=i,
@@ -431,12 +605,13 @@ def layer_memory_models(
                 record_steps=int(record_steps),
                 keeps_trace=artifact.readout_source == "trace" and i == last,
                 spec=spec,
-                nnz_ih_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(layer.weight_ih, hidden))]),
-                nnz_hh_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(layer.weight_hh, hidden))]),
+                nnz_ih_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(w_ih, hidden))]),
+                nnz_hh_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(w_hh, hidden))]),
                 receive_policy=receive_policy,
                 receive_capacity=capacities[i] if receive_policy == "event-list" else 0,
                 input_by_packets=i > 0 or input_source != "dram",
                 batch_size=batch_size,
+                quantized=quantized,
             )
         )
     return models

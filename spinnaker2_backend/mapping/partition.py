@@ -17,7 +17,6 @@ import numpy as np
 
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec
-from spinnaker2_backend.formats import WEIGHT_FORMATS, word_count
 from spinnaker2_backend.mapping.base import FitAdvice, MappingError
 from spinnaker2_backend.mapping.memory import LayerMemoryModel, layer_memory_models
 
@@ -156,6 +155,66 @@ def _balanced_split(unit_bytes: np.ndarray, num_slices: int) -> list[tuple[int, 
     return quantile
 
 
+def _largest_fitting_stop(model: LayerMemoryModel, start: int, guess: int, capacity: int) -> int:
+    """The largest ``stop`` with ``model.data_bytes(start, stop) <= capacity``, searched by
+    galloping from ``guess`` then bisection (the bytes grow with the slice, up to the odd
+    byte of padding or a ``mac-int8`` tile shifting; the result is checked to fit)."""
+    n = model.hidden_size
+
+    def fits(stop: int) -> bool:
+        return model.data_bytes(start, stop) <= capacity
+
+    guess = min(max(guess, start + 1), n)
+    if fits(guess):
+        lo, step = guess, 1  # lo fits; find hi that does not
+        hi = None
+        while lo < n:
+            probe = min(lo + step, n)
+            if fits(probe):
+                lo, step = probe, 2 * step
+            else:
+                hi = probe
+                break
+        if hi is None:
+            return n
+    else:
+        hi, step = guess, 1  # hi does not fit; find lo that does
+        lo = None
+        while hi > start + 1:
+            probe = max(hi - step, start + 1)
+            if fits(probe):
+                lo = probe
+                break
+            hi, step = probe, 2 * step
+        if lo is None:
+            return start  # not even one unit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _exact_greedy_split(
+    model: LayerMemoryModel, unit_bytes: np.ndarray, capacity: int
+) -> list[tuple[int, int]]:
+    """Fewest contiguous slices that fit, each checked with the exact byte count (the int8
+    formats, whose per-unit bytes are an estimate: :attr:`LayerMemoryModel.additive`)."""
+    prefix = np.concatenate([[0], np.cumsum(unit_bytes)])
+    budget = capacity - model.fixed_bytes()
+    bounds, start, n = [], 0, model.hidden_size
+    while start < n:
+        guess = int(np.searchsorted(prefix, prefix[start] + budget, side="right")) - 1
+        stop = _largest_fitting_stop(model, start, guess, capacity)
+        if stop <= start:
+            raise _unit_too_big_error(model, start, unit_bytes, capacity)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 def _unit_too_big_error(
     model: LayerMemoryModel, unit: int, unit_bytes: np.ndarray, capacity: int
 ) -> MappingError:
@@ -165,11 +224,10 @@ def _unit_too_big_error(
     advice = [FitAdvice("sparsity", {}, "prune more")]
     nnz_ih, nnz_hh = model.nnz(unit, unit + 1)
     weights = sum(size for region, _, size in model.items(unit, unit + 1) if region == "weights")
-    for fmt in WEIGHT_FORMATS:
-        other = model.spec.word_bytes * (
-            word_count(fmt, 3, model.input_size, nnz_ih)
-            + word_count(fmt, 3, model.hidden_size, nnz_hh)
-        )
+    for fmt in model.sibling_formats:
+        if fmt == "mac-int8" and model.quantized is None:
+            continue
+        other = sum(model.weight_bytes(unit, unit + 1, fmt))
         if fmt != model.weight_format and other <= weights - over:
             tips.append(f"weight format {fmt!r}")
             advice.append(FitAdvice("weight_format", {"weight_format": fmt}, tips[-1]))
@@ -221,6 +279,12 @@ def partition_network(
     Without ``max_units_per_pe`` / ``pes_per_layer``: each layer gets the fewest PEs such
     that every PE's data memory fits (greedy packing of the per-unit bytes is optimal for
     contiguous slices), then the slices are balanced by bytes at that PE count.
+
+    The int8 formats' bytes are not a sum over units (index widths, word padding, 16-row
+    ``mac-int8`` tiles shared by neighbouring units): the greedy packing then grows each
+    slice against the exact :meth:`~LayerMemoryModel.data_bytes` (galloping from the
+    per-unit estimate, then bisection), and the balanced split of the estimate at that PE
+    count is kept only if every slice of it fits exactly.
 
     Returns:
         :class:`PartitionResult`.
@@ -283,7 +347,7 @@ def partition_network(
             else:
                 bounds = _balanced_split(unit_bytes, k)
             mode = "pes_per_layer" if balance == "bytes" else "pes_per_layer (units)"
-        else:
+        elif model.additive:
             worst = int(np.argmax(unit_bytes))
             if unit_bytes[worst] > budget:
                 raise _unit_too_big_error(model, worst, unit_bytes, capacity)
@@ -291,6 +355,16 @@ def partition_network(
             bounds = _balanced_split(unit_bytes, k)
             if _max_cost(unit_bytes, bounds) > budget:  # pragma: no cover - defensive
                 bounds = _greedy_split(unit_bytes, budget)
+            mode = "auto"
+        else:
+            # int8 formats: greedy packing against the exact bytes, then the byte-balanced
+            # split of the estimate at that PE count if every one of its slices fits exactly
+            greedy = _exact_greedy_split(model, unit_bytes, capacity)
+            bounds = greedy
+            if len(greedy) > 1:
+                balanced = _balanced_split(unit_bytes, len(greedy))
+                if all(model.data_bytes(a, b) <= capacity for a, b in balanced):
+                    bounds = balanced
             mode = "auto"
         layers.append(
             LayerPartition(

@@ -21,6 +21,7 @@ import numpy as np
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.formats import PEWeights, encode_pe_weights, slice_rows
+from spinnaker2_backend.formats_int8 import QUANTIZED_WEIGHT_FORMATS, encode_pe_weights_int8
 from spinnaker2_backend.machine import Machine
 from spinnaker2_backend.mapping.base import (
     MappingError,
@@ -33,6 +34,7 @@ from spinnaker2_backend.mapping.fit import FitCheck, check_fit
 from spinnaker2_backend.mapping.memory import (
     LayerMemoryModel,
     MemoryLayout,
+    check_artifact_format,
     layer_memory_models,
     layout_memory,
 )
@@ -126,7 +128,12 @@ class Mapping:
         key = (layer, s.index_in_layer)
         if key not in self._weights_cache:
             params = self.artifact.layers[layer]
-            self._weights_cache[key] = encode_pe_weights(
+            encode = (
+                encode_pe_weights_int8
+                if self.weight_format in QUANTIZED_WEIGHT_FORMATS
+                else encode_pe_weights
+            )
+            self._weights_cache[key] = encode(
                 params.weight_ih,
                 params.weight_hh,
                 unit_start=s.unit_start,
@@ -256,7 +263,9 @@ def map_network(
         spec: chip figures (default: ``machine.spec`` or :class:`ChipSpec`); a spec that
             differs from ``machine.spec`` replaces it (same number of chips).
         weight_format: ``"csr"`` (published design), ``"event"`` (per-source-unit rows, only
-            the weights of units that fired are touched) or ``"dense"``.
+            the weights of units that fired are touched) or ``"dense"``; for an int8
+            artifact ``"csr-int8"``, ``"event-int8"`` (Arm core, "float" products) or
+            ``"mac-int8"`` (16 x 4 MAC array, "int8" products; ``docs/quantisation.md``).
         max_units_per_pe: at most this many units per PE (py-spinnaker2's
             ``max_atoms_per_core``); default: automatic (fewest PEs that fit).
         pes_per_layer: PEs per layer instead (e.g. ``50`` or ``(50, 50, 50)``), units balanced
@@ -286,12 +295,6 @@ def map_network(
         snn_egru.artifact.ArtifactError: the artifact file is missing or malformed.
     """
     artifact = _resolve_artifact(artifact)
-    if artifact.is_quantized:  # the int8 formats are not mapped yet (issue 12, chip side)
-        raise MappingError(
-            f"the artifact has int8 layers (version 2) but weight format {weight_format!r} "
-            "maps float32 weights: map artifact.dequantized() (weights code * scale), or "
-            "export the model without --quantize"
-        )
     if machine is None:
         machine = Machine(spec=spec)
     elif spec is not None and spec != machine.spec:
@@ -299,6 +302,7 @@ def map_network(
     spec = machine.spec
     check_options(weight_format, record_steps, input_source)
     check_receive_policy(receive_policy, weight_format)
+    check_artifact_format(artifact, weight_format)
     batch_size = check_batch_size(batch_size)
     clock = _StageClock("/".join(map(str, artifact.layer_sizes)))
     models = layer_memory_models(
