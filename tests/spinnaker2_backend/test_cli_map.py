@@ -106,7 +106,10 @@ def test_help_reads_well(capsys):
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert "examples:" in text and "--synthetic paper-lm" in text
-    assert "--weight-format {csr,event,dense}" in text and "exit status" in text
+    assert (
+        "--weight-format {csr,event,dense,csr-int8,event-int8,mac-int8}" in text
+        and "exit status" in text
+    )
 
 
 def test_python_dash_m_runs_without_torch(small_artifact):
