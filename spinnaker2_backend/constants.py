@@ -133,7 +133,10 @@ class ChipSpec:
     data_memory_bytes: int = 96 * KIB  # S2-chip [A]
     stack_heap_bytes: int = 4 * KIB  # S2-chip [A]: "about 4 KiB"
     word_bytes: int = WORD_BYTES  # S2-chip [A]: 32-bit Arm Cortex-M4F
-    mac_array_shape: tuple[int, int] = (16, 4)  # S2-chip [A]; unused by the EGRU program
+    mac_array_shape: tuple[int, int] = (
+        16,
+        4,
+    )  # S2-chip [A]; the published EGRU did not use it, mac-int8 does
 
     # --- chip memory and timer -----------------------------------------------------
     dram_bytes: int = 2 * KIB**3  # S2-chip [A]: 2 GB LPDDR4 in package
@@ -332,6 +335,25 @@ class CycleCosts:
             branch, advance one cursor), 3. [C] from M4-TRM [B].
         readout_mac_cycles: one multiply-accumulate of the on-chip readout (a dense column
             walk of the decoder over the fired units, weights streamed from DRAM), 5. [C].
+        int8_convert_cycles: extra cycles per stored code of the Arm-core int8 kernels
+            (``csr-int8``, ``event-int8``) over the float32 ones: the code is loaded with
+            LDRSB (same cost as the LDR of a float32 value) and widened with VMOV S, R (1)
+            and VCVT.F32.S32 (1) before the VFMA; 2. M4-TRM [B].
+        int8_row_scale_cycles: one row's scale on the Arm core after its int8 product: VLDR
+            of the scale (2) and a VMUL.F32 (1) of the accumulator; 3. [C] from M4-TRM [B].
+        mac_tile_cycles: one 16 x 4 tile of int8 codes issued to the MAC array (64
+            multiply-accumulates). The array's 64 MAC units would take one cycle; its 64
+            bytes of codes come from SRAM over a 128-bit port, 4 cycles. [C] (the array's
+            throughput is not published for this use).
+        mac_setup_cycles: set-up of one product on the MAC array: programme the operand and
+            accumulator addresses, the tile count and the mode, start it and take its done
+            interrupt; 60. [C].
+        mac_row_readout_cycles: one output row read back from the MAC array: LDR of the int32
+            accumulator (2), VMOV (1), VCVT.F32.S32 (1), VMUL.F32 by ``s_row * s_x`` (1), a
+            load of that combined scale (2) and the store (1); 8. [C] from M4-TRM [B].
+        event_quantise_cycles: one input value quantised to int8 for the MAC array
+            (``clip(rint(x / s_x))``): VMUL.F32 by ``1 / s_x`` (1), VCVTR.S32.F32 (1), VMOV
+            (1), SSAT (1), STRB into the operand vector (2); 6. [C] from M4-TRM [B].
     """
 
     csr_nonzero_cycles: float = 8.06  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
@@ -353,6 +375,12 @@ class CycleCosts:
     readout_mac_cycles: float = 5.0  # [C]
     list_append_cycles: float = 8.0  # [C] from M4-TRM [B]
     merge_step_cycles: float = 3.0  # [C] from M4-TRM [B]
+    int8_convert_cycles: float = 2.0  # M4-TRM [B]: VMOV + VCVT.F32.S32
+    int8_row_scale_cycles: float = 3.0  # [C] from M4-TRM [B]
+    mac_tile_cycles: float = 4.0  # [C]: 64 B of codes over a 128-bit SRAM port
+    mac_setup_cycles: float = 60.0  # [C]
+    mac_row_readout_cycles: float = 8.0  # [C] from M4-TRM [B]
+    event_quantise_cycles: float = 6.0  # [C] from M4-TRM [B]
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():

@@ -11,8 +11,17 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from snn_egru.reference import TRACE_DECAY, EGRUState, egru_pointwise, gate_matvec, init_state
+from snn_egru.reference import (
+    TRACE_DECAY,
+    EGRUState,
+    egru_pointwise,
+    gate_matvec,
+    init_state,
+    quantize_state,
+)
 from spinnaker2_backend.constants import CycleCosts
+from spinnaker2_backend.formats_int8 import MAC_TILE, QUANTIZED_WEIGHT_FORMATS
+from spinnaker2_backend.int8_layer import Int8Products
 from spinnaker2_backend.kernels import (
     csr_gates,
     event_gates,
@@ -269,8 +278,19 @@ class LayerSimulator:
         pe_weights = [mapping.pe_weights(self.layer, s) for s in self.slices]
         rows = np.concatenate([pw.global_rows for pw in pe_weights])
         fmt = self.weight_format
-        self._w_ih = _assemble([pw.weight_ih for pw in pe_weights], rows, fmt, self.dtype)
-        self._w_hh = _assemble([pw.weight_hh for pw in pe_weights], rows, fmt, self.dtype)
+        self._int8 = None
+        if fmt in QUANTIZED_WEIGHT_FORMATS:  # int8 products (spinnaker2_backend.int8_layer)
+            if self.dtype != np.float32:
+                raise ValueError(
+                    f"the int8 weight format {fmt!r} runs in float32, as the chip does; "
+                    f"got dtype {self.dtype}"
+                )
+            self._int8 = Int8Products(pe_weights, rows, params)
+        else:
+            self._w_ih = _assemble([pw.weight_ih for pw in pe_weights], rows, fmt, self.dtype)
+            self._w_hh = _assemble([pw.weight_hh for pw in pe_weights], rows, fmt, self.dtype)
+        levels = getattr(params, "state_levels", None)
+        self._state_levels = None if levels is None else np.asarray(levels, dtype=np.float32)
         self._b_ih = np.asarray(params.bias_ih, dtype=self.dtype)
         self._b_hh = np.asarray(params.bias_hh, dtype=self.dtype)
         self._threshold = np.asarray(params.threshold, dtype=self.dtype)
@@ -320,6 +340,12 @@ class LayerSimulator:
                 np.asarray(walked_in, dtype=np.float64),
                 np.asarray(walked_rec, dtype=np.float64),
             )
+        if self._int8 is not None:
+            self._int8.static_ops(static, _I, word)
+            if fmt == "mac-int8":  # the int8 operand vectors are zeroed each step
+                tc = MAC_TILE[1]
+                words = (self.input_size + tc - 1) // tc + (self.hidden_size + tc - 1) // tc
+                static[_I["words_cleared"]] += words
         self._dram_input = self.layer == 0 and mapping.input_source == "dram"
         if self._dram_input:
             static[_I["dma_transfers"]] = 1.0
@@ -520,10 +546,10 @@ class LayerSimulator:
         if self.receive_policy == "event-list":
             ops[_I["list_entries"]] = in_list + n_rec
         ops[_I["events_dropped"]] = dropped
-        if not self._uses_list or fmt == "event":
+        if not self._uses_list or fmt in ("event", "event-int8", "mac-int8"):
             return
         rows = self._rows
-        if fmt == "csr":  # every stored weight is walked; each row merges with the list
+        if fmt in ("csr", "csr-int8"):  # every stored weight is walked; rows merge with the list
             ops[_I["input_merge_steps"]] = rows * in_list
             ops[_I["recurrent_merge_steps"]] = rows * n_rec
             return
@@ -651,7 +677,7 @@ class LayerSimulator:
             ReceiveOverflowError: an ``event-list`` overflowed and ``on_overflow="raise"``.
         """
         x = self._check_input(x)
-        if self.batch_size == 1:
+        if self.batch_size == 1 and self._int8 is None:  # int8 products: int8_layer below
             n_in, n_rec = int(np.count_nonzero(x)), int(np.count_nonzero(self._y))
             cap = self.receive_capacity
             if self.receive_policy != "event-list" or (
@@ -674,7 +700,12 @@ class LayerSimulator:
             n_in += kept_in
             n_rec += kept_rec
             dropped += drop_in + drop_rec
-            gi, gh = self._products(xb, yb)
+            if self._int8 is not None:  # int8 products; keep the operands for the counts
+                gi, gh, cx, cy = self._int8.products(xb, yb)
+                active_in.append(xb if cx is None else cx)
+                active_rec.append(yb if cy is None else cy)
+            else:
+                gi, gh = self._products(xb, yb)
             gis.append(gi)
             ghs.append(gh)
             if self.weight_format == "event":
@@ -683,6 +714,8 @@ class LayerSimulator:
         gi = (np.stack(gis) if batched else gis[0]) + self._b_ih
         gh = (np.stack(ghs) if batched else ghs[0]) + self._b_hh
         y, c, o = egru_pointwise(gi, gh, self._c, self._threshold)
+        if self._state_levels is not None:  # stored state on the level table (int8 artifacts)
+            c = quantize_state(c, self._state_levels)
         if self._trace is not None:
             trace = TRACE_DECAY * self._trace + (1 - TRACE_DECAY) * y
             self._trace = trace.astype(self.dtype, copy=False)
@@ -739,6 +772,8 @@ class LayerSimulator:
             ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
                 2 * (walked_in + walked_rec) + 2 * (ev_in + ev_rec)
             )
+        if self._int8 is not None:
+            self._int8.count_ops(ops, _I, active_in, active_rec)
         self._policy_ops(ops, n_in, n_rec, dropped)
         received = fired @ self._receive_own
         if self._prev_slice_of_unit is not None:

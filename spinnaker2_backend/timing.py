@@ -124,6 +124,14 @@ OPS: tuple[str, ...] = (
     "input_merge_steps",  # CSR row x event-list merge steps of the input product
     "recurrent_merge_steps",  # the same for the recurrent product
     "events_dropped",  # received events that did not fit the event list (never silent)
+    "input_tiles",  # mac-int8: 16 x 4 tiles of weight_ih issued to the MAC array
+    "recurrent_tiles",  # mac-int8: the same for weight_hh
+    "input_mac_setups",  # mac-int8: products of weight_ih started on the MAC array
+    "recurrent_mac_setups",  # mac-int8: the same for weight_hh
+    "input_rescaled_rows",  # int8 formats: rows of weight_ih scaled after the product
+    "recurrent_rescaled_rows",  # the same for weight_hh
+    "input_quantised",  # mac-int8: input values quantised to int8
+    "recurrent_quantised",  # mac-int8: the layer's own events quantised to int8
 )
 OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OPS)}
 
@@ -179,9 +187,16 @@ def _weight_walk_cycles(weight_format: str, costs: CycleCosts) -> float:
         walk = costs.event_nonzero_cycles
     elif weight_format == "dense":
         walk = costs.dense_element_cycles
+    elif weight_format == "csr-int8":
+        walk = costs.csr_nonzero_cycles + costs.int8_convert_cycles
+    elif weight_format == "event-int8":
+        walk = costs.event_nonzero_cycles + costs.int8_convert_cycles
+    elif weight_format == "mac-int8":
+        return 0.0  # the MAC array's weights cost per tile (mac_tile_cycles)
     else:
         raise ValueError(
-            f"unknown weight format {weight_format!r}; choose one of csr, event, dense"
+            f"unknown weight format {weight_format!r}; choose one of csr, event, dense, "
+            "csr-int8, event-int8, mac-int8"
         )
     return walk + costs.mac_cycles
 
@@ -191,7 +206,11 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
 
     Every stored weight walked costs the format's walk cycles plus one MAC
     (``CycleCosts.mac_cycles``); a row costs ``csr_row_cycles`` (csr and dense kernels), an
-    event processed ``event_column_cycles`` (event kernel).
+    event processed ``event_column_cycles`` (event kernel). The Arm-core int8 formats add
+    ``int8_convert_cycles`` per code and ``int8_row_scale_cycles`` per row; ``mac-int8``
+    costs ``mac_tile_cycles`` per 16 x 4 tile issued, ``mac_setup_cycles`` per product,
+    ``mac_row_readout_cycles`` per output row and ``event_quantise_cycles`` per input value
+    quantised (no per-weight walk).
     """
     m = np.zeros((len(PHASES), len(OPS)), dtype=np.float64)
 
@@ -217,6 +236,17 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
     put("recurrent_product", "recurrent_rows", costs.csr_row_cycles)
     put("recurrent_product", "recurrent_events", costs.event_column_cycles)
     put("recurrent_product", "recurrent_weights", weight)
+    rescale = (
+        costs.mac_row_readout_cycles
+        if info.weight_format == "mac-int8"
+        else costs.int8_row_scale_cycles
+    )
+    for product in ("input", "recurrent"):
+        phase = f"{product}_product"
+        put(phase, f"{product}_tiles", costs.mac_tile_cycles)
+        put(phase, f"{product}_mac_setups", costs.mac_setup_cycles)
+        put(phase, f"{product}_rescaled_rows", rescale)
+        put(phase, f"{product}_quantised", costs.event_quantise_cycles)
     put("pointwise", "units", costs.pointwise_unit_cycles)
     put("pointwise", "trace_units", costs.trace_unit_cycles)
     put("send", "packets_sent", costs.packet_send_cycles)

@@ -27,6 +27,7 @@ from spinnaker2_backend.formats_int8 import (
     index_dtype,
     int8_weight_bytes,
     mac_tile_count,
+    padded_bytes,
 )
 from spinnaker2_backend.mapping.base import (
     HasSlices,
@@ -401,6 +402,9 @@ class LayerMemoryModel:
         for name, words in self.receive_items():
             label = name if self.batch_size == 1 else f"{name} x {self.batch_size} samples"
             out.append(("receive_buffers", label, wb * words * self.batch_size))
+        if self.weight_format == "mac-int8":  # the MAC array reads int8 operands
+            operands = padded_bytes(max(self.input_size, self.hidden_size), 1)
+            out.append(("receive_buffers", "int8 operand vector (MAC array)", operands))
         out.append(("recordings", "recorded y", wb * n * self.record_steps * self.batch_size))
         out.append(
             (
