@@ -94,7 +94,8 @@ class ChipSpec:
         packet_payload_bits: optional payload, 32 bits; EGRU events carry it (the graded
             value). S2-chip [A] for the size / [C] that every event uses it.
         mac_array_shape: per-PE 8-bit MAC accelerator, 16 x 4. S2-chip [A]. Not used by
-            the EGRU deployment (float32 on the Arm core, S2-EGRU [A]).
+            the published EGRU deployment (float32 on the Arm core, S2-EGRU [A]); the
+            ``mac-int8`` weight format feeds it 16 x 4 tiles of int8 codes.
         egru_code_bytes: size of the EGRU PE program in instruction memory, the sum of
             :data:`EGRU_CODE_ESTIMATE` (18,330 bytes = 17.9 KiB). [C]: an estimate per part of
             a bare-metal Cortex-M4F program built with the chip's runtime (no binary of the
@@ -133,10 +134,7 @@ class ChipSpec:
     data_memory_bytes: int = 96 * KIB  # S2-chip [A]
     stack_heap_bytes: int = 4 * KIB  # S2-chip [A]: "about 4 KiB"
     word_bytes: int = WORD_BYTES  # S2-chip [A]: 32-bit Arm Cortex-M4F
-    mac_array_shape: tuple[int, int] = (
-        16,
-        4,
-    )  # S2-chip [A]; the published EGRU did not use it, mac-int8 does
+    mac_array_shape: tuple[int, int] = (16, 4)  # S2-chip [A]; used by mac-int8 only
 
     # --- chip memory and timer -----------------------------------------------------
     dram_bytes: int = 2 * KIB**3  # S2-chip [A]: 2 GB LPDDR4 in package
