@@ -46,8 +46,10 @@ __all__ = [
 ]
 
 
-WeightFormat = Literal["csr", "event", "dense"]
-WEIGHT_FORMATS: tuple[str, ...] = ("csr", "event", "dense")
+WeightFormat = Literal["csr", "event", "dense", "csr-int8", "event-int8", "mac-int8"]
+#: The chip's weight formats (``spinnaker2_backend.mapping.base.ALL_WEIGHT_FORMATS``); the
+#: int8 ones map an int8 artifact (``docs/quantisation.md``).
+WEIGHT_FORMATS: tuple[str, ...] = ("csr", "event", "dense", "csr-int8", "event-int8", "mac-int8")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +59,9 @@ class ChipOptions:
     Attributes:
         weight_format: weights in PE memory: ``"csr"`` (rows of stored non-zeros, walked
             whatever the activity, as in the measured deployment), ``"event"`` (per source
-            unit, walked only for units that fired) or ``"dense"``.
+            unit, walked only for units that fired) or ``"dense"``; for an int8 artifact
+            ``"csr-int8"``, ``"event-int8"`` or ``"mac-int8"`` (the model then runs the
+            int8 codes bit-exactly; ``floating_pt`` runs the dequantised weights).
         max_units_per_pe: upper limit of units per PE when partitioning (``None``: as many
             as fit in PE memory, balanced).
         clock_mhz: PE clock in MHz, one of the chip's levels (150 or 300); ``None``: the

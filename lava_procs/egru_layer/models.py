@@ -32,6 +32,7 @@ from snn_egru.reference import (
     EGRUParams,
     EGRUState,
     Matrix,
+    QuantizedEGRUParams,
     egru_step,
     recurrent_preactivation,
     validate_params,
@@ -247,7 +248,9 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
         self._simulator = self._mapping.layer_simulator(
             self._layer_index, dtype=self.compute_dtype, tick_us=self._options.tick_us
         )
-        self._simulated_params: EGRUParams = self._mapping.artifact.layers[self._layer_index]
+        self._simulated_params: EGRUParams = _float_view(
+            self._mapping.artifact.layers[self._layer_index]
+        )
         self._state_from_vars = True  # push the Vars' state into the simulator first
         self._chips = max(len({s.chip for layer in self._mapping.layers for s in layer.slices}), 1)
 
@@ -266,8 +269,16 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
     def _mapping_for(self, params: EGRUParams) -> Any:
         """The mapping that holds ``params`` as this layer (mapped again if they changed)."""
         artifact = self._mapping.artifact
-        if _same_params(artifact.layers[self._layer_index], params):
+        own = artifact.layers[self._layer_index]
+        if _same_params(_float_view(own), params):
             return self._mapping
+        if isinstance(own, QuantizedEGRUParams):
+            raise ValueError(
+                f"{self.describe()}: its Vars no longer hold the dequantised int8 weights it "
+                f"was mapped with ({self._options.weight_format}); an int8 mapping runs the "
+                "artifact's codes: quantise the new weights (snn_egru.reference."
+                "quantize_params) into a new artifact and build the network from it"
+            )
         layers = list(artifact.layers)
         layers[self._layer_index] = params
         self._mapping = self._options.map_network(dataclasses.replace(artifact, layers=layers))
@@ -332,6 +343,11 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
             chips=self._chips,
         )
         self.chip_energy_j[0] = energy.total_j
+
+
+def _float_view(layer: Any) -> EGRUParams:
+    """The float layer the Vars hold: an int8 layer's dequantised weights (code * scale)."""
+    return layer.dequantize() if isinstance(layer, QuantizedEGRUParams) else layer
 
 
 def _same_params(a: EGRUParams, b: EGRUParams) -> bool:

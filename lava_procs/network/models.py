@@ -16,6 +16,7 @@ from lava_procs.common import NetworkContext
 from lava_procs.egru_layer.process import EGRULayer
 from lava_procs.io.process import EmbeddingSource, FeatureSource, HostSink, Readout
 from lava_procs.network.process import EGRUNetwork
+from snn_egru.reference import QuantizedEGRUParams
 
 __all__ = ["EGRUNetworkModel"]
 
@@ -71,6 +72,10 @@ class EGRUNetworkModel(AbstractSubProcessModel):
         last_layer = artifact.num_layers - 1
         for index, layer_params in enumerate(artifact.layers):
             track_trace = artifact.readout_source == "trace" and index == last_layer
+            if isinstance(layer_params, QuantizedEGRUParams):
+                # the Vars hold the dequantised weights (code * scale): what floating_pt
+                # computes; the spinnaker2 model runs the mapping's int8 codes
+                layer_params = layer_params.dequantize()
             layer = EGRULayer.from_params(
                 layer_params,
                 initial_state=states[index],
