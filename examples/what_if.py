@@ -22,6 +22,13 @@ the columns of units that fired are walked, so time falls with activity; with ra
 weights units fire more often than in a trained EGRU, lower it with ``--threshold-mean``)
 and ``dense`` (every weight stored; fits only small networks).
 
+The int8 formats (``docs/quantisation.md``) store the network quantised after training
+(here: of the synthetic weights): ``csr-int8`` and ``event-int8`` keep the layouts above
+with one-byte codes and narrow indices (int8 weights x float32 events on the Arm core),
+``mac-int8`` stores 16 x 4 tiles for the MAC array (events quantised too): at 95 % random
+sparsity nearly every tile holds a non-zero, so it needs about as much memory as dense int8,
+and it is fast.
+
 The weights are random: use this for memory, placement, time and energy, not accuracy.
 
 How to run
@@ -88,7 +95,9 @@ SMOKE = {
     "vocab_size": 200,
     "tokens": 3,
 }
-FORMATS = ("csr", "event", "dense")
+FORMATS = ("csr", "event", "dense", "csr-int8", "event-int8", "mac-int8")
+#: The int8 formats: the network is quantised for them first (PTQ, see ``quantised``).
+INT8_FORMATS = ("csr-int8", "event-int8", "mac-int8")
 
 
 @dataclass
@@ -205,6 +214,17 @@ def make_network(args: argparse.Namespace, sparsity: float) -> Any:
     )
 
 
+def quantised(artifact: Any, weight_format: str) -> Any:
+    """The int8 network an int8 format stores: post-training quantisation of the synthetic
+    weights, "float" products for csr-int8 / event-int8, "int8" (events quantised, scales
+    calibrated on 70 random tokens) for mac-int8
+    (:func:`spinnaker2_backend.synthetic.quantize_for_format`).
+    """
+    from spinnaker2_backend.synthetic import quantize_for_format
+
+    return quantize_for_format(artifact, weight_format)
+
+
 def measure(
     artifact: Any,
     weight_format: str,
@@ -218,6 +238,8 @@ def measure(
     from spinnaker2_backend.mapping import MappingError, map_network, partition_network
 
     begin = time.perf_counter()
+    if weight_format in INT8_FORMATS:
+        artifact = quantised(artifact, weight_format)
     options = {"weight_format": weight_format, "max_units_per_pe": max_units_per_pe}
     try:
         pes_needed: int | None = partition_network(
@@ -299,7 +321,7 @@ def sweep(args: argparse.Namespace) -> tuple[list[WhatIfPoint], Any]:
 def format_table(points: list[WhatIfPoint], title: str, *, show_published: bool) -> str:
     """The sweep as a text table (one row per point)."""
     header = (
-        f"{'sparsity':>8}  {'format':<6}  {'fits':<4}  {'PEs (needed)':<12}  "
+        f"{'sparsity':>8}  {'format':<10}  {'fits':<4}  {'PEs (needed)':<12}  "
         f"{'fullest PE':>10}  {'time / 70 tok':>13}  {'energy / 70 tok':>15}  "
         f"{'power':>7}  {'activity':>8}"
     )
@@ -307,7 +329,7 @@ def format_table(points: list[WhatIfPoint], title: str, *, show_published: bool)
     for p in points:
         if p.fits:
             lines.append(
-                f"{p.sparsity:>8.2f}  {p.weight_format:<6}  {'yes':<4}  {p.pes_used:<12d}  "
+                f"{p.sparsity:>8.2f}  {p.weight_format:<10}  {'yes':<4}  {p.pes_used:<12d}  "
                 f"{100 * p.fullest_utilisation:>8.1f} %  "
                 f"{1e3 * p.seconds_per_sequence:>10.2f} ms  "
                 f"{1e3 * p.energy_per_sequence_j:>12.3g} mJ  "
@@ -316,7 +338,7 @@ def format_table(points: list[WhatIfPoint], title: str, *, show_published: bool)
         else:
             needed = f"({p.pes_needed})" if p.pes_needed is not None else "(unit too big)"
             lines.append(
-                f"{p.sparsity:>8.2f}  {p.weight_format:<6}  {'no':<4}  {needed:<12}  "
+                f"{p.sparsity:>8.2f}  {p.weight_format:<10}  {'no':<4}  {needed:<12}  "
                 f"{'-':>10}  {'-':>13}  {'-':>15}  {'-':>7}  {'-':>8}"
             )
     if show_published:

@@ -337,23 +337,8 @@ def load_network(args: argparse.Namespace):
         net = synthetic_network(args.synthetic, sparsity=args.sparsity, seed=args.seed)
         fmt = getattr(args, "weight_format", "csr")
         if fmt in QUANTIZED_WEIGHT_FORMATS:  # int8 formats: quantise the synthetic network
-            return quantize_synthetic(net, fmt, seed=args.seed)
+            from spinnaker2_backend.synthetic import quantize_for_format
+
+            return quantize_for_format(net, fmt, seed=args.seed)
         return net
     return DeploymentArtifact.load(args.artifact)
-
-
-def quantize_synthetic(net, weight_format: str, *, seed: int = 0):
-    """PTQ of a synthetic network for an int8 format: ``"float"`` products for csr-int8 /
-    event-int8, ``"int8"`` for mac-int8 with scales calibrated on 70 random inputs."""
-    import numpy as np
-
-    from spinnaker2_backend.synthetic import quantize_network
-
-    if weight_format != "mac-int8":
-        return quantize_network(net, mode="float")
-    rng = np.random.default_rng(seed)
-    if net.input_kind == "embedding":
-        calibration = rng.integers(0, net.embedding.shape[0], size=70)
-    else:
-        calibration = rng.standard_normal((70, net.input_size)).astype(np.float32)
-    return quantize_network(net, mode="int8", calibration_inputs=calibration)

@@ -38,6 +38,7 @@ __all__ = [
     "PRESETS",
     "SyntheticPreset",
     "magnitude_prune",
+    "quantize_for_format",
     "quantize_network",
     "sample_thresholds",
     "synthetic_network",
@@ -303,3 +304,19 @@ def quantize_network(
     metadata = dict(artifact.metadata)
     metadata["quantization"] = {"method": "ptq", "products": mode, "granularity": granularity}
     return replace(artifact, layers=layers, metadata=metadata)
+
+
+def quantize_for_format(
+    artifact: DeploymentArtifact, weight_format: str, *, seed: int = 0
+) -> DeploymentArtifact:
+    """The PTQ an int8 weight format needs: ``"float"`` products for ``csr-int8`` /
+    ``event-int8``; ``"int8"`` for ``mac-int8``, its scales calibrated on 70 random inputs
+    (token ids, or standard-normal feature vectors; seeded)."""
+    if weight_format != "mac-int8":
+        return quantize_network(artifact, mode="float")
+    rng = np.random.default_rng(seed)
+    if artifact.input_kind == "embedding":
+        calibration = rng.integers(0, artifact.embedding.shape[0], size=70)
+    else:
+        calibration = rng.standard_normal((70, artifact.input_size)).astype(np.float32)
+    return quantize_network(artifact, mode="int8", calibration_inputs=calibration)

@@ -1,0 +1,278 @@
+"""Benchmark: what int8 weights buy on a simulated SpiNNaker2 (memory, PEs, time, energy, size).
+
+1. **The paper LM at 95 %** (synthetic stand-in of the calibration, ``paper-lm`` with the
+   calibration's mean threshold): float32 ``csr`` (the baseline, as published) against
+   ``csr-int8``, ``event-int8`` (int8 weights x float32 events on the Arm core) and
+   ``mac-int8`` (16 x 4 tiles on the MAC array, events quantised). Each network is PTQ'd for
+   its format (:func:`spinnaker2_backend.synthetic.quantize_network`; ``mac-int8``'s scales
+   calibrated on the workload), mapped with the fewest PEs that fit (``map_network``
+   automatic partition, event lists sized from the activity recorded on the workload, as the
+   published mapping is modelled), on as many chips as it needs; then the workload (``--tokens``
+   random token ids) runs on the simulated chip: time and energy per 70-token sequence.
+   Ratios are against float32 ``csr`` of the same run.
+2. **The largest EGRU that fits** one chip and one 48-chip board, per format: a family of
+   networks of the paper LM's shape scaled by ``k`` (layers ``1350k / 1350k / 750k``,
+   embedding ``750k``, 95 % sparse, the same number of stored weights per row and random
+   columns), the largest ``k`` on a grid of ``--step`` that ``map_network`` accepts
+   (dense receive vectors sized for every source, so no run is needed), found by bisection.
+   Reported as units and stored weights.
+
+Usage::
+
+    .venv/bin/python benchmarks/int8_capacity.py [--tokens 70] [--json] [--no-board]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from snn_egru.artifact import DeploymentArtifact
+from snn_egru.reference import EGRUParams
+from spinnaker2_backend import Machine
+from spinnaker2_backend.calibration import CALIBRATION_THRESHOLD_MEAN
+from spinnaker2_backend.constants import ChipSpec
+from spinnaker2_backend.mapping import MappingError, map_network, partition_network
+from spinnaker2_backend.simulator import receive_capacity_from_run, run_mapping
+from spinnaker2_backend.synthetic import (
+    quantize_for_format,
+    quantize_network,
+    sample_thresholds,
+    synthetic_network,
+)
+
+log = logging.getLogger("benchmarks.int8_capacity")
+
+FORMATS = ("csr", "csr-int8", "event-int8", "mac-int8")
+SEQUENCE_TOKENS = 70
+PAPER_SHAPE = {"layers": (1350, 1350, 750), "input": 750}
+
+
+def _network_for(fmt: str, net: DeploymentArtifact, seed: int) -> DeploymentArtifact:
+    return net if fmt in ("csr", "event", "dense") else quantize_for_format(net, fmt, seed=seed)
+
+
+def _chips_needed(art: DeploymentArtifact, fmt: str, **options) -> int:
+    pes = partition_network(art, weight_format=fmt, **options).num_slices
+    return max(1, math.ceil(pes / ChipSpec().pes_per_chip))
+
+
+def paper_lm(tokens: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Part 1: one row per format (see the module docstring)."""
+    net = synthetic_network("paper-lm", seed=seed, threshold_mean=CALIBRATION_THRESHOLD_MEAN)
+    workload = np.random.default_rng(seed).integers(0, net.embedding.shape[0], size=tokens)
+    rows = []
+    for fmt in FORMATS:
+        begin = time.perf_counter()
+        art = _network_for(fmt, net, seed)
+        if fmt == "mac-int8":  # calibrate the event scales on the workload itself
+            art = quantize_network(net, mode="int8", calibration_inputs=workload)
+        options = {"receive_policy": "event-list"}
+        probe_chips = _chips_needed(art, fmt)
+        probe = map_network(art, weight_format=fmt, machine=Machine(chips=probe_chips + 1),
+                            check=False, **options)  # fmt: skip
+        recorded = run_mapping(probe, workload, record=True, readout="host")
+        capacity = receive_capacity_from_run(recorded)
+        models_opts = {**options, "receive_capacity": capacity}
+        chips = probe_chips
+        while True:
+            try:
+                mapping = map_network(art, weight_format=fmt, machine=Machine(chips=chips),
+                                      **models_opts)  # fmt: skip
+                break
+            except MappingError:
+                chips += 1
+                if chips > probe_chips + 3:
+                    raise
+        run = run_mapping(mapping, workload, readout="host")
+        report = mapping.report()
+        chip = run.report(sequence_tokens=SEQUENCE_TOKENS)
+        rows.append(
+            {
+                "weight_format": fmt,
+                "pes": report.pes_used,
+                "chips": mapping.machine.num_chips,
+                "pes_per_layer": [lr.pes for lr in report.layers],
+                "weight_bytes": report.total_weight_bytes,
+                "fullest_pe_bytes": report.fullest.total,
+                "fullest_pe_weight_bytes": report.fullest.weights,
+                "mean_pe_bytes": int(round(np.mean([r.total for r in report.pes]))),
+                "mean_pe_weight_bytes": int(round(np.mean([r.weights for r in report.pes]))),
+                "receive_capacity": list(capacity),
+                "seconds_per_sequence": chip.seconds_per_sequence,
+                "energy_per_sequence_j": chip.energy_per_sequence_j,
+                "activity": float(np.mean(chip.activity)),
+                "host_seconds": time.perf_counter() - begin,
+            }
+        )
+        ms = 1e3 * chip.seconds_per_sequence
+        host = rows[-1]["host_seconds"]
+        log.info("paper LM, %s: %d PEs, %.2f ms / sequence (%.0f s host)", fmt,
+                 report.pes_used, ms, host)  # fmt: skip
+    base = rows[0]
+    for row in rows:
+        row["pes_ratio"] = row["pes"] / base["pes"]
+        row["weight_bytes_ratio"] = row["weight_bytes"] / base["weight_bytes"]
+        row["time_ratio"] = row["seconds_per_sequence"] / base["seconds_per_sequence"]
+        row["energy_ratio"] = row["energy_per_sequence_j"] / base["energy_per_sequence_j"]
+    return rows
+
+
+# ------------------------------------------------------------------ capacity (part 2)
+def _sparse_random(rng, rows: int, cols: int, density: float) -> sp.csr_matrix:
+    """``rows x cols`` float32 CSR with ``round(density * cols)`` distinct random columns per
+    row (Xavier-normal values), built in O(nnz) memory."""
+    per_row = max(1, int(round(density * cols)))
+    picks = np.sort(rng.integers(0, cols, size=(rows, per_row), dtype=np.int64), axis=1)
+    keep = np.ones_like(picks, dtype=bool)
+    keep[:, 1:] = picks[:, 1:] != picks[:, :-1]
+    counts = keep.sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    std = math.sqrt(2.0 / (rows + cols))
+    data = (rng.standard_normal(int(indptr[-1])) * std).astype(np.float32)
+    return sp.csr_matrix((data, picks[keep].astype(np.int32), indptr), shape=(rows, cols))
+
+
+def scaled_lm(scale: float, sparsity: float = 0.95, seed: int = 0) -> DeploymentArtifact:
+    """The paper LM's shape scaled by ``scale`` (feature inputs: no embedding in DRAM)."""
+    rng = np.random.default_rng(seed)
+    sizes = [max(1, int(round(h * scale))) for h in PAPER_SHAPE["layers"]]
+    inputs = max(1, int(round(PAPER_SHAPE["input"] * scale)))
+    layers = []
+    for hidden in sizes:
+        layers.append(
+            EGRUParams(
+                weight_ih=_sparse_random(rng, 3 * hidden, inputs, 1.0 - sparsity),
+                weight_hh=_sparse_random(rng, 3 * hidden, hidden, 1.0 - sparsity),
+                bias_ih=np.zeros(3 * hidden, np.float32),
+                bias_hh=np.zeros(3 * hidden, np.float32),
+                threshold=sample_thresholds(rng, hidden, 0.3),
+            )
+        )
+        inputs = hidden
+    return DeploymentArtifact(layers=layers, input_kind="features")
+
+
+def _fits(scale: float, fmt: str, chips: int) -> bool:
+    net = scaled_lm(scale)
+    art = _network_for(fmt, net, 0)
+    if fmt == "mac-int8":  # memory does not depend on the event scales: fixed ones
+        art.layers = [lay._replace(input_scale=1.0, event_scale=1.0) for lay in art.layers]
+    try:
+        if partition_network(art, weight_format=fmt).num_slices > chips * ChipSpec().pes_per_chip:
+            return False
+        map_network(art, weight_format=fmt, machine=Machine(chips=chips))
+        return True
+    except MappingError:
+        return False
+
+
+def largest_fitting(fmt: str, chips: int, *, step: float = 0.05, high: float = 16.0) -> float:
+    """The largest scale ``k`` (a multiple of ``step``) whose network maps on ``chips``."""
+    lo, hi = 0, int(round(high / step))  # in steps; lo fits (0 = nothing), hi assumed not
+    probe = 1
+    while probe < hi and _fits(probe * step, fmt, chips):
+        lo, probe = probe, probe * 2
+    hi = min(hi, probe)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _fits(mid * step, fmt, chips):
+            lo = mid
+        else:
+            hi = mid
+    return lo * step
+
+
+def capacity(chip_counts: list[int], step: float) -> list[dict[str, Any]]:
+    rows = []
+    for chips in chip_counts:
+        for fmt in FORMATS:
+            begin = time.perf_counter()
+            scale = largest_fitting(fmt, chips, step=step)
+            net = scaled_lm(scale) if scale > 0 else None
+            units = sum(net.layer_sizes) if net else 0
+            weights = sum(lay.weight_ih.nnz + lay.weight_hh.nnz for lay in net.layers) if net else 0
+            rows.append(
+                {
+                    "chips": chips,
+                    "weight_format": fmt,
+                    "scale": scale,
+                    "layer_sizes": list(net.layer_sizes) if net else [],
+                    "units": units,
+                    "stored_weights": int(weights),
+                    "host_seconds": time.perf_counter() - begin,
+                }
+            )
+            log.info("largest on %d chip(s), %s: scale %.2f, %d units, %d weights (%.0f s)",
+                     chips, fmt, scale, units, weights, rows[-1]["host_seconds"])  # fmt: skip
+    for chips in chip_counts:
+        base = next(r for r in rows if r["chips"] == chips and r["weight_format"] == "csr")
+        for r in rows:
+            if r["chips"] == chips:
+                r["weights_ratio"] = r["stored_weights"] / max(base["stored_weights"], 1)
+    return rows
+
+
+def markdown(lm: list[dict], cap: list[dict]) -> str:
+    lines = [
+        "| format | PEs (chips) | PEs per layer | weight bytes | fullest PE (weights) | "
+        "mean PE (weights) | time / 70 tokens | energy / 70 tokens |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in lm:
+        lines.append(
+            f"| `{r['weight_format']}` | {r['pes']} ({r['chips']}) | "
+            f"{'/'.join(map(str, r['pes_per_layer']))} | {r['weight_bytes']:,} "
+            f"({r['weight_bytes_ratio']:.2f}x) | {r['fullest_pe_bytes']:,} "
+            f"({r['fullest_pe_weight_bytes']:,}) | {r['mean_pe_bytes']:,} "
+            f"({r['mean_pe_weight_bytes']:,}) | {1e3 * r['seconds_per_sequence']:.1f} ms "
+            f"({r['time_ratio']:.2f}x) | {1e3 * r['energy_per_sequence_j']:.1f} mJ "
+            f"({r['energy_ratio']:.2f}x) |"
+        )
+    if cap:
+        lines += [
+            "",
+            "| machine | format | largest scale k | layer sizes | stored weights |",
+            "|---|---|---|---|---|",
+        ]
+        for r in cap:
+            machine = "1 chip" if r["chips"] == 1 else f"{r['chips']} chips"
+            lines.append(
+                f"| {machine} | `{r['weight_format']}` | {r['scale']:.2f} | "
+                f"{'/'.join(map(str, r['layer_sizes']))} | {r['stored_weights']:,} "
+                f"({r['weights_ratio']:.2f}x) |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=SEQUENCE_TOKENS, help="workload tokens")
+    parser.add_argument("--step", type=float, default=0.05, help="grid of the scale k")
+    parser.add_argument("--no-board", action="store_true", help="one chip only (no 48-chip)")
+    parser.add_argument("--no-lm", action="store_true", help="skip part 1")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    args = parser.parse_args(argv)
+    if args.tokens < 1 or not args.step > 0:
+        parser.error("--tokens must be >= 1 and --step > 0")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    lm = [] if args.no_lm else paper_lm(args.tokens)
+    chips = [1] if args.no_board else [1, ChipSpec().chips_per_board]
+    cap = capacity(chips, args.step)
+    if args.json:
+        print(json.dumps({"paper_lm": lm, "capacity": cap}, indent=2))
+    else:
+        print(markdown(lm, cap))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
