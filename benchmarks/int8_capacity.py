@@ -9,7 +9,9 @@
    automatic partition, event lists sized from the activity recorded on the workload, as the
    published mapping is modelled), on as many chips as it needs; then the workload (``--tokens``
    random token ids) runs on the simulated chip: time and energy per 70-token sequence.
-   Ratios are against float32 ``csr`` of the same run.
+   Ratios are against float32 ``csr`` of the same run. The same network is also run on the
+   published split (50 PEs per layer, equal unit counts) where it fits, which isolates
+   the per-weight cost from the PE count.
 2. **The largest EGRU that fits** one chip and one 48-chip board, per format: a family of
    networks of the paper LM's shape scaled by ``k`` (layers ``1350k / 1350k / 750k``,
    embedding ``750k``, 95 % sparse, the same number of stored weights per row and random
@@ -54,6 +56,8 @@ log = logging.getLogger("benchmarks.int8_capacity")
 FORMATS = ("csr", "csr-int8", "event-int8", "mac-int8")
 SEQUENCE_TOKENS = 70
 PAPER_SHAPE = {"layers": (1350, 1350, 750), "input": 750}
+#: PEs per layer of the published mapping (equal unit counts): isolates the per-weight cost.
+PUBLISHED_SPLIT = (50, 50, 50)
 
 
 def _network_for(fmt: str, net: DeploymentArtifact, seed: int) -> DeploymentArtifact:
@@ -94,6 +98,15 @@ def paper_lm(tokens: int, seed: int = 0) -> list[dict[str, Any]]:
                     raise
         run = run_mapping(mapping, workload, readout="host")
         report = mapping.report()
+        published = None  # the same network on the published 50/50/50 split, if it fits
+        try:
+            split = map_network(art, weight_format=fmt, pes_per_layer=PUBLISHED_SPLIT,
+                                balance="units", **models_opts)  # fmt: skip
+            published = run_mapping(split, workload, readout="host").report(
+                sequence_tokens=SEQUENCE_TOKENS
+            )
+        except MappingError as err:
+            log.info("%s does not fit the published split: %s", fmt, err)
         chip = run.report(sequence_tokens=SEQUENCE_TOKENS)
         rows.append(
             {
@@ -110,6 +123,12 @@ def paper_lm(tokens: int, seed: int = 0) -> list[dict[str, Any]]:
                 "seconds_per_sequence": chip.seconds_per_sequence,
                 "energy_per_sequence_j": chip.energy_per_sequence_j,
                 "activity": float(np.mean(chip.activity)),
+                "published_split_seconds_per_sequence": None
+                if published is None
+                else published.seconds_per_sequence,
+                "published_split_energy_per_sequence_j": None
+                if published is None
+                else published.energy_per_sequence_j,
                 "host_seconds": time.perf_counter() - begin,
             }
         )
@@ -119,6 +138,11 @@ def paper_lm(tokens: int, seed: int = 0) -> list[dict[str, Any]]:
                  report.pes_used, ms, host)  # fmt: skip
     base = rows[0]
     for row in rows:
+        split = row["published_split_seconds_per_sequence"]
+        base_split = base["published_split_seconds_per_sequence"]
+        row["published_split_time_ratio"] = (
+            None if split is None or base_split is None else split / base_split
+        )
         row["pes_ratio"] = row["pes"] / base["pes"]
         row["weight_bytes_ratio"] = row["weight_bytes"] / base["weight_bytes"]
         row["time_ratio"] = row["seconds_per_sequence"] / base["seconds_per_sequence"]
@@ -161,7 +185,22 @@ def scaled_lm(scale: float, sparsity: float = 0.95, seed: int = 0) -> Deployment
     return DeploymentArtifact(layers=layers, input_kind="features")
 
 
+#: Fewest bytes one stored weight can take per format (value + index): a quick bound that
+#: rejects a scale before its network is built.
+MIN_BYTES_PER_WEIGHT = {"csr": 8, "csr-int8": 2, "event-int8": 2, "mac-int8": 1}
+
+
+def _surely_too_big(scale: float, fmt: str, chips: int, sparsity: float = 0.95) -> bool:
+    sizes = [h * scale for h in PAPER_SHAPE["layers"]]
+    inputs = [PAPER_SHAPE["input"] * scale] + sizes[:-1]
+    weights = sum(3 * h * (i + h) * (1.0 - sparsity) for h, i in zip(sizes, inputs))
+    spec = ChipSpec()
+    return weights * MIN_BYTES_PER_WEIGHT[fmt] > chips * spec.pes_per_chip * spec.data_memory_bytes
+
+
 def _fits(scale: float, fmt: str, chips: int) -> bool:
+    if _surely_too_big(scale, fmt, chips):
+        return False
     net = scaled_lm(scale)
     art = _network_for(fmt, net, 0)
     if fmt == "mac-int8":  # memory does not depend on the event scales: fixed ones
@@ -221,11 +260,19 @@ def capacity(chip_counts: list[int], step: float) -> list[dict[str, Any]]:
     return rows
 
 
+def _split_cell(row: dict) -> str:
+    seconds = row["published_split_seconds_per_sequence"]
+    if seconds is None:
+        return "does not fit"
+    ratio = row["published_split_time_ratio"]
+    return f"{1e3 * seconds:.1f} ms" + ("" if ratio is None else f" ({ratio:.2f}x)")
+
+
 def markdown(lm: list[dict], cap: list[dict]) -> str:
     lines = [
         "| format | PEs (chips) | PEs per layer | weight bytes | fullest PE (weights) | "
-        "mean PE (weights) | time / 70 tokens | energy / 70 tokens |",
-        "|---|---|---|---|---|---|---|---|",
+        "mean PE (weights) | time / 70 tokens | energy / 70 tokens | time on 50/50/50 PEs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in lm:
         lines.append(
@@ -235,7 +282,7 @@ def markdown(lm: list[dict], cap: list[dict]) -> str:
             f"({r['fullest_pe_weight_bytes']:,}) | {r['mean_pe_bytes']:,} "
             f"({r['mean_pe_weight_bytes']:,}) | {1e3 * r['seconds_per_sequence']:.1f} ms "
             f"({r['time_ratio']:.2f}x) | {1e3 * r['energy_per_sequence_j']:.1f} mJ "
-            f"({r['energy_ratio']:.2f}x) |"
+            f"({r['energy_ratio']:.2f}x) | {_split_cell(r)} |"
         )
     if cap:
         lines += [
@@ -259,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=float, default=0.05, help="grid of the scale k")
     parser.add_argument("--no-board", action="store_true", help="one chip only (no 48-chip)")
     parser.add_argument("--no-lm", action="store_true", help="skip part 1")
+    parser.add_argument("--no-capacity", action="store_true", help="skip part 2")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
     if args.tokens < 1 or not args.step > 0:
@@ -266,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     lm = [] if args.no_lm else paper_lm(args.tokens)
     chips = [1] if args.no_board else [1, ChipSpec().chips_per_board]
-    cap = capacity(chips, args.step)
+    cap = [] if args.no_capacity else capacity(chips, args.step)
     if args.json:
         print(json.dumps({"paper_lm": lm, "capacity": cap}, indent=2))
     else:
