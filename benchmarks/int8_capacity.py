@@ -17,7 +17,11 @@
    embedding ``750k``, 95 % sparse, the same number of stored weights per row and random
    columns), the largest ``k`` on a grid of ``--step`` that ``map_network`` accepts
    (dense receive vectors sized for every source, so no run is needed), found by bisection.
-   Reported as units and stored weights.
+   Reported as units and stored weights. On one chip every probe is a whole ``map_network``;
+   on the board the probes run the stages up to the fit check (partition, placement, memory
+   layout, fit) without the routing tables, whose construction grows with the square of the
+   PEs (minutes per probe at 7,000 PEs), and ``--route-board`` confirms the result with a
+   whole ``map_network``.
 
 Usage::
 
@@ -42,7 +46,15 @@ from snn_egru.reference import EGRUParams
 from spinnaker2_backend import Machine
 from spinnaker2_backend.calibration import CALIBRATION_THRESHOLD_MEAN
 from spinnaker2_backend.constants import ChipSpec
-from spinnaker2_backend.mapping import MappingError, map_network, partition_network
+from spinnaker2_backend.mapping import (
+    MappingError,
+    check_fit,
+    layer_memory_models,
+    layout_memory,
+    map_network,
+    partition_network,
+    place_slices,
+)
 from spinnaker2_backend.simulator import receive_capacity_from_run, run_mapping
 from spinnaker2_backend.synthetic import (
     quantize_for_format,
@@ -198,44 +210,86 @@ def _surely_too_big(scale: float, fmt: str, chips: int, sparsity: float = 0.95) 
     return weights * MIN_BYTES_PER_WEIGHT[fmt] > chips * spec.pes_per_chip * spec.data_memory_bytes
 
 
-def _fits(scale: float, fmt: str, chips: int) -> bool:
+def _fits(scale: float, fmt: str, chips: int, *, route: bool | None = None) -> bool:
+    """Does the scaled network map on ``chips``? ``route`` (default: on one chip only) runs
+    the whole ``map_network``; without it the stages up to the fit check run (partition,
+    placement, memory layout, fit: everything but the routing tables, whose cost grows with
+    the square of the PEs and which no board-sized network here comes close to filling)."""
     if _surely_too_big(scale, fmt, chips):
         return False
+    route = chips == 1 if route is None else route
     net = scaled_lm(scale)
     art = _network_for(fmt, net, 0)
     if fmt == "mac-int8":  # memory does not depend on the event scales: fixed ones
         art.layers = [lay._replace(input_scale=1.0, event_scale=1.0) for lay in art.layers]
+    machine = Machine(chips=chips)
     try:
-        if partition_network(art, weight_format=fmt).num_slices > chips * ChipSpec().pes_per_chip:
+        if route:
+            map_network(art, weight_format=fmt, machine=machine)
+            return True
+        models = layer_memory_models(art, spec=machine.spec, weight_format=fmt)
+        parts = partition_network(art, spec=machine.spec, weight_format=fmt, memory_models=models)
+        if parts.num_slices > machine.num_pes:
             return False
-        map_network(art, weight_format=fmt, machine=Machine(chips=chips))
+        placement = place_slices(parts, machine)
+        check_fit(layout_memory(models, placement), placement, models, raise_error=True)
         return True
     except MappingError:
         return False
 
 
-def largest_fitting(fmt: str, chips: int, *, step: float = 0.05, high: float = 16.0) -> float:
-    """The largest scale ``k`` (a multiple of ``step``) whose network maps on ``chips``."""
-    lo, hi = 0, int(round(high / step))  # in steps; lo fits (0 = nothing), hi assumed not
-    probe = 1
-    while probe < hi and _fits(probe * step, fmt, chips):
-        lo, probe = probe, probe * 2
-    hi = min(hi, probe)
+def largest_fitting(
+    fmt: str, chips: int, *, step: float = 0.05, start: float | None = None
+) -> float:
+    """The largest scale ``k`` (a multiple of ``step``) whose network maps on ``chips``.
+
+    Gallops from ``start`` (default ``step``) by doubling strides until the answer is
+    bracketed, then bisects; assumes that a network that fits still fits when shrunk.
+    """
+    first = max(1, int(round((start or step) / step)))
+
+    def fits(n: int) -> bool:
+        return n > 0 and _fits(n * step, fmt, chips)
+
+    if fits(first):
+        lo, stride = first, 1
+        while fits(lo + stride):
+            lo, stride = lo + stride, 2 * stride
+        hi = lo + stride
+    else:
+        hi, stride = first, 1
+        while hi - stride > 0 and not fits(hi - stride):
+            hi, stride = hi - stride, 2 * stride
+        lo = max(hi - stride, 0)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _fits(mid * step, fmt, chips):
+        if fits(mid):
             lo = mid
         else:
             hi = mid
     return lo * step
 
 
-def capacity(chip_counts: list[int], step: float) -> list[dict[str, Any]]:
+def capacity(
+    chip_counts: list[int], step: float, *, route_board: bool = False, board_step: float = 0.25
+) -> list[dict[str, Any]]:
     rows = []
     for chips in chip_counts:
         for fmt in FORMATS:
             begin = time.perf_counter()
-            scale = largest_fitting(fmt, chips, step=step)
+            # weights grow as k**2: start a bigger machine at sqrt(chips) x the 1-chip answer
+            one_chip = next(
+                (r["scale"] for r in rows if r["chips"] == 1 and r["weight_format"] == fmt),
+                None,
+            )
+            start = one_chip * math.sqrt(chips) if one_chip else None
+            grid = step if chips == 1 else board_step
+            scale = largest_fitting(fmt, chips, step=grid, start=start)
+            routed = chips == 1
+            if route_board and chips > 1 and scale > 0:
+                while scale > 0 and not _fits(scale, fmt, chips, route=True):
+                    scale = round(scale - board_step, 10)
+                routed = True
             net = scaled_lm(scale) if scale > 0 else None
             units = sum(net.layer_sizes) if net else 0
             weights = sum(lay.weight_ih.nnz + lay.weight_hh.nnz for lay in net.layers) if net else 0
@@ -247,6 +301,7 @@ def capacity(chip_counts: list[int], step: float) -> list[dict[str, Any]]:
                     "layer_sizes": list(net.layer_sizes) if net else [],
                     "units": units,
                     "stored_weights": int(weights),
+                    "routed": routed,
                     "host_seconds": time.perf_counter() - begin,
                 }
             )
@@ -274,6 +329,8 @@ def markdown(lm: list[dict], cap: list[dict]) -> str:
         "mean PE (weights) | time / 70 tokens | energy / 70 tokens | time on 50/50/50 PEs |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    if not lm:
+        lines = []
     for r in lm:
         lines.append(
             f"| `{r['weight_format']}` | {r['pes']} ({r['chips']}) | "
@@ -286,16 +343,17 @@ def markdown(lm: list[dict], cap: list[dict]) -> str:
         )
     if cap:
         lines += [
-            "",
-            "| machine | format | largest scale k | layer sizes | stored weights |",
-            "|---|---|---|---|---|",
+            "" if lines else "",
+            "| machine | format | largest scale k | layer sizes | stored weights | checked by |",
+            "|---|---|---|---|---|---|",
         ]
         for r in cap:
             machine = "1 chip" if r["chips"] == 1 else f"{r['chips']} chips"
             lines.append(
                 f"| {machine} | `{r['weight_format']}` | {r['scale']:.2f} | "
                 f"{'/'.join(map(str, r['layer_sizes']))} | {r['stored_weights']:,} "
-                f"({r['weights_ratio']:.2f}x) |"
+                f"({r['weights_ratio']:.2f}x) | "
+                f"{'map_network' if r['routed'] else 'partition/place/memory/fit'} |"
             )
     return "\n".join(lines)
 
@@ -303,10 +361,14 @@ def markdown(lm: list[dict], cap: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=SEQUENCE_TOKENS, help="workload tokens")
-    parser.add_argument("--step", type=float, default=0.05, help="grid of the scale k")
+    parser.add_argument("--step", type=float, default=0.05, help="grid of the scale k (1 chip)")
+    parser.add_argument("--board-step", type=float, default=0.25, help="grid on the board")
     parser.add_argument("--no-board", action="store_true", help="one chip only (no 48-chip)")
     parser.add_argument("--no-lm", action="store_true", help="skip part 1")
     parser.add_argument("--no-capacity", action="store_true", help="skip part 2")
+    parser.add_argument(
+        "--route-board", action="store_true", help="confirm the board sizes with map_network"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
     if args.tokens < 1 or not args.step > 0:
@@ -314,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     lm = [] if args.no_lm else paper_lm(args.tokens)
     chips = [1] if args.no_board else [1, ChipSpec().chips_per_board]
-    cap = [] if args.no_capacity else capacity(chips, args.step)
+    cap = (
+        []
+        if args.no_capacity
+        else capacity(chips, args.step, route_board=args.route_board, board_step=args.board_step)
+    )
     if args.json:
         print(json.dumps({"paper_lm": lm, "capacity": cap}, indent=2))
     else:

@@ -183,7 +183,9 @@ def test_what_if_smoke(tmp_path: Path) -> None:
     assert (out / "what_if.csv").is_file()
     points = json.loads((out / "what_if.json").read_text())["points"]
     assert [(p["sparsity"], p["weight_format"]) for p in points] == [
-        (s, f) for s in (0.9, 0.98) for f in ("csr", "event", "dense")
+        (s, f)
+        for s in (0.9, 0.98)
+        for f in ("csr", "event", "dense", "csr-int8", "event-int8", "mac-int8")
     ]
     for p in points:
         if p["weight_format"] == "dense":  # 1100 dense units overflow one chip
@@ -195,3 +197,6 @@ def test_what_if_smoke(tmp_path: Path) -> None:
     # CSR walks every stored weight: sparser weights, fewer PEs for the same network
     csr = [p for p in points if p["weight_format"] == "csr"]
     assert csr[1]["pes_used"] < csr[0]["pes_used"]
+    # int8 rows: csr-int8 holds the same network on fewer PEs than float32 csr
+    int8 = [p for p in points if p["weight_format"] == "csr-int8"]
+    assert all(i["pes_used"] < c["pes_used"] for i, c in zip(int8, csr))
