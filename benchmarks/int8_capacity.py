@@ -16,7 +16,8 @@
    networks of the paper LM's shape scaled by ``k`` (layers ``1350k / 1350k / 750k``,
    embedding ``750k``, 95 % sparse, the same number of stored weights per row and random
    columns), the largest ``k`` on a grid of ``--step`` that ``map_network`` accepts
-   (dense receive vectors sized for every source, so no run is needed), found by bisection.
+   (event lists of 10 % of each layer's sources, :data:`CAPACITY_ACTIVITY`; no run is
+   needed), found by bisection.
    Reported as units and stored weights. On one chip every probe is a whole ``map_network``;
    on the board the probes run the stages up to the fit check (partition, placement, memory
    layout, fit) without the routing tables, whose construction grows with the square of the
@@ -210,6 +211,20 @@ def _surely_too_big(scale: float, fmt: str, chips: int, sparsity: float = 0.95) 
     return weights * MIN_BYTES_PER_WEIGHT[fmt] > chips * spec.pes_per_chip * spec.data_memory_bytes
 
 
+#: Receive policy of the capacity search: event lists holding this fraction of each layer's
+#: sources (the ~10 % activity bound the published memory table implies, docs/spinnaker2.md);
+#: dense vectors of every source would fill a large network's PEs by themselves.
+CAPACITY_ACTIVITY = 0.10
+
+
+def _receive_options(art: DeploymentArtifact) -> dict[str, Any]:
+    sizes = [max(layer.input_size, layer.hidden_size) for layer in art.layers]
+    return {
+        "receive_policy": "event-list",
+        "receive_capacity": [math.ceil(CAPACITY_ACTIVITY * n) for n in sizes],
+    }
+
+
 def _fits(scale: float, fmt: str, chips: int, *, route: bool | None = None) -> bool:
     """Does the scaled network map on ``chips``? ``route`` (default: on one chip only) runs
     the whole ``map_network``; without it the stages up to the fit check run (partition,
@@ -223,11 +238,12 @@ def _fits(scale: float, fmt: str, chips: int, *, route: bool | None = None) -> b
     if fmt == "mac-int8":  # memory does not depend on the event scales: fixed ones
         art.layers = [lay._replace(input_scale=1.0, event_scale=1.0) for lay in art.layers]
     machine = Machine(chips=chips)
+    receive = _receive_options(art)
     try:
         if route:
-            map_network(art, weight_format=fmt, machine=machine)
+            map_network(art, weight_format=fmt, machine=machine, **receive)
             return True
-        models = layer_memory_models(art, spec=machine.spec, weight_format=fmt)
+        models = layer_memory_models(art, spec=machine.spec, weight_format=fmt, **receive)
         parts = partition_network(art, spec=machine.spec, weight_format=fmt, memory_models=models)
         if parts.num_slices > machine.num_pes:
             return False
