@@ -51,6 +51,7 @@ __all__ = [
     "DenseWeights",
     "EncodedMatrix",
     "EventWeights",
+    "assemble_blocks",
     "PEWeights",
     "WeightFormatName",
     "encode",
@@ -373,3 +374,16 @@ def encode_pe_weights(
         weight_ih=blocks[0],
         weight_hh=blocks[1],
     )
+
+
+def assemble_blocks(blocks, rows_in_pe_order: np.ndarray, kind: str, dtype) -> object:
+    """Stack per-PE encoded blocks and put their rows back in the layer's global order
+    (dense array for ``dense``, CSR for ``csr``, CSC for ``event``)."""
+    order = np.argsort(rows_in_pe_order, kind="stable")
+    if kind == "dense":
+        stacked = np.vstack([b.values for b in blocks])
+        return np.ascontiguousarray(stacked[order], dtype=dtype)
+    stacked = sp.vstack([b.to_scipy() for b in blocks], format="csr")
+    matrix = stacked[order].astype(dtype)
+    matrix.sort_indices()
+    return matrix.tocsc() if kind == "event" else matrix

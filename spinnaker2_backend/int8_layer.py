@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from snn_egru.reference import quantize_codes
-from spinnaker2_backend.formats_int8 import MAC_TILE, MACInt8Weights
+from snn_egru.reference import quantize_codes, quantize_state
+from spinnaker2_backend.formats_int8 import MAC_TILE, QUANTIZED_WEIGHT_FORMATS, MACInt8Weights
 
 __all__ = ["Int8Products"]
 
@@ -63,8 +63,24 @@ class Int8Products:
         params: the layer's :class:`~snn_egru.reference.QuantizedEGRUParams` (scales, mode).
     """
 
+    @classmethod
+    def for_layer(cls, pe_weights, rows_in_pe_order, params, dtype) -> Int8Products | None:
+        """The int8 products of a layer, or ``None`` when its format is a float one."""
+        fmt = pe_weights[0].format_name
+        if fmt not in QUANTIZED_WEIGHT_FORMATS:
+            return None
+        if np.dtype(dtype) != np.float32:
+            raise ValueError(
+                f"the int8 weight format {fmt!r} runs in float32, as the chip does; got "
+                f"dtype {np.dtype(dtype)}"
+            )
+        return cls(pe_weights, rows_in_pe_order, params)
+
     def __init__(self, pe_weights, rows_in_pe_order: np.ndarray, params) -> None:
         self.format_name = pe_weights[0].format_name
+        levels = getattr(params, "state_levels", None)
+        self._levels = None if levels is None else np.asarray(levels, dtype=np.float32)
+        self._sizes = (params.input_size, params.hidden_size)
         self.num_pes = len(pe_weights)
         order = np.argsort(rows_in_pe_order, kind="stable")
         self.input_scale = params.input_scale
@@ -131,32 +147,36 @@ class Int8Products:
         acc = np.asarray(w @ codes.astype(np.int32)).ravel()
         return (acc.astype(np.float32) * combined).astype(np.float32, copy=False)
 
-    def products(self, x: np.ndarray, y_prev: np.ndarray):
-        """``(gi, gh, codes_x, codes_y)`` for one sample, biases excluded; the codes are the
-        int8 operands of ``mac-int8`` (``None`` for the Arm-core formats)."""
+    def products(self, x: np.ndarray, y_prev: np.ndarray, inputs: list, own: list):
+        """``(gi, gh)`` for one sample, biases excluded; appends what the products multiplied
+        to ``inputs`` / ``own`` (the float32 vectors, or the int8 operands of ``mac-int8``)
+        for :meth:`count_ops`."""
         x = np.asarray(x, dtype=np.float32)
         y_prev = np.asarray(y_prev, dtype=np.float32)
         if self.format_name != "mac-int8":
-            return (
-                self._arm(self._w_ih, self._s_ih, x),
-                self._arm(self._w_hh, self._s_hh, y_prev),
-                None,
-                None,
-            )
+            inputs.append(x)
+            own.append(y_prev)
+            return self._arm(self._w_ih, self._s_ih, x), self._arm(self._w_hh, self._s_hh, y_prev)
         cx = quantize_codes(x, self.input_scale)
         cy = quantize_codes(y_prev, self.event_scale)
-        return (
-            self._mac(self._w_ih, self._combined_ih, cx),
-            self._mac(self._w_hh, self._combined_hh, cy),
-            cx,
-            cy,
+        inputs.append(cx)
+        own.append(cy)
+        return self._mac(self._w_ih, self._combined_ih, cx), self._mac(
+            self._w_hh, self._combined_hh, cy
         )
 
+    def stored_state(self, c: np.ndarray) -> np.ndarray:
+        """The cell state as stored: on the layer's level table when it has one."""
+        return c if self._levels is None else quantize_state(c, self._levels)
+
     # ------------------------------------------------------------- operations
-    def static_ops(self, ops: np.ndarray, index: dict[str, int], word_bytes: int) -> None:
+    def static_ops(self, ops: np.ndarray, index: dict[str, int]) -> None:
         """The per-step counts that do not depend on the activity (one sample)."""
         rows = self._rows
         fmt = self.format_name
+        if fmt == "mac-int8":  # the int8 operand vectors are zeroed each step
+            tc = MAC_TILE[1]
+            ops[index["words_cleared"]] += sum(-(-n // tc) for n in self._sizes)
         ops[index["input_rescaled_rows"]] = rows
         ops[index["recurrent_rescaled_rows"]] = rows
         if fmt == "csr-int8":

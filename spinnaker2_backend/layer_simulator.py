@@ -11,16 +11,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from snn_egru.reference import (
-    TRACE_DECAY,
-    EGRUState,
-    egru_pointwise,
-    gate_matvec,
-    init_state,
-    quantize_state,
-)
+from snn_egru.reference import TRACE_DECAY, EGRUState, egru_pointwise, gate_matvec, init_state
 from spinnaker2_backend.constants import CycleCosts
-from spinnaker2_backend.formats_int8 import MAC_TILE, QUANTIZED_WEIGHT_FORMATS
+from spinnaker2_backend.formats import assemble_blocks
 from spinnaker2_backend.int8_layer import Int8Products
 from spinnaker2_backend.kernels import (
     csr_gates,
@@ -166,18 +159,6 @@ class LayerStepResult:
         )
 
 
-def _assemble(blocks, rows_in_pe_order: np.ndarray, kind: str, dtype: np.dtype):
-    """Stack per-PE encoded blocks and put their rows back in the layer's global order."""
-    order = np.argsort(rows_in_pe_order, kind="stable")
-    if kind == "dense":
-        stacked = np.vstack([b.values for b in blocks])
-        return np.ascontiguousarray(stacked[order], dtype=dtype)
-    stacked = sp.vstack([b.to_scipy() for b in blocks], format="csr")
-    matrix = stacked[order].astype(dtype)
-    matrix.sort_indices()
-    return matrix.tocsc() if kind == "event" else matrix
-
-
 class LayerSimulator:
     """All PEs of one mapped layer, stepped together (vectorised across PEs).
 
@@ -278,19 +259,10 @@ class LayerSimulator:
         pe_weights = [mapping.pe_weights(self.layer, s) for s in self.slices]
         rows = np.concatenate([pw.global_rows for pw in pe_weights])
         fmt = self.weight_format
-        self._int8 = None
-        if fmt in QUANTIZED_WEIGHT_FORMATS:  # int8 products (spinnaker2_backend.int8_layer)
-            if self.dtype != np.float32:
-                raise ValueError(
-                    f"the int8 weight format {fmt!r} runs in float32, as the chip does; "
-                    f"got dtype {self.dtype}"
-                )
-            self._int8 = Int8Products(pe_weights, rows, params)
-        else:
-            self._w_ih = _assemble([pw.weight_ih for pw in pe_weights], rows, fmt, self.dtype)
-            self._w_hh = _assemble([pw.weight_hh for pw in pe_weights], rows, fmt, self.dtype)
-        levels = getattr(params, "state_levels", None)
-        self._state_levels = None if levels is None else np.asarray(levels, dtype=np.float32)
+        self._int8 = Int8Products.for_layer(pe_weights, rows, params, self.dtype)  # or None
+        if self._int8 is None:  # float formats
+            self._w_ih = assemble_blocks([pw.weight_ih for pw in pe_weights], rows, fmt, self.dtype)
+            self._w_hh = assemble_blocks([pw.weight_hh for pw in pe_weights], rows, fmt, self.dtype)
         self._b_ih = np.asarray(params.bias_ih, dtype=self.dtype)
         self._b_hh = np.asarray(params.bias_hh, dtype=self.dtype)
         self._threshold = np.asarray(params.threshold, dtype=self.dtype)
@@ -341,11 +313,7 @@ class LayerSimulator:
                 np.asarray(walked_rec, dtype=np.float64),
             )
         if self._int8 is not None:
-            self._int8.static_ops(static, _I, word)
-            if fmt == "mac-int8":  # the int8 operand vectors are zeroed each step
-                tc = MAC_TILE[1]
-                words = (self.input_size + tc - 1) // tc + (self.hidden_size + tc - 1) // tc
-                static[_I["words_cleared"]] += words
+            self._int8.static_ops(static, _I)
         self._dram_input = self.layer == 0 and mapping.input_source == "dram"
         if self._dram_input:
             static[_I["dma_transfers"]] = 1.0
@@ -700,12 +668,10 @@ class LayerSimulator:
             n_in += kept_in
             n_rec += kept_rec
             dropped += drop_in + drop_rec
-            if self._int8 is not None:  # int8 products; keep the operands for the counts
-                gi, gh, cx, cy = self._int8.products(xb, yb)
-                active_in.append(xb if cx is None else cx)
-                active_rec.append(yb if cy is None else cy)
-            else:
-                gi, gh = self._products(xb, yb)
+            int8 = self._int8  # int8 products keep their operands for the counts
+            gi, gh = (
+                int8.products(xb, yb, active_in, active_rec) if int8 else self._products(xb, yb)
+            )
             gis.append(gi)
             ghs.append(gh)
             if self.weight_format == "event":
@@ -714,8 +680,7 @@ class LayerSimulator:
         gi = (np.stack(gis) if batched else gis[0]) + self._b_ih
         gh = (np.stack(ghs) if batched else ghs[0]) + self._b_hh
         y, c, o = egru_pointwise(gi, gh, self._c, self._threshold)
-        if self._state_levels is not None:  # stored state on the level table (int8 artifacts)
-            c = quantize_state(c, self._state_levels)
+        c = self._int8.stored_state(c) if self._int8 is not None else c  # state levels
         if self._trace is not None:
             trace = TRACE_DECAY * self._trace + (1 - TRACE_DECAY) * y
             self._trace = trace.astype(self.dtype, copy=False)
