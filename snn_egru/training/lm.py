@@ -99,6 +99,7 @@ __all__ = [
     "main",
     "preset_configs",
     "train_language_model",
+    "unit_firing_rates",
 ]
 
 
@@ -303,7 +304,8 @@ def evaluate_perplexity(
         bptt: window length.
         device: where to run (default: the model's device).
         max_tokens: evaluate only the first ``max_tokens`` tokens (quick checks).
-        measure_sparsity: also count activity sparsity and MACs (:mod:`snn_egru.sparsity`).
+        measure_sparsity: also count activity sparsity and MACs (:mod:`snn_egru.sparsity`);
+            ignored for a dense baseline (``cell`` gru / lstm: no events to count).
         show_progress: progress bar on the main rank.
 
     Returns:
@@ -316,7 +318,8 @@ def evaluate_perplexity(
     source = batchify(data, batch_size).to(device)
     was_training = model.training
     model.eval()
-    probe = SparsityProbe(model) if measure_sparsity else None
+    event_based = getattr(model, "is_event_based", True)
+    probe = SparsityProbe(model) if measure_sparsity and event_based else None
     total_loss, total_tokens, state = 0.0, 0, None
     windows = list(bptt_windows(source.shape[0], bptt, random_length=False))
     try:
@@ -344,6 +347,45 @@ def evaluate_perplexity(
         tokens=total_tokens,
         sparsity=probe.result() if probe is not None else None,
     )
+
+
+@torch.no_grad()
+def unit_firing_rates(
+    model: EGRULanguageModel,
+    data: Tensor,
+    *,
+    batch_size: int = 10,
+    bptt: int = 70,
+    max_tokens: int | None = None,
+) -> list[Tensor]:
+    """Per layer, the fraction of steps on which each unit sent an event ``(H_l,)``.
+
+    Runs ``model`` in eval mode over ``data`` (state carried, like
+    :func:`evaluate_perplexity`). A rate of 0 is a dead unit, 1 a unit that fires on every
+    step. Dense baselines have no events: ``ValueError``.
+    """
+    model = unwrap_model(model)
+    if not getattr(model, "is_event_based", True):
+        raise ValueError(f"a cell={model.config.cell!r} model has no events to count")
+    device = next(model.parameters()).device
+    if max_tokens is not None:
+        data = data[: max_tokens + 1]
+    source = batchify(data, batch_size).to(device)
+    was_training = model.training
+    model.eval()
+    counts: list[Tensor] | None = None
+    steps, state = 0, None
+    try:
+        for window in bptt_windows(source.shape[0], bptt, random_length=False):
+            inputs, _ = get_batch(source, window.start, window.seq_len)
+            out = model(inputs, state)
+            state = out.state
+            fired = [(y != 0).sum(dim=(0, 1)).double() for y in out.layer_outputs]
+            counts = fired if counts is None else [a + b for a, b in zip(counts, fired)]
+            steps += inputs.numel()
+    finally:
+        model.train(was_training)
+    return [(c / max(1, steps)).float().cpu() for c in counts or []]
 
 
 # --------------------------------------------------------------------------- training
@@ -501,6 +543,10 @@ def _train(
         )
         config = replace(config, vocab_size=len(corpus.vocabulary))
 
+    if tc.pruning is not None and config.cell != "egru":
+        raise ValueError(
+            f"pruning is implemented for the EGRU model only, got cell={config.cell!r}"
+        )
     set_seed(tc.seed)
     model = EGRULanguageModel(config).to(device)
     qat.prepare_qat(model, tc.quantize)  # before weights are loaded (QAT checkpoints fit)
