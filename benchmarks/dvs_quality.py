@@ -52,11 +52,34 @@ def check_dvs_model(name: str) -> str:
     return name
 
 
-def train_once(cell: str, lr: float, seed: int, *, epochs: int, data: str | None) -> dict[str, Any]:
+def build_datasets(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The train and test sets, built once and shared by every run (same data for all models
+    and seeds; the frames are cached in memory after the first pass)."""
+    from snn_egru.data.dvs import build_dvs_datasets
+    from snn_egru.data.synthetic_dvs import SyntheticGestureConfig
+
+    tc = DVSTrainConfig(
+        data_dir=args.data,
+        synthetic_train_samples=args.train_samples,
+        synthetic_test_samples=args.test_samples,
+    )
+    return build_dvs_datasets(
+        tc.data_dir,
+        preprocessing=tc.preprocessing,
+        synthetic_train_samples=tc.synthetic_train_samples,
+        synthetic_test_samples=tc.synthetic_test_samples,
+        synthetic_config=SyntheticGestureConfig(duration_s=tc.num_frames * tc.frame_us / 1e6),
+        seed=0,
+    )
+
+
+def train_once(
+    cell: str, lr: float, seed: int, *, epochs: int, data: str | None, datasets: Any = None
+) -> dict[str, Any]:
     config = dvs_preset("small", cell=cell)
     tc = DVSTrainConfig(epochs=epochs, lr=lr, seed=seed, data_dir=data, device="cpu")
     start = time.perf_counter()
-    result = train_dvs(config, tc, show_progress=False)
+    result = train_dvs(config, tc, dataset=datasets, show_progress=False)
     elapsed = time.perf_counter() - start
     return {
         "model": cell,
@@ -124,23 +147,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "data": args.data or "synthetic gestures",
         "epochs": args.epochs,
+        "train_samples": args.train_samples,
+        "test_samples": args.test_samples,
         "seeds": list(seeds),
         "sweep": {},
         "models": {},
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+    datasets = build_datasets(args)
     runs: dict[str, list[dict[str, Any]]] = {}
     for cell in models:
         best = lrs[cell][0]
         if len(lrs[cell]) > 1:
             entries = []
             for lr in lrs[cell]:
-                row = train_once(cell, lr, seeds[0], epochs=args.epochs, data=args.data)
+                row = train_once(
+                    cell, lr, seeds[0], epochs=args.epochs, data=args.data, datasets=datasets
+                )
                 entries.append({"lr": lr, "test_accuracy": row["test_accuracy"]})
             report["sweep"][cell] = entries
             best = max(entries, key=lambda e: e["test_accuracy"])["lr"]
         runs[cell] = [
-            train_once(cell, best, seed, epochs=args.epochs, data=args.data) for seed in seeds
+            train_once(cell, best, seed, epochs=args.epochs, data=args.data, datasets=datasets)
+            for seed in seeds
         ]
         if not args.json:
             print(f"{cell}: {[round(r['test_accuracy'], 4) for r in runs[cell]]}", file=sys.stderr)
@@ -163,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     p.add_argument("--lr", action="append", metavar="MODEL=RATE[,RATE...]")
     p.add_argument("--data", help="DVS128 Gesture folder (default: synthetic gestures)")
+    p.add_argument("--train-samples", type=int, default=220, help="synthetic training samples")
+    p.add_argument("--test-samples", type=int, default=110, help="synthetic test samples")
     p.add_argument("--quick", action="store_true", help="EGRU and GRU, 3 epochs, one seed")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
@@ -181,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.models = ["egru", "gru"]
             if args.seeds == parser.get_default("seeds"):
                 args.seeds = "0"
-        if args.epochs < 1 or args.threads < 1:
-            raise UserError("--epochs and --threads must be >= 1")
+        if min(args.epochs, args.threads, args.train_samples, args.test_samples) < 1:
+            raise UserError("--epochs, --threads, --train-samples, --test-samples must be >= 1")
         report = run(args)
     except UserError as exc:
         if args.verbose:

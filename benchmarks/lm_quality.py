@@ -14,7 +14,7 @@ time of one training step goes (embedding, recurrent layers, decoder + softmax, 
 measured in the same run.
 
     python benchmarks/lm_quality.py                     # EGRU, GRU, LSTM; small budget; 2 seeds
-    python benchmarks/lm_quality.py --quick             # EGRU and GRU, 300 steps, 1 seed
+    python benchmarks/lm_quality.py --quick             # EGRU and GRU, 120 steps, 1 seed
     python benchmarks/lm_quality.py --lr egru=3e-3,6e-3,1e-2 --sweep-steps 300 --json
     python benchmarks/lm_quality.py --models egru --egru threshold_mean=0.2 support=1.0
 
@@ -60,7 +60,10 @@ SWEEP_LR: dict[str, tuple[float, ...]] = {
     "gru": (3e-3, 6e-3, 1e-2),
     "lstm": (3e-3, 6e-3, 1e-2),
 }
-QUICK_STEPS = 300
+#: ``--quick``: EGRU and GRU, this many steps, one seed, the first QUICK_TEST_TOKENS test
+#: tokens (about 3 minutes on 2 idle cores).
+QUICK_STEPS = 120
+QUICK_TEST_TOKENS = 20_000
 #: Validation tokens over which the per-unit firing rates of the EGRU are counted.
 RATE_TOKENS = 20_000
 
@@ -472,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--egru", nargs="*", metavar="KEY=VALUE", help="EGRU model overrides (ablations)"
     )
     p.add_argument("--test-tokens", type=int, help="evaluate only this many test tokens")
-    p.add_argument("--quick", action="store_true", help="EGRU and GRU, 300 steps, one seed")
+    p.add_argument(
+        "--quick", action="store_true", help="EGRU and GRU, 120 steps, one seed, 20k test tokens"
+    )
     p.add_argument("--no-profile", action="store_true", help="skip the step-time split")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--plot", metavar="PNG", help="per-unit firing-rate histogram of the EGRU")
@@ -494,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.quick:
             args.steps = args.steps or QUICK_STEPS
+            args.test_tokens = args.test_tokens or QUICK_TEST_TOKENS
             if args.models == list(LM_CELLS):
                 args.models = ["egru", "gru"]
             if args.seeds == parser.get_default("seeds"):

@@ -128,6 +128,10 @@ def test_presets_and_recipe_values():
     assert paper.word_dropout == 0.1 and paper.layer_dropout == 0.25
     model = EGRULanguageModel(lm_preset("small", vocab_size=30))
     assert all(0 <= t <= 1 for t in model.rnn.threshold(0).tolist())
+    # the tuned small recipe (docs/lm_quality.md): wide pseudo-derivative, thresholds mean 0.2
+    small = LM_PRESETS["small"]
+    assert (small.dampening, small.support, small.threshold_mean) == (1.0, 1.0, 0.2)
+    assert small.learn_threshold and small.cell == "egru"
     with pytest.raises(ValueError, match="unknown language-model preset 'huge'"):
         lm_preset("huge")
 
