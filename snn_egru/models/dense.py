@@ -1,7 +1,7 @@
 """Dense recurrent baselines (``torch.nn.GRU`` / ``torch.nn.LSTM``) behind the interface of
 :class:`~snn_egru.sequence.EGRUSequence`, so that the language model and the DVS network
 can swap their EGRU stack for a dense one of the same widths (quality comparisons:
-``benchmarks/lm_quality.py``, ``python -m snn_egru.training.dvs --compare-cells``).
+``benchmarks/lm_quality.py``, ``benchmarks/dvs_quality.py``).
 """
 
 from __future__ import annotations

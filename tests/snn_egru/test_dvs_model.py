@@ -200,10 +200,3 @@ def test_dense_heads_swap_only_the_recurrent_layers(cell, module):
         net.deployment_io()
     with pytest.raises(ValueError, match="unknown recurrent cell 'rnn'; valid names: egru, gru"):
         dvs_preset("tiny", cell="rnn")
-
-
-def test_training_cli_refuses_to_export_a_dense_head(capsys):
-    from snn_egru.training.dvs import main
-
-    assert main(["--preset", "tiny", "--cell", "gru", "--export", "x.npz", "--epochs", "1"]) == 2
-    assert "dense baseline and cannot be exported" in capsys.readouterr().err
