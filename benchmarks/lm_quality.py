@@ -51,8 +51,9 @@ from snn_egru.training.lm import (  # noqa: E402
     unit_firing_rates,
 )
 
-#: Learning rates of the ``small`` recipe per model, chosen by the sweep recorded in the
-#: README (``--lr MODEL=...`` with several rates repeats it).
+#: Learning rates of the ``small`` recipe per model. EGRU and GRU: the better of 3e-3 and 6e-3
+#: in 300-step runs (docs/lm_quality.md); LSTM: the same rate, not swept (``--lr
+#: lstm=3e-3,6e-3`` sweeps it; ``--sweep`` sweeps every model over ``SWEEP_LR``).
 TUNED_LR: dict[str, float] = {"egru": 6e-3, "gru": 6e-3, "lstm": 6e-3}
 #: Sweep grid used by ``--sweep`` (per model).
 SWEEP_LR: dict[str, tuple[float, ...]] = {
