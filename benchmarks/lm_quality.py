@@ -230,7 +230,12 @@ def train_once(
 
 
 def step_time_shares(
-    cell: str, *, corpus: Any, repeats: int = 5, preset: str = "small"
+    cell: str,
+    *,
+    corpus: Any,
+    repeats: int = 5,
+    preset: str = "small",
+    egru_overrides: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Seconds of one training step of the small preset, split into its parts.
 
@@ -242,7 +247,7 @@ def step_time_shares(
     from snn_egru.models.lm import embedding_with_word_dropout, locked_dropout
     from snn_egru.training.common import make_optimizer
 
-    mc, tc = model_config(cell, preset=preset)
+    mc, tc = model_config(cell, egru_overrides, preset=preset)
     mc = replace(mc, vocab_size=len(corpus.vocabulary))
     torch.manual_seed(0)
     model = EGRULanguageModel(mc).train()
@@ -273,6 +278,7 @@ def step_time_shares(
         loss.backward()
         t4 = time.perf_counter()
         optimizer.step()
+        model.rnn.clamp_thresholds()  # as the training loop does after every step
         optimizer.zero_grad(set_to_none=True)
         t5 = time.perf_counter()
         if r == 0:
@@ -406,6 +412,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 preset=args.preset,
             )
             runs[cell].append(row)
+            if args.save:  # every finished run is kept, whatever happens later
+                Path(args.save).write_text(json.dumps({**report, "runs": runs}, indent=2))
             _log(
                 args,
                 f"{cell} lr {best:g} seed {seed}: test PPL {row['test_ppl']:.2f} "
@@ -418,9 +426,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         both = {"egru", base} <= ppl.keys()
         report[f"egru_over_{base}_ppl"] = ppl["egru"] / ppl[base] if both else None
     report["step_time_shares"] = (
-        step_time_shares("egru", corpus=corpus, preset=args.preset) if not args.no_profile else None
+        step_time_shares("egru", corpus=corpus, preset=args.preset, egru_overrides=egru_overrides)
+        if not args.no_profile
+        else None
     )
     report["load_end"] = _load()
+    if args.save:
+        Path(args.save).write_text(json.dumps(report, indent=2))
     if args.plot:
         plot_rates([report], args.plot, label=args.label)
     return report
@@ -490,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only draw --plot from saved --json reports (one outline each), no training",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--save", metavar="JSON", help="also write the report here (after every run)")
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     return p
 

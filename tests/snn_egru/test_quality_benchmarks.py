@@ -90,9 +90,19 @@ def test_tiny_comparison_runs_the_project_training_and_reports_all_keys(
     monkeypatch.setattr("snn_egru.data.text.load_corpus", lambda *a, **k: corpus)
     plot = tmp_path / "rates.png"
     argv = ["--preset", "tiny", "--steps", "12", "--seeds", "0,1", "--lr", "egru=3e-2,1e-2"]
-    argv += ["--sweep-steps", "4", "--plot", str(plot), "--json"]
+    argv += [
+        "--sweep-steps",
+        "4",
+        "--plot",
+        str(plot),
+        "--json",
+        "--save",
+        str(tmp_path / "r.json"),
+    ]
+    argv += ["--egru", "learn_threshold=true"]  # thresholds move: clamped in every step
     assert lm_quality.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "r.json").read_text())["models"] == report["models"]
     assert set(report["models"]) == {"egru", "gru", "lstm"}
     for cell, m in report["models"].items():
         assert m["seeds"] == [0, 1] and len(m["test_ppl_per_seed"]) == 2
