@@ -74,6 +74,8 @@ class DenseRecurrentStack(nn.Module):
         kind = nn.GRU if cell == "gru" else nn.LSTM
         sizes = (self.input_size, *self.hidden_sizes[:-1])
         self.layers = nn.ModuleList(kind(i, h) for i, h in zip(sizes, self.hidden_sizes))
+        #: no int8 quantisation of the baselines (:mod:`snn_egru.quantization` reads this)
+        self.quantizer: nn.Module | None = None
 
     def clamp_thresholds(self) -> None:
         """No thresholds: nothing to clamp (the training loop calls this on every model)."""

@@ -428,9 +428,9 @@ def _train(
         )
         config = replace(config, vocab_size=len(corpus.vocabulary))
 
-    if tc.pruning is not None and config.cell != "egru":
+    if (tc.pruning is not None or tc.quantize is not None) and config.cell != "egru":
         raise ValueError(
-            f"pruning is implemented for the EGRU model only, got cell={config.cell!r}"
+            f"pruning and quantisation are for the EGRU only, not cell={config.cell!r}"
         )
     set_seed(tc.seed)
     model = EGRULanguageModel(config).to(device)

@@ -323,7 +323,7 @@ def test_dense_baselines_train_checkpoint_and_resume_through_the_same_loop(tmp_p
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
-    with pytest.raises(ValueError, match="pruning is implemented for the EGRU model only"):
+    with pytest.raises(ValueError, match="pruning and quantisation are for the EGRU only"):
         train_language_model(
             model_config,
             replace(train_config, pruning=PruningConfig(target_sparsity=0.5)),
