@@ -4,7 +4,9 @@
   line per layer (from :class:`~snn_egru.sparsity.SparsityAccount.layers`
   ``activity_over_time``);
 * :func:`plot_sparsity_vs_perplexity`: one point per model (e.g. dense, 80 %, 95 % pruned):
-  perplexity against activity sparsity, weight sparsity or the MAC reduction.
+  perplexity against activity sparsity, weight sparsity or the MAC reduction;
+* :func:`plot_unit_firing_rates`: histogram of the per-unit firing rates (fraction of steps
+  on which a unit sent an event), one outline per model: dead units, always-on units.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "SparsityPoint",
     "plot_activity_over_time",
     "plot_sparsity_vs_perplexity",
+    "plot_unit_firing_rates",
     "sparsity_point",
 ]
 
@@ -143,4 +146,46 @@ def plot_sparsity_vs_perplexity(
     axes.set_ylabel("perplexity")
     axes.grid(True, alpha=0.3)
     axes.set_title(title or "sparsity vs perplexity")
+    return _save(figure, path)
+
+
+def plot_unit_firing_rates(
+    rates: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    bins: int = 40,
+) -> Path:
+    """Histogram of per-unit firing rates, one step outline per model.
+
+    Args:
+        rates: ``{label: (H,) firing rates in [0, 1]}`` (e.g. from
+            :func:`snn_egru.training.lm.unit_firing_rates`); the legend gives each model's
+            number of dead units (rate 0) and its mean rate.
+        path: output ``.png``.
+        title: figure title.
+        bins: histogram bins over ``[0, 1]``.
+    """
+    if not rates:
+        raise ValueError("give the firing rates of at least one model")
+    figure = _new_figure()
+    axes = figure.add_subplot(1, 1, 1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for label, values in rates.items():
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if values.size == 0 or np.any((values < 0) | (values > 1)) or not np.isfinite(values).all():
+            raise ValueError(f"firing rates of {label!r} must be a non-empty array in [0, 1]")
+        dead = int(np.sum(values == 0))
+        axes.hist(
+            values,
+            bins=edges,
+            histtype="step",
+            linewidth=1.5,
+            label=f"{label}: {dead} dead of {values.size}, mean rate {values.mean():.2f}",
+        )
+    axes.set_xlabel("firing rate (fraction of steps with an event)")
+    axes.set_ylabel("units")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    axes.set_title(title or "per-unit firing rates")
     return _save(figure, path)

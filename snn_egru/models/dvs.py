@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snn_egru.models.dense import DENSE_CELLS, DenseRecurrentStack
 from snn_egru.reference import TRACE_DECAY
 from snn_egru.sequence import EGRUSequence
 
@@ -71,6 +72,9 @@ class DVSGestureConfig:
         learn_threshold: train the thresholds.
         readout_source: ``"y"`` (per-step logits averaged) or ``"trace"`` (see module doc).
         log_input: feed ``log1p(counts)`` to the CNN (counts of busy pixels vary widely).
+        cell: the recurrent layers: ``"egru"``, or a dense baseline ``"gru"`` / ``"lstm"``
+            (:class:`~snn_egru.models.dense.DenseRecurrentStack` of the same widths, same
+            dropouts; for quality comparisons only, it cannot be exported).
     """
 
     num_classes: int = 11
@@ -92,6 +96,7 @@ class DVSGestureConfig:
     learn_threshold: bool = True
     readout_source: ReadoutSource = "y"
     log_input: bool = True
+    cell: str = "egru"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
@@ -109,6 +114,11 @@ class DVSGestureConfig:
             )
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if self.cell not in ("egru", *DENSE_CELLS):
+            raise ValueError(
+                f"unknown recurrent cell {self.cell!r}; valid names: "
+                f"{', '.join(('egru', *DENSE_CELLS))}"
+            )
         if self.readout_source not in ("y", "trace"):
             raise ValueError(f"readout_source must be 'y' or 'trace', got {self.readout_source!r}")
         if self.threshold_init not in ("beta", "sigmoid"):
@@ -220,19 +230,29 @@ class DVSGestureNet(nn.Module):
         cfg = self.config
         self.head = FrameFeatureHead(cfg)
         self.feature_dropout = nn.Dropout(cfg.feature_dropout)
-        self.rnn = EGRUSequence(
-            cfg.feature_size,
-            list(cfg.hidden_sizes),
-            num_layers=len(cfg.hidden_sizes),
-            dropout=cfg.dropout,
-            dropconnect=cfg.dropconnect,
-            zoneout=cfg.zoneout,
-            dampening=cfg.dampening,
-            support=cfg.support,
-            threshold_init=cfg.threshold_init,
-            threshold_mean=cfg.threshold_mean,
-            learn_threshold=cfg.learn_threshold,
-        )
+        self.rnn: EGRUSequence | DenseRecurrentStack
+        if cfg.cell != "egru":
+            self.rnn = DenseRecurrentStack(
+                cfg.cell,
+                cfg.feature_size,
+                cfg.hidden_sizes,
+                dropout=cfg.dropout,
+                dropconnect=cfg.dropconnect,
+            )
+        else:
+            self.rnn = EGRUSequence(
+                cfg.feature_size,
+                list(cfg.hidden_sizes),
+                num_layers=len(cfg.hidden_sizes),
+                dropout=cfg.dropout,
+                dropconnect=cfg.dropconnect,
+                zoneout=cfg.zoneout,
+                dampening=cfg.dampening,
+                support=cfg.support,
+                threshold_init=cfg.threshold_init,
+                threshold_mean=cfg.threshold_mean,
+                learn_threshold=cfg.learn_threshold,
+            )
         self.readout_dropout = nn.Dropout(cfg.readout_dropout)
         self.readout = nn.Linear(cfg.hidden_sizes[-1], cfg.num_classes)
 
@@ -313,8 +333,14 @@ class DVSGestureNet(nn.Module):
         """What :func:`snn_egru.export.export_artifact` needs besides ``rnn``.
 
         The chip receives feature vectors (``input_kind="features"``) and reads out the last
-        layer with this linear map.
+        layer with this linear map. A dense baseline (``cell`` gru / lstm) raises
+        ``ValueError``.
         """
+        if self.config.cell != "egru":
+            raise ValueError(
+                f"a cell={self.config.cell!r} network is a dense baseline for quality "
+                "comparisons and cannot be exported; train with cell='egru'"
+            )
         return {
             "input_kind": "features",
             "embedding": None,

@@ -40,9 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snn_egru.models.dense import DenseRecurrentStack, locked_dropout
 from snn_egru.sequence import EGRUSequence
 
 __all__ = [
+    "LM_CELLS",
     "LM_PRESETS",
     "EGRULanguageModel",
     "LMOutput",
@@ -55,12 +57,20 @@ __all__ = [
 #: Half-width of the uniform initialisation of the embedding table (reference: 0.1).
 EMBEDDING_INIT_RANGE = 0.1
 
+#: Recurrent layers a language model can be built with: the EGRU and the dense baselines
+#: ``torch.nn.GRU`` / ``torch.nn.LSTM`` of the same widths (same embedding, dropouts, decoder).
+LM_CELLS: tuple[str, ...] = ("egru", "gru", "lstm")
+
 
 @dataclass
 class LanguageModelConfig:
     """Architecture and regularisation of :class:`EGRULanguageModel`.
 
     Attributes:
+        cell: the recurrent layers, one of :data:`LM_CELLS`: ``"egru"`` (the model of this
+            package) or a dense baseline ``"gru"`` / ``"lstm"`` (``torch.nn.GRU`` /
+            ``torch.nn.LSTM`` layers of the same widths, same dropouts and DropConnect; the
+            threshold, surrogate and zoneout settings do not apply to them).
         vocab_size: number of tokens ``V``.
         embedding_size: embedding width ``E``.
         hidden_sizes: units per EGRU layer; with ``tie_weights`` the last must equal ``E``.
@@ -70,12 +80,15 @@ class LanguageModelConfig:
         dampening, support: triangle pseudo-derivative (LM recipe: 3.6, 3.6).
         threshold_init: ``"beta"`` (EvNN v0.2) or ``"sigmoid"`` (v0.1).
         threshold_mean: mean of the initial thresholds (LM recipe: 0.01).
+        threshold_value: start every threshold at this value in ``[0, 1]`` instead of a Beta
+            draw (``None``: the Beta draw of ``threshold_init`` / ``threshold_mean``).
         learn_threshold: learn the thresholds (LM recipe: frozen).
         activity_regularization: ``alpha`` (AR on the last layer's events).
         temporal_activity_regularization: ``beta`` (TAR on the last layer's events).
         event_l1: ``gamma``, L1 on every layer's events (sparser activity).
     """
 
+    cell: str = "egru"
     vocab_size: int = 10_000
     embedding_size: int = 750
     hidden_sizes: tuple[int, ...] = (1350, 1350, 750)
@@ -90,6 +103,7 @@ class LanguageModelConfig:
     support: float = 3.6
     threshold_init: str = "beta"
     threshold_mean: float = 0.01
+    threshold_value: float | None = None
     learn_threshold: bool = False
     activity_regularization: float = 0.0
     temporal_activity_regularization: float = 0.0
@@ -97,6 +111,14 @@ class LanguageModelConfig:
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        if self.cell not in LM_CELLS:
+            raise ValueError(
+                f"unknown recurrent cell {self.cell!r}; valid names: {', '.join(LM_CELLS)}"
+            )
+        if self.cell != "egru" and self.zoneout > 0:
+            raise ValueError(
+                f"zoneout is implemented for the EGRU only; set zoneout=0 for cell={self.cell!r}"
+            )
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {self.vocab_size}")
         if self.embedding_size < 1 or not self.hidden_sizes or min(self.hidden_sizes) < 1:
@@ -115,6 +137,8 @@ class LanguageModelConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {value}")
+        if self.threshold_value is not None and not 0.0 <= self.threshold_value <= 1.0:
+            raise ValueError(f"threshold_value must lie in [0, 1], got {self.threshold_value}")
         for name in (
             "activity_regularization",
             "temporal_activity_regularization",
@@ -141,7 +165,11 @@ LM_PRESETS: dict[str, LanguageModelConfig] = {
         dropconnect=0.1,
         threshold_mean=0.05,
     ),
-    # PTB on 2 CPU cores in a few minutes.
+    # PTB on 2 CPU cores in a few minutes. Tuned against nn.GRU / nn.LSTM of the same width
+    # (benchmarks/lm_quality.py, docs/lm_quality.md): a wide pseudo-derivative (dampening =
+    # support = 1: gradient for every unit within 1 of its threshold, so almost no unit stays
+    # dead) and thresholds of mean 0.2 (median 0.15; mean 0.05 has median 0.003 and 42 % below
+    # 1e-3, i.e. units that fire whenever c~ > 0), learned: >= 75 % activity sparsity.
     "small": LanguageModelConfig(
         embedding_size=256,
         hidden_sizes=(256,),
@@ -150,7 +178,9 @@ LM_PRESETS: dict[str, LanguageModelConfig] = {
         layer_dropout=0.0,
         output_dropout=0.1,
         dropconnect=0.1,
-        threshold_mean=0.05,
+        dampening=1.0,
+        support=1.0,
+        threshold_mean=0.2,
         learn_threshold=True,
     ),
     # The published PTB model (EvNN LM recipe): 1350/1350/750, embedding 750, tied.
@@ -195,14 +225,6 @@ def embedding_with_word_dropout(embedding: nn.Embedding, tokens: Tensor, p: floa
     return F.embedding(tokens, weight)
 
 
-def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """Variational dropout of ``x (T, B, F)``: one mask per (stream, feature), shared over T."""
-    if not training or p == 0:
-        return x
-    mask = x.new_empty(1, x.shape[1], x.shape[2]).bernoulli_(1.0 - p).div_(1.0 - p)
-    return x * mask
-
-
 class EGRULanguageModel(nn.Module):
     """Word-level language model with an EGRU stack (see the module docstring).
 
@@ -225,18 +247,31 @@ class EGRULanguageModel(nn.Module):
         self.config = config
         cfg = config
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_size)
-        self.rnn = EGRUSequence(
-            cfg.embedding_size,
-            list(cfg.hidden_sizes),
-            dropout=cfg.layer_dropout,
-            dropconnect=cfg.dropconnect,
-            zoneout=cfg.zoneout,
-            dampening=cfg.dampening,
-            support=cfg.support,
-            threshold_init=cfg.threshold_init,
-            threshold_mean=cfg.threshold_mean,
-            learn_threshold=cfg.learn_threshold,
-        )
+        self.rnn: EGRUSequence | DenseRecurrentStack
+        if cfg.cell == "egru":
+            self.rnn = EGRUSequence(
+                cfg.embedding_size,
+                list(cfg.hidden_sizes),
+                dropout=cfg.layer_dropout,
+                dropconnect=cfg.dropconnect,
+                zoneout=cfg.zoneout,
+                dampening=cfg.dampening,
+                support=cfg.support,
+                threshold_init=cfg.threshold_init,
+                threshold_mean=cfg.threshold_mean,
+                learn_threshold=cfg.learn_threshold,
+            )
+            if cfg.threshold_value is not None:
+                for k in range(self.rnn.num_layers):
+                    self.rnn.threshold_module(k).set_(cfg.threshold_value)
+        else:
+            self.rnn = DenseRecurrentStack(
+                cfg.cell,
+                cfg.embedding_size,
+                cfg.hidden_sizes,
+                dropout=cfg.layer_dropout,
+                dropconnect=cfg.dropconnect,
+            )
         self.decoder = (
             None if cfg.tie_weights else nn.Linear(cfg.hidden_sizes[-1], cfg.vocab_size, bias=False)
         )
@@ -282,12 +317,23 @@ class EGRULanguageModel(nn.Module):
             loss = loss + cfg.event_l1 * sum(y.abs().mean() for y in layer_outputs)
         return loss
 
+    @property
+    def is_event_based(self) -> bool:
+        """``True`` for the EGRU, ``False`` for a dense baseline (``cell`` gru / lstm)."""
+        return self.config.cell == "egru"
+
     def deployment_io(self) -> dict[str, Any]:
         """What :func:`snn_egru.export.export_artifact` needs besides ``rnn`` (float32 numpy).
 
         Token ids are looked up in the embedding (``input_kind="embedding"``); the logits are
-        the last layer's events times the decoder matrix plus the bias.
+        the last layer's events times the decoder matrix plus the bias. Only the EGRU is
+        deployable; a dense baseline raises ``ValueError``.
         """
+        if not self.is_event_based:
+            raise ValueError(
+                f"a cell={self.config.cell!r} language model is a dense baseline for quality "
+                "comparisons and cannot be exported; train with cell='egru'"
+            )
 
         def numpy(t: Tensor) -> Any:
             return t.detach().cpu().float().numpy().copy()

@@ -181,3 +181,22 @@ def _run_layers(artifact, features):
     plain = dataclasses.replace(artifact, readout_kind="none", readout_weight=None)
     plain = dataclasses.replace(plain, readout_bias=None, readout_source="y")
     return plain.run_reference(features)
+
+
+@pytest.mark.parametrize("cell, module", [("gru", torch.nn.GRU), ("lstm", torch.nn.LSTM)])
+def test_dense_heads_swap_only_the_recurrent_layers(cell, module):
+    torch.manual_seed(0)
+    net = DVSGestureNet(dvs_preset("tiny", cell=cell)).eval()
+    assert [type(layer) for layer in net.rnn.layers] == [module, module]
+    frames = torch.rand(5, 2, 2, 32, 32)
+    with torch.no_grad():
+        out = net(frames, return_all_layers=True)
+        h1, _ = net.rnn.layers[0](net.features(frames))
+        h2, _ = net.rnn.layers[1](h1)
+        expected = net.readout(h2).mean(dim=0)
+    torch.testing.assert_close(out.logits, expected)
+    assert out.logits.shape == (2, 11) and len(out.layer_outputs) == 2
+    with pytest.raises(ValueError, match="dense baseline .* cannot be exported"):
+        net.deployment_io()
+    with pytest.raises(ValueError, match="unknown recurrent cell 'rnn'; valid names: egru, gru"):
+        dvs_preset("tiny", cell="rnn")

@@ -128,6 +128,10 @@ def test_presets_and_recipe_values():
     assert paper.word_dropout == 0.1 and paper.layer_dropout == 0.25
     model = EGRULanguageModel(lm_preset("small", vocab_size=30))
     assert all(0 <= t <= 1 for t in model.rnn.threshold(0).tolist())
+    # the tuned small recipe (docs/lm_quality.md): wide pseudo-derivative, thresholds mean 0.2
+    small = LM_PRESETS["small"]
+    assert (small.dampening, small.support, small.threshold_mean) == (1.0, 1.0, 0.2)
+    assert small.learn_threshold and small.cell == "egru"
     with pytest.raises(ValueError, match="unknown language-model preset 'huge'"):
         lm_preset("huge")
 
@@ -151,3 +155,54 @@ def test_bad_tokens_are_rejected():
         model(torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="integer tensor"):
         model(torch.zeros(4, 2))
+
+
+@pytest.mark.parametrize("cell, module", [("gru", torch.nn.GRU), ("lstm", torch.nn.LSTM)])
+def test_dense_baselines_match_torch_layers_in_eval(cell, module):
+    """cell='gru'/'lstm': same embedding and tied decoder, layers are torch's own."""
+    torch.manual_seed(3)
+    model = EGRULanguageModel(tiny(cell=cell)).eval()
+    assert not model.is_event_based
+    assert [type(layer) for layer in model.rnn.layers] == [module, module]
+    tokens = torch.randint(0, 30, (6, 2))
+    with torch.no_grad():
+        out = model(tokens)
+        x = model.embedding(tokens)
+        h1, _ = model.rnn.layers[0](x)
+        h2, _ = model.rnn.layers[1](h1)
+        expected = h2 @ model.embedding.weight.T + model.decoder_bias
+    torch.testing.assert_close(out.logits, expected)
+    assert [tuple(s.y.shape) for s in out.state] == [(2, 24), (2, 16)]
+    # the state carries over windows like one pass
+    with torch.no_grad():
+        first = model(tokens[:4])
+        second = model(tokens[4:], first.state)
+    torch.testing.assert_close(second.logits, out.logits[4:], rtol=1e-5, atol=1e-6)
+    model.rnn.clamp_thresholds()  # no thresholds: a no-op the training loop may call
+    with pytest.raises(ValueError, match="dense baseline .* cannot be exported"):
+        model.deployment_io()
+
+
+def test_dense_baseline_dropconnect_masks_weight_hh_and_keeps_its_gradient():
+    torch.manual_seed(4)
+    model = EGRULanguageModel(
+        tiny(cell="gru", dropconnect=0.5, input_dropout=0.0, output_dropout=0.0, layer_dropout=0.0)
+    ).train()
+    tokens = torch.randint(0, 30, (5, 2))
+    a, b = model(tokens).logits, model(tokens).logits
+    assert not torch.allclose(a, b)  # a fresh DropConnect mask per call
+    a.sum().backward()
+    grad = model.rnn.layers[0].weight_hh_l0.grad
+    assert grad is not None and grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens).logits, model(tokens).logits)
+
+
+def test_unknown_cell_lists_the_valid_names():
+    with pytest.raises(
+        ValueError, match="unknown recurrent cell 'rnn'; valid names: egru, gru, lstm"
+    ):
+        tiny(cell="rnn")
+    with pytest.raises(ValueError, match="zoneout is implemented for the EGRU only"):
+        tiny(cell="lstm", zoneout=0.1)

@@ -255,3 +255,17 @@ def test_plots_write_png_files(tmp_path):
     no_series.update(X, [Y0])
     with pytest.raises(ValueError, match="no activity time series"):
         plot_activity_over_time(no_series.result(), tmp_path / "b.png")
+
+
+def test_unit_firing_rate_histogram_writes_a_png_and_refuses_bad_rates(tmp_path):
+    from snn_egru.plots import plot_unit_firing_rates
+
+    rates = {"a": np.array([0.0, 0.0, 0.5, 1.0]), "b": np.linspace(0.0, 1.0, 16)}
+    path = plot_unit_firing_rates(rates, tmp_path / "rates.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="must be a non-empty array in \\[0, 1\\]"):
+        plot_unit_firing_rates({"bad": np.array([0.2, 1.5])}, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="at least one model"):
+        plot_unit_firing_rates({}, tmp_path / "none.png")
+    with pytest.raises(ValueError, match="ending in .png"):
+        plot_unit_firing_rates(rates, tmp_path / "rates.jpg")

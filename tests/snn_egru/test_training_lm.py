@@ -284,3 +284,80 @@ def test_init_from_a_checkpoint_then_prune(tmp_path):
         train_language_model(
             replace(model_config, hidden_sizes=(20, 16)), frozen, data=corpus, show_progress=False
         )
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_dense_baselines_train_checkpoint_and_resume_through_the_same_loop(tmp_path, cell):
+    """cell='gru'/'lstm': the same loop learns the cycle, saves, reloads, resumes exactly."""
+    model_config, train_config = tiny_configs(max_steps=40, eval_every=20)
+    model_config = replace(model_config, cell=cell)
+    result = train_language_model(
+        model_config, train_config, data=cyclic_corpus(), out_dir=tmp_path, show_progress=False
+    )
+    assert result.test.perplexity < 2.0, result.summary()
+    assert result.test.sparsity is None  # no events to count in a dense model
+    model, vocab, _ = load_language_model(tmp_path / "last.pt")
+    assert model.config.cell == cell and len(vocab) == 7
+    # resuming at step 6 of 12 equals the straight run (dropout + DropConnect: RNG restored)
+    resume_model = replace(model_config, input_dropout=0.2, dropconnect=0.2)
+    full = replace(train_config, max_steps=12, schedule_steps=12, eval_every=0, final_test=False)
+    corpus = cyclic_corpus()
+    straight = train_language_model(
+        resume_model, full, data=corpus, out_dir=tmp_path / "a", show_progress=False
+    )
+    train_language_model(
+        resume_model,
+        replace(full, max_steps=6),
+        data=corpus,
+        out_dir=tmp_path / "b",
+        show_progress=False,
+    )
+    resumed = train_language_model(
+        resume_model,
+        full,
+        data=corpus,
+        out_dir=tmp_path / "b",
+        resume=True,
+        show_progress=False,
+    )
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="pruning and quantisation are for the EGRU only"):
+        train_language_model(
+            model_config,
+            replace(train_config, pruning=PruningConfig(target_sparsity=0.5)),
+            data=cyclic_corpus(),
+            show_progress=False,
+        )
+
+
+def test_unit_firing_rates_count_events_per_unit():
+    from snn_egru.training.lm import unit_firing_rates
+
+    torch.manual_seed(5)
+    model_config, _ = tiny_configs()
+    model = EGRULanguageModel(model_config)
+    data = cyclic_corpus().valid
+    rates = unit_firing_rates(model, data, batch_size=2, bptt=5, max_tokens=100)
+    assert [tuple(r.shape) for r in rates] == [(24,), (16,)]
+    # the same count by hand, one long pass (state carried like the windows)
+    tokens = data[:101]
+    streams = tokens[: (len(tokens) // 2) * 2].reshape(2, -1).T[:-1]
+    with torch.no_grad():
+        out = model.eval()(streams)
+    for r, y in zip(rates, out.layer_outputs):
+        torch.testing.assert_close(r, (y != 0).float().mean(dim=(0, 1)), rtol=1e-6, atol=1e-6)
+    model.rnn.threshold_module(0).set_(1.0)  # c~ <= 1: nobody in layer 0 can fire
+    assert float(unit_firing_rates(model, data, batch_size=2, bptt=5)[0].max()) == 0.0
+    with pytest.raises(ValueError, match="no events to count"):
+        unit_firing_rates(EGRULanguageModel(replace(model_config, cell="gru")), data)
+
+
+def test_threshold_value_starts_every_unit_at_that_threshold():
+    model_config, _ = tiny_configs()
+    model = EGRULanguageModel(replace(model_config, threshold_value=0.25))
+    for k in range(model.rnn.num_layers):
+        assert torch.all(model.rnn.threshold(k) == 0.25)
+    with pytest.raises(ValueError, match="threshold_value must lie in \\[0, 1\\]"):
+        replace(model_config, threshold_value=1.5)

@@ -1,0 +1,552 @@
+"""Benchmark: language-model quality of the EGRU against nn.GRU and nn.LSTM of the same width.
+
+Every model is trained by the project's own training code (:func:`snn_egru.training.lm.
+train_language_model`) with the same recipe and budget (the ``small`` preset: same data,
+batching, optimizer, schedule, clipping, dropouts, tied decoder, evaluation); only the
+recurrent layers differ (``LanguageModelConfig.cell``). Each model gets its own learning
+rate: with more than one rate given for a model, a sweep picks the one with the best
+validation perplexity (seed 0, ``--sweep-steps`` steps) before the seeds are trained.
+
+Prints per model: the learning rate, test perplexity (mean and spread over the seeds, and
+each seed), activity sparsity of the EGRU on the test run, training time; then the ratios
+``egru_over_gru_ppl`` / ``egru_over_lstm_ppl`` (test perplexities, same run), and where the
+time of one training step goes (embedding, recurrent layers, decoder + softmax, optimizer),
+measured in the same run.
+
+    python benchmarks/lm_quality.py                     # EGRU, GRU, LSTM; small budget; 2 seeds
+    python benchmarks/lm_quality.py --quick             # EGRU and GRU, 120 steps, 1 seed
+    python benchmarks/lm_quality.py --lr egru=3e-3,6e-3,1e-2 --sweep-steps 300 --json
+    python benchmarks/lm_quality.py --models egru --egru threshold_mean=0.2 support=1.0
+
+Bad input (an empty or invalid learning-rate list or seed list, an unknown model name or
+override) exits with status 2 and one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+# Passive OpenMP waiting: spinning workers steal the cores on a shared machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from snn_egru.errors import UserError  # noqa: E402
+from snn_egru.models.lm import LM_CELLS, EGRULanguageModel, LanguageModelConfig  # noqa: E402
+from snn_egru.training.lm import (  # noqa: E402
+    LMTrainConfig,
+    evaluate_perplexity,
+    preset_configs,
+    train_language_model,
+    unit_firing_rates,
+)
+
+#: Learning rates of the ``small`` recipe per model. EGRU and GRU: the better of 3e-3 and 6e-3
+#: in 300-step runs (docs/lm_quality.md); LSTM: the same rate, not swept (``--lr
+#: lstm=3e-3,6e-3`` sweeps it; ``--sweep`` sweeps every model over ``SWEEP_LR``).
+TUNED_LR: dict[str, float] = {"egru": 6e-3, "gru": 6e-3, "lstm": 6e-3}
+#: Sweep grid used by ``--sweep`` (per model).
+SWEEP_LR: dict[str, tuple[float, ...]] = {
+    "egru": (3e-3, 6e-3, 1e-2),
+    "gru": (3e-3, 6e-3, 1e-2),
+    "lstm": (3e-3, 6e-3, 1e-2),
+}
+#: ``--quick``: EGRU and GRU, this many steps, one seed, the first QUICK_TEST_TOKENS test
+#: tokens (about 3 minutes on 2 idle cores).
+QUICK_STEPS = 120
+QUICK_TEST_TOKENS = 20_000
+#: Validation tokens over which the per-unit firing rates of the EGRU are counted.
+RATE_TOKENS = 20_000
+
+
+# --------------------------------------------------------------------------- input checks
+def parse_lr_list(text: str) -> tuple[float, ...]:
+    """``"3e-3,6e-3"`` -> ``(0.003, 0.006)``; empty, non-numeric, non-finite or <= 0: error."""
+    items = [part.strip() for part in str(text).split(",")]
+    if not any(items):
+        raise UserError("the learning-rate list is empty: give one or more rates, e.g. 3e-3,6e-3")
+    rates = []
+    for item in items:
+        try:
+            value = float(item)
+        except ValueError:
+            raise UserError(
+                f"learning rate {item!r} is not a number: give rates like 3e-3,6e-3"
+            ) from None
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"learning rate {item!r} must be a finite number > 0")
+        rates.append(value)
+    if len(set(rates)) != len(rates):
+        raise UserError(f"the learning-rate list {text!r} repeats a rate")
+    return tuple(rates)
+
+
+def parse_lr_option(text: str) -> tuple[str, tuple[float, ...]]:
+    """``"egru=3e-3,6e-3"`` -> ``("egru", (0.003, 0.006))``."""
+    name, sep, rates = str(text).partition("=")
+    if not sep:
+        raise UserError(f"--lr takes MODEL=RATE[,RATE...], e.g. egru=3e-3,6e-3; got {text!r}")
+    return check_model_name(name.strip()), parse_lr_list(rates)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1"`` -> ``(0, 1)``; empty, non-integer, negative or repeated: error."""
+    items = [part.strip() for part in str(text).split(",")]
+    if not any(items):
+        raise UserError("the seed list is empty: give one or more seeds, e.g. 0,1")
+    seeds = []
+    for item in items:
+        try:
+            value = int(item)
+        except ValueError:
+            raise UserError(f"seed {item!r} is not an integer: give seeds like 0,1") from None
+        if value < 0:
+            raise UserError(f"seed {value} must be >= 0")
+        seeds.append(value)
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"the seed list {text!r} repeats a seed")
+    return tuple(seeds)
+
+
+def check_model_name(name: str) -> str:
+    """A model name of :data:`~snn_egru.models.lm.LM_CELLS`, or an error listing them."""
+    if name not in LM_CELLS:
+        raise UserError(f"unknown model {name!r}; valid names: {', '.join(LM_CELLS)}")
+    return name
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["threshold_mean=0.2", "learn_threshold=false"]`` -> LanguageModelConfig overrides."""
+    known = {f.name: f for f in fields(LanguageModelConfig)}
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known or key in ("cell", "vocab_size"):
+            valid = ", ".join(k for k in known if k not in ("cell", "vocab_size"))
+            raise UserError(f"model override {item!r} is not KEY=VALUE with KEY one of: {valid}")
+        default = getattr(LanguageModelConfig(), key)
+        try:
+            if isinstance(default, bool):
+                if raw.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError(raw)
+                value: Any = raw.lower() in ("true", "yes", "1")
+            elif isinstance(default, tuple):
+                value = tuple(int(v) for v in raw.split(","))
+            else:
+                value = type(default)(raw)
+        except ValueError:
+            raise UserError(f"model override {item!r}: {raw!r} is not a valid {key}") from None
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- runs
+def model_config(
+    cell: str, egru_overrides: dict[str, Any] | None = None, *, preset: str = "small"
+) -> tuple[LanguageModelConfig, LMTrainConfig]:
+    """The preset's configs (default ``small``) with the recurrent layers of ``cell``."""
+    mc, tc = preset_configs(preset)
+    mc = replace(mc, cell=cell)
+    if cell == "egru" and egru_overrides:
+        mc = replace(mc, **egru_overrides)
+    return mc, tc
+
+
+def train_once(
+    cell: str,
+    lr: float,
+    seed: int,
+    steps: int,
+    *,
+    corpus: Any,
+    egru_overrides: dict[str, Any] | None = None,
+    test: bool = True,
+    test_tokens: int | None = None,
+    preset: str = "small",
+) -> dict[str, Any]:
+    """One training run; returns valid/test perplexity, sparsity and times."""
+    mc, tc = model_config(cell, egru_overrides, preset=preset)
+    tc = replace(
+        tc,
+        lr=lr,
+        seed=seed,
+        max_steps=steps,
+        eval_every=0,
+        final_test=False,
+        save_checkpoints=False,
+    )
+    start = time.perf_counter()
+    result = train_language_model(mc, tc, data=corpus, show_progress=False)
+    train_s = time.perf_counter() - start
+    row: dict[str, Any] = {
+        "model": cell,
+        "lr": lr,
+        "seed": seed,
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+        "valid_ppl": result.valid.perplexity if result.valid else None,
+        "train_time_s": train_s,
+    }
+    if test:
+        ev = evaluate_perplexity(
+            result.model,
+            corpus.test,
+            batch_size=tc.test_batch_size,
+            bptt=tc.bptt,
+            max_tokens=test_tokens,
+            measure_sparsity=True,
+            show_progress=False,
+        )
+        row["test_ppl"] = ev.perplexity
+        row["test_tokens"] = ev.tokens
+        row["activity_sparsity"] = ev.sparsity.activity_sparsity if ev.sparsity else None
+    if cell == "egru":
+        rates = unit_firing_rates(
+            result.model,
+            corpus.valid,
+            batch_size=tc.eval_batch_size,
+            bptt=tc.bptt,
+            max_tokens=RATE_TOKENS,
+        )
+        row["firing_rates"] = [r.tolist() for r in rates]
+        row["dead_units"] = int(sum(int((r == 0).sum()) for r in rates))
+        row["units_below_1pct"] = int(sum(int((r < 0.01).sum()) for r in rates))
+        theta = result.model.rnn.threshold(0).detach()
+        row["threshold_quantiles"] = [
+            float(q) for q in torch.quantile(theta, torch.tensor([0.1, 0.5, 0.9]))
+        ]
+    return row
+
+
+def step_time_shares(
+    cell: str,
+    *,
+    corpus: Any,
+    repeats: int = 5,
+    preset: str = "small",
+    egru_overrides: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Seconds of one training step of the small preset, split into its parts.
+
+    Parts (forward + backward each, timed separately on the same window): the embedding with
+    its dropout, the recurrent layers, the tied decoder with the 10k-word softmax
+    (cross-entropy), the AdamW step, and getting the batch. Medians over ``repeats``.
+    """
+    from snn_egru.data.text import batchify, get_batch
+    from snn_egru.models.lm import embedding_with_word_dropout, locked_dropout
+    from snn_egru.training.common import make_optimizer
+
+    mc, tc = model_config(cell, egru_overrides, preset=preset)
+    mc = replace(mc, vocab_size=len(corpus.vocabulary))
+    torch.manual_seed(0)
+    model = EGRULanguageModel(mc).train()
+    optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.betas)
+    source = batchify(corpus.train, tc.batch_size)
+    parts: dict[str, list[float]] = {
+        "batch": [],
+        "embedding": [],
+        "recurrent": [],
+        "decoder_softmax": [],
+        "optimizer": [],
+    }
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        inputs, targets = get_batch(source, r * tc.bptt, tc.bptt)
+        t1 = time.perf_counter()
+        x = embedding_with_word_dropout(model.embedding, inputs, mc.word_dropout)
+        x = locked_dropout(x, mc.input_dropout, True)
+        x_leaf = x.detach().requires_grad_(True)
+        x.backward(torch.ones_like(x))
+        t2 = time.perf_counter()
+        y, _state, _layers = model.rnn(x_leaf, None, return_all_layers=True)
+        y.backward(torch.ones_like(y))
+        t3 = time.perf_counter()
+        y_leaf = locked_dropout(y.detach(), mc.output_dropout, True).requires_grad_(True)
+        logits = F.linear(y_leaf, model.decoder_weight, model.decoder_bias)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        loss.backward()
+        t4 = time.perf_counter()
+        optimizer.step()
+        model.rnn.clamp_thresholds()  # as the training loop does after every step
+        optimizer.zero_grad(set_to_none=True)
+        t5 = time.perf_counter()
+        if r == 0:
+            continue  # warm-up
+        for name, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            parts[name].append(dt)
+    return {name: statistics.median(values) for name, values in parts.items()}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, spread (max - min) and per-seed values of one model's runs."""
+    ppl = [r["test_ppl"] for r in rows]
+    sparsity = [r["activity_sparsity"] for r in rows if r.get("activity_sparsity") is not None]
+    return {
+        "lr": rows[0]["lr"],
+        "steps": rows[0]["steps"],
+        "seeds": [r["seed"] for r in rows],
+        "test_ppl_mean": statistics.fmean(ppl),
+        "test_ppl_spread": max(ppl) - min(ppl),
+        "test_ppl_std": statistics.stdev(ppl) if len(ppl) > 1 else 0.0,
+        "test_ppl_per_seed": ppl,
+        "valid_ppl_mean": statistics.fmean(r["valid_ppl"] for r in rows),
+        "activity_sparsity": statistics.fmean(sparsity) if sparsity else None,
+        "train_time_s": statistics.fmean(r["train_time_s"] for r in rows),
+        "test_tokens": rows[0].get("test_tokens"),
+        "dead_units": [r["dead_units"] for r in rows] if "dead_units" in rows[0] else None,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = []
+    if report["sweep"]:
+        lines.append(f"learning-rate sweep ({report['sweep_steps']} steps, seed 0, valid PPL):")
+        for cell, entries in report["sweep"].items():
+            cells = ", ".join(f"{e['lr']:g}: {e['valid_ppl']:.2f}" for e in entries)
+            lines.append(f"  {cell:<5} {cells}  -> lr {report['models'][cell]['lr']:g}")
+        lines.append("")
+    lines.append(
+        f"{'model':<6} {'lr':>7} {'steps':>6} {'test PPL (mean ± spread)':>26} "
+        f"{'per seed':>18} {'act. sparsity':>14} {'train s':>8}"
+    )
+    for cell, m in report["models"].items():
+        per_seed = "/".join(f"{p:.1f}" for p in m["test_ppl_per_seed"])
+        act = m["activity_sparsity"]
+        sparsity = "-" if act is None else f"{100 * act:.1f} %"
+        lines.append(
+            f"{cell:<6} {m['lr']:>7.0e} {m['steps']:>6} "
+            f"{m['test_ppl_mean']:>17.2f} ± {m['test_ppl_spread']:<6.2f} {per_seed:>18} "
+            f"{sparsity:>14} {m['train_time_s']:>8.0f}"
+        )
+    for key in ("egru_over_gru_ppl", "egru_over_lstm_ppl"):
+        if report.get(key) is not None:
+            lines.append(f"{key}: {report[key]:.3f}")
+    shares = report.get("step_time_shares")
+    if shares:
+        total = sum(shares.values())
+        parts = ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in shares.items())
+        lines.append(f"one EGRU training step: {1000 * total:.0f} ms = {parts}")
+    egru = report["models"].get("egru")
+    if egru and egru.get("dead_units") is not None:
+        units = report["hidden_units"]
+        lines.append(f"EGRU dead units (of {units}) per seed: {egru['dead_units']}")
+    lines.append(
+        f"seeds {report['seeds']}, test tokens {report['test_tokens']}, load {report['load']}"
+    )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from snn_egru.data.text import load_corpus
+
+    torch.set_num_threads(args.threads)
+    models = [check_model_name(m) for m in args.models]
+    if not models:
+        raise UserError(f"no model given; valid names: {', '.join(LM_CELLS)}")
+    seeds = parse_seeds(args.seeds)
+    lrs: dict[str, tuple[float, ...]] = {
+        m: (SWEEP_LR[m] if args.sweep else (TUNED_LR[m],)) for m in models
+    }
+    for text in args.lr or []:
+        name, rates = parse_lr_option(text)
+        lrs[name] = rates
+    egru_overrides = parse_overrides(args.egru)
+    _, tc = preset_configs(args.preset)
+    steps = args.steps or tc.max_steps
+    sweep_steps = args.sweep_steps or steps
+    corpus = load_corpus("ptb")
+    report: dict[str, Any] = {
+        "steps": steps,
+        "seeds": list(seeds),
+        "sweep_steps": sweep_steps,
+        "sweep": {},
+        "models": {},
+        "egru_overrides": egru_overrides,
+        "test_tokens": args.test_tokens or "all",
+        "threads": args.threads,
+        "load": _load(),
+        "preset": args.preset,
+        "hidden_units": sum(model_config("egru", preset=args.preset)[0].hidden_sizes),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for cell in models:
+        best = lrs[cell][0]
+        if len(lrs[cell]) > 1:
+            entries = []
+            for lr in lrs[cell]:
+                row = train_once(
+                    cell,
+                    lr,
+                    0,
+                    sweep_steps,
+                    corpus=corpus,
+                    egru_overrides=egru_overrides,
+                    test=False,
+                    preset=args.preset,
+                )
+                entries.append({"lr": lr, "valid_ppl": row["valid_ppl"]})
+                _log(args, f"sweep {cell} lr {lr:g}: valid PPL {row['valid_ppl']:.2f}")
+            report["sweep"][cell] = entries
+            best = min(entries, key=lambda e: e["valid_ppl"])["lr"]
+        runs[cell] = []
+        for seed in seeds:
+            row = train_once(
+                cell,
+                best,
+                seed,
+                steps,
+                corpus=corpus,
+                egru_overrides=egru_overrides,
+                test_tokens=args.test_tokens,
+                preset=args.preset,
+            )
+            runs[cell].append(row)
+            if args.save:  # every finished run is kept, whatever happens later
+                Path(args.save).write_text(json.dumps({**report, "runs": runs}, indent=2))
+            _log(
+                args,
+                f"{cell} lr {best:g} seed {seed}: test PPL {row['test_ppl']:.2f} "
+                f"({row['train_time_s']:.0f} s)",
+            )
+        report["models"][cell] = summarize(runs[cell])
+    report["runs"] = runs
+    ppl = {cell: m["test_ppl_mean"] for cell, m in report["models"].items()}
+    for base in ("gru", "lstm"):
+        both = {"egru", base} <= ppl.keys()
+        report[f"egru_over_{base}_ppl"] = ppl["egru"] / ppl[base] if both else None
+    report["step_time_shares"] = (
+        step_time_shares("egru", corpus=corpus, preset=args.preset, egru_overrides=egru_overrides)
+        if not args.no_profile
+        else None
+    )
+    report["load_end"] = _load()
+    if args.save:
+        Path(args.save).write_text(json.dumps(report, indent=2))
+    if args.plot:
+        plot_rates([report], args.plot, label=args.label)
+    return report
+
+
+def plot_rates(reports: list[dict[str, Any]], path: str, *, label: str | None = None) -> None:
+    """Per-unit firing-rate histogram of the seed-0 EGRU of each report (``--plot``)."""
+    from snn_egru.plots import plot_unit_firing_rates
+
+    rates: dict[str, Any] = {}
+    for i, report in enumerate(reports):
+        runs = report.get("runs", {}).get("egru")
+        if not runs:
+            raise UserError(f"report {i + 1} holds no EGRU run to plot")
+        name = report.get("label") or label or f"EGRU {report.get('egru_overrides') or 'recipe'}"
+        rates[name] = [v for layer in runs[0]["firing_rates"] for v in layer]
+    plot_unit_firing_rates(rates, path, title="EGRU per-unit firing rates (PTB valid)")
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
+
+
+def _log(args: argparse.Namespace, message: str) -> None:
+    if not args.json:
+        print(message, file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python benchmarks/lm_quality.py",
+        description="EGRU vs nn.GRU vs nn.LSTM language models of the same width, same recipe "
+        "and budget (small preset, PTB); per-model learning rate, several seeds.",
+    )
+    p.add_argument("--models", nargs="+", default=list(LM_CELLS), help="egru gru lstm")
+    p.add_argument(
+        "--preset", default="small", choices=["tiny", "small"], help="recipe (default small)"
+    )
+    p.add_argument("--steps", type=int, help="optimizer steps per run (small preset's default)")
+    p.add_argument("--seeds", default="0,1", help="comma-separated seeds (default %(default)s)")
+    p.add_argument(
+        "--lr",
+        action="append",
+        metavar="MODEL=RATE[,RATE...]",
+        help="learning rate(s) of a model; several rates: sweep them (repeatable)",
+    )
+    p.add_argument("--sweep", action="store_true", help="sweep each model's default grid")
+    p.add_argument("--sweep-steps", type=int, help="steps of each sweep run (default --steps)")
+    p.add_argument(
+        "--egru", nargs="*", metavar="KEY=VALUE", help="EGRU model overrides (ablations)"
+    )
+    p.add_argument("--test-tokens", type=int, help="evaluate only this many test tokens")
+    p.add_argument(
+        "--quick", action="store_true", help="EGRU and GRU, 120 steps, one seed, 20k test tokens"
+    )
+    p.add_argument("--no-profile", action="store_true", help="skip the step-time split")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--plot", metavar="PNG", help="per-unit firing-rate histogram of the EGRU")
+    p.add_argument("--label", help="name of this run's EGRU in plots and the JSON report")
+    p.add_argument(
+        "--plot-from",
+        nargs="+",
+        metavar="JSON",
+        help="only draw --plot from saved --json reports (one outline each), no training",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--save", metavar="JSON", help="also write the report here (after every run)")
+    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.quick:
+            args.steps = args.steps or QUICK_STEPS
+            args.test_tokens = args.test_tokens or QUICK_TEST_TOKENS
+            if args.models == list(LM_CELLS):
+                args.models = ["egru", "gru"]
+            if args.seeds == parser.get_default("seeds"):
+                args.seeds = "0"
+        for name in ("steps", "sweep_steps", "test_tokens", "threads"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if args.plot_from:
+            if not args.plot:
+                raise UserError("--plot-from needs --plot PNG (where to draw)")
+            reports = []
+            for name in args.plot_from:
+                try:
+                    reports.append(json.loads(Path(name).read_text()))
+                except (OSError, ValueError) as exc:
+                    raise UserError(f"cannot read the report {name}: {exc}") from None
+            plot_rates(reports, args.plot)
+            print(f"wrote {args.plot}")
+            return 0
+        report = run(args)
+        report["label"] = args.label
+    except UserError as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
