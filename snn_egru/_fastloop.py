@@ -48,7 +48,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from snn_egru.functional import EGRUCellState, SpikeFn, TriangleSurrogate, heaviside_no_grad
+from snn_egru.functional import (
+    EGRUCellState,
+    SpikeFn,
+    TriangleSurrogate,
+    heaviside_no_grad,
+    recurrent_parameter_grads,
+)
 
 __all__ = [
     "ENV_SWITCH",
@@ -348,7 +354,6 @@ class CompiledLayerLoop(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_ys: Tensor | None, grad_c_last: Tensor | None):  # type: ignore[override]
         y0, weight_hh, threshold, gates, gh_n, c_prev, c_tilde, ys = ctx.saved_tensors
-        steps, batch, hidden = ys.shape
         grad_ys = torch.zeros_like(ys) if grad_ys is None else grad_ys.contiguous()
         grad_c = torch.zeros_like(y0) if grad_c_last is None else grad_c_last.contiguous()
         kind, dampening, support = ctx.surrogate
@@ -368,12 +373,7 @@ class CompiledLayerLoop(torch.autograd.Function):
             support,
         )
         need = ctx.needs_input_grad
-        d_weight = d_bias = None
-        if need[3]:
-            y_prev = torch.cat([y0.unsqueeze(0), ys[:-1]], dim=0).reshape(steps * batch, hidden)
-            d_weight = d_gh.reshape(steps * batch, 3 * hidden).t() @ y_prev
-        if need[4]:
-            d_bias = d_gh.sum(dim=(0, 1))
+        d_weight, d_bias = recurrent_parameter_grads(need, d_gh, y0, ys)
         return (
             d_gi if need[0] else None,
             dy0 if need[1] else None,

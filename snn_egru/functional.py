@@ -341,6 +341,25 @@ def _spike_backward(v: Tensor, grad_o: Tensor, spike_fn: SpikeFn) -> Tensor:
     return grad_v.to(v.dtype)
 
 
+def recurrent_parameter_grads(
+    need: tuple[bool, ...], d_gh: torch.Tensor, y0: torch.Tensor, ys: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of ``weight_hh`` and ``bias_hh`` of a whole-layer backward, one product each.
+
+    ``d_gh`` is ``(T, B, 3H)``, ``y0`` the initial events ``(B, H)``, ``ys`` the layer's events
+    ``(T, B, H)``; ``need`` is ``ctx.needs_input_grad`` with the weight at index 3 and the
+    bias at index 4 (the layout of :class:`EGRULayerLoop` and the compiled loop).
+    """
+    steps, batch, hidden = ys.shape
+    d_weight = d_bias = None
+    if need[3]:
+        y_prev = torch.cat([y0.unsqueeze(0), ys[:-1]], dim=0).reshape(steps * batch, hidden)
+        d_weight = d_gh.reshape(steps * batch, 3 * hidden).t() @ y_prev
+    if need[4]:
+        d_bias = d_gh.sum(dim=(0, 1))
+    return d_weight, d_bias
+
+
 class EGRULayerLoop(torch.autograd.Function):
     """The time loop of one EGRU layer with a hand-written backward pass (BPTT).
 
@@ -452,12 +471,7 @@ class EGRULayerLoop(torch.autograd.Function):
             d_gh[t, :, h2:] = d_a_n * r
             dy_rec = d_gh[t] @ weight_hh
         need = ctx.needs_input_grad
-        d_weight = d_bias = None
-        if need[3]:
-            y_prev = torch.cat([y0.unsqueeze(0), ys[:-1]], dim=0).reshape(steps * batch, hidden)
-            d_weight = d_gh.reshape(steps * batch, 3 * hidden).t() @ y_prev
-        if need[4]:
-            d_bias = d_gh.sum(dim=(0, 1))
+        d_weight, d_bias = recurrent_parameter_grads(need, d_gh, y0, ys)
         return (
             d_gi if need[0] else None,
             dy_rec if need[1] else None,
