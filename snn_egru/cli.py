@@ -633,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
         "place, route, lay out every PE's memory, check that it fits, print the report "
         "(as `python -m spinnaker2_backend map`).",
         epilog="examples:\n  snn-egru map runs/demo/artifact.npz --weight-format event\n"
-        "  snn-egru map --synthetic paper-lm --pes-per-layer 53,68,29 --plot memory.png",
+        "  snn-egru map --synthetic paper-lm --plot memory.png",
     )
     add_network_arguments(map_)
     add_mapping_arguments(map_)
