@@ -114,8 +114,30 @@ class _Int8Block:
         return padded_bytes(self.shape[0], 4)
 
 
+class _ArmInt8Block(_Int8Block):
+    """The Arm-core int8 formats ("float" product mode): ``codes`` widened to float32."""
+
+    codes: np.ndarray
+
+    def _float_codes(self) -> sp.spmatrix:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def nnz(self) -> int:
+        return int(self.codes.shape[0])
+
+    def decode(self) -> np.ndarray:
+        return self._float_codes().toarray().astype(np.int8)
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        """Each row accumulates ``float32(code) * x_j`` in column order (a CSR row walk and an
+        ordered column walk add the same terms in the same order), then its row scale."""
+        x = np.asarray(x, dtype=np.float32)
+        return (np.asarray(self._float_codes() @ x[:, None])[:, 0] * self.scales).astype(np.float32)
+
+
 @dataclass(frozen=True, eq=False)
-class CSRInt8Weights(_Int8Block):
+class CSRInt8Weights(_ArmInt8Block):
     """int8 compressed sparse rows with per-row float32 scales."""
 
     codes: np.ndarray
@@ -138,10 +160,6 @@ class CSRInt8Weights(_Int8Block):
         )
 
     @property
-    def nnz(self) -> int:
-        return int(self.codes.shape[0])
-
-    @property
     def bytes(self) -> int:
         return (
             padded_bytes(self.nnz, 1)
@@ -156,20 +174,12 @@ class CSRInt8Weights(_Int8Block):
             shape=self.shape,
         )
 
-    def decode(self) -> np.ndarray:
-        return self._float_codes().toarray().astype(np.int8)
-
-    def matvec(self, x: np.ndarray) -> np.ndarray:
-        """Row walk in column order in float32, then the row scale ("float" mode)."""
-        x = np.asarray(x, dtype=np.float32)
-        return (np.asarray(self._float_codes() @ x[:, None])[:, 0] * self.scales).astype(np.float32)
-
     def weights_touched(self, x: np.ndarray) -> int:
         return self.nnz
 
 
 @dataclass(frozen=True, eq=False)
-class EventInt8Weights(_Int8Block):
+class EventInt8Weights(_ArmInt8Block):
     """int8 per-source-unit synaptic rows (CSC of the block) with per-row float32 scales."""
 
     codes: np.ndarray
@@ -194,10 +204,6 @@ class EventInt8Weights(_Int8Block):
         )
 
     @property
-    def nnz(self) -> int:
-        return int(self.codes.shape[0])
-
-    @property
     def bytes(self) -> int:
         return (
             padded_bytes(self.nnz, 1)
@@ -214,14 +220,6 @@ class EventInt8Weights(_Int8Block):
             (self.codes.astype(np.float32), self.target_rows, self.column_starts),
             shape=self.shape,
         )
-
-    def decode(self) -> np.ndarray:
-        return self._float_codes().toarray().astype(np.int8)
-
-    def matvec(self, x: np.ndarray) -> np.ndarray:
-        """Column walk (each row gets its terms in column order), then the row scale."""
-        x = np.asarray(x, dtype=np.float32)
-        return (np.asarray(self._float_codes() @ x[:, None])[:, 0] * self.scales).astype(np.float32)
 
     def weights_touched(self, x: np.ndarray) -> int:
         return int(self.column_lengths()[np.asarray(x) != 0].sum())
