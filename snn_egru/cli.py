@@ -265,24 +265,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from spinnaker2_backend.mapping import map_network
-    from spinnaker2_backend.options import check_network_arguments, load_network, mapping_kwargs
+    from spinnaker2_backend.options import (
+        check_map_arguments,
+        check_network_arguments,
+        load_network,
+        mapping_kwargs,
+        print_mapping,
+    )
 
     check_network_arguments(args)
+    check_map_arguments(args)
     if args.artifact:
         _existing_file(args.artifact, "artifact", "create one with `snn-egru export`")
-    mapping = map_network(load_network(args), **mapping_kwargs(args))
-    report = mapping.report()
-    print(report.to_json() if args.json else report.table(max_pe_rows=None if args.per_pe else 0))
-    if args.save_placement:
-        path = mapping.save_placement(args.save_placement)
-        if not args.json:
-            print(f"placement table: {path}")
-    if args.plot:
-        from spinnaker2_backend.plots import plot_memory_heatmap
-
-        plot_memory_heatmap(mapping, args.plot)
-        if not args.json:
-            print(f"memory heatmap: {args.plot}")
+    print_mapping(map_network(load_network(args), **mapping_kwargs(args)), args)
     return 0
 
 
@@ -469,7 +464,11 @@ def _add_progress(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spinnaker2_backend.options import add_mapping_arguments, add_network_arguments
+    from spinnaker2_backend.options import (
+        add_map_output_arguments,
+        add_mapping_arguments,
+        add_network_arguments,
+    )
 
     parser = ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
@@ -637,18 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_network_arguments(map_)
     add_mapping_arguments(map_)
-    output = map_.add_argument_group("output")
-    output.add_argument("--json", action="store_true", help="print the full report as JSON")
-    output.add_argument("--per-pe", action="store_true", help="also print one line per PE")
-    output.add_argument(
-        "--save-placement",
-        type=_placement_file,
-        metavar="FILE",
-        help="write the placement table (.csv or .json)",
-    )
-    output.add_argument(
-        "--plot", type=new_file(".png"), metavar="FILE.png", help="draw the memory heatmap"
-    )
+    add_map_output_arguments(map_)
     map_.set_defaults(func=_cmd_map)
 
     run = add(
@@ -709,12 +697,6 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (demo, prune):
         add_hidden_alias(p, "--out-dir", dest="out")
     return parser
-
-
-def _placement_file(text: str) -> str:
-    if not text.lower().endswith((".csv", ".json")) or Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"give a file name ending in .csv or .json, not {text!r}")
-    return text
 
 
 _GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")

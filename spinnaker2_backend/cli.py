@@ -43,10 +43,13 @@ from snn_egru.errors import UserError
 from spinnaker2_backend.mapping import Mapping, map_network
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
 from spinnaker2_backend.options import (
+    add_map_output_arguments,
     add_mapping_arguments,
     add_network_arguments,
+    check_map_arguments,
     load_network,
     mapping_kwargs,
+    print_mapping,
 )
 from spinnaker2_backend.results import SEQUENCE_TOKENS, GpuFigure
 
@@ -111,35 +114,9 @@ def mapping_from_args(
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    if args.receive_capacity == "auto":
-        raise UserError(
-            "--receive-capacity auto sizes the lists from a run's activity: use it with `run`, "
-            "or give numbers to `map`"
-        )
-    mapping = mapping_from_args(args)
-    report = mapping.report()
-    if args.json:
-        print(report.to_json())
-    else:
-        print(report.table(max_pe_rows=None if args.per_pe else 0))
-    if args.save_placement:
-        path = mapping.save_placement(args.save_placement)
-        logger.info("placement written to %s", path)
-        if not args.json:
-            print(f"placement table: {path}")
-    if args.plot:
-        from spinnaker2_backend.plots import plot_memory_heatmap
-
-        plot_memory_heatmap(mapping, args.plot)
-        if not args.json:
-            print(f"memory heatmap: {args.plot}")
+    check_map_arguments(args)
+    print_mapping(mapping_from_args(args), args)
     return 0
-
-
-def _placement_file(text: str) -> str:
-    if not text.lower().endswith((".csv", ".json")) or Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"give a file name ending in .csv or .json, not {text!r}")
-    return text
 
 
 def _folder(text: str) -> str:
@@ -158,18 +135,7 @@ def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     )
     add_network_arguments(parser)
     add_mapping_arguments(parser)
-    out = parser.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="print the full report as JSON")
-    out.add_argument("--per-pe", action="store_true", help="also print one line per PE")
-    out.add_argument(
-        "--save-placement",
-        type=_placement_file,
-        metavar="FILE",
-        help="write the placement table (.csv or .json)",
-    )
-    out.add_argument(
-        "--plot", type=new_file(".png"), metavar="FILE.png", help="draw the memory heatmap"
-    )
+    add_map_output_arguments(parser)
     parser.set_defaults(func=_cmd_map)
     return parser
 

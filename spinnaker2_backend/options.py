@@ -22,6 +22,8 @@ modules import it, never the other way round.
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 from typing import Any
 
 from snn_egru.cliargs import float_in, int_at_least
@@ -30,6 +32,8 @@ from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.formats_int8 import QUANTIZED_WEIGHT_FORMATS
 from spinnaker2_backend.mapping.base import ALL_WEIGHT_FORMATS, RECEIVE_POLICIES
 from spinnaker2_backend.mapping.partition import PARTITION_BALANCES
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CLOCKS_MHZ",
@@ -342,3 +346,57 @@ def load_network(args: argparse.Namespace):
             return quantize_for_format(net, fmt, seed=args.seed)
         return net
     return DeploymentArtifact.load(args.artifact)
+
+
+# ============================================================================ map output
+
+
+def placement_file(text: str) -> str:
+    """argparse type of ``--save-placement``: a file name ending in .csv or .json."""
+    if not text.lower().endswith((".csv", ".json")) or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"give a file name ending in .csv or .json, not {text!r}")
+    return text
+
+
+def add_map_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The output flags of a ``map`` command (``snn-egru map``, ``python -m ... map``)."""
+    from snn_egru.cliargs import new_file
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the full report as JSON")
+    out.add_argument("--per-pe", action="store_true", help="also print one line per PE")
+    out.add_argument(
+        "--save-placement",
+        type=placement_file,
+        metavar="FILE",
+        help="write the placement table (.csv or .json)",
+    )
+    out.add_argument(
+        "--plot", type=new_file(".png"), metavar="FILE.png", help="draw the memory heatmap"
+    )
+
+
+def check_map_arguments(args: argparse.Namespace) -> None:
+    """Refuse what a mapping-only command cannot do (before any work)."""
+    if args.receive_capacity == "auto":
+        raise UserError(
+            "--receive-capacity auto sizes the lists from a run's activity: use it with `run`, "
+            "or give numbers to `map`"
+        )
+
+
+def print_mapping(mapping, args: argparse.Namespace) -> None:
+    """Print a map command's report and write the files its output flags ask for."""
+    report = mapping.report()
+    print(report.to_json() if args.json else report.table(max_pe_rows=None if args.per_pe else 0))
+    if args.save_placement:
+        path = mapping.save_placement(args.save_placement)
+        logger.info("placement written to %s", path)
+        if not args.json:
+            print(f"placement table: {path}")
+    if args.plot:
+        from spinnaker2_backend.plots import plot_memory_heatmap
+
+        plot_memory_heatmap(mapping, args.plot)
+        if not args.json:
+            print(f"memory heatmap: {args.plot}")

@@ -165,6 +165,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("map-sparsity-artifact", [*SNN, "map", "lm.npz", "--sparsity", "0.5"], "--synthetic networks"),
     ("map-missing", [*SNN, "map", "missing.npz"], "no artifact at missing.npz"),
     (
+        "map-capacity-auto",
+        [*SNN, "map", "lm.npz", "--receive-capacity", "auto"],
+        "--receive-capacity auto sizes the lists",
+    ),
+    (
         "map-does-not-fit",
         [*SNN, "map", "--synthetic", "paper-lm", "--max-units-per-pe", "2"],
         "--chips",
@@ -174,6 +179,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("s2-map-chips-0", [*S2, "map", "lm.npz", "--chips", "0"], "argument --chips"),
     ("s2-map-no-fit", [*S2, "map", "wide.npz", "--max-units-per-pe", "1"], "use --chips 2"),
     ("s2-map-plot-dir", [*S2, "map", "lm.npz", "--plot", "trained"], "trained is a folder"),
+    (
+        "s2-map-capacity-auto",
+        [*S2, "map", "lm.npz", "--receive-capacity", "auto"],
+        "--receive-capacity auto sizes the lists",
+    ),
     (
         "s2-run-gpu-negative",
         [*S2, "run", "lm.npz", "--gpu-power-w", "-1", "--gpu-ms", "1", "--gpu-energy-j", "1"],
