@@ -143,6 +143,8 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
                 value: Any = raw.lower() in ("true", "yes", "1")
             elif isinstance(default, tuple):
                 value = tuple(int(v) for v in raw.split(","))
+            elif default is None:  # optional float fields (threshold_value): "none" or a number
+                value = None if raw.lower() == "none" else float(raw)
             else:
                 value = type(default)(raw)
         except ValueError:

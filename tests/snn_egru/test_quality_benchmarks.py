@@ -63,6 +63,14 @@ def test_lr_and_seed_lists_parse_and_refuse_bad_input():
         lm_quality.parse_overrides(["bogus=1"])
     with pytest.raises(UserError, match="not a valid support"):
         lm_quality.parse_overrides(["support=wide"])
+    # an optional field (default None) takes a number or "none"
+    assert lm_quality.parse_overrides(["threshold_value=0", "learn_threshold=False"]) == {
+        "threshold_value": 0.0,
+        "learn_threshold": False,
+    }
+    assert lm_quality.parse_overrides(["threshold_value=none"]) == {"threshold_value": None}
+    with pytest.raises(UserError, match="not a valid threshold_value"):
+        lm_quality.parse_overrides(["threshold_value=low"])
 
 
 @pytest.mark.parametrize(
