@@ -52,6 +52,9 @@ constexpr int64_t kEvents = 1;
 
 constexpr int64_t kSurrogateNone = 0;
 constexpr int64_t kSurrogateTriangle = 1;
+// The triangle with the event's gradient amplitude max(c~, theta) instead of c~
+// (TriangleSurrogate(amplitude="clamped")).
+constexpr int64_t kSurrogateTriangleClamped = 2;
 
 void check_cpu_contiguous(const at::Tensor& t, const char* name, at::ScalarType dtype) {
   TORCH_CHECK(t.device().is_cpu(), "snn_egru_fastloop: ", name, " must be a CPU tensor");
@@ -290,7 +293,7 @@ std::vector<at::Tensor> layer_forward(const at::Tensor& gi, const at::Tensor& y0
 // One row of one step of BPTT (the derivative of finish_row and the gates): dc is
 // dL/dc_t in and dL/dc_{t-1} out, acc accumulates dL/d(-theta), d_gi and d_gh (3H) are
 // written. Branch-free in the unit index, as finish_row.
-template <typename T, bool Triangle, int Zoneout>
+template <typename T, int Surrogate, int Zoneout>
 inline void backward_row(const T* __restrict gy, const T* __restrict dyr,
                          const T* __restrict c_tilde, const T* __restrict c_prev,
                          const T* __restrict gh_n, const T* __restrict g,
@@ -306,10 +309,12 @@ inline void backward_row(const T* __restrict gy, const T* __restrict dyr,
     const T dci = dc[k];
     // y = o c~, c = c~ - o theta, o = H(c~ - theta) with the surrogate dH/dv
     T dv = T(0);
-    if constexpr (Triangle) {
+    if constexpr (Surrogate != kSurrogateNone) {
       const T width = T(1) - supp * std::abs(v);
       const T pd = damp * (width > T(0) ? width : T(0));
-      dv = (dy * ct - dci * th) * pd;
+      T amp = ct;
+      if constexpr (Surrogate == kSurrogateTriangleClamped) amp = ct > th ? ct : th;
+      dv = (dy * amp - dci * th) * pd;
     }
     const T d_ct = dy * o + dci + dv;
     acc[k] += dci * o + dv;
@@ -380,16 +385,19 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_ys, const at::Tenso
       const bool* keep_row = keep ? keep + i : nullptr;
       dispatch_zoneout(zoneout, [&](auto mode) {
         constexpr int kMode = decltype(mode)::value;
-        if (surrogate == kSurrogateTriangle) {
-          backward_row<T, true, kMode>(gys + i, dyr + b * hidden, c_tilde_p + i, c_prev_p + i,
-                                       gh_n_p + i, gates + row, theta, keep_row, p, damp, supp,
-                                       dc + b * hidden, theta_step.data(), d_gi_p + row,
-                                       d_gh_p + row, hidden);
-        } else {
-          backward_row<T, false, kMode>(gys + i, dyr + b * hidden, c_tilde_p + i, c_prev_p + i,
+        auto run_row = [&](auto kind) {
+          constexpr int kKind = decltype(kind)::value;
+          backward_row<T, kKind, kMode>(gys + i, dyr + b * hidden, c_tilde_p + i, c_prev_p + i,
                                         gh_n_p + i, gates + row, theta, keep_row, p, damp, supp,
                                         dc + b * hidden, theta_step.data(), d_gi_p + row,
                                         d_gh_p + row, hidden);
+        };
+        if (surrogate == kSurrogateTriangle) {
+          run_row(std::integral_constant<int, kSurrogateTriangle>{});
+        } else if (surrogate == kSurrogateTriangleClamped) {
+          run_row(std::integral_constant<int, kSurrogateTriangleClamped>{});
+        } else {
+          run_row(std::integral_constant<int, kSurrogateNone>{});
         }
       });
     }
@@ -428,8 +436,10 @@ std::vector<at::Tensor> layer_backward(const at::Tensor& grad_ys, const at::Tens
   TORCH_CHECK(weight_hh.size(0) == 3 * hidden && weight_hh.size(1) == hidden &&
                   threshold.numel() == hidden,
               "snn_egru_fastloop: weight_hh must be (3H, H) and threshold (H,)");
-  TORCH_CHECK(surrogate == kSurrogateNone || surrogate == kSurrogateTriangle,
-              "snn_egru_fastloop: surrogate must be 0 (none) or 1 (triangle)");
+  TORCH_CHECK(surrogate == kSurrogateNone || surrogate == kSurrogateTriangle ||
+                  surrogate == kSurrogateTriangleClamped,
+              "snn_egru_fastloop: surrogate must be 0 (none), 1 (triangle) or 2 (triangle, "
+              "clamped amplitude)");
   if (keep_mask.has_value()) {
     check_cpu_contiguous(*keep_mask, "keep_mask", at::kBool);
     TORCH_CHECK(keep_mask->dim() == 3 && keep_mask->size(0) == steps &&

@@ -91,7 +91,7 @@ _NATIVE_FLAGS = ("-march=native",)
 #: ``recurrent`` argument of the C++ forward.
 _DENSE, _EVENTS = 0, 1
 #: ``surrogate`` argument of the C++ backward.
-_SURROGATE_NONE, _SURROGATE_TRIANGLE = 0, 1
+_SURROGATE_NONE, _SURROGATE_TRIANGLE, _SURROGATE_TRIANGLE_CLAMPED = 0, 1, 2
 #: Same rule as :func:`~snn_egru.functional.event_driven_recurrent`.
 _MAX_ACTIVE_FRACTION = 0.5
 #: Up to this batch size the recurrent product is always the sum of the fan-out rows of the
@@ -275,7 +275,9 @@ def available() -> bool:
 
 def _surrogate(spike_fn: SpikeFn) -> tuple[int, float, float] | None:
     if isinstance(spike_fn, TriangleSurrogate):
-        return _SURROGATE_TRIANGLE, spike_fn.dampening, spike_fn.support
+        clamped = spike_fn.amplitude == "clamped"
+        kind = _SURROGATE_TRIANGLE_CLAMPED if clamped else _SURROGATE_TRIANGLE
+        return kind, spike_fn.dampening, spike_fn.support
     if spike_fn is heaviside_no_grad:
         return _SURROGATE_NONE, 0.0, 0.0
     return None

@@ -43,6 +43,7 @@ from torch import Tensor
 __all__ = [
     "DEFAULT_DAMPENING",
     "DEFAULT_SUPPORT",
+    "EVENT_AMPLITUDES",
     "EGRUCellState",
     "EGRULayerLoop",
     "EGRUSpike",
@@ -56,6 +57,7 @@ __all__ = [
     "egru_layer_loop",
     "egru_pointwise_torch",
     "egru_step_torch",
+    "event_amplitude",
     "event_driven_recurrent",
     "fire_and_reset",
     "heaviside_no_grad",
@@ -67,6 +69,11 @@ __all__ = [
 DEFAULT_DAMPENING = 0.7
 #: Default support of the triangle pseudo-derivative (EvNN default); the LM recipe uses 3.6.
 DEFAULT_SUPPORT = 1.0
+
+#: How the surrogate gradient of a graded event ``y = o * c~`` is formed (``TriangleSurrogate``'s
+#: ``amplitude``): ``"state"``, the product rule, ``dy/dv = c~ * dH/dv`` (EvNN, the default);
+#: ``"clamped"``, ``dy/dv = max(c~, theta) * dH/dv``: never of the wrong sign below zero.
+EVENT_AMPLITUDES: tuple[str, ...] = ("state", "clamped")
 
 #: A spike function: ``v -> H(v)`` with some surrogate gradient (snnTorch's convention).
 SpikeFn = Callable[[Tensor], Tensor]
@@ -159,32 +166,72 @@ class TriangleSurrogate:
         dampening: height of the triangle at ``v = 0`` (``> 0``).
         support: inverse half-width: the pseudo-derivative is zero for ``|v| >= 1/support``
             (``> 0``).
+        amplitude: how the layer forms the gradient of its graded event ``y = o * c~``
+            through ``o`` (:data:`EVENT_AMPLITUDES`). ``"state"`` (default, EvNN): the product
+            rule, ``dy/dv = c~ * dH/dv``, which has the wrong sign for a unit whose state is
+            below zero (it says: lower the state to get a larger event). ``"clamped"``:
+            ``dy/dv = max(c~, theta) * dH/dv``, the same at and above the threshold, the
+            height ``theta`` of the jump below it. The forward pass is the same for both.
     """
 
-    def __init__(self, dampening: float = DEFAULT_DAMPENING, support: float = DEFAULT_SUPPORT):
+    def __init__(
+        self,
+        dampening: float = DEFAULT_DAMPENING,
+        support: float = DEFAULT_SUPPORT,
+        amplitude: str = "state",
+    ):
         if not dampening > 0:
             raise ValueError(f"dampening must be > 0, got {dampening}")
         if not support > 0:
             raise ValueError(f"support must be > 0, got {support}")
+        if amplitude not in EVENT_AMPLITUDES:
+            raise ValueError(
+                f"amplitude must be one of {', '.join(EVENT_AMPLITUDES)}, got {amplitude!r}"
+            )
         self.dampening = float(dampening)
         self.support = float(support)
+        self.amplitude = amplitude
+
+    def __setstate__(self, state: dict) -> None:  # pickles from before ``amplitude``
+        self.__dict__.update({"amplitude": "state", **state})
 
     def __call__(self, v: Tensor) -> Tensor:
         return EGRUSpike.apply(v, self.dampening, self.support)
 
     def __repr__(self) -> str:
-        return f"triangle(dampening={self.dampening}, support={self.support})"
+        extra = "" if self.amplitude == "state" else f", amplitude={self.amplitude!r}"
+        return f"triangle(dampening={self.dampening}, support={self.support}{extra})"
 
 
 def triangle(
-    dampening: float = DEFAULT_DAMPENING, support: float = DEFAULT_SUPPORT
+    dampening: float = DEFAULT_DAMPENING, support: float = DEFAULT_SUPPORT, amplitude: str = "state"
 ) -> TriangleSurrogate:
     """EGRU triangle surrogate, snnTorch style: ``spike_grad = triangle(3.6, 3.6)``.
 
     Returns a callable ``v -> H(v)`` whose backward is
-    ``dampening * max(0, 1 - support * |v|)``.
+    ``dampening * max(0, 1 - support * |v|)``; ``amplitude`` (:class:`TriangleSurrogate`)
+    chooses how the graded event's gradient is formed.
     """
-    return TriangleSurrogate(dampening, support)
+    return TriangleSurrogate(dampening, support, amplitude)
+
+
+def event_amplitude(spike_fn: SpikeFn) -> str:
+    """The :data:`EVENT_AMPLITUDES` entry of a spike function (``"state"`` unless it says)."""
+    return getattr(spike_fn, "amplitude", "state")
+
+
+class _ClampedEvent(torch.autograd.Function):
+    """``y = o * c~`` whose gradient through ``o`` is ``max(c~, theta)`` instead of ``c~``."""
+
+    @staticmethod
+    def forward(ctx, o: Tensor, c_tilde: Tensor, threshold: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(o, torch.maximum(c_tilde, threshold))
+        return o * c_tilde
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
+        o, amplitude = ctx.saved_tensors
+        return grad_y * amplitude, grad_y * o, None
 
 
 def heaviside_no_grad(v: Tensor) -> Tensor:
@@ -213,13 +260,20 @@ def candidate_state(gi: Tensor, gh: Tensor, c_prev: Tensor) -> Tensor:
 def fire_and_reset(c_tilde: Tensor, threshold: Tensor, spike_fn: SpikeFn) -> EGRUStepOutput:
     """Event and reset: ``o = H(c~ - theta)``, ``y = o * c~``, ``c = c~ - o * theta``.
 
+    With a spike function of ``amplitude="clamped"`` (:class:`TriangleSurrogate`) the event's
+    gradient through ``o`` is ``max(c~, theta)`` instead of ``c~``; the values are the same.
+
     The reset is differentiable (not detached). ``spike_fn``'s output is cast to the dtype of
     ``c_tilde`` (snnTorch surrogates return float32).
     """
     o = spike_fn(c_tilde - threshold)
     if o.dtype != c_tilde.dtype:
         o = o.to(c_tilde.dtype)
-    return EGRUStepOutput(y=o * c_tilde, c=c_tilde - o * threshold, o=o)
+    if event_amplitude(spike_fn) == "clamped":
+        y = _ClampedEvent.apply(o, c_tilde, threshold.to(c_tilde.dtype))
+    else:
+        y = o * c_tilde
+    return EGRUStepOutput(y=y, c=c_tilde - o * threshold, o=o)
 
 
 def egru_pointwise_torch(
@@ -432,6 +486,7 @@ class EGRULayerLoop(torch.autograd.Function):
             ctx.saved_tensors
         )
         keep_mask, p_eval, spike_fn = ctx.keep_mask, ctx.zoneout_eval, ctx.spike_fn
+        clamped = event_amplitude(spike_fn) == "clamped"
         steps, batch, hidden = ys.shape
         h2 = 2 * hidden
         if grad_ys is None:
@@ -445,7 +500,8 @@ class EGRULayerLoop(torch.autograd.Function):
             dy = grad_ys[t] + dy_rec
             c_tilde, o = c_tilde_all[t], o_all[t]
             # y = o c~, c = c~ - o theta, o = H(c~ - theta)
-            dv = _spike_backward(c_tilde - threshold, dy * c_tilde - dc * threshold, spike_fn)
+            amplitude = torch.maximum(c_tilde, threshold) if clamped else c_tilde
+            dv = _spike_backward(c_tilde - threshold, dy * amplitude - dc * threshold, spike_fn)
             d_c_tilde = dy * o + dc + dv
             d_theta -= (dc * o + dv).sum(0)
             c_prev = c_prev_all[t]

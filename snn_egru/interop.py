@@ -309,7 +309,8 @@ def _apply_surrogate(module: EGRUModule, surrogate: tuple | None) -> None:
                 dampening,
                 support,
             )
-        module.spike_grad = triangle(dampening, support)
+        # the amplitude is the module's training choice (EvNN has only "state")
+        module.spike_grad = triangle(dampening, support, current.amplitude)
         return
     warnings.warn(
         f"the EvNN checkpoint was trained with the triangle pseudo-derivative "
@@ -432,6 +433,13 @@ def export_evnn_state_dict(
         raise ValueError(
             f"EvNN only has the triangle pseudo-derivative; the module uses {spike!r} "
             "(build it with spike_grad=None and dampening/support instead)"
+        )
+    if spike.amplitude != "state":
+        warnings.warn(
+            f"the module trains with amplitude={spike.amplitude!r}, which EvNN does not have: "
+            "the checkpoint computes the same values, but training it further in EvNN uses the "
+            "product rule (amplitude='state')",
+            stacklevel=2,
         )
     scalars = {
         "_max_norm": torch.tensor([-1.0]),

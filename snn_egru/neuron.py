@@ -103,6 +103,9 @@ class EGRU(SpikingNeuron):
             ``"beta"``, 0.5 for ``"sigmoid"`` (EvNN v0.2 / v0.1, :mod:`snn_egru.thresholds`).
         dampening, support: the triangle's height and inverse half-width (when
             ``spike_grad`` is ``None``).
+        event_amplitude: ``"state"`` (EvNN, default) or ``"clamped"``: how the graded event's
+            gradient is formed (:class:`~snn_egru.functional.TriangleSurrogate`; when
+            ``spike_grad`` is ``None``).
         device, dtype: where and in which floating type to create the parameters.
 
     snnTorch arguments that do not apply to the EGRU (refused with ``ValueError``):
@@ -169,6 +172,7 @@ class EGRU(SpikingNeuron):
         threshold_mean: float | None = None,
         dampening: float = DEFAULT_DAMPENING,
         support: float = DEFAULT_SUPPORT,
+        event_amplitude: str = "state",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -184,7 +188,9 @@ class EGRU(SpikingNeuron):
                 raise ValueError(f"{label} must be a positive int, got {size!r}")
         super().__init__(
             threshold=0.0,  # not stored: see _threshold_buffer; thresholds live in .thresholds
-            spike_grad=triangle(dampening, support) if spike_grad is None else spike_grad,
+            spike_grad=(
+                triangle(dampening, support, event_amplitude) if spike_grad is None else spike_grad
+            ),
             surrogate_disable=surrogate_disable,
             init_hidden=init_hidden,
             inhibition=False,

@@ -122,6 +122,8 @@ class EGRUSequence(nn.Module):
         zoneout: zoneout probability on the cell state, in ``[0, 1]``.
         dampening: height of the triangle pseudo-derivative (default 0.7; LM recipe 3.6).
         support: inverse half-width of the triangle (default 1.0; LM recipe 3.6).
+        event_amplitude: how the graded event's gradient is formed, ``"state"`` (EvNN,
+            default) or ``"clamped"`` (:class:`~snn_egru.functional.TriangleSurrogate`).
         threshold_init: ``"beta"`` (EvNN v0.2, default) or ``"sigmoid"`` (EvNN v0.1), see
             :mod:`snn_egru.thresholds`.
         threshold_mean: mean of the initial thresholds, in ``(0, 1)``; ``None``: 0.3 for
@@ -188,6 +190,7 @@ class EGRUSequence(nn.Module):
         zoneout: float = 0.0,
         dampening: float = DEFAULT_DAMPENING,
         support: float = DEFAULT_SUPPORT,
+        event_amplitude: str = "state",
         threshold_init: ThresholdInit = "beta",
         threshold_mean: float | None = None,
         learn_threshold: bool = True,
@@ -231,7 +234,7 @@ class EGRUSequence(nn.Module):
         self.dropconnect = _check_probability(dropconnect, "dropconnect", allow_one=False)
         self.zoneout = _check_probability(zoneout, "zoneout", allow_one=True)
         self.spike_grad: SpikeFn = (
-            triangle(dampening, support) if spike_grad is None else spike_grad
+            triangle(dampening, support, event_amplitude) if spike_grad is None else spike_grad
         )
         self.threshold_init = threshold_init
         self.fused_backward = bool(fused_backward)

@@ -67,6 +67,8 @@ class DVSGestureConfig:
         zoneout: zoneout on the cell state.
         readout_dropout: dropout on the events before the readout.
         dampening, support: triangle pseudo-derivative ``dampening * max(0, 1 - support|v|)``.
+        event_amplitude: ``"state"`` or ``"clamped"``: how a graded event's gradient is
+            formed (:class:`~snn_egru.functional.TriangleSurrogate`).
         threshold_init: ``"beta"`` (v0.2: theta ~ Beta, clamped to [0, 1]) or ``"sigmoid"``.
         threshold_mean: mean of the initial thresholds.
         learn_threshold: train the thresholds.
@@ -91,6 +93,7 @@ class DVSGestureConfig:
     readout_dropout: float = 0.0
     dampening: float = 0.7
     support: float = 1.0
+    event_amplitude: str = "state"
     threshold_init: str = "beta"
     threshold_mean: float = 0.3
     learn_threshold: bool = True
@@ -249,6 +252,7 @@ class DVSGestureNet(nn.Module):
                 zoneout=cfg.zoneout,
                 dampening=cfg.dampening,
                 support=cfg.support,
+                event_amplitude=cfg.event_amplitude,
                 threshold_init=cfg.threshold_init,
                 threshold_mean=cfg.threshold_mean,
                 learn_threshold=cfg.learn_threshold,

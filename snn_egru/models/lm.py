@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snn_egru.functional import EVENT_AMPLITUDES
 from snn_egru.models.dense import DenseRecurrentStack, locked_dropout
 from snn_egru.sequence import EGRUSequence
 
@@ -78,6 +79,9 @@ class LanguageModelConfig:
         word_dropout, input_dropout, layer_dropout, output_dropout, dropconnect, zoneout:
             see the module docstring (probabilities).
         dampening, support: triangle pseudo-derivative (LM recipe: 3.6, 3.6).
+        event_amplitude: ``"state"`` (EvNN: the product rule) or ``"clamped"``: how the
+            gradient of a graded event is formed (:class:`~snn_egru.functional.
+            TriangleSurrogate`); training only, the model computes the same values.
         threshold_init: ``"beta"`` (EvNN v0.2) or ``"sigmoid"`` (v0.1).
         threshold_mean: mean of the initial thresholds (LM recipe: 0.01).
         threshold_value: start every threshold at this value in ``[0, 1]`` instead of a Beta
@@ -101,6 +105,7 @@ class LanguageModelConfig:
     zoneout: float = 0.0
     dampening: float = 3.6
     support: float = 3.6
+    event_amplitude: str = "state"
     threshold_init: str = "beta"
     threshold_mean: float = 0.01
     threshold_value: float | None = None
@@ -114,6 +119,11 @@ class LanguageModelConfig:
         if self.cell not in LM_CELLS:
             raise ValueError(
                 f"unknown recurrent cell {self.cell!r}; valid names: {', '.join(LM_CELLS)}"
+            )
+        if self.event_amplitude not in EVENT_AMPLITUDES:
+            raise ValueError(
+                f"unknown event_amplitude {self.event_amplitude!r}; valid names: "
+                f"{', '.join(EVENT_AMPLITUDES)}"
             )
         if self.cell != "egru" and self.zoneout > 0:
             raise ValueError(
@@ -257,6 +267,7 @@ class EGRULanguageModel(nn.Module):
                 zoneout=cfg.zoneout,
                 dampening=cfg.dampening,
                 support=cfg.support,
+                event_amplitude=cfg.event_amplitude,
                 threshold_init=cfg.threshold_init,
                 threshold_mean=cfg.threshold_mean,
                 learn_threshold=cfg.learn_threshold,

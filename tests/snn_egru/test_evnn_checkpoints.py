@@ -160,6 +160,16 @@ def _with_params(seq: EGRUSequence, values: dict) -> EGRUSequence:
     return copy
 
 
+def test_export_of_a_clamped_amplitude_warns_and_keeps_the_values() -> None:
+    seq = random_sequence(3, [5, 4], seed=3, dampening=1.0, support=1.0, event_amplitude="clamped")
+    with pytest.warns(UserWarning, match="amplitude='clamped', which EvNN does not have"):
+        exported = export_evnn_state_dict(seq)
+    x = torch.randn(6, 2, 3, dtype=DT) * 2
+    y0, _, _ = evnn_layer_forward(x, _layer(exported, 0))
+    y1, _, _ = evnn_layer_forward(y0, _layer(exported, 1))
+    torch.testing.assert_close(y1, seq(x)[0].detach(), rtol=0, atol=1e-12)
+
+
 def test_export_loads_strictly_into_evnn_layout_and_back() -> None:
     seq = random_sequence(3, [5, 4], seed=3, dampening=3.6, support=3.6)
     exported = export_evnn_state_dict(seq)

@@ -80,6 +80,7 @@ TRAINING_OPTIONS = [
     {"threshold_init": "sigmoid", "dampening": 3.6, "support": 3.6},
     {"learn_threshold": False, "zoneout": 0.6},
     {"spike_grad": heaviside_no_grad},
+    {"event_amplitude": "clamped", "zoneout": 0.3, "dropconnect": 0.2},
 ]
 
 
@@ -119,7 +120,11 @@ def test_compiled_training_equals_step_by_step_autograd(ops, spy, options, batch
 
 @pytest.mark.parametrize("zoneout", ["none", "train", "eval"])
 @pytest.mark.parametrize("recurrent", [_fastloop._DENSE, _fastloop._EVENTS])
-@pytest.mark.parametrize("spike", [triangle(), triangle(3.6, 3.6), heaviside_no_grad])
+@pytest.mark.parametrize(
+    "spike",
+    [triangle(), triangle(3.6, 3.6), triangle(1.0, 1.0, "clamped"), heaviside_no_grad],
+    ids=["triangle", "triangle-3.6", "triangle-clamped", "no-grad"],
+)
 def test_compiled_loop_equals_python_fused_loop(ops, zoneout, recurrent, spike) -> None:
     """The C++ autograd.Function == functional.egru_layer_loop (its Python twin)."""
     steps, batch, hidden = 6, 3, 5

@@ -139,6 +139,42 @@ def test_threshold_gradient_has_event_and_reset_terms() -> None:
     np.testing.assert_allclose(g_y.numpy(), [-0.28, -0.112], atol=1e-12)
 
 
+def test_clamped_event_amplitude_golden_gradients() -> None:
+    """amplitude="clamped": dy/dv = max(c~, theta) H'(v); the values are those of "state"."""
+    c_tilde = torch.tensor([[0.5, 0.2, -0.3]], dtype=DT, requires_grad=True)
+    theta = torch.tensor([0.3, 0.4, 0.1], dtype=DT, requires_grad=True)
+    state = fire_and_reset(c_tilde, theta, triangle())
+    clamped = fire_and_reset(c_tilde, theta, triangle(amplitude="clamped"))
+    for a, b in zip(state, clamped):
+        assert torch.equal(a, b)
+    g_state = torch.autograd.grad(state.y.sum(), [c_tilde, theta], retain_graph=True)
+    g_clamped = torch.autograd.grad(clamped.y.sum(), [c_tilde, theta], retain_graph=True)
+    # v = 0.2, -0.2, -0.4; H' = 0.7 (1 - |v|) = 0.56, 0.56, 0.42; o = 1, 0, 0
+    # state:   dy/dc~ = o + c~ H' = 1.28, 0.112, -0.126 (below zero: the wrong sign)
+    # clamped: dy/dc~ = o + max(c~, theta) H' = 1.28, 0.224, 0.042
+    np.testing.assert_allclose(g_state[0].numpy(), [[1.28, 0.112, -0.126]], atol=1e-12)
+    np.testing.assert_allclose(g_clamped[0].numpy(), [[1.28, 0.224, 0.042]], atol=1e-12)
+    # dy/dtheta = -amplitude H'
+    np.testing.assert_allclose(g_clamped[1].numpy(), [-0.28, -0.224, -0.042], atol=1e-12)
+    # the reset's gradient does not change
+    g_c = [torch.autograd.grad(o.c.sum(), [c_tilde, theta]) for o in (state, clamped)]
+    for a, b in zip(*g_c):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_event_amplitude_is_checked_and_kept_by_pickle() -> None:
+    import pickle
+
+    with pytest.raises(ValueError, match="amplitude must be one of state, clamped"):
+        triangle(amplitude="signed")
+    spike = pickle.loads(pickle.dumps(triangle(1.0, 2.0, "clamped")))
+    assert (spike.dampening, spike.support, spike.amplitude) == (1.0, 2.0, "clamped")
+    assert repr(spike) == "triangle(dampening=1.0, support=2.0, amplitude='clamped')"
+    old = triangle(1.0, 2.0)
+    del old.__dict__["amplitude"]  # a surrogate pickled before the option existed
+    assert pickle.loads(pickle.dumps(old)).amplitude == "state"
+
+
 def test_step_matches_reference_and_gradients_reach_all_parameters() -> None:
     params = [t.requires_grad_(True) for t in random_layer(5, 6, 0)]
     g = torch.Generator().manual_seed(9)
@@ -213,7 +249,9 @@ def test_gradcheck_fused_layer_loop(zoneout: str) -> None:
     assert torch.autograd.gradcheck(loop, inputs)
 
 
-@pytest.mark.parametrize("spike_fn", [triangle(3.6, 3.6), surrogate.fast_sigmoid(), None])
+@pytest.mark.parametrize(
+    "spike_fn", [triangle(3.6, 3.6), triangle(1.0, 1.0, "clamped"), surrogate.fast_sigmoid(), None]
+)
 def test_fused_loop_equals_step_by_step_autograd(spike_fn) -> None:
     g = torch.Generator().manual_seed(12)
     steps, batch, hidden = 6, 3, 5

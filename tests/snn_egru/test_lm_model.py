@@ -206,3 +206,15 @@ def test_unknown_cell_lists_the_valid_names():
         tiny(cell="rnn")
     with pytest.raises(ValueError, match="zoneout is implemented for the EGRU only"):
         tiny(cell="lstm", zoneout=0.1)
+
+
+def test_event_amplitude_reaches_the_layers_and_bad_names_list_the_valid_ones():
+    with pytest.raises(
+        ValueError, match="unknown event_amplitude 'signed'; valid names: state, clamped"
+    ):
+        tiny(event_amplitude="signed")
+    from snn_egru.models.lm import EGRULanguageModel
+
+    model = EGRULanguageModel(tiny(event_amplitude="clamped"))
+    assert model.rnn.spike_grad.amplitude == "clamped"
+    assert EGRULanguageModel(tiny()).rnn.spike_grad.amplitude == "state"
