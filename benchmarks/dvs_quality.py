@@ -121,7 +121,7 @@ def format_report(report: dict[str, Any]) -> str:
         act = m["activity_sparsity"]
         sparsity = "-" if act is None else f"{100 * act:.1f} %"
         lines.append(
-            f"{cell:<6} {m['lr']:>7.0e} {m['steps']:>6} "
+            f"{cell:<6} {m['lr']:>7.2g} {m['steps']:>6} "
             f"{100 * m['test_accuracy_mean']:>15.1f} % ± {100 * m['test_accuracy_spread']:<5.1f} "
             f"{per_seed:>18} {sparsity:>14} {m['train_time_s']:>8.0f}"
         )

@@ -327,7 +327,7 @@ def format_report(report: dict[str, Any]) -> str:
         act = m["activity_sparsity"]
         sparsity = "-" if act is None else f"{100 * act:.1f} %"
         lines.append(
-            f"{cell:<6} {m['lr']:>7.0e} {m['steps']:>6} "
+            f"{cell:<6} {m['lr']:>7.2g} {m['steps']:>6} "
             f"{m['test_ppl_mean']:>17.2f} ± {m['test_ppl_spread']:<6.2f} {per_seed:>18} "
             f"{sparsity:>14} {m['train_time_s']:>8.0f}"
         )
