@@ -45,6 +45,7 @@ from snn_egru.models.dense import DenseRecurrentStack, locked_dropout
 from snn_egru.sequence import EGRUSequence
 
 __all__ = [
+    "DECODER_INPUTS",
     "LM_CELLS",
     "LM_PRESETS",
     "EGRULanguageModel",
@@ -61,6 +62,12 @@ EMBEDDING_INIT_RANGE = 0.1
 #: Recurrent layers a language model can be built with: the EGRU and the dense baselines
 #: ``torch.nn.GRU`` / ``torch.nn.LSTM`` of the same widths (same embedding, dropouts, decoder).
 LM_CELLS: tuple[str, ...] = ("egru", "gru", "lstm")
+
+#: What the decoder of an EGRU model reads (:attr:`LanguageModelConfig.decoder_input`):
+#: ``"events"`` (the model; deployable), or, as ablations that cannot be deployed because the
+#: chip sends only events, the last layer's candidate state ``c~`` (``"state"``, signed,
+#: every unit every step) or ``max(c~, 0)`` (``"positive-state"``).
+DECODER_INPUTS: tuple[str, ...] = ("events", "state", "positive-state")
 
 
 @dataclass
@@ -90,6 +97,8 @@ class LanguageModelConfig:
         activity_regularization: ``alpha`` (AR on the last layer's events).
         temporal_activity_regularization: ``beta`` (TAR on the last layer's events).
         event_l1: ``gamma``, L1 on every layer's events (sparser activity).
+        decoder_input: :data:`DECODER_INPUTS`; anything but ``"events"`` is an ablation (what
+            the one-sided, sparse events cost the decoder) and cannot be exported.
     """
 
     cell: str = "egru"
@@ -113,6 +122,7 @@ class LanguageModelConfig:
     activity_regularization: float = 0.0
     temporal_activity_regularization: float = 0.0
     event_l1: float = 0.0
+    decoder_input: str = "events"
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
@@ -124,6 +134,16 @@ class LanguageModelConfig:
             raise ValueError(
                 f"unknown event_amplitude {self.event_amplitude!r}; valid names: "
                 f"{', '.join(EVENT_AMPLITUDES)}"
+            )
+        if self.decoder_input not in DECODER_INPUTS:
+            raise ValueError(
+                f"unknown decoder_input {self.decoder_input!r}; valid names: "
+                f"{', '.join(DECODER_INPUTS)}"
+            )
+        if self.cell != "egru" and self.decoder_input != "events":
+            raise ValueError(
+                f"decoder_input={self.decoder_input!r} is an EGRU ablation; a "
+                f"cell={self.cell!r} decoder reads its hidden state: leave decoder_input='events'"
             )
         if self.cell != "egru" and self.zoneout > 0:
             raise ValueError(
@@ -307,7 +327,16 @@ class EGRULanguageModel(nn.Module):
         word_p = cfg.word_dropout if self.training else 0.0
         x = embedding_with_word_dropout(self.embedding, tokens, word_p)
         x = locked_dropout(x, cfg.input_dropout, self.training)
-        y, state, layer_outputs = self.rnn(x, state, return_all_layers=True)
+        if cfg.decoder_input == "events":
+            y, state, layer_outputs = self.rnn(x, state, return_all_layers=True)
+        else:  # ablation: the decoder reads the last layer's c~ = c + o theta
+            y, state, layer_outputs, sequences = self.rnn(
+                x, state, return_all_layers=True, return_state_sequence=True
+            )
+            last = sequences[-1]
+            y = last.c + last.o * self.rnn.layer_params(self.rnn.num_layers - 1).threshold
+            if cfg.decoder_input == "positive-state":
+                y = torch.relu(y)
         y = locked_dropout(y, cfg.output_dropout, self.training)
         logits = F.linear(y, self.decoder_weight, self.decoder_bias)
         return LMOutput(logits, state, layer_outputs)
@@ -344,6 +373,13 @@ class EGRULanguageModel(nn.Module):
             raise ValueError(
                 f"a cell={self.config.cell!r} language model is a dense baseline for quality "
                 "comparisons and cannot be exported; train with cell='egru'"
+            )
+
+        if self.config.decoder_input != "events":
+            raise ValueError(
+                f"decoder_input={self.config.decoder_input!r} is an ablation (the decoder reads "
+                "cell states the chip does not send) and cannot be exported; train with "
+                "decoder_input='events'"
             )
 
         def numpy(t: Tensor) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from snn_egru.models.lm import (
     LM_PRESETS,
@@ -218,3 +219,42 @@ def test_event_amplitude_reaches_the_layers_and_bad_names_list_the_valid_ones():
     model = EGRULanguageModel(tiny(event_amplitude="clamped"))
     assert model.rnn.spike_grad.amplitude == "clamped"
     assert EGRULanguageModel(tiny()).rnn.spike_grad.amplitude == "state"
+
+
+def test_decoder_input_ablations_read_the_candidate_state_and_cannot_be_exported():
+    from snn_egru.functional import candidate_state
+    from snn_egru.models.lm import EGRULanguageModel
+
+    with pytest.raises(ValueError, match="unknown decoder_input 'c'; valid names: events, state"):
+        tiny(decoder_input="c")
+    with pytest.raises(ValueError, match="is an EGRU ablation"):
+        tiny(cell="gru", decoder_input="state")
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 30, (6, 3))
+    events = EGRULanguageModel(tiny()).eval()
+    logits = {}
+    for name in ("state", "positive-state"):
+        model = EGRULanguageModel(tiny(decoder_input=name)).eval()
+        model.load_state_dict(events.state_dict())
+        with torch.no_grad():
+            logits[name] = model(tokens).logits
+        with pytest.raises(ValueError, match="is an ablation .* cannot be exported"):
+            model.deployment_io()
+    # c~ of the last layer by hand, step by step, from the first layer's events
+    with torch.no_grad():
+        x = events.embedding(tokens)
+        y0, _, layers = events.rnn(x, return_all_layers=True)
+        p = events.rnn.layer_params(1)
+        y, c, c_tildes = torch.zeros(3, 16), torch.zeros(3, 16), []
+        for t in range(6):
+            gi = F.linear(layers[0][t], p.weight_ih, p.bias_ih)
+            c_tilde = candidate_state(gi, F.linear(y, p.weight_hh, p.bias_hh), c)
+            o = (c_tilde > p.threshold).to(c_tilde.dtype)
+            y, c = o * c_tilde, c_tilde - o * p.threshold
+            c_tildes.append(c_tilde)
+        c_tilde = torch.stack(c_tildes)
+        torch.testing.assert_close(y0, layers[1])
+        for name, value in (("state", c_tilde), ("positive-state", torch.relu(c_tilde))):
+            expected = F.linear(value, events.decoder_weight, events.decoder_bias)
+            torch.testing.assert_close(logits[name], expected, rtol=1e-5, atol=1e-5)
+    assert (c_tilde < 0).any()  # the part the events never show
