@@ -31,7 +31,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,38 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
             raise UserError(f"model override {item!r}: {raw!r} is not a valid {key}") from None
         out[key] = value
     return out
+
+
+def ablation_table(reports: list[dict[str, Any]]) -> str:
+    """A markdown table of saved reports (``--save``), one row per model of each, in order.
+
+    ``/ GRU``: the test perplexity over the best GRU among the reports with the same steps and
+    test tokens (``-`` when there is none).
+    """
+    rows = [(rep, cell, m) for rep in reports for cell, m in rep["models"].items()]
+    best_gru: dict[tuple, float] = {}
+    for rep, cell, m in rows:
+        if cell == "gru":
+            key = (m["steps"], rep.get("test_tokens"))
+            best_gru[key] = min(best_gru.get(key, math.inf), m["test_ppl_mean"])
+    lines = [
+        "| model | settings | lr | steps | test PPL | / GRU | activity sparsity | dead units |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for rep, cell, m in rows:
+        overrides = (rep.get("egru_overrides") or {}) if cell == "egru" else {}
+        settings = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "preset"
+        gru = best_gru.get((m["steps"], rep.get("test_tokens")))
+        ratio = "-" if gru is None else f"{m['test_ppl_mean'] / gru:.3f}"
+        sparsity = m.get("activity_sparsity")
+        dead = m.get("dead_units") or []
+        lines.append(
+            f"| {cell} | {settings if cell == 'egru' else '-'} | {m['lr']:.2g} | {m['steps']} "
+            f"| {m['test_ppl_mean']:.1f} | {ratio} "
+            f"| {'-' if sparsity is None else f'{100 * sparsity:.1f} %'} "
+            f"| {'-' if cell != 'egru' else '/'.join(str(d) for d in dead)} |"
+        )
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- runs
@@ -375,6 +407,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "sweep": {},
         "models": {},
         "egru_overrides": egru_overrides,
+        # the whole EGRU architecture and recipe, so that a saved report still says what ran
+        # after the preset changes
+        "egru_config": asdict(model_config("egru", egru_overrides, preset=args.preset)[0]),
         "test_tokens": args.test_tokens or "all",
         "threads": args.threads,
         "load": _load(),
@@ -498,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="per-unit firing-rate histogram of the EGRU")
     p.add_argument("--label", help="name of this run's EGRU in plots and the JSON report")
     p.add_argument(
+        "--table-from",
+        nargs="+",
+        metavar="JSON",
+        help="only print a markdown table of saved --save reports (ablations), no training",
+    )
+    p.add_argument(
         "--plot-from",
         nargs="+",
         metavar="JSON",
@@ -507,6 +548,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", metavar="JSON", help="also write the report here (after every run)")
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     return p
+
+
+def read_reports(names: list[str]) -> list[dict[str, Any]]:
+    """Saved ``--save`` reports; a missing or malformed file is a user error."""
+    reports = []
+    for name in names:
+        try:
+            report = json.loads(Path(name).read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read the report {name}: {exc}") from None
+        if not isinstance(report, dict) or "models" not in report:
+            raise UserError(f"{name} is not a report of this benchmark (no 'models')")
+        reports.append(report)
+    return reports
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,16 +579,13 @@ def main(argv: list[str] | None = None) -> int:
             value = getattr(args, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if args.table_from:
+            print(ablation_table(read_reports(args.table_from)))
+            return 0
         if args.plot_from:
             if not args.plot:
                 raise UserError("--plot-from needs --plot PNG (where to draw)")
-            reports = []
-            for name in args.plot_from:
-                try:
-                    reports.append(json.loads(Path(name).read_text()))
-                except (OSError, ValueError) as exc:
-                    raise UserError(f"cannot read the report {name}: {exc}") from None
-            plot_rates(reports, args.plot)
+            plot_rates(read_reports(args.plot_from), args.plot)
             print(f"wrote {args.plot}")
             return 0
         report = run(args)

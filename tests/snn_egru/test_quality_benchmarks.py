@@ -142,6 +142,20 @@ def test_tiny_comparison_runs_the_project_training_and_reports_all_keys(
     again = tmp_path / "again.png"
     assert lm_quality.main(["--plot-from", str(saved), "--plot", str(again)]) == 0
     assert again.stat().st_size > 0
+    # ... and tabulated: one row per model, ratios to the GRU of the same steps / tokens
+    assert report["egru_config"]["learn_threshold"] is True
+    assert report["egru_config"]["hidden_sizes"] == [24, 16]
+    capsys.readouterr()
+    assert lm_quality.main(["--table-from", str(saved)]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert len(table) == 2 + 3 and table[0].startswith("| model | settings | lr")
+    egru_row = next(r for r in table if r.startswith("| egru "))
+    assert "learn_threshold=True" in egru_row
+    assert f"{report['egru_over_gru_ppl']:.3f}" in egru_row
+    assert "| gru | - |" in "".join(table) and "| 1.000 |" in "".join(table)
+    (tmp_path / "other.json").write_text("[]")
+    assert lm_quality.main(["--table-from", str(tmp_path / "other.json")]) == 2
+    assert "is not a report of this benchmark" in capsys.readouterr().err
 
 
 def test_dvs_benchmark_refuses_bad_input(capsys):
