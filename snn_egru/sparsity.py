@@ -415,7 +415,9 @@ class SparsityProbe:
             for k in range(self.rnn.num_layers)
         ]
         readout = None
-        if include_readout and hasattr(self.model, "deployment_io"):
+        # an ablation whose decoder reads cell states (decoder_input) has no event readout
+        reads_events = getattr(getattr(self.model, "config", None), "decoder_input", "events")
+        if include_readout and hasattr(self.model, "deployment_io") and reads_events == "events":
             io = self.model.deployment_io()
             if io.get("readout_kind") == "tied_decoder":
                 readout = io["embedding"]

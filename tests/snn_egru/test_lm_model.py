@@ -240,6 +240,11 @@ def test_decoder_input_ablations_read_the_candidate_state_and_cannot_be_exported
             logits[name] = model(tokens).logits
         with pytest.raises(ValueError, match="is an ablation .* cannot be exported"):
             model.deployment_io()
+        from snn_egru.sparsity import SparsityProbe
+
+        with SparsityProbe(model) as probe, torch.no_grad():  # events counted, no readout
+            model(tokens)
+        assert 0.0 <= probe.result().activity_sparsity <= 1.0
     # c~ of the last layer by hand, step by step, from the first layer's events
     with torch.no_grad():
         x = events.embedding(tokens)
