@@ -768,8 +768,8 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | Non
         overrides["hidden_sizes"] = tuple(args.hidden)
     if args.features is not None:
         overrides["feature_size"] = args.features
-    for name in ("dropout", "zoneout", "dropconnect"):
-        if getattr(args, name) is not None:
+    for name in ("dropout", "zoneout", "dropconnect", "cell", "event_amplitude"):
+        if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     config = None if args.resume and not overrides else dvs_preset(args.preset, **overrides)
     frame_us = int(round(args.frame_ms * 1000))

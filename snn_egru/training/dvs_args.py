@@ -84,6 +84,18 @@ def build_parser(
     model.add_argument("--dropout", type=fraction, default=None, help="dropout (preset's)")
     model.add_argument("--zoneout", type=fraction, default=None, help="zoneout (preset's)")
     model.add_argument("--dropconnect", type=fraction, default=None, help="DropConnect")
+    model.add_argument(
+        "--cell",
+        choices=("egru", "gru", "lstm"),
+        default=None,
+        help="recurrent layers: egru (default) or a dense baseline gru / lstm (not exportable)",
+    )
+    model.add_argument(
+        "--event-amplitude",
+        choices=("state", "clamped"),
+        default=None,
+        help="gradient of a graded event: state (EvNN, product rule) or clamped",
+    )
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=positive, default=defaults.epochs, help="epochs")
     train.add_argument("--batch-size", type=positive, default=defaults.batch_size, help="batch")

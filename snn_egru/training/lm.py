@@ -784,6 +784,9 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
         model_over["threshold_mean"] = args.threshold_mean
     if args.learn_threshold is not None:
         model_over["learn_threshold"] = args.learn_threshold == "yes"
+    for name in ("cell", "event_amplitude"):
+        if getattr(args, name, None) is not None:
+            model_over[name] = getattr(args, name)
     if model_over:
         model_config = replace(model_config, **model_over)
     over: dict[str, Any] = {}
@@ -792,6 +795,11 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
         if value is not None:
             over[attr] = value
     over["quantize"] = qat.quantization_from_args(args)
+    if model_config.cell != "egru" and (args.prune_to is not None or over["quantize"]):
+        raise ValueError(
+            f"--cell {model_config.cell} is a dense baseline: --prune-to and --quantize are for "
+            "the EGRU only (drop them, or --cell egru)"
+        )
     if args.no_full_test:
         over["final_test"] = False
     check_prune_args(args)

@@ -83,6 +83,17 @@ def build_parser(
     )
     p.add_argument("--learn-threshold", choices=["yes", "no"], help="learn the thresholds")
     p.add_argument(
+        "--cell",
+        choices=["egru", "gru", "lstm"],
+        help="recurrent layers: egru (preset's) or a dense baseline gru / lstm (quality "
+        "comparisons: same recipe, not prunable, quantisable or exportable)",
+    )
+    p.add_argument(
+        "--event-amplitude",
+        choices=["state", "clamped"],
+        help="gradient of a graded event: state (EvNN, product rule) or clamped (preset's)",
+    )
+    p.add_argument(
         "--prune-to",
         type=float_in(0, 1, high_open=True),
         help="prune to this weight sparsity during training, 0 <= s < 1 (e.g. 0.95)",

@@ -60,6 +60,13 @@ CASES: list[tuple[str, list[str], str]] = [
         "--prune-end <= 10",
     ),
     ("lm-prune-end-alone", [*LM, "--prune-end", "5", "--out", "fresh"], "need --prune-to"),
+    ("lm-cell-unknown", [*LM, "--cell", "rnn"], "argument --cell: invalid choice: 'rnn'"),
+    (
+        "lm-dense-cell-pruned",
+        [*LM, "--cell", "gru", "--prune-to", "0.5", "--out", "fresh"],
+        "--cell gru is a dense baseline: --prune-to and --quantize are for the EGRU only",
+    ),
+    ("dvs-cell-unknown", [*DVS, "--cell", "cnn"], "argument --cell: invalid choice: 'cnn'"),
     (
         "lm-prune-end-before-start",
         [*LM, "--prune-to", "0.5", "--prune-start", "6", "--prune-end", "3", "--out", "fresh"],

@@ -263,3 +263,18 @@ def test_decoder_input_ablations_read_the_candidate_state_and_cannot_be_exported
             expected = F.linear(value, events.decoder_weight, events.decoder_bias)
             torch.testing.assert_close(logits[name], expected, rtol=1e-5, atol=1e-5)
     assert (c_tilde < 0).any()  # the part the events never show
+
+
+def test_train_cli_cell_and_event_amplitude_flags_reach_the_configs():
+    from snn_egru.training.dvs import _configs_from_args as dvs_configs
+    from snn_egru.training.dvs import build_arg_parser as dvs_parser
+    from snn_egru.training.lm import _parser, configs_from_args
+
+    mc, _ = configs_from_args(_parser().parse_args(["--preset", "tiny", "--cell", "lstm"]))
+    assert mc.cell == "lstm"
+    argv = ["--preset", "small", "--event-amplitude", "state"]
+    mc, _ = configs_from_args(_parser().parse_args(argv))
+    assert mc.event_amplitude == "state" and mc.hidden_sizes == (256,)
+    argv = ["--preset", "tiny", "--cell", "gru", "--event-amplitude", "clamped"]
+    dc, _ = dvs_configs(dvs_parser().parse_args(argv))
+    assert (dc.cell, dc.event_amplitude) == ("gru", "clamped")
