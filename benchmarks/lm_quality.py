@@ -489,6 +489,75 @@ def plot_rates(reports: list[dict[str, Any]], path: str, *, label: str | None = 
     plot_unit_firing_rates(rates, path, title="EGRU per-unit firing rates (PTB valid)")
 
 
+def short_settings(overrides: dict[str, Any], lr: float) -> str:
+    """A short label of an EGRU's overrides for plots: ``theta=0 frozen, L1 0.5, lr 0.01``."""
+    words = []
+    if "threshold_value" in overrides:
+        words.append(f"theta={overrides['threshold_value']:g}")
+    if "threshold_mean" in overrides:
+        words.append(f"theta mean {overrides['threshold_mean']:g}")
+    if "learn_threshold" in overrides:
+        words.append("learned" if overrides["learn_threshold"] else "frozen")
+    if overrides.get("event_l1"):
+        words.append(f"L1 {overrides['event_l1']:g}")
+    if overrides.get("decoder_input", "events") != "events":
+        words.append(f"decoder reads {overrides['decoder_input']}")
+    for key in ("dampening", "support"):
+        if key in overrides:
+            words.append(f"{key} {overrides[key]:g}")
+    words.append(f"lr {lr:.2g}")
+    return ", ".join(words)
+
+
+def plot_tradeoff(reports: list[dict[str, Any]], path: str) -> None:
+    """Test perplexity against activity sparsity of every EGRU in the reports, with the
+    dense baselines of the same steps as horizontal lines (``--table-from ... --plot``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    for rep in reports:
+        for cell, m in rep["models"].items():
+            if cell == "egru" and m.get("activity_sparsity") is not None:
+                cfg = rep.get("egru_config") or {}
+                clamped = cfg.get("event_amplitude") == "clamped"
+                ax.scatter(
+                    100 * m["activity_sparsity"],
+                    m["test_ppl_mean"],
+                    marker="o" if not clamped else "s",
+                    color="tab:blue" if not clamped else "tab:orange",
+                    zorder=3,
+                )
+                ax.annotate(
+                    short_settings(rep.get("egru_overrides") or {}, m["lr"]),
+                    (100 * m["activity_sparsity"], m["test_ppl_mean"]),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+            elif cell != "egru":
+                style = {"gru": "--", "lstm": ":"}[cell]
+                ax.axhline(
+                    m["test_ppl_mean"],
+                    color="grey",
+                    linestyle=style,
+                    linewidth=1,
+                    label=f"nn.{cell.upper()}, lr {m['lr']:.2g}",
+                )
+    ax.axvline(75, color="tab:red", linewidth=0.8, alpha=0.5)
+    ax.scatter([], [], marker="o", color="tab:blue", label="EGRU, event_amplitude=state")
+    ax.scatter([], [], marker="s", color="tab:orange", label="EGRU, event_amplitude=clamped")
+    ax.set_xlabel("activity sparsity on the test tokens (%)")
+    ax.set_ylabel("test perplexity")
+    ax.set_title("What the events cost: EGRU settings against nn.GRU / nn.LSTM, same budget")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def _load() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -536,7 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--table-from",
         nargs="+",
         metavar="JSON",
-        help="only print a markdown table of saved --save reports (ablations), no training",
+        help="only print a markdown table of saved --save reports (ablations), no training; "
+        "with --plot, draw their perplexity against activity sparsity",
     )
     p.add_argument(
         "--plot-from",
@@ -580,7 +650,11 @@ def main(argv: list[str] | None = None) -> int:
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if args.table_from:
-            print(ablation_table(read_reports(args.table_from)))
+            reports = read_reports(args.table_from)
+            print(ablation_table(reports))
+            if args.plot:
+                plot_tradeoff(reports, args.plot)
+                print(f"wrote {args.plot}")
             return 0
         if args.plot_from:
             if not args.plot:

@@ -153,6 +153,12 @@ def test_tiny_comparison_runs_the_project_training_and_reports_all_keys(
     assert "learn_threshold=True" in egru_row
     assert f"{report['egru_over_gru_ppl']:.3f}" in egru_row
     assert "| gru | - |" in "".join(table) and "| 1.000 |" in "".join(table)
+    trade = tmp_path / "tradeoff.png"
+    assert lm_quality.main(["--table-from", str(saved), "--plot", str(trade)]) == 0
+    assert trade.stat().st_size > 0
+    assert lm_quality.short_settings({"threshold_value": 0.0, "learn_threshold": False}, 0.01) == (
+        "theta=0, frozen, lr 0.01"
+    )
     (tmp_path / "other.json").write_text("[]")
     assert lm_quality.main(["--table-from", str(tmp_path / "other.json")]) == 2
     assert "is not a report of this benchmark" in capsys.readouterr().err
