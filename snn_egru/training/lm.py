@@ -203,15 +203,15 @@ LM_TRAIN_PRESETS: dict[str, LMTrainConfig] = {
         log_every=5,
         measure_sparsity=True,
     ),
-    # PTB on 2 CPU cores. lr 6e-3 (was 3e-3): the best of {3e-3, 6e-3} for the EGRU and for
-    # nn.GRU in 300-step sweeps (docs/lm_quality.md). 1000 steps took 365 s of training on 2
-    # idle cores with the earlier recipe; 80 % of a step is the tied decoder + 10k softmax.
+    # PTB on 2 CPU cores. lr 1e-2: the best of {6e-3, 1e-2, 1.5e-2} for the EGRU, nn.GRU and
+    # nn.LSTM in 300-step runs (docs/lm_quality.md). 80 % of a step is the tied decoder and
+    # the 10k-word softmax.
     "small": LMTrainConfig(
         batch_size=32,
         eval_batch_size=10,
         test_batch_size=10,
         bptt=35,
-        lr=6e-3,
+        lr=1e-2,
         weight_decay=0.01,
         clip=0.5,
         epochs=2,
@@ -780,8 +780,9 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
         model_over["embedding_size"] = args.embedding_size
     if args.hidden_sizes is not None:
         model_over["hidden_sizes"] = tuple(args.hidden_sizes)
-    if args.threshold_mean is not None:
+    if args.threshold_mean is not None:  # a Beta draw of this mean, not the preset's value
         model_over["threshold_mean"] = args.threshold_mean
+        model_over["threshold_value"] = None
     if args.learn_threshold is not None:
         model_over["learn_threshold"] = args.learn_threshold == "yes"
     for name in ("cell", "event_amplitude"):

@@ -129,10 +129,12 @@ def test_presets_and_recipe_values():
     assert paper.word_dropout == 0.1 and paper.layer_dropout == 0.25
     model = EGRULanguageModel(lm_preset("small", vocab_size=30))
     assert all(0 <= t <= 1 for t in model.rnn.threshold(0).tolist())
-    # the tuned small recipe (docs/lm_quality.md): wide pseudo-derivative, thresholds mean 0.2
+    # the tuned small recipe (docs/lm_quality.md): wide pseudo-derivative, thresholds 0, frozen
     small = LM_PRESETS["small"]
-    assert (small.dampening, small.support, small.threshold_mean) == (1.0, 1.0, 0.2)
-    assert small.learn_threshold and small.cell == "egru"
+    assert (small.dampening, small.support, small.threshold_value) == (1.0, 1.0, 0.0)
+    assert not small.learn_threshold and small.cell == "egru"
+    small_model = EGRULanguageModel(lm_preset("small", vocab_size=30))
+    assert small_model.rnn.threshold(0).abs().max() == 0.0
     with pytest.raises(ValueError, match="unknown language-model preset 'huge'"):
         lm_preset("huge")
 
@@ -275,6 +277,12 @@ def test_train_cli_cell_and_event_amplitude_flags_reach_the_configs():
     argv = ["--preset", "small", "--event-amplitude", "state"]
     mc, _ = configs_from_args(_parser().parse_args(argv))
     assert mc.event_amplitude == "state" and mc.hidden_sizes == (256,)
+    # the small preset starts every threshold at 0; --threshold-mean asks for a Beta draw
+    mc, _ = configs_from_args(_parser().parse_args(["--preset", "small"]))
+    assert mc.threshold_value == 0.0
+    argv = ["--preset", "small", "--threshold-mean", "0.2"]
+    mc, _ = configs_from_args(_parser().parse_args(argv))
+    assert (mc.threshold_value, mc.threshold_mean) == (None, 0.2)
     argv = ["--preset", "tiny", "--cell", "gru", "--event-amplitude", "clamped"]
     dc, _ = dvs_configs(dvs_parser().parse_args(argv))
     assert (dc.cell, dc.event_amplitude) == ("gru", "clamped")
