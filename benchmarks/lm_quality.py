@@ -155,12 +155,17 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 def config_differences(saved: dict[str, Any], preset: str = "small") -> dict[str, Any]:
     """The fields of a saved EGRU config that differ from today's ``preset`` (EGRU cell)."""
     current = asdict(model_config("egru", preset=preset)[0])
+    ignore = {"vocab_size"}
+    if saved.get("threshold_value") is not None:  # a fixed start: the Beta draw is unused
+        ignore |= {"threshold_mean", "threshold_init"}
     out = {}
     for key, value in saved.items():
+        if key in ignore:
+            continue
         now = current.get(key)
         if isinstance(now, tuple):
             now = list(now)
-        if key != "vocab_size" and value != now:
+        if value != now:
             out[key] = value
     return out
 
@@ -185,18 +190,19 @@ def ablation_table(reports: list[dict[str, Any]]) -> str:
             key = (m["steps"], rep.get("test_tokens"))
             best_gru[key] = min(best_gru.get(key, math.inf), m["test_ppl_mean"])
     lines = [
-        "| model | settings | lr | steps | test PPL | / GRU | activity sparsity | dead units |",
-        "|---|---|---|---|---|---|---|---|",
+        "| # | model | settings | lr | steps | test PPL | / GRU | activity sparsity | dead units |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for rep, cell, m in rows:
+    for number, (rep, cell, m) in enumerate(rows, start=1):
         overrides = egru_settings(rep) if cell == "egru" else {}
-        settings = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "preset"
+        settings = short_settings(overrides) or "preset"
         gru = best_gru.get((m["steps"], rep.get("test_tokens")))
         ratio = "-" if gru is None else f"{m['test_ppl_mean'] / gru:.3f}"
         sparsity = m.get("activity_sparsity")
         dead = m.get("dead_units") or []
         lines.append(
-            f"| {cell} | {settings if cell == 'egru' else '-'} | {m['lr']:.2g} | {m['steps']} "
+            f"| {number} | {cell} | {settings if cell == 'egru' else '-'} "
+            f"| {m['lr']:.2g} | {m['steps']} "
             f"| {m['test_ppl_mean']:.1f} | {ratio} "
             f"| {'-' if sparsity is None else f'{100 * sparsity:.1f} %'} "
             f"| {'-' if cell != 'egru' else '/'.join(str(d) for d in dead)} |"
@@ -508,17 +514,18 @@ def plot_rates(reports: list[dict[str, Any]], path: str, *, label: str | None = 
     plot_unit_firing_rates(rates, path, title="EGRU per-unit firing rates (PTB valid)")
 
 
-def short_settings(overrides: dict[str, Any], lr: float) -> str:
-    """A short label of an EGRU's overrides for plots: ``theta=0 frozen, L1 0.5, lr 0.01``."""
+def short_settings(overrides: dict[str, Any], lr: float | None = None) -> str:
+    """A short label of how an EGRU differs from the preset: ``theta=0, frozen, lr 0.01``."""
     words = []
     if overrides.get("event_amplitude"):
         words.append(f"amplitude {overrides['event_amplitude']}")
-    if "threshold_value" in overrides:
+    if "threshold_value" in overrides and overrides["threshold_value"] is not None:
         words.append(f"theta={overrides['threshold_value']:g}")
-    if "threshold_mean" in overrides and overrides.get("threshold_value") is None:
-        words.append(f"theta mean {overrides['threshold_mean']:g}")
+    elif "threshold_value" in overrides or "threshold_mean" in overrides:
+        mean = overrides.get("threshold_mean")
+        words.append("theta ~ Beta" + ("" if mean is None else f" mean {mean:g}"))
     if "learn_threshold" in overrides:
-        words.append("learned" if overrides["learn_threshold"] else "frozen")
+        words.append("thresholds " + ("learned" if overrides["learn_threshold"] else "frozen"))
     if overrides.get("event_l1"):
         words.append(f"L1 {overrides['event_l1']:g}")
     if overrides.get("decoder_input", "events") != "events":
@@ -526,7 +533,8 @@ def short_settings(overrides: dict[str, Any], lr: float) -> str:
     for key in ("dampening", "support"):
         if key in overrides:
             words.append(f"{key} {overrides[key]:g}")
-    words.append(f"lr {lr:.2g}")
+    if lr is not None:
+        words.append(f"lr {lr:.2g}")
     return ", ".join(words)
 
 
@@ -539,40 +547,55 @@ def plot_tradeoff(reports: list[dict[str, Any]], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    for rep in reports:
-        for cell, m in rep["models"].items():
-            if cell == "egru" and m.get("activity_sparsity") is not None:
-                cfg = rep.get("egru_config") or rep.get("egru_overrides") or {}
-                clamped = cfg.get("event_amplitude") == "clamped"
-                ax.scatter(
-                    100 * m["activity_sparsity"],
-                    m["test_ppl_mean"],
-                    marker="o" if not clamped else "s",
-                    color="tab:blue" if not clamped else "tab:orange",
-                    zorder=3,
-                )
-                ax.annotate(
-                    short_settings(egru_settings(rep), m["lr"]),
-                    (100 * m["activity_sparsity"], m["test_ppl_mean"]),
-                    fontsize=6,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
-            elif cell != "egru":
-                style = {"gru": "--", "lstm": ":"}[cell]
-                ax.axhline(
-                    m["test_ppl_mean"],
-                    color="grey",
-                    linestyle=style,
-                    linewidth=1,
-                    label=f"nn.{cell.upper()}, lr {m['lr']:.2g}",
-                )
+    steps = reports[0]["steps"]
+    rows = [(rep, cell, m) for rep in reports for cell, m in rep["models"].items()]
+    best: dict[str, dict[str, Any]] = {}
+    for number, (rep, cell, m) in enumerate(rows, start=1):  # numbers as in the table
+        if rep["steps"] != steps:  # one budget per picture
+            continue
+        if cell == "egru" and m.get("activity_sparsity") is not None:
+            cfg = rep.get("egru_config") or rep.get("egru_overrides") or {}
+            clamped = cfg.get("event_amplitude") == "clamped"
+            ablation = cfg.get("decoder_input", "events") != "events"  # not deployable
+            color = "tab:orange" if clamped else "tab:blue"
+            ax.scatter(
+                100 * m["activity_sparsity"],
+                m["test_ppl_mean"],
+                marker="s" if clamped else "o",
+                facecolors="none" if ablation else color,
+                edgecolors=color,
+                zorder=3,
+            )
+            ax.annotate(
+                str(number),
+                (100 * m["activity_sparsity"], m["test_ppl_mean"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        elif (
+            cell != "egru"
+            and m["test_ppl_mean"] < best.get(cell, {"test_ppl_mean": 1e30})["test_ppl_mean"]
+        ):
+            best[cell] = m
+    for cell, m in best.items():  # the best run of each dense baseline
+        ax.axhline(
+            m["test_ppl_mean"],
+            color="grey",
+            linestyle={"gru": "--", "lstm": ":"}[cell],
+            linewidth=1,
+            label=f"nn.{cell.upper()} (lr {m['lr']:.2g})",
+        )
     ax.axvline(75, color="tab:red", linewidth=0.8, alpha=0.5)
     ax.scatter([], [], marker="o", color="tab:blue", label="EGRU, event_amplitude=state")
     ax.scatter([], [], marker="s", color="tab:orange", label="EGRU, event_amplitude=clamped")
+    ax.scatter([], [], marker="s", facecolors="none", edgecolors="grey", label="decoder reads c~")
     ax.set_xlabel("activity sparsity on the test tokens (%)")
     ax.set_ylabel("test perplexity")
-    ax.set_title("What the events cost: EGRU settings against nn.GRU / nn.LSTM, same budget")
+    ax.set_title(
+        f"EGRU settings (numbers: rows of the table) against nn.GRU / nn.LSTM, {steps} steps",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=130)

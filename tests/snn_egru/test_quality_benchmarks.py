@@ -148,16 +148,16 @@ def test_tiny_comparison_runs_the_project_training_and_reports_all_keys(
     capsys.readouterr()
     assert lm_quality.main(["--table-from", str(saved)]) == 0
     table = capsys.readouterr().out.strip().splitlines()
-    assert len(table) == 2 + 3 and table[0].startswith("| model | settings | lr")
-    egru_row = next(r for r in table if r.startswith("| egru "))
-    assert "learn_threshold=True" in egru_row
+    assert len(table) == 2 + 3 and table[0].startswith("| # | model | settings | lr")
+    egru_row = next(r for r in table if r.startswith("| 1 | egru "))
+    assert "thresholds learned" in egru_row
     assert f"{report['egru_over_gru_ppl']:.3f}" in egru_row
-    assert "| gru | - |" in "".join(table) and "| 1.000 |" in "".join(table)
+    assert "| 2 | gru | - |" in "".join(table) and "| 1.000 |" in "".join(table)
     trade = tmp_path / "tradeoff.png"
     assert lm_quality.main(["--table-from", str(saved), "--plot", str(trade)]) == 0
     assert trade.stat().st_size > 0
     assert lm_quality.short_settings({"threshold_value": 0.0, "learn_threshold": False}, 0.01) == (
-        "theta=0, frozen, lr 0.01"
+        "theta=0, thresholds frozen, lr 0.01"
     )
     (tmp_path / "other.json").write_text("[]")
     assert lm_quality.main(["--table-from", str(tmp_path / "other.json")]) == 2
