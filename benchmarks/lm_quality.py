@@ -509,7 +509,11 @@ def plot_rates(reports: list[dict[str, Any]], path: str, *, label: str | None = 
         runs = report.get("runs", {}).get("egru")
         if not runs:
             raise UserError(f"report {i + 1} holds no EGRU run to plot")
-        name = report.get("label") or label or f"EGRU {report.get('egru_overrides') or 'recipe'}"
+        name = (
+            report.get("label")
+            or label
+            or "EGRU, " + (short_settings(egru_settings(report)) or "small preset")
+        )
         rates[name] = [v for layer in runs[0]["firing_rates"] for v in layer]
     plot_unit_firing_rates(rates, path, title="EGRU per-unit firing rates (PTB valid)")
 
