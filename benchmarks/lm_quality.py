@@ -177,13 +177,19 @@ def egru_settings(report: dict[str, Any]) -> dict[str, Any]:
     return dict(report.get("egru_overrides") or {})
 
 
+def report_rows(reports: list[dict[str, Any]]) -> list[tuple[dict, str, dict]]:
+    """``(report, model, summary)`` of every model of every report, in order: the rows of
+    :func:`ablation_table` and the numbers of :func:`plot_tradeoff`."""
+    return [(rep, cell, m) for rep in reports for cell, m in rep["models"].items()]
+
+
 def ablation_table(reports: list[dict[str, Any]]) -> str:
     """A markdown table of saved reports (``--save``), one row per model of each, in order.
 
     ``/ GRU``: the test perplexity over the best GRU among the reports with the same steps and
     test tokens (``-`` when there is none).
     """
-    rows = [(rep, cell, m) for rep in reports for cell, m in rep["models"].items()]
+    rows = report_rows(reports)
     best_gru: dict[tuple, float] = {}
     for rep, cell, m in rows:
         if cell == "gru":
@@ -519,7 +525,8 @@ def plot_rates(reports: list[dict[str, Any]], path: str, *, label: str | None = 
 
 
 def short_settings(overrides: dict[str, Any], lr: float | None = None) -> str:
-    """A short label of how an EGRU differs from the preset: ``theta=0, frozen, lr 0.01``."""
+    """A short label of how an EGRU differs from the preset:
+    ``theta=0, thresholds frozen, lr 0.01``."""
     words = []
     if overrides.get("event_amplitude"):
         words.append(f"amplitude {overrides['event_amplitude']}")
@@ -552,9 +559,8 @@ def plot_tradeoff(reports: list[dict[str, Any]], path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     steps = reports[0]["steps"]
-    rows = [(rep, cell, m) for rep in reports for cell, m in rep["models"].items()]
     best: dict[str, dict[str, Any]] = {}
-    for number, (rep, cell, m) in enumerate(rows, start=1):  # numbers as in the table
+    for number, (rep, cell, m) in enumerate(report_rows(reports), start=1):  # as in the table
         if rep["steps"] != steps:  # one budget per picture
             continue
         if cell == "egru" and m.get("activity_sparsity") is not None:
@@ -577,9 +583,8 @@ def plot_tradeoff(reports: list[dict[str, Any]], path: str) -> None:
                 xytext=(3, 3),
                 textcoords="offset points",
             )
-        elif (
-            cell != "egru"
-            and m["test_ppl_mean"] < best.get(cell, {"test_ppl_mean": 1e30})["test_ppl_mean"]
+        elif cell != "egru" and (
+            cell not in best or m["test_ppl_mean"] < best[cell]["test_ppl_mean"]
         ):
             best[cell] = m
     for cell, m in best.items():  # the best run of each dense baseline

@@ -9,6 +9,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from snn_egru.training.lm_args import CELL_NAMES, EVENT_AMPLITUDE_NAMES
+
 
 def build_parser(
     prog: str, *, defaults: Any, presets: Sequence[str], add_more: Any = None
@@ -86,13 +88,13 @@ def build_parser(
     model.add_argument("--dropconnect", type=fraction, default=None, help="DropConnect")
     model.add_argument(
         "--cell",
-        choices=("egru", "gru", "lstm"),
+        choices=CELL_NAMES,
         default=None,
         help="recurrent layers: egru (default) or a dense baseline gru / lstm (not exportable)",
     )
     model.add_argument(
         "--event-amplitude",
-        choices=("state", "clamped"),
+        choices=EVENT_AMPLITUDE_NAMES,
         default=None,
         help="gradient of a graded event: state (EvNN, product rule) or clamped",
     )

@@ -12,6 +12,12 @@ import argparse
 #: The training presets (:data:`snn_egru.training.lm.LM_TRAIN_PRESETS`; a test keeps the
 #: two equal).
 LM_PRESET_NAMES: tuple[str, ...] = ("tiny", "small", "paper", "paper-wikitext2")
+#: The recurrent cells and event amplitudes the ``--cell`` / ``--event-amplitude`` flags of the
+#: LM and DVS trainers offer (:data:`snn_egru.models.lm.LM_CELLS`,
+#: :data:`snn_egru.functional.EVENT_AMPLITUDES`, kept equal by a test; named here so that
+#: building a parser does not import torch).
+CELL_NAMES: tuple[str, ...] = ("egru", "gru", "lstm")
+EVENT_AMPLITUDE_NAMES: tuple[str, ...] = ("state", "clamped")
 
 
 def build_parser(
@@ -84,13 +90,13 @@ def build_parser(
     p.add_argument("--learn-threshold", choices=["yes", "no"], help="learn the thresholds")
     p.add_argument(
         "--cell",
-        choices=["egru", "gru", "lstm"],
+        choices=CELL_NAMES,
         help="recurrent layers: egru (preset's) or a dense baseline gru / lstm (quality "
         "comparisons: same recipe, not prunable, quantisable or exportable)",
     )
     p.add_argument(
         "--event-amplitude",
-        choices=["state", "clamped"],
+        choices=EVENT_AMPLITUDE_NAMES,
         help="gradient of a graded event: state (EvNN, product rule) or clamped (preset's)",
     )
     p.add_argument(

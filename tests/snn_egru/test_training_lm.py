@@ -255,6 +255,16 @@ def test_command_line_preset_names_match_the_presets():
     assert set(LM_PRESET_NAMES) == set(LM_TRAIN_PRESETS)
 
 
+def test_command_line_cell_and_amplitude_names_match_the_models():
+    from snn_egru.functional import EVENT_AMPLITUDES
+    from snn_egru.models.dense import DENSE_CELLS
+    from snn_egru.models.lm import LM_CELLS
+    from snn_egru.training.lm_args import CELL_NAMES, EVENT_AMPLITUDE_NAMES
+
+    assert CELL_NAMES == LM_CELLS == ("egru", *DENSE_CELLS)  # the DVS model's cells too
+    assert EVENT_AMPLITUDE_NAMES == EVENT_AMPLITUDES
+
+
 def test_init_from_a_checkpoint_then_prune(tmp_path):
     model_config, train_config = tiny_configs(max_steps=6, final_test=False)
     corpus = cyclic_corpus()
