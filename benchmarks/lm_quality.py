@@ -427,6 +427,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         name, rates = parse_lr_option(text)
         lrs[name] = rates
     egru_overrides = parse_overrides(args.egru)
+    try:  # a value the config refuses (e.g. decoder_input=foo): one line, before any training
+        egru_config = model_config("egru", egru_overrides, preset=args.preset)[0]
+    except ValueError as exc:
+        raise UserError(f"--egru: {exc}") from None
     _, tc = preset_configs(args.preset)
     steps = args.steps or tc.max_steps
     sweep_steps = args.sweep_steps or steps
@@ -440,7 +444,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "egru_overrides": egru_overrides,
         # the whole EGRU architecture and recipe, so that a saved report still says what ran
         # after the preset changes
-        "egru_config": asdict(model_config("egru", egru_overrides, preset=args.preset)[0]),
+        "egru_config": asdict(egru_config),
         "test_tokens": args.test_tokens or "all",
         "threads": args.threads,
         "load": _load(),

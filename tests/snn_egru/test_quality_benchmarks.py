@@ -82,6 +82,10 @@ def test_lr_and_seed_lists_parse_and_refuse_bad_input():
         (["--lr", "gru=0"], "must be a finite number > 0"),
         (["--steps", "0"], "--steps must be >= 1"),
         (["--plot-from", "missing.json"], "--plot-from needs --plot"),
+        (
+            ["--egru", "decoder_input=foo"],
+            "--egru: unknown decoder_input 'foo'; valid names: events, state, positive-state",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, message, capsys):
