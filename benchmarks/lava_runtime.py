@@ -41,6 +41,7 @@ import numpy as np
 from lava_procs.run import run_network
 from snn_egru.reference import egru_stack_step
 from spinnaker2_backend import map_network, synthetic_network
+from spinnaker2_backend.simulator import LayerSimulator, run_mapping
 
 
 def timed(fn):
@@ -103,7 +104,7 @@ def profile_step(artifact, mapping, tokens: np.ndarray) -> dict[str, float]:
     t0 = clock()
     artifact.readout(np.stack(last))
     batched = clock() - t0
-    sims = [mapping.layer_simulator(i, dtype=np.float32) for i in range(artifact.num_layers)]
+    sims = [LayerSimulator(mapping, i, dtype=np.float32) for i in range(artifact.num_layers)]
     chip = full_record = summary_bytes = summary_s = energy_s = 0.0
     for x in xs:
         inp = x
@@ -261,7 +262,7 @@ def main() -> None:
         times.setdefault("reference", []).append(seconds)
         _, seconds = timed(lambda: streamed_reference(artifact, tokens))
         times.setdefault("streamed", []).append(seconds)
-        results["direct"], seconds = timed(lambda: mapping.run(tokens))
+        results["direct"], seconds = timed(lambda: run_mapping(mapping, tokens))
         times.setdefault("direct", []).append(seconds)
         for key, backend, readout in (
             ("lava_fp", "floating_pt", "host"),

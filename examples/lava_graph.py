@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Lava first (it sets the multiprocessing start method), then the numpy work.
     from lava_procs.run_configs import ChipOptions, FloatingPtSimCfg, SpiNNaker2SimCfg
+    from spinnaker2_backend.simulator import run_mapping
 
     rng = np.random.default_rng(args.seed)
     artifact = make_artifact(args, rng)
@@ -377,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     float_run = run_graph(artifact, inputs, FloatingPtSimCfg(), timeout_s=args.timeout)
     chip_cfg = SpiNNaker2SimCfg(chip=ChipOptions(weight_format=args.weight_format))
     chip_run = run_graph(artifact, inputs, chip_cfg, timeout_s=args.timeout)
-    direct = chip_cfg.mapping_for(artifact).run(inputs)
+    direct = run_mapping(chip_cfg.mapping_for(artifact), inputs)
 
     print(format_vars(float_run, "floating_pt"))
     print(format_vars(chip_run, f"spinnaker2 ({args.weight_format} weights)"))

@@ -254,6 +254,7 @@ def measure(
 ) -> WhatIfPoint:
     """Map ``artifact`` with ``weight_format``; if it fits, run ``tokens`` and report."""
     from spinnaker2_backend.mapping import MappingError, map_network, partition_network
+    from spinnaker2_backend.simulator import run_mapping
 
     begin = time.perf_counter()
     if weight_format in INT8_FORMATS:
@@ -278,7 +279,7 @@ def measure(
             host_seconds=time.perf_counter() - begin,
         )
     report = mapping.report()
-    run = mapping.run(tokens, record=False)
+    run = run_mapping(mapping, tokens, record=False)
     chip = run.report(sequence_tokens=SEQUENCE_TOKENS)
     point = WhatIfPoint(
         sparsity=sparsity,

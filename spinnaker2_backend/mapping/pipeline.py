@@ -3,9 +3,9 @@
 partition -> place -> route -> lay out memory -> check fit (see
 :mod:`spinnaker2_backend.mapping`). :class:`Mapping` holds every stage's result, encodes a
 PE's weights on demand, and builds the :class:`~spinnaker2_backend.mapping.report.MappingReport`
-(:func:`build_mapping_report`). ``Mapping.run`` / ``.simulator`` / ``.layer_simulator`` are
-conveniences that import :mod:`spinnaker2_backend.simulator` when called (the simulator
-imports this module, never the other way round at import time).
+(:func:`build_mapping_report`). A mapping is data: running it is the simulator's
+(:func:`spinnaker2_backend.simulator.run_mapping`, ``NetworkSimulator(mapping)``,
+``LayerSimulator(mapping, layer)``), which imports this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -178,17 +178,6 @@ class Mapping:
         """Write the placement table as ``.csv`` or ``.json``."""
         return self.placement.save(path)
 
-    # ---------------------------------------------------------------- running
-    def run(self, inputs, **kwargs):
-        """Run the mapped network on the simulated chip.
-
-        Delegates to :func:`spinnaker2_backend.simulator.run_mapping` (see there for the
-        arguments and the result).
-        """
-        from spinnaker2_backend import simulator
-
-        return simulator.run_mapping(self, inputs, **kwargs)
-
     def for_batch(self, batch_size: int) -> Mapping:
         """This mapping with room for ``batch_size`` samples per PE (same placement and
         routes; memory laid out and checked again).
@@ -213,18 +202,6 @@ class Mapping:
             batch_size=batch_size,
             _weights_cache=self._weights_cache,
         )
-
-    def simulator(self, **kwargs):
-        """A :class:`spinnaker2_backend.simulator.NetworkSimulator` of this mapping."""
-        from spinnaker2_backend import simulator
-
-        return simulator.NetworkSimulator(self, **kwargs)
-
-    def layer_simulator(self, layer: int, **kwargs):
-        """A :class:`spinnaker2_backend.simulator.LayerSimulator` of one mapped layer."""
-        from spinnaker2_backend import simulator
-
-        return simulator.LayerSimulator(self, layer, **kwargs)
 
 
 def _resolve_artifact(artifact: DeploymentArtifact | str | os.PathLike) -> DeploymentArtifact:
@@ -295,10 +272,7 @@ def map_network(
         snn_egru.artifact.ArtifactError: the artifact file is missing or malformed.
     """
     artifact = _resolve_artifact(artifact)
-    if machine is None:
-        machine = Machine(spec=spec)
-    elif spec is not None and spec != machine.spec:
-        machine = Machine(chips=machine.num_chips, spec=spec, chip_grid=machine.chip_grid)
+    machine = _machine_for(machine, spec)
     spec = machine.spec
     check_options(weight_format, record_steps, input_source)
     check_receive_policy(receive_policy, weight_format)
@@ -326,30 +300,11 @@ def map_network(
         memory_models=models,
     )
     clock.done("1 partition", f"{partition.num_slices} slices")
-    placement = place_slices(partition, machine)
-    clock.done("2 placement", f"{placement.num_pes_used} PEs")
-    routes = route_slices(placement)
-    clock.done("3 routing")
-    memory = layout_memory(models, placement)
-    clock.done("4 memory layout")
-    fit = check_fit(memory, placement, models, raise_error=check)
-    clock.done("5 fit check")
+    placement, routes, memory, fit = _place_route_and_fit(
+        partition, machine, models, clock, check=check
+    )
     if input_source == "dram" and artifact.input_kind == "embedding":
-        table = int(np.prod(artifact.embedding.shape)) * spec.word_bytes
-        if check and table > spec.dram_bytes:
-            raise MappingError(
-                f"the embedding table needs {table:,} bytes of DRAM but a chip has "
-                f"{spec.dram_bytes:,}: use input_source='host'"
-            )
-    layers = [
-        LayerPlacement(
-            layer=i,
-            hidden_size=artifact.layers[i].hidden_size,
-            input_size=artifact.layers[i].input_size,
-            slices=list(placement.layers[i]),
-        )
-        for i in range(artifact.num_layers)
-    ]
+        _check_embedding_table(artifact, spec, check=check)
     mapping = Mapping(
         artifact=artifact,
         machine=machine,
@@ -362,7 +317,7 @@ def map_network(
         routes=routes,
         memory=memory,
         fit=fit,
-        layers=layers,
+        layers=_layer_placements(artifact, placement),
         memory_models=models,
         max_units_per_pe=max_units_per_pe,
         receive_policy=receive_policy,
@@ -378,6 +333,58 @@ def map_network(
         100 * fit.fullest_utilisation,
     )
     return mapping
+
+
+def _machine_for(machine: Machine | None, spec: ChipSpec | None) -> Machine:
+    """``machine`` (default: one chip of ``spec``), with ``spec`` in place of its own."""
+    if machine is None:
+        return Machine(spec=spec)
+    if spec is not None and spec != machine.spec:
+        return Machine(chips=machine.num_chips, spec=spec, chip_grid=machine.chip_grid)
+    return machine
+
+
+def _place_route_and_fit(
+    partition: PartitionResult,
+    machine: Machine,
+    models: list[LayerMemoryModel],
+    clock: _StageClock,
+    *,
+    check: bool,
+) -> tuple[Placement, RoutingResult, MemoryLayout, FitCheck]:
+    """Stages 2-5 after the partition, each logged with its time by ``clock``."""
+    placement = place_slices(partition, machine)
+    clock.done("2 placement", f"{placement.num_pes_used} PEs")
+    routes = route_slices(placement)
+    clock.done("3 routing")
+    memory = layout_memory(models, placement)
+    clock.done("4 memory layout")
+    fit = check_fit(memory, placement, models, raise_error=check)
+    clock.done("5 fit check")
+    return placement, routes, memory, fit
+
+
+def _check_embedding_table(artifact: DeploymentArtifact, spec: ChipSpec, *, check: bool) -> None:
+    """An embedding table streamed from DRAM fits a chip's DRAM (when ``check``)."""
+    table = int(np.prod(artifact.embedding.shape)) * spec.word_bytes
+    if check and table > spec.dram_bytes:
+        raise MappingError(
+            f"the embedding table needs {table:,} bytes of DRAM but a chip has "
+            f"{spec.dram_bytes:,}: use input_source='host'"
+        )
+
+
+def _layer_placements(artifact: DeploymentArtifact, placement: Placement) -> list[LayerPlacement]:
+    """Each layer's sizes and PE slices."""
+    return [
+        LayerPlacement(
+            layer=i,
+            hidden_size=artifact.layers[i].hidden_size,
+            input_size=artifact.layers[i].input_size,
+            slices=list(placement.layers[i]),
+        )
+        for i in range(artifact.num_layers)
+    ]
 
 
 def build_mapping_report(mapping: Mapping) -> MappingReport:

@@ -6,15 +6,12 @@ import csv
 import io
 import json
 import logging
-import sys
-import types
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import spinnaker2_backend
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
 from spinnaker2_backend import ChipSpec, Machine, MappingError, map_network, synthetic_network
@@ -412,19 +409,16 @@ def test_map_network_accepts_a_path_and_dram_use(small_net, tmp_path):
     assert map_network(lm, input_source="host").dram_table_bytes == 0
 
 
-def test_run_and_simulators_delegate_to_the_simulator_module(small_net, monkeypatch):
-    calls = []
-    fake = types.ModuleType("spinnaker2_backend.simulator")
-    fake.run_mapping = lambda mapping, inputs, **kw: calls.append(("run", inputs, kw)) or "ran"
-    fake.NetworkSimulator = lambda mapping, **kw: ("net", kw)
-    fake.LayerSimulator = lambda mapping, layer, **kw: ("layer", layer, kw)
-    monkeypatch.setitem(sys.modules, "spinnaker2_backend.simulator", fake)
-    monkeypatch.setattr(spinnaker2_backend, "simulator", fake, raising=False)
+def test_a_mapping_is_data_and_running_it_is_the_simulators(small_net):
+    from spinnaker2_backend.simulator import NetworkSimulator, run_mapping
+
     mapping = map_network(small_net)
-    assert mapping.run("xs", steps=3) == "ran"
-    assert calls == [("run", "xs", {"steps": 3})]
-    assert mapping.simulator(trace=True) == ("net", {"trace": True})
-    assert mapping.layer_simulator(1) == ("layer", 1, {})
+    for name in ("run", "simulator", "layer_simulator"):
+        assert not hasattr(mapping, name), name
+    xs = np.random.default_rng(0).standard_normal((4, small_net.layers[0].input_size))
+    direct = run_mapping(mapping, xs, record=False)
+    stepped = NetworkSimulator(mapping).run(xs)
+    assert direct.report().to_dict() == stepped.report().to_dict()
 
 
 def test_machine_and_spec_options(small_net):
