@@ -78,48 +78,41 @@ class GpuFigure:
             raise ValueError(f"GpuFigure.unit must be 'sequence' or 'sample', got {self.unit!r}")
 
 
+_LM_SOURCE = "docs/spinnaker2.md, EGRU deployment, measured [A]"
+_DVS_SOURCE = "docs/spinnaker2.md, DVS deployment (Table III, batch 1), measured [A]"
+
+
+def _published(
+    name: str, power_w: float, seconds: float, energy_j: float, source=_LM_SOURCE, unit="sequence"
+) -> GpuFigure:
+    """A published, measured row of S2-EGRU [A] (per sequence unless ``unit="sample"``)."""
+    return GpuFigure(
+        name=name,
+        power_w=power_w,
+        seconds_per_sequence=seconds,
+        energy_j_per_sequence=energy_j,
+        measured=True,
+        source=source,
+        unit=unit,
+    )
+
+
 #: The published A100 row (batch 1, one 70-token WikiText-2 test sequence), S2-EGRU [A].
-PUBLISHED_A100 = GpuFigure(
-    name="NVIDIA A100 (published)",
-    power_w=60.0,
-    seconds_per_sequence=19.9e-3,
-    energy_j_per_sequence=1.19,
-    measured=True,
-    source="docs/spinnaker2.md, EGRU deployment, measured [A]",
-)
+PUBLISHED_A100 = _published("NVIDIA A100 (published)", 60.0, 19.9e-3, 1.19)
 
 #: The published SpiNNaker2 row of the same measurement, S2-EGRU [A].
-PUBLISHED_SPINNAKER2 = GpuFigure(
-    name="SpiNNaker2 (published)",
-    power_w=0.39,
-    seconds_per_sequence=170.25e-3,
-    energy_j_per_sequence=0.0653,
-    measured=True,
-    source="docs/spinnaker2.md, EGRU deployment, measured [A]",
-)
+PUBLISHED_SPINNAKER2 = _published("SpiNNaker2 (published)", 0.39, 170.25e-3, 0.0653)
 
 #: The published A100 row of the DVS gesture deployment (Table III, batch 1, per sample),
 #: S2-EGRU [A].
-PUBLISHED_DVS_A100 = GpuFigure(
-    name="NVIDIA A100 (published, DVS)",
-    power_w=61.0,
-    seconds_per_sequence=1.09e-3,
-    energy_j_per_sequence=0.067,
-    measured=True,
-    source="docs/spinnaker2.md, DVS deployment (Table III, batch 1), measured [A]",
-    unit="sample",
+PUBLISHED_DVS_A100 = _published(
+    "NVIDIA A100 (published, DVS)", 61.0, 1.09e-3, 0.067, source=_DVS_SOURCE, unit="sample"
 )
 
 #: The published SpiNNaker2 row of the DVS gesture deployment (128 PEs, Table III, batch 1,
 #: per sample), S2-EGRU [A].
-PUBLISHED_DVS_SPINNAKER2 = GpuFigure(
-    name="SpiNNaker2 (published, DVS)",
-    power_w=0.39,
-    seconds_per_sequence=60.19e-3,
-    energy_j_per_sequence=0.023,
-    measured=True,
-    source="docs/spinnaker2.md, DVS deployment (Table III, batch 1), measured [A]",
-    unit="sample",
+PUBLISHED_DVS_SPINNAKER2 = _published(
+    "SpiNNaker2 (published, DVS)", 0.39, 60.19e-3, 0.023, source=_DVS_SOURCE, unit="sample"
 )
 
 #: Frames per DVS sample the model assumes: the paper does not state it (25 ms frames); this
@@ -397,6 +390,47 @@ def _fmt_count(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
 
+def _profiles_per_token(profile, steps: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The critical path's seconds per token by phase group, for the network and per layer
+    (a layer's without the NoC latency)."""
+    per_token_critical = {k: v / steps for k, v in profile.critical_phase_seconds().items()}
+    layer_profiles = [
+        profile.grouped({k: v / steps for k, v in layer.items()})
+        for layer in profile.layer_critical_phase_seconds()
+    ]
+    for layer_profile in layer_profiles:
+        layer_profile.pop("NoC latency", None)
+    return profile.grouped(per_token_critical), layer_profiles
+
+
+def _comparison_rows(
+    simulated: dict[str, Any], references, sequence_tokens: int, key: str
+) -> list[dict[str, Any]]:
+    """The simulated row and the reference rows (scaled to ``sequence_tokens`` where given
+    per sequence), each with its time and energy against the simulated row's."""
+    rows = [simulated]
+    for ref in references:
+        scale = sequence_tokens / ref.sequence_tokens if ref.unit == "sequence" else 1.0
+        rows.append(
+            {
+                "name": ref.name,
+                "power_w": ref.power_w,
+                "seconds": ref.seconds_per_sequence * scale,
+                "energy_j": ref.energy_j_per_sequence * scale,
+                "kind": "measured" if ref.measured else "supplied",
+                "source": ref.source,
+                "unit": ref.unit,
+            }
+        )
+    unit_seconds, unit_energy = simulated["seconds"], simulated["energy_j"]
+    for row in rows:
+        row["time_vs_simulated"] = row["seconds"] / unit_seconds if unit_seconds else 0.0
+        row["energy_vs_simulated"] = row["energy_j"] / unit_energy if unit_energy else 0.0
+        row[f"seconds_per_{key}"] = row["seconds"]
+        row[f"energy_j_per_{key}"] = row["energy_j"]
+    return rows
+
+
 @dataclass
 class RunReport:
     """What a run cost: time, profile, energy, packets, events, and a GPU comparison.
@@ -478,14 +512,7 @@ class RunReport:
             raise ValueError(f"sequence_tokens must be >= 1, got {sequence_tokens}")
         profile = run.profile
         steps = max(run.steps, 1)
-        per_token_critical = {k: v / steps for k, v in profile.critical_phase_seconds().items()}
-        profile_groups = profile.grouped(per_token_critical)
-        layer_profiles = [
-            profile.grouped({k: v / steps for k, v in layer.items()})
-            for layer in profile.layer_critical_phase_seconds()
-        ]
-        for layer_profile in layer_profiles:
-            layer_profile.pop("NoC latency", None)
+        profile_groups, layer_profiles = _profiles_per_token(profile, steps)
         seconds_per_token = profile.seconds_per_step
         seconds_per_sequence = seconds_per_token * sequence_tokens
         energy = run.energy
@@ -528,26 +555,9 @@ class RunReport:
             "energy_j": unit_energy,
             "kind": "simulated estimate",
         }
-        rows = [simulated_row]
-        for ref in references:
-            scale = sequence_tokens / ref.sequence_tokens if ref.unit == "sequence" else 1.0
-            rows.append(
-                {
-                    "name": ref.name,
-                    "power_w": ref.power_w,
-                    "seconds": ref.seconds_per_sequence * scale,
-                    "energy_j": ref.energy_j_per_sequence * scale,
-                    "kind": "measured" if ref.measured else "supplied",
-                    "source": ref.source,
-                    "unit": ref.unit,
-                }
-            )
-        for row in rows:
-            row["time_vs_simulated"] = row["seconds"] / unit_seconds if unit_seconds else 0.0
-            row["energy_vs_simulated"] = row["energy_j"] / unit_energy if unit_energy else 0.0
-            key = "sequence" if lm else "sample"
-            row[f"seconds_per_{key}"] = row["seconds"]
-            row[f"energy_j_per_{key}"] = row["energy_j"]
+        rows = _comparison_rows(
+            simulated_row, references, sequence_tokens, "sequence" if lm else "sample"
+        )
         return cls(
             layer_sizes=list(run.layer_sizes),
             weight_format=run.weight_format,
