@@ -1,5 +1,7 @@
 """What every command line of the project shares (torch-free, Lava-free, cheap to import).
 
+Layer: core of snn_egru (torch-free; what spinnaker2_backend and lava_procs may import).
+
 - :class:`ArgumentParser`: ``argparse`` with one-line errors (``PROG: error: MESSAGE (see
   PROG --help)``, exit status 2), no abbreviated options (``--plot`` never silently means
   ``--plot-dir``), and default values shown in the help.
