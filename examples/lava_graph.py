@@ -66,12 +66,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snn_egru.cliargs import parse_example_args
 
 log = logging.getLogger("examples.lava_graph")
 
@@ -347,17 +348,7 @@ def reference_run(artifact: Any, inputs: np.ndarray) -> Any:
 # ---------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns 0 when both backends agree with the reference, else 1."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
     # Lava first (it sets the multiprocessing start method), then the numpy work.
     from lava_procs.run_configs import ChipOptions, FloatingPtSimCfg, SpiNNaker2SimCfg
     from spinnaker2_backend.simulator import run_mapping

@@ -90,13 +90,14 @@ import argparse
 import csv
 import json
 import logging
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snn_egru.cliargs import parse_example_args
 
 log = logging.getLogger("examples.what_if")
 
@@ -463,17 +464,7 @@ def plot(
 # ---------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep; returns 0 (points that do not fit are results, not errors)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     points, artifact = sweep(args)
