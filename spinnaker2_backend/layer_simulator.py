@@ -497,17 +497,20 @@ class LayerSimulator:
         ops = ops[0]
         if fmt == "event":
             n_in, n_rec = float(ev_in[0]), float(ev_rec[0])
-            walked_in, walked_rec = walk_in[0], walk_rec[0]
-            ops[_I["input_events"]] = n_in
-            ops[_I["recurrent_events"]] = n_rec
-            ops[_I["input_weights"]] = walked_in
-            ops[_I["recurrent_weights"]] = walked_rec
-            ops[_I["macs"]] = walked_in + walked_rec
-            # values + target rows per weight, two column extents per event
-            ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
-                2 * (walked_in + walked_rec) + 2 * (n_in + n_rec)
-            )
+            self._event_ops(ops, n_in, n_rec, walk_in[0], walk_rec[0])
         return ops
+
+    def _event_ops(self, ops, n_in, n_rec, walked_in, walked_rec) -> None:
+        """The ``event`` format's counts of a step: events, weights walked, MACs, bytes."""
+        ops[_I["input_events"]] = n_in
+        ops[_I["recurrent_events"]] = n_rec
+        ops[_I["input_weights"]] = walked_in
+        ops[_I["recurrent_weights"]] = walked_rec
+        ops[_I["macs"]] = walked_in + walked_rec
+        # values + target rows per weight, two column extents per event
+        ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
+            2 * (walked_in + walked_rec) + 2 * (n_in + n_rec)
+        )
 
     def step(self, x: np.ndarray) -> LayerStepResult:
         """One step of every PE of the layer.
@@ -607,15 +610,7 @@ class LayerSimulator:
             # gather-and-sum, no BLAS: a single pass, exact integers
             walked_in = sum(self._count_ih[a].sum(axis=0) for a in active_in).astype(np.float64)
             walked_rec = sum(self._count_hh[a].sum(axis=0) for a in active_rec).astype(np.float64)
-            ops[_I["input_events"]] = ev_in
-            ops[_I["recurrent_events"]] = ev_rec
-            ops[_I["input_weights"]] = walked_in
-            ops[_I["recurrent_weights"]] = walked_rec
-            ops[_I["macs"]] = walked_in + walked_rec
-            # values + target rows per weight, two column extents per event
-            ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
-                2 * (walked_in + walked_rec) + 2 * (ev_in + ev_rec)
-            )
+            self._event_ops(ops, ev_in, ev_rec, walked_in, walked_rec)
         if self._int8 is not None:
             self._int8.count_ops(ops, _I, active_in, active_rec)
         self._policy_ops(ops, n_in, n_rec, dropped)

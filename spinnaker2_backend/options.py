@@ -57,32 +57,27 @@ INPUT_SOURCES: tuple[str, ...] = ("dram", "host")
 CLOCKS_MHZ: tuple[float, ...] = tuple(hz / 1e6 for hz in ChipSpec().pe_clock_levels_hz)
 
 
-def pes_per_layer(text: str) -> int | list[int]:
-    """``argparse`` type of ``--pes-per-layer``: ``N`` or ``N,N,...``, every N >= 1."""
+def _counts(text: str, takes: str, what: str) -> int | list[int]:
+    """``N`` or ``N,N,...`` (every N >= 1) as an int or a list, else ArgumentTypeError."""
     try:
         counts = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"takes a number or comma-separated numbers (e.g. 53,68,29), got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"takes {takes}, got {text!r}") from None
     if any(c < 1 for c in counts):
-        raise argparse.ArgumentTypeError(f"every PE count must be >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"every {what} must be >= 1, got {text!r}")
     return counts[0] if len(counts) == 1 else counts
+
+
+def pes_per_layer(text: str) -> int | list[int]:
+    """``argparse`` type of ``--pes-per-layer``: ``N`` or ``N,N,...``, every N >= 1."""
+    return _counts(text, "a number or comma-separated numbers (e.g. 53,68,29)", "PE count")
 
 
 def receive_capacity(text: str) -> str | int | list[int]:
     """``argparse`` type of ``--receive-capacity``: ``auto``, ``N`` or ``N,N,...`` (N >= 1)."""
     if text == "auto":
         return text
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"takes a number, comma-separated numbers or auto, got {text!r}"
-        ) from None
-    if any(c < 1 for c in counts):
-        raise argparse.ArgumentTypeError(f"every capacity must be >= 1, got {text!r}")
-    return counts[0] if len(counts) == 1 else counts
+    return _counts(text, "a number, comma-separated numbers or auto", "capacity")
 
 
 def _clock(text: str) -> float:

@@ -16,7 +16,12 @@ from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
 from spinnaker2_backend import ChipSpec, Machine, MappingError, map_network, synthetic_network
 from spinnaker2_backend.formats import WEIGHT_FORMATS
-from spinnaker2_backend.mapping import PESlice, layer_memory_models, partition_network
+from spinnaker2_backend.mapping import (
+    DATA_REGIONS,
+    PESlice,
+    layer_memory_models,
+    partition_network,
+)
 from spinnaker2_backend.mapping.placement import _pe_order, _traffic_cost
 
 logger = logging.getLogger(__name__)
@@ -381,18 +386,8 @@ def test_report_dict_json_and_table(small_net):
     assert data["pes_used"] == mapping.num_pes_used
     assert len(data["pes"]) == mapping.num_pes_used
     row = data["pes"][0]
-    assert row["total"] == sum(
-        row[r]
-        for r in (
-            "static_data",
-            "weights",
-            "variables",
-            "receive_buffers",
-            "recordings",
-            "debug",
-            "stack_heap",
-        )
-    )
+    assert row["total"] == sum(row[r] for r in DATA_REGIONS)
+    assert len(DATA_REGIONS) == 7 and {"weights", "stack_heap"} <= set(DATA_REGIONS)
     assert sum(lr["nnz"] for lr in data["layers"]) == sum(r["nnz"] for r in data["pes"])
     text = report.table()
     assert "fullest PE" in text and "layer  units" in text
