@@ -7,7 +7,7 @@ decoder) with 95 % sparse CSR weights. For one stream of token ids it times, in 
 - ``reference``: ``artifact.run_reference`` (the numpy EGRU in one process, the readout as
   one matrix product over all steps at the end): the baseline of every ratio;
 - ``reference, streamed``: the same token by token with the readout of each step;
-- ``direct chip``: ``mapping.run`` (the simulated SpiNNaker2 chip, one process);
+- ``direct chip``: ``run_mapping`` (the simulated SpiNNaker2 chip, one process);
 - ``lava floating_pt`` / ``lava spinnaker2``: ``run_network`` (the readout of a run on the
   host in one product, as on the chip's host: ``readout="host"``);
 - ``lava floating_pt, Readout process``: the same with a Lava ``Readout`` process that
@@ -283,7 +283,7 @@ def main() -> None:
     rows = [
         ("reference (numpy)", "reference"),
         ("reference, streamed", "streamed"),
-        ("direct chip (mapping.run)", "direct"),
+        ("direct chip (run_mapping)", "direct"),
         ("lava floating_pt", "lava_fp"),
         ("lava floating_pt, Readout process", "lava_fp_process"),
         ("lava spinnaker2", "lava_chip"),

@@ -23,7 +23,7 @@ What it shows (for Lava users)
 4. the check: the logits, every layer's events and the final states of both Lava runs
    agree with :meth:`snn_egru.artifact.DeploymentArtifact.run_reference` (the numpy
    reference of ``snn_egru.reference``), and the Lava chip run's time per step with a
-   direct run of the same mapping (``mapping.run``).
+   direct run of the same mapping (``run_mapping``).
 
 No torch is imported. The exit status is 1 when a backend disagrees with the reference.
 
@@ -58,7 +58,7 @@ run printed (lines shortened)::
     backend       logits    events    c         y
     floating_pt   0.0e+00   0.0e+00   0.0e+00   0.0e+00
     spinnaker2    0.0e+00   0.0e+00   0.0e+00   0.0e+00
-    chip time per step: Lava 223.5 us, direct mapping.run 223.5 us
+    chip time per step: Lava 223.5 us, direct run_mapping 223.5 us
     all agree: yes
 """
 
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         print((f"{backend:<14}" + "".join(f"{diffs[name]:<10.1e}" for name in columns)).rstrip())
     lava_time = chip_run.chip_run.seconds_per_token
     print(
-        f"chip time per step: Lava {lava_time * 1e6:.1f} us, direct mapping.run "
+        f"chip time per step: Lava {lava_time * 1e6:.1f} us, direct run_mapping "
         f"{direct.seconds_per_token * 1e6:.1f} us"
     )
     worst = max(max(diffs.values()) for diffs in rows.values())

@@ -13,7 +13,7 @@ every weight format of ``--formats``:
   PE's memory. A network that does not fit raises ``MappingError``: it is recorded as
   "does not fit" with the reason (and the PEs it would need), not a crash.
 * **time and energy**: a short run of ``--tokens`` random tokens on the simulated chip
-  (``mapping.run``), extrapolated to the published time unit, one 70-token sequence
+  (``run_mapping``), extrapolated to the published time unit, one 70-token sequence
   (``run.report()``).
 
 The formats: ``csr`` (the published design: each PE walks every stored non-zero of its rows

@@ -1,5 +1,5 @@
 """Lava graphs with the ``spinnaker2`` models: same outputs as ``floating_pt``, same chip
-counters as the backend's direct run of the whole network (``mapping.run``)."""
+counters as the backend's direct run of the whole network (``run_mapping``)."""
 
 from __future__ import annotations
 
