@@ -215,24 +215,20 @@ NOT_ON_LAVA = (
 )
 
 
+#: The options that :func:`map_network` takes as they were parsed (besides the machine).
+_MAP_NETWORK_OPTIONS = ("weight_format", "max_units_per_pe", *NOT_ON_LAVA)
+
+
 def mapping_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`spinnaker2_backend.map_network` from parsed options."""
     from spinnaker2_backend.machine import Machine
 
     spec = ChipSpec().with_clock_mhz(args.clock_mhz)
-    return {
-        "machine": Machine(chips=args.chips, spec=spec),
-        "weight_format": args.weight_format,
-        "max_units_per_pe": args.max_units_per_pe,
-        "pes_per_layer": args.pes_per_layer,
-        "record_steps": args.record_steps,
-        "input_source": args.input_source,
-        "balance": args.balance,
-        "receive_policy": args.receive_policy,
-        # `auto` is sized by `run` from a recorded run; until then: every source
-        "receive_capacity": None if args.receive_capacity == "auto" else args.receive_capacity,
-        "batch_size": args.batch_size,
-    }
+    kwargs = {"machine": Machine(chips=args.chips, spec=spec)}
+    kwargs.update((name, getattr(args, name)) for name in _MAP_NETWORK_OPTIONS)
+    if args.receive_capacity == "auto":  # sized by `run` from a recorded run; until then:
+        kwargs["receive_capacity"] = None  # every source
+    return kwargs
 
 
 def mapping_argv(args: argparse.Namespace, *, partition: bool = True) -> list[str]:
@@ -271,15 +267,7 @@ def mapping_argv(args: argparse.Namespace, *, partition: bool = True) -> list[st
 def mapping_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The mapping and machine options as a JSON-safe dict (for summaries)."""
     return {
-        "weight_format": args.weight_format,
-        "max_units_per_pe": args.max_units_per_pe,
-        "pes_per_layer": args.pes_per_layer,
-        "record_steps": args.record_steps,
-        "input_source": args.input_source,
-        "balance": args.balance,
-        "receive_policy": args.receive_policy,
-        "receive_capacity": args.receive_capacity,
-        "batch_size": args.batch_size,
+        **{name: getattr(args, name) for name in _MAP_NETWORK_OPTIONS},
         "chips": args.chips,
         "clock_mhz": args.clock_mhz,
     }
