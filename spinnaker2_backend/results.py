@@ -304,6 +304,18 @@ def _fmt_count(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
 
+#: The counters a report gives per step too (table rows, in this order).
+_PER_STEP_COUNTS = (
+    "events",
+    "packets_on_chip",
+    "packets_chip_to_chip",
+    "packets_received",
+    "macs",
+    "nonzeros_walked",
+    "dram_bytes",
+)
+
+
 def _profiles_per_token(profile, steps: int) -> tuple[dict[str, float], list[dict[str, float]]]:
     """The critical path's seconds per token by phase group, for the network and per layer
     (a layer's without the NoC latency)."""
@@ -432,18 +444,7 @@ class RunReport:
         energy = run.energy
         energy_per_sequence = energy.total_j / steps * sequence_tokens if run.steps else 0.0
         totals = run.counters.summary()
-        per_step = {
-            key: totals[key] / steps
-            for key in (
-                "events",
-                "packets_on_chip",
-                "packets_chip_to_chip",
-                "packets_received",
-                "macs",
-                "nonzeros_walked",
-                "dram_bytes",
-            )
-        }
+        per_step = {key: totals[key] / steps for key in _PER_STEP_COUNTS}
         batch = max(int(getattr(run, "batch_size", 1)), 1)
         lm = getattr(run, "input_kind", "embedding") == "embedding"
         seconds_per_sample = profile.wall_seconds / batch
@@ -577,15 +578,7 @@ class RunReport:
         for name, joules in self.energy_j.items():
             lines.append(f"    {name:<20} {joules:>12.4g} J")
         lines += ["", "counts (total / per step)"]
-        for name in (
-            "events",
-            "packets_on_chip",
-            "packets_chip_to_chip",
-            "packets_received",
-            "macs",
-            "nonzeros_walked",
-            "dram_bytes",
-        ):
+        for name in _PER_STEP_COUNTS:
             lines.append(
                 f"  {name:<22} {_fmt_count(self.counters[name]):>16} "
                 f"{_fmt_count(self.per_step[name]):>14}"
