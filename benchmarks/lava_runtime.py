@@ -7,7 +7,7 @@ decoder) with 95 % sparse CSR weights. For one stream of token ids it times, in 
 - ``reference``: ``artifact.run_reference`` (the numpy EGRU in one process, the readout as
   one matrix product over all steps at the end): the baseline of every ratio;
 - ``reference, streamed``: the same token by token with the readout of each step;
-- ``direct chip``: ``mapping.run`` (the simulated SpiNNaker2 chip, one process);
+- ``direct chip``: ``run_mapping`` (the simulated SpiNNaker2 chip, one process);
 - ``lava floating_pt`` / ``lava spinnaker2``: ``run_network`` (the readout of a run on the
   host in one product, as on the chip's host: ``readout="host"``);
 - ``lava floating_pt, Readout process``: the same with a Lava ``Readout`` process that
@@ -41,6 +41,7 @@ import numpy as np
 from lava_procs.run import run_network
 from snn_egru.reference import egru_stack_step
 from spinnaker2_backend import map_network, synthetic_network
+from spinnaker2_backend.simulator import LayerSimulator, run_mapping
 
 
 def timed(fn):
@@ -103,7 +104,7 @@ def profile_step(artifact, mapping, tokens: np.ndarray) -> dict[str, float]:
     t0 = clock()
     artifact.readout(np.stack(last))
     batched = clock() - t0
-    sims = [mapping.layer_simulator(i, dtype=np.float32) for i in range(artifact.num_layers)]
+    sims = [LayerSimulator(mapping, i, dtype=np.float32) for i in range(artifact.num_layers)]
     chip = full_record = summary_bytes = summary_s = energy_s = 0.0
     for x in xs:
         inp = x
@@ -261,7 +262,7 @@ def main() -> None:
         times.setdefault("reference", []).append(seconds)
         _, seconds = timed(lambda: streamed_reference(artifact, tokens))
         times.setdefault("streamed", []).append(seconds)
-        results["direct"], seconds = timed(lambda: mapping.run(tokens))
+        results["direct"], seconds = timed(lambda: run_mapping(mapping, tokens))
         times.setdefault("direct", []).append(seconds)
         for key, backend, readout in (
             ("lava_fp", "floating_pt", "host"),
@@ -282,7 +283,7 @@ def main() -> None:
     rows = [
         ("reference (numpy)", "reference"),
         ("reference, streamed", "streamed"),
-        ("direct chip (mapping.run)", "direct"),
+        ("direct chip (run_mapping)", "direct"),
         ("lava floating_pt", "lava_fp"),
         ("lava floating_pt, Readout process", "lava_fp_process"),
         ("lava spinnaker2", "lava_chip"),

@@ -18,7 +18,7 @@ per-frame feature vectors to two EGRU layers of 256 units with dense weights, wh
    128 PEs; capped at the layer size for small models), ``map_network(artifact,
    weight_format="dense", pes_per_layer=64)``;
 5. the first ``--chip-samples`` test samples: CNN features in PyTorch, then the EGRU on the
-   simulated chip (``mapping.run(features)``), the class read out from the chip's events
+   simulated chip (``run_mapping(mapping, features)``), the class read out from the chip's events
    (:func:`snn_egru.training.dvs.artifact_sequence_logits`). Accuracy in PyTorch, with the
    numpy reference, and on the chip; time and energy per sample from the chip's run report.
 
@@ -240,16 +240,17 @@ def run_on_chip(
 ) -> dict[str, Any]:
     """Every sample's features through the simulated chip: predictions, time, energy.
 
-    Each sample starts from the zero state (``mapping.run`` default), as a fresh
+    Each sample starts from the zero state (``run_mapping`` default), as a fresh
     classification. Returns per-sample predictions ``(N,)``, logits ``(N, O)``, chip seconds
     ``(N,)`` and joules ``(N,)``, the average power and the activity per layer.
     """
     from snn_egru.training.dvs import artifact_sequence_logits
+    from spinnaker2_backend.simulator import run_mapping
 
     logits, seconds, joules, activity = [], [], [], []
     begin = time.perf_counter()
     for features in sequences:
-        run = mapping.run(features)
+        run = run_mapping(mapping, features)
         logits.append(artifact_sequence_logits(artifact, run.layer_events[-1]))
         report = run.report(sequence_tokens=frames)
         seconds.append(report.seconds_per_sequence)

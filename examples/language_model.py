@@ -11,7 +11,7 @@ The whole path of the published SpiNNaker2 language-model deployment, in one scr
 3. export to the torch-free deployment artifact (:mod:`snn_egru.export`);
 4. mapping onto the simulated chip (:func:`spinnaker2_backend.map_network`: PEs, memory);
 5. the first ``--eval-tokens`` tokens of the test split run through the PyTorch model and
-   through the simulated chip (``mapping.run(token_ids)``), batch 1, state carried:
+   through the simulated chip (``run_mapping(mapping, token_ids)``), batch 1, state carried:
    perplexity on both (:func:`snn_egru.pipeline.perplexity_from_logits`), the largest logit
    difference, and the chip's time and energy per 70-token sequence (``run.report()``).
 
@@ -257,9 +257,10 @@ def torch_slice(checkpoint: Path, tokens: np.ndarray) -> dict[str, Any]:
 def chip_slice(mapping: Any, tokens: np.ndarray) -> tuple[Any, float]:
     """Run ``tokens[:-1]`` on the simulated chip; the Run and its perplexity."""
     from snn_egru.pipeline import perplexity_from_logits
+    from spinnaker2_backend.simulator import run_mapping
 
     begin = time.perf_counter()
-    run = mapping.run(tokens[:-1])
+    run = run_mapping(mapping, tokens[:-1])
     log.info(
         "chip run: %d tokens simulated in %.2f s of host time",
         len(tokens) - 1,

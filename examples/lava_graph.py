@@ -23,7 +23,7 @@ What it shows (for Lava users)
 4. the check: the logits, every layer's events and the final states of both Lava runs
    agree with :meth:`snn_egru.artifact.DeploymentArtifact.run_reference` (the numpy
    reference of ``snn_egru.reference``), and the Lava chip run's time per step with a
-   direct run of the same mapping (``mapping.run``).
+   direct run of the same mapping (``run_mapping``).
 
 No torch is imported. The exit status is 1 when a backend disagrees with the reference.
 
@@ -58,7 +58,7 @@ run printed (lines shortened)::
     backend       logits    events    c         y
     floating_pt   0.0e+00   0.0e+00   0.0e+00   0.0e+00
     spinnaker2    0.0e+00   0.0e+00   0.0e+00   0.0e+00
-    chip time per step: Lava 223.5 us, direct mapping.run 223.5 us
+    chip time per step: Lava 223.5 us, direct run_mapping 223.5 us
     all agree: yes
 """
 
@@ -66,12 +66,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snn_egru.cliargs import parse_example_args
 
 log = logging.getLogger("examples.lava_graph")
 
@@ -347,19 +348,10 @@ def reference_run(artifact: Any, inputs: np.ndarray) -> Any:
 # ---------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns 0 when both backends agree with the reference, else 1."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
     # Lava first (it sets the multiprocessing start method), then the numpy work.
     from lava_procs.run_configs import ChipOptions, FloatingPtSimCfg, SpiNNaker2SimCfg
+    from spinnaker2_backend.simulator import run_mapping
 
     rng = np.random.default_rng(args.seed)
     artifact = make_artifact(args, rng)
@@ -377,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     float_run = run_graph(artifact, inputs, FloatingPtSimCfg(), timeout_s=args.timeout)
     chip_cfg = SpiNNaker2SimCfg(chip=ChipOptions(weight_format=args.weight_format))
     chip_run = run_graph(artifact, inputs, chip_cfg, timeout_s=args.timeout)
-    direct = chip_cfg.mapping_for(artifact).run(inputs)
+    direct = run_mapping(chip_cfg.mapping_for(artifact), inputs)
 
     print(format_vars(float_run, "floating_pt"))
     print(format_vars(chip_run, f"spinnaker2 ({args.weight_format} weights)"))
@@ -389,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         print((f"{backend:<14}" + "".join(f"{diffs[name]:<10.1e}" for name in columns)).rstrip())
     lava_time = chip_run.chip_run.seconds_per_token
     print(
-        f"chip time per step: Lava {lava_time * 1e6:.1f} us, direct mapping.run "
+        f"chip time per step: Lava {lava_time * 1e6:.1f} us, direct run_mapping "
         f"{direct.seconds_per_token * 1e6:.1f} us"
     )
     worst = max(max(diffs.values()) for diffs in rows.values())

@@ -66,10 +66,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any
 
 import numpy as np
+
+from snn_egru.cliargs import parse_example_args
 
 log = logging.getLogger("examples.lava_stock_graph")
 
@@ -215,17 +216,7 @@ def run_network_ports(artifact: Any, features: np.ndarray, run_cfg: Any, timeout
 
 def main(argv: list[str] | None = None) -> int:
     """Run the example; 0 when everything agrees with numpy, else 1."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
     # Lava first (it sets the multiprocessing start method), then the numpy work.
     from lava.magma.core.run_configs import Loihi2SimCfg
 

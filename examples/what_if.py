@@ -13,7 +13,7 @@ every weight format of ``--formats``:
   PE's memory. A network that does not fit raises ``MappingError``: it is recorded as
   "does not fit" with the reason (and the PEs it would need), not a crash.
 * **time and energy**: a short run of ``--tokens`` random tokens on the simulated chip
-  (``mapping.run``), extrapolated to the published time unit, one 70-token sequence
+  (``run_mapping``), extrapolated to the published time unit, one 70-token sequence
   (``run.report()``).
 
 The formats: ``csr`` (the published design: each PE walks every stored non-zero of its rows
@@ -90,13 +90,14 @@ import argparse
 import csv
 import json
 import logging
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snn_egru.cliargs import parse_example_args
 
 log = logging.getLogger("examples.what_if")
 
@@ -254,6 +255,7 @@ def measure(
 ) -> WhatIfPoint:
     """Map ``artifact`` with ``weight_format``; if it fits, run ``tokens`` and report."""
     from spinnaker2_backend.mapping import MappingError, map_network, partition_network
+    from spinnaker2_backend.simulator import run_mapping
 
     begin = time.perf_counter()
     if weight_format in INT8_FORMATS:
@@ -278,7 +280,7 @@ def measure(
             host_seconds=time.perf_counter() - begin,
         )
     report = mapping.report()
-    run = mapping.run(tokens, record=False)
+    run = run_mapping(mapping, tokens, record=False)
     chip = run.report(sequence_tokens=SEQUENCE_TOKENS)
     point = WhatIfPoint(
         sparsity=sparsity,
@@ -462,17 +464,7 @@ def plot(
 # ---------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep; returns 0 (points that do not fit are results, not errors)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     points, artifact = sweep(args)

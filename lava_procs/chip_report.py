@@ -6,10 +6,10 @@ cumulative ``LayerCounters`` once at the end of every run. The host keeps the su
 :class:`ChipStepTable` per layer (compact arrays) and the latest counters, and
 :func:`assemble_chip_run` composes
 them the way the backend composes a direct run of the whole network
-(``mapping.run(inputs)``): layers one after another per token, readout on the host, so time
+(``run_mapping(mapping, inputs)``): layers one after another per token, readout on the host, so time
 per token = sum over layers of each layer's slowest PE (plus the NoC tail of its last
 packet). It uses the backend's public pieces (``build_profile``, ``step_offsets``,
-``estimate_energy``, ``Run``); the tests check the result against ``mapping.run`` counter by
+``estimate_energy``, ``Run``); the tests check the result against ``run_mapping`` counter by
 counter.
 """
 

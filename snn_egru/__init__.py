@@ -1,8 +1,12 @@
 """snn_egru: the EGRU (event-based GRU) for snnTorch/PyTorch, and its torch-free reference.
 
-Torch-free parts (importable without PyTorch, used by the chip side):
+Layer: core of snn_egru (torch-free; what spinnaker2_backend and lava_procs may import).
+Two layers (docs/architecture.md): the torch-free core that the chip side imports
     snn_egru.reference   the numpy EGRU step every backend is tested against
     snn_egru.artifact    the deployment artifact (training -> chip contract)
+    snn_egru.errors, snn_egru.cliargs   user errors and the shared command-line parts
+and the application on top (training, export, cli, pipeline), which imports the backend
+and Lava.
 
 Torch parts are imported lazily on first use (``snn_egru.EGRU`` etc.), so that
 ``import snn_egru.reference`` never loads torch.

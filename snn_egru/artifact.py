@@ -6,8 +6,7 @@ layer-0 inputs (an embedding table, or nothing for feature vectors computed ahea
 turns the last layer's events into predictions (a decoder tied to the embedding, or a linear
 readout), and metadata (vocabulary, class names, training config, metrics).
 
-It is saved to and loaded from one ``.npz`` file (no pickles) and read with numpy/scipy
-only; ``spinnaker2_backend`` and ``lava_procs`` consume it.
+One ``.npz`` file (no pickles), numpy/scipy only. Layer: core of snn_egru (the chip side's).
 
 File schema, version 1 (every key is a numpy array inside the ``.npz``)::
 

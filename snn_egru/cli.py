@@ -366,9 +366,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         logits = result["logits"]
     elif args.backend == "chip":
         from spinnaker2_backend.mapping import map_network
+        from spinnaker2_backend.simulator import run_mapping
 
         mapping = map_network(artifact, **mapping_kwargs(args))
-        run = mapping.run(inputs)
+        run = run_mapping(mapping, inputs)
         report = run.report()
         (out / "chip_report.json").write_text(report.to_json())
         print(report.table())

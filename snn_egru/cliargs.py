@@ -1,5 +1,7 @@
 """What every command line of the project shares (torch-free, Lava-free, cheap to import).
 
+Layer: core of snn_egru (torch-free; what spinnaker2_backend and lava_procs may import).
+
 - :class:`ArgumentParser`: ``argparse`` with one-line errors (``PROG: error: MESSAGE (see
   PROG --help)``, exit status 2), no abbreviated options (``--plot`` never silently means
   ``--plot-dir``), and default values shown in the help.
@@ -39,6 +41,7 @@ __all__ = [
     "guard_run_folder",
     "int_at_least",
     "new_file",
+    "parse_example_args",
     "run_main",
     "user_error_types",
 ]
@@ -315,6 +318,29 @@ def run_main(
         message = flag_message(str(err)) or type(err).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
+
+
+def parse_example_args(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = None,
+    smoke: dict[str, Any] | None = None,
+) -> argparse.Namespace:
+    """How an example starts: parse ``argv``, ``check(parser, args)``, apply the ``smoke``
+    values when ``--smoke`` is given, and log INFO lines (with their time) to stderr."""
+    args = parser.parse_args(argv)
+    if check is not None:
+        check(parser, args)
+    if smoke is not None and getattr(args, "smoke", False):
+        for name, value in smoke.items():
+            setattr(args, name, value)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return args
 
 
 def config_differences(stored: Any, expected: Any, *, skip: Iterable[str] = ()) -> list[str]:

@@ -1,4 +1,7 @@
-"""User-facing errors: raised for mistakes a user can fix; the CLI prints them as one line."""
+"""User-facing errors: raised for mistakes a user can fix; the CLI prints them as one line.
+
+Layer: core of snn_egru (torch-free; what spinnaker2_backend and lava_procs may import).
+"""
 
 from __future__ import annotations
 

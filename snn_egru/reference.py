@@ -1,5 +1,7 @@
 """The numpy reference of the EGRU cell: the one definition every backend is tested against.
 
+Layer: core of snn_egru (torch-free; what spinnaker2_backend and lava_procs may import).
+
 This module is torch-free and Lava-free (numpy and scipy only), so that
 ``spinnaker2_backend`` and ``lava_procs`` can import it without pulling in PyTorch.
 

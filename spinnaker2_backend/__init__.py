@@ -8,9 +8,11 @@ Mapping (partition -> place -> route -> lay out memory -> check)::
     mapping = map_network("model.npz", weight_format="csr", record_steps=70)
     print(mapping.report().table())
 
-Running (the simulated chip; see :mod:`spinnaker2_backend.simulator`)::
+Running (the simulated chip; see :mod:`spinnaker2_backend.simulator`; a mapping is data,
+running it is the simulator's)::
 
-    result = mapping.run(token_ids)
+    from spinnaker2_backend.simulator import run_mapping
+    result = run_mapping(mapping, token_ids)
 
 Command line: ``python -m spinnaker2_backend map --help``.
 

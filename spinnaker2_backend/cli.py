@@ -125,16 +125,25 @@ def _folder(text: str) -> str:
     return text
 
 
-def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """The ``map`` subcommand (mapping only, no run)."""
-    parser = subparsers.add_parser(
-        "map",
-        help="map a network onto the chip and report memory per PE (no run)",
-        description=MAP_DESCRIPTION,
-        epilog=MAP_EPILOG,
-    )
+def _mapping_subcommand(
+    subparsers: argparse._SubParsersAction, name: str, help: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A subcommand that maps a network: its parser with the network and mapping flags."""
+    parser = subparsers.add_parser(name, help=help, description=description, epilog=epilog)
     add_network_arguments(parser)
     add_mapping_arguments(parser)
+    return parser
+
+
+def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The ``map`` subcommand (mapping only, no run)."""
+    parser = _mapping_subcommand(
+        subparsers,
+        "map",
+        "map a network onto the chip and report memory per PE (no run)",
+        MAP_DESCRIPTION,
+        MAP_EPILOG,
+    )
     add_map_output_arguments(parser)
     parser.set_defaults(func=_cmd_map)
     return parser
@@ -284,14 +293,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """The ``run`` subcommand of ``python -m spinnaker2_backend`` (map, then run)."""
-    parser = subparsers.add_parser(
+    parser = _mapping_subcommand(
+        subparsers,
         "run",
-        help="map a network and run it on the simulated chip (time, profile, energy)",
-        description=RUN_DESCRIPTION,
-        epilog=RUN_EPILOG,
+        "map a network and run it on the simulated chip (time, profile, energy)",
+        RUN_DESCRIPTION,
+        RUN_EPILOG,
     )
-    add_network_arguments(parser)
-    add_mapping_arguments(parser)
     group = parser.add_argument_group("run")
     group.add_argument(
         "--inputs", metavar="FILE.npy", help="workload inputs (token ids or feature vectors)"

@@ -37,7 +37,7 @@ checks); the byte counts always assume 4-byte words as on the chip.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -148,8 +148,36 @@ class EncodedMatrix:
         raise NotImplementedError
 
 
+class CompressedBlock:
+    """A block compressed along one axis, as CSR (rows: ``csr``, ``csr-int8``) or CSC (source
+    columns: the ``event`` layouts). ``_layout`` is the scipy type; ``_arrays`` names the
+    fields that hold the stored values, their indices and the pointers."""
+
+    _layout: ClassVar[type] = sp.csr_matrix
+    _arrays: ClassVar[tuple[str, str, str]] = ("values", "column_indices", "row_starts")
+    shape: tuple[int, int]
+
+    @classmethod
+    def _compress(cls, csr: sp.csr_matrix) -> sp.spmatrix:
+        """``csr`` (indices sorted) in this layout, indices sorted."""
+        if cls._layout is sp.csr_matrix:
+            return csr
+        block = sp.csc_matrix(csr)
+        return block if block.has_sorted_indices else block.sorted_indices()
+
+    @property
+    def nnz(self) -> int:
+        return int(getattr(self, self._arrays[0]).shape[0])
+
+    def _scipy(self, dtype=None) -> sp.spmatrix:
+        """The block as a scipy matrix of its layout (the stored values cast to ``dtype``)."""
+        data, indices, pointers = (getattr(self, name) for name in self._arrays)
+        data = data if dtype is None else data.astype(dtype)
+        return self._layout((data, indices, pointers), shape=self.shape)
+
+
 @dataclass(frozen=True, eq=False)
-class CSRWeights(EncodedMatrix):
+class CSRWeights(CompressedBlock, EncodedMatrix):
     """Compressed sparse rows: ``2 NZ + R + 1`` words.
 
     Attributes:
@@ -176,13 +204,9 @@ class CSRWeights(EncodedMatrix):
             shape=(int(csr.shape[0]), int(csr.shape[1])),
         )
 
-    @property
-    def nnz(self) -> int:
-        return int(self.values.shape[0])
-
     def to_scipy(self) -> sp.csr_matrix:
         """The same block as a scipy CSR matrix (shares the arrays)."""
-        return sp.csr_matrix((self.values, self.column_indices, self.row_starts), shape=self.shape)
+        return self._scipy()
 
     def decode(self) -> np.ndarray:
         return self.to_scipy().toarray()
@@ -198,7 +222,7 @@ class CSRWeights(EncodedMatrix):
 
 
 @dataclass(frozen=True, eq=False)
-class EventWeights(EncodedMatrix):
+class EventWeights(CompressedBlock, EncodedMatrix):
     """Per-source-unit synaptic rows (CSC of the local block): ``2 NZ + C + 1`` words.
 
     Attributes:
@@ -214,13 +238,13 @@ class EventWeights(EncodedMatrix):
     column_starts: np.ndarray
     shape: tuple[int, int]
     format_name: str = field(default="event", init=False)
+    _layout: ClassVar[type] = sp.csc_matrix
+    _arrays: ClassVar[tuple[str, str, str]] = ("values", "target_rows", "column_starts")
 
     @classmethod
     def encode(cls, matrix) -> EventWeights:
         """Encode a dense array or scipy.sparse matrix column by column."""
-        csc = sp.csc_matrix(_as_csr(matrix))
-        if not csc.has_sorted_indices:
-            csc = csc.sorted_indices()
+        csc = cls._compress(_as_csr(matrix))
         return cls(
             values=csc.data.copy(),
             target_rows=csc.indices.astype(np.int32),
@@ -228,17 +252,13 @@ class EventWeights(EncodedMatrix):
             shape=(int(csc.shape[0]), int(csc.shape[1])),
         )
 
-    @property
-    def nnz(self) -> int:
-        return int(self.values.shape[0])
-
     def column_lengths(self) -> np.ndarray:
         """``(C,)`` targets per source column (the synaptic row lengths)."""
         return np.diff(self.column_starts)
 
     def to_scipy(self) -> sp.csc_matrix:
         """The same block as a scipy CSC matrix (shares the arrays)."""
-        return sp.csc_matrix((self.values, self.target_rows, self.column_starts), shape=self.shape)
+        return self._scipy()
 
     def decode(self) -> np.ndarray:
         return self.to_scipy().toarray()

@@ -35,13 +35,14 @@ bit equal to :func:`snn_egru.reference.quantized_matvec` on the same rows) and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from snn_egru.reference import INT8_MAX, quantize_codes
 from spinnaker2_backend.constants import WORD_BYTES, ChipSpec
-from spinnaker2_backend.formats import PEWeights, slice_rows
+from spinnaker2_backend.formats import CompressedBlock, PEWeights, slice_rows
 
 __all__ = [
     "QUANTIZED_WEIGHT_FORMATS",
@@ -114,17 +115,41 @@ class _Int8Block:
         return padded_bytes(self.shape[0], 4)
 
 
-class _ArmInt8Block(_Int8Block):
-    """The Arm-core int8 formats ("float" product mode): ``codes`` widened to float32."""
+class _ArmInt8Block(CompressedBlock, _Int8Block):
+    """The Arm-core int8 formats ("float" product mode): ``codes`` widened to float32, stored
+    compressed (CSR for ``csr-int8``, CSC for ``event-int8``) with the narrowest indices."""
 
     codes: np.ndarray
 
-    def _float_codes(self) -> sp.spmatrix:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @classmethod
+    def encode(cls, codes, scale) -> _ArmInt8Block:
+        block, scale = _check_codes(codes, scale)
+        block = cls._compress(block)
+        rows, cols = block.shape
+        minor = cols if cls._layout is sp.csr_matrix else rows  # what an index points at
+        _, indices, pointers = cls._arrays
+        return cls(
+            codes=block.data.astype(np.int8),
+            scales=scale,
+            shape=(int(rows), int(cols)),
+            **{
+                indices: block.indices.astype(index_dtype(max(minor - 1, 0))),
+                pointers: block.indptr.astype(index_dtype(block.nnz)),
+            },
+        )
 
     @property
-    def nnz(self) -> int:
-        return int(self.codes.shape[0])
+    def bytes(self) -> int:
+        _, indices, pointers = (getattr(self, name) for name in self._arrays)
+        return (
+            padded_bytes(self.nnz, 1)
+            + padded_bytes(self.nnz, indices.itemsize)
+            + padded_bytes(pointers.shape[0], pointers.itemsize)
+            + self.scale_bytes
+        )
+
+    def _float_codes(self) -> sp.spmatrix:
+        return self._scipy(np.float32)
 
     def decode(self) -> np.ndarray:
         return self._float_codes().toarray().astype(np.int8)
@@ -147,32 +172,7 @@ class CSRInt8Weights(_ArmInt8Block):
     shape: tuple[int, int]
     format_name: str = field(default="csr-int8", init=False)
 
-    @classmethod
-    def encode(cls, codes, scale) -> CSRInt8Weights:
-        csr, scale = _check_codes(codes, scale)
-        rows, cols = csr.shape
-        return cls(
-            codes=csr.data.astype(np.int8),
-            column_indices=csr.indices.astype(index_dtype(max(cols - 1, 0))),
-            row_starts=csr.indptr.astype(index_dtype(csr.nnz)),
-            scales=scale,
-            shape=(int(rows), int(cols)),
-        )
-
-    @property
-    def bytes(self) -> int:
-        return (
-            padded_bytes(self.nnz, 1)
-            + padded_bytes(self.nnz, self.column_indices.itemsize)
-            + padded_bytes(self.shape[0] + 1, self.row_starts.itemsize)
-            + self.scale_bytes
-        )
-
-    def _float_codes(self) -> sp.csr_matrix:
-        return sp.csr_matrix(
-            (self.codes.astype(np.float32), self.column_indices, self.row_starts),
-            shape=self.shape,
-        )
+    _arrays: ClassVar[tuple[str, str, str]] = ("codes", "column_indices", "row_starts")
 
     def weights_touched(self, x: np.ndarray) -> int:
         return self.nnz
@@ -189,37 +189,11 @@ class EventInt8Weights(_ArmInt8Block):
     shape: tuple[int, int]
     format_name: str = field(default="event-int8", init=False)
 
-    @classmethod
-    def encode(cls, codes, scale) -> EventInt8Weights:
-        csr, scale = _check_codes(codes, scale)
-        csc = sp.csc_matrix(csr)
-        csc.sort_indices()
-        rows, cols = csc.shape
-        return cls(
-            codes=csc.data.astype(np.int8),
-            target_rows=csc.indices.astype(index_dtype(max(rows - 1, 0))),
-            column_starts=csc.indptr.astype(index_dtype(csc.nnz)),
-            scales=scale,
-            shape=(int(rows), int(cols)),
-        )
-
-    @property
-    def bytes(self) -> int:
-        return (
-            padded_bytes(self.nnz, 1)
-            + padded_bytes(self.nnz, self.target_rows.itemsize)
-            + padded_bytes(self.shape[1] + 1, self.column_starts.itemsize)
-            + self.scale_bytes
-        )
+    _layout: ClassVar[type] = sp.csc_matrix
+    _arrays: ClassVar[tuple[str, str, str]] = ("codes", "target_rows", "column_starts")
 
     def column_lengths(self) -> np.ndarray:
         return np.diff(self.column_starts.astype(np.int64))
-
-    def _float_codes(self) -> sp.csc_matrix:
-        return sp.csc_matrix(
-            (self.codes.astype(np.float32), self.target_rows, self.column_starts),
-            shape=self.shape,
-        )
 
     def weights_touched(self, x: np.ndarray) -> int:
         return int(self.column_lengths()[np.asarray(x) != 0].sum())

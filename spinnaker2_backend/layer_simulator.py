@@ -23,13 +23,14 @@ from spinnaker2_backend.kernels import (
     pe_sums,
     source_counts,
 )
+from spinnaker2_backend.layer_result import LayerStepResult
+from spinnaker2_backend.layer_setup import LayerRoutes, layer_routes, static_operation_counts
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
 from spinnaker2_backend.results import LayerCounters
 from spinnaker2_backend.timing import (
     OP_INDEX,
     OPS,
-    PHASES,
     LayerTimingInfo,
     cost_matrix,
     noc_tail_cycles,
@@ -65,97 +66,39 @@ def check_tick(tick_us: float | None) -> float | None:
     return tick_us
 
 
-class LayerStepResult:
-    """What one layer did in one step (all PEs of the layer).
+def _check_mapping(mapping, layer) -> int:
+    """The number of layers of ``mapping``, after checking it and the layer index."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(
+            f"LayerSimulator needs a Mapping (from map_network), got {type(mapping).__name__}"
+        )
+    num_layers = len(mapping.layers)
+    if not isinstance(layer, int | np.integer) or not 0 <= layer < num_layers:
+        raise IndexError(f"layer {layer!r} out of range 0..{num_layers - 1}")
+    return num_layers
 
-    Attributes:
-        y: ``(H,)`` graded events of the layer (the layer's output).
-        events: units that fired.
-        cycles: phase name -> ``(P,)`` cycles of each PE.
-        phase_cycles: ``(len(PHASES), P)`` the same as an array.
-        ops: ``(len(OPS), P)`` operation counts per PE.
-        busy_cycles: ``(P,)`` cycles per PE (all phases).
-        layer_cycles: cycles of the slowest PE (when the layer's step ends).
-        noc_tail_cycles: latency of the last packet after that.
-        packets_on_chip, packets_chip_to_chip, packets_received: packets.
-        dma_bytes: DRAM bytes read or written by DMA. macs: multiply-accumulates.
-        nonzeros_walked: stored weights walked.
-        time_done_us: ``(P,)`` when each PE finished, from the layer's start.
-        deadline_missed: ``(P,)`` bool, PEs that ran past ``tick_us`` (all False when no tick).
-    """
 
-    __slots__ = (
-        "y",
-        "ops",
-        "phase_cycles",
-        "busy_cycles",
-        "layer_cycles",
-        "noc_tail_cycles",
-        "time_done_us",
-        "deadline_missed",
-    )
+def _check_options(on_overflow: str, readout: str | None) -> None:
+    """``on_overflow`` and ``readout`` are known values, else ValueError."""
+    if on_overflow not in OVERFLOW_ACTIONS:
+        raise ValueError(
+            f"on_overflow must be one of {', '.join(OVERFLOW_ACTIONS)}, got {on_overflow!r}"
+        )
+    if readout not in (None, "host", "chip"):
+        raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
 
-    def __init__(
-        self,
-        *,
-        y: np.ndarray,
-        ops: np.ndarray,
-        phase_cycles: np.ndarray,
-        busy_cycles: np.ndarray,
-        layer_cycles: float,
-        noc_tail_cycles: float,
-        time_done_us: np.ndarray,
-        deadline_missed: np.ndarray,
-    ) -> None:
-        self.y = y
-        self.ops = ops
-        self.phase_cycles = phase_cycles
-        self.busy_cycles = busy_cycles
-        self.layer_cycles = layer_cycles
-        self.noc_tail_cycles = noc_tail_cycles
-        self.time_done_us = time_done_us
-        self.deadline_missed = deadline_missed
 
-    def _total(self, name: str) -> int:
-        return int(round(float(self.ops[_I[name]].sum())))
-
-    @property
-    def cycles(self) -> dict[str, np.ndarray]:
-        return {name: self.phase_cycles[i] for i, name in enumerate(PHASES)}
-
-    @property
-    def events(self) -> int:
-        return self._total("events")
-
-    @property
-    def packets_chip_to_chip(self) -> int:
-        return self._total("packets_sent_chip")
-
-    @property
-    def packets_on_chip(self) -> int:
-        return self._total("packets_sent") - self.packets_chip_to_chip
-
-    @property
-    def packets_received(self) -> int:
-        return self._total("packets_received")
-
-    @property
-    def dma_bytes(self) -> int:
-        return self._total("dram_bytes") + self._total("readout_dram_bytes")
-
-    @property
-    def macs(self) -> int:
-        return self._total("macs") + self._total("readout_macs")
-
-    @property
-    def nonzeros_walked(self) -> int:
-        return self._total("input_weights") + self._total("recurrent_weights")
-
-    def __repr__(self) -> str:
-        return (
-            f"LayerStepResult(events={self.events}, layer_cycles={self.layer_cycles:.0f}, "
-            f"packets_on_chip={self.packets_on_chip}, "
-            f"packets_chip_to_chip={self.packets_chip_to_chip}, macs={self.macs})"
+def _check_chip_readout(layer: int, num_layers: int, artifact) -> None:
+    """The on-chip readout runs on the last layer's PEs, of a network with a readout."""
+    if layer != num_layers - 1:
+        raise ValueError(
+            f"the on-chip readout runs on the last layer's PEs (layer "
+            f"{num_layers - 1}), not on layer {layer}"
+        )
+    if artifact.decoder_weight is None:
+        raise ValueError(
+            "readout='chip' needs a network with a readout (tied decoder or linear); "
+            "this artifact has readout_kind='none'"
         )
 
 
@@ -199,50 +142,29 @@ class LayerSimulator:
         costs: CycleCosts | None = None,
         on_overflow: str = "raise",
     ) -> None:
-        if not isinstance(mapping, Mapping):
-            raise TypeError(
-                f"LayerSimulator needs a Mapping (from map_network), got {type(mapping).__name__}"
-            )
-        num_layers = len(mapping.layers)
-        if not isinstance(layer, int | np.integer) or not 0 <= layer < num_layers:
-            raise IndexError(f"layer {layer!r} out of range 0..{num_layers - 1}")
+        num_layers = _check_mapping(mapping, layer)
         self.mapping = mapping
         self.layer = int(layer)
         self.dtype = check_dtype(dtype)
         self.tick_us = check_tick(tick_us)
+        _check_options(on_overflow, readout)
         self.costs = costs if costs is not None else CycleCosts()
         self.spec = mapping.spec
         artifact = mapping.artifact
-        if on_overflow not in OVERFLOW_ACTIONS:
-            raise ValueError(
-                f"on_overflow must be one of {', '.join(OVERFLOW_ACTIONS)}, got {on_overflow!r}"
-            )
         self.on_overflow = on_overflow
         self.receive_policy = mapping.receive_policy
         self.batch_size = int(mapping.batch_size)
         capacities = mapping.receive_capacity or (0,) * num_layers
         self.receive_capacity = int(capacities[self.layer])
-        if readout not in (None, "host", "chip"):
-            raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
         self.readout_on_chip = readout == "chip"
         if self.readout_on_chip:
-            if self.layer != num_layers - 1:
-                raise ValueError(
-                    f"the on-chip readout runs on the last layer's PEs (layer "
-                    f"{num_layers - 1}), not on layer {self.layer}"
-                )
-            if artifact.decoder_weight is None:
-                raise ValueError(
-                    "readout='chip' needs a network with a readout (tied decoder or linear); "
-                    "this artifact has readout_kind='none'"
-                )
+            _check_chip_readout(self.layer, num_layers, artifact)
 
-        placement = mapping.layers[self.layer]
         params = artifact.layers[self.layer]
         self.hidden_size = params.hidden_size
         self.input_size = params.input_size
         self.weight_format = mapping.weight_format
-        self.slices = list(placement.slices)
+        self.slices = list(mapping.layers[self.layer].slices)
         self.num_pes = len(self.slices)
         self.pes = np.array([s.pe for s in self.slices], dtype=np.int64)
         units = np.array([s.num_units for s in self.slices], dtype=np.float64)
@@ -254,9 +176,70 @@ class LayerSimulator:
                 " exactly once in order; re-create the mapping with map_network"
             )
         self.keeps_trace = artifact.readout_source == "trace" and self.layer == num_layers - 1
-
-        # ---- weights: assembled from the PEs' encoded blocks -----------------------------
         pe_weights = [mapping.pe_weights(self.layer, s) for s in self.slices]
+        self._load_weights(pe_weights, params)
+
+        # ---- static per-PE operation counts ---------------------------------------------
+        self._input_by_packets = self.layer > 0 or mapping.input_source != "dram"
+        self._uses_list = self.receive_policy in ("event-list", "accumulate")
+        self._rows = 3 * units
+        self._dram_input = self.layer == 0 and mapping.input_source == "dram"
+        self._host_input = self.layer == 0 and not self._dram_input
+        self._static_ops, self._walked_static = static_operation_counts(
+            pe_weights,
+            units,
+            weight_format=self.weight_format,
+            word_bytes=self.spec.word_bytes,
+            hidden_size=self.hidden_size,
+            input_size=self.input_size,
+            keeps_trace=self.keeps_trace,
+            input_by_packets=self._input_by_packets,
+            uses_list=self._uses_list,
+            dram_input=self._dram_input,
+            int8=self._int8,
+        )
+
+        # ---- routes: packets per event, receivers, hops ----------------------------------
+        routes = layer_routes(mapping, self.layer, self.slices)
+        self._per_event, self._receive_own = routes.per_event, routes.receive_own
+        self._prev_slice_of_unit = routes.prev_slice_of_unit
+        if routes.receive_in is not None:
+            self._num_prev = len(routes.receive_in)
+            self._receive_in = routes.receive_in
+
+        self._setup_timing(artifact, routes)
+        self._prepare_kernels()
+        self.reset()
+
+    def _setup_timing(self, artifact, routes: LayerRoutes) -> None:
+        """The on-chip readout's share per PE and the cycle costs of the layer's PEs."""
+        # ---- on-chip readout: output blocks split over the layer's PEs -------------------
+        self._readout_block = np.zeros(self.num_pes)
+        if self.readout_on_chip:
+            outputs = int(artifact.decoder_weight.shape[0])
+            self._readout_block = np.array(
+                [len(b) for b in np.array_split(np.arange(outputs), self.num_pes)],
+                dtype=np.float64,
+            )
+        self.timing_info = LayerTimingInfo(
+            layer=self.layer,
+            weight_format=self.weight_format,
+            num_pes=self.num_pes,
+            dram_readers=self.num_pes if self._dram_input else 0,
+            readout_readers=self.num_pes if self.readout_on_chip else 0,
+            max_noc_hops=routes.max_noc,
+            max_chip_hops=routes.max_chip,
+        )
+        self._cost = cost_matrix(self.timing_info, costs=self.costs, spec=self.spec)
+        self._tail_latency = (
+            routes.max_noc * self.costs.noc_hop_cycles
+            + routes.max_chip * self.costs.chip_link_cycles
+        )
+        self._us_per_cycle = 1e6 / self.spec.pe_clock_hz
+
+    def _load_weights(self, pe_weights: list, params) -> None:
+        """The layer's weights assembled from its PEs' encoded blocks, biases, thresholds
+        (and for the ``event`` format the weights each source stores on each PE)."""
         rows = np.concatenate([pw.global_rows for pw in pe_weights])
         fmt = self.weight_format
         self._int8 = Int8Products.for_layer(pe_weights, rows, params, self.dtype)  # or None
@@ -269,117 +252,13 @@ class LayerSimulator:
         if fmt == "event":
             # (sources, P): stored weights of each source column in each PE; the weights a
             # PE walks in a step are the sum of the rows of the sources that fired.
-            self._count_ih = np.ascontiguousarray(
-                np.stack([pw.weight_ih.column_lengths() for pw in pe_weights], axis=1),
-                dtype=np.int32,
+            self._count_ih, self._count_hh = (
+                np.ascontiguousarray(
+                    np.stack([getattr(pw, w).column_lengths() for pw in pe_weights], axis=1),
+                    dtype=np.int32,
+                )
+                for w in ("weight_ih", "weight_hh")
             )
-            self._count_hh = np.ascontiguousarray(
-                np.stack([pw.weight_hh.column_lengths() for pw in pe_weights], axis=1),
-                dtype=np.int32,
-            )
-
-        # ---- static per-PE operation counts ---------------------------------------------
-        word = self.spec.word_bytes
-        static = np.zeros((len(OPS), self.num_pes))
-        static[_I["steps"]] = 1.0
-        static[_I["units"]] = units
-        if self.keeps_trace:
-            static[_I["trace_units"]] = units
-        input_by_packets = self.layer > 0 or mapping.input_source != "dram"
-        self._input_by_packets = input_by_packets
-        self._uses_list = self.receive_policy in ("event-list", "accumulate")
-        self._rows = 3 * units
-        if not self._uses_list:  # dense input buffers are zeroed where no event arrived
-            static[_I["words_cleared"]] = self.hidden_size + (
-                self.input_size if input_by_packets else 0
-            )
-        if fmt in ("csr", "dense"):
-            static[_I["input_rows"]] = 3 * units
-            static[_I["recurrent_rows"]] = 3 * units
-            w_in = np.array([pw.weight_ih.words for pw in pe_weights], dtype=np.float64)
-            w_rec = np.array([pw.weight_hh.words for pw in pe_weights], dtype=np.float64)
-            static[_I["weight_bytes_read"]] = word * (w_in + w_rec)
-            if fmt == "csr":
-                walked_in = [pw.weight_ih.nnz for pw in pe_weights]
-                walked_rec = [pw.weight_hh.nnz for pw in pe_weights]
-            else:
-                walked_in = [pw.weight_ih.shape[0] * pw.weight_ih.shape[1] for pw in pe_weights]
-                walked_rec = [pw.weight_hh.shape[0] * pw.weight_hh.shape[1] for pw in pe_weights]
-            static[_I["input_weights"]] = walked_in
-            static[_I["recurrent_weights"]] = walked_rec
-            static[_I["macs"]] = static[_I["input_weights"]] + static[_I["recurrent_weights"]]
-            self._walked_static = (
-                np.asarray(walked_in, dtype=np.float64),
-                np.asarray(walked_rec, dtype=np.float64),
-            )
-        if self._int8 is not None:
-            self._int8.static_ops(static, _I)
-        self._dram_input = self.layer == 0 and mapping.input_source == "dram"
-        if self._dram_input:
-            static[_I["dma_transfers"]] = 1.0
-            static[_I["dram_bytes"]] = self.input_size * word
-        self._host_input = self.layer == 0 and not self._dram_input
-        self._static_ops = static
-
-        # ---- routes: packets per event, receivers, hops ----------------------------------
-        routes = mapping.routes
-        index_of_pe = {int(pe): i for i, pe in enumerate(self.pes)}
-        per_event = np.zeros((4, self.num_pes))  # packets, off-chip packets, noc hops, chip hops
-        max_noc = np.zeros(self.num_pes)
-        max_chip = np.zeros(self.num_pes)
-        self._receive_own = np.zeros((self.num_pes, self.num_pes))
-        for i, s in enumerate(self.slices):
-            route = routes[s.pe]
-            for target in route.targets:
-                per_event[0, i] += 1
-                per_event[1, i] += target.chip_hops > 0
-                per_event[2, i] += target.noc_hops
-                per_event[3, i] += target.chip_hops
-                max_noc[i] = max(max_noc[i], target.noc_hops)
-                max_chip[i] = max(max_chip[i], target.chip_hops)
-                for pe in target.pes:
-                    j = index_of_pe.get(int(pe))
-                    if j is not None:
-                        self._receive_own[i, j] += 1
-        self._per_event = per_event
-        self._prev_slice_of_unit = None
-        if self.layer > 0:
-            prev = mapping.layers[self.layer - 1].slices
-            self._num_prev = len(prev)
-            self._prev_slice_of_unit = np.repeat(np.arange(len(prev)), [s.num_units for s in prev])
-            self._receive_in = np.zeros((len(prev), self.num_pes))
-            for i, s in enumerate(prev):
-                for target in routes[s.pe].targets:
-                    for pe in target.pes:
-                        j = index_of_pe.get(int(pe))
-                        if j is not None:
-                            self._receive_in[i, j] += 1
-
-        # ---- on-chip readout: output blocks split over the layer's PEs -------------------
-        self._readout_block = np.zeros(self.num_pes)
-        if self.readout_on_chip:
-            outputs = int(artifact.decoder_weight.shape[0])
-            self._readout_block = np.array(
-                [len(b) for b in np.array_split(np.arange(outputs), self.num_pes)],
-                dtype=np.float64,
-            )
-
-        self.timing_info = LayerTimingInfo(
-            layer=self.layer,
-            weight_format=fmt,
-            num_pes=self.num_pes,
-            dram_readers=self.num_pes if self._dram_input else 0,
-            readout_readers=self.num_pes if self.readout_on_chip else 0,
-            max_noc_hops=max_noc,
-            max_chip_hops=max_chip,
-        )
-        self._cost = cost_matrix(self.timing_info, costs=self.costs, spec=self.spec)
-        self._tail_latency = (
-            max_noc * self.costs.noc_hop_cycles + max_chip * self.costs.chip_link_cycles
-        )
-        self._us_per_cycle = 1e6 / self.spec.pe_clock_hz
-        self._prepare_kernels()
-        self.reset()
 
     def _prepare_kernels(self) -> None:
         """Arrays and buffers of the compiled step (:mod:`spinnaker2_backend.kernels`)."""
@@ -618,17 +497,20 @@ class LayerSimulator:
         ops = ops[0]
         if fmt == "event":
             n_in, n_rec = float(ev_in[0]), float(ev_rec[0])
-            walked_in, walked_rec = walk_in[0], walk_rec[0]
-            ops[_I["input_events"]] = n_in
-            ops[_I["recurrent_events"]] = n_rec
-            ops[_I["input_weights"]] = walked_in
-            ops[_I["recurrent_weights"]] = walked_rec
-            ops[_I["macs"]] = walked_in + walked_rec
-            # values + target rows per weight, two column extents per event
-            ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
-                2 * (walked_in + walked_rec) + 2 * (n_in + n_rec)
-            )
+            self._event_ops(ops, n_in, n_rec, walk_in[0], walk_rec[0])
         return ops
+
+    def _event_ops(self, ops, n_in, n_rec, walked_in, walked_rec) -> None:
+        """The ``event`` format's counts of a step: events, weights walked, MACs, bytes."""
+        ops[_I["input_events"]] = n_in
+        ops[_I["recurrent_events"]] = n_rec
+        ops[_I["input_weights"]] = walked_in
+        ops[_I["recurrent_weights"]] = walked_rec
+        ops[_I["macs"]] = walked_in + walked_rec
+        # values + target rows per weight, two column extents per event
+        ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
+            2 * (walked_in + walked_rec) + 2 * (n_in + n_rec)
+        )
 
     def step(self, x: np.ndarray) -> LayerStepResult:
         """One step of every PE of the layer.
@@ -728,15 +610,7 @@ class LayerSimulator:
             # gather-and-sum, no BLAS: a single pass, exact integers
             walked_in = sum(self._count_ih[a].sum(axis=0) for a in active_in).astype(np.float64)
             walked_rec = sum(self._count_hh[a].sum(axis=0) for a in active_rec).astype(np.float64)
-            ops[_I["input_events"]] = ev_in
-            ops[_I["recurrent_events"]] = ev_rec
-            ops[_I["input_weights"]] = walked_in
-            ops[_I["recurrent_weights"]] = walked_rec
-            ops[_I["macs"]] = walked_in + walked_rec
-            # values + target rows per weight, two column extents per event
-            ops[_I["weight_bytes_read"]] = self.spec.word_bytes * (
-                2 * (walked_in + walked_rec) + 2 * (ev_in + ev_rec)
-            )
+            self._event_ops(ops, ev_in, ev_rec, walked_in, walked_rec)
         if self._int8 is not None:
             self._int8.count_ops(ops, _I, active_in, active_rec)
         self._policy_ops(ops, n_in, n_rec, dropped)

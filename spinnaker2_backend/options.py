@@ -57,32 +57,27 @@ INPUT_SOURCES: tuple[str, ...] = ("dram", "host")
 CLOCKS_MHZ: tuple[float, ...] = tuple(hz / 1e6 for hz in ChipSpec().pe_clock_levels_hz)
 
 
-def pes_per_layer(text: str) -> int | list[int]:
-    """``argparse`` type of ``--pes-per-layer``: ``N`` or ``N,N,...``, every N >= 1."""
+def _counts(text: str, takes: str, what: str) -> int | list[int]:
+    """``N`` or ``N,N,...`` (every N >= 1) as an int or a list, else ArgumentTypeError."""
     try:
         counts = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"takes a number or comma-separated numbers (e.g. 53,68,29), got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"takes {takes}, got {text!r}") from None
     if any(c < 1 for c in counts):
-        raise argparse.ArgumentTypeError(f"every PE count must be >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"every {what} must be >= 1, got {text!r}")
     return counts[0] if len(counts) == 1 else counts
+
+
+def pes_per_layer(text: str) -> int | list[int]:
+    """``argparse`` type of ``--pes-per-layer``: ``N`` or ``N,N,...``, every N >= 1."""
+    return _counts(text, "a number or comma-separated numbers (e.g. 53,68,29)", "PE count")
 
 
 def receive_capacity(text: str) -> str | int | list[int]:
     """``argparse`` type of ``--receive-capacity``: ``auto``, ``N`` or ``N,N,...`` (N >= 1)."""
     if text == "auto":
         return text
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"takes a number, comma-separated numbers or auto, got {text!r}"
-        ) from None
-    if any(c < 1 for c in counts):
-        raise argparse.ArgumentTypeError(f"every capacity must be >= 1, got {text!r}")
-    return counts[0] if len(counts) == 1 else counts
+    return _counts(text, "a number, comma-separated numbers or auto", "capacity")
 
 
 def _clock(text: str) -> float:
@@ -220,24 +215,20 @@ NOT_ON_LAVA = (
 )
 
 
+#: The options that :func:`map_network` takes as they were parsed (besides the machine).
+_MAP_NETWORK_OPTIONS = ("weight_format", "max_units_per_pe", *NOT_ON_LAVA)
+
+
 def mapping_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`spinnaker2_backend.map_network` from parsed options."""
     from spinnaker2_backend.machine import Machine
 
     spec = ChipSpec().with_clock_mhz(args.clock_mhz)
-    return {
-        "machine": Machine(chips=args.chips, spec=spec),
-        "weight_format": args.weight_format,
-        "max_units_per_pe": args.max_units_per_pe,
-        "pes_per_layer": args.pes_per_layer,
-        "record_steps": args.record_steps,
-        "input_source": args.input_source,
-        "balance": args.balance,
-        "receive_policy": args.receive_policy,
-        # `auto` is sized by `run` from a recorded run; until then: every source
-        "receive_capacity": None if args.receive_capacity == "auto" else args.receive_capacity,
-        "batch_size": args.batch_size,
-    }
+    kwargs = {"machine": Machine(chips=args.chips, spec=spec)}
+    kwargs.update((name, getattr(args, name)) for name in _MAP_NETWORK_OPTIONS)
+    if args.receive_capacity == "auto":  # sized by `run` from a recorded run; until then:
+        kwargs["receive_capacity"] = None  # every source
+    return kwargs
 
 
 def mapping_argv(args: argparse.Namespace, *, partition: bool = True) -> list[str]:
@@ -276,15 +267,7 @@ def mapping_argv(args: argparse.Namespace, *, partition: bool = True) -> list[st
 def mapping_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The mapping and machine options as a JSON-safe dict (for summaries)."""
     return {
-        "weight_format": args.weight_format,
-        "max_units_per_pe": args.max_units_per_pe,
-        "pes_per_layer": args.pes_per_layer,
-        "record_steps": args.record_steps,
-        "input_source": args.input_source,
-        "balance": args.balance,
-        "receive_policy": args.receive_policy,
-        "receive_capacity": args.receive_capacity,
-        "batch_size": args.batch_size,
+        **{name: getattr(args, name) for name in _MAP_NETWORK_OPTIONS},
         "chips": args.chips,
         "clock_mhz": args.clock_mhz,
     }

@@ -37,6 +37,73 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+def _draw_chip(ax, mapping: Mapping, chip: int, by_pe: dict, cmap, norm) -> None:
+    """One chip's QPE grid: each PE in use coloured by its data memory (red edge: over)."""
+    from matplotlib.patches import Rectangle
+
+    spec = mapping.spec
+    (x0, x1), (y0, y1) = spec.qpe_x_range, spec.qpe_y_range
+    present = set(spec.qpe_coordinates)
+    for qx in range(x0, x1 + 1):
+        for qy in range(y0, y1 + 1):
+            if (qx, qy) not in present:
+                ax.add_patch(
+                    Rectangle(
+                        (qx - 0.5, qy - 0.5),
+                        1,
+                        1,
+                        facecolor="0.85",
+                        edgecolor="0.5",
+                        hatch="//",
+                        linewidth=0.8,
+                    )
+                )
+                ax.text(qx, qy, "no\nQPE", ha="center", va="center", fontsize=6, color="0.3")
+                continue
+            for p, (dx, dy) in enumerate(_PE_OFFSETS[: spec.pes_per_qpe]):
+                index = mapping.machine.index_of_qpe(chip, (qx, qy), p)
+                s = by_pe.get(index)
+                corner = (qx - 0.5 + 0.5 * dx, qy - 0.5 + 0.5 * dy)
+                if s is None:
+                    ax.add_patch(
+                        Rectangle(corner, 0.5, 0.5, facecolor="white", edgecolor="0.8", lw=0.5)
+                    )
+                    continue
+                mem = mapping.memory[index]
+                over = mem.free < 0
+                ax.add_patch(
+                    Rectangle(
+                        corner,
+                        0.5,
+                        0.5,
+                        facecolor=cmap(norm(min(mem.utilisation, 1.0))),
+                        edgecolor="red" if over else "white",
+                        lw=1.5 if over else 0.5,
+                    )
+                )
+                shade = "black" if mem.utilisation > 0.6 else "white"
+                ax.text(
+                    corner[0] + 0.25,
+                    corner[1] + 0.25,
+                    f"L{s.layer}",
+                    ha="center",
+                    va="center",
+                    fontsize=5,
+                    color=shade,
+                )
+            ax.add_patch(
+                Rectangle((qx - 0.5, qy - 0.5), 1, 1, fill=False, edgecolor="0.2", linewidth=1.0)
+            )
+    ax.set_xlim(x0 - 0.55, x1 + 0.55)
+    ax.set_ylim(y0 - 0.55, y1 + 0.55)
+    ax.set_aspect("equal")
+    ax.set_xticks(range(x0, x1 + 1))
+    ax.set_yticks(range(y0, y1 + 1))
+    ax.set_xlabel("qx")
+    ax.set_ylabel("qy")
+    ax.set_title(f"chip {chip}", fontsize=9)
+
+
 def plot_memory_heatmap(
     mapping: Mapping,
     path: str | os.PathLike | None = None,
@@ -56,7 +123,6 @@ def plot_memory_heatmap(
         The matplotlib ``Figure``.
     """
     from matplotlib import cm, colormaps, colors
-    from matplotlib.patches import Rectangle
 
     spec = mapping.spec
     by_pe = {s.pe: s for s in mapping.slices}
@@ -69,71 +135,11 @@ def plot_memory_heatmap(
     fig = _new_figure(1.0 + 0.85 * width * ncols + 1.2, 0.9 + 0.85 * height * nrows)
     norm = colors.Normalize(vmin=0.0, vmax=1.0)
     cmap = colormaps["viridis"]
-    present = set(spec.qpe_coordinates)
     axes = []
     for k, chip in enumerate(chips):
         ax = fig.add_subplot(nrows, ncols, k + 1)
         axes.append(ax)
-        for qx in range(x0, x1 + 1):
-            for qy in range(y0, y1 + 1):
-                if (qx, qy) not in present:
-                    ax.add_patch(
-                        Rectangle(
-                            (qx - 0.5, qy - 0.5),
-                            1,
-                            1,
-                            facecolor="0.85",
-                            edgecolor="0.5",
-                            hatch="//",
-                            linewidth=0.8,
-                        )
-                    )
-                    ax.text(qx, qy, "no\nQPE", ha="center", va="center", fontsize=6, color="0.3")
-                    continue
-                for p, (dx, dy) in enumerate(_PE_OFFSETS[: spec.pes_per_qpe]):
-                    index = mapping.machine.index_of_qpe(chip, (qx, qy), p)
-                    s = by_pe.get(index)
-                    corner = (qx - 0.5 + 0.5 * dx, qy - 0.5 + 0.5 * dy)
-                    if s is None:
-                        ax.add_patch(
-                            Rectangle(corner, 0.5, 0.5, facecolor="white", edgecolor="0.8", lw=0.5)
-                        )
-                        continue
-                    mem = mapping.memory[index]
-                    over = mem.free < 0
-                    ax.add_patch(
-                        Rectangle(
-                            corner,
-                            0.5,
-                            0.5,
-                            facecolor=cmap(norm(min(mem.utilisation, 1.0))),
-                            edgecolor="red" if over else "white",
-                            lw=1.5 if over else 0.5,
-                        )
-                    )
-                    shade = "black" if mem.utilisation > 0.6 else "white"
-                    ax.text(
-                        corner[0] + 0.25,
-                        corner[1] + 0.25,
-                        f"L{s.layer}",
-                        ha="center",
-                        va="center",
-                        fontsize=5,
-                        color=shade,
-                    )
-                ax.add_patch(
-                    Rectangle(
-                        (qx - 0.5, qy - 0.5), 1, 1, fill=False, edgecolor="0.2", linewidth=1.0
-                    )
-                )
-        ax.set_xlim(x0 - 0.55, x1 + 0.55)
-        ax.set_ylim(y0 - 0.55, y1 + 0.55)
-        ax.set_aspect("equal")
-        ax.set_xticks(range(x0, x1 + 1))
-        ax.set_yticks(range(y0, y1 + 1))
-        ax.set_xlabel("qx")
-        ax.set_ylabel("qy")
-        ax.set_title(f"chip {chip}", fontsize=9)
+        _draw_chip(ax, mapping, chip, by_pe, cmap, norm)
     mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(
         mappable,

@@ -12,7 +12,8 @@ counters (per PE and, when recorded, per step), the time profile
 packets and events, and a comparison with a GPU figure (default: the published A100 row).
 
 Which figures are measured: only the published anchors (:data:`MEASURED_ANCHORS`, tag [A],
-``docs/spinnaker2.md``); every simulated figure is an estimate of the model.
+``docs/spinnaker2.md``, kept in :mod:`spinnaker2_backend.published` and re-exported here);
+every simulated figure is an estimate of the model.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ import numpy as np
 from snn_egru.reference import EGRUState
 from spinnaker2_backend.constants import CycleCosts, EnergyCosts
 from spinnaker2_backend.energy import EnergyEstimate
+from spinnaker2_backend.published import (
+    DVS_FRAMES_PER_SAMPLE,
+    MEASURED_ANCHORS,
+    PUBLISHED_A100,
+    PUBLISHED_DVS_A100,
+    PUBLISHED_DVS_SPINNAKER2,
+    PUBLISHED_SPINNAKER2,
+    PUBLISHED_TABLE_I_BYTES,
+    SEQUENCE_TOKENS,
+    GpuFigure,
+)
 from spinnaker2_backend.timing import OP_INDEX, OPS, PHASES, LayerTimingInfo, Profile
 
 __all__ = [
@@ -43,111 +55,6 @@ __all__ = [
     "Run",
     "RunReport",
 ]
-
-#: Tokens per sequence in the published time and energy figures (the time unit is taken to
-#: be one 70-token test sequence, S2-EGRU [C]).
-SEQUENCE_TOKENS = 70
-
-
-@dataclass(frozen=True, kw_only=True)
-class GpuFigure:
-    """A reference figure to compare a run with (per sequence of ``sequence_tokens``).
-
-    Attributes:
-        name: label of the row.
-        power_w: average power. seconds_per_sequence: time per unit. energy_j_per_sequence:
-            energy per unit.
-        sequence_tokens: tokens per sequence (70).
-        measured: True for published measurements; False for anything estimated.
-        source: where the figure comes from.
-        unit: what the time and energy are per: ``"sequence"`` (an LM's 70-token
-            sequence, Table II) or ``"sample"`` (a DVS sample, Table III).
-    """
-
-    name: str
-    power_w: float
-    seconds_per_sequence: float
-    energy_j_per_sequence: float
-    sequence_tokens: int = SEQUENCE_TOKENS
-    measured: bool = False
-    source: str = "user supplied"
-    unit: str = "sequence"
-
-    def __post_init__(self) -> None:
-        if self.unit not in ("sequence", "sample"):
-            raise ValueError(f"GpuFigure.unit must be 'sequence' or 'sample', got {self.unit!r}")
-
-
-#: The published A100 row (batch 1, one 70-token WikiText-2 test sequence), S2-EGRU [A].
-PUBLISHED_A100 = GpuFigure(
-    name="NVIDIA A100 (published)",
-    power_w=60.0,
-    seconds_per_sequence=19.9e-3,
-    energy_j_per_sequence=1.19,
-    measured=True,
-    source="docs/spinnaker2.md, EGRU deployment, measured [A]",
-)
-
-#: The published SpiNNaker2 row of the same measurement, S2-EGRU [A].
-PUBLISHED_SPINNAKER2 = GpuFigure(
-    name="SpiNNaker2 (published)",
-    power_w=0.39,
-    seconds_per_sequence=170.25e-3,
-    energy_j_per_sequence=0.0653,
-    measured=True,
-    source="docs/spinnaker2.md, EGRU deployment, measured [A]",
-)
-
-#: The published A100 row of the DVS gesture deployment (Table III, batch 1, per sample),
-#: S2-EGRU [A].
-PUBLISHED_DVS_A100 = GpuFigure(
-    name="NVIDIA A100 (published, DVS)",
-    power_w=61.0,
-    seconds_per_sequence=1.09e-3,
-    energy_j_per_sequence=0.067,
-    measured=True,
-    source="docs/spinnaker2.md, DVS deployment (Table III, batch 1), measured [A]",
-    unit="sample",
-)
-
-#: The published SpiNNaker2 row of the DVS gesture deployment (128 PEs, Table III, batch 1,
-#: per sample), S2-EGRU [A].
-PUBLISHED_DVS_SPINNAKER2 = GpuFigure(
-    name="SpiNNaker2 (published, DVS)",
-    power_w=0.39,
-    seconds_per_sequence=60.19e-3,
-    energy_j_per_sequence=0.023,
-    measured=True,
-    source="docs/spinnaker2.md, DVS deployment (Table III, batch 1), measured [A]",
-    unit="sample",
-)
-
-#: Frames per DVS sample the model assumes: the paper does not state it (25 ms frames); this
-#: is the slice length of the project's DVS preprocessing (``snn_egru.data.dvs``, 68 frames
-#: = 1.7 s) [C]. Never fitted to the published DVS time.
-DVS_FRAMES_PER_SAMPLE = 68
-
-#: Table I of S2-EGRU [A], per PE of the LM deployment, in bytes (1 KB = 1024 bytes, the
-#: reading under which the CSR weights of a 27-unit layer-1 PE, 88.1 KiB, match 88.3 KB).
-PUBLISHED_TABLE_I_BYTES: dict[str, float] = {
-    "instruction": 17.9 * 1024,
-    "debug": 5.0 * 1024,
-    "weights": 88.3 * 1024,
-    "variables": 2.6 * 1024,
-}
-
-#: Every measured number the model relies on, with its tag. Everything else is an estimate.
-MEASURED_ANCHORS: dict[str, str] = {
-    "SpiNNaker2 power 0.39 W": "measured [A] (whole chip, EGRU LM, 150 PEs)",
-    "SpiNNaker2 time 170.25 ms per sequence": "measured [A] (70 tokens taken as one sequence: [C])",
-    "SpiNNaker2 energy 0.0653 J per sequence": "measured [A]",
-    "A100 power 60 W": "measured [A]",
-    "A100 time 19.9 ms per sequence": "measured [A]",
-    "A100 energy 1.19 J per sequence": "measured [A]",
-    "SpiNNaker2 DVS 60.19 ms, 0.023 J per sample, 0.39 W": "measured [A] (held out, never fitted)",
-    "Table I memory per PE 17.9 / 5 / 88.3 / 2.6 KB": "published [A]",
-}
-
 
 # ================================================================================ counters
 
@@ -397,6 +304,59 @@ def _fmt_count(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
 
+#: The counters a report gives per step too (table rows, in this order).
+_PER_STEP_COUNTS = (
+    "events",
+    "packets_on_chip",
+    "packets_chip_to_chip",
+    "packets_received",
+    "macs",
+    "nonzeros_walked",
+    "dram_bytes",
+)
+
+
+def _profiles_per_token(profile, steps: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The critical path's seconds per token by phase group, for the network and per layer
+    (a layer's without the NoC latency)."""
+    per_token_critical = {k: v / steps for k, v in profile.critical_phase_seconds().items()}
+    layer_profiles = [
+        profile.grouped({k: v / steps for k, v in layer.items()})
+        for layer in profile.layer_critical_phase_seconds()
+    ]
+    for layer_profile in layer_profiles:
+        layer_profile.pop("NoC latency", None)
+    return profile.grouped(per_token_critical), layer_profiles
+
+
+def _comparison_rows(
+    simulated: dict[str, Any], references, sequence_tokens: int, key: str
+) -> list[dict[str, Any]]:
+    """The simulated row and the reference rows (scaled to ``sequence_tokens`` where given
+    per sequence), each with its time and energy against the simulated row's."""
+    rows = [simulated]
+    for ref in references:
+        scale = sequence_tokens / ref.sequence_tokens if ref.unit == "sequence" else 1.0
+        rows.append(
+            {
+                "name": ref.name,
+                "power_w": ref.power_w,
+                "seconds": ref.seconds_per_sequence * scale,
+                "energy_j": ref.energy_j_per_sequence * scale,
+                "kind": "measured" if ref.measured else "supplied",
+                "source": ref.source,
+                "unit": ref.unit,
+            }
+        )
+    unit_seconds, unit_energy = simulated["seconds"], simulated["energy_j"]
+    for row in rows:
+        row["time_vs_simulated"] = row["seconds"] / unit_seconds if unit_seconds else 0.0
+        row["energy_vs_simulated"] = row["energy_j"] / unit_energy if unit_energy else 0.0
+        row[f"seconds_per_{key}"] = row["seconds"]
+        row[f"energy_j_per_{key}"] = row["energy_j"]
+    return rows
+
+
 @dataclass
 class RunReport:
     """What a run cost: time, profile, energy, packets, events, and a GPU comparison.
@@ -478,31 +438,13 @@ class RunReport:
             raise ValueError(f"sequence_tokens must be >= 1, got {sequence_tokens}")
         profile = run.profile
         steps = max(run.steps, 1)
-        per_token_critical = {k: v / steps for k, v in profile.critical_phase_seconds().items()}
-        profile_groups = profile.grouped(per_token_critical)
-        layer_profiles = [
-            profile.grouped({k: v / steps for k, v in layer.items()})
-            for layer in profile.layer_critical_phase_seconds()
-        ]
-        for layer_profile in layer_profiles:
-            layer_profile.pop("NoC latency", None)
+        profile_groups, layer_profiles = _profiles_per_token(profile, steps)
         seconds_per_token = profile.seconds_per_step
         seconds_per_sequence = seconds_per_token * sequence_tokens
         energy = run.energy
         energy_per_sequence = energy.total_j / steps * sequence_tokens if run.steps else 0.0
         totals = run.counters.summary()
-        per_step = {
-            key: totals[key] / steps
-            for key in (
-                "events",
-                "packets_on_chip",
-                "packets_chip_to_chip",
-                "packets_received",
-                "macs",
-                "nonzeros_walked",
-                "dram_bytes",
-            )
-        }
+        per_step = {key: totals[key] / steps for key in _PER_STEP_COUNTS}
         batch = max(int(getattr(run, "batch_size", 1)), 1)
         lm = getattr(run, "input_kind", "embedding") == "embedding"
         seconds_per_sample = profile.wall_seconds / batch
@@ -528,26 +470,9 @@ class RunReport:
             "energy_j": unit_energy,
             "kind": "simulated estimate",
         }
-        rows = [simulated_row]
-        for ref in references:
-            scale = sequence_tokens / ref.sequence_tokens if ref.unit == "sequence" else 1.0
-            rows.append(
-                {
-                    "name": ref.name,
-                    "power_w": ref.power_w,
-                    "seconds": ref.seconds_per_sequence * scale,
-                    "energy_j": ref.energy_j_per_sequence * scale,
-                    "kind": "measured" if ref.measured else "supplied",
-                    "source": ref.source,
-                    "unit": ref.unit,
-                }
-            )
-        for row in rows:
-            row["time_vs_simulated"] = row["seconds"] / unit_seconds if unit_seconds else 0.0
-            row["energy_vs_simulated"] = row["energy_j"] / unit_energy if unit_energy else 0.0
-            key = "sequence" if lm else "sample"
-            row[f"seconds_per_{key}"] = row["seconds"]
-            row[f"energy_j_per_{key}"] = row["energy_j"]
+        rows = _comparison_rows(
+            simulated_row, references, sequence_tokens, "sequence" if lm else "sample"
+        )
         return cls(
             layer_sizes=list(run.layer_sizes),
             weight_format=run.weight_format,
@@ -653,15 +578,7 @@ class RunReport:
         for name, joules in self.energy_j.items():
             lines.append(f"    {name:<20} {joules:>12.4g} J")
         lines += ["", "counts (total / per step)"]
-        for name in (
-            "events",
-            "packets_on_chip",
-            "packets_chip_to_chip",
-            "packets_received",
-            "macs",
-            "nonzeros_walked",
-            "dram_bytes",
-        ):
+        for name in _PER_STEP_COUNTS:
             lines.append(
                 f"  {name:<22} {_fmt_count(self.counters[name]):>16} "
                 f"{_fmt_count(self.per_step[name]):>14}"

@@ -374,62 +374,12 @@ class NetworkSimulator:
     # ------------------------------------------------------------------- result
     def _make_run(self, steps: int) -> Run:
         mapping = self.mapping
-        num_phases = len(PHASES)
-
-        history = self._history
-        layer_cycles = history.layer_cycles.array()
-        tails = history.layer_tails.array()
-        critical = history.critical.array()
-        step_totals = history.totals.array()
-        step_cycles = step_ops = recorded = None
-        if self.record:
-            kept = history.recorded_steps()
-            # None: the detail covers every step (as without a window)
-            recorded = None if len(kept) == steps else kept
-            step_cycles = [
-                history.detail_arrays(i, 2, (num_phases, layer.num_pes))
-                for i, layer in enumerate(self.layers)
-            ]
-            step_ops = [
-                history.detail_arrays(i, 1, (len(OPS), layer.num_pes))
-                for i, layer in enumerate(self.layers)
-            ]
         spec = mapping.spec
-        profile = build_profile(
-            layer_cycles=layer_cycles,
-            layer_tails=tails,
-            critical_phase_cycles=critical,
-            pe_phase_cycles=[layer.counters.phase_cycles for layer in self.layers],
-            clock_hz=spec.pe_clock_hz,
-            timer_hz=spec.timer_hz,
-            pipelined=self.pipelined,
-            tick_us=self.tick_us,
-            step_phase_cycles=step_cycles,
-            recorded_steps=recorded,
-            deadline_missed_count=[m.copy() for m in self._missed],
-        )
+        profile, step_ops, recorded = self._profile(steps)
         counters = NetworkCounters(layers=[layer.counters.copy() for layer in self.layers])
-        chips = len({s.chip for layer in mapping.layers for s in layer.slices})
-        energy = estimate_energy(
-            wall_seconds=profile.wall_seconds,
-            busy_cycles=float(sum(layer.counters.phase_cycles.sum() for layer in self.layers)),
-            packets=counters.total("packets_sent"),
-            packet_hops=counters.total("packet_hops"),
-            chip_link_hops=counters.total("chip_link_hops"),
-            dram_bytes=counters.total("dram_bytes") + counters.total("readout_dram_bytes"),
-            clock_hz=spec.pe_clock_hz,
-            chips=max(chips, 1),
-            costs=self.energy_costs,
-        )
-        layer_events = logits = None
-        if self.record:
-            layer_events = [
-                history.detail_arrays(i, 3, layer.state_shape)
-                for i, layer in enumerate(self.layers)
-            ]
-            readout_inputs = history.readout_inputs()
-            if self._decoder is not None and readout_inputs:
-                logits = self.logits_of(np.stack(readout_inputs))
+        chips = max(len({s.chip for layer in mapping.layers for s in layer.slices}), 1)
+        energy = self._energy(profile, counters, chips)
+        layer_events, logits = self._recorded_outputs()
         dropped = counters.total("events_dropped")
         if dropped:
             logger.warning(
@@ -438,10 +388,6 @@ class NetworkSimulator:
                 dropped,
                 "/".join(map(str, mapping.receive_capacity)),
             )
-        if self.batch_size > 1 and layer_events is not None:
-            layer_events = [np.moveaxis(e, 1, 0) for e in layer_events]  # (B, T, H)
-            if logits is not None:
-                logits = np.moveaxis(logits, 1, 0)
         if profile.deadline_missed:
             logger.warning(
                 "tick of %g us too short: %d PE-ticks missed their deadline",
@@ -452,7 +398,7 @@ class NetworkSimulator:
             layer_sizes=[layer.hidden_size for layer in self.layers],
             weight_format=mapping.weight_format,
             num_pes=int(sum(layer.num_pes for layer in self.layers)),
-            num_chips=max(chips, 1),
+            num_chips=chips,
             clock_hz=float(spec.pe_clock_hz),
             dtype=self.dtype.name,
             readout=self.readout,
@@ -461,7 +407,7 @@ class NetworkSimulator:
             logits=logits,
             states=self.states,
             counters=counters,
-            step_totals=step_totals,
+            step_totals=self._history.totals.array(),
             step_ops=step_ops,
             recorded_steps=recorded,
             profile=profile,
@@ -476,6 +422,74 @@ class NetworkSimulator:
             input_kind=mapping.artifact.input_kind,
             receive_policy=mapping.receive_policy,
         )
+
+    def _profile(self, steps: int):
+        """The run's time profile, the recorded per-step operation counts (per layer) and the
+        recorded steps (``None``: the detail covers every step)."""
+        num_phases = len(PHASES)
+        history = self._history
+        step_cycles = step_ops = recorded = None
+        if self.record:
+            kept = history.recorded_steps()
+            # None: the detail covers every step (as without a window)
+            recorded = None if len(kept) == steps else kept
+            step_cycles = [
+                history.detail_arrays(i, 2, (num_phases, layer.num_pes))
+                for i, layer in enumerate(self.layers)
+            ]
+            step_ops = [
+                history.detail_arrays(i, 1, (len(OPS), layer.num_pes))
+                for i, layer in enumerate(self.layers)
+            ]
+        spec = self.mapping.spec
+        profile = build_profile(
+            layer_cycles=history.layer_cycles.array(),
+            layer_tails=history.layer_tails.array(),
+            critical_phase_cycles=history.critical.array(),
+            pe_phase_cycles=[layer.counters.phase_cycles for layer in self.layers],
+            clock_hz=spec.pe_clock_hz,
+            timer_hz=spec.timer_hz,
+            pipelined=self.pipelined,
+            tick_us=self.tick_us,
+            step_phase_cycles=step_cycles,
+            recorded_steps=recorded,
+            deadline_missed_count=[m.copy() for m in self._missed],
+        )
+        return profile, step_ops, recorded
+
+    def _energy(self, profile, counters: NetworkCounters, chips: int):
+        """The energy estimate of the run's time and counters."""
+        spec = self.mapping.spec
+        return estimate_energy(
+            wall_seconds=profile.wall_seconds,
+            busy_cycles=float(sum(layer.counters.phase_cycles.sum() for layer in self.layers)),
+            packets=counters.total("packets_sent"),
+            packet_hops=counters.total("packet_hops"),
+            chip_link_hops=counters.total("chip_link_hops"),
+            dram_bytes=counters.total("dram_bytes") + counters.total("readout_dram_bytes"),
+            clock_hz=spec.pe_clock_hz,
+            chips=chips,
+            costs=self.energy_costs,
+        )
+
+    def _recorded_outputs(self) -> tuple[list[np.ndarray] | None, np.ndarray | None]:
+        """Every layer's recorded events and the logits of the recorded readout inputs
+        (batch first with a batch); ``None`` without recording."""
+        layer_events = logits = None
+        if self.record:
+            history = self._history
+            layer_events = [
+                history.detail_arrays(i, 3, layer.state_shape)
+                for i, layer in enumerate(self.layers)
+            ]
+            readout_inputs = history.readout_inputs()
+            if self._decoder is not None and readout_inputs:
+                logits = self.logits_of(np.stack(readout_inputs))
+        if self.batch_size > 1 and layer_events is not None:
+            layer_events = [np.moveaxis(e, 1, 0) for e in layer_events]  # (B, T, H)
+            if logits is not None:
+                logits = np.moveaxis(logits, 1, 0)
+        return layer_events, logits
 
     def __repr__(self) -> str:
         return (

@@ -213,7 +213,7 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
 
     :class:`~lava_procs.run_configs.SpiNNaker2SimCfg` maps the layer's whole network on the
     host and passes the mapping in ``proc_params``; this model runs
-    ``mapping.layer_simulator(layer)``: every PE's rows of the weights in the chosen format
+    ``LayerSimulator(mapping, layer)``: every PE's rows of the weights in the chosen format
     (CSR / event-driven / dense), the point-wise update of
     :func:`snn_egru.reference.egru_pointwise`, events sent as NoC packets (counted), per-PE
     cycles per phase. After each step it updates the ``chip_*`` Vars and, when the process
@@ -245,8 +245,13 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
             self._recorder = None
         # Built now (in parallel with the other models' start-up), from the mapping's own
         # copy of the layer; the first step checks that the Vars still hold the same.
-        self._simulator = self._mapping.layer_simulator(
-            self._layer_index, dtype=self.compute_dtype, tick_us=self._options.tick_us
+        from spinnaker2_backend.layer_simulator import LayerSimulator
+
+        self._simulator = LayerSimulator(
+            self._mapping,
+            self._layer_index,
+            dtype=self.compute_dtype,
+            tick_us=self._options.tick_us,
         )
         self._simulated_params: EGRUParams = _float_view(
             self._mapping.artifact.layers[self._layer_index]
@@ -290,9 +295,11 @@ class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
         if params is self._simulated_params or _same_params(self._simulated_params, params):
             self._simulated_params = params
             return self._simulator
+        from spinnaker2_backend.layer_simulator import LayerSimulator
+
         mapping = self._mapping_for(params)
-        simulator = mapping.layer_simulator(
-            self._layer_index, dtype=self.compute_dtype, tick_us=self._options.tick_us
+        simulator = LayerSimulator(
+            mapping, self._layer_index, dtype=self.compute_dtype, tick_us=self._options.tick_us
         )
         old = self._simulator
         if np.array_equal(old.pes, simulator.pes):

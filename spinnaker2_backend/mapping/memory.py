@@ -62,6 +62,12 @@ DATA_REGIONS: tuple[str, ...] = (
     "stack_heap",
 )
 
+
+def _region(name: str) -> property:
+    """A read-only attribute: the bytes of one region of :data:`DATA_REGIONS`."""
+    return property(lambda self: self.region(name), doc=f"Bytes of the {name} region.")
+
+
 #: How the model's regions add up to the columns of the published memory table (Table I of
 #: S2-EGRU, docs/spinnaker2.md, "Where every byte lives"): ``instruction`` is the code;
 #: ``debug`` is the log buffer plus heap + stack (the only published region large enough to
@@ -133,33 +139,13 @@ class MemoryLayout:
         """Bytes per data-memory region, in address order."""
         return {name: self.region(name) for name in DATA_REGIONS}
 
-    @property
-    def weights(self) -> int:
-        return self.region("weights")
-
-    @property
-    def variables(self) -> int:
-        return self.region("variables")
-
-    @property
-    def receive_buffers(self) -> int:
-        return self.region("receive_buffers")
-
-    @property
-    def recordings(self) -> int:
-        return self.region("recordings")
-
-    @property
-    def static_data(self) -> int:
-        return self.region("static_data")
-
-    @property
-    def stack_heap(self) -> int:
-        return self.region("stack_heap")
-
-    @property
-    def debug(self) -> int:
-        return self.region("debug")
+    weights = _region("weights")
+    variables = _region("variables")
+    receive_buffers = _region("receive_buffers")
+    recordings = _region("recordings")
+    static_data = _region("static_data")
+    stack_heap = _region("stack_heap")
+    debug = _region("debug")
 
     def table_i_columns(self) -> dict[str, int]:
         """Bytes per column of the published memory table (:data:`TABLE_I_COLUMNS`)."""

@@ -247,6 +247,84 @@ def _unit_too_big_error(
     )
 
 
+def _check_partition_options(max_units_per_pe, pes_per_layer, balance: str) -> None:
+    """The sizing options of :func:`partition_network` agree, else MappingError."""
+    if max_units_per_pe is not None and pes_per_layer is not None:
+        raise MappingError("give either max_units_per_pe or pes_per_layer, not both")
+    if max_units_per_pe is not None and (
+        isinstance(max_units_per_pe, bool)  # True is an int to Python, not a size
+        or not isinstance(max_units_per_pe, int | np.integer)
+        or max_units_per_pe < 1
+    ):
+        raise MappingError(f"max_units_per_pe must be an integer >= 1, got {max_units_per_pe!r}")
+    if balance not in PARTITION_BALANCES:
+        raise MappingError(
+            f"unknown balance {balance!r}; choose one of {', '.join(PARTITION_BALANCES)}"
+        )
+    if balance == "units" and pes_per_layer is None:
+        raise MappingError("balance='units' splits a given number of PEs: give pes_per_layer")
+
+
+def _pes_per_layer(pes_per_layer: int | Sequence[int], num_layers: int) -> list[int]:
+    """One PE count per layer (an int is every layer's), else MappingError."""
+    counts = (
+        [int(pes_per_layer)] * num_layers
+        if isinstance(pes_per_layer, int | np.integer)
+        else [int(c) for c in pes_per_layer]
+    )
+    if len(counts) != num_layers:
+        raise MappingError(
+            f"pes_per_layer has {len(counts)} entries but the network has {num_layers} layers"
+        )
+    return counts
+
+
+def _layer_bounds(
+    model: LayerMemoryModel,
+    capacity: int,
+    max_units_per_pe: int | None,
+    pes: int | None,
+    balance: str,
+) -> tuple[list[tuple[int, int]], str]:
+    """The ``(start, stop)`` unit slices of one layer and the partition mode's name: at most
+    ``max_units_per_pe`` units each, or split over ``pes`` PEs, or the fewest that fit."""
+    hidden = model.hidden_size
+    unit_bytes = model.unit_bytes()
+    budget = capacity - model.fixed_bytes()
+    if max_units_per_pe is not None:
+        m = int(max_units_per_pe)
+        return [(a, min(a + m, hidden)) for a in range(0, hidden, m)], "max_units_per_pe"
+    if pes is not None:
+        if not 1 <= pes <= hidden:
+            raise MappingError(
+                f"layer {model.layer} has {hidden} units; pes_per_layer must be 1..{hidden}, "
+                f"got {pes}"
+            )
+        if balance == "units":
+            cuts = np.cumsum([0] + [len(c) for c in np.array_split(np.arange(hidden), pes)])
+            return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])], (
+                "pes_per_layer (units)"
+            )
+        return _balanced_split(unit_bytes, pes), "pes_per_layer"
+    if model.additive:
+        worst = int(np.argmax(unit_bytes))
+        if unit_bytes[worst] > budget:
+            raise _unit_too_big_error(model, worst, unit_bytes, capacity)
+        k = len(_greedy_split(unit_bytes, budget))
+        bounds = _balanced_split(unit_bytes, k)
+        if _max_cost(unit_bytes, bounds) > budget:  # pragma: no cover - defensive
+            bounds = _greedy_split(unit_bytes, budget)
+        return bounds, "auto"
+    # int8 formats: greedy packing against the exact bytes, then the byte-balanced split of
+    # the estimate at that PE count if every one of its slices fits exactly
+    greedy = _exact_greedy_split(model, unit_bytes, capacity)
+    if len(greedy) > 1:
+        balanced = _balanced_split(unit_bytes, len(greedy))
+        if all(model.data_bytes(a, b) <= capacity for a, b in balanced):
+            return balanced, "auto"
+    return greedy, "auto"
+
+
 def partition_network(
     artifact: DeploymentArtifact,
     *,
@@ -293,20 +371,7 @@ def partition_network(
         MappingError: a single unit does not fit a PE, or the options are inconsistent.
     """
     spec = spec if spec is not None else ChipSpec()
-    if max_units_per_pe is not None and pes_per_layer is not None:
-        raise MappingError("give either max_units_per_pe or pes_per_layer, not both")
-    if max_units_per_pe is not None and (
-        isinstance(max_units_per_pe, bool)  # True is an int to Python, not a size
-        or not isinstance(max_units_per_pe, int | np.integer)
-        or max_units_per_pe < 1
-    ):
-        raise MappingError(f"max_units_per_pe must be an integer >= 1, got {max_units_per_pe!r}")
-    if balance not in PARTITION_BALANCES:
-        raise MappingError(
-            f"unknown balance {balance!r}; choose one of {', '.join(PARTITION_BALANCES)}"
-        )
-    if balance == "units" and pes_per_layer is None:
-        raise MappingError("balance='units' splits a given number of PEs: give pes_per_layer")
+    _check_partition_options(max_units_per_pe, pes_per_layer, balance)
     models = (
         list(memory_models)
         if memory_models is not None
@@ -314,58 +379,13 @@ def partition_network(
             artifact, spec=spec, weight_format=weight_format, record_steps=record_steps
         )
     )
-    if pes_per_layer is not None:
-        counts = (
-            [int(pes_per_layer)] * len(models)
-            if isinstance(pes_per_layer, int | np.integer)
-            else [int(c) for c in pes_per_layer]
-        )
-        if len(counts) != len(models):
-            raise MappingError(
-                f"pes_per_layer has {len(counts)} entries but the network has {len(models)} layers"
-            )
+    counts = _pes_per_layer(pes_per_layer, len(models)) if pes_per_layer is not None else None
     capacity = spec.data_memory_bytes
     layers = []
     for model in models:
         hidden = model.hidden_size
-        unit_bytes = model.unit_bytes()
-        budget = capacity - model.fixed_bytes()
-        if max_units_per_pe is not None:
-            m = int(max_units_per_pe)
-            bounds = [(a, min(a + m, hidden)) for a in range(0, hidden, m)]
-            mode = "max_units_per_pe"
-        elif pes_per_layer is not None:
-            k = counts[model.layer]
-            if not 1 <= k <= hidden:
-                raise MappingError(
-                    f"layer {model.layer} has {hidden} units; pes_per_layer must be 1..{hidden}, "
-                    f"got {k}"
-                )
-            if balance == "units":
-                cuts = np.cumsum([0] + [len(c) for c in np.array_split(np.arange(hidden), k)])
-                bounds = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
-            else:
-                bounds = _balanced_split(unit_bytes, k)
-            mode = "pes_per_layer" if balance == "bytes" else "pes_per_layer (units)"
-        elif model.additive:
-            worst = int(np.argmax(unit_bytes))
-            if unit_bytes[worst] > budget:
-                raise _unit_too_big_error(model, worst, unit_bytes, capacity)
-            k = len(_greedy_split(unit_bytes, budget))
-            bounds = _balanced_split(unit_bytes, k)
-            if _max_cost(unit_bytes, bounds) > budget:  # pragma: no cover - defensive
-                bounds = _greedy_split(unit_bytes, budget)
-            mode = "auto"
-        else:
-            # int8 formats: greedy packing against the exact bytes, then the byte-balanced
-            # split of the estimate at that PE count if every one of its slices fits exactly
-            greedy = _exact_greedy_split(model, unit_bytes, capacity)
-            bounds = greedy
-            if len(greedy) > 1:
-                balanced = _balanced_split(unit_bytes, len(greedy))
-                if all(model.data_bytes(a, b) <= capacity for a, b in balanced):
-                    bounds = balanced
-            mode = "auto"
+        k = counts[model.layer] if counts is not None else None
+        bounds, mode = _layer_bounds(model, capacity, max_units_per_pe, k, balance)
         layers.append(
             LayerPartition(
                 layer=model.layer,

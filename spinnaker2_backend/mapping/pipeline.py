@@ -3,9 +3,9 @@
 partition -> place -> route -> lay out memory -> check fit (see
 :mod:`spinnaker2_backend.mapping`). :class:`Mapping` holds every stage's result, encodes a
 PE's weights on demand, and builds the :class:`~spinnaker2_backend.mapping.report.MappingReport`
-(:func:`build_mapping_report`). ``Mapping.run`` / ``.simulator`` / ``.layer_simulator`` are
-conveniences that import :mod:`spinnaker2_backend.simulator` when called (the simulator
-imports this module, never the other way round at import time).
+(:func:`build_mapping_report`). A mapping is data: running it is the simulator's
+(:func:`spinnaker2_backend.simulator.run_mapping`, ``NetworkSimulator(mapping)``,
+``LayerSimulator(mapping, layer)``), which imports this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -178,17 +178,6 @@ class Mapping:
         """Write the placement table as ``.csv`` or ``.json``."""
         return self.placement.save(path)
 
-    # ---------------------------------------------------------------- running
-    def run(self, inputs, **kwargs):
-        """Run the mapped network on the simulated chip.
-
-        Delegates to :func:`spinnaker2_backend.simulator.run_mapping` (see there for the
-        arguments and the result).
-        """
-        from spinnaker2_backend import simulator
-
-        return simulator.run_mapping(self, inputs, **kwargs)
-
     def for_batch(self, batch_size: int) -> Mapping:
         """This mapping with room for ``batch_size`` samples per PE (same placement and
         routes; memory laid out and checked again).
@@ -213,18 +202,6 @@ class Mapping:
             batch_size=batch_size,
             _weights_cache=self._weights_cache,
         )
-
-    def simulator(self, **kwargs):
-        """A :class:`spinnaker2_backend.simulator.NetworkSimulator` of this mapping."""
-        from spinnaker2_backend import simulator
-
-        return simulator.NetworkSimulator(self, **kwargs)
-
-    def layer_simulator(self, layer: int, **kwargs):
-        """A :class:`spinnaker2_backend.simulator.LayerSimulator` of one mapped layer."""
-        from spinnaker2_backend import simulator
-
-        return simulator.LayerSimulator(self, layer, **kwargs)
 
 
 def _resolve_artifact(artifact: DeploymentArtifact | str | os.PathLike) -> DeploymentArtifact:
@@ -268,42 +245,31 @@ def map_network(
             ``"mac-int8"`` (16 x 4 MAC array, "int8" products; ``docs/quantisation.md``).
         max_units_per_pe: at most this many units per PE (py-spinnaker2's
             ``max_atoms_per_core``); default: automatic (fewest PEs that fit).
-        pes_per_layer: PEs per layer instead (e.g. ``50`` or ``(50, 50, 50)``), units balanced
-            by bytes.
+        pes_per_layer: PEs per layer instead (``50`` or ``(50, 50, 50)``), balanced by bytes.
         record_steps: steps of ``y`` recorded in PE SRAM during a run (they must fit).
-        input_source: ``"dram"`` (layer-0 inputs computed ahead, streamed from DRAM) or
-            ``"host"``.
-        receive_policy: how a PE keeps the events it receives: ``"dense"`` (a dense vector
-            per input), ``"reused"`` (one dense vector for both products), ``"event-list"``
-            (a compact list of received events with a capacity bound) or ``"accumulate"``
-            (each event multiplied in on arrival; ``weight_format="event"`` only). See
-            :data:`~spinnaker2_backend.mapping.base.RECEIVE_POLICIES`.
+        input_source: ``"dram"`` (layer-0 inputs computed ahead, in DRAM) or ``"host"``.
+        receive_policy: how a PE keeps the events it receives: ``"dense"`` (a vector per
+            input), ``"reused"`` (one vector for both products), ``"event-list"`` (a list
+            with a capacity bound) or ``"accumulate"`` (multiplied in on arrival, ``event``
+            format only); :data:`~spinnaker2_backend.mapping.base.RECEIVE_POLICIES`.
         receive_capacity: entries of the event list, for every layer (int) or per layer;
             default: every source (never overflows). Size it from a recorded run with
             :func:`spinnaker2_backend.simulator.receive_capacity_from_run`.
-        batch_size: samples every PE keeps and processes per step (memory grows by the
-            per-sample state).
+        batch_size: samples every PE keeps and processes per step (memory grows per sample).
         balance: how ``pes_per_layer`` splits the units: ``"bytes"`` or ``"units"``.
         check: raise :class:`MappingError` when a PE does not fit (``False``: return the
             mapping with ``mapping.fit`` listing the problems, for reports).
-
-    Returns:
-        :class:`Mapping`.
 
     Raises:
         MappingError: the network does not fit (message says where and what to change).
         snn_egru.artifact.ArtifactError: the artifact file is missing or malformed.
     """
     artifact = _resolve_artifact(artifact)
-    if machine is None:
-        machine = Machine(spec=spec)
-    elif spec is not None and spec != machine.spec:
-        machine = Machine(chips=machine.num_chips, spec=spec, chip_grid=machine.chip_grid)
+    machine = _machine_for(machine, spec)
     spec = machine.spec
-    check_options(weight_format, record_steps, input_source)
-    check_receive_policy(receive_policy, weight_format)
-    check_artifact_format(artifact, weight_format)
-    batch_size = check_batch_size(batch_size)
+    batch_size = _check_map_options(
+        artifact, weight_format, record_steps, input_source, receive_policy, batch_size
+    )
     clock = _StageClock("/".join(map(str, artifact.layer_sizes)))
     models = layer_memory_models(
         artifact,
@@ -325,31 +291,8 @@ def map_network(
         balance=balance,
         memory_models=models,
     )
-    clock.done("1 partition", f"{partition.num_slices} slices")
-    placement = place_slices(partition, machine)
-    clock.done("2 placement", f"{placement.num_pes_used} PEs")
-    routes = route_slices(placement)
-    clock.done("3 routing")
-    memory = layout_memory(models, placement)
-    clock.done("4 memory layout")
-    fit = check_fit(memory, placement, models, raise_error=check)
-    clock.done("5 fit check")
-    if input_source == "dram" and artifact.input_kind == "embedding":
-        table = int(np.prod(artifact.embedding.shape)) * spec.word_bytes
-        if check and table > spec.dram_bytes:
-            raise MappingError(
-                f"the embedding table needs {table:,} bytes of DRAM but a chip has "
-                f"{spec.dram_bytes:,}: use input_source='host'"
-            )
-    layers = [
-        LayerPlacement(
-            layer=i,
-            hidden_size=artifact.layers[i].hidden_size,
-            input_size=artifact.layers[i].input_size,
-            slices=list(placement.layers[i]),
-        )
-        for i in range(artifact.num_layers)
-    ]
+    placement, routes, memory, fit = _stages_2_to_5(partition, machine, models, clock, check)
+    _check_embedding_table(artifact, spec, input_source, check)
     mapping = Mapping(
         artifact=artifact,
         machine=machine,
@@ -362,22 +305,99 @@ def map_network(
         routes=routes,
         memory=memory,
         fit=fit,
-        layers=layers,
+        layers=_layer_placements(artifact, placement),
         memory_models=models,
         max_units_per_pe=max_units_per_pe,
         receive_policy=receive_policy,
         receive_capacity=tuple(m.receive_capacity for m in models),
         batch_size=batch_size,
     )
+    _log_mapping(mapping)
+    return mapping
+
+
+def _check_map_options(
+    artifact: DeploymentArtifact,
+    weight_format: str,
+    record_steps: int,
+    input_source: str,
+    receive_policy: str,
+    batch_size: int,
+) -> int:
+    """The options of :func:`map_network` are known values that suit the artifact; returns
+    the batch size as an int."""
+    check_options(weight_format, record_steps, input_source)
+    check_receive_policy(receive_policy, weight_format)
+    check_artifact_format(artifact, weight_format)
+    return check_batch_size(batch_size)
+
+
+def _log_mapping(mapping: Mapping) -> None:
     logger.info(
         "mapped %s units onto %d PEs (%s), fullest PE %d at %.1f %%",
-        "/".join(map(str, artifact.layer_sizes)),
-        placement.num_pes_used,
-        weight_format,
-        fit.fullest_pe,
-        100 * fit.fullest_utilisation,
+        "/".join(map(str, mapping.artifact.layer_sizes)),
+        mapping.placement.num_pes_used,
+        mapping.weight_format,
+        mapping.fit.fullest_pe,
+        100 * mapping.fit.fullest_utilisation,
     )
-    return mapping
+
+
+def _machine_for(machine: Machine | None, spec: ChipSpec | None) -> Machine:
+    """``machine`` (default: one chip of ``spec``), with ``spec`` in place of its own."""
+    if machine is None:
+        return Machine(spec=spec)
+    if spec is not None and spec != machine.spec:
+        return Machine(chips=machine.num_chips, spec=spec, chip_grid=machine.chip_grid)
+    return machine
+
+
+def _stages_2_to_5(
+    partition: PartitionResult,
+    machine: Machine,
+    models: list[LayerMemoryModel],
+    clock: _StageClock,
+    check: bool,
+) -> tuple[Placement, RoutingResult, MemoryLayout, FitCheck]:
+    """Place, route, lay out memory and check the fit of a partition just made, each stage
+    (the partition's too) logged with its time by ``clock``."""
+    clock.done("1 partition", f"{partition.num_slices} slices")
+    placement = place_slices(partition, machine)
+    clock.done("2 placement", f"{placement.num_pes_used} PEs")
+    routes = route_slices(placement)
+    clock.done("3 routing")
+    memory = layout_memory(models, placement)
+    clock.done("4 memory layout")
+    fit = check_fit(memory, placement, models, raise_error=check)
+    clock.done("5 fit check")
+    return placement, routes, memory, fit
+
+
+def _check_embedding_table(
+    artifact: DeploymentArtifact, spec: ChipSpec, input_source: str, check: bool
+) -> None:
+    """With ``check``: an embedding table streamed from DRAM fits a chip's DRAM."""
+    if not (check and input_source == "dram" and artifact.input_kind == "embedding"):
+        return
+    table = int(np.prod(artifact.embedding.shape)) * spec.word_bytes
+    if table > spec.dram_bytes:
+        raise MappingError(
+            f"the embedding table needs {table:,} bytes of DRAM but a chip has "
+            f"{spec.dram_bytes:,}: use input_source='host'"
+        )
+
+
+def _layer_placements(artifact: DeploymentArtifact, placement: Placement) -> list[LayerPlacement]:
+    """Each layer's sizes and PE slices."""
+    return [
+        LayerPlacement(
+            layer=i,
+            hidden_size=artifact.layers[i].hidden_size,
+            input_size=artifact.layers[i].input_size,
+            slices=list(placement.layers[i]),
+        )
+        for i in range(artifact.num_layers)
+    ]
 
 
 def build_mapping_report(mapping: Mapping) -> MappingReport:

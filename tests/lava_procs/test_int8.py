@@ -9,6 +9,7 @@ import pytest
 
 from lava_procs.run import run_network
 from spinnaker2_backend import map_network
+from spinnaker2_backend.simulator import run_mapping
 from spinnaker2_backend.synthetic import quantize_network
 from tests.lava_procs.conftest import token_artifact
 from tests.lava_procs.test_spinnaker2 import assert_same_chip_run
@@ -29,7 +30,7 @@ def test_int8_artifact_on_both_backends(fmt, mode, no_leftover_processes):
     for got, want in zip(chip.layer_events, ref.layer_events):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(chip.logits, ref.logits)
-    direct = map_network(art, weight_format=fmt, max_units_per_pe=4).run(tokens)
+    direct = run_mapping(map_network(art, weight_format=fmt, max_units_per_pe=4), tokens)
     assert_same_chip_run(chip.chip, direct)
 
     floating = run_network(art, tokens, "floating_pt", timeout_s=60)

@@ -17,6 +17,7 @@ from lava_procs.network.process import EGRUNetwork
 from lava_procs.run import LavaNetworkSession
 from lava_procs.run_configs import SpiNNaker2SimCfg
 from spinnaker2_backend import map_network
+from spinnaker2_backend.simulator import run_mapping
 from spinnaker2_backend.timing import OPS, PHASES
 from tests.lava_procs.conftest import token_artifact
 
@@ -60,6 +61,6 @@ def test_session_memory_per_step_is_what_is_kept(keep_chip_steps, no_leftover_pr
         assert kept == layer_totals
     # the tables grow by doubling (at most twice what is kept) plus a little slack
     assert growth <= 2 * kept + 256, (growth, kept)
-    direct = map_network(artifact, max_units_per_pe=4).run(tokens, record=keep_chip_steps)
+    direct = run_mapping(map_network(artifact, max_units_per_pe=4), tokens, record=keep_chip_steps)
     assert report.counters.per_layer() == direct.counters.per_layer()
     assert report.seconds_per_token == direct.seconds_per_token

@@ -1,5 +1,5 @@
 """Lava graphs with the ``spinnaker2`` models: same outputs as ``floating_pt``, same chip
-counters as the backend's direct run of the whole network (``mapping.run``)."""
+counters as the backend's direct run of the whole network (``run_mapping``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from lava_procs.run_configs import ChipOptions, SpiNNaker2SimCfg
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import egru_sequence, egru_stack_step
 from spinnaker2_backend import ChipSpec, map_network
+from spinnaker2_backend.simulator import run_mapping
 from tests.lava_procs.conftest import feature_artifact, random_layer, token_artifact
 
 pytestmark = [pytest.mark.lava, pytest.mark.timeout(180)]
@@ -84,7 +85,7 @@ def test_chunked_chip_session_equals_floating_pt_and_direct_run(no_leftover_proc
     # counters: the backend's direct run of the whole network, same mapping options
     mapping = map_network(artifact, weight_format="csr", max_units_per_pe=3)
     assert all(len(layer.slices) >= 3 for layer in mapping.layers)
-    direct = mapping.run(tokens)
+    direct = run_mapping(mapping, tokens)
     assert_same_chip_run(lava_run, direct)
     assert lava_run.counters.summary()["packets_on_chip"] > 0
 
@@ -134,7 +135,7 @@ def test_event_format_run_network_on_dense_features(no_leftover_processes):
         weight_format="event",
         max_units_per_pe=4,
     )
-    direct = mapping.run(features, tick_us=15.0, record=False)
+    direct = run_mapping(mapping, features, tick_us=15.0, record=False)
     assert direct.profile.deadlines_missed_total > 0  # the tick is too short for some PEs
     assert_same_chip_run(result.chip, direct)
     assert result.chip.step_ops is None and result.chip.profile.step_phase_cycles is None
@@ -181,7 +182,9 @@ def test_standalone_chip_layer_remaps_after_weight_set(no_leftover_processes):
     [(_, mapping)] = cfg.mappings.values()  # the host mapped a one-layer network
     assert mapping.layers[0].num_pes == 3
     direct = map_network(DeploymentArtifact(layers=[params]), max_units_per_pe=2)
-    assert direct.run(features[:10]).counters.layers[0].packets_on_chip == packets_after_10[0]
+    assert (
+        run_mapping(direct, features[:10]).counters.layers[0].packets_on_chip == packets_after_10[0]
+    )
 
 
 def test_chip_options_and_mapping_errors_are_clear(no_leftover_processes):

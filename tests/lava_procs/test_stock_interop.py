@@ -33,6 +33,7 @@ from lava_procs.run_configs import ChipMappingWarning, FloatingPtSimCfg, SpiNNak
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import egru_sequence
 from spinnaker2_backend import map_network
+from spinnaker2_backend.simulator import run_mapping
 from tests.lava_procs.conftest import feature_artifact, random_layer, token_artifact
 
 pytestmark = [pytest.mark.lava, pytest.mark.timeout(180)]
@@ -155,7 +156,9 @@ def test_stock_processes_beside_egru_layers(config, no_leftover_processes):
     mapping = network.mapping
     assert len(mapping.layers) == 2
     assert set(mapping.layers[0].pes).isdisjoint(mapping.layers[1].pes)
-    direct = map_network(DeploymentArtifact(layers=params), max_units_per_pe=2).run(features)
+    direct = run_mapping(
+        map_network(DeploymentArtifact(layers=params), max_units_per_pe=2), features
+    )
     assert layer_packets == [layer.packets_on_chip for layer in direct.counters.layers]
     assert layer_macs == [layer.macs for layer in direct.counters.layers]
     assert layer_packets[0] > 0
@@ -183,7 +186,7 @@ def test_layers_not_wired_directly_are_mapped_apart_with_a_warning(no_leftover_p
         ["second"],
     ]
     # each layer's counters are those of its own one-layer network
-    alone = map_network(DeploymentArtifact(layers=[params[0]])).run(features)
+    alone = run_mapping(map_network(DeploymentArtifact(layers=[params[0]])), features)
     assert packets[0] == alone.counters.layers[0].packets_on_chip
 
 

@@ -18,7 +18,7 @@ from spinnaker2_backend.mapping import MappingError, map_network
 from spinnaker2_backend.mapping.base import RECEIVE_POLICIES, ReceiveOverflowError
 from spinnaker2_backend.mapping.routing import aligned_blocks
 from spinnaker2_backend.results import PUBLISHED_TABLE_I_BYTES
-from spinnaker2_backend.simulator import receive_capacity_from_run, run_mapping
+from spinnaker2_backend.simulator import LayerSimulator, receive_capacity_from_run, run_mapping
 
 # ============================================================================ helpers
 
@@ -218,7 +218,7 @@ def test_batch_equals_independent_runs(small_net):
     xs = rng.standard_normal((3, 9, 13)).astype(np.float32)
     for fmt in ("csr", "event"):
         m = map_network(small_net, max_units_per_pe=8, weight_format=fmt)
-        batch = m.run(xs, batch_size=3)
+        batch = run_mapping(m, xs, batch_size=3)
         singles = [run_mapping(m, x) for x in xs]
         for b, single in enumerate(singles):
             for layer in range(3):
@@ -409,7 +409,7 @@ def test_nan_and_infinite_inputs_name_the_step(small_net):
     with pytest.raises(ValueError, match="input step 4"):
         run_mapping(m, xs)
     with pytest.raises(ValueError, match="NaN or infinite"):
-        m.layer_simulator(0).step(xs[4])
+        LayerSimulator(m, 0).step(xs[4])
 
 
 def test_empty_inputs_are_an_error(small_net, tmp_path, capsys):

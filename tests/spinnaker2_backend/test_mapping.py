@@ -6,20 +6,22 @@ import csv
 import io
 import json
 import logging
-import sys
-import types
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import spinnaker2_backend
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
 from spinnaker2_backend import ChipSpec, Machine, MappingError, map_network, synthetic_network
 from spinnaker2_backend.formats import WEIGHT_FORMATS
-from spinnaker2_backend.mapping import PESlice, layer_memory_models, partition_network
+from spinnaker2_backend.mapping import (
+    DATA_REGIONS,
+    PESlice,
+    layer_memory_models,
+    partition_network,
+)
 from spinnaker2_backend.mapping.placement import _pe_order, _traffic_cost
 
 logger = logging.getLogger(__name__)
@@ -384,18 +386,8 @@ def test_report_dict_json_and_table(small_net):
     assert data["pes_used"] == mapping.num_pes_used
     assert len(data["pes"]) == mapping.num_pes_used
     row = data["pes"][0]
-    assert row["total"] == sum(
-        row[r]
-        for r in (
-            "static_data",
-            "weights",
-            "variables",
-            "receive_buffers",
-            "recordings",
-            "debug",
-            "stack_heap",
-        )
-    )
+    assert row["total"] == sum(row[r] for r in DATA_REGIONS)
+    assert len(DATA_REGIONS) == 7 and {"weights", "stack_heap"} <= set(DATA_REGIONS)
     assert sum(lr["nnz"] for lr in data["layers"]) == sum(r["nnz"] for r in data["pes"])
     text = report.table()
     assert "fullest PE" in text and "layer  units" in text
@@ -412,19 +404,16 @@ def test_map_network_accepts_a_path_and_dram_use(small_net, tmp_path):
     assert map_network(lm, input_source="host").dram_table_bytes == 0
 
 
-def test_run_and_simulators_delegate_to_the_simulator_module(small_net, monkeypatch):
-    calls = []
-    fake = types.ModuleType("spinnaker2_backend.simulator")
-    fake.run_mapping = lambda mapping, inputs, **kw: calls.append(("run", inputs, kw)) or "ran"
-    fake.NetworkSimulator = lambda mapping, **kw: ("net", kw)
-    fake.LayerSimulator = lambda mapping, layer, **kw: ("layer", layer, kw)
-    monkeypatch.setitem(sys.modules, "spinnaker2_backend.simulator", fake)
-    monkeypatch.setattr(spinnaker2_backend, "simulator", fake, raising=False)
+def test_a_mapping_is_data_and_running_it_is_the_simulators(small_net):
+    from spinnaker2_backend.simulator import NetworkSimulator, run_mapping
+
     mapping = map_network(small_net)
-    assert mapping.run("xs", steps=3) == "ran"
-    assert calls == [("run", "xs", {"steps": 3})]
-    assert mapping.simulator(trace=True) == ("net", {"trace": True})
-    assert mapping.layer_simulator(1) == ("layer", 1, {})
+    for name in ("run", "simulator", "layer_simulator"):
+        assert not hasattr(mapping, name), name
+    xs = np.random.default_rng(0).standard_normal((4, small_net.layers[0].input_size))
+    direct = run_mapping(mapping, xs, record=False)
+    stepped = NetworkSimulator(mapping).run(xs)
+    assert direct.report().to_dict() == stepped.report().to_dict()
 
 
 def test_machine_and_spec_options(small_net):

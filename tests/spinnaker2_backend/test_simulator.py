@@ -295,7 +295,7 @@ def test_per_layer_simulators_sum_to_the_network_run():
     run = run_mapping(mapping, xs)
     inputs = xs
     for layer in range(3):
-        sim = mapping.layer_simulator(layer)  # one per Lava process
+        sim = LayerSimulator(mapping, layer)  # one per Lava process
         ys, ops = [], []
         for x in inputs:
             result = sim.step(x)

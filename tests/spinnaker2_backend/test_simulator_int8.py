@@ -13,7 +13,7 @@ from snn_egru.reference import quantize_codes, state_levels
 from spinnaker2_backend import map_network, synthetic_network
 from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.formats_int8 import QUANTIZED_WEIGHT_FORMATS
-from spinnaker2_backend.simulator import run_mapping
+from spinnaker2_backend.simulator import LayerSimulator, run_mapping
 from spinnaker2_backend.synthetic import quantize_network
 from spinnaker2_backend.timing import OP_INDEX, PHASE_INDEX
 
@@ -72,7 +72,7 @@ def test_int8_formats_need_float32():
     net = quantize_network(synthetic_network(layer_sizes=(8,), input_size=4, seed=0))
     m = map_network(net, weight_format="csr-int8")
     with pytest.raises(ValueError, match="runs in float32"):
-        m.layer_simulator(0, dtype=np.float64)
+        LayerSimulator(m, 0, dtype=np.float64)
 
 
 # --------------------------------------------------------------------- cycle model
@@ -83,7 +83,7 @@ def _one_step(fmt, policy="dense"):
     x[::3] = 0.0
     q = quantize_network(net, mode=MODE[fmt], calibration_inputs=x[None])
     m = map_network(q, weight_format=fmt, max_units_per_pe=10, receive_policy=policy)
-    sim = m.layer_simulator(0)
+    sim = LayerSimulator(m, 0)
     return m, q, x, sim.step(x)
 
 
