@@ -162,3 +162,70 @@ def test_quantization_json_states_its_conditions(tmp_path):
     results = json.loads(out.read_text())
     assert results["threads"] == 1 and "dvs" in results
     check_conditions(results["conditions"])
+
+
+def test_simulator_json():
+    out = run_json(
+        "simulator.py", "--tokens", "4", "--repeats", "1", "--sweep-tokens", "0", "--json"
+    )
+    for key in (
+        "floor_ms",
+        "sim_csr_ms",
+        "sim_event_ms",
+        "sim_csr_over_floor",
+        "event_over_csr",
+        "sim_csr_over_floor_wall",
+        "event_over_csr_wall",
+        "sim_csr_record_ms",
+        "run_mapping_csr_ms",
+        "torch_ms",
+        "numpy_ms",
+        "activity",
+        "sweep",
+        "load_average",
+    ):
+        assert key in out, key
+    assert out["sweep"] == [] and out["tokens"] == 4
+    check_conditions(out["conditions"])
+    assert out["conditions"]["machine"]["torch_threads"] == 2
+
+
+def test_simulator_scaling_json():
+    out = run_json("simulator_scaling.py", "--scales", "1", "--tokens", "2", "--repeats", "1",
+                   "--json")  # fmt: skip
+    (row,) = out["rows"]
+    for key in (
+        "scale",
+        "units",
+        "chips",
+        "pes",
+        "nonzeros",
+        "sim_ms",
+        "floor_ms",
+        "sim_over_floor",
+        "sim_ns_per_nonzero",
+        "floor_ns_per_nonzero",
+        "sim_growth_over_linear",
+        "counts_ms",
+        "sim_wall_ms",
+        "floor_wall_ms",
+    ):
+        assert key in row, key
+    assert row["scale"] == 1 and row["sim_growth_over_linear"] == 1.0
+    check_conditions(out["conditions"])
+
+
+def test_simulator_benchmarks_refuse_bad_arguments():
+    for script, args in (
+        ("simulator.py", ["--tokens", "0"]),
+        ("simulator_scaling.py", ["--scales", "0"]),
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(BENCHMARKS / script), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 2 and "must be >= 1" in proc.stderr
