@@ -258,7 +258,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.save_steps:
         target = Path(args.save_steps)
         if target.exists() and not args.overwrite:
-            raise UserError(f"--save-steps: {target} exists; add --overwrite to replace it")
+            raise UserError(f"--save-steps: {target} exists: pass --overwrite to replace it")
         if not target.parent.is_dir():
             raise UserError(f"--save-steps: folder {target.parent} does not exist")
     mapping = mapping_from_args(args, check=not auto)

@@ -238,7 +238,7 @@ def test_cli_run_streams_its_steps_and_keeps_a_users_file(tmp_path, capsys):
     assert log["layer_cycles"].shape == (12, 2)
     assert report["counters"]["events"] == log["op_totals"][:, :, OPS.index("events")].sum()
     assert main(argv) == 2  # the file exists: kept, one line
-    assert "exists; add --overwrite" in capsys.readouterr().err
+    assert "exists: pass --overwrite" in capsys.readouterr().err
     assert main(argv + ["--overwrite"]) == 0
     assert main(["run", str(path), "--save-steps", str(tmp_path / "no" / "s.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
