@@ -43,6 +43,11 @@ from spinnaker2_backend.constants import ChipSpec
 from spinnaker2_backend.simulator import run_mapping
 from spinnaker2_backend.timing import PROFILE_GROUPS
 
+try:  # run as a script: benchmarks/ is on sys.path
+    from _timing import Session
+except ImportError:  # imported as benchmarks.calibrate_timing
+    from benchmarks._timing import Session
+
 
 def describe(label: str, run, baseline: float, mapping=None) -> tuple[str, dict]:
     report = run.report()
@@ -101,9 +106,13 @@ def profile_lines(profile, steps: int) -> tuple[list[str], dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-sweep", action="store_true", help="skip the activity sweep")
+    parser.add_argument(
+        "--no-variants", action="store_true", help="skip the receive policies and layouts"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
 
+    session = Session("wall (perf_counter), 'seconds' only: the figures are simulated")
     start = time.perf_counter()
     artifact = calibration_artifact()
     tokens = calibration_inputs(artifact)
@@ -156,15 +165,16 @@ def main() -> None:
         ("event + event-list", dict(weight_format="event")),
         ("event + accumulate on arrival", dict(weight_format="event", receive_policy="accumulate")),
     ]
-    for label, options in variants:
+    for label, options in [] if args.no_variants else variants:
         m = calibration_mapping(artifact, inputs=tokens, check=False, **options)
         text, row = describe(label, run_mapping(m, tokens), baseline, m)
         lines.append(text)
         rows.append(row)
-    fast = calibration_mapping(artifact, inputs=tokens, spec=ChipSpec().with_clock_mhz(300))
-    text, row = describe("csr + event-list at 300 MHz", run_mapping(fast, tokens), baseline)
-    lines.append(text)
-    rows.append(row)
+    if not args.no_variants:
+        fast = calibration_mapping(artifact, inputs=tokens, spec=ChipSpec().with_clock_mhz(300))
+        text, row = describe("csr + event-list at 300 MHz", run_mapping(fast, tokens), baseline)
+        lines.append(text)
+        rows.append(row)
     out["variants"] = rows
     if not args.no_sweep:
         lines += ["", "activity sweep (threshold mean of the stand-in network; dense vectors, "
@@ -183,11 +193,12 @@ def main() -> None:
                 sweep.append(row)
         out["sweep"] = sweep
     out["seconds"] = time.perf_counter() - start
+    out["conditions"] = session.finish()
     if args.json:
         print(json.dumps(out, indent=2, default=float))
     else:
         print("\n".join(lines))
-        print(f"\n({out['seconds']:.1f} s)")
+        print(f"\n({out['seconds']:.1f} s; {Session.line(out['conditions'])})")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "sweep": {},
         "models": {},
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "threads": args.threads,
     }
     datasets = build_datasets(args)
     runs: dict[str, list[dict[str, Any]]] = {}

@@ -49,6 +49,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from snn_egru import _fastloop  # noqa: E402
+
+try:  # run as a script: benchmarks/ is on sys.path
+    from _timing import Session
+except ImportError:  # imported as benchmarks.egru_layer
+    from benchmarks._timing import Session
 from snn_egru.sequence import EVENT_DRIVEN_MIN_HIDDEN, EGRUSequence  # noqa: E402
 
 
@@ -67,10 +72,11 @@ LM_SIZE = Size("lm", "LM layer", 70, 32, 750, 1350)
 BASELINE = "gru"
 
 
-#: What the timings read: ``wall`` (``time.perf_counter``) or ``cpu`` (``time.process_time``:
-#: the CPU time of this process, all its threads; with ``--threads 1`` the background load
-#: of a shared machine stays out of it). Set by ``--clock``.
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+#: What the timings read: ``wall`` (``time.perf_counter``) or ``cpu`` (``time.thread_time``:
+#: the CPU time of the calling thread only, so neither the background load of a shared
+#: machine nor an idle library worker's spin is charged; only with ``--threads 1``, where
+#: torch does all its work in the calling thread). Set by ``--clock``.
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}
 clock: Callable[[], float] = time.perf_counter
 
 
@@ -210,7 +216,8 @@ def main() -> None:
         "--clock",
         choices=sorted(CLOCKS),
         default="wall",
-        help="wall time, or the process's CPU time (steadier on a shared machine with --threads 1)",
+        help="wall time, or the calling thread's CPU time (needs --threads 1; steadier on a "
+        "shared machine)",
     )
     parser.add_argument(
         "--sizes",
@@ -223,7 +230,12 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(sizes))
     if unknown or not chosen:
         parser.error(f"--sizes takes a list of {', '.join(sizes)}, got {args.sizes!r}")
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu times the calling thread only: it needs --threads 1")
     out = sys.stderr if args.json else sys.stdout
+    session = Session(
+        "wall (perf_counter)" if args.clock == "wall" else "thread_time (calling thread's CPU)"
+    )
 
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
@@ -299,7 +311,9 @@ def main() -> None:
         results[f"{size.key}_infer_gru_ms"] = round(t_gru * 1e3, 4)
         results[f"{size.key}_infer_sparsity"] = round(sparsity, 4)
     results["load_end"] = round(load_now(), 2)
+    results["conditions"] = session.finish()
     say(f"\nload average at end {results['load_end']:.1f}")
+    say(Session.line(results["conditions"]))
     if args.json:
         print(json.dumps(results, indent=1, sort_keys=True))
 

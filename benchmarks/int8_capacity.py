@@ -64,6 +64,11 @@ from spinnaker2_backend.synthetic import (
     synthetic_network,
 )
 
+try:  # run as a script: benchmarks/ is on sys.path
+    from _timing import Session
+except ImportError:  # loaded from its file or as benchmarks.int8_capacity
+    from benchmarks._timing import Session
+
 log = logging.getLogger("benchmarks.int8_capacity")
 
 FORMATS = ("csr", "csr-int8", "event-int8", "mac-int8")
@@ -390,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tokens < 1 or not args.step > 0:
         parser.error("--tokens must be >= 1 and --step > 0")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    session = Session("wall (perf_counter), host_seconds only: the figures are simulated")
     lm = [] if args.no_lm else paper_lm(args.tokens)
     chips = [1] if args.no_board else [1, ChipSpec().chips_per_board]
     cap = (
@@ -397,10 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_capacity
         else capacity(chips, args.step, route_board=args.route_board, board_step=args.board_step)
     )
+    conditions = session.finish()
     if args.json:
-        print(json.dumps({"paper_lm": lm, "capacity": cap}, indent=2))
+        print(json.dumps({"paper_lm": lm, "capacity": cap, "conditions": conditions}, indent=2))
     else:
         print(markdown(lm, cap))
+        print("\n" + Session.line(conditions))
     return 0
 
 

@@ -43,6 +43,11 @@ from snn_egru.reference import egru_stack_step
 from spinnaker2_backend import map_network, synthetic_network
 from spinnaker2_backend.simulator import LayerSimulator, run_mapping
 
+try:  # run as a script: benchmarks/ is on sys.path
+    from _timing import Session
+except ImportError:  # imported as benchmarks.lava_runtime
+    from benchmarks._timing import Session
+
 
 def timed(fn):
     """``(result, seconds)`` of one call."""
@@ -238,15 +243,36 @@ def main() -> None:
         "--memory-steps", type=int, default=0, help="steps of the memory-growth session (0: off)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    args = parser.parse_args()
-
-    artifact, build_s = timed(
-        lambda: synthetic_network("paper-lm", sparsity=args.sparsity, seed=args.seed)
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a tiny 3-layer network instead of paper-lm (a smoke test of the benchmark)",
     )
+    args = parser.parse_args()
+    if min(args.tokens, args.repeats) < 1:
+        parser.error("--tokens and --repeats must be >= 1")
+    session = Session("wall (perf_counter); the reference's BLAS and Lava's processes as set")
+
+    if args.tiny:
+        build = lambda: synthetic_network(  # noqa: E731
+            layer_sizes=[24, 24, 16],
+            input_size=16,
+            sparsity=args.sparsity,
+            seed=args.seed,
+            input_kind="embedding",
+            vocab_size=40,
+            readout_kind="tied_decoder",
+        )
+    else:
+        build = lambda: synthetic_network(  # noqa: E731
+            "paper-lm", sparsity=args.sparsity, seed=args.seed
+        )
+    artifact, build_s = timed(build)
     vocab = artifact.embedding.shape[0]
     tokens = np.random.default_rng(args.seed).integers(0, vocab, size=args.tokens)
     print(
-        f"network: paper-lm {'/'.join(map(str, artifact.layer_sizes))}, embedding "
+        f"network: {'tiny' if args.tiny else 'paper-lm'} "
+        f"{'/'.join(map(str, artifact.layer_sizes))}, embedding "
         f"{artifact.input_size}, vocabulary {vocab}, sparsity {args.sparsity:g} "
         f"({args.weight_format} on chip), {args.tokens} tokens (built in {build_s:.1f} s); "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
@@ -397,6 +423,8 @@ def main() -> None:
                 "bytes per step)"
             )
 
+    out["conditions"] = session.finish()
+    print("\n" + Session.line(out["conditions"]))
     if args.json:
         print(json.dumps(out, indent=2, default=float))
 

@@ -41,6 +41,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+try:  # run as a script: benchmarks/ is on sys.path
+    from _timing import Session
+except ImportError:  # imported as benchmarks.quantization
+    from benchmarks._timing import Session
+
 log = logging.getLogger("benchmarks.quantization")
 
 #: (name, QuantizationConfig fields) of the PTQ rows and the QAT rows.
@@ -336,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         args.check_samples = min(args.check_samples, 2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
+    session = Session("wall (perf_counter), train_s / eval_s only")
     results: dict[str, Any] = {"load_average": os.getloadavg(), "threads": args.threads}
     started = time.perf_counter()
     if "lm" in args.workloads:
@@ -344,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         results["dvs"] = _dvs_rows(args)
     results["wall_s"] = time.perf_counter() - started
     results["load_average_end"] = os.getloadavg()
+    results["conditions"] = session.finish()
     print(format_table(results))
     print(
         f"(seed {args.seed}; {args.threads} torch thread(s); load average "

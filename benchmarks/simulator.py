@@ -18,11 +18,14 @@ calibration mapping). In one run, on this machine, batch 1, one token at a time:
 
 Then the event layout against csr as activity falls (thresholds raised: 40 % -> 5 % of
 units firing per step). Each row is timed ``--repeats`` times, the rows interleaved so
-that a change of load hits all of them; the best time counts. Times are CPU seconds of
-this process (single-threaded rows: what the row costs, not how long it waited for a core
-on a loaded machine), except PyTorch (two threads: wall time); the wall-time ratios are
-printed too. Other processes on the machine slow every row (they share the caches and
-the memory bus): compare the ratios, which are measured in the same run.
+that a change of load hits all of them; the best time counts. Every row but PyTorch is
+single-threaded: numpy's and scipy's BLAS pinned to one thread (threadpoolctl) and timed
+with ``time.thread_time()``, the CPU time of the timing thread alone (``process_time()``
+would also count an idle OpenBLAS worker's spin after a dense product, charged to the next
+row: ``benchmarks/_timing.py``); PyTorch runs on two threads and counts its wall time. The
+wall-time ratios are printed too. Other processes on the machine slow every row (they
+share the caches and the memory bus): compare the ratios, which are measured in the same
+run; the report states the threads, the BLAS kernel and the load before and after.
 
 Usage::
 
@@ -32,7 +35,8 @@ JSON keys: ``floor_ms``, ``sim_csr_ms``, ``sim_event_ms``, ``sim_csr_over_floor`
 ``event_over_csr`` (CPU time), ``sim_csr_over_floor_wall``, ``event_over_csr_wall``,
 ``sim_csr_record_ms``, ``run_mapping_csr_ms``, ``torch_ms``,
 ``numpy_ms``, ``activity``, ``sweep`` (rows of ``activity``, ``csr_ms``, ``event_ms``,
-``event_over_csr``), ``load_average``; times are milliseconds per token.
+``event_over_csr``; empty with ``--sweep-tokens 0``), ``load_average``, ``conditions``
+(threads, BLAS kernel, load before and after, CPUs); times are milliseconds per token.
 """
 
 from __future__ import annotations
@@ -40,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 import numpy as np
 import torch
@@ -48,6 +51,11 @@ import torch
 from snn_egru.artifact import DeploymentArtifact
 from spinnaker2_backend.calibration import calibration_artifact, calibration_mapping
 from spinnaker2_backend.simulator import NetworkSimulator, run_mapping
+
+try:  # run as a script: benchmarks/ is on sys.path
+    from _timing import Session, interleaved
+except ImportError:  # imported as benchmarks.simulator
+    from benchmarks._timing import Session, interleaved
 
 #: Threshold means of the activity sweep (about 40, 30, 20, 10, 5 % of units firing).
 SWEEP_THRESHOLDS = (0.008, 0.025, 0.05, 0.085, 0.11)
@@ -130,20 +138,6 @@ def fresh_run(sim: NetworkSimulator, xs: np.ndarray):
     return sim.run_layer_inputs(xs)
 
 
-def interleaved(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Best CPU seconds (this process) and best wall seconds of each function, the
-    functions run in turn ``repeats`` times."""
-    cpu = {name: float("inf") for name in fns}
-    wall = dict(cpu)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
-            wall[name] = min(wall[name], time.perf_counter() - start)
-    return cpu, wall
-
-
 def activity_sweep(tokens: np.ndarray, repeats: int) -> list[dict[str, float]]:
     rows = []
     for threshold in SWEEP_THRESHOLDS:
@@ -180,10 +174,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sweep-tokens", type=int, default=60, help="tokens per sweep point")
+    parser.add_argument(
+        "--sweep-tokens", type=int, default=60, help="tokens per sweep point (0: no sweep)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    if min(args.tokens, args.repeats) < 1 or args.sweep_tokens < 0:
+        parser.error("--tokens and --repeats must be >= 1, --sweep-tokens >= 0")
     torch.set_num_threads(2)
+    session = Session()
     load_start = os.getloadavg()[0]
 
     artifact = calibration_artifact()
@@ -214,8 +213,8 @@ def main() -> None:
     }
     for sim in (*sims.values(), recording):  # the simulators run from a zero state
         sim.reset()
-    best, wall = interleaved(fns, args.repeats)
-    best["torch"] = wall["torch"]  # two threads: its CPU time would count both
+    # torch: two threads, wall time (its CPU time would count both threads)
+    best, wall = interleaved(fns, args.repeats, multi_threaded=("torch",))
 
     # they all compute the same network (the simulators continue their state between
     # repeats, so compare a fresh run)
@@ -228,7 +227,7 @@ def main() -> None:
         agree = np.mean((got.numpy() != 0) == (want != 0))
         assert agree > 0.99, f"PyTorch events agree on only {agree:.3%}"
 
-    sweep = activity_sweep(tokens[: args.sweep_tokens], args.repeats)
+    sweep = activity_sweep(tokens[: args.sweep_tokens], args.repeats) if args.sweep_tokens else []
     per_token = {name: seconds / args.tokens * 1e3 for name, seconds in best.items()}
     activity = float(np.mean(out["csr"].activity()))
     figures = {
@@ -248,6 +247,7 @@ def main() -> None:
         "tokens": args.tokens,
         "repeats": args.repeats,
         "load_average": [load_start, os.getloadavg()[0]],
+        "conditions": session.finish(),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -257,9 +257,9 @@ def main() -> None:
     print(
         f"published LM shapes 750 -> 1350/1350/750 -> 10,000, 95 % pruned ({nnz:,} stored "
         f"weights), 150 PEs; {args.tokens} tokens, batch 1, best of {args.repeats}; activity "
-        f"{activity:.1%} of units per step; load average {load_start:.1f} -> "
-        f"{os.getloadavg()[0]:.1f}"
+        f"{activity:.1%} of units per step"
     )
+    print(Session.line(figures["conditions"]))
     labels = {
         "floor": "floor: scipy CSR mat-vec, both products x 3",
         "csr": "simulated chip, csr (counters, profile)",
@@ -267,7 +267,7 @@ def main() -> None:
         "csr_record": "simulated chip, csr, record=True (+ logits)",
         "run_mapping": "run_mapping, csr (builds the simulator)",
         "torch": "dense PyTorch (2 threads, with readout)",
-        "numpy": "numpy reference (CSR, with readout)",
+        "numpy": "numpy reference (CSR, with readout, 1 thread)",
     }
     print(f"{'':<46} {'tokens/s':>10} {'ms/token':>9} {'vs floor':>9} {'vs csr':>8}")
     for name, label in labels.items():
@@ -280,7 +280,8 @@ def main() -> None:
         f"event_over_csr = {figures['event_over_csr']:.2f} (target <= 1.0); in wall time: "
         f"{figures['sim_csr_over_floor_wall']:.2f} and {figures['event_over_csr_wall']:.2f}"
     )
-    print(f"\nevent vs csr as activity falls ({args.sweep_tokens} tokens per point)")
+    if sweep:
+        print(f"\nevent vs csr as activity falls ({args.sweep_tokens} tokens per point)")
     print(f"{'threshold mean':>15} {'activity':>9} {'csr ms':>8} {'event ms':>9} {'event/csr':>10}")
     for row in sweep:
         print(

@@ -14,10 +14,13 @@ PEs per layer, or smaller slices of the input buffer).
 For each scale, in the same run: the SpMV floor (a plain scipy CSR mat-vec over the same
 non-zeros, both products of every layer, one token at a time) and the simulator
 (``NetworkSimulator.run``, csr layout, counters, profile, energy; ``record=False``), best
-CPU time of ``--repeats``. Printed per scale: time per token, nanoseconds per stored
-weight, growth against linear in stored weights (``(t_k / t_1) / (nnz_k / nnz_1)``), and
-the part of the step that grows with PEs rather than weights (the per-PE packet count
-kernel: every PE of a layer receives the events of every other PE, ``P^2`` per layer).
+CPU time of ``--repeats``: single-threaded, numpy's and scipy's BLAS pinned to one thread
+and timed with ``time.thread_time()`` (``benchmarks/_timing.py``: ``process_time()``
+would count an idle OpenBLAS worker's spin too), with the wall time beside it. Printed
+per scale: time per token, nanoseconds per stored weight, growth against linear in stored
+weights (``(t_k / t_1) / (nnz_k / nnz_1)``), and the part of the step that grows with
+PEs rather than weights (the per-PE packet count kernel: every PE of a layer receives the
+events of every other PE, ``P^2`` per layer).
 
 Usage::
 
@@ -26,8 +29,9 @@ Usage::
 JSON keys: ``rows`` (per scale: ``scale``, ``units``, ``chips``, ``pes``,
 ``router_entries`` (most on one chip), ``pes_over_sram``, ``nonzeros``, ``activity``, ``sim_ms``,
 ``floor_ms``, ``sim_over_floor``, ``sim_ns_per_nonzero``, ``floor_ns_per_nonzero``,
-``sim_growth_over_linear``, ``floor_growth_over_linear``, ``counts_ms``), ``tokens``,
-``repeats``, ``load_average``.
+``sim_growth_over_linear``, ``floor_growth_over_linear``, ``counts_ms``, ``sim_wall_ms``,
+``floor_wall_ms``), ``tokens``, ``repeats``, ``load_average``, ``conditions`` (threads,
+BLAS kernel, load before and after, CPUs).
 """
 
 from __future__ import annotations
@@ -44,23 +48,25 @@ from spinnaker2_backend.calibration import CALIBRATION_THRESHOLD_MEAN, pes_per_l
 from spinnaker2_backend.kernels import layer_ops
 from spinnaker2_backend.simulator import NetworkSimulator
 
+try:  # run as a script: benchmarks/ is on sys.path
+    from _timing import Session, best_of, single_threaded
+except ImportError:  # imported as benchmarks.simulator_scaling
+    from benchmarks._timing import Session, best_of, single_threaded
+
 BASE_LAYERS = (1350, 1350, 750)
 BASE_INPUT = 750
 BASE_PES = 150
 
 
-def best_cpu(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
-    return best
-
-
 def counts_seconds(sim: NetworkSimulator, steps: int) -> float:
-    """CPU seconds of the per-PE packet counts of ``steps`` steps (every layer)."""
-    start = time.process_time()
+    """CPU seconds (this thread, BLAS pinned to one thread) of the per-PE packet counts of
+    ``steps`` steps (every layer)."""
+    with single_threaded():
+        return _counts_seconds(sim, steps)
+
+
+def _counts_seconds(sim: NetworkSimulator, steps: int) -> float:
+    start = time.thread_time()
     for _ in range(steps):
         for layer in sim.layers:
             ops = np.empty((1, *layer._static_ops.shape))
@@ -75,7 +81,7 @@ def counts_seconds(sim: NetworkSimulator, steps: int) -> float:
                 *layer._op_rows,
                 ops,
             )
-    return time.process_time() - start
+    return time.thread_time() - start
 
 
 def measure(scale: int, tokens: int, repeats: int, sparsity: float) -> dict:
@@ -111,9 +117,13 @@ def measure(scale: int, tokens: int, repeats: int, sparsity: float) -> dict:
 
     sim = NetworkSimulator(mapping, record=False, progress=False)
     best = {"floor": float("inf"), "sim": float("inf")}
+    wall = dict(best)
+    sim.run(ids[:1])  # warm-up (compiled kernels, lazily built tables): not timed
     for _ in range(repeats):  # interleaved: a change of load hits both
-        best["floor"] = min(best["floor"], best_cpu(floor, 1))
-        best["sim"] = min(best["sim"], best_cpu(lambda: sim.run(ids), 1))
+        for name, fn in (("floor", floor), ("sim", lambda: sim.run(ids))):
+            t = best_of(fn, 1)
+            best[name] = min(best[name], t["cpu"])
+            wall[name] = min(wall[name], t["wall"])
     counts = min(counts_seconds(sim, tokens) for _ in range(repeats))
     return {
         "scale": scale,
@@ -130,6 +140,8 @@ def measure(scale: int, tokens: int, repeats: int, sparsity: float) -> dict:
         "sim_ns_per_nonzero": best["sim"] / tokens / nnz * 1e9,
         "floor_ns_per_nonzero": best["floor"] / tokens / nnz * 1e9,
         "counts_ms": counts / tokens * 1e3,
+        "sim_wall_ms": wall["sim"] / tokens * 1e3,
+        "floor_wall_ms": wall["floor"] / tokens * 1e3,
     }
 
 
@@ -141,6 +153,9 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.95)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    if min(args.tokens, args.repeats, *args.scales) < 1:
+        parser.error("--tokens, --repeats and --scales must be >= 1")
+    session = Session()
     load_start = os.getloadavg()[0]
     rows = [measure(k, args.tokens, args.repeats, args.sparsity) for k in args.scales]
     base = rows[0]
@@ -153,6 +168,7 @@ def main() -> None:
         "tokens": args.tokens,
         "repeats": args.repeats,
         "load_average": [load_start, os.getloadavg()[0]],
+        "conditions": session.finish(),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -160,8 +176,9 @@ def main() -> None:
     print(
         f"paper LM scaled k x (units and embedding), {args.sparsity:.0%} pruned, csr, "
         f"{BASE_PES} k^2 PEs on k^2 chips; {args.tokens} tokens, best CPU time of "
-        f"{args.repeats}; load average {load_start:.1f} -> {os.getloadavg()[0]:.1f}"
+        f"{args.repeats} (BLAS 1 thread, thread_time)"
     )
+    print(Session.line(figures["conditions"]))
     print(
         f"{'k':>2} {'units':>17} {'chips':>5} {'PEs':>5} {'entries':>8} {'over':>5} "
         f"{'stored weights':>15} "

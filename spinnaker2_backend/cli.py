@@ -255,6 +255,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UserError(
             "--receive-capacity auto sizes event lists: add --receive-policy event-list"
         )
+    if args.save_steps:
+        target = Path(args.save_steps)
+        if target.exists() and not args.overwrite:
+            raise UserError(f"--save-steps: {target} exists: pass --overwrite to replace it")
+        if not target.parent.is_dir():
+            raise UserError(f"--save-steps: folder {target.parent} does not exist")
     mapping = mapping_from_args(args, check=not auto)
     inputs = _workload_inputs(args, mapping.artifact)
     gpu = _gpu_from_args(args, mapping.artifact)
@@ -273,7 +279,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         capacity = receive_capacity_from_run(probe)
         mapping = mapping_from_args(args, receive_capacity=list(capacity))
         logger.info("event lists sized from the recorded activity: %s", capacity)
-    run = run_mapping(mapping, inputs, **options)
+    run = run_mapping(mapping, inputs, step_log=args.save_steps, **options)
     report = run.report(gpu=gpu)
     print(report.to_json() if args.json else report.table())
     if args.plot_dir:
@@ -348,7 +354,8 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         metavar="N",
         help="keep the per-step per-PE detail (events, counts, logits) of the last N steps "
         f"only, so memory does not grow with the run (default {RECORD_WINDOW}; 0: every "
-        "step); the report and plots always cover every step",
+        "step); the report and the profile plot always cover every step, the packets "
+        "plot the kept steps",
     )
     gpu = parser.add_argument_group(
         "comparison row (per 70-token sequence for an LM, per sample otherwise; default: the "
@@ -366,6 +373,17 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     )
     out.add_argument(
         "--plot-dir", type=_folder, metavar="DIR", help="write profile.png and packets.png"
+    )
+    out.add_argument(
+        "--save-steps",
+        type=new_file(".npz"),
+        metavar="FILE.npz",
+        help="stream every step's layer figures (cycles, NoC tail, critical-path phases, "
+        "operation counts, schedule) to FILE.npz, in chunks (memory stays bounded; open it "
+        "with spinnaker2_backend.recording.read_step_log or numpy.load)",
+    )
+    out.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --save-steps file"
     )
     parser.set_defaults(func=_cmd_run)
     return parser

@@ -126,7 +126,7 @@ def plot_profile(run: Run, path: str | os.PathLike | None = None, *, title: str 
     ax_pe.legend(loc="upper right", fontsize=8, ncols=2)
 
     # per layer, critical path
-    critical = profile.critical_phase_cycles.sum(axis=0)  # (L, phases)
+    critical = profile.layer_critical_phase_sum  # (L, phases), every step
     layers = np.arange(critical.shape[0])
     grouped = _grouped_rows(critical.T * us)
     bottom = np.zeros(len(layers))
@@ -169,7 +169,8 @@ def plot_packets(run: Run, path: str | os.PathLike | None = None, *, title: str 
     path = _check_path(path)
     fig = _new_figure(10, 5.5)
     ax_packets, ax_events = fig.subplots(2, 1, sharex=True)
-    steps = np.arange(run.steps)
+    # the steps whose per-step counts the run kept (a recording window: the last ones)
+    steps = np.arange(run.steps) if run.recorded_steps is None else run.recorded_steps
     sent = run.step_counts("packets_sent")
     chip = run.step_counts("packets_sent_chip")
     events = run.step_counts("events")

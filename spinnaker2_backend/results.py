@@ -214,7 +214,8 @@ class Run:
         logits: ``(T, O)`` readout per step, or None (no readout, or not recorded).
         states: per layer final :class:`EGRUState` (pass back in to continue a stream).
         counters: cumulative :class:`NetworkCounters`.
-        step_totals: ``(T, L, len(OPS))`` counts per step and layer, summed over PEs.
+        step_totals: ``(T, L, len(OPS))`` counts per step and layer, summed over PEs (the
+            steps ``recorded_steps`` only when a window kept only those).
         step_ops: per layer ``(T, len(OPS), P)`` counts per step and PE, or None.
         recorded_steps: the step indices ``layer_events``, ``logits`` and ``step_ops`` (and
             the profile's per-step arrays) belong to when a recording window kept only
@@ -277,7 +278,7 @@ class Run:
         """Per layer: fraction of units that fired, averaged over the steps."""
         if self.steps == 0:
             return [0.0 for _ in self.layer_sizes]
-        events = self.step_counts("events").sum(axis=0)
+        events = [layer.total("events") for layer in self.counters.layers]  # every step
         per = self.steps * self.batch_size
         return [float(e) / (per * h) for e, h in zip(events, self.layer_sizes)]
 

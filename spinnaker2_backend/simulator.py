@@ -44,6 +44,7 @@ can run one per layer, and per-layer results sum to the network run exactly. It 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Literal
 
@@ -60,7 +61,7 @@ from spinnaker2_backend.layer_simulator import (
     check_tick,
 )
 from spinnaker2_backend.mapping import Mapping
-from spinnaker2_backend.recording import StepHistory, check_window
+from spinnaker2_backend.recording import StepHistory, StepLog, check_window
 from spinnaker2_backend.results import LayerCounters, NetworkCounters, Run
 from spinnaker2_backend.timing import OPS, PHASES, build_profile, step_offsets
 
@@ -200,13 +201,17 @@ class NetworkSimulator:
         self._clear_history()
 
     # ------------------------------------------------------------------- state
-    def _clear_history(self) -> None:
+    def _clear_history(self, log: StepLog | None = None) -> None:
         self._history = StepHistory(
             len(self.layers),
             num_phases=len(PHASES),
             num_ops=len(OPS),
             detail=self.record,
             window=self.record_window,
+            pipelined=self.pipelined,
+            tick_us=self.tick_us,
+            clock_hz=self.mapping.spec.pe_clock_hz,
+            log=log,
         )
         self._missed = [np.zeros(layer.num_pes, dtype=np.int64) for layer in self.layers]
 
@@ -291,7 +296,7 @@ class NetworkSimulator:
             deadline_missed=[r.deadline_missed for r in results],
         )
 
-    def run(self, inputs: np.ndarray) -> Run:
+    def run(self, inputs: np.ndarray, *, step_log: str | os.PathLike | None = None) -> Run:
         """Run over workload inputs (token ids ``(T,)`` or feature vectors ``(T, I)``,
         turned into layer-0 inputs by ``artifact.layer_inputs``), continuing from the
         current state; returns a :class:`~spinnaker2_backend.results.Run` of these steps.
@@ -299,18 +304,21 @@ class NetworkSimulator:
         With ``mapping.batch_size = B > 1`` the inputs carry a leading batch axis: token ids
         ``(B, T)`` or feature vectors ``(B, T, I)``. A single stream is turned into layer-0
         vectors :data:`INPUT_CHUNK` steps at a time, so a long token stream never exists as
-        a ``(T, I)`` array."""
+        a ``(T, I)`` array.
+
+        ``step_log``: a file every step's layer rows are streamed to
+        (:class:`~spinnaker2_backend.recording.StepLog`, ``.npz``)."""
         artifact = self.mapping.artifact
         b = self.batch_size
         if b == 1:
             inputs = np.asarray(inputs)
             if inputs.ndim == 0 or len(inputs) <= INPUT_CHUNK:
-                return self.run_layer_inputs(artifact.layer_inputs(inputs))
+                return self._run_chunks([artifact.layer_inputs(inputs)], None, step_log)
             chunks = (
                 artifact.layer_inputs(inputs[start : start + INPUT_CHUNK])
                 for start in range(0, len(inputs), INPUT_CHUNK)
             )
-            return self._run_chunks(chunks, len(inputs))
+            return self._run_chunks(chunks, len(inputs), step_log)
         inputs = np.asarray(inputs)
         if inputs.ndim < 2 or inputs.shape[0] != b:
             raise ValueError(
@@ -318,7 +326,7 @@ class NetworkSimulator:
                 f"axis of {b} (token ids (B, T) or features (B, T, I)), got shape {inputs.shape}"
             )
         xs = np.stack([artifact.layer_inputs(sample) for sample in inputs], axis=1)
-        return self.run_layer_inputs(xs)
+        return self._run_chunks([xs], None, step_log)
 
     def run_layer_inputs(self, xs: np.ndarray) -> Run:
         """Run over layer-0 input vectors ``(T, I)`` (``(T, B, I)`` for a batch); see
@@ -346,8 +354,22 @@ class NetworkSimulator:
             )
         return xs.astype(self.dtype, copy=False)
 
-    def _run_chunks(self, chunks, steps: int) -> Run:
+    def _run_chunks(self, chunks, steps: int | None, step_log=None) -> Run:
         """Run over chunks of layer-0 inputs (``steps`` in all); see :meth:`run`."""
+        chunks = list(chunks) if steps is None else chunks
+        if steps is None:
+            xs = np.asarray(chunks[0])
+            if xs.ndim == 0 or len(xs) == 0:
+                raise ValueError(
+                    "no inputs: the run has 0 steps; give at least one token or feature vector"
+                )
+            steps = len(xs)
+        if step_log is None:
+            return self._run_logged(chunks, steps, None)
+        with StepLog(step_log, phases=PHASES, ops=OPS) as log:
+            return self._run_logged(chunks, steps, log)
+
+    def _run_logged(self, chunks, steps: int, log: StepLog | None) -> Run:
         kept = self.mapping.record_steps
         if 0 < kept < steps:
             logger.warning(
@@ -360,7 +382,7 @@ class NetworkSimulator:
             )
         for layer in self.layers:
             layer.counters = LayerCounters.zeros(layer.layer, layer.pes)
-        self._clear_history()
+        self._clear_history(log)
         show = self.progress if self.progress is not None else steps > PROGRESS_MIN_STEPS
         done = 0
         with tqdm(total=steps, desc="simulated steps", disable=not show, leave=False) as bar:
@@ -375,7 +397,8 @@ class NetworkSimulator:
     def _make_run(self, steps: int) -> Run:
         mapping = self.mapping
         spec = mapping.spec
-        profile, step_ops, recorded = self._profile(steps)
+        rows = self._history.kept_rows()
+        profile, step_ops, recorded = self._profile(steps, rows)
         counters = NetworkCounters(layers=[layer.counters.copy() for layer in self.layers])
         chips = max(len({s.chip for layer in mapping.layers for s in layer.slices}), 1)
         energy = self._energy(profile, counters, chips)
@@ -407,7 +430,7 @@ class NetworkSimulator:
             logits=logits,
             states=self.states,
             counters=counters,
-            step_totals=self._history.totals.array(),
+            step_totals=rows["op_totals"],
             step_ops=step_ops,
             recorded_steps=recorded,
             profile=profile,
@@ -423,16 +446,15 @@ class NetworkSimulator:
             receive_policy=mapping.receive_policy,
         )
 
-    def _profile(self, steps: int):
+    def _profile(self, steps: int, rows: dict[str, np.ndarray]):
         """The run's time profile, the recorded per-step operation counts (per layer) and the
-        recorded steps (``None``: the detail covers every step)."""
+        recorded steps (``None``: the kept rows and detail cover every step)."""
         num_phases = len(PHASES)
         history = self._history
-        step_cycles = step_ops = recorded = None
+        kept = history.kept_steps()
+        recorded = None if len(kept) == steps else kept
+        step_cycles = step_ops = None
         if self.record:
-            kept = history.recorded_steps()
-            # None: the detail covers every step (as without a window)
-            recorded = None if len(kept) == steps else kept
             step_cycles = [
                 history.detail_arrays(i, 2, (num_phases, layer.num_pes))
                 for i, layer in enumerate(self.layers)
@@ -443,9 +465,11 @@ class NetworkSimulator:
             ]
         spec = self.mapping.spec
         profile = build_profile(
-            layer_cycles=history.layer_cycles.array(),
-            layer_tails=history.layer_tails.array(),
-            critical_phase_cycles=history.critical.array(),
+            layer_cycles=rows["layer_cycles"],
+            layer_tails=rows["layer_tails"],
+            critical_phase_cycles=rows["critical_phase_cycles"],
+            schedule_cycles=(rows["start_cycles"], rows["finish_cycles"]),
+            totals=history.totals,
             pe_phase_cycles=[layer.counters.phase_cycles for layer in self.layers],
             clock_hz=spec.pe_clock_hz,
             timer_hz=spec.timer_hz,
@@ -515,6 +539,7 @@ def run_mapping(
     progress: bool | None = None,
     batch_size: int | None = None,
     on_overflow: str = "raise",
+    step_log: str | os.PathLike | None = None,
 ) -> Run:
     """Run a mapped network on the simulated chip.
 
@@ -527,8 +552,10 @@ def run_mapping(
         pipelined: layers pipelined instead of one after another per token.
         readout: ``"host"`` (default, as published) or ``"chip"`` (accounted on chip).
         record: keep per-step outputs and per-PE per-step counts.
-        record_window: keep them for the last ``record_window`` steps only (None: every
-            step); totals, profile and energy cover every step either way.
+        record_window: keep them, and the per-step layer rows (``Run.step_totals``, the
+            profile's per-step arrays), for the last ``record_window`` steps only (None:
+            every step): memory then stays bounded; totals, profile sums, activity and
+            energy cover every step either way, bit for bit.
         states: initial per-layer states (default zeros).
         costs, energy_costs: cycle and energy constants (defaults from constants.py).
         progress: progress bar (default: runs over 2000 steps).
@@ -539,6 +566,8 @@ def run_mapping(
             it does not fit). Inputs then carry a leading batch axis (``(B, T)`` token ids or
             ``(B, T, I)`` features); outputs equal ``B`` independent batch-1 runs.
         on_overflow: ``"raise"`` (default) or ``"drop"`` when an ``event-list`` overflows.
+        step_log: a file every step's layer figures are streamed to (``.npz`` chunks,
+            :class:`~spinnaker2_backend.recording.StepLog`), or None.
 
     Returns:
         :class:`~spinnaker2_backend.results.Run`.
@@ -560,7 +589,7 @@ def run_mapping(
     )
     if states is not None:
         simulator.set_states(states)
-    return simulator.run(inputs)
+    return simulator.run(inputs, step_log=step_log)
 
 
 def receive_capacity_from_run(run: Run, *, margin: float = 0.0) -> tuple[int, ...]:

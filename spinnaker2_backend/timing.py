@@ -420,6 +420,7 @@ class Profile:
         layer_tails: ``(T, L)`` NoC tail latency per step and layer.
         critical_phase_cycles: ``(T, L, len(PHASES))`` phases of each step's slowest PE.
         start_cycles, finish_cycles: ``(T, L)`` free-running schedule (:func:`schedule`).
+            These five hold the steps ``recorded_steps`` only when a window kept only those.
         wall_seconds: duration of the run (ticks x tick when ``tick_us`` is set).
         pe_phase_cycles: per layer ``(len(PHASES), P)`` cycles summed over the steps.
         step_phase_cycles: per layer ``(T, len(PHASES), P)`` or None when steps were not
@@ -427,10 +428,13 @@ class Profile:
         timer_ticks: per layer ``(T, len(PHASES), P)`` 1 MHz timer view, or None.
         time_done_us: per layer ``(T, P)`` when each PE finished, from its tick's start, or
             None when steps were not recorded.
-        recorded_steps: the step indices the three per-step arrays above belong to, or None
-            when they cover every step (a run recorded with a window).
+        recorded_steps: the step indices the per-step arrays belong to, or None when they
+            cover every step (a run recorded with a window).
         deadline_missed_count: per layer ``(P,)`` ticks in which the PE missed its deadline
             (zeros when no tick is set).
+        critical_phase_sum, layer_critical_phase_sum, tail_cycles_sum, end_cycles: of every
+            step: ``critical_phase_cycles.sum((0, 1))``, ``.sum(0)``, ``layer_tails.sum()``
+            and the end of the free-running schedule (a window does not change them).
     """
 
     phases: tuple[str, ...]
@@ -451,6 +455,10 @@ class Profile:
     time_done_us: list[np.ndarray] | None = None
     deadline_missed_count: list[np.ndarray] = field(default_factory=list)
     recorded_steps: np.ndarray | None = None
+    critical_phase_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(PHASES)))
+    layer_critical_phase_sum: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    tail_cycles_sum: float = 0.0
+    end_cycles: float = 0.0
 
     @property
     def num_layers(self) -> int:
@@ -459,10 +467,7 @@ class Profile:
     @property
     def compute_seconds(self) -> float:
         """Free-running duration (no tick): the end of the schedule."""
-        if self.steps == 0:
-            return 0.0
-        end = float(np.max(self.finish_cycles + self.layer_tails))
-        return end / self.clock_hz
+        return self.end_cycles / self.clock_hz if self.steps else 0.0
 
     @property
     def seconds_per_step(self) -> float:
@@ -483,14 +488,14 @@ class Profile:
         """Seconds per phase along the critical path (slowest PE of every layer step), summed
         over steps and layers, plus ``"noc_latency"``. Sums to the free-running sequential
         duration."""
-        totals = self.critical_phase_cycles.sum(axis=(0, 1)) / self.clock_hz
+        totals = self.critical_phase_sum / self.clock_hz
         out = {name: float(v) for name, v in zip(self.phases, totals)}
-        out["noc_latency"] = float(self.layer_tails.sum() / self.clock_hz)
+        out["noc_latency"] = float(self.tail_cycles_sum / self.clock_hz)
         return out
 
     def layer_critical_phase_seconds(self) -> list[dict[str, float]]:
         """Per layer: seconds per phase of the slowest PE, summed over the steps."""
-        per = self.critical_phase_cycles.sum(axis=0) / self.clock_hz
+        per = self.layer_critical_phase_sum / self.clock_hz
         return [{name: float(v) for name, v in zip(self.phases, row)} for row in per]
 
     def pe_phase_seconds(self, layer: int) -> dict[str, np.ndarray]:
@@ -524,6 +529,21 @@ class Profile:
         return out
 
 
+def _sums_of_arrays(layer_cycles, layer_tails, critical, clock_hz, tick_us, pipelined):
+    """Steps, wall seconds, schedule and whole-run sums of per-step arrays of every step."""
+    steps = int(layer_cycles.shape[0])
+    start, finish = schedule(layer_cycles, layer_tails, pipelined=pipelined)
+    sums = (critical.sum(axis=(0, 1)), critical.sum(axis=0))
+    end = float(np.max(finish + layer_tails)) if steps else 0.0
+    wall = end / clock_hz
+    if tick_us is not None:
+        durations = tick_durations(
+            layer_cycles, layer_tails, tick_us=tick_us, clock_hz=clock_hz, pipelined=pipelined
+        )
+        wall = float(np.sum(durations))
+    return steps, wall, start, finish, sums, float(layer_tails.sum()), end
+
+
 def build_profile(
     *,
     layer_cycles: np.ndarray,
@@ -537,6 +557,8 @@ def build_profile(
     step_phase_cycles: Sequence[np.ndarray] | None = None,
     deadline_missed_count: Sequence[np.ndarray] | None = None,
     recorded_steps: np.ndarray | None = None,
+    totals=None,
+    schedule_cycles: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Profile:
     """Assemble a :class:`Profile` from per-step layer figures (and per-PE steps if kept).
 
@@ -551,25 +573,22 @@ def build_profile(
             omitted.
         recorded_steps: ``(N,)`` the steps ``step_phase_cycles`` holds when it does not
             hold every step (a recording window); pass ``deadline_missed_count`` then.
+        totals: the whole run's running sums (:class:`~spinnaker2_backend.recording.
+            RunTotals`) of a run that streamed them; the per-step arrays then hold the steps
+            ``recorded_steps`` (None: every step), ``schedule_cycles`` their (start, finish).
     """
     layer_cycles = np.asarray(layer_cycles, dtype=np.float64)
     layer_tails = np.asarray(layer_tails, dtype=np.float64)
-    steps = int(layer_cycles.shape[0])
-    start, finish = schedule(layer_cycles, layer_tails, pipelined=pipelined)
-    if tick_us is not None:
-        wall = float(
-            np.sum(
-                tick_durations(
-                    layer_cycles,
-                    layer_tails,
-                    tick_us=tick_us,
-                    clock_hz=clock_hz,
-                    pipelined=pipelined,
-                )
-            )
-        )
+    critical = np.asarray(critical_phase_cycles, dtype=np.float64)
+    if totals is not None:
+        steps, wall = totals.steps, totals.wall_seconds
+        start, finish = (np.asarray(a, dtype=np.float64) for a in schedule_cycles)
+        sums = (totals.critical_phase_sum, totals.layer_critical_phase_sum)
+        tails_sum, end = totals.tail_cycles_sum, float(totals.end_cycles) if steps else 0.0
     else:
-        wall = float(np.max(finish + layer_tails)) / clock_hz if steps else 0.0
+        steps, wall, start, finish, sums, tails_sum, end = _sums_of_arrays(
+            layer_cycles, layer_tails, critical, clock_hz, tick_us, pipelined
+        )
     timer = time_done = None
     missed = [np.zeros(np.shape(c)[-1], dtype=np.int64) for c in pe_phase_cycles]
     if recorded_steps is not None:
@@ -580,7 +599,7 @@ def build_profile(
             )
     if step_phase_cycles is not None:
         offsets = step_offsets(layer_cycles, layer_tails, pipelined=pipelined)
-        if recorded_steps is not None:
+        if recorded_steps is not None and totals is None:  # rows of every step
             offsets = offsets[recorded_steps]
         timer, time_done = [], []
         for layer, cycles in enumerate(step_phase_cycles):
@@ -602,7 +621,7 @@ def build_profile(
         steps=steps,
         layer_cycles=layer_cycles,
         layer_tails=layer_tails,
-        critical_phase_cycles=np.asarray(critical_phase_cycles, dtype=np.float64),
+        critical_phase_cycles=critical,
         start_cycles=start,
         finish_cycles=finish,
         wall_seconds=float(wall),
@@ -614,6 +633,10 @@ def build_profile(
         time_done_us=time_done,
         deadline_missed_count=missed,
         recorded_steps=recorded_steps,
+        critical_phase_sum=np.array(sums[0]),
+        layer_critical_phase_sum=np.array(sums[1]),
+        tail_cycles_sum=tails_sum,
+        end_cycles=end,
     )
 
 
