@@ -651,6 +651,11 @@ def run_network(
     session = LavaNetworkSession(
         network, run_cfg, timeout_s=timeout_s, keep_chip_steps=record_chip_steps
     )
+    return _run_session(session, backend, num_steps)
+
+
+def _run_session(session: LavaNetworkSession, backend: str, num_steps: int) -> LavaRunResult:
+    """Start ``session``, run ``num_steps`` steps, collect everything; always stop it."""
     try:
         session.start()
         begin = time.perf_counter()
