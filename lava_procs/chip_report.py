@@ -163,7 +163,6 @@ def assemble_chip_run(
         ``spinnaker2_backend.results.Run``: ``.report()`` gives time per token, profile, energy.
     """
     from spinnaker2_backend.constants import CycleCosts, EnergyCosts
-    from spinnaker2_backend.energy import estimate_energy
     from spinnaker2_backend.results import NetworkCounters, Run
     from spinnaker2_backend.timing import build_profile
 
@@ -207,17 +206,7 @@ def assemble_chip_run(
     )
     chips = max(len({s.chip for layer in mapping.layers for s in layer.slices}), 1)
     energy_costs = EnergyCosts()
-    energy = estimate_energy(
-        wall_seconds=profile.wall_seconds,
-        busy_cycles=float(sum(c.phase_cycles.sum() for c in counters.layers)),
-        packets=counters.total("packets_sent"),
-        packet_hops=counters.total("packet_hops"),
-        chip_link_hops=counters.total("chip_link_hops"),
-        dram_bytes=counters.total("dram_bytes") + counters.total("readout_dram_bytes"),
-        clock_hz=clock_hz,
-        chips=chips,
-        costs=energy_costs,
-    )
+    energy = _energy(profile, counters, clock_hz, chips, energy_costs)
     return Run(
         layer_sizes=[layer.hidden_size for layer in mapping.layers],
         weight_format=mapping.weight_format,
@@ -290,3 +279,20 @@ def _deadline_misses(
             done = busy[i][t] * us_per_cycle + offsets[i] * us_per_cycle
             missed[i] += done > tick_us
     return missed
+
+
+def _energy(profile: Any, counters: Any, clock_hz: float, chips: int, costs: Any) -> Any:
+    """The run's energy estimate from its profile and the layers' counters."""
+    from spinnaker2_backend.energy import estimate_energy
+
+    return estimate_energy(
+        wall_seconds=profile.wall_seconds,
+        busy_cycles=float(sum(c.phase_cycles.sum() for c in counters.layers)),
+        packets=counters.total("packets_sent"),
+        packet_hops=counters.total("packet_hops"),
+        chip_link_hops=counters.total("chip_link_hops"),
+        dram_bytes=counters.total("dram_bytes") + counters.total("readout_dram_bytes"),
+        clock_hz=clock_hz,
+        chips=chips,
+        costs=costs,
+    )
