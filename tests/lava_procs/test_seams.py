@@ -18,6 +18,7 @@ from lava_procs.egru_layer.process import EGRULayer
 from lava_procs.io.process import FeatureSource, HostSink
 from lava_procs.run import stop_runtime
 from lava_procs.run_configs import FloatingPtSimCfg
+from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUState, egru_step, quantize_params
 from tests.lava_procs.conftest import random_layer
 
@@ -147,3 +148,19 @@ def test_lava_and_the_simulator_share_one_process_in_either_order(order: str) ->
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_chip_kernel_setup_is_reported_apart_from_the_run(no_leftover_processes) -> None:
+    """The simulator's kernels are compiled or loaded before Lava forks the models, and that
+    time is reported as part of the start-up, not of the steps."""
+    from lava_procs.run import run_network
+
+    rng = np.random.default_rng(4)
+    artifact = DeploymentArtifact(layers=[random_layer(rng, 4, 6)])
+    features = rng.normal(0.0, 1.0, (6, 4)).astype(np.float32)
+    result = run_network(artifact, features, backend="spinnaker2")
+    assert 0.0 < result.kernel_setup_s <= result.startup_s
+    reference = artifact.run_reference(features)
+    np.testing.assert_allclose(result.layer_events[0], reference.layer_events[0], atol=1e-5)
+    floating = run_network(artifact, features, backend="floating_pt")
+    assert floating.kernel_setup_s == 0.0
