@@ -163,9 +163,8 @@ def assemble_chip_run(
         ``spinnaker2_backend.results.Run``: ``.report()`` gives time per token, profile, energy.
     """
     from spinnaker2_backend.constants import CycleCosts, EnergyCosts
-    from spinnaker2_backend.energy import estimate_energy
     from spinnaker2_backend.results import NetworkCounters, Run
-    from spinnaker2_backend.timing import build_profile, step_offsets
+    from spinnaker2_backend.timing import build_profile
 
     num_layers = len(mapping.layers)
     if len(layer_steps) != num_layers or len(layer_counters) != num_layers:
@@ -173,21 +172,8 @@ def assemble_chip_run(
             f"got {len(layer_steps)} layers of steps and {len(layer_counters)} of counters, "
             f"the mapping has {num_layers} layers"
         )
-    tables = []
-    for steps_of_layer in layer_steps:
-        if isinstance(steps_of_layer, ChipStepTable):
-            tables.append(steps_of_layer)
-            continue
-        table = ChipStepTable()
-        for summary in steps_of_layer:
-            table.append(summary)
-        tables.append(table)
+    tables = _as_tables(layer_steps)
     steps = tables[0].steps
-    if any(table.steps != steps for table in tables):
-        counts = [table.steps for table in tables]
-        raise ValueError(f"layers reported different numbers of steps: {counts}")
-    if steps == 0:
-        raise ValueError("no steps were recorded")
 
     spec = mapping.spec
     clock_hz = spec.pe_clock_hz
@@ -197,18 +183,7 @@ def assemble_chip_run(
     step_totals = np.stack([t.column("op_totals") for t in tables], axis=1)
 
     counters = NetworkCounters(layers=[c.copy() for c in layer_counters])
-    missed = [np.zeros(len(c.pes), dtype=np.int64) for c in counters.layers]
-    if tick_us is not None:
-        # deadline misses measured from each step's start, layers one after another
-        us_per_cycle = 1e6 / clock_hz
-        busy = [t.pe_steps("busy") for t in tables]
-        if any(b is None for b in busy):
-            raise ValueError("a tick was set but the steps kept no per-PE busy cycles")
-        for t in range(steps):
-            offsets = step_offsets(layer_cycles[t], tails[t], pipelined=False)
-            for i in range(num_layers):
-                done = busy[i][t] * us_per_cycle + offsets[i] * us_per_cycle
-                missed[i] += done > tick_us
+    missed = _deadline_misses(tables, counters, layer_cycles, tails, tick_us, clock_hz)
 
     phase_steps = [t.pe_steps("phase") for t in tables]
     ops_steps = [t.pe_steps("ops") for t in tables]
@@ -231,17 +206,7 @@ def assemble_chip_run(
     )
     chips = max(len({s.chip for layer in mapping.layers for s in layer.slices}), 1)
     energy_costs = EnergyCosts()
-    energy = estimate_energy(
-        wall_seconds=profile.wall_seconds,
-        busy_cycles=float(sum(c.phase_cycles.sum() for c in counters.layers)),
-        packets=counters.total("packets_sent"),
-        packet_hops=counters.total("packet_hops"),
-        chip_link_hops=counters.total("chip_link_hops"),
-        dram_bytes=counters.total("dram_bytes") + counters.total("readout_dram_bytes"),
-        clock_hz=clock_hz,
-        chips=chips,
-        costs=energy_costs,
-    )
+    energy = _energy(profile, counters, clock_hz, chips, energy_costs)
     return Run(
         layer_sizes=[layer.hidden_size for layer in mapping.layers],
         weight_format=mapping.weight_format,
@@ -264,4 +229,70 @@ def assemble_chip_run(
         layer_pes=[c.pes.copy() for c in counters.layers],
         input_kind=mapping.artifact.input_kind,  # issue 14: per-sample reports
         receive_policy=mapping.receive_policy,
+    )
+
+
+def _as_tables(
+    layer_steps: Sequence[ChipStepTable | Sequence[ChipStepSummary]],
+) -> list[ChipStepTable]:
+    """Per layer a :class:`ChipStepTable`; all with the same, non-zero number of steps."""
+    tables = []
+    for steps_of_layer in layer_steps:
+        if isinstance(steps_of_layer, ChipStepTable):
+            tables.append(steps_of_layer)
+            continue
+        table = ChipStepTable()
+        for summary in steps_of_layer:
+            table.append(summary)
+        tables.append(table)
+    steps = tables[0].steps
+    if any(table.steps != steps for table in tables):
+        counts = [table.steps for table in tables]
+        raise ValueError(f"layers reported different numbers of steps: {counts}")
+    if steps == 0:
+        raise ValueError("no steps were recorded")
+    return tables
+
+
+def _deadline_misses(
+    tables: list[ChipStepTable],
+    counters: Any,
+    layer_cycles: np.ndarray,
+    tails: np.ndarray,
+    tick_us: float | None,
+    clock_hz: float,
+) -> list[np.ndarray]:
+    """Per layer and PE, the steps that ended after the tick (``tick_us``; zeros without
+    one), measured from each step's start, layers one after another."""
+    from spinnaker2_backend.timing import step_offsets
+
+    missed = [np.zeros(len(c.pes), dtype=np.int64) for c in counters.layers]
+    if tick_us is None:
+        return missed
+    us_per_cycle = 1e6 / clock_hz
+    busy = [t.pe_steps("busy") for t in tables]
+    if any(b is None for b in busy):
+        raise ValueError("a tick was set but the steps kept no per-PE busy cycles")
+    for t in range(tables[0].steps):
+        offsets = step_offsets(layer_cycles[t], tails[t], pipelined=False)
+        for i in range(len(tables)):
+            done = busy[i][t] * us_per_cycle + offsets[i] * us_per_cycle
+            missed[i] += done > tick_us
+    return missed
+
+
+def _energy(profile: Any, counters: Any, clock_hz: float, chips: int, costs: Any) -> Any:
+    """The run's energy estimate from its profile and the layers' counters."""
+    from spinnaker2_backend.energy import estimate_energy
+
+    return estimate_energy(
+        wall_seconds=profile.wall_seconds,
+        busy_cycles=float(sum(c.phase_cycles.sum() for c in counters.layers)),
+        packets=counters.total("packets_sent"),
+        packet_hops=counters.total("packet_hops"),
+        chip_link_hops=counters.total("chip_link_hops"),
+        dram_bytes=counters.total("dram_bytes") + counters.total("readout_dram_bytes"),
+        clock_hz=clock_hz,
+        chips=chips,
+        costs=costs,
     )

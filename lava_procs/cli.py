@@ -144,6 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "backend": result.backend,
         "steps": result.num_steps,
         "startup_s": result.startup_s,
+        "kernel_setup_s": result.kernel_setup_s,
         "run_s": result.run_s,
         "steps_per_s": result.steps_per_s,
     }
@@ -156,11 +157,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(report.table(), flush=True)
     (out / "lava_run.json").write_text(json.dumps(info, indent=2))
     log.info(
-        "%s: %d steps in %.2f s (+%.2f s start-up), %.1f steps/s; outputs in %s",
+        "%s: %d steps in %.2f s (+%.2f s start-up, of which %.2f s compiling or loading the "
+        "simulator's kernels), %.1f steps/s; outputs in %s",
         result.backend,
         result.num_steps,
         result.run_s,
         result.startup_s,
+        result.kernel_setup_s,
         result.steps_per_s,
         out,
     )

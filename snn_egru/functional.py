@@ -34,6 +34,8 @@ modules.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -353,15 +355,58 @@ def check_input_tensor(
     if x.ndim not in ndims:
         raise ValueError(
             f"{name}: input must have {' or '.join(map(str, ndims))} dimensions, "
-            f"got shape {tuple(x.shape)}"
+            f"got shape {tuple(x.shape)}{_flatten_hint(x, input_size, max(ndims))}"
         )
     if x.shape[-1] != input_size:
         raise ValueError(
             f"{name}: input has {x.shape[-1]} features (last dimension), "
             f"the layer expects input_size={input_size}"
         )
-    if not bool(torch.isfinite(x).all()):
+    if not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name}: input contains NaN or infinite values")
+
+
+def _flatten_hint(x: Tensor, input_size: int, max_ndim: int) -> str:
+    """The fix for an input with too many dimensions (e.g. a ``Conv2d``'s ``(B, C, H, W)``):
+    an ``nn.Flatten`` before the layer, and the feature size it produces."""
+    if x.ndim <= max_ndim:
+        return ""
+    lead = max_ndim - 1  # dimensions kept: (B,) for one step, (T, B) for a sequence
+    features = math.prod(x.shape[lead:])
+    flatten = "nn.Flatten()" if lead == 1 else f"nn.Flatten(start_dim={lead})"
+    fit = (
+        "matches this layer's input_size"
+        if features == input_size
+        else f"so build the layer with input_size={features} (it has input_size={input_size})"
+    )
+    return (
+        f"; after a Conv2d/Conv1d put {flatten} before it: that gives "
+        f"{tuple(x.shape[:lead]) + (features,)}, {features} features, {fit}"
+    )
+
+
+#: Where the warning of :func:`warn_silent_layer` sends the user.
+SILENT_LAYER_FIX = (
+    "for an output layer lower the thresholds (e.g. EGRU(..., threshold_mean=0.05)) or "
+    "train on the cell state c / a Linear readout of a hidden layer's events; see "
+    "docs/ecosystems.md, 'EGRU as the output layer'"
+)
+
+
+def warn_silent_layer(name: str, units: int, threshold: Tensor) -> None:
+    """Warn (``RuntimeWarning``) that a layer sent no event during a whole training batch.
+
+    The caller warns once per layer: it keeps its own flag.
+    """
+    theta = threshold.detach()
+    warnings.warn(
+        f"{name} ({units} units) sent no event during a whole training batch (thresholds: "
+        f"mean {float(theta.mean()):.3g}, min {float(theta.min()):.3g}): no gradient reaches "
+        f"it through its events, so a rate/count loss on them cannot train it; "
+        f"{SILENT_LAYER_FIX}. (Warned once for this layer.)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def check_finite_tensors(named: dict[str, Tensor], *, name: str) -> None:

@@ -25,6 +25,7 @@ from snn_egru.functional import (
     check_input_tensor,
     egru_step_torch,
     triangle,
+    warn_silent_layer,
 )
 from snn_egru.thresholds import Threshold, ThresholdInit
 from snn_egru.utils import register_snntorch_neuron, use_with_snntorch
@@ -222,6 +223,9 @@ class EGRU(SpikingNeuron):
         self.register_buffer("y", torch.zeros(0, **factory), persistent=False)
         self.register_buffer("c", torch.zeros(0, **factory), persistent=False)
         self._checked_key: tuple | None = None
+        # Silence check (training only): did any event fire since the batch began?
+        self._fired: Tensor | None = None
+        self._silent_warned = False
         self.reset_parameters()
 
     # snnTorch's SpikingNeuron.__init__ calls this to store a scalar threshold; the EGRU keeps
@@ -259,6 +263,7 @@ class EGRU(SpikingNeuron):
     # ------------------------------------------------------------------ state
     def reset_mem(self) -> EGRUCellState:
         """Zero the stored state (keeping its shape) and detach it; returns it."""
+        self._end_batch()
         self.y = torch.zeros_like(self.y)
         self.c = torch.zeros_like(self.c)
         return EGRUCellState(self.y, self.c)
@@ -287,6 +292,25 @@ class EGRU(SpikingNeuron):
     #: ``egru.detach_hidden()`` for this module, ``EGRU.detach_hidden()`` for every live EGRU.
     detach_hidden = _InstanceOrClassMethod(_detach_hidden)
 
+    def _end_batch(self) -> None:
+        """A batch ends (state reset): warn once if the layer trained through it silently."""
+        fired, self._fired = self._fired, None
+        if fired is not None and not self._silent_warned and not bool(fired):
+            self._silent_warned = True
+            warn_silent_layer(
+                f"EGRU({self.input_size} -> {self.hidden_size})", self.hidden_size, self.threshold
+            )
+
+    def _track_events(self, y: Tensor, fresh: bool) -> None:
+        """Training: remember whether any event fired since the batch began (no host sync
+        per step: one logical OR of tensors; checked when the batch ends)."""
+        if fresh:
+            self._end_batch()
+        if self._silent_warned or torch.compiler.is_compiling():
+            return
+        fired = y.detach().ne(0).any()
+        self._fired = fired if self._fired is None else self._fired.logical_or(fired)
+
     def _check_params(self) -> None:
         tensors = {
             "weight_ih": self.weight_ih,
@@ -314,7 +338,7 @@ class EGRU(SpikingNeuron):
             )
         if t.dtype != x.dtype:
             raise TypeError(f"EGRU: state {label} has dtype {t.dtype}, expected {x.dtype}")
-        if not bool(torch.isfinite(t).all()):
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(t).all()):
             raise ValueError(f"EGRU: state {label} contains NaN or infinite values")
         return t
 
@@ -353,10 +377,13 @@ class EGRU(SpikingNeuron):
         check_input_tensor(
             x, input_size=self.input_size, dtype=self.weight_ih.dtype, ndims=(1, 2), name="EGRU"
         )
-        self._check_params()
+        if not torch.compiler.is_compiling():  # value checks: data-dependent, eager only
+            self._check_params()
         shape = (*x.shape[:-1], self.hidden_size)
+        fresh = y is None or y.numel() == 0  # a caller's state starting at zeros: new batch
         if self.init_hidden:
-            if tuple(self.y.shape) != shape:
+            fresh = tuple(self.y.shape) != shape
+            if fresh:
                 if self.y.numel():
                     logger.debug("EGRU: batch shape changed to %s, state starts at 0", shape)
                 self.y, self.c = x.new_zeros(shape), x.new_zeros(shape)
@@ -375,6 +402,8 @@ class EGRU(SpikingNeuron):
             self.threshold,
             spike_fn=self.spike_grad,
         )
+        if self.training:
+            self._track_events(out.y, fresh)
         if not self.init_hidden:
             return EGRUCellState(out.y, out.c)
         self.y, self.c = out.y, out.c

@@ -57,6 +57,7 @@ from snn_egru.functional import (
     event_driven_recurrent,
     fire_and_reset,
     triangle,
+    warn_silent_layer,
 )
 from snn_egru.thresholds import Threshold, ThresholdInit
 
@@ -269,6 +270,7 @@ class EGRUSequence(nn.Module):
         self.quantizer: nn.Module | None = None
         self._checked_key: tuple | None = None
         self._transposed_cache: dict[int, tuple[tuple, Tensor]] = {}
+        self._silent_warned: set[int] = set()  # layers that warned of a silent batch
 
     # ------------------------------------------------------------------ parameters
     def reset_parameters(self) -> None:
@@ -398,7 +400,8 @@ class EGRUSequence(nn.Module):
             ndims=(2, 3),
             name=type(self).__name__,
         )
-        self._check_params()
+        if not torch.compiler.is_compiling():  # value checks: data-dependent, eager only
+            self._check_params()
         unbatched = x.ndim == 2
         if unbatched:
             x = x.unsqueeze(1)
@@ -408,8 +411,7 @@ class EGRUSequence(nn.Module):
                 state = _add_batch_dim(state, type(self).__name__)
         elif self.batch_first:
             x = x.transpose(0, 1)
-        steps, batch = x.shape[0], x.shape[1]
-        states = self._initial_states(state, batch, x)
+        states = self._initial_states(state, x.shape[1], x)
         needs_grad = torch.is_grad_enabled() and (
             x.requires_grad
             or any(p.requires_grad for p in self.parameters())
@@ -420,54 +422,88 @@ class EGRUSequence(nn.Module):
         final_states: list[EGRUCellState] = []
         sequences: list[EGRUStateSequence] = []
         for k, layer_state in enumerate(states):
-            params = self.layer_params(k)
-            weight_hh = params.weight_hh
-            if self.training and self.dropconnect > 0 and self.quantizer is None:
-                weight_hh = F.dropout(weight_hh, self.dropconnect, training=True)
-            hidden = self.hidden_sizes[k]
-            keep_mask = None
-            if self.training and self.zoneout > 0:
-                keep_mask = torch.rand(steps, batch, hidden, device=x.device) < self.zoneout
-            if self.quantizer is not None:  # int8 (snn_egru.quantization); does DropConnect
-                if collect:
-                    raise ValueError(
-                        f"{type(self).__name__}: return_state_sequence is not available with "
-                        "a quantizer (int8 QAT); switch it off"
-                    )
-                ys, final = self.quantizer.run_layer(
-                    self, k, layer_input, layer_state, params, keep_mask, needs_grad
-                )
-            else:
-                gi = torch.addmm(
-                    params.bias_ih,
-                    layer_input.reshape(steps * batch, layer_input.shape[-1]),
-                    params.weight_ih.t(),
-                ).view(steps, batch, 3 * hidden)
-                recurrent_t = None
-                if self._event_driven_layer(hidden) and not needs_grad and steps > 0:
-                    recurrent_t = self._transposed(
-                        k, weight_hh, cached=weight_hh is params.weight_hh
-                    )
-                ys, final, internals = self._run_layer(
-                    gi,
-                    layer_state,
-                    weight_hh,
-                    params.bias_hh,
-                    params.threshold,
-                    keep_mask,
-                    recurrent_t,
-                    needs_grad,
-                    collect=collect,
-                )
-                if internals is not None:
-                    sequences.append(internals)
+            ys, final, internals = self._layer_forward(
+                k, layer_input, layer_state, needs_grad, collect
+            )
+            if internals is not None:
+                sequences.append(internals)
+            if self.training:
+                self._check_silence(k, ys)
             layer_outputs.append(ys)
             final_states.append(final)
             layer_input = ys
             if k < self.num_layers - 1 and self.training and self.dropout > 0:
-                mask = torch.empty(1, batch, hidden, dtype=x.dtype, device=x.device)
+                mask = torch.empty(1, x.shape[1], ys.shape[-1], dtype=x.dtype, device=x.device)
                 mask.bernoulli_(1.0 - self.dropout).div_(1.0 - self.dropout)
                 layer_input = ys * mask
+        return self._outputs(
+            layer_outputs, final_states, sequences, unbatched, return_all_layers, collect
+        )
+
+    def _layer_forward(
+        self, k: int, layer_input: Tensor, layer_state: EGRUCellState, needs_grad: bool, collect
+    ) -> tuple[Tensor, EGRUCellState, EGRUStateSequence | None]:
+        """Layer ``k`` over the whole sequence ``layer_input`` ``(T, B, I_k)``: its events
+        ``(T, B, H_k)``, final state and (``collect``) per-step internals."""
+        steps, batch = layer_input.shape[0], layer_input.shape[1]
+        params = self.layer_params(k)
+        weight_hh = params.weight_hh
+        if self.training and self.dropconnect > 0 and self.quantizer is None:
+            weight_hh = F.dropout(weight_hh, self.dropconnect, training=True)
+        hidden = self.hidden_sizes[k]
+        keep_mask = None
+        if self.training and self.zoneout > 0:
+            keep_mask = torch.rand(steps, batch, hidden, device=layer_input.device) < self.zoneout
+        if self.quantizer is not None:  # int8 (snn_egru.quantization); does DropConnect
+            if collect:
+                raise ValueError(
+                    f"{type(self).__name__}: return_state_sequence is not available with "
+                    "a quantizer (int8 QAT); switch it off"
+                )
+            ys, final = self.quantizer.run_layer(
+                self, k, layer_input, layer_state, params, keep_mask, needs_grad
+            )
+            return ys, final, None
+        gi = torch.addmm(
+            params.bias_ih,
+            layer_input.reshape(steps * batch, layer_input.shape[-1]),
+            params.weight_ih.t(),
+        ).view(steps, batch, 3 * hidden)
+        recurrent_t = None
+        if self._event_driven_layer(hidden) and not needs_grad and steps > 0:
+            recurrent_t = self._transposed(k, weight_hh, cached=weight_hh is params.weight_hh)
+        return self._run_layer(
+            gi,
+            layer_state,
+            weight_hh,
+            params.bias_hh,
+            params.threshold,
+            keep_mask,
+            recurrent_t,
+            needs_grad,
+            collect=collect,
+        )
+
+    def _check_silence(self, k: int, ys: Tensor) -> None:
+        """Training: warn once per layer when layer ``k`` sent no event in this batch (one
+        reduction and one host sync per layer and call, none once it has warned)."""
+        if k in self._silent_warned or ys.numel() == 0 or torch.compiler.is_compiling():
+            return
+        if not bool(ys.detach().ne(0).any()):
+            self._silent_warned.add(k)
+            name = f"{type(self).__name__} layer {k}"
+            warn_silent_layer(name, self.hidden_sizes[k], self.threshold(k))
+
+    def _outputs(
+        self,
+        layer_outputs: list[Tensor],
+        final_states: list[EGRUCellState],
+        sequences: list[EGRUStateSequence],
+        unbatched: bool,
+        return_all_layers: bool,
+        collect: bool,
+    ) -> tuple:
+        """The forward's return value, in the caller's layout (see the class docstring)."""
         if unbatched:
             layer_outputs = [ys.squeeze(1) for ys in layer_outputs]
             final_states = [EGRUCellState(s.y.squeeze(0), s.c.squeeze(0)) for s in final_states]
@@ -477,11 +513,10 @@ class EGRUSequence(nn.Module):
             sequences = [
                 EGRUStateSequence(q.c.transpose(0, 1), q.o.transpose(0, 1)) for q in sequences
             ]
-        output = layer_outputs[-1]
         returned_state: list = final_states
         if self.state_semantics == "y":
             returned_state = [s.y if unbatched else s.y.unsqueeze(0) for s in final_states]
-        result: tuple = (output, returned_state)
+        result: tuple = (layer_outputs[-1], returned_state)
         if return_all_layers:
             result += (layer_outputs,)
         if collect:
@@ -495,7 +530,7 @@ class EGRUSequence(nn.Module):
 
     def _transposed(self, layer: int, weight_hh: Tensor, *, cached: bool) -> Tensor:
         """``weight_hh.T`` contiguous ``(H, 3H)``: rows are the fan-out of one unit's event."""
-        if not cached:
+        if not cached or torch.compiler.is_compiling():
             return weight_hh.detach().t().contiguous()
         key = (weight_hh.data_ptr(), weight_hh._version, weight_hh.dtype, weight_hh.device)
         hit = self._transposed_cache.get(layer)

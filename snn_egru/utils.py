@@ -149,22 +149,41 @@ def snntorch_resets_egru(reset_fn: Any = None) -> bool:
 
     if not _NEURON_CLASSES:
         raise RuntimeError("import snn_egru.neuron first (it registers the EGRU class)")
-    if reset_fn is None:
-        import snntorch.utils as snn_utils
+    import snntorch.utils as snn_utils
 
-        reset_fn = getattr(snn_utils.reset, "_snn_egru_original", snn_utils.reset)
+    if reset_fn is None:
+        reset_fn = snn_utils.reset
     probe = _NEURON_CLASSES[0](1, 1, init_hidden=True, threshold=0.5)
     net = nn.Sequential(nn.Sequential(probe))
     probe.y, probe.c = torch.ones(1, 1), torch.ones(1, 1)
+    patched = snn_utils._layer_check
+    snn_utils._layer_check = getattr(patched, "_snn_egru_original", patched)  # unextended
     try:
         reset_fn(net)
     except Exception:  # an snnTorch that cannot reset this net certainly does not do it
         return False
+    finally:
+        snn_utils._layer_check = patched
     return bool((probe.y == 0).all() and (probe.c == 0).all())
+
+
+#: The functions of ``snntorch.utils`` the extension wraps. ``reset`` itself is NOT replaced:
+#: ``from snntorch.utils import reset`` (run before ``import snn_egru``) binds the original
+#: function object, which looks ``_layer_check`` up in its module's globals on every call,
+#: so extending ``_layer_check`` reaches every reference to ``reset``, whatever the import
+#: order. ``_final_layer_check`` is read the same way by ``snntorch.backprop``.
+_WRAPPED = ("_layer_check", "_final_layer_check")
+
+
+def _extension_installed(snn_utils: Any) -> bool:
+    return bool(getattr(snn_utils._layer_check, _EXTENSION_FLAG, False))
 
 
 def use_with_snntorch(enable: bool = True) -> bool:
     """Extend ``snntorch.utils.reset`` to every EGRU anywhere in the net (see module doc).
+
+    The extension wraps ``snntorch.utils._layer_check`` (which ``reset`` calls through its
+    module's globals), so a ``reset`` imported by name before this ran is extended too.
 
     Args:
         enable: ``True`` installs the extension (idempotent); ``False`` restores snnTorch's
@@ -177,31 +196,30 @@ def use_with_snntorch(enable: bool = True) -> bool:
     """
     import snntorch.utils as snn_utils
 
-    current = snn_utils.reset
-    installed = getattr(current, _EXTENSION_FLAG, False)
+    installed = _extension_installed(snn_utils)
     if not enable:
         if installed:
-            snn_utils.reset = current._snn_egru_original
-            final = snn_utils._final_layer_check
-            snn_utils._final_layer_check = getattr(final, "_snn_egru_original", final)
+            for name in _WRAPPED:
+                current = getattr(snn_utils, name)
+                setattr(snn_utils, name, getattr(current, "_snn_egru_original", current))
         return False
     if installed:
         if _NEURON_CLASSES and not _PROBED["done"]:  # installed before EGRU was registered
             _PROBED["done"] = True
-            if snntorch_resets_egru(current._snn_egru_original):
+            if snntorch_resets_egru():
                 return use_with_snntorch(False)
         return True
     if _NEURON_CLASSES:
         _PROBED["done"] = True
-        if snntorch_resets_egru(current):
+        if snntorch_resets_egru():
             return False
-    original_reset = current
+    original_check = snn_utils._layer_check
     original_final = snn_utils._final_layer_check
 
-    @functools.wraps(original_reset)
-    def reset_with_egru(net: nn.Module) -> None:
-        original_reset(net)
-        _reset_egrus(net)
+    @functools.wraps(original_check)
+    def layer_check_with_egru(net: nn.Module) -> None:
+        original_check(net)
+        _reset_egrus(net)  # reset() calls _layer_check(net) then _layer_reset()
 
     @functools.wraps(original_final)
     def final_layer_check_with_egru(net: nn.Module) -> int:
@@ -211,11 +229,11 @@ def use_with_snntorch(enable: bool = True) -> bool:
         return original_final(net)
 
     for wrapper, original in (
-        (reset_with_egru, original_reset),
+        (layer_check_with_egru, original_check),
         (final_layer_check_with_egru, original_final),
     ):
         setattr(wrapper, _EXTENSION_FLAG, True)
         wrapper._snn_egru_original = original  # type: ignore[attr-defined]
-    snn_utils.reset = reset_with_egru
+    snn_utils._layer_check = layer_check_with_egru
     snn_utils._final_layer_check = final_layer_check_with_egru
     return True

@@ -13,6 +13,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import LogConfig
 from lava.magma.core.process.variable import Var
 
+from lava_procs import lava_internals
 from lava_procs.common import (
     HostRecorder,
     NetworkContext,
@@ -20,7 +21,14 @@ from lava_procs.common import (
     prepare_weight,
 )
 from lava_procs.process_base import GuardedProcess
-from snn_egru.reference import EGRUParams, EGRUState, Matrix, validate_params
+from snn_egru.reference import (
+    EGRUParams,
+    EGRUState,
+    Matrix,
+    QuantizedEGRUParams,
+    QuantizedWeight,
+    validate_params,
+)
 from spinnaker2_backend.timing import PHASES
 
 __all__ = ["CHIP_PHASES", "EGRULayer", "ParamVar"]
@@ -121,7 +129,13 @@ class EGRULayer(GuardedProcess):
         log_config: LogConfig | None = None,
     ) -> None:
         label = f"EGRULayer {name!r}" if name else "EGRULayer"
+        # int8 weights (QuantizedWeight): the Vars hold the dequantised weights (code *
+        # scale), as EGRUNetwork does for an int8 artifact
+        weight_ih, weight_hh = (
+            w.dequantize() if isinstance(w, QuantizedWeight) else w for w in (weight_ih, weight_hh)
+        )
         params = EGRUParams(weight_ih, weight_hh, bias_ih, bias_hh, threshold)
+        _check_threshold_length(params, label)
         validate_params(params, name=label)
         dtype = np.dtype(dtype if dtype is not None else np.asarray(bias_ih).dtype)
         if not np.issubdtype(dtype, np.floating):
@@ -181,8 +195,12 @@ class EGRULayer(GuardedProcess):
         self.chip_energy_j = Var(shape=(1,), init=0.0)
 
     @classmethod
-    def from_params(cls, params: EGRUParams, **kwargs) -> EGRULayer:
-        """Build from an :class:`~snn_egru.reference.EGRUParams` (other keywords as above)."""
+    def from_params(cls, params: EGRUParams | QuantizedEGRUParams, **kwargs) -> EGRULayer:
+        """Build from an :class:`~snn_egru.reference.EGRUParams` or an int8
+        :class:`~snn_egru.reference.QuantizedEGRUParams` (its dequantised weights; other
+        keywords as above)."""
+        if isinstance(params, QuantizedEGRUParams):
+            params = params.dequantize()
         return cls(
             weight_ih=params.weight_ih,
             weight_hh=params.weight_hh,
@@ -280,8 +298,39 @@ class ParamVar(Var):
     """
 
     def set(self, value, idx=None) -> None:
-        super().set(value, idx)
-        self.process._param_was_set(self.name, value, idx)
+        if idx is None:
+            got = tuple(value.shape) if sp.issparse(value) else np.shape(value)
+            if got != tuple(self.shape):
+                raise ValueError(
+                    f"{self.process.name}.{self.name}.set(): got shape {got}, expected "
+                    f"{tuple(self.shape)} (the Var's shape; nothing was sent to the model)"
+                )
+        try:
+            super().set(value, idx)
+            self.process._param_was_set(self.name, value, idx)
+        except BaseException:
+            # Lava's set is a multi-message exchange with the model process; one broken
+            # half-way leaves the runtime service waiting for a reply that never comes, and
+            # Runtime.stop() would wait for ever. Stop the graph now, by force.
+            runtime = self.process.runtime
+            if runtime is not None:
+                lava_internals.force_stop(runtime)
+            raise
+
+
+def _check_threshold_length(params: EGRUParams, label: str) -> None:
+    """A threshold vector of the wrong length, named as itself (``validate_params`` takes
+    ``H`` from the thresholds and would blame ``weight_ih``)."""
+    w_hh = params.weight_hh
+    shape = tuple(w_hh.shape) if hasattr(w_hh, "shape") else np.shape(w_hh)
+    if len(shape) != 2 or shape[0] != 3 * shape[1] or np.ndim(params.threshold) != 1:
+        return  # validate_params names the problem
+    hidden, got = shape[1], np.shape(params.threshold)[0]
+    if got != hidden:
+        raise ValueError(
+            f"{label}: threshold has {got} entries, expected {hidden} (one per unit: "
+            f"weight_hh is {shape}, i.e. (3H, H) with H={hidden})"
+        )
 
 
 def _initial_state(state: EGRUState | None, hidden: int, dtype: np.dtype, label: str) -> EGRUState:

@@ -4,6 +4,10 @@ spikegen / functional losses, spikeplot; thresholds that drift; the Leaky call i
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
+import textwrap
 
 import matplotlib
 import pytest
@@ -102,7 +106,7 @@ def test_extension_is_a_no_op_when_snntorch_resets_egrus_itself(monkeypatch) -> 
                 module.reset_mem()
 
     assert snntorch_resets_egru(upstream_reset) is True
-    assert snntorch_resets_egru(snn_utils.reset._snn_egru_original) is False  # snnTorch 1.0
+    assert snntorch_resets_egru() is False  # snnTorch 1.0, without the extension
     use_with_snntorch(False)
     try:
         monkeypatch.setattr(snn_utils, "reset", upstream_reset)
@@ -217,3 +221,54 @@ def test_spikeplot_raster_of_egru_events() -> None:
         assert collection.get_offsets().shape[0] == int((events != 0).sum()) > 0
     finally:
         plt.close(fig)
+
+
+_IMPORT_ORDER_SCRIPT = """
+{imports}
+import snntorch as snn
+import snntorch.functional as SF
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+net = nn.Sequential(
+    nn.Linear(8, 16),
+    snn_egru.EGRU(16, 16, init_hidden=True, threshold_mean=0.1),
+    nn.Linear(16, 2),
+    snn.Leaky(beta=0.8, init_hidden=True, output=True),
+)
+optimizer = torch.optim.Adam(net.parameters(), lr=5e-3)
+for batch in range(3):
+    data = (torch.rand(6, 4, 8) < 0.3).float()
+    reset(net)  # the name imported above, whichever came first
+    spikes = torch.stack([net(data[t])[0] for t in range(data.shape[0])])
+    loss = SF.ce_rate_loss()(spikes, torch.tensor([0, 1, 0, 1]))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+print("ok", batch + 1)
+"""
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "from snntorch.utils import reset\nimport snn_egru",  # the order that used to fail
+        "import snn_egru\nfrom snntorch.utils import reset",
+    ],
+    ids=["snntorch-reset-first", "snn_egru-first"],
+)
+def test_snntorch_reset_imported_by_name_works_in_either_import_order(imports: str) -> None:
+    """``from snntorch.utils import reset`` binds the original function; the extension must
+    reach it anyway (several batches: without it the second batch fails in autograd)."""
+    script = textwrap.dedent(_IMPORT_ORDER_SCRIPT).format(imports=imports)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "SNN_EGRU_COMPILED_LOOP": "0"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok 3")
