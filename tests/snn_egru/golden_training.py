@@ -101,7 +101,10 @@ def dvs_numbers(folder: Path) -> dict[str, Any]:
     test = DVSFrames(events, preprocessing=pre, slice_mode="start")
     config = dvs_preset("tiny", threshold_mean=0.05, dropout=0.1)
     tc = DVSTrainConfig(epochs=3, batch_size=4, lr=6e-3, warmup_steps=3, seed=5, log_every=1)
-    result = train_dvs(config, tc, dataset=(train, test), out_dir=folder / "dvs", show_progress=False)
+    # progress as log lines (stderr is no terminal here): main's DataLoader then drew its base
+    # seed once per epoch; with a tqdm bar or show_progress=False it drew twice (tqdm.auto's
+    # constructor calls iter() on the loader), the shared loop draws once in every case
+    result = train_dvs(config, tc, dataset=(train, test), out_dir=folder / "dvs")
     summary = json.loads((folder / "dvs" / "summary.json").read_text())
     return {
         "rows": _without_times(_rows(folder / "dvs")),

@@ -5,6 +5,9 @@ main before :mod:`snn_egru.training.loop` existed (commit 42c5130): every logged
 learning rate and evaluation of a short LM run (dropout, pruning, validation every 5 steps,
 then a resume) and of a short DVS run, the final weights' checksums, and the field names of
 the checkpoints (old checkpoints keep loading because the new ones hold the same fields).
+The DVS run shows its progress as log lines: main's DVS numbers depended on the progress
+display (a tqdm bar, or none, drew one more DataLoader seed per epoch from the global RNG);
+with log lines main drew once, as the shared loop always does.
 """
 
 from __future__ import annotations
