@@ -286,6 +286,7 @@ def train_once(
         )
         row["firing_rates"] = [r.tolist() for r in rates]
         row["dead_units"] = int(sum(int((r == 0).sum()) for r in rates))
+        row["hidden_units"] = sum(len(r) for r in rates)  # the trained model's width
         row["units_below_1pct"] = int(sum(int((r < 0.01).sum()) for r in rates))
         theta = result.model.rnn.threshold(0).detach()
         row["threshold_quantiles"] = [
@@ -370,6 +371,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "train_time_s": statistics.fmean(r["train_time_s"] for r in rows),
         "test_tokens": rows[0].get("test_tokens"),
         "dead_units": [r["dead_units"] for r in rows] if "dead_units" in rows[0] else None,
+        "hidden_units": rows[0].get("hidden_units"),
     }
 
 
@@ -404,7 +406,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"one EGRU training step: {1000 * total:.0f} ms = {parts}")
     egru = report["models"].get("egru")
     if egru and egru.get("dead_units") is not None:
-        units = report["hidden_units"]
+        units = egru.get("hidden_units") or report["hidden_units"]
         lines.append(f"EGRU dead units (of {units}) per seed: {egru['dead_units']}")
     lines.append(
         f"seeds {report['seeds']}, test tokens {report['test_tokens']}, load {report['load']}"
@@ -449,7 +451,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "load": _load(),
         "preset": args.preset,
-        "hidden_units": sum(model_config("egru", preset=args.preset)[0].hidden_sizes),
+        "hidden_units": sum(egru_config.hidden_sizes),  # with the --egru overrides
     }
     runs: dict[str, list[dict[str, Any]]] = {}
     for cell in models:
