@@ -80,6 +80,27 @@ def build_parser(
     p.add_argument("--test-batch-size", type=positive, help="test streams (preset's)")
     p.add_argument("--seed", type=int, help="random seed (preset's: 0)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    _add_model_options(p)
+    _add_pruning_options(p)
+    p.add_argument("--init-from", help="start from the weights of this checkpoint (fine-tuning)")
+    p.add_argument("--no-full-test", action="store_true", help="skip the final test evaluation")
+    add_hidden_alias(p, "--no-test", dest="no_full_test", action="store_true")
+    p.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars or progress log lines"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
+    if add_more is not None:
+        add_more(p)
+    return p
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """The architecture flags (the preset's values unless given)."""
+    from snn_egru.cliargs import float_in, int_at_least
+
+    positive = int_at_least(1)
     p.add_argument("--hidden-sizes", type=positive, nargs="+", help="EGRU layer sizes")
     p.add_argument("--embedding-size", type=positive, help="embedding width (preset's)")
     p.add_argument(
@@ -99,6 +120,13 @@ def build_parser(
         choices=EVENT_AMPLITUDE_NAMES,
         help="gradient of a graded event: state (EvNN, product rule) or clamped (preset's)",
     )
+
+
+def _add_pruning_options(p: argparse.ArgumentParser) -> None:
+    """Pruning during training (``--prune-to`` and its schedule)."""
+    from snn_egru.cliargs import float_in, int_at_least
+
+    positive = int_at_least(1)
     p.add_argument(
         "--prune-to",
         type=float_in(0, 1, high_open=True),
@@ -111,18 +139,6 @@ def build_parser(
         help="step the gradual schedule reaches the target (default: --prune-start, one shot)",
     )
     p.add_argument("--prune-every", type=positive, default=50, help="mask update interval")
-    p.add_argument("--init-from", help="start from the weights of this checkpoint (fine-tuning)")
-    p.add_argument("--no-full-test", action="store_true", help="skip the final test evaluation")
-    add_hidden_alias(p, "--no-test", dest="no_full_test", action="store_true")
-    p.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's)")
-    p.add_argument(
-        "--no-progress", action="store_true", help="no progress bars or progress log lines"
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
-    if add_more is not None:
-        add_more(p)
-    return p
 
 
 #: Parsed arguments -> the :class:`~snn_egru.training.lm.LMTrainConfig` fields they set.
