@@ -55,22 +55,14 @@ def check_dvs_model(name: str) -> str:
 def build_datasets(args: argparse.Namespace) -> tuple[Any, Any]:
     """The train and test sets, built once and shared by every run (same data for all models
     and seeds; the frames are cached in memory after the first pass)."""
-    from snn_egru.data.dvs import build_dvs_datasets
-    from snn_egru.data.synthetic_dvs import SyntheticGestureConfig
+    from snn_egru.training.dvs import dvs_datasets
 
     tc = DVSTrainConfig(
         data_dir=args.data,
         synthetic_train_samples=args.train_samples,
         synthetic_test_samples=args.test_samples,
     )
-    return build_dvs_datasets(
-        tc.data_dir,
-        preprocessing=tc.preprocessing,
-        synthetic_train_samples=tc.synthetic_train_samples,
-        synthetic_test_samples=tc.synthetic_test_samples,
-        synthetic_config=SyntheticGestureConfig(duration_s=tc.num_frames * tc.frame_us / 1e6),
-        seed=0,
-    )
+    return dvs_datasets(tc)  # seed 0: the same recordings for every model and seed
 
 
 def train_once(

@@ -78,6 +78,7 @@ __all__ = [
     "artifact_sequence_logits",
     "build_arg_parser",
     "compare_with_artifact",
+    "dvs_datasets",
     "evaluate_dvs",
     "feature_sequences",
     "load_dvs_model",
@@ -249,15 +250,7 @@ def train_dvs(
     info = init_distributed(device=tc.device)
     set_seed(tc.seed + info.rank, deterministic=False)
     if dataset is None:
-        dataset = build_dvs_datasets(
-            tc.data_dir,
-            preprocessing=tc.preprocessing,
-            cache_dir=tc.cache_dir,
-            synthetic_train_samples=tc.synthetic_train_samples,
-            synthetic_test_samples=tc.synthetic_test_samples,
-            synthetic_config=_synthetic_config(tc),
-            seed=tc.seed,
-        )
+        dataset = dvs_datasets(tc)
     task = DVSTask(config, tc, dataset, class_names, info.device, resume=checkpoint is not None)
     settings = task.loop_settings()
     trainer = Trainer(task, settings, out_dir=out, resume=resume, show_progress=show_progress)
@@ -477,6 +470,20 @@ class DVSTask:
 
     def restore(self, trainer: Trainer, checkpoint: Checkpoint) -> None:
         self.best = float(checkpoint.metrics.get("best_accuracy", -1.0))
+
+
+def dvs_datasets(tc: DVSTrainConfig) -> tuple[Dataset, Dataset]:
+    """The ``(train, test)`` frame datasets ``tc`` describes: DVS128 Gesture from
+    ``tc.data_dir``, or synthetic gestures (``tc.synthetic_*``) when it is ``None``."""
+    return build_dvs_datasets(
+        tc.data_dir,
+        preprocessing=tc.preprocessing,
+        cache_dir=tc.cache_dir,
+        synthetic_train_samples=tc.synthetic_train_samples,
+        synthetic_test_samples=tc.synthetic_test_samples,
+        synthetic_config=_synthetic_config(tc),
+        seed=tc.seed,
+    )
 
 
 def _synthetic_config(tc: DVSTrainConfig):
