@@ -17,16 +17,16 @@ state with an identity gradient. Evaluation mode computes the deployed integer a
 ``"int8"`` products are bit-exact against the reference, ``"float"`` products equal it to
 float32 summation order, and the point-wise update differs from numpy's by the <= 2 ulp of
 torch's ``sigmoid``/``tanh`` (whole steps agree to about 1e-7). :func:`quantized_layers`
-gives the exact codes and scales (what export writes); :func:`quantize_artifact` is PTQ of
-a float artifact with input/event scales calibrated from recorded activity.
+gives the exact codes and scales (what export writes);
+:func:`~snn_egru.quantization_ptq.quantize_artifact` is PTQ of a float artifact with
+input/event scales calibrated from recorded activity; the trainers' ``--quantize`` options
+are in :mod:`snn_egru.quantization_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,10 +46,8 @@ from snn_egru.reference import (
     INT8_MAX,
     PRODUCT_MODES,
     WEIGHT_GRANULARITIES,
-    EGRUParams,
     QuantizedEGRUParams,
     QuantizedWeight,
-    quantize_params,
     state_levels,
 )
 
@@ -60,7 +58,6 @@ __all__ = [
     "EGRUQuantizer",
     "QuantizationConfig",
     "StateQuant",
-    "add_quantization_arguments",
     "calibrate",
     "coerce_quantization",
     "fake_quantize_activation",
@@ -68,8 +65,6 @@ __all__ = [
     "first_batch",
     "prepare_from_checkpoint",
     "prepare_qat",
-    "quantization_from_args",
-    "quantize_artifact",
     "quantized_layers",
     "state_quant",
     "weight_codes",
@@ -663,132 +658,10 @@ def quantized_layers(model: nn.Module) -> list[QuantizedEGRUParams]:
     return layers
 
 
-# ------------------------------------------------------------------------ PTQ of artifacts
-def quantize_artifact(
-    artifact: Any,
-    *,
-    mode: str = "float",
-    granularity: str = "row",
-    calibration_inputs: Iterable[np.ndarray] | np.ndarray | None = None,
-    state: str | None = None,
-    state_bits: int = 8,
-    state_range: tuple[float, float] = (-1.0, 1.0),
-) -> Any:
-    """Post-training int8 quantisation of a float :class:`~snn_egru.artifact.DeploymentArtifact`.
+def __getattr__(name: str) -> Any:
+    """:func:`quantize_artifact` (PTQ of an artifact) lives in :mod:`snn_egru.quantization_ptq`."""
+    if name == "quantize_artifact":
+        from snn_egru.quantization_ptq import quantize_artifact
 
-    Args:
-        artifact: the float artifact (layers :class:`~snn_egru.reference.EGRUParams`).
-        mode: product mode, ``"float"`` (Arm core) or ``"int8"`` (MAC array).
-        granularity: ``"row"`` or ``"gate"`` weight scales.
-        calibration_inputs: with ``mode="int8"``: one workload input (token ids ``(T,)`` or
-            features ``(T, I)``) or a list of them. The int8-weight network runs on them with
-            float32 activity, and every input/event scale is ``max |x| / 127`` of what it
-            saw (layer ``k + 1``'s input scale is layer ``k``'s event scale).
-        state, state_bits, state_range: optional state quantisation (:class:`QuantizationConfig`).
-
-    Returns:
-        A new artifact with :class:`~snn_egru.reference.QuantizedEGRUParams` layers and the
-        quantisation recorded in ``metadata["quantization"]``.
-    """
-    from snn_egru.artifact import ArtifactError
-
-    if mode not in PRODUCT_MODES:
-        raise ValueError(f"mode must be one of {PRODUCT_MODES}, got {mode!r}")
-    if any(not isinstance(layer, EGRUParams) for layer in artifact.layers):
-        raise ArtifactError("the artifact is already quantised; quantise a float artifact")
-    config = QuantizationConfig(
-        granularity=granularity,
-        products=mode,
-        activation_scales="calibrated",
-        state=state,
-        state_bits=state_bits,
-        state_range=state_range,
-    )
-    levels = []
-    for layer in artifact.layers:
-        sq = _config_state_quant(config, float(np.mean(layer.threshold)))
-        levels.append(None if sq is None else sq.levels)
-    layers = [
-        quantize_params(layer, granularity=granularity, state_levels=lv)
-        for layer, lv in zip(artifact.layers, levels)
-    ]
-    if mode == "int8":
-        if calibration_inputs is None:
-            raise ValueError(
-                "mode='int8' quantises inputs and events too: pass calibration_inputs "
-                "(token ids or feature vectors the model will see) to set their scales"
-            )
-        if isinstance(calibration_inputs, np.ndarray):
-            calibration_inputs = [calibration_inputs]
-        float_mode = dataclasses.replace(artifact, layers=layers)
-        maxima = np.zeros(len(layers) + 1)
-        for inputs in calibration_inputs:
-            xs = float_mode.layer_inputs(np.asarray(inputs))
-            run = float_mode.run_reference(np.asarray(inputs))
-            maxima[0] = max(maxima[0], float(np.abs(xs).max(initial=0.0)))
-            for k, events in enumerate(run.layer_events):
-                maxima[k + 1] = max(maxima[k + 1], float(np.abs(events).max(initial=0.0)))
-        scales = [float(np.float32(m / INT8_MAX)) if m > 0 else 1.0 for m in maxima]
-        layers = [
-            layer._replace(input_scale=scales[k], event_scale=scales[k + 1])
-            for k, layer in enumerate(layers)
-        ]
-    metadata = dict(artifact.metadata)
-    metadata["quantization"] = {
-        "method": "ptq",
-        **{k: v for k, v in dataclasses.asdict(config).items() if k != "weights"},
-        "weights": "int8",
-    }
-    return dataclasses.replace(artifact, layers=layers, metadata=metadata)
-
-
-# ------------------------------------------------------------------------ command line
-def add_quantization_arguments(parser: argparse.ArgumentParser | Any) -> None:
-    """``--quantize int8`` and its options (shared by ``train lm``, ``train dvs``)."""
-    group = parser.add_argument_group("quantisation-aware training")
-    group.add_argument(
-        "--quantize", choices=QUANTIZE_CHOICES, help="train with int8 fake-quantised weights"
-    )
-    group.add_argument(
-        "--quant-granularity", choices=WEIGHT_GRANULARITIES, default="row",
-        help="one weight scale per output row or per gate block (default %(default)s)",
-    )  # fmt: skip
-    group.add_argument(
-        "--quant-products", choices=PRODUCT_MODES, default="float",
-        help="int8: quantise inputs and events too (MAC array) (default %(default)s)",
-    )  # fmt: skip
-    group.add_argument(
-        "--quant-scales", choices=ACTIVATION_SCALE_MODES, default="learned",
-        help="int8 products: learn the input/event scales or keep the calibrated ones",
-    )  # fmt: skip
-    group.add_argument(
-        "--quant-state", choices=STATE_SCHEMES, help="quantise the cell state c (levels)"
-    )
-    group.add_argument("--quant-state-bits", type=int, default=8, help="state level bits")
-
-
-def quantization_from_args(args: argparse.Namespace) -> QuantizationConfig | None:
-    """The :class:`QuantizationConfig` the ``--quant*`` flags describe (``None``: off)."""
-    from snn_egru.errors import UserError
-
-    if getattr(args, "quantize", None) is None:
-        extras = ("quant_state", "quant_products")
-        if (
-            getattr(args, "quant_state", None)
-            or getattr(args, "quant_products", "float") != "float"
-        ):
-            raise UserError(
-                f"--{extras[0].replace('_', '-')}/--quant-products need --quantize int8"
-            )
-        return None
-    try:
-        return QuantizationConfig(
-            weights=args.quantize,
-            granularity=args.quant_granularity,
-            products=args.quant_products,
-            activation_scales=args.quant_scales,
-            state=args.quant_state,
-            state_bits=args.quant_state_bits,
-        )
-    except ValueError as err:
-        raise UserError(str(err)) from None
+        return quantize_artifact
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

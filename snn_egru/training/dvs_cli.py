@@ -13,9 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from snn_egru import quantization as qat
 from snn_egru.errors import UserError
 from snn_egru.models.dvs import DVS_PRESETS, DVSGestureConfig, dvs_preset
+from snn_egru.quantization_cli import add_quantization_arguments, quantization_from_args
 from snn_egru.training.common import CheckpointError, cleanup_distributed, is_main_process
 from snn_egru.training.dvs import DVSTrainConfig, DVSTrainResult, train_dvs
 from snn_egru.training.dvs_eval import compare_with_artifact
@@ -29,7 +29,7 @@ def build_arg_parser(prog: str = "python -m snn_egru.training.dvs") -> argparse.
         prog,
         defaults=DVSTrainConfig(),
         presets=sorted(DVS_PRESETS),
-        add_more=qat.add_quantization_arguments,
+        add_more=add_quantization_arguments,
     )
 
 
@@ -70,7 +70,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | None
         log_every=args.log_every,
         num_threads=args.threads,
         init_from=args.init_from,
-        quantize=qat.quantization_from_args(args),
+        quantize=quantization_from_args(args),
     )
     return config, train_config
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from snn_egru import quantization as qat
 from snn_egru.models.lm import LanguageModelConfig
 from snn_egru.pruning import PruningConfig
+from snn_egru.quantization_cli import add_quantization_arguments, quantization_from_args
 from snn_egru.sparsity import format_sparsity_report
 from snn_egru.training.common import is_main_process
 from snn_egru.training.lm import (
@@ -46,7 +46,7 @@ def parser(prog: str = "python -m snn_egru.training.lm") -> argparse.ArgumentPar
     """The command line (built torch-free in :mod:`snn_egru.training.lm_args`)."""
     from snn_egru.training.lm_args import build_parser
 
-    return build_parser(prog, add_more=qat.add_quantization_arguments)
+    return build_parser(prog, add_more=add_quantization_arguments)
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LMTrainConfig]:
@@ -86,7 +86,7 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
         value = getattr(args, arg, None)
         if value is not None:
             over[attr] = value
-    over["quantize"] = qat.quantization_from_args(args)
+    over["quantize"] = quantization_from_args(args)
     if model_config.cell != "egru" and (args.prune_to is not None or over["quantize"]):
         raise ValueError(
             f"--cell {model_config.cell} is a dense baseline: --prune-to and --quantize are for "
