@@ -182,24 +182,22 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 def train(args: argparse.Namespace, corpus_name: str, corpus: Any, out: Path) -> Path:
     """Train the LM with the preset recipe; returns the checkpoint to deploy."""
-    from snn_egru.training.lm import preset_configs, train_language_model
+    from snn_egru.pipeline_training import train_configs
+    from snn_egru.training.lm import train_language_model
 
     preset = args.preset
     if preset == "paper" and corpus_name == "wikitext2":
         preset = "paper-wikitext2"  # the reference's WikiText-2 settings of the recipe
-    model_config, train_config = preset_configs(preset)
-    overrides: dict[str, Any] = {
-        "corpus": corpus_name,
-        "data_dir": args.data_dir,
-        "seed": args.seed,
-        "device": args.device,
-        "final_test": not args.no_full_test,
-    }
-    if args.steps is not None:
-        overrides["max_steps"] = args.steps
-    if args.time_budget is not None:
-        overrides["time_budget_s"] = args.time_budget
-    train_config = replace(train_config, **overrides)
+    model_config, train_config = train_configs(  # the demo's: preset, steps, seed, test
+        preset, steps=args.steps, seed=args.seed, full_test=not args.no_full_test
+    )
+    train_config = replace(
+        train_config,
+        corpus=corpus_name,
+        data_dir=args.data_dir,
+        device=args.device,
+        time_budget_s=args.time_budget,
+    )
     log.info(
         "training preset %r on %s: layers %s, embedding %d -> %s",
         preset,
