@@ -356,18 +356,8 @@ class DVSTask:
         total = tc.epochs * self.steps_per_epoch
         if tc.max_steps is not None:
             total = min(total, tc.max_steps)
-        return LoopSettings(
-            lr=tc.lr,
-            weight_decay=tc.weight_decay,
-            no_decay=_NO_DECAY,
-            clip=tc.clip_norm,
-            schedule_steps=total,
-            warmup_steps=tc.warmup_steps,
-            min_lr_ratio=tc.min_lr_ratio,
-            epochs=tc.epochs,
-            max_steps=tc.max_steps,
-            time_limit_s=tc.time_limit_s,
-            log_every=tc.log_every,
+        return LoopSettings.from_config(
+            tc, no_decay=_NO_DECAY, clip=tc.clip_norm, schedule_steps=total
         )
 
     # ------------------------------------------------------------------ loop hooks

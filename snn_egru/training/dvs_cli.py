@@ -7,7 +7,6 @@ artifact comparison.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -78,15 +77,10 @@ def configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | None
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for user errors, one line;
     ``--verbose`` shows the traceback)."""
-    from snn_egru.cliargs import run_main
+    from snn_egru.training.lm_args import run_trainer
 
-    parser = build_arg_parser(prog or "python -m snn_egru.training.dvs")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    return run_main(lambda: _run(args), prog=parser.prog, verbose=args.verbose)
+    cli = build_arg_parser(prog or "python -m snn_egru.training.dvs")
+    return run_trainer(cli, argv, _run, log_format="%(levelname)s %(name)s: %(message)s")
 
 
 def _run(args: argparse.Namespace) -> int:

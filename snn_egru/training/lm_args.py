@@ -8,6 +8,7 @@ parsed arguments.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 #: The training presets (:data:`snn_egru.training.lm.LM_TRAIN_PRESETS`; a test keeps the
 #: two equal).
@@ -252,3 +253,19 @@ def check_run_args(args: argparse.Namespace, tc, config) -> None:
                     f"--resume: {Path(args.out) / 'last.pt'} holds another model "
                     f"({'; '.join(diffs[:3])}): give the flags of that run, or --overwrite"
                 )
+
+
+def run_trainer(cli: argparse.ArgumentParser, argv: Any, run: Any, *, log_format: str) -> int:
+    """Parse ``argv``, set the log level (``-v`` / ``-q``) and ``run(args)``: user mistakes
+    end with one line and exit status 2 (``--verbose`` shows the traceback). The entry point
+    of both trainers' command lines."""
+    import logging
+
+    from snn_egru.cliargs import run_main
+
+    args = cli.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+        format=log_format,
+    )
+    return run_main(lambda: run(args), prog=cli.prog, verbose=args.verbose)

@@ -118,15 +118,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     Every option is checked before any work starts; user mistakes print one line and return
     2 (``--verbose`` shows the traceback).
     """
-    from snn_egru.cliargs import run_main
+    from snn_egru.training.lm_args import run_trainer
 
     cli = parser(prog or "python -m snn_egru.training.lm")
-    args = cli.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    return run_trainer(
+        cli, argv, _run, log_format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return run_main(lambda: _run(args), prog=cli.prog, verbose=args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:

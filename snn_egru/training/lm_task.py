@@ -108,22 +108,10 @@ class LMTask:
 
     def loop_settings(self) -> LoopSettings:
         tc = self.train_config
-        return LoopSettings(
-            lr=tc.lr,
-            weight_decay=tc.weight_decay,
-            betas=tc.betas,
-            clip=tc.clip,
-            schedule=tc.schedule,
+        return LoopSettings.from_config(
+            tc,
             schedule_steps=tc.schedule_steps or tc.max_steps or self.steps_per_epoch * tc.epochs,
-            warmup_steps=tc.warmup_steps,
-            hold_steps=tc.hold_steps,
-            min_lr_ratio=tc.min_lr_ratio,
-            epochs=tc.epochs,
-            max_steps=tc.max_steps,
             time_limit_s=tc.time_budget_s,
-            eval_every=tc.eval_every,
-            log_every=tc.log_every,
-            save_checkpoints=tc.save_checkpoints,
         )
 
     def seed_rank(self, step: int) -> None:

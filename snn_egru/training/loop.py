@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -97,6 +97,14 @@ class LoopSettings:
     eval_every: int = 0
     log_every: int = 10
     save_checkpoints: bool = True
+
+    @classmethod
+    def from_config(cls, train_config: Any, **values: Any) -> LoopSettings:
+        """The settings named alike in a workload's training config, ``values`` for the
+        others (and for those computed from it, such as ``schedule_steps``)."""
+        names = [f.name for f in fields(cls)]
+        taken = {n: getattr(train_config, n) for n in names if hasattr(train_config, n)}
+        return cls(**{**taken, **values})
 
 
 class TrainingTask(Protocol):
