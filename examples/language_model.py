@@ -376,9 +376,6 @@ def main(argv: list[str] | None = None) -> int:
 
     artifact_path = out / "artifact.npz"
     artifact = export_language_model_checkpoint(checkpoint, artifact_path)
-    sparsity = [row["weight_hh"] for row in artifact.weight_sparsity()] + [
-        row["weight_ih"] for row in artifact.weight_sparsity()
-    ]
     log.info("exported %s (layers %s)", artifact_path, artifact.layer_sizes)
 
     try:
@@ -407,8 +404,33 @@ def main(argv: list[str] | None = None) -> int:
     run, chip_ppl = chip_slice(mapping, tokens)
     chip_report = run.report(sequence_tokens=SEQUENCE_TOKENS)
     (out / "chip_report.json").write_text(chip_report.to_json())
+    chip = {"run": run, "perplexity": chip_ppl, "report": chip_report}
+    results = collect_results(
+        args, corpus_name, checkpoint, artifact, tokens, torch_result, chip, report
+    )
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(results_table(results))
+    log.info("results in %s", out)
+    return 0
 
-    results = {
+
+def collect_results(
+    args: argparse.Namespace,
+    corpus_name: str,
+    checkpoint: Path,
+    artifact: Any,
+    tokens: np.ndarray,
+    torch_result: dict[str, Any],
+    chip: dict[str, Any],
+    report: Any,
+) -> dict[str, Any]:
+    """Everything ``results.json`` holds: the data, the model, both perplexities, the mapping
+    and the chip's time, energy and activity (``chip``: the run, its perplexity, its report)."""
+    run, chip_ppl, chip_report = chip["run"], chip["perplexity"], chip["report"]
+    sparsity = [row["weight_hh"] for row in artifact.weight_sparsity()] + [
+        row["weight_ih"] for row in artifact.weight_sparsity()
+    ]
+    return {
         "corpus": corpus_name,
         "preset": args.preset if args.checkpoint is None else f"(checkpoint {args.checkpoint})",
         "checkpoint": str(checkpoint),
@@ -434,10 +456,6 @@ def main(argv: list[str] | None = None) -> int:
             "comparison": chip_report.comparison,
         },
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(results_table(results))
-    log.info("results in %s", out)
-    return 0
 
 
 if __name__ == "__main__":
