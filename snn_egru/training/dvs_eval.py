@@ -10,6 +10,7 @@ exactly as the torch readout does (:func:`artifact_sequence_logits`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +143,29 @@ def evaluate_dvs(
     )
 
 
+def _eval_batches(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    batch_size: int,
+    device: torch.device | str | None,
+    max_samples: int | None,
+) -> Iterator[tuple[torch.nn.Module, torch.Tensor, torch.Tensor]]:
+    """``(network, frames (T, B, ...) on its device, labels)`` over the first ``max_samples``
+    of ``dataset`` in order, the network in evaluation mode meanwhile."""
+    net = unwrap_model(model)
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    subset = (
+        dataset if max_samples is None else Subset(dataset, range(min(max_samples, len(dataset))))
+    )
+    was_training = net.training
+    net.eval()
+    try:
+        for frames, target in make_loader(subset, batch_size, 0):
+            yield net, time_major(frames.to(device)), target
+    finally:
+        net.train(was_training)
+
+
 @torch.no_grad()
 def predict_torch(
     model: DVSGestureNet,
@@ -152,18 +176,10 @@ def predict_torch(
     max_samples: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample torch predictions: ``(predictions (N,), labels (N,), logits (N, O))``."""
-    net = unwrap_model(model)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    subset = (
-        dataset if max_samples is None else Subset(dataset, range(min(max_samples, len(dataset))))
-    )
-    was_training = net.training
-    net.eval()
     logits, labels = [], []
-    for frames, target in make_loader(subset, batch_size, 0):
-        logits.append(net(time_major(frames.to(device))).logits.float().cpu())
+    for net, frames, target in _eval_batches(model, dataset, batch_size, device, max_samples):
+        logits.append(net(frames).logits.float().cpu())
         labels.append(target)
-    net.train(was_training)
     all_logits = torch.cat(logits).numpy()
     return all_logits.argmax(axis=-1), torch.cat(labels).numpy(), all_logits
 
@@ -182,20 +198,12 @@ def feature_sequences(
     The CNN head runs in torch in evaluation mode (as published, the chip receives the
     features computed ahead).
     """
-    net = unwrap_model(model)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    subset = (
-        dataset if max_samples is None else Subset(dataset, range(min(max_samples, len(dataset))))
-    )
-    was_training = net.training
-    net.eval()
     sequences: list[np.ndarray] = []
     labels = []
-    for frames, target in make_loader(subset, batch_size, 0):
-        features = net.features(time_major(frames.to(device))).float().cpu().numpy()
+    for net, frames, target in _eval_batches(model, dataset, batch_size, device, max_samples):
+        features = net.features(frames).float().cpu().numpy()
         sequences.extend(np.ascontiguousarray(features[:, b]) for b in range(features.shape[1]))
         labels.append(target.numpy())
-    net.train(was_training)
     return sequences, np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
 
 
