@@ -227,6 +227,7 @@ class LMTask:
         if self.pruner is not None and extra.get("pruner") is not None:
             self.pruner.load_state_dict(extra["pruner"])
         self.window_index = int(extra.get("window_index", 0))
+        self.batches(checkpoint.epoch)  # the length of the epoch resumed (epochs_trained)
         self.best_valid = float(extra.get("best_valid_perplexity", float("inf")))
         saved_state = extra.get("stream_state")
         if saved_state is not None:

@@ -331,7 +331,9 @@ class Trainer:
             unit="step",
             disable=not self.show_progress or None,
         )
-        done = s.max_steps is not None and self.step >= s.max_steps
+        done = s.max_steps is not None and self.step >= s.max_steps  # resumed a finished run
+        if done:
+            self.stop_reason = "max_steps"
         while self.epoch < s.epochs and not done:
             done = self._run_epoch(bar)
         bar.close()
