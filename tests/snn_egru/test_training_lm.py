@@ -380,10 +380,12 @@ def test_resume_keeps_the_runs_own_step_budget(tmp_path, monkeypatch, capsys):
     out = str(tmp_path / "run")
     common = ["--preset", "tiny", "--out", out, "--no-full-test", "--no-progress", "-q"]
     assert main([*common, "--max-steps", "4"]) == 0
-    assert json.loads(capsys.readouterr().out)["steps"] == 4
+    first = json.loads(capsys.readouterr().out)
+    assert first["steps"] == 4 and 0 < first["epochs"] < 1
     assert main([*common, "--resume"]) == 0  # the preset says 10; the run said 4
     summary = json.loads(capsys.readouterr().out)
-    assert summary["steps"] == 4 and summary["epochs"] > 0
+    assert summary["steps"] == 4 and summary["stop_reason"] == "max_steps"
+    assert summary["epochs"] == first["epochs"]
     assert main([*common, "--resume", "--max-steps", "6"]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 6
     assert (
