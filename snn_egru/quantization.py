@@ -18,15 +18,17 @@ state with an identity gradient. Evaluation mode computes the deployed integer a
 float32 summation order, and the point-wise update differs from numpy's by the <= 2 ulp of
 torch's ``sigmoid``/``tanh`` (whole steps agree to about 1e-7). :func:`quantized_layers`
 gives the exact codes and scales (what export writes);
-:func:`~snn_egru.quantization_ptq.quantize_artifact` is PTQ of a float artifact with
-input/event scales calibrated from recorded activity; the trainers' ``--quantize`` options
-are in :mod:`snn_egru.quantization_cli`.
+:func:`quantize_artifact` is PTQ of a float artifact with input/event scales calibrated
+from recorded activity. The fake quantisers and the state quantiser are in
+:mod:`snn_egru.fake_quant`, the trainers' ``--quantize`` options in
+:mod:`snn_egru.quantization_cli`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snn_egru.fake_quant import (
+    StateQuant,
+    _activation_codes,
+    fake_quantize_activation,
+    fake_quantize_weight,
+    state_quant,
+    weight_codes,
+    weight_scales_torch,
+)
 from snn_egru.functional import (
     EGRUCellState,
     candidate_state,
@@ -46,9 +57,10 @@ from snn_egru.reference import (
     INT8_MAX,
     PRODUCT_MODES,
     WEIGHT_GRANULARITIES,
+    EGRUParams,
     QuantizedEGRUParams,
     QuantizedWeight,
-    state_levels,
+    quantize_params,
 )
 
 __all__ = [
@@ -65,6 +77,7 @@ __all__ = [
     "first_batch",
     "prepare_from_checkpoint",
     "prepare_qat",
+    "quantize_artifact",
     "quantized_layers",
     "state_quant",
     "weight_codes",
@@ -144,128 +157,6 @@ def coerce_quantization(value: Any) -> QuantizationConfig | None:
         fields = value.get("fields", value)
         return QuantizationConfig(**dict(fields))
     raise TypeError(f"quantize must be None, 'int8' or a QuantizationConfig, got {value!r}")
-
-
-# ------------------------------------------------------------------------ fake quantisers
-def weight_scales_torch(w: Tensor, *, granularity: str = "row", hidden_size: int | None = None):
-    """float32 scales ``max|w| / 127`` per row or gate block, computed exactly as
-    :func:`snn_egru.reference.weight_scales` (float64 division, then float32; 1 for zeros)."""
-    w = w.detach()
-    if w.shape[1] == 0:
-        absmax = w.new_zeros(w.shape[0])
-    else:
-        absmax = w.abs().amax(dim=1)
-    if granularity == "gate":
-        hidden = hidden_size if hidden_size is not None else w.shape[0] // 3
-        absmax = absmax.view(-1, hidden).amax(dim=1).repeat_interleave(hidden)
-    elif granularity != "row":
-        raise ValueError(f"granularity must be one of {WEIGHT_GRANULARITIES}, got {granularity!r}")
-    scale = (absmax.double() / INT8_MAX).to(torch.float32)
-    return torch.where(scale == 0, torch.ones_like(scale), scale)
-
-
-def weight_codes(w: Tensor, scale: Tensor) -> Tensor:
-    """``clip(rint(w / s), -127, 127)`` per row, as float32 integers (no gradient)."""
-    return torch.clamp(torch.round(w.detach().float() / scale[:, None]), -INT8_MAX, INT8_MAX)
-
-
-def fake_quantize_weight(
-    w: Tensor, *, granularity: str = "row", hidden_size: int | None = None
-) -> Tensor:
-    """``q * s`` in the forward pass, the identity in the backward pass (STE)."""
-    scale = weight_scales_torch(w, granularity=granularity, hidden_size=hidden_size)
-    dequant = (weight_codes(w, scale) * scale[:, None]).to(w.dtype)
-    return w + (dequant - w).detach()
-
-
-def _grad_scaled(s: Tensor, factor: float) -> Tensor:
-    """``s`` in the forward pass, gradient multiplied by ``factor`` (LSQ's gradient scale)."""
-    return (s - s * factor).detach() + s * factor
-
-
-def fake_quantize_activation(x: Tensor, scale: Tensor, *, grad_factor: float = 1.0) -> Tensor:
-    """LSQ fake quantisation ``round(clip(x / s, -127, 127)) * s``.
-
-    Gradients: ``dx`` is 1 inside the range and 0 outside (clipped); ``ds`` is
-    ``round(v) - v`` inside and ``+-127`` outside (``v = x / s``), times ``grad_factor``.
-    """
-    s = _grad_scaled(scale, grad_factor)
-    v = torch.clamp(x / s, -INT8_MAX, INT8_MAX)
-    return (torch.round(v) - v).detach().add(v) * s
-
-
-def _activation_codes(x: Tensor, scale: Tensor) -> Tensor:
-    """``clip(rint(x / s), -127, 127)`` in float32 (the reference's ``quantize_codes``)."""
-    return torch.clamp(torch.round(x / scale), -INT8_MAX, INT8_MAX)
-
-
-class _StateQuantFn(torch.autograd.Function):
-    """Nearest level (ties to the lower one); identity gradient (snnTorch's StateQuant)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, levels: Tensor, mids: Tensor) -> Tensor:  # type: ignore[override]
-        index = torch.searchsorted(mids, x.detach().contiguous(), right=False)
-        return levels[index]
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return grad, None, None
-
-
-class StateQuant:
-    """A state quantiser ``c -> nearest level`` (snnTorch's ``state_quant`` callable).
-
-    Attributes:
-        levels: sorted float32 numpy level table (what the artifact stores).
-    """
-
-    def __init__(self, levels: np.ndarray) -> None:
-        levels = np.unique(np.asarray(levels, dtype=np.float32))
-        if levels.ndim != 1 or levels.shape[0] < 2:
-            raise ValueError("a state quantiser needs at least 2 distinct levels")
-        self.levels = levels
-        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
-
-    def tables(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        key = (like.device, like.dtype)
-        if key not in self._cache:
-            levels = torch.from_numpy(self.levels).to(device=like.device, dtype=like.dtype)
-            self._cache[key] = (levels, (levels[:-1] + levels[1:]) * 0.5)
-        return self._cache[key]
-
-    def __call__(self, x: Tensor) -> Tensor:
-        levels, mids = self.tables(x)
-        return _StateQuantFn.apply(x, levels, mids)
-
-    def __repr__(self) -> str:
-        return f"StateQuant({self.levels.shape[0]} levels in [{self.levels[0]}, {self.levels[-1]}])"
-
-
-def state_quant(
-    num_bits: int = 8,
-    uniform: bool = True,
-    thr_centered: bool = True,
-    threshold: float = 1.0,
-    lower_limit: float = 0.0,
-    upper_limit: float = 0.2,
-    multiplier: float | None = None,
-) -> StateQuant:
-    """snnTorch's ``snntorch.functional.quant.state_quant`` for the EGRU cell state.
-
-    Same arguments and level tables (:func:`snn_egru.reference.state_levels`); the result
-    is a :class:`StateQuant` callable that also exposes its ``levels`` for export.
-    """
-    return StateQuant(
-        state_levels(
-            num_bits,
-            uniform=uniform,
-            thr_centered=thr_centered,
-            threshold=threshold,
-            lower_limit=lower_limit,
-            upper_limit=upper_limit,
-            multiplier=multiplier,
-        )
-    )
 
 
 def _config_state_quant(config: QuantizationConfig, mean_threshold: float) -> StateQuant | None:
@@ -658,10 +549,80 @@ def quantized_layers(model: nn.Module) -> list[QuantizedEGRUParams]:
     return layers
 
 
-def __getattr__(name: str) -> Any:
-    """:func:`quantize_artifact` (PTQ of an artifact) lives in :mod:`snn_egru.quantization_ptq`."""
-    if name == "quantize_artifact":
-        from snn_egru.quantization_ptq import quantize_artifact
+# ------------------------------------------------------------------------ PTQ of artifacts
+def quantize_artifact(
+    artifact: Any,
+    *,
+    mode: str = "float",
+    granularity: str = "row",
+    calibration_inputs: Iterable[np.ndarray] | np.ndarray | None = None,
+    state: str | None = None,
+    state_bits: int = 8,
+    state_range: tuple[float, float] = (-1.0, 1.0),
+) -> Any:
+    """Post-training int8 quantisation of a float :class:`~snn_egru.artifact.DeploymentArtifact`.
 
-        return quantize_artifact
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    Args:
+        artifact: the float artifact (layers :class:`~snn_egru.reference.EGRUParams`).
+        mode: product mode, ``"float"`` (Arm core) or ``"int8"`` (MAC array).
+        granularity: ``"row"`` or ``"gate"`` weight scales.
+        calibration_inputs: with ``mode="int8"``: one workload input (token ids ``(T,)`` or
+            features ``(T, I)``) or a list of them. The int8-weight network runs on them with
+            float32 activity, and every input/event scale is ``max |x| / 127`` of what it
+            saw (layer ``k + 1``'s input scale is layer ``k``'s event scale).
+        state, state_bits, state_range: optional state quantisation (:class:`QuantizationConfig`).
+
+    Returns:
+        A new artifact with :class:`~snn_egru.reference.QuantizedEGRUParams` layers and the
+        quantisation recorded in ``metadata["quantization"]``.
+    """
+    from snn_egru.artifact import ArtifactError
+
+    if mode not in PRODUCT_MODES:
+        raise ValueError(f"mode must be one of {PRODUCT_MODES}, got {mode!r}")
+    if any(not isinstance(layer, EGRUParams) for layer in artifact.layers):
+        raise ArtifactError("the artifact is already quantised; quantise a float artifact")
+    config = QuantizationConfig(
+        granularity=granularity,
+        products=mode,
+        activation_scales="calibrated",
+        state=state,
+        state_bits=state_bits,
+        state_range=state_range,
+    )
+    levels = []
+    for layer in artifact.layers:
+        sq = _config_state_quant(config, float(np.mean(layer.threshold)))
+        levels.append(None if sq is None else sq.levels)
+    layers = [
+        quantize_params(layer, granularity=granularity, state_levels=lv)
+        for layer, lv in zip(artifact.layers, levels)
+    ]
+    if mode == "int8":
+        if calibration_inputs is None:
+            raise ValueError(
+                "mode='int8' quantises inputs and events too: pass calibration_inputs "
+                "(token ids or feature vectors the model will see) to set their scales"
+            )
+        if isinstance(calibration_inputs, np.ndarray):
+            calibration_inputs = [calibration_inputs]
+        float_mode = dataclasses.replace(artifact, layers=layers)
+        maxima = np.zeros(len(layers) + 1)
+        for inputs in calibration_inputs:
+            xs = float_mode.layer_inputs(np.asarray(inputs))
+            run = float_mode.run_reference(np.asarray(inputs))
+            maxima[0] = max(maxima[0], float(np.abs(xs).max(initial=0.0)))
+            for k, events in enumerate(run.layer_events):
+                maxima[k + 1] = max(maxima[k + 1], float(np.abs(events).max(initial=0.0)))
+        scales = [float(np.float32(m / INT8_MAX)) if m > 0 else 1.0 for m in maxima]
+        layers = [
+            layer._replace(input_scale=scales[k], event_scale=scales[k + 1])
+            for k, layer in enumerate(layers)
+        ]
+    metadata = dict(artifact.metadata)
+    metadata["quantization"] = {
+        "method": "ptq",
+        **{k: v for k, v in dataclasses.asdict(config).items() if k != "weights"},
+        "weights": "int8",
+    }
+    return dataclasses.replace(artifact, layers=layers, metadata=metadata)
