@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from lm_quality import parse_lr_option, parse_seeds  # noqa: E402
+from lm_quality import model_table, parse_lr_option, parse_seeds, seed_summary  # noqa: E402
 
 from snn_egru.errors import UserError  # noqa: E402
 from snn_egru.models.dvs import dvs_preset  # noqa: E402
@@ -55,22 +54,14 @@ def check_dvs_model(name: str) -> str:
 def build_datasets(args: argparse.Namespace) -> tuple[Any, Any]:
     """The train and test sets, built once and shared by every run (same data for all models
     and seeds; the frames are cached in memory after the first pass)."""
-    from snn_egru.data.dvs import build_dvs_datasets
-    from snn_egru.data.synthetic_dvs import SyntheticGestureConfig
+    from snn_egru.training.dvs import dvs_datasets
 
     tc = DVSTrainConfig(
         data_dir=args.data,
         synthetic_train_samples=args.train_samples,
         synthetic_test_samples=args.test_samples,
     )
-    return build_dvs_datasets(
-        tc.data_dir,
-        preprocessing=tc.preprocessing,
-        synthetic_train_samples=tc.synthetic_train_samples,
-        synthetic_test_samples=tc.synthetic_test_samples,
-        synthetic_config=SyntheticGestureConfig(duration_s=tc.num_frames * tc.frame_us / 1e6),
-        seed=0,
-    )
+    return dvs_datasets(tc)  # seed 0: the same recordings for every model and seed
 
 
 def train_once(
@@ -96,35 +87,11 @@ def train_once(
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    acc = [r["test_accuracy"] for r in rows]
-    sparsity = [r["activity_sparsity"] for r in rows if r["activity_sparsity"] is not None]
-    return {
-        "lr": rows[0]["lr"],
-        "steps": rows[0]["steps"],
-        "seeds": [r["seed"] for r in rows],
-        "test_accuracy_mean": statistics.fmean(acc),
-        "test_accuracy_spread": max(acc) - min(acc),
-        "test_accuracy_per_seed": acc,
-        "activity_sparsity": statistics.fmean(sparsity) if sparsity else None,
-        "train_time_s": statistics.fmean(r["train_time_s"] for r in rows),
-        "test_samples": rows[0]["test_samples"],
-    }
+    return {**seed_summary(rows, "test_accuracy"), "test_samples": rows[0]["test_samples"]}
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [
-        f"{'model':<6} {'lr':>7} {'steps':>6} {'test acc. (mean ± spread)':>26} "
-        f"{'per seed':>18} {'act. sparsity':>14} {'train s':>8}"
-    ]
-    for cell, m in report["models"].items():
-        per_seed = "/".join(f"{100 * a:.1f}" for a in m["test_accuracy_per_seed"])
-        act = m["activity_sparsity"]
-        sparsity = "-" if act is None else f"{100 * act:.1f} %"
-        lines.append(
-            f"{cell:<6} {m['lr']:>7.2g} {m['steps']:>6} "
-            f"{100 * m['test_accuracy_mean']:>15.1f} % ± {100 * m['test_accuracy_spread']:<5.1f} "
-            f"{per_seed:>18} {sparsity:>14} {m['train_time_s']:>8.0f}"
-        )
+    lines = model_table(report, "test_accuracy", "test acc.", scale=100.0, unit=" %")
     for key in ("egru_minus_gru_accuracy", "egru_minus_lstm_accuracy"):
         if report.get(key) is not None:
             lines.append(f"{key}: {100 * report[key]:+.1f} points")

@@ -286,6 +286,7 @@ def train_once(
         )
         row["firing_rates"] = [r.tolist() for r in rates]
         row["dead_units"] = int(sum(int((r == 0).sum()) for r in rates))
+        row["hidden_units"] = sum(len(r) for r in rates)  # the trained model's width
         row["units_below_1pct"] = int(sum(int((r < 0.01).sum()) for r in rates))
         theta = result.model.rnn.threshold(0).detach()
         row["threshold_quantiles"] = [
@@ -353,23 +354,57 @@ def step_time_shares(
     return {name: statistics.median(values) for name, values in parts.items()}
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean, spread (max - min) and per-seed values of one model's runs."""
-    ppl = [r["test_ppl"] for r in rows]
+def seed_summary(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """Mean, spread (max - min) and per-seed values of ``metric`` over one model's runs, with
+    its learning rate, steps, seeds, mean activity sparsity and training time (the LM and
+    the DVS quality benchmarks)."""
+    values = [r[metric] for r in rows]
     sparsity = [r["activity_sparsity"] for r in rows if r.get("activity_sparsity") is not None]
     return {
         "lr": rows[0]["lr"],
         "steps": rows[0]["steps"],
         "seeds": [r["seed"] for r in rows],
-        "test_ppl_mean": statistics.fmean(ppl),
-        "test_ppl_spread": max(ppl) - min(ppl),
-        "test_ppl_std": statistics.stdev(ppl) if len(ppl) > 1 else 0.0,
-        "test_ppl_per_seed": ppl,
-        "valid_ppl_mean": statistics.fmean(r["valid_ppl"] for r in rows),
+        f"{metric}_mean": statistics.fmean(values),
+        f"{metric}_spread": max(values) - min(values),
+        f"{metric}_per_seed": values,
         "activity_sparsity": statistics.fmean(sparsity) if sparsity else None,
         "train_time_s": statistics.fmean(r["train_time_s"] for r in rows),
+    }
+
+
+def model_table(
+    report: dict[str, Any], metric: str, name: str, *, scale: float = 1.0, unit: str = ""
+) -> list[str]:
+    """One line per model: lr, steps, ``metric``'s mean ± spread (2 decimals, or 1 with a
+    ``unit``) and per-seed values (times ``scale``), activity sparsity, training seconds."""
+    digits = 1 if unit else 2
+    lines = [
+        f"{'model':<6} {'lr':>7} {'steps':>6} {name + ' (mean ± spread)':>26} "
+        f"{'per seed':>18} {'act. sparsity':>14} {'train s':>8}"
+    ]
+    for cell, m in report["models"].items():
+        act = m["activity_sparsity"]
+        sparsity = "-" if act is None else f"{100 * act:.1f} %"
+        mean, spread = scale * m[f"{metric}_mean"], scale * m[f"{metric}_spread"]
+        per_seed = "/".join(f"{scale * v:.1f}" for v in m[f"{metric}_per_seed"])
+        lines.append(
+            f"{cell:<6} {m['lr']:>7.2g} {m['steps']:>6} "
+            f"{mean:>{17 - len(unit)}.{digits}f}{unit} ± {spread:<{4 + digits}.{digits}f} "
+            f"{per_seed:>18} {sparsity:>14} {m['train_time_s']:>8.0f}"
+        )
+    return lines
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`seed_summary` of the test perplexity, with the LM's own extras."""
+    ppl = [r["test_ppl"] for r in rows]
+    return {
+        **seed_summary(rows, "test_ppl"),
+        "test_ppl_std": statistics.stdev(ppl) if len(ppl) > 1 else 0.0,
+        "valid_ppl_mean": statistics.fmean(r["valid_ppl"] for r in rows),
         "test_tokens": rows[0].get("test_tokens"),
         "dead_units": [r["dead_units"] for r in rows] if "dead_units" in rows[0] else None,
+        "hidden_units": rows[0].get("hidden_units"),
     }
 
 
@@ -381,19 +416,7 @@ def format_report(report: dict[str, Any]) -> str:
             cells = ", ".join(f"{e['lr']:g}: {e['valid_ppl']:.2f}" for e in entries)
             lines.append(f"  {cell:<5} {cells}  -> lr {report['models'][cell]['lr']:g}")
         lines.append("")
-    lines.append(
-        f"{'model':<6} {'lr':>7} {'steps':>6} {'test PPL (mean ± spread)':>26} "
-        f"{'per seed':>18} {'act. sparsity':>14} {'train s':>8}"
-    )
-    for cell, m in report["models"].items():
-        per_seed = "/".join(f"{p:.1f}" for p in m["test_ppl_per_seed"])
-        act = m["activity_sparsity"]
-        sparsity = "-" if act is None else f"{100 * act:.1f} %"
-        lines.append(
-            f"{cell:<6} {m['lr']:>7.2g} {m['steps']:>6} "
-            f"{m['test_ppl_mean']:>17.2f} ± {m['test_ppl_spread']:<6.2f} {per_seed:>18} "
-            f"{sparsity:>14} {m['train_time_s']:>8.0f}"
-        )
+    lines += model_table(report, "test_ppl", "test PPL")
     for key in ("egru_over_gru_ppl", "egru_over_lstm_ppl"):
         if report.get(key) is not None:
             lines.append(f"{key}: {report[key]:.3f}")
@@ -404,7 +427,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"one EGRU training step: {1000 * total:.0f} ms = {parts}")
     egru = report["models"].get("egru")
     if egru and egru.get("dead_units") is not None:
-        units = report["hidden_units"]
+        units = egru.get("hidden_units") or report["hidden_units"]
         lines.append(f"EGRU dead units (of {units}) per seed: {egru['dead_units']}")
     lines.append(
         f"seeds {report['seeds']}, test tokens {report['test_tokens']}, load {report['load']}"
@@ -449,7 +472,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "load": _load(),
         "preset": args.preset,
-        "hidden_units": sum(model_config("egru", preset=args.preset)[0].hidden_sizes),
+        "hidden_units": sum(egru_config.hidden_sizes),  # with the --egru overrides
     }
     runs: dict[str, list[dict[str, Any]]] = {}
     for cell in models:

@@ -185,19 +185,18 @@ def _lm_rows(args: argparse.Namespace) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ DVS
 def _dvs_rows(args: argparse.Namespace) -> dict[str, Any]:
-    from snn_egru.data.dvs import build_dvs_datasets
     from snn_egru.export import export_artifact
     from snn_egru.models.dvs import dvs_preset
     from snn_egru.quantization import QuantizationConfig, calibrate, prepare_qat
     from snn_egru.training.dvs import (
         DVSTrainConfig,
-        _synthetic_config,
-        _time_major,
         compare_with_artifact,
+        dvs_datasets,
         evaluate_dvs,
         load_dvs_model,
         train_dvs,
     )
+    from snn_egru.training.dvs_eval import time_major
 
     out = Path(args.out) / "dvs"
     preset = "tiny" if args.smoke else "small"
@@ -211,14 +210,7 @@ def _dvs_rows(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=4 if args.smoke else 16,
     )
     t = time.perf_counter()
-    data = build_dvs_datasets(
-        None,
-        preprocessing=tc0.preprocessing,
-        synthetic_train_samples=tc0.synthetic_train_samples,
-        synthetic_test_samples=tc0.synthetic_test_samples,
-        synthetic_config=_synthetic_config(tc0),
-        seed=tc0.seed,
-    )
+    data = dvs_datasets(tc0)
     train_set, test_set = data
     data_s = time.perf_counter() - t
     config = dvs_preset(preset)
@@ -228,7 +220,7 @@ def _dvs_rows(args: argparse.Namespace) -> dict[str, Any]:
         train_dvs(config, tc0, dataset=data, out_dir=base, show_progress=False)
     base_time = time.perf_counter() - t
     samples = [train_set[i] for i in range(tc0.batch_size)]
-    calib = _time_major(torch.utils.data.default_collate(samples)[0])
+    calib = time_major(torch.utils.data.default_collate(samples)[0])
     rows: list[dict[str, Any]] = []
 
     def add(name: str, model: torch.nn.Module, *, train_s: float | None = None) -> None:

@@ -169,20 +169,21 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 # ------------------------------------------------------------------------------ stages
 def train_or_load(args: argparse.Namespace, out: Path) -> tuple[Any, list[str], Any]:
     """The trained model, its class names and the test set (trained here or loaded)."""
-    from snn_egru.data.dvs import FramePreprocessing, build_dvs_datasets
     from snn_egru.models.dvs import dvs_preset
-    from snn_egru.training.dvs import DVSTrainConfig, load_dvs_model, train_dvs
+    from snn_egru.training.dvs import DVSTrainConfig, dvs_datasets, load_dvs_model, train_dvs
 
     if args.checkpoint is not None:
         model, class_names = load_dvs_model(args.checkpoint)
         log.info("using checkpoint %s (no training)", args.checkpoint)
-        _, test_set = build_dvs_datasets(
-            args.data_dir,
-            preprocessing=FramePreprocessing(num_frames=args.num_frames),
-            cache_dir=args.cache_dir,
-            synthetic_train_samples=1,
-            synthetic_test_samples=args.synthetic_test,
-            seed=args.seed,
+        _, test_set = dvs_datasets(
+            DVSTrainConfig(
+                data_dir=args.data_dir,
+                cache_dir=args.cache_dir,
+                num_frames=args.num_frames,
+                synthetic_train_samples=1,
+                synthetic_test_samples=args.synthetic_test,
+                seed=args.seed,
+            )
         )
         return model, class_names, test_set
     train_config = DVSTrainConfig(

@@ -182,24 +182,22 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 def train(args: argparse.Namespace, corpus_name: str, corpus: Any, out: Path) -> Path:
     """Train the LM with the preset recipe; returns the checkpoint to deploy."""
-    from snn_egru.training.lm import preset_configs, train_language_model
+    from snn_egru.pipeline_training import train_configs
+    from snn_egru.training.lm import train_language_model
 
     preset = args.preset
     if preset == "paper" and corpus_name == "wikitext2":
         preset = "paper-wikitext2"  # the reference's WikiText-2 settings of the recipe
-    model_config, train_config = preset_configs(preset)
-    overrides: dict[str, Any] = {
-        "corpus": corpus_name,
-        "data_dir": args.data_dir,
-        "seed": args.seed,
-        "device": args.device,
-        "final_test": not args.no_full_test,
-    }
-    if args.steps is not None:
-        overrides["max_steps"] = args.steps
-    if args.time_budget is not None:
-        overrides["time_budget_s"] = args.time_budget
-    train_config = replace(train_config, **overrides)
+    model_config, train_config = train_configs(  # the demo's: preset, steps, seed, test
+        preset, steps=args.steps, seed=args.seed, full_test=not args.no_full_test
+    )
+    train_config = replace(
+        train_config,
+        corpus=corpus_name,
+        data_dir=args.data_dir,
+        device=args.device,
+        time_budget_s=args.time_budget,
+    )
     log.info(
         "training preset %r on %s: layers %s, embedding %d -> %s",
         preset,
@@ -379,9 +377,6 @@ def main(argv: list[str] | None = None) -> int:
 
     artifact_path = out / "artifact.npz"
     artifact = export_language_model_checkpoint(checkpoint, artifact_path)
-    sparsity = [row["weight_hh"] for row in artifact.weight_sparsity()] + [
-        row["weight_ih"] for row in artifact.weight_sparsity()
-    ]
     log.info("exported %s (layers %s)", artifact_path, artifact.layer_sizes)
 
     try:
@@ -410,8 +405,33 @@ def main(argv: list[str] | None = None) -> int:
     run, chip_ppl = chip_slice(mapping, tokens)
     chip_report = run.report(sequence_tokens=SEQUENCE_TOKENS)
     (out / "chip_report.json").write_text(chip_report.to_json())
+    chip = {"run": run, "perplexity": chip_ppl, "report": chip_report}
+    results = collect_results(
+        args, corpus_name, checkpoint, artifact, tokens, torch_result, chip, report
+    )
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(results_table(results))
+    log.info("results in %s", out)
+    return 0
 
-    results = {
+
+def collect_results(
+    args: argparse.Namespace,
+    corpus_name: str,
+    checkpoint: Path,
+    artifact: Any,
+    tokens: np.ndarray,
+    torch_result: dict[str, Any],
+    chip: dict[str, Any],
+    report: Any,
+) -> dict[str, Any]:
+    """Everything ``results.json`` holds: the data, the model, both perplexities, the mapping
+    and the chip's time, energy and activity (``chip``: the run, its perplexity, its report)."""
+    run, chip_ppl, chip_report = chip["run"], chip["perplexity"], chip["report"]
+    sparsity = [row["weight_hh"] for row in artifact.weight_sparsity()] + [
+        row["weight_ih"] for row in artifact.weight_sparsity()
+    ]
+    return {
         "corpus": corpus_name,
         "preset": args.preset if args.checkpoint is None else f"(checkpoint {args.checkpoint})",
         "checkpoint": str(checkpoint),
@@ -437,10 +457,6 @@ def main(argv: list[str] | None = None) -> int:
             "comparison": chip_report.comparison,
         },
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(results_table(results))
-    log.info("results in %s", out)
-    return 0
 
 
 if __name__ == "__main__":

@@ -173,23 +173,7 @@ class DeploymentArtifact:
 
     def quantization(self) -> list[dict[str, Any] | None]:
         """Per layer ``None`` (float) or its int8 metadata (granularity, product mode, scales)."""
-        out: list[dict[str, Any] | None] = []
-        for layer in self.layers:
-            if not isinstance(layer, QuantizedEGRUParams):
-                out.append(None)
-                continue
-            out.append(
-                {
-                    "granularity": weight_granularity(layer),
-                    "product_mode": layer.product_mode,
-                    "input_scale": layer.input_scale,
-                    "event_scale": layer.event_scale,
-                    "state_levels": None
-                    if layer.state_levels is None
-                    else int(layer.state_levels.shape[0]),
-                }
-            )
-        return out
+        return [_int8_metadata(layer) for layer in self.layers]
 
     def dequantized(self) -> DeploymentArtifact:
         """A float artifact whose weights are exactly ``code * scale`` (for float backends).
@@ -598,6 +582,19 @@ def weight_granularity(layer: QuantizedEGRUParams) -> str:
         if np.any(blocks != blocks[:, :1]):
             return "row"
     return "gate"
+
+
+def _int8_metadata(layer: Layer) -> dict[str, Any] | None:
+    if not isinstance(layer, QuantizedEGRUParams):
+        return None
+    levels = layer.state_levels
+    return {
+        "granularity": weight_granularity(layer),
+        "product_mode": layer.product_mode,
+        "input_scale": layer.input_scale,
+        "event_scale": layer.event_scale,
+        "state_levels": None if levels is None else int(levels.shape[0]),
+    }
 
 
 def _validate_quantized_layer(layer: QuantizedEGRUParams, i: int) -> None:

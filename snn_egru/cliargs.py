@@ -202,14 +202,21 @@ def guard_run_folder(
         raise UserError(f"{flag} {out} is a file; give a folder for the run")
     if resume and overwrite:
         raise UserError("give --resume (continue) or --overwrite (start again), not both")
+    present = [name for name in RUN_FILES if (out / name).exists()]
     if resume:
         if not (out / "last.pt").exists():
-            raise UserError(f"--resume: there is no {out / 'last.pt'} to continue; drop --resume")
+            # a run stopped before its first checkpoint leaves metrics but nothing to resume
+            again = "pass --overwrite to start it again" if present else "drop --resume"
+            raise UserError(f"--resume: there is no {out / 'last.pt'} to continue; {again}")
         return
-    present = [name for name in RUN_FILES if (out / name).exists()]
     if not present:
         return
     if not overwrite:
+        if "last.pt" not in present:  # stopped before its first checkpoint: nothing to resume
+            raise UserError(
+                f"{out / present[0]} is from an earlier run that stopped before its first "
+                f"checkpoint: pass --overwrite to start again, or give another {flag}"
+            )
         what = next((n for n in ("best.pt", "last.pt") if n in present), present[0])
         raise UserError(
             f"{out / what} is from an earlier run: pass --resume to continue it, --overwrite to "

@@ -170,68 +170,17 @@ def export_artifact(
         ValueError: zoneout without ``allow_zoneout``, or an inconsistent model
             (:class:`~snn_egru.artifact.ArtifactError` from validation).
     """
-    from snn_egru.interop import sequence_to_reference
-    from snn_egru.training.common import config_to_dict, unwrap_model
+    from snn_egru.training.common import unwrap_model
 
     model = unwrap_model(model)
-    rnn = getattr(model, "rnn", None)
-    if rnn is None or not callable(getattr(model, "deployment_io", None)):
-        raise TypeError(
-            f"{type(model).__name__} cannot be exported: a model needs an 'rnn' attribute "
-            "(EGRUSequence) and a 'deployment_io()' method (see snn_egru.export)"
-        )
-    if getattr(rnn, "zoneout", 0.0) > 0 and not allow_zoneout:
-        raise ValueError(
-            f"the model uses zoneout={rnn.zoneout}, which the artifact's EGRU step does not "
-            "have (evaluation mixes the old and new cell state); pass allow_zoneout=True to "
-            "export it without zoneout"
-        )
-    io = dict(model.deployment_io())
-    missing = [key for key in DEPLOYMENT_IO_KEYS if key not in io]
-    if missing:
-        raise TypeError(
-            f"{type(model).__name__}.deployment_io() lacks the keys {missing} (see snn_egru.export)"
-        )
-    quantizer = getattr(rnn, "quantizer", None)
-    quant_meta: dict[str, Any] | None = None
-    if quantizer is not None:
-        from snn_egru.quantization import coerce_quantization, quantized_layers
-
-        requested = coerce_quantization(quantize)
-        trained = quantizer.config
-
-        def key(c: Any) -> tuple:
-            return (c.granularity, c.products, c.state, c.state_bits if c.state else None)
-
-        if requested is not None and key(requested) != key(trained):
-            raise ArtifactError(
-                f"the model was trained with quantisation {trained.describe()}; export writes "
-                f"those codes, not {requested.describe()}: leave --quantize out"
-            )
-        layers = quantized_layers(model)
-        quant_meta = {"method": "qat", **dataclasses.asdict(quantizer.config)}
-        quantize = None
-    else:
-        layers = sparsify_layers(
-            sequence_to_reference(rnn, dtype=np.float32),
-            sparse=sparse,
-            sparse_threshold=sparse_threshold,
-        )
+    io = _deployment_io(model, allow_zoneout=allow_zoneout)
+    layers, quant_meta = _layers(model, quantize, sparse=sparse, sparse_threshold=sparse_threshold)
+    if quant_meta is not None:
+        quantize = None  # a QAT model is exported with the codes it was trained with
     if vocabulary is not None and hasattr(vocabulary, "to_list"):
         vocabulary = vocabulary.to_list()
-    model_meta: dict[str, Any] = {
-        "class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "layer_sizes": [layer.hidden_size for layer in layers],
-        "weight_sparsity": [
-            {name: _zero_fraction(getattr(layer, name)) for name in ("weight_ih", "weight_hh")}
-            for layer in layers
-        ],
-    }
-    config = getattr(model, "config", None)
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        model_meta["config"] = config_to_dict(config)
     meta = _check_json(metadata or {})
-    meta.setdefault("model", model_meta)
+    meta.setdefault("model", _model_metadata(model, layers))
     if quant_meta is not None:
         meta["quantization"] = _check_json(quant_meta)
     artifact = DeploymentArtifact(
@@ -266,6 +215,75 @@ def export_artifact(
         artifact.weight_sparsity(),
     )
     return artifact
+
+
+def _deployment_io(model: Any, *, allow_zoneout: bool) -> dict[str, Any]:
+    """The model's ``deployment_io()``, after checking that the model can be exported."""
+    rnn = getattr(model, "rnn", None)
+    if rnn is None or not callable(getattr(model, "deployment_io", None)):
+        raise TypeError(
+            f"{type(model).__name__} cannot be exported: a model needs an 'rnn' attribute "
+            "(EGRUSequence) and a 'deployment_io()' method (see snn_egru.export)"
+        )
+    if getattr(rnn, "zoneout", 0.0) > 0 and not allow_zoneout:
+        raise ValueError(
+            f"the model uses zoneout={rnn.zoneout}, which the artifact's EGRU step does not "
+            "have (evaluation mixes the old and new cell state); pass allow_zoneout=True to "
+            "export it without zoneout"
+        )
+    io = dict(model.deployment_io())
+    missing = [key for key in DEPLOYMENT_IO_KEYS if key not in io]
+    if missing:
+        raise TypeError(
+            f"{type(model).__name__}.deployment_io() lacks the keys {missing} (see snn_egru.export)"
+        )
+    return io
+
+
+def _layers(
+    model: Any, quantize: Any, *, sparse: bool | None, sparse_threshold: float
+) -> tuple[list[Any], dict[str, Any] | None]:
+    """The artifact's layers and, for a QAT model, its quantisation metadata: the int8 codes
+    and scales its evaluation forward uses (``quantize`` may only repeat its settings);
+    otherwise the float32 layers, CSR where sparse enough."""
+    from snn_egru.interop import sequence_to_reference
+
+    quantizer = getattr(model.rnn, "quantizer", None)
+    if quantizer is None:
+        float_layers = sequence_to_reference(model.rnn, dtype=np.float32)
+        return sparsify_layers(float_layers, sparse=sparse, sparse_threshold=sparse_threshold), None
+    from snn_egru.quantization import coerce_quantization, quantized_layers
+
+    requested = coerce_quantization(quantize)
+    trained = quantizer.config
+
+    def key(c: Any) -> tuple:
+        return (c.granularity, c.products, c.state, c.state_bits if c.state else None)
+
+    if requested is not None and key(requested) != key(trained):
+        raise ArtifactError(
+            f"the model was trained with quantisation {trained.describe()}; export writes "
+            f"those codes, not {requested.describe()}: leave --quantize out"
+        )
+    return quantized_layers(model), {"method": "qat", **dataclasses.asdict(quantizer.config)}
+
+
+def _model_metadata(model: Any, layers: list[Any]) -> dict[str, Any]:
+    """``metadata["model"]``: class, layer sizes, weight sparsity and the config."""
+    from snn_egru.training.common import config_to_dict
+
+    model_meta: dict[str, Any] = {
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "layer_sizes": [layer.hidden_size for layer in layers],
+        "weight_sparsity": [
+            {name: _zero_fraction(getattr(layer, name)) for name in ("weight_ih", "weight_hh")}
+            for layer in layers
+        ],
+    }
+    config = getattr(model, "config", None)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        model_meta["config"] = config_to_dict(config)
+    return model_meta
 
 
 def export_language_model_checkpoint(

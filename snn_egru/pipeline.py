@@ -29,13 +29,20 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from snn_egru.errors import UserError
+from snn_egru.pipeline_training import (
+    StagePlan,
+    plan_prune,
+    plan_train,
+    stage_prune,
+    stage_train,
+)
 from snn_egru.summary import (
     build_summary,
     sparsity_account,
@@ -102,6 +109,24 @@ class DemoSettings:
     seed: int = 0
     show_progress: bool = True
     reprune: bool = False
+
+    def train_options(self) -> dict[str, Any]:
+        """What decides whether ``train/`` can be reused (:func:`plan_train`)."""
+        return {
+            "preset": self.preset,
+            "steps": self.train_steps,
+            "seed": self.seed,
+            "retrain": self.retrain,
+        }
+
+    def prune_options(self) -> dict[str, Any]:
+        """What decides whether ``prune/`` can be reused (:func:`plan_prune`)."""
+        return {
+            "sparsity": self.prune_sparsity,
+            "steps": self.prune_steps,
+            "seed": self.seed,
+            "retrain": self.retrain or self.reprune,
+        }
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -179,254 +204,6 @@ def perplexity_from_logits(logits: np.ndarray, targets: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------- stages
-def _best_checkpoint(folder: Path) -> Path | None:
-    for name in ("best.pt", "last.pt"):
-        if (folder / name).exists():
-            return folder / name
-    return None
-
-
-#: Fields that do not change the weights a run produces (left out of the reuse check).
-_NOT_COMPARED = {"final_test", "measure_sparsity", "save_checkpoints", "device", "vocab_size"}
-
-
-def _differences(stored: Any, expected: Any) -> list[str]:
-    from snn_egru.training.common import config_differences
-
-    return config_differences(stored, expected, skip=_NOT_COMPARED)
-
-
-#: Written beside a pruned model: the trained checkpoint it was pruned from (path, SHA-1).
-SOURCE_FILE = "source.json"
-
-
-def file_sha1(path: Path) -> str:
-    """SHA-1 of a file's bytes (identifies a checkpoint wherever its folder moved)."""
-    import hashlib
-
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass
-class StagePlan:
-    """What a stage of the demo will do: reuse ``checkpoint`` or (re)make it."""
-
-    reuse: bool
-    checkpoint: Path | None
-    steps: int | None = None
-
-
-def train_configs(preset: str, *, steps: int | None, seed: int, full_test: bool):
-    """Model and training configs of the demo's training stage."""
-    from snn_egru.training.lm import preset_configs
-
-    model_config, train_config = preset_configs(preset)
-    overrides: dict[str, Any] = {"seed": seed, "final_test": full_test}
-    if steps is not None:
-        overrides["max_steps"] = steps
-    return model_config, replace(train_config, **overrides)
-
-
-def plan_train(
-    out_dir: Path, *, preset: str, steps: int | None, seed: int, retrain: bool
-) -> StagePlan:
-    """Reuse ``out_dir/train``'s checkpoint only when it was made with these settings.
-
-    Raises:
-        UserError: a checkpoint made with other settings is there (and ``retrain`` is off):
-            the message lists the differences and the ways on.
-    """
-    from snn_egru.models.lm import LanguageModelConfig
-    from snn_egru.training.common import load_checkpoint
-    from snn_egru.training.lm import LMTrainConfig
-
-    folder = out_dir / "train"
-    existing = _best_checkpoint(folder)
-    if existing is None or retrain:
-        return StagePlan(False, None)
-    model_config, train_config = train_configs(preset, steps=steps, seed=seed, full_test=True)
-    ckpt = load_checkpoint(existing)
-    diffs = _differences(ckpt.model_config(LanguageModelConfig), model_config)
-    diffs += _differences(ckpt.training_config(LMTrainConfig), train_config)
-    if diffs:
-        raise UserError(
-            f"{existing} was trained with other settings ({'; '.join(diffs[:4])}"
-            f"{'; ...' if len(diffs) > 4 else ''}): pass --retrain to replace it, or --out NEW_DIR"
-        )
-    return StagePlan(True, existing, ckpt.step)
-
-
-def plan_prune(
-    out_dir: Path,
-    train_checkpoint: Path | None,
-    *,
-    sparsity: float,
-    steps: int,
-    seed: int,
-    retrain: bool,
-) -> StagePlan:
-    """Reuse ``out_dir/prune/last.pt`` only when it was pruned from ``train_checkpoint``
-    with these settings (``train_checkpoint`` ``None``: training runs again first)."""
-    from snn_egru.training.common import load_checkpoint
-    from snn_egru.training.lm import LMTrainConfig
-
-    last = out_dir / "prune" / "last.pt"
-    if not last.exists() or retrain:
-        return StagePlan(False, None)
-    if train_checkpoint is None:
-        raise UserError(
-            f"{last} exists but its trained model is gone, so pruning would replace it: "
-            "pass --retrain to train and prune again, or --out NEW_DIR"
-        )
-    ckpt = load_checkpoint(last)
-    tc = ckpt.training_config(LMTrainConfig)
-    diffs = []
-    target = tc.pruning.target_sparsity if tc.pruning is not None else None
-    if target != sparsity:
-        diffs.append(f"sparsity {target} (now {sparsity})")
-    if tc.max_steps != steps:
-        diffs.append(f"prune steps {tc.max_steps} (now {steps})")
-    if tc.seed != seed:
-        diffs.append(f"seed {tc.seed} (now {seed})")
-    recorded = last.parent / SOURCE_FILE
-    if recorded.exists():  # the trained model it was pruned from, by content
-        source = json.loads(recorded.read_text())
-        if source.get("sha1") != file_sha1(train_checkpoint):
-            diffs.append(f"pruned from another trained model than {train_checkpoint}")
-    else:
-        source_path = Path(tc.init_from).resolve() if tc.init_from else None
-        if source_path != train_checkpoint.resolve():
-            diffs.append(f"pruned from {tc.init_from} (now {train_checkpoint})")
-    if diffs:
-        raise UserError(
-            f"{last} was pruned with other settings ({'; '.join(diffs)}): pass --reprune to "
-            "prune the trained model again (replacing it), or --out NEW_DIR"
-        )
-    return StagePlan(True, last, ckpt.step)
-
-
-def stage_train(
-    out_dir: Path,
-    *,
-    preset: str,
-    steps: int | None = None,
-    seed: int = 0,
-    retrain: bool = False,
-    full_test: bool = True,
-    show_progress: bool = True,
-) -> Path:
-    """Train the language model, or reuse the checkpoint a previous run made with the same
-    settings (:func:`plan_train`; other settings are refused unless ``retrain``)."""
-    from snn_egru.training.lm import train_language_model
-
-    folder = out_dir / "train"
-    plan = plan_train(out_dir, preset=preset, steps=steps, seed=seed, retrain=retrain)
-    if plan.reuse:
-        log.info(
-            "train: reusing %s (same settings; pass --retrain to train again)", plan.checkpoint
-        )
-        return plan.checkpoint
-    model_config, train_config = train_configs(preset, steps=steps, seed=seed, full_test=full_test)
-    if retrain and _best_checkpoint(folder) is not None:
-        log.warning("train: --retrain replaces the checkpoints in %s", folder)
-    log.info("train: preset %r on %s -> %s", preset, train_config.corpus, folder)
-    result = train_language_model(
-        model_config, train_config, out_dir=folder, show_progress=show_progress
-    )
-    log.info(
-        "train: %d steps in %.0f s, valid perplexity %.1f",
-        result.steps,
-        result.wall_time_s,
-        result.best_valid_perplexity,
-    )
-    checkpoint = _best_checkpoint(folder)
-    if checkpoint is None:
-        raise RuntimeError(f"training wrote no checkpoint into {folder}")
-    return checkpoint
-
-
-def pruning_schedule(sparsity: float, steps: int):
-    """The demo's gradual schedule: cubic over the first two thirds of ``steps``."""
-    from snn_egru.pruning import PruningConfig
-
-    end = max(1, (2 * steps) // 3)
-    return PruningConfig(
-        target_sparsity=sparsity,
-        schedule="gradual",
-        initial_sparsity=0.0,
-        start_step=0,
-        end_step=end,
-        frequency=max(1, end // 10),
-    )
-
-
-def stage_prune(
-    checkpoint: Path,
-    out_dir: Path,
-    *,
-    sparsity: float,
-    steps: int,
-    seed: int = 0,
-    retrain: bool = False,
-    full_test: bool = True,
-    show_progress: bool = True,
-) -> Path:
-    """Gradual magnitude pruning to ``sparsity`` while fine-tuning from ``checkpoint``.
-
-    The cubic schedule (Zhu & Gupta) runs over the first two thirds of ``steps``; the rest
-    fine-tunes at the target sparsity. Masks keep pruned weights at exactly zero. The pruned
-    model is ``out_dir/prune/last.pt`` (the model at the end, at the target sparsity); a
-    previous one is reused only when made from ``checkpoint`` with the same settings
-    (:func:`plan_prune`), and replaced only with ``retrain``.
-    """
-    from snn_egru.models.lm import LanguageModelConfig
-    from snn_egru.training.common import load_checkpoint
-    from snn_egru.training.lm import LMTrainConfig, train_language_model
-
-    folder = out_dir / "prune"
-    plan = plan_prune(
-        out_dir, checkpoint, sparsity=sparsity, steps=steps, seed=seed, retrain=retrain
-    )
-    if plan.reuse:
-        log.info("prune: reusing %s (same settings)", plan.checkpoint)
-        return plan.checkpoint
-    source = load_checkpoint(checkpoint)
-    model_config = source.model_config(LanguageModelConfig)
-    train_config = source.training_config(LMTrainConfig)
-    train_config = replace(
-        train_config,
-        max_steps=steps,
-        schedule_steps=steps,
-        warmup_steps=0,
-        hold_steps=0,
-        lr=train_config.lr * 0.5,
-        pruning=pruning_schedule(sparsity, steps),
-        init_from=str(checkpoint),
-        seed=seed,
-        eval_every=0,
-        final_test=full_test,
-        time_budget_s=None,
-    )
-    if folder.exists():
-        for name in ("best.pt", "last.pt", SOURCE_FILE):
-            (folder / name).unlink(missing_ok=True)
-    log.info("prune: to %.0f %% over %d fine-tuning steps -> %s", 100 * sparsity, steps, folder)
-    train_language_model(model_config, train_config, out_dir=folder, show_progress=show_progress)
-    # the pruned model is the one at the end (the best validation checkpoint may predate
-    # the target sparsity)
-    last = folder / "last.pt"
-    if not last.exists():
-        raise RuntimeError(f"pruning wrote no checkpoint into {folder}")
-    (folder / SOURCE_FILE).write_text(
-        json.dumps({"checkpoint": str(checkpoint), "sha1": file_sha1(checkpoint)}, indent=2)
-    )
-    return last
-
-
 def stage_export(checkpoint: Path, artifact_path: Path) -> Path:
     """Export a language-model checkpoint to the deployment artifact."""
     from snn_egru.export import export_language_model_checkpoint
@@ -687,21 +464,9 @@ def check_demo(settings: DemoSettings) -> tuple[StagePlan, StagePlan, np.ndarray
             f"--eval-tokens {settings.eval_tokens} is more than the PTB test split has "
             f"({len(tokens)} tokens)"
         )
-    train_plan = plan_train(
-        out,
-        preset=settings.preset,
-        steps=settings.train_steps,
-        seed=settings.seed,
-        retrain=settings.retrain,
-    )
-    prune_plan = plan_prune(
-        out,
-        train_plan.checkpoint if train_plan.reuse else None,
-        sparsity=settings.prune_sparsity,
-        steps=settings.prune_steps,
-        seed=settings.seed,
-        retrain=settings.retrain or settings.reprune,
-    )
+    train_plan = plan_train(out, **settings.train_options())
+    trained = train_plan.checkpoint if train_plan.reuse else None
+    prune_plan = plan_prune(out, trained, **settings.prune_options())
     try:
         settings.map_kwargs()
     except ValueError as err:
@@ -719,25 +484,9 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     train_plan, prune_plan, tokens = check_demo(settings)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    checkpoint = stage_train(
-        out,
-        preset=settings.preset,
-        steps=settings.train_steps,
-        seed=settings.seed,
-        retrain=settings.retrain,
-        full_test=settings.full_test,
-        show_progress=settings.show_progress,
-    )
-    pruned = stage_prune(
-        checkpoint,
-        out,
-        sparsity=settings.prune_sparsity,
-        steps=settings.prune_steps,
-        seed=settings.seed,
-        retrain=settings.retrain or settings.reprune,
-        full_test=settings.full_test,
-        show_progress=settings.show_progress,
-    )
+    run = {"full_test": settings.full_test, "show_progress": settings.show_progress}
+    checkpoint = stage_train(out, **settings.train_options(), **run)
+    pruned = stage_prune(checkpoint, out, **settings.prune_options(), **run)
     artifact_path = stage_export(pruned, out / "artifact.npz")
     map_kwargs = settings.map_kwargs()
     mapping = stage_map(artifact_path, out, **map_kwargs)

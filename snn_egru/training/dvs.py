@@ -14,28 +14,24 @@ checkpoint (``last.pt``; ``best.pt`` when the accuracy improves); ``--resume`` c
 Distributed: start with ``torchrun --nproc_per_node N -m snn_egru.training.dvs ...``; each
 rank trains on its shard (DDP), evaluation counts are summed over ranks.
 
-The evaluation helpers compare the torch model with a deployment artifact (the chip's view):
-:func:`compare_with_artifact` runs the CNN head in torch, feeds each sample's feature
-vectors ``(T, 512)`` to ``artifact.run_reference`` and turns the per-step logits into a
-prediction exactly as the torch readout does (:func:`artifact_sequence_logits`).
+The loop is the shared :class:`~snn_egru.training.loop.Trainer`; :class:`DVSTask` is what the
+DVS workload adds. Evaluation and the comparison with a deployment artifact are in
+:mod:`snn_egru.training.dvs_eval`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import Dataset, DistributedSampler, RandomSampler
 
 from snn_egru import quantization as qat
 from snn_egru.data.dvs import (
@@ -48,38 +44,43 @@ from snn_egru.data.dvs import (
 from snn_egru.data.synthetic_dvs import GESTURE_CLASSES
 from snn_egru.errors import UserError
 from snn_egru.models.dvs import DVS_PRESETS, DVSGestureConfig, DVSGestureNet, dvs_preset
-from snn_egru.reference import TRACE_DECAY
+from snn_egru.quantization_cli import add_quantization_arguments, quantization_from_args
 from snn_egru.training.common import (
+    Checkpoint,
     CheckpointError,
-    MetricsLogger,
     all_reduce_sum,
     cleanup_distributed,
-    clip_gradients,
-    cosine_schedule,
-    get_rank,
-    get_world_size,
     init_distributed,
     is_distributed,
     is_main_process,
     load_checkpoint,
-    make_optimizer,
-    progress,
     restore_training_state,
-    save_checkpoint,
     set_seed,
-    unwrap_model,
-    wrap_ddp,
 )
+from snn_egru.training.dvs_eval import (
+    ArtifactComparison,
+    DVSEvalResult,
+    artifact_sequence_logits,
+    compare_with_artifact,
+    evaluate_dvs,
+    feature_sequences,
+    make_loader,
+    predict_torch,
+    time_major,
+)
+from snn_egru.training.loop import LoopSettings, Trainer
 from snn_egru.utils import clamp_thresholds
 
 __all__ = [
     "ArtifactComparison",
     "DVSEvalResult",
+    "DVSTask",
     "DVSTrainConfig",
     "DVSTrainResult",
     "artifact_sequence_logits",
     "build_arg_parser",
     "compare_with_artifact",
+    "dvs_datasets",
     "evaluate_dvs",
     "feature_sequences",
     "load_dvs_model",
@@ -172,26 +173,6 @@ class DVSTrainConfig:
 
 
 @dataclass
-class DVSEvalResult:
-    """Accuracy and per-sample predictions of a model on a dataset.
-
-    Attributes:
-        accuracy: fraction of correct predictions (summed over ranks when distributed).
-        loss: mean cross-entropy.
-        predictions, labels: ``(N,)`` int arrays (this rank's samples).
-        activity: fraction of non-zero events ``y`` over all EGRU layers, steps and samples.
-        num_samples: samples counted (over all ranks).
-    """
-
-    accuracy: float
-    loss: float
-    predictions: np.ndarray
-    labels: np.ndarray
-    activity: float
-    num_samples: int
-
-
-@dataclass
 class DVSTrainResult:
     """What :func:`train_dvs` returns.
 
@@ -218,256 +199,6 @@ class DVSTrainResult:
     out_dir: Path | None
     class_names: list[str] = field(default_factory=list)
     test_set: Any = None
-
-
-# ------------------------------------------------------------------------ data helpers
-def _time_major(frames: torch.Tensor) -> torch.Tensor:
-    """Loader batches are ``(B, T, C, S, S)``; the network takes ``(T, B, C, S, S)``."""
-    return frames.transpose(0, 1)
-
-
-def _eval_subset(dataset: Dataset) -> Dataset:
-    """This rank's share of an evaluation set (every world_size-th sample, no padding)."""
-    if not is_distributed():
-        return dataset
-    return Subset(dataset, list(range(get_rank(), len(dataset), get_world_size())))
-
-
-def _make_loader(dataset: Dataset, batch_size: int, num_workers: int, **kwargs: Any) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        **kwargs,
-    )
-
-
-# ------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def evaluate_dvs(
-    model: torch.nn.Module,
-    dataset: Dataset,
-    *,
-    batch_size: int = 32,
-    device: torch.device | str | None = None,
-    num_workers: int = 0,
-    show_progress: bool = False,
-) -> DVSEvalResult:
-    """Accuracy, loss, activity and predictions of ``model`` on ``dataset``.
-
-    Args:
-        model: a :class:`DVSGestureNet` (or DDP wrapper); put in evaluation mode here.
-        dataset: map-style dataset of ``(frames (T, C, S, S), label)``.
-        batch_size: evaluation batch size.
-        device: where to run (default: the model's device).
-        num_workers: DataLoader workers.
-        show_progress: show a progress bar.
-
-    When distributed, every rank evaluates its share and the counts are summed.
-    """
-    net = unwrap_model(model)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    was_training = net.training
-    net.eval()
-    loader = _make_loader(_eval_subset(dataset), batch_size, num_workers)
-    predictions, labels = [], []
-    loss_sum, events, slots = 0.0, 0.0, 0.0
-    batches = progress(loader, desc="eval", leave=False) if show_progress else loader
-    for frames, target in batches:
-        frames = _time_major(frames.to(device))
-        target = target.to(device)
-        out = net(frames, return_all_layers=True)
-        loss_sum += float(F.cross_entropy(out.logits, target, reduction="sum"))
-        predictions.append(out.logits.argmax(dim=-1).cpu())
-        labels.append(target.cpu())
-        for y in out.layer_outputs:
-            events += float((y != 0).sum())
-            slots += y.numel()
-    net.train(was_training)
-    pred = torch.cat(predictions).numpy() if predictions else np.zeros(0, dtype=np.int64)
-    lab = torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
-    totals = torch.tensor(
-        [float((pred == lab).sum()), float(lab.size), loss_sum, events, slots], dtype=torch.float64
-    )
-    totals = all_reduce_sum(totals)
-    correct, count, loss_total, events_total, slots_total = (float(v) for v in totals)
-    return DVSEvalResult(
-        accuracy=correct / count if count else float("nan"),
-        loss=loss_total / count if count else float("nan"),
-        predictions=pred,
-        labels=lab,
-        activity=events_total / slots_total if slots_total else float("nan"),
-        num_samples=int(count),
-    )
-
-
-@torch.no_grad()
-def predict_torch(
-    model: DVSGestureNet,
-    dataset: Dataset,
-    *,
-    batch_size: int = 32,
-    device: torch.device | str | None = None,
-    max_samples: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-sample torch predictions: ``(predictions (N,), labels (N,), logits (N, O))``."""
-    net = unwrap_model(model)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    subset = (
-        dataset if max_samples is None else Subset(dataset, range(min(max_samples, len(dataset))))
-    )
-    was_training = net.training
-    net.eval()
-    logits, labels = [], []
-    for frames, target in _make_loader(subset, batch_size, 0):
-        logits.append(net(_time_major(frames.to(device))).logits.float().cpu())
-        labels.append(target)
-    net.train(was_training)
-    all_logits = torch.cat(logits).numpy()
-    return all_logits.argmax(axis=-1), torch.cat(labels).numpy(), all_logits
-
-
-@torch.no_grad()
-def feature_sequences(
-    model: DVSGestureNet,
-    dataset: Dataset,
-    *,
-    batch_size: int = 32,
-    device: torch.device | str | None = None,
-    max_samples: int | None = None,
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """The chip's inputs: per sample the CNN features ``(T, F)`` float32, and the labels.
-
-    The CNN head runs in torch in evaluation mode (as published, the chip receives the
-    features computed ahead).
-    """
-    net = unwrap_model(model)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    subset = (
-        dataset if max_samples is None else Subset(dataset, range(min(max_samples, len(dataset))))
-    )
-    was_training = net.training
-    net.eval()
-    sequences: list[np.ndarray] = []
-    labels = []
-    for frames, target in _make_loader(subset, batch_size, 0):
-        features = net.features(_time_major(frames.to(device))).float().cpu().numpy()
-        sequences.extend(np.ascontiguousarray(features[:, b]) for b in range(features.shape[1]))
-        labels.append(target.numpy())
-    net.train(was_training)
-    return sequences, np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
-
-
-def artifact_sequence_logits(artifact: Any, last_layer_events: np.ndarray) -> np.ndarray:
-    """Sequence logits ``(O,)`` from the last layer's events ``(T, H)``, as the torch readout.
-
-    ``readout_source == "y"``: ``mean_t (W y_t + b)``; ``"trace"``: ``W tr_T + b`` with
-    ``tr_t = 0.9 tr_{t-1} + 0.1 y_t``. Works for events from any backend (numpy reference,
-    Lava, simulated chip) given the artifact that describes the readout.
-    """
-    events = np.asarray(last_layer_events, dtype=np.float64)
-    if events.ndim != 2:
-        raise ValueError(f"last_layer_events must be (T, H), got shape {events.shape}")
-    if artifact.readout_source == "trace":
-        trace = np.zeros(events.shape[1])
-        for y_t in events:
-            trace = TRACE_DECAY * trace + (1.0 - TRACE_DECAY) * y_t
-        return np.asarray(artifact.readout(trace), dtype=np.float64)
-    return np.asarray(artifact.readout(events), dtype=np.float64).mean(axis=0)
-
-
-def _without_readout(artifact: Any) -> Any:
-    """The artifact's EGRU stack alone (``run_reference`` does not read out traces itself)."""
-    return dataclasses.replace(
-        artifact,
-        readout_kind="none",
-        readout_weight=None,
-        readout_bias=None,
-        readout_source="y",
-        embedding=artifact.embedding if artifact.input_kind == "embedding" else None,
-    )
-
-
-@dataclass
-class ArtifactComparison:
-    """Torch model vs deployment artifact on the same samples.
-
-    Attributes:
-        labels: ``(N,)`` true labels.
-        torch_predictions, artifact_predictions: ``(N,)`` predicted classes.
-        torch_logits, artifact_logits: ``(N, O)`` sequence logits.
-        torch_accuracy, artifact_accuracy: accuracies.
-        agreement: fraction of samples where both predict the same class.
-        max_abs_logit_difference: largest ``|torch - artifact|`` logit.
-    """
-
-    labels: np.ndarray
-    torch_predictions: np.ndarray
-    artifact_predictions: np.ndarray
-    torch_logits: np.ndarray
-    artifact_logits: np.ndarray
-    torch_accuracy: float
-    artifact_accuracy: float
-    agreement: float
-    max_abs_logit_difference: float
-
-
-@torch.no_grad()
-def compare_with_artifact(
-    model: DVSGestureNet,
-    artifact: Any,
-    dataset: Dataset,
-    *,
-    max_samples: int | None = None,
-    batch_size: int = 32,
-    device: torch.device | str | None = None,
-    show_progress: bool = False,
-) -> ArtifactComparison:
-    """Per-sample predictions of the torch model and of ``artifact.run_reference``.
-
-    The artifact receives the torch CNN features of each sample (``(T, F)``) and runs the
-    numpy reference EGRU stack; its per-step logits become a sequence prediction by
-    :func:`artifact_sequence_logits` (per-step logits averaged for ``"y"``).
-    """
-    net = unwrap_model(model)
-    if artifact.input_kind != "features":
-        raise ValueError(
-            f"the DVS artifact must take features, got input_kind={artifact.input_kind!r}"
-        )
-    if artifact.input_size != net.config.feature_size:
-        raise ValueError(
-            f"artifact expects {artifact.input_size} features, the model makes "
-            f"{net.config.feature_size}: export the artifact from this model"
-        )
-    torch_pred, labels, torch_logits = predict_torch(
-        net, dataset, batch_size=batch_size, device=device, max_samples=max_samples
-    )
-    sequences, _ = feature_sequences(
-        net, dataset, batch_size=batch_size, device=device, max_samples=max_samples
-    )
-    art_logits = []
-    items = progress(sequences, desc="artifact", leave=False) if show_progress else sequences
-    stack = _without_readout(artifact)
-    for features in items:
-        run = stack.run_reference(features.astype(artifact.layers[0].dtype))
-        art_logits.append(artifact_sequence_logits(artifact, run.layer_events[-1]))
-    artifact_logits = np.stack(art_logits) if art_logits else np.zeros((0, 0))
-    art_pred = artifact_logits.argmax(axis=-1) if art_logits else np.zeros(0, dtype=np.int64)
-    n = max(len(labels), 1)
-    return ArtifactComparison(
-        labels=labels,
-        torch_predictions=torch_pred,
-        artifact_predictions=art_pred,
-        torch_logits=torch_logits,
-        artifact_logits=artifact_logits,
-        torch_accuracy=float((torch_pred == labels).sum() / n),
-        artifact_accuracy=float((art_pred == labels).sum() / n),
-        agreement=float((torch_pred == art_pred).sum() / n),
-        max_abs_logit_difference=float(np.abs(torch_logits - artifact_logits).max())
-        if art_logits
-        else 0.0,
-    )
 
 
 # --------------------------------------------------------------------------- training
@@ -506,14 +237,8 @@ def train_dvs(
     """
     tc = train_config
     out = Path(out_dir) if out_dir is not None else None
-    checkpoint = None
-    if resume:
-        if out is None or not (out / "last.pt").exists():
-            raise UserError(
-                f"--resume: no checkpoint {out / 'last.pt' if out else '(no output folder)'}; "
-                "train without --resume first"
-            )
-        checkpoint = load_checkpoint(out / "last.pt")
+    checkpoint = _resume_checkpoint(out) if resume else None
+    if checkpoint is not None:
         stored = checkpoint.model_config(DVSGestureConfig)
         if config is not None and config != stored:
             raise UserError(
@@ -522,203 +247,234 @@ def train_dvs(
             )
         config = stored
     config = config or dvs_preset("small")
-
     if tc.num_threads is not None:
         torch.set_num_threads(tc.num_threads)
     info = init_distributed(device=tc.device)
     set_seed(tc.seed + info.rank, deterministic=False)
     if dataset is None:
-        train_set, test_set = build_dvs_datasets(
-            tc.data_dir,
-            preprocessing=tc.preprocessing,
-            cache_dir=tc.cache_dir,
-            synthetic_train_samples=tc.synthetic_train_samples,
-            synthetic_test_samples=tc.synthetic_test_samples,
-            synthetic_config=_synthetic_config(tc),
-            seed=tc.seed,
-        )
-    else:
-        train_set, test_set = dataset
-    names = list(class_names or getattr(train_set, "classes", None) or GESTURE_CLASSES)
-    if len(names) != config.num_classes:
-        raise UserError(
-            f"the data has {len(names)} classes but the model config says num_classes="
-            f"{config.num_classes}"
-        )
-
-    torch.manual_seed(tc.seed)  # same initial weights on every rank
-    model = DVSGestureNet(config).to(info.device)
-    qat.prepare_qat(model, tc.quantize)  # before weights are loaded (QAT checkpoints fit)
-    if tc.init_from is not None and checkpoint is None:
-        restore_training_state(load_checkpoint(tc.init_from), model=model, restore_rng=False)
-    batch = lambda: qat.first_batch(train_set, tc.batch_size).to(info.device)  # noqa: E731
-    qat.calibrate(model, lambda m: m(_time_major(batch())), if_needed=True)
-    optimizer = make_optimizer(model, tc.lr, tc.weight_decay, no_decay=_NO_DECAY)
-    if is_distributed():
-        sampler: Any = DistributedSampler(train_set, shuffle=True, seed=tc.seed, drop_last=True)
-    else:
-        shuffle_generator = torch.Generator()
-        sampler = RandomSampler(train_set, generator=shuffle_generator)
-    loader = _make_loader(train_set, tc.batch_size, tc.num_workers, sampler=sampler, drop_last=True)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise UserError(
-            f"batch_size={tc.batch_size} is larger than the training set ({len(train_set)} "
-            "samples per rank): lower --batch-size"
-        )
-    total_steps = tc.epochs * steps_per_epoch
-    if tc.max_steps is not None:
-        total_steps = min(total_steps, tc.max_steps)
-    scheduler = cosine_schedule(
-        optimizer, total_steps, min(tc.warmup_steps, total_steps), min_lr_ratio=tc.min_lr_ratio
-    )
-    step, start_epoch, best = 0, 0, -1.0
+        dataset = dvs_datasets(tc)
+    task = DVSTask(config, tc, dataset, class_names, info.device, resume=checkpoint is not None)
+    settings = task.loop_settings()
+    trainer = Trainer(task, settings, out_dir=out, resume=resume, show_progress=show_progress)
     if checkpoint is not None:
-        restore_training_state(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
-        step, start_epoch = checkpoint.step, checkpoint.epoch
-        best = float(checkpoint.metrics.get("best_accuracy", -1.0))
-        logger.info("resumed from %s at epoch %d, step %d", out / "last.pt", start_epoch, step)
-    ddp_model = wrap_ddp(model)
-    metrics = MetricsLogger(out, resume=resume) if out is not None else None
-    history: list[dict[str, Any]] = list(metrics.rows) if metrics is not None else []
+        trainer.restore(checkpoint)
+        logger.info(
+            "resumed from %s at epoch %d, step %d", out / "last.pt", trainer.epoch, trainer.step
+        )
+    trainer.fit()
+    task.model.eval()
+    if out is not None and is_main_process():
+        summary = {
+            "test_accuracy": task.final.accuracy,
+            "best_accuracy": task.best,
+            "test_activity": task.final.activity,
+            "steps": trainer.step,
+            "epochs": trainer.epoch,
+            "elapsed_s": trainer.elapsed(),
+            "config": asdict(config),
+            "train_config": asdict(tc),
+            "class_names": task.names,
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return DVSTrainResult(
+        model=task.model,
+        config=config,
+        train_config=tc,
+        history=trainer.history,
+        final=task.final,
+        best_accuracy=task.best,
+        steps=trainer.step,
+        epochs=trainer.epoch,
+        out_dir=out,
+        class_names=task.names,
+        test_set=task.test_set,
+    )
 
-    def record(**values: Any) -> None:
-        history.append(metrics.log(**values) if metrics is not None else values)
 
-    started = time.perf_counter()
-    epoch = start_epoch
-    stop = step >= total_steps
-    final: DVSEvalResult | None = None
-    while epoch < tc.epochs and not stop:
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+def _resume_checkpoint(out: Path | None) -> Checkpoint:
+    if out is None or not (out / "last.pt").exists():
+        raise UserError(
+            f"--resume: no checkpoint {out / 'last.pt' if out else '(no output folder)'}; "
+            "train without --resume first"
+        )
+    return load_checkpoint(out / "last.pt")
+
+
+class DVSTask:
+    """The DVS workload for :class:`~snn_egru.training.loop.Trainer`: the seeded model, the
+    shuffled loader (the order of epoch ``e`` depends only on ``(seed, e)``, so a resumed run
+    repeats it), accuracy and activity metrics, an evaluation on the test set per epoch."""
+
+    def __init__(
+        self,
+        config: DVSGestureConfig,
+        tc: DVSTrainConfig,
+        dataset: tuple[Dataset, Dataset],
+        class_names: Sequence[str] | None,
+        device: torch.device,
+        *,
+        resume: bool,
+    ) -> None:
+        self.config, self.train_config, self.device = config, tc, device
+        self.train_set, self.test_set = dataset
+        names = class_names or getattr(self.train_set, "classes", None) or GESTURE_CLASSES
+        self.names = list(names)
+        if len(self.names) != config.num_classes:
+            raise UserError(
+                f"the data has {len(self.names)} classes but the model config says num_classes="
+                f"{config.num_classes}"
+            )
+        torch.manual_seed(tc.seed)  # same initial weights on every rank
+        self.model = DVSGestureNet(config).to(device)
+        qat.prepare_qat(self.model, tc.quantize)  # before weights are loaded (QAT fits)
+        if tc.init_from is not None and not resume:
+            restore_training_state(
+                load_checkpoint(tc.init_from), model=self.model, restore_rng=False
+            )
+        batch = lambda: qat.first_batch(self.train_set, tc.batch_size).to(device)  # noqa: E731
+        qat.calibrate(self.model, lambda m: m(time_major(batch())), if_needed=True)
+        self.shuffle_generator = torch.Generator()
+        if is_distributed():
+            self.sampler: Any = DistributedSampler(
+                self.train_set, shuffle=True, seed=tc.seed, drop_last=True
+            )
+        else:
+            self.sampler = RandomSampler(self.train_set, generator=self.shuffle_generator)
+        self.loader = make_loader(
+            self.train_set, tc.batch_size, tc.num_workers, sampler=self.sampler, drop_last=True
+        )
+        self.steps_per_epoch = len(self.loader)
+        if self.steps_per_epoch == 0:
+            raise UserError(
+                f"batch_size={tc.batch_size} is larger than the training set "
+                f"({len(self.train_set)} samples per rank): lower --batch-size"
+            )
+        self.best, self.final = -1.0, None
+        self.totals = self.window = {}
+        self.grad_norm = 0.0
+
+    def loop_settings(self) -> LoopSettings:
+        tc = self.train_config
+        total = tc.epochs * self.steps_per_epoch
+        if tc.max_steps is not None:
+            total = min(total, tc.max_steps)
+        return LoopSettings.from_config(
+            tc, no_decay=_NO_DECAY, clip=tc.clip_norm, schedule_steps=total
+        )
+
+    # ------------------------------------------------------------------ loop hooks
+    def batches(self, epoch: int) -> Any:
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
         else:  # the order of epoch e depends only on (seed, e): resuming repeats it exactly
-            shuffle_generator.manual_seed(tc.seed * 1_000_003 + epoch)
-        model.train()
-        totals = {"loss": 0.0, "correct": 0.0, "count": 0.0}
-        window = {"loss": 0.0, "correct": 0.0, "count": 0.0, "events": 0.0, "slots": 0.0}
-        bar_options: dict[str, Any] = {} if show_progress else {"disable": True}
-        bar = progress(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", **bar_options)
-        for frames, target in bar:
-            frames = _time_major(frames.to(info.device, non_blocking=True))
-            target = target.to(info.device, non_blocking=True)
-            out_ = ddp_model(frames, return_all_layers=True)
-            loss = F.cross_entropy(out_.logits, target, label_smoothing=tc.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = clip_gradients(model, tc.clip_norm)
-            optimizer.step()
-            scheduler.step()
-            clamp_thresholds(model)  # beta thresholds stay in [0, 1]
-            step += 1
-            with torch.no_grad():
-                correct = float((out_.logits.argmax(-1) == target).sum())
-                batch = float(target.numel())
-                for acc in (totals, window):
-                    acc["loss"] += float(loss) * batch
-                    acc["correct"] += correct
-                    acc["count"] += batch
-                for y in out_.layer_outputs:
-                    window["events"] += float((y != 0).sum())
-                    window["slots"] += y.numel()
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / batch:.2f}")
-            if step % tc.log_every == 0:
-                record(
-                    kind="train",
-                    step=step,
-                    epoch=epoch + 1,
-                    loss=window["loss"] / window["count"],
-                    accuracy=window["correct"] / window["count"],
-                    activity=window["events"] / max(window["slots"], 1.0),
-                    lr=scheduler.get_last_lr()[0],
-                    grad_norm=grad_norm,
-                    elapsed_s=time.perf_counter() - started,
-                )
-                window = dict.fromkeys(window, 0.0)
-            if step >= total_steps or (
-                tc.time_limit_s is not None and time.perf_counter() - started >= tc.time_limit_s
-            ):
-                stop = True
-                break
-        if not stop or totals["count"] >= steps_per_epoch * tc.batch_size:
-            epoch += 1  # the epoch ran to its end
+            self.shuffle_generator.manual_seed(self.train_config.seed * 1_000_003 + epoch)
+        self.totals = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+        self.window = {"loss": 0.0, "correct": 0.0, "count": 0.0, "events": 0.0, "slots": 0.0}
+        return self.loader
+
+    def training_loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        frames, target = batch
+        frames = time_major(frames.to(self.device, non_blocking=True))
+        self._target = target.to(self.device, non_blocking=True)
+        self._out = model(frames, return_all_layers=True)
+        tc = self.train_config
+        loss = F.cross_entropy(self._out.logits, self._target, label_smoothing=tc.label_smoothing)
+        self._loss = loss
+        return loss
+
+    def lr_scale(self, batch: Any) -> float:
+        return 1.0
+
+    @torch.no_grad()
+    def after_step(self, trainer: Trainer, grad_norm: float) -> None:
+        clamp_thresholds(self.model)  # beta thresholds stay in [0, 1]
+        self.grad_norm = grad_norm
+        out, target = self._out, self._target
+        correct = float((out.logits.argmax(-1) == target).sum())
+        batch = float(target.numel())
+        for acc in (self.totals, self.window):
+            acc["loss"] += float(self._loss) * batch
+            acc["correct"] += correct
+            acc["count"] += batch
+        for y in out.layer_outputs:
+            self.window["events"] += float((y != 0).sum())
+            self.window["slots"] += y.numel()
+        self._out = None
+
+    def train_row(self, trainer: Trainer) -> dict[str, Any]:
+        w = self.window
+        row = {
+            "epoch": trainer.epoch + 1,
+            "loss": w["loss"] / w["count"],
+            "accuracy": w["correct"] / w["count"],
+            "activity": w["events"] / max(w["slots"], 1.0),
+            "lr": trainer.scheduler.get_last_lr()[0],
+            "grad_norm": self.grad_norm,
+        }
+        self.window = dict.fromkeys(w, 0.0)
+        return row
+
+    def end_epoch(self, trainer: Trainer) -> None:
+        pass
+
+    def evaluate(self, trainer: Trainer) -> bool:
+        """Test accuracy (every rank its share); ``best.pt`` when it is the best so far."""
+        tc = self.train_config
         summed = all_reduce_sum(
-            torch.tensor([totals["loss"], totals["correct"], totals["count"]], dtype=torch.float64)
+            torch.tensor(
+                [self.totals[k] for k in ("loss", "correct", "count")], dtype=torch.float64
+            )
         )
-        totals = dict(zip(("loss", "correct", "count"), (float(v) for v in summed)))
+        loss, correct, count = (float(v) for v in summed)
         final = evaluate_dvs(
-            ddp_model, test_set, batch_size=tc.eval_batch_size, num_workers=tc.num_workers
+            trainer.ddp_model,
+            self.test_set,
+            batch_size=tc.eval_batch_size,
+            num_workers=tc.num_workers,
         )
-        best = max(best, final.accuracy)
-        record(
+        improved = final.accuracy >= self.best
+        self.final, self.best = final, max(self.best, final.accuracy)
+        train_loss = loss / max(count, 1.0)
+        trainer.log(
             kind="eval",
-            step=step,
-            epoch=epoch,
-            train_loss=totals["loss"] / max(totals["count"], 1.0),
-            train_accuracy=totals["correct"] / max(totals["count"], 1.0),
+            step=trainer.step,
+            epoch=trainer.epoch,
+            train_loss=train_loss,
+            train_accuracy=correct / max(count, 1.0),
             test_loss=final.loss,
             test_accuracy=final.accuracy,
             test_activity=final.activity,
-            best_accuracy=best,
-            elapsed_s=time.perf_counter() - started,
+            best_accuracy=self.best,
+            elapsed_s=trainer.elapsed(),
         )
         if is_main_process():
             logger.info(
                 "epoch %d step %d: train loss %.4f, test accuracy %.4f (best %.4f), activity %.3f",
-                epoch,
-                step,
-                totals["loss"] / max(totals["count"], 1.0),
-                final.accuracy,
-                best,
-                final.activity,
-            )
-        if out is not None and is_main_process():
-            state = dict(
-                model=model,
-                config=config,
-                train_config=tc,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                step=step,
-                epoch=epoch,
-                class_names=names,
-                metrics={"test_accuracy": final.accuracy, "best_accuracy": best},
-            )
-            save_checkpoint(out / "last.pt", **state)
-            if final.accuracy >= best:
-                save_checkpoint(out / "best.pt", **state)
-    if final is None:  # nothing left to train (resumed a finished run): evaluate once
-        final = evaluate_dvs(model, test_set, batch_size=tc.eval_batch_size)
-        best = max(best, final.accuracy)
-    model.eval()
-    if out is not None and is_main_process():
-        summary = {
-            "test_accuracy": final.accuracy,
-            "best_accuracy": best,
-            "test_activity": final.activity,
-            "steps": step,
-            "epochs": epoch,
-            "elapsed_s": time.perf_counter() - started,
-            "config": asdict(config),
-            "train_config": asdict(tc),
-            "class_names": names,
-        }
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    return DVSTrainResult(
-        model=model,
-        config=config,
-        train_config=tc,
-        history=history,
-        final=final,
-        best_accuracy=best,
-        steps=step,
-        epochs=epoch,
-        out_dir=out,
-        class_names=names,
-        test_set=test_set,
+                trainer.epoch, trainer.step, train_loss, final.accuracy, self.best, final.activity,
+            )  # fmt: skip
+        return improved
+
+    def checkpoint_fields(self, trainer: Trainer) -> dict[str, Any]:
+        metrics = {"test_accuracy": self.final.accuracy, "best_accuracy": self.best}
+        return {"class_names": self.names, "metrics": metrics}
+
+    def restore(self, trainer: Trainer, checkpoint: Checkpoint) -> None:
+        self.best = float(checkpoint.metrics.get("best_accuracy", -1.0))
+
+
+def dvs_datasets(tc: DVSTrainConfig) -> tuple[Dataset, Dataset]:
+    """The ``(train, test)`` frame datasets ``tc`` describes: DVS128 Gesture from
+    ``tc.data_dir``, or synthetic gestures (``tc.synthetic_*``) when it is ``None``."""
+    return build_dvs_datasets(
+        tc.data_dir,
+        preprocessing=tc.preprocessing,
+        cache_dir=tc.cache_dir,
+        synthetic_train_samples=tc.synthetic_train_samples,
+        synthetic_test_samples=tc.synthetic_test_samples,
+        synthetic_config=_synthetic_config(tc),
+        seed=tc.seed,
     )
 
 
@@ -756,7 +512,7 @@ def build_arg_parser(prog: str = "python -m snn_egru.training.dvs") -> argparse.
         prog,
         defaults=DVSTrainConfig(),
         presets=sorted(DVS_PRESETS),
-        add_more=qat.add_quantization_arguments,
+        add_more=add_quantization_arguments,
     )
 
 
@@ -797,7 +553,7 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | Non
         log_every=args.log_every,
         num_threads=args.threads,
         init_from=args.init_from,
-        quantize=qat.quantization_from_args(args),
+        quantize=quantization_from_args(args),
     )
     return config, train_config
 
@@ -805,15 +561,10 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | Non
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for user errors, one line;
     ``--verbose`` shows the traceback)."""
-    from snn_egru.cliargs import run_main
+    from snn_egru.training.lm_args import run_trainer
 
-    parser = build_arg_parser(prog or "python -m snn_egru.training.dvs")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    return run_main(lambda: _run(args), prog=parser.prog, verbose=args.verbose)
+    cli = build_arg_parser(prog or "python -m snn_egru.training.dvs")
+    return run_trainer(cli, argv, _run, log_format="%(levelname)s %(name)s: %(message)s")
 
 
 def _run(args: argparse.Namespace) -> int:

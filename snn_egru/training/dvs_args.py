@@ -21,10 +21,8 @@ def build_parser(
     ``presets``: the names of the network presets; ``add_more(parser)`` adds further
     options (the int8 QAT ones).
     """
-    from snn_egru.cliargs import ArgumentParser, add_hidden_alias, float_in, int_at_least
+    from snn_egru.cliargs import ArgumentParser
 
-    positive, natural = int_at_least(1), int_at_least(0)
-    fraction = float_in(0, 1, high_open=True)
     parser = ArgumentParser(
         prog=prog,
         description=(
@@ -36,7 +34,17 @@ def build_parser(
         f"  {prog} --preset tiny --epochs 1 --out runs/dvs_tiny       synthetic, seconds\n"
         f"  {prog} --data ~/DVSGesture --device cuda --out runs/dvs   DVS128 Gesture",
     )
-    data = parser.add_argument_group("data")
+    _add_data_options(parser.add_argument_group("data"), defaults)
+    _add_model_options(parser.add_argument_group("model"), presets)
+    _add_training_options(parser, parser.add_argument_group("training"), defaults, add_more)
+    _add_deployment_options(parser.add_argument_group("deployment"))
+    return parser
+
+
+def _add_data_options(data: Any, defaults: Any) -> None:
+    from snn_egru.cliargs import float_in, int_at_least
+
+    positive, natural = int_at_least(1), int_at_least(0)
     data.add_argument(
         "--data",
         metavar="DIR",
@@ -78,7 +86,12 @@ def build_parser(
     data.add_argument(
         "--workers", type=natural, default=defaults.num_workers, help="data-loader workers"
     )
-    model = parser.add_argument_group("model")
+
+
+def _add_model_options(model: Any, presets: Sequence[str]) -> None:
+    from snn_egru.cliargs import float_in, int_at_least
+
+    positive, fraction = int_at_least(1), float_in(0, 1, high_open=True)
     model.add_argument("--preset", choices=list(presets), default="small", help="network size")
     model.add_argument("--readout", choices=("y", "trace"), default=None, help="readout source")
     model.add_argument("--hidden", type=positive, nargs="+", default=None, help="EGRU sizes")
@@ -98,7 +111,13 @@ def build_parser(
         default=None,
         help="gradient of a graded event: state (EvNN, product rule) or clamped",
     )
-    train = parser.add_argument_group("training")
+
+
+def _add_training_options(parser: Any, train: Any, defaults: Any, add_more: Any) -> None:
+    from snn_egru.cliargs import add_hidden_alias, float_in, int_at_least
+
+    positive, natural = int_at_least(1), int_at_least(0)
+    fraction = float_in(0, 1, high_open=True)
     train.add_argument("--epochs", type=positive, default=defaults.epochs, help="epochs")
     train.add_argument("--batch-size", type=positive, default=defaults.batch_size, help="batch")
     train.add_argument(
@@ -146,7 +165,12 @@ def build_parser(
         add_more(parser)
     train.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     train.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
-    deploy = parser.add_argument_group("deployment")
+
+
+def _add_deployment_options(deploy: Any) -> None:
+    from snn_egru.cliargs import int_at_least
+
+    natural = int_at_least(0)
     deploy.add_argument(
         "--export", metavar="PATH", help="write the deployment artifact (.npz) after training"
     )
@@ -157,4 +181,3 @@ def build_parser(
         metavar="N",
         help="compare torch and artifact.run_reference predictions on N test samples",
     )
-    return parser

@@ -40,43 +40,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from torch import Tensor
 
 from snn_egru import quantization as qat
-from snn_egru.data.text import (
-    Corpus,
-    Vocabulary,
-    batchify,
-    bptt_windows,
-    get_batch,
-    load_corpus,
-    shard_streams,
-)
-from snn_egru.functional import EGRUCellState
+from snn_egru.data.text import Corpus, Vocabulary, load_corpus
 from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig, lm_preset
-from snn_egru.pruning import Pruner, PruningConfig
+from snn_egru.pruning import PruningConfig
+from snn_egru.quantization_cli import add_quantization_arguments, quantization_from_args
 from snn_egru.sparsity import format_sparsity_report
 from snn_egru.training.common import (
-    MetricsLogger,
     barrier,
     cleanup_distributed,
-    clip_gradients,
     config_from_dict,
-    cosine_schedule,
-    get_rank,
-    get_world_size,
     init_distributed,
-    is_distributed,
     is_main_process,
     load_checkpoint,
-    make_optimizer,
-    progress,
-    restore_training_state,
-    save_checkpoint,
-    set_seed,
-    wrap_ddp,
 )
 from snn_egru.training.lm_args import (
     TRAIN_ARG_FIELDS,
@@ -84,12 +61,9 @@ from snn_egru.training.lm_args import (
     check_pruning_schedule,
     check_run_args,
 )
-from snn_egru.training.lm_eval import (
-    EvalResult,
-    detach_state,
-    evaluate_perplexity,
-    unit_firing_rates,
-)
+from snn_egru.training.lm_eval import EvalResult, evaluate_perplexity, unit_firing_rates
+from snn_egru.training.lm_task import LMTask, estimate_steps_per_epoch
+from snn_egru.training.loop import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +247,28 @@ def preset_configs(name: str) -> tuple[LanguageModelConfig, LMTrainConfig]:
     return model_config, train_config
 
 
+#: Training-split tokens of the standard corpora (for step estimates before loading data).
+_CORPUS_TOKENS = {"ptb": 929_589, "wikitext2": 2_088_628}
+
+
+def planned_steps(tc: LMTrainConfig) -> int:
+    """Optimizer steps the run will take at most (``max_steps``, or all epochs estimated
+    from the standard corpus sizes)."""
+    per_epoch = estimate_steps_per_epoch(_CORPUS_TOKENS[tc.corpus] // tc.batch_size, tc.bptt)
+    all_epochs = per_epoch * tc.epochs
+    return min(tc.max_steps, all_epochs) if tc.max_steps is not None else all_epochs
+
+
+def _paper_hold(preset: str, tc: LMTrainConfig) -> LMTrainConfig:
+    """The reference holds the learning rate for ``--scheduler_start`` epochs, then decays
+    it (cosine) until the last epoch: ``hold_steps`` = those epochs in steps (standard corpus
+    sizes)."""
+    tokens = _CORPUS_TOKENS[tc.corpus]
+    rows = tokens // tc.batch_size
+    per_epoch = estimate_steps_per_epoch(rows, tc.bptt)
+    return replace(tc, hold_steps=_PAPER_SCHEDULER_START[preset] * per_epoch)
+
+
 # --------------------------------------------------------------------------- training
 @dataclass
 class LMTrainResult:
@@ -282,7 +278,8 @@ class LMTrainResult:
         model: the trained model (best validation checkpoint when one was kept), eval mode.
         model_config / train_config: the configs used (vocab size set from the data).
         vocabulary: the corpus vocabulary.
-        steps / epochs: optimizer steps taken, epochs started.
+        steps / epochs: optimizer steps taken, epochs completed.
+        epochs_trained: epochs trained as a number (``1.16``: one epoch and 16 % of the next).
         train_loss: last logged mean training cross-entropy.
         valid: last validation result; test: final test result (``None`` if skipped).
         best_valid_perplexity: best validation perplexity seen (with pruning: of a model at
@@ -310,12 +307,14 @@ class LMTrainResult:
     out_dir: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
     world_size: int = 1
+    epochs_trained: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe summary (what ``summary.json`` holds)."""
         out: dict[str, Any] = {
             "steps": self.steps,
-            "epochs": self.epochs,
+            "epochs": round(self.epochs if self.epochs_trained is None else self.epochs_trained, 4),
+            "epochs_completed": self.epochs,
             "train_loss": self.train_loss,
             "valid_perplexity": self.valid.perplexity if self.valid else None,
             "best_valid_perplexity": self.best_valid_perplexity,
@@ -334,29 +333,6 @@ class LMTrainResult:
         }
 
 
-def _gather_streams(t: Tensor) -> Tensor:
-    """Concatenate every rank's ``(B_local, ...)`` tensor along dim 0, in rank order."""
-    if not is_distributed():
-        return t
-    parts = [torch.empty_like(t) for _ in range(get_world_size())]
-    dist.all_gather(parts, t.contiguous())
-    return torch.cat(parts, dim=0)
-
-
-def _stop_everywhere(flag: bool) -> bool:
-    """True when any rank wants to stop (keeps the ranks in step)."""
-    if not is_distributed():
-        return flag
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def _estimate_steps_per_epoch(rows: int, bptt: int) -> int:
-    return max(1, math.ceil((rows - 1) / bptt))
-
-
 def train_language_model(
     config: LanguageModelConfig,
     train_config: LMTrainConfig,
@@ -369,7 +345,9 @@ def train_language_model(
     """Train (or resume training) an :class:`~snn_egru.models.lm.EGRULanguageModel`.
 
     Works alone or under ``torchrun`` (each rank calls it; the process group is set up and
-    torn down here when the environment describes one).
+    torn down here when the environment describes one). The loop is the shared
+    :class:`~snn_egru.training.loop.Trainer`; the LM's part is
+    :class:`~snn_egru.training.lm_task.LMTask`.
 
     Args:
         config: the architecture (``vocab_size`` is set from the data when it differs).
@@ -386,7 +364,6 @@ def train_language_model(
     """
     start_time = time.perf_counter()
     dist_info = init_distributed(device=train_config.device)
-    owns_group = dist_info.world_size > 1
     try:
         return _train(
             config,
@@ -399,7 +376,7 @@ def train_language_model(
             start_time=start_time,
         )
     finally:
-        if owns_group:
+        if dist_info.world_size > 1:
             cleanup_distributed()
 
 
@@ -414,8 +391,6 @@ def _train(
     device: torch.device,
     start_time: float,
 ) -> LMTrainResult:
-    rank, world = get_rank(), get_world_size()
-    main_rank = is_main_process()
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir of the run to continue")
     corpus = data if data is not None else load_corpus(tc.corpus, tc.data_dir)
@@ -427,47 +402,19 @@ def _train(
             corpus.name,
         )
         config = replace(config, vocab_size=len(corpus.vocabulary))
-
     if (tc.pruning is not None or tc.quantize is not None) and config.cell != "egru":
         raise ValueError(
             f"pruning and quantisation are for the EGRU only, not cell={config.cell!r}"
         )
-    set_seed(tc.seed)
-    model = EGRULanguageModel(config).to(device)
-    qat.prepare_qat(model, tc.quantize)  # before weights are loaded (QAT checkpoints fit)
-    if tc.init_from is not None and not resume:
-        initial = load_checkpoint(tc.init_from, map_location=device)
-        if initial.config is not None:
-            saved = config_from_dict(initial.config, LanguageModelConfig)
-            if saved.hidden_sizes != config.hidden_sizes or saved.vocab_size != config.vocab_size:
-                raise ValueError(
-                    f"{tc.init_from} holds a model with hidden_sizes={list(saved.hidden_sizes)}, "
-                    f"vocab_size={saved.vocab_size}; this run builds "
-                    f"{list(config.hidden_sizes)}, {config.vocab_size}"
-                )
-        restore_training_state(initial, model=model, restore_rng=False)
-        logger.info("initialised the weights from %s", tc.init_from)
-    train_source = shard_streams(batchify(corpus.train, tc.batch_size), rank, world).to(device)
-    qat.calibrate(model, lambda m: m(train_source[: 4 * tc.bptt]), if_needed=True)
-    pruner = Pruner(model, config=tc.pruning) if tc.pruning is not None else None
-    optimizer = make_optimizer(model, tc.lr, tc.weight_decay, tc.betas)
-    steps_per_epoch = _estimate_steps_per_epoch(train_source.shape[0], tc.bptt)
-    total_steps = tc.schedule_steps or tc.max_steps or steps_per_epoch * tc.epochs
-    if tc.schedule == "cosine":
-        hold = min(tc.hold_steps, max(0, total_steps - tc.warmup_steps))
-        scheduler = cosine_schedule(
-            optimizer,
-            total_steps,
-            min(tc.warmup_steps, total_steps),
-            min_lr_ratio=tc.min_lr_ratio,
-            hold_steps=hold,
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-
-    step, epoch, window_index, state = 0, 0, 0, None
-    best_valid = float("inf")
-    elapsed_before = 0.0
+    task = LMTask(config, tc, corpus, device, resume=resume, show_progress=show_progress)
+    trainer = Trainer(
+        task,
+        task.loop_settings(),
+        out_dir=out_dir,
+        resume=resume,
+        show_progress=show_progress,
+        start_time=start_time,
+    )
     if resume:
         checkpoint = load_checkpoint(out_dir / "last.pt", map_location=device)
         if checkpoint.config is not None:
@@ -477,207 +424,48 @@ def _train(
                     "the model config differs from the one of the run being resumed: "
                     f"{saved} vs {config}"
                 )
-        restore_training_state(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
-        if pruner is not None and checkpoint.extra.get("pruner") is not None:
-            pruner.load_state_dict(checkpoint.extra["pruner"])
-        step, epoch = checkpoint.step, checkpoint.epoch
-        window_index = int(checkpoint.extra.get("window_index", 0))
-        best_valid = float(checkpoint.extra.get("best_valid_perplexity", float("inf")))
-        elapsed_before = float(checkpoint.extra.get("elapsed_s", 0.0))
-        saved_state = checkpoint.extra.get("stream_state")
-        if saved_state is not None:
-            share = tc.batch_size // world
-            state = [
-                EGRUCellState(
-                    y=y[rank * share : (rank + 1) * share].to(device),
-                    c=c[rank * share : (rank + 1) * share].to(device),
-                )
-                for y, c in saved_state
-            ]
-        if world > 1:  # rank 0's RNG was restored everywhere; keep dropout masks per rank
-            torch.manual_seed(tc.seed + 7919 * rank + step)
-        logger.info("resumed from %s at step %d (epoch %d)", out_dir / "last.pt", step, epoch)
-    elif world > 1:
-        torch.manual_seed(tc.seed + 7919 * rank + 1)
+        trainer.restore(checkpoint, elapsed_before=float(checkpoint.extra.get("elapsed_s", 0.0)))
+        where = out_dir / "last.pt"
+        logger.info("resumed from %s at step %d (epoch %d)", where, trainer.step, trainer.epoch)
+    else:
+        task.seed_rank(1)
+    trainer.fit()
+    task.reduce_train_loss()
+    return _finish(task, trainer, start_time=start_time, show_progress=show_progress)
 
-    ddp_model = wrap_ddp(model)
-    metrics = MetricsLogger(out_dir, resume=resume) if out_dir is not None else _NullLogger()
-    if main_rank and out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    vocab_list = corpus.vocabulary.to_list()
 
-    def checkpoint_now(name: str, valid_ppl: float | None) -> None:
-        stream_state = None
-        if state is not None:
-            stream_state = [(_gather_streams(s.y).cpu(), _gather_streams(s.c).cpu()) for s in state]
-        if not (main_rank and tc.save_checkpoints and out_dir is not None):
-            return
-        save_checkpoint(
-            out_dir / name,
-            model=model,
-            config=config,
-            train_config=tc,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            step=step,
-            epoch=epoch,
-            vocabulary=vocab_list,
-            metrics={"valid_perplexity": valid_ppl, "best_valid_perplexity": best_valid},
-            extra={
-                "pruner": pruner.state_dict() if pruner is not None else None,
-                "window_index": window_index,
-                "stream_state": stream_state,
-                "best_valid_perplexity": best_valid,
-                "elapsed_s": elapsed_before + time.perf_counter() - start_time,
-                "corpus": corpus.name,
-            },
-        )
-
-    last_saved_step = -1
-
-    def save_progress(valid_result: EvalResult) -> None:
-        """Log a validation, keep ``best.pt`` and write ``last.pt`` (every rank calls this)."""
-        nonlocal best_valid, last_saved_step
-        ppl = valid_result.perplexity
-        if main_rank:
-            metrics.log(
-                kind="valid", step=step, epoch=epoch, loss=valid_result.loss, perplexity=ppl
-            )
-            logger.info("step %d: valid perplexity %.2f", step, ppl)
-        # with pruning, only models at the final sparsity may become "best"
-        pruned_enough = pruner is None or (
-            pruner.current_sparsity >= pruner.config.target_sparsity - 1e-9
-        )
-        improved = _broadcast_float(1.0 if ppl < best_valid and pruned_enough else 0.0) > 0
-        best_valid = _broadcast_float(ppl if improved and main_rank else best_valid)
-        if improved:
-            checkpoint_now("best.pt", ppl)
-        checkpoint_now("last.pt", ppl)
-        last_saved_step = step
-
-    def validate() -> EvalResult:
-        result = None
-        if main_rank:
-            result = evaluate_perplexity(
-                model,
-                corpus.valid,
-                batch_size=tc.eval_batch_size,
-                bptt=tc.bptt,
-                max_tokens=tc.eval_max_tokens,
-                show_progress=show_progress,
-            )
-        barrier()
-        return result if result is not None else EvalResult(float("nan"), float("nan"), 0)
-
-    stop_reason = "epochs"
-    valid: EvalResult | None = None
-    running_loss, running_count, train_loss = 0.0, 0, float("nan")
-    bar = progress(
-        total=tc.max_steps or steps_per_epoch * tc.epochs,
-        initial=step,
-        desc="train",
-        unit="step",
-        disable=not show_progress or None,
-    )
-    model.train()
-    done = False
-    while epoch < tc.epochs and not done:
-        windows = bptt_windows(
-            train_source.shape[0], tc.bptt, random_length=tc.random_bptt, seed=tc.seed + epoch
-        )
-        for window in windows:
-            if window.index < window_index:
-                continue
-            inputs, targets = get_batch(train_source, window.start, window.seq_len)
-            out = ddp_model(inputs, state)
-            loss = F.cross_entropy(
-                out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1)
-            )
-            total = loss + model.regularization_loss(out.layer_outputs)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            clip_gradients(model, tc.clip)
-            scale = window.seq_len / tc.bptt
-            scheduled = [group["lr"] for group in optimizer.param_groups]
-            for group, lr in zip(optimizer.param_groups, scheduled):
-                group["lr"] = lr * scale
-            optimizer.step()
-            for group, lr in zip(optimizer.param_groups, scheduled):
-                group["lr"] = lr
-            scheduler.step()
-            model.rnn.clamp_thresholds()
-            step += 1
-            if pruner is not None:
-                pruner.step(step)
-            state = detach_state(out.state)
-            window_index = window.index + 1
-            running_loss += float(loss.detach())
-            running_count += 1
-            bar.update(1)
-            if step % tc.log_every == 0:
-                train_loss = float(_all_reduce_float(running_loss / running_count))
-                running_loss, running_count = 0.0, 0
-                row = metrics.log(
-                    kind="train",
-                    step=step,
-                    epoch=epoch,
-                    loss=train_loss,
-                    perplexity=math.exp(min(train_loss, 700.0)),
-                    lr=scheduled[0],
-                    elapsed_s=elapsed_before + time.perf_counter() - start_time,
-                )
-                bar.set_postfix(loss=f"{train_loss:.3f}", ppl=f"{row['perplexity']:.1f}")
-            if tc.eval_every and step % tc.eval_every == 0:
-                valid = validate()
-                save_progress(valid)
-            out_of_time = (
-                tc.time_budget_s is not None
-                and elapsed_before + time.perf_counter() - start_time >= tc.time_budget_s
-            )
-            if tc.max_steps is not None and step >= tc.max_steps:
-                stop_reason, done = "max_steps", True
-            elif _stop_everywhere(out_of_time):
-                stop_reason, done = "time_budget", True
-            if done:
-                break
-        if not done:
-            epoch += 1
-            window_index, state = 0, None
-            if not tc.eval_every:
-                valid = validate()
-                save_progress(valid)
-    bar.close()
-    if running_count:
-        train_loss = float(_all_reduce_float(running_loss / running_count))
-    if valid is None or last_saved_step != step:
-        valid = validate()
-        save_progress(valid)
-    wall_time = elapsed_before + time.perf_counter() - start_time
-
+def _finish(
+    task: LMTask, trainer: Trainer, *, start_time: float, show_progress: bool
+) -> LMTrainResult:
+    """Reload the best model, run the test split, write ``summary.json``."""
+    tc, model, out_dir = task.train_config, task.model, trainer.out_dir
+    main_rank = is_main_process()
+    wall_time = trainer.elapsed()
+    best_path = out_dir / "best.pt" if out_dir is not None else None
     if (
         main_rank
-        and out_dir is not None
+        and best_path is not None
         and tc.save_checkpoints
-        and (out_dir / "best.pt").exists()
-        and best_valid < valid.perplexity
+        and best_path.exists()
+        and task.best_valid < task.valid.perplexity
     ):
-        best = load_checkpoint(out_dir / "best.pt", map_location=device)
+        best = load_checkpoint(best_path, map_location=task.train_source.device)
         model.load_state_dict(best.model_state)
     model.eval()
     test = None
     if tc.final_test and main_rank:
         test = evaluate_perplexity(
             model,
-            corpus.test,
+            task.corpus.test,
             batch_size=tc.test_batch_size,
             bptt=tc.bptt,
             measure_sparsity=tc.measure_sparsity,
             show_progress=show_progress,
         )
-        metrics.log(
+        trainer.log(
             kind="test",
-            step=step,
-            epoch=epoch,
+            step=trainer.step,
+            epoch=trainer.epoch,
             loss=test.loss,
             perplexity=test.perplexity,
             activity_sparsity=test.sparsity.activity_sparsity if test.sparsity else None,
@@ -687,47 +475,26 @@ def _train(
     barrier()
     result = LMTrainResult(
         model=model,
-        model_config=config,
+        model_config=task.config,
         train_config=tc,
-        vocabulary=corpus.vocabulary,
-        steps=step,
-        epochs=epoch,
-        train_loss=train_loss,
-        valid=valid,
+        vocabulary=task.corpus.vocabulary,
+        steps=trainer.step,
+        epochs=trainer.epoch,
+        epochs_trained=trainer.epoch + task.epochs_trained,
+        train_loss=task.train_loss,
+        valid=task.valid,
         test=test,
-        best_valid_perplexity=best_valid,
+        best_valid_perplexity=task.best_valid,
         wall_time_s=wall_time,
-        total_time_s=elapsed_before + time.perf_counter() - start_time,
-        stop_reason=stop_reason,
+        total_time_s=trainer.elapsed(),
+        stop_reason=trainer.stop_reason,
         out_dir=out_dir,
-        history=list(getattr(metrics, "rows", [])),
-        world_size=world,
+        history=trainer.history,
+        world_size=task.world,
     )
     if main_rank and out_dir is not None:
         (out_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2))
     return result
-
-
-class _NullLogger:
-    rows: list[dict[str, Any]] = []
-
-    def log(self, **values: Any) -> dict[str, Any]:
-        return values
-
-
-def _all_reduce_float(value: float) -> float:
-    from snn_egru.training.common import all_reduce_mean
-
-    return float(all_reduce_mean(float(value)))
-
-
-def _broadcast_float(value: float) -> float:
-    if not is_distributed():
-        return value
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.broadcast(t, src=0)
-    return float(t.item())
 
 
 # --------------------------------------------------------------------------- loading
@@ -755,7 +522,7 @@ def _parser(prog: str = "python -m snn_egru.training.lm") -> argparse.ArgumentPa
     """The command line (built torch-free in :mod:`snn_egru.training.lm_args`)."""
     from snn_egru.training.lm_args import build_parser
 
-    return build_parser(prog, add_more=qat.add_quantization_arguments)
+    return build_parser(prog, add_more=add_quantization_arguments)
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LMTrainConfig]:
@@ -795,7 +562,7 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
         value = getattr(args, arg, None)
         if value is not None:
             over[attr] = value
-    over["quantize"] = qat.quantization_from_args(args)
+    over["quantize"] = quantization_from_args(args)
     if model_config.cell != "egru" and (args.prune_to is not None or over["quantize"]):
         raise ValueError(
             f"--cell {model_config.cell} is a dense baseline: --prune-to and --quantize are for "
@@ -821,48 +588,24 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
     return model_config, train_config
 
 
-#: Training-split tokens of the standard corpora (for step estimates before loading data).
-_CORPUS_TOKENS = {"ptb": 929_589, "wikitext2": 2_088_628}
-
-
-def planned_steps(tc: LMTrainConfig) -> int:
-    """Optimizer steps the run will take at most (``max_steps``, or all epochs estimated
-    from the standard corpus sizes)."""
-    per_epoch = _estimate_steps_per_epoch(_CORPUS_TOKENS[tc.corpus] // tc.batch_size, tc.bptt)
-    all_epochs = per_epoch * tc.epochs
-    return min(tc.max_steps, all_epochs) if tc.max_steps is not None else all_epochs
-
-
-def _paper_hold(preset: str, tc: LMTrainConfig) -> LMTrainConfig:
-    """The reference holds the learning rate for ``--scheduler_start`` epochs, then decays
-    it (cosine) until the last epoch: ``hold_steps`` = those epochs in steps (standard corpus
-    sizes)."""
-    tokens = _CORPUS_TOKENS[tc.corpus]
-    rows = tokens // tc.batch_size
-    per_epoch = _estimate_steps_per_epoch(rows, tc.bptt)
-    return replace(tc, hold_steps=_PAPER_SCHEDULER_START[preset] * per_epoch)
-
-
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Command-line entry point (``python -m snn_egru.training.lm``, ``snn-egru train lm``).
 
     Every option is checked before any work starts; user mistakes print one line and return
     2 (``--verbose`` shows the traceback).
     """
-    from snn_egru.cliargs import run_main
+    from snn_egru.training.lm_args import run_trainer
 
-    parser = _parser(prog or "python -m snn_egru.training.lm")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    cli = _parser(prog or "python -m snn_egru.training.lm")
+    return run_trainer(
+        cli, argv, _run, log_format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return run_main(lambda: _run(args), prog=parser.prog, verbose=args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
     model_config, train_config = configs_from_args(args)
     check_run_args(args, train_config, model_config)
+    train_config = resumed_budget(args, train_config)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     result = train_language_model(
@@ -879,6 +622,37 @@ def _run(args: argparse.Namespace) -> int:
         if result.test is not None and result.test.sparsity is not None:
             print(format_sparsity_report(result.test.sparsity, title="test-set sparsity"))
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+
+
+#: Recipe values a resumed run keeps from its own ``last.pt`` unless given again.
+RESUMED_FIELDS = {"max_steps": "--max-steps", "epochs": "--epochs"}
+
+
+def resumed_budget(args: argparse.Namespace, tc: LMTrainConfig) -> LMTrainConfig:
+    """With ``--resume``: the stored run's step and epoch budget where no flag sets them (a
+    demo trained for 800 steps resumes to 800, not to the preset's 1000)."""
+    from snn_egru.training.common import load_checkpoint
+
+    if not args.resume:
+        return tc
+    stored = (load_checkpoint(Path(args.out) / "last.pt").train_config or {}).get("fields", {})
+    over = {
+        name: stored[name]
+        for name in RESUMED_FIELDS
+        if getattr(args, name, None) is None and name in stored
+    }
+    changed = {k: v for k, v in over.items() if getattr(tc, k) != v}
+    if changed:
+        logger.info(
+            "--resume: continuing the run's own %s (give %s to change)",
+            ", ".join(f"{k}={v}" for k, v in changed.items()),
+            " / ".join(RESUMED_FIELDS[k] for k in changed),
+        )
+    return replace(tc, **over)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ parsed arguments.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 #: The training presets (:data:`snn_egru.training.lm.LM_TRAIN_PRESETS`; a test keeps the
 #: two equal).
@@ -80,6 +81,27 @@ def build_parser(
     p.add_argument("--test-batch-size", type=positive, help="test streams (preset's)")
     p.add_argument("--seed", type=int, help="random seed (preset's: 0)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    _add_model_options(p)
+    _add_pruning_options(p)
+    p.add_argument("--init-from", help="start from the weights of this checkpoint (fine-tuning)")
+    p.add_argument("--no-full-test", action="store_true", help="skip the final test evaluation")
+    add_hidden_alias(p, "--no-test", dest="no_full_test", action="store_true")
+    p.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars or progress log lines"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
+    if add_more is not None:
+        add_more(p)
+    return p
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """The architecture flags (the preset's values unless given)."""
+    from snn_egru.cliargs import float_in, int_at_least
+
+    positive = int_at_least(1)
     p.add_argument("--hidden-sizes", type=positive, nargs="+", help="EGRU layer sizes")
     p.add_argument("--embedding-size", type=positive, help="embedding width (preset's)")
     p.add_argument(
@@ -99,6 +121,13 @@ def build_parser(
         choices=EVENT_AMPLITUDE_NAMES,
         help="gradient of a graded event: state (EvNN, product rule) or clamped (preset's)",
     )
+
+
+def _add_pruning_options(p: argparse.ArgumentParser) -> None:
+    """Pruning during training (``--prune-to`` and its schedule)."""
+    from snn_egru.cliargs import float_in, int_at_least
+
+    positive = int_at_least(1)
     p.add_argument(
         "--prune-to",
         type=float_in(0, 1, high_open=True),
@@ -111,18 +140,6 @@ def build_parser(
         help="step the gradual schedule reaches the target (default: --prune-start, one shot)",
     )
     p.add_argument("--prune-every", type=positive, default=50, help="mask update interval")
-    p.add_argument("--init-from", help="start from the weights of this checkpoint (fine-tuning)")
-    p.add_argument("--no-full-test", action="store_true", help="skip the final test evaluation")
-    add_hidden_alias(p, "--no-test", dest="no_full_test", action="store_true")
-    p.add_argument("--threads", type=positive, help="torch CPU threads (default: torch's)")
-    p.add_argument(
-        "--no-progress", action="store_true", help="no progress bars or progress log lines"
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
-    if add_more is not None:
-        add_more(p)
-    return p
 
 
 #: Parsed arguments -> the :class:`~snn_egru.training.lm.LMTrainConfig` fields they set.
@@ -236,3 +253,19 @@ def check_run_args(args: argparse.Namespace, tc, config) -> None:
                     f"--resume: {Path(args.out) / 'last.pt'} holds another model "
                     f"({'; '.join(diffs[:3])}): give the flags of that run, or --overwrite"
                 )
+
+
+def run_trainer(cli: argparse.ArgumentParser, argv: Any, run: Any, *, log_format: str) -> int:
+    """Parse ``argv``, set the log level (``-v`` / ``-q``) and ``run(args)``: user mistakes
+    end with one line and exit status 2 (``--verbose`` shows the traceback). The entry point
+    of both trainers' command lines."""
+    import logging
+
+    from snn_egru.cliargs import run_main
+
+    args = cli.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+        format=log_format,
+    )
+    return run_main(lambda: run(args), prog=cli.prog, verbose=args.verbose)

@@ -75,6 +75,13 @@ CASES: list[tuple[str, list[str], str]] = [
     ("lm-existing-run", [*LM, "--out", "trained"], "pass --resume to continue it, --overwrite"),
     ("lm-existing-run-old-flag", [*LM, "--out-dir", "trained"], "--overwrite"),
     ("lm-resume-nothing", [*LM, "--out", "fresh", "--resume"], "no fresh/last.pt to continue"),
+    # a run stopped before its first checkpoint: both commands give the same, working advice
+    ("lm-stopped-run", [*LM, "--out", "stopped"], "before its first checkpoint: pass --overwrite"),
+    (
+        "lm-stopped-run-resume",
+        [*LM, "--out", "stopped", "--resume"],
+        "no stopped/last.pt to continue; pass --overwrite to start it again",
+    ),
     ("lm-resume-and-overwrite", [*LM, "--resume", "--overwrite"], "not allowed with argument"),
     ("lm-out-is-file", [*LM, "--out", "afile"], "--out afile is a file"),
     ("lm-init-from-missing", [*LM, "--init-from", "missing.pt", "--out", "fresh"], "missing.pt"),
@@ -328,6 +335,8 @@ def work(tmp_path_factory) -> Path:
     for name in ("best.pt", "last.pt", "metrics.csv"):
         (trained / name).write_bytes(b"an earlier run: " + name.encode())
     (trained / "summary.json").write_text(json.dumps({"steps": 10, "best_valid_perplexity": 9.0}))
+    (work / "stopped").mkdir()
+    (work / "stopped" / "metrics.jsonl").write_text('{"kind": "train", "step": 25}\n')
     (work / "pruned" / "prune").mkdir(parents=True)
     (work / "pruned" / "prune" / "last.pt").write_bytes(b"an earlier pruned model")
     (work / "corrupt").mkdir()

@@ -140,6 +140,8 @@ def test_tiny_comparison_runs_the_project_training_and_reports_all_keys(
     # the text report prints the same numbers
     text = lm_quality.format_report(report)
     assert "egru_over_gru_ppl" in text and f"{report['egru_over_gru_ppl']:.3f}" in text
+    # dead units out of the trained model's width (24 + 16), not the small preset's 256
+    assert report["models"]["egru"]["hidden_units"] == 40 and "dead units (of 40)" in text
     # a saved report can be re-plotted without training
     saved = tmp_path / "report.json"
     saved.write_text(json.dumps(report))

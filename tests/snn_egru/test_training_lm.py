@@ -371,3 +371,23 @@ def test_threshold_value_starts_every_unit_at_that_threshold():
         assert torch.all(model.rnn.threshold(k) == 0.25)
     with pytest.raises(ValueError, match="threshold_value must lie in \\[0, 1\\]"):
         replace(model_config, threshold_value=1.5)
+
+
+def test_resume_keeps_the_runs_own_step_budget(tmp_path, monkeypatch, capsys):
+    """``--resume`` without ``--max-steps`` continues to the run's recorded budget (a demo's
+    800 steps, not the preset's 1000); ``--max-steps`` given again extends it."""
+    monkeypatch.setattr("snn_egru.training.lm.load_corpus", lambda *a, **k: cyclic_corpus())
+    out = str(tmp_path / "run")
+    common = ["--preset", "tiny", "--out", out, "--no-full-test", "--no-progress", "-q"]
+    assert main([*common, "--max-steps", "4"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["steps"] == 4 and 0 < first["epochs"] < 1
+    assert main([*common, "--resume"]) == 0  # the preset says 10; the run said 4
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 4 and summary["stop_reason"] == "max_steps"
+    assert summary["epochs"] == first["epochs"]
+    assert main([*common, "--resume", "--max-steps", "6"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 6
+    assert (
+        load_checkpoint(tmp_path / "run" / "last.pt").training_config(LMTrainConfig).max_steps == 6
+    )
