@@ -349,6 +349,17 @@ class CycleCosts:
         mac_row_readout_cycles: one output row read back from the MAC array: LDR of the int32
             accumulator (2), VMOV (1), VCVT.F32.S32 (1), VMUL.F32 by ``s_row * s_x`` (1), a
             load of that combined scale (2) and the store (1); 8. [C] from M4-TRM [B].
+        half_convert_cycles: one binary16 received value widened to float32 before its MAC
+            (``VCVTB.F32.F16``, receive designs that keep 16 bits per source), 1. M4-TRM [B].
+        bitmap_hit_cycles: one stored weight whose source's bit is set (receive design
+            ``bitmap16``): the value's rank (the bitmap word's 16-bit running count plus a
+            popcount of the masked word by byte-table look-ups, the M4 has no popcount
+            instruction), the ``LDRH`` of the binary16 value and its ``VCVTB``; 14. [C] from
+            M4-TRM [B]. The bit test itself is part of the fitted walk.
+        rank_word_cycles: building one entry of the rank directory per step (popcount of a
+            bitmap word by byte-table look-ups, add, store), 12. [C] from M4-TRM [B].
+        extent_load_cycles: one more row extent read when CSR rows are split by sender block
+            (receive design ``dma-pull``), 2. [C] from M4-TRM [B].
         event_quantise_cycles: one input value quantised to int8 for the MAC array
             (``clip(rint(x / s_x))``): VMUL.F32 by ``1 / s_x`` (1), VCVTR.S32.F32 (1), VMOV
             (1), SSAT (1), STRB into the operand vector (2); 6. [C] from M4-TRM [B].
@@ -379,6 +390,10 @@ class CycleCosts:
     mac_setup_cycles: float = 60.0  # [C]
     mac_row_readout_cycles: float = 8.0  # [C] from M4-TRM [B]
     event_quantise_cycles: float = 6.0  # [C] from M4-TRM [B]
+    half_convert_cycles: float = 1.0  # M4-TRM [B]: VCVTB.F32.F16
+    bitmap_hit_cycles: float = 14.0  # [C] from M4-TRM [B]
+    rank_word_cycles: float = 12.0  # [C] from M4-TRM [B]
+    extent_load_cycles: float = 2.0  # [C] from M4-TRM [B]
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
