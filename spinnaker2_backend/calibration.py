@@ -37,9 +37,10 @@ the result; a test checks that the values shipped in
    activity, so the fit hardly depends on the stand-in network's activity.
 
 3. **Energy**: every energy constant keeps its estimate except ``static_power_w`` (the
-   chip's idle power at 150 MHz), solved in closed form so that the run (time from step 2
-   with the rounded constant) takes 0.0653 J:
-   ``static = (0.0653 J - dynamic) / T``; rounded to ``POWER_DECIMALS`` decimals.
+   chip's baseline power, which does not depend on the PEs' performance level), solved in
+   closed form so that the run (time from step 2 with the rounded constant) takes
+   0.0653 J: ``static = (0.0653 J - leakage - dynamic) / T``; rounded to
+   ``POWER_DECIMALS`` decimals.
 
 Everything the model predicts beyond this one run (other formats, activities, clocks, chips)
 is an estimate.
@@ -302,9 +303,9 @@ def fit_static_power(
     base_energy: EnergyCosts | None = None,
     clock_hz: float,
 ) -> float:
-    """Static power (W at the 150 MHz level) that makes the run take ``target_energy_j``.
+    """Chip baseline power (W per chip) that makes the run take ``target_energy_j``.
 
-    ``E = static * T * (V/V_150)^k * chips + dynamic`` is linear in ``static``.
+    ``E = static * T * chips + (leakage, dynamic, network, DRAM)`` is linear in ``static``.
     """
     base = base_energy if base_energy is not None else EnergyCosts()
     without = energy_for_costs(
@@ -312,7 +313,7 @@ def fit_static_power(
     )
     per_watt = energy_for_costs(
         run, profile, dataclasses.replace(base, static_power_w=1.0), clock_hz=clock_hz
-    ).static_j
+    ).baseline_j
     if per_watt <= 0:
         raise ValueError("the run has no duration; cannot fit static power")
     static = (target_energy_j - without.total_j) / per_watt

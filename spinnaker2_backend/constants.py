@@ -424,40 +424,48 @@ class CycleCosts:
 class EnergyCosts:
     """Power and energy figures of the simulated chip (:mod:`spinnaker2_backend.energy`).
 
-    ``E = P_static(level) * T_wall + sum_PE P_active(level) * T_busy
-    + E_packet * packets + E_hop * packet-hops + E_link * chip-link hops
-    + E_dram * DRAM bytes``. No per-operation energies of SpiNNaker2 are public (S2-chip):
-    every figure here is [C] except what the calibration ties to the measured 0.0653 J /
-    0.39 W (S2-EGRU [A]).
+    A performance level is a PE clock with its supply voltage ``V`` (``level_voltages_v``).
+    The model follows CMOS physics::
 
-    DVFS: the PE clock level sets the supply voltage (``level_voltages_v``); active (dynamic)
-    power scales as ``f * V**2`` and static power as ``(V / V_150) ** static_voltage_exponent``.
+        E = P_chip * T_wall * chips                       chip baseline, not per PE level
+          + P_leak(V) * PEs powered * T_wall               every PE leaks, busy or idle
+          + E_cycle(V) * busy PE cycles                    dynamic, ~ C V^2 per cycle
+          + E_packet * packets + E_hop * hops + E_link * chip-link hops + E_dram * bytes
+
+    with ``P_leak(V) = pe_leakage_power_w * V / V_base`` (leakage ~ V at a given threshold
+    voltage) and ``E_cycle(V) = pe_cycle_energy_j * (V / V_base)^2``. A faster level
+    shortens the busy part only: at a fixed wall time (timer-driven runs) it always costs
+    more; run as fast as possible it saves baseline and leakage time and can cost less
+    (:meth:`~spinnaker2_backend.energy.EnergyEstimate.terms` says which term does it).
+    No per-operation energies of SpiNNaker2 are public (S2-chip): every figure is [C] or
+    [B] except what the calibration ties to the measured 0.0653 J / 0.39 W (S2-EGRU [A]).
 
     Attributes (source, tag):
-        static_power_w: whole-chip power when idle at the 150 MHz level (leakage, clocks,
-            DRAM refresh, I/O, the management core). **calibrated** so that the published
-            LM run takes 0.0653 J (0.39 W), S2-EGRU [A] anchor; value [C]: 0.332 W.
-            The same 0.39 W with 150 and 128 busy PEs (S2-EGRU) says static power
-            dominates.
-        pe_active_power_w: dynamic power of one PE while busy at 150 MHz (core, SRAM, exp
-            accelerator); 1 mW (about 7 pJ per cycle). [C].
-        level_voltages_v: supply voltage per PE clock level in Hz: 0.50 V at 150 MHz,
-            0.60 V at 300 MHz. [C] (SpiNNaker2 has two performance levels, S2-chip [A];
-            their voltages are not in our sources).
-        static_voltage_exponent: static power ~ ``V ** 2``. [C].
+        static_power_w: whole-chip power that does not depend on the PEs' level (DRAM
+            refresh and interface, chip I/O, the management core, clock distribution),
+            W per chip. **calibrated** so that the published LM run takes 0.0653 J, S2-EGRU
+            [A] anchor; value [C]. The same 0.39 W with 150 and 128 busy PEs (S2-EGRU) says
+            this part dominates.
+        pe_leakage_power_w: leakage of one PE at the base level (0.50 V), 0.1 mW. [C].
+        pe_cycle_energy_j: dynamic energy of one busy PE cycle at the base level (core,
+            SRAM, exp accelerator), 6.7 pJ (1 mW at 150 MHz). [C].
+        level_voltages_v: supply per PE clock level: about 0.50 V at 150 MHz and 0.80 V at
+            300 MHz. [B] (secondary sources citing the chip papers, S2-chip: 22FDX with
+            adaptive body biasing, near-threshold operation down to 0.5 V).
         packet_energy_j: one packet through the source and destination routers, 10 pJ. [C].
         packet_hop_energy_j: one 64-bit packet (key + payload) over one QPE hop, 5 pJ. [C].
-        chip_link_energy_j: one packet over one chip-to-chip link, 320 pJ (5 pJ/bit). [C].
+        chip_link_energy_j: one 64-bit packet over one chip-to-chip link, 320 pJ (5 pJ per
+            bit, a typical figure for a short off-chip serial link). [C].
         dram_byte_energy_j: one byte read from or written to the LPDDR4 DRAM, 40 pJ. [C].
     """
 
-    static_power_w: float = 0.332  # calibrated [C] to the S2-EGRU [A] anchor
-    pe_active_power_w: float = 1.0e-3  # [C]
+    static_power_w: float = 0.3165  # calibrated [C] to the S2-EGRU [A] anchor
+    pe_leakage_power_w: float = 1.0e-4  # [C]
+    pe_cycle_energy_j: float = 6.7e-12  # [C]
     level_voltages_v: tuple[tuple[int, float], ...] = (
-        (150_000_000, 0.50),  # [C]
-        (300_000_000, 0.60),  # [C]
+        (150_000_000, 0.50),  # [B] secondary sources citing the chip papers
+        (300_000_000, 0.80),  # [B] secondary sources citing the chip papers
     )
-    static_voltage_exponent: float = 2.0  # [C]
     packet_energy_j: float = 10e-12  # [C]
     packet_hop_energy_j: float = 5e-12  # [C]
     chip_link_energy_j: float = 320e-12  # [C]
@@ -466,8 +474,8 @@ class EnergyCosts:
     def __post_init__(self) -> None:
         for name in (
             "static_power_w",
-            "pe_active_power_w",
-            "static_voltage_exponent",
+            "pe_leakage_power_w",
+            "pe_cycle_energy_j",
             "packet_energy_j",
             "packet_hop_energy_j",
             "chip_link_energy_j",
@@ -481,29 +489,45 @@ class EnergyCosts:
                 "EnergyCosts.level_voltages_v must list (clock_hz, volts > 0) pairs, got "
                 f"{self.level_voltages_v!r}"
             )
+        ordered = sorted(self.level_voltages_v)
+        if any(b[1] < a[1] for a, b in zip(ordered, ordered[1:])):
+            raise ValueError(
+                "EnergyCosts.level_voltages_v: a faster level needs at least the voltage of "
+                f"a slower one, got {self.level_voltages_v!r}"
+            )
 
     @property
     def base_clock_hz(self) -> int:
-        """The level the power figures are given for (the slowest level, 150 MHz)."""
+        """The level the per-PE figures are given for (the slowest level, 150 MHz)."""
         return min(hz for hz, _ in self.level_voltages_v)
 
     def voltage(self, clock_hz: float) -> float:
-        """Supply voltage of the level running at ``clock_hz``."""
+        """Supply voltage of the level running at ``clock_hz``.
+
+        Raises:
+            ValueError: no such performance level (names the known ones).
+        """
         for hz, volts in self.level_voltages_v:
             if hz == int(round(clock_hz)):
                 return volts
         levels = ", ".join(f"{hz / 1e6:g}" for hz, _ in self.level_voltages_v)
         raise ValueError(
-            f"no supply voltage known for a {clock_hz / 1e6:g} MHz PE clock; known levels: "
-            f"{levels} MHz (add one with EnergyCosts(level_voltages_v=...))"
+            f"unknown performance level: no supply voltage known for a {clock_hz / 1e6:g} MHz "
+            f"PE clock; known levels: {levels} MHz (add one with EnergyCosts(level_voltages_v="
+            "...))"
         )
 
-    def static_power_at(self, clock_hz: float) -> float:
-        """Static (idle) chip power at a clock level, W."""
-        ratio = self.voltage(clock_hz) / self.voltage(self.base_clock_hz)
-        return self.static_power_w * ratio**self.static_voltage_exponent
+    def _ratio(self, clock_hz: float) -> float:
+        return self.voltage(clock_hz) / self.voltage(self.base_clock_hz)
+
+    def leakage_power_at(self, clock_hz: float) -> float:
+        """Leakage of one PE at a level, W (``~ V``)."""
+        return self.pe_leakage_power_w * self._ratio(clock_hz)
+
+    def cycle_energy_at(self, clock_hz: float) -> float:
+        """Dynamic energy of one busy PE cycle at a level, J (``~ C V^2``)."""
+        return self.pe_cycle_energy_j * self._ratio(clock_hz) ** 2
 
     def pe_active_power_at(self, clock_hz: float) -> float:
-        """Dynamic power of one busy PE at a clock level, W (``~ f V^2``)."""
-        ratio_v = self.voltage(clock_hz) / self.voltage(self.base_clock_hz)
-        return self.pe_active_power_w * (clock_hz / self.base_clock_hz) * ratio_v**2
+        """Dynamic power of one busy PE at a level, W (``E_cycle(V) * f``)."""
+        return self.cycle_energy_at(clock_hz) * clock_hz
