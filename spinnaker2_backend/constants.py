@@ -313,8 +313,16 @@ class CycleCosts:
         clear_word_cycles: clearing one word of a dense input vector each step (the csr and
             dense kernels read ``x`` and ``y_{t-1}`` as dense vectors that must be zeroed
             where no event arrived; the event kernel resets its event list instead), 1. [C].
-        step_overhead_cycles: fixed per PE and step: tick interrupt, the profiling timer
-            reads, swapping event buffers, loop set-up of the phases; 400. [C].
+        tick_interrupt_cycles: the systick interrupt that starts a step (12-cycle entry and
+            12-cycle exit, M4-TRM [B], and a handler that reads the tick count and flags the
+            step), 60. [C] from M4-TRM [B]. Paid in both execution modes (as fast as
+            possible, the step's start is signalled the same way).
+        host_wait_cycles: waiting per step for the host to hand over inputs, 0: the
+            published deployment streams its inputs from DRAM (S2-EGRU [A]). [C].
+        sync_cycles: a barrier between PEs per step, 0: py-spinnaker2 apps have no barrier
+            beyond the tick (S2-chip [A]); the wait for the last packet is the NoC tail.
+        step_overhead_cycles: fixed per PE and step besides the three above: the profiling
+            timer reads, swapping event buffers, loop set-up of the phases; 340. [C].
         dma_setup_cycles: one DMA transfer from DRAM: program the descriptor and take the
             completion interrupt, 200. [C].
         dma_bytes_per_cycle: most bytes one PE's DMA moves per PE clock cycle (one 32-bit
@@ -376,7 +384,10 @@ class CycleCosts:
     packet_send_cycles: float = 16.0  # [C]
     packet_receive_cycles: float = 40.0  # [C] (interrupt entry/exit M4-TRM [B])
     clear_word_cycles: float = 1.0  # [C]
-    step_overhead_cycles: float = 400.0  # [C]
+    tick_interrupt_cycles: float = 60.0  # [C] from M4-TRM [B]
+    host_wait_cycles: float = 0.0  # [C]: inputs stream from DRAM (S2-EGRU [A])
+    sync_cycles: float = 0.0  # S2-chip [A]: no barrier beyond the tick
+    step_overhead_cycles: float = 340.0  # [C]
     dma_setup_cycles: float = 200.0  # [C]
     dma_bytes_per_cycle: float = 4.0  # [C]
     noc_hop_cycles: float = 8.0  # [C]
@@ -408,6 +419,16 @@ class CycleCosts:
                 "CycleCosts.dense_element_saved_cycles cannot exceed csr_nonzero_cycles "
                 f"({self.dense_element_saved_cycles} > {self.csr_nonzero_cycles})"
             )
+
+    @property
+    def fixed_step_cycles(self) -> float:
+        """Fixed cycles per PE and step: tick interrupt, host wait, barrier, set-up."""
+        return (
+            self.tick_interrupt_cycles
+            + self.host_wait_cycles
+            + self.sync_cycles
+            + self.step_overhead_cycles
+        )
 
     @property
     def event_nonzero_cycles(self) -> float:

@@ -28,7 +28,11 @@ another per token (as published) or pipelined (layer ``l`` works on token ``t`` 
     pipelined:   start[l, t] = max(finish[l-1, t] + tail[l-1, t], finish[l, t-1] + tail[l, t-1])
     finish[l, t] = start[l, t] + max_pe cycles[l, t, pe]
 
-With a tick duration (``tick_us``) the chip runs one step per tick: each PE's ``time_done``
+Two execution modes: **as fast as possible** (no tick: each step starts when the previous
+one ends) and **timer-driven** (a tick duration ``tick_us``, as py-spinnaker2 runs its apps
+on a systick: each step starts on a tick and the PE idles until the next one). Both pay the
+fixed per-step costs (``CycleCosts.fixed_step_cycles``: tick interrupt, host wait, barrier,
+set-up). With a tick duration the chip runs one step per tick: each PE's ``time_done``
 is measured from its tick's start (sequential: after the layers before it in the same tick;
 pipelined: every layer starts at the tick, working on the token its input layer produced in
 the tick before), and a PE whose ``time_done`` exceeds the tick has missed its deadline. The
@@ -55,10 +59,12 @@ __all__ = [
     "PHASES",
     "PHASE_INDEX",
     "PROFILE_GROUPS",
+    "DeadlineReport",
     "LayerTimingInfo",
     "Profile",
     "build_profile",
     "cost_matrix",
+    "deadline_report",
     "dram_cycles_per_byte",
     "noc_tail_cycles",
     "phase_cycles",
@@ -66,6 +72,7 @@ __all__ = [
     "schedule",
     "step_offsets",
     "tick_durations",
+    "tick_work_seconds",
     "timer_ticks",
 ]
 
@@ -218,7 +225,7 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
         m[PHASE_INDEX[phase], OP_INDEX[op]] = value
 
     weight = _weight_walk_cycles(info.weight_format, costs)
-    put("overhead", "steps", costs.step_overhead_cycles)
+    put("overhead", "steps", costs.fixed_step_cycles)
     put("overhead", "words_cleared", costs.clear_word_cycles)
     put("dram_input", "dma_transfers", costs.dma_setup_cycles)
     put(
@@ -349,26 +356,23 @@ def schedule(
     return start, finish
 
 
-def tick_durations(
+def tick_work_seconds(
     layer_cycles: np.ndarray,
     layer_tails: np.ndarray,
     *,
-    tick_us: float,
     clock_hz: float,
     pipelined: bool,
 ) -> np.ndarray:
-    """Seconds each tick lasts when the chip runs one step per tick.
+    """Seconds of work each tick holds when the chip runs one step per tick.
 
-    A tick lasts ``tick_us``, or longer when its work overruns (the PEs then start the next
-    tick's work when they are done; the overrun is flagged as a missed deadline). Sequential:
-    tick ``t`` holds every layer of token ``t``, one after another. Pipelined: tick ``k``
-    holds layer ``l`` working on token ``k - l`` (``T + L - 1`` ticks in all).
+    Sequential: tick ``t`` holds every layer of token ``t``, one after another. Pipelined:
+    tick ``k`` holds layer ``l`` working on token ``k - l`` (``T + L - 1`` ticks in all).
 
     Args:
         layer_cycles, layer_tails: ``(T, L)`` slowest-PE cycles and NoC tails.
 
     Returns:
-        ``(ticks,)`` durations in seconds.
+        ``(ticks,)`` seconds of work.
     """
     busy = np.asarray(layer_cycles, dtype=np.float64) + np.asarray(layer_tails, dtype=np.float64)
     steps, layers = busy.shape
@@ -380,7 +384,83 @@ def tick_durations(
             work[layer : layer + steps] = np.maximum(work[layer : layer + steps], busy[:, layer])
     else:
         work = busy.sum(axis=1)
-    return np.maximum(work / clock_hz, tick_us * 1e-6)
+    return work / clock_hz
+
+
+def tick_durations(
+    layer_cycles: np.ndarray,
+    layer_tails: np.ndarray,
+    *,
+    tick_us: float,
+    clock_hz: float,
+    pipelined: bool,
+) -> np.ndarray:
+    """Seconds each tick lasts in the timer-driven mode: ``tick_us``, or the tick's work when
+    it overruns (the PEs start the next tick's work when they are done; every overrun is a
+    missed deadline, counted in the profile and reported by :func:`deadline_report`, never
+    silent). See :func:`tick_work_seconds`.
+
+    Returns:
+        ``(ticks,)`` durations in seconds.
+    """
+    work = tick_work_seconds(layer_cycles, layer_tails, clock_hz=clock_hz, pipelined=pipelined)
+    return np.maximum(work, tick_us * 1e-6)
+
+
+@dataclass(frozen=True)
+class DeadlineReport:
+    """How a timer-driven run kept its ticks.
+
+    Attributes:
+        tick_us: the tick period. ticks: ticks run.
+        missed_ticks: ticks whose work ran past the period.
+        worst_work_us: the longest tick's work.
+        shortest_tick_us: the shortest period every tick's work fits (the worst work rounded
+            up to a whole microsecond, the resolution of the chip's timer).
+    """
+
+    tick_us: float
+    ticks: int
+    missed_ticks: int
+    worst_work_us: float
+    shortest_tick_us: float
+
+    @property
+    def ok(self) -> bool:
+        return self.missed_ticks == 0
+
+    def message(self) -> str:
+        """One line: the misses and the tick that would fit."""
+        return (
+            f"a tick of {self.tick_us:g} us is shorter than a step's work: {self.missed_ticks} "
+            f"of {self.ticks} ticks missed their deadline (the longest step takes "
+            f"{self.worst_work_us:.1f} us); use a tick of at least {self.shortest_tick_us:g} us, "
+            "or run as fast as possible (no tick)"
+        )
+
+
+def deadline_report(profile: Profile) -> DeadlineReport:
+    """The deadlines of a timer-driven run (``profile.tick_us`` set).
+
+    Raises:
+        ValueError: the run had no tick (as fast as possible: no deadlines).
+    """
+    if profile.tick_us is None:
+        raise ValueError("a run without a tick (as fast as possible) has no deadlines")
+    work = tick_work_seconds(
+        profile.layer_cycles,
+        profile.layer_tails,
+        clock_hz=profile.clock_hz,
+        pipelined=profile.pipelined,
+    )
+    worst = float(work.max(initial=0.0)) * 1e6
+    return DeadlineReport(
+        tick_us=float(profile.tick_us),
+        ticks=int(work.size),
+        missed_ticks=int(np.count_nonzero(work * 1e6 > profile.tick_us)),
+        worst_work_us=worst,
+        shortest_tick_us=float(np.ceil(worst - 1e-9)),
+    )
 
 
 def timer_ticks(
