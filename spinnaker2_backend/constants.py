@@ -332,6 +332,10 @@ class CycleCosts:
             clock cycles, 8. [C] (per-hop latency unknown, S2-chip).
         chip_link_cycles: latency of a packet per chip-to-chip link hop, 300 (2 us at
             150 MHz). [C] (link latency unknown, S2-chip).
+        chip_link_packet_cycles: time one 64-bit packet occupies a chip-to-chip link (its
+            serialisation), 5 PE cycles at 150 MHz (33 ns: about 2 Gbit/s). [C] (link
+            bandwidth unknown, S2-chip). A step's events that cross one link queue on it:
+            the layer's NoC tail is at least the busiest link's packets times this.
         list_append_cycles: one entry written to the compact received-event list (receive
             policy ``event-list``): store the source index and the value, bump the count,
             compare it with the capacity, and the entry's share of the counting-sort pass that
@@ -392,6 +396,7 @@ class CycleCosts:
     dma_bytes_per_cycle: float = 4.0  # [C]
     noc_hop_cycles: float = 8.0  # [C]
     chip_link_cycles: float = 300.0  # [C]
+    chip_link_packet_cycles: float = 5.0  # [C]: link bandwidth unknown (S2-chip)
     readout_mac_cycles: float = 5.0  # [C]
     list_append_cycles: float = 8.0  # [C] from M4-TRM [B]
     merge_step_cycles: float = 3.0  # [C] from M4-TRM [B]

@@ -156,6 +156,9 @@ class LayerTimingInfo:
         readout_readers: PEs that stream readout weights from DRAM in the same step.
         max_noc_hops: ``(P,)`` most NoC hops of a packet each PE sends.
         max_chip_hops: ``(P,)`` most chip-to-chip hops of a packet each PE sends.
+        link_incidence: ``(links, P)`` 1 where an event of PE ``p`` crosses chip link
+            ``k`` (its multicast tree, :attr:`~spinnaker2_backend.mapping.routing.
+            SliceRoute.link_edges`), or None (no link serialisation modelled).
     """
 
     layer: int
@@ -165,6 +168,7 @@ class LayerTimingInfo:
     readout_readers: int
     max_noc_hops: np.ndarray
     max_chip_hops: np.ndarray
+    link_incidence: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_noc_hops", "max_chip_hops"):
@@ -288,13 +292,20 @@ def noc_tail_cycles(events: np.ndarray, info: LayerTimingInfo, *, costs: CycleCo
 
     Returns:
         ``(...)`` cycles: ``max over sending PEs of (max_noc_hops * noc_hop_cycles +
-        max_chip_hops * chip_link_cycles)``; 0 when no PE sent.
+        max_chip_hops * chip_link_cycles)``, or, when the layer's events queue on a chip
+        link (``info.link_incidence``), the busiest link's packets times
+        ``chip_link_packet_cycles`` if that is longer; 0 when no PE sent.
     """
     latency = info.max_noc_hops * costs.noc_hop_cycles + info.max_chip_hops * costs.chip_link_cycles
-    sending = np.asarray(events) > 0
+    events = np.asarray(events, dtype=np.float64)
+    sending = events > 0
     if latency.size == 0:
         return np.zeros(sending.shape[:-1])
-    return np.max(np.where(sending, latency, 0.0), axis=-1)
+    tail = np.max(np.where(sending, latency, 0.0), axis=-1)
+    if info.link_incidence is not None and np.size(info.link_incidence):
+        load = events @ np.asarray(info.link_incidence, dtype=np.float64).T  # (..., links)
+        tail = np.maximum(tail, load.max(axis=-1) * costs.chip_link_packet_cycles)
+    return tail
 
 
 def step_offsets(

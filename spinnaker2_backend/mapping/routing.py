@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from spinnaker2_backend.mapping.base import FitAdvice, MappingError, PESlice
 from spinnaker2_backend.mapping.placement import Placement
 
@@ -24,6 +26,7 @@ __all__ = [
     "SliceRoute",
     "aligned_blocks",
     "chip_path",
+    "link_incidence",
     "link_loads",
     "route_slices",
 ]
@@ -372,6 +375,19 @@ def link_loads(routing: RoutingResult, events: dict[int, float]) -> dict[tuple[i
             for edge in routing.routes[pe].link_edges:
                 loads[edge] = loads.get(edge, 0.0) + float(count)
     return loads
+
+
+def link_incidence(routing: RoutingResult, pes) -> tuple[list[tuple[int, str]], np.ndarray]:
+    """The chip links the trees of ``pes`` use, and ``(links, len(pes))`` with 1 where an
+    event of that PE crosses that link (:func:`link_loads` as a matrix, for the time
+    model's link serialisation)."""
+    edges = sorted({e for pe in pes for e in routing.routes[int(pe)].link_edges})
+    index = {e: k for k, e in enumerate(edges)}
+    matrix = np.zeros((len(edges), len(pes)))
+    for j, pe in enumerate(pes):
+        for e in routing.routes[int(pe)].link_edges:
+            matrix[index[e], j] = 1.0
+    return edges, matrix
 
 
 def _chip_routes(machine, source_chip: int, targets, paths: dict) -> dict[int, tuple]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from spinnaker2_backend import ChipSpec, map_network
+from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.machine import Machine
-from spinnaker2_backend.mapping.routing import link_loads
+from spinnaker2_backend.mapping.routing import link_incidence, link_loads
 from spinnaker2_backend.synthetic import synthetic_network
+from spinnaker2_backend.timing import LayerTimingInfo, noc_tail_cycles
 
 
 def _two_chips():
@@ -44,3 +49,28 @@ def test_link_loads_follow_the_trees():
     # PEs 0 and 1 (layer 0) and PE 2 (layer 1, chip 0) all cross east once per event
     assert loads == {(0, "E"): 3 + 2 + 4, (1, "W"): 1}
     assert link_loads(m.routes, {}) == {}
+
+
+def test_a_flooded_link_shows_in_the_tail():
+    m = _two_chips()
+    pes = [s.pe for s in m.layers[1].slices]  # layer 1: PEs 2..13
+    edges, incidence = link_incidence(m.routes, pes)
+    assert edges == [(0, "E"), (1, "W")]
+    assert incidence.sum(axis=1).tolist() == [6, 6]  # six PEs on each side cross over
+    info = LayerTimingInfo(
+        layer=1,
+        weight_format="dense",
+        num_pes=len(pes),
+        dram_readers=0,
+        readout_readers=0,
+        max_noc_hops=np.ones(len(pes)),
+        max_chip_hops=np.ones(len(pes)),
+        link_incidence=incidence,
+    )
+    costs = CycleCosts(noc_hop_cycles=8.0, chip_link_cycles=300.0, chip_link_packet_cycles=5.0)
+    few = np.zeros(len(pes))
+    few[0] = 1  # one event: the latency, 8 + 300
+    assert noc_tail_cycles(few, info, costs=costs) == pytest.approx(308.0)
+    many = np.zeros(len(pes))
+    many[:6] = 20  # 120 events of chip 0 queue on its east link: 120 x 5 cycles
+    assert noc_tail_cycles(many, info, costs=costs) == pytest.approx(600.0)
