@@ -281,26 +281,7 @@ def route_slices(placement: Placement) -> RoutingResult:
             for (chip, qpe), ds in sorted(grouped.items())
         ]
         for s in layer:
-            targets = []
-            for chip, qpe, ds, mask, pes in groups:
-                if chip == s.chip and qpe == s.qpe and any(d.pe == s.pe for d in ds):
-                    mask ^= 1 << s.pe_in_qpe
-                    pes = tuple(p for p in pes if p != s.pe)
-                    if not pes:
-                        continue
-                pair = (s.chip, chip)
-                if pair not in chip_hops:
-                    chip_hops[pair] = machine.chip_hops(*pair)
-                targets.append(
-                    MulticastTarget(
-                        chip=chip,
-                        qpe=qpe,
-                        pe_mask=mask,
-                        pes=pes,
-                        noc_hops=machine.qpe_hops(s.qpe, qpe),
-                        chip_hops=chip_hops[pair],
-                    )
-                )
+            targets = _targets(machine, s, groups, chip_hops)
             routes[s.pe] = SliceRoute(
                 source=s,
                 key=s.key_offset,
@@ -353,6 +334,31 @@ def route_slices(placement: Placement) -> RoutingResult:
                 ],
             )
     return result
+
+
+def _targets(machine, s: PESlice, groups, chip_hops: dict) -> list[MulticastTarget]:
+    """One :class:`MulticastTarget` per destination QPE of ``s`` (itself left out)."""
+    targets = []
+    for chip, qpe, ds, mask, pes in groups:
+        if chip == s.chip and qpe == s.qpe and any(d.pe == s.pe for d in ds):
+            mask ^= 1 << s.pe_in_qpe
+            pes = tuple(p for p in pes if p != s.pe)
+            if not pes:
+                continue
+        pair = (s.chip, chip)
+        if pair not in chip_hops:
+            chip_hops[pair] = machine.chip_hops(*pair)
+        targets.append(
+            MulticastTarget(
+                chip=chip,
+                qpe=qpe,
+                pe_mask=mask,
+                pes=pes,
+                noc_hops=machine.qpe_hops(s.qpe, qpe),
+                chip_hops=chip_hops[pair],
+            )
+        )
+    return targets
 
 
 def _tree_edges(machine, source_chip: int, targets, paths: dict) -> tuple[tuple[int, str], ...]:
