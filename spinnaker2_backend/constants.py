@@ -370,6 +370,15 @@ class CycleCosts:
             M4-TRM [B]. The bit test itself is part of the fitted walk.
         rank_word_cycles: building one entry of the rank directory per step (popcount of a
             bitmap word by byte-table look-ups, add, store), 12. [C] from M4-TRM [B].
+        weight_load_cycles: the part of a stored weight's walk that loads its value and
+            column index (LDR 2 + LDR 1 pipelined), 3. M4-TRM [B]. With a batch and
+            ``batch_shares_weight_loads``, a weight is loaded once per step and applied to
+            every sample (the weight loop outside the sample loop); otherwise every sample
+            walks the weights again (the step function called once per sample).
+        batch_shares_weight_loads: the program's loop order for a batch, False (samples
+            outside: nothing is shared but the fixed per-step work). [C]: the published
+            program's batch loop is not described; the paper says its time "scales linearly
+            with batch size" (S2-EGRU [A]).
         extent_load_cycles: one more row extent read when CSR rows are split by sender block
             (receive design ``dma-pull``), 2. [C] from M4-TRM [B].
         event_quantise_cycles: one input value quantised to int8 for the MAC array
@@ -410,6 +419,8 @@ class CycleCosts:
     bitmap_hit_cycles: float = 14.0  # [C] from M4-TRM [B]
     rank_word_cycles: float = 12.0  # [C] from M4-TRM [B]
     extent_load_cycles: float = 2.0  # [C] from M4-TRM [B]
+    weight_load_cycles: float = 3.0  # M4-TRM [B]: LDR value + LDR index (pipelined)
+    batch_shares_weight_loads: bool = False  # [C]: the batch loop is not published
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():

@@ -162,6 +162,7 @@ class LayerTimingInfo:
         readout_readers: PEs that stream readout weights from DRAM in the same step.
         max_noc_hops: ``(P,)`` most NoC hops of a packet each PE sends.
         max_chip_hops: ``(P,)`` most chip-to-chip hops of a packet each PE sends.
+        batch_size: samples each PE processes per step (the counts hold all of them).
         link_incidence: ``(links, P)`` 1 where an event of PE ``p`` crosses chip link
             ``k`` (its multicast tree, :attr:`~spinnaker2_backend.mapping.routing.
             SliceRoute.link_edges`), or None (no link serialisation modelled).
@@ -175,6 +176,7 @@ class LayerTimingInfo:
     max_noc_hops: np.ndarray
     max_chip_hops: np.ndarray
     link_incidence: np.ndarray | None = None
+    batch_size: int = 1
 
     def __post_init__(self) -> None:
         for name in ("max_noc_hops", "max_chip_hops"):
@@ -235,6 +237,9 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
         m[PHASE_INDEX[phase], OP_INDEX[op]] = value
 
     weight = _weight_walk_cycles(info.weight_format, costs)
+    if costs.batch_shares_weight_loads and info.batch_size > 1 and weight > 0:
+        # counts hold every sample's weights: the loads are paid once per step
+        weight -= costs.weight_load_cycles * (1.0 - 1.0 / info.batch_size)
     put("overhead", "steps", costs.fixed_step_cycles)
     put("overhead", "words_cleared", costs.clear_word_cycles)
     put("dram_input", "dma_transfers", costs.dma_setup_cycles)

@@ -79,3 +79,29 @@ def test_a_tick_shorter_than_the_work_reports_the_misses(setting):
     assert f"at least {report.shortest_tick_us:g} us" in report.message()
     fits = run_mapping(mapping, xs, tick_us=report.shortest_tick_us)
     assert deadline_report(fits.profile).ok
+
+
+def test_a_batch_shares_the_weight_loads_only_when_the_program_loops_weights_outside():
+    from spinnaker2_backend.constants import ChipSpec
+    from spinnaker2_backend.timing import OP_INDEX, PHASE_INDEX, LayerTimingInfo, cost_matrix
+
+    def per_weight(batch: int, shared: bool) -> float:
+        info = LayerTimingInfo(
+            layer=0,
+            weight_format="csr",
+            num_pes=1,
+            dram_readers=0,
+            readout_readers=0,
+            max_noc_hops=np.zeros(1),
+            max_chip_hops=np.zeros(1),
+            batch_size=batch,
+        )
+        costs = CycleCosts(batch_shares_weight_loads=shared)
+        m = cost_matrix(info, costs=costs, spec=ChipSpec())
+        return m[PHASE_INDEX["recurrent_product"], OP_INDEX["recurrent_weights"]]
+
+    c = CycleCosts()
+    walk = c.csr_nonzero_cycles + c.mac_cycles
+    assert per_weight(1, True) == per_weight(4, False) == pytest.approx(walk)
+    # 4 samples: the value and index loads (3 cycles) once per weight, not 4 times
+    assert 4 * per_weight(4, True) == pytest.approx(4 * walk - 3 * c.weight_load_cycles)
