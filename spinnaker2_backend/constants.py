@@ -367,7 +367,8 @@ class CycleCosts:
             ``bitmap16``): the value's rank (the bitmap word's 16-bit running count plus a
             popcount of the masked word by byte-table look-ups, the M4 has no popcount
             instruction), the ``LDRH`` of the binary16 value and its ``VCVTB``; 14. [C] from
-            M4-TRM [B]. The bit test itself is part of the fitted walk.
+            M4-TRM [B]. The bit test itself is part of the fitted walk. With float32 values
+            (``bitmap32``) the ``VCVTB`` (``half_convert_cycles``) is not needed.
         rank_word_cycles: building one entry of the rank directory per step (popcount of a
             bitmap word by byte-table look-ups, add, store), 12. [C] from M4-TRM [B].
         weight_load_cycles: the part of a stored weight's walk that loads its value and

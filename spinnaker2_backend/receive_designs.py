@@ -31,6 +31,8 @@ weights on the fullest PE. The candidates (:data:`RECEIVE_DESIGNS`):
     The CSR walk tests the source's bit for every stored weight (part of the fitted walk);
     only a set bit costs the MAC, the rank lookup and the value load
     (``bitmap_hit_cycles``).
+``bitmap32``
+    the same with float32 values (``capacity`` words): the chip's numbers stay float32.
 ``dma-pull``
     nothing is sent: each PE keeps its own ``y`` and, before each product, DMA-reads every
     sender's block of ``y`` into a double buffer (2 x the largest block). The CSR rows must
@@ -71,10 +73,11 @@ RECEIVE_DESIGNS: tuple[str, ...] = (
     "event-list",
     "event-list16",
     "bitmap16",
+    "bitmap32",
     "dma-pull",
 )
 #: The designs whose size depends on a capacity (the most events of one product).
-CAPPED_DESIGNS: tuple[str, ...] = ("event-list", "event-list16", "bitmap16")
+CAPPED_DESIGNS: tuple[str, ...] = ("event-list", "event-list16", "bitmap16", "bitmap32")
 
 
 def _words(nbytes: int, word: int) -> int:
@@ -129,11 +132,12 @@ def receive_items(
         out.append(
             (f"event list ({capacity} x 16-bit index + binary16, count)", word * (capacity + 1))
         )
-    elif design == "bitmap16":
+    elif design in ("bitmap16", "bitmap32"):
         bitmap = _words(max(i, h), 32)
         out.append((f"bitmap ({max(i, h)} sources)", word * bitmap))
         out.append(("rank directory (16 bits per bitmap word)", word * _words(2 * bitmap, word)))
-        out.append((f"values ({capacity} x binary16)", word * _words(2 * capacity, word)))
+        size, kind = (2, "binary16") if design == "bitmap16" else (4, "float32")
+        out.append((f"values ({capacity} x {kind})", word * _words(size * capacity, word)))
     else:  # dma-pull
         out.append((f"staging buffers (2 x {block_units} float32)", word * 2 * block_units))
     return out
@@ -209,10 +213,11 @@ def _layer_extra_cycles(design, ops, hits, info, costs: CycleCosts, capacity: in
             + entries * costs.list_append_cycles
             + merge * costs.merge_step_cycles
         )
-    if design == "bitmap16":
+    if design in ("bitmap16", "bitmap32"):
         words = bitmap_words + -(-bitmap_words // 2)
+        convert = costs.half_convert_cycles if design == "bitmap32" else 0.0
         return (
-            hits * (costs.mac_cycles + costs.bitmap_hit_cycles)
+            hits * (costs.mac_cycles + costs.bitmap_hit_cycles - convert)
             + entries * costs.list_append_cycles
             + words * costs.clear_word_cycles
             + bitmap_words * costs.rank_word_cycles

@@ -28,6 +28,7 @@ from spinnaker2_backend.receive_designs import (
         ("bitmap16", True, 4 * 2 + 4 * 1 + 4 * 4),
         # DMA target 40 floats; 24 sources: 1 bitmap word, 1 rank word (half used), 4 words
         ("bitmap16", False, 4 * 40 + 4 + 4 + 16),
+        ("bitmap32", True, 4 * 2 + 4 * 1 + 4 * 7),  # float32 values: 7 words
         ("dma-pull", True, 4 * 2 * 5),
     ],
 )
