@@ -145,6 +145,9 @@ OPS: tuple[str, ...] = (
     "recurrent_rescaled_rows",  # the same for weight_hh
     "input_quantised",  # mac-int8: input values quantised to int8
     "recurrent_quantised",  # mac-int8: the layer's own events quantised to int8
+    "input_hits",  # bitmap16: stored weight_ih entries whose source fired (a MAC each)
+    "recurrent_hits",  # bitmap16: the same for weight_hh
+    "rank_words",  # bitmap16: rank-directory entries built per step
 )
 OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OPS)}
 
@@ -163,6 +166,9 @@ class LayerTimingInfo:
         max_noc_hops: ``(P,)`` most NoC hops of a packet each PE sends.
         max_chip_hops: ``(P,)`` most chip-to-chip hops of a packet each PE sends.
         batch_size: samples each PE processes per step (the counts hold all of them).
+        receive_policy: how the PEs keep received events; with ``bitmap16`` a stored weight
+            walked costs its walk only (the bit test included) and a weight whose source
+            fired (``*_hits``) the MAC plus ``bitmap_hit_cycles``.
         link_incidence: ``(links, P)`` 1 where an event of PE ``p`` crosses chip link
             ``k`` (its multicast tree, :attr:`~spinnaker2_backend.mapping.routing.
             SliceRoute.link_edges`), or None (no link serialisation modelled).
@@ -177,6 +183,7 @@ class LayerTimingInfo:
     max_chip_hops: np.ndarray
     link_incidence: np.ndarray | None = None
     batch_size: int = 1
+    receive_policy: str = "dense"
 
     def __post_init__(self) -> None:
         for name in ("max_noc_hops", "max_chip_hops"):
@@ -254,6 +261,12 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
     put("recurrent_product", "recurrent_merge_steps", costs.merge_step_cycles)
     put("input_product", "input_rows", costs.csr_row_cycles)
     put("input_product", "input_events", costs.event_column_cycles)
+    if info.receive_policy == "bitmap16" and info.weight_format == "csr":
+        weight -= costs.mac_cycles  # only a weight whose source fired is multiplied
+        hit = costs.mac_cycles + costs.bitmap_hit_cycles
+        put("input_product", "input_hits", hit)
+        put("recurrent_product", "recurrent_hits", hit)
+        put("receive", "rank_words", costs.rank_word_cycles)
     put("input_product", "input_weights", weight)
     put("recurrent_product", "recurrent_rows", costs.csr_row_cycles)
     put("recurrent_product", "recurrent_events", costs.event_column_cycles)
