@@ -103,7 +103,7 @@ def sensitivity(
     lm_run: Run,
     dvs_run_for: Callable[[str, int], Run],
     lm_run_at_activity: Callable[[float], Run] | None = None,
-    dvs_policies: tuple[str, ...] = ("dense", "reused", "event-list", "bitmap16"),
+    dvs_policies: tuple[str, ...] = ("dense", "reused", "event-list"),
     activities: tuple[float, ...] = (0.15, 0.30),
     costs: CycleCosts | None = None,
     energy: EnergyCosts | None = None,

@@ -60,6 +60,7 @@ __all__ = [
     "TRAINED_LM_ACTIVITY",
     "ActivityError",
     "activity_workload",
+    "published_receive",
     "tune_thresholds",
     "SyntheticPreset",
     "magnitude_prune",
@@ -87,6 +88,11 @@ TRAINED_LM_ACTIVITY = 0.20
 ACTIVITY_TOLERANCE = 0.005
 #: Steps of the tuning workload: one 70-token sequence, the published time unit.
 ACTIVITY_WORKLOAD_STEPS = 70
+
+
+#: Head room of the published receive design's capacity over the stand-in's recorded peak
+#: (other inputs than the tuning workload fire a little differently). [C]
+RECEIVE_MARGIN = 0.10
 
 
 class ActivityError(ValueError):
@@ -489,6 +495,26 @@ def tune_thresholds(
     )
     metadata["synthetic"] = synthetic
     return replace(artifact, layers=layers, metadata=metadata)
+
+
+def published_receive(
+    artifact: DeploymentArtifact, weight_format: str, input_source: str = "dram"
+) -> tuple[str, list[int] | None]:
+    """``(receive policy, capacity per layer)`` of the published deployment for this network.
+
+    The ``paper-lm`` stand-in with CSR weights fed from DRAM gets the design that reproduces
+    Table I (``bitmap16``), each layer's capacity the most events of one product in one
+    step of its tuning workload (its own ``y`` or its input layer's) plus
+    :data:`RECEIVE_MARGIN`; every other network ``("dense", None)``.
+    """
+    meta = artifact.metadata.get("synthetic", {}) if artifact.metadata else {}
+    peaks = meta.get("peak_events")
+    if meta.get("preset") != "paper-lm" or weight_format != "csr" or input_source != "dram":
+        return "dense", None
+    if not peaks or len(peaks) != artifact.num_layers:
+        return "dense", None
+    need = [max(p, peaks[i - 1] if i else 0) for i, p in enumerate(peaks)]
+    return "bitmap16", [int(np.ceil(n * (1.0 + RECEIVE_MARGIN))) for n in need]
 
 
 def quantize_network(
