@@ -431,9 +431,7 @@ def validate(*, study: bool = True) -> ValidationResult:
     dvs_run = _dvs_run(DVS_RECEIVE_POLICY, DVS_FRAMES_PER_SAMPLE)
     dvs_report = dvs_run.report()
     rows = _lm_rows(lm, lm_report) + _dvs_rows(dvs_run, dvs_report)
-    policies = tuple(
-        p for p in ("dense", "reused", "event-list") if p in RECEIVE_POLICIES
-    )
+    policies = tuple(p for p in ("dense", "reused", "event-list") if p in RECEIVE_POLICIES)
     runs = {(DVS_RECEIVE_POLICY, DVS_FRAMES_PER_SAMPLE): dvs_run}
 
     def dvs_run_for(policy: str, frames: int):
