@@ -282,11 +282,12 @@ class CycleCosts:
 
     Attributes (source, tag):
         csr_nonzero_cycles: one stored non-zero walked by the CSR row kernel, everything but
-            the multiply-accumulate: load the value and its column index, load ``x[col]``,
-            advance and loop. **calibrated** to 170.25 ms per 70-token sequence of the
-            published LM at 150 MHz (S2-EGRU [A] anchor; the value is [C]) on the published
-            mapping (50 PEs per layer, receive policy event-list): 8.06, i.e. 11.06
-            cycles per stored weight with the MAC.
+            the multiply-accumulate: load the value and its column index, load ``x[col]``
+            (``bitmap16``: test the source's bit), advance and loop. **calibrated** to
+            170.25 ms per 70-token sequence of the published LM at 150 MHz (S2-EGRU [A]
+            anchor; the value is [C]) on the published mapping (50 PEs per layer, receive
+            policy bitmap16, the stand-in firing 20 % per layer): 6.15; a weight whose source
+            fired adds the MAC and ``bitmap_hit_cycles``.
         mac_cycles: one float32 multiply-accumulate (VFMA.F32), 3. M4-TRM [B].
         csr_row_cycles: one CSR row: load the two row extents, clear the accumulator, add
             the bias, store the gate pre-activation; about 10 instructions. [C].
@@ -387,7 +388,7 @@ class CycleCosts:
             (1), SSAT (1), STRB into the operand vector (2); 6. [C] from M4-TRM [B].
     """
 
-    csr_nonzero_cycles: float = 8.06  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
+    csr_nonzero_cycles: float = 6.15  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
     mac_cycles: float = 3.0  # M4-TRM [B]: VFMA.F32
     csr_row_cycles: float = 10.0  # [C]
     event_nonzero_extra_cycles: float = 2.0  # [C] from M4-TRM [B]
@@ -497,7 +498,7 @@ class EnergyCosts:
         dram_byte_energy_j: one byte read from or written to the LPDDR4 DRAM, 40 pJ. [C].
     """
 
-    static_power_w: float = 0.3165  # calibrated [C] to the S2-EGRU [A] anchor
+    static_power_w: float = 0.3166  # calibrated [C] to the S2-EGRU [A] anchor
     pe_leakage_power_w: float = 1.0e-4  # [C]
     pe_cycle_energy_j: float = 6.7e-12  # [C]
     level_voltages_v: tuple[tuple[int, float], ...] = (
