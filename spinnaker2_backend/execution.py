@@ -13,12 +13,9 @@ silent stretch. Both modes pay the fixed per-step costs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from spinnaker2_backend.timing import Profile
 
 __all__ = ["DeadlineReport", "deadline_report", "tick_durations", "tick_work_seconds"]
 
@@ -106,8 +103,9 @@ class DeadlineReport:
         )
 
 
-def deadline_report(profile: Profile) -> DeadlineReport:
-    """The deadlines of a timer-driven run (``profile.tick_us`` set).
+def deadline_report(profile: Any) -> DeadlineReport:
+    """The deadlines of a timer-driven run (a :class:`~spinnaker2_backend.timing.Profile`
+    with ``tick_us`` set).
 
     Raises:
         ValueError: the run had no tick (as fast as possible: no deadlines).

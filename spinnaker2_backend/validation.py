@@ -48,9 +48,6 @@ from typing import Any
 import numpy as np
 
 from spinnaker2_backend.calibration import (
-    CALIBRATION_BALANCE,
-    CALIBRATION_PES_PER_LAYER,
-    CALIBRATION_RECEIVE_POLICY,
     calibration_artifact,
     calibration_inputs,
     calibration_mapping,
@@ -63,6 +60,13 @@ from spinnaker2_backend.results import (
     PUBLISHED_SPINNAKER2,
     PUBLISHED_TABLE_I_BYTES,
     SEQUENCE_TOKENS,
+)
+from spinnaker2_backend.validation_report import (
+    VALIDATE_COMMAND,
+    VALIDATE_RUN_COMMAND,
+    _fmt,
+    context,
+    markdown,
 )
 
 __all__ = [
@@ -81,17 +85,6 @@ __all__ = [
     "validate",
 ]
 
-#: The command that regenerates ``docs/fidelity.md`` and its JSON.
-VALIDATE_COMMAND = (
-    "python -m spinnaker2_backend validate --markdown docs/fidelity.md --json docs/fidelity.json"
-)
-#: The ``run`` command that maps and runs the LM deployment ``validate`` checks.
-VALIDATE_RUN_COMMAND = (
-    "python -m spinnaker2_backend run --synthetic paper-lm --sparsity 0.95 "
-    f"--pes-per-layer {','.join(map(str, CALIBRATION_PES_PER_LAYER))} "
-    f"--balance {CALIBRATION_BALANCE} --receive-policy {CALIBRATION_RECEIVE_POLICY} "
-    "--receive-capacity auto --steps 70"
-)
 #: Roles of a row (module docstring); only ``held out`` rows are validation.
 ROLES: tuple[str, ...] = ("fitted", "chosen to match", "derived", "held out", "given")
 #: Relative error a row of each role may show: fitted rows match up to the rounding of the
@@ -193,8 +186,6 @@ class ValidationResult:
 
     def markdown(self) -> str:
         """The tables and their context as a markdown page (``docs/fidelity.md``)."""
-        from spinnaker2_backend.validation_report import markdown
-
         return markdown(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,18 +207,6 @@ class ValidationResult:
 
     def to_json(self, *, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)
-
-
-def _fmt(value: float, unit: str) -> str:
-    if unit == "PEs":
-        return f"{value:.0f} PEs"
-    if unit == "KB":
-        return f"{value:.1f} KB"
-    if unit == "ms":
-        return f"{value:.2f} ms"
-    if unit == "J":
-        return f"{value:.4f} J"
-    return f"{value:.3f} {unit}"
 
 
 def _json_default(value: Any) -> Any:
@@ -421,7 +400,6 @@ def validate(*, study: bool = True) -> ValidationResult:
     sensitivity table, the DVS batch predictions and (``study``) the receive designs."""
     from spinnaker2_backend.mapping.base import RECEIVE_POLICIES
     from spinnaker2_backend.sensitivity import sensitivity
-    from spinnaker2_backend.validation_report import context
 
     artifact = calibration_artifact()
     tokens = calibration_inputs(artifact)

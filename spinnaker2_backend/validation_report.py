@@ -9,9 +9,26 @@ from typing import Any
 
 import numpy as np
 
+from spinnaker2_backend.calibration import (
+    CALIBRATION_BALANCE,
+    CALIBRATION_PES_PER_LAYER,
+    CALIBRATION_RECEIVE_POLICY,
+)
 from spinnaker2_backend.results import DVS_FRAMES_PER_SAMPLE, PUBLISHED_DVS_SPINNAKER2
 
-__all__ = ["context", "markdown"]
+__all__ = ["VALIDATE_COMMAND", "VALIDATE_RUN_COMMAND", "context", "markdown"]
+
+#: The command that regenerates ``docs/fidelity.md`` and its JSON.
+VALIDATE_COMMAND = (
+    "python -m spinnaker2_backend validate --markdown docs/fidelity.md --json docs/fidelity.json"
+)
+#: The ``run`` command that maps and runs the LM deployment ``validate`` checks.
+VALIDATE_RUN_COMMAND = (
+    "python -m spinnaker2_backend run --synthetic paper-lm --sparsity 0.95 "
+    f"--pes-per-layer {','.join(map(str, CALIBRATION_PES_PER_LAYER))} "
+    f"--balance {CALIBRATION_BALANCE} --receive-policy {CALIBRATION_RECEIVE_POLICY} "
+    "--receive-capacity auto --steps 70"
+)
 
 _ROLE_TEXT = (
     "Each published figure beside the model's, the relative error, and its role: **fitted** "
@@ -28,9 +45,15 @@ _ROLE_TEXT = (
 
 
 def _fmt(value: float, unit: str) -> str:
-    from spinnaker2_backend.validation import _fmt as fmt
-
-    return fmt(value, unit)
+    if unit == "PEs":
+        return f"{value:.0f} PEs"
+    if unit == "KB":
+        return f"{value:.1f} KB"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    if unit == "J":
+        return f"{value:.4f} J"
+    return f"{value:.3f} {unit}"
 
 
 def _main_table(result) -> list[str]:
@@ -206,8 +229,6 @@ def _disagreements(result) -> list[str]:
 
 def markdown(result) -> str:
     """The page: main table, sensitivity, batches, receive designs, what ran."""
-    from spinnaker2_backend.validation import VALIDATE_COMMAND, VALIDATE_RUN_COMMAND
-
     out = [
         "# Fidelity: the simulated chip beside the published measurements",
         "",
