@@ -282,11 +282,12 @@ class CycleCosts:
 
     Attributes (source, tag):
         csr_nonzero_cycles: one stored non-zero walked by the CSR row kernel, everything but
-            the multiply-accumulate: load the value and its column index, load ``x[col]``,
-            advance and loop. **calibrated** to 170.25 ms per 70-token sequence of the
-            published LM at 150 MHz (S2-EGRU [A] anchor; the value is [C]) on the published
-            mapping (50 PEs per layer, receive policy event-list): 8.06, i.e. 11.06
-            cycles per stored weight with the MAC.
+            the multiply-accumulate: load the value and its column index, load ``x[col]``
+            (``bitmap16``: test the source's bit), advance and loop. **calibrated** to
+            170.25 ms per 70-token sequence of the published LM at 150 MHz (S2-EGRU [A]
+            anchor; the value is [C]) on the published mapping (50 PEs per layer, receive
+            policy bitmap16, the stand-in firing 20 % per layer): 6.15; a weight whose source
+            fired adds the MAC and ``bitmap_hit_cycles``.
         mac_cycles: one float32 multiply-accumulate (VFMA.F32), 3. M4-TRM [B].
         csr_row_cycles: one CSR row: load the two row extents, clear the accumulator, add
             the bias, store the gate pre-activation; about 10 instructions. [C].
@@ -313,8 +314,16 @@ class CycleCosts:
         clear_word_cycles: clearing one word of a dense input vector each step (the csr and
             dense kernels read ``x`` and ``y_{t-1}`` as dense vectors that must be zeroed
             where no event arrived; the event kernel resets its event list instead), 1. [C].
-        step_overhead_cycles: fixed per PE and step: tick interrupt, the profiling timer
-            reads, swapping event buffers, loop set-up of the phases; 400. [C].
+        tick_interrupt_cycles: the systick interrupt that starts a step (12-cycle entry and
+            12-cycle exit, M4-TRM [B], and a handler that reads the tick count and flags the
+            step), 60. [C] from M4-TRM [B]. Paid in both execution modes (as fast as
+            possible, the step's start is signalled the same way).
+        host_wait_cycles: waiting per step for the host to hand over inputs, 0: the
+            published deployment streams its inputs from DRAM (S2-EGRU [A]). [C].
+        sync_cycles: a barrier between PEs per step, 0: py-spinnaker2 apps have no barrier
+            beyond the tick (S2-chip [A]); the wait for the last packet is the NoC tail.
+        step_overhead_cycles: fixed per PE and step besides the three above: the profiling
+            timer reads, swapping event buffers, loop set-up of the phases; 340. [C].
         dma_setup_cycles: one DMA transfer from DRAM: program the descriptor and take the
             completion interrupt, 200. [C].
         dma_bytes_per_cycle: most bytes one PE's DMA moves per PE clock cycle (one 32-bit
@@ -324,6 +333,10 @@ class CycleCosts:
             clock cycles, 8. [C] (per-hop latency unknown, S2-chip).
         chip_link_cycles: latency of a packet per chip-to-chip link hop, 300 (2 us at
             150 MHz). [C] (link latency unknown, S2-chip).
+        chip_link_packet_cycles: time one 64-bit packet occupies a chip-to-chip link (its
+            serialisation), 5 PE cycles at 150 MHz (33 ns: about 2 Gbit/s). [C] (link
+            bandwidth unknown, S2-chip). A step's events that cross one link queue on it:
+            the layer's NoC tail is at least the busiest link's packets times this.
         list_append_cycles: one entry written to the compact received-event list (receive
             policy ``event-list``): store the source index and the value, bump the count,
             compare it with the capacity, and the entry's share of the counting-sort pass that
@@ -349,12 +362,33 @@ class CycleCosts:
         mac_row_readout_cycles: one output row read back from the MAC array: LDR of the int32
             accumulator (2), VMOV (1), VCVT.F32.S32 (1), VMUL.F32 by ``s_row * s_x`` (1), a
             load of that combined scale (2) and the store (1); 8. [C] from M4-TRM [B].
+        half_convert_cycles: one binary16 received value widened to float32 before its MAC
+            (``VCVTB.F32.F16``, receive designs that keep 16 bits per source), 1. M4-TRM [B].
+        bitmap_hit_cycles: one stored weight whose source's bit is set (receive design
+            ``bitmap16``): the value's rank (the bitmap word's 16-bit running count plus a
+            popcount of the masked word by byte-table look-ups, the M4 has no popcount
+            instruction), the ``LDRH`` of the binary16 value and its ``VCVTB``; 14. [C] from
+            M4-TRM [B]. The bit test itself is part of the fitted walk. With float32 values
+            (``bitmap32``) the ``VCVTB`` (``half_convert_cycles``) is not needed.
+        rank_word_cycles: building one entry of the rank directory per step (popcount of a
+            bitmap word by byte-table look-ups, add, store), 12. [C] from M4-TRM [B].
+        weight_load_cycles: the part of a stored weight's walk that loads its value and
+            column index (LDR 2 + LDR 1 pipelined), 3. M4-TRM [B]. With a batch and
+            ``batch_shares_weight_loads``, a weight is loaded once per step and applied to
+            every sample (the weight loop outside the sample loop); otherwise every sample
+            walks the weights again (the step function called once per sample).
+        batch_shares_weight_loads: the program's loop order for a batch, False (samples
+            outside: nothing is shared but the fixed per-step work). [C]: the published
+            program's batch loop is not described; the paper says its time "scales linearly
+            with batch size" (S2-EGRU [A]).
+        extent_load_cycles: one more row extent read when CSR rows are split by sender block
+            (receive design ``dma-pull``), 2. [C] from M4-TRM [B].
         event_quantise_cycles: one input value quantised to int8 for the MAC array
             (``clip(rint(x / s_x))``): VMUL.F32 by ``1 / s_x`` (1), VCVTR.S32.F32 (1), VMOV
             (1), SSAT (1), STRB into the operand vector (2); 6. [C] from M4-TRM [B].
     """
 
-    csr_nonzero_cycles: float = 8.06  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
+    csr_nonzero_cycles: float = 6.15  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
     mac_cycles: float = 3.0  # M4-TRM [B]: VFMA.F32
     csr_row_cycles: float = 10.0  # [C]
     event_nonzero_extra_cycles: float = 2.0  # [C] from M4-TRM [B]
@@ -365,11 +399,15 @@ class CycleCosts:
     packet_send_cycles: float = 16.0  # [C]
     packet_receive_cycles: float = 40.0  # [C] (interrupt entry/exit M4-TRM [B])
     clear_word_cycles: float = 1.0  # [C]
-    step_overhead_cycles: float = 400.0  # [C]
+    tick_interrupt_cycles: float = 60.0  # [C] from M4-TRM [B]
+    host_wait_cycles: float = 0.0  # [C]: inputs stream from DRAM (S2-EGRU [A])
+    sync_cycles: float = 0.0  # S2-chip [A]: no barrier beyond the tick
+    step_overhead_cycles: float = 340.0  # [C]
     dma_setup_cycles: float = 200.0  # [C]
     dma_bytes_per_cycle: float = 4.0  # [C]
     noc_hop_cycles: float = 8.0  # [C]
     chip_link_cycles: float = 300.0  # [C]
+    chip_link_packet_cycles: float = 5.0  # [C]: link bandwidth unknown (S2-chip)
     readout_mac_cycles: float = 5.0  # [C]
     list_append_cycles: float = 8.0  # [C] from M4-TRM [B]
     merge_step_cycles: float = 3.0  # [C] from M4-TRM [B]
@@ -379,6 +417,12 @@ class CycleCosts:
     mac_setup_cycles: float = 60.0  # [C]
     mac_row_readout_cycles: float = 8.0  # [C] from M4-TRM [B]
     event_quantise_cycles: float = 6.0  # [C] from M4-TRM [B]
+    half_convert_cycles: float = 1.0  # M4-TRM [B]: VCVTB.F32.F16
+    bitmap_hit_cycles: float = 14.0  # [C] from M4-TRM [B]
+    rank_word_cycles: float = 12.0  # [C] from M4-TRM [B]
+    extent_load_cycles: float = 2.0  # [C] from M4-TRM [B]
+    weight_load_cycles: float = 3.0  # M4-TRM [B]: LDR value + LDR index (pipelined)
+    batch_shares_weight_loads: bool = False  # [C]: the batch loop is not published
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
@@ -395,6 +439,16 @@ class CycleCosts:
             )
 
     @property
+    def fixed_step_cycles(self) -> float:
+        """Fixed cycles per PE and step: tick interrupt, host wait, barrier, set-up."""
+        return (
+            self.tick_interrupt_cycles
+            + self.host_wait_cycles
+            + self.sync_cycles
+            + self.step_overhead_cycles
+        )
+
+    @property
     def event_nonzero_cycles(self) -> float:
         """Walk cost per non-zero of the event kernel (MAC excluded)."""
         return self.csr_nonzero_cycles + self.event_nonzero_extra_cycles
@@ -409,40 +463,48 @@ class CycleCosts:
 class EnergyCosts:
     """Power and energy figures of the simulated chip (:mod:`spinnaker2_backend.energy`).
 
-    ``E = P_static(level) * T_wall + sum_PE P_active(level) * T_busy
-    + E_packet * packets + E_hop * packet-hops + E_link * chip-link hops
-    + E_dram * DRAM bytes``. No per-operation energies of SpiNNaker2 are public (S2-chip):
-    every figure here is [C] except what the calibration ties to the measured 0.0653 J /
-    0.39 W (S2-EGRU [A]).
+    A performance level is a PE clock with its supply voltage ``V`` (``level_voltages_v``).
+    The model follows CMOS physics::
 
-    DVFS: the PE clock level sets the supply voltage (``level_voltages_v``); active (dynamic)
-    power scales as ``f * V**2`` and static power as ``(V / V_150) ** static_voltage_exponent``.
+        E = P_chip * T_wall * chips                       chip baseline, not per PE level
+          + P_leak(V) * PEs powered * T_wall               every PE leaks, busy or idle
+          + E_cycle(V) * busy PE cycles                    dynamic, ~ C V^2 per cycle
+          + E_packet * packets + E_hop * hops + E_link * chip-link hops + E_dram * bytes
+
+    with ``P_leak(V) = pe_leakage_power_w * V / V_base`` (leakage ~ V at a given threshold
+    voltage) and ``E_cycle(V) = pe_cycle_energy_j * (V / V_base)^2``. A faster level
+    shortens the busy part only: at a fixed wall time (timer-driven runs) it always costs
+    more; run as fast as possible it saves baseline and leakage time and can cost less
+    (:meth:`~spinnaker2_backend.energy.EnergyEstimate.terms` says which term does it).
+    No per-operation energies of SpiNNaker2 are public (S2-chip): every figure is [C] or
+    [B] except what the calibration ties to the measured 0.0653 J / 0.39 W (S2-EGRU [A]).
 
     Attributes (source, tag):
-        static_power_w: whole-chip power when idle at the 150 MHz level (leakage, clocks,
-            DRAM refresh, I/O, the management core). **calibrated** so that the published
-            LM run takes 0.0653 J (0.39 W), S2-EGRU [A] anchor; value [C]: 0.332 W.
-            The same 0.39 W with 150 and 128 busy PEs (S2-EGRU) says static power
-            dominates.
-        pe_active_power_w: dynamic power of one PE while busy at 150 MHz (core, SRAM, exp
-            accelerator); 1 mW (about 7 pJ per cycle). [C].
-        level_voltages_v: supply voltage per PE clock level in Hz: 0.50 V at 150 MHz,
-            0.60 V at 300 MHz. [C] (SpiNNaker2 has two performance levels, S2-chip [A];
-            their voltages are not in our sources).
-        static_voltage_exponent: static power ~ ``V ** 2``. [C].
+        static_power_w: whole-chip power that does not depend on the PEs' level (DRAM
+            refresh and interface, chip I/O, the management core, clock distribution),
+            W per chip. **calibrated** so that the published LM run takes 0.0653 J, S2-EGRU
+            [A] anchor; value [C]. The same 0.39 W with 150 and 128 busy PEs (S2-EGRU) says
+            this part dominates.
+        pe_leakage_power_w: leakage of one PE at the base level (0.50 V), 0.1 mW. [C].
+        pe_cycle_energy_j: dynamic energy of one busy PE cycle at the base level (core,
+            SRAM, exp accelerator), 6.7 pJ (1 mW at 150 MHz). [C].
+        level_voltages_v: supply per PE clock level: about 0.50 V at 150 MHz and 0.80 V at
+            300 MHz. [B] (secondary sources citing the chip papers, S2-chip: 22FDX with
+            adaptive body biasing, near-threshold operation down to 0.5 V).
         packet_energy_j: one packet through the source and destination routers, 10 pJ. [C].
         packet_hop_energy_j: one 64-bit packet (key + payload) over one QPE hop, 5 pJ. [C].
-        chip_link_energy_j: one packet over one chip-to-chip link, 320 pJ (5 pJ/bit). [C].
+        chip_link_energy_j: one 64-bit packet over one chip-to-chip link, 320 pJ (5 pJ per
+            bit, a typical figure for a short off-chip serial link). [C].
         dram_byte_energy_j: one byte read from or written to the LPDDR4 DRAM, 40 pJ. [C].
     """
 
-    static_power_w: float = 0.332  # calibrated [C] to the S2-EGRU [A] anchor
-    pe_active_power_w: float = 1.0e-3  # [C]
+    static_power_w: float = 0.3166  # calibrated [C] to the S2-EGRU [A] anchor
+    pe_leakage_power_w: float = 1.0e-4  # [C]
+    pe_cycle_energy_j: float = 6.7e-12  # [C]
     level_voltages_v: tuple[tuple[int, float], ...] = (
-        (150_000_000, 0.50),  # [C]
-        (300_000_000, 0.60),  # [C]
+        (150_000_000, 0.50),  # [B] secondary sources citing the chip papers
+        (300_000_000, 0.80),  # [B] secondary sources citing the chip papers
     )
-    static_voltage_exponent: float = 2.0  # [C]
     packet_energy_j: float = 10e-12  # [C]
     packet_hop_energy_j: float = 5e-12  # [C]
     chip_link_energy_j: float = 320e-12  # [C]
@@ -451,8 +513,8 @@ class EnergyCosts:
     def __post_init__(self) -> None:
         for name in (
             "static_power_w",
-            "pe_active_power_w",
-            "static_voltage_exponent",
+            "pe_leakage_power_w",
+            "pe_cycle_energy_j",
             "packet_energy_j",
             "packet_hop_energy_j",
             "chip_link_energy_j",
@@ -466,29 +528,45 @@ class EnergyCosts:
                 "EnergyCosts.level_voltages_v must list (clock_hz, volts > 0) pairs, got "
                 f"{self.level_voltages_v!r}"
             )
+        ordered = sorted(self.level_voltages_v)
+        if any(b[1] < a[1] for a, b in zip(ordered, ordered[1:])):
+            raise ValueError(
+                "EnergyCosts.level_voltages_v: a faster level needs at least the voltage of "
+                f"a slower one, got {self.level_voltages_v!r}"
+            )
 
     @property
     def base_clock_hz(self) -> int:
-        """The level the power figures are given for (the slowest level, 150 MHz)."""
+        """The level the per-PE figures are given for (the slowest level, 150 MHz)."""
         return min(hz for hz, _ in self.level_voltages_v)
 
     def voltage(self, clock_hz: float) -> float:
-        """Supply voltage of the level running at ``clock_hz``."""
+        """Supply voltage of the level running at ``clock_hz``.
+
+        Raises:
+            ValueError: no such performance level (names the known ones).
+        """
         for hz, volts in self.level_voltages_v:
             if hz == int(round(clock_hz)):
                 return volts
         levels = ", ".join(f"{hz / 1e6:g}" for hz, _ in self.level_voltages_v)
         raise ValueError(
-            f"no supply voltage known for a {clock_hz / 1e6:g} MHz PE clock; known levels: "
-            f"{levels} MHz (add one with EnergyCosts(level_voltages_v=...))"
+            f"unknown performance level: no supply voltage known for a {clock_hz / 1e6:g} MHz "
+            f"PE clock; known levels: {levels} MHz (add one with EnergyCosts(level_voltages_v="
+            "...))"
         )
 
-    def static_power_at(self, clock_hz: float) -> float:
-        """Static (idle) chip power at a clock level, W."""
-        ratio = self.voltage(clock_hz) / self.voltage(self.base_clock_hz)
-        return self.static_power_w * ratio**self.static_voltage_exponent
+    def _ratio(self, clock_hz: float) -> float:
+        return self.voltage(clock_hz) / self.voltage(self.base_clock_hz)
+
+    def leakage_power_at(self, clock_hz: float) -> float:
+        """Leakage of one PE at a level, W (``~ V``)."""
+        return self.pe_leakage_power_w * self._ratio(clock_hz)
+
+    def cycle_energy_at(self, clock_hz: float) -> float:
+        """Dynamic energy of one busy PE cycle at a level, J (``~ C V^2``)."""
+        return self.pe_cycle_energy_j * self._ratio(clock_hz) ** 2
 
     def pe_active_power_at(self, clock_hz: float) -> float:
-        """Dynamic power of one busy PE at a clock level, W (``~ f V^2``)."""
-        ratio_v = self.voltage(clock_hz) / self.voltage(self.base_clock_hz)
-        return self.pe_active_power_w * (clock_hz / self.base_clock_hz) * ratio_v**2
+        """Dynamic power of one busy PE at a level, W (``E_cycle(V) * f``)."""
+        return self.cycle_energy_at(clock_hz) * clock_hz

@@ -130,9 +130,9 @@ def layer_routes(mapping: Mapping, layer: int, slices: Sequence[PESlice]) -> Lay
             per_event[0, i] += 1
             per_event[1, i] += target.chip_hops > 0
             per_event[2, i] += target.noc_hops
-            per_event[3, i] += target.chip_hops
             max_noc[i] = max(max_noc[i], target.noc_hops)
             max_chip[i] = max(max_chip[i], target.chip_hops)
+        per_event[3, i] = routes[s.pe].chip_hops_per_event  # along the multicast tree
         _receivers(targets, index_of_pe, receive_own[i])
     receive_in = prev_slice_of_unit = None
     if layer > 0:

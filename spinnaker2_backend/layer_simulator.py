@@ -26,7 +26,10 @@ from spinnaker2_backend.kernels import (
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import LayerRoutes, layer_routes, static_operation_counts
 from spinnaker2_backend.mapping import Mapping
+from spinnaker2_backend.mapping.base import CAPPED_RECEIVE_POLICIES as CAPPED
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
+from spinnaker2_backend.mapping.routing import link_incidence
+from spinnaker2_backend.receive_bitmap import BitmapReceive
 from spinnaker2_backend.results import LayerCounters
 from spinnaker2_backend.timing import (
     OP_INDEX,
@@ -181,7 +184,7 @@ class LayerSimulator:
 
         # ---- static per-PE operation counts ---------------------------------------------
         self._input_by_packets = self.layer > 0 or mapping.input_source != "dram"
-        self._uses_list = self.receive_policy in ("event-list", "accumulate")
+        self._uses_list = self.receive_policy in ("event-list", "accumulate", "bitmap16")
         self._rows = 3 * units
         self._dram_input = self.layer == 0 and mapping.input_source == "dram"
         self._host_input = self.layer == 0 and not self._dram_input
@@ -199,6 +202,11 @@ class LayerSimulator:
             int8=self._int8,
         )
 
+        self._bitmap = None
+        if self.receive_policy == "bitmap16":  # hits, appends, bitmap zeroing, rank directory
+            self._bitmap = BitmapReceive(pe_weights, input_size=self.input_size,
+                hidden_size=self.hidden_size, input_by_packets=self._input_by_packets)  # fmt: skip
+            self._bitmap.static_ops(self._static_ops, _I)
         # ---- routes: packets per event, receivers, hops ----------------------------------
         routes = layer_routes(mapping, self.layer, self.slices)
         self._per_event, self._receive_own = routes.per_event, routes.receive_own
@@ -229,6 +237,9 @@ class LayerSimulator:
             readout_readers=self.num_pes if self.readout_on_chip else 0,
             max_noc_hops=routes.max_noc,
             max_chip_hops=routes.max_chip,
+            link_incidence=link_incidence(self.mapping.routes, self.pes)[1],
+            batch_size=self.batch_size,
+            receive_policy=self.receive_policy,
         )
         self._cost = cost_matrix(self.timing_info, costs=self.costs, spec=self.spec)
         self._tail_latency = (
@@ -371,7 +382,7 @@ class LayerSimulator:
         ``(v with the dropped events zeroed, kept, dropped)``. Other policies keep all."""
         active = np.flatnonzero(v)
         n = int(active.size)
-        if self.receive_policy != "event-list" or n <= self.receive_capacity:
+        if self.receive_policy not in CAPPED or n <= self.receive_capacity:
             return v, n, 0
         dropped = n - self.receive_capacity
         if self.on_overflow == "raise":
@@ -393,7 +404,7 @@ class LayerSimulator:
         if self.receive_policy == "event-list":
             ops[_I["list_entries"]] = in_list + n_rec
         ops[_I["events_dropped"]] = dropped
-        if not self._uses_list or fmt in ("event", "event-int8", "mac-int8"):
+        if not self._uses_list or self._bitmap or fmt in ("event", "event-int8", "mac-int8"):
             return
         rows = self._rows
         if fmt in ("csr", "csr-int8"):  # every stored weight is walked; rows merge with the list
@@ -530,14 +541,14 @@ class LayerSimulator:
         if self.batch_size == 1 and self._int8 is None:  # int8 products: int8_layer below
             n_in, n_rec = int(np.count_nonzero(x)), int(np.count_nonzero(self._y))
             cap = self.receive_capacity
-            if self.receive_policy != "event-list" or (
+            if self.receive_policy not in CAPPED or (
                 n_rec <= cap and (n_in <= cap or not self._input_by_packets)
             ):  # every event is kept: the compiled path
                 return self._step_compiled(x, n_in, n_rec)
         batched = self.batch_size > 1
         xs = x if batched else x[None, :]
         ys_prev = self._y if batched else self._y[None, :]
-        gis, ghs = [], []
+        gis, ghs, kept = [], [], []
         n_in = n_rec = dropped = 0.0
         active_in: list[np.ndarray] = []
         active_rec: list[np.ndarray] = []
@@ -547,6 +558,7 @@ class LayerSimulator:
             else:
                 kept_in, drop_in = int(np.count_nonzero(xb)), 0
             yb, kept_rec, drop_rec = self._keep_received(yb, "recurrent")
+            kept.append((xb, yb))
             n_in += kept_in
             n_rec += kept_rec
             dropped += drop_in + drop_rec
@@ -568,6 +580,8 @@ class LayerSimulator:
             self._trace = trace.astype(self.dtype, copy=False)
         self._c, self._y = c, y
         ops = self._count_ops(xs, np.atleast_2d(o), active_in, active_rec, n_in, n_rec, dropped)
+        if self._bitmap is not None:
+            self._bitmap.step_ops(ops, _I, *(np.stack(v) for v in zip(*kept)))
         return self._account(y, ops)
 
     def _step_compiled(self, x: np.ndarray, n_in: int, n_rec: int) -> LayerStepResult:
@@ -575,8 +589,11 @@ class LayerSimulator:
         the two products; an ``event-list`` that would overflow takes the general path):
         products, point-wise update and counts in the compiled kernels, the same numbers
         as the general path."""
-        ops = self._kernel_step(x, self._y)
+        y_prev = self._y
+        ops = self._kernel_step(x, y_prev)
         self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
+        if self._bitmap is not None:
+            self._bitmap.step_ops(ops, _I, x[None], y_prev[None])
         if self.readout_on_chip:
             self._readout_ops(ops)
         return self._account(self._y, ops)
@@ -639,7 +656,7 @@ class LayerSimulator:
         busy = phase_cycles.sum(axis=0)
         layer_cycles = float(busy.max()) if busy.size else 0.0
         # latencies are >= 0: the largest of the PEs that sent, 0 when none did
-        tail = float(np.max(self._tail_latency * (ops[_I["events"]] > 0), initial=0.0))
+        tail = float(noc_tail_cycles(ops[_I["events"]], self.timing_info, costs=self.costs))
         done_us = busy * self._us_per_cycle
         counters = self.counters
         if self.tick_us is not None:

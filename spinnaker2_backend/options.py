@@ -141,18 +141,22 @@ def add_mapping_arguments(parser: argparse.ArgumentParser, *, weight_format: str
     group.add_argument(
         "--receive-policy",
         choices=RECEIVE_POLICIES,
-        default="dense",
-        help="how a PE keeps the events it receives: dense (a float32 vector per input, "
-        "default), reused (one vector for both products), event-list (a compact list with "
-        "a capacity; reproduces the published memory table), accumulate (multiplied in on "
-        "arrival; --weight-format event)",
+        default=None,
+        help="how a PE keeps the events it receives: dense (a float32 vector per input), "
+        "reused (one vector for both products), event-list (a compact list with a "
+        "capacity), bitmap16 (a bit per source and the binary16 values of those that "
+        "fired, with a capacity: reproduces the published memory table at a trained LM's "
+        "activity; CSR), accumulate (multiplied in on arrival; --weight-format event). "
+        "Default: bitmap16 sized from the stand-in's activity for --synthetic paper-lm with "
+        "CSR weights (the published deployment), dense otherwise",
     )
     group.add_argument(
         "--receive-capacity",
         type=receive_capacity,
         metavar="N[,N...]|auto",
-        help="entries of the event list, for every layer or per layer (default: every "
-        "source, never overflows); `run` also takes auto: sized from the run's own recorded "
+        help="entries of the event list or bitmap, for every layer or per layer (default: "
+        "every source, never overflows; the stand-in's recorded peak plus 10 %% for "
+        "--synthetic paper-lm); `run` also takes auto: sized from the run's own recorded "
         "activity",
     )
     group.add_argument(
@@ -184,7 +188,7 @@ MAPPING_DEFAULTS: dict[str, Any] = {
     "record_steps": 0,
     "input_source": "dram",
     "balance": "bytes",
-    "receive_policy": "dense",
+    "receive_policy": None,
     "receive_capacity": None,
     "batch_size": 1,
     "chips": 1,
@@ -226,6 +230,7 @@ def mapping_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     spec = ChipSpec().with_clock_mhz(args.clock_mhz)
     kwargs = {"machine": Machine(chips=args.chips, spec=spec)}
     kwargs.update((name, getattr(args, name)) for name in _MAP_NETWORK_OPTIONS)
+    kwargs["receive_policy"] = args.receive_policy or "dense"  # cli: the published design
     if args.receive_capacity == "auto":  # sized by `run` from a recorded run; until then:
         kwargs["receive_capacity"] = None  # every source
     return kwargs
@@ -301,6 +306,27 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--seed", type=int, default=0, help="random seed of the synthetic network (default 0)"
     )
+    group.add_argument(
+        "--activity",
+        type=activity_list,
+        metavar="A[,A...]",
+        help="fraction of units a synthetic network fires per step, for every layer or per "
+        "layer, 0 < A < 1 (thresholds tuned to it; default: paper-lm 0.2, a trained LM's; "
+        "paper-dvs its drawn thresholds)",
+    )
+
+
+def activity_list(text: str) -> float | list[float]:
+    """``argparse`` type of ``--activity``: ``A`` or ``A,A,...``, every ``0 < A < 1``."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"give fractions like 0.2 or 0.25,0.2,0.15, not {text!r}"
+        ) from None
+    if not all(0.0 < v < 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"every activity must lie in (0, 1), got {text!r}")
+    return values[0] if len(values) == 1 else values
 
 
 def check_network_arguments(args: argparse.Namespace) -> None:
@@ -311,6 +337,8 @@ def check_network_arguments(args: argparse.Namespace) -> None:
         raise UserError("give a deployment artifact (ARTIFACT) or --synthetic paper-lm|paper-dvs")
     if args.sparsity is not None and not args.synthetic:
         raise UserError("--sparsity applies to --synthetic networks only")
+    if getattr(args, "activity", None) is not None and not args.synthetic:
+        raise UserError("--activity applies to --synthetic networks only")
 
 
 def load_network(args: argparse.Namespace):
@@ -319,9 +347,17 @@ def load_network(args: argparse.Namespace):
 
     check_network_arguments(args)
     if args.synthetic:
-        from spinnaker2_backend.synthetic import synthetic_network
+        from spinnaker2_backend.synthetic import ActivityError, synthetic_network
 
-        net = synthetic_network(args.synthetic, sparsity=args.sparsity, seed=args.seed)
+        try:
+            net = synthetic_network(
+                args.synthetic,
+                sparsity=args.sparsity,
+                seed=args.seed,
+                activity=getattr(args, "activity", None),
+            )
+        except ActivityError as err:
+            raise UserError(str(err)) from None
         fmt = getattr(args, "weight_format", "csr")
         if fmt in QUANTIZED_WEIGHT_FORMATS:  # int8 formats: quantise the synthetic network
             from spinnaker2_backend.synthetic import quantize_for_format

@@ -28,7 +28,11 @@ another per token (as published) or pipelined (layer ``l`` works on token ``t`` 
     pipelined:   start[l, t] = max(finish[l-1, t] + tail[l-1, t], finish[l, t-1] + tail[l, t-1])
     finish[l, t] = start[l, t] + max_pe cycles[l, t, pe]
 
-With a tick duration (``tick_us``) the chip runs one step per tick: each PE's ``time_done``
+Two execution modes: **as fast as possible** (no tick: each step starts when the previous
+one ends) and **timer-driven** (a tick duration ``tick_us``, as py-spinnaker2 runs its apps
+on a systick: each step starts on a tick and the PE idles until the next one). Both pay the
+fixed per-step costs (``CycleCosts.fixed_step_cycles``: tick interrupt, host wait, barrier,
+set-up). With a tick duration the chip runs one step per tick: each PE's ``time_done``
 is measured from its tick's start (sequential: after the layers before it in the same tick;
 pipelined: every layer starts at the tick, working on the token its input layer produced in
 the tick before), and a PE whose ``time_done`` exceeds the tick has missed its deadline. The
@@ -48,6 +52,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spinnaker2_backend.constants import ChipSpec, CycleCosts
+from spinnaker2_backend.execution import (
+    DeadlineReport,
+    deadline_report,
+    tick_durations,
+    tick_work_seconds,
+)
 
 __all__ = [
     "OPS",
@@ -55,10 +65,12 @@ __all__ = [
     "PHASES",
     "PHASE_INDEX",
     "PROFILE_GROUPS",
+    "DeadlineReport",
     "LayerTimingInfo",
     "Profile",
     "build_profile",
     "cost_matrix",
+    "deadline_report",
     "dram_cycles_per_byte",
     "noc_tail_cycles",
     "phase_cycles",
@@ -66,6 +78,7 @@ __all__ = [
     "schedule",
     "step_offsets",
     "tick_durations",
+    "tick_work_seconds",
     "timer_ticks",
 ]
 
@@ -132,6 +145,9 @@ OPS: tuple[str, ...] = (
     "recurrent_rescaled_rows",  # the same for weight_hh
     "input_quantised",  # mac-int8: input values quantised to int8
     "recurrent_quantised",  # mac-int8: the layer's own events quantised to int8
+    "input_hits",  # bitmap16: stored weight_ih entries whose source fired (a MAC each)
+    "recurrent_hits",  # bitmap16: the same for weight_hh
+    "rank_words",  # bitmap16: rank-directory entries built per step
 )
 OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OPS)}
 
@@ -149,6 +165,13 @@ class LayerTimingInfo:
         readout_readers: PEs that stream readout weights from DRAM in the same step.
         max_noc_hops: ``(P,)`` most NoC hops of a packet each PE sends.
         max_chip_hops: ``(P,)`` most chip-to-chip hops of a packet each PE sends.
+        batch_size: samples each PE processes per step (the counts hold all of them).
+        receive_policy: how the PEs keep received events; with ``bitmap16`` a stored weight
+            walked costs its walk only (the bit test included) and a weight whose source
+            fired (``*_hits``) the MAC plus ``bitmap_hit_cycles``.
+        link_incidence: ``(links, P)`` 1 where an event of PE ``p`` crosses chip link
+            ``k`` (its multicast tree, :attr:`~spinnaker2_backend.mapping.routing.
+            SliceRoute.link_edges`), or None (no link serialisation modelled).
     """
 
     layer: int
@@ -158,6 +181,9 @@ class LayerTimingInfo:
     readout_readers: int
     max_noc_hops: np.ndarray
     max_chip_hops: np.ndarray
+    link_incidence: np.ndarray | None = None
+    batch_size: int = 1
+    receive_policy: str = "dense"
 
     def __post_init__(self) -> None:
         for name in ("max_noc_hops", "max_chip_hops"):
@@ -218,7 +244,10 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
         m[PHASE_INDEX[phase], OP_INDEX[op]] = value
 
     weight = _weight_walk_cycles(info.weight_format, costs)
-    put("overhead", "steps", costs.step_overhead_cycles)
+    if costs.batch_shares_weight_loads and info.batch_size > 1 and weight > 0:
+        # counts hold every sample's weights: the loads are paid once per step
+        weight -= costs.weight_load_cycles * (1.0 - 1.0 / info.batch_size)
+    put("overhead", "steps", costs.fixed_step_cycles)
     put("overhead", "words_cleared", costs.clear_word_cycles)
     put("dram_input", "dma_transfers", costs.dma_setup_cycles)
     put(
@@ -232,6 +261,12 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
     put("recurrent_product", "recurrent_merge_steps", costs.merge_step_cycles)
     put("input_product", "input_rows", costs.csr_row_cycles)
     put("input_product", "input_events", costs.event_column_cycles)
+    if info.receive_policy == "bitmap16" and info.weight_format == "csr":
+        weight -= costs.mac_cycles  # only a weight whose source fired is multiplied
+        hit = costs.mac_cycles + costs.bitmap_hit_cycles
+        put("input_product", "input_hits", hit)
+        put("recurrent_product", "recurrent_hits", hit)
+        put("receive", "rank_words", costs.rank_word_cycles)
     put("input_product", "input_weights", weight)
     put("recurrent_product", "recurrent_rows", costs.csr_row_cycles)
     put("recurrent_product", "recurrent_events", costs.event_column_cycles)
@@ -281,13 +316,20 @@ def noc_tail_cycles(events: np.ndarray, info: LayerTimingInfo, *, costs: CycleCo
 
     Returns:
         ``(...)`` cycles: ``max over sending PEs of (max_noc_hops * noc_hop_cycles +
-        max_chip_hops * chip_link_cycles)``; 0 when no PE sent.
+        max_chip_hops * chip_link_cycles)``, or, when the layer's events queue on a chip
+        link (``info.link_incidence``), the busiest link's packets times
+        ``chip_link_packet_cycles`` if that is longer; 0 when no PE sent.
     """
     latency = info.max_noc_hops * costs.noc_hop_cycles + info.max_chip_hops * costs.chip_link_cycles
-    sending = np.asarray(events) > 0
+    events = np.asarray(events, dtype=np.float64)
+    sending = events > 0
     if latency.size == 0:
         return np.zeros(sending.shape[:-1])
-    return np.max(np.where(sending, latency, 0.0), axis=-1)
+    tail = np.max(np.where(sending, latency, 0.0), axis=-1)
+    if info.link_incidence is not None and np.size(info.link_incidence):
+        load = events @ np.asarray(info.link_incidence, dtype=np.float64).T  # (..., links)
+        tail = np.maximum(tail, load.max(axis=-1) * costs.chip_link_packet_cycles)
+    return tail
 
 
 def step_offsets(
@@ -347,40 +389,6 @@ def schedule(
             ready[layer] = finish[t, layer] + tail[t, layer]
             upstream = ready[layer]
     return start, finish
-
-
-def tick_durations(
-    layer_cycles: np.ndarray,
-    layer_tails: np.ndarray,
-    *,
-    tick_us: float,
-    clock_hz: float,
-    pipelined: bool,
-) -> np.ndarray:
-    """Seconds each tick lasts when the chip runs one step per tick.
-
-    A tick lasts ``tick_us``, or longer when its work overruns (the PEs then start the next
-    tick's work when they are done; the overrun is flagged as a missed deadline). Sequential:
-    tick ``t`` holds every layer of token ``t``, one after another. Pipelined: tick ``k``
-    holds layer ``l`` working on token ``k - l`` (``T + L - 1`` ticks in all).
-
-    Args:
-        layer_cycles, layer_tails: ``(T, L)`` slowest-PE cycles and NoC tails.
-
-    Returns:
-        ``(ticks,)`` durations in seconds.
-    """
-    busy = np.asarray(layer_cycles, dtype=np.float64) + np.asarray(layer_tails, dtype=np.float64)
-    steps, layers = busy.shape
-    if steps == 0:
-        return np.zeros(0)
-    if pipelined:
-        work = np.zeros(steps + layers - 1)
-        for layer in range(layers):
-            work[layer : layer + steps] = np.maximum(work[layer : layer + steps], busy[:, layer])
-    else:
-        work = busy.sum(axis=1)
-    return np.maximum(work / clock_hz, tick_us * 1e-6)
 
 
 def timer_ticks(

@@ -51,7 +51,9 @@ INPUT_SOURCES: tuple[str, ...] = ("dram", "host")
 #:                 products; events beyond the capacity are dropped and counted, or raise;
 #: ``accumulate``  no buffer: each event is multiplied into the gate accumulators when it
 #:                 arrives (needs ``weight_format="event"``, the column of the source).
-RECEIVE_POLICIES: tuple[str, ...] = ("dense", "reused", "event-list", "accumulate")
+RECEIVE_POLICIES: tuple[str, ...] = ("dense", "reused", "event-list", "bitmap16", "accumulate")
+#: The receive policies that hold a given number of events (``receive_capacity``).
+CAPPED_RECEIVE_POLICIES: tuple[str, ...] = ("event-list", "bitmap16")
 
 #: What a full ``event-list`` does with one more event: ``raise`` (default) a
 #: :class:`ReceiveOverflowError`, or ``drop`` it and count it (``events_dropped``).
@@ -161,6 +163,11 @@ def check_receive_policy(receive_policy: str, weight_format: str) -> None:
         raise MappingError(
             f"unknown receive policy {receive_policy!r}; choose one of "
             f"{', '.join(RECEIVE_POLICIES)}"
+        )
+    if receive_policy == "bitmap16" and weight_format != "csr":
+        raise MappingError(
+            "receive policy 'bitmap16' tests a source's bit while walking CSR rows: use "
+            f"weight_format='csr' (got {weight_format!r}) or another receive policy"
         )
     if receive_policy == "accumulate" and weight_format != "event":
         raise MappingError(

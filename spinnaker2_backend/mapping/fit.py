@@ -3,7 +3,9 @@
 :func:`check_fit` returns a :class:`FitCheck`, or raises :class:`MappingError` naming the
 PE, the region, bytes needed vs available, where the overflow reaches, and what to change
 (more PEs / ``max_units_per_pe`` with the number that fits, more pruning with the sparsity
-that fits, another weight format with its bytes, fewer recorded steps, a smaller batch);
+that fits, another weight format with its bytes, another receive policy or a smaller
+receive capacity with the capacity that fits, a split balanced by bytes at the same PE
+count, fewer recorded steps, a smaller batch);
 the error's ``advice`` holds the same as :class:`~spinnaker2_backend.mapping.base.FitAdvice`
 items. More chips do not appear: a PE's memory does not grow with the machine (the
 placement names the chips needed when more PEs do not fit the machine).
@@ -12,11 +14,16 @@ placement names the chips needed when more PEs do not fit the machine).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spinnaker2_backend.mapping.base import FitAdvice, MappingError
+from spinnaker2_backend.mapping.base import (
+    RECEIVE_POLICIES,
+    FitAdvice,
+    MappingError,
+    check_receive_policy,
+)
 from spinnaker2_backend.mapping.memory import LayerMemoryModel, MemoryLayout
 from spinnaker2_backend.mapping.placement import Placement
 
@@ -43,6 +50,88 @@ class FitCheck:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+#: Receive policies whose buffers hold a given number of events (``receive_capacity``).
+CAPPED_POLICIES: tuple[str, ...] = tuple(
+    p for p in ("event-list", "bitmap16") if p in RECEIVE_POLICIES
+)
+
+
+def _largest_capacity(model: LayerMemoryModel, layout: MemoryLayout, policy: str) -> int:
+    """The most event entries of ``policy`` with which the PE fits (0: none fits), up to
+    every source of the layer (bytes grow with the capacity: bisection)."""
+    a, b = layout.unit_start, layout.unit_stop
+
+    def fits(capacity: int) -> bool:
+        alt = replace(model, receive_policy=policy, receive_capacity=capacity)
+        return alt.data_bytes(a, b) <= layout.data_capacity
+
+    low, high = 0, max(model.hidden_size, model.input_size if model.input_by_packets else 0)
+    if fits(high):
+        return high
+    if not fits(low):
+        return 0
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
+
+
+def _receive_advice(layout: MemoryLayout, model: LayerMemoryModel) -> list[FitAdvice]:
+    """Other receive policies, and smaller capacities, with which this PE fits."""
+    tips: list[FitAdvice] = []
+    a, b = layout.unit_start, layout.unit_stop
+    for policy in RECEIVE_POLICIES:
+        try:
+            check_receive_policy(policy, model.weight_format)
+        except MappingError:
+            continue
+        if policy in CAPPED_POLICIES:
+            cap = _largest_capacity(model, layout, policy)
+            if cap >= 1 and (policy != model.receive_policy or cap < model.receive_capacity):
+                what = (
+                    "a smaller receive capacity"
+                    if policy == model.receive_policy
+                    else (f"receive policy {policy!r}")
+                )
+                tips.append(
+                    FitAdvice(
+                        "receive_policy" if policy != model.receive_policy else "receive_capacity",
+                        {"receive_policy": policy, "receive_capacity": cap},
+                        f"{what} (receive_policy={policy}, receive_capacity <= {cap} events of "
+                        "one product per step; a run that receives more raises or drops)",
+                    )
+                )
+        elif policy != model.receive_policy:
+            alt = replace(model, receive_policy=policy)
+            if alt.data_bytes(a, b) <= layout.data_capacity:
+                tips.append(
+                    FitAdvice(
+                        "receive_policy",
+                        {"receive_policy": policy, "receive_capacity": None},
+                        f"receive policy {policy!r} ({alt.receive_bytes():,} bytes of receive "
+                        "buffers here)",
+                    )
+                )
+    return tips
+
+
+def _balance_advice(model: LayerMemoryModel, slices: int, capacity: int) -> list[FitAdvice]:
+    """A split balanced by bytes at the same PE count, when it would fit."""
+    from spinnaker2_backend.mapping.partition import _balanced_split
+
+    bounds = _balanced_split(model.unit_bytes(), slices)
+    if all(model.data_bytes(a, b) <= capacity for a, b in bounds):
+        return [
+            FitAdvice(
+                "balance",
+                {"balance": "bytes"},
+                f"split by bytes instead of units at the same {slices} PEs of this layer "
+                "(balance=bytes)",
+            )
+        ]
+    return []
 
 
 def _fix_advice(layout: MemoryLayout, model: LayerMemoryModel) -> list[FitAdvice]:
@@ -165,7 +254,9 @@ def check_fit(
             largest = layout.largest_region()
             regions = ", ".join(f"{k} {v:,}" for k, v in layout.regions().items() if v)
             model = models[s.layer]
-            tips = _fix_advice(layout, model)
+            tips = _fix_advice(layout, model) + _receive_advice(layout, model)
+            if model.additive:
+                tips += _balance_advice(model, len(placement.layers[s.layer]), layout.data_capacity)
             batch = (
                 f"; batch of {model.batch_size}: "
                 f"{model.per_sample_bytes(layout.unit_start, layout.unit_stop):,} bytes of "

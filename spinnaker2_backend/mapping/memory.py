@@ -29,6 +29,7 @@ from spinnaker2_backend.formats_int8 import (
     mac_tile_count,
     padded_bytes,
 )
+from spinnaker2_backend.mapping.base import CAPPED_RECEIVE_POLICIES as CAPPED
 from spinnaker2_backend.mapping.base import (
     HasSlices,
     MappingError,
@@ -338,6 +339,12 @@ class LayerMemoryModel:
             entries = self.spec.receive_list_entry_words * self.receive_capacity
             label = f"received-event list ({self.receive_capacity} entries + count)"
             out.append((label, entries + 1))
+        if policy == "bitmap16":  # receive_designs.receive_items("bitmap16"), in words
+            bitmap = -(-max(i if self.input_by_packets else 0, h) // 32)
+            out.append((f"received bitmap ({bitmap} words)", bitmap))
+            out.append(("rank directory (16 bits per bitmap word)", -(-bitmap // 2)))
+            cap = self.receive_capacity
+            out.append((f"received values ({cap} x binary16)", -(-cap // 2)))
         return out
 
     def receive_bytes(self) -> int:
@@ -598,7 +605,7 @@ def layer_memory_models(
                 nnz_ih_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(w_ih, hidden))]),
                 nnz_hh_prefix=np.concatenate([[0], np.cumsum(_unit_nnz(w_hh, hidden))]),
                 receive_policy=receive_policy,
-                receive_capacity=capacities[i] if receive_policy == "event-list" else 0,
+                receive_capacity=capacities[i] if receive_policy in CAPPED else 0,
                 input_by_packets=i > 0 or input_source != "dram",
                 batch_size=batch_size,
                 quantized=quantized,

@@ -2,13 +2,18 @@
 
 :func:`route_slices` gives every PE's packets their keys (``key = offset + local unit
 index``), builds the multicast targets (one per destination QPE, with a 4-bit PE mask) and
-counts router entries per chip against the router capacity (:class:`RoutingResult`).
+counts router entries per chip against the router capacity (:class:`RoutingResult`). A
+source's chip-to-chip traffic follows the multicast tree its router entries describe
+(:attr:`SliceRoute.link_edges`): an event crosses each link of the tree once, however many
+destination QPEs lie beyond it (:func:`link_loads` counts the packets per link).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from spinnaker2_backend.mapping.base import FitAdvice, MappingError, PESlice
 from spinnaker2_backend.mapping.placement import Placement
@@ -21,6 +26,8 @@ __all__ = [
     "SliceRoute",
     "aligned_blocks",
     "chip_path",
+    "link_incidence",
+    "link_loads",
     "route_slices",
 ]
 
@@ -141,12 +148,17 @@ class SliceRoute:
         key: routing key of its first unit (``source.key_offset``).
         key_mask: mask that matches all its units' keys (``key & key_mask == key``).
         targets: one :class:`MulticastTarget` per destination QPE.
+        link_edges: the chip-to-chip links of the multicast tree the router tables hold for
+            this source, ``(chip the packet leaves, link)``, sorted: the union of the chip
+            paths to every destination chip. One event crosses each of them once (the
+            routers duplicate the packet where the tree branches).
     """
 
     source: PESlice
     key: int
     key_mask: int
     targets: tuple[MulticastTarget, ...]
+    link_edges: tuple[tuple[int, str], ...] = ()
 
     @property
     def destinations(self) -> tuple[int, ...]:
@@ -164,6 +176,13 @@ class SliceRoute:
 
     @property
     def chip_hops_per_event(self) -> int:
+        """Chip-to-chip link traversals of one event along the multicast tree."""
+        return len(self.link_edges)
+
+    @property
+    def path_chip_hops_per_event(self) -> int:
+        """Link traversals if every destination QPE got its own packet along its own path
+        (what a tree saves: ``path_chip_hops_per_event - chip_hops_per_event``)."""
         return sum(t.chip_hops for t in self.targets)
 
     @property
@@ -262,28 +281,13 @@ def route_slices(placement: Placement) -> RoutingResult:
             for (chip, qpe), ds in sorted(grouped.items())
         ]
         for s in layer:
-            targets = []
-            for chip, qpe, ds, mask, pes in groups:
-                if chip == s.chip and qpe == s.qpe and any(d.pe == s.pe for d in ds):
-                    mask ^= 1 << s.pe_in_qpe
-                    pes = tuple(p for p in pes if p != s.pe)
-                    if not pes:
-                        continue
-                pair = (s.chip, chip)
-                if pair not in chip_hops:
-                    chip_hops[pair] = machine.chip_hops(*pair)
-                targets.append(
-                    MulticastTarget(
-                        chip=chip,
-                        qpe=qpe,
-                        pe_mask=mask,
-                        pes=pes,
-                        noc_hops=machine.qpe_hops(s.qpe, qpe),
-                        chip_hops=chip_hops[pair],
-                    )
-                )
+            targets = _targets(machine, s, groups, chip_hops)
             routes[s.pe] = SliceRoute(
-                source=s, key=s.key_offset, key_mask=mask_all, targets=tuple(targets)
+                source=s,
+                key=s.key_offset,
+                key_mask=mask_all,
+                targets=tuple(targets),
+                link_edges=_tree_edges(machine, s.chip, targets, paths),
             )
             for chip, route in _chip_routes(machine, s.chip, targets, paths).items():
                 signatures[chip].setdefault(route, []).append(s.pe)
@@ -330,6 +334,66 @@ def route_slices(placement: Placement) -> RoutingResult:
                 ],
             )
     return result
+
+
+def _targets(machine, s: PESlice, groups, chip_hops: dict) -> list[MulticastTarget]:
+    """One :class:`MulticastTarget` per destination QPE of ``s`` (itself left out)."""
+    targets = []
+    for chip, qpe, ds, mask, pes in groups:
+        if chip == s.chip and qpe == s.qpe and any(d.pe == s.pe for d in ds):
+            mask ^= 1 << s.pe_in_qpe
+            pes = tuple(p for p in pes if p != s.pe)
+            if not pes:
+                continue
+        pair = (s.chip, chip)
+        if pair not in chip_hops:
+            chip_hops[pair] = machine.chip_hops(*pair)
+        targets.append(
+            MulticastTarget(
+                chip=chip,
+                qpe=qpe,
+                pe_mask=mask,
+                pes=pes,
+                noc_hops=machine.qpe_hops(s.qpe, qpe),
+                chip_hops=chip_hops[pair],
+            )
+        )
+    return targets
+
+
+def _tree_edges(machine, source_chip: int, targets, paths: dict) -> tuple[tuple[int, str], ...]:
+    """The chip links of one source's multicast tree: the union of its chip paths."""
+    edges: set[tuple[int, str]] = set()
+    for chip in {t.chip for t in targets} - {source_chip}:
+        pair = (source_chip, chip)
+        if pair not in paths:
+            paths[pair] = chip_path(machine, *pair)
+        edges.update(paths[pair])
+    return tuple(sorted(edges))
+
+
+def link_loads(routing: RoutingResult, events: dict[int, float]) -> dict[tuple[int, str], float]:
+    """Packets over each chip-to-chip link when PE ``pe`` emits ``events[pe]`` events: each
+    event crosses every link of its source's multicast tree once."""
+    loads: dict[tuple[int, str], float] = {}
+    for pe, count in events.items():
+        if count:
+            for edge in routing.routes[pe].link_edges:
+                loads[edge] = loads.get(edge, 0.0) + float(count)
+    return loads
+
+
+def link_incidence(routing: RoutingResult, pes) -> tuple[list[tuple[int, str]], np.ndarray]:
+    """The chip links the trees of ``pes`` use, and ``(links, len(pes))`` with 1 where an
+    event of that PE crosses that link (:func:`link_loads` as a matrix, for the time
+    model's link serialisation)."""
+    edges = sorted({e for pe in pes for e in routing.routes[int(pe)].link_edges})
+    index = {e: k for k, e in enumerate(edges)}
+    matrix = np.zeros((len(edges), len(pes)))
+    for j, pe in enumerate(pes):
+        for e in routing.routes[int(pe)].link_edges:
+            matrix[index[e], j] = 1.0
+    return edges, matrix
 
 
 def _chip_routes(machine, source_chip: int, targets, paths: dict) -> dict[int, tuple]:

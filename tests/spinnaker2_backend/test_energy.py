@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
 from spinnaker2_backend import ChipSpec, map_network
 from spinnaker2_backend.constants import EnergyCosts
-from spinnaker2_backend.energy import estimate_energy
+from spinnaker2_backend.energy import estimate_energy, level_difference
 from spinnaker2_backend.simulator import run_mapping
 
 COSTS = EnergyCosts(
     static_power_w=0.3,
-    pe_active_power_w=2e-3,
+    pe_leakage_power_w=1e-4,
+    pe_cycle_energy_j=2e-3 / 150e6,  # 2 mW while busy at 150 MHz
     packet_energy_j=1e-11,
     packet_hop_energy_j=2e-12,
     chip_link_energy_j=4e-10,
@@ -31,6 +34,7 @@ def _energy(**kw):
         chip_link_hops=10,
         dram_bytes=2e5,
         clock_hz=150e6,
+        pes_powered=100,
         costs=COSTS,
     )
     args.update(kw)
@@ -39,20 +43,37 @@ def _energy(**kw):
 
 def test_energy_golden():
     e = _energy()
-    assert e.static_j == pytest.approx(0.3 * 0.1)
+    assert e.baseline_j == pytest.approx(0.3 * 0.1)
+    assert e.leakage_j == pytest.approx(100 * 1e-4 * 0.1)
+    assert e.static_j == pytest.approx(0.03 + 1e-3)
     assert e.busy_pe_seconds == pytest.approx(0.02)
     assert e.active_j == pytest.approx(2e-3 * 0.02)
     assert e.packet_j == pytest.approx(1e-8)
     assert e.hop_j == pytest.approx(1e-8)
     assert e.chip_link_j == pytest.approx(4e-9)
     assert e.dram_j == pytest.approx(1e-5)
-    total = 0.03 + 4e-5 + 1e-8 + 1e-8 + 4e-9 + 1e-5
+    total = 0.03 + 1e-3 + 4e-5 + 1e-8 + 1e-8 + 4e-9 + 1e-5
     assert e.total_j == pytest.approx(total)
     assert e.average_power_w == pytest.approx(total / 0.1)
-    assert e.dynamic_j == pytest.approx(total - 0.03)
+    assert e.dynamic_j == pytest.approx(total - 0.031)
     d = e.to_dict()
     assert d["total_j"] == pytest.approx(total) and d["clock_hz"] == 150e6
-    assert _energy(chips=2).static_j == pytest.approx(2 * e.static_j)
+    assert _energy(chips=2, pes_powered=200).static_j == pytest.approx(2 * e.static_j)
+    # by default every PE of the powered chips leaks
+    assert (
+        estimate_energy(
+            wall_seconds=1.0,
+            busy_cycles=0,
+            packets=0,
+            packet_hops=0,
+            chip_link_hops=0,
+            dram_bytes=0,
+            clock_hz=150e6,
+            chips=2,
+            costs=COSTS,
+        ).pes_powered
+        == 2 * ChipSpec().pes_per_chip
+    )
 
 
 def test_more_packets_hops_and_bytes_cost_more_energy():
@@ -64,19 +85,69 @@ def test_more_packets_hops_and_bytes_cost_more_energy():
     assert _energy(busy_cycles=6e6).active_j == pytest.approx(2 * base.active_j)
 
 
-def test_dvfs_levels_scale_static_and_active_power():
-    assert COSTS.voltage(150e6) == 0.5 and COSTS.voltage(300e6) == 0.6
-    assert COSTS.static_power_at(300e6) == pytest.approx(0.3 * (0.6 / 0.5) ** 2)
-    assert COSTS.pe_active_power_at(300e6) == pytest.approx(2e-3 * 2 * (0.6 / 0.5) ** 2)
+def test_levels_scale_dynamic_energy_with_v_squared_and_leakage_with_v():
+    assert COSTS.voltage(150e6) == 0.5 and COSTS.voltage(300e6) == 0.8
+    ratio = 0.8 / 0.5
+    assert COSTS.leakage_power_at(300e6) == pytest.approx(1e-4 * ratio)
+    assert COSTS.cycle_energy_at(300e6) == pytest.approx(2e-3 / 150e6 * ratio**2)
     fast = _energy(clock_hz=300e6)
     assert fast.busy_pe_seconds == pytest.approx(0.01)
-    # same cycles at twice the clock: half the busy time at 2.88x the power
-    assert fast.active_j == pytest.approx(_energy().active_j * 1.44)
-    with pytest.raises(ValueError, match="no supply voltage known for a 200 MHz"):
+    # same cycles at twice the clock: dynamic energy x (V_fast / V_slow)^2
+    assert fast.active_j == pytest.approx(_energy().active_j * ratio**2)
+    assert fast.baseline_j == _energy().baseline_j  # the baseline ignores the PE level
+    with pytest.raises(ValueError, match="unknown performance level.*200 MHz"):
         _energy(clock_hz=200e6)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    busy=st.floats(0.0, 1e9),
+    ticks=st.integers(1, 10_000),
+    tick_us=st.floats(10.0, 1e4),
+    packets=st.floats(0.0, 1e7),
+    dram=st.floats(0.0, 1e8),
+    static=st.floats(0.0, 2.0),
+    leak=st.floats(0.0, 1e-3),
+    cycle=st.floats(0.0, 1e-10),
+)
+def test_timer_driven_a_faster_level_never_costs_less(
+    busy, ticks, tick_us, packets, dram, static, leak, cycle
+):
+    """At fixed work and tick (the work fits the tick at both levels), the wall time is the
+    ticks at both levels; the faster level pays V^2 on the cycles and V on the leakage."""
+    costs = EnergyCosts(static_power_w=static, pe_leakage_power_w=leak, pe_cycle_energy_j=cycle)
+    wall = ticks * tick_us * 1e-6
+    energy = {}
+    for hz in (150e6, 300e6):
+        energy[hz] = estimate_energy(
+            wall_seconds=wall,
+            busy_cycles=busy,
+            packets=packets,
+            packet_hops=3 * packets,
+            chip_link_hops=0.1 * packets,
+            dram_bytes=dram,
+            clock_hz=hz,
+            costs=costs,
+        )
+    slow, fast = energy[150e6], energy[300e6]
+    assert fast.total_j >= slow.total_j * (1 - 1e-12)
+    diff = level_difference(slow, fast)
+    assert all(v >= -1e-18 for v in diff.values())  # no term gets cheaper
+
+
+def test_as_fast_as_possible_the_model_names_the_term_that_saves():
+    # the same cycles in half the wall time: baseline and leakage halve, dynamic grows
+    slow = _energy(wall_seconds=0.1)
+    fast = _energy(wall_seconds=0.05, clock_hz=300e6)
+    diff = level_difference(slow, fast)
+    assert fast.total_j < slow.total_j
+    assert next(iter(diff)) == "baseline_j" and diff["baseline_j"] < 0
+    assert diff["active_j"] > 0
+
+
 def test_bad_energy_figures_raise():
+    with pytest.raises(ValueError, match="a faster level needs at least the voltage"):
+        EnergyCosts(level_voltages_v=((150_000_000, 0.8), (300_000_000, 0.5)))
     with pytest.raises(ValueError, match="static_power_w must be >= 0"):
         EnergyCosts(static_power_w=-1.0)
     with pytest.raises(ValueError, match="level_voltages_v"):
@@ -139,8 +210,11 @@ def test_run_energy_is_the_model_applied_to_the_run_and_follows_the_clock():
     assert slow.energy.total_j == pytest.approx(again.total_j)
     assert again.dram_j > 0 and again.packet_j > 0
     assert fast.seconds < 0.55 * slow.seconds
-    assert fast.energy.static_j == pytest.approx(
-        slow.energy.static_j * (fast.seconds / slow.seconds) * 1.44
+    assert fast.energy.baseline_j == pytest.approx(
+        slow.energy.baseline_j * (fast.seconds / slow.seconds)
+    )
+    assert fast.energy.leakage_j == pytest.approx(
+        slow.energy.leakage_j * (fast.seconds / slow.seconds) * 1.6
     )
     # same cycles (DRAM transfers take a few more cycles at the faster clock)
-    assert fast.energy.active_j == pytest.approx(slow.energy.active_j * 1.44, rel=2e-3)
+    assert fast.energy.active_j == pytest.approx(slow.energy.active_j * 1.6**2, rel=2e-3)

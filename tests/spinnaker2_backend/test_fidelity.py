@@ -122,7 +122,7 @@ def test_every_policy_gives_the_reference_outputs(small_net, small_inputs, fmt):
     ref = small_net.run_reference(small_inputs)  # float32, as the chip
     seconds = {}
     for policy in RECEIVE_POLICIES:
-        if policy == "accumulate" and fmt != "event":
+        if (policy == "accumulate" and fmt != "event") or (policy == "bitmap16" and fmt != "csr"):
             continue
         m = map_network(small_net, max_units_per_pe=8, weight_format=fmt, receive_policy=policy)
         run = run_mapping(m, small_inputs)

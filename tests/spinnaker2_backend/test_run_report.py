@@ -127,15 +127,18 @@ def test_run_command_inputs_tick_and_gpu_row(tmp_path, capsys):
     inputs = tmp_path / "x.npy"
     np.save(inputs, np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
     rc = main(
-        ["run", str(path), "--inputs", str(inputs), "--tick-us", "0.5", "--clock-mhz", "300",
+        ["run", str(path), "--inputs", str(inputs), "--tick-us", "1000", "--clock-mhz", "300",
          "--gpu-power-w", "50", "--gpu-ms", "10", "--gpu-energy-j", "0.5", "--gpu-name", "B",
          "--plot-dir", str(tmp_path / "plots")]
     )  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
     assert (tmp_path / "plots" / "packets.png").read_bytes()[:8] == PNG
-    assert "steps: 4" in out and "300 MHz" in out and "MISSED" in out
+    assert "steps: 4" in out and "300 MHz" in out and "MISSED" not in out
     assert "  B " in out and "(supplied)" in out
+    # a tick shorter than a step's work: exit 2, one line naming the misses
+    rc = main(["run", str(path), "--inputs", str(inputs), "--tick-us", "0.5"])
+    assert rc == 2 and "missed their deadline" in capsys.readouterr().err
 
 
 def test_run_command_user_errors(tmp_path, capsys):

@@ -244,7 +244,7 @@ def test_deadline_missed_when_the_tick_is_too_short():
     short = run_mapping(mapping, xs, tick_us=0.5 * step_us)
     assert short.profile.deadline_missed
     assert short.profile.deadlines_missed_total > 0
-    assert short.seconds >= free.seconds  # overruns stretch their ticks
+    assert short.seconds >= free.seconds * (1 - 1e-12)  # overruns stretch their ticks
     assert "MISSED" in short.report().table()
     long = run_mapping(mapping, xs, tick_us=10 * step_us)
     assert not long.profile.deadline_missed
