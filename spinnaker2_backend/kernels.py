@@ -20,6 +20,13 @@ Exactness (the chip-model numbers and outputs stay bit-identical to the numpy/sc
   order, scattering into the rows: per row the same non-zero terms in the same order as
   the CSR sum (a skipped term ``w * 0`` is ``+-0`` and adding it changes nothing).
 * :func:`layer_ops` only sums integer-valued counts (exact in float64 in any order).
+* :func:`egru_gates` and :func:`egru_update` are :func:`snn_egru.reference.egru_pointwise`
+  split around its one ``tanh``, which stays numpy's (its float32 SIMD loop differs from
+  libm's ``tanhf`` in the last bit for about 7 % of inputs): every other operation is the
+  reference's, in its order and dtype, with its constants cast as numpy casts a Python
+  scalar (``1 - z`` in float32 is ``float32(1) - z``); ``expit`` is ``1 / (1 + exp(-v))`` in
+  the dtype, as scipy computes it. ``c_tilde - threshold > 0`` is the reference's
+  ``heaviside``, and ``y = o * c_tilde`` keeps its ``-0`` for silent units.
 
 The first call of each kernel and dtype compiles it (about a second) and caches the
 machine code next to this module (``__pycache__``), so later processes load it directly.
@@ -30,7 +37,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-__all__ = ["csr_gates", "event_gates", "kernel_arrays", "layer_ops", "pe_sums", "source_counts"]
+__all__ = [
+    "csr_gates",
+    "egru_gates",
+    "egru_update",
+    "event_gates",
+    "kernel_arrays",
+    "layer_ops",
+    "pe_sums",
+    "source_counts",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -239,6 +255,53 @@ def layer_ops(
                 row = receive_in[q]
                 for p in range(pes):
                     got[p] += f * row[p]
+
+
+@njit(cache=True, nogil=True)
+def egru_gates(gi, gh, z, pre):  # pragma: no cover - compiled
+    """The point-wise update up to its ``tanh``, for one sample.
+
+    Writes ``z`` ``(H,)`` the update gate and ``pre`` ``(H,)`` the argument of ``tanh``
+    (``gi_n + r * gh_n``), from ``gi``, ``gh`` ``(3H,)`` (biases included), in their dtype.
+    """
+    h = z.shape[0]
+    one = z.dtype.type(1)
+    for i in range(h):
+        r = one / (one + np.exp(-(gi[i] + gh[i])))
+        z[i] = one / (one + np.exp(-(gi[h + i] + gh[h + i])))
+        pre[i] = gi[2 * h + i] + r * gh[2 * h + i]
+
+
+@njit(cache=True, nogil=True)
+def egru_update(z, n, c, threshold, y, trace, decay, owner, fired):  # pragma: no cover
+    """The point-wise update after its ``tanh``, for one sample, in place.
+
+    Args:
+        z: ``(H,)`` update gate. n: ``(H,)`` ``tanh`` of :func:`egru_gates`'s ``pre``.
+        c: ``(H,)`` cell state, replaced by the reset state. threshold: ``(H,)``.
+        y: ``(H,)`` written: the graded events ``o * c_tilde``.
+        trace: ``(H,)`` updated ``decay[0] * trace + decay[1] * y``, or ``(0,)`` for none.
+        decay: ``(2,)`` the trace's constants in the dtype.
+        owner: ``(H,)`` int64 PE of each unit. fired: ``(P,)`` float64 written: events per PE.
+
+    Returns the number of units that fired.
+    """
+    one = z.dtype.type(1)
+    zero = z.dtype.type(0)
+    fired[:] = 0.0
+    count = 0
+    for i in range(z.shape[0]):
+        c_tilde = z[i] * c[i] + (one - z[i]) * n[i]
+        o = one if c_tilde - threshold[i] > zero else zero
+        y[i] = o * c_tilde
+        c[i] = c_tilde - o * threshold[i]
+        if o != zero:
+            count += 1
+            fired[uint64(owner[i])] += 1.0
+    if trace.shape[0]:
+        for i in range(trace.shape[0]):
+            trace[i] = decay[0] * trace[i] + decay[1] * y[i]
+    return count
 
 
 def kernel_arrays(w) -> tuple:

@@ -6,7 +6,15 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spinnaker2_backend.kernels import csr_gates, event_gates, layer_ops, pe_sums, source_counts
+from spinnaker2_backend.kernels import (
+    csr_gates,
+    egru_gates,
+    egru_update,
+    event_gates,
+    layer_ops,
+    pe_sums,
+    source_counts,
+)
 
 
 def _problem(seed, rows, cols, density, activity, batch, dtype):
@@ -103,3 +111,58 @@ def test_layer_simulator_uses_the_kernels_and_matches_the_reference(fmt):
     ref = art.run_reference(tokens)
     for got, want in zip(run.layer_events, ref.layer_events):
         assert np.array_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    hidden=st.integers(1, 50),
+    scale=st.floats(0.01, 30.0),
+    trace=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_split_pointwise_equals_the_reference_bit_for_bit(seed, hidden, scale, trace, dtype):
+    from snn_egru.reference import TRACE_DECAY, egru_pointwise
+
+    rng = np.random.default_rng(seed)
+    gi = (scale * rng.standard_normal(3 * hidden)).astype(dtype)
+    gh = (scale * rng.standard_normal(3 * hidden)).astype(dtype)
+    gh[rng.random(3 * hidden) < 0.2] = 0  # silent inputs: exact zeros and -0 products
+    c = (scale * rng.standard_normal(hidden)).astype(dtype)
+    threshold = np.abs(rng.standard_normal(hidden)).astype(dtype)
+    threshold[rng.random(hidden) < 0.3] = 0
+    tr = rng.standard_normal(hidden).astype(dtype) if trace else np.zeros(0, dtype)
+    y_want, c_want, o_want = egru_pointwise(gi, gh, c, threshold)
+    tr_want = TRACE_DECAY * tr + (1 - TRACE_DECAY) * y_want if trace else tr
+
+    z, pre = np.empty(hidden, dtype), np.empty(hidden, dtype)
+    egru_gates(gi, gh, z, pre)
+    n = np.tanh(pre)
+    pes = 4
+    owner = np.arange(hidden, dtype=np.int64) % pes
+    fired = np.full(pes, -1.0)
+    y, c_got, tr_got = np.empty(hidden, dtype), c.copy(), tr.copy()
+    decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=dtype)
+    count = egru_update(z, n, c_got, threshold, y, tr_got, decay, owner, fired)
+    same = lambda a, b: a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))  # noqa: E731
+    assert same(y, y_want) and same(c_got, c_want)  # bits: -0 and +0 told apart
+    assert same(tr_got, tr_want.astype(dtype))
+    assert count == int(o_want.sum())
+    assert np.array_equal(fired, np.bincount(owner, weights=o_want, minlength=pes))
+
+
+def test_split_pointwise_on_every_float32_exponent():
+    """``expit`` as ``1 / (1 + exp(-v))`` in float32 is scipy's on a sweep of every
+    exponent and sign (the gates' inputs can be anything finite)."""
+    from scipy.special import expit
+
+    bits = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32)
+    v = bits.view(np.float32)
+    v = v[np.isfinite(v)]
+    hidden = v.size
+    gi = np.zeros(3 * hidden, np.float32)
+    gi[:hidden] = v
+    gi[hidden : 2 * hidden] = v
+    z, pre = np.empty(hidden, np.float32), np.empty(hidden, np.float32)
+    egru_gates(gi, np.zeros_like(gi), z, pre)
+    assert np.array_equal(z.view(np.uint32), expit(v).view(np.uint32))
