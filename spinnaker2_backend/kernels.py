@@ -20,6 +20,8 @@ Exactness (the chip-model numbers and outputs stay bit-identical to the numpy/sc
   order, scattering into the rows: per row the same non-zero terms in the same order as
   the CSR sum (a skipped term ``w * 0`` is ``+-0`` and adding it changes nothing).
 * :func:`layer_ops` only sums integer-valued counts (exact in float64 in any order).
+* :func:`account_step` adds the step to the running counters element by element (as
+  ``+=``); maxima are exact in any order.
 * :func:`egru_gates` and :func:`egru_update` are :func:`snn_egru.reference.egru_pointwise`
   split around its one ``tanh``, which stays numpy's (its float32 SIMD loop differs from
   libm's ``tanhf`` in the last bit for about 7 % of inputs): every other operation is the
@@ -41,8 +43,12 @@ __all__ = [
     "csr_gates",
     "egru_gates",
     "egru_update",
+    "account_step",
+    "nonzero_and_bad",
     "event_gates",
     "kernel_arrays",
+    "layer_counts",
+    "layer_gates",
     "layer_ops",
     "pe_sums",
     "source_counts",
@@ -301,6 +307,116 @@ def egru_update(z, n, c, threshold, y, trace, decay, owner, fired):  # pragma: n
     if trace.shape[0]:
         for i in range(trace.shape[0]):
             trace[i] = decay[0] * trace[i] + decay[1] * y[i]
+    return count
+
+
+@njit(cache=True, nogil=True)
+def account_step(phase_cycles, ops, busy, counted_ops, counted_cycles):  # pragma: no cover
+    """The slowest PE's cycles of one step (0 without PEs), and the running counters
+    ``+=`` the step's (``(PH, P)`` phase cycles, ``(N_OPS, P)`` counts), in place.
+
+    ``busy`` ``(P,)`` is numpy's ``phase_cycles.sum(axis=0)`` (its order of summation
+    depends on the shape: pairwise along a contiguous axis, as with one PE)."""
+    slowest = 0.0
+    for p in range(busy.shape[0]):
+        if p == 0 or busy[p] > slowest:
+            slowest = busy[p]
+    counted_ops += ops
+    counted_cycles += phase_cycles
+    return slowest
+
+
+@njit(cache=True, nogil=True)
+def nonzero_and_bad(x):  # pragma: no cover - compiled
+    """``(non-zero entries, NaN or infinite entries)`` of a 1-D float array, in one pass."""
+    nonzero = 0
+    bad = 0
+    for i in range(x.shape[0]):
+        v = x[i]
+        if v != 0:  # NaN too
+            nonzero += 1
+            if not np.isfinite(v):
+                bad += 1
+    return nonzero, bad
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _product(gather, scatter, counts, totals, bias, x, nonzero, gather_above, out, events, walked):
+    """One product of :func:`layer_gates`: row by row when most sources fired, else over the
+    columns of those that fired (the same sums; the counts those of the sources that fired)."""
+    if nonzero > gather_above * x.size:
+        csr_gates(gather[0], gather[1], gather[2], bias, x, out)
+        source_counts(x, counts, totals, events, walked)
+    else:
+        event_gates(scatter[0], scatter[1], scatter[2], bias, x, counts, out, events, walked)
+
+
+@njit(cache=True, nogil=True)
+def layer_gates(
+    products, bias_ih, bias_hh, x, n_in, h, n_rec, gather_above, gi, gh, events, walked, z, pre
+):  # pragma: no cover - compiled
+    """Both products of a layer's step and the point-wise update up to its ``tanh``.
+
+    Args:
+        products: per product (input, recurrent) four entries: the CSR arrays (gather), the
+            CSC arrays (scatter) of :func:`kernel_arrays`, ``(C, P)`` stored weights per
+            source and PE and their ``(P,)`` totals (``P = 0``: no counts).
+        bias_ih, bias_hh: ``(3H,)``. x: ``(1, I)``, h: ``(1, H)`` the inputs, with ``n_in``,
+            ``n_rec`` non-zero entries. gather_above: fraction of sources firing above
+            which a product is summed row by row.
+        gi, gh: ``(1, 3H)`` written. events: ``(2, 1)`` and walked: ``(2, 1, P)`` written
+            (:func:`event_gates`). z, pre: ``(H,)`` written (:func:`egru_gates`).
+    """
+    g_ih, s_ih, c_ih, t_ih, g_hh, s_hh, c_hh, t_hh = products
+    _product(g_ih, s_ih, c_ih, t_ih, bias_ih, x, n_in, gather_above, gi, events[0], walked[0])
+    _product(g_hh, s_hh, c_hh, t_hh, bias_hh, h, n_rec, gather_above, gh, events[1], walked[1])
+    egru_gates(gi[0], gh[0], z, pre)
+
+
+@njit(cache=True, nogil=True)
+def layer_counts(
+    update, x, prev_owner, fired_before, host, n_in, routes, op_rows, events, walked, word, ops
+):  # pragma: no cover - compiled
+    """The point-wise update after its ``tanh`` and the per-PE counts of one step.
+
+    Args:
+        update: the arguments of :func:`egru_update` (``fired`` ``(1, P)``).
+        x: ``(1, I)`` the layer's input; prev_owner: ``(I,)`` previous layer's PE of each of
+            its units (``(0,)`` for layer 0); fired_before: ``(1, Q)`` written.
+        host: 1 when the layer's input comes from the host as packets (``n_in`` of them).
+        routes: ``(static, receive_in, host_received, receive_own, per_event)`` of
+            :func:`layer_ops`; op_rows: its six rows, then the six rows of the event
+            format's counts (input / recurrent events, input / recurrent weights, MACs,
+            weight bytes) or ``-1`` for a format without them.
+        events, walked: the counts of :func:`layer_gates`. word: bytes per word.
+        ops: ``(1, N_OPS, P)`` written.
+
+    Returns the number of units that fired.
+    """
+    z, n, c, threshold, y, trace, decay, owner, fired = update
+    count = egru_update(z, n, c, threshold, y, trace, decay, owner, fired[0])
+    if prev_owner.shape[0]:
+        pe_sums(x, prev_owner, fired_before)
+    static, receive_in, host_received, receive_own, per_event = routes
+    if host:
+        host_received[0] = n_in
+    r0, r1, r2, r3, r4, r5, e0, e1, e2, e3, e4, e5 = op_rows
+    layer_ops(
+        static, fired, fired_before, receive_in, host_received, receive_own, per_event,
+        r0, r1, r2, r3, r4, r5, ops,
+    )  # fmt: skip
+    if e0 >= 0:  # the event format: events, weights walked, MACs, bytes
+        ob = ops[0]
+        ev_in, ev_rec = events[0, 0], events[1, 0]
+        w_in, w_rec = walked[0, 0], walked[1, 0]
+        for p in range(ob.shape[1]):
+            ob[e0, p] = ev_in
+            ob[e1, p] = ev_rec
+            ob[e2, p] = w_in[p]
+            ob[e3, p] = w_rec[p]
+            ob[e4, p] = w_in[p] + w_rec[p]
+            # values + target rows per weight, two column extents per event
+            ob[e5, p] = word * (2 * (w_in[p] + w_rec[p]) + 2 * (ev_in + ev_rec))
     return count
 
 
