@@ -311,6 +311,31 @@ def egru_update(z, n, c, threshold, y, trace, decay, owner, fired):  # pragma: n
 
 
 @njit(cache=True, nogil=True)
+def noc_tail(events, latency, incidence, packet_cycles):  # pragma: no cover - compiled
+    """Latency of the last packet of a step after the slowest PE (``timing.noc_tail_cycles``
+    for one step): the largest ``latency`` ``(P,)`` of the PEs with ``events`` ``(P,)`` > 0
+    (0 when none sent), or, with chip links ``incidence`` ``(links, P)`` (0/1: PE ``p``'s
+    events cross link ``l``), the busiest link's packets times ``packet_cycles`` if that
+    is longer. The link loads are sums of integers: exact in any order."""
+    tail = 0.0
+    pes = events.shape[0]
+    for p in range(pes):
+        if events[p] > 0 and latency[p] > tail:
+            tail = latency[p]
+    links = incidence.shape[0]
+    if links and pes:
+        busiest = 0.0
+        for k in range(links):
+            load = 0.0
+            for p in range(pes):
+                load += events[p] * incidence[k, p]
+            if k == 0 or load > busiest:
+                busiest = load
+        tail = max(tail, busiest * packet_cycles)
+    return tail
+
+
+@njit(cache=True, nogil=True)
 def account_step(phase_cycles, ops, busy, counted_ops, counted_cycles):  # pragma: no cover
     """The slowest PE's cycles of one step (0 without PEs), and the running counters
     ``+=`` the step's (``(PH, P)`` phase cycles, ``(N_OPS, P)`` counts), in place.

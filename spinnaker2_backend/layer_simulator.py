@@ -21,6 +21,7 @@ from spinnaker2_backend.kernels import (
     kernel_arrays,
     layer_counts,
     layer_gates,
+    noc_tail,
     nonzero_and_bad,
 )
 from spinnaker2_backend.layer_result import LayerStepResult
@@ -297,6 +298,10 @@ class LayerSimulator:
         self._z, self._pre = np.zeros(h, self.dtype), np.zeros(h, self.dtype)
         self._decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=self.dtype)
         self._no_trace = np.zeros(0, self.dtype)
+        links = self.timing_info.link_incidence
+        if links is None or not np.size(links):
+            links = np.zeros((0, p))
+        self._links = np.ascontiguousarray(links, dtype=np.float64)
         self._slice_of_unit = np.ascontiguousarray(self._slice_of_unit, dtype=np.int64)
         self._fired = np.zeros((1, p))
         self._host_received = np.zeros(1)
@@ -652,7 +657,10 @@ class LayerSimulator:
         # the slowest PE; counters += the step's
         layer_cycles = account_step(phase_cycles, ops, busy, counters.ops, counters.phase_cycles)
         # latencies are >= 0: the largest of the PEs that sent, 0 when none did
-        tail = float(noc_tail_cycles(ops[_I["events"]], self.timing_info, costs=self.costs))
+        # timing.noc_tail_cycles of the step, compiled
+        tail = noc_tail(
+            ops[_I["events"]], self._tail_latency, self._links, self.costs.chip_link_packet_cycles
+        )
         done_us = busy * self._us_per_cycle
         if self.tick_us is not None:
             missed = done_us > self.tick_us

@@ -16,6 +16,7 @@ from spinnaker2_backend.kernels import (
     layer_counts,
     layer_gates,
     layer_ops,
+    noc_tail,
     nonzero_and_bad,
     pe_sums,
     source_counts,
@@ -278,3 +279,26 @@ def test_layer_gates_and_counts_equal_the_kernels_they_fuse(
         for k, row in enumerate((*rows, 4 * (2 * (w_in + w_rec) + 2 * n_events))):
             want[0, 10 + k] = row
     assert np.array_equal(ops, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    pes=st.integers(0, 30),
+    links=st.integers(0, 5),
+    silent=st.floats(0.0, 1.0),
+)
+def test_noc_tail_equals_numpy(seed, pes, links, silent):
+    rng = np.random.default_rng(seed)
+    events = rng.integers(0, 20, pes).astype(np.float64)
+    events[rng.random(pes) < silent] = 0
+    latency = rng.integers(0, 5, pes) * 8.0 + rng.integers(0, 3, pes) * 300.0
+    incidence = (rng.random((links, pes)) < 0.4).astype(np.float64)
+    packet = 37.5
+    want = float(np.max(np.where(events > 0, latency, 0.0), initial=0.0))
+    if links and pes:
+        want = max(want, float((events @ incidence.T).max()) * packet)
+    assert noc_tail(events, latency, incidence, packet) == want
+    assert noc_tail(events, latency, incidence[:0], packet) == float(
+        np.max(latency * (events > 0), initial=0.0)
+    )
