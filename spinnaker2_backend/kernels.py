@@ -51,6 +51,7 @@ __all__ = [
     "layer_gates",
     "layer_ops",
     "pe_sums",
+    "product_arrays",
     "source_counts",
 ]
 
@@ -455,3 +456,18 @@ def kernel_arrays(w) -> tuple:
         np.ascontiguousarray(w.indices, dtype=index_type),
         np.ascontiguousarray(w.data),
     )
+
+
+def product_arrays(w, counts=None) -> tuple:
+    """The four entries of one product for :func:`layer_gates`: ``w`` (scipy) as CSR
+    (gather) and CSC (scatter) :func:`kernel_arrays`, ``counts`` ``(C, P)`` stored weights
+    per source and PE (``None``: no counts) and their ``(P,)`` totals."""
+    csr = w.tocsr()
+    csr.sort_indices()
+    csc = w.tocsc()
+    csc.sort_indices()
+    counts = np.zeros((0, 0), np.int32) if counts is None else np.asarray(counts)
+    totals = counts.sum(axis=0).astype(np.float64)
+    if counts.max(initial=0) < 1 << 16:  # fewer bytes to read per step
+        counts = counts.astype(np.uint16)
+    return kernel_arrays(csr), kernel_arrays(csc), counts, totals

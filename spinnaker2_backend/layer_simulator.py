@@ -18,11 +18,11 @@ from spinnaker2_backend.int8_layer import Int8Products
 from spinnaker2_backend.kernels import (
     account_step,
     egru_gates,
-    kernel_arrays,
     layer_counts,
     layer_gates,
     noc_tail,
     nonzero_and_bad,
+    product_arrays,
 )
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import LayerRoutes, layer_routes, static_operation_counts
@@ -275,22 +275,19 @@ class LayerSimulator:
     def _prepare_kernels(self) -> None:
         """Arrays and buffers of the compiled step (:mod:`spinnaker2_backend.kernels`)."""
         p = self.num_pes
+        self._bitmap_hits = self._bitmap is not None and self.weight_format == "csr"
         self._k_products = None  # csr and event: (gather, scatter, counts, totals) x 2
         if self.weight_format in ("csr", "event"):
-            products = []
-            for w, counts in ((self._w_ih, "_count_ih"), (self._w_hh, "_count_hh")):
-                csr = w.tocsr()
-                csr.sort_indices()
-                csc = w.tocsc()
-                csc.sort_indices()
-                # csr: no counts (every stored weight is walked: static counts)
-                counts = getattr(self, counts, np.zeros((0, 0), np.int32))
-                totals = counts.sum(axis=0).astype(np.float64)
-                if counts.max(initial=0) < 1 << 16:  # fewer bytes to read per step
-                    counts = counts.astype(np.uint16)
-                products += [kernel_arrays(csr), kernel_arrays(csc), counts, totals]
-            self._k_products = tuple(products)
-        counted = p if self.weight_format == "event" else 0
+            # stored weights per (source, PE): the event format's walk, bitmap16's hits;
+            # none for csr with another policy (every stored weight: static counts)
+            counts = (None, None)
+            if self.weight_format == "event":
+                counts = (self._count_ih, self._count_hh)
+            elif self._bitmap_hits:
+                counts = (self._bitmap.count_ih, self._bitmap.count_hh)
+            w = (self._w_ih, self._w_hh)
+            self._k_products = product_arrays(w[0], counts[0]) + product_arrays(w[1], counts[1])
+        counted = p if self.weight_format == "event" or self._bitmap_hits else 0
         self._k_events, self._k_walked = np.zeros((2, 1)), np.zeros((2, 1, counted))
         rows, h = 3 * self.hidden_size, self.hidden_size
         self._gi = np.zeros((1, rows), dtype=self.dtype)
@@ -591,11 +588,22 @@ class LayerSimulator:
         y_prev = self._y
         ops = self._kernel_step(x, y_prev, n_in, n_rec)
         self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
-        if self._bitmap is not None:
+        if self._bitmap_hits:  # the hits the products counted (BitmapReceive.step_ops)
+            self._bitmap_ops(ops, float(n_in), float(n_rec))
+        elif self._bitmap is not None:
             self._bitmap.step_ops(ops, _I, x[None], y_prev[None])
         if self.readout_on_chip:
             self._readout_ops(ops)
         return self._account(self._y, ops)
+
+    def _bitmap_ops(self, ops: np.ndarray, n_in: float, n_rec: float) -> None:
+        """``bitmap16``'s counts of a compiled step (:meth:`BitmapReceive.step_ops`'s): the
+        hits counted by ``layer_gates`` from the bitmap's counts, the events appended."""
+        hits_in, hits_rec = self._k_walked[0, 0], self._k_walked[1, 0]
+        ops[_I["input_hits"]] = hits_in
+        ops[_I["recurrent_hits"]] = hits_rec
+        ops[_I["macs"]] = hits_in + hits_rec
+        ops[_I["list_entries"]] = n_rec + (n_in if self._bitmap.input_by_packets else 0.0)
 
     def _readout_ops(self, ops: np.ndarray) -> None:
         """The on-chip readout's counts of one step (``ops`` updated in place)."""
