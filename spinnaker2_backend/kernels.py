@@ -139,7 +139,7 @@ def event_gates(indptr, indices, data, bias, x, counts, out, events, walked):  #
         out: ``(B, R)`` written. events: ``(B,)`` float64 written: sources that fired.
         walked: ``(B, P)`` float64 written: weights each PE walked.
     """
-    one = uint64(1)
+    one, two, three, four = uint64(1), uint64(2), uint64(3), uint64(4)
     pes = counts.shape[1]
     for b in range(x.shape[0]):
         xb = x[b]
@@ -154,6 +154,16 @@ def event_gates(indptr, indices, data, bias, x, counts, out, events, walked):  #
                 fired += 1
                 k = uint64(indptr[j])
                 stop = uint64(indptr[j + 1])
+                while k + four <= stop:  # four terms loaded ahead, added in stored order
+                    i0, i1 = uint64(indices[k]), uint64(indices[k + one])
+                    i2, i3 = uint64(indices[k + two]), uint64(indices[k + three])
+                    t0, t1 = data[k] * v, data[k + one] * v
+                    t2, t3 = data[k + two] * v, data[k + three] * v
+                    ob[i0] += t0
+                    ob[i1] += t1
+                    ob[i2] += t2
+                    ob[i3] += t3
+                    k += four
                 while k < stop:
                     ob[uint64(indices[k])] += data[k] * v
                     k += one
