@@ -138,18 +138,21 @@ def fresh_run(sim: NetworkSimulator, xs: np.ndarray):
     return sim.run_layer_inputs(xs)
 
 
+def layout_mapping(artifact, fmt: str, tokens: np.ndarray):
+    """The calibration mapping of ``fmt`` (bitmap16 tests bits while walking CSR rows: the
+    event layout keeps its received events in an event list)."""
+    policy = {"receive_policy": "event-list"} if fmt == "event" else {}
+    return calibration_mapping(artifact, weight_format=fmt, inputs=tokens, check=False, **policy)
+
+
 def activity_sweep(tokens: np.ndarray, repeats: int) -> list[dict[str, float]]:
     rows = []
     for threshold in SWEEP_THRESHOLDS:
         artifact = calibration_artifact(threshold_mean=threshold)
         xs = artifact.layer_inputs(tokens).astype(np.float32)
+        mappings = {fmt: layout_mapping(artifact, fmt, tokens) for fmt in ("csr", "event")}
         sims = {
-            fmt: NetworkSimulator(
-                calibration_mapping(artifact, weight_format=fmt, inputs=tokens, check=False),
-                record=False,
-                progress=False,
-            )
-            for fmt in ("csr", "event")
+            fmt: NetworkSimulator(m, record=False, progress=False) for fmt, m in mappings.items()
         }
         runs: dict = {}
         fns = {
@@ -189,8 +192,7 @@ def main() -> None:
     tokens = np.random.default_rng(0).integers(0, artifact.embedding.shape[0], args.tokens)
     xs = artifact.layer_inputs(tokens).astype(np.float32)
     mappings = {  # the event layout's extra column starts overflow a layer-1 PE: time it anyway
-        fmt: calibration_mapping(artifact, weight_format=fmt, inputs=tokens, check=False)
-        for fmt in ("csr", "event")
+        fmt: layout_mapping(artifact, fmt, tokens) for fmt in ("csr", "event")
     }
     model = torch_dense_model(artifact)
     floor_rows = floor_inputs(artifact, tokens)

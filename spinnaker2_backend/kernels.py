@@ -20,6 +20,15 @@ Exactness (the chip-model numbers and outputs stay bit-identical to the numpy/sc
   order, scattering into the rows: per row the same non-zero terms in the same order as
   the CSR sum (a skipped term ``w * 0`` is ``+-0`` and adding it changes nothing).
 * :func:`layer_ops` only sums integer-valued counts (exact in float64 in any order).
+* :func:`account_step` adds the step to the running counters element by element (as
+  ``+=``); maxima are exact in any order.
+* :func:`egru_gates` and :func:`egru_update` are :func:`snn_egru.reference.egru_pointwise`
+  split around its one ``tanh``, which stays numpy's (its float32 SIMD loop differs from
+  libm's ``tanhf`` in the last bit for about 7 % of inputs): every other operation is the
+  reference's, in its order and dtype, with its constants cast as numpy casts a Python
+  scalar (``1 - z`` in float32 is ``float32(1) - z``); ``expit`` is ``1 / (1 + exp(-v))`` in
+  the dtype, as scipy computes it. ``c_tilde - threshold > 0`` is the reference's
+  ``heaviside``, and ``y = o * c_tilde`` keeps its ``-0`` for silent units.
 
 The first call of each kernel and dtype compiles it (about a second) and caches the
 machine code next to this module (``__pycache__``), so later processes load it directly.
@@ -30,7 +39,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-__all__ = ["csr_gates", "event_gates", "kernel_arrays", "layer_ops", "pe_sums", "source_counts"]
+__all__ = [
+    "csr_gates",
+    "egru_gates",
+    "egru_update",
+    "account_step",
+    "nonzero_and_bad",
+    "event_gates",
+    "kernel_arrays",
+    "layer_counts",
+    "layer_gates",
+    "layer_ops",
+    "pe_sums",
+    "product_arrays",
+    "source_counts",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -116,7 +139,7 @@ def event_gates(indptr, indices, data, bias, x, counts, out, events, walked):  #
         out: ``(B, R)`` written. events: ``(B,)`` float64 written: sources that fired.
         walked: ``(B, P)`` float64 written: weights each PE walked.
     """
-    one = uint64(1)
+    one, two, three, four = uint64(1), uint64(2), uint64(3), uint64(4)
     pes = counts.shape[1]
     for b in range(x.shape[0]):
         xb = x[b]
@@ -131,6 +154,16 @@ def event_gates(indptr, indices, data, bias, x, counts, out, events, walked):  #
                 fired += 1
                 k = uint64(indptr[j])
                 stop = uint64(indptr[j + 1])
+                while k + four <= stop:  # four terms loaded ahead, added in stored order
+                    i0, i1 = uint64(indices[k]), uint64(indices[k + one])
+                    i2, i3 = uint64(indices[k + two]), uint64(indices[k + three])
+                    t0, t1 = data[k] * v, data[k + one] * v
+                    t2, t3 = data[k + two] * v, data[k + three] * v
+                    ob[i0] += t0
+                    ob[i1] += t1
+                    ob[i2] += t2
+                    ob[i3] += t3
+                    k += four
                 while k < stop:
                     ob[uint64(indices[k])] += data[k] * v
                     k += one
@@ -241,6 +274,188 @@ def layer_ops(
                     got[p] += f * row[p]
 
 
+@njit(cache=True, nogil=True)
+def egru_gates(gi, gh, z, pre):  # pragma: no cover - compiled
+    """The point-wise update up to its ``tanh``, for one sample.
+
+    Writes ``z`` ``(H,)`` the update gate and ``pre`` ``(H,)`` the argument of ``tanh``
+    (``gi_n + r * gh_n``), from ``gi``, ``gh`` ``(3H,)`` (biases included), in their dtype.
+    """
+    h = z.shape[0]
+    one = z.dtype.type(1)
+    for i in range(h):
+        r = one / (one + np.exp(-(gi[i] + gh[i])))
+        z[i] = one / (one + np.exp(-(gi[h + i] + gh[h + i])))
+        pre[i] = gi[2 * h + i] + r * gh[2 * h + i]
+
+
+@njit(cache=True, nogil=True)
+def egru_update(z, n, c, threshold, y, trace, decay, owner, fired):  # pragma: no cover
+    """The point-wise update after its ``tanh``, for one sample, in place.
+
+    Args:
+        z: ``(H,)`` update gate. n: ``(H,)`` ``tanh`` of :func:`egru_gates`'s ``pre``.
+        c: ``(H,)`` cell state, replaced by the reset state. threshold: ``(H,)``.
+        y: ``(H,)`` written: the graded events ``o * c_tilde``.
+        trace: ``(H,)`` updated ``decay[0] * trace + decay[1] * y``, or ``(0,)`` for none.
+        decay: ``(2,)`` the trace's constants in the dtype.
+        owner: ``(H,)`` int64 PE of each unit. fired: ``(P,)`` float64 written: events per PE.
+
+    Returns the number of units that fired.
+    """
+    one = z.dtype.type(1)
+    zero = z.dtype.type(0)
+    fired[:] = 0.0
+    count = 0
+    for i in range(z.shape[0]):
+        c_tilde = z[i] * c[i] + (one - z[i]) * n[i]
+        o = one if c_tilde - threshold[i] > zero else zero
+        y[i] = o * c_tilde
+        c[i] = c_tilde - o * threshold[i]
+        if o != zero:
+            count += 1
+            fired[uint64(owner[i])] += 1.0
+    if trace.shape[0]:
+        for i in range(trace.shape[0]):
+            trace[i] = decay[0] * trace[i] + decay[1] * y[i]
+    return count
+
+
+@njit(cache=True, nogil=True)
+def noc_tail(events, latency, incidence, packet_cycles):  # pragma: no cover - compiled
+    """Latency of the last packet of a step after the slowest PE (``timing.noc_tail_cycles``
+    for one step): the largest ``latency`` ``(P,)`` of the PEs with ``events`` ``(P,)`` > 0
+    (0 when none sent), or, with chip links ``incidence`` ``(links, P)`` (0/1: PE ``p``'s
+    events cross link ``l``), the busiest link's packets times ``packet_cycles`` if that
+    is longer. The link loads are sums of integers: exact in any order."""
+    tail = 0.0
+    pes = events.shape[0]
+    for p in range(pes):
+        if events[p] > 0 and latency[p] > tail:
+            tail = latency[p]
+    links = incidence.shape[0]
+    if links and pes:
+        busiest = 0.0
+        for k in range(links):
+            load = 0.0
+            for p in range(pes):
+                load += events[p] * incidence[k, p]
+            if k == 0 or load > busiest:
+                busiest = load
+        tail = max(tail, busiest * packet_cycles)
+    return tail
+
+
+@njit(cache=True, nogil=True)
+def account_step(phase_cycles, ops, busy, counted_ops, counted_cycles):  # pragma: no cover
+    """The slowest PE's cycles of one step (0 without PEs), and the running counters
+    ``+=`` the step's (``(PH, P)`` phase cycles, ``(N_OPS, P)`` counts), in place.
+
+    ``busy`` ``(P,)`` is numpy's ``phase_cycles.sum(axis=0)`` (its order of summation
+    depends on the shape: pairwise along a contiguous axis, as with one PE)."""
+    slowest = 0.0
+    for p in range(busy.shape[0]):
+        if p == 0 or busy[p] > slowest:
+            slowest = busy[p]
+    counted_ops += ops
+    counted_cycles += phase_cycles
+    return slowest
+
+
+@njit(cache=True, nogil=True)
+def nonzero_and_bad(x):  # pragma: no cover - compiled
+    """``(non-zero entries, NaN or infinite entries)`` of a 1-D float array, in one pass."""
+    nonzero = 0
+    bad = 0
+    for i in range(x.shape[0]):
+        v = x[i]
+        if v != 0:  # NaN too
+            nonzero += 1
+            if not np.isfinite(v):
+                bad += 1
+    return nonzero, bad
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _product(gather, scatter, counts, totals, bias, x, nonzero, gather_above, out, events, walked):
+    """One product of :func:`layer_gates`: row by row when most sources fired, else over the
+    columns of those that fired (the same sums; the counts those of the sources that fired)."""
+    if nonzero > gather_above * x.size:
+        csr_gates(gather[0], gather[1], gather[2], bias, x, out)
+        source_counts(x, counts, totals, events, walked)
+    else:
+        event_gates(scatter[0], scatter[1], scatter[2], bias, x, counts, out, events, walked)
+
+
+@njit(cache=True, nogil=True)
+def layer_gates(
+    products, bias_ih, bias_hh, x, n_in, h, n_rec, gather_above, gi, gh, events, walked, z, pre
+):  # pragma: no cover - compiled
+    """Both products of a layer's step and the point-wise update up to its ``tanh``.
+
+    Args:
+        products: per product (input, recurrent) four entries: the CSR arrays (gather), the
+            CSC arrays (scatter) of :func:`kernel_arrays`, ``(C, P)`` stored weights per
+            source and PE and their ``(P,)`` totals (``P = 0``: no counts).
+        bias_ih, bias_hh: ``(3H,)``. x: ``(1, I)``, h: ``(1, H)`` the inputs, with ``n_in``,
+            ``n_rec`` non-zero entries. gather_above: fraction of sources firing above
+            which a product is summed row by row.
+        gi, gh: ``(1, 3H)`` written. events: ``(2, 1)`` and walked: ``(2, 1, P)`` written
+            (:func:`event_gates`). z, pre: ``(H,)`` written (:func:`egru_gates`).
+    """
+    g_ih, s_ih, c_ih, t_ih, g_hh, s_hh, c_hh, t_hh = products
+    _product(g_ih, s_ih, c_ih, t_ih, bias_ih, x, n_in, gather_above, gi, events[0], walked[0])
+    _product(g_hh, s_hh, c_hh, t_hh, bias_hh, h, n_rec, gather_above, gh, events[1], walked[1])
+    egru_gates(gi[0], gh[0], z, pre)
+
+
+@njit(cache=True, nogil=True)
+def layer_counts(
+    update, x, prev_owner, fired_before, host, n_in, routes, op_rows, events, walked, word, ops
+):  # pragma: no cover - compiled
+    """The point-wise update after its ``tanh`` and the per-PE counts of one step.
+
+    Args:
+        update: the arguments of :func:`egru_update` (``fired`` ``(1, P)``).
+        x: ``(1, I)`` the layer's input; prev_owner: ``(I,)`` previous layer's PE of each of
+            its units (``(0,)`` for layer 0); fired_before: ``(1, Q)`` written.
+        host: 1 when the layer's input comes from the host as packets (``n_in`` of them).
+        routes: ``(static, receive_in, host_received, receive_own, per_event)`` of
+            :func:`layer_ops`; op_rows: its six rows, then the six rows of the event
+            format's counts (input / recurrent events, input / recurrent weights, MACs,
+            weight bytes) or ``-1`` for a format without them.
+        events, walked: the counts of :func:`layer_gates`. word: bytes per word.
+        ops: ``(1, N_OPS, P)`` written.
+
+    Returns the number of units that fired.
+    """
+    z, n, c, threshold, y, trace, decay, owner, fired = update
+    count = egru_update(z, n, c, threshold, y, trace, decay, owner, fired[0])
+    if prev_owner.shape[0]:
+        pe_sums(x, prev_owner, fired_before)
+    static, receive_in, host_received, receive_own, per_event = routes
+    if host:
+        host_received[0] = n_in
+    r0, r1, r2, r3, r4, r5, e0, e1, e2, e3, e4, e5 = op_rows
+    layer_ops(
+        static, fired, fired_before, receive_in, host_received, receive_own, per_event,
+        r0, r1, r2, r3, r4, r5, ops,
+    )  # fmt: skip
+    if e0 >= 0:  # the event format: events, weights walked, MACs, bytes
+        ob = ops[0]
+        ev_in, ev_rec = events[0, 0], events[1, 0]
+        w_in, w_rec = walked[0, 0], walked[1, 0]
+        for p in range(ob.shape[1]):
+            ob[e0, p] = ev_in
+            ob[e1, p] = ev_rec
+            ob[e2, p] = w_in[p]
+            ob[e3, p] = w_rec[p]
+            ob[e4, p] = w_in[p] + w_rec[p]
+            # values + target rows per weight, two column extents per event
+            ob[e5, p] = word * (2 * (w_in[p] + w_rec[p]) + 2 * (ev_in + ev_rec))
+    return count
+
+
 def kernel_arrays(w) -> tuple:
     """``(indptr, indices, data)`` of a scipy CSR/CSC matrix for the kernels. The indices go
     to 16 bits when they fit: the products read every stored weight each step, so bytes
@@ -251,3 +466,18 @@ def kernel_arrays(w) -> tuple:
         np.ascontiguousarray(w.indices, dtype=index_type),
         np.ascontiguousarray(w.data),
     )
+
+
+def product_arrays(w, counts=None) -> tuple:
+    """The four entries of one product for :func:`layer_gates`: ``w`` (scipy) as CSR
+    (gather) and CSC (scatter) :func:`kernel_arrays`, ``counts`` ``(C, P)`` stored weights
+    per source and PE (``None``: no counts) and their ``(P,)`` totals."""
+    csr = w.tocsr()
+    csr.sort_indices()
+    csc = w.tocsc()
+    csc.sort_indices()
+    counts = np.zeros((0, 0), np.int32) if counts is None else np.asarray(counts)
+    totals = counts.sum(axis=0).astype(np.float64)
+    if counts.max(initial=0) < 1 << 16:  # fewer bytes to read per step
+        counts = counts.astype(np.uint16)
+    return kernel_arrays(csr), kernel_arrays(csc), counts, totals

@@ -16,12 +16,13 @@ from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.formats import assemble_blocks
 from spinnaker2_backend.int8_layer import Int8Products
 from spinnaker2_backend.kernels import (
-    csr_gates,
-    event_gates,
-    kernel_arrays,
-    layer_ops,
-    pe_sums,
-    source_counts,
+    account_step,
+    egru_gates,
+    layer_counts,
+    layer_gates,
+    noc_tail,
+    nonzero_and_bad,
+    product_arrays,
 )
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import LayerRoutes, layer_routes, static_operation_counts
@@ -274,25 +275,30 @@ class LayerSimulator:
     def _prepare_kernels(self) -> None:
         """Arrays and buffers of the compiled step (:mod:`spinnaker2_backend.kernels`)."""
         p = self.num_pes
+        self._bitmap_hits = self._bitmap is not None and self.weight_format == "csr"
+        self._k_products = None  # csr and event: (gather, scatter, counts, totals) x 2
         if self.weight_format in ("csr", "event"):
-            self._k_ih, self._k_hh = (kernel_arrays(w) for w in (self._w_ih, self._w_hh))
-        rows = 3 * self.hidden_size
+            # stored weights per (source, PE): the event format's walk, bitmap16's hits;
+            # none for csr with another policy (every stored weight: static counts)
+            counts = (None, None)
+            if self.weight_format == "event":
+                counts = (self._count_ih, self._count_hh)
+            elif self._bitmap_hits:
+                counts = (self._bitmap.count_ih, self._bitmap.count_hh)
+            w = (self._w_ih, self._w_hh)
+            self._k_products = product_arrays(w[0], counts[0]) + product_arrays(w[1], counts[1])
+        counted = p if self.weight_format == "event" or self._bitmap_hits else 0
+        self._k_events, self._k_walked = np.zeros((2, 1)), np.zeros((2, 1, counted))
+        rows, h = 3 * self.hidden_size, self.hidden_size
         self._gi = np.zeros((1, rows), dtype=self.dtype)
         self._gh = np.zeros((1, rows), dtype=self.dtype)
-        if self.weight_format == "event":
-            self._k_counts = (np.zeros(1), np.zeros(1), np.zeros((1, p)), np.zeros((1, p)))
-            self._k_event = []
-            for w, bias, counts in (
-                (self._w_ih, self._b_ih, self._count_ih),
-                (self._w_hh, self._b_hh, self._count_hh),
-            ):
-                csr = w.tocsr()
-                csr.sort_indices()
-                gather, scatter = kernel_arrays(csr), kernel_arrays(w)
-                totals = counts.sum(axis=0).astype(np.float64)
-                if counts.size and counts.max() < 1 << 16:  # fewer bytes to read per step
-                    counts = counts.astype(np.uint16)
-                self._k_event.append((scatter, gather, bias, counts, totals))
+        self._z, self._pre = np.zeros(h, self.dtype), np.zeros(h, self.dtype)
+        self._decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=self.dtype)
+        self._no_trace = np.zeros(0, self.dtype)
+        links = self.timing_info.link_incidence
+        if links is None or not np.size(links):
+            links = np.zeros((0, p))
+        self._links = np.ascontiguousarray(links, dtype=np.float64)
         self._slice_of_unit = np.ascontiguousarray(self._slice_of_unit, dtype=np.int64)
         self._fired = np.zeros((1, p))
         self._host_received = np.zeros(1)
@@ -301,11 +307,25 @@ class LayerSimulator:
         prev = self._prev_slice_of_unit
         if prev is None:
             self._fired_before, self._receive_in = np.zeros((1, 0)), np.zeros((0, p))
+            self._prev_owner = np.zeros(0, dtype=np.int64)
         else:
             self._prev_slice_of_unit = np.ascontiguousarray(prev, dtype=np.int64)
+            self._prev_owner = self._prev_slice_of_unit
             self._fired_before = np.zeros((1, self._num_prev))
         names = ("events", "packets_received", "packets_sent", "packets_sent_chip")
-        self._op_rows = tuple(_I[n] for n in (*names, "packet_hops", "chip_link_hops"))
+        rows = [_I[n] for n in (*names, "packet_hops", "chip_link_hops")]
+        event_rows = ("input_events", "recurrent_events", "input_weights", "recurrent_weights")
+        event_rows += ("macs", "weight_bytes_read")
+        is_event = self.weight_format == "event"
+        rows += [_I[n] if is_event else -1 for n in event_rows]
+        self._op_rows = tuple(rows)
+        self._routes = (
+            self._static_ops,
+            self._receive_in,
+            self._host_received,
+            self._receive_own,
+            self._per_event,
+        )
 
     # ------------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -427,7 +447,8 @@ class LayerSimulator:
         word = self.spec.word_bytes
         ops[_I["weight_bytes_read"]] = word * ops[_I["macs"]]
 
-    def _check_input(self, x) -> np.ndarray:
+    def _check_input(self, x) -> tuple[np.ndarray, int]:
+        """``x`` in the dtype and its number of non-zero entries, after checking it."""
         x = np.asarray(x)
         b = self.batch_size
         want = (self.input_size,) if b == 1 else (b, self.input_size)
@@ -437,82 +458,57 @@ class LayerSimulator:
                 + (f" (batch of {b})" if b > 1 else "")
                 + f", got {x.shape}"
             )
-        if not np.issubdtype(x.dtype, np.floating):
+        if x.dtype.kind != "f":
             raise TypeError(f"the layer input must be floating point, got dtype {x.dtype}")
-        if not np.all(np.isfinite(x)):
-            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        nonzero, bad = nonzero_and_bad(x.reshape(-1))
+        if bad:
             raise ValueError(
                 f"layer {self.layer}: the input of step {self.counters.steps} has {bad} NaN or "
                 f"infinite values; a chip cannot send them as events: clean the inputs"
             )
-        return x.astype(self.dtype, copy=False)
+        return x.astype(self.dtype, copy=False), nonzero
 
-    def _event_gates(self, which: int, x2, out, events, walked) -> None:
-        """One product of the event layout: ``W @ x + b`` and what the PEs walk.
-
-        The chip walks only the sources that fired. The host computes the same sums
-        either by walking those sources (scatter, :func:`event_gates`) or, when most
-        sources fired, row by row (gather, :func:`csr_gates`, faster on a CPU then); both
-        give the CSR sums bit for bit, and the counts are those of the sources that fired.
-        """
-        columns, csr, bias, counts, totals = self._k_event[which]
-        if np.count_nonzero(x2) > EVENT_GATHER_ABOVE * x2.size:
-            csr_gates(*csr, bias, x2, out)
-            source_counts(x2, counts, totals, events, walked)
-        else:
-            event_gates(*columns, bias, x2, counts, out, events, walked)
-
-    def _kernel_step(self, x: np.ndarray, y_prev: np.ndarray) -> np.ndarray:
-        """Both products, the point-wise update and the per-PE counts of one step.
+    def _kernel_step(self, x: np.ndarray, y_prev: np.ndarray, n_in: int, n_rec: int) -> np.ndarray:
+        """Both products, the point-wise update and the per-PE counts of one step
+        (``n_in``, ``n_rec``: non-zero entries of ``x`` and ``y_prev``).
 
         Updates ``_c``, ``_y``, ``_trace``; returns the ``(len(OPS), P)`` counts. The
-        products and counts run in :mod:`spinnaker2_backend.kernels` (batch axis of 1).
+        products, the point-wise update (but its ``tanh``) and the counts run in
+        :mod:`spinnaker2_backend.kernels` (batch axis of 1). The chip walks what its layout
+        says (every stored weight for ``csr``, the sources that fired for ``event``); the
+        host sums each product over the sources that fired, or row by row when most fired
+        (above :data:`EVENT_GATHER_ABOVE`): the same sums bit for bit.
         """
-        fmt = self.weight_format
         x2, h2 = x[None], y_prev[None]
-        gi, gh = self._gi, self._gh
-        if fmt == "csr":
-            csr_gates(*self._k_ih, self._b_ih, x2, gi)
-            csr_gates(*self._k_hh, self._b_hh, h2, gh)
-        elif fmt == "dense":
+        gi, gh, z, pre = self._gi, self._gh, self._z, self._pre
+        events, walked = self._k_events, self._k_walked
+        if self._k_products is not None:
+            layer_gates(
+                self._k_products, self._b_ih, self._b_hh, x2, n_in, h2, n_rec,
+                EVENT_GATHER_ABOVE, gi, gh, events, walked, z, pre,
+            )  # fmt: skip
+        else:  # dense
             gi[0] = self._w_ih @ x + self._b_ih
             gh[0] = self._w_hh @ y_prev + self._b_hh
-        else:  # event: only the columns of sources that fired
-            ev_in, ev_rec, walk_in, walk_rec = self._k_counts
-            self._event_gates(0, x2, gi, ev_in, walk_in)
-            self._event_gates(1, h2, gh, ev_rec, walk_rec)
-        y, c, o = egru_pointwise(gi[0], gh[0], self._c, self._threshold)
-        if self._trace is not None:
-            trace = TRACE_DECAY * self._trace + (1 - TRACE_DECAY) * y
-            self._trace = trace.astype(self.dtype, copy=False)
-        self._c, self._y = c, y
-
-        fired = self._fired
-        pe_sums(o[None], self._slice_of_unit, fired)
-        if self._prev_slice_of_unit is not None:
-            pe_sums(x2, self._prev_slice_of_unit, self._fired_before)
-        elif self._host_input:
-            self._host_received[0] = float(np.count_nonzero(x))
+            egru_gates(gi[0], gh[0], z, pre)
+        # egru_pointwise, compiled around numpy's tanh; new arrays (results keep them)
+        n = np.tanh(pre)
+        c, y = self._c.copy(), np.empty_like(pre)
+        trace = self._no_trace if self._trace is None else self._trace.copy()
+        update = (z, n, c, self._threshold, y, trace, self._decay, self._slice_of_unit, self._fired)
         ops = np.empty((1, len(OPS), self.num_pes))
-        layer_ops(
-            self._static_ops,
-            fired,
-            self._fired_before,
-            self._receive_in,
-            self._host_received,
-            self._receive_own,
-            self._per_event,
-            *self._op_rows,
-            ops,
-        )
-        ops = ops[0]
-        if fmt == "event":
-            n_in, n_rec = float(ev_in[0]), float(ev_rec[0])
-            self._event_ops(ops, n_in, n_rec, walk_in[0], walk_rec[0])
-        return ops
+        layer_counts(
+            update, x2, self._prev_owner, self._fired_before, self._host_input, n_in,
+            self._routes, self._op_rows, events, walked, self.spec.word_bytes, ops,
+        )  # fmt: skip
+        if self._trace is not None:
+            self._trace = trace
+        self._c, self._y = c, y
+        return ops[0]
 
     def _event_ops(self, ops, n_in, n_rec, walked_in, walked_rec) -> None:
-        """The ``event`` format's counts of a step: events, weights walked, MACs, bytes."""
+        """The ``event`` format's counts of a step: events, weights walked, MACs, bytes
+        (the general path; the compiled one counts them in :func:`layer_counts`)."""
         ops[_I["input_events"]] = n_in
         ops[_I["recurrent_events"]] = n_rec
         ops[_I["input_weights"]] = walked_in
@@ -537,9 +533,9 @@ class LayerSimulator:
             ValueError: wrong shape, NaN or infinite inputs.
             ReceiveOverflowError: an ``event-list`` overflowed and ``on_overflow="raise"``.
         """
-        x = self._check_input(x)
+        x, n_in = self._check_input(x)
         if self.batch_size == 1 and self._int8 is None:  # int8 products: int8_layer below
-            n_in, n_rec = int(np.count_nonzero(x)), int(np.count_nonzero(self._y))
+            n_rec = int(np.count_nonzero(self._y))
             cap = self.receive_capacity
             if self.receive_policy not in CAPPED or (
                 n_rec <= cap and (n_in <= cap or not self._input_by_packets)
@@ -590,13 +586,24 @@ class LayerSimulator:
         products, point-wise update and counts in the compiled kernels, the same numbers
         as the general path."""
         y_prev = self._y
-        ops = self._kernel_step(x, y_prev)
+        ops = self._kernel_step(x, y_prev, n_in, n_rec)
         self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
-        if self._bitmap is not None:
+        if self._bitmap_hits:  # the hits the products counted (BitmapReceive.step_ops)
+            self._bitmap_ops(ops, float(n_in), float(n_rec))
+        elif self._bitmap is not None:
             self._bitmap.step_ops(ops, _I, x[None], y_prev[None])
         if self.readout_on_chip:
             self._readout_ops(ops)
         return self._account(self._y, ops)
+
+    def _bitmap_ops(self, ops: np.ndarray, n_in: float, n_rec: float) -> None:
+        """``bitmap16``'s counts of a compiled step (:meth:`BitmapReceive.step_ops`'s): the
+        hits counted by ``layer_gates`` from the bitmap's counts, the events appended."""
+        hits_in, hits_rec = self._k_walked[0, 0], self._k_walked[1, 0]
+        ops[_I["input_hits"]] = hits_in
+        ops[_I["recurrent_hits"]] = hits_rec
+        ops[_I["macs"]] = hits_in + hits_rec
+        ops[_I["list_entries"]] = n_rec + (n_in if self._bitmap.input_by_packets else 0.0)
 
     def _readout_ops(self, ops: np.ndarray) -> None:
         """The on-chip readout's counts of one step (``ops`` updated in place)."""
@@ -654,19 +661,21 @@ class LayerSimulator:
         """Cycles, deadline and cumulative counters of one step's operation counts."""
         phase_cycles = self._cost @ ops
         busy = phase_cycles.sum(axis=0)
-        layer_cycles = float(busy.max()) if busy.size else 0.0
-        # latencies are >= 0: the largest of the PEs that sent, 0 when none did
-        tail = float(noc_tail_cycles(ops[_I["events"]], self.timing_info, costs=self.costs))
-        done_us = busy * self._us_per_cycle
         counters = self.counters
+        # the slowest PE; counters += the step's
+        layer_cycles = account_step(phase_cycles, ops, busy, counters.ops, counters.phase_cycles)
+        # latencies are >= 0: the largest of the PEs that sent, 0 when none did
+        # timing.noc_tail_cycles of the step, compiled
+        tail = noc_tail(
+            ops[_I["events"]], self._tail_latency, self._links, self.costs.chip_link_packet_cycles
+        )
+        done_us = busy * self._us_per_cycle
         if self.tick_us is not None:
             missed = done_us > self.tick_us
             counters.deadline_missed += missed
         else:
             missed = self._never_missed
         counters.steps += 1
-        counters.ops += ops
-        counters.phase_cycles += phase_cycles
         counters.layer_cycles += layer_cycles
         counters.tail_cycles += tail
         return LayerStepResult(

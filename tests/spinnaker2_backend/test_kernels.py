@@ -6,7 +6,21 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spinnaker2_backend.kernels import csr_gates, event_gates, layer_ops, pe_sums, source_counts
+from spinnaker2_backend.kernels import (
+    account_step,
+    csr_gates,
+    egru_gates,
+    egru_update,
+    event_gates,
+    kernel_arrays,
+    layer_counts,
+    layer_gates,
+    layer_ops,
+    noc_tail,
+    nonzero_and_bad,
+    pe_sums,
+    source_counts,
+)
 
 
 def _problem(seed, rows, cols, density, activity, batch, dtype):
@@ -103,3 +117,188 @@ def test_layer_simulator_uses_the_kernels_and_matches_the_reference(fmt):
     ref = art.run_reference(tokens)
     for got, want in zip(run.layer_events, ref.layer_events):
         assert np.array_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    hidden=st.integers(1, 50),
+    scale=st.floats(0.01, 30.0),
+    trace=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_split_pointwise_equals_the_reference_bit_for_bit(seed, hidden, scale, trace, dtype):
+    from snn_egru.reference import TRACE_DECAY, egru_pointwise
+
+    rng = np.random.default_rng(seed)
+    gi = (scale * rng.standard_normal(3 * hidden)).astype(dtype)
+    gh = (scale * rng.standard_normal(3 * hidden)).astype(dtype)
+    gh[rng.random(3 * hidden) < 0.2] = 0  # silent inputs: exact zeros and -0 products
+    c = (scale * rng.standard_normal(hidden)).astype(dtype)
+    threshold = np.abs(rng.standard_normal(hidden)).astype(dtype)
+    threshold[rng.random(hidden) < 0.3] = 0
+    tr = rng.standard_normal(hidden).astype(dtype) if trace else np.zeros(0, dtype)
+    y_want, c_want, o_want = egru_pointwise(gi, gh, c, threshold)
+    tr_want = TRACE_DECAY * tr + (1 - TRACE_DECAY) * y_want if trace else tr
+
+    z, pre = np.empty(hidden, dtype), np.empty(hidden, dtype)
+    egru_gates(gi, gh, z, pre)
+    n = np.tanh(pre)
+    pes = 4
+    owner = np.arange(hidden, dtype=np.int64) % pes
+    fired = np.full(pes, -1.0)
+    y, c_got, tr_got = np.empty(hidden, dtype), c.copy(), tr.copy()
+    decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=dtype)
+    count = egru_update(z, n, c_got, threshold, y, tr_got, decay, owner, fired)
+    same = lambda a, b: a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))  # noqa: E731
+    assert same(y, y_want) and same(c_got, c_want)  # bits: -0 and +0 told apart
+    assert same(tr_got, tr_want.astype(dtype))
+    assert count == int(o_want.sum())
+    assert np.array_equal(fired, np.bincount(owner, weights=o_want, minlength=pes))
+
+
+def test_split_pointwise_on_every_float32_exponent():
+    """``expit`` as ``1 / (1 + exp(-v))`` in float32 is scipy's on a sweep of every
+    exponent and sign (the gates' inputs can be anything finite)."""
+    from scipy.special import expit
+
+    bits = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32)
+    v = bits.view(np.float32)
+    v = v[np.isfinite(v)]
+    hidden = v.size
+    gi = np.zeros(3 * hidden, np.float32)
+    gi[:hidden] = v
+    gi[hidden : 2 * hidden] = v
+    z, pre = np.empty(hidden, np.float32), np.empty(hidden, np.float32)
+    egru_gates(gi, np.zeros_like(gi), z, pre)
+    assert np.array_equal(z.view(np.uint32), expit(v).view(np.uint32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    phases=st.integers(1, 9),
+    pes=st.integers(0, 40),
+)
+def test_account_step_equals_numpy_bit_for_bit(seed, phases, pes):
+    rng = np.random.default_rng(seed)
+    cycles = rng.random((phases, pes)) * 10.0 ** rng.integers(-3, 9, (phases, pes))
+    ops = rng.integers(0, 1000, (5, pes)).astype(np.float64)
+    counted_ops, counted_cycles = rng.random((5, pes)), rng.random((phases, pes))
+    want_ops, want_cycles = counted_ops + ops, counted_cycles + cycles
+    busy = cycles.sum(axis=0)
+    slowest = account_step(cycles, ops, busy, counted_ops, counted_cycles)
+    assert slowest == (float(busy.max()) if pes else 0.0)
+    assert np.array_equal(counted_ops, want_ops) and np.array_equal(counted_cycles, want_cycles)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    values=st.lists(
+        st.sampled_from([0.0, -0.0, 1.5, -2.0, 1e-45, np.inf, -np.inf, np.nan]), max_size=30
+    ),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_nonzero_and_bad_count_as_numpy(values, dtype):
+    x = np.array(values, dtype=dtype)
+    assert nonzero_and_bad(x) == (np.count_nonzero(x), int(np.sum(~np.isfinite(x))))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    hidden=st.integers(1, 30),
+    inputs=st.integers(1, 30),
+    density=st.floats(0.0, 1.0),
+    activity=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    counted=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_layer_gates_and_counts_equal_the_kernels_they_fuse(
+    seed, hidden, inputs, density, activity, counted, dtype
+):
+    """One layer step through layer_gates / tanh / layer_counts is scipy's products and the
+    reference's point-wise update bit for bit, with the counts of layer_ops and the event
+    format's counts of the sources that fired (csr: none), gathered or scattered."""
+    from snn_egru.reference import TRACE_DECAY, egru_pointwise
+
+    rows, pes = 3 * hidden, 3
+    w_ih, x, b_ih = _problem(seed, rows, inputs, density, activity[0], 1, dtype)
+    w_hh, h, b_hh = _problem(seed + 1, rows, hidden, density, activity[1], 1, dtype)
+    owner = np.arange(hidden, dtype=np.int64) % pes
+    products = []
+    for w in (w_ih, w_hh):
+        csc = w.tocsc()
+        csc.sort_indices()
+        counts = np.zeros((w.shape[1] if counted else 0, pes if counted else 0), np.uint16)
+        for j in range(counts.shape[0]):
+            rows_j = csc.indices[csc.indptr[j] : csc.indptr[j + 1]]
+            counts[j] = np.bincount(owner[rows_j % hidden], minlength=pes)
+        totals = counts.sum(axis=0).astype(np.float64)
+        products += [kernel_arrays(w), kernel_arrays(csc), counts, totals]
+    gi, gh = np.empty((1, rows), dtype), np.empty((1, rows), dtype)
+    z, pre = np.empty(hidden, dtype), np.empty(hidden, dtype)
+    events, walked = np.full((2, 1), -1.0), np.full((2, 1, pes if counted else 0), -1.0)
+    n_in, n_rec = int(np.count_nonzero(x)), int(np.count_nonzero(h))
+    layer_gates(tuple(products), b_ih, b_hh, x, n_in, h, n_rec, 0.5, gi, gh, events, walked, z, pre)
+    assert np.array_equal(gi[0], w_ih @ x[0] + b_ih) and np.array_equal(gh[0], w_hh @ h[0] + b_hh)
+
+    c = np.random.default_rng(seed).standard_normal(hidden).astype(dtype)
+    threshold = np.full(hidden, 0.1, dtype)
+    y_want, c_want, o_want = egru_pointwise(gi[0], gh[0], c, threshold)
+    y, c_got, trace = np.empty(hidden, dtype), c.copy(), np.zeros(hidden, dtype)
+    decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=dtype)
+    fired = np.full((1, pes), -1.0)
+    update = (z, np.tanh(pre), c_got, threshold, y, trace, decay, owner, fired)
+    prev_owner = np.arange(inputs, dtype=np.int64) % 2
+    fired_before = np.full((1, 2), -1.0)
+    static = np.arange(16 * pes, dtype=np.float64).reshape(16, pes)
+    rng = np.random.default_rng(seed + 2)
+    routes = (static, rng.integers(0, 3, (2, pes)).astype(np.float64), np.zeros(1),
+              rng.integers(0, 3, (pes, pes)).astype(np.float64), rng.random((4, pes)))  # fmt: skip
+    event_rows = (10, 11, 12, 13, 14, 15) if counted else (-1,) * 6
+    ops = np.full((1, 16, pes), np.nan)
+    got = layer_counts(update, x, prev_owner, fired_before, False, n_in, routes,
+                       (0, 1, 2, 3, 4, 5, *event_rows), events, walked, 4, ops)  # fmt: skip
+    same = lambda a, b: np.array_equal(a.view(np.uint8), b.view(np.uint8))  # noqa: E731
+    assert same(y, y_want) and same(c_got, c_want) and got == int(o_want.sum())
+    want_fired = np.bincount(owner, weights=o_want, minlength=pes)[None]
+    assert np.array_equal(fired, want_fired)
+    assert np.array_equal(fired_before[0], np.bincount(prev_owner, x[0] != 0, minlength=2))
+    want = np.empty((1, 16, pes))
+    layer_ops(static, want_fired, fired_before, routes[1], np.zeros(1), routes[3], routes[4],
+              0, 1, 2, 3, 4, 5, want)  # fmt: skip
+    if counted:
+        for k, (v, cnt) in enumerate(((x[0], products[2]), (h[0], products[6]))):
+            active = np.flatnonzero(v)
+            assert events[k, 0] == active.size
+            assert np.array_equal(walked[k, 0], cnt[active].sum(axis=0))
+        w_in, w_rec = walked[0, 0], walked[1, 0]
+        n_events = events[0, 0] + events[1, 0]
+        rows = (events[0, 0], events[1, 0], w_in, w_rec, w_in + w_rec)
+        for k, row in enumerate((*rows, 4 * (2 * (w_in + w_rec) + 2 * n_events))):
+            want[0, 10 + k] = row
+    assert np.array_equal(ops, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    pes=st.integers(0, 30),
+    links=st.integers(0, 5),
+    silent=st.floats(0.0, 1.0),
+)
+def test_noc_tail_equals_numpy(seed, pes, links, silent):
+    rng = np.random.default_rng(seed)
+    events = rng.integers(0, 20, pes).astype(np.float64)
+    events[rng.random(pes) < silent] = 0
+    latency = rng.integers(0, 5, pes) * 8.0 + rng.integers(0, 3, pes) * 300.0
+    incidence = (rng.random((links, pes)) < 0.4).astype(np.float64)
+    packet = 37.5
+    want = float(np.max(np.where(events > 0, latency, 0.0), initial=0.0))
+    if links and pes:
+        want = max(want, float((events @ incidence.T).max()) * packet)
+    assert noc_tail(events, latency, incidence, packet) == want
+    assert noc_tail(events, latency, incidence[:0], packet) == float(
+        np.max(latency * (events > 0), initial=0.0)
+    )
