@@ -32,7 +32,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from lm_quality import model_table, parse_lr_option, parse_seeds, seed_summary  # noqa: E402
+from lm_quality import (  # noqa: E402
+    exit_status,
+    model_table,
+    parse_lr_option,
+    parse_seeds,
+    quick_models_and_seeds,
+    seed_summary,
+)
 
 from snn_egru.errors import UserError  # noqa: E402
 from snn_egru.models.dvs import dvs_preset  # noqa: E402
@@ -173,22 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.quick:
-            if args.epochs == DEFAULT_EPOCHS:
-                args.epochs = QUICK_EPOCHS
-            if args.models == list(DVS_MODELS):
-                args.models = ["egru", "gru"]
-            if args.seeds == parser.get_default("seeds"):
-                args.seeds = "0"
-        if min(args.epochs, args.threads, args.train_samples, args.test_samples) < 1:
-            raise UserError("--epochs, --threads, --train-samples, --test-samples must be >= 1")
-        report = run(args)
-    except UserError as exc:
-        if args.verbose:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: _main(parser, args), verbose=args.verbose)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.quick:
+        if args.epochs == DEFAULT_EPOCHS:
+            args.epochs = QUICK_EPOCHS
+        quick_models_and_seeds(parser, args, DVS_MODELS)
+    if min(args.epochs, args.threads, args.train_samples, args.test_samples) < 1:
+        raise UserError("--epochs, --threads, --train-samples, --test-samples must be >= 1")
+    report = run(args)
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
         Path(args.save).write_text(json.dumps(report, indent=2))

@@ -31,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
@@ -69,25 +70,54 @@ RATE_TOKENS = 20_000
 
 
 # --------------------------------------------------------------------------- input checks
-def parse_lr_list(text: str) -> tuple[float, ...]:
-    """``"3e-3,6e-3"`` -> ``(0.003, 0.006)``; empty, non-numeric, non-finite or <= 0: error."""
+def parse_list(
+    text: str,
+    convert: Callable[[str], Any],
+    *,
+    name: str,
+    unit: str,
+    kind: str,
+    example: str,
+    refuse: Callable[[str, Any], str | None],
+) -> tuple[Any, ...]:
+    """``text`` split at commas, each part ``convert``-ed: a tuple of values. An empty list,
+    a part that is not ``kind``, a value ``refuse(part, value)`` complains about, or a repeat:
+    a :class:`UserError` naming the ``name`` (``unit``: the short word, ``example`` a list)."""
     items = [part.strip() for part in str(text).split(",")]
     if not any(items):
-        raise UserError("the learning-rate list is empty: give one or more rates, e.g. 3e-3,6e-3")
-    rates = []
+        raise UserError(
+            f"the {name.replace(' ', '-')} list is empty: give one or more {unit}s, e.g. {example}"
+        )
+    values = []
     for item in items:
         try:
-            value = float(item)
+            value = convert(item)
         except ValueError:
-            raise UserError(
-                f"learning rate {item!r} is not a number: give rates like 3e-3,6e-3"
-            ) from None
-        if not (math.isfinite(value) and value > 0):
-            raise UserError(f"learning rate {item!r} must be a finite number > 0")
-        rates.append(value)
-    if len(set(rates)) != len(rates):
-        raise UserError(f"the learning-rate list {text!r} repeats a rate")
-    return tuple(rates)
+            raise UserError(f"{name} {item!r} is not {kind}: give {unit}s like {example}") from None
+        complaint = refuse(item, value)
+        if complaint is not None:
+            raise UserError(complaint)
+        values.append(value)
+    if len(set(values)) != len(values):
+        raise UserError(f"the {name.replace(' ', '-')} list {text!r} repeats a {unit}")
+    return tuple(values)
+
+
+def parse_lr_list(text: str) -> tuple[float, ...]:
+    """``"3e-3,6e-3"`` -> ``(0.003, 0.006)``; empty, non-numeric, non-finite or <= 0: error."""
+    return parse_list(
+        text,
+        float,
+        name="learning rate",
+        unit="rate",
+        kind="a number",
+        example="3e-3,6e-3",
+        refuse=lambda item, value: (
+            None
+            if math.isfinite(value) and value > 0
+            else f"learning rate {item!r} must be a finite number > 0"
+        ),
+    )
 
 
 def parse_lr_option(text: str) -> tuple[str, tuple[float, ...]]:
@@ -100,21 +130,15 @@ def parse_lr_option(text: str) -> tuple[str, tuple[float, ...]]:
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"0,1"`` -> ``(0, 1)``; empty, non-integer, negative or repeated: error."""
-    items = [part.strip() for part in str(text).split(",")]
-    if not any(items):
-        raise UserError("the seed list is empty: give one or more seeds, e.g. 0,1")
-    seeds = []
-    for item in items:
-        try:
-            value = int(item)
-        except ValueError:
-            raise UserError(f"seed {item!r} is not an integer: give seeds like 0,1") from None
-        if value < 0:
-            raise UserError(f"seed {value} must be >= 0")
-        seeds.append(value)
-    if len(set(seeds)) != len(seeds):
-        raise UserError(f"the seed list {text!r} repeats a seed")
-    return tuple(seeds)
+    return parse_list(
+        text,
+        int,
+        name="seed",
+        unit="seed",
+        kind="an integer",
+        example="0,1",
+        refuse=lambda item, value: None if value >= 0 else f"seed {value} must be >= 0",
+    )
 
 
 def check_model_name(name: str) -> str:
@@ -714,41 +738,58 @@ def read_reports(names: list[str]) -> list[dict[str, Any]]:
     return reports
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def quick_models_and_seeds(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, all_models: tuple[str, ...]
+) -> None:
+    """``--quick``: EGRU and GRU, seed 0, unless ``--models`` / ``--seeds`` were given."""
+    if args.models == list(all_models):
+        args.models = ["egru", "gru"]
+    if args.seeds == parser.get_default("seeds"):
+        args.seeds = "0"
+
+
+def exit_status(body: Callable[[], int], *, verbose: bool) -> int:
+    """``body()``'s exit status; a :class:`UserError` prints ``error: MESSAGE`` on stderr and
+    returns 2 (``verbose``: it raises, with its traceback)."""
     try:
-        if args.quick:
-            args.steps = args.steps or QUICK_STEPS
-            args.test_tokens = args.test_tokens or QUICK_TEST_TOKENS
-            if args.models == list(LM_CELLS):
-                args.models = ["egru", "gru"]
-            if args.seeds == parser.get_default("seeds"):
-                args.seeds = "0"
-        for name in ("steps", "sweep_steps", "test_tokens", "threads"):
-            value = getattr(args, name)
-            if value is not None and value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        if args.table_from:
-            reports = read_reports(args.table_from)
-            print(ablation_table(reports))
-            if args.plot:
-                plot_tradeoff(reports, args.plot)
-                print(f"wrote {args.plot}")
-            return 0
-        if args.plot_from:
-            if not args.plot:
-                raise UserError("--plot-from needs --plot PNG (where to draw)")
-            plot_rates(read_reports(args.plot_from), args.plot)
-            print(f"wrote {args.plot}")
-            return 0
-        report = run(args)
-        report["label"] = args.label
+        return body()
     except UserError as exc:
-        if args.verbose:
+        if verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return exit_status(lambda: _main(parser, args), verbose=args.verbose)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.quick:
+        args.steps = args.steps or QUICK_STEPS
+        args.test_tokens = args.test_tokens or QUICK_TEST_TOKENS
+        quick_models_and_seeds(parser, args, LM_CELLS)
+    for name in ("steps", "sweep_steps", "test_tokens", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.table_from:
+        reports = read_reports(args.table_from)
+        print(ablation_table(reports))
+        if args.plot:
+            plot_tradeoff(reports, args.plot)
+            print(f"wrote {args.plot}")
+        return 0
+    if args.plot_from:
+        if not args.plot:
+            raise UserError("--plot-from needs --plot PNG (where to draw)")
+        plot_rates(read_reports(args.plot_from), args.plot)
+        print(f"wrote {args.plot}")
+        return 0
+    report = run(args)
+    report["label"] = args.label
     if args.json:
         print(json.dumps(report, indent=2))
     else:
