@@ -68,14 +68,15 @@ Files in ``--out-dir`` (default ``runs/example_dvs``): ``train/``, ``artifact.np
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snn_egru.cliargs import parse_example_args
+from snn_egru.examples_support import finish_example, map_for_example, prepare_torch_example
 
 log = logging.getLogger("examples.dvs_gestures")
 
@@ -90,6 +91,8 @@ SMOKE = {
     "batch_size": 4,
     "epochs": 1,
     "chip_samples": 4,
+    "quiet": True,
+    "device": "cpu",
 }
 
 
@@ -336,34 +339,14 @@ def results_table(results: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns the exit status (2: bad data folder or does not fit)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
-        args.quiet = True
-        args.device = "cpu"
-        if args.threads is None:
-            args.threads = 1  # tiny tensors: one thread is fastest on a shared CPU
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-    import torch
+    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
+    out = prepare_torch_example(args)
 
     from snn_egru.data.dvs import DEFAULT_FRAME_US
     from snn_egru.errors import UserError
     from snn_egru.export import export_artifact
     from snn_egru.training.dvs import compare_with_artifact, feature_sequences
-    from spinnaker2_backend import MappingError, map_network
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     try:
         model, class_names, test_set = train_or_load(args, out)
     except UserError as err:  # e.g. no DVS128 Gesture data in --data-dir
@@ -384,14 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     sequences, labels = feature_sequences(model, test_set, max_samples=max_samples)
 
     pes = chip_pes_per_layer(artifact.layer_sizes, args.pes_per_layer)
-    try:
-        mapping = map_network(artifact, weight_format=args.weight_format, pes_per_layer=pes)
-    except MappingError as err:
-        log.error("the network does not fit: %s", err)
-        print(f"does not fit: {err}")
+    mapped = map_for_example(
+        artifact, out, log, weight_format=args.weight_format, pes_per_layer=pes
+    )
+    if mapped is None:
         return 2
-    report = mapping.report()
-    (out / "mapping_report.txt").write_text(report.table())
+    mapping, report = mapped
     chip = run_on_chip(mapping, artifact, sequences, frames=args.num_frames)
 
     n = len(labels)
@@ -423,10 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             "activity": chip["activity"],
         },
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(results_table(results))
-    log.info("results in %s", out)
-    return 0
+    return finish_example(out, results, results_table, log)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""What the training examples (``examples/dvs_gestures.py``, ``examples/language_model.py``)
+share around their own story: torch threads and the output folder, mapping the exported
+network onto the simulated chip, and writing ``results.json``.
+
+Layer: application (imports torch and the backend, lazily, inside the functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["finish_example", "map_for_example", "prepare_torch_example"]
+
+
+def prepare_torch_example(args: argparse.Namespace) -> Path:
+    """Set torch's CPU threads (``--threads``; one under ``--smoke`` when not given: tiny
+    tensors run fastest on one thread of a shared CPU) and make ``--out-dir``; returns it."""
+    import torch  # after argument parsing: --help stays fast
+
+    if args.smoke and args.threads is None:
+        args.threads = 1
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def map_for_example(
+    artifact: Any, out: Path, log: logging.Logger, **options: Any
+) -> tuple[Any, Any] | None:
+    """``map_network(artifact, **options)`` and its report, written to
+    ``out/mapping_report.txt``; ``None`` (logged and printed) when the network does not fit."""
+    from spinnaker2_backend import MappingError, map_network
+
+    try:
+        mapping = map_network(artifact, **options)
+    except MappingError as err:
+        log.error("the network does not fit: %s", err)
+        print(f"does not fit: {err}")
+        return None
+    report = mapping.report()
+    (out / "mapping_report.txt").write_text(report.table())
+    return mapping, report
+
+
+def finish_example(
+    out: Path,
+    results: dict[str, Any],
+    table: Callable[[dict[str, Any]], str],
+    log: logging.Logger,
+) -> int:
+    """Write ``out/results.json``, print ``table(results)``; returns the exit status 0."""
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+    log.info("results in %s", out)
+    return 0
