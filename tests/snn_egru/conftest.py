@@ -32,3 +32,19 @@ def deterministic_tiny_lm(vocab_size: int):
         threshold_mean=0.05,
         learn_threshold=True,
     )
+
+
+def make_sequence(
+    input_size: int, hidden: int | list[int], seed: int = 0, dtype=torch.float64, **kwargs
+):
+    """An EGRUSequence (float64 unless ``dtype``) with random biases, so that events occur
+    (neither none nor all)."""
+    from snn_egru.sequence import EGRUSequence
+
+    torch.manual_seed(seed)
+    seq = EGRUSequence(input_size, hidden, dtype=dtype, **kwargs)
+    with torch.no_grad():
+        for k in range(seq.num_layers):
+            getattr(seq, f"bias_ih_l{k}").normal_(0.0, 0.5)
+            getattr(seq, f"bias_hh_l{k}").normal_(0.0, 0.5)
+    return seq
