@@ -48,3 +48,13 @@ def make_sequence(
             getattr(seq, f"bias_ih_l{k}").normal_(0.0, 0.5)
             getattr(seq, f"bias_hh_l{k}").normal_(0.0, 0.5)
     return seq
+
+
+def tiny_dvs_cli_argv(out) -> list[str]:
+    """``snn_egru.training.dvs`` arguments of a seconds-long run: the tiny preset, one epoch
+    over 11 synthetic 4-frame samples, output in ``out``, no progress bars."""
+    return [
+        "--preset", "tiny", "--num-frames", "4", "--synthetic-train", "11",
+        "--synthetic-test", "11", "--synthetic-duration", "0.1", "--epochs", "1",
+        "--batch-size", "11", "--out", str(out), "--no-progress", "--seed", "2",
+    ]  # fmt: skip
