@@ -4,9 +4,6 @@ Lava and the simulator (tqdm) share one process in either import/run order."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 
@@ -20,6 +17,7 @@ from lava_procs.run import stop_runtime
 from lava_procs.run_configs import FloatingPtSimCfg
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUState, egru_step, quantize_params
+from tests.fresh_python import run_python
 from tests.lava_procs.conftest import random_layer
 
 pytestmark = pytest.mark.lava
@@ -138,14 +136,7 @@ print("ok")
 @pytest.mark.parametrize("order", ["(simulate, lava)", "(lava, simulate)"])
 def test_lava_and_the_simulator_share_one_process_in_either_order(order: str) -> None:
     script = textwrap.dedent(_ONE_PROCESS).format(order=order)
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, "TQDM_DISABLE": ""},
-        check=False,
-    )
+    result = run_python(script, timeout=240, env={"TQDM_DISABLE": ""})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
 
