@@ -131,20 +131,6 @@ def make_layers(hidden: list[int], input_size: int, rng: np.random.Generator) ->
     return layers
 
 
-def lif_voltage(current: np.ndarray) -> np.ndarray:
-    """Lava's floating-point LIF (``PyLifModelFloat``) in numpy: ``v`` per step."""
-    du, dv, vth = LIF_PARAMS["du"], LIF_PARAMS["dv"], LIF_PARAMS["vth"]
-    u = np.zeros(current.shape[1])
-    v = np.zeros(current.shape[1])
-    out = []
-    for a_in in current:
-        u = u * (1 - du) + a_in
-        v = v * (1 - dv) + u
-        v[v > vth] = 0.0
-        out.append(v.copy())
-    return np.stack(out)
-
-
 def run_hand_wired(layers: list[Any], features: np.ndarray, run_cfg: Any, timeout: float) -> dict:
     """Build the hand-wired graph, run it, read the Monitors and Vars (graph stopped after)."""
     from lava.proc.dense.process import Dense
@@ -220,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     # Lava first (it sets the multiprocessing start method), then the numpy work.
     from lava.magma.core.run_configs import Loihi2SimCfg
 
+    from lava_procs.graph import lif_float_reference
     from lava_procs.run_configs import SpiNNaker2SimCfg
     from snn_egru.artifact import DeploymentArtifact
     from snn_egru.reference import egru_sequence
@@ -263,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
                 np.max(np.abs(got["delayed"][1:] - got["events"][:-1]))
                 + np.max(np.abs(got["delayed"][0]))
             ),
-            "LIF v vs numpy LIF": float(np.max(np.abs(got["v"] - lif_voltage(got["delayed"])))),
+            "LIF v vs numpy LIF": float(
+                np.max(np.abs(got["v"] - lif_float_reference(got["delayed"], **LIF_PARAMS)))
+            ),
             "EGRUNetwork logits_out vs numpy": float(np.max(np.abs(logits - want_logits))),
         }
         graded = int(np.count_nonzero((got["delayed"] > 0) & (got["delayed"] < 1)))
