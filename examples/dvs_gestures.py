@@ -76,7 +76,13 @@ from typing import Any
 import numpy as np
 
 from snn_egru.cliargs import parse_example_args
-from snn_egru.examples_support import finish_example, map_for_example, prepare_torch_example
+from snn_egru.examples_support import (
+    activity_row,
+    aligned_table,
+    finish_example,
+    map_for_example,
+    prepare_torch_example,
+)
 
 log = logging.getLogger("examples.dvs_gestures")
 
@@ -91,8 +97,6 @@ SMOKE = {
     "batch_size": 4,
     "epochs": 1,
     "chip_samples": 4,
-    "quiet": True,
-    "device": "cpu",
 }
 
 
@@ -324,15 +328,9 @@ def results_table(results: dict[str, Any]) -> str:
             "chip energy per sample",
             f"{chip['joules_per_sample'] * 1e3:.4g} mJ ({chip['average_power_w']:.3f} W average)",
         ),
-        (
-            "activity on chip",
-            ", ".join(f"layer {i} {a:.1%}" for i, a in enumerate(chip["activity"]))
-            + " of units firing",
-        ),
+        activity_row(chip["activity"]),
     ]
-    width = max(len(name) for name, _ in rows) + 2
-    lines = ["== DVS gestures: PyTorch vs simulated SpiNNaker2 =="]
-    lines += [f"{name:<{width}}{value}" for name, value in rows]
+    lines = aligned_table("DVS gestures: PyTorch vs simulated SpiNNaker2", rows)
     return "\n".join(lines)
 
 

@@ -84,7 +84,13 @@ from typing import Any
 import numpy as np
 
 from snn_egru.cliargs import parse_example_args
-from snn_egru.examples_support import finish_example, map_for_example, prepare_torch_example
+from snn_egru.examples_support import (
+    activity_row,
+    aligned_table,
+    finish_example,
+    map_for_example,
+    prepare_torch_example,
+)
 
 log = logging.getLogger("examples.language_model")
 
@@ -99,8 +105,6 @@ SMOKE = {
     "preset": "tiny",
     "eval_tokens": SMOKE_EVAL_TOKENS,
     "no_full_test": True,
-    "quiet": True,
-    "device": "cpu",
 }
 
 
@@ -312,15 +316,9 @@ def results_table(results: dict[str, Any]) -> str:
             f"{chip['energy_per_sequence_j'] * 1e3:.4g} mJ ({chip['average_power_w']:.3f} W "
             "average)",
         ),
-        (
-            "activity on chip",
-            ", ".join(f"layer {i} {a:.1%}" for i, a in enumerate(chip["activity"]))
-            + " of units firing",
-        ),
+        activity_row(chip["activity"]),
     ]
-    width = max(len(name) for name, _ in rows) + 2
-    lines = ["== EGRU language model: PyTorch vs simulated SpiNNaker2 =="]
-    lines += [f"{name:<{width}}{value}" for name, value in rows]
+    lines = aligned_table("EGRU language model: PyTorch vs simulated SpiNNaker2", rows)
     lines.append(f"comparison per {SEQUENCE_TOKENS}-token sequence (published rows are measured):")
     for row in chip["comparison"]:
         lines.append(

@@ -14,16 +14,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["finish_example", "map_for_example", "prepare_torch_example"]
+__all__ = [
+    "activity_row",
+    "aligned_table",
+    "finish_example",
+    "map_for_example",
+    "prepare_torch_example",
+]
 
 
 def prepare_torch_example(args: argparse.Namespace) -> Path:
-    """Set torch's CPU threads (``--threads``; one under ``--smoke`` when not given: tiny
-    tensors run fastest on one thread of a shared CPU) and make ``--out-dir``; returns it."""
+    """Set torch's CPU threads (``--threads``) and make ``--out-dir``; returns it. Under
+    ``--smoke`` the run is quiet and on the CPU, on one thread unless ``--threads`` says
+    otherwise (tiny tensors run fastest on one thread of a shared CPU)."""
     import torch  # after argument parsing: --help stays fast
 
-    if args.smoke and args.threads is None:
-        args.threads = 1
+    if args.smoke:
+        args.quiet = True
+        args.device = "cpu"
+        if args.threads is None:
+            args.threads = 1
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(args.out_dir)
@@ -47,6 +57,18 @@ def map_for_example(
     report = mapping.report()
     (out / "mapping_report.txt").write_text(report.table())
     return mapping, report
+
+
+def activity_row(activity: list[float]) -> tuple[str, str]:
+    """The results-table row of the per-layer share of units firing on the chip."""
+    layers = ", ".join(f"layer {i} {a:.1%}" for i, a in enumerate(activity))
+    return "activity on chip", f"{layers} of units firing"
+
+
+def aligned_table(title: str, rows: list[tuple[str, str]]) -> list[str]:
+    """``== title ==`` and a line per ``(name, value)`` row, the values aligned."""
+    width = max(len(name) for name, _ in rows) + 2
+    return [f"== {title} ==", *(f"{name:<{width}}{value}" for name, value in rows)]
 
 
 def finish_example(
