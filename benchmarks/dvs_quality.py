@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from lm_quality import (  # noqa: E402
-    exit_status,
     model_table,
     parse_lr_option,
     parse_seeds,
     quick_models_and_seeds,
+    run_command,
     seed_summary,
 )
 
@@ -178,9 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return exit_status(lambda: _main(parser, args), verbose=args.verbose)
+    return run_command(build_parser(), _main, argv)
 
 
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -748,22 +748,26 @@ def quick_models_and_seeds(
         args.seeds = "0"
 
 
-def exit_status(body: Callable[[], int], *, verbose: bool) -> int:
-    """``body()``'s exit status; a :class:`UserError` prints ``error: MESSAGE`` on stderr and
-    returns 2 (``verbose``: it raises, with its traceback)."""
+def run_command(
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.ArgumentParser, argparse.Namespace], int],
+    argv: list[str] | None,
+) -> int:
+    """Parse ``argv`` and return ``body(parser, args)``'s exit status; a :class:`UserError`
+    prints ``error: MESSAGE`` on stderr and returns 2 (``--verbose``: it raises, with its
+    traceback)."""
+    args = parser.parse_args(argv)
     try:
-        return body()
+        return body(parser, args)
     except UserError as exc:
-        if verbose:
+        if args.verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return exit_status(lambda: _main(parser, args), verbose=args.verbose)
+    return run_command(build_parser(), _main, argv)
 
 
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
