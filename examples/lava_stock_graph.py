@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 
 from snn_egru.cliargs import parse_example_args
+from snn_egru.examples_support import add_lava_run_arguments
 
 log = logging.getLogger("examples.lava_stock_graph")
 
@@ -90,12 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check everything against numpy.",
         epilog="--smoke: layers 6/5, 8 steps (a few seconds, mostly Lava start-up).",
     )
-    p.add_argument("--steps", type=int, default=20, help="time steps")
     p.add_argument("--hidden", type=int, nargs=2, default=[32, 16], help="units of l0, l1")
     p.add_argument("--input-size", type=int, default=8, help="feature vector size")
-    p.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
-    p.add_argument("--timeout", type=float, default=300.0, help="limit per Lava run (s)")
-    p.add_argument("--seed", type=int, default=0)
+    add_lava_run_arguments(p)
     p.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
     return p
 

@@ -1,6 +1,8 @@
-"""What the training examples (``examples/dvs_gestures.py``, ``examples/language_model.py``)
-share around their own story: torch threads and the output folder, mapping the exported
-network onto the simulated chip, and writing ``results.json``.
+"""What the examples share around their own story: for the training examples
+(``examples/dvs_gestures.py``, ``examples/language_model.py``) torch threads and the output
+folder, mapping the exported network onto the simulated chip, the results table and
+``results.json``; for the Lava examples (``examples/lava_graph.py``,
+``examples/lava_stock_graph.py``) their run options.
 
 Layer: application (imports torch and the backend, lazily, inside the functions).
 """
@@ -16,11 +18,21 @@ from typing import Any
 
 __all__ = [
     "activity_row",
+    "add_lava_run_arguments",
     "aligned_table",
     "finish_example",
     "map_for_example",
     "prepare_torch_example",
 ]
+
+
+def add_lava_run_arguments(group: argparse._ActionsContainer) -> None:
+    """The options of an example that runs a Lava graph under both run configs: ``--steps``,
+    ``--weight-format`` (the chip's), ``--timeout`` per Lava run and ``--seed``."""
+    group.add_argument("--steps", type=int, default=20, help="time steps (inputs)")
+    group.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
+    group.add_argument("--timeout", type=float, default=300.0, help="limit per Lava run (s)")
+    group.add_argument("--seed", type=int, default=0)
 
 
 def prepare_torch_example(args: argparse.Namespace) -> Path:
