@@ -39,6 +39,7 @@ from lm_quality import (  # noqa: E402
     quick_models_and_seeds,
     run_command,
     seed_summary,
+    sweep_rates,
 )
 
 from snn_egru.errors import UserError  # noqa: E402
@@ -132,16 +133,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     datasets = build_datasets(args)
     runs: dict[str, list[dict[str, Any]]] = {}
     for cell in models:
-        best = lrs[cell][0]
-        if len(lrs[cell]) > 1:
-            entries = []
-            for lr in lrs[cell]:
-                row = train_once(
-                    cell, lr, seeds[0], epochs=args.epochs, data=args.data, datasets=datasets
-                )
-                entries.append({"lr": lr, "test_accuracy": row["test_accuracy"]})
+
+        def sweep_run(lr: float, cell: str = cell) -> float:
+            row = train_once(
+                cell, lr, seeds[0], epochs=args.epochs, data=args.data, datasets=datasets
+            )
+            return row["test_accuracy"]
+
+        best, entries = sweep_rates(lrs[cell], sweep_run, "test_accuracy", higher_is_better=True)
+        if entries is not None:
             report["sweep"][cell] = entries
-            best = max(entries, key=lambda e: e["test_accuracy"])["lr"]
         runs[cell] = [
             train_once(cell, best, seed, epochs=args.epochs, data=args.data, datasets=datasets)
             for seed in seeds

@@ -141,6 +141,23 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     )
 
 
+def sweep_rates(
+    rates: tuple[float, ...],
+    score: Callable[[float], float],
+    metric: str,
+    *,
+    higher_is_better: bool,
+) -> tuple[float, list[dict[str, float]] | None]:
+    """The learning rate to train every seed with: the only one of ``rates``, or, after a
+    sweep (``score(rate)``: one run each, in order), the best by ``metric``. Also the sweep's
+    entries ``{"lr": rate, metric: score}`` (``None`` without a sweep)."""
+    if len(rates) == 1:
+        return rates[0], None
+    entries = [{"lr": lr, metric: score(lr)} for lr in rates]
+    pick = max if higher_is_better else min
+    return pick(entries, key=lambda e: e[metric])["lr"], entries
+
+
 def check_model_name(name: str) -> str:
     """A model name of :data:`~snn_egru.models.lm.LM_CELLS`, or an error listing them."""
     if name not in LM_CELLS:
@@ -500,24 +517,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     runs: dict[str, list[dict[str, Any]]] = {}
     for cell in models:
-        best = lrs[cell][0]
-        if len(lrs[cell]) > 1:
-            entries = []
-            for lr in lrs[cell]:
-                row = train_once(
-                    cell,
-                    lr,
-                    0,
-                    sweep_steps,
-                    corpus=corpus,
-                    egru_overrides=egru_overrides,
-                    test=False,
-                    preset=args.preset,
-                )
-                entries.append({"lr": lr, "valid_ppl": row["valid_ppl"]})
-                _log(args, f"sweep {cell} lr {lr:g}: valid PPL {row['valid_ppl']:.2f}")
+
+        def sweep_run(lr: float, cell: str = cell) -> float:
+            row = train_once(
+                cell,
+                lr,
+                0,
+                sweep_steps,
+                corpus=corpus,
+                egru_overrides=egru_overrides,
+                test=False,
+                preset=args.preset,
+            )
+            _log(args, f"sweep {cell} lr {lr:g}: valid PPL {row['valid_ppl']:.2f}")
+            return row["valid_ppl"]
+
+        best, entries = sweep_rates(lrs[cell], sweep_run, "valid_ppl", higher_is_better=False)
+        if entries is not None:
             report["sweep"][cell] = entries
-            best = min(entries, key=lambda e: e["valid_ppl"])["lr"]
         runs[cell] = []
         for seed in seeds:
             row = train_once(
