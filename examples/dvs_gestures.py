@@ -78,6 +78,7 @@ import numpy as np
 from snn_egru.cliargs import parse_example_args
 from snn_egru.examples_support import (
     activity_row,
+    add_torch_example_arguments,
     aligned_table,
     finish_example,
     map_for_example,
@@ -132,9 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     train.add_argument("--time-limit", type=float, metavar="S", help="stop training after S s")
     train.add_argument("--checkpoint", metavar="PT", help="skip training: use this checkpoint")
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    train.add_argument("--threads", type=int, help="torch CPU threads")
-    train.add_argument("--seed", type=int, default=0)
     chip = p.add_argument_group("simulated chip")
     chip.add_argument(
         "--chip-samples",
@@ -154,9 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="dense",
         help="weights in PE memory (published: dense)",
     )
-    p.add_argument("--out-dir", default="runs/example_dvs", help="output folder")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_torch_example_arguments(p, train, out_dir="runs/example_dvs")
     return p
 
 

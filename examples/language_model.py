@@ -86,6 +86,7 @@ import numpy as np
 from snn_egru.cliargs import parse_example_args
 from snn_egru.examples_support import (
     activity_row,
+    add_torch_example_arguments,
     aligned_table,
     finish_example,
     map_for_example,
@@ -151,9 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the perplexity over the whole test split after training",
     )
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda (training)")
-    train.add_argument("--threads", type=int, help="torch CPU threads")
-    train.add_argument("--seed", type=int, default=0)
     chip = p.add_argument_group("simulated chip")
     chip.add_argument(
         "--eval-tokens",
@@ -165,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     chip.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
     chip.add_argument("--max-units-per-pe", type=int, help="partition limit (default: auto)")
     chip.add_argument("--chips", type=int, default=1, help="chips of the machine (default 1)")
-    p.add_argument("--out-dir", default="runs/example_lm", help="output folder")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
-    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    add_torch_example_arguments(p, train, out_dir="runs/example_lm")
     return p
 
 

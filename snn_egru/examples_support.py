@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "activity_row",
     "add_lava_run_arguments",
+    "add_torch_example_arguments",
     "aligned_table",
     "finish_example",
     "map_for_example",
@@ -33,6 +34,20 @@ def add_lava_run_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
     group.add_argument("--timeout", type=float, default=300.0, help="limit per Lava run (s)")
     group.add_argument("--seed", type=int, default=0)
+
+
+def add_torch_example_arguments(
+    parser: argparse.ArgumentParser, training: argparse._ActionsContainer, *, out_dir: str
+) -> None:
+    """The options a training example shares, which :func:`prepare_torch_example` reads:
+    ``--device``, ``--threads`` and ``--seed`` in the ``training`` group; ``--out-dir``
+    (default ``out_dir``), ``--smoke`` and ``--quiet`` on the ``parser``."""
+    training.add_argument("--device", default="auto", help="auto, cpu or cuda (training)")
+    training.add_argument("--threads", type=int, help="torch CPU threads")
+    training.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default=out_dir, help="output folder")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def prepare_torch_example(args: argparse.Namespace) -> Path:
