@@ -32,7 +32,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from lm_quality import model_table, parse_lr_option, parse_seeds, seed_summary  # noqa: E402
+from lm_quality import (  # noqa: E402
+    model_table,
+    parse_lr_option,
+    parse_seeds,
+    quick_models_and_seeds,
+    run_command,
+    seed_summary,
+    sweep_rates,
+)
 
 from snn_egru.errors import UserError  # noqa: E402
 from snn_egru.models.dvs import dvs_preset  # noqa: E402
@@ -125,16 +133,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     datasets = build_datasets(args)
     runs: dict[str, list[dict[str, Any]]] = {}
     for cell in models:
-        best = lrs[cell][0]
-        if len(lrs[cell]) > 1:
-            entries = []
-            for lr in lrs[cell]:
-                row = train_once(
-                    cell, lr, seeds[0], epochs=args.epochs, data=args.data, datasets=datasets
-                )
-                entries.append({"lr": lr, "test_accuracy": row["test_accuracy"]})
+
+        def sweep_run(lr: float, cell: str = cell) -> float:
+            row = train_once(
+                cell, lr, seeds[0], epochs=args.epochs, data=args.data, datasets=datasets
+            )
+            return row["test_accuracy"]
+
+        best, entries = sweep_rates(lrs[cell], sweep_run, "test_accuracy", higher_is_better=True)
+        if entries is not None:
             report["sweep"][cell] = entries
-            best = max(entries, key=lambda e: e["test_accuracy"])["lr"]
         runs[cell] = [
             train_once(cell, best, seed, epochs=args.epochs, data=args.data, datasets=datasets)
             for seed in seeds
@@ -171,24 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.quick:
-            if args.epochs == DEFAULT_EPOCHS:
-                args.epochs = QUICK_EPOCHS
-            if args.models == list(DVS_MODELS):
-                args.models = ["egru", "gru"]
-            if args.seeds == parser.get_default("seeds"):
-                args.seeds = "0"
-        if min(args.epochs, args.threads, args.train_samples, args.test_samples) < 1:
-            raise UserError("--epochs, --threads, --train-samples, --test-samples must be >= 1")
-        report = run(args)
-    except UserError as exc:
-        if args.verbose:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(build_parser(), _main, argv)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.quick:
+        if args.epochs == DEFAULT_EPOCHS:
+            args.epochs = QUICK_EPOCHS
+        quick_models_and_seeds(parser, args, DVS_MODELS)
+    if min(args.epochs, args.threads, args.train_samples, args.test_samples) < 1:
+        raise UserError("--epochs, --threads, --train-samples, --test-samples must be >= 1")
+    report = run(args)
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
         Path(args.save).write_text(json.dumps(report, indent=2))

@@ -31,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
@@ -69,25 +70,54 @@ RATE_TOKENS = 20_000
 
 
 # --------------------------------------------------------------------------- input checks
-def parse_lr_list(text: str) -> tuple[float, ...]:
-    """``"3e-3,6e-3"`` -> ``(0.003, 0.006)``; empty, non-numeric, non-finite or <= 0: error."""
+def parse_list(
+    text: str,
+    convert: Callable[[str], Any],
+    *,
+    name: str,
+    unit: str,
+    kind: str,
+    example: str,
+    refuse: Callable[[str, Any], str | None],
+) -> tuple[Any, ...]:
+    """``text`` split at commas, each part ``convert``-ed: a tuple of values. An empty list,
+    a part that is not ``kind``, a value ``refuse(part, value)`` complains about, or a repeat:
+    a :class:`UserError` naming the ``name`` (``unit``: the short word, ``example`` a list)."""
     items = [part.strip() for part in str(text).split(",")]
     if not any(items):
-        raise UserError("the learning-rate list is empty: give one or more rates, e.g. 3e-3,6e-3")
-    rates = []
+        raise UserError(
+            f"the {name.replace(' ', '-')} list is empty: give one or more {unit}s, e.g. {example}"
+        )
+    values = []
     for item in items:
         try:
-            value = float(item)
+            value = convert(item)
         except ValueError:
-            raise UserError(
-                f"learning rate {item!r} is not a number: give rates like 3e-3,6e-3"
-            ) from None
-        if not (math.isfinite(value) and value > 0):
-            raise UserError(f"learning rate {item!r} must be a finite number > 0")
-        rates.append(value)
-    if len(set(rates)) != len(rates):
-        raise UserError(f"the learning-rate list {text!r} repeats a rate")
-    return tuple(rates)
+            raise UserError(f"{name} {item!r} is not {kind}: give {unit}s like {example}") from None
+        complaint = refuse(item, value)
+        if complaint is not None:
+            raise UserError(complaint)
+        values.append(value)
+    if len(set(values)) != len(values):
+        raise UserError(f"the {name.replace(' ', '-')} list {text!r} repeats a {unit}")
+    return tuple(values)
+
+
+def parse_lr_list(text: str) -> tuple[float, ...]:
+    """``"3e-3,6e-3"`` -> ``(0.003, 0.006)``; empty, non-numeric, non-finite or <= 0: error."""
+    return parse_list(
+        text,
+        float,
+        name="learning rate",
+        unit="rate",
+        kind="a number",
+        example="3e-3,6e-3",
+        refuse=lambda item, value: (
+            None
+            if math.isfinite(value) and value > 0
+            else f"learning rate {item!r} must be a finite number > 0"
+        ),
+    )
 
 
 def parse_lr_option(text: str) -> tuple[str, tuple[float, ...]]:
@@ -100,21 +130,32 @@ def parse_lr_option(text: str) -> tuple[str, tuple[float, ...]]:
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"0,1"`` -> ``(0, 1)``; empty, non-integer, negative or repeated: error."""
-    items = [part.strip() for part in str(text).split(",")]
-    if not any(items):
-        raise UserError("the seed list is empty: give one or more seeds, e.g. 0,1")
-    seeds = []
-    for item in items:
-        try:
-            value = int(item)
-        except ValueError:
-            raise UserError(f"seed {item!r} is not an integer: give seeds like 0,1") from None
-        if value < 0:
-            raise UserError(f"seed {value} must be >= 0")
-        seeds.append(value)
-    if len(set(seeds)) != len(seeds):
-        raise UserError(f"the seed list {text!r} repeats a seed")
-    return tuple(seeds)
+    return parse_list(
+        text,
+        int,
+        name="seed",
+        unit="seed",
+        kind="an integer",
+        example="0,1",
+        refuse=lambda item, value: None if value >= 0 else f"seed {value} must be >= 0",
+    )
+
+
+def sweep_rates(
+    rates: tuple[float, ...],
+    score: Callable[[float], float],
+    metric: str,
+    *,
+    higher_is_better: bool,
+) -> tuple[float, list[dict[str, float]] | None]:
+    """The learning rate to train every seed with: the only one of ``rates``, or, after a
+    sweep (``score(rate)``: one run each, in order), the best by ``metric``. Also the sweep's
+    entries ``{"lr": rate, metric: score}`` (``None`` without a sweep)."""
+    if len(rates) == 1:
+        return rates[0], None
+    entries = [{"lr": lr, metric: score(lr)} for lr in rates]
+    pick = max if higher_is_better else min
+    return pick(entries, key=lambda e: e[metric])["lr"], entries
 
 
 def check_model_name(name: str) -> str:
@@ -476,24 +517,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     runs: dict[str, list[dict[str, Any]]] = {}
     for cell in models:
-        best = lrs[cell][0]
-        if len(lrs[cell]) > 1:
-            entries = []
-            for lr in lrs[cell]:
-                row = train_once(
-                    cell,
-                    lr,
-                    0,
-                    sweep_steps,
-                    corpus=corpus,
-                    egru_overrides=egru_overrides,
-                    test=False,
-                    preset=args.preset,
-                )
-                entries.append({"lr": lr, "valid_ppl": row["valid_ppl"]})
-                _log(args, f"sweep {cell} lr {lr:g}: valid PPL {row['valid_ppl']:.2f}")
+
+        def sweep_run(lr: float, cell: str = cell) -> float:
+            row = train_once(
+                cell,
+                lr,
+                0,
+                sweep_steps,
+                corpus=corpus,
+                egru_overrides=egru_overrides,
+                test=False,
+                preset=args.preset,
+            )
+            _log(args, f"sweep {cell} lr {lr:g}: valid PPL {row['valid_ppl']:.2f}")
+            return row["valid_ppl"]
+
+        best, entries = sweep_rates(lrs[cell], sweep_run, "valid_ppl", higher_is_better=False)
+        if entries is not None:
             report["sweep"][cell] = entries
-            best = min(entries, key=lambda e: e["valid_ppl"])["lr"]
         runs[cell] = []
         for seed in seeds:
             row = train_once(
@@ -714,41 +755,62 @@ def read_reports(names: list[str]) -> list[dict[str, Any]]:
     return reports
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def quick_models_and_seeds(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, all_models: tuple[str, ...]
+) -> None:
+    """``--quick``: EGRU and GRU, seed 0, unless ``--models`` / ``--seeds`` were given."""
+    if args.models == list(all_models):
+        args.models = ["egru", "gru"]
+    if args.seeds == parser.get_default("seeds"):
+        args.seeds = "0"
+
+
+def run_command(
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.ArgumentParser, argparse.Namespace], int],
+    argv: list[str] | None,
+) -> int:
+    """Parse ``argv`` and return ``body(parser, args)``'s exit status; a :class:`UserError`
+    prints ``error: MESSAGE`` on stderr and returns 2 (``--verbose``: it raises, with its
+    traceback)."""
     args = parser.parse_args(argv)
     try:
-        if args.quick:
-            args.steps = args.steps or QUICK_STEPS
-            args.test_tokens = args.test_tokens or QUICK_TEST_TOKENS
-            if args.models == list(LM_CELLS):
-                args.models = ["egru", "gru"]
-            if args.seeds == parser.get_default("seeds"):
-                args.seeds = "0"
-        for name in ("steps", "sweep_steps", "test_tokens", "threads"):
-            value = getattr(args, name)
-            if value is not None and value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        if args.table_from:
-            reports = read_reports(args.table_from)
-            print(ablation_table(reports))
-            if args.plot:
-                plot_tradeoff(reports, args.plot)
-                print(f"wrote {args.plot}")
-            return 0
-        if args.plot_from:
-            if not args.plot:
-                raise UserError("--plot-from needs --plot PNG (where to draw)")
-            plot_rates(read_reports(args.plot_from), args.plot)
-            print(f"wrote {args.plot}")
-            return 0
-        report = run(args)
-        report["label"] = args.label
+        return body(parser, args)
     except UserError as exc:
         if args.verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), _main, argv)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.quick:
+        args.steps = args.steps or QUICK_STEPS
+        args.test_tokens = args.test_tokens or QUICK_TEST_TOKENS
+        quick_models_and_seeds(parser, args, LM_CELLS)
+    for name in ("steps", "sweep_steps", "test_tokens", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.table_from:
+        reports = read_reports(args.table_from)
+        print(ablation_table(reports))
+        if args.plot:
+            plot_tradeoff(reports, args.plot)
+            print(f"wrote {args.plot}")
+        return 0
+    if args.plot_from:
+        if not args.plot:
+            raise UserError("--plot-from needs --plot PNG (where to draw)")
+        plot_rates(read_reports(args.plot_from), args.plot)
+        print(f"wrote {args.plot}")
+        return 0
+    report = run(args)
+    report["label"] = args.label
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -68,14 +68,22 @@ Files in ``--out-dir`` (default ``runs/example_dvs``): ``train/``, ``artifact.np
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snn_egru.cliargs import parse_example_args
+from snn_egru.examples_support import (
+    activity_row,
+    add_torch_example_arguments,
+    aligned_table,
+    finish_example,
+    map_for_example,
+    prepare_torch_example,
+)
 
 log = logging.getLogger("examples.dvs_gestures")
 
@@ -125,9 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     train.add_argument("--time-limit", type=float, metavar="S", help="stop training after S s")
     train.add_argument("--checkpoint", metavar="PT", help="skip training: use this checkpoint")
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    train.add_argument("--threads", type=int, help="torch CPU threads")
-    train.add_argument("--seed", type=int, default=0)
     chip = p.add_argument_group("simulated chip")
     chip.add_argument(
         "--chip-samples",
@@ -147,9 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="dense",
         help="weights in PE memory (published: dense)",
     )
-    p.add_argument("--out-dir", default="runs/example_dvs", help="output folder")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_torch_example_arguments(p, train, out_dir="runs/example_dvs")
     return p
 
 
@@ -321,49 +324,23 @@ def results_table(results: dict[str, Any]) -> str:
             "chip energy per sample",
             f"{chip['joules_per_sample'] * 1e3:.4g} mJ ({chip['average_power_w']:.3f} W average)",
         ),
-        (
-            "activity on chip",
-            ", ".join(f"layer {i} {a:.1%}" for i, a in enumerate(chip["activity"]))
-            + " of units firing",
-        ),
+        activity_row(chip["activity"]),
     ]
-    width = max(len(name) for name, _ in rows) + 2
-    lines = ["== DVS gestures: PyTorch vs simulated SpiNNaker2 =="]
-    lines += [f"{name:<{width}}{value}" for name, value in rows]
+    lines = aligned_table("DVS gestures: PyTorch vs simulated SpiNNaker2", rows)
     return "\n".join(lines)
 
 
 # -------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns the exit status (2: bad data folder or does not fit)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
-        args.quiet = True
-        args.device = "cpu"
-        if args.threads is None:
-            args.threads = 1  # tiny tensors: one thread is fastest on a shared CPU
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-    import torch
+    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
+    out = prepare_torch_example(args)
 
     from snn_egru.data.dvs import DEFAULT_FRAME_US
     from snn_egru.errors import UserError
     from snn_egru.export import export_artifact
     from snn_egru.training.dvs import compare_with_artifact, feature_sequences
-    from spinnaker2_backend import MappingError, map_network
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     try:
         model, class_names, test_set = train_or_load(args, out)
     except UserError as err:  # e.g. no DVS128 Gesture data in --data-dir
@@ -384,14 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     sequences, labels = feature_sequences(model, test_set, max_samples=max_samples)
 
     pes = chip_pes_per_layer(artifact.layer_sizes, args.pes_per_layer)
-    try:
-        mapping = map_network(artifact, weight_format=args.weight_format, pes_per_layer=pes)
-    except MappingError as err:
-        log.error("the network does not fit: %s", err)
-        print(f"does not fit: {err}")
+    mapped = map_for_example(
+        artifact, out, log, weight_format=args.weight_format, pes_per_layer=pes
+    )
+    if mapped is None:
         return 2
-    report = mapping.report()
-    (out / "mapping_report.txt").write_text(report.table())
+    mapping, report = mapped
     chip = run_on_chip(mapping, artifact, sequences, frames=args.num_frames)
 
     n = len(labels)
@@ -423,10 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             "activity": chip["activity"],
         },
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(results_table(results))
-    log.info("results in %s", out)
-    return 0
+    return finish_example(out, results, results_table, log)
 
 
 if __name__ == "__main__":

@@ -76,13 +76,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snn_egru.cliargs import parse_example_args
+from snn_egru.examples_support import (
+    activity_row,
+    add_torch_example_arguments,
+    aligned_table,
+    finish_example,
+    map_for_example,
+    prepare_torch_example,
+)
 
 log = logging.getLogger("examples.language_model")
 
@@ -91,6 +100,13 @@ SEQUENCE_TOKENS = 70
 #: ``--smoke`` settings: tiny model, a few optimizer steps, a 21-token test slice.
 SMOKE_STEPS = 3
 SMOKE_EVAL_TOKENS = 21
+#: Values ``--smoke`` sets, whatever the command line says (``--steps`` wins over
+#: :data:`SMOKE_STEPS` when given).
+SMOKE = {
+    "preset": "tiny",
+    "eval_tokens": SMOKE_EVAL_TOKENS,
+    "no_full_test": True,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,9 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the perplexity over the whole test split after training",
     )
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda (training)")
-    train.add_argument("--threads", type=int, help="torch CPU threads")
-    train.add_argument("--seed", type=int, default=0)
     chip = p.add_argument_group("simulated chip")
     chip.add_argument(
         "--eval-tokens",
@@ -150,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     chip.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
     chip.add_argument("--max-units-per-pe", type=int, help="partition limit (default: auto)")
     chip.add_argument("--chips", type=int, default=1, help="chips of the machine (default 1)")
-    p.add_argument("--out-dir", default="runs/example_lm", help="output folder")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
-    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    add_torch_example_arguments(p, train, out_dir="runs/example_lm")
     return p
 
 
@@ -301,15 +312,9 @@ def results_table(results: dict[str, Any]) -> str:
             f"{chip['energy_per_sequence_j'] * 1e3:.4g} mJ ({chip['average_power_w']:.3f} W "
             "average)",
         ),
-        (
-            "activity on chip",
-            ", ".join(f"layer {i} {a:.1%}" for i, a in enumerate(chip["activity"]))
-            + " of units firing",
-        ),
+        activity_row(chip["activity"]),
     ]
-    width = max(len(name) for name, _ in rows) + 2
-    lines = ["== EGRU language model: PyTorch vs simulated SpiNNaker2 =="]
-    lines += [f"{name:<{width}}{value}" for name, value in rows]
+    lines = aligned_table("EGRU language model: PyTorch vs simulated SpiNNaker2", rows)
     lines.append(f"comparison per {SEQUENCE_TOKENS}-token sequence (published rows are measured):")
     for row in chip["comparison"]:
         lines.append(
@@ -331,34 +336,15 @@ def _seconds(value: float) -> str:
 # -------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns the exit status (2: the network does not fit / bad input)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    if args.smoke:
-        args.preset = "tiny"
-        args.steps = SMOKE_STEPS if args.steps is None else args.steps
-        args.eval_tokens = SMOKE_EVAL_TOKENS
-        args.no_full_test = True
-        args.quiet = True
-        args.device = "cpu"
-        if args.threads is None:
-            args.threads = 1  # tiny tensors: one thread is fastest on a shared CPU
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-    import torch  # noqa: F401  (after argument parsing: --help stays fast)
+    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
+    if args.smoke and args.steps is None:
+        args.steps = SMOKE_STEPS
+    out = prepare_torch_example(args)
 
     from snn_egru.data.text import DataNotFoundError, load_corpus
     from snn_egru.export import export_language_model_checkpoint
-    from spinnaker2_backend import Machine, MappingError, map_network
+    from spinnaker2_backend import Machine
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     corpus_name = resolve_corpus(args)
     try:
         corpus = load_corpus(corpus_name, args.data_dir)
@@ -379,19 +365,17 @@ def main(argv: list[str] | None = None) -> int:
     artifact = export_language_model_checkpoint(checkpoint, artifact_path)
     log.info("exported %s (layers %s)", artifact_path, artifact.layer_sizes)
 
-    try:
-        mapping = map_network(
-            artifact,
-            machine=Machine(chips=args.chips),
-            weight_format=args.weight_format,
-            max_units_per_pe=args.max_units_per_pe,
-        )
-    except MappingError as err:
-        log.error("the network does not fit: %s", err)
-        print(f"does not fit: {err}")
+    mapped = map_for_example(
+        artifact,
+        out,
+        log,
+        machine=Machine(chips=args.chips),
+        weight_format=args.weight_format,
+        max_units_per_pe=args.max_units_per_pe,
+    )
+    if mapped is None:
         return 2
-    report = mapping.report()
-    (out / "mapping_report.txt").write_text(report.table())
+    mapping, report = mapped
     log.info(
         "mapped onto %d of %d PEs (%s weights); fullest PE at %.1f %% of its data memory",
         report.pes_used,
@@ -409,10 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     results = collect_results(
         args, corpus_name, checkpoint, artifact, tokens, torch_result, chip, report
     )
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(results_table(results))
-    log.info("results in %s", out)
-    return 0
+    return finish_example(out, results, results_table, log)
 
 
 def collect_results(

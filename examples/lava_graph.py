@@ -73,6 +73,7 @@ from typing import Any
 import numpy as np
 
 from snn_egru.cliargs import parse_example_args
+from snn_egru.examples_support import add_lava_run_arguments
 
 log = logging.getLogger("examples.lava_graph")
 
@@ -106,11 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--threshold-mean", type=float, default=0.1, help="mean threshold (synthetic network)"
     )
-    run = p.add_argument_group("run")
-    run.add_argument("--steps", type=int, default=20, help="time steps (inputs)")
-    run.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
-    run.add_argument("--timeout", type=float, default=300.0, help="limit per Lava run (s)")
-    run.add_argument("--seed", type=int, default=0)
+    add_lava_run_arguments(p.add_argument_group("run"))
     p.add_argument("--smoke", action="store_true", help="small sizes: a check in seconds")
     return p
 

@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 
 from snn_egru.cliargs import parse_example_args
+from snn_egru.examples_support import add_lava_run_arguments
 
 log = logging.getLogger("examples.lava_stock_graph")
 
@@ -90,12 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check everything against numpy.",
         epilog="--smoke: layers 6/5, 8 steps (a few seconds, mostly Lava start-up).",
     )
-    p.add_argument("--steps", type=int, default=20, help="time steps")
     p.add_argument("--hidden", type=int, nargs=2, default=[32, 16], help="units of l0, l1")
     p.add_argument("--input-size", type=int, default=8, help="feature vector size")
-    p.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
-    p.add_argument("--timeout", type=float, default=300.0, help="limit per Lava run (s)")
-    p.add_argument("--seed", type=int, default=0)
+    add_lava_run_arguments(p)
     p.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
     return p
 
@@ -129,20 +127,6 @@ def make_layers(hidden: list[int], input_size: int, rng: np.random.Generator) ->
         )
         fan_in = units
     return layers
-
-
-def lif_voltage(current: np.ndarray) -> np.ndarray:
-    """Lava's floating-point LIF (``PyLifModelFloat``) in numpy: ``v`` per step."""
-    du, dv, vth = LIF_PARAMS["du"], LIF_PARAMS["dv"], LIF_PARAMS["vth"]
-    u = np.zeros(current.shape[1])
-    v = np.zeros(current.shape[1])
-    out = []
-    for a_in in current:
-        u = u * (1 - du) + a_in
-        v = v * (1 - dv) + u
-        v[v > vth] = 0.0
-        out.append(v.copy())
-    return np.stack(out)
 
 
 def run_hand_wired(layers: list[Any], features: np.ndarray, run_cfg: Any, timeout: float) -> dict:
@@ -220,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     # Lava first (it sets the multiprocessing start method), then the numpy work.
     from lava.magma.core.run_configs import Loihi2SimCfg
 
+    from lava_procs.graph import lif_float_reference
     from lava_procs.run_configs import SpiNNaker2SimCfg
     from snn_egru.artifact import DeploymentArtifact
     from snn_egru.reference import egru_sequence
@@ -263,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                 np.max(np.abs(got["delayed"][1:] - got["events"][:-1]))
                 + np.max(np.abs(got["delayed"][0]))
             ),
-            "LIF v vs numpy LIF": float(np.max(np.abs(got["v"] - lif_voltage(got["delayed"])))),
+            "LIF v vs numpy LIF": float(
+                np.max(np.abs(got["v"] - lif_float_reference(got["delayed"], **LIF_PARAMS)))
+            ),
             "EGRUNetwork logits_out vs numpy": float(np.max(np.abs(logits - want_logits))),
         }
         graded = int(np.count_nonzero((got["delayed"] > 0) & (got["delayed"] < 1)))

@@ -4,6 +4,8 @@
 - :func:`run_steps`: run a started graph for some steps, with a time limit.
 - :func:`stop_runtime`: stop a Lava runtime, by force where Lava's own ``stop()`` would
   wait for ever.
+- :func:`lif_float_reference`: Lava's stock floating-point LIF in numpy, to check a graph
+  that ends in a ``LIF`` process.
 
 :mod:`lava_procs.run` builds the EGRU network's sessions on these.
 """
@@ -14,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import RunConfig
@@ -22,7 +25,7 @@ from lava_procs import lava_internals
 from lava_procs.common import LavaRunError
 from lava_procs.process_base import check_run_config, raise_model_errors
 
-__all__ = ["run_steps", "running_graph", "stop_runtime"]
+__all__ = ["lif_float_reference", "run_steps", "running_graph", "stop_runtime"]
 
 #: Polling interval bounds (s) while waiting for a non-blocking Lava run to finish.
 _POLL_MIN_S = 0.0002
@@ -112,3 +115,18 @@ def run_steps(process: AbstractProcess, num_steps: int, *, timeout_s: float | No
         runtime.wait()
     except Exception as err:
         raise_model_errors(process, err)
+
+
+def lif_float_reference(current: np.ndarray, *, du: float, dv: float, vth: float) -> np.ndarray:
+    """Lava's floating-point LIF (``lava.proc.lif.models.PyLifModelFloat``, no bias) in
+    numpy, step by step: ``(T, N)`` input currents ``a_in`` -> ``(T, N)`` voltages ``v``
+    (``u = u (1 - du) + a_in``, ``v = v (1 - dv) + u``, reset to 0 above ``vth``)."""
+    u = np.zeros(current.shape[1])
+    v = np.zeros(current.shape[1])
+    out = []
+    for a_in in current:
+        u = u * (1 - du) + a_in
+        v = v * (1 - dv) + u
+        v[v > vth] = 0.0
+        out.append(v.copy())
+    return np.stack(out)

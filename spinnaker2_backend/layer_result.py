@@ -12,10 +12,53 @@ import numpy as np
 from spinnaker2_backend.timing import OP_INDEX as _I
 from spinnaker2_backend.timing import PHASES
 
-__all__ = ["LayerStepResult"]
+__all__ = ["LayerStepResult", "OpTotals"]
 
 
-class LayerStepResult:
+class OpTotals:
+    """The headline counts of a layer, derived from its per-operation totals: a subclass
+    defines ``total(name)`` (``name`` one of :data:`spinnaker2_backend.timing.OPS`, summed
+    over the layer's PEs). One definition for a step's result and for the running counters."""
+
+    __slots__ = ()
+
+    def total(self, name: str) -> int:
+        raise NotImplementedError
+
+    @property
+    def events(self) -> int:
+        return self.total("events")
+
+    @property
+    def packets_sent(self) -> int:
+        return self.total("packets_sent")
+
+    @property
+    def packets_chip_to_chip(self) -> int:
+        return self.total("packets_sent_chip")
+
+    @property
+    def packets_on_chip(self) -> int:
+        return self.packets_sent - self.packets_chip_to_chip
+
+    @property
+    def packets_received(self) -> int:
+        return self.total("packets_received")
+
+    @property
+    def macs(self) -> int:
+        return self.total("macs") + self.total("readout_macs")
+
+    @property
+    def nonzeros_walked(self) -> int:
+        return self.total("input_weights") + self.total("recurrent_weights")
+
+    @property
+    def dram_bytes(self) -> int:
+        return self.total("dram_bytes") + self.total("readout_dram_bytes")
+
+
+class LayerStepResult(OpTotals):
     """What one layer did in one step (all PEs of the layer).
 
     Attributes:
@@ -27,9 +70,8 @@ class LayerStepResult:
         busy_cycles: ``(P,)`` cycles per PE (all phases).
         layer_cycles: cycles of the slowest PE (when the layer's step ends).
         noc_tail_cycles: latency of the last packet after that.
-        packets_on_chip, packets_chip_to_chip, packets_received: packets.
-        dma_bytes: DRAM bytes read or written by DMA. macs: multiply-accumulates.
-        nonzeros_walked: stored weights walked.
+        events, packets, macs, nonzeros walked, DRAM bytes: see :class:`OpTotals`
+            (``dma_bytes``: the DRAM bytes, by their old name).
         time_done_us: ``(P,)`` when each PE finished, from the layer's start.
         deadline_missed: ``(P,)`` bool, PEs that ran past ``tick_us`` (all False when no tick).
     """
@@ -66,7 +108,7 @@ class LayerStepResult:
         self.time_done_us = time_done_us
         self.deadline_missed = deadline_missed
 
-    def _total(self, name: str) -> int:
+    def total(self, name: str) -> int:
         return int(round(float(self.ops[_I[name]].sum())))
 
     @property
@@ -74,32 +116,9 @@ class LayerStepResult:
         return {name: self.phase_cycles[i] for i, name in enumerate(PHASES)}
 
     @property
-    def events(self) -> int:
-        return self._total("events")
-
-    @property
-    def packets_chip_to_chip(self) -> int:
-        return self._total("packets_sent_chip")
-
-    @property
-    def packets_on_chip(self) -> int:
-        return self._total("packets_sent") - self.packets_chip_to_chip
-
-    @property
-    def packets_received(self) -> int:
-        return self._total("packets_received")
-
-    @property
     def dma_bytes(self) -> int:
-        return self._total("dram_bytes") + self._total("readout_dram_bytes")
-
-    @property
-    def macs(self) -> int:
-        return self._total("macs") + self._total("readout_macs")
-
-    @property
-    def nonzeros_walked(self) -> int:
-        return self._total("input_weights") + self._total("recurrent_weights")
+        """DRAM bytes read or written by DMA (:attr:`dram_bytes`)."""
+        return self.dram_bytes
 
     def __repr__(self) -> str:
         return (

@@ -27,6 +27,7 @@ import numpy as np
 from snn_egru.reference import EGRUState
 from spinnaker2_backend.constants import CycleCosts, EnergyCosts
 from spinnaker2_backend.energy import EnergyEstimate
+from spinnaker2_backend.layer_result import OpTotals
 from spinnaker2_backend.published import (
     DVS_FRAMES_PER_SAMPLE,
     MEASURED_ANCHORS,
@@ -60,7 +61,7 @@ __all__ = [
 
 
 @dataclass
-class LayerCounters:
+class LayerCounters(OpTotals):
     """Cumulative counts of one layer's PEs over the steps run so far.
 
     Attributes:
@@ -121,38 +122,6 @@ class LayerCounters:
     def total(self, name: str) -> int:
         """Count of operation ``name`` summed over the layer's PEs."""
         return int(round(float(self.per_pe(name).sum())))
-
-    @property
-    def events(self) -> int:
-        return self.total("events")
-
-    @property
-    def packets_sent(self) -> int:
-        return self.total("packets_sent")
-
-    @property
-    def packets_chip_to_chip(self) -> int:
-        return self.total("packets_sent_chip")
-
-    @property
-    def packets_on_chip(self) -> int:
-        return self.packets_sent - self.packets_chip_to_chip
-
-    @property
-    def packets_received(self) -> int:
-        return self.total("packets_received")
-
-    @property
-    def macs(self) -> int:
-        return self.total("macs") + self.total("readout_macs")
-
-    @property
-    def nonzeros_walked(self) -> int:
-        return self.total("input_weights") + self.total("recurrent_weights")
-
-    @property
-    def dram_bytes(self) -> int:
-        return self.total("dram_bytes") + self.total("readout_dram_bytes")
 
     @property
     def weight_bytes_read(self) -> int:

@@ -24,16 +24,23 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import _timing  # noqa: E402
 
 
-def run_json(script: str, *args: str, timeout: int = 300) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
+def run_benchmark(
+    script: str, *args: str, timeout: int = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``python benchmarks/SCRIPT ARGS`` with this tree on PYTHONPATH (output captured)."""
+    return subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=cwd,
         timeout=timeout,
         check=False,
     )
+
+
+def run_json(script: str, *args: str, timeout: int = 300) -> dict:
+    proc = run_benchmark(script, *args, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     start = out.index("{") if out.startswith("{") else out.rindex("\n{") + 1
@@ -138,25 +145,16 @@ def test_egru_layer_json_states_its_conditions():
 
 
 def test_egru_layer_refuses_a_cpu_clock_on_several_threads():
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "egru_layer.py"), "--clock", "cpu", "--threads", "2"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-        check=False,
-    )
+    proc = run_benchmark("egru_layer.py", "--clock", "cpu", "--threads", "2", timeout=120)
     assert proc.returncode == 2 and "needs --threads 1" in proc.stderr
 
 
 @pytest.mark.slow
 def test_quantization_json_states_its_conditions(tmp_path):
     out = tmp_path / "results.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "quantization.py"), "--smoke", "--workloads", "dvs",
-         "--out", str(tmp_path / "runs"), "--json", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env, check=False,
+    proc = run_benchmark(
+        "quantization.py", "--smoke", "--workloads", "dvs", "--out", str(tmp_path / "runs"),
+        "--json", str(out), timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -220,12 +218,5 @@ def test_simulator_benchmarks_refuse_bad_arguments():
         ("simulator.py", ["--tokens", "0"]),
         ("simulator_scaling.py", ["--scales", "0"]),
     ):
-        proc = subprocess.run(
-            [sys.executable, str(BENCHMARKS / script), *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            timeout=120,
-            check=False,
-        )
+        proc = run_benchmark(script, *args, timeout=120)
         assert proc.returncode == 2 and "must be >= 1" in proc.stderr

@@ -41,20 +41,12 @@ CHIP_PHASES: tuple[str, ...] = PHASES
 class EGRULayer(GuardedProcess):
     """One EGRU layer (``docs/egru.md``) as a Lava Process.
 
-    Per Lava time step the layer receives its input ``x_t`` on ``x_in``, computes, and sends
-    the graded events ``y_t`` on ``y_out`` in the same time step (no delay: the layer holds
-    its own weights and recurrent state, it is not a Lava synapse process)::
-
-        gi  = weight_ih @ x_t + bias_ih             -> (gi_r, gi_z, gi_n)
-        gh  = weight_hh @ y_{t-1} + bias_hh         -> (gh_r, gh_z, gh_n)
-        r   = sigmoid(gi_r + gh_r)
-        z   = sigmoid(gi_z + gh_z)
-        n   = tanh(gi_n + r * gh_n)
-        c~  = z * c_{t-1} + (1 - z) * n
-        o   = H(c~ - theta)                          H(v) = 1 if v > 0 else 0
-        y_t = o * c~                                 graded event, sent on y_out
-        c_t = c~ - o * theta                         reset by subtraction
-        trace_t = 0.9 * trace_{t-1} + 0.1 * y_t      sent on trace_out if track_trace
+    Per Lava time step the layer receives its input ``x_t`` on ``x_in``, computes one step of
+    :func:`snn_egru.reference.egru_step` (the equations: :mod:`snn_egru.reference`,
+    ``docs/egru.md``), and sends the graded events ``y_t = o * c~`` on ``y_out`` in the same
+    time step (no delay: the layer holds its own weights and recurrent state, it is not a
+    Lava synapse process); with ``track_trace`` it also sends the low-pass
+    ``trace_t = 0.9 * trace_{t-1} + 0.1 * y_t`` on ``trace_out``.
 
     Weights are in ``torch.nn.GRU`` layout, gate order (r, z, n). Messages are float64
     vectors (every float32 value exactly); the layer computes in the dtype of its

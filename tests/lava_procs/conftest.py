@@ -1,4 +1,5 @@
-"""Small random artifacts for the Lava tests (numpy weights, no training, no torch)."""
+"""Small random artifacts for the Lava tests (numpy weights, no training, no torch), and a
+layer wired between a feature source and an event sink."""
 
 from __future__ import annotations
 
@@ -79,6 +80,18 @@ def feature_artifact(
         readout_bias=rng.normal(0.0, 0.1, classes).astype(np.float32) if bias else None,
         class_names=[f"c{i}" for i in range(classes)],
     )
+
+
+def wire_features(layer, features: np.ndarray):
+    """``FeatureSource(features) -> layer -> HostSink``: returns the sink of the layer's
+    events (the graph is compiled and started by running ``layer``)."""
+    from lava_procs.io.process import FeatureSource, HostSink
+
+    source = FeatureSource(features=features, name="src")
+    sink = HostSink(shape=(layer.hidden_size,), name="events")
+    source.x_out.connect(layer.x_in)
+    layer.y_out.connect(sink.data_in)
+    return sink
 
 
 @pytest.fixture

@@ -24,7 +24,12 @@ from lava_procs.network.process import EGRUNetwork
 from lava_procs.run import LavaNetworkSession, run_network, stop_runtime
 from lava_procs.run_configs import FloatingPtSimCfg
 from snn_egru.reference import EGRUState, egru_step
-from tests.lava_procs.conftest import feature_artifact, random_layer, token_artifact
+from tests.lava_procs.conftest import (
+    feature_artifact,
+    random_layer,
+    token_artifact,
+    wire_features,
+)
 
 pytestmark = [pytest.mark.lava, pytest.mark.timeout(120)]
 
@@ -171,12 +176,9 @@ def test_standalone_layer_graph_with_trace(no_leftover_processes):
         want_trace.append(state.trace)
     want_y, want_state = np.stack(want_y), state
 
-    source = FeatureSource(features=features, name="src")
     layer = EGRULayer.from_params(params, track_trace=True, name="layer")
-    events_sink = HostSink(shape=(5,), name="events")
+    events_sink = wire_features(layer, features)
     trace_sink = HostSink(shape=(5,), name="trace")
-    source.x_out.connect(layer.x_in)
-    layer.y_out.connect(events_sink.data_in)
     layer.trace_out.connect(trace_sink.data_in)
     try:
         layer.create_runtime(run_cfg=FloatingPtSimCfg())

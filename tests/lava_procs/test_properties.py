@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +10,7 @@ from hypothesis import strategies as st
 from lava_procs.egru_layer.process import EGRULayer
 from lava_procs.run import run_network
 from snn_egru.artifact import DeploymentArtifact
+from tests.fresh_python import run_python
 from tests.lava_procs.conftest import random_layer
 
 LOGIT_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
@@ -105,5 +103,5 @@ def test_imports_keep_torch_out_and_lava_lazy():
         "assert 'lava' in sys.modules\n"
         "assert 'torch' not in sys.modules, 'lava_procs imported torch'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_python(code)
     assert done.returncode == 0, done.stderr

@@ -4,9 +4,6 @@ Lava and the simulator (tqdm) share one process in either import/run order."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 
@@ -15,23 +12,19 @@ import pytest
 from lava.magma.core.run_conditions import RunSteps
 
 from lava_procs.egru_layer.process import EGRULayer
-from lava_procs.io.process import FeatureSource, HostSink
 from lava_procs.run import stop_runtime
 from lava_procs.run_configs import FloatingPtSimCfg
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUState, egru_step, quantize_params
-from tests.lava_procs.conftest import random_layer
+from tests.fresh_python import run_python
+from tests.lava_procs.conftest import random_layer, wire_features
 
 pytestmark = pytest.mark.lava
 
 
 def _graph(params, features):
-    source = FeatureSource(features=features, name="src")
     layer = EGRULayer.from_params(params, name="layer")
-    sink = HostSink(shape=(layer.hidden_size,), name="events")
-    source.x_out.connect(layer.x_in)
-    layer.y_out.connect(sink.data_in)
-    return layer, sink
+    return layer, wire_features(layer, features)
 
 
 def _stop_within(layer, seconds: float) -> None:
@@ -96,10 +89,7 @@ def test_hand_wired_layer_takes_int8_weights(no_leftover_processes) -> None:
         ),
     ):
         layer = layer_of()
-        source = FeatureSource(features=features)
-        sink = HostSink(shape=(5,))
-        source.x_out.connect(layer.x_in)
-        layer.y_out.connect(sink.data_in)
+        sink = wire_features(layer, features)
         try:
             layer.create_runtime(run_cfg=FloatingPtSimCfg())
             layer.run(condition=RunSteps(num_steps=8))
@@ -138,14 +128,7 @@ print("ok")
 @pytest.mark.parametrize("order", ["(simulate, lava)", "(lava, simulate)"])
 def test_lava_and_the_simulator_share_one_process_in_either_order(order: str) -> None:
     script = textwrap.dedent(_ONE_PROCESS).format(order=order)
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, "TQDM_DISABLE": ""},
-        check=False,
-    )
+    result = run_python(script, timeout=240, env={"TQDM_DISABLE": ""})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
 

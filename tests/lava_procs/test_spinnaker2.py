@@ -12,7 +12,6 @@ from lava.magma.core.run_conditions import RunSteps
 from lava_procs.common import LavaRunError
 from lava_procs.egru_layer.models import PyEGRULayerSpiNNaker2
 from lava_procs.egru_layer.process import CHIP_PHASES, EGRULayer
-from lava_procs.io.process import FeatureSource, HostSink
 from lava_procs.network.process import EGRUNetwork
 from lava_procs.run import LavaNetworkSession, run_network, stop_runtime
 from lava_procs.run_configs import ChipOptions, SpiNNaker2SimCfg
@@ -20,7 +19,12 @@ from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import egru_sequence, egru_stack_step
 from spinnaker2_backend import ChipSpec, map_network
 from spinnaker2_backend.simulator import run_mapping
-from tests.lava_procs.conftest import feature_artifact, random_layer, token_artifact
+from tests.lava_procs.conftest import (
+    feature_artifact,
+    random_layer,
+    token_artifact,
+    wire_features,
+)
 
 pytestmark = [pytest.mark.lava, pytest.mark.timeout(180)]
 
@@ -151,11 +155,8 @@ def test_standalone_chip_layer_remaps_after_weight_set(no_leftover_processes):
     features = rng.normal(size=(16, 4)).astype(np.float32)
     new_w_hh = params.weight_hh * np.float32(0.5)
 
-    source = FeatureSource(features=features, name="src")
     layer = EGRULayer.from_params(params, name="chip_layer")
-    sink = HostSink(shape=(6,), name="events")
-    source.x_out.connect(layer.x_in)
-    layer.y_out.connect(sink.data_in)
+    sink = wire_features(layer, features)
     cfg = SpiNNaker2SimCfg(max_units_per_pe=2)
     try:
         layer.create_runtime(run_cfg=cfg)

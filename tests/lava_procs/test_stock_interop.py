@@ -26,6 +26,7 @@ from lava.proc.monitor.process import Monitor
 from lava_procs.common import LavaRunError
 from lava_procs.egru_layer.models import PyEGRULayerFloat, PyEGRULayerSpiNNaker2
 from lava_procs.egru_layer.process import EGRULayer
+from lava_procs.graph import lif_float_reference
 from lava_procs.io.process import HostSink
 from lava_procs.network.process import EGRUNetwork
 from lava_procs.run import LavaNetworkSession, run_steps, running_graph, stop_runtime
@@ -39,19 +40,6 @@ from tests.lava_procs.conftest import feature_artifact, random_layer, token_arti
 pytestmark = [pytest.mark.lava, pytest.mark.timeout(180)]
 
 TIMEOUT_S = 60
-
-
-def lif_reference(current: np.ndarray, *, du: float, dv: float, vth: float) -> np.ndarray:
-    """Lava's floating-point LIF (PyLifModelFloat), step by step: ``v`` per step."""
-    u = np.zeros(current.shape[1])
-    v = np.zeros(current.shape[1])
-    out = []
-    for a_in in current:
-        u = u * (1 - du) + a_in
-        v = v * (1 - dv) + u
-        v[v > vth] = 0.0
-        out.append(v.copy())
-    return np.stack(out)
 
 
 def build_stock_graph(params, features):
@@ -136,7 +124,7 @@ def test_stock_processes_beside_egru_layers(config, no_leftover_processes):
     assert np.any((graded > 0) & (graded < 1))
     np.testing.assert_array_equal(binary[1:], (events[:-1] != 0).astype(np.float64))  # 0/1
     # the LIF integrates the delayed graded events exactly as Lava's float model does
-    np.testing.assert_allclose(v_data, lif_reference(graded, du=1.0, dv=0.5, vth=0.3))
+    np.testing.assert_allclose(v_data, lif_float_reference(graded, du=1.0, dv=0.5, vth=0.3))
     assert stock_models == [PySendModelFloat, PyDenseModelFloat, PyLifModelFloat]
 
     if config == "floating_pt":

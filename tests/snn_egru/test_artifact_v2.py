@@ -22,6 +22,7 @@ from snn_egru.pruning import PruningConfig
 from snn_egru.quantization import QuantizationConfig, quantize_artifact
 from snn_egru.reference import QuantizedEGRUParams
 from snn_egru.training.lm import load_language_model, train_language_model
+from tests.snn_egru.conftest import tiny_dvs_cli_argv
 from tests.snn_egru.test_quantization import _float_artifact
 from tests.snn_egru.test_training_lm import cyclic_corpus, tiny_configs
 
@@ -275,9 +276,7 @@ def test_dvs_cli_trains_with_quantize_and_exports_int8(tmp_path, capsys):
 
     out = tmp_path / "run"
     argv = [
-        "--preset", "tiny", "--num-frames", "4", "--synthetic-train", "11",
-        "--synthetic-test", "11", "--synthetic-duration", "0.1", "--epochs", "1",
-        "--batch-size", "11", "--out", str(out), "--no-progress", "--seed", "2",
+        *tiny_dvs_cli_argv(out),
         "--quantize", "int8", "--quant-products", "int8", "--quant-state", "uniform",
         "--export", str(out / "dvs.npz"), "--compare", "3",
     ]  # fmt: skip

@@ -16,8 +16,8 @@ import torch
 import torch.multiprocessing as mp
 
 from snn_egru.data.text import corpus_from_texts
-from snn_egru.models.lm import lm_preset
 from snn_egru.training.lm import lm_training_preset, train_language_model
+from tests.snn_egru.conftest import deterministic_tiny_lm
 
 WORLD_SIZE = 2
 TIMEOUT_S = 240  # a guard against hangs; the run takes ~15 s on an idle 2-core machine
@@ -31,17 +31,7 @@ def free_port() -> int:
 
 def ddp_configs():
     """Tiny model without dropout: the runs are deterministic and comparable."""
-    model_config = lm_preset(
-        "tiny",
-        vocab_size=9,
-        word_dropout=0.0,
-        input_dropout=0.0,
-        layer_dropout=0.0,
-        output_dropout=0.0,
-        dropconnect=0.0,
-        threshold_mean=0.05,
-        learn_threshold=True,
-    )
+    model_config = deterministic_tiny_lm(vocab_size=9)
     train_config = lm_training_preset(
         "tiny",
         batch_size=4,  # global: 2 streams per rank

@@ -15,7 +15,7 @@ from snn_egru.functional import (
     heaviside_no_grad,
     triangle,
 )
-from snn_egru.sequence import EGRUSequence
+from tests.snn_egru.conftest import make_sequence
 
 DT = torch.float64
 
@@ -49,17 +49,6 @@ def spy(monkeypatch):
 
     monkeypatch.setattr(_fastloop, "run_layer", recording)
     return calls
-
-
-def make_sequence(input_size: int, hidden, seed: int = 0, dtype=DT, **kwargs) -> EGRUSequence:
-    """A stack with random biases, so that events occur (neither none nor all)."""
-    torch.manual_seed(seed)
-    seq = EGRUSequence(input_size, hidden, dtype=dtype, **kwargs)
-    with torch.no_grad():
-        for k in range(seq.num_layers):
-            getattr(seq, f"bias_ih_l{k}").normal_(0.0, 0.5)
-            getattr(seq, f"bias_hh_l{k}").normal_(0.0, 0.5)
-    return seq
 
 
 def random_loop_inputs(steps: int, batch: int, hidden: int, seed: int, scale: float = 1.5):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.fresh_python import run_python
 
 
 def test_reference_artifact_and_package_do_not_import_torch() -> None:
@@ -14,9 +13,7 @@ def test_reference_artifact_and_package_do_not_import_torch() -> None:
         "print(len(loaded))\n"
         "assert not loaded, loaded[:5]\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
 

@@ -52,47 +52,40 @@ def golden_params() -> EGRUParams:
     )
 
 
-def hand_trace() -> list[dict[str, list[float]]]:
-    """The three steps written out unit by unit (each line is one equation of docs/egru.md)."""
-    steps = []
-    # ---- step 1: x = 1.0, y_prev = c_prev = (0, 0); only biases reach gh.
-    x, y0p, y1p, c0p, c1p = 1.0, 0.0, 0.0, 0.0, 0.0
+def hand_candidate(x: float, y0p: float, y1p: float, c0p: float, c1p: float):
+    """``(ct0, ct1)`` of one step, unit by unit (each line is one equation of docs/egru.md,
+    with the golden weights written in: ``gi = W_IH x + B_IH``, ``gh = W_HH y_prev + B_HH``)."""
     gi = [0.5 * x, -0.5 * x, 0.0 * x + 0.5, 1.0 * x, 2.0 * x, 1.0 * x + 0.1]
     gh = [1.0 * y0p, 0.0, 0.0, -1.0 * y0p, 0.5 * y0p + 0.2, 2.0 * y0p - 1.0 * y1p]
-    r0, r1 = sig(gi[0] + gh[0]), sig(gi[1] + gh[1])  # sig(0.5), sig(-0.5)
-    z0, z1 = sig(gi[2] + gh[2]), sig(gi[3] + gh[3])  # sig(0.5), sig(1.0)
-    n0 = math.tanh(gi[4] + r0 * gh[4])  # tanh(2 + 0.2 r0)
-    n1 = math.tanh(gi[5] + r1 * gh[5])  # tanh(1.1)
-    ct0 = z0 * c0p + (1 - z0) * n0  # 0.3775 * 0.9719 = 0.3669 > 0.3 -> EVENT
-    ct1 = z1 * c1p + (1 - z1) * n1  # 0.2689 * 0.8005 = 0.2153 < 0.9
+    r0, r1 = sig(gi[0] + gh[0]), sig(gi[1] + gh[1])
+    z0, z1 = sig(gi[2] + gh[2]), sig(gi[3] + gh[3])
+    n0 = math.tanh(gi[4] + r0 * gh[4])
+    n1 = math.tanh(gi[5] + r1 * gh[5])
+    return z0 * c0p + (1 - z0) * n0, z1 * c1p + (1 - z1) * n1
+
+
+def hand_trace() -> list[dict[str, list[float]]]:
+    """The three steps written out (:func:`hand_candidate`, then threshold and reset)."""
+    steps = []
+    # ---- step 1: x = 1.0, y_prev = c_prev = (0, 0); only biases reach gh.
+    # r = sig(0.5), sig(-0.5); z = sig(0.5), sig(1.0); n = tanh(2 + 0.2 r0), tanh(1.1)
+    ct0, ct1 = hand_candidate(1.0, 0.0, 0.0, 0.0, 0.0)
+    # ct0 = 0.3775 * 0.9719 = 0.3669 > 0.3 -> EVENT; ct1 = 0.2689 * 0.8005 = 0.2153 < 0.9
     assert ct0 > THETA[0] and ct1 <= THETA[1]
     y0, y1 = ct0, 0.0
     c0, c1 = ct0 - THETA[0], ct1  # reset by subtraction: 0.0669
     steps.append({"o": [1.0, 0.0], "y": [y0, y1], "c": [c0, c1], "ct": [ct0, ct1]})
     # ---- step 2: x = 0.5, recurrent input is y (unit 0's event), not c.
-    x, y0p, y1p, c0p, c1p = 0.5, y0, y1, c0, c1
-    gi = [0.5 * x, -0.5 * x, 0.0 * x + 0.5, 1.0 * x, 2.0 * x, 1.0 * x + 0.1]
-    gh = [1.0 * y0p, 0.0, 0.0, -1.0 * y0p, 0.5 * y0p + 0.2, 2.0 * y0p - 1.0 * y1p]
-    r0, r1 = sig(gi[0] + gh[0]), sig(gi[1] + gh[1])
-    z0, z1 = sig(gi[2] + gh[2]), sig(gi[3] + gh[3])
-    n0 = math.tanh(gi[4] + r0 * gh[4])
-    n1 = math.tanh(gi[5] + r1 * gh[5])
-    ct0 = z0 * c0p + (1 - z0) * n0  # 0.0416 + 0.3775 * 0.8480 = 0.3618 > 0.3 -> EVENT
-    ct1 = z1 * c1p + (1 - z1) * n1  # 0.1148 + 0.4668 * 0.7265 = 0.4539 < 0.9
+    ct0, ct1 = hand_candidate(0.5, y0, y1, c0, c1)
+    # ct0 = 0.0416 + 0.3775 * 0.8480 = 0.3618 > 0.3 -> EVENT
+    # ct1 = 0.1148 + 0.4668 * 0.7265 = 0.4539 < 0.9
     assert ct0 > THETA[0] and ct1 <= THETA[1]
     y0, y1 = ct0, 0.0
     c0, c1 = ct0 - THETA[0], ct1
     steps.append({"o": [1.0, 0.0], "y": [y0, y1], "c": [c0, c1], "ct": [ct0, ct1]})
     # ---- step 3: x = -1.0; unit 0 falls below its threshold: no event anywhere.
-    x, y0p, y1p, c0p, c1p = -1.0, y0, y1, c0, c1
-    gi = [0.5 * x, -0.5 * x, 0.0 * x + 0.5, 1.0 * x, 2.0 * x, 1.0 * x + 0.1]
-    gh = [1.0 * y0p, 0.0, 0.0, -1.0 * y0p, 0.5 * y0p + 0.2, 2.0 * y0p - 1.0 * y1p]
-    r0, r1 = sig(gi[0] + gh[0]), sig(gi[1] + gh[1])
-    z0, z1 = sig(gi[2] + gh[2]), sig(gi[3] + gh[3])
-    n0 = math.tanh(gi[4] + r0 * gh[4])
-    n1 = math.tanh(gi[5] + r1 * gh[5])
-    ct0 = z0 * c0p + (1 - z0) * n0  # 0.0385 - 0.3775 * 0.9491 = -0.3199 < 0.3
-    ct1 = z1 * c1p + (1 - z1) * n1
+    ct0, ct1 = hand_candidate(-1.0, y0, y1, c0, c1)
+    # ct0 = 0.0385 - 0.3775 * 0.9491 = -0.3199 < 0.3
     assert ct0 <= THETA[0] and ct1 <= THETA[1]
     steps.append({"o": [0.0, 0.0], "y": [0.0, 0.0], "c": [ct0, ct1], "ct": [ct0, ct1]})
     return steps

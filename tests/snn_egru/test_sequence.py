@@ -20,21 +20,9 @@ from snn_egru.interop import load_reference_params, sequence_to_reference
 from snn_egru.neuron import EGRU
 from snn_egru.reference import egru_stack_sequence
 from snn_egru.sequence import EGRUSequence
+from tests.snn_egru.conftest import make_sequence
 
 DT = torch.float64
-
-
-def make_sequence(
-    input_size: int, hidden: int | list[int], seed: int = 0, **kwargs
-) -> EGRUSequence:
-    """A float64 stack with random biases, so that events occur (neither none nor all)."""
-    torch.manual_seed(seed)
-    seq = EGRUSequence(input_size, hidden, dtype=DT, **kwargs)
-    with torch.no_grad():
-        for k in range(seq.num_layers):
-            getattr(seq, f"bias_ih_l{k}").normal_(0.0, 0.5)
-            getattr(seq, f"bias_hh_l{k}").normal_(0.0, 0.5)
-    return seq
 
 
 def neuron_from_layer(seq: EGRUSequence, layer: int) -> EGRU:

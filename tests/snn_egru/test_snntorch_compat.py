@@ -4,9 +4,6 @@ spikegen / functional losses, spikeplot; thresholds that drift; the Leaky call i
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-import sys
 import textwrap
 
 import matplotlib
@@ -22,6 +19,7 @@ from snn_egru import EGRU, use_with_snntorch
 from snn_egru.functional import EGRUCellState
 from snn_egru.neuron import _LIVE
 from snn_egru.utils import snntorch_resets_egru
+from tests.fresh_python import run_python
 
 matplotlib.use("Agg")
 
@@ -262,13 +260,6 @@ def test_snntorch_reset_imported_by_name_works_in_either_import_order(imports: s
     """``from snntorch.utils import reset`` binds the original function; the extension must
     reach it anyway (several batches: without it the second batch fails in autograd)."""
     script = textwrap.dedent(_IMPORT_ORDER_SCRIPT).format(imports=imports)
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "SNN_EGRU_COMPILED_LOOP": "0"},
-        check=False,
-    )
+    result = run_python(script, timeout=180, env={"SNN_EGRU_COMPILED_LOOP": "0"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok 3")

@@ -25,6 +25,7 @@ from snn_egru.training.dvs import (
     predict_torch,
     train_dvs,
 )
+from tests.snn_egru.conftest import tiny_dvs_cli_argv
 
 NUM_FRAMES = 6
 PRE = FramePreprocessing(num_frames=NUM_FRAMES)
@@ -193,9 +194,7 @@ def test_export_round_trip(data, tmp_path):
 def test_cli_trains_and_reports(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [
-        "--preset", "tiny", "--num-frames", "4", "--synthetic-train", "11",
-        "--synthetic-test", "11", "--synthetic-duration", "0.1", "--epochs", "1",
-        "--batch-size", "11", "--out", str(out), "--no-progress", "--seed", "2",
+        *tiny_dvs_cli_argv(out),
         "--export", str(out / "dvs.npz"), "--compare", "3",
     ]  # fmt: skip
     assert main(argv) == 0

@@ -31,6 +31,7 @@ from snn_egru.training.lm import (
     preset_configs,
     train_language_model,
 )
+from tests.snn_egru.conftest import deterministic_tiny_lm
 
 
 def cyclic_corpus() -> Corpus:
@@ -40,17 +41,7 @@ def cyclic_corpus() -> Corpus:
 
 
 def tiny_configs(**train_overrides) -> tuple[LanguageModelConfig, LMTrainConfig]:
-    model_config = lm_preset(
-        "tiny",
-        vocab_size=7,
-        word_dropout=0.0,
-        input_dropout=0.0,
-        layer_dropout=0.0,
-        output_dropout=0.0,
-        dropconnect=0.0,
-        threshold_mean=0.05,
-        learn_threshold=True,
-    )
+    model_config = deterministic_tiny_lm(vocab_size=7)
     defaults = dict(lr=3e-2, clip=1.0, max_steps=60, epochs=10, bptt=10, batch_size=4)
     train_config = lm_training_preset("tiny", **{**defaults, **train_overrides})
     return model_config, train_config

@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
-from spinnaker2_backend import ChipSpec, map_network
+from spinnaker2_backend import map_network
 from spinnaker2_backend.constants import EnergyCosts
 from spinnaker2_backend.energy import estimate_energy, level_difference
 from spinnaker2_backend.simulator import run_mapping
+from tests.spinnaker2_backend.conftest import runs_at_150_and_300_mhz
 
 COSTS = EnergyCosts(
     static_power_w=0.3,
@@ -194,9 +195,7 @@ def test_a_run_with_more_events_sends_more_packets_and_spends_more_energy_on_the
 def test_run_energy_is_the_model_applied_to_the_run_and_follows_the_clock():
     artifact = _one_layer(0.1)
     xs = np.random.default_rng(2).standard_normal((15, 16)).astype(np.float32)
-    slow = run_mapping(map_network(artifact, max_units_per_pe=4), xs)
-    spec = ChipSpec().with_clock_mhz(300)
-    fast = run_mapping(map_network(artifact, max_units_per_pe=4, spec=spec), xs)
+    slow, fast = runs_at_150_and_300_mhz(artifact, xs, max_units_per_pe=4)
     counters = slow.counters
     again = estimate_energy(
         wall_seconds=slow.seconds,

@@ -23,20 +23,7 @@ from spinnaker2_backend.formats_int8 import (
     mac_tile_count,
 )
 from spinnaker2_backend.mapping.memory import layer_memory_models
-from spinnaker2_backend.synthetic import quantize_network
-
-FORMAT_MODE = {"csr-int8": "float", "event-int8": "float", "mac-int8": "int8"}
-
-
-def quantized(net, fmt, seed=0):
-    if FORMAT_MODE[fmt] == "float":
-        return quantize_network(net, mode="float")
-    rng = np.random.default_rng(seed)
-    if net.input_kind == "embedding":
-        calib = rng.integers(0, net.embedding.shape[0], size=12)
-    else:
-        calib = rng.standard_normal((12, net.input_size)).astype(np.float32)
-    return quantize_network(net, mode="int8", calibration_inputs=calib)
+from spinnaker2_backend.synthetic import quantize_for_format, quantize_network
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +60,8 @@ def test_byte_formula_equals_the_encoding(rows, cols, density, seed, fmt):
     max_units=st.one_of(st.none(), st.integers(1, 20)),
 )
 def test_every_pe_accounts_its_encoded_bytes(sizes, inp, sparsity, seed, fmt, max_units):
-    net = quantized(synthetic_network(layer_sizes=sizes, input_size=inp, sparsity=sparsity,
-                                      seed=seed), fmt, seed)  # fmt: skip
+    net = synthetic_network(layer_sizes=sizes, input_size=inp, sparsity=sparsity, seed=seed)
+    net = quantize_for_format(net, fmt, seed=seed)
     m = map_network(net, weight_format=fmt, max_units_per_pe=max_units, check=False)
     for s in m.slices:
         pw = m.pe_weights(s.layer, s)
@@ -90,7 +77,7 @@ def test_auto_partition_fits_exactly_and_packs_greedily():
     net = synthetic_network(layer_sizes=(120, 90), input_size=60, sparsity=0.6, seed=1)
     spec = ChipSpec(data_memory_bytes=24_000)
     for fmt in QUANTIZED_WEIGHT_FORMATS:
-        q = quantized(net, fmt)
+        q = quantize_for_format(net, fmt)
         m = map_network(q, weight_format=fmt, machine=Machine(chips=4, spec=spec))
         models = m.memory_models
         for lp in m.partition.layers:
@@ -145,7 +132,7 @@ def test_product_mode_must_match_the_format(small):
     with pytest.raises(MappingError, match="MAC array.*--quant-products int8"):
         map_network(quantize_network(small, mode="float"), weight_format="mac-int8")
     with pytest.raises(MappingError, match="map with --weight-format mac-int8"):
-        map_network(quantized(small, "mac-int8"), weight_format="csr-int8")
+        map_network(quantize_for_format(small, "mac-int8"), weight_format="csr-int8")
 
 
 def test_bad_scales_and_codes_are_named(small):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import TRACE_DECAY, EGRUParams, EGRUState, egru_step
-from spinnaker2_backend import Machine, map_network
+from spinnaker2_backend import Machine, Mapping, map_network
 from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.simulator import (
     LayerSimulator,
@@ -67,6 +67,24 @@ def random_artifact(
             readout_bias=rng.standard_normal(5).astype(dtype),
         )
     return DeploymentArtifact(layers=layers, input_kind="features", **kwargs)
+
+
+def mapped_random_network(
+    seed: int,
+    layer_sizes: tuple[int, ...],
+    input_size: int,
+    steps: int,
+    *,
+    sparsity: float,
+    **map_options,
+) -> tuple[DeploymentArtifact, Mapping, np.ndarray]:
+    """A float32 :func:`random_artifact`, its mapping (``map_network(**map_options)``) and
+    ``steps`` float32 inputs, all drawn from ``default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    artifact = random_artifact(rng, layer_sizes, input_size, sparsity=sparsity, dtype=np.float32)
+    mapping = map_network(artifact, **map_options)
+    xs = rng.standard_normal((steps, input_size)).astype(np.float32)
+    return artifact, mapping, xs
 
 
 def reference_states(artifact: DeploymentArtifact, xs: np.ndarray):
@@ -128,10 +146,9 @@ def test_float64_outputs_and_events_equal_the_reference(
 def test_float32_sparse_formats_are_bit_identical_over_hundreds_of_steps(weight_format):
     """csr uses the reference's own CSR product; the event kernel sums the same terms in the
     same order per row: both reproduce the float32 reference bit for bit."""
-    rng = np.random.default_rng(3)
-    artifact = random_artifact(rng, (30, 25, 12), 16, sparsity=0.8, dtype=np.float32)
-    mapping = map_network(artifact, weight_format=weight_format, max_units_per_pe=7)
-    xs = rng.standard_normal((300, 16)).astype(np.float32)
+    artifact, mapping, xs = mapped_random_network(
+        3, (30, 25, 12), 16, 300, sparsity=0.8, weight_format=weight_format, max_units_per_pe=7
+    )
     run = run_mapping(mapping, xs)
     ref = artifact.run_reference(xs)
     for got, want in zip(run.layer_events, ref.layer_events):
@@ -143,10 +160,9 @@ def test_float32_sparse_formats_are_bit_identical_over_hundreds_of_steps(weight_
 def test_float32_dense_within_rounding_events_agree_except_at_threshold():
     """Dense products (BLAS) round differently: compare each step from the reference's state;
     events must agree except for units within float32 rounding of their threshold."""
-    rng = np.random.default_rng(4)
-    artifact = random_artifact(rng, (32, 20), 24, sparsity=0.3, dtype=np.float32)
-    mapping = map_network(artifact, weight_format="dense", max_units_per_pe=6)
-    xs = rng.standard_normal((250, 24)).astype(np.float32)
+    artifact, mapping, xs = mapped_random_network(
+        4, (32, 20), 24, 250, sparsity=0.3, weight_format="dense", max_units_per_pe=6
+    )
     ref = reference_states(artifact, xs)
     sim = NetworkSimulator(mapping)
     states = artifact.initial_states()
@@ -288,10 +304,9 @@ def test_host_input_and_chip_to_chip_packets():
 
 
 def test_per_layer_simulators_sum_to_the_network_run():
-    rng = np.random.default_rng(7)
-    artifact = random_artifact(rng, (18, 15, 9), 11, sparsity=0.6, dtype=np.float32)
-    mapping = map_network(artifact, weight_format="event", max_units_per_pe=5)
-    xs = rng.standard_normal((40, 11)).astype(np.float32)
+    artifact, mapping, xs = mapped_random_network(
+        7, (18, 15, 9), 11, 40, sparsity=0.6, weight_format="event", max_units_per_pe=5
+    )
     run = run_mapping(mapping, xs)
     inputs = xs
     for layer in range(3):
@@ -318,10 +333,9 @@ def test_per_layer_simulators_sum_to_the_network_run():
 
 
 def test_continuing_from_states_equals_one_long_run_and_reset_zeroes():
-    rng = np.random.default_rng(8)
-    artifact = random_artifact(rng, (12, 10), 6, sparsity=0.5, dtype=np.float32)
-    mapping = map_network(artifact, max_units_per_pe=4)
-    xs = rng.standard_normal((30, 6)).astype(np.float32)
+    artifact, mapping, xs = mapped_random_network(
+        8, (12, 10), 6, 30, sparsity=0.5, max_units_per_pe=4
+    )
     whole = run_mapping(mapping, xs)
     first = run_mapping(mapping, xs[:13])
     second = run_mapping(mapping, xs[13:], states=first.states)
@@ -340,10 +354,9 @@ def test_continuing_from_states_equals_one_long_run_and_reset_zeroes():
 
 
 def test_pipelined_is_faster_with_the_same_outputs():
-    rng = np.random.default_rng(9)
-    artifact = random_artifact(rng, (20, 20, 20), 10, sparsity=0.7, dtype=np.float32)
-    mapping = map_network(artifact, max_units_per_pe=5)
-    xs = rng.standard_normal((25, 10)).astype(np.float32)
+    artifact, mapping, xs = mapped_random_network(
+        9, (20, 20, 20), 10, 25, sparsity=0.7, max_units_per_pe=5
+    )
     sequential = run_mapping(mapping, xs)
     pipelined = run_mapping(mapping, xs, pipelined=True)
     for a, b in zip(sequential.layer_events, pipelined.layer_events):
@@ -355,10 +368,9 @@ def test_pipelined_is_faster_with_the_same_outputs():
 
 
 def test_readout_on_host_and_on_chip():
-    rng = np.random.default_rng(10)
-    artifact = random_artifact(rng, (16, 12), 8, sparsity=0.5, dtype=np.float32)
-    mapping = map_network(artifact, max_units_per_pe=4)
-    xs = rng.standard_normal((20, 8)).astype(np.float32)
+    artifact, mapping, xs = mapped_random_network(
+        10, (16, 12), 8, 20, sparsity=0.5, max_units_per_pe=4
+    )
     host = run_mapping(mapping, xs)
     chip = run_mapping(mapping, xs, readout="chip")
     np.testing.assert_allclose(host.logits, artifact.run_reference(xs).logits, atol=1e-5)

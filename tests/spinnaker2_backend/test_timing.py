@@ -41,6 +41,7 @@ from spinnaker2_backend.timing import (
     tick_durations,
     timer_ticks,
 )
+from tests.spinnaker2_backend.conftest import runs_at_150_and_300_mhz
 
 
 def _info(fmt: str = "csr", pes: int = 2, **kw) -> LayerTimingInfo:
@@ -182,9 +183,7 @@ def test_twice_the_nonzeros_on_the_critical_pe_about_doubles_that_phase():
 def test_a_faster_clock_takes_fewer_seconds_for_the_same_cycles():
     artifact = k_per_row_artifact(20)
     xs = np.random.default_rng(2).standard_normal((6, 200)).astype(np.float32)
-    slow = run_mapping(map_network(artifact, max_units_per_pe=8), xs)
-    spec = ChipSpec().with_clock_mhz(300)
-    fast = run_mapping(map_network(artifact, max_units_per_pe=8, spec=spec), xs)
+    slow, fast = runs_at_150_and_300_mhz(artifact, xs, max_units_per_pe=8)
     assert fast.clock_hz == 300e6
     ratio = fast.seconds / slow.seconds
     assert 0.5 <= ratio < 0.52  # compute halves; DRAM transfers keep their seconds
