@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import logging
 import math
 import os
@@ -43,6 +44,7 @@ __all__ = [
     "new_file",
     "parse_example_args",
     "run_main",
+    "storage_fault",
     "user_error_types",
 ]
 
@@ -286,6 +288,91 @@ def user_error_types(extra: Iterable[tuple[str, str]] = ()) -> tuple[type[BaseEx
     return tuple(types)
 
 
+#: errno values of a file that cannot be written where it was asked for: the user picks
+#: another place (exit 2).
+_UNWRITABLE = {
+    errno.EACCES: "no permission to write there",
+    errno.EPERM: "no permission to write there",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+#: errno values of a storage fault outside the user's choice of path (exit 1, with the cause).
+_STORAGE_FAULTS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EFBIG: "the file is too large for the file system",
+    errno.EIO: "an input/output error of the device",
+}
+#: What torch.save / PyTorchStreamWriter says when the file cannot be written.
+_TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed", "cannot be opened", "Parent directory")
+
+
+def storage_fault(err: BaseException) -> tuple[str, int] | None:
+    """``(one line, exit status)`` for an error writing a file (``None`` for other errors).
+
+    A path that cannot be written (read-only, no permission, a file where a folder is
+    expected) is the user's to change: status 2, the line names the folder. A full disk or a
+    device error is not: status 1, the line names the cause. Both say what to do.
+    """
+    if isinstance(err, OSError) and err.errno in {**_UNWRITABLE, **_STORAGE_FAULTS}:
+        path = err.filename or ""
+        if err.errno in (errno.ENOTDIR, errno.EEXIST) and not _writing_under_a_file(path):
+            return None  # a missing / misplaced input: the command's own message says it
+        folder = os.path.dirname(os.path.abspath(path)) if path else "the output folder"
+        if err.errno in _UNWRITABLE:
+            reason = _UNWRITABLE[err.errno]
+            if err.errno in (errno.ENOTDIR, errno.EEXIST):
+                folder = _file_in_the_way(path) or folder
+                return (
+                    f"cannot write {path}: {folder} is a file, not a folder; "
+                    "give an output path under a folder",
+                    2,
+                )
+            return (
+                f"cannot write {path}: {reason} ({folder}); give an output folder you can write to",
+                2,
+            )
+        reason = _STORAGE_FAULTS[err.errno]
+        return (
+            f"cannot write {path or 'the output'}: {reason} ({folder}); free space there or "
+            "give an output folder on another disk, then run the command again",
+            1,
+        )
+    if type(err) is RuntimeError and any(t in str(err) for t in _TORCH_WRITE_FAILURES):
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, OSError):
+            return storage_fault(cause)
+        text = " ".join(str(err).split())
+        return (
+            f"cannot write a checkpoint ({text}); check that the output folder exists, is "
+            "writable and has free space, then run the command again",
+            1,
+        )
+    return None
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The first part of ``path`` that is a file (so nothing can be created under it)."""
+    here = os.path.abspath(path)
+    parts = []
+    while True:
+        parts.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    for part in reversed(parts[1:]):
+        if os.path.isfile(part):
+            return part
+    return None
+
+
+def _writing_under_a_file(path: str) -> bool:
+    return bool(path) and _file_in_the_way(path) is not None
+
+
 def _quiet_stdout() -> None:
     """After a closed pipe: point stdout at /dev/null so the exit flush does not fail."""
     try:
@@ -320,6 +407,10 @@ def run_main(
         return 0
     except Exception as err:
         types = user_errors if user_errors is not None else user_error_types()
+        if not verbose and (fault := storage_fault(err)) is not None:
+            line, status = fault
+            print(f"{prog}: error: {line}", file=sys.stderr)
+            return status
         if verbose or not isinstance(err, types):
             raise
         message = flag_message(str(err)) or type(err).__name__
