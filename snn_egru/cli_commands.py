@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from snn_egru.cliargs import check_finite
 from snn_egru.errors import UserError
 
 #: Backends of ``snn-egru run`` (the Lava ones carry Lava's tags, as everywhere else).
@@ -49,10 +50,57 @@ def _out_folder(path: str, flag: str = "--out") -> Path:
     return p
 
 
-def _load_lm_or_dvs_checkpoint(path: Path):
-    from snn_egru.training.common import load_checkpoint
+def describe_file(path: Path) -> str | None:
+    """What a file that is not a checkpoint holds (``None``: it may be one), in words."""
+    import zipfile
 
-    return load_checkpoint(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file (0 bytes)"
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x93NUMPY"):
+        return "a numpy .npy array"
+    if not head.startswith(b"PK"):
+        if head[:1] == b"\x80":  # a pickle: torch's old format, never written by this project
+            return None
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"{size:,} bytes of unknown binary data"
+        return "a text file"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return f"a truncated or corrupted archive ({size:,} bytes)"
+    if any(n.endswith("data.pkl") for n in names):
+        return None  # a torch checkpoint archive
+    if any(n.endswith(".npy") for n in names):
+        if any(n.startswith("meta_json") for n in names):
+            return "a deployment artifact (.npz of `snn-egru export`)"
+        return "a numpy .npz archive"
+    return "a zip archive"
+
+
+def _load_lm_or_dvs_checkpoint(path: Path):
+    """A checkpoint of ``snn-egru train`` / ``prune``; anything else is named for what it is."""
+    expected = "expected a .pt checkpoint of `snn-egru train` or `snn-egru prune`"
+    what = describe_file(path)
+    if what is not None:
+        raise UserError(f"{path} is {what}, not a checkpoint: {expected}")
+    from snn_egru.training.common import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as err:
+        if "not a readable checkpoint" not in str(err):
+            raise
+        size = path.stat().st_size
+        raise UserError(
+            f"{path} cannot be read as a checkpoint ({size:,} bytes; truncated or corrupted: "
+            f"{str(err).split(': ', 1)[-1] or type(err).__name__}); {expected}"
+        ) from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -149,12 +197,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     ckpt = _load_lm_or_dvs_checkpoint(checkpoint)
     quant: dict = {}
     if args.quantize is not None:
-        import numpy as np
-
         from snn_egru.quantization import QuantizationConfig
 
         if args.calibration is not None:
-            calibration = np.load(calibration_path, allow_pickle=False)
+            calibration = _calibration_inputs(calibration_path, lm=ckpt.vocabulary is not None)
         elif args.quant_products == "int8" and not (ckpt.train_config or {}).get("fields", {}).get(
             "quantize"
         ):
@@ -199,6 +245,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibration_inputs(path: Path, *, lm: bool):
+    """``--calibration``: token ids (T,) for a language model, finite features otherwise."""
+    import numpy as np
+
+    if path.suffix != ".npy":
+        raise UserError(f"--calibration takes a .npy file (numpy.save), got {path.name}")
+    try:
+        values = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise UserError(f"--calibration {path} is not a readable .npy array ({err})") from None
+    if lm and (values.ndim != 1 or not np.issubdtype(values.dtype, np.integer)):
+        raise UserError(
+            f"--calibration {path} holds {values.dtype} values of shape {values.shape}; a "
+            "language-model checkpoint is calibrated with token ids: a 1-D integer array "
+            "(numpy.save(path, ids.astype('int64')))"
+        )
+    if not lm and (values.ndim < 2 or not np.issubdtype(values.dtype, np.floating)):
+        raise UserError(
+            f"--calibration {path} holds {values.dtype} values of shape {values.shape}; this "
+            "checkpoint is calibrated with feature vectors: a floating-point array (T, I)"
+        )
+    if values.size == 0:
+        raise UserError(f"--calibration {path} holds no inputs")
+    check_finite(values, f"--calibration {path}")
+    return values
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     from spinnaker2_backend.mapping import map_network
     from spinnaker2_backend.options import (
@@ -229,12 +302,12 @@ def load_inputs(path: str, artifact) -> object:
     except Exception as err:
         raise UserError(f"--inputs {p} is not a readable .npy array ({err})") from None
     try:
-        artifact.layer_inputs(inputs[:1] if inputs.ndim else inputs)
         artifact.layer_inputs(inputs)
     except ValueError as err:
         raise UserError(f"--inputs {p}: {err}") from None
     if inputs.shape[0] < 1:
         raise UserError(f"--inputs {p} holds no inputs")
+    check_finite(inputs, f"--inputs {p}")
     return inputs
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "ArgumentParser",
     "HelpFormatter",
     "add_hidden_alias",
+    "check_finite",
     "choice_with_aliases",
     "config_differences",
     "float_in",
@@ -181,6 +182,28 @@ def add_hidden_alias(
 ) -> None:
     """Old spellings ``names`` of the option stored in ``dest``, accepted but not shown."""
     parser.add_argument(*names, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kw)
+
+
+def check_finite(values: Any, what: str) -> None:
+    """Raise a :class:`UserError` when a floating-point array ``values`` holds NaN or inf
+    (naming the first bad row): no backend can run them, and the reference would write NaN
+    logits silently."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating) or values.size == 0:
+        return
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)
+    first = tuple(int(i) for i in bad[0])
+    kind = "NaN" if np.isnan(values[first]) else "infinite"
+    raise UserError(
+        f"{what} holds {len(bad)} NaN or infinite values (the first, {kind}, at index "
+        f"{first[0] if len(first) == 1 else first}; array shape {values.shape}): replace them "
+        "with finite numbers"
+    )
 
 
 # --------------------------------------------------------------------------- run folders

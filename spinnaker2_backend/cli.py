@@ -38,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import ArgumentParser, float_in, int_at_least, new_file, run_main
+from snn_egru.cliargs import (
+    ArgumentParser,
+    check_finite,
+    float_in,
+    int_at_least,
+    new_file,
+    run_main,
+)
 from snn_egru.errors import UserError
 from spinnaker2_backend.mapping import Mapping, map_network
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
@@ -198,6 +205,7 @@ def _workload_inputs(args: argparse.Namespace, artifact: Any) -> np.ndarray:
                 artifact.layer_inputs(inputs)
             except ValueError as err:
                 raise UserError(f"--inputs {path}: {err}") from None
+        check_finite(inputs, f"--inputs {path}")
         if args.steps is not None:
             if inputs.ndim <= time_axis or args.steps > inputs.shape[time_axis]:
                 held = inputs.shape[time_axis] if inputs.ndim > time_axis else 0

@@ -164,7 +164,11 @@ def add_mapping_arguments(parser: argparse.ArgumentParser, *, weight_format: str
     )
     machine = parser.add_argument_group("machine")
     machine.add_argument(
-        "--chips", type=int_at_least(1), default=1, metavar="N", help="number of chips (default 1)"
+        "--chips",
+        type=int_at_least(1, maximum=ChipSpec().max_chips),
+        default=1,
+        metavar="N",
+        help=f"number of chips, at most {ChipSpec().max_chips} (the largest SpiNNaker2 machine)",
     )
     machine.add_argument(
         "--clock-mhz",
