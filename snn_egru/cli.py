@@ -337,6 +337,9 @@ def _add_run(sub: Any, parents: list) -> None:
         "artifact takes",
     )
     run.add_argument("--out", default="runs/run", metavar="DIR", help="output folder")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an earlier run in --out"
+    )
     add_mapping_arguments(run)
     run.set_defaults(func=commands.cmd_run)
 

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from snn_egru.cliargs import check_finite
+from snn_egru.cliargs import check_finite, check_output
 from snn_egru.errors import UserError
 
 #: Backends of ``snn-egru run`` (the Lava ones carry Lava's tags, as everywhere else).
@@ -47,6 +47,7 @@ def _out_folder(path: str, flag: str = "--out") -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UserError(f"{flag} {path} is a file; give a folder")
+    check_output(p, flag, folder=True)
     return p
 
 
@@ -188,6 +189,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} exists: pass --overwrite to replace it, or another --out")
+    check_output(out, "--out")
     sparse = False if args.dense else None
     calibration = None
     if args.calibration is not None:
@@ -311,6 +313,31 @@ def load_inputs(path: str, artifact) -> object:
     return inputs
 
 
+#: What ``snn-egru run`` writes into its --out folder (any backend).
+RUN_OUTPUTS = (
+    "logits.npy",
+    "perplexity.json",
+    "chip_report.json",
+    "profile.png",
+    "packets.png",
+    "outputs.npz",
+    "lava_run.json",
+    "lava_stdout.txt",
+    "inputs.npy",
+)
+
+
+def _refuse_replacing_run(out: Path, *, overwrite: bool) -> None:
+    """A run (or a demo's chip / Lava folder) in ``out`` is replaced only with --overwrite."""
+    present = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if present and not overwrite:
+        shown = ", ".join(present[:3]) + (", ..." if len(present) > 3 else "")
+        raise UserError(
+            f"--out {out} holds the results of an earlier run ({shown}): pass --overwrite to "
+            "replace them, or give another --out"
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -321,6 +348,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = _existing_file(args.artifact, "artifact", "create one with `snn-egru export`")
     out = _out_folder(args.out)
     _check_backend_flags(args)
+    _refuse_replacing_run(out, overwrite=getattr(args, "overwrite", False))
     artifact = load_artifact(path)
     tokens = targets = None
     if args.inputs is not None:

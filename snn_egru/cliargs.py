@@ -36,6 +36,7 @@ __all__ = [
     "HelpFormatter",
     "add_hidden_alias",
     "check_finite",
+    "check_output",
     "choice_with_aliases",
     "config_differences",
     "float_in",
@@ -204,6 +205,36 @@ def check_finite(values: Any, what: str) -> None:
         f"{first[0] if len(first) == 1 else first}; array shape {values.shape}): replace them "
         "with finite numbers"
     )
+
+
+def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) -> None:
+    """Check before any work that ``path`` (a file, or a ``folder``) can be written.
+
+    Missing folders are created by the command (as for ``--out``) only under a folder that
+    exists other than the filesystem root, and the command says so; a path under a file, under
+    a folder that cannot be written, or a new folder at the root is refused here.
+    """
+    target = os.path.abspath(path)
+    first_missing = target if folder else os.path.dirname(target)
+    ancestor = first_missing
+    while not os.path.exists(ancestor):
+        first_missing, ancestor = ancestor, os.path.dirname(ancestor)
+    if ancestor == first_missing:  # the folder exists
+        if not os.path.isdir(ancestor):
+            raise UserError(f"{flag} {path}: {ancestor} is a file, not a folder")
+        if not os.access(ancestor, os.W_OK):
+            raise UserError(f"{flag} {path}: cannot write in {ancestor}; give a writable folder")
+        return
+    if not os.path.isdir(ancestor):
+        raise UserError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    if os.path.dirname(ancestor) == ancestor:
+        raise UserError(
+            f"{flag} {path}: {first_missing} does not exist; create it first (new folders "
+            "are made only under an existing folder other than the filesystem root)"
+        )
+    if not os.access(ancestor, os.W_OK):
+        raise UserError(f"{flag} {path}: cannot create folders in {ancestor}; give a writable one")
+    logging.getLogger("snn_egru").info("%s: creating the folder %s", flag, first_missing)
 
 
 # --------------------------------------------------------------------------- run folders

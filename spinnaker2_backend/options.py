@@ -365,6 +365,11 @@ def add_map_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_map_arguments(args: argparse.Namespace) -> None:
     """Refuse what a mapping-only command cannot do (before any work)."""
+    from snn_egru.cliargs import check_output
+
+    for flag, path in (("--save-placement", args.save_placement), ("--plot", args.plot)):
+        if path:
+            check_output(path, flag)
     if args.receive_capacity == "auto":
         raise UserError(
             "--receive-capacity auto sizes the lists from a run's activity: use it with `run`, "
