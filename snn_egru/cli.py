@@ -80,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from spinnaker2_backend.cli import main as backend_main
 
-    return int(backend_main(["validate", *args.validate_args]))
+    return int(backend_main(["validate", *args.validate_args], prog=PROG))
 
 
 # ----------------------------------------------------------------------------- parser
@@ -184,7 +184,8 @@ _TEXTS: dict[str, dict[str, str]] = {
     ),
     "validate": dict(
         help="the simulated chip beside every published SpiNNaker2 measurement",
-        description="Same as `python -m spinnaker2_backend validate`.",
+        description="Same as `python -m spinnaker2_backend validate`: the simulated chip "
+        "beside every published SpiNNaker2 measurement.",
     ),
     "report": dict(
         help="print the results of a run folder",

@@ -425,9 +425,11 @@ def add_validate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         "validate",
         help="compare the simulated chip with every published measurement",
         description=VALIDATE_DESCRIPTION,
-        epilog=f"exit status: 0 every figure within its bound, 1 one is not.\n"
-        f"the documented table: {PROG} validate --markdown docs/fidelity.md "
-        "--json docs/fidelity.json",
+    )
+    parser.epilog = (  # parser.prog: `snn-egru validate` when called from snn-egru
+        f"exit status: 0 every figure within its bound, 1 one is not.\n"
+        f"the documented table: {parser.prog} --markdown docs/fidelity.md "
+        "--json docs/fidelity.json"
     )
     parser.add_argument("--markdown", metavar="FILE.md", help="also write the table as markdown")
     parser.add_argument("--json", metavar="FILE.json", help="also write the table as JSON")
@@ -438,12 +440,12 @@ def add_validate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 # ============================================================================= parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand (``prog``: the name the user typed)."""
     parser = ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description=DESCRIPTION,
-        epilog=f"run `{PROG} COMMAND --help` for the options of a command",
+        epilog=f"run `{prog} COMMAND --help` for the options of a command",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log progress; show tracebacks of errors"
@@ -470,9 +472,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Entry point; returns the exit status (``prog``: the program name in help and errors)."""
+    parser = build_parser(prog)
     args = parser.parse_or_status(argv)
     if isinstance(args, int):
         return args
@@ -483,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     return run_main(
         lambda: args.func(args),
-        prog=f"{PROG} {args.command}",
+        prog=f"{prog} {args.command}",
         verbose=verbose,
         user_errors=USER_ERRORS,
     )
