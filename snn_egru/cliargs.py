@@ -311,6 +311,12 @@ def flag_message(message: str) -> str:
         text = re.sub(rf"\b{name}\s*(<=|>=|<|>)\s*", rf"{flag} \1 ", text)
         text = re.sub(rf"\b{name} must\b", f"{flag} must", text)
     text = re.sub(r"\bweight format '(\w+)'", r"--weight-format \1", text)
+    # the model's API advice (an untied decoder) has no flag: the CLI way is the sizes
+    text = re.sub(
+        r"\bor tie_weights=False\b",
+        "or give --embedding-size equal to the last hidden size",
+        text,
+    )
     return text
 
 
