@@ -442,6 +442,25 @@ def _quiet_stdout() -> None:
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it stops as after Ctrl-C: the code that
+    saves a checkpoint or cleans up on an interrupt runs for a ``kill`` too."""
+
+
+def _stop_on_sigterm() -> Any:
+    """Turn SIGTERM into :class:`Terminated` (main thread only); returns the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
 def run_main(
     func: Callable[[], int | None],
     *,
@@ -455,10 +474,14 @@ def run_main(
     stderr and return 2; with ``verbose`` they raise (traceback). A closed stdout pipe ends
     quietly (status 0: the reader asked for no more), Ctrl-C returns 130.
     """
+    previous = _stop_on_sigterm()
     try:
         status = int(func() or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return status
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -476,6 +499,11 @@ def run_main(
         message = flag_message(str(err)) or type(err).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
 
 
 def parse_example_args(
