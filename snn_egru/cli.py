@@ -388,6 +388,20 @@ _GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``snn-egru`` console script."""
+    from snn_egru.cliargs import Terminated, stop_on_sigterm
+
+    stop_on_sigterm()  # from the start: a kill while the options are read is one line too
+    try:
+        return _main(argv)
+    except Terminated:  # before the command started (reading options, importing)
+        print(f"{PROG}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # `train lm|dvs ...` hands all its options to the trainer's parser

@@ -46,7 +46,9 @@ __all__ = [
     "new_file",
     "parse_example_args",
     "run_main",
+    "stop_on_sigterm",
     "storage_fault",
+    "Terminated",
     "user_error_types",
 ]
 
@@ -447,7 +449,14 @@ class Terminated(KeyboardInterrupt):
     saves a checkpoint or cleans up on an interrupt runs for a ``kill`` too."""
 
 
-def _stop_on_sigterm() -> Any:
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+_TERMINATE = _terminate
+
+
+def stop_on_sigterm() -> Any:
     """Turn SIGTERM into :class:`Terminated` (main thread only); returns the old handler."""
     import signal
     import threading
@@ -455,10 +464,7 @@ def _stop_on_sigterm() -> Any:
     if threading.current_thread() is not threading.main_thread():
         return None
 
-    def stop(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    return signal.signal(signal.SIGTERM, stop)
+    return signal.signal(signal.SIGTERM, _TERMINATE)
 
 
 def run_main(
@@ -474,7 +480,7 @@ def run_main(
     stderr and return 2; with ``verbose`` they raise (traceback). A closed stdout pipe ends
     quietly (status 0: the reader asked for no more), Ctrl-C returns 130.
     """
-    previous = _stop_on_sigterm()
+    previous = stop_on_sigterm()
     try:
         status = int(func() or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
@@ -500,7 +506,7 @@ def run_main(
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     finally:
-        if previous is not None:
+        if previous is not None and previous is not _TERMINATE:
             import signal
 
             signal.signal(signal.SIGTERM, previous)
