@@ -340,3 +340,15 @@ def test_validate_help_names_snn_egru() -> None:
     assert done.returncode == 0
     assert "usage: snn-egru validate" in done.stdout
     assert "python -m spinnaker2_backend" not in done.stdout
+
+
+def test_interrupted_pruning_is_not_reused(tmp_path) -> None:
+    """A pruning stopped during its test evaluation leaves last.pt but no summary.json: the
+    next demo prunes again (so summary.txt keeps its "Pruning:" line) instead of reusing it."""
+    from snn_egru.pipeline_training import plan_prune
+
+    (tmp_path / "prune").mkdir()
+    (tmp_path / "prune" / "last.pt").write_bytes(b"a checkpoint of an interrupted pruning")
+    (tmp_path / "best.pt").write_bytes(b"the trained model")
+    plan = plan_prune(tmp_path, tmp_path / "best.pt", sparsity=0.5, steps=2, seed=0, retrain=False)
+    assert not plan.reuse
