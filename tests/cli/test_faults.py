@@ -352,3 +352,32 @@ def test_interrupted_pruning_is_not_reused(tmp_path) -> None:
     (tmp_path / "best.pt").write_bytes(b"the trained model")
     plan = plan_prune(tmp_path, tmp_path / "best.pt", sparsity=0.5, steps=2, seed=0, retrain=False)
     assert not plan.reuse
+
+
+def test_resume_keeps_the_runs_own_step_budget(tmp_path) -> None:
+    """`train lm --resume` on a demo folder (800 steps) continues to 800, not to the preset's
+    budget; a --max-steps given again wins."""
+    import argparse
+
+    import torch
+
+    from snn_egru.models.lm import EGRULanguageModel, lm_preset
+    from snn_egru.training.common import save_checkpoint
+    from snn_egru.training.lm import LMTrainConfig, resumed_budget
+
+    torch.manual_seed(0)
+    model = EGRULanguageModel(lm_preset("tiny", vocab_size=20))
+    save_checkpoint(
+        tmp_path / "last.pt",
+        model=model,
+        config=model.config,
+        train_config=LMTrainConfig(max_steps=800),
+        step=400,
+    )
+    preset = LMTrainConfig(max_steps=1000)
+    args = argparse.Namespace(resume=True, out=str(tmp_path), max_steps=None, epochs=None)
+    assert resumed_budget(args, preset).max_steps == 800
+    args.max_steps = 1000
+    assert resumed_budget(args, preset).max_steps == 1000
+    args.resume = False
+    assert resumed_budget(args, preset).max_steps == 1000
