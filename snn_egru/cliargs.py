@@ -397,9 +397,10 @@ def storage_fault(err: BaseException) -> tuple[str, int] | None:
                 2,
             )
         reason = _STORAGE_FAULTS[err.errno]
+        where = f"{path}: {reason} (in {folder})" if path else f"an output file: {reason}"
         return (
-            f"cannot write {path or 'the output'}: {reason} ({folder}); free space there or "
-            "give an output folder on another disk, then run the command again",
+            f"cannot write {where}; free space on that disk or give an output path on "
+            "another disk, then run the command again",
             1,
         )
     if type(err) is RuntimeError and any(t in str(err) for t in _TORCH_WRITE_FAILURES):

@@ -252,7 +252,7 @@ def test_full_disk_is_exit_1_with_the_cause(work) -> None:
     results = _run_all(folder, cases, watch=[folder])
     for name, _ in cases:
         line = _check_one_line(results[name], 1, "no space left on the device")
-        assert "free space" in line, line
+        assert "free space on that disk" in line, line
     assert _digest(full)[str(full / "keep.txt")] == kept
 
 
