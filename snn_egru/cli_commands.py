@@ -10,6 +10,7 @@ libraries (torch, Lava, the backend) are imported inside the functions, so that 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -313,6 +314,17 @@ def load_inputs(path: str, artifact) -> object:
     return inputs
 
 
+@contextlib.contextmanager
+def _no_partial_file(path: Path):
+    """Write ``path`` in the block; a failed write (a full disk) leaves no partial file that
+    a re-run would take for an earlier result."""
+    try:
+        yield path
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 #: What ``snn-egru run`` writes into its --out folder (any backend).
 RUN_OUTPUTS = (
     "logits.npy",
@@ -404,7 +416,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         mapping = map_network(artifact, **mapping_kwargs(args))
         run = run_mapping(mapping, inputs)
         report = run.report()
-        (out / "chip_report.json").write_text(report.to_json())
+        with _no_partial_file(out / "chip_report.json") as chip_json:
+            chip_json.write_text(report.to_json())
         print(report.table())
         from spinnaker2_backend.plots_run import save_run_plots
 
@@ -417,12 +430,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         logits = torch_model_from_artifact(artifact).logits_numpy(inputs)
     if logits is not None:
-        np.save(out / "logits.npy", logits)
+        with _no_partial_file(out / "logits.npy") as path:
+            np.save(path, logits)
     if targets is not None and logits is not None:
         ppl = perplexity_from_logits(logits, targets)
-        (out / "perplexity.json").write_text(
-            json.dumps({"backend": args.backend, "tokens": len(targets), "perplexity": ppl})
-        )
+        with _no_partial_file(out / "perplexity.json") as path:
+            path.write_text(
+                json.dumps({"backend": args.backend, "tokens": len(targets), "perplexity": ppl})
+            )
         print(f"{args.backend}: perplexity {ppl:.2f} over {len(targets)} next-token predictions")
     elif logits is not None:
         print(f"{args.backend}: logits {tuple(logits.shape)} written to {out / 'logits.npy'}")

@@ -254,6 +254,8 @@ def test_full_disk_is_exit_1_with_the_cause(work) -> None:
         line = _check_one_line(results[name], 1, "no space left on the device")
         assert "free space on that disk" in line, line
     assert _digest(full)[str(full / "keep.txt")] == kept
+    # no partial result that a re-run would take for an earlier one
+    assert not (full / "run" / "logits.npy").exists()
 
 
 def test_verbose_shows_the_traceback_of_a_fault(work) -> None:
