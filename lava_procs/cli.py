@@ -22,6 +22,7 @@ import numpy as np
 
 from snn_egru.cliargs import (
     ArgumentParser,
+    check_finite,
     flag_message,
     float_in,
     int_at_least,
@@ -70,6 +71,7 @@ def _load_inputs(path: Path, artifact) -> np.ndarray:
         raise UserError(f"--inputs {path}: {err}") from None
     if inputs.shape[0] < 1:
         raise UserError(f"--inputs {path} holds no inputs")
+    check_finite(inputs, f"--inputs {path}")
     return inputs
 
 

@@ -80,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from spinnaker2_backend.cli import main as backend_main
 
-    return int(backend_main(["validate", *args.validate_args]))
+    return int(backend_main(["validate", *args.validate_args], prog=PROG))
 
 
 # ----------------------------------------------------------------------------- parser
@@ -184,7 +184,8 @@ _TEXTS: dict[str, dict[str, str]] = {
     ),
     "validate": dict(
         help="the simulated chip beside every published SpiNNaker2 measurement",
-        description="Same as `python -m spinnaker2_backend validate`.",
+        description="Same as `python -m spinnaker2_backend validate`: the simulated chip "
+        "beside every published SpiNNaker2 measurement.",
     ),
     "report": dict(
         help="print the results of a run folder",
@@ -337,6 +338,9 @@ def _add_run(sub: Any, parents: list) -> None:
         "artifact takes",
     )
     run.add_argument("--out", default="runs/run", metavar="DIR", help="output folder")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an earlier run in --out"
+    )
     add_mapping_arguments(run)
     run.set_defaults(func=commands.cmd_run)
 
@@ -384,6 +388,20 @@ _GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``snn-egru`` console script."""
+    from snn_egru.cliargs import Terminated, stop_on_sigterm
+
+    stop_on_sigterm()  # from the start: a kill while the options are read is one line too
+    try:
+        return _main(argv)
+    except Terminated:  # before the command started (reading options, importing)
+        print(f"{PROG}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # `train lm|dvs ...` hands all its options to the trainer's parser

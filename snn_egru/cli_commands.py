@@ -10,9 +10,11 @@ libraries (torch, Lava, the backend) are imported inside the functions, so that 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
+from snn_egru.cliargs import check_finite, check_output
 from snn_egru.errors import UserError
 
 #: Backends of ``snn-egru run`` (the Lava ones carry Lava's tags, as everywhere else).
@@ -46,13 +48,61 @@ def _out_folder(path: str, flag: str = "--out") -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UserError(f"{flag} {path} is a file; give a folder")
+    check_output(p, flag, folder=True)
     return p
 
 
-def _load_lm_or_dvs_checkpoint(path: Path):
-    from snn_egru.training.common import load_checkpoint
+def describe_file(path: Path) -> str | None:
+    """What a file that is not a checkpoint holds (``None``: it may be one), in words."""
+    import zipfile
 
-    return load_checkpoint(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file (0 bytes)"
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x93NUMPY"):
+        return "a numpy .npy array"
+    if not head.startswith(b"PK"):
+        if head[:1] == b"\x80":  # a pickle: torch's old format, never written by this project
+            return None
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"{size:,} bytes of unknown binary data"
+        return "a text file"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return f"a truncated or corrupted archive ({size:,} bytes)"
+    if any(n.endswith("data.pkl") for n in names):
+        return None  # a torch checkpoint archive
+    if any(n.endswith(".npy") for n in names):
+        if any(n.startswith("meta_json") for n in names):
+            return "a deployment artifact (.npz of `snn-egru export`)"
+        return "a numpy .npz archive"
+    return "a zip archive"
+
+
+def _load_lm_or_dvs_checkpoint(path: Path):
+    """A checkpoint of ``snn-egru train`` / ``prune``; anything else is named for what it is."""
+    expected = "expected a .pt checkpoint of `snn-egru train` or `snn-egru prune`"
+    what = describe_file(path)
+    if what is not None:
+        raise UserError(f"{path} is {what}, not a checkpoint: {expected}")
+    from snn_egru.training.common import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as err:
+        if "not a readable checkpoint" not in str(err):
+            raise
+        size = path.stat().st_size
+        raise UserError(
+            f"{path} cannot be read as a checkpoint ({size:,} bytes; truncated or corrupted: "
+            f"{str(err).split(': ', 1)[-1] or type(err).__name__}); {expected}"
+        ) from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -140,6 +190,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} exists: pass --overwrite to replace it, or another --out")
+    check_output(out, "--out")
     sparse = False if args.dense else None
     calibration = None
     if args.calibration is not None:
@@ -149,12 +200,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     ckpt = _load_lm_or_dvs_checkpoint(checkpoint)
     quant: dict = {}
     if args.quantize is not None:
-        import numpy as np
-
         from snn_egru.quantization import QuantizationConfig
 
         if args.calibration is not None:
-            calibration = np.load(calibration_path, allow_pickle=False)
+            calibration = _calibration_inputs(calibration_path, lm=ckpt.vocabulary is not None)
         elif args.quant_products == "int8" and not (ckpt.train_config or {}).get("fields", {}).get(
             "quantize"
         ):
@@ -199,6 +248,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibration_inputs(path: Path, *, lm: bool):
+    """``--calibration``: token ids (T,) for a language model, finite features otherwise."""
+    import numpy as np
+
+    if path.suffix != ".npy":
+        raise UserError(f"--calibration takes a .npy file (numpy.save), got {path.name}")
+    try:
+        values = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise UserError(f"--calibration {path} is not a readable .npy array ({err})") from None
+    if lm and (values.ndim != 1 or not np.issubdtype(values.dtype, np.integer)):
+        raise UserError(
+            f"--calibration {path} holds {values.dtype} values of shape {values.shape}; a "
+            "language-model checkpoint is calibrated with token ids: a 1-D integer array "
+            "(numpy.save(path, ids.astype('int64')))"
+        )
+    if not lm and (values.ndim < 2 or not np.issubdtype(values.dtype, np.floating)):
+        raise UserError(
+            f"--calibration {path} holds {values.dtype} values of shape {values.shape}; this "
+            "checkpoint is calibrated with feature vectors: a floating-point array (T, I)"
+        )
+    if values.size == 0:
+        raise UserError(f"--calibration {path} holds no inputs")
+    check_finite(values, f"--calibration {path}")
+    return values
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     from spinnaker2_backend.mapping import map_network
     from spinnaker2_backend.options import (
@@ -229,13 +305,49 @@ def load_inputs(path: str, artifact) -> object:
     except Exception as err:
         raise UserError(f"--inputs {p} is not a readable .npy array ({err})") from None
     try:
-        artifact.layer_inputs(inputs[:1] if inputs.ndim else inputs)
         artifact.layer_inputs(inputs)
     except ValueError as err:
         raise UserError(f"--inputs {p}: {err}") from None
     if inputs.shape[0] < 1:
         raise UserError(f"--inputs {p} holds no inputs")
+    check_finite(inputs, f"--inputs {p}")
     return inputs
+
+
+@contextlib.contextmanager
+def _no_partial_file(path: Path):
+    """Write ``path`` in the block; a failed write (a full disk) leaves no partial file that
+    a re-run would take for an earlier result."""
+    try:
+        yield path
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+#: What ``snn-egru run`` writes into its --out folder (any backend).
+RUN_OUTPUTS = (
+    "logits.npy",
+    "perplexity.json",
+    "chip_report.json",
+    "profile.png",
+    "packets.png",
+    "outputs.npz",
+    "lava_run.json",
+    "lava_stdout.txt",
+    "inputs.npy",
+)
+
+
+def _refuse_replacing_run(out: Path, *, overwrite: bool) -> None:
+    """A run (or a demo's chip / Lava folder) in ``out`` is replaced only with --overwrite."""
+    present = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if present and not overwrite:
+        shown = ", ".join(present[:3]) + (", ..." if len(present) > 3 else "")
+        raise UserError(
+            f"--out {out} holds the results of an earlier run ({shown}): pass --overwrite to "
+            "replace them, or give another --out"
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -248,6 +360,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = _existing_file(args.artifact, "artifact", "create one with `snn-egru export`")
     out = _out_folder(args.out)
     _check_backend_flags(args)
+    _refuse_replacing_run(out, overwrite=getattr(args, "overwrite", False))
     artifact = load_artifact(path)
     tokens = targets = None
     if args.inputs is not None:
@@ -303,7 +416,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         mapping = map_network(artifact, **mapping_kwargs(args))
         run = run_mapping(mapping, inputs)
         report = run.report()
-        (out / "chip_report.json").write_text(report.to_json())
+        with _no_partial_file(out / "chip_report.json") as chip_json:
+            chip_json.write_text(report.to_json())
         print(report.table())
         from spinnaker2_backend.plots_run import save_run_plots
 
@@ -316,12 +430,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         logits = torch_model_from_artifact(artifact).logits_numpy(inputs)
     if logits is not None:
-        np.save(out / "logits.npy", logits)
+        with _no_partial_file(out / "logits.npy") as path:
+            np.save(path, logits)
     if targets is not None and logits is not None:
         ppl = perplexity_from_logits(logits, targets)
-        (out / "perplexity.json").write_text(
-            json.dumps({"backend": args.backend, "tokens": len(targets), "perplexity": ppl})
-        )
+        with _no_partial_file(out / "perplexity.json") as path:
+            path.write_text(
+                json.dumps({"backend": args.backend, "tokens": len(targets), "perplexity": ppl})
+            )
         print(f"{args.backend}: perplexity {ppl:.2f} over {len(targets)} next-token predictions")
     elif logits is not None:
         print(f"{args.backend}: logits {tuple(logits.shape)} written to {out / 'logits.npy'}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import logging
 import math
 import os
@@ -34,6 +35,8 @@ __all__ = [
     "ArgumentParser",
     "HelpFormatter",
     "add_hidden_alias",
+    "check_finite",
+    "check_output",
     "choice_with_aliases",
     "config_differences",
     "float_in",
@@ -43,6 +46,9 @@ __all__ = [
     "new_file",
     "parse_example_args",
     "run_main",
+    "stop_on_sigterm",
+    "storage_fault",
+    "Terminated",
     "user_error_types",
 ]
 
@@ -181,6 +187,58 @@ def add_hidden_alias(
     parser.add_argument(*names, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kw)
 
 
+def check_finite(values: Any, what: str) -> None:
+    """Raise a :class:`UserError` when a floating-point array ``values`` holds NaN or inf
+    (naming the first bad row): no backend can run them, and the reference would write NaN
+    logits silently."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating) or values.size == 0:
+        return
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)
+    first = tuple(int(i) for i in bad[0])
+    kind = "NaN" if np.isnan(values[first]) else "infinite"
+    raise UserError(
+        f"{what} holds {len(bad)} NaN or infinite values (the first, {kind}, at index "
+        f"{first[0] if len(first) == 1 else first}; array shape {values.shape}): replace them "
+        "with finite numbers"
+    )
+
+
+def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) -> None:
+    """Check before any work that ``path`` (a file, or a ``folder``) can be written.
+
+    Missing folders are created by the command (as for ``--out``) only under a folder that
+    exists other than the filesystem root, and the command says so; a path under a file, under
+    a folder that cannot be written, or a new folder at the root is refused here.
+    """
+    target = os.path.abspath(path)
+    first_missing = target if folder else os.path.dirname(target)
+    ancestor = first_missing
+    while not os.path.exists(ancestor):
+        first_missing, ancestor = ancestor, os.path.dirname(ancestor)
+    if ancestor == first_missing:  # the folder exists
+        if not os.path.isdir(ancestor):
+            raise UserError(f"{flag} {path}: {ancestor} is a file, not a folder")
+        if not os.access(ancestor, os.W_OK):
+            raise UserError(f"{flag} {path}: cannot write in {ancestor}; give a writable folder")
+        return
+    if not os.path.isdir(ancestor):
+        raise UserError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    if os.path.dirname(ancestor) == ancestor:
+        raise UserError(
+            f"{flag} {path}: {first_missing} does not exist; create it first (new folders "
+            "are made only under an existing folder other than the filesystem root)"
+        )
+    if not os.access(ancestor, os.W_OK):
+        raise UserError(f"{flag} {path}: cannot create folders in {ancestor}; give a writable one")
+    logging.getLogger("snn_egru").info("%s: creating the folder %s", flag, first_missing)
+
+
 # --------------------------------------------------------------------------- run folders
 #: Files of a training run folder that a new run would replace.
 RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "metrics.jsonl", "summary.json")
@@ -255,6 +313,12 @@ def flag_message(message: str) -> str:
         text = re.sub(rf"\b{name}\s*(<=|>=|<|>)\s*", rf"{flag} \1 ", text)
         text = re.sub(rf"\b{name} must\b", f"{flag} must", text)
     text = re.sub(r"\bweight format '(\w+)'", r"--weight-format \1", text)
+    # the model's API advice (an untied decoder) has no flag: the CLI way is the sizes
+    text = re.sub(
+        r"\bor tie_weights=False\b",
+        "or give --embedding-size equal to the last hidden size",
+        text,
+    )
     return text
 
 
@@ -286,6 +350,92 @@ def user_error_types(extra: Iterable[tuple[str, str]] = ()) -> tuple[type[BaseEx
     return tuple(types)
 
 
+#: errno values of a file that cannot be written where it was asked for: the user picks
+#: another place (exit 2).
+_UNWRITABLE = {
+    errno.EACCES: "no permission to write there",
+    errno.EPERM: "no permission to write there",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+#: errno values of a storage fault outside the user's choice of path (exit 1, with the cause).
+_STORAGE_FAULTS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EFBIG: "the file is too large for the file system",
+    errno.EIO: "an input/output error of the device",
+}
+#: What torch.save / PyTorchStreamWriter says when the file cannot be written.
+_TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed", "cannot be opened", "Parent directory")
+
+
+def storage_fault(err: BaseException) -> tuple[str, int] | None:
+    """``(one line, exit status)`` for an error writing a file (``None`` for other errors).
+
+    A path that cannot be written (read-only, no permission, a file where a folder is
+    expected) is the user's to change: status 2, the line names the folder. A full disk or a
+    device error is not: status 1, the line names the cause. Both say what to do.
+    """
+    if isinstance(err, OSError) and err.errno in {**_UNWRITABLE, **_STORAGE_FAULTS}:
+        path = err.filename or ""
+        if err.errno in (errno.ENOTDIR, errno.EEXIST) and not _writing_under_a_file(path):
+            return None  # a missing / misplaced input: the command's own message says it
+        folder = os.path.dirname(os.path.abspath(path)) if path else "the output folder"
+        if err.errno in _UNWRITABLE:
+            reason = _UNWRITABLE[err.errno]
+            if err.errno in (errno.ENOTDIR, errno.EEXIST):
+                folder = _file_in_the_way(path) or folder
+                return (
+                    f"cannot write {path}: {folder} is a file, not a folder; "
+                    "give an output path under a folder",
+                    2,
+                )
+            return (
+                f"cannot write {path}: {reason} ({folder}); give an output folder you can write to",
+                2,
+            )
+        reason = _STORAGE_FAULTS[err.errno]
+        where = f"{path}: {reason} (in {folder})" if path else f"an output file: {reason}"
+        return (
+            f"cannot write {where}; free space on that disk or give an output path on "
+            "another disk, then run the command again",
+            1,
+        )
+    if type(err) is RuntimeError and any(t in str(err) for t in _TORCH_WRITE_FAILURES):
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, OSError):
+            return storage_fault(cause)
+        text = " ".join(str(err).split())
+        return (
+            f"cannot write a checkpoint ({text}); check that the output folder exists, is "
+            "writable and has free space, then run the command again",
+            1,
+        )
+    return None
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The first part of ``path`` that is a file (so nothing can be created under it)."""
+    here = os.path.abspath(path)
+    parts = []
+    while True:
+        parts.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    for part in reversed(parts[1:]):
+        if os.path.isfile(part):
+            return part
+    return None
+
+
+def _writing_under_a_file(path: str) -> bool:
+    return bool(path) and _file_in_the_way(path) is not None
+
+
 def _quiet_stdout() -> None:
     """After a closed pipe: point stdout at /dev/null so the exit flush does not fail."""
     try:
@@ -293,6 +443,29 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
         pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it stops as after Ctrl-C: the code that
+    saves a checkpoint or cleans up on an interrupt runs for a ``kill`` too."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+_TERMINATE = _terminate
+
+
+def stop_on_sigterm() -> Any:
+    """Turn SIGTERM into :class:`Terminated` (main thread only); returns the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    return signal.signal(signal.SIGTERM, _TERMINATE)
 
 
 def run_main(
@@ -308,10 +481,14 @@ def run_main(
     stderr and return 2; with ``verbose`` they raise (traceback). A closed stdout pipe ends
     quietly (status 0: the reader asked for no more), Ctrl-C returns 130.
     """
+    previous = stop_on_sigterm()
     try:
         status = int(func() or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return status
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -320,11 +497,20 @@ def run_main(
         return 0
     except Exception as err:
         types = user_errors if user_errors is not None else user_error_types()
+        if not verbose and (fault := storage_fault(err)) is not None:
+            line, status = fault
+            print(f"{prog}: error: {line}", file=sys.stderr)
+            return status
         if verbose or not isinstance(err, types):
             raise
         message = flag_message(str(err)) or type(err).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None and previous is not _TERMINATE:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
 
 
 def parse_example_args(

@@ -130,6 +130,15 @@ def plan_prune(
     last = out_dir / "prune" / "last.pt"
     if not last.exists() or retrain:
         return StagePlan(False, None)
+    if not (last.parent / "summary.json").exists():
+        # written after the pruned model's test evaluation: without it the pruning stopped
+        # before it ended (its summary line and test perplexity would be missing)
+        log.warning(
+            "prune: %s is from a pruning that stopped before it ended (no summary.json): "
+            "pruning again",
+            last,
+        )
+        return StagePlan(False, None)
     if train_checkpoint is None:
         raise UserError(
             f"{last} exists but its trained model is gone, so pruning would replace it: "

@@ -182,6 +182,7 @@ _REGIONS = (
     "variables",
     "receive_buffers",
     "recordings",
+    "debug",
     "stack_heap",
 )
 

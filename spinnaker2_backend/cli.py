@@ -38,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import ArgumentParser, float_in, int_at_least, new_file, run_main
+from snn_egru.cliargs import (
+    ArgumentParser,
+    check_finite,
+    float_in,
+    int_at_least,
+    new_file,
+    run_main,
+)
 from snn_egru.errors import UserError
 from spinnaker2_backend.mapping import Mapping, map_network
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
@@ -207,6 +214,7 @@ def _workload_inputs(args: argparse.Namespace, artifact: Any) -> np.ndarray:
                 artifact.layer_inputs(inputs)
             except ValueError as err:
                 raise UserError(f"--inputs {path}: {err}") from None
+        check_finite(inputs, f"--inputs {path}")
         if args.steps is not None:
             if inputs.ndim <= time_axis or args.steps > inputs.shape[time_axis]:
                 held = inputs.shape[time_axis] if inputs.ndim > time_axis else 0
@@ -431,9 +439,11 @@ def add_validate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         "validate",
         help="compare the simulated chip with every published measurement",
         description=VALIDATE_DESCRIPTION,
-        epilog=f"exit status: 0 every figure within its bound, 1 one is not.\n"
-        f"the documented table: {PROG} validate --markdown docs/fidelity.md "
-        "--json docs/fidelity.json",
+    )
+    parser.epilog = (  # parser.prog: `snn-egru validate` when called from snn-egru
+        f"exit status: 0 every figure within its bound, 1 one is not.\n"
+        f"the documented table: {parser.prog} --markdown docs/fidelity.md "
+        "--json docs/fidelity.json"
     )
     parser.add_argument("--markdown", metavar="FILE.md", help="also write the table as markdown")
     parser.add_argument("--json", metavar="FILE.json", help="also write the table as JSON")
@@ -444,12 +454,12 @@ def add_validate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 # ============================================================================= parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand (``prog``: the name the user typed)."""
     parser = ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description=DESCRIPTION,
-        epilog=f"run `{PROG} COMMAND --help` for the options of a command",
+        epilog=f"run `{prog} COMMAND --help` for the options of a command",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log progress; show tracebacks of errors"
@@ -476,9 +486,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Entry point; returns the exit status (``prog``: the program name in help and errors)."""
+    parser = build_parser(prog)
     args = parser.parse_or_status(argv)
     if isinstance(args, int):
         return args
@@ -489,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     return run_main(
         lambda: args.func(args),
-        prog=f"{PROG} {args.command}",
+        prog=f"{prog} {args.command}",
         verbose=verbose,
         user_errors=USER_ERRORS,
     )

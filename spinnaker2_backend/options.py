@@ -168,7 +168,11 @@ def add_mapping_arguments(parser: argparse.ArgumentParser, *, weight_format: str
     )
     machine = parser.add_argument_group("machine")
     machine.add_argument(
-        "--chips", type=int_at_least(1), default=1, metavar="N", help="number of chips (default 1)"
+        "--chips",
+        type=int_at_least(1, maximum=ChipSpec().max_chips),
+        default=1,
+        metavar="N",
+        help=f"number of chips, at most {ChipSpec().max_chips} (the largest SpiNNaker2 machine)",
     )
     machine.add_argument(
         "--clock-mhz",
@@ -397,6 +401,11 @@ def add_map_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_map_arguments(args: argparse.Namespace) -> None:
     """Refuse what a mapping-only command cannot do (before any work)."""
+    from snn_egru.cliargs import check_output
+
+    for flag, path in (("--save-placement", args.save_placement), ("--plot", args.plot)):
+        if path:
+            check_output(path, flag)
     if args.receive_capacity == "auto":
         raise UserError(
             "--receive-capacity auto sizes the lists from a run's activity: use it with `run`, "

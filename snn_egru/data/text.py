@@ -278,8 +278,8 @@ def load_corpus(name: str, root: str | os.PathLike | None = None) -> Corpus:
     if key in ("wikitext2", "wt2"):
         if root is None:
             raise DataNotFoundError(
-                "WikiText-2 needs a folder: pass root= (CLI: --data-dir) with "
-                f"{', '.join(WIKITEXT_FILES.values())}"
+                "WikiText-2 needs its folder: pass --data-dir DIR (from Python: "
+                f"load_corpus('wikitext2', root=DIR)) holding {', '.join(WIKITEXT_FILES.values())}"
             )
         return load_wikitext2(root)
     raise ValueError(f"unknown corpus {name!r}; choose one of {CORPORA}")

@@ -192,13 +192,13 @@ class MappingReport:
         header = (
             f"{'PE':>5} {'chip':>4} {'QPE':>6} {'c':>1} {'layer':>5} {'units':>11} "
             f"{'weights':>7} "
-            + " ".join(f"{name[:8]:>8}" for name in DATA_REGIONS)
+            + " ".join(f"{name:>{max(8, len(name))}}" for name in DATA_REGIONS)
             + f" {'total':>7} {'free':>7} {'util%':>6}"
         )
         lines.append(header)
         rows = self.pes if max_pe_rows is None else self.pes[:max_pe_rows]
         for r in rows:
-            regions = " ".join(f"{getattr(r, name):>8}" for name in DATA_REGIONS)
+            regions = " ".join(f"{getattr(r, name):>{max(8, len(name))}}" for name in DATA_REGIONS)
             lines.append(
                 f"{r.pe:>5} {r.chip:>4} {f'({r.qx},{r.qy})':>6} {r.pe_in_qpe:>1} {r.layer:>5} "
                 f"{f'{r.unit_start}..{r.unit_stop - 1}':>11} {r.nnz:>7} {regions} "
