@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
 from spinnaker2_backend import map_network
-from spinnaker2_backend.constants import EnergyCosts
+from spinnaker2_backend.constants import ChipSpec, EnergyCosts
 from spinnaker2_backend.energy import estimate_energy, level_difference
 from spinnaker2_backend.simulator import run_mapping
 from tests.spinnaker2_backend.conftest import runs_at_150_and_300_mhz
