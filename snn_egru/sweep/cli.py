@@ -172,6 +172,12 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     run.add_argument("--overwrite", action="store_true", help="retrain points already done")
     run.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
     run.add_argument("--list", action="store_true", help="print the points and their keys only")
+    run.add_argument(
+        "--rechip",
+        action="store_true",
+        help="only run the simulated chip again for points already done (saved weights in "
+        "OUT/models), replacing their chip figures (after a change of the chip model)",
+    )
     merge = sub.add_parser("merge", help="combine sweep folders (shards) into one JSON")
     merge.add_argument("folders", nargs="+")
     merge.add_argument("--json", required=True, help="output file (e.g. docs/tradeoff.json)")
@@ -216,8 +222,16 @@ def _cmd_run(args: argparse.Namespace, defaults: dict, command: str) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    from snn_egru.sweep.runner import run_points
+    from snn_egru.sweep.runner import rechip, run_points
 
+    if args.rechip:
+        counts = rechip(points, out)
+        print(
+            f"sweep --rechip: {counts['rechipped']} point(s) run on the chip again, "
+            f"{counts['skipped']} skipped",
+            file=sys.stderr,
+        )
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -140,7 +140,55 @@ def _prune_like(model: Any, sparsity: float) -> None:
     prune_model(model, sparsity)
 
 
-def train_lm(point: SweepPoint, data: SweepData) -> dict[str, Any]:
+def model_path(out: Path, point: SweepPoint) -> Path:
+    """Where a point's trained weights are kept (for :func:`rechip`; not a result)."""
+    return Path(out) / "models" / f"{point.key}.pt"
+
+
+def _save_model(model: Any, path: Path | None) -> None:
+    if path is None:
+        return
+    from snn_egru.training.common import config_to_dict
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": config_to_dict(model.config), "state": model.state_dict()}, path)
+
+
+def load_model(point: SweepPoint, path: Path) -> Any:
+    """The trained model of a point, from :func:`model_path`."""
+    from snn_egru.training.common import config_from_dict
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if point.task == "lm":
+        from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig
+
+        model = EGRULanguageModel(config_from_dict(saved["config"], LanguageModelConfig))
+    else:
+        from snn_egru.models.dvs import DVSGestureConfig, DVSGestureNet
+
+        model = DVSGestureNet(config_from_dict(saved["config"], DVSGestureConfig))
+    model.load_state_dict(saved["state"])
+    return model.eval()
+
+
+def chip_inputs(point: SweepPoint, data: SweepData, model: Any) -> list[np.ndarray]:
+    """The streams run on the chip: LM the first test tokens, DVS the test samples' features."""
+    if point.task == "lm":
+        corpus = data.corpus(point.data)
+        count = point.chip_tokens or point.test_tokens or int(corpus.test.numel()) - 1
+        return [corpus.test[:count].numpy().astype(np.int64)]
+    from snn_egru.training.dvs import feature_sequences
+
+    _, tc = dvs_configs(point)
+    samples = (tc.synthetic_train_samples, tc.synthetic_test_samples)
+    _, test_set = data.dvs(point.data, samples, tc.num_frames)
+    sequences, _ = feature_sequences(
+        model, test_set, max_samples=point.chip_tokens or len(test_set)
+    )
+    return sequences
+
+
+def train_lm(point: SweepPoint, data: SweepData, save_to: Path | None = None) -> dict[str, Any]:
     """Train an LM point with the project's training code and measure it."""
     from snn_egru.sparsity import SparsityProbe
     from snn_egru.sweep.measure import DenseOpsProbe, chip_cost, macs_from_account
@@ -153,6 +201,7 @@ def train_lm(point: SweepPoint, data: SweepData) -> dict[str, Any]:
     result = train_language_model(mc, tc, data=corpus, show_progress=False)
     train_s = time.perf_counter() - started
     model = result.model.eval()
+    _save_model(model, save_to)
     started = time.perf_counter()
     if point.is_event_based:
         probe: Any = SparsityProbe(model, track_time=False)
@@ -177,9 +226,8 @@ def train_lm(point: SweepPoint, data: SweepData) -> dict[str, Any]:
         activity_sparsity = probe.activity_sparsity
         layer_sparsity = None
     eval_s = time.perf_counter() - started
-    chip_tokens = point.chip_tokens or point.test_tokens or int(corpus.test.numel()) - 1
-    tokens = corpus.test[:chip_tokens].numpy().astype(np.int64)
-    chip = chip_cost(model, [tokens], weight_format=point.weight_format, chips=point.chips)
+    inputs = chip_inputs(point, data, model)
+    chip = chip_cost(model, inputs, weight_format=point.weight_format, chips=point.chips)
     return {
         "quality": {"test_perplexity": test.perplexity, "test_loss": test.loss},
         "valid_perplexity": result.valid.perplexity if result.valid else None,
@@ -220,6 +268,7 @@ def dvs_configs(point: SweepPoint) -> tuple[Any, Any]:
         synthetic_train_samples=samples[0],
         synthetic_test_samples=samples[1],
         num_frames=16 if point.preset == "tiny" else DVSTrainConfig().num_frames,
+        batch_size=4 if point.preset == "tiny" else DVSTrainConfig().batch_size,
         **{k: v for k, v in point.recipe if k not in model_fields},
     )
     return config, tc
@@ -233,11 +282,13 @@ def _untrained_dvs(point: SweepPoint) -> Any:
     return DVSGestureNet(config).eval()
 
 
-def train_dvs_point(point: SweepPoint, data: SweepData) -> dict[str, Any]:
+def train_dvs_point(
+    point: SweepPoint, data: SweepData, save_to: Path | None = None
+) -> dict[str, Any]:
     from snn_egru.sparsity import SparsityProbe
     from snn_egru.sweep.measure import DenseOpsProbe, chip_cost, macs_from_account
     from snn_egru.sweep.measure import weight_sparsity as stack_weight_sparsity
-    from snn_egru.training.dvs import evaluate_dvs, feature_sequences, train_dvs
+    from snn_egru.training.dvs import evaluate_dvs, train_dvs
 
     config, tc = dvs_configs(point)
     samples = (tc.synthetic_train_samples, tc.synthetic_test_samples)
@@ -246,6 +297,7 @@ def train_dvs_point(point: SweepPoint, data: SweepData) -> dict[str, Any]:
     result = train_dvs(config, tc, dataset=(train_set, test_set), show_progress=False)
     train_s = time.perf_counter() - started
     model = result.model.eval()
+    _save_model(model, save_to)
     if point.is_event_based:
         probe: Any = SparsityProbe(model, track_time=False)
     else:
@@ -259,8 +311,7 @@ def train_dvs_point(point: SweepPoint, data: SweepData) -> dict[str, Any]:
     else:
         macs = probe.macs()
         activity_sparsity = probe.activity_sparsity
-    chip_samples = point.chip_tokens or len(test_set)
-    sequences, _ = feature_sequences(model, test_set, max_samples=chip_samples)
+    sequences = chip_inputs(point, data, model)
     chip = chip_cost(model, sequences, weight_format=point.weight_format, chips=point.chips)
     return {
         "quality": {"test_accuracy": final.accuracy, "test_loss": final.loss},
@@ -300,7 +351,9 @@ def check_fit(point: SweepPoint, data: SweepData) -> tuple[bool, str, int]:
     return fits_on_chip(model, point.weight_format, point.chips)
 
 
-def run_point(point: SweepPoint, data: SweepData, *, threads: int | None = None) -> dict[str, Any]:
+def run_point(
+    point: SweepPoint, data: SweepData, *, threads: int | None = None, out: Path | None = None
+) -> dict[str, Any]:
     """Train and measure one point; the result record (status ``done`` / ``does_not_fit``)."""
     record: dict[str, Any] = {
         "key": point.key,
@@ -314,7 +367,9 @@ def run_point(point: SweepPoint, data: SweepData, *, threads: int | None = None)
         record.update(status="does_not_fit", error=message)
         return record
     started = time.perf_counter()
-    body = train_lm(point, data) if point.task == "lm" else train_dvs_point(point, data)
+    save_to = model_path(out, point) if out is not None else None
+    train = train_lm if point.task == "lm" else train_dvs_point
+    body = train(point, data, save_to)
     record.update(status="done", **body)
     record["wall_s"] = time.perf_counter() - started
     record["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -393,7 +448,7 @@ def run_points(
         marker.write_text(json.dumps(point.settings()) + "\n")
         echo(f"{prefix}: training")
         try:
-            record = run_point(point, data, threads=threads)
+            record = run_point(point, data, threads=threads, out=out)
         except UserError:
             raise
         except Exception as err:  # noqa: BLE001 - reported per point, the sweep goes on
@@ -409,4 +464,41 @@ def run_points(
         counts[record["status"]] += 1
         trained += 1
         echo(f"{prefix}: {_headline(record)}")
+    return counts
+
+
+def rechip(
+    points: list[SweepPoint], out: Path, *, echo: Callable[[str], None] | None = None
+) -> dict[str, int]:
+    """Run the simulated chip again for every done point with saved weights (after a change
+    of the chip model); only the ``chip`` part of each result is replaced."""
+    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    from snn_egru.sweep.measure import chip_cost
+
+    data = SweepData()
+    counts = {"rechipped": 0, "skipped": 0}
+    for i, point in enumerate(points, 1):
+        path, weights = point_path(out, point), model_path(out, point)
+        prefix = f"[{i}/{len(points)}] {point.label()} ({point.key})"
+        if not path.exists() or not weights.exists():
+            counts["skipped"] += 1
+            echo(f"{prefix}: no result or no saved weights; skipped")
+            continue
+        record = json.loads(path.read_text())
+        if record["status"] != "done":
+            counts["skipped"] += 1
+            echo(f"{prefix}: {record['status']}; skipped")
+            continue
+        model = load_model(point, weights)
+        chip = chip_cost(
+            model,
+            chip_inputs(point, data, model),
+            weight_format=point.weight_format,
+            chips=point.chips,
+        )
+        record["chip"] = _finite(chip)
+        record["chip_rerun"] = True
+        _write_json(path, record)
+        counts["rechipped"] += 1
+        echo(f"{prefix}: chip again: {_headline(record)}")
     return counts

@@ -60,6 +60,14 @@ def test_cached_points_are_not_trained_again_and_overwrite_retrains(quick, capsy
     err = capsys.readouterr().err
     assert err.count(": cached (") == 2 and "training" not in err
     assert {p.name: p.read_text() for p in (quick / "points").glob("*.json")} == before
+    # after a change of the chip model: the chip runs again from the saved weights, only
+    assert main(["run", "--quick", "--out", str(quick), "--rechip"]) == 0
+    assert "2 point(s) run on the chip again" in capsys.readouterr().err
+    for name, text in before.items():
+        old, new = json.loads(text), json.loads((quick / "points" / name).read_text())
+        assert new.pop("chip_rerun") is True
+        old["chip"].pop("simulation_s"), new["chip"].pop("simulation_s")
+        assert new == old  # the same chip model: the same figures
 
 
 def test_an_interrupted_sweep_resumes_at_the_point_it_was_on(tmp_path) -> None:
