@@ -53,7 +53,9 @@ def _generated_corpus():
 class SweepData:
     """Datasets loaded once per sweep (every point of a task shares them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        #: DVS frames are cached here on disk (shared by the points and invocations)
+        self.cache_dir = cache_dir
         self._corpora: dict[str, Any] = {}
         self._dvs: dict[tuple, Any] = {}
 
@@ -84,6 +86,7 @@ class SweepData:
                 synthetic_test_samples=samples[1],
                 synthetic_config=config,
                 seed=0,
+                cache_dir=self.cache_dir,
             )
         return self._dvs[key]
 
@@ -428,7 +431,7 @@ def run_points(
     ``stop_after``: stop (as if interrupted) after training this many points (tests).
     """
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
-    data = SweepData()
+    data = SweepData(Path(out) / "dvs-frames")
     counts = {"done": 0, "cached": 0, "does_not_fit": 0, "failed": 0}
     trained = 0
     total = len(points)
@@ -475,7 +478,7 @@ def rechip(
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     from snn_egru.sweep.measure import chip_cost
 
-    data = SweepData()
+    data = SweepData(Path(out) / "dvs-frames")
     counts = {"rechipped": 0, "skipped": 0}
     for i, point in enumerate(points, 1):
         path, weights = point_path(out, point), model_path(out, point)
