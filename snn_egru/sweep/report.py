@@ -256,6 +256,8 @@ def _point_row(i: int, p: dict[str, Any]) -> str:
     if s["cell"] == "egru":
         activity = f"th {'preset' if th is None else format(th, 'g')}, l1 {s['event_l1']:g}"
     name = f"{s['cell']}-{s['width']}" + (f"x{s['layers']}" if s["layers"] > 1 else "")
+    if s.get("recipe"):
+        name += " (" + ", ".join(f"{k}={v}" for k, v in s["recipe"]) + ")"
     if p["status"] != "done":
         return (
             f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
