@@ -332,8 +332,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"| training steps | {', '.join(map(str, used['train_steps']))} | "
         f"{TARGETS['train_steps']} |",
         f"| seeds | {', '.join(map(str, used['seeds']))} | {TARGETS['seeds']} |",
-        f"| LM test tokens | {', '.join(map(str, used['lm_test_tokens'])) or '-'} | "
-        f"{PTB_TEST_TOKENS} (whole split) |",
+        f"| LM test tokens (predicted) | "
+        f"{', '.join(map(str, used['lm_test_tokens'])) or '-'} | "
+        f"{PTB_TEST_TOKENS} (whole split; 82,420 when run as 10 streams) |",
         f"| simulated chip steps per point | {', '.join(map(str, used['chip_steps']))} | "
         "whole test split |",
         f"| data | {', '.join(used['data'])} | PTB; harder synthetic DVS |",
@@ -477,6 +478,11 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
             color=COLORS[cell],
             label=f"{cell} front (mean over seeds)",
         )
+    for p in points:  # the width (x layers) beside each marker
+        s = p["settings"]
+        text = f"{s['width']}" + (f"x{s['layers']}" if s["layers"] > 1 else "")
+        y = _quality(p) * (100 if higher else 1)
+        ax.annotate(text, (x_of(p), y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel(
         "simulated chip energy per token (mJ)"
@@ -486,6 +492,12 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
     ax.set_ylabel("test accuracy (%)" if higher else "test perplexity")
     if not higher:
         ax.set_yscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(which="minor", labelsize=6)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     steps = sorted({p["settings"]["steps"] for p in points})
