@@ -182,6 +182,12 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     merge.add_argument("folders", nargs="+")
     merge.add_argument("--json", required=True, help="output file (e.g. docs/tradeoff.json)")
     merge.add_argument("--overwrite", action="store_true")
+    merge.add_argument(
+        "--notes",
+        default=None,
+        help="a markdown file of notes kept in the JSON and printed "
+        "under 'Notes' in the report (what the numbers mean, what a target would take)",
+    )
     report = sub.add_parser("report", help="markdown table and figures from a merged JSON")
     report.add_argument("json")
     report.add_argument("--md", required=True, help="output markdown (e.g. docs/tradeoff.md)")
@@ -277,6 +283,11 @@ def _cmd_merge(args: argparse.Namespace, command: str) -> int:
     from snn_egru.sweep.report import merge
 
     doc = merge([Path(f) for f in args.folders], command)
+    if args.notes is not None:
+        notes = Path(args.notes)
+        if not notes.is_file():
+            raise UserError(f"--notes {notes}: no such file")
+        doc["notes"] = notes.read_text().strip()
     text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
     _write_new(Path(args.json), text, args.overwrite, "--json")
     head = doc["headline"]

@@ -383,6 +383,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             )
     lines += [
         "",
+        *(["## Notes", "", doc["notes"], ""] if doc.get("notes") else []),
         "## Every point",
         "",
         "MACs per token as NeuroBench counts them (effective: zero inputs and zero weights "
