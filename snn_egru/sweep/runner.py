@@ -94,7 +94,7 @@ class SweepData:
 # --------------------------------------------------------------------------- language model
 def lm_configs(point: SweepPoint, vocab_size: int) -> tuple[Any, Any]:
     """Model and training configs of an LM point (the project's preset plus the point)."""
-    from snn_egru.pipeline import pruning_schedule
+    from snn_egru.pipeline_training import pruning_schedule
     from snn_egru.training.lm import preset_configs
 
     mc, tc = preset_configs(point.preset)
