@@ -308,6 +308,11 @@ def _draw_distractors(rng: np.random.Generator, count: int) -> list[tuple[float,
     ]
 
 
+def _scene(label: int, t_s: float, style: _GestureStyle, speed: float, paths: list) -> list:
+    """The gesture's limbs and the distractor hands at time ``t_s``."""
+    return gesture_scene(label, t_s, style, speed) + _distractor_hands(paths, t_s, style, speed)
+
+
 def _distractor_hands(
     paths: list[tuple[float, ...]], t_s: float, style: _GestureStyle, speed_scale: float
 ) -> list[Capsule]:
@@ -381,9 +386,8 @@ def generate_gesture_events(
         seed: seed of the sample (same seed, label and config -> identical events).
         config: sensor and scene parameters (default :class:`SyntheticGestureConfig`).
 
-    Returns:
-        ``(N,)`` structured array of dtype :data:`EVENT_DTYPE`, sorted by ``t``
-        (microseconds in ``[0, duration_us)``), ``0 <= x, y < 128``.
+    Returns: ``(N,)`` structured array of dtype :data:`EVENT_DTYPE`, sorted by ``t``
+    (microseconds in ``[0, duration_us)``), ``0 <= x, y < 128``.
     """
     if not 0 <= int(label) < NUM_CLASSES:
         raise ValueError(f"label must be in [0, {NUM_CLASSES}), got {label}")
@@ -401,20 +405,15 @@ def generate_gesture_events(
 
     duration_us = cfg.duration_us
     num_steps = max(1, int(math.ceil(duration_us / cfg.step_us)))
-    paths = _draw_distractors(rng, cfg.distractors)
-
-    def scene(t_s: float) -> list[Capsule]:
-        limbs = gesture_scene(label, t_s, style, cfg.speed_scale)
-        return limbs + _distractor_hands(paths, t_s, style, cfg.speed_scale)
-
-    limbs = scene(0.0)
+    paths = _draw_distractors(rng, cfg.distractors)  # none by default (no draw)
+    limbs = _scene(label, 0.0, style, cfg.speed_scale, paths)
     # per-limb foreground images; the scene is their maximum
     layers = np.stack([_render_capsule(cap, grid_x, grid_y, softness=softness) for cap in limbs])
     l_ref = np.log(cfg.background + layers.max(axis=0) + _LOG_EPS).astype(np.float32)
     chunks_x, chunks_y, chunks_p, chunks_t = [], [], [], []
     for step in range(1, num_steps + 1):
         t_us = min(step * cfg.step_us, duration_us)
-        new_limbs = scene(t_us * 1e-6)
+        new_limbs = _scene(label, t_us * 1e-6, style, cfg.speed_scale, paths)
         changed = []
         for j, (old, new) in enumerate(zip(limbs, new_limbs)):
             if old == new:

@@ -304,7 +304,7 @@ def _target_line(name: str, value: Any, limit: float, unit: str = "") -> str:
 
 def render_markdown(doc: dict[str, Any]) -> str:
     """``docs/tradeoff.md`` from the merged document (deterministic: same JSON, same text)."""
-    used, head = doc["used"], doc["headline"]
+    used = doc["used"]
     lines = [
         f"# {doc['title']}",
         "",
@@ -340,6 +340,15 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"| data | {', '.join(used['data'])} | PTB; harder synthetic DVS |",
         f"| chip weight format | {', '.join(used['weight_formats'])} | |",
         "",
+    ]
+    lines += _headline_lines(doc)
+    lines += _point_lines(doc)
+    return "\n".join(lines) + "\n"
+
+
+def _headline_lines(doc: dict[str, Any]) -> list[str]:
+    head = doc["headline"]
+    lines = [
         "## Headline figures",
         "",
         _target_line(
@@ -381,7 +390,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 f"{_fmt(r['egru_front_perplexity'], '.1f', 'outside the front')} "
                 f"| {_fmt(r['ratio'], '.3f')} |"
             )
-    lines += [
+    return lines
+
+
+def _point_lines(doc: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         *(["## Notes", "", doc["notes"], ""] if doc.get("notes") else []),
         "## Every point",
@@ -430,7 +443,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             "![DVS accuracy vs MACs](figures/tradeoff_dvs_macs.png)",
             "![DVS accuracy vs energy](figures/tradeoff_dvs_energy.png)",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # --------------------------------------------------------------------------- figures

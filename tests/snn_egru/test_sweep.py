@@ -257,3 +257,13 @@ def test_docs_tradeoff_md_is_generated_from_docs_tradeoff_json() -> None:
     doc = json.loads((REPO / "docs" / "tradeoff.json").read_text())
     assert render_markdown(doc) == (REPO / "docs" / "tradeoff.md").read_text()
     assert doc["points"] and all(p["status"] in ("done", "does_not_fit") for p in doc["points"])
+
+
+def test_snn_egru_sweep_is_the_same_command(tmp_path, capsys) -> None:
+    from snn_egru.cli import main as snn_egru_main
+
+    assert snn_egru_main(["sweep", "run", "--quick", "--shard", "3/2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["snn-egru sweep: error: --shard 3/2: slice 3 is out of range 1..2"]
+    assert snn_egru_main(["sweep", "run", "--quick", "--list", "--out", str(tmp_path)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
