@@ -231,7 +231,14 @@ def _cmd_run(args: argparse.Namespace, defaults: dict, command: str) -> int:
     from snn_egru.sweep.runner import rechip, run_points
 
     if args.rechip:
+        started = time.perf_counter()
         counts = rechip(points, out)
+        with open(out / "runs.jsonl", "a", encoding="utf-8") as log:
+            entry = {"command": command, "rechip": True, "counts": counts}
+            entry["wall_s"] = time.perf_counter() - started
+            entry["threads"] = torch.get_num_threads()
+            entry["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            log.write(json.dumps(entry) + "\n")
         print(
             f"sweep --rechip: {counts['rechipped']} point(s) run on the chip again, "
             f"{counts['skipped']} skipped",
