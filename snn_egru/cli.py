@@ -7,6 +7,7 @@
     snn-egru map ARTIFACT                  map onto a simulated SpiNNaker2 (no run)
     snn-egru run ARTIFACT --backend B      run on torch / the numpy reference / Lava / the chip
     snn-egru report RUN_DIR                print the results of a run folder again
+    snn-egru sweep run|merge|report        the trade-off study (snn-egru sweep run --help)
 
 Every option is checked before any work starts. User mistakes end with one line on stderr
 and exit status 2; ``--verbose`` shows the traceback. No command replaces a trained model
@@ -81,6 +82,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from spinnaker2_backend.cli import main as backend_main
 
     return int(backend_main(["validate", *args.validate_args], prog=PROG))
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from snn_egru.sweep.cli import main as sweep_main
+
+    return int(sweep_main(args.sweep_args, prog=f"{PROG} sweep"))
 
 
 # ----------------------------------------------------------------------------- parser
@@ -191,6 +198,10 @@ _TEXTS: dict[str, dict[str, str]] = {
         help="print the results of a run folder",
         description="Print the results section of a run folder of `snn-egru demo` again.",
         epilog="example:\n  snn-egru report runs/demo | head -20",
+    ),
+    "sweep": dict(
+        help="the trade-off study: train a grid, MACs, sparsity, simulated chip cost",
+        description="snn-egru sweep run|merge|report (same as `python -m snn_egru.sweep`).",
     ),
 }
 
@@ -359,6 +370,13 @@ def _add_report(sub: Any, parents: list) -> None:
     report.set_defaults(func=commands.cmd_report)
 
 
+def _add_sweep(sub: Any, parents: list) -> None:
+    """``snn-egru sweep ...``: the options go to :mod:`snn_egru.sweep.cli`."""
+    sweep = _sub_parser(sub, "sweep", parents)
+    sweep.add_argument("sweep_args", nargs=argparse.REMAINDER, help="run | merge | report ...")
+    sweep.set_defaults(func=_cmd_sweep)
+
+
 #: The sub-commands in the order ``--help`` lists them.
 _SUBCOMMANDS = (
     _add_demo,
@@ -369,6 +387,7 @@ _SUBCOMMANDS = (
     _add_run,
     _add_validate,
     _add_report,
+    _add_sweep,
 )
 
 
@@ -409,6 +428,10 @@ def _main(argv: Sequence[str] | None) -> int:
     rest = argv[len(head) :] if argv[: len(head)] == head else None
     if rest and rest[0] == "validate":  # all its options go to spinnaker2_backend's parser
         args = argparse.Namespace(func=_cmd_validate, validate_args=rest[1:], command="validate")
+        args.verbose = "-v" in head or "--verbose" in head
+        args.quiet = "-q" in head or "--quiet" in head
+    elif rest and rest[0] == "sweep":  # all its options go to snn_egru.sweep's parser
+        args = argparse.Namespace(func=_cmd_sweep, sweep_args=rest[1:], command="sweep")
         args.verbose = "-v" in head or "--verbose" in head
         args.quiet = "-q" in head or "--quiet" in head
     elif rest and rest[0] == "train" and rest[1:2] and rest[1] in ("lm", "dvs"):

@@ -106,6 +106,11 @@ class SyntheticGestureConfig:
         background: intensity of the (static) background, foreground limbs add up to 1.
         edge_softness_px: width of the soft edge of every limb (logistic profile).
         speed_scale: multiplies every gesture frequency (1.0 = natural speeds ~0.7-3 Hz).
+        distractors: extra hands per sample, each on its own random Lissajous path and
+            independent of the class (people moving in the background); 0 (default): none.
+            They make the task harder: their events mix with the gesture's, and class 10
+            ("other gestures": one hand on a random Lissajous path) looks like any class
+            with a distractor. :meth:`harder` is the sweep's harder setting.
     """
 
     duration_s: float = 1.0
@@ -117,6 +122,20 @@ class SyntheticGestureConfig:
     background: float = 0.15
     edge_softness_px: float = 1.0
     speed_scale: float = 1.0
+    distractors: int = 0
+
+    @classmethod
+    def harder(cls, **overrides: Any) -> SyntheticGestureConfig:
+        """The harder setting of the trade-off sweep (``snn-egru sweep --data
+        synthetic-hard``): two distractor hands, 10x the background activity (2 Hz per
+        pixel), 3x the timing jitter; everything else as the default."""
+        values: dict[str, Any] = {
+            "distractors": 2,
+            "noise_rate_hz": 2.0,
+            "timing_jitter_us": 450.0,
+        }
+        values.update(overrides)
+        return cls(**values)
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0:
@@ -131,6 +150,10 @@ class SyntheticGestureConfig:
             raise ValueError(f"background must lie in (0, 1), got {self.background}")
         if not self.edge_softness_px > 0 or not self.speed_scale > 0:
             raise ValueError("edge_softness_px and speed_scale must be > 0")
+        if isinstance(self.distractors, bool) or int(self.distractors) != self.distractors:
+            raise ValueError(f"distractors must be an integer >= 0, got {self.distractors!r}")
+        if self.distractors < 0:
+            raise ValueError(f"distractors must be an integer >= 0, got {self.distractors}")
 
     @property
     def duration_us(self) -> int:
@@ -143,6 +166,8 @@ class SyntheticGestureConfig:
         """
         fields = asdict(self)
         fields["duration_s"] = self.duration_us
+        if not self.distractors:  # added later: the default keeps its earlier key
+            del fields["distractors"]
         text = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -266,6 +291,41 @@ def gesture_scene(label: int, t_s: float, style: _GestureStyle, speed_scale: flo
     return limbs
 
 
+def _draw_distractors(rng: np.random.Generator, count: int) -> list[tuple[float, ...]]:
+    """Per distractor hand: centre offset (x, y), amplitudes (x, y), frequencies, phases."""
+    return [
+        (
+            rng.uniform(-40.0, 40.0),
+            rng.uniform(-30.0, 30.0),
+            rng.uniform(8.0, 20.0),
+            rng.uniform(6.0, 16.0),
+            rng.uniform(0.5, 2.5),
+            rng.uniform(0.5, 2.5),
+            rng.uniform(0.0, 2.0 * math.pi),
+            rng.uniform(0.0, 2.0 * math.pi),
+        )
+        for _ in range(count)
+    ]
+
+
+def _scene(label: int, t_s: float, style: _GestureStyle, speed: float, paths: list) -> list:
+    """The gesture's limbs and the distractor hands at time ``t_s``."""
+    return gesture_scene(label, t_s, style, speed) + _distractor_hands(paths, t_s, style, speed)
+
+
+def _distractor_hands(
+    paths: list[tuple[float, ...]], t_s: float, style: _GestureStyle, speed_scale: float
+) -> list[Capsule]:
+    """The distractor hands at time ``t_s`` (class-independent Lissajous paths)."""
+    r, c = style.hand_radius * style.scale, 0.8 * style.contrast
+    hands = []
+    for dx, dy, ax, ay, f1, f2, p1, p2 in paths:
+        hx = 64.0 + dx + ax * math.sin(2.0 * math.pi * f1 * speed_scale * t_s + p1)
+        hy = 64.0 + dy + ay * math.sin(2.0 * math.pi * f2 * speed_scale * t_s + p2)
+        hands.append(_hand(hx, hy, r, c))
+    return hands
+
+
 def _capsule_box(cap: Capsule, margin: float) -> tuple[float, float, float, float]:
     """``(xmin, ymin, xmax, ymax)`` of a limb grown by ``margin`` pixels."""
     grow = cap.radius + margin
@@ -326,9 +386,8 @@ def generate_gesture_events(
         seed: seed of the sample (same seed, label and config -> identical events).
         config: sensor and scene parameters (default :class:`SyntheticGestureConfig`).
 
-    Returns:
-        ``(N,)`` structured array of dtype :data:`EVENT_DTYPE`, sorted by ``t``
-        (microseconds in ``[0, duration_us)``), ``0 <= x, y < 128``.
+    Returns: ``(N,)`` structured array of dtype :data:`EVENT_DTYPE`, sorted by ``t``
+    (microseconds in ``[0, duration_us)``), ``0 <= x, y < 128``.
     """
     if not 0 <= int(label) < NUM_CLASSES:
         raise ValueError(f"label must be in [0, {NUM_CLASSES}), got {label}")
@@ -346,14 +405,15 @@ def generate_gesture_events(
 
     duration_us = cfg.duration_us
     num_steps = max(1, int(math.ceil(duration_us / cfg.step_us)))
-    limbs = gesture_scene(label, 0.0, style, cfg.speed_scale)
+    paths = _draw_distractors(rng, cfg.distractors)  # none by default (no draw)
+    limbs = _scene(label, 0.0, style, cfg.speed_scale, paths)
     # per-limb foreground images; the scene is their maximum
     layers = np.stack([_render_capsule(cap, grid_x, grid_y, softness=softness) for cap in limbs])
     l_ref = np.log(cfg.background + layers.max(axis=0) + _LOG_EPS).astype(np.float32)
     chunks_x, chunks_y, chunks_p, chunks_t = [], [], [], []
     for step in range(1, num_steps + 1):
         t_us = min(step * cfg.step_us, duration_us)
-        new_limbs = gesture_scene(label, t_us * 1e-6, style, cfg.speed_scale)
+        new_limbs = _scene(label, t_us * 1e-6, style, cfg.speed_scale, paths)
         changed = []
         for j, (old, new) in enumerate(zip(limbs, new_limbs)):
             if old == new:

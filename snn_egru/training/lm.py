@@ -82,6 +82,10 @@ __all__ = [
 ]
 
 
+#: What :attr:`LMTrainConfig.carry` may be: the whole state, or the events only (EvNN).
+LM_CARRY: tuple[str, ...] = ("state", "y")
+
+
 @dataclass
 class LMTrainConfig:
     """Training settings (saved with every checkpoint).
@@ -113,6 +117,12 @@ class LMTrainConfig:
         measure_sparsity: measure activity sparsity and MACs during the final test run.
         save_checkpoints: write ``last.pt`` / ``best.pt``.
         quantize: int8 QAT (:mod:`snn_egru.quantization`: ``"int8"`` or a config; None: float).
+        layer_grad_clip: EvNN's per-layer clipping inside the backward pass: the gradient that
+            reaches each recurrent layer's output sequence is clamped element-wise to
+            ``[-c, c]`` (EvNN v0.2's LM recipe: 0.1), before the global norm clip; ``0``: off.
+        carry: what is carried from one training window to the next: ``"state"`` (``y`` and
+            the cell state ``c``, default) or ``"y"`` (EvNN: only the events; ``c`` restarts
+            at 0 in every window).
     """
 
     corpus: str = "ptb"
@@ -145,8 +155,14 @@ class LMTrainConfig:
     measure_sparsity: bool = True
     save_checkpoints: bool = True
     quantize: Any = None
+    layer_grad_clip: float = 0.0
+    carry: str = "state"
 
     def __post_init__(self) -> None:
+        if not self.layer_grad_clip >= 0:
+            raise ValueError(f"layer_grad_clip must be >= 0, got {self.layer_grad_clip}")
+        if self.carry not in LM_CARRY:
+            raise ValueError(f"carry must be one of {', '.join(LM_CARRY)}, got {self.carry!r}")
         self.betas, self.quantize = tuple(self.betas), qat.coerce_quantization(self.quantize)
         if isinstance(self.pruning, dict):
             self.pruning = config_from_dict(self.pruning, PruningConfig)

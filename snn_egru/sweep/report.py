@@ -1,0 +1,537 @@
+"""Merge the points of a sweep, compute the fronts and headline figures, write the table.
+
+Definitions (also printed in the generated markdown):
+
+* a *configuration* is a point without its seed; its quality, MACs and energy are the means
+  over its seeds (each seed is still listed and drawn);
+* the *front* of a cell (per task) is the Pareto front of its configurations: sorted by cost
+  (MACs or energy per token), a configuration is on it when its perplexity is lower than that
+  of every cheaper configuration (DVS: its accuracy higher);
+* the front's perplexity at a cost ``x`` between its cheapest and dearest configuration is
+  linear interpolation in ``log x`` between the two neighbouring front configurations; at a
+  cost outside that range the front is undefined (not extrapolated);
+* ``lm_egru_over_gru_ppl_at_equal_macs``: for every GRU configuration whose effective MACs
+  per token (decoder counted) lie in the EGRU front's range, the EGRU front's perplexity at
+  that cost over the GRU's perplexity; the headline is the worst (largest) ratio. ``None``
+  when the EGRU front spans no GRU configuration. ``..._at_equal_rnn_macs``: the same on the
+  recurrent layers' MACs alone; ``..._at_equal_energy``: on simulated chip energy per token;
+* ``dvs_egru_minus_gru_accuracy``: the best EGRU configuration with at least 50 % activity
+  sparsity minus the best GRU configuration, test accuracy in points.
+
+Torch-free (matplotlib for the figures).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from snn_egru.errors import UserError
+
+__all__ = [
+    "configurations",
+    "front",
+    "front_at",
+    "headline_figures",
+    "load_points",
+    "merge",
+    "render_markdown",
+    "write_figures",
+]
+
+#: The issue's targets (docs/tradeoff.md says how far each is).
+TARGETS = {
+    "train_steps": 1000,
+    "seeds": 2,
+    "test_split": "whole PTB test split (82,430 tokens)",
+    "lm_egru_over_gru_ppl_at_equal_macs": "<= 1.00 at every GRU point the EGRU front spans",
+    "lm_egru_over_gru_ppl_at_equal_energy": "< 1.00 (EGRU front below the dense fronts)",
+    "dvs_egru_minus_gru_accuracy": ">= -1 point at >= 50 % activity sparsity, harder setting",
+}
+#: Tokens of the PTB test split (targets counted).
+PTB_TEST_TOKENS = 82_430
+
+
+# --------------------------------------------------------------------------- loading
+def load_points(folders: Iterable[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every point record (``points/*.json``) and run log entry of the sweep folders."""
+    points: dict[str, dict[str, Any]] = {}
+    runs: list[dict[str, Any]] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UserError(f"{folder} is not a sweep folder (no such directory)")
+        files = sorted((folder / "points").glob("*.json"))
+        if not files:
+            raise UserError(f"{folder} holds no results (points/*.json); run the sweep first")
+        for path in files:
+            try:
+                record = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise UserError(f"{path} is not valid JSON ({err}); delete it to retrain") from None
+            points.setdefault(record["key"], record)
+        log = folder / "runs.jsonl"
+        if log.exists():
+            runs += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return sorted(points.values(), key=_order), runs
+
+
+def _order(record: dict[str, Any]) -> tuple:
+    s = record["settings"]
+    th = s.get("threshold")
+    return (
+        s["task"],
+        ["egru", "gru", "lstm"].index(s["cell"]),
+        s["width"],
+        s["layers"],
+        -1.0 if th is None else th,
+        s["event_l1"],
+        s["prune"],
+        s["steps"],
+        json.dumps(s.get("recipe", [])),
+        s["seed"],
+    )
+
+
+# --------------------------------------------------------------------------- fronts
+def _quality(record: dict[str, Any]) -> float:
+    q = record["quality"]
+    return q["test_perplexity"] if "test_perplexity" in q else q["test_accuracy"]
+
+
+def configurations(points: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """Points of ``task`` grouped over seeds: means of quality and costs, per-seed values."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in points:
+        if record["status"] != "done" or record["settings"]["task"] != task:
+            continue
+        s = dict(record["settings"])
+        s.pop("seed")
+        groups[json.dumps(s, sort_keys=True)].append(record)
+    out = []
+    for members in groups.values():
+        members.sort(key=lambda r: r["settings"]["seed"])
+        s = members[0]["settings"]
+
+        def mean(get: Callable[[dict[str, Any]], float], members: list = members) -> float:
+            return statistics.fmean(get(r) for r in members)
+
+        out.append(
+            {
+                "cell": s["cell"],
+                "settings": {k: v for k, v in s.items() if k != "seed"},
+                "seeds": [r["settings"]["seed"] for r in members],
+                "quality": mean(_quality),
+                "quality_per_seed": [_quality(r) for r in members],
+                "macs": mean(lambda r: r["macs_per_token"]["effective_with_decoder"]),
+                "rnn_macs": mean(lambda r: r["macs_per_token"]["effective_rnn"]),
+                "energy": mean(lambda r: r["chip"]["energy_j_per_token"]),
+                "activity_sparsity": mean(lambda r: r["activity_sparsity"]),
+            }
+        )
+    return sorted(out, key=lambda c: (c["cell"], c["macs"]))
+
+
+def front(configs: list[dict[str, Any]], cost: str, *, higher_is_better: bool = False):
+    """The Pareto front of ``configs`` over ``cost`` (see the module docstring)."""
+    best = -math.inf if higher_is_better else math.inf
+    out = []
+    for c in sorted(
+        configs, key=lambda c: (c[cost], -c["quality"] if higher_is_better else c["quality"])
+    ):
+        better = c["quality"] > best if higher_is_better else c["quality"] < best
+        if better:
+            out.append(c)
+            best = c["quality"]
+    return out
+
+
+def front_at(front_configs: list[dict[str, Any]], cost: str, x: float) -> float | None:
+    """The front's quality at cost ``x``: log-cost linear interpolation; None outside."""
+    if not front_configs:
+        return None
+    xs = [c[cost] for c in front_configs]
+    if x < xs[0] or x > xs[-1] or x <= 0:
+        return None
+    for left, right in zip(front_configs, front_configs[1:]):
+        if left[cost] <= x <= right[cost]:
+            if right[cost] == left[cost]:
+                return min(left["quality"], right["quality"])
+            u = (math.log(x) - math.log(left[cost])) / (
+                math.log(right[cost]) - math.log(left[cost])
+            )
+            return left["quality"] + u * (right["quality"] - left["quality"])
+    return front_configs[0]["quality"]  # a front of one configuration, x equal to its cost
+
+
+def _ratios(configs: list[dict[str, Any]], base: str, cost: str) -> dict[str, Any]:
+    egru = front([c for c in configs if c["cell"] == "egru"], cost)
+    rows = []
+    for c in configs:
+        if c["cell"] != base:
+            continue
+        at = front_at(egru, cost, c[cost])
+        rows.append(
+            {
+                "width": c["settings"]["width"],
+                "layers": c["settings"]["layers"],
+                cost: c[cost],
+                f"{base}_perplexity": c["quality"],
+                "egru_front_perplexity": at,
+                "ratio": None if at is None else at / c["quality"],
+            }
+        )
+    spanned = [r["ratio"] for r in rows if r["ratio"] is not None]
+    return {"worst": max(spanned) if spanned else None, "points": rows}
+
+
+def headline_figures(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """The headline figures (module docstring) with the per-point ratios behind them."""
+    lm = configurations(points, "lm")
+    out: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    for name, base, cost in (
+        ("lm_egru_over_gru_ppl_at_equal_macs", "gru", "macs"),
+        ("lm_egru_over_gru_ppl_at_equal_rnn_macs", "gru", "rnn_macs"),
+        ("lm_egru_over_gru_ppl_at_equal_energy", "gru", "energy"),
+        ("lm_egru_over_lstm_ppl_at_equal_macs", "lstm", "macs"),
+        ("lm_egru_over_lstm_ppl_at_equal_energy", "lstm", "energy"),
+    ):
+        result = _ratios(lm, base, cost)
+        out[name] = result["worst"]
+        details[name] = result["points"]
+    dvs = configurations(points, "dvs")
+    egru = [c for c in dvs if c["cell"] == "egru" and c["activity_sparsity"] >= 0.5]
+    gru = [c for c in dvs if c["cell"] == "gru"]
+    out["dvs_egru_minus_gru_accuracy"] = (
+        100.0 * (max(c["quality"] for c in egru) - max(c["quality"] for c in gru))
+        if egru and gru
+        else None
+    )
+    return {"figures": out, "details": details}
+
+
+# --------------------------------------------------------------------------- merge
+def merge(folders: Iterable[Path], command: str) -> dict[str, Any]:
+    """The merged document (what ``docs/tradeoff.json`` holds)."""
+    points, runs = load_points(folders)
+    head = headline_figures(points)
+    done = [p for p in points if p["status"] == "done"]
+    settings = [p["settings"] for p in done]
+    used = {
+        "train_steps": sorted({s["steps"] for s in settings}),
+        "seeds": sorted({s["seed"] for s in settings}),
+        "lm_test_tokens": sorted({p["test_tokens"] for p in done if "test_tokens" in p}),
+        "chip_steps": sorted({p["chip"]["steps"] for p in done}),
+        "data": sorted({f"{s['task']}:{s['data']}" for s in settings}),
+        "weight_formats": sorted({s["weight_format"] for s in settings}),
+    }
+    return {
+        "title": "Trade-off study: quality against MACs and simulated chip energy per token",
+        "commands": sorted({r["command"] for r in runs}) + [command],
+        "runs": runs,
+        "sweep_wall_s": sum(r.get("wall_s", 0.0) for r in runs),
+        "used": used,
+        "targets": TARGETS,
+        "headline": head["figures"],
+        "headline_details": head["details"],
+        "points": points,
+    }
+
+
+# --------------------------------------------------------------------------- markdown
+def _fmt(value: Any, spec: str = ".3g", none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def _point_row(i: int, p: dict[str, Any]) -> str:
+    s = p["settings"]
+    th = s.get("threshold")
+    activity = "-"
+    if s["cell"] == "egru":
+        activity = f"th {'preset' if th is None else format(th, 'g')}, l1 {s['event_l1']:g}"
+    name = f"{s['cell']}-{s['width']}" + (f"x{s['layers']}" if s["layers"] > 1 else "")
+    if s.get("recipe"):
+        name += " (" + ", ".join(f"{k}={v}" for k, v in s["recipe"]) + ")"
+    if p["status"] != "done":
+        return (
+            f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
+            f"{s['steps']} | {p['status']}: {p.get('error', '')[:80]} | | | | | | | | |"
+        )
+    q = p["quality"]
+    quality = (
+        f"{q['test_perplexity']:.1f}"
+        if "test_perplexity" in q
+        else f"{100 * q['test_accuracy']:.1f} %"
+    )
+    m = p["macs_per_token"]
+    c = p["chip"]
+    chip_note = " (lower bound)" if c.get("lower_bound") else ""
+    return (
+        f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
+        f"{s['steps']} | {quality} | {m['effective_with_decoder'] / 1e6:.3f} | "
+        f"{m['effective_rnn'] / 1e6:.3f} | {100 * p['activity_sparsity']:.1f} | "
+        f"{100 * p['weight_sparsity']:.1f} | {c['pes_used']} | "
+        f"{1e6 * c['seconds_per_token']:.1f} | {1e3 * c['energy_j_per_token']:.4f}{chip_note} | "
+        f"{c['average_power_w']:.3f} |"
+    )
+
+
+def _target_line(name: str, value: Any, limit: float, unit: str = "") -> str:
+    if value is None:
+        why = (
+            "no DVS EGRU point at >= 50 % activity sparsity and GRU point"
+            if name.startswith("dvs")
+            else "the EGRU front spans no GRU point"
+        )
+        return f"- `{name}`: not defined by this grid ({why})"
+    if name.startswith("dvs"):
+        met = value >= limit
+        gap = "" if met else f", {limit - value:.1f} points short"
+        verdict = "met" if met else "not met"
+        return f"- `{name}` = {value:+.1f} points: target >= {limit:+.0f} {verdict}{gap}"
+    met = value <= limit
+    gap = "" if met else f", {100 * (value / limit - 1):.1f} % above"
+    return (
+        f"- `{name}` = {value:.3f}: target <= {limit:.2f} {'met' if met else 'not met'}{gap}{unit}"
+    )
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """``docs/tradeoff.md`` from the merged document (deterministic: same JSON, same text)."""
+    used = doc["used"]
+    lines = [
+        f"# {doc['title']}",
+        "",
+        "<!-- generated by `snn-egru sweep report`; do not edit: regenerate it from "
+        "docs/tradeoff.json -->",
+        "",
+        "Made by:",
+        "",
+        "```",
+        *doc["commands"],
+        "```",
+        "",
+        f"Sweep wall time: {doc['sweep_wall_s'] / 60:.1f} min in "
+        f"{len(doc['runs'])} invocation(s) ("
+        + "; ".join(
+            f"{r.get('threads', '?')} thread(s), load {r.get('load_before', '?')}"
+            for r in doc["runs"]
+        )
+        + ").",
+        "",
+        "## What was run, against the issue's targets",
+        "",
+        "| | used here | target |",
+        "|---|---|---|",
+        f"| training steps | {', '.join(map(str, used['train_steps']))} | "
+        f"{TARGETS['train_steps']} |",
+        f"| seeds | {', '.join(map(str, used['seeds']))} | {TARGETS['seeds']} |",
+        f"| LM test tokens (predicted) | "
+        f"{', '.join(map(str, used['lm_test_tokens'])) or '-'} | "
+        f"{PTB_TEST_TOKENS} (whole split; 82,420 when run as 10 streams) |",
+        f"| simulated chip steps per point | {', '.join(map(str, used['chip_steps']))} | "
+        "whole test split |",
+        f"| data | {', '.join(used['data'])} | PTB; harder synthetic DVS |",
+        f"| chip weight format | {', '.join(used['weight_formats'])} | |",
+        "",
+    ]
+    lines += _headline_lines(doc)
+    lines += _point_lines(doc)
+    return "\n".join(lines) + "\n"
+
+
+def _headline_lines(doc: dict[str, Any]) -> list[str]:
+    head = doc["headline"]
+    lines = [
+        "## Headline figures",
+        "",
+        _target_line(
+            "lm_egru_over_gru_ppl_at_equal_macs", head["lm_egru_over_gru_ppl_at_equal_macs"], 1.0
+        ),
+        _target_line(
+            "lm_egru_over_gru_ppl_at_equal_energy",
+            head["lm_egru_over_gru_ppl_at_equal_energy"],
+            1.0,
+        ),
+        _target_line("dvs_egru_minus_gru_accuracy", head["dvs_egru_minus_gru_accuracy"], -1.0),
+        "",
+        "Also (no target): "
+        + ", ".join(
+            f"`{k}` = {_fmt(v, '.3f')}"
+            for k, v in head.items()
+            if k
+            not in (
+                "lm_egru_over_gru_ppl_at_equal_macs",
+                "lm_egru_over_gru_ppl_at_equal_energy",
+                "dvs_egru_minus_gru_accuracy",
+            )
+        )
+        + ".",
+        "",
+        "Per GRU / LSTM configuration (mean over seeds) and the EGRU front at its cost:",
+        "",
+        "| figure | dense model | its cost | its perplexity | EGRU front there | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rows in doc["headline_details"].items():
+        cost = next((k for k in ("macs", "rnn_macs", "energy") if rows and k in rows[0]), None)
+        for r in rows:
+            base = "gru" if "gru_perplexity" in r else "lstm"
+            unit = f"{r[cost] * 1e3:.4f} mJ" if cost == "energy" else f"{r[cost] / 1e6:.3f} M"
+            lines.append(
+                f"| {name} | {base}-{r['width']}x{r['layers']} | {unit} | "
+                f"{r[f'{base}_perplexity']:.1f} | "
+                f"{_fmt(r['egru_front_perplexity'], '.1f', 'outside the front')} "
+                f"| {_fmt(r['ratio'], '.3f')} |"
+            )
+    return lines
+
+
+def _point_lines(doc: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        *(["## Notes", "", doc["notes"], ""] if doc.get("notes") else []),
+        "## Every point",
+        "",
+        "MACs per token as NeuroBench counts them (effective: zero inputs and zero weights "
+        "skipped); *with decoder* counts the tied decoder (LM) / linear readout (DVS) on the "
+        "last layer's output, *rnn* the recurrent layers alone. DVS: per frame, the CNN head "
+        "(off chip, the same for every cell) not counted. Chip: the simulated SpiNNaker2, "
+        "mapped with the fewest PEs that fit, time / energy / power per token over the chip "
+        "steps above (readout on the host, as published). Dense GRU / LSTM: costed with every "
+        "unit sending an event every step (their own weights, EGRU stand-in); LSTM chip "
+        "figures are lower bounds (3 of its 4 gates).",
+        "",
+        "| # | task | model | activity | prune | seed | steps | ppl / acc. | MMACs/token "
+        "(with decoder) | MMACs/token (rnn) | act. sparsity % | weight sparsity % | PEs | "
+        "chip us/token | chip mJ/token | chip W |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_point_row(i, p) for i, p in enumerate(doc["points"], 1)]
+    lines += [
+        "",
+        "## Definitions",
+        "",
+        "A configuration is a point without its seed (means over seeds). A cell's front is "
+        "the Pareto front of its configurations (sorted by cost, each lower in perplexity than "
+        "every cheaper one); the front's perplexity at a cost between its ends is linear "
+        "interpolation in log cost between the two neighbouring configurations, undefined "
+        "outside (never extrapolated). A ratio is the EGRU front's perplexity at a GRU (LSTM) "
+        "configuration's cost over that configuration's perplexity; the headline is the worst "
+        "ratio over the configurations the front spans. DVS: best EGRU configuration at >= 50 % "
+        "activity sparsity minus the best GRU configuration, in points.",
+        "",
+        "## Figures",
+        "",
+        "Each seed a marker, each cell's front (means over seeds) a line.",
+        "",
+    ]
+    tasks = {p["settings"]["task"] for p in doc["points"] if p["status"] == "done"}
+    if "lm" in tasks:
+        lines += [
+            "![perplexity vs MACs](figures/tradeoff_lm_macs.png)",
+            "![perplexity vs energy](figures/tradeoff_lm_energy.png)",
+        ]
+    if "dvs" in tasks:
+        lines += [
+            "![DVS accuracy vs MACs](figures/tradeoff_dvs_macs.png)",
+            "![DVS accuracy vs energy](figures/tradeoff_dvs_energy.png)",
+        ]
+    return lines
+
+
+# --------------------------------------------------------------------------- figures
+COLORS = {"egru": "tab:blue", "gru": "tab:orange", "lstm": "tab:green"}
+MARKERS = ["o", "s", "^", "D"]
+
+
+def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [p for p in doc["points"] if p["status"] == "done" and p["settings"]["task"] == task]
+    if not points:
+        return False
+    configs = configurations(doc["points"], task)
+    higher = task == "dvs"
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+
+    def x_of(p: dict[str, Any]) -> float:
+        if cost == "energy":
+            return 1e3 * p["chip"]["energy_j_per_token"]
+        return p["macs_per_token"]["effective_with_decoder"] / 1e6
+
+    scale = 1e3 if cost == "energy" else 1e-6
+    seeds = sorted({p["settings"]["seed"] for p in points})
+    for cell in ("egru", "gru", "lstm"):
+        mine = [p for p in points if p["settings"]["cell"] == cell]
+        if not mine:
+            continue
+        for k, seed in enumerate(seeds):
+            sel = [p for p in mine if p["settings"]["seed"] == seed]
+            ax.scatter(
+                [x_of(p) for p in sel],
+                [_quality(p) * (100 if higher else 1) for p in sel],
+                color=COLORS[cell],
+                marker=MARKERS[k % len(MARKERS)],
+                alpha=0.6,
+                label=f"{cell} seed {seed}",
+            )
+        line = front([c for c in configs if c["cell"] == cell], cost, higher_is_better=higher)
+        ax.plot(
+            [c[cost] * scale for c in line],
+            [c["quality"] * (100 if higher else 1) for c in line],
+            color=COLORS[cell],
+            label=f"{cell} front (mean over seeds)",
+        )
+    for p in points:  # the width (x layers) beside each marker
+        s = p["settings"]
+        text = f"{s['width']}" + (f"x{s['layers']}" if s["layers"] > 1 else "")
+        y = _quality(p) * (100 if higher else 1)
+        ax.annotate(text, (x_of(p), y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(
+        "simulated chip energy per token (mJ)"
+        if cost == "energy"
+        else "effective MACs per token, decoder counted (millions)"
+    )
+    ax.set_ylabel("test accuracy (%)" if higher else "test perplexity")
+    if not higher:
+        ax.set_yscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(which="minor", labelsize=6)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    steps = sorted({p["settings"]["steps"] for p in points})
+    ax.set_title(f"{task.upper()}: {', '.join(map(str, steps))} training steps", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_figures(doc: dict[str, Any], folder: Path) -> list[Path]:
+    """``tradeoff_{lm,dvs}_{macs,energy}.png`` (those with points)."""
+    out = []
+    for task, cost, name in (
+        ("lm", "macs", "tradeoff_lm_macs.png"),
+        ("lm", "energy", "tradeoff_lm_energy.png"),
+        ("dvs", "macs", "tradeoff_dvs_macs.png"),
+        ("dvs", "energy", "tradeoff_dvs_energy.png"),
+    ):
+        if _plot(doc, task, cost, Path(folder) / name):
+            out.append(Path(folder) / name)
+    return out
