@@ -46,6 +46,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from snn_egru.training.allocator import keep_buffers_mapped
 from snn_egru.training.common import (
     Checkpoint,
     MetricsLogger,
@@ -321,6 +322,7 @@ class Trainer:
         s = self.settings
         if self.start_time is None:
             self.start_time = time.perf_counter()
+        keep_buffers_mapped()  # no per-step mmap/munmap of large buffers (allocator.py)
         if self.out_dir is not None and is_main_process():
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.ddp_model = wrap_ddp(self.model)
