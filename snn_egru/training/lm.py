@@ -113,6 +113,8 @@ class LMTrainConfig:
         measure_sparsity: measure activity sparsity and MACs during the final test run.
         save_checkpoints: write ``last.pt`` / ``best.pt``.
         quantize: int8 QAT (:mod:`snn_egru.quantization`: ``"int8"`` or a config; None: float).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; the EGRU loop, its
+            state and the loss in float32: :class:`~snn_egru.training.loop.LoopSettings`).
     """
 
     corpus: str = "ptb"
@@ -145,6 +147,7 @@ class LMTrainConfig:
     measure_sparsity: bool = True
     save_checkpoints: bool = True
     quantize: Any = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         self.betas, self.quantize = tuple(self.betas), qat.coerce_quantization(self.quantize)

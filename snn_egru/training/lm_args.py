@@ -80,6 +80,12 @@ def build_parser(
     )
     p.add_argument("--test-batch-size", type=positive, help="test streams (preset's)")
     p.add_argument("--seed", type=int, help="random seed (preset's: 0)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="fp32 (default) or bf16 autocast (EGRU loop, state and loss stay float32; for "
+        "CPUs/GPUs with bf16 matrix units: slower on AVX2-only CPUs)",
+    )
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     _add_model_options(p)
     _add_pruning_options(p)
@@ -159,6 +165,7 @@ TRAIN_ARG_FIELDS = {
     "seed": "seed",
     "device": "device",
     "init_from": "init_from",
+    "precision": "precision",
 }
 
 

@@ -135,7 +135,8 @@ class LMTask:
     def training_loss(self, model: torch.nn.Module, window: Any) -> Tensor:
         inputs, targets = get_batch(self.train_source, window.start, window.seq_len)
         out = model(inputs, self.state)
-        loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1))
+        logits = out.logits.float()  # the loss in float32 (bf16 autocast: logits are bf16)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         self._out, self._loss, self._window = out, loss, window
         return loss + self.model.regularization_loss(out.layer_outputs)
 
