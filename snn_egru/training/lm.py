@@ -43,6 +43,7 @@ import torch
 
 from snn_egru import quantization as qat
 from snn_egru.data.text import Corpus, Vocabulary, load_corpus
+from snn_egru.losses import parse_softmax
 from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig, lm_preset
 from snn_egru.pruning import PruningConfig
 from snn_egru.quantization_cli import add_quantization_arguments, quantization_from_args
@@ -115,6 +116,9 @@ class LMTrainConfig:
         quantize: int8 QAT (:mod:`snn_egru.quantization`: ``"int8"`` or a config; None: float).
         precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; the EGRU loop, its
             state and the loss in float32: :class:`~snn_egru.training.loop.LoopSettings`).
+        softmax: training loss: ``"full"`` or ``"sampled:K"`` (:func:`snn_egru.losses.
+            sampled_softmax_loss`, K log-uniform candidates per step); evaluation and
+            perplexity always use the full softmax.
     """
 
     corpus: str = "ptb"
@@ -148,8 +152,10 @@ class LMTrainConfig:
     save_checkpoints: bool = True
     quantize: Any = None
     precision: str = "fp32"
+    softmax: str = "full"
 
     def __post_init__(self) -> None:
+        parse_softmax(self.softmax)
         self.betas, self.quantize = tuple(self.betas), qat.coerce_quantization(self.quantize)
         if isinstance(self.pruning, dict):
             self.pruning = config_from_dict(self.pruning, PruningConfig)
