@@ -87,3 +87,30 @@ def test_precision_is_checked() -> None:
 
     with pytest.raises(ValueError, match="unknown precision"):
         LoopSettings(lr=1e-3, weight_decay=0.0, schedule_steps=1, epochs=1, precision="fp8")
+
+
+def _train_tiny_dvs(precision: str, folder):
+    from snn_egru.data.dvs import DVSFrames, FramePreprocessing
+    from snn_egru.data.synthetic_dvs import SyntheticDVSGesture, SyntheticGestureConfig
+    from snn_egru.models.dvs import dvs_preset
+    from snn_egru.training.dvs import DVSTrainConfig, train_dvs
+
+    events = SyntheticDVSGesture(
+        num_samples=12, seed=3, config=SyntheticGestureConfig(duration_s=6 * 0.025)
+    )
+    pre = FramePreprocessing(num_frames=6)
+    train = DVSFrames(events, preprocessing=pre, slice_mode="random", seed=1)
+    test = DVSFrames(events, preprocessing=pre, slice_mode="start")
+    tc = DVSTrainConfig(epochs=1, batch_size=4, lr=6e-3, seed=5, log_every=1, precision=precision)
+    return train_dvs(dvs_preset("tiny"), tc, dataset=(train, test), out_dir=folder / precision)
+
+
+def test_bf16_dvs_training_runs_close_to_float32(tmp_path) -> None:
+    rows = {
+        p: [r["loss"] for r in _train_tiny_dvs(p, tmp_path).history if r["kind"] == "train"]
+        for p in ("fp32", "bf16")
+    }
+    assert len(rows["fp32"]) == len(rows["bf16"]) >= 3
+    assert rows["fp32"] != rows["bf16"]
+    for a, b in zip(rows["fp32"], rows["bf16"]):
+        assert abs(a - b) <= 0.02 * abs(a)
