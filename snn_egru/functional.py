@@ -347,7 +347,7 @@ def check_input_tensor(
         raise TypeError(
             f"{name}: input must be floating point, got dtype {x.dtype} (convert with .to({dtype}))"
         )
-    if x.dtype != dtype:
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):  # autocast mixes
         raise TypeError(
             f"{name}: input dtype {x.dtype} differs from the parameters' dtype {dtype} "
             f"(convert the input with .to({dtype}) or the module with .to({x.dtype}))"

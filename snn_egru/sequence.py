@@ -562,6 +562,22 @@ class EGRUSequence(nn.Module):
         ``recurrent_t`` (``weight_hh.T`` contiguous) switches on the event-driven recurrent
         product. ``collect`` also returns the per-step ``c`` and ``o`` (step-by-step loop).
         """
+        if torch.is_autocast_enabled(gi.device.type):
+            # mixed precision (bf16 autocast): the projections in low precision, the time
+            # loop, its state and its backward in float32 (the threshold comparisons and
+            # the state carried over thousands of steps must not round to 8 bits)
+            with torch.autocast(gi.device.type, enabled=False):
+                return self._run_layer(
+                    gi.float(),
+                    EGRUCellState(y=state.y.float(), c=state.c.float()),
+                    weight_hh.float(),
+                    bias_hh.float(),
+                    threshold.float(),
+                    keep_mask,
+                    None if recurrent_t is None else recurrent_t.float(),
+                    needs_grad,
+                    collect=collect,
+                )
         y, c = state
         zoneout_eval = self.zoneout if (not self.training and self.zoneout > 0) else 0.0
         if not collect:

@@ -320,6 +320,14 @@ class EGRULanguageModel(nn.Module):
 
     def forward(self, tokens: Tensor, state: Any = None) -> LMOutput:
         """Next-token logits for ``tokens (T, B)`` (see the class docstring)."""
+        y, state, layer_outputs = self.decoder_inputs(tokens, state)
+        logits = F.linear(y, self.decoder_weight, self.decoder_bias)
+        return LMOutput(logits, state, layer_outputs)
+
+    def decoder_inputs(self, tokens: Tensor, state: Any = None) -> LMOutput:
+        """What the decoder reads: ``(y (T, B, H_last), state, layer_outputs)``, ``y`` after
+        the output dropout (a training loss that does not need every logit, such as
+        :func:`snn_egru.losses.sampled_softmax_loss`, starts here)."""
         if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32):
             raise ValueError(
                 f"tokens must be an integer tensor of shape (T, B), got {tuple(tokens.shape)} "
@@ -340,8 +348,7 @@ class EGRULanguageModel(nn.Module):
             if cfg.decoder_input == "positive-state":
                 y = torch.relu(y)
         y = locked_dropout(y, cfg.output_dropout, self.training)
-        logits = F.linear(y, self.decoder_weight, self.decoder_bias)
-        return LMOutput(logits, state, layer_outputs)
+        return LMOutput(y, state, layer_outputs)
 
     def regularization_loss(self, layer_outputs: list[Tensor]) -> Tensor:
         """``alpha * mean(y^2) + beta * mean((y_t - y_{t-1})^2)`` on the last layer, plus

@@ -123,6 +123,8 @@ class DVSTrainConfig:
         num_threads: torch intra-op CPU threads (``None``: torch's default). On a CPU shared
             with other jobs, 1 thread can be several times faster than oversubscribing.
         init_from: start from this checkpoint's weights; quantize: int8 QAT (as for the LM).
+        precision: ``"fp32"`` or ``"bf16"`` autocast (as for the LM: the EGRU loop, its
+            state and the loss in float32; :class:`~snn_egru.training.loop.LoopSettings`).
     """
 
     epochs: int = 30
@@ -151,6 +153,7 @@ class DVSTrainConfig:
     num_threads: int | None = None
     init_from: str | None = None
     quantize: Any = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantize", qat.coerce_quantization(self.quantize))
@@ -380,7 +383,8 @@ class DVSTask:
         self._target = target.to(self.device, non_blocking=True)
         self._out = model(frames, return_all_layers=True)
         tc = self.train_config
-        loss = F.cross_entropy(self._out.logits, self._target, label_smoothing=tc.label_smoothing)
+        logits = self._out.logits.float()  # the loss in float32 (bf16 autocast)
+        loss = F.cross_entropy(logits, self._target, label_smoothing=tc.label_smoothing)
         self._loss = loss
         return loss
 
@@ -554,6 +558,7 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | Non
         num_threads=args.threads,
         init_from=args.init_from,
         quantize=quantization_from_args(args),
+        precision=args.precision,
     )
     return config, train_config
 

@@ -136,6 +136,13 @@ def _add_training_options(parser: Any, train: Any, defaults: Any, add_more: Any)
         "--label-smoothing", type=fraction, default=defaults.label_smoothing, help="smoothing"
     )
     train.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
+    train.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="fp32 (default) or bf16 autocast (EGRU loop, state and loss stay float32; for "
+        "CPUs/GPUs with bf16 matrix units: slower on AVX2-only CPUs)",
+    )
     train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     train.add_argument("--max-steps", type=positive, default=None, help="stop after N steps")
     train.add_argument(

@@ -43,6 +43,7 @@ import torch
 
 from snn_egru import quantization as qat
 from snn_egru.data.text import Corpus, Vocabulary, load_corpus
+from snn_egru.losses import parse_softmax
 from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig, lm_preset
 from snn_egru.pruning import PruningConfig
 from snn_egru.quantization_cli import add_quantization_arguments, quantization_from_args
@@ -123,6 +124,11 @@ class LMTrainConfig:
         carry: what is carried from one training window to the next: ``"state"`` (``y`` and
             the cell state ``c``, default) or ``"y"`` (EvNN: only the events; ``c`` restarts
             at 0 in every window).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; the EGRU loop, its
+            state and the loss in float32: :class:`~snn_egru.training.loop.LoopSettings`).
+        softmax: training loss: ``"full"`` or ``"sampled:K"`` (:func:`snn_egru.losses.
+            sampled_softmax_loss`, K log-uniform candidates per step); evaluation and
+            perplexity always use the full softmax.
     """
 
     corpus: str = "ptb"
@@ -157,8 +163,11 @@ class LMTrainConfig:
     quantize: Any = None
     layer_grad_clip: float = 0.0
     carry: str = "state"
+    precision: str = "fp32"
+    softmax: str = "full"
 
     def __post_init__(self) -> None:
+        parse_softmax(self.softmax)
         if not self.layer_grad_clip >= 0:
             raise ValueError(f"layer_grad_clip must be >= 0, got {self.layer_grad_clip}")
         if self.carry not in LM_CARRY:

@@ -80,6 +80,19 @@ def build_parser(
     )
     p.add_argument("--test-batch-size", type=positive, help="test streams (preset's)")
     p.add_argument("--seed", type=int, help="random seed (preset's: 0)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="fp32 (default) or bf16 autocast (EGRU loop, state and loss stay float32; for "
+        "CPUs/GPUs with bf16 matrix units: slower on AVX2-only CPUs)",
+    )
+    p.add_argument(
+        "--softmax",
+        type=_softmax_spec,
+        metavar="full|sampled:K",
+        help="training loss: full softmax (default) or sampled softmax over K log-uniform "
+        "candidates per step (e.g. sampled:1024); evaluation is always the full softmax",
+    )
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     _add_model_options(p)
     _add_pruning_options(p)
@@ -95,6 +108,16 @@ def build_parser(
     if add_more is not None:
         add_more(p)
     return p
+
+
+def _softmax_spec(text: str) -> str:
+    from snn_egru.losses import parse_softmax
+
+    try:
+        parse_softmax(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -159,6 +182,8 @@ TRAIN_ARG_FIELDS = {
     "seed": "seed",
     "device": "device",
     "init_from": "init_from",
+    "precision": "precision",
+    "softmax": "softmax",
 }
 
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from snn_egru import quantization as qat
 from snn_egru.data.text import Corpus, batchify, bptt_windows, get_batch, shard_streams
 from snn_egru.functional import EGRUCellState
+from snn_egru.losses import LogUniformSampler, parse_softmax, sampled_softmax_loss
 from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig
 from snn_egru.pruning import Pruner
 from snn_egru.training.common import (
@@ -91,6 +92,13 @@ class LMTask:
         self.valid: EvalResult | None = None
         self.running_loss, self.running_count, self.train_loss = 0.0, 0, float("nan")
         self._out: Any = None
+        self.num_sampled = parse_softmax(tc.softmax)
+        self.sampler: LogUniformSampler | None = None
+        if self.num_sampled is not None:
+            if self.world > 1:
+                raise ValueError("softmax='sampled:K' is single-process only (no DDP)")
+            counts = torch.bincount(self.train_source.flatten().cpu(), minlength=config.vocab_size)
+            self.sampler = LogUniformSampler(counts)
 
     def _init_from(self, path: str, device: torch.device) -> None:
         initial = load_checkpoint(path, map_location=device)
@@ -134,15 +142,34 @@ class LMTask:
 
     def training_loss(self, model: torch.nn.Module, window: Any) -> Tensor:
         inputs, targets = get_batch(self.train_source, window.start, window.seq_len)
-        out = model(inputs, self.state)
+        if self.sampler is not None:  # sampled softmax (training only; evaluation: full)
+            out = self.model.decoder_inputs(inputs, self.state)
+        else:
+            out = model(inputs, self.state)
         clip = self.train_config.layer_grad_clip
         if clip > 0:  # EvNN: per-layer clipping inside the backward pass
             for y in out.layer_outputs:
                 if y.requires_grad:
                     y.register_hook(lambda grad, c=clip: grad.clamp(-c, c))
-        loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1))
+        if self.sampler is not None:
+            loss = self._sampled_loss(out.logits, targets)
+        else:
+            logits = out.logits.float()  # the loss in float32 (bf16 autocast: logits are bf16)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         self._out, self._loss, self._window = out, loss, window
         return loss + self.model.regularization_loss(out.layer_outputs)
+
+    def _sampled_loss(self, y: Tensor, targets: Tensor) -> Tensor:
+        model = self.model
+        candidates = self.sampler.sample(self.num_sampled).to(y.device)
+        return sampled_softmax_loss(
+            y.reshape(-1, y.shape[-1]),
+            model.decoder_weight,
+            model.decoder_bias,
+            targets.reshape(-1),
+            candidates,
+            self.sampler.log_prob,
+        )
 
     def lr_scale(self, window: Any) -> float:
         return window.seq_len / self.train_config.bptt

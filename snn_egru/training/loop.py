@@ -36,6 +36,7 @@ same numbers, less code: the helpers stay.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, fields
@@ -46,6 +47,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from snn_egru.training.allocator import keep_buffers_mapped
 from snn_egru.training.common import (
     Checkpoint,
     MetricsLogger,
@@ -62,7 +64,11 @@ from snn_egru.training.common import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoopSettings", "Trainer", "TrainingTask", "stop_everywhere"]
+__all__ = ["PRECISIONS", "LoopSettings", "Trainer", "TrainingTask", "stop_everywhere"]
+
+
+#: Training precisions (:attr:`LoopSettings.precision`).
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 @dataclass
@@ -79,6 +85,11 @@ class LoopSettings:
         eval_every: evaluate every this many steps (``0``: after each epoch) and at the end.
         log_every: one ``train`` metric row every this many steps.
         save_checkpoints: write ``last.pt`` / ``best.pt`` into ``out_dir``.
+        precision: ``"fp32"`` or ``"bf16"``: ``task.training_loss`` under ``torch.autocast``
+            (bfloat16; no gradient scaling needed); the EGRU time loop and its state stay
+            float32 (:meth:`~snn_egru.sequence.EGRUSequence._run_layer`), the task computes
+            its loss in float32. For hardware with bf16 matrix units (AMX, AVX-512 BF16,
+            tensor cores); on AVX2-only CPUs it is slower (docs/training_speed.md).
     """
 
     lr: float
@@ -97,6 +108,13 @@ class LoopSettings:
     eval_every: int = 0
     log_every: int = 10
     save_checkpoints: bool = True
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {self.precision!r}; valid names: {', '.join(PRECISIONS)}"
+            )
 
     @classmethod
     def from_config(cls, train_config: Any, **values: Any) -> LoopSettings:
@@ -261,7 +279,8 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def optimizer_step(self, batch: Any) -> None:
         """One step on ``batch`` (see the module docstring)."""
-        loss = self.task.training_loss(self.ddp_model, batch)
+        with self._autocast():
+            loss = self.task.training_loss(self.ddp_model, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = clip_gradients(self.model, self.settings.clip)
@@ -276,6 +295,12 @@ class Trainer:
         self.last_lr = scheduled[0]
         self.step += 1
         self.task.after_step(self, grad_norm)
+
+    def _autocast(self) -> Any:
+        if self.settings.precision == "fp32":
+            return contextlib.nullcontext()
+        device = next(self.model.parameters()).device.type
+        return torch.autocast(device, dtype=torch.bfloat16)
 
     def _should_stop(self) -> bool:
         s = self.settings
@@ -321,6 +346,7 @@ class Trainer:
         s = self.settings
         if self.start_time is None:
             self.start_time = time.perf_counter()
+        keep_buffers_mapped()  # no per-step mmap/munmap of large buffers (allocator.py)
         if self.out_dir is not None and is_main_process():
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.ddp_model = wrap_ddp(self.model)
