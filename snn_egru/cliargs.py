@@ -213,7 +213,7 @@ def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) ->
     """Check before any work that ``path`` (a file, or a ``folder``) can be written.
 
     Missing folders are created by the command (as for ``--out``) only under a folder that
-    exists other than the filesystem root, and the command says so; a path under a file, under
+    exists other than the filesystem root (``--verbose`` logs it); a path under a file, under
     a folder that cannot be written, or a new folder at the root is refused here.
     """
     target = os.path.abspath(path)
@@ -236,7 +236,8 @@ def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) ->
         )
     if not os.access(ancestor, os.W_OK):
         raise UserError(f"{flag} {path}: cannot create folders in {ancestor}; give a writable one")
-    logging.getLogger("snn_egru").info("%s: creating the folder %s", flag, first_missing)
+    # debug, not info: a user mistake found later must still be the only line printed
+    logging.getLogger("snn_egru").debug("%s: will create the folder %s", flag, first_missing)
 
 
 # --------------------------------------------------------------------------- run folders
