@@ -115,7 +115,7 @@ def test_wikitext2_missing_files_say_where_to_put_them(tmp_path):
     message = str(info.value)
     assert "wiki.valid.tokens" in message and "wiki.test.tokens" in message
     assert str(tmp_path) in message
-    with pytest.raises(DataNotFoundError, match="needs a folder"):
+    with pytest.raises(DataNotFoundError, match="needs its folder: pass --data-dir"):
         load_corpus("wikitext2")
     with pytest.raises(ValueError, match="unknown corpus 'imdb'"):
         load_corpus("imdb")

@@ -425,7 +425,7 @@ def test_empty_inputs_are_an_error(small_net, tmp_path, capsys):
     bad[1, 0] = np.nan
     np.save(path, bad)
     assert main(["run", "--synthetic", "paper-dvs", "--inputs", str(path)]) == 2
-    assert "input step 1" in capsys.readouterr().err
+    assert "NaN or infinite values" in capsys.readouterr().err
 
 
 def test_dvs_run_reports_per_sample_against_table_iii(capsys):

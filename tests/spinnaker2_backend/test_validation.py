@@ -82,7 +82,7 @@ def test_snn_egru_validate_forwards_to_the_backend(monkeypatch):
     import spinnaker2_backend.cli as backend_cli
 
     seen = []
-    monkeypatch.setattr(backend_cli, "main", lambda argv: seen.append(list(argv)) or 0)
+    monkeypatch.setattr(backend_cli, "main", lambda argv, **kw: seen.append(list(argv)) or 0)
     assert snn_cli.main(["validate", "--json", "x.json"]) == 0
     assert seen == [["validate", "--json", "x.json"]]
     parser = snn_cli.build_parser()
