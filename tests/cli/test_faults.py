@@ -293,7 +293,9 @@ def test_signal_then_rerun(tmp_path, work, sig, after_s) -> None:
     before = _digest(folder)
     stopped = _interrupt(cmd, tmp_path, sig, after_s)
     assert "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
-    if stopped.returncode != 0:
+    if stopped.returncode == -sig and (tmp_path / "out" / "logits.npy").is_file():
+        pass  # the signal came after the run had written its results, during exit: done
+    elif stopped.returncode != 0:
         expected = 130 if sig == signal.SIGINT else 143
         assert stopped.returncode == expected, stopped.stderr[-2000:]
         assert stopped.stderr.strip().splitlines()[-1].endswith(("interrupted", "(SIGTERM)"))
