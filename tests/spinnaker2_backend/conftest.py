@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from snn_egru.artifact import DeploymentArtifact
-from spinnaker2_backend import ChipSpec, map_network
+from spinnaker2_backend import ChipSpec, map_network, synthetic_network
 from spinnaker2_backend.simulator import run_mapping
+
+
+@pytest.fixture(scope="module")
+def paper_lm() -> DeploymentArtifact:
+    """The paper's LM (1350/1350/750 units, 95 % of the weights pruned), seed 0."""
+    return synthetic_network("paper-lm", sparsity=0.95, seed=0)
 
 
 def runs_at_150_and_300_mhz(artifact: DeploymentArtifact, xs: np.ndarray, *, max_units_per_pe: int):
