@@ -92,11 +92,10 @@ from snn_egru.examples_support import (
     map_for_example,
     prepare_torch_example,
 )
+from spinnaker2_backend.results import SEQUENCE_TOKENS, format_seconds
 
 log = logging.getLogger("examples.language_model")
 
-#: Tokens per sequence in the published chip measurement (time unit of the comparison).
-SEQUENCE_TOKENS = 70
 #: ``--smoke`` settings: tiny model, a few optimizer steps, a 21-token test slice.
 SMOKE_STEPS = 3
 SMOKE_EVAL_TOKENS = 21
@@ -305,8 +304,11 @@ def results_table(results: dict[str, Any]) -> str:
             f"({mapping['weight_format']} weights), fullest PE {mapping['fullest_utilisation']:.1%}"
             " of its memory",
         ),
-        ("chip time per token", _seconds(chip["seconds_per_token"])),
-        (f"chip time per {SEQUENCE_TOKENS}-token seq", _seconds(chip["seconds_per_sequence"])),
+        ("chip time per token", format_seconds(chip["seconds_per_token"])),
+        (
+            f"chip time per {SEQUENCE_TOKENS}-token seq",
+            format_seconds(chip["seconds_per_sequence"]),
+        ),
         (
             f"chip energy per {SEQUENCE_TOKENS}-token seq",
             f"{chip['energy_per_sequence_j'] * 1e3:.4g} mJ ({chip['average_power_w']:.3f} W "
@@ -319,18 +321,10 @@ def results_table(results: dict[str, Any]) -> str:
     for row in chip["comparison"]:
         lines.append(
             f"  {row['name'][:40]:<40} {row['power_w']:7.3g} W "
-            f"{_seconds(row['seconds_per_sequence']):>11} "
+            f"{format_seconds(row['seconds_per_sequence']):>11} "
             f"{row['energy_j_per_sequence'] * 1e3:10.4g} mJ  ({row['kind']})"
         )
     return "\n".join(lines)
-
-
-def _seconds(value: float) -> str:
-    if value >= 1.0:
-        return f"{value:.3f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.3f} ms"
-    return f"{value * 1e6:.1f} us"
 
 
 # -------------------------------------------------------------------------------- main
