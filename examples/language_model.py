@@ -88,6 +88,8 @@ from snn_egru.examples_support import (
     activity_row,
     add_torch_example_arguments,
     aligned_table,
+    check_at_least,
+    check_files,
     finish_example,
     map_for_example,
     prepare_torch_example,
@@ -178,16 +180,11 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     """Reject inconsistent options with a message naming the fix (exit status 2)."""
     if args.corpus == "wikitext2" and args.data_dir is None:
         parser.error("--corpus wikitext2 needs --data-dir (the folder of wiki.*.tokens)")
-    if args.eval_tokens < 2:
-        parser.error(f"--eval-tokens must be >= 2, got {args.eval_tokens}")
+    check_at_least(parser, args, eval_tokens=2)
     if args.prune_to is not None and not 0.0 <= args.prune_to < 1.0:
         parser.error(f"--prune-to must lie in [0, 1), got {args.prune_to}")
-    if args.prune_steps < 1:
-        parser.error(f"--prune-steps must be >= 1, got {args.prune_steps}")
-    if args.chips < 1:
-        parser.error(f"--chips must be >= 1, got {args.chips}")
-    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
-        parser.error(f"--checkpoint: no file at {args.checkpoint}")
+    check_at_least(parser, args, prune_steps=1, chips=1)
+    check_files(parser, args, "checkpoint")
 
 
 def train(args: argparse.Namespace, corpus_name: str, corpus: Any, out: Path) -> Path:
