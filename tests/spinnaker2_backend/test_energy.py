@@ -59,21 +59,8 @@ def test_energy_golden():
     d = e.to_dict()
     assert d["total_j"] == pytest.approx(total) and d["clock_hz"] == 150e6
     assert _energy(chips=2, pes_powered=200).static_j == pytest.approx(2 * e.static_j)
-    # by default every PE of the powered chips leaks
-    assert (
-        estimate_energy(
-            wall_seconds=1.0,
-            busy_cycles=0,
-            packets=0,
-            packet_hops=0,
-            chip_link_hops=0,
-            dram_bytes=0,
-            clock_hz=150e6,
-            chips=2,
-            costs=COSTS,
-        ).pes_powered
-        == 2 * ChipSpec().pes_per_chip
-    )
+    # by default (pes_powered=None) every PE of the powered chips leaks
+    assert _energy(chips=2, pes_powered=None).pes_powered == 2 * ChipSpec().pes_per_chip
 
 
 def test_more_packets_hops_and_bytes_cost_more_energy():
