@@ -175,6 +175,13 @@ class Session:
             "benchmark_seconds": time.perf_counter() - self.started,
         }
 
+    def figures(self, figures: dict[str, Any]) -> dict[str, Any]:
+        """``figures`` as a benchmark's ``--json`` reports them: with ``load_average`` (the
+        1-minute load at the start and at the end) and ``conditions`` (:meth:`finish`)."""
+        conditions = self.finish()
+        load = [*conditions["load_before"][:1], *conditions["load_after"][:1]]
+        return {**figures, "load_average": load, "conditions": conditions}
+
     @staticmethod
     def line(conditions: dict[str, Any]) -> str:
         """One line for a text report: threads, kernel and load."""

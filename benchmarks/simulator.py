@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import numpy as np
 import torch
@@ -186,7 +185,6 @@ def main() -> None:
         parser.error("--tokens and --repeats must be >= 1, --sweep-tokens >= 0")
     torch.set_num_threads(2)
     session = Session()
-    load_start = os.getloadavg()[0]
 
     artifact = calibration_artifact()
     tokens = np.random.default_rng(0).integers(0, artifact.embedding.shape[0], args.tokens)
@@ -232,25 +230,25 @@ def main() -> None:
     sweep = activity_sweep(tokens[: args.sweep_tokens], args.repeats) if args.sweep_tokens else []
     per_token = {name: seconds / args.tokens * 1e3 for name, seconds in best.items()}
     activity = float(np.mean(out["csr"].activity()))
-    figures = {
-        "floor_ms": per_token["floor"],
-        "sim_csr_ms": per_token["csr"],
-        "sim_event_ms": per_token["event"],
-        "sim_csr_over_floor": best["csr"] / best["floor"],
-        "event_over_csr": best["event"] / best["csr"],
-        "sim_csr_over_floor_wall": wall["csr"] / wall["floor"],
-        "event_over_csr_wall": wall["event"] / wall["csr"],
-        "sim_csr_record_ms": per_token["csr_record"],
-        "run_mapping_csr_ms": per_token["run_mapping"],
-        "torch_ms": per_token["torch"],
-        "numpy_ms": per_token["numpy"],
-        "activity": activity,
-        "sweep": sweep,
-        "tokens": args.tokens,
-        "repeats": args.repeats,
-        "load_average": [load_start, os.getloadavg()[0]],
-        "conditions": session.finish(),
-    }
+    figures = session.figures(
+        {
+            "floor_ms": per_token["floor"],
+            "sim_csr_ms": per_token["csr"],
+            "sim_event_ms": per_token["event"],
+            "sim_csr_over_floor": best["csr"] / best["floor"],
+            "event_over_csr": best["event"] / best["csr"],
+            "sim_csr_over_floor_wall": wall["csr"] / wall["floor"],
+            "event_over_csr_wall": wall["event"] / wall["csr"],
+            "sim_csr_record_ms": per_token["csr_record"],
+            "run_mapping_csr_ms": per_token["run_mapping"],
+            "torch_ms": per_token["torch"],
+            "numpy_ms": per_token["numpy"],
+            "activity": activity,
+            "sweep": sweep,
+            "tokens": args.tokens,
+            "repeats": args.repeats,
+        }
+    )
     if args.json:
         print(json.dumps(figures, indent=2))
         return

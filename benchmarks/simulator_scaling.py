@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
 import numpy as np
@@ -156,20 +155,19 @@ def main() -> None:
     if min(args.tokens, args.repeats, *args.scales) < 1:
         parser.error("--tokens, --repeats and --scales must be >= 1")
     session = Session()
-    load_start = os.getloadavg()[0]
     rows = [measure(k, args.tokens, args.repeats, args.sparsity) for k in args.scales]
     base = rows[0]
     for row in rows:
         grown = row["nonzeros"] / base["nonzeros"]
         row["sim_growth_over_linear"] = row["sim_ms"] / base["sim_ms"] / grown
         row["floor_growth_over_linear"] = row["floor_ms"] / base["floor_ms"] / grown
-    figures = {
-        "rows": rows,
-        "tokens": args.tokens,
-        "repeats": args.repeats,
-        "load_average": [load_start, os.getloadavg()[0]],
-        "conditions": session.finish(),
-    }
+    figures = session.figures(
+        {
+            "rows": rows,
+            "tokens": args.tokens,
+            "repeats": args.repeats,
+        }
+    )
     if args.json:
         print(json.dumps(figures, indent=2))
         return

@@ -80,6 +80,8 @@ from snn_egru.examples_support import (
     activity_row,
     add_torch_example_arguments,
     aligned_table,
+    check_at_least,
+    check_files,
     finish_example,
     map_for_example,
     prepare_torch_example,
@@ -158,15 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject bad option values with a message naming the fix (exit status 2)."""
-    for name in ("num_frames", "synthetic_train", "synthetic_test", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    check_at_least(
+        parser, args, num_frames=1, synthetic_train=1, synthetic_test=1, epochs=1, batch_size=1
+    )
     if args.chip_samples < 0:
         parser.error(f"--chip-samples must be >= 0 (0: all), got {args.chip_samples}")
-    if args.pes_per_layer < 1:
-        parser.error(f"--pes-per-layer must be >= 1, got {args.pes_per_layer}")
-    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
-        parser.error(f"--checkpoint: no file at {args.checkpoint}")
+    check_at_least(parser, args, pes_per_layer=1)
+    check_files(parser, args, "checkpoint")
 
 
 # ------------------------------------------------------------------------------ stages

@@ -88,15 +88,16 @@ from snn_egru.examples_support import (
     activity_row,
     add_torch_example_arguments,
     aligned_table,
+    check_at_least,
+    check_files,
     finish_example,
     map_for_example,
     prepare_torch_example,
 )
+from spinnaker2_backend.results import SEQUENCE_TOKENS, format_seconds
 
 log = logging.getLogger("examples.language_model")
 
-#: Tokens per sequence in the published chip measurement (time unit of the comparison).
-SEQUENCE_TOKENS = 70
 #: ``--smoke`` settings: tiny model, a few optimizer steps, a 21-token test slice.
 SMOKE_STEPS = 3
 SMOKE_EVAL_TOKENS = 21
@@ -179,16 +180,11 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     """Reject inconsistent options with a message naming the fix (exit status 2)."""
     if args.corpus == "wikitext2" and args.data_dir is None:
         parser.error("--corpus wikitext2 needs --data-dir (the folder of wiki.*.tokens)")
-    if args.eval_tokens < 2:
-        parser.error(f"--eval-tokens must be >= 2, got {args.eval_tokens}")
+    check_at_least(parser, args, eval_tokens=2)
     if args.prune_to is not None and not 0.0 <= args.prune_to < 1.0:
         parser.error(f"--prune-to must lie in [0, 1), got {args.prune_to}")
-    if args.prune_steps < 1:
-        parser.error(f"--prune-steps must be >= 1, got {args.prune_steps}")
-    if args.chips < 1:
-        parser.error(f"--chips must be >= 1, got {args.chips}")
-    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
-        parser.error(f"--checkpoint: no file at {args.checkpoint}")
+    check_at_least(parser, args, prune_steps=1, chips=1)
+    check_files(parser, args, "checkpoint")
 
 
 def train(args: argparse.Namespace, corpus_name: str, corpus: Any, out: Path) -> Path:
@@ -305,8 +301,11 @@ def results_table(results: dict[str, Any]) -> str:
             f"({mapping['weight_format']} weights), fullest PE {mapping['fullest_utilisation']:.1%}"
             " of its memory",
         ),
-        ("chip time per token", _seconds(chip["seconds_per_token"])),
-        (f"chip time per {SEQUENCE_TOKENS}-token seq", _seconds(chip["seconds_per_sequence"])),
+        ("chip time per token", format_seconds(chip["seconds_per_token"])),
+        (
+            f"chip time per {SEQUENCE_TOKENS}-token seq",
+            format_seconds(chip["seconds_per_sequence"]),
+        ),
         (
             f"chip energy per {SEQUENCE_TOKENS}-token seq",
             f"{chip['energy_per_sequence_j'] * 1e3:.4g} mJ ({chip['average_power_w']:.3f} W "
@@ -319,18 +318,10 @@ def results_table(results: dict[str, Any]) -> str:
     for row in chip["comparison"]:
         lines.append(
             f"  {row['name'][:40]:<40} {row['power_w']:7.3g} W "
-            f"{_seconds(row['seconds_per_sequence']):>11} "
+            f"{format_seconds(row['seconds_per_sequence']):>11} "
             f"{row['energy_j_per_sequence'] * 1e3:10.4g} mJ  ({row['kind']})"
         )
     return "\n".join(lines)
-
-
-def _seconds(value: float) -> str:
-    if value >= 1.0:
-        return f"{value:.3f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.3f} ms"
-    return f"{value * 1e6:.1f} us"
 
 
 # -------------------------------------------------------------------------------- main

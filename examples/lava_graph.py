@@ -67,13 +67,12 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from snn_egru.cliargs import parse_example_args
-from snn_egru.examples_support import add_lava_run_arguments
+from snn_egru.examples_support import add_lava_run_arguments, check_files
 
 log = logging.getLogger("examples.lava_graph")
 
@@ -122,8 +121,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"--sparsity must lie in [0, 1), got {args.sparsity}")
     if args.artifact is not None and args.handmade:
         parser.error("give --artifact or --handmade, not both")
-    if args.artifact is not None and not Path(args.artifact).is_file():
-        parser.error(f"--artifact: no file at {args.artifact}")
+    check_files(parser, args, "artifact")
 
 
 # --------------------------------------------------------------------------- artifacts

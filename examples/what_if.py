@@ -98,6 +98,7 @@ from typing import Any
 import numpy as np
 
 from snn_egru.cliargs import parse_example_args
+from snn_egru.examples_support import check_at_least
 
 log = logging.getLogger("examples.what_if")
 
@@ -197,12 +198,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     """Reject bad option values with a message naming the fix (exit status 2)."""
     if any(not 0.0 <= s < 1.0 for s in args.sparsities):
         parser.error(f"--sparsities must lie in [0, 1), got {args.sparsities}")
-    if args.tokens < 1:
-        parser.error(f"--tokens must be >= 1, got {args.tokens}")
-    if args.chips < 1:
-        parser.error(f"--chips must be >= 1, got {args.chips}")
-    if args.max_units_per_pe is not None and args.max_units_per_pe < 1:
-        parser.error(f"--max-units-per-pe must be >= 1, got {args.max_units_per_pe}")
+    check_at_least(parser, args, tokens=1, chips=1, max_units_per_pe=1)
     if (args.layer_sizes is None) != (args.input_size is None):
         parser.error("a custom network needs both --layer-sizes and --input-size")
     if args.layer_sizes is not None and min(args.layer_sizes) < 1:

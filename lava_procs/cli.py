@@ -22,10 +22,10 @@ import numpy as np
 
 from snn_egru.cliargs import (
     ArgumentParser,
-    check_finite,
     flag_message,
     float_in,
     int_at_least,
+    load_inputs,
     run_main,
     user_error_types,
 )
@@ -54,25 +54,6 @@ models (use `python -m spinnaker2_backend run` or `snn-egru run --backend chip`)
 
 exit status: 0 ran, 2 a user error (missing file, bad inputs, network does not fit),
 1 the Lava run itself failed (a process model raised; the message names it)."""
-
-
-def _load_inputs(path: Path, artifact) -> np.ndarray:
-    if path.is_dir() or not path.exists():
-        raise UserError(f"no inputs file at {path} (a .npy of token ids (T,) or features (T, I))")
-    if path.suffix != ".npy":
-        raise UserError(f"--inputs takes a .npy file (numpy.save), got {path.name}")
-    try:
-        inputs = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise UserError(f"cannot read {path} as a .npy array: {err}") from None
-    try:
-        artifact.layer_inputs(inputs)
-    except ValueError as err:
-        raise UserError(f"--inputs {path}: {err}") from None
-    if inputs.shape[0] < 1:
-        raise UserError(f"--inputs {path} holds no inputs")
-    check_finite(inputs, f"--inputs {path}")
-    return inputs
 
 
 def _chip_options(args: argparse.Namespace) -> dict:
@@ -115,7 +96,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} is a file; give a folder")
     options = _chip_options(args)
     artifact = load_artifact(path)
-    inputs = _load_inputs(Path(args.inputs), artifact)
+    inputs = load_inputs(args.inputs, artifact)
     if args.steps is not None and args.steps > len(inputs):
         raise UserError(f"--steps {args.steps} is more than --inputs holds ({len(inputs)} steps)")
     from lava_procs.run import run_network

@@ -37,6 +37,7 @@ __all__ = [
     "LavaRunError",
     "NetworkContext",
     "as_compute_array",
+    "float_matrix",
     "prepare_weight",
 ]
 
@@ -207,6 +208,20 @@ def as_compute_array(
     if not np.issubdtype(array.dtype, np.floating) and not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
     return np.ascontiguousarray(array, dtype=dtype)
+
+
+def float_matrix(value: Any, *, what: str, axes: str) -> np.ndarray:
+    """``value`` as an array; a clear ValueError unless it is a 2-D floating-point matrix of
+    finite values (``what`` names it, ``axes`` its shape: ``"(V, E)"``)."""
+    array = np.asarray(value)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(
+            f"{what} must be a 2-D floating-point matrix {axes}, got shape {array.shape} "
+            f"dtype {array.dtype}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} contains NaN or infinite values")
+    return array
 
 
 def prepare_weight(weight: Matrix, *, dtype: np.dtype, what: str) -> np.ndarray | sp.csr_matrix:

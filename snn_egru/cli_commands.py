@@ -14,7 +14,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from snn_egru.cliargs import check_finite, check_output
+from snn_egru.cliargs import check_finite, check_output, load_inputs, load_npy
 from snn_egru.errors import UserError
 
 #: Backends of ``snn-egru run`` (the Lava ones carry Lava's tags, as everywhere else).
@@ -252,12 +252,7 @@ def _calibration_inputs(path: Path, *, lm: bool):
     """``--calibration``: token ids (T,) for a language model, finite features otherwise."""
     import numpy as np
 
-    if path.suffix != ".npy":
-        raise UserError(f"--calibration takes a .npy file (numpy.save), got {path.name}")
-    try:
-        values = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise UserError(f"--calibration {path} is not a readable .npy array ({err})") from None
+    values = load_npy(path, "--calibration", hint="a .npy of token ids or feature vectors")
     if lm and (values.ndim != 1 or not np.issubdtype(values.dtype, np.integer)):
         raise UserError(
             f"--calibration {path} holds {values.dtype} values of shape {values.shape}; a "
@@ -291,27 +286,6 @@ def cmd_map(args: argparse.Namespace) -> int:
         _existing_file(args.artifact, "artifact", "create one with `snn-egru export`")
     print_mapping(map_network(load_network(args), **mapping_kwargs(args)), args)
     return 0
-
-
-def load_inputs(path: str, artifact) -> object:
-    """The ``--inputs`` array, checked against what ``artifact`` takes."""
-    import numpy as np
-
-    p = _existing_file(path, "inputs file", "a .npy of token ids (T,) or feature vectors (T, I)")
-    if p.suffix != ".npy":
-        raise UserError(f"--inputs takes a .npy file (numpy.save), got {p.name}")
-    try:
-        inputs = np.load(p, allow_pickle=False)
-    except Exception as err:
-        raise UserError(f"--inputs {p} is not a readable .npy array ({err})") from None
-    try:
-        artifact.layer_inputs(inputs)
-    except ValueError as err:
-        raise UserError(f"--inputs {p}: {err}") from None
-    if inputs.shape[0] < 1:
-        raise UserError(f"--inputs {p} holds no inputs")
-    check_finite(inputs, f"--inputs {p}")
-    return inputs
 
 
 @contextlib.contextmanager

@@ -12,6 +12,8 @@ Layer: core of snn_egru (torch-free; what spinnaker2_backend and lava_procs may 
 - :func:`run_main`: calls a command and turns user mistakes into one line on stderr and exit
   status 2 (``--verbose`` shows the traceback), a closed pipe (``report | head``) into a quiet
   exit, Ctrl-C into 130.
+- :func:`load_npy`, :func:`load_inputs`: a ``.npy`` file given on the command line (the
+  ``--inputs`` of every command that runs a network), refused in one line naming the flag.
 - :func:`flag_message`: rewrites the Python keyword names in a library message
   (``max_units_per_pe=12``) into the flags of the command line (``--max-units-per-pe 12``).
 """
@@ -43,6 +45,8 @@ __all__ = [
     "flag_message",
     "guard_run_folder",
     "int_at_least",
+    "load_inputs",
+    "load_npy",
     "new_file",
     "parse_example_args",
     "run_main",
@@ -207,6 +211,46 @@ def check_finite(values: Any, what: str) -> None:
         f"{first[0] if len(first) == 1 else first}; array shape {values.shape}): replace them "
         "with finite numbers"
     )
+
+
+#: What ``--inputs`` takes, in the messages of every command that runs a network.
+INPUTS_HINT = "a .npy of token ids (T,) or feature vectors (T, I)"
+
+
+def load_npy(path: str | os.PathLike, flag: str, *, hint: str = INPUTS_HINT) -> Any:
+    """The array that ``numpy.save`` wrote to ``path`` (given with ``flag``); a missing file,
+    a folder, another suffix or an unreadable file is a :class:`UserError` naming ``flag``
+    (``hint`` says what the file should hold). Pickles are refused."""
+    import numpy as np
+
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise UserError(f"{flag} {p} is a folder, not a file ({hint})")
+    if not os.path.exists(p):
+        raise UserError(f"no {flag.lstrip('-')} file at {p} ({hint})")
+    if not p.endswith(".npy"):
+        raise UserError(f"{flag} takes a .npy file (numpy.save), got {os.path.basename(p)}")
+    try:
+        return np.load(p, allow_pickle=False)
+    except Exception as err:
+        raise UserError(f"{flag} {p} is not a readable .npy array ({err})") from None
+
+
+def load_inputs(path: str | os.PathLike, artifact: Any = None, *, flag: str = "--inputs") -> Any:
+    """``flag``'s array of network inputs (:func:`load_npy`), finite; with an ``artifact``,
+    also checked to be what it takes (token ids (T,) or feature vectors (T, I)) and not
+    empty. Without one (a batch of samples) only the file and the values are checked."""
+    inputs = load_npy(path, flag)
+    what = f"{flag} {os.fspath(path)}"
+    if artifact is not None:
+        try:
+            artifact.layer_inputs(inputs)
+        except ValueError as err:
+            raise UserError(f"{what}: {err}") from None
+        if inputs.shape[0] < 1:
+            raise UserError(f"{what} holds no inputs")
+    check_finite(inputs, what)
+    return inputs
 
 
 def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) -> None:

@@ -21,6 +21,8 @@ __all__ = [
     "add_lava_run_arguments",
     "add_torch_example_arguments",
     "aligned_table",
+    "check_at_least",
+    "check_files",
     "finish_example",
     "map_for_example",
     "prepare_torch_example",
@@ -34,6 +36,24 @@ def add_lava_run_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
     group.add_argument("--timeout", type=float, default=300.0, help="limit per Lava run (s)")
     group.add_argument("--seed", type=int, default=0)
+
+
+def check_at_least(parser: argparse.ArgumentParser, args: argparse.Namespace, **least: int) -> None:
+    """``parser.error`` (exit status 2) for the first option ``--NAME`` of ``least`` whose
+    value is below its minimum (``NAME=minimum``); an option left unset (``None``) passes."""
+    for name, minimum in least.items():
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            parser.error(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+
+
+def check_files(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
+    """``parser.error`` (exit status 2) for the first option ``--NAME`` of ``names`` that
+    names a path that is not a file (an option left unset passes)."""
+    for name in names:
+        path = getattr(args, name)
+        if path is not None and not Path(path).is_file():
+            parser.error(f"--{name.replace('_', '-')}: no file at {path}")
 
 
 def add_torch_example_arguments(

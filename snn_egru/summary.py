@@ -174,25 +174,15 @@ def _num(data: dict[str, Any], key: str) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-#: Memory regions of a PE, in the order of the mapping report.
-_REGIONS = (
-    "code",
-    "static_data",
-    "weights",
-    "variables",
-    "receive_buffers",
-    "recordings",
-    "debug",
-    "stack_heap",
-)
-
-
 def _fullest_pe_table(pe: dict[str, Any]) -> list[str]:
-    """The fullest PE's bytes per memory region (code in instruction memory, rest in data)."""
+    """The fullest PE's bytes per memory region (code in instruction memory, then the data
+    regions in the order of the mapping report)."""
+    from spinnaker2_backend.mapping.memory import DATA_REGIONS
+
     rows = [f"  {'region':16s} {'bytes':>8s}"]
     rows += [
         f"  {'code (instr.)' if name == 'code' else name:16s} {pe[name]:8,d}"
-        for name in _REGIONS
+        for name in ("code", *DATA_REGIONS)
         if name in pe
     ]
     rows.append(f"  {'data total':16s} {pe['total']:8,d}   (free {pe['free']:,})")

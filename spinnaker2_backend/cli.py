@@ -40,9 +40,9 @@ import numpy as np
 
 from snn_egru.cliargs import (
     ArgumentParser,
-    check_finite,
     float_in,
     int_at_least,
+    load_inputs,
     new_file,
     run_main,
 )
@@ -199,22 +199,8 @@ def _workload_inputs(args: argparse.Namespace, artifact: Any) -> np.ndarray:
     """``--inputs`` (checked against the artifact; ``--steps`` keeps the first T) or
     ``--steps`` random inputs (``--batch-size`` samples of them)."""
     if args.inputs:
-        path = Path(args.inputs)
-        if path.is_dir() or not path.exists():
-            raise UserError(f"no inputs file at {path} (a .npy of token ids or features)")
-        if path.suffix != ".npy":
-            raise UserError(f"--inputs takes a .npy file, got {path.name}")
-        try:
-            inputs = np.load(path, allow_pickle=False)
-        except Exception as err:
-            raise UserError(f"--inputs {path} is not a readable .npy array ({err})") from None
         time_axis = 0 if args.batch_size == 1 else 1
-        if args.batch_size == 1:
-            try:
-                artifact.layer_inputs(inputs)
-            except ValueError as err:
-                raise UserError(f"--inputs {path}: {err}") from None
-        check_finite(inputs, f"--inputs {path}")
+        inputs = load_inputs(args.inputs, artifact if args.batch_size == 1 else None)
         if args.steps is not None:
             if inputs.ndim <= time_axis or args.steps > inputs.shape[time_axis]:
                 held = inputs.shape[time_axis] if inputs.ndim > time_axis else 0

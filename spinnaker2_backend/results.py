@@ -55,6 +55,7 @@ __all__ = [
     "NetworkCounters",
     "Run",
     "RunReport",
+    "format_seconds",
 ]
 
 # ================================================================================ counters
@@ -262,7 +263,8 @@ class Run:
 # ================================================================================== report
 
 
-def _fmt_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """``seconds`` in s, ms or us, whichever reads best (``"1.250 ms"``)."""
     if seconds >= 1.0:
         return f"{seconds:.3f} s"
     if seconds >= 1e-3:
@@ -504,20 +506,20 @@ class RunReport:
             "",
             "time (simulated estimate)",
             f"  {'per step' if self.workload == 'features' else 'per token':<22} "
-            f"{_fmt_seconds(self.seconds_per_token):>12}",
+            f"{format_seconds(self.seconds_per_token):>12}",
         ]
         if self.workload == "lm":
             lines.append(
                 f"  {f'per {self.sequence_tokens}-token sequence':<22} "
-                f"{_fmt_seconds(self.seconds_per_unit):>12}"
+                f"{format_seconds(self.seconds_per_unit):>12}"
                 + ("  (per sample of the batch)" if self.batch_size > 1 else "")
             )
         else:
             lines.append(
-                f"  {'per sample':<22} {_fmt_seconds(self.seconds_per_sample):>12}"
+                f"  {'per sample':<22} {format_seconds(self.seconds_per_sample):>12}"
                 f"  ({self.frames_per_sample} frames)"
             )
-        lines.append(f"  {'whole run':<22} {_fmt_seconds(self.seconds_total):>12}")
+        lines.append(f"  {'whole run':<22} {format_seconds(self.seconds_total):>12}")
         if self.events_dropped:
             lines.append(
                 f"  WARNING: {self.events_dropped:,} received events did not fit the event "
@@ -531,11 +533,13 @@ class RunReport:
         for name, seconds in self.profile_per_token.items():
             if seconds > 0:
                 lines.append(
-                    f"  {name:<22} {_fmt_seconds(seconds):>12}  {100 * seconds / total:5.1f} %"
+                    f"  {name:<22} {format_seconds(seconds):>12}  {100 * seconds / total:5.1f} %"
                 )
         for i, layer in enumerate(self.layer_profile_per_token):
             parts = ", ".join(
-                f"{name} {_fmt_seconds(seconds)}" for name, seconds in layer.items() if seconds > 0
+                f"{name} {format_seconds(seconds)}"
+                for name, seconds in layer.items()
+                if seconds > 0
             )
             lines.append(f"  layer {i}: {parts}")
         lines += [
@@ -564,7 +568,7 @@ class RunReport:
         for row in self.comparison:
             lines.append(
                 f"  {row['name'][:44]:<44} {row['power_w']:>7.3g} W "
-                f"{_fmt_seconds(row['seconds']):>11} "
+                f"{format_seconds(row['seconds']):>11} "
                 f"{row['energy_j']:>8.4g} J "
                 f"{row['time_vs_simulated']:>8.3g} {row['energy_vs_simulated']:>9.3g}"
                 f"  ({row['kind']})"

@@ -17,7 +17,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import LogConfig
 from lava.magma.core.process.variable import Var
 
-from lava_procs.common import HostRecorder, as_compute_array
+from lava_procs.common import HostRecorder, as_compute_array, float_matrix
 from lava_procs.process_base import GuardedProcess
 
 __all__ = ["EmbeddingSource", "FeatureSource", "HostSink", "Readout"]
@@ -52,14 +52,7 @@ class EmbeddingSource(GuardedProcess):
         name: str | None = None,
         log_config: LogConfig | None = None,
     ) -> None:
-        embedding = np.asarray(embedding)
-        if embedding.ndim != 2 or not np.issubdtype(embedding.dtype, np.floating):
-            raise ValueError(
-                f"embedding must be a 2-D floating-point table (V, E), got shape "
-                f"{embedding.shape} dtype {embedding.dtype}"
-            )
-        if not np.all(np.isfinite(embedding)):
-            raise ValueError("embedding contains NaN or infinite values")
+        embedding = float_matrix(embedding, what="embedding", axes="(V, E)")
         token_ids = np.asarray(token_ids)
         if token_ids.ndim != 1 or not np.issubdtype(token_ids.dtype, np.integer):
             raise ValueError(
@@ -151,12 +144,7 @@ class Readout(GuardedProcess):
         name: str | None = None,
         log_config: LogConfig | None = None,
     ) -> None:
-        weight = np.asarray(weight)
-        if weight.ndim != 2 or not np.issubdtype(weight.dtype, np.floating):
-            raise ValueError(
-                f"readout weight must be a 2-D floating-point matrix (O, H), got shape "
-                f"{weight.shape} dtype {weight.dtype}"
-            )
+        weight = float_matrix(weight, what="readout weight", axes="(O, H)")
         dtype = np.dtype(dtype if dtype is not None else weight.dtype)
         outputs, hidden = weight.shape
         super().__init__(name=name, log_config=log_config, dtype=dtype, has_bias=bias is not None)

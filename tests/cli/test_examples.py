@@ -35,6 +35,18 @@ def _explain(proc: subprocess.CompletedProcess) -> str:
     return f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
 
 
+def run_smoke(
+    name: str, *args: str, cwd: Path, prints: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``run_example(name, "--smoke", *args)``, which must exit 0 and print every text of
+    ``prints``."""
+    proc = run_example(name, "--smoke", *args, cwd=cwd)
+    assert proc.returncode == 0, _explain(proc)
+    for text in prints:
+        assert text in proc.stdout, _explain(proc)
+    return proc
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_help_exits_zero_and_documents_smoke(name: str, tmp_path: Path) -> None:
     proc = run_example(name, "--help", cwd=tmp_path)
@@ -66,17 +78,18 @@ def test_bad_option_exits_2_with_message(
 
 @pytest.mark.slow
 def test_language_model_smoke(tmp_path: Path) -> None:
-    proc = run_example("language_model", "--smoke", cwd=tmp_path)
-    assert proc.returncode == 0, _explain(proc)
-    for line in (
-        "== EGRU language model: PyTorch vs simulated SpiNNaker2 ==",
-        "perplexity PyTorch",
-        "perplexity simulated chip",
-        "chip time per 70-token seq",
-        "chip energy per 70-token seq",
-        "SpiNNaker2 (published)",
-    ):
-        assert line in proc.stdout, _explain(proc)
+    run_smoke(
+        "language_model",
+        cwd=tmp_path,
+        prints=(
+            "== EGRU language model: PyTorch vs simulated SpiNNaker2 ==",
+            "perplexity PyTorch",
+            "perplexity simulated chip",
+            "chip time per 70-token seq",
+            "chip energy per 70-token seq",
+            "SpiNNaker2 (published)",
+        ),
+    )
     out = tmp_path / "runs" / "example_lm"
     for name in ("artifact.npz", "mapping_report.txt", "chip_report.json", "train/best.pt"):
         assert (out / name).is_file(), name
@@ -93,16 +106,17 @@ def test_language_model_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_dvs_gestures_smoke(tmp_path: Path) -> None:
-    proc = run_example("dvs_gestures", "--smoke", cwd=tmp_path)
-    assert proc.returncode == 0, _explain(proc)
-    for line in (
-        "== DVS gestures: PyTorch vs simulated SpiNNaker2 ==",
-        "accuracy PyTorch",
-        "accuracy simulated chip",
-        "chip time per sample",
-        "chip energy per sample",
-    ):
-        assert line in proc.stdout, _explain(proc)
+    run_smoke(
+        "dvs_gestures",
+        cwd=tmp_path,
+        prints=(
+            "== DVS gestures: PyTorch vs simulated SpiNNaker2 ==",
+            "accuracy PyTorch",
+            "accuracy simulated chip",
+            "chip time per sample",
+            "chip energy per sample",
+        ),
+    )
     out = tmp_path / "runs" / "example_dvs"
     assert (out / "artifact.npz").is_file() and (out / "train" / "last.pt").is_file()
     results = json.loads((out / "results.json").read_text())
@@ -158,9 +172,7 @@ def test_lava_graph_smoke_agrees_and_never_imports_torch(tmp_path: Path) -> None
 
 @pytest.mark.lava
 def test_lava_stock_graph_smoke_on_both_configs(tmp_path: Path) -> None:
-    proc = run_example("lava_stock_graph", "--smoke", cwd=tmp_path)
-    assert proc.returncode == 0, _explain(proc)
-    out = proc.stdout
+    out = run_smoke("lava_stock_graph", cwd=tmp_path).stdout
     assert "== Loihi2SimCfg(select_tag='floating_pt') ==" in out, out
     assert "== SpiNNaker2SimCfg(weight_format='csr') ==" in out, out
     assert "l0 PyEGRULayerSpiNNaker2, l1 PyEGRULayerSpiNNaker2, RingBuffer PySendModelFloat" in out
@@ -174,9 +186,11 @@ def test_lava_stock_graph_smoke_on_both_configs(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_what_if_smoke(tmp_path: Path) -> None:
-    proc = run_example("what_if", "--smoke", cwd=tmp_path)
-    assert proc.returncode == 0, _explain(proc)
-    assert "== What if: custom (64 -> 1100/64) on 1 chip(s) (152 PEs), 3 tokens" in proc.stdout
+    run_smoke(
+        "what_if",
+        cwd=tmp_path,
+        prints=("== What if: custom (64 -> 1100/64) on 1 chip(s) (152 PEs), 3 tokens",),
+    )
     out = tmp_path / "runs" / "example_what_if"
     png = out / "what_if.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

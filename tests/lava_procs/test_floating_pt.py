@@ -19,7 +19,7 @@ from lava.magma.core.run_conditions import RunSteps
 from lava_procs.common import LavaRunError
 from lava_procs.egru_layer.models import PyEGRULayerFloat
 from lava_procs.egru_layer.process import EGRULayer
-from lava_procs.io.process import EmbeddingSource, FeatureSource, HostSink
+from lava_procs.io.process import EmbeddingSource, FeatureSource, HostSink, Readout
 from lava_procs.network.process import EGRUNetwork
 from lava_procs.run import LavaNetworkSession, run_network, stop_runtime
 from lava_procs.run_configs import FloatingPtSimCfg
@@ -225,6 +225,14 @@ def test_bad_inputs_rejected_before_lava_starts():
         run_network(tokens, np.array([1, 13]))
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, 13\)"):
         EmbeddingSource(embedding=tokens.embedding, token_ids=np.array([-1]))
+    with pytest.raises(ValueError, match=r"embedding must be a 2-D floating-point matrix \(V, E\)"):
+        EmbeddingSource(embedding=np.arange(4), token_ids=np.array([0]))
+    with pytest.raises(ValueError, match="embedding contains NaN or infinite values"):
+        EmbeddingSource(embedding=np.full((3, 2), np.nan), token_ids=np.array([0]))
+    with pytest.raises(ValueError, match=r"readout weight must be .* matrix \(O, H\)"):
+        Readout(weight=np.zeros((3, 2), np.int64))
+    with pytest.raises(ValueError, match="readout weight contains NaN or infinite values"):
+        Readout(weight=np.full((3, 2), np.inf))
     # a source of the wrong width cannot even be connected (Lava checks port shapes)
     layer = EGRULayer.from_params(artifact.layers[0])
     wide = FeatureSource(features=np.zeros((3, 5), np.float32))

@@ -3,10 +3,42 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from snn_egru.artifact import DeploymentArtifact
-from spinnaker2_backend import ChipSpec, map_network
+from snn_egru.reference import EGRUParams
+from spinnaker2_backend import ChipSpec, map_network, synthetic_network
 from spinnaker2_backend.simulator import run_mapping
+
+
+@pytest.fixture(scope="module")
+def paper_lm() -> DeploymentArtifact:
+    """The paper's LM (1350/1350/750 units, 95 % of the weights pruned), seed 0."""
+    return synthetic_network("paper-lm", sparsity=0.95, seed=0)
+
+
+def zero_bias_layer(weight_ih, weight_hh, threshold: float) -> EGRUParams:
+    """A layer of the given weights (dense or sparse), zero biases and one ``threshold``."""
+    hidden = weight_hh.shape[1]
+    return EGRUParams(
+        weight_ih=weight_ih,
+        weight_hh=weight_hh,
+        bias_ih=np.zeros(3 * hidden, np.float32),
+        bias_hh=np.zeros(3 * hidden, np.float32),
+        threshold=np.full(hidden, threshold, np.float32),
+    )
+
+
+def random_zero_bias_layer(
+    rng: np.random.Generator, inputs: int, hidden: int, threshold: float
+) -> EGRUParams:
+    """:func:`zero_bias_layer` of standard-normal input weights and recurrent weights 0.3
+    times standard normal (drawn in that order)."""
+    return zero_bias_layer(
+        rng.standard_normal((3 * hidden, inputs)).astype(np.float32),
+        rng.standard_normal((3 * hidden, hidden)).astype(np.float32) * 0.3,
+        threshold,
+    )
 
 
 def runs_at_150_and_300_mhz(artifact: DeploymentArtifact, xs: np.ndarray, *, max_units_per_pe: int):

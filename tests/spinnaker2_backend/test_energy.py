@@ -8,12 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snn_egru.artifact import DeploymentArtifact
-from snn_egru.reference import EGRUParams
 from spinnaker2_backend import map_network
 from spinnaker2_backend.constants import ChipSpec, EnergyCosts
 from spinnaker2_backend.energy import estimate_energy, level_difference
 from spinnaker2_backend.simulator import run_mapping
-from tests.spinnaker2_backend.conftest import runs_at_150_and_300_mhz
+from tests.spinnaker2_backend.conftest import random_zero_bias_layer, runs_at_150_and_300_mhz
 
 COSTS = EnergyCosts(
     static_power_w=0.3,
@@ -60,21 +59,8 @@ def test_energy_golden():
     d = e.to_dict()
     assert d["total_j"] == pytest.approx(total) and d["clock_hz"] == 150e6
     assert _energy(chips=2, pes_powered=200).static_j == pytest.approx(2 * e.static_j)
-    # by default every PE of the powered chips leaks
-    assert (
-        estimate_energy(
-            wall_seconds=1.0,
-            busy_cycles=0,
-            packets=0,
-            packet_hops=0,
-            chip_link_hops=0,
-            dram_bytes=0,
-            clock_hz=150e6,
-            chips=2,
-            costs=COSTS,
-        ).pes_powered
-        == 2 * ChipSpec().pes_per_chip
-    )
+    # by default (pes_powered=None) every PE of the powered chips leaks
+    assert _energy(chips=2, pes_powered=None).pes_powered == 2 * ChipSpec().pes_per_chip
 
 
 def test_more_packets_hops_and_bytes_cost_more_energy():
@@ -159,26 +145,11 @@ def test_bad_energy_figures_raise():
 
 def _one_layer(threshold: float) -> DeploymentArtifact:
     rng = np.random.default_rng(0)
-    h, i = 32, 16
-    layer = EGRUParams(
-        weight_ih=rng.standard_normal((3 * h, i)).astype(np.float32),
-        weight_hh=rng.standard_normal((3 * h, h)).astype(np.float32) * 0.3,
-        bias_ih=np.zeros(3 * h, np.float32),
-        bias_hh=np.zeros(3 * h, np.float32),
-        threshold=np.full(h, threshold, np.float32),
-    )
-    return DeploymentArtifact(layers=[layer, _second(rng, h)], input_kind="features")
-
-
-def _second(rng, i: int) -> EGRUParams:
-    h = 16
-    return EGRUParams(
-        weight_ih=rng.standard_normal((3 * h, i)).astype(np.float32),
-        weight_hh=rng.standard_normal((3 * h, h)).astype(np.float32) * 0.3,
-        bias_ih=np.zeros(3 * h, np.float32),
-        bias_hh=np.zeros(3 * h, np.float32),
-        threshold=np.full(h, 0.05, np.float32),
-    )
+    layers = [
+        random_zero_bias_layer(rng, 16, 32, threshold),
+        random_zero_bias_layer(rng, 32, 16, 0.05),
+    ]
+    return DeploymentArtifact(layers=layers, input_kind="features")
 
 
 def test_a_run_with_more_events_sends_more_packets_and_spends_more_energy_on_them():

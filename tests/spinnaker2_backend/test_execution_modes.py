@@ -6,23 +6,15 @@ import numpy as np
 import pytest
 
 from snn_egru.artifact import DeploymentArtifact
-from snn_egru.reference import EGRUParams
 from spinnaker2_backend import map_network
 from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.simulator import run_mapping
 from spinnaker2_backend.timing import deadline_report, tick_work_seconds
+from tests.spinnaker2_backend.conftest import random_zero_bias_layer
 
 
 def _net() -> DeploymentArtifact:
-    rng = np.random.default_rng(0)
-    h, i = 24, 12
-    layer = EGRUParams(
-        weight_ih=rng.standard_normal((3 * h, i)).astype(np.float32),
-        weight_hh=rng.standard_normal((3 * h, h)).astype(np.float32) * 0.3,
-        bias_ih=np.zeros(3 * h, np.float32),
-        bias_hh=np.zeros(3 * h, np.float32),
-        threshold=np.full(h, 0.1, np.float32),
-    )
+    layer = random_zero_bias_layer(np.random.default_rng(0), 12, 24, 0.1)
     return DeploymentArtifact(layers=[layer], input_kind="features")
 
 

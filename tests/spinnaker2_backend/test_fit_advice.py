@@ -8,10 +8,10 @@ import pytest
 import scipy.sparse as sp
 
 from snn_egru.artifact import DeploymentArtifact
-from snn_egru.reference import EGRUParams
 from spinnaker2_backend import ChipSpec, map_network
 from spinnaker2_backend.mapping.base import MappingError
 from spinnaker2_backend.synthetic import synthetic_network
+from tests.spinnaker2_backend.conftest import zero_bias_layer
 
 SPEC = ChipSpec(data_memory_bytes=8 * 1024, stack_heap_bytes=1024, debug_log_bytes=256)
 
@@ -61,14 +61,7 @@ def _lopsided() -> DeploymentArtifact:
         rows[gate * h : gate * h + 4] = True
     w_ih = sp.csr_matrix(np.where(rows[:, None], dense, 0.0).astype(np.float32))
     w_hh = sp.csr_matrix(np.eye(3 * h, h, dtype=np.float32))
-    layer = EGRUParams(
-        weight_ih=w_ih,
-        weight_hh=w_hh,
-        bias_ih=np.zeros(3 * h, np.float32),
-        bias_hh=np.zeros(3 * h, np.float32),
-        threshold=np.full(h, 0.1, np.float32),
-    )
-    return DeploymentArtifact(layers=[layer], input_kind="features")
+    return DeploymentArtifact(layers=[zero_bias_layer(w_ih, w_hh, 0.1)], input_kind="features")
 
 
 def test_balance_advice_is_followed():

@@ -28,11 +28,6 @@ logger = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="module")
-def paper_lm():
-    return synthetic_network("paper-lm", sparsity=0.95, seed=0)
-
-
-@pytest.fixture(scope="module")
 def small_net():
     return synthetic_network(layer_sizes=(37, 23, 11), input_size=13, sparsity=0.7, seed=3)
 

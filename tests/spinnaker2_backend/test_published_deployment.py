@@ -22,11 +22,6 @@ from spinnaker2_backend.synthetic import (
 from spinnaker2_backend.timing import OP_INDEX
 
 
-@pytest.fixture(scope="module")
-def paper_lm():
-    return synthetic_network("paper-lm", sparsity=0.95, seed=0)
-
-
 def test_the_stand_in_fires_like_a_trained_lm(paper_lm):
     meta = paper_lm.metadata["synthetic"]
     assert meta["activity_target"] == [TRAINED_LM_ACTIVITY] * 3

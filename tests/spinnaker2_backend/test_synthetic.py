@@ -18,11 +18,6 @@ from spinnaker2_backend.synthetic import (
 )
 
 
-@pytest.fixture(scope="module")
-def paper_lm():
-    return synthetic_network("paper-lm", sparsity=0.95, seed=0)
-
-
 def test_paper_lm_shapes_and_exact_sparsity(paper_lm):
     assert paper_lm.layer_sizes == [1350, 1350, 750]
     assert paper_lm.input_size == 750

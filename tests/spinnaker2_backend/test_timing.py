@@ -9,7 +9,6 @@ import pytest
 import scipy.sparse as sp
 
 from snn_egru.artifact import DeploymentArtifact
-from snn_egru.reference import EGRUParams
 from spinnaker2_backend import ChipSpec, map_network
 from spinnaker2_backend.calibration import (
     CYCLES_DECIMALS,
@@ -41,7 +40,7 @@ from spinnaker2_backend.timing import (
     tick_durations,
     timer_ticks,
 )
-from tests.spinnaker2_backend.conftest import runs_at_150_and_300_mhz
+from tests.spinnaker2_backend.conftest import runs_at_150_and_300_mhz, zero_bias_layer
 
 
 def _info(fmt: str = "csr", pes: int = 2, **kw) -> LayerTimingInfo:
@@ -68,12 +67,10 @@ def rows_with_k_weights(rng, rows: int, cols: int, k: int) -> sp.csr_matrix:
 
 def k_per_row_artifact(k: int, *, hidden: int = 24, inputs: int = 200) -> DeploymentArtifact:
     rng = np.random.default_rng(0)
-    layer = EGRUParams(
-        weight_ih=rows_with_k_weights(rng, 3 * hidden, inputs, k),
-        weight_hh=rows_with_k_weights(rng, 3 * hidden, hidden, 4),
-        bias_ih=np.zeros(3 * hidden, np.float32),
-        bias_hh=np.zeros(3 * hidden, np.float32),
-        threshold=np.full(hidden, 0.1, np.float32),
+    layer = zero_bias_layer(
+        rows_with_k_weights(rng, 3 * hidden, inputs, k),
+        rows_with_k_weights(rng, 3 * hidden, hidden, 4),
+        0.1,
     )
     return DeploymentArtifact(layers=[layer], input_kind="features")
 
