@@ -77,6 +77,8 @@ class LMTask:
         self.rank, self.world = get_rank(), get_world_size()
         set_seed(tc.seed)
         self.model = EGRULanguageModel(config).to(device)
+        if config.adaptive_softmax:  # frequency ranks before any weights are loaded
+            self.model.set_word_ranks(torch.bincount(corpus.train, minlength=config.vocab_size))
         qat.prepare_qat(self.model, tc.quantize)  # before weights are loaded (QAT fits)
         if tc.init_from is not None and not resume:
             self._init_from(tc.init_from, device)
@@ -94,6 +96,11 @@ class LMTask:
         self._out: Any = None
         self.num_sampled = parse_softmax(tc.softmax)
         self.sampler: LogUniformSampler | None = None
+        if config.adaptive_softmax and (self.num_sampled is not None or self.world > 1):
+            raise ValueError(
+                "adaptive_softmax is single-process only (no DDP) and is its own training "
+                "loss: leave softmax='full'"
+            )
         if self.num_sampled is not None:
             if self.world > 1:
                 raise ValueError("softmax='sampled:K' is single-process only (no DDP)")
@@ -142,7 +149,8 @@ class LMTask:
 
     def training_loss(self, model: torch.nn.Module, window: Any) -> Tensor:
         inputs, targets = get_batch(self.train_source, window.start, window.seq_len)
-        if self.sampler is not None:  # sampled softmax (training only; evaluation: full)
+        adaptive = self.model.adaptive is not None
+        if self.sampler is not None or adaptive:  # losses that need only some logits
             out = self.model.decoder_inputs(inputs, self.state)
         else:
             out = model(inputs, self.state)
@@ -151,7 +159,9 @@ class LMTask:
             for y in out.layer_outputs:
                 if y.requires_grad:
                     y.register_hook(lambda grad, c=clip: grad.clamp(-c, c))
-        if self.sampler is not None:
+        if adaptive:  # out.logits: the decoder inputs y
+            loss = self.model.adaptive_loss(out.logits.float(), targets)
+        elif self.sampler is not None:
             loss = self._sampled_loss(out.logits, targets)
         else:
             logits = out.logits.float()  # the loss in float32 (bf16 autocast: logits are bf16)
