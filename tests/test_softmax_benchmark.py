@@ -32,6 +32,7 @@ def test_softmax_cost_json_and_doc_block(tmp_path):
     assert f"{out['rows']['full']['test_perplexity']:.2f}" in text
 
 
+@pytest.mark.slow
 def test_softmax_cost_refuses_cutoffs_beyond_the_vocabulary():
     proc = run_benchmark("softmax_cost.py", "--preset", "tiny", "--cutoffs", "20000", timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr[-2000:]
