@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import torch
@@ -218,7 +219,7 @@ class LMTask:
 
     def evaluate(self, trainer: Trainer) -> bool:
         """Validation perplexity (main rank); improved: better and at the pruning target."""
-        tc, result = self.train_config, None
+        tc, result, started = self.train_config, None, time.perf_counter()
         if is_main_process():
             result = evaluate_perplexity(
                 self.model,
@@ -236,7 +237,8 @@ class LMTask:
                 kind="valid", step=trainer.step, epoch=trainer.epoch, loss=self.valid.loss,
                 perplexity=ppl,
             )  # fmt: skip
-            logger.info("step %d: valid perplexity %.2f", trainer.step, ppl)
+            seconds = time.perf_counter() - started
+            logger.info("step %d: valid perplexity %.2f (%.1f s)", trainer.step, ppl, seconds)
         pruner = self.pruner  # with pruning, only models at the final sparsity may be "best"
         eligible = pruner is None or (
             pruner.current_sparsity >= pruner.config.target_sparsity - 1e-9
