@@ -113,11 +113,17 @@ class LMTask:
         if initial.config is not None:
             saved = config_from_dict(initial.config, LanguageModelConfig)
             config = self.config
-            if saved.hidden_sizes != config.hidden_sizes or saved.vocab_size != config.vocab_size:
+            if (saved.hidden_sizes, saved.vocab_size, saved.adaptive_softmax) != (
+                config.hidden_sizes,
+                config.vocab_size,
+                config.adaptive_softmax,
+            ):
                 raise ValueError(
                     f"{path} holds a model with hidden_sizes={list(saved.hidden_sizes)}, "
-                    f"vocab_size={saved.vocab_size}; this run builds "
-                    f"{list(config.hidden_sizes)}, {config.vocab_size}"
+                    f"vocab_size={saved.vocab_size}, adaptive_softmax="
+                    f"{list(saved.adaptive_softmax)}; this run builds "
+                    f"{list(config.hidden_sizes)}, {config.vocab_size}, "
+                    f"{list(config.adaptive_softmax)}"
                 )
         restore_training_state(initial, model=self.model, restore_rng=False)
         logger.info("initialised the weights from %s", path)

@@ -4,6 +4,7 @@ evaluation, checkpoint round trip, and the clear refusals (tied decoder, export,
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -108,6 +109,13 @@ def test_training_evaluation_and_checkpoint_round_trip(tmp_path) -> None:
     tokens = corpus.test[:20].reshape(10, 2)
     with torch.no_grad():
         assert torch.equal(loaded.eval()(tokens).logits, model.eval()(tokens).logits)
+    # fine-tuning a full-softmax model from it is refused before any work, naming the option
+    from snn_egru.training.lm import train_language_model
+
+    full = lm_preset("tiny", vocab_size=len(corpus.vocabulary))
+    tc_init = replace(tc, init_from=str(tmp_path / "last.pt"))
+    with pytest.raises(ValueError, match=r"adaptive_softmax=\[3, 10\]; this run builds"):
+        train_language_model(full, tc_init, data=corpus, show_progress=False)
 
 
 def test_sampled_softmax_with_adaptive_is_refused(tmp_path) -> None:
