@@ -15,6 +15,7 @@ training loop on). Ratios are taken between rows of this run only.
     python benchmarks/softmax_cost.py                          # small, 300 steps, 2000,6000
     python benchmarks/softmax_cost.py --json                   # the report as JSON
     python benchmarks/softmax_cost.py --write-doc docs/training_speed.md   # table into docs
+    python benchmarks/softmax_cost.py --from-json saved.json --write-doc docs/training_speed.md
 
 Bad input exits with status 2 and one line.
 """
@@ -205,13 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step-repeats", type=int, default=3, help="interleaved timed blocks")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--write-doc", type=Path, help="put the table between the markers of DOC")
+    p.add_argument(
+        "--from-json", type=Path, help="no run: take the report of an earlier --json run"
+    )
     args = p.parse_args(argv)
     args.argv = argv
     if args.steps < 1 or args.step_block < 1 or args.step_repeats < 1:
         p.error("--steps, --step-block and --step-repeats must be >= 1")
     try:
-        report = run(args)
-    except ValueError as err:  # e.g. cutoffs beyond the vocabulary
+        report = json.loads(args.from_json.read_text()) if args.from_json else run(args)
+    except (ValueError, OSError) as err:  # e.g. cutoffs beyond the vocabulary
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.write_doc is not None:

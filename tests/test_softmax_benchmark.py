@@ -4,6 +4,8 @@ the marked block."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.test_benchmarks_json import check_conditions, run_benchmark, run_json
@@ -30,6 +32,12 @@ def test_softmax_cost_json_and_doc_block(tmp_path):
     text = doc.read_text()
     assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text
     assert f"{out['rows']['full']['test_perplexity']:.2f}" in text
+    saved = tmp_path / "saved.json"  # the doc again from the saved report, without a run
+    saved.write_text(json.dumps(out))
+    doc.write_text("<!-- softmax-cost:start -->\n<!-- softmax-cost:end -->\n")
+    proc = run_benchmark("softmax_cost.py", "--from-json", str(saved), "--write-doc", str(doc))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert doc.read_text() == text.removeprefix("before\n").removesuffix("after\n")
 
 
 @pytest.mark.slow
