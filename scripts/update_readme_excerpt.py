@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,10 @@ def main(argv: list[str]) -> int:
     if phases.exists():
         report = json.loads(phases.read_text())
         report.setdefault("out", str(run_dir))
-        new, count = _replace(new, TIMING_START, TIMING_END, timing_sentence(report))
+        sentence = textwrap.fill(
+            timing_sentence(report), width=92, break_long_words=False, break_on_hyphens=False
+        )
+        new, count = _replace(new, TIMING_START, TIMING_END, sentence)
         if count != 1:
             print("error: README.md lacks the demo-timing markers", file=sys.stderr)
             return 2
