@@ -484,14 +484,26 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     train_plan, prune_plan, tokens = check_demo(settings)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    phases: dict[str, float] = {}  # seconds per stage (summary.json "phases_s")
+    lap = [started]
+
+    def done(name: str) -> None:
+        now = time.perf_counter()
+        phases[name], lap[0] = now - lap[0], now
+
     run = {"full_test": settings.full_test, "show_progress": settings.show_progress}
     checkpoint = stage_train(out, **settings.train_options(), **run)
+    done("train")
     pruned = stage_prune(checkpoint, out, **settings.prune_options(), **run)
+    done("prune")
     artifact_path = stage_export(pruned, out / "artifact.npz")
+    done("export")
     map_kwargs = settings.map_kwargs()
     mapping = stage_map(artifact_path, out, **map_kwargs)
+    done("map")
     np.save(out / "tokens.npy", tokens)
     torch_eval = stage_torch_eval(pruned, tokens)
+    done("torch_eval")
     chip_run = stage_run_lava(
         artifact_path,
         tokens,
@@ -506,6 +518,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         if backend != settings.backend and (stale / "lava_run.json").exists():
             log.info("removing %s (an earlier run on the %s models)", stale, backend)
             shutil.rmtree(stale)
+    done("lava_run")
     account = sparsity_account(artifact_path, tokens[:-1], chip_run["layer_events"])
     from snn_egru.training.common import load_checkpoint
 
@@ -526,6 +539,8 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         "prune": str(pruned),
         "prune_reused": prune_plan.reuse,
     }
+    done("accounting")
+    summary["phases_s"] = phases  # write_report (summary files, activity plot) comes after
     summary["wall_time_s"] = time.perf_counter() - started
     write_report(out, summary, account=account)
     return summary

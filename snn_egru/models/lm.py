@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snn_egru.errors import UserError
 from snn_egru.functional import EVENT_AMPLITUDES
 from snn_egru.models.dense import DenseRecurrentStack, locked_dropout
 from snn_egru.sequence import EGRUSequence
@@ -51,6 +52,7 @@ __all__ = [
     "EGRULanguageModel",
     "LMOutput",
     "LanguageModelConfig",
+    "NotDeployableError",
     "embedding_with_word_dropout",
     "locked_dropout",
     "lm_preset",
@@ -99,6 +101,14 @@ class LanguageModelConfig:
         event_l1: ``gamma``, L1 on every layer's events (sparser activity).
         decoder_input: :data:`DECODER_INPUTS`; anything but ``"events"`` is an ablation (what
             the one-sided, sparse events cost the decoder) and cannot be exported.
+        adaptive_softmax: cutoffs of an adaptive softmax decoder (Grave et al. 2017,
+            ``torch.nn.AdaptiveLogSoftmaxWithLoss``, ``div_value`` 4) over words ranked by
+            training-set frequency (:meth:`EGRULanguageModel.set_word_ranks`), e.g.
+            ``(2000, 6000)``: a head over the 2,000 most frequent words plus one entry per
+            cluster, the rarer words in clusters of reduced width. ``()``: the full softmax.
+            The adaptive head has its own output weights, so it needs ``tie_weights=False``
+            (the embedding is not shared); training only: such a model cannot be exported
+            (the chip's readout is one linear layer).
     """
 
     cell: str = "egru"
@@ -123,9 +133,12 @@ class LanguageModelConfig:
     temporal_activity_regularization: float = 0.0
     event_l1: float = 0.0
     decoder_input: str = "events"
+    adaptive_softmax: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        self.adaptive_softmax = tuple(int(c) for c in (self.adaptive_softmax or ()))
+        self._check_adaptive_softmax()
         if self.cell not in LM_CELLS:
             raise ValueError(
                 f"unknown recurrent cell {self.cell!r}; valid names: {', '.join(LM_CELLS)}"
@@ -176,6 +189,26 @@ class LanguageModelConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def _check_adaptive_softmax(self) -> None:
+        cutoffs = self.adaptive_softmax
+        if not cutoffs:
+            return
+        if list(cutoffs) != sorted(set(cutoffs)) or cutoffs[0] < 1:
+            raise ValueError(
+                f"adaptive_softmax cutoffs must be increasing positive word ranks, got "
+                f"{list(cutoffs)}"
+            )
+        if cutoffs[-1] > self.vocab_size - 1:
+            raise ValueError(
+                f"adaptive_softmax cutoffs must lie below vocab_size - 1 = {self.vocab_size - 1}"
+                f", got {list(cutoffs)}"
+            )
+        if self.tie_weights:
+            raise ValueError(
+                "adaptive_softmax has its own output weights (its head and tail clusters "
+                "cannot share the embedding table): set tie_weights=False"
+            )
 
     @property
     def num_layers(self) -> int:
@@ -231,6 +264,12 @@ def lm_preset(name: str, *, vocab_size: int | None = None, **overrides: Any) -> 
     return replace(LM_PRESETS[name], **overrides)
 
 
+class NotDeployableError(UserError, ValueError):
+    """A language model the chip cannot run (a dense baseline, a decoder ablation, an
+    adaptive-softmax decoder): a ``ValueError`` for library callers, one line (exit 2) on
+    the command line (``snn-egru export``)."""
+
+
 class LMOutput(NamedTuple):
     """What :meth:`EGRULanguageModel.forward` returns.
 
@@ -272,6 +311,10 @@ class EGRULanguageModel(nn.Module):
         rnn: :class:`~snn_egru.sequence.EGRUSequence` (the part that is deployed).
         decoder_bias: ``(V,)``; decoder_weight: the embedding table when tied, else
             ``decoder.weight`` of an ``nn.Linear(H_last, V, bias=False)``.
+        adaptive: with ``adaptive_softmax`` cutoffs, the ``nn.AdaptiveLogSoftmaxWithLoss``
+            decoder (then no ``decoder`` / ``decoder_bias``; ``logits`` are its exact
+            log-probabilities by word id) and the buffer ``word_rank`` (frequency rank of
+            every word id, saved with the model); else ``None``.
     """
 
     def __init__(self, config: LanguageModelConfig) -> None:
@@ -305,23 +348,66 @@ class EGRULanguageModel(nn.Module):
                 dropout=cfg.layer_dropout,
                 dropconnect=cfg.dropconnect,
             )
-        self.decoder = (
-            None if cfg.tie_weights else nn.Linear(cfg.hidden_sizes[-1], cfg.vocab_size, bias=False)
-        )
-        self.decoder_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.adaptive: nn.AdaptiveLogSoftmaxWithLoss | None = None
+        if cfg.adaptive_softmax:
+            self.decoder = None
+            self.register_parameter("decoder_bias", None)
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+                cfg.hidden_sizes[-1], cfg.vocab_size, list(cfg.adaptive_softmax), div_value=4.0
+            )
+            # rank (0: most frequent) of every word id; set_word_ranks fills it from counts
+            self.register_buffer("word_rank", torch.arange(cfg.vocab_size))
+        else:
+            self.decoder = (
+                None
+                if cfg.tie_weights
+                else nn.Linear(cfg.hidden_sizes[-1], cfg.vocab_size, bias=False)
+            )
+            self.decoder_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         nn.init.uniform_(self.embedding.weight, -EMBEDDING_INIT_RANGE, EMBEDDING_INIT_RANGE)
         if self.decoder is not None:
             nn.init.uniform_(self.decoder.weight, -EMBEDDING_INIT_RANGE, EMBEDDING_INIT_RANGE)
 
+    def set_word_ranks(self, counts: Tensor) -> None:
+        """Order the adaptive softmax's words by ``counts`` (``(V,)`` training-set frequency;
+        ties by word id): the most frequent words fall in its head."""
+        if self.adaptive is None:
+            raise ValueError("set_word_ranks is for a model with adaptive_softmax cutoffs")
+        order = torch.argsort(counts.to(torch.float64).cpu(), descending=True, stable=True)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel())
+        self.word_rank.copy_(rank.to(self.word_rank.device))
+
+    def adaptive_log_prob(self, y: Tensor) -> Tensor:
+        """``(..., V)`` log-probabilities by word id of the adaptive softmax for decoder
+        inputs ``y (..., H_last)`` (exact: each row sums to 1 in probability)."""
+        flat = y.reshape(-1, y.shape[-1])
+        log_prob = self.adaptive.log_prob(flat)[:, self.word_rank]  # rank order -> id order
+        return log_prob.reshape(*y.shape[:-1], -1)
+
+    def adaptive_loss(self, y: Tensor, targets: Tensor) -> Tensor:
+        """Mean negative log-likelihood of ``targets`` under the adaptive softmax (what
+        training minimises; only the clusters the targets fall in are computed)."""
+        flat = y.reshape(-1, y.shape[-1])
+        return self.adaptive(flat, self.word_rank[targets.reshape(-1)]).loss
+
     @property
     def decoder_weight(self) -> Tensor:
         """``(V, H_last)`` decoder matrix (the embedding table when tied)."""
+        if self.adaptive is not None:
+            raise ValueError(
+                "an adaptive_softmax model has no single decoder matrix (head and tail "
+                "clusters: see EGRULanguageModel.adaptive)"
+            )
         return self.embedding.weight if self.decoder is None else self.decoder.weight
 
     def forward(self, tokens: Tensor, state: Any = None) -> LMOutput:
         """Next-token logits for ``tokens (T, B)`` (see the class docstring)."""
         y, state, layer_outputs = self.decoder_inputs(tokens, state)
-        logits = F.linear(y, self.decoder_weight, self.decoder_bias)
+        if self.adaptive is not None:  # log-probabilities: valid logits (log_softmax of them
+            logits = self.adaptive_log_prob(y)  # is themselves up to rounding)
+        else:
+            logits = F.linear(y, self.decoder_weight, self.decoder_bias)
         return LMOutput(logits, state, layer_outputs)
 
     def decoder_inputs(self, tokens: Tensor, state: Any = None) -> LMOutput:
@@ -379,16 +465,23 @@ class EGRULanguageModel(nn.Module):
         deployable; a dense baseline raises ``ValueError``.
         """
         if not self.is_event_based:
-            raise ValueError(
+            raise NotDeployableError(
                 f"a cell={self.config.cell!r} language model is a dense baseline for quality "
                 "comparisons and cannot be exported; train with cell='egru'"
             )
 
         if self.config.decoder_input != "events":
-            raise ValueError(
+            raise NotDeployableError(
                 f"decoder_input={self.config.decoder_input!r} is an ablation (the decoder reads "
                 "cell states the chip does not send) and cannot be exported; train with "
                 "decoder_input='events'"
+            )
+
+        if self.adaptive is not None:
+            raise NotDeployableError(
+                f"adaptive_softmax={list(self.config.adaptive_softmax)}: an adaptive-softmax "
+                "decoder (head and tail clusters) cannot be exported: the chip's readout is one "
+                "linear layer; train without --adaptive-softmax (adaptive_softmax=()) to deploy"
             )
 
         def numpy(t: Tensor) -> Any:

@@ -580,6 +580,13 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
     for name in ("cell", "event_amplitude"):
         if getattr(args, name, None) is not None:
             model_over[name] = getattr(args, name)
+    if getattr(args, "adaptive_softmax", None):  # its head has its own output weights
+        model_over.update(adaptive_softmax=args.adaptive_softmax, tie_weights=False)
+        if getattr(args, "softmax", None) not in (None, "full"):
+            raise ValueError(
+                "--adaptive-softmax is its own training loss: drop --softmax "
+                f"{args.softmax} (or --adaptive-softmax)"
+            )
     if model_over:
         model_config = replace(model_config, **model_over)
     over: dict[str, Any] = {}

@@ -120,6 +120,15 @@ def _softmax_spec(text: str) -> str:
     return text
 
 
+def _cutoffs(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated word ranks such as 2000,6000, got {text!r}"
+        )
+    return tuple(int(part) for part in parts)
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """The architecture flags (the preset's values unless given)."""
     from snn_egru.cliargs import float_in, int_at_least
@@ -143,6 +152,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "--event-amplitude",
         choices=EVENT_AMPLITUDE_NAMES,
         help="gradient of a graded event: state (EvNN, product rule) or clamped (preset's)",
+    )
+    p.add_argument(
+        "--adaptive-softmax",
+        type=_cutoffs,
+        metavar="C1[,C2...]",
+        help="adaptive softmax decoder with these cutoffs over frequency-ranked words (e.g. "
+        "2000,6000); unties the decoder from the embedding; the model cannot be exported",
     )
 
 
@@ -201,6 +217,7 @@ FIELD_FLAGS = {
     "end_step": "--prune-end",
     "start_step": "--prune-start",
     "frequency": "--prune-every",
+    "adaptive_softmax": "--adaptive-softmax",
 }
 
 

@@ -77,7 +77,14 @@ def evaluate_perplexity(
     was_training = model.training
     model.eval()
     event_based = getattr(model, "is_event_based", True)
-    probe = SparsityProbe(model) if measure_sparsity and event_based else None
+    adaptive = getattr(model, "adaptive", None) is not None  # logits: exact log-probabilities
+    # an adaptive softmax has no single readout matrix: its MACs are not counted
+    probe = (
+        SparsityProbe(model, include_readout=not adaptive)
+        if measure_sparsity and event_based
+        else None
+    )
+    token_loss = F.nll_loss if adaptive else F.cross_entropy
     total_loss, total_tokens, state = 0.0, 0, None
     windows = list(bptt_windows(source.shape[0], bptt, random_length=False))
     try:
@@ -89,7 +96,7 @@ def evaluate_perplexity(
             inputs, targets = get_batch(source, window.start, window.seq_len)
             out = model(inputs, state)
             state = out.state
-            loss = F.cross_entropy(
+            loss = token_loss(
                 out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1), reduction="sum"
             )
             total_loss += float(loss)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import torch
@@ -77,6 +78,8 @@ class LMTask:
         self.rank, self.world = get_rank(), get_world_size()
         set_seed(tc.seed)
         self.model = EGRULanguageModel(config).to(device)
+        if config.adaptive_softmax:  # frequency ranks before any weights are loaded
+            self.model.set_word_ranks(torch.bincount(corpus.train, minlength=config.vocab_size))
         qat.prepare_qat(self.model, tc.quantize)  # before weights are loaded (QAT fits)
         if tc.init_from is not None and not resume:
             self._init_from(tc.init_from, device)
@@ -94,6 +97,11 @@ class LMTask:
         self._out: Any = None
         self.num_sampled = parse_softmax(tc.softmax)
         self.sampler: LogUniformSampler | None = None
+        if config.adaptive_softmax and (self.num_sampled is not None or self.world > 1):
+            raise ValueError(
+                "adaptive_softmax is single-process only (no DDP) and is its own training "
+                "loss: leave softmax='full'"
+            )
         if self.num_sampled is not None:
             if self.world > 1:
                 raise ValueError("softmax='sampled:K' is single-process only (no DDP)")
@@ -105,11 +113,17 @@ class LMTask:
         if initial.config is not None:
             saved = config_from_dict(initial.config, LanguageModelConfig)
             config = self.config
-            if saved.hidden_sizes != config.hidden_sizes or saved.vocab_size != config.vocab_size:
+            if (saved.hidden_sizes, saved.vocab_size, saved.adaptive_softmax) != (
+                config.hidden_sizes,
+                config.vocab_size,
+                config.adaptive_softmax,
+            ):
                 raise ValueError(
                     f"{path} holds a model with hidden_sizes={list(saved.hidden_sizes)}, "
-                    f"vocab_size={saved.vocab_size}; this run builds "
-                    f"{list(config.hidden_sizes)}, {config.vocab_size}"
+                    f"vocab_size={saved.vocab_size}, adaptive_softmax="
+                    f"{list(saved.adaptive_softmax)}; this run builds "
+                    f"{list(config.hidden_sizes)}, {config.vocab_size}, "
+                    f"{list(config.adaptive_softmax)}"
                 )
         restore_training_state(initial, model=self.model, restore_rng=False)
         logger.info("initialised the weights from %s", path)
@@ -142,7 +156,8 @@ class LMTask:
 
     def training_loss(self, model: torch.nn.Module, window: Any) -> Tensor:
         inputs, targets = get_batch(self.train_source, window.start, window.seq_len)
-        if self.sampler is not None:  # sampled softmax (training only; evaluation: full)
+        adaptive = self.model.adaptive is not None
+        if self.sampler is not None or adaptive:  # losses that need only some logits
             out = self.model.decoder_inputs(inputs, self.state)
         else:
             out = model(inputs, self.state)
@@ -151,7 +166,9 @@ class LMTask:
             for y in out.layer_outputs:
                 if y.requires_grad:
                     y.register_hook(lambda grad, c=clip: grad.clamp(-c, c))
-        if self.sampler is not None:
+        if adaptive:  # out.logits: the decoder inputs y
+            loss = self.model.adaptive_loss(out.logits.float(), targets)
+        elif self.sampler is not None:
             loss = self._sampled_loss(out.logits, targets)
         else:
             logits = out.logits.float()  # the loss in float32 (bf16 autocast: logits are bf16)
@@ -208,7 +225,7 @@ class LMTask:
 
     def evaluate(self, trainer: Trainer) -> bool:
         """Validation perplexity (main rank); improved: better and at the pruning target."""
-        tc, result = self.train_config, None
+        tc, result, started = self.train_config, None, time.perf_counter()
         if is_main_process():
             result = evaluate_perplexity(
                 self.model,
@@ -226,7 +243,8 @@ class LMTask:
                 kind="valid", step=trainer.step, epoch=trainer.epoch, loss=self.valid.loss,
                 perplexity=ppl,
             )  # fmt: skip
-            logger.info("step %d: valid perplexity %.2f", trainer.step, ppl)
+            seconds = time.perf_counter() - started
+            logger.info("step %d: valid perplexity %.2f (%.1f s)", trainer.step, ppl, seconds)
         pruner = self.pruner  # with pruning, only models at the final sparsity may be "best"
         eligible = pruner is None or (
             pruner.current_sparsity >= pruner.config.target_sparsity - 1e-9

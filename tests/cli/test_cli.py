@@ -206,6 +206,11 @@ def test_demo_summary_describes_what_ran(demo_run: Path) -> None:
     pruned = load_checkpoint(demo_run / "prune" / "last.pt").train_config
     assert pruned["fields"]["pruning"]["fields"]["target_sparsity"] == 0.8
     assert "Infinity" not in (demo_run / "summary.json").read_text()
+    phases = summary["phases_s"]  # seconds per stage (benchmarks/demo_phases.py reads them)
+    assert list(phases) == [
+        "train", "prune", "export", "map", "torch_eval", "lava_run", "accounting",
+    ]  # fmt: skip
+    assert all(s >= 0 for s in phases.values()) and sum(phases.values()) <= summary["wall_time_s"]
 
 
 def test_demo_refuses_checkpoints_made_with_other_settings(demo_run: Path, capsys) -> None:
