@@ -29,6 +29,7 @@ from snn_egru.cliargs import (
     flag_message,
     float_in,
     int_at_least,
+    npz_bytes,
     run_main,
     user_error_types,
 )
@@ -183,7 +184,7 @@ def _write_results(result, out: Path):
             arrays["logits"] = result.logits
         for i, events in enumerate(result.layer_events):
             arrays[f"layer{i}_events"] = events
-        np.savez_compressed(stage / "outputs.npz", **arrays)
+        (stage / "outputs.npz").write_bytes(npz_bytes(**arrays))
         report = None
         if result.chip is not None:
             from spinnaker2_backend.plots_run import save_run_plots

@@ -16,7 +16,9 @@ Layer: core of snn_egru (torch-free; what spinnaker2_backend and lava_procs may 
   (``max_units_per_pe=12``) into the flags of the command line (``--max-units-per-pe 12``).
 - :func:`atomic_path` / :func:`write_text_atomic`: write a result file whole or not at all
   (a temporary file renamed over the target), so a full disk or an interrupt never leaves a
-  half-written report or model, and never damages the file it was to replace.
+  half-written report or model, and never damages the file it was to replace;
+  :func:`npz_bytes`: an ``.npz`` made in memory (numpy's own file writing leaks a
+  ``ZipFile`` that prints a traceback when the disk is full).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "guard_run_folder",
     "int_at_least",
     "new_file",
+    "npz_bytes",
     "parse_example_args",
     "run_main",
     "stop_on_sigterm",
@@ -276,6 +279,19 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+    """``numpy.savez_compressed`` into memory. Saving to a file directly leaves numpy's
+    ``ZipFile`` unclosed when a write fails (a full disk), and its ``__del__`` later prints
+    a traceback ("Exception ignored in: ZipFile.__del__"); write these bytes instead."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- run folders
