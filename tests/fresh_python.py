@@ -49,9 +49,10 @@ def _kill_session(pid: int) -> None:
 #: The fork server of :func:`run_commands`: imports the heavy modules once, then runs each
 #: command in a forked child as ``python -m MODULE ARGS`` would (``runpy``, ``__main__``).
 _FORK_SERVER = r"""
-import atexit, json, os, runpy, sys, threading, time
+import atexit, gc, json, os, runpy, sys, threading, time
 for name in sys.argv[1:]:
     __import__(name)
+gc.freeze()  # the preloaded objects: never scanned by the children's collections
 cases = json.loads(sys.stdin.readline())
 jobs, timeout = int(os.environ["_FORK_JOBS"]), float(os.environ["_FORK_TIMEOUT"])
 null = os.open(os.devnull, os.O_RDONLY)
@@ -84,8 +85,11 @@ while pending or running:
                 print(code, file=sys.stderr)
                 code = 1
             # the interpreter's exit less its module teardown (seconds in a copy of a process
-            # holding torch): wait for the threads, run the atexit functions, flush
+            # holding torch): wait for the threads, collect the command's garbage (a leaked
+            # object's __del__ that fails prints "Exception ignored" as at a real exit), run
+            # the atexit functions, flush
             threading._shutdown()
+            gc.collect()
             atexit._run_exitfuncs()
             for stream in (sys.stdout, sys.stderr):
                 try:
