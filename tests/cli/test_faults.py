@@ -439,9 +439,8 @@ class _Started:
         return subprocess.CompletedProcess(self.child.args, self.child.returncode, "", err)
 
 
-#: (id, signal, long command, marker on stderr that the run is under way, files that must
-#: exist when signalled, re-run command, flags that its advice names and the arguments to
-#: follow each advice with (short budgets))
+#: (id, signal, a long command, the marker on its stderr that shows the run under way, files
+#: that must exist when it is signalled). The re-runs use short budgets (:data:`SHORT`).
 SIGNAL_POINTS = [
     ("training-before-its-first-checkpoint", signal.SIGINT,
      [*SNN, "train", "lm", "--preset", "tiny", "--max-steps", "100000", "--no-full-test",
