@@ -396,46 +396,42 @@ def test_verbose_shows_the_traceback_of_a_fault(work) -> None:
 
 
 # ------------------------------------------------------------------------------ signals
-class _Started:
-    """A command started with its stderr read line by line: :meth:`wait_for` returns once a
-    line holds a marker (the run is really under way), then :meth:`stop` signals it."""
+class _Signalled:
+    """A command started with its stderr read line by line; the reader sends ``sig`` the
+    moment a line holds ``marker`` (the run is under way: no sleep decides it), after noting
+    which of ``present`` exist then. :meth:`result` waits for the command to end."""
 
-    def __init__(self, cmd: list[str], cwd: Path) -> None:
+    def __init__(
+        self, cmd: list[str], cwd: Path, marker: str, sig: int, present: tuple[str, ...]
+    ) -> None:
+        self.marker, self.sig, self.cwd, self.present = marker, sig, cwd, present
+        self.signalled = False
+        self.found: dict[str, bool] = {}
+        self.lines: list[str] = []
         self.child = subprocess.Popen(
             cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV
         )
-        self.lines: list[str] = []
-        self._seen = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self.child.stderr is not None
         for line in self.child.stderr:
-            with self._seen:
-                self.lines.append(line)
-                self._seen.notify_all()
-        with self._seen:
-            self.lines.append(None)  # type: ignore[arg-type]  # the end
-            self._seen.notify_all()
+            self.lines.append(line)
+            if not self.signalled and self.marker in line:
+                self.found = {p: (self.cwd / p).is_file() for p in self.present}
+                if self.child.poll() is None:
+                    self.child.send_signal(self.sig)
+                    self.signalled = True
 
-    def wait_for(self, marker: str, timeout: float = 240) -> str:
-        with self._seen:
-            found = self._seen.wait_for(
-                lambda: any(line is None or marker in line for line in self.lines), timeout
-            )
-            text = "".join(line for line in self.lines if line)
-            assert found and any(line and marker in line for line in self.lines), (
-                f"no {marker!r} on stderr before the command ended: {text[-2000:]}"
-            )
-            return text
-
-    def stop(self, sig: int) -> subprocess.CompletedProcess:
-        assert self.child.poll() is None, "the command ended before the signal"
-        self.child.send_signal(sig)
-        self.child.wait(timeout=120)
-        self._reader.join(timeout=60)
-        err = "".join(line for line in self.lines if line)
+    def result(self, timeout: float = 300) -> subprocess.CompletedProcess:
+        try:
+            self.child.wait(timeout=timeout)
+        finally:
+            if self.child.poll() is None:
+                self.child.kill()
+            self._reader.join(timeout=60)
+        err = "".join(self.lines)
         return subprocess.CompletedProcess(self.child.args, self.child.returncode, "", err)
 
 
@@ -468,44 +464,83 @@ FOLLOW = {
 SHORT = {"100000": "3"}
 
 
+def _advice(done: subprocess.CompletedProcess) -> str | None:
+    """The flag a refusal's one line tells the user to pass (``--resume``, ``--overwrite``)."""
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    if done.returncode != 2 or len(errors) != 1 or "pass --" not in errors[0]:
+        return None
+    return errors[0].split("pass ", 1)[1].split()[0]
+
+
+@pytest.fixture(scope="module")
+def signal_runs(work, tmp_path_factory) -> dict:
+    """Every point of SIGNAL_POINTS run at once, each signalled at its marker; then the
+    re-runs (short budgets), and the advised runs where a re-run refused (forked from one
+    preloaded server); the work folder checked unchanged."""
+    folder, _ = work
+    before = _digest(folder)
+    runs = {}
+    for name, sig, cmd, marker, present in SIGNAL_POINTS:
+        where = tmp_path_factory.mktemp(name)
+        if name == "chip-run":
+            big = np.random.default_rng(1).standard_normal((15000, 6)).astype("f4")
+            np.save(where / "xbig.npy", big)
+        cmd = [a.replace("{W}", str(folder)) for a in cmd]
+        runs[name] = {
+            "where": where,
+            "cmd": cmd,
+            "run": _Signalled(cmd, where, marker, sig, present),
+        }
+    for entry in runs.values():
+        entry["stopped"] = entry["run"].result()
+        entry["short"] = [SHORT.get(a, a) for a in entry["cmd"]]
+    env = {"PYTHONPATH": ROOT}
+    names = list(runs)
+    again = run_commands([(runs[n]["short"], runs[n]["where"]) for n in names],
+                         preload=SNN_PRELOAD, jobs=2, env=env)  # fmt: skip
+    advised = [n for n, done in zip(names, again) if _advice(done) in FOLLOW]
+    follow = run_commands(
+        [([*runs[n]["short"], *FOLLOW[_advice(again[names.index(n)])]], runs[n]["where"])
+         for n in advised],
+        preload=SNN_PRELOAD, jobs=2, env=env,
+    )  # fmt: skip
+    for n, done in zip(names, again):
+        runs[n]["again"] = done
+    for n, done in zip(advised, follow):
+        runs[n]["advised"] = done
+    runs_unchanged = _digest(folder) == before
+    return {"runs": runs, "work_unchanged": runs_unchanged}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("point", SIGNAL_POINTS, ids=[p[0] for p in SIGNAL_POINTS])
-def test_signal_mid_run_then_rerun(tmp_path, work, point) -> None:
+def test_signal_mid_run_then_rerun(signal_runs, point) -> None:
     """A run signalled once it is under way (a marker on its stderr, not a sleep): exit
     130 / 143 with one line, nothing half-written; the re-run resumes, or refuses with one
     line whose advice then works; earlier files unchanged."""
-    folder, _ = work
-    name, sig, cmd, marker, present = point
-    cmd = [a.replace("{W}", str(folder)) for a in cmd]
-    np.save(
-        tmp_path / "xbig.npy", np.random.default_rng(1).standard_normal((15000, 6)).astype("f4")
-    )
-    before = _digest(folder)
-    run = _Started(cmd, tmp_path)
-    run.wait_for(marker)
-    for path in present:
-        assert (tmp_path / path).is_file(), path
-    stopped = run.stop(sig)
+    name, sig, _, marker, present = point
+    entry = signal_runs["runs"][name]
+    run, stopped = entry["run"], entry["stopped"]
+    assert run.signalled, f"no {marker!r} on stderr while it ran: {stopped.stderr[-2000:]}"
+    assert all(run.found.get(p) for p in present), (present, run.found)
     expected = 130 if sig == signal.SIGINT else 143
     assert stopped.returncode == expected, (stopped.returncode, stopped.stderr[-2000:])
     assert "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
     last = stopped.stderr.strip().splitlines()[-1]
     assert last.endswith("interrupted" if sig == signal.SIGINT else "terminated (SIGTERM)"), last
-    for path in tmp_path.rglob("*"):  # no half-written result beside the temporary files
+    for path in entry["where"].rglob("*"):  # no half-written result beside temporary files
         assert not path.name.startswith("."), f"a temporary file was left: {path}"
-    short = [SHORT.get(a, a) for a in cmd]
-    again = _run(short, tmp_path)
+    again = entry["again"]
     if again.returncode != 0:
         line = _check_one_line(again, 2, "pass --")
-        advice = line.split("pass ", 1)[1].split()[0]
-        assert advice in FOLLOW, line
-        again = _run([*short, *FOLLOW[advice]], tmp_path)
+        assert _advice(again) in FOLLOW, line
+        again = entry["advised"]
     assert again.returncode == 0, again.stderr[-3000:]
     if name == "sweep-point":
         assert "was interrupted before; training it again" in again.stderr, again.stderr
     if name == "training-after-a-checkpoint":
         assert "resum" in again.stderr.lower(), again.stderr[-2000:]
-    assert _digest(folder) == before
+    assert signal_runs["work_unchanged"]
 
 
 def test_fullest_pe_rows_add_to_the_total() -> None:
