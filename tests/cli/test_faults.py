@@ -396,6 +396,13 @@ def test_verbose_shows_the_traceback_of_a_fault(work) -> None:
 
 
 # ------------------------------------------------------------------------------ signals
+def _as_in_a_terminal() -> None:  # in the child, before exec
+    """SIGINT and SIGTERM at their defaults, as in a user's terminal: a test run from a
+    background job inherits SIGINT ignored, and Python then installs no Ctrl-C handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class _Signalled:
     """A command started with its stderr read line by line; the reader sends ``sig`` the
     moment a line holds ``marker`` (the run is under way: no sleep decides it), after noting
@@ -409,7 +416,13 @@ class _Signalled:
         self.found: dict[str, bool] = {}
         self.lines: list[str] = []
         self.child = subprocess.Popen(
-            cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV
+            cmd,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+            preexec_fn=_as_in_a_terminal,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
