@@ -14,18 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from snn_egru.cliargs import (
     ArgumentParser,
+    check_output,
     flag_message,
     float_in,
     int_at_least,
     load_inputs,
+    npz_bytes,
     run_main,
     user_error_types,
 )
@@ -52,8 +54,15 @@ The mapping and machine options apply to --backend spinnaker2 (the floating_pt m
 not map onto a chip); --pes-per-layer and --input-source are not available on the Lava
 models (use `python -m spinnaker2_backend run` or `snn-egru run --backend chip`).
 
-exit status: 0 ran, 2 a user error (missing file, bad inputs, network does not fit),
-1 the Lava run itself failed (a process model raised; the message names it)."""
+The results of an earlier run in --out are replaced only with --overwrite; the files of a
+run appear together when it ends (a run that fails or is interrupted leaves none).
+
+exit status: 0 ran, 2 a user error (missing file, bad inputs, network does not fit, an
+earlier run in --out), 1 the Lava run itself failed (a process model raised; the message
+names it) or the results could not be written (a full disk), 130 / 143 interrupted."""
+
+#: What a run writes into --out (replaced only with --overwrite).
+RUN_FILES = ("outputs.npz", "lava_run.json", "chip_report.json", "profile.png", "packets.png")
 
 
 def _chip_options(args: argparse.Namespace) -> dict:
@@ -94,6 +103,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
+    check_output(out, "--out", folder=True)
+    earlier = [name for name in RUN_FILES if (out / name).exists()]
+    if earlier and not args.overwrite:
+        raise UserError(
+            f"--out {out} holds the results of an earlier run ({', '.join(earlier[:3])}): "
+            "pass --overwrite to replace them, or give another --out"
+        )
     options = _chip_options(args)
     artifact = load_artifact(path)
     inputs = load_inputs(args.inputs, artifact)
@@ -117,28 +133,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as err:  # arguments the library refused (MappingError: does not fit)
         raise UserError(str(err)) from None
     out.mkdir(parents=True, exist_ok=True)
-    arrays = {"time_steps": result.time_steps}
-    if result.logits is not None:
-        arrays["logits"] = result.logits
-    for i, events in enumerate(result.layer_events):
-        arrays[f"layer{i}_events"] = events
-    np.savez_compressed(out / "outputs.npz", **arrays)
-    info = {
-        "backend": result.backend,
-        "steps": result.num_steps,
-        "startup_s": result.startup_s,
-        "kernel_setup_s": result.kernel_setup_s,
-        "run_s": result.run_s,
-        "steps_per_s": result.steps_per_s,
-    }
-    if result.chip is not None:
-        from spinnaker2_backend.plots_run import save_run_plots
-
-        report = result.chip.report()
-        (out / "chip_report.json").write_text(report.to_json())
-        save_run_plots(result.chip, out)
+    report = _write_results(result, out)
+    if report is not None:
         print(report.table(), flush=True)
-    (out / "lava_run.json").write_text(json.dumps(info, indent=2))
     log.info(
         "%s: %d steps in %.2f s (+%.2f s start-up, of which %.2f s compiling or loading the "
         "simulator's kernels), %.1f steps/s; outputs in %s",
@@ -151,6 +148,47 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out,
     )
     return 0
+
+
+def _write_results(result, out: Path):
+    """Write the run's files into ``out``, all or none: they are made in a staging folder
+    inside ``out`` and renamed into place once every one is written, so a full disk or an
+    interrupt leaves the earlier files of ``out`` as they were and no half-written ones.
+    Returns the chip report (``None`` on the floating_pt models)."""
+    stage = out / f".lava-run-{os.getpid()}.partial"
+    stage.mkdir()
+    try:
+        arrays = {"time_steps": result.time_steps}
+        if result.logits is not None:
+            arrays["logits"] = result.logits
+        for i, events in enumerate(result.layer_events):
+            arrays[f"layer{i}_events"] = events
+        (stage / "outputs.npz").write_bytes(npz_bytes(**arrays))
+        report = None
+        if result.chip is not None:
+            from spinnaker2_backend.plots_run import save_run_plots
+
+            report = result.chip.report()
+            (stage / "chip_report.json").write_text(report.to_json())
+            save_run_plots(result.chip, stage)
+        info = {
+            "backend": result.backend,
+            "steps": result.num_steps,
+            "startup_s": result.startup_s,
+            "kernel_setup_s": result.kernel_setup_s,
+            "run_s": result.run_s,
+            "steps_per_s": result.steps_per_s,
+        }
+        (stage / "lava_run.json").write_text(json.dumps(info, indent=2))
+        # lava_run.json last: its presence says the run's files are complete
+        names = [n for n in RUN_FILES if n != "lava_run.json" and (stage / n).exists()]
+        for name in [*names, "lava_run.json"]:
+            os.replace(stage / name, out / name)  # atomic: the old file or the new one
+        for name in set(RUN_FILES) - {*names, "lava_run.json"}:
+            (out / name).unlink(missing_ok=True)  # an earlier run's file this run did not make
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_mapping_arguments(run)
     run.add_argument("--no-events", action="store_true", help="do not record layer events")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in --out",
+    )
     run.add_argument(
         "--timeout",
         type=float_in(0, low_open=True),

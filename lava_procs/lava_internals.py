@@ -97,15 +97,29 @@ def run_finished(runtime: Any) -> bool:
     return any(port.probe() for port in runtime.service_to_runtime)
 
 
+#: Seconds a model process gets to exit after SIGTERM before it is killed (SIGKILL).
+_TERMINATE_GRACE_S = 5.0
+
+
 def force_stop(runtime: Any) -> None:
     """Lava's ``Runtime.stop()`` without the STOP handshake (which would wait for ever
     after a model error): terminate the model processes, join them, release the shared
-    memory and the watchdogs. Safe to call more than once."""
+    memory and the watchdogs. Safe to call more than once; never waits without a bound.
+
+    Lava's own ``SystemProcess.join`` waits for the process without a limit and then reads
+    its exception from a pipe whose writing end the host also holds: a process killed while
+    it sent its exception leaves half a message, and that read would wait for ever. Here
+    each process gets :data:`_TERMINATE_GRACE_S` after SIGTERM, then SIGKILL; the host's
+    copy of the writing end is closed before the exception is read (a half message then
+    reads as end of file), and the actor is marked joined so Lava does not wait again.
+    """
     infra = getattr(runtime, "_messaging_infrastructure", None)
-    if infra is not None:
-        for actor in infra.actors:
-            if not getattr(actor, "_is_done", False) and actor.is_alive():
-                actor.terminate()
+    actors = list(getattr(infra, "actors", None) or [])
+    for actor in actors:
+        if not getattr(actor, "_is_done", False) and actor.is_alive():
+            actor.terminate()
+    for actor in actors:
+        _reap(actor)
     runtime._is_running = False
     runtime._is_started = False
     try:
@@ -115,6 +129,31 @@ def force_stop(runtime: Any) -> None:
             infra.stop()
         if runtime._watchdog_manager is not None:
             runtime._watchdog_manager.stop()
+
+
+def _reap(actor: Any) -> None:
+    """Join one terminated Lava actor process within a bound (see :func:`force_stop`)."""
+    import os
+    from multiprocessing.process import BaseProcess
+
+    if getattr(actor, "_is_done", True) or getattr(actor, "_parent_pid", None) != os.getpid():
+        return
+    BaseProcess.join(actor, _TERMINATE_GRACE_S)  # not Lava's join: that one has no bound
+    if actor.is_alive():
+        actor.kill()
+        BaseProcess.join(actor)
+    exception = None
+    try:
+        actor._cconn.close()  # the host's copy: a half-sent message now ends in EOF
+        if actor._pconn.poll():
+            exception = actor._pconn.recv()
+    except (OSError, EOFError, ValueError):
+        exception = None
+    finally:
+        actor._pconn.close()
+    if exception is not None:
+        actor._exception = exception
+    actor._is_done = True
 
 
 def safe_stop(runtime: Any, *, force: bool = False) -> None:

@@ -59,6 +59,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from snn_egru.cliargs import atomic_path, npz_bytes
 from snn_egru.reference import (
     INT8_MAX,
     EGRUParams,
@@ -442,8 +443,9 @@ class DeploymentArtifact:
         if self.readout_bias is not None:
             arrays["readout_bias"] = np.asarray(self.readout_bias, dtype=np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+        data = npz_bytes(**arrays)
+        with atomic_path(path) as tmp:  # whole or not at all
+            tmp.write_bytes(data)
         return path
 
     @classmethod

@@ -14,7 +14,7 @@ import contextlib
 import json
 from pathlib import Path
 
-from snn_egru.cliargs import check_finite, check_output, load_inputs, load_npy
+from snn_egru.cliargs import atomic_path, check_finite, check_output, load_inputs, load_npy
 from snn_egru.errors import UserError
 
 #: Backends of ``snn-egru run`` (the Lava ones carry Lava's tags, as everywhere else).
@@ -290,13 +290,11 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _no_partial_file(path: Path):
-    """Write ``path`` in the block; a failed write (a full disk) leaves no partial file that
-    a re-run would take for an earlier result."""
-    try:
-        yield path
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    """Write ``path`` in the block (the block writes the path yielded), whole or not at all:
+    a failed write (a full disk) leaves the earlier file as it was and no partial file that
+    a re-run would take for a result (:func:`snn_egru.cliargs.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        yield tmp
 
 
 #: What ``snn-egru run`` writes into its --out folder (any backend).

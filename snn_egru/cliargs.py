@@ -16,6 +16,11 @@ Layer: core of snn_egru (torch-free; what spinnaker2_backend and lava_procs may 
   ``--inputs`` of every command that runs a network), refused in one line naming the flag.
 - :func:`flag_message`: rewrites the Python keyword names in a library message
   (``max_units_per_pe=12``) into the flags of the command line (``--max-units-per-pe 12``).
+- :func:`atomic_path` / :func:`write_text_atomic`: write a result file whole or not at all
+  (a temporary file renamed over the target), so a full disk or an interrupt never leaves a
+  half-written report or model, and never damages the file it was to replace;
+  :func:`npz_bytes`: an ``.npz`` made in memory (numpy's own file writing leaks a
+  ``ZipFile`` that prints a traceback when the disk is full).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from snn_egru.errors import UserError
@@ -37,6 +44,7 @@ __all__ = [
     "ArgumentParser",
     "HelpFormatter",
     "add_hidden_alias",
+    "atomic_path",
     "check_finite",
     "check_output",
     "choice_with_aliases",
@@ -48,12 +56,14 @@ __all__ = [
     "load_inputs",
     "load_npy",
     "new_file",
+    "npz_bytes",
     "parse_example_args",
     "run_main",
     "stop_on_sigterm",
     "storage_fault",
     "Terminated",
     "user_error_types",
+    "write_text_atomic",
 ]
 
 
@@ -282,6 +292,50 @@ def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) ->
         raise UserError(f"{flag} {path}: cannot create folders in {ancestor}; give a writable one")
     # debug, not info: a user mistake found later must still be the only line printed
     logging.getLogger("snn_egru").debug("%s: will create the folder %s", flag, first_missing)
+
+
+# --------------------------------------------------------------------------- writing files
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Write ``path`` whole or not at all: yields a temporary path in the same folder (same
+    suffix, so ``np.save`` / ``savefig`` / ``torch.save`` treat it alike) that is renamed
+    over ``path`` when the block ends normally (``os.replace``: atomic on one file system).
+
+    When the block raises (a full disk, an interrupt) the temporary file is removed and
+    ``path`` is left as it was: the earlier file byte-identical, or no file at all, never a
+    half-written one that a re-run would take for a result.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # pragma: no cover - the folder itself went away
+            pass
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """``Path(path).write_text(text)``, whole or not at all (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+    """``numpy.savez_compressed`` into memory. Saving to a file directly leaves numpy's
+    ``ZipFile`` unclosed when a write fails (a full disk), and its ``__del__`` later prints
+    a traceback ("Exception ignored in: ZipFile.__del__"); write these bytes instead."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- run folders

@@ -355,6 +355,7 @@ def stage_run_lava(
         backend,
         "--out",
         str(folder),
+        "--overwrite",  # the caller (demo, `snn-egru run`) refused an earlier run already
     ]
     if backend == "spinnaker2":  # the floating_pt models map onto no chip
         cmd += ["--weight-format", weight_format]

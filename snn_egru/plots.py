@@ -71,7 +71,10 @@ def _save(figure: Any, path: str | os.PathLike) -> Path:
         raise ValueError(f"plots are written as PNG; give a path ending in .png, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    from snn_egru.cliargs import atomic_path
+
+    with atomic_path(path) as tmp:  # whole or not at all (a full disk)
+        figure.savefig(tmp, format="png")
     return path
 
 

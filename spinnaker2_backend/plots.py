@@ -158,7 +158,10 @@ def plot_memory_heatmap(
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+        from snn_egru.cliargs import atomic_path
+
+        with atomic_path(path) as tmp:  # whole or not at all (a full disk)
+            fig.savefig(tmp, format="png")
     return fig
 
 

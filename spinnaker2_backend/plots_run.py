@@ -60,7 +60,10 @@ def _save(fig: Figure, path: Path | None) -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    from snn_egru.cliargs import atomic_path
+
+    with atomic_path(path) as tmp:  # whole or not at all (a full disk)
+        fig.savefig(tmp, format="png")
 
 
 def _grouped_rows(phase_values: np.ndarray) -> dict[str, np.ndarray]:

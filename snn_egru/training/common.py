@@ -412,9 +412,10 @@ def save_checkpoint(
         "rng_state": _rng_state(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    from snn_egru.cliargs import atomic_path
+
+    with atomic_path(path) as tmp:  # whole or not at all: a full disk leaves the old file
+        torch.save(payload, tmp)
     logger.info("saved checkpoint %s (step %d)", path, step)
     return path
 

@@ -149,7 +149,9 @@ class Placement:
                 f"cannot save a placement as {path.name!r}: use a .csv or .json file name"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_csv() if suffix == ".csv" else self.to_json())
+        from snn_egru.cliargs import write_text_atomic
+
+        write_text_atomic(path, self.to_csv() if suffix == ".csv" else self.to_json())
         return path
 
 

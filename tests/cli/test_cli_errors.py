@@ -1,17 +1,18 @@
 """Every user mistake on every command line: exit status 2, one line on stderr naming the
 problem (the flag the user typed), no traceback, and nothing in the work folder changed.
 
-Table-driven: each case runs in its own subprocess (the console script as a user runs it),
+Table-driven: each case runs in a process of its own (``python -m ...`` as a user runs it),
 in a work folder holding tiny artifacts, input files and earlier runs that must survive.
 The cases fail before any work starts (argument checks, file checks, refusals to
-overwrite), so they are cheap; they run a few at a time.
+overwrite), so they are cheap: they are forked, a few at a time, from a server interpreter
+that imported torch (or the chip side) once (:func:`tests.fresh_python.run_commands`), so
+no case pays the seconds of those imports again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +22,13 @@ import numpy as np
 import pytest
 
 from spinnaker2_backend.synthetic import synthetic_network
+from tests.cli.test_faults import CHIP_PRELOAD, SNN_PRELOAD
+from tests.fresh_python import run_commands
 
-#: About a hundred subprocesses (most fail in a fraction of a second, the ones that get
-#: past argument parsing import torch): a few seconds to a minute in all.
+#: About a hundred commands, forked from two preloaded servers: about half a minute in all.
 pytestmark = pytest.mark.slow
+
+ROOT = str(Path(__file__).resolve().parents[2])
 
 SNN = [sys.executable, "-m", "snn_egru.cli"]
 S2 = [sys.executable, "-m", "spinnaker2_backend"]
@@ -348,14 +352,21 @@ def work(tmp_path_factory) -> Path:
 def results(work: Path) -> dict[str, subprocess.CompletedProcess]:
     """Run every case (a few at a time) and check that none changed the work folder."""
     before = _digest(work)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cases = [*CASES, CUDA_CASE]
+    groups = [
+        ([c for c in cases if c[1][2] == "snn_egru.cli"], SNN_PRELOAD),
+        ([c for c in cases if c[1][2] != "snn_egru.cli"], CHIP_PRELOAD),
+    ]
 
-    def one(case):
-        _, cmd, _ = case
-        return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300, env=env)
+    def one(group):
+        cases, preload = group
+        done = run_commands(
+            [(cmd, work) for _, cmd, _ in cases], preload=preload, jobs=2, env={"PYTHONPATH": ROOT}
+        )
+        return dict(zip([name for name, _, _ in cases], done))
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        done = dict(zip([c[0] for c in CASES], pool.map(one, CASES)))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = {k: v for part in pool.map(one, groups) for k, v in part.items()}
     after = _digest(work)
     changed = sorted(set(before.items()) ^ set(after.items()))
     assert not changed, f"the work folder changed: {changed}"
@@ -379,18 +390,16 @@ def test_cases_have_unique_names() -> None:
     assert len(names) == len(set(names))
 
 
-def test_cuda_without_a_gpu_is_one_line(work: Path) -> None:
+#: Run with the cases; checked only where there is no GPU.
+CUDA_CASE = ("cuda-without-a-gpu", [*LM, "--device", "cuda", "--out", "fresh"], "")
+
+
+def test_cuda_without_a_gpu_is_one_line(results) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    proc = subprocess.run(
-        [*LM, "--device", "cuda", "--out", "fresh"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = results[CUDA_CASE[0]]
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "--device cuda" in proc.stderr and "use --device cpu" in proc.stderr

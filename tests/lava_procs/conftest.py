@@ -1,9 +1,16 @@
 """Small random artifacts for the Lava tests (numpy weights, no training, no torch), and a
-layer wired between a feature source and an event sink."""
+layer wired between a feature source and an event sink.
+
+Every test here runs under a time limit (:data:`LAVA_TEST_TIMEOUT_S`, pytest-timeout's
+signal method: the test fails with a traceback of where it waited, the others go on), and
+whatever model processes a test leaves behind (a hang, a failure) are killed after it, so
+a hang fails one test and leaves nothing running.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +18,34 @@ import scipy.sparse as sp
 
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
+
+#: Time limit of every Lava test (s): ten times the slowest one on a loaded 2-core machine.
+LAVA_TEST_TIMEOUT_S = 240
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """A time limit on every test of this folder (one given by the test itself wins)."""
+    for item in items:
+        if _HERE in Path(str(item.path)).resolve().parents and not item.get_closest_marker(
+            "timeout"
+        ):
+            item.add_marker(pytest.mark.timeout(LAVA_TEST_TIMEOUT_S, method="signal"))
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_model_processes():
+    """After each test: kill the model processes it left running (after a hang or a failed
+    stop), so they never outlive it. A test that must leave none uses
+    :func:`no_leftover_processes`, which fails first."""
+    yield
+    for child in multiprocessing.active_children():
+        child.terminate()
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join(5)
 
 
 def random_layer(
