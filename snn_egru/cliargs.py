@@ -263,13 +263,19 @@ def load_inputs(path: str | os.PathLike, artifact: Any = None, *, flag: str = "-
     return inputs
 
 
-def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) -> None:
+def check_output(
+    path: str | os.PathLike, flag: str, *, folder: bool = False, overwrite: bool | None = None
+) -> None:
     """Check before any work that ``path`` (a file, or a ``folder``) can be written.
 
     Missing folders are created by the command (as for ``--out``) only under a folder that
     exists other than the filesystem root (``--verbose`` logs it); a path under a file, under
-    a folder that cannot be written, or a new folder at the root is refused here.
+    a folder that cannot be written, or a new folder at the root is refused here. With
+    ``overwrite`` given (the command's ``--overwrite``), an existing file is refused unless
+    it is True: a command replaces a file the user already has only when asked to.
     """
+    if overwrite is False and not folder and os.path.exists(path):
+        raise UserError(f"{flag} {path} exists: pass --overwrite to replace it")
     target = os.path.abspath(path)
     first_missing = target if folder else os.path.dirname(target)
     ancestor = first_missing

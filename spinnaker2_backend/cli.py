@@ -250,6 +250,18 @@ def _window(text: str) -> int:
     return value
 
 
+def _check_plot_outputs(args: argparse.Namespace) -> None:
+    """``--plot`` and ``--plot-dir``'s plots are written, never silently replaced."""
+    from snn_egru.cliargs import check_output
+
+    if args.plot:
+        check_output(args.plot, "--plot", overwrite=args.overwrite)
+    if args.plot_dir:
+        check_output(args.plot_dir, "--plot-dir", folder=True)
+        for name in ("profile.png", "packets.png"):
+            check_output(Path(args.plot_dir) / name, "--plot-dir", overwrite=args.overwrite)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from spinnaker2_backend.simulator import receive_capacity_from_run, run_mapping
 
@@ -265,6 +277,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UserError(f"--save-steps: {target} exists: pass --overwrite to replace it")
         if not target.parent.is_dir():
             raise UserError(f"--save-steps: folder {target.parent} does not exist")
+    _check_plot_outputs(args)
     mapping = mapping_from_args(args, check=not auto)
     inputs = _workload_inputs(args, mapping.artifact)
     gpu = _gpu_from_args(args, mapping.artifact)
@@ -391,7 +404,9 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         "with spinnaker2_backend.recording.read_step_log or numpy.load)",
     )
     out.add_argument(
-        "--overwrite", action="store_true", help="replace an existing --save-steps file"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --save-steps, --plot or --plot-dir file (refused otherwise)",
     )
     parser.set_defaults(func=_cmd_run)
     return parser

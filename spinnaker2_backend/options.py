@@ -397,6 +397,11 @@ def add_map_output_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--plot", type=new_file(".png"), metavar="FILE.png", help="draw the memory heatmap"
     )
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --save-placement or --plot file (refused otherwise)",
+    )
 
 
 def check_map_arguments(args: argparse.Namespace) -> None:
@@ -405,7 +410,7 @@ def check_map_arguments(args: argparse.Namespace) -> None:
 
     for flag, path in (("--save-placement", args.save_placement), ("--plot", args.plot)):
         if path:
-            check_output(path, flag)
+            check_output(path, flag, overwrite=args.overwrite)
     if args.receive_capacity == "auto":
         raise UserError(
             "--receive-capacity auto sizes the lists from a run's activity: use it with `run`, "

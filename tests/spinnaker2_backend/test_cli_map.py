@@ -128,3 +128,36 @@ def test_python_dash_m_runs_without_torch(small_artifact):
     )
     assert proc.returncode == 0, proc.stderr
     assert "fits: yes" in proc.stdout
+
+
+@pytest.mark.parametrize("flag,name", [("--plot", "heat.png"), ("--save-placement", "p.csv")])
+def test_map_never_replaces_an_output_file_without_overwrite(
+    small_artifact, tmp_path, capsys, flag, name
+):
+    target = tmp_path / name
+    target.write_bytes(b"the user's own file")
+    assert main(["map", str(small_artifact), flag, str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{flag} {target} exists: pass --overwrite" in err[0]
+    assert target.read_bytes() == b"the user's own file"
+    assert main(["map", str(small_artifact), flag, str(target), "--overwrite"]) == 0
+    assert target.read_bytes() != b"the user's own file"
+
+
+def test_run_never_replaces_plots_without_overwrite(small_artifact, tmp_path, capsys):
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "packets.png").write_bytes(b"kept")
+    (tmp_path / "profile.png").write_bytes(b"kept")
+    base = ["run", str(small_artifact), "--steps", "3"]
+    for extra, flag in (
+        (["--plot-dir", str(plots)], "--plot-dir"),
+        (["--plot", str(tmp_path / "profile.png")], "--plot"),
+    ):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and flag in err[0] and "pass --overwrite" in err[0]
+    assert (plots / "packets.png").read_bytes() == b"kept"
+    assert (tmp_path / "profile.png").read_bytes() == b"kept"
+    assert main(base + ["--plot-dir", str(plots), "--overwrite"]) == 0
+    assert (plots / "packets.png").read_bytes() != b"kept"
