@@ -176,30 +176,32 @@ def _receive_table(routes, sources: Sequence[PESlice], index_of_pe: dict[int, in
         counts[key] = counts.get(key, 0) + 1
     common = max(counts, key=counts.get) if counts else None
     base = rows[common] if common is not None else np.zeros(num)
-    indptr = np.zeros(len(sources) + 1, dtype=np.int64)
-    indices: list[np.ndarray] = []
-    data: list[np.ndarray] = []
+    counts_per_source = np.zeros(len(sources), dtype=np.int64)
+    indices: list[int] = []
+    data: list[float] = []
     for i, (s, key) in enumerate(zip(sources, of_source)):
-        row = rows[key] - base if key != common else None
-        cols = np.zeros(0, np.int64) if row is None else np.flatnonzero(row)
-        vals = np.zeros(0) if row is None else row[cols]
         own = index_of_pe.get(int(s.pe))
-        if own is not None and rows[key][own] > 0:  # a source leaves itself out
-            at = np.searchsorted(cols, own)
-            if at < len(cols) and cols[at] == own:
-                vals = vals.copy()
-                vals[at] -= 1.0
-            else:
-                cols, vals = np.insert(cols, at, own), np.insert(vals, at, -1.0)
-        keep = vals != 0
-        indices.append(cols[keep].astype(np.int64))
-        data.append(vals[keep])
-        indptr[i + 1] = indptr[i] + int(keep.sum())
+        leaves_out = own is not None and rows[key][own] > 0  # a source leaves itself out
+        if key == common:  # the usual case: only itself differs from the shared row
+            if leaves_out:
+                indices.append(own)
+                data.append(-1.0)
+                counts_per_source[i] = 1
+            continue
+        row = rows[key] - base
+        if leaves_out:
+            row[own] -= 1.0
+        cols = np.flatnonzero(row)
+        indices.extend(int(c) for c in cols)
+        data.extend(float(v) for v in row[cols])
+        counts_per_source[i] = len(cols)
+    indptr = np.zeros(len(sources) + 1, dtype=np.int64)
+    np.cumsum(counts_per_source, out=indptr[1:])
     return ReceiveTable(
         np.ascontiguousarray(base, dtype=np.float64),
         indptr,
-        np.concatenate(indices) if indices else np.zeros(0, np.int64),
-        np.concatenate(data) if data else np.zeros(0),
+        np.asarray(indices, dtype=np.int64),
+        np.asarray(data, dtype=np.float64),
     )
 
 

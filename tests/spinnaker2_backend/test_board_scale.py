@@ -167,3 +167,63 @@ def test_synthetic_network_is_unchanged_by_streaming(monkeypatch, preset, sizes)
         assert np.array_equal(a.threshold, b.threshold)
     if dense.embedding is not None:
         assert np.array_equal(streamed.embedding, dense.embedding)
+
+
+# ------------------------------------------------------------------- receive tables
+def _dense_tables(ref, mapping, layer):
+    """``main``'s dense receive tables and per-event figures, from the reference routes."""
+    slices = mapping.layers[layer].slices
+    index = {s.pe: i for i, s in enumerate(slices)}
+
+    def table(sources):
+        out = np.zeros((len(sources), len(slices)))
+        for i, s in enumerate(sources):
+            for t in ref.routes[s.pe].targets:
+                for pe in t.pes:
+                    if pe in index:
+                        out[i, index[pe]] += 1
+        return out
+
+    per_event = np.zeros((4, len(slices)))
+    for i, s in enumerate(slices):
+        r = ref.routes[s.pe]
+        per_event[:, i] = (
+            len(r.targets),
+            sum(t.chip_hops > 0 for t in r.targets),
+            sum(t.noc_hops for t in r.targets),
+            len(r.link_edges),
+        )
+    prev = mapping.layers[layer - 1].slices if layer else None
+    return table(slices), (table(prev) if prev else None), per_event
+
+
+@pytest.mark.parametrize(
+    "chips, sizes, units", [(1, (9, 7), 1), (4, (40, 30, 20), 1), (3, (50, 30, 20), 2)]
+)
+def test_receive_tables_equal_the_dense_tables(chips, sizes, units):
+    from spinnaker2_backend.layer_setup import layer_routes
+
+    net = synthetic_network(layer_sizes=sizes, input_size=5, sparsity=0.0, seed=0)
+    spec = ChipSpec(qpe_x_range=(1, 3), qpe_y_range=(1, 2), qpe_holes=())
+    mapping = map_network(
+        net, machine=Machine(chips=chips, spec=spec), max_units_per_pe=units, check=False
+    )
+    ref = reference_route_slices(mapping.placement)
+    rng = np.random.default_rng(0)
+    for layer in range(len(sizes)):
+        slices = mapping.layers[layer].slices
+        got = layer_routes(mapping, layer, slices)
+        own, into, per_event = _dense_tables(ref, mapping, layer)
+        assert np.array_equal(got.receive_own.dense(), own)
+        assert np.array_equal(got.per_event, per_event)
+        fired = rng.integers(0, 4, len(slices)).astype(np.float64)
+        assert np.array_equal(got.receive_own.received(fired), fired @ own)
+        if layer:
+            assert np.array_equal(got.receive_in.dense(), into)
+            before = rng.integers(0, 4, len(into)).astype(np.float64)
+            assert np.array_equal(got.receive_in.received(before), before @ into)
+        else:
+            assert got.receive_in is None
+        # the dense table's entries are 0/1 (one copy per receiving PE) and PE^2 in size;
+        # the table stores one row and one correction per source
+        assert got.receive_own.data.size <= len(slices)
