@@ -7,6 +7,13 @@ every weight matrix is magnitude-pruned to the requested sparsity (the largest `
 fraction of ``|w|`` kept, per matrix). The weights are random, so the network computes
 nothing useful: use it to study memory, placement, time and energy, not accuracy.
 
+A large matrix is never held dense: above :data:`DENSE_PRUNE_ELEMENTS` elements it is drawn
+in chunks and only the weights near or above the pruning threshold are kept
+(:func:`pruned_xavier_normal`): the same numbers from the same seed as drawing it dense and
+pruning it, bit for bit, unless the threshold value is shared by kept and dropped weights
+(then up to :data:`TIE_DENSE_ELEMENTS` elements the dense path decides, beyond it the tied
+weights at the lowest positions are kept, logged).
+
 Presets (``PRESETS``):
 
 ``paper-lm``
