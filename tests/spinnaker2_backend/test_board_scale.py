@@ -227,3 +227,24 @@ def test_receive_tables_equal_the_dense_tables(chips, sizes, units):
         # the dense table's entries are 0/1 (one copy per receiving PE) and PE^2 in size;
         # the table stores one row and one correction per source
         assert got.receive_own.data.size <= len(slices)
+
+
+# ------------------------------------------------------------------------- partition
+@settings(max_examples=200, deadline=None)
+@given(
+    costs=st.lists(st.integers(0, 5000), min_size=1, max_size=300),
+    fraction=st.floats(0.0, 1.0),
+    floats=st.booleans(),
+)
+def test_faster_balanced_split_equals_the_previous_one(costs, fraction, floats):
+    from spinnaker2_backend.mapping.partition import _balanced_split, _greedy_split
+
+    from .partition_reference import reference_balanced_split, reference_greedy_split
+
+    unit_bytes = np.array(costs, dtype=np.float64 if floats else np.int64)
+    if floats:
+        unit_bytes = unit_bytes / 7.0
+    k = 1 + int(fraction * (len(costs) - 1))
+    assert _balanced_split(unit_bytes, k) == reference_balanced_split(unit_bytes, k)
+    budget = int(unit_bytes.max()) + 1 + int(fraction * 3000)
+    assert _greedy_split(unit_bytes, budget) == reference_greedy_split(unit_bytes, budget)
