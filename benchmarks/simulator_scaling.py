@@ -18,9 +18,10 @@ CPU time of ``--repeats``: single-threaded, numpy's and scipy's BLAS pinned to o
 and timed with ``time.thread_time()`` (``benchmarks/_timing.py``: ``process_time()``
 would count an idle OpenBLAS worker's spin too), with the wall time beside it. Printed
 per scale: time per token, nanoseconds per stored weight, growth against linear in stored
-weights (``(t_k / t_1) / (nnz_k / nnz_1)``), and the part of the step that grows with
-PEs rather than weights (the per-PE packet count kernel: every PE of a layer receives the
-events of every other PE, ``P^2`` per layer).
+weights (``(t_k / t_1) / (nnz_k / nnz_1)``), and the per-PE packet count kernel (every PE
+of a layer receives the events of every other PE; counted from one shared row per layer
+plus one correction per PE, ``layer_setup.ReceiveTable``: linear in the PEs, where a
+dense ``P x P`` table was quadratic).
 
 Usage::
 
@@ -73,9 +74,9 @@ def _counts_seconds(sim: NetworkSimulator, steps: int) -> float:
                 layer._static_ops,
                 layer._fired,
                 layer._fired_before,
-                layer._receive_in,
+                layer._receive_in.arrays,
                 layer._host_received,
-                layer._receive_own,
+                layer._receive_own.arrays,
                 layer._per_event,
                 *layer._op_rows[:6],  # the six rows of layer_ops (then the event format's)
                 ops,
@@ -196,8 +197,8 @@ def main() -> None:
         )
     print(
         "vs lin: time growth divided by stored-weight growth (1.00 = linear). 'counts ms': "
-        "the per-PE packet counts, which grow as PEs^2 per layer (all-to-all events within "
-        "a layer and to the next), not with the stored weights."
+        "the per-PE packet counts (all-to-all events within a layer and to the next), "
+        "linear in the PEs (one shared receive row per layer plus one correction per PE)."
     )
 
 

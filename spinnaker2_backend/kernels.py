@@ -240,21 +240,28 @@ def layer_ops(
         static: ``(N_OPS, P)`` counts that do not depend on the step.
         fired: ``(B, P)`` events each PE emitted.
         received_from: ``(B, Q)`` events of the previous layer's PEs (``Q = 0`` for layer 0).
-        receive_in: ``(Q, P)`` packets PE ``p`` receives per event of previous PE ``q``.
+        receive_in: packets PE ``p`` receives per event of previous PE ``q``, as the
+            ``(base, indptr, indices, data)`` of a ``layer_setup.ReceiveTable``
+            (``base[p]`` plus the CSR corrections of row ``q``; ``Q`` rows).
         host_received: ``(B,)`` packets every PE receives from the host (layer 0), or zeros.
-        receive_own: ``(P, P)`` packets PE ``p`` receives per event of own-layer PE ``q``.
+        receive_own: the same for an event of own-layer PE ``q`` (``P`` rows).
         per_event: ``(4, P)`` packets, off-chip packets, NoC hops, chip hops per event.
         op_*: row indices of the counts written.
         ops: ``(B, N_OPS, P)`` float64 written.
     """
     pes = fired.shape[1]
+    base_own, ptr_own, idx_own, val_own = receive_own
+    base_in, ptr_in, idx_in, val_in = receive_in
     for b in range(fired.shape[0]):
         ob = ops[b]
         ob[:, :] = static
         fb = fired[b]
         got = ob[op_received]
         got[:] = host_received[b]
-        for q in range(pes):  # row by row: the inner loops run over contiguous PEs
+        # integer counts: the shared row times the events, then each source's corrections
+        # (the same float64 sums as a dense table, in any order)
+        total = 0.0
+        for q in range(pes):
             f = fb[q]
             ob[op_events, q] = f
             ob[op_sent, q] = f * per_event[0, q]
@@ -262,16 +269,23 @@ def layer_ops(
             ob[op_hops, q] = f * per_event[2, q]
             ob[op_chip_hops, q] = f * per_event[3, q]
             if f != 0:
-                row = receive_own[q]
-                for p in range(pes):
-                    got[p] += f * row[p]
+                total += f
+                for k in range(ptr_own[q], ptr_own[q + 1]):
+                    got[idx_own[k]] += f * val_own[k]
+        if total != 0:
+            for p in range(pes):
+                got[p] += total * base_own[p]
         rb = received_from[b]
+        total = 0.0
         for q in range(rb.shape[0]):
             f = rb[q]
             if f != 0:
-                row = receive_in[q]
-                for p in range(pes):
-                    got[p] += f * row[p]
+                total += f
+                for k in range(ptr_in[q], ptr_in[q + 1]):
+                    got[idx_in[k]] += f * val_in[k]
+        if total != 0:
+            for p in range(pes):
+                got[p] += total * base_in[p]
 
 
 @njit(cache=True, nogil=True)

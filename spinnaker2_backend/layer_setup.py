@@ -7,7 +7,8 @@ Used when a :class:`~spinnaker2_backend.layer_simulator.LayerSimulator` is built
   cleared, the DRAM read of layer 0's input);
 - :func:`layer_routes`: per PE, the packets, off-chip packets and hops one event costs,
   the farthest target, and how many copies of an event each PE of this layer receives
-  from this layer's PEs and from the previous layer's.
+  from this layer's PEs and from the previous layer's (a :class:`ReceiveTable`: one
+  shared row plus sparse corrections, never a ``P x P`` matrix).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import PESlice
 from spinnaker2_backend.timing import OP_INDEX, OPS
 
-__all__ = ["LayerRoutes", "layer_routes", "static_operation_counts"]
+__all__ = ["LayerRoutes", "ReceiveTable", "layer_routes", "static_operation_counts"]
 
 _I = OP_INDEX
 
@@ -84,6 +85,127 @@ def static_operation_counts(
 
 
 @dataclass(frozen=True)
+class ReceiveTable:
+    """Copies of an event of source ``q`` that PE ``p`` receives, without a ``(Q, P)``
+    matrix: ``base[p] + corrections[q, p]``.
+
+    Every source of a layer multicasts to the same PEs (its own layer, the next one) and
+    only leaves itself out, so one row ``base`` holds what all sources share and a sparse
+    ``corrections`` (CSR over the sources: ``indptr``, ``indices``, ``data``) what one
+    source changes (``-1`` for itself): ``O(P)`` numbers where a dense table held ``P^2``.
+    Every entry and every event count is an integer, so the packets received are the same
+    float64 numbers in any order of summation.
+    """
+
+    base: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+    def __len__(self) -> int:
+        """The number of sources ``Q``."""
+        return len(self.indptr) - 1
+
+    @property
+    def num_receivers(self) -> int:
+        return len(self.base)
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(base, indptr, indices, data)`` for the compiled step (``kernels.layer_ops``)."""
+        return self.base, self.indptr, self.indices, self.data
+
+    def received(self, fired: np.ndarray) -> np.ndarray:
+        """``(P,)`` packets each PE receives when source ``q`` emits ``fired[q]`` events."""
+        fired = np.asarray(fired, dtype=np.float64)
+        out = float(fired.sum()) * self.base
+        if len(self.data):
+            per_entry = np.repeat(fired, np.diff(self.indptr)) * self.data
+            np.add.at(out, self.indices, per_entry)
+        return out
+
+    def dense(self) -> np.ndarray:
+        """The ``(Q, P)`` table (for tests and small layers)."""
+        out = np.tile(self.base, (len(self), 1))
+        rows = np.repeat(np.arange(len(self)), np.diff(self.indptr))
+        np.add.at(out, (rows, self.indices), self.data)
+        return out
+
+    @staticmethod
+    def from_dense(table: np.ndarray) -> ReceiveTable:
+        """The table of a dense ``(Q, P)`` matrix (no shared row: every entry a correction)."""
+        table = np.asarray(table, dtype=np.float64)
+        rows, cols = np.nonzero(table)
+        indptr = np.zeros(table.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=table.shape[0]), out=indptr[1:])
+        return ReceiveTable(
+            np.zeros(table.shape[1]), indptr, cols.astype(np.int64), table[rows, cols]
+        )
+
+    @staticmethod
+    def empty(receivers: int) -> ReceiveTable:
+        """No sources."""
+        return ReceiveTable(
+            np.zeros(receivers), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        )
+
+
+def _receive_table(routes, sources: Sequence[PESlice], index_of_pe: dict[int, int]) -> ReceiveTable:
+    """:class:`ReceiveTable` of the events of ``sources`` at the PEs ``index_of_pe``: the
+    receivers every source shares (its layer's destination QPEs, :class:`SliceRoute.groups
+    <spinnaker2_backend.mapping.routing.SliceRoute>`) as the base row, the rest as
+    corrections. Equal to counting every PE of every target of every source."""
+    num = len(index_of_pe)
+    rows: dict[int, np.ndarray] = {}  # per shared group table: which of our PEs it reaches
+    of_source = []
+    for s in sources:
+        route = routes[s.pe]
+        key = id(route.groups)
+        if key not in rows:
+            reach = np.zeros(num)
+            if route.groups is not None:
+                for pes in route.groups.pes:
+                    for pe in pes:
+                        j = index_of_pe.get(pe)
+                        if j is not None:
+                            reach[j] += 1.0
+            rows[key] = reach
+        of_source.append(key)
+    counts: dict[int, int] = {}
+    for key in of_source:
+        counts[key] = counts.get(key, 0) + 1
+    common = max(counts, key=counts.get) if counts else None
+    base = rows[common] if common is not None else np.zeros(num)
+    counts_per_source = np.zeros(len(sources), dtype=np.int64)
+    indices: list[int] = []
+    data: list[float] = []
+    for i, (s, key) in enumerate(zip(sources, of_source)):
+        own = index_of_pe.get(int(s.pe))
+        leaves_out = own is not None and rows[key][own] > 0  # a source leaves itself out
+        if key == common:  # the usual case: only itself differs from the shared row
+            if leaves_out:
+                indices.append(own)
+                data.append(-1.0)
+                counts_per_source[i] = 1
+            continue
+        row = rows[key] - base
+        if leaves_out:
+            row[own] -= 1.0
+        cols = np.flatnonzero(row)
+        indices.extend(int(c) for c in cols)
+        data.extend(float(v) for v in row[cols])
+        counts_per_source[i] = len(cols)
+    indptr = np.zeros(len(sources) + 1, dtype=np.int64)
+    np.cumsum(counts_per_source, out=indptr[1:])
+    return ReceiveTable(
+        np.ascontiguousarray(base, dtype=np.float64),
+        indptr,
+        np.asarray(indices, dtype=np.int64),
+        np.asarray(data, dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
 class LayerRoutes:
     """The routes of one layer's PEs, as the step's counts need them.
 
@@ -91,9 +213,9 @@ class LayerRoutes:
         per_event: ``(4, P)`` per event of each PE: packets, off-chip packets, NoC hops,
             chip-link hops (summed over its targets).
         max_noc, max_chip: ``(P,)`` hops to the farthest target.
-        receive_own: ``(P, P)`` copies of an event of PE ``i`` that PE ``j`` receives.
-        receive_in: ``(P_prev, P)`` the same from the previous layer's PEs (``None`` for
-            layer 0).
+        receive_own: copies of an event of PE ``i`` that PE ``j`` receives
+            (:class:`ReceiveTable`, ``P`` sources).
+        receive_in: the same from the previous layer's PEs (``None`` for layer 0).
         prev_slice_of_unit: the previous layer's PE index of each of its units (``None``
             for layer 0).
     """
@@ -101,44 +223,31 @@ class LayerRoutes:
     per_event: np.ndarray
     max_noc: np.ndarray
     max_chip: np.ndarray
-    receive_own: np.ndarray
-    receive_in: np.ndarray | None
+    receive_own: ReceiveTable
+    receive_in: ReceiveTable | None
     prev_slice_of_unit: np.ndarray | None
-
-
-def _receivers(targets, index_of_pe: dict[int, int], row: np.ndarray) -> None:
-    """Add one to ``row[j]`` for each copy of an event that this layer's PE ``j`` gets."""
-    for target in targets:
-        for pe in target.pes:
-            j = index_of_pe.get(int(pe))
-            if j is not None:
-                row[j] += 1
 
 
 def layer_routes(mapping: Mapping, layer: int, slices: Sequence[PESlice]) -> LayerRoutes:
     """:class:`LayerRoutes` of ``slices`` (the PEs of ``layer``) in ``mapping``."""
     routes = mapping.routes
-    num_pes = len(slices)
     index_of_pe = {int(s.pe): i for i, s in enumerate(slices)}
-    per_event = np.zeros((4, num_pes))  # packets, off-chip packets, noc hops, chip hops
-    max_noc = np.zeros(num_pes)
-    max_chip = np.zeros(num_pes)
-    receive_own = np.zeros((num_pes, num_pes))
-    for i, s in enumerate(slices):
-        targets = routes[s.pe].targets
-        for target in targets:
-            per_event[0, i] += 1
-            per_event[1, i] += target.chip_hops > 0
-            per_event[2, i] += target.noc_hops
-            max_noc[i] = max(max_noc[i], target.noc_hops)
-            max_chip[i] = max(max_chip[i], target.chip_hops)
-        per_event[3, i] = routes[s.pe].chip_hops_per_event  # along the multicast tree
-        _receivers(targets, index_of_pe, receive_own[i])
+    mine = [routes[s.pe] for s in slices]
+    per_event = np.array(
+        [
+            [r.packets_per_event for r in mine],
+            [r.chip_packets_per_event for r in mine],
+            [r.noc_hops_per_event for r in mine],
+            [r.chip_hops_per_event for r in mine],  # along the multicast tree
+        ],
+        dtype=np.float64,
+    ).reshape(4, len(slices))
+    max_noc = np.array([r.max_noc_hops for r in mine], dtype=np.float64)
+    max_chip = np.array([r.max_chip_hops for r in mine], dtype=np.float64)
+    receive_own = _receive_table(routes, slices, index_of_pe)
     receive_in = prev_slice_of_unit = None
     if layer > 0:
         prev = mapping.layers[layer - 1].slices
         prev_slice_of_unit = np.repeat(np.arange(len(prev)), [s.num_units for s in prev])
-        receive_in = np.zeros((len(prev), num_pes))
-        for i, s in enumerate(prev):
-            _receivers(routes[s.pe].targets, index_of_pe, receive_in[i])
+        receive_in = _receive_table(routes, prev, index_of_pe)
     return LayerRoutes(per_event, max_noc, max_chip, receive_own, receive_in, prev_slice_of_unit)

@@ -25,7 +25,12 @@ from spinnaker2_backend.kernels import (
     product_arrays,
 )
 from spinnaker2_backend.layer_result import LayerStepResult
-from spinnaker2_backend.layer_setup import LayerRoutes, layer_routes, static_operation_counts
+from spinnaker2_backend.layer_setup import (
+    LayerRoutes,
+    ReceiveTable,
+    layer_routes,
+    static_operation_counts,
+)
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import CAPPED_RECEIVE_POLICIES as CAPPED
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
@@ -306,7 +311,7 @@ class LayerSimulator:
         self._never_missed.flags.writeable = False
         prev = self._prev_slice_of_unit
         if prev is None:
-            self._fired_before, self._receive_in = np.zeros((1, 0)), np.zeros((0, p))
+            self._fired_before, self._receive_in = np.zeros((1, 0)), ReceiveTable.empty(p)
             self._prev_owner = np.zeros(0, dtype=np.int64)
         else:
             self._prev_slice_of_unit = np.ascontiguousarray(prev, dtype=np.int64)
@@ -321,9 +326,9 @@ class LayerSimulator:
         self._op_rows = tuple(rows)
         self._routes = (
             self._static_ops,
-            self._receive_in,
+            self._receive_in.arrays,
             self._host_received,
-            self._receive_own,
+            self._receive_own.arrays,
             self._per_event,
         )
 
@@ -638,13 +643,13 @@ class LayerSimulator:
         if self._int8 is not None:
             self._int8.count_ops(ops, _I, active_in, active_rec)
         self._policy_ops(ops, n_in, n_rec, dropped)
-        received = fired @ self._receive_own
+        received = self._receive_own.received(fired)
         if self._prev_slice_of_unit is not None:
             fired_before = sum(
                 np.bincount(self._prev_slice_of_unit, weights=xb != 0, minlength=self._num_prev)
                 for xb in xs
             )
-            received = received + fired_before @ self._receive_in
+            received = received + self._receive_in.received(fired_before)
         elif self._host_input:
             received = received + float(np.count_nonzero(xs))
         ops[_I["packets_received"]] = received

@@ -7,6 +7,13 @@ every weight matrix is magnitude-pruned to the requested sparsity (the largest `
 fraction of ``|w|`` kept, per matrix). The weights are random, so the network computes
 nothing useful: use it to study memory, placement, time and energy, not accuracy.
 
+A large matrix is never held dense: above :data:`DENSE_PRUNE_ELEMENTS` elements it is drawn
+in chunks and only the weights near or above the pruning threshold are kept
+(:func:`pruned_xavier_normal`): the same numbers from the same seed as drawing it dense and
+pruning it, bit for bit, unless the threshold value is shared by kept and dropped weights
+(then up to :data:`TIE_DENSE_ELEMENTS` elements the dense path decides, beyond it the tied
+weights at the lowest positions are kept, logged).
+
 Presets (``PRESETS``):
 
 ``paper-lm``
@@ -37,11 +44,13 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import special
 
 from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import (
@@ -52,6 +61,8 @@ from snn_egru.reference import (
     init_state,
     quantize_params,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ACTIVITY_TOLERANCE",
@@ -64,6 +75,7 @@ __all__ = [
     "tune_thresholds",
     "SyntheticPreset",
     "magnitude_prune",
+    "pruned_xavier_normal",
     "quantize_for_format",
     "quantize_network",
     "sample_thresholds",
@@ -184,7 +196,7 @@ def magnitude_prune(weight: np.ndarray, sparsity: float) -> sp.csr_matrix:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     rows, cols = weight.shape
     size = rows * cols
-    keep = int(round((1.0 - sparsity) * size))
+    keep = _kept(size, sparsity)
     flat = weight.reshape(-1)
     if keep >= size:
         kept = np.arange(size)
@@ -193,10 +205,120 @@ def magnitude_prune(weight: np.ndarray, sparsity: float) -> sp.csr_matrix:
     else:
         kept = np.argpartition(np.abs(flat), size - keep)[size - keep :]
         kept.sort()
+    return _csr(kept, flat[kept], rows, cols)
+
+
+def _kept(size: int, sparsity: float) -> int:
+    return int(round((1.0 - sparsity) * size))
+
+
+def _csr(kept: np.ndarray, values: np.ndarray, rows: int, cols: int) -> sp.csr_matrix:
+    """CSR of the weights at the sorted flat positions ``kept``."""
     row_of = kept // cols
     indptr = np.zeros(rows + 1, dtype=np.int32)
     np.cumsum(np.bincount(row_of, minlength=rows), out=indptr[1:])
-    return sp.csr_matrix((flat[kept], (kept % cols).astype(np.int32), indptr), shape=(rows, cols))
+    return sp.csr_matrix((values, (kept % cols).astype(np.int32), indptr), shape=(rows, cols))
+
+
+#: Matrices up to this many elements are drawn dense and pruned (:func:`magnitude_prune`,
+#: 16 bytes per element at its peak); larger ones are streamed (:func:`pruned_xavier_normal`).
+DENSE_PRUNE_ELEMENTS = 1 << 24
+#: A streamed matrix whose threshold value is shared by weights some of which are kept
+#: and some not (a tie ``np.argpartition`` breaks in its own way) is drawn again dense up
+#: to this many elements, so it equals the dense path; beyond it the tied weights at the
+#: lowest positions are kept (logged).
+TIE_DENSE_ELEMENTS = 1 << 27
+#: Elements drawn per chunk by the streamed path.
+STREAM_CHUNK = 1 << 22
+
+
+def pruned_xavier_normal(
+    rng: np.random.Generator,
+    rows: int,
+    cols: int,
+    sparsity: float,
+    *,
+    dtype: type = np.float32,
+    dense_limit: int | None = None,
+    tie_limit: int | None = None,
+    chunk: int | None = None,
+) -> sp.csr_matrix:
+    """``magnitude_prune(xavier_normal(rng, rows, cols), sparsity)`` without the dense matrix.
+
+    The generator draws the same numbers in chunks (the stream of a Generator does not
+    depend on how the draws are split) and keeps the candidates above a bound a little
+    below the expected threshold (``N(0, std)`` quantile); a bound too high is lowered and
+    the chunks drawn again from the saved state. The kept weights are those above the
+    exact threshold (the ``keep``-th largest ``|w|``) and the ties at it: the same CSR,
+    bit for bit, as the dense path, and ``rng`` is left in the same state. Only when the
+    threshold value is shared by kept and dropped weights (``argpartition`` breaks such a
+    tie in an order of its own) can the two differ: up to ``tie_limit`` elements the
+    matrix is then drawn dense (the dense path itself); beyond it the tied weights at the
+    lowest positions are kept.
+
+    Peak memory: the candidates (12 bytes each, about 1.2x the kept weights) and one
+    chunk, not ``16 * rows * cols`` bytes.
+    """
+    dense_limit = DENSE_PRUNE_ELEMENTS if dense_limit is None else dense_limit
+    tie_limit = TIE_DENSE_ELEMENTS if tie_limit is None else tie_limit
+    chunk = STREAM_CHUNK if chunk is None else max(int(chunk), 1)
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    size = rows * cols
+    if size <= dense_limit:
+        return magnitude_prune(xavier_normal(rng, rows, cols, dtype=dtype), sparsity)
+    keep = _kept(size, sparsity)
+    std = np.float32(np.sqrt(2.0 / (rows + cols)))
+    start = rng.bit_generator.state
+    # |N(0, std)| exceeds std * z with probability 2 (1 - Phi(z)): aim 20 % (and 4096
+    # weights) below the kept fraction, lower the bound until enough candidates are found
+    fraction = min(1.0, 1.2 * keep / size + 4096 / size)
+    while True:
+        bound = 0.0 if fraction >= 1.0 else float(std) * float(special.ndtri(1 - fraction / 2))
+        positions, values = _candidates(rng, size, std, dtype, np.dtype(dtype).type(bound), chunk)
+        if len(positions) >= keep or bound == 0.0:
+            break
+        fraction = min(1.0, 2.0 * fraction)
+        rng.bit_generator.state = start
+    end = rng.bit_generator.state
+    if keep == 0:
+        return _csr(np.zeros(0, np.int64), values[:0], rows, cols)
+    magnitude = np.abs(values)
+    threshold = np.partition(magnitude, len(magnitude) - keep)[len(magnitude) - keep]
+    above = magnitude > threshold
+    tied = magnitude == threshold
+    need = keep - int(above.sum())
+    if need != int(tied.sum()):  # kept and dropped weights share the threshold value
+        if size <= tie_limit:
+            rng.bit_generator.state = start
+            out = magnitude_prune(xavier_normal(rng, rows, cols, dtype=dtype), sparsity)
+            rng.bit_generator.state = end
+            return out
+        logger.info(
+            "pruning a %d x %d matrix: %d of %d weights tied at the threshold kept (the "
+            "lowest positions; the dense path may keep others)",
+            rows,
+            cols,
+            need,
+            int(tied.sum()),
+        )
+        tied[np.flatnonzero(tied)[need:]] = False
+    kept = above | tied
+    return _csr(positions[kept], values[kept], rows, cols)
+
+
+def _candidates(rng, size: int, std, dtype, bound, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions (sorted) and values of the weights with ``|w| >= bound``, drawn
+    chunk by chunk as :func:`xavier_normal` draws them."""
+    positions, values = [], []
+    for offset in range(0, size, chunk):
+        w = rng.standard_normal(min(chunk, size - offset), dtype=np.float32)
+        w *= std
+        w = w.astype(dtype, copy=False)
+        at = np.flatnonzero(np.abs(w) >= bound)
+        positions.append(at + offset)
+        values.append(w[at])
+    return np.concatenate(positions), np.concatenate(values)
 
 
 def sample_thresholds(
@@ -261,8 +383,10 @@ def _layers(cfg: SyntheticPreset, rng: np.random.Generator, dtype) -> list[EGRUP
     for hidden in cfg.layer_sizes:
         mats = []
         for cols in (fan_in, hidden):
-            w = xavier_normal(rng, 3 * hidden, cols, dtype=dtype)
-            mats.append(magnitude_prune(w, cfg.sparsity) if cfg.sparsity > 0 else w)
+            if cfg.sparsity > 0:  # never the dense matrix of a large layer
+                mats.append(pruned_xavier_normal(rng, 3 * hidden, cols, cfg.sparsity, dtype=dtype))
+            else:
+                mats.append(xavier_normal(rng, 3 * hidden, cols, dtype=dtype))
         layers.append(
             EGRUParams(
                 weight_ih=mats[0],

@@ -213,10 +213,44 @@ def test_simulator_scaling_json():
     check_conditions(out["conditions"])
 
 
+def test_board_json():
+    out = run_json("board.py", "--scales", "1", "0.5", "--tokens", "2", "--repeats", "1",
+                   "--json")  # fmt: skip
+    base, half = out["rows"]
+    for row in (base, half):
+        for key in (
+            "scale",
+            "units",
+            "input_size",
+            "chips",
+            "pes",
+            "nonzeros",
+            "activity",
+            "router_entries",
+            "pes_over_sram",
+            "generate_s",
+            "map_s",
+            "build_s",
+            "ms_per_token",
+            "wall_ms_per_token",
+            "peak_rss_mb",
+            "map_ratio",
+            "build_ratio",
+            "token_ratio",
+            "token_ratio_per_weight",
+        ):
+            assert key in row, key
+        assert set(row["peak_rss_mb"]) == {"generate", "map", "build", "run"}
+    assert base["token_ratio"] == 1.0 and half["units"] == [675, 675, 375]
+    assert out["baseline_scale"] == 1.0 and out["tokens"] == 2
+    check_conditions(out["conditions"])
+
+
 def test_simulator_benchmarks_refuse_bad_arguments():
     for script, args in (
         ("simulator.py", ["--tokens", "0"]),
         ("simulator_scaling.py", ["--scales", "0"]),
+        ("board.py", ["--tokens", "0"]),
     ):
         proc = run_benchmark(script, *args, timeout=120)
         assert proc.returncode == 2 and "must be >= 1" in proc.stderr

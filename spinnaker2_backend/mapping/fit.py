@@ -241,6 +241,7 @@ def check_fit(
     problems = []
     advice: list[list[FitAdvice]] = []
     worst: tuple[int, int] | None = None
+    balance: dict[tuple[int, int], list[FitAdvice]] = {}
     for pe, layout in memory.items():
         s = slices[pe]
         if layout.code_free < 0:
@@ -255,8 +256,12 @@ def check_fit(
             regions = ", ".join(f"{k} {v:,}" for k, v in layout.regions().items() if v)
             model = models[s.layer]
             tips = _fix_advice(layout, model) + _receive_advice(layout, model)
-            if model.additive:
-                tips += _balance_advice(model, len(placement.layers[s.layer]), layout.data_capacity)
+            if model.additive:  # one balanced split per layer, not one per PE over
+                key = (s.layer, layout.data_capacity)
+                if key not in balance:
+                    n = len(placement.layers[s.layer])
+                    balance[key] = _balance_advice(model, n, layout.data_capacity)
+                tips += balance[key]
             batch = (
                 f"; batch of {model.batch_size}: "
                 f"{model.per_sample_bytes(layout.unit_start, layout.unit_stop):,} bytes of "

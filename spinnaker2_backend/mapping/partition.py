@@ -9,6 +9,7 @@ units, the last one smaller) or by a user PE count per layer ``pes_per_layer``; 
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,14 +97,22 @@ class PartitionResult:
 
 def _greedy_split(unit_bytes: np.ndarray, budget: int) -> list[tuple[int, int]]:
     """Contiguous slices, each as long as its units fit in ``budget`` bytes (fewest slices)."""
-    prefix = np.concatenate([[0], np.cumsum(unit_bytes)])
+    return _greedy_bounds(np.concatenate([[0], np.cumsum(unit_bytes)]).tolist(), budget)
+
+
+def _greedy_bounds(prefix: list, budget: int, limit: int | None = None) -> list[tuple[int, int]]:
+    """:func:`_greedy_split` on the cumulative costs ``prefix`` (a list: ``bisect`` on it is
+    ``np.searchsorted(side="right")`` without a numpy call per slice); stops once it has
+    more than ``limit`` slices."""
     bounds = []
-    start, n = 0, len(unit_bytes)
+    start, n = 0, len(prefix) - 1
     while start < n:
-        stop = int(np.searchsorted(prefix, prefix[start] + budget, side="right")) - 1
+        stop = bisect.bisect_right(prefix, prefix[start] + budget) - 1
         stop = max(stop, start + 1)  # every slice holds at least one unit
         bounds.append((start, min(stop, n)))
         start = min(stop, n)
+        if limit is not None and len(bounds) > limit:
+            break
     return bounds
 
 
@@ -125,10 +134,11 @@ def _balanced_split(unit_bytes: np.ndarray, num_slices: int) -> list[tuple[int, 
     total = int(prefix[-1])
     # Quantile split: cut where the cumulative cost crosses i * total / k.
     cuts = [0]
-    for i in range(1, num_slices):
-        target = total * i / num_slices
-        j = int(np.searchsorted(prefix, target))
-        if j > 0 and abs(prefix[j - 1] - target) <= abs(prefix[min(j, n)] - target):
+    targets = [total * i / num_slices for i in range(1, num_slices)]
+    found = np.searchsorted(prefix, np.array(targets, dtype=np.float64)).tolist()
+    costs = prefix.tolist()
+    for i, target, j in zip(range(1, num_slices), targets, found):
+        if j > 0 and abs(costs[j - 1] - target) <= abs(costs[min(j, n)] - target):
             j -= 1
         j = min(max(j, cuts[-1] + 1), n - (num_slices - i))
         cuts.append(j)
@@ -136,13 +146,14 @@ def _balanced_split(unit_bytes: np.ndarray, num_slices: int) -> list[tuple[int, 
     quantile = list(zip(cuts[:-1], cuts[1:]))
     # Min-max split: smallest budget whose greedy packing needs at most k slices.
     lo, hi = int(unit_bytes.max()), total
+    packed = np.concatenate([[0], np.cumsum(unit_bytes)]).tolist()  # _greedy_split's costs
     while lo < hi:
         mid = (lo + hi) // 2
-        if len(_greedy_split(unit_bytes, mid)) <= num_slices:
+        if len(_greedy_bounds(packed, mid, limit=num_slices)) <= num_slices:
             hi = mid
         else:
             lo = mid + 1
-    greedy = _greedy_split(unit_bytes, lo)
+    greedy = _greedy_bounds(packed, lo)
     # Greedy may use fewer slices: split its largest slices until there are k.
     while len(greedy) < num_slices:
         widths = [b - a for a, b in greedy]

@@ -486,7 +486,7 @@ def build_mapping_report(mapping: Mapping) -> MappingReport:
         receive_capacity=list(mapping.receive_capacity),
         batch_size=mapping.batch_size,
         chip_to_chip_packets_all_fire=sum(
-            r.source.num_units * sum(1 for t in r.targets if t.chip_to_chip) for r in routes
+            r.source.num_units * r.chip_packets_per_event for r in routes
         ),
     )
 

@@ -204,9 +204,13 @@ def _traffic_cost(machine: Machine, layers: Sequence[Sequence[PESlice]]) -> int:
         dest_qpes = sorted({(d.chip, d.qpe) for d in dests})
         dq = np.array([q for _, q in dest_qpes])
         dc = np.array([machine.chip_position(c) for c, _ in dest_qpes])
-        src_q = np.array([s.qpe for s in layer])
-        src_c = np.array([machine.chip_position(s.chip) for s in layer])
-        units = np.array([s.num_units for s in layer])
+        # sources on one QPE are equally far from every destination: one row per QPE
+        by_qpe: dict[tuple[int, tuple[int, int]], int] = {}
+        for s in layer:
+            by_qpe[(s.chip, s.qpe)] = by_qpe.get((s.chip, s.qpe), 0) + s.num_units
+        src_q = np.array([q for _, q in by_qpe])
+        src_c = np.array([machine.chip_position(c) for c, _ in by_qpe])
+        units = np.array(list(by_qpe.values()))
         noc = np.abs(src_q[:, None, :] - dq[None, :, :]).sum(axis=2)
         delta = dc[None, :, :] - src_c[:, None, :]
         chip_hops = triangular_mesh_hops(delta[..., 0], delta[..., 1])

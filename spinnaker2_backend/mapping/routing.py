@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spinnaker2_backend.machine import triangular_mesh_hops
 from spinnaker2_backend.mapping.base import FitAdvice, MappingError, PESlice
 from spinnaker2_backend.mapping.placement import Placement
 
@@ -140,6 +141,72 @@ class MulticastTarget:
 
 
 @dataclass(frozen=True)
+class _Groups:
+    """The destination QPEs of one layer's sources: every source of a layer sends to the
+    same QPEs and only leaves itself out, so the routes of a layer share one table of
+    ``(chip, qpe)`` groups (sorted) instead of a target list per source (``P^2`` objects).
+
+    Attributes:
+        chip, qpe, mask, pes: per group its chip, ``(qx, qy)``, 4-bit PE mask and the
+            receiving PEs (global indices, sorted).
+        index: ``(chip, qpe) -> group``.
+        machine: the machine (hops of a target are computed when asked for).
+    """
+
+    chip: tuple[int, ...]
+    qpe: tuple[tuple[int, int], ...]
+    mask: tuple[int, ...]
+    pes: tuple[tuple[int, ...], ...]
+    index: dict = field(compare=False, repr=False)
+    machine: object = field(compare=False, repr=False, default=None)
+
+    @staticmethod
+    def of(machine, receivers: Iterable[PESlice]) -> _Groups:
+        grouped: dict[tuple[int, tuple[int, int]], list[PESlice]] = {}
+        for d in receivers:
+            grouped.setdefault((d.chip, d.qpe), []).append(d)
+        keys = sorted(grouped)
+        return _Groups(
+            chip=tuple(int(c) for c, _ in keys),
+            qpe=tuple((int(q[0]), int(q[1])) for _, q in keys),
+            mask=tuple(sum(1 << d.pe_in_qpe for d in grouped[k]) for k in keys),
+            pes=tuple(tuple(sorted(int(d.pe) for d in grouped[k])) for k in keys),
+            index={k: g for g, k in enumerate(keys)},
+            machine=machine,
+        )
+
+    def __len__(self) -> int:
+        return len(self.chip)
+
+    def own(self, s: PESlice) -> int:
+        """The group of ``s`` itself (-1 when ``s`` does not receive its own layer)."""
+        g = self.index.get((s.chip, s.qpe), -1)
+        return g if g >= 0 and s.pe in self.pes[g] else -1
+
+    def targets(self, s: PESlice) -> tuple[MulticastTarget, ...]:
+        """The :class:`MulticastTarget` of every group for source ``s`` (itself left out)."""
+        own = self.own(s)
+        out = []
+        for g, (chip, qpe, mask, pes) in enumerate(zip(self.chip, self.qpe, self.mask, self.pes)):
+            if g == own:
+                mask ^= 1 << s.pe_in_qpe
+                pes = tuple(p for p in pes if p != s.pe)
+                if not pes:
+                    continue
+            out.append(
+                MulticastTarget(
+                    chip=chip,
+                    qpe=qpe,
+                    pe_mask=mask,
+                    pes=pes,
+                    noc_hops=self.machine.qpe_hops(s.qpe, qpe),
+                    chip_hops=self.machine.chip_hops(s.chip, chip),
+                )
+            )
+        return tuple(out)
+
+
+@dataclass(frozen=True)
 class SliceRoute:
     """Where one PE's events go.
 
@@ -147,18 +214,40 @@ class SliceRoute:
         source: the sending slice.
         key: routing key of its first unit (``source.key_offset``).
         key_mask: mask that matches all its units' keys (``key & key_mask == key``).
-        targets: one :class:`MulticastTarget` per destination QPE.
         link_edges: the chip-to-chip links of the multicast tree the router tables hold for
             this source, ``(chip the packet leaves, link)``, sorted: the union of the chip
             paths to every destination chip. One event crosses each of them once (the
             routers duplicate the packet where the tree branches).
+        packets_per_event: multicast packets one event of one unit costs (one per
+            destination QPE).
+        noc_hops_per_event: XY hops summed over the destination QPEs.
+        chip_packets_per_event: destination QPEs on another chip.
+        path_chip_hops_per_event: link traversals if every destination QPE got its own
+            packet along its own path (what a tree saves: ``path_chip_hops_per_event -
+            chip_hops_per_event``).
+        max_noc_hops, max_chip_hops: hops to the farthest destination QPE (0 for none).
+
+    :attr:`targets` (one :class:`MulticastTarget` per destination QPE) is built when asked
+    for, from the table its layer's routes share: a layer's routes hold ``O(P)`` objects,
+    not one target per pair of PEs.
     """
 
     source: PESlice
     key: int
     key_mask: int
-    targets: tuple[MulticastTarget, ...]
     link_edges: tuple[tuple[int, str], ...] = ()
+    packets_per_event: int = 0
+    noc_hops_per_event: int = 0
+    chip_packets_per_event: int = 0
+    path_chip_hops_per_event: int = 0
+    max_noc_hops: int = 0
+    max_chip_hops: int = 0
+    groups: _Groups | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def targets(self) -> tuple[MulticastTarget, ...]:
+        """One :class:`MulticastTarget` per destination QPE (computed on each call)."""
+        return () if self.groups is None else self.groups.targets(self.source)
 
     @property
     def destinations(self) -> tuple[int, ...]:
@@ -166,28 +255,13 @@ class SliceRoute:
         return tuple(sorted(p for t in self.targets for p in t.pes))
 
     @property
-    def packets_per_event(self) -> int:
-        """Multicast packets one event of one unit costs (one per destination QPE)."""
-        return len(self.targets)
-
-    @property
-    def noc_hops_per_event(self) -> int:
-        return sum(t.noc_hops for t in self.targets)
-
-    @property
     def chip_hops_per_event(self) -> int:
         """Chip-to-chip link traversals of one event along the multicast tree."""
         return len(self.link_edges)
 
     @property
-    def path_chip_hops_per_event(self) -> int:
-        """Link traversals if every destination QPE got its own packet along its own path
-        (what a tree saves: ``path_chip_hops_per_event - chip_hops_per_event``)."""
-        return sum(t.chip_hops for t in self.targets)
-
-    @property
     def chip_to_chip(self) -> bool:
-        return any(t.chip_to_chip for t in self.targets)
+        return self.chip_packets_per_event > 0
 
 
 @dataclass(frozen=True)
@@ -226,7 +300,11 @@ class RoutingResult:
 
     def sources_of(self, pe: int) -> list[PESlice]:
         """Slices whose events PE ``pe`` receives (itself excluded)."""
-        return [r.source for r in self.routes.values() if pe in r.destinations]
+        return [
+            r.source
+            for r in self.routes.values()
+            if r.groups is not None and r.source.pe != pe and any(pe in pes for pes in r.groups.pes)
+        ]
 
     @property
     def max_router_entries(self) -> int:
@@ -234,7 +312,7 @@ class RoutingResult:
 
     @property
     def max_noc_hops(self) -> int:
-        return max((t.noc_hops for r in self.routes.values() for t in r.targets), default=0)
+        return max((r.max_noc_hops for r in self.routes.values()), default=0)
 
     def table(self) -> str:
         lines = ["routing: source PE -> destination QPEs (mask), hops"]
@@ -257,6 +335,11 @@ def route_slices(placement: Placement) -> RoutingResult:
     ``y_{t-1}``; its own units it keeps locally) and to every PE of the next layer. The last
     layer's events go to its own layer only (the host reads them out).
 
+    Every source of a layer sends to the same destination QPEs (only leaving itself out),
+    so the work is done per layer and per source chip (hops, trees, router entries of the
+    other chips) and per source only what its own QPE changes: no structure grows with
+    the PEs squared.
+
     Raises:
         MappingError: a chip needs more router entries than it has.
     """
@@ -269,27 +352,46 @@ def route_slices(placement: Placement) -> RoutingResult:
     # chip -> route signature -> source PEs with that route on that chip
     signatures: dict[int, dict[tuple, list[int]]] = {c: {} for c in range(machine.num_chips)}
     layers = placement.layers
-    chip_hops: dict[tuple[int, int], int] = {}
+    positions = np.array([machine.chip_position(c) for c in range(machine.num_chips)])
+    delta = positions[None, :, :] - positions[:, None, :]
+    chip_hops = np.asarray(triangular_mesh_hops(delta[..., 0], delta[..., 1]), dtype=np.int64)
     for li, layer in enumerate(layers):
         receivers = list(layer) + (list(layers[li + 1]) if li + 1 < len(layers) else [])
-        # receivers grouped by destination QPE once per layer; a source leaves itself out
-        grouped: dict[tuple[int, tuple[int, int]], list[PESlice]] = {}
-        for d in receivers:
-            grouped.setdefault((d.chip, d.qpe), []).append(d)
-        groups = [
-            (chip, qpe, ds, sum(1 << d.pe_in_qpe for d in ds), tuple(sorted(d.pe for d in ds)))
-            for (chip, qpe), ds in sorted(grouped.items())
-        ]
+        groups = _Groups.of(machine, receivers)
+        g_chip = np.array(groups.chip, dtype=np.int64)
+        g_qpe = np.array(groups.qpe, dtype=np.int64).reshape(-1, 2)
+        # per source QPE position: XY hops to every group (the chip does not change them)
+        noc: dict[tuple[int, int], tuple[int, int]] = {}
+        per_chip: dict[int, tuple] = {}
         for s in layer:
-            targets = _targets(machine, s, groups, chip_hops)
+            if s.qpe not in noc:
+                d = np.abs(g_qpe - np.array(s.qpe)).sum(axis=1)
+                noc[s.qpe] = (int(d.sum()), int(d.max(initial=0)))
+            if s.chip not in per_chip:
+                per_chip[s.chip] = _chip_summary(machine, s.chip, groups, g_chip, chip_hops, paths)
+            hops, edges, by_chip, own_local = per_chip[s.chip]
+            own = groups.own(s)
+            dropped = own >= 0 and len(groups.pes[own]) == 1
+            packets = len(groups) - int(dropped)
+            # the own group is 0 hops away: leaving it out changes no sum and no maximum
             routes[s.pe] = SliceRoute(
                 source=s,
                 key=s.key_offset,
                 key_mask=mask_all,
-                targets=tuple(targets),
-                link_edges=_tree_edges(machine, s.chip, targets, paths),
+                link_edges=edges,
+                packets_per_event=packets,
+                noc_hops_per_event=noc[s.qpe][0] if packets else 0,
+                chip_packets_per_event=hops[0],
+                path_chip_hops_per_event=hops[1],
+                max_noc_hops=noc[s.qpe][1] if packets else 0,
+                max_chip_hops=hops[2],
+                groups=groups,
             )
-            for chip, route in _chip_routes(machine, s.chip, targets, paths).items():
+            if not packets:
+                continue
+            for chip, route in by_chip.items():
+                if chip == s.chip:
+                    route = (_own_qpes(own_local, s, groups, own), route[1])
                 signatures[chip].setdefault(route, []).append(s.pe)
     tables: dict[int, list[RouterEntry]] = {}
     for chip, by_route in signatures.items():
@@ -336,40 +438,61 @@ def route_slices(placement: Placement) -> RoutingResult:
     return result
 
 
-def _targets(machine, s: PESlice, groups, chip_hops: dict) -> list[MulticastTarget]:
-    """One :class:`MulticastTarget` per destination QPE of ``s`` (itself left out)."""
-    targets = []
-    for chip, qpe, ds, mask, pes in groups:
-        if chip == s.chip and qpe == s.qpe and any(d.pe == s.pe for d in ds):
-            mask ^= 1 << s.pe_in_qpe
-            pes = tuple(p for p in pes if p != s.pe)
-            if not pes:
-                continue
-        pair = (s.chip, chip)
-        if pair not in chip_hops:
-            chip_hops[pair] = machine.chip_hops(*pair)
-        targets.append(
-            MulticastTarget(
-                chip=chip,
-                qpe=qpe,
-                pe_mask=mask,
-                pes=pes,
-                noc_hops=machine.qpe_hops(s.qpe, qpe),
-                chip_hops=chip_hops[pair],
-            )
-        )
-    return targets
-
-
-def _tree_edges(machine, source_chip: int, targets, paths: dict) -> tuple[tuple[int, str], ...]:
-    """The chip links of one source's multicast tree: the union of its chip paths."""
+def _chip_summary(machine, source_chip: int, groups: _Groups, g_chip, chip_hops, paths) -> tuple:
+    """What every source of a layer on ``source_chip`` shares: ``(off-chip packets, path
+    chip hops, farthest chip hops)`` per event, the multicast tree's links, the route of
+    each chip that needs an entry (the source chip's QPEs as if no source left itself
+    out) and the source chip's ``(qpe, mask)`` list (:func:`_own_qpes` patches it)."""
+    hops = chip_hops[source_chip, g_chip] if len(g_chip) else np.zeros(0, dtype=np.int64)
+    summary = (int(np.count_nonzero(hops)), int(hops.sum()), int(hops.max(initial=0)))
     edges: set[tuple[int, str]] = set()
-    for chip in {t.chip for t in targets} - {source_chip}:
-        pair = (source_chip, chip)
-        if pair not in paths:
-            paths[pair] = chip_path(machine, *pair)
-        edges.update(paths[pair])
-    return tuple(sorted(edges))
+    for chip in set(groups.chip) - {source_chip}:
+        edges.update(_path(machine, source_chip, chip, paths))
+    local: dict[int, set] = {}
+    out_links: dict[int, set] = {}
+    arrived: dict[int, str] = {}
+    for chip, qpe, mask in zip(groups.chip, groups.qpe, groups.mask):
+        local.setdefault(chip, set()).add((qpe, mask))
+    for chip in set(groups.chip):
+        path = _path(machine, source_chip, chip, paths)
+        for c, link in path:
+            out_links.setdefault(c, set()).add(link)
+        for (_, link), nxt in zip(path, [c for c, _ in path[1:]] + [chip]):
+            arrived[nxt] = link
+    by_chip = {}
+    for chip in {source_chip} | set(local) | set(out_links):
+        qpes = tuple(sorted(local.get(chip, ())))
+        links = tuple(sorted(out_links.get(chip, ())))
+        straight = (
+            chip != source_chip and not qpes and len(links) == 1 and arrived.get(chip) == links[0]
+        )
+        if not straight and (qpes or links or chip == source_chip):
+            by_chip[chip] = (qpes, links)
+    own_local = tuple(sorted(local.get(source_chip, ())))
+    return summary, tuple(sorted(edges)), by_chip, own_local
+
+
+def _own_qpes(own_local: tuple, s: PESlice, groups: _Groups, own: int) -> tuple:
+    """The source chip's ``(qpe, mask)`` entries for source ``s``: its own QPE's mask
+    without its own bit (the QPE left out when no other PE of it receives)."""
+    if own < 0:
+        return own_local
+    out = []
+    for qpe, mask in own_local:
+        if qpe == s.qpe:
+            mask ^= 1 << s.pe_in_qpe
+            if not mask:
+                continue
+        out.append((qpe, mask))
+    return tuple(out)
+
+
+def _path(machine, chip_a: int, chip_b: int, paths: dict) -> list[tuple[int, str]]:
+    """:func:`chip_path`, cached per pair of chips in ``paths``."""
+    pair = (chip_a, chip_b)
+    if pair not in paths:
+        paths[pair] = chip_path(machine, chip_a, chip_b)
+    return paths[pair]
 
 
 def link_loads(routing: RoutingResult, events: dict[int, float]) -> dict[tuple[int, str], float]:
@@ -394,34 +517,3 @@ def link_incidence(routing: RoutingResult, pes) -> tuple[list[tuple[int, str]], 
         for e in routing.routes[int(pe)].link_edges:
             matrix[index[e], j] = 1.0
     return edges, matrix
-
-
-def _chip_routes(machine, source_chip: int, targets, paths: dict) -> dict[int, tuple]:
-    """Per chip that needs an entry for one source: ``(qpes, links)`` of its route
-    (``paths`` caches :func:`chip_path` per pair of chips)."""
-    if not targets:
-        return {}
-    local: dict[int, set] = {}
-    out_links: dict[int, set] = {}
-    arrived: dict[int, str] = {}
-    for t in targets:
-        local.setdefault(t.chip, set()).add((t.qpe, t.pe_mask))
-        pair = (source_chip, t.chip)
-        if pair not in paths:
-            paths[pair] = chip_path(machine, *pair)
-        path = paths[pair]
-        for chip, link in path:
-            out_links.setdefault(chip, set()).add(link)
-        for (_, link), nxt in zip(path, [c for c, _ in path[1:]] + [t.chip]):
-            arrived[nxt] = link
-    chips = {source_chip} | set(local) | set(out_links)
-    routes = {}
-    for chip in chips:
-        qpes = tuple(sorted(local.get(chip, ())))
-        links = tuple(sorted(out_links.get(chip, ())))
-        straight = (
-            chip != source_chip and not qpes and len(links) == 1 and arrived.get(chip) == links[0]
-        )
-        if not straight and (qpes or links or chip == source_chip):
-            routes[chip] = (qpes, links)
-    return routes

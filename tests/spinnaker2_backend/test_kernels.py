@@ -21,6 +21,7 @@ from spinnaker2_backend.kernels import (
     pe_sums,
     source_counts,
 )
+from spinnaker2_backend.layer_setup import ReceiveTable
 
 
 def _problem(seed, rows, cols, density, activity, batch, dtype):
@@ -91,7 +92,8 @@ def test_pe_sums_and_layer_ops_count_per_sample():
     per_event = np.array([[2, 1, 1], [1, 0, 0], [3, 1, 2], [1, 0, 0]], dtype=np.float64)
     ops = np.zeros((2, 10, 3))
     host = np.array([5.0, 0.0])
-    layer_ops(static, fired, np.vstack([prev, prev]), receive_in, host, receive_own,
+    own, into = (ReceiveTable.from_dense(t).arrays for t in (receive_own, receive_in))
+    layer_ops(static, fired, np.vstack([prev, prev]), into, host, own,
               per_event, 4, 5, 6, 7, 8, 9, ops)  # fmt: skip
     for b in range(2):
         assert np.array_equal(ops[b, :4], static[:4])
@@ -254,8 +256,9 @@ def test_layer_gates_and_counts_equal_the_kernels_they_fuse(
     fired_before = np.full((1, 2), -1.0)
     static = np.arange(16 * pes, dtype=np.float64).reshape(16, pes)
     rng = np.random.default_rng(seed + 2)
-    routes = (static, rng.integers(0, 3, (2, pes)).astype(np.float64), np.zeros(1),
-              rng.integers(0, 3, (pes, pes)).astype(np.float64), rng.random((4, pes)))  # fmt: skip
+    tables = [ReceiveTable.from_dense(rng.integers(0, 3, shape).astype(np.float64)).arrays
+              for shape in ((2, pes), (pes, pes))]  # fmt: skip
+    routes = (static, tables[0], np.zeros(1), tables[1], rng.random((4, pes)))
     event_rows = (10, 11, 12, 13, 14, 15) if counted else (-1,) * 6
     ops = np.full((1, 16, pes), np.nan)
     got = layer_counts(update, x, prev_owner, fired_before, False, n_in, routes,
