@@ -337,6 +337,11 @@ class CycleCosts:
             serialisation), 5 PE cycles at 150 MHz (33 ns: about 2 Gbit/s). [C] (link
             bandwidth unknown, S2-chip). A step's events that cross one link queue on it:
             the layer's NoC tail is at least the busiest link's packets times this.
+        noc_link_packet_cycles: time one 64-bit packet occupies one QPE-to-QPE link of the
+            on-chip NoC, 1 PE cycle: one 64-bit flit per clock and direction, the NoC clocked
+            at least as fast as the PE. [C] (the NoC's link width and clock are not
+            published, S2-chip). A step's events that cross one on-chip link queue on it
+            like those of a chip link (:func:`spinnaker2_backend.timing.link_cycles`).
         list_append_cycles: one entry written to the compact received-event list (receive
             policy ``event-list``): store the source index and the value, bump the count,
             compare it with the capacity, and the entry's share of the counting-sort pass that
@@ -408,6 +413,7 @@ class CycleCosts:
     noc_hop_cycles: float = 8.0  # [C]
     chip_link_cycles: float = 300.0  # [C]
     chip_link_packet_cycles: float = 5.0  # [C]: link bandwidth unknown (S2-chip)
+    noc_link_packet_cycles: float = 1.0  # [C]: NoC link width and clock unknown (S2-chip)
     readout_mac_cycles: float = 5.0  # [C]
     list_append_cycles: float = 8.0  # [C] from M4-TRM [B]
     merge_step_cycles: float = 3.0  # [C] from M4-TRM [B]
