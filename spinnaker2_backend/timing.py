@@ -380,7 +380,15 @@ def link_cycles(routing, pes, costs: CycleCosts) -> tuple[list[tuple], np.ndarra
     """
     trees = [routing.routes[int(pe)] for pe in pes]
     chip = sorted({e for r in trees for e in r.link_edges})
-    noc_trees = [noc_link_edges(r) for r in trees]
+    # the sources of one layer on one QPE share their tree (their targets differ only in
+    # themselves, on their own QPE, which no link leads to): one tree per QPE and layer
+    shared: dict[tuple, tuple] = {}
+    noc_trees = []
+    for r in trees:
+        key = (r.source.chip, tuple(r.source.qpe), r.source.layer)
+        if key not in shared:
+            shared[key] = noc_link_edges(r)
+        noc_trees.append(shared[key])
     noc = sorted({e for edges in noc_trees for e in edges})
     index = {("chip", e): k for k, e in enumerate(chip)}
     index.update({("noc", e): len(chip) + k for k, e in enumerate(noc)})

@@ -107,6 +107,10 @@ def test_on_chip_tree_edges_by_hand():
     east0 = noc[(0, (1, 1), (2, 1))]
     assert [pes[j] for j in np.flatnonzero(east0)] == [2, 3, 8, 9, 10, 11]
     assert set(east0[east0 > 0]) == {2.0}
+    # every column is its own source's tree (link_cycles shares a tree per QPE and layer)
+    for j, pe in enumerate(pes):
+        crossed = [link for link, row in zip(links, cycles) if len(link) == 3 and row[j] > 0]
+        assert tuple(crossed) == noc_link_edges(m.routes[pe])
 
 
 def _one_chip_three_qpes():
