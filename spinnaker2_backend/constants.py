@@ -286,7 +286,7 @@ class CycleCosts:
             (``bitmap16``: test the source's bit), advance and loop. **calibrated** to
             170.25 ms per 70-token sequence of the published LM at 150 MHz (S2-EGRU [A]
             anchor; the value is [C]) on the published mapping (50 PEs per layer, receive
-            policy bitmap16, the stand-in firing 20 % per layer): 6.13; a weight whose source
+            policy bitmap16, the stand-in firing 20 % per layer): 7.9; a weight whose source
             fired adds the MAC and ``bitmap_hit_cycles``.
         mac_cycles: one float32 multiply-accumulate (VFMA.F32), 3. M4-TRM [B].
         csr_row_cycles: one CSR row: load the two row extents, clear the accumulator, add
@@ -393,7 +393,7 @@ class CycleCosts:
             (1), SSAT (1), STRB into the operand vector (2); 6. [C] from M4-TRM [B].
     """
 
-    csr_nonzero_cycles: float = 6.13  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
+    csr_nonzero_cycles: float = 7.9  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
     mac_cycles: float = 3.0  # M4-TRM [B]: VFMA.F32
     csr_row_cycles: float = 10.0  # [C]
     event_nonzero_extra_cycles: float = 2.0  # [C] from M4-TRM [B]

@@ -175,7 +175,9 @@ class LayerTimingInfo:
         batch_size: samples each PE processes per step (the counts hold all of them).
         receive_policy: how the PEs keep received events; with ``bitmap16`` a stored weight
             walked costs its walk only (the bit test included) and a weight whose source
-            fired (``*_hits``) the MAC plus ``bitmap_hit_cycles``.
+            fired (``*_hits``) the MAC plus ``bitmap_hit_cycles``; an input streamed from
+            DRAM (``dram_readers`` > 0) is a dense vector, its weights cost the walk and the
+            MAC as in the plain CSR kernel.
         link_incidence: ``(links, P)`` cycles one event of PE ``p`` occupies link ``k``
             (0 where its multicast tree does not cross it): chip links and on-chip NoC links,
             :func:`link_cycles`; or None (no link serialisation modelled).
@@ -271,7 +273,9 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
     if info.receive_policy == "bitmap16" and info.weight_format == "csr":
         weight -= costs.mac_cycles  # only a weight whose source fired is multiplied
         hit = costs.mac_cycles + costs.bitmap_hit_cycles
-        put("input_product", "input_hits", hit)
+        # a dense input (layer 0 streamed from DRAM into a vector) is read at x[col] like
+        # the plain CSR kernel: each stored weight is a MAC, no bit, rank or value lookup
+        put("input_product", "input_hits", costs.mac_cycles if info.dram_readers else hit)
         put("recurrent_product", "recurrent_hits", hit)
         put("receive", "rank_words", costs.rank_word_cycles)
     put("input_product", "input_weights", weight)

@@ -244,13 +244,22 @@ def _profile_evidence(result) -> list[str]:
     out += [
         "",
         "  Alternatives that give the paper's ranking (recurrent product, then input "
-        f"product): {', '.join(reproducing) if reproducing else 'none'}. None of them is "
-        "published, and each would move the held-out DVS prediction through the refit walk; "
-        "the shipped model keeps its estimates and shows the mismatch (a strict xfail in "
-        "tests/spinnaker2_backend/test_timing.py).",
+        f"product): {', '.join(reproducing) if reproducing else 'none'}. What still "
+        "disagrees is send/receive, which the paper calls comparably cheap (a strict xfail "
+        "in tests/spinnaker2_backend/test_timing.py asks for less than a fifth of the input "
+        "product); the cheap-receive rows show what a receive without an interrupt per "
+        "packet would give. None of the alternatives is published, and each would move the "
+        "held-out DVS prediction through the refit walk.",
         "",
     ]
     return out
+
+
+def _hit_cycles() -> str:
+    from spinnaker2_backend.constants import CycleCosts
+
+    c = CycleCosts()
+    return f"{c.mac_cycles:g} + {c.bitmap_hit_cycles:g} cycles [C]"
 
 
 def _bigger_input(result) -> str:
@@ -285,9 +294,10 @@ def _disagreements(result) -> list[str]:
         f"({share.get('recurrent product', 0):.0f} %) and send/receive "
         f"{c.get('send/receive', 0):.1f} ms ({share.get('send/receive', 0):.0f} %) per "
         "sequence. Why: with the bitmap every stored weight costs its walk whatever the "
-        "activity and only a weight whose source fired its MAC; layer 0's input is the "
-        "embedding, read dense from DRAM, so its input product multiplies every stored "
-        "weight while the recurrent products multiply about a fifth; "
+        "activity, and a weight whose source fired its MAC and the value's lookup "
+        f"({_hit_cycles()}); layer 0's input is the embedding, read dense from DRAM "
+        "into a vector (no lookup: the MAC only), so its input product multiplies every "
+        "stored weight while the recurrent products multiply about a fifth; "
         f"{_bigger_input(result)}and a trained LM's 20 % activity sends a packet per event "
         "to every PE of two layers, "
         "each taking a 40-cycle receive interrupt [C]. The CSR rows' own cost "
