@@ -286,7 +286,7 @@ class CycleCosts:
             (``bitmap16``: test the source's bit), advance and loop. **calibrated** to
             170.25 ms per 70-token sequence of the published LM at 150 MHz (S2-EGRU [A]
             anchor; the value is [C]) on the published mapping (50 PEs per layer, receive
-            policy bitmap16, the stand-in firing 20 % per layer): 6.15; a weight whose source
+            policy bitmap16, the stand-in firing 20 % per layer): 7.9; a weight whose source
             fired adds the MAC and ``bitmap_hit_cycles``.
         mac_cycles: one float32 multiply-accumulate (VFMA.F32), 3. M4-TRM [B].
         csr_row_cycles: one CSR row: load the two row extents, clear the accumulator, add
@@ -337,6 +337,11 @@ class CycleCosts:
             serialisation), 5 PE cycles at 150 MHz (33 ns: about 2 Gbit/s). [C] (link
             bandwidth unknown, S2-chip). A step's events that cross one link queue on it:
             the layer's NoC tail is at least the busiest link's packets times this.
+        noc_link_packet_cycles: time one 64-bit packet occupies one QPE-to-QPE link of the
+            on-chip NoC, 1 PE cycle: one 64-bit flit per clock and direction, the NoC clocked
+            at least as fast as the PE. [C] (the NoC's link width and clock are not
+            published, S2-chip). A step's events that cross one on-chip link queue on it
+            like those of a chip link (:func:`spinnaker2_backend.timing.link_cycles`).
         list_append_cycles: one entry written to the compact received-event list (receive
             policy ``event-list``): store the source index and the value, bump the count,
             compare it with the capacity, and the entry's share of the counting-sort pass that
@@ -388,7 +393,7 @@ class CycleCosts:
             (1), SSAT (1), STRB into the operand vector (2); 6. [C] from M4-TRM [B].
     """
 
-    csr_nonzero_cycles: float = 6.15  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
+    csr_nonzero_cycles: float = 7.9  # calibrated [C] to the S2-EGRU [A] anchor, 150 MHz
     mac_cycles: float = 3.0  # M4-TRM [B]: VFMA.F32
     csr_row_cycles: float = 10.0  # [C]
     event_nonzero_extra_cycles: float = 2.0  # [C] from M4-TRM [B]
@@ -408,6 +413,7 @@ class CycleCosts:
     noc_hop_cycles: float = 8.0  # [C]
     chip_link_cycles: float = 300.0  # [C]
     chip_link_packet_cycles: float = 5.0  # [C]: link bandwidth unknown (S2-chip)
+    noc_link_packet_cycles: float = 1.0  # [C]: NoC link width and clock unknown (S2-chip)
     readout_mac_cycles: float = 5.0  # [C]
     list_append_cycles: float = 8.0  # [C] from M4-TRM [B]
     merge_step_cycles: float = 3.0  # [C] from M4-TRM [B]
@@ -498,7 +504,7 @@ class EnergyCosts:
         dram_byte_energy_j: one byte read from or written to the LPDDR4 DRAM, 40 pJ. [C].
     """
 
-    static_power_w: float = 0.3166  # calibrated [C] to the S2-EGRU [A] anchor
+    static_power_w: float = 0.3168  # calibrated [C] to the S2-EGRU [A] anchor
     pe_leakage_power_w: float = 1.0e-4  # [C]
     pe_cycle_energy_j: float = 6.7e-12  # [C]
     level_voltages_v: tuple[tuple[int, float], ...] = (

@@ -34,14 +34,14 @@ from spinnaker2_backend.layer_setup import (
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import CAPPED_RECEIVE_POLICIES as CAPPED
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
-from spinnaker2_backend.mapping.routing import link_incidence
-from spinnaker2_backend.receive_bitmap import BitmapReceive
+from spinnaker2_backend.receive_bitmap import BitmapReceive, round_received
 from spinnaker2_backend.results import LayerCounters
 from spinnaker2_backend.timing import (
     OP_INDEX,
     OPS,
     LayerTimingInfo,
     cost_matrix,
+    link_cycles,
     noc_tail_cycles,
 )
 
@@ -97,6 +97,19 @@ def _check_options(on_overflow: str, readout: str | None) -> None:
         raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
 
 
+def _check_rounding(round_received: bool | None, receive_policy: str) -> bool:
+    """Whether received values are rounded to binary16: by default (None) for
+    ``bitmap16``, whose value array is 16 bits wide; never for a policy that keeps float32."""
+    if round_received is None:
+        return receive_policy == "bitmap16"
+    if round_received and receive_policy != "bitmap16":
+        raise ValueError(
+            f"round_received=True rounds the values of the bitmap16 design's 16-bit value "
+            f"array; receive policy {receive_policy!r} keeps float32 values"
+        )
+    return bool(round_received)
+
+
 def _check_chip_readout(layer: int, num_layers: int, artifact) -> None:
     """The on-chip readout runs on the last layer's PEs, of a network with a readout."""
     if layer != num_layers - 1:
@@ -150,6 +163,7 @@ class LayerSimulator:
         readout: str | None = None,
         costs: CycleCosts | None = None,
         on_overflow: str = "raise",
+        round_received: bool | None = None,
     ) -> None:
         num_layers = _check_mapping(mapping, layer)
         self.mapping = mapping
@@ -162,6 +176,7 @@ class LayerSimulator:
         artifact = mapping.artifact
         self.on_overflow = on_overflow
         self.receive_policy = mapping.receive_policy
+        self.round_received = _check_rounding(round_received, self.receive_policy)
         self.batch_size = int(mapping.batch_size)
         capacities = mapping.receive_capacity or (0,) * num_layers
         self.receive_capacity = int(capacities[self.layer])
@@ -243,7 +258,7 @@ class LayerSimulator:
             readout_readers=self.num_pes if self.readout_on_chip else 0,
             max_noc_hops=routes.max_noc,
             max_chip_hops=routes.max_chip,
-            link_incidence=link_incidence(self.mapping.routes, self.pes)[1],
+            link_incidence=link_cycles(self.mapping.routes, self.pes, self.costs)[1],
             batch_size=self.batch_size,
             receive_policy=self.receive_policy,
         )
@@ -539,6 +554,8 @@ class LayerSimulator:
             ReceiveOverflowError: an ``event-list`` overflowed and ``on_overflow="raise"``.
         """
         x, n_in = self._check_input(x)
+        if self.round_received:  # bitmap16 keeps received values as binary16
+            x, n_in, self._y = self._received_binary16(x, n_in)
         if self.batch_size == 1 and self._int8 is None:  # int8 products: int8_layer below
             n_rec = int(np.count_nonzero(self._y))
             cap = self.receive_capacity
@@ -584,6 +601,15 @@ class LayerSimulator:
         if self._bitmap is not None:
             self._bitmap.step_ops(ops, _I, *(np.stack(v) for v in zip(*kept)))
         return self._account(y, ops)
+
+    def _received_binary16(self, x: np.ndarray, n_in: int):
+        """The step's received values rounded to binary16
+        (:func:`~spinnaker2_backend.receive_bitmap.round_received`): the layer input when
+        it arrives as packets (a DRAM input is a dense float32 DMA target) and ``y_{t-1}``."""
+        if self._input_by_packets:
+            x = round_received(x)
+            n_in = int(np.count_nonzero(x))
+        return x, n_in, round_received(self._y)
 
     def _step_compiled(self, x: np.ndarray, n_in: int, n_rec: int) -> LayerStepResult:
         """One step of one sample whose events are all kept (``n_in``, ``n_rec``: events of
@@ -672,8 +698,8 @@ class LayerSimulator:
         # latencies are >= 0: the largest of the PEs that sent, 0 when none did
         # timing.noc_tail_cycles of the step, compiled
         tail = noc_tail(
-            ops[_I["events"]], self._tail_latency, self._links, self.costs.chip_link_packet_cycles
-        )
+            ops[_I["events"]], self._tail_latency, self._links, 1.0
+        )  # self._links holds cycles per event and link (timing.link_cycles)
         done_us = busy * self._us_per_cycle
         if self.tick_us is not None:
             missed = done_us > self.tick_us

@@ -16,7 +16,33 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["BitmapReceive"]
+__all__ = ["BitmapReceive", "round_received"]
+
+
+def round_received(values: np.ndarray) -> np.ndarray:
+    """Received event values as the ``bitmap16`` design keeps them: rounded to binary16
+    (IEEE 754 half precision, round to nearest even: at most 2^-11 relative error in the
+    normal range), returned in their own dtype (the products run in float32).
+
+    A packet carries a 32-bit payload; the PE stores the value in its 16-bit value array on
+    receipt, and the products read it back from there (VCVTB.F32.F16,
+    ``CycleCosts.half_convert_cycles``). A value under binary16's smallest subnormal
+    (2^-24) becomes 0.
+
+    Raises:
+        ValueError: a value beyond binary16's range (|v| > 65504): the design cannot keep it.
+    """
+    values = np.asarray(values)
+    with np.errstate(over="ignore"):
+        half = values.astype(np.float16)
+    if not np.all(np.isfinite(half)):
+        worst = float(np.max(np.abs(values)))
+        raise ValueError(
+            f"a received event value of magnitude {worst:g} is beyond binary16's range "
+            "(65504): the bitmap16 design cannot keep it; run with round_received=False "
+            "(float32 values) or scale the network's inputs"
+        )
+    return half.astype(values.dtype)
 
 
 def _column_counts(block, sources: int) -> np.ndarray:

@@ -2,11 +2,11 @@
 
 The DVS gesture figures (Table III, batch 1) are the model's held-out check. The prediction
 rests on choices nobody published: how the DVS program keeps its received events, how
-many 25 ms frames make a sample, the fixed cost of a step, the clock level, and the activity
-of the LM stand-in the constants are fitted on. :func:`sensitivity` re-predicts the DVS time
-and energy per sample under each alternative, one assumption at a time (every other one at
-its default), refitting the LM side where the assumption enters the fit, so that a reader
-sees the spread rather than one chosen point.
+many 25 ms frames make a sample, the fixed cost of a step, the clock level, the activity of
+the LM stand-in the constants are fitted on, and the loop order of a batch.
+:func:`sensitivity` re-predicts the DVS time and energy per sample under each alternative,
+one assumption at a time (every other one at its default), refitting the LM side where the
+assumption enters the fit, so that a reader sees the spread rather than one chosen point.
 """
 
 from __future__ import annotations
@@ -34,10 +34,15 @@ from spinnaker2_backend.results import (
 __all__ = [
     "ALTERNATIVE_FRAMES",
     "ALTERNATIVE_STEP_OVERHEAD",
+    "BATCH_LOOPS",
     "SensitivityRow",
     "sensitivity",
 ]
 
+#: The two loop orders of a batch (``CycleCosts.batch_shares_weight_loads``): the samples
+#: outer (each sample walks the weights) or the weights outer (a weight and its index are
+#: loaded once per step and applied to every sample).
+BATCH_LOOPS: dict[bool, str] = {False: "samples outer", True: "weights outer"}
 #: Frames per DVS sample tried besides the default 68 (1 s, 1.7 s, 2.5 s of 25 ms frames).
 ALTERNATIVE_FRAMES: tuple[int, ...] = (40, DVS_FRAMES_PER_SAMPLE, 100)
 #: Fixed cycles per PE and step tried (``CycleCosts.fixed_step_cycles``, the set-up part
@@ -147,6 +152,18 @@ def sensitivity(
                 alt,
                 energy,
                 spec,
+            )
+        )
+    for outer in (False, True):  # the batch loop order: samples outer or weights outer
+        loop = dataclasses.replace(costs, batch_shares_weight_loads=outer)
+        t, e = _predict(base, loop, energy, spec)
+        rows.append(
+            SensitivityRow(
+                "batch loop (held-out run: batch 1)",
+                BATCH_LOOPS[outer],
+                outer == costs.batch_shares_weight_loads,
+                t,
+                e,
             )
         )
     for mhz in (150, 300):

@@ -138,6 +138,9 @@ class NetworkSimulator:
         progress: show a progress bar (default: for runs over 2000 steps).
         on_overflow: ``"raise"`` or ``"drop"`` when an ``event-list`` overflows (see
             :class:`LayerSimulator`).
+        round_received: round received event values to binary16 as the ``bitmap16``
+            design keeps them (None: on for ``bitmap16``; False: float32 values, the
+            reference's outputs bit for bit).
     """
 
     def __init__(
@@ -154,6 +157,7 @@ class NetworkSimulator:
         energy_costs: EnergyCosts | None = None,
         progress: bool | None = None,
         on_overflow: str = "raise",
+        round_received: bool | None = None,
     ) -> None:
         if readout not in READOUT_PLACES:
             raise ValueError(f"readout must be one of {', '.join(READOUT_PLACES)}, got {readout!r}")
@@ -191,6 +195,7 @@ class NetworkSimulator:
                 readout="chip" if (readout == "chip" and i == last) else None,
                 costs=self.costs,
                 on_overflow=on_overflow,
+                round_received=round_received,
             )
             for i in range(len(mapping.layers))
         ]
@@ -540,6 +545,7 @@ def run_mapping(
     batch_size: int | None = None,
     on_overflow: str = "raise",
     step_log: str | os.PathLike | None = None,
+    round_received: bool | None = None,
 ) -> Run:
     """Run a mapped network on the simulated chip.
 
@@ -568,6 +574,7 @@ def run_mapping(
         on_overflow: ``"raise"`` (default) or ``"drop"`` when an ``event-list`` overflows.
         step_log: a file every step's layer figures are streamed to (``.npz`` chunks,
             :class:`~spinnaker2_backend.recording.StepLog`), or None.
+        round_received: see :class:`NetworkSimulator`.
 
     Returns:
         :class:`~spinnaker2_backend.results.Run`.
@@ -586,6 +593,7 @@ def run_mapping(
         energy_costs=energy_costs,
         progress=progress,
         on_overflow=on_overflow,
+        round_received=round_received,
     )
     if states is not None:
         simulator.set_states(states)

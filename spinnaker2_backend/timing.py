@@ -20,7 +20,11 @@ this model accounts separately (:data:`PHASES`, in the order a PE runs them in a
     readout            on-chip readout (last layer, only when asked for)
 
 A layer's step ends when its slowest PE ends, plus the NoC latency of the last packet it
-sent (``hops x noc_hop_cycles + chip hops x chip_link_cycles``). Layers run one after
+sent (``hops x noc_hop_cycles + chip hops x chip_link_cycles``), or, when its events queue
+on a link, the busiest link's serialisation if that is longer: every event crosses each link
+of its source's multicast tree once, chip-to-chip links (``chip_link_packet_cycles`` per
+packet) and the on-chip NoC's QPE-to-QPE links along the XY routes of the tree
+(``noc_link_packet_cycles`` per packet), :func:`link_cycles`. Layers run one after
 another per token (as published) or pipelined (layer ``l`` works on token ``t`` while layer
 ``l-1`` works on token ``t+1``)::
 
@@ -58,6 +62,7 @@ from spinnaker2_backend.execution import (
     tick_durations,
     tick_work_seconds,
 )
+from spinnaker2_backend.machine import Machine
 
 __all__ = [
     "OPS",
@@ -72,6 +77,8 @@ __all__ = [
     "cost_matrix",
     "deadline_report",
     "dram_cycles_per_byte",
+    "link_cycles",
+    "noc_link_edges",
     "noc_tail_cycles",
     "phase_cycles",
     "profile_from_ops",
@@ -168,10 +175,12 @@ class LayerTimingInfo:
         batch_size: samples each PE processes per step (the counts hold all of them).
         receive_policy: how the PEs keep received events; with ``bitmap16`` a stored weight
             walked costs its walk only (the bit test included) and a weight whose source
-            fired (``*_hits``) the MAC plus ``bitmap_hit_cycles``.
-        link_incidence: ``(links, P)`` 1 where an event of PE ``p`` crosses chip link
-            ``k`` (its multicast tree, :attr:`~spinnaker2_backend.mapping.routing.
-            SliceRoute.link_edges`), or None (no link serialisation modelled).
+            fired (``*_hits``) the MAC plus ``bitmap_hit_cycles``; an input streamed from
+            DRAM (``dram_readers`` > 0) is a dense vector, its weights cost the walk and the
+            MAC as in the plain CSR kernel.
+        link_incidence: ``(links, P)`` cycles one event of PE ``p`` occupies link ``k``
+            (0 where its multicast tree does not cross it): chip links and on-chip NoC links,
+            :func:`link_cycles`; or None (no link serialisation modelled).
     """
 
     layer: int
@@ -264,7 +273,9 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
     if info.receive_policy == "bitmap16" and info.weight_format == "csr":
         weight -= costs.mac_cycles  # only a weight whose source fired is multiplied
         hit = costs.mac_cycles + costs.bitmap_hit_cycles
-        put("input_product", "input_hits", hit)
+        # a dense input (layer 0 streamed from DRAM into a vector) is read at x[col] like
+        # the plain CSR kernel: each stored weight is a MAC, no bit, rank or value lookup
+        put("input_product", "input_hits", costs.mac_cycles if info.dram_readers else hit)
         put("recurrent_product", "recurrent_hits", hit)
         put("receive", "rank_words", costs.rank_word_cycles)
     put("input_product", "input_weights", weight)
@@ -316,9 +327,9 @@ def noc_tail_cycles(events: np.ndarray, info: LayerTimingInfo, *, costs: CycleCo
 
     Returns:
         ``(...)`` cycles: ``max over sending PEs of (max_noc_hops * noc_hop_cycles +
-        max_chip_hops * chip_link_cycles)``, or, when the layer's events queue on a chip
-        link (``info.link_incidence``), the busiest link's packets times
-        ``chip_link_packet_cycles`` if that is longer; 0 when no PE sent.
+        max_chip_hops * chip_link_cycles)``, or, when the layer's events queue on a link
+        (``info.link_incidence``: cycles per event and link, :func:`link_cycles`), the
+        busiest link's serialisation if that is longer; 0 when no PE sent.
     """
     latency = info.max_noc_hops * costs.noc_hop_cycles + info.max_chip_hops * costs.chip_link_cycles
     events = np.asarray(events, dtype=np.float64)
@@ -328,8 +339,70 @@ def noc_tail_cycles(events: np.ndarray, info: LayerTimingInfo, *, costs: CycleCo
     tail = np.max(np.where(sending, latency, 0.0), axis=-1)
     if info.link_incidence is not None and np.size(info.link_incidence):
         load = events @ np.asarray(info.link_incidence, dtype=np.float64).T  # (..., links)
-        tail = np.maximum(tail, load.max(axis=-1) * costs.chip_link_packet_cycles)
+        tail = np.maximum(tail, load.max(axis=-1))
     return tail
+
+
+def noc_link_edges(route) -> tuple[tuple[int, tuple[int, int], tuple[int, int]], ...]:
+    """The on-chip NoC links of one source's multicast tree, ``(chip, from QPE, to QPE)``,
+    sorted: on every chip the tree reaches, the union of the XY routes
+    (:meth:`~spinnaker2_backend.machine.Machine.xy_route`) from the source's QPE position to
+    the destination QPEs there. One event crosses each of them once (the routers duplicate
+    the packet where the routes part).
+
+    On a remote chip the packet is taken to enter at the source's QPE position, the same
+    assumption as the hop counts of the targets (``MulticastTarget.noc_hops``) [C]: where a
+    chip link attaches to the NoC is not published; the path from the source QPE to the
+    chip's link port is not counted either.
+
+    Args:
+        route: a :class:`~spinnaker2_backend.mapping.routing.SliceRoute`.
+    """
+    root = tuple(route.source.qpe)
+    edges: set = set()
+    for t in route.targets:
+        path = Machine.xy_route(root, tuple(t.qpe))
+        edges.update((t.chip, a, b) for a, b in zip(path, path[1:]))
+    return tuple(sorted(edges))
+
+
+def link_cycles(routing, pes, costs: CycleCosts) -> tuple[list[tuple], np.ndarray]:
+    """The links the multicast trees of ``pes`` use and ``(links, len(pes))`` cycles one
+    event of each PE occupies each of them: ``chip_link_packet_cycles`` on a chip-to-chip
+    link of its tree (:attr:`~spinnaker2_backend.mapping.routing.SliceRoute.link_edges`),
+    ``noc_link_packet_cycles`` on an on-chip NoC link (:func:`noc_link_edges`), 0 where it
+    does not cross. ``events @ matrix.T`` is each link's busy time in a step
+    (:func:`noc_tail_cycles`).
+
+    Args:
+        routing: the mapping's :class:`~spinnaker2_backend.mapping.routing.RoutingResult`.
+        pes: global PE indices (the columns, in this order).
+
+    Returns:
+        ``(links, matrix)``: chip links as ``(chip, direction)``, then NoC links as
+        ``(chip, from QPE, to QPE)``.
+    """
+    trees = [routing.routes[int(pe)] for pe in pes]
+    chip = sorted({e for r in trees for e in r.link_edges})
+    # the sources of one layer on one QPE share their tree (their targets differ only in
+    # themselves, on their own QPE, which no link leads to): one tree per QPE and layer
+    shared: dict[tuple, tuple] = {}
+    noc_trees = []
+    for r in trees:
+        key = (r.source.chip, tuple(r.source.qpe), r.source.layer)
+        if key not in shared:
+            shared[key] = noc_link_edges(r)
+        noc_trees.append(shared[key])
+    noc = sorted({e for edges in noc_trees for e in edges})
+    index = {("chip", e): k for k, e in enumerate(chip)}
+    index.update({("noc", e): len(chip) + k for k, e in enumerate(noc)})
+    matrix = np.zeros((len(chip) + len(noc), len(trees)))
+    for j, (r, edges) in enumerate(zip(trees, noc_trees)):
+        for e in r.link_edges:
+            matrix[index[("chip", e)], j] = costs.chip_link_packet_cycles
+        for e in edges:
+            matrix[index[("noc", e)], j] = costs.noc_link_packet_cycles
+    return [*chip, *noc], matrix
 
 
 def step_offsets(

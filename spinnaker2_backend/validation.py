@@ -41,6 +41,7 @@ and writes it as markdown (``--markdown docs/fidelity.md``) and JSON (``--json``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ from spinnaker2_backend.calibration import (
     calibration_mapping,
     record_calibration_run,
 )
+from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.mapping import map_network
 from spinnaker2_backend.results import (
     DVS_FRAMES_PER_SAMPLE,
@@ -155,6 +157,7 @@ class ValidationResult:
     sensitivity: list = field(default_factory=list)
     batches: list[dict[str, float]] = field(default_factory=list)
     designs: list = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def held_out(self) -> list[FidelityRow]:
         return [r for r in self.rows if r.role == "held out"]
@@ -202,6 +205,7 @@ class ValidationResult:
             "sensitivity": [asdict(s) for s in self.sensitivity],
             "batches": self.batches,
             "receive_designs": [asdict(d) for d in self.designs],
+            "profile_evidence": self.evidence,
             "context": self.context,
         }
 
@@ -357,7 +361,7 @@ def _dvs_rows(dvs, report) -> list[FidelityRow]:
     ]
 
 
-def _dvs_run(policy: str, frames: int, *, batch: int = 1, record: bool = True):
+def _dvs_run(policy: str, frames: int, *, batch: int = 1, record: bool = True, costs=None):
     from spinnaker2_backend.simulator import receive_capacity_from_run, run_mapping
 
     mapping = dvs_mapping(receive_policy=policy, batch_size=batch)
@@ -366,23 +370,31 @@ def _dvs_run(policy: str, frames: int, *, batch: int = 1, record: bool = True):
         probe = run_mapping(mapping, xs, record=True, batch_size=batch)
         capacity = receive_capacity_from_run(probe)
         mapping = dvs_mapping(receive_policy=policy, batch_size=batch, receive_capacity=capacity)
-    return run_mapping(mapping, xs, record=record, batch_size=batch)
+    return run_mapping(mapping, xs, record=record, batch_size=batch, costs=costs)
 
 
 def _batch_predictions() -> list[dict[str, float]]:
-    """The DVS deployment at every batch size of :data:`BATCH_SIZES`, per sample."""
+    """The DVS deployment at every batch size of :data:`BATCH_SIZES`, per sample, under
+    both loop orders of a batch (:data:`~spinnaker2_backend.sensitivity.BATCH_LOOPS`)."""
+    from spinnaker2_backend.sensitivity import BATCH_LOOPS
+
     out = []
-    for batch in BATCH_SIZES:
-        report = _dvs_run(DVS_RECEIVE_POLICY, DVS_FRAMES_PER_SAMPLE, batch=batch, record=False)
-        report = report.report()
-        out.append(
-            {
-                "batch": batch,
-                "ms_per_sample": report.seconds_per_sample * 1e3,
-                "mj_per_sample": report.energy_per_sample_j * 1e3,
-                "power_w": report.average_power_w,
-            }
-        )
+    for outer, loop in BATCH_LOOPS.items():
+        costs = dataclasses.replace(CycleCosts(), batch_shares_weight_loads=outer)
+        for batch in BATCH_SIZES:
+            run = _dvs_run(
+                DVS_RECEIVE_POLICY, DVS_FRAMES_PER_SAMPLE, batch=batch, record=False, costs=costs
+            )
+            report = run.report()
+            out.append(
+                {
+                    "batch": batch,
+                    "loop": loop,
+                    "ms_per_sample": report.seconds_per_sample * 1e3,
+                    "mj_per_sample": report.energy_per_sample_j * 1e3,
+                    "power_w": report.average_power_w,
+                }
+            )
     return out
 
 
@@ -423,6 +435,20 @@ def validate(*, study: bool = True) -> ValidationResult:
         lm_run_at_activity=_lm_run_at,
         dvs_policies=policies,
     )
+    from spinnaker2_backend.profile_check import layer_weight_counts, profile_evidence
+
+    evidence = {
+        "alternatives": [
+            {
+                "name": a.name,
+                "walk_cycles": a.walk_cycles,
+                "groups": a.groups,
+                "paper_ranking": a.paper_ranking,
+            }
+            for a in profile_evidence(lm_run)
+        ],
+        "weights": layer_weight_counts(lm, lm_run),
+    }
     designs = []
     if study:
         from spinnaker2_backend.receive_designs import design_study
@@ -434,4 +460,5 @@ def validate(*, study: bool = True) -> ValidationResult:
         sensitivity=spread,
         batches=_batch_predictions(),
         designs=designs,
+        evidence=evidence,
     )

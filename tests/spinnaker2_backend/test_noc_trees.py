@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,8 +11,15 @@ from spinnaker2_backend import ChipSpec, map_network
 from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.machine import Machine
 from spinnaker2_backend.mapping.routing import link_incidence, link_loads
+from spinnaker2_backend.simulator import run_mapping
 from spinnaker2_backend.synthetic import synthetic_network
-from spinnaker2_backend.timing import LayerTimingInfo, noc_tail_cycles
+from spinnaker2_backend.timing import (
+    OP_INDEX,
+    LayerTimingInfo,
+    link_cycles,
+    noc_link_edges,
+    noc_tail_cycles,
+)
 
 
 def _two_chips():
@@ -57,6 +66,15 @@ def test_a_flooded_link_shows_in_the_tail():
     edges, incidence = link_incidence(m.routes, pes)
     assert edges == [(0, "E"), (1, "W")]
     assert incidence.sum(axis=1).tolist() == [6, 6]  # six PEs on each side cross over
+    costs = CycleCosts(
+        noc_hop_cycles=8.0,
+        chip_link_cycles=300.0,
+        chip_link_packet_cycles=5.0,
+        noc_link_packet_cycles=1.0,
+    )
+    links, cycles = link_cycles(m.routes, pes, costs)
+    assert links[:2] == edges
+    np.testing.assert_array_equal(cycles[:2], incidence * 5.0)  # chip rows: 5 cycles a packet
     info = LayerTimingInfo(
         layer=1,
         weight_format="dense",
@@ -65,12 +83,80 @@ def test_a_flooded_link_shows_in_the_tail():
         readout_readers=0,
         max_noc_hops=np.ones(len(pes)),
         max_chip_hops=np.ones(len(pes)),
-        link_incidence=incidence,
+        link_incidence=cycles,
     )
-    costs = CycleCosts(noc_hop_cycles=8.0, chip_link_cycles=300.0, chip_link_packet_cycles=5.0)
     few = np.zeros(len(pes))
     few[0] = 1  # one event: the latency, 8 + 300
     assert noc_tail_cycles(few, info, costs=costs) == pytest.approx(308.0)
     many = np.zeros(len(pes))
     many[:6] = 20  # 120 events of chip 0 queue on its east link: 120 x 5 cycles
     assert noc_tail_cycles(many, info, costs=costs) == pytest.approx(600.0)
+
+
+def test_on_chip_tree_edges_by_hand():
+    m = _two_chips()
+    # PE 2 (layer 1, chip 0, QPE (1,1)): one east NoC link on each chip its tree reaches
+    assert noc_link_edges(m.routes[2]) == ((0, (1, 1), (2, 1)), (1, (1, 1), (2, 1)))
+    # PE 4 (chip 0, QPE (2,1)): the same links westward
+    assert noc_link_edges(m.routes[4]) == ((0, (2, 1), (1, 1)), (1, (2, 1), (1, 1)))
+    pes = [s.pe for s in m.layers[1].slices]
+    links, cycles = link_cycles(m.routes, pes, CycleCosts(noc_link_packet_cycles=2.0))
+    noc = {link: row for link, row in zip(links, cycles) if len(link) == 3}
+    # PEs 2, 3 (QPE (1,1) of chip 0) and 8..11 (QPE (1,1) of chip 1, its entry position)
+    # send east on both chips; PEs 4..7, 12, 13 west
+    east0 = noc[(0, (1, 1), (2, 1))]
+    assert [pes[j] for j in np.flatnonzero(east0)] == [2, 3, 8, 9, 10, 11]
+    assert set(east0[east0 > 0]) == {2.0}
+    # every column is its own source's tree (link_cycles shares a tree per QPE and layer)
+    for j, pe in enumerate(pes):
+        crossed = [link for link, row in zip(links, cycles) if len(link) == 3 and row[j] > 0]
+        assert tuple(crossed) == noc_link_edges(m.routes[pe])
+
+
+def _one_chip_three_qpes():
+    """One chip of three QPEs in a row; layer 0 on PEs 0..3 (QPE (1,1)), layer 1 on PEs
+    4..11 (QPEs (2,1), (3,1))."""
+    spec = ChipSpec(qpe_x_range=(1, 3), qpe_y_range=(1, 1), qpe_holes=())
+    net = synthetic_network(layer_sizes=(4, 8), input_size=3, sparsity=0.0, seed=0)
+    return map_network(net, machine=Machine(chips=1, spec=spec), max_units_per_pe=1)
+
+
+def test_a_flooded_on_chip_link_shows_in_the_tail():
+    m = _one_chip_three_qpes()
+    pes = [s.pe for s in m.layers[0].slices]
+    assert pes == [0, 1, 2, 3] and {s.qpe for s in m.layers[0].slices} == {(1, 1)}
+    costs = CycleCosts(noc_hop_cycles=8.0, noc_link_packet_cycles=1.0)
+    links, cycles = link_cycles(m.routes, pes, costs)
+    # no chip link; every layer-0 event crosses (1,1)->(2,1) and (2,1)->(3,1) once
+    assert links == [(0, (1, 1), (2, 1)), (0, (2, 1), (3, 1))]
+    np.testing.assert_array_equal(cycles, np.ones((2, 4)))
+    info = LayerTimingInfo(
+        layer=0,
+        weight_format="dense",
+        num_pes=4,
+        dram_readers=0,
+        readout_readers=0,
+        max_noc_hops=np.full(4, 2.0),
+        max_chip_hops=np.zeros(4),
+        link_incidence=cycles,
+    )
+    one = np.array([1.0, 0, 0, 0])
+    assert noc_tail_cycles(one, info, costs=costs) == pytest.approx(16.0)  # 2 hops x 8
+    flood = np.full(4, 30.0)  # 120 events queue on the first link: 120 x 1 cycle
+    assert noc_tail_cycles(flood, info, costs=costs) == pytest.approx(120.0)
+    slow = CycleCosts(noc_hop_cycles=8.0, noc_link_packet_cycles=3.0)
+    info_slow = dataclasses.replace(info, link_incidence=link_cycles(m.routes, pes, slow)[1])
+    assert noc_tail_cycles(flood, info_slow, costs=slow) == pytest.approx(360.0)
+
+
+def test_the_simulated_layer_pays_a_flooded_on_chip_link():
+    """The compiled step (kernels.noc_tail) and timing.noc_tail_cycles agree on a run."""
+    m = _one_chip_three_qpes()
+    costs = CycleCosts(noc_link_packet_cycles=50.0)  # slow links: a few events flood them
+    xs = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32) * 4
+    run = run_mapping(m, xs, costs=costs, record=True)
+    tails = run.profile.layer_tails[:, 0]
+    fired = np.asarray(run.step_ops[0])[:, OP_INDEX["events"], :]
+    assert fired.sum() > 0
+    want = fired.sum(axis=1) * 50.0  # every layer-0 event crosses the first link
+    np.testing.assert_allclose(tails, np.maximum(want, np.where(fired.sum(1) > 0, 16.0, 0)))

@@ -1,0 +1,84 @@
+"""binary16 rounding of received values (the bitmap16 design's 16-bit value array)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snn_egru.reference import egru_step
+from spinnaker2_backend import map_network
+from spinnaker2_backend.receive_bitmap import round_received
+from spinnaker2_backend.simulator import run_mapping
+from spinnaker2_backend.synthetic import synthetic_network
+
+
+@pytest.fixture(scope="module")
+def net():
+    return synthetic_network(
+        layer_sizes=(37, 23, 11), input_size=13, sparsity=0.7, seed=3, threshold_mean=0.1
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return np.random.default_rng(0).standard_normal((40, 13)).astype(np.float32)
+
+
+def rounded_reference(artifact, xs, *, input_by_packets: bool):
+    """The float32 reference with every received value rounded to binary16 first: each
+    layer's ``y_{t-1}`` and the inputs of layers > 0 (layer 0's too when it arrives as
+    packets)."""
+    states = artifact.initial_states(dtype=np.float32)
+    out = [[] for _ in artifact.layers]
+    for x in artifact.layer_inputs(xs):
+        inp = x
+        for i, layer in enumerate(artifact.layers):
+            if i > 0 or input_by_packets:
+                inp = inp.astype(np.float16).astype(np.float32)
+            state = states[i]._replace(y=state_y16(states[i].y))
+            inp, states[i] = egru_step(inp, state, layer)
+            out[i].append(inp)
+    return [np.stack(o) for o in out]
+
+
+def state_y16(y):
+    return y.astype(np.float16).astype(np.float32)
+
+
+def test_round_received_by_hand():
+    v = np.array([1.0, 1.0 + 2**-11, 1.0 + 3 * 2**-11, 0.1, 1e-9, -2.0], dtype=np.float32)
+    got = round_received(v)
+    assert got.dtype == np.float32
+    # ties to even: 1 + 2^-11 -> 1, 1 + 3 * 2^-11 -> 1 + 2^-9 ... the binary16 grid at 1 is 2^-10
+    np.testing.assert_array_equal(got[:3], [1.0, 1.0, 1.0 + 2 * 2**-10])
+    assert got[3] == np.float32(np.float16(0.1)) and abs(got[3] / 0.1 - 1) <= 2**-11
+    assert got[4] == 0.0 and got[5] == -2.0
+    with pytest.raises(ValueError, match="beyond binary16's range"):
+        round_received(np.array([7e4], dtype=np.float32))
+
+
+@pytest.mark.parametrize("input_source", ["dram", "host"])
+def test_rounding_on_equals_a_reference_with_the_same_rounding(net, inputs, input_source):
+    m = map_network(net, max_units_per_pe=8, receive_policy="bitmap16", input_source=input_source)
+    on = run_mapping(m, inputs)  # the default for bitmap16: rounded
+    want = rounded_reference(net, inputs, input_by_packets=input_source == "host")
+    for got, w in zip(on.layer_events, want):
+        np.testing.assert_array_equal(got, w)
+    off = run_mapping(m, inputs, round_received=False)
+    ref = net.run_reference(inputs)
+    for got, w in zip(off.layer_events, ref.layer_events):
+        np.testing.assert_array_equal(got, w)
+    # the rounding changes the values (the test means something), not the network's activity
+    diff = [np.max(np.abs(a - b)) for a, b in zip(on.layer_events, off.layer_events)]
+    assert max(diff) > 0
+    assert all(np.mean(a != 0) > 0.05 for a in on.layer_events)
+
+
+def test_rounding_is_refused_for_policies_that_keep_float32(net, inputs):
+    m = map_network(net, max_units_per_pe=8, receive_policy="event-list")
+    with pytest.raises(ValueError, match="keeps float32 values"):
+        run_mapping(m, inputs, round_received=True)
+    # off is the default for every other policy: the reference bit for bit
+    run = run_mapping(m, inputs)
+    for got, w in zip(run.layer_events, net.run_reference(inputs).layer_events):
+        np.testing.assert_array_equal(got, w)
