@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snn_egru.bottleneck import check_bottleneck_layers
 from snn_egru.functional import EVENT_AMPLITUDES
 from snn_egru.models.dense import DenseRecurrentStack, locked_dropout
 from snn_egru.sequence import EGRUSequence
@@ -99,6 +100,10 @@ class LanguageModelConfig:
         event_l1: ``gamma``, L1 on every layer's events (sparser activity).
         decoder_input: :data:`DECODER_INPUTS`; anything but ``"events"`` is an ablation (what
             the one-sided, sparse events cost the decoder) and cannot be exported.
+        bottleneck_layers: indices in ``hidden_sizes`` of bottleneck layers (narrow EGRU
+            layers at a layer boundary, :mod:`snn_egru.bottleneck`; build the sizes with
+            :func:`~snn_egru.bottleneck.insert_bottlenecks`); the mapper puts a chip boundary
+            after each. ``()``: none.
     """
 
     cell: str = "egru"
@@ -123,9 +128,13 @@ class LanguageModelConfig:
     temporal_activity_regularization: float = 0.0
     event_l1: float = 0.0
     decoder_input: str = "events"
+    bottleneck_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        self.bottleneck_layers = tuple(int(i) for i in self.bottleneck_layers)
+        if self.bottleneck_layers:
+            check_bottleneck_layers(self.hidden_sizes, self.bottleneck_layers)
         if self.cell not in LM_CELLS:
             raise ValueError(
                 f"unknown recurrent cell {self.cell!r}; valid names: {', '.join(LM_CELLS)}"

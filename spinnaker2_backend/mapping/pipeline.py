@@ -229,6 +229,7 @@ def map_network(
     batch_size: int = 1,
     balance: str = "bytes",
     check: bool = True,
+    chip_boundaries: Sequence[int] = (),
 ) -> Mapping:
     """Map an EGRU network onto a SpiNNaker2 machine (without running it).
 
@@ -259,6 +260,9 @@ def map_network(
         balance: how ``pes_per_layer`` splits the units: ``"bytes"`` or ``"units"``.
         check: raise :class:`MappingError` when a PE does not fit (``False``: return the
             mapping with ``mapping.fit`` listing the problems, for reports).
+        chip_boundaries: layers after which the next layer starts on a fresh chip
+            (:func:`~spinnaker2_backend.mapping.placement.place_slices`; a bottlenecked
+            network's are :func:`~spinnaker2_backend.mapping.crossings.bottleneck_layers_of`).
 
     Raises:
         MappingError: the network does not fit (message says where and what to change).
@@ -291,7 +295,9 @@ def map_network(
         balance=balance,
         memory_models=models,
     )
-    placement, routes, memory, fit = _stages_2_to_5(partition, machine, models, clock, check)
+    placement, routes, memory, fit = _stages_2_to_5(
+        partition, machine, models, clock, check, chip_boundaries
+    )
     _check_embedding_table(artifact, spec, input_source, check)
     mapping = Mapping(
         artifact=artifact,
@@ -358,11 +364,12 @@ def _stages_2_to_5(
     models: list[LayerMemoryModel],
     clock: _StageClock,
     check: bool,
+    chip_boundaries: Sequence[int] = (),
 ) -> tuple[Placement, RoutingResult, MemoryLayout, FitCheck]:
     """Place, route, lay out memory and check the fit of a partition just made, each stage
     (the partition's too) logged with its time by ``clock``."""
     clock.done("1 partition", f"{partition.num_slices} slices")
-    placement = place_slices(partition, machine)
+    placement = place_slices(partition, machine, chip_boundaries=chip_boundaries)
     clock.done("2 placement", f"{placement.num_pes_used} PEs")
     routes = route_slices(placement)
     clock.done("3 routing")
