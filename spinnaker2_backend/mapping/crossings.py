@@ -42,7 +42,9 @@ __all__ = [
     "Crossings",
     "LayerCrossings",
     "all_fire_events",
+    "bottleneck_boundaries",
     "bottleneck_layers_of",
+    "check_bottleneck_placement",
     "check_chip_boundaries",
     "count_crossings",
     "crossings_from_run",
@@ -288,4 +290,39 @@ def check_chip_boundaries(mapping: Any, boundaries: Sequence[int]) -> None:
             raise MappingError(
                 f"the boundary after layer {b} is not a chip boundary: chip(s) {shared} hold "
                 f"layers on both sides; map with chip_boundaries=[{b}] (--chip-boundaries {b})"
+            )
+
+
+def bottleneck_boundaries(artifact: Any, boundaries: str | Sequence[int]) -> tuple[int, ...]:
+    """``boundaries`` as layer indices: ``"bottlenecks"`` is the artifact's bottleneck
+    layers (``MappingError`` when it marks none)."""
+    if boundaries != "bottlenecks":
+        return tuple(int(b) for b in boundaries)
+    marks = bottleneck_layers_of(artifact)
+    if not marks:
+        raise MappingError(
+            "chip boundaries 'bottlenecks': the network has no bottleneck layers (its model "
+            "config marks none); give layer indices instead"
+        )
+    return marks
+
+
+def check_bottleneck_placement(mapping: Any, bottleneck_layers: Sequence[int]) -> None:
+    """Each bottleneck layer lies on the chips of the layer before it (so only its output
+    crosses the chip boundary after it); ``MappingError`` naming the first that does not."""
+    placement = mapping.placement
+    for b in bottleneck_layers:
+        own, before = set(placement.chips_of(b)), set(placement.chips_of(b - 1))
+        if not own <= before:
+            fix = (
+                f"start layer {b - 1} on a fresh chip too (chip boundaries after layers "
+                f"{b - 2} and {b}) or use a narrower bottleneck"
+                if b >= 2
+                else f"layer {b - 1} and the bottleneck need more PEs than one chip has: use a "
+                "narrower bottleneck or fewer PEs for them (another weight format)"
+            )
+            raise MappingError(
+                f"bottleneck layer {b} spills onto chip(s) {sorted(own - before)} beyond the "
+                f"chips of layer {b - 1} ({sorted(before)}): the {mapping.layers[b].input_size} "
+                f"events of layer {b - 1} would cross chips; {fix}"
             )

@@ -115,3 +115,61 @@ def test_boundaries_that_need_more_chips_say_how_many():
             chip_boundaries=(0,),
         )
     assert "chips=2" in str(info.value)
+
+
+def _bottleneck_artifact(tmp_path, marks=(1,)):
+    art = _artifact((24, 6, 16))
+    art.metadata = {"model": {"config": {"fields": {"bottleneck_layers": list(marks)}}}}
+    return str(art.save(tmp_path / "b.npz"))
+
+
+def test_map_cli_places_bottleneck_boundaries_and_prints_crossings(tmp_path, capsys):
+    from spinnaker2_backend.cli import main
+
+    path = _bottleneck_artifact(tmp_path)
+    argv = ["map", path, "--chips", "2", "--max-units-per-pe", "4", "--weight-format", "dense"]
+    assert main([*argv, "--chip-boundaries", "bottlenecks", "--crossings"]) == 0
+    out = capsys.readouterr().out
+    assert "chip boundaries after layers [1]" in out and "0 -> 1" in out
+    assert main([*argv, "--chip-boundaries", "1", "--crossings", "--json"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--chip-boundaries", "2"], "no layer boundary after layer 2"),
+        (["--chip-boundaries", "0,x"], "--chip-boundaries"),
+        (["--chip-boundaries", "-1"], "--chip-boundaries"),
+        (["--chips", "1", "--chip-boundaries", "1"], "--chips 2"),
+    ],
+)
+def test_map_cli_boundary_mistakes_exit_2_with_one_line(tmp_path, capsys, extra, match):
+    from spinnaker2_backend.cli import main
+
+    argv = ["map", _bottleneck_artifact(tmp_path), "--chips", "2", *extra]
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main(argv))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0], err
+
+
+def test_map_cli_bottlenecks_without_any_and_a_spilling_bottleneck(tmp_path, capsys):
+    from spinnaker2_backend.cli import main
+
+    plain = _artifact((8, 8))
+    path = str(plain.save(tmp_path / "p.npz"))
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main(["map", path, "--chips", "2", "--chip-boundaries", "bottlenecks"]))
+    assert info.value.code == 2
+    assert "no bottleneck layers" in capsys.readouterr().err
+    # layer 0 fills chip 0 (150 PEs), the bottleneck's 4 PEs spill onto chip 1
+    spill = _artifact((150, 4, 8))
+    spill.metadata = {"model": {"config": {"fields": {"bottleneck_layers": [1]}}}}
+    path = str(spill.save(tmp_path / "s.npz"))
+    argv = ["map", path, "--chips", "3", "--max-units-per-pe", "1", "--weight-format", "dense"]
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main([*argv, "--chip-boundaries", "bottlenecks"]))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bottleneck layer 1 spills onto chip(s) [1]" in err[0]
