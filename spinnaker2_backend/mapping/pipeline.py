@@ -275,25 +275,13 @@ def map_network(
         artifact, weight_format, record_steps, input_source, receive_policy, batch_size
     )
     clock = _StageClock("/".join(map(str, artifact.layer_sizes)))
-    models = layer_memory_models(
+    models, partition = _memory_and_partition(
         artifact,
-        spec=spec,
-        weight_format=weight_format,
-        record_steps=record_steps,
-        receive_policy=receive_policy,
-        receive_capacity=receive_capacity,
-        input_source=input_source,
-        batch_size=batch_size,
-    )
-    partition = partition_network(
-        artifact,
-        spec=spec,
-        weight_format=weight_format,
-        max_units_per_pe=max_units_per_pe,
-        pes_per_layer=pes_per_layer,
-        record_steps=record_steps,
-        balance=balance,
-        memory_models=models,
+        spec,
+        weight_format,
+        record_steps,
+        (receive_policy, receive_capacity, input_source, batch_size),
+        (max_units_per_pe, pes_per_layer, balance),
     )
     placement, routes, memory, fit = _stages_2_to_5(
         partition, machine, models, clock, check, chip_boundaries
@@ -320,6 +308,42 @@ def map_network(
     )
     _log_mapping(mapping)
     return mapping
+
+
+def _memory_and_partition(
+    artifact: DeploymentArtifact,
+    spec: ChipSpec,
+    weight_format: str,
+    record_steps: int,
+    memory_options: tuple,
+    split_options: tuple,
+) -> tuple[list[LayerMemoryModel], PartitionResult]:
+    """Stage 1 of :func:`map_network`: the byte model of every layer and the partition
+    (``memory_options``: receive policy, receive capacity, input source, batch size;
+    ``split_options``: max units per PE, PEs per layer, balance)."""
+    receive_policy, receive_capacity, input_source, batch_size = memory_options
+    max_units_per_pe, pes_per_layer, balance = split_options
+    models = layer_memory_models(
+        artifact,
+        spec=spec,
+        weight_format=weight_format,
+        record_steps=record_steps,
+        receive_policy=receive_policy,
+        receive_capacity=receive_capacity,
+        input_source=input_source,
+        batch_size=batch_size,
+    )
+    partition = partition_network(
+        artifact,
+        spec=spec,
+        weight_format=weight_format,
+        max_units_per_pe=max_units_per_pe,
+        pes_per_layer=pes_per_layer,
+        record_steps=record_steps,
+        balance=balance,
+        memory_models=models,
+    )
+    return models, partition
 
 
 def _check_map_options(
