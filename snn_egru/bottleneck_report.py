@@ -269,6 +269,9 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
 def _setup(points: list[dict[str, Any]]) -> list[str]:
     if not points:
         return ["No points."]
+    from spinnaker2_backend.constants import ChipSpec
+
+    per_chip = ChipSpec().pes_per_chip
     p = points[0]
     tokens = sorted({r["test_tokens"] for r in points if r["test_tokens"]})
     steps = sorted({r["chip_steps"] for r in points})
@@ -283,7 +286,10 @@ def _setup(points: list[dict[str, Any]]) -> list[str]:
         f"the first {', '.join(map(str, steps))} test tokens on the simulated chips, weights "
         "in the `event` format, fewest PEs that fit.",
         f"- Chips used: {', '.join(str(r['chips_used']) for r in points)} (PEs per chip "
-        f"{'; '.join('/'.join(str(n) for n in r['pes_per_chip'] if n) for r in points)}).",
+        f"{'; '.join('/'.join(str(n) for n in r['pes_per_chip'] if n) for r in points)}); "
+        f"without chip boundaries (packed) the same PEs would fit on "
+        f"{', '.join(str(-(-r['pes_used'] // per_chip)) for r in points)} chip(s) of "
+        f"{per_chip} PEs: the chip count is the one-layer-per-chip placement's.",
         f"- Training time per point: {min(train):.0f}-{max(train):.0f} s."
         if train
         else "- Training time: not recorded.",
