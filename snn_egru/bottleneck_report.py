@@ -261,9 +261,32 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "(same width, layers, seed and training steps) over the bottlenecked one's; "
         "`ppl_cost` = perplexity ratio - 1.",
     ]
+    lines += ["", *_usage()]
     if figure:
         lines += ["", "## Figure", "", f"![perplexity cost vs chip-to-chip traffic]({figure})"]
     return "\n".join(lines) + "\n"
+
+
+def _usage() -> list[str]:
+    return [
+        "## How to use it",
+        "",
+        "- Model: `insert_bottlenecks(hidden_sizes, {boundary: k})` "
+        "(`snn_egru.bottleneck`) gives the stack and `bottleneck_layers` for "
+        "`LanguageModelConfig(hidden_sizes=..., bottleneck_layers=...)`; k <= 0, k not "
+        "narrower than its layer and a boundary the stack does not have are refused. The "
+        "export keeps the marks in the artifact's model config.",
+        "- Mapping: `map_network(artifact, chip_boundaries=[...])` starts the layer after each "
+        "listed one on a fresh chip; `python -m spinnaker2_backend map ART --chips N "
+        "--chip-boundaries bottlenecks --crossings` does it for the marked bottlenecks (a "
+        "bottleneck that spills beyond the chips of the layer before it is refused, exit 2) "
+        "and prints the traffic per layer and chip pair.",
+        "- Crossings of a run: `crossings_from_run(mapping, run)` "
+        "(`spinnaker2_backend.mapping.crossings`); `check_chip_boundaries(mapping, [...])` "
+        "refuses a boundary that is not a chip boundary.",
+        "- Sweep: `snn-egru sweep run --task lm --layers L --bottlenecks 0,4,8 "
+        "--layer-per-chip --chips N ...`; every point's `chip.crossings` holds the figures.",
+    ]
 
 
 def _setup(points: list[dict[str, Any]]) -> list[str]:
