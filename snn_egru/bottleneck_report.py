@@ -100,8 +100,9 @@ def _group(row: dict[str, Any]) -> tuple:
     return (row["width"], row["layers"], row["steps"], row["seed"])
 
 
-def collect(folders: Sequence[str | Path]) -> dict[str, Any]:
-    """The study's JSON (module docstring) from sweep folders."""
+def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str, Any]:
+    """The study's JSON (module docstring) from sweep folders (``project``: with the
+    at-scale :func:`projection` for the points' ratios)."""
     rows: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []
     for folder in map(Path, folders):
@@ -122,7 +123,17 @@ def collect(folders: Sequence[str | Path]) -> dict[str, Any]:
         r["c2c_traffic_reduction"] = base["c2c_packets_per_token"] / r["c2c_packets_per_token"]
         r["ppl_cost"] = r["test_perplexity"] / base["test_perplexity"] - 1.0
     rows.sort(key=lambda r: (_group(r), r["ratio"]))
+    measured: dict[float, list[float]] = {}
+    for r in rows:
+        value = r["activity"] if not r["ratio"] else _mean(r["bottleneck_activity"])
+        measured.setdefault(r["ratio"], []).append(value)
+    doc_projection = (
+        projection(sorted(measured), {k: _mean(v) for k, v in measured.items()})
+        if project
+        else None
+    )
     return {
+        "projection": doc_projection,
         "title": "Bottlenecks where an EGRU stack crosses chips",
         "commands": [c["command"] for c in commands],
         "runs": [
@@ -133,6 +144,11 @@ def collect(folders: Sequence[str | Path]) -> dict[str, Any]:
         "points": rows,
         "recommended": _recommend(rows),
     }
+
+
+def _mean(values: Any) -> float:
+    values = list(values or [])
+    return sum(values) / len(values) if values else 0.0
 
 
 def _recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -154,6 +170,93 @@ def _recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         "ppl_cost": best["ppl_cost"],
         "traffic_target_met": best["c2c_traffic_reduction"] >= TRAFFIC_TARGET,
         "ppl_target_met": best["ppl_cost"] <= PPL_COST_TARGET,
+    }
+
+
+# ------------------------------------------------------------------------------ projection
+#: The ">= 4 chips" configuration of the projection: the published LM at twice its width,
+#: pruned like it (95 %, CSR, bitmap16 receive); packed it needs 4 chips.
+PROJECTION_SIZES = (2700, 2700, 1500)
+PROJECTION_SPARSITY = 0.95
+
+
+def projection(ratios: Sequence[float], measured: dict[float, float]) -> dict[str, Any]:
+    """Chip-to-chip packets per token of the paper LM at 2x width (synthetic 95 %-pruned
+    weights, mapped, not trained) without and with bottlenecks, each unit firing on
+    ``TRAINED_LM_ACTIVITY`` of the steps and a bottleneck unit on ``measured[ratio] /
+    measured[0]`` times that (the trained points' activity ratio; 1 where not measured)."""
+    from spinnaker2_backend import Machine, MappingError, map_network, synthetic_network
+    from spinnaker2_backend.mapping.crossings import check_bottleneck_placement, count_crossings
+    from spinnaker2_backend.synthetic import TRAINED_LM_ACTIVITY
+
+    rows = []
+    plain = PROJECTION_SIZES
+    cases: list[tuple[float, bool]] = [(0.0, False), (0.0, True)]
+    cases += [(float(r), True) for r in ratios if r]
+    for ratio, boundaries in cases:
+        from snn_egru.bottleneck import bottleneck_width, insert_bottlenecks
+
+        marks: tuple[int, ...] = ()
+        sizes: tuple[int, ...] = plain
+        if ratio:
+            stack = insert_bottlenecks(
+                plain, {0: bottleneck_width(plain[0], ratio), 1: bottleneck_width(plain[1], ratio)}
+            )
+            sizes, marks = stack.hidden_sizes, stack.bottleneck_layers
+        cut = marks if ratio else (tuple(range(len(plain) - 1)) if boundaries else ())
+        net = synthetic_network(
+            layer_sizes=sizes,
+            input_size=plain[-1],
+            sparsity=PROJECTION_SPARSITY,
+            input_kind="features",
+            readout_kind="none",
+            threshold_mean=0.01,
+        )
+        mapping = map_network(
+            net,
+            weight_format="csr",
+            receive_policy="bitmap16",
+            machine=Machine(chips=8),
+            chip_boundaries=cut,
+            check=False,
+        )
+        spill = None
+        if marks:
+            try:
+                check_bottleneck_placement(mapping, marks)
+            except MappingError as err:  # reported in the row, its traffic still counted
+                spill = str(err).split(":")[0]
+        scale = measured.get(ratio, 1.0) / measured.get(0.0, 1.0) if ratio else 1.0
+        activity = {
+            i: TRAINED_LM_ACTIVITY * (scale if i in marks else 1.0) for i in range(len(sizes))
+        }
+        events = {s.pe: activity[s.layer] * s.num_units for s in mapping.placement.slices}
+        cross = count_crossings(mapping, events, source="assumed activity")
+        rows.append(
+            {
+                "ratio": ratio,
+                "chip_boundaries": list(cut),
+                "hidden_sizes": list(sizes),
+                "bottleneck_activity": activity[marks[0]] if marks else None,
+                "pes_used": mapping.placement.num_pes_used,
+                "chips_used": len({sl.chip for sl in mapping.placement.slices}),
+                "fits": bool(mapping.fit.ok),
+                "bottleneck_spills": spill,
+                "c2c_packets_per_token": cross.link_packets,
+                "c2c_bytes_per_token": cross.link_bytes,
+                "layer_packets": [x.link_packets for x in cross.layers],
+                "link_time_s_per_token": cross.link_time_s,
+                "link_energy_j_per_token": cross.link_energy_j,
+            }
+        )
+    base = rows[0]["c2c_packets_per_token"]
+    for r in rows:
+        r["c2c_traffic_reduction_vs_packed"] = base / r["c2c_packets_per_token"]
+    return {
+        "plain_sizes": list(plain),
+        "sparsity": PROJECTION_SPARSITY,
+        "activity": TRAINED_LM_ACTIVITY,
+        "rows": rows,
     }
 
 
@@ -243,6 +346,7 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "## What was run",
         "",
         *_setup(points),
+        *_projection_lines(doc.get("projection")),
         "",
         "## Definitions",
         "",
@@ -265,6 +369,47 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
     if figure:
         lines += ["", "## Figure", "", f"![perplexity cost vs chip-to-chip traffic]({figure})"]
     return "\n".join(lines) + "\n"
+
+
+def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
+    if not proj:
+        return []
+    sizes = "/".join(map(str, proj["plain_sizes"]))
+    lines = [
+        "",
+        f"## At scale: the paper LM at 2x width ({sizes}), mapped, not trained",
+        "",
+        f"Synthetic weights pruned to {100 * proj['sparsity']:g} % (CSR, `bitmap16` receive, "
+        f"as the published deployment), every wide unit firing on {100 * proj['activity']:g} "
+        "% of the steps (`TRAINED_LM_ACTIVITY`, the trained-LM figure the chip model uses) and "
+        "a bottleneck unit on that times the activity ratio bottleneck / plain stack measured "
+        "in the trained points above (an assumption: these bottlenecks are not trained). "
+        "Traffic is counted on the multicast trees of the mapping, as above; the reduction is "
+        "against the packed plain stack (no chip boundaries).",
+        "",
+        "| stack | n/k | chip boundaries after | PEs | chips | bottleneck activity "
+        "| c2c packets/token | per layer | c2c bytes/token | reduction vs packed "
+        "| link us/token |",
+        "|" + "---|" * 11,
+    ]
+    for r in proj["rows"]:
+        lines.append(
+            f"| {'/'.join(map(str, r['hidden_sizes']))} | {_fmt(r['ratio'] or None, 'g')} "
+            f"| {','.join(map(str, r['chip_boundaries'])) or '-'} | {r['pes_used']} "
+            f"| {r['chips_used']} | {_fmt(r['bottleneck_activity'], '.3f')} "
+            f"| {r['c2c_packets_per_token']:.0f} "
+            f"| {' / '.join(f'{v:.0f}' for v in r['layer_packets'])} "
+            f"| {r['c2c_bytes_per_token']:.0f} | {r['c2c_traffic_reduction_vs_packed']:.2f} "
+            f"| {1e6 * r['link_time_s_per_token']:.2f} |"
+        )
+    spills = [r for r in proj["rows"] if r.get("bottleneck_spills")]
+    if spills:
+        lines += [""] + [
+            f"n/k = {r['ratio']:g}: {r['bottleneck_spills']} (its layer and bottleneck need "
+            "more than one chip's PEs; its input crosses too, counted above)."
+            for r in spills
+        ]
+    return lines
 
 
 def _usage() -> list[str]:
@@ -366,6 +511,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     col = sub.add_parser("collect", help="sweep folders -> the study's JSON")
     col.add_argument("folders", nargs="+")
     col.add_argument("--json", required=True)
+    col.add_argument(
+        "--project",
+        action="store_true",
+        help="add the at-scale projection (paper LM at 2x width, mapped; ~1 min CPU)",
+    )
     ren = sub.add_parser("render", help="the study's JSON -> markdown page and figure")
     ren.add_argument("json")
     ren.add_argument("--md", required=True)
@@ -377,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "collect":
             out = _new(args.json, args.overwrite)
-            doc = collect(args.folders)
+            doc = collect(args.folders, project=args.project)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
             print(f"{out}: {len(doc['points'])} point(s)")
