@@ -128,7 +128,10 @@ def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str
         value = r["activity"] if not r["ratio"] else _mean(r["bottleneck_activity"])
         measured.setdefault(r["ratio"], []).append(value)
     doc_projection = (
-        projection(sorted(measured), {k: _mean(v) for k, v in measured.items()})
+        projection(
+            sorted(set(measured) | set(PROJECTION_RATIOS)),
+            {k: _mean(v) for k, v in measured.items()},
+        )
         if project
         else None
     )
@@ -178,6 +181,8 @@ def _recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 #: pruned like it (95 %, CSR, bitmap16 receive); packed it needs 4 chips.
 PROJECTION_SIZES = (2700, 2700, 1500)
 PROJECTION_SPARSITY = 0.95
+#: Ratios n/k always projected (besides those of the trained points).
+PROJECTION_RATIOS = (4.0, 8.0, 16.0)
 
 
 def projection(ratios: Sequence[float], measured: dict[float, float]) -> dict[str, Any]:
@@ -226,7 +231,8 @@ def projection(ratios: Sequence[float], measured: dict[float, float]) -> dict[st
                 check_bottleneck_placement(mapping, marks)
             except MappingError as err:  # reported in the row, its traffic still counted
                 spill = str(err).split(":")[0]
-        scale = measured.get(ratio, 1.0) / measured.get(0.0, 1.0) if ratio else 1.0
+        known = bool(ratio) and ratio in measured and measured.get(0.0, 0.0) > 0
+        scale = measured[ratio] / measured[0.0] if known else 1.0
         activity = {
             i: TRAINED_LM_ACTIVITY * (scale if i in marks else 1.0) for i in range(len(sizes))
         }
@@ -242,6 +248,9 @@ def projection(ratios: Sequence[float], measured: dict[float, float]) -> dict[st
                 "chips_used": len({sl.chip for sl in mapping.placement.slices}),
                 "fits": bool(mapping.fit.ok),
                 "bottleneck_spills": spill,
+                "bottleneck_activity_from": (
+                    None if not ratio else "trained ratio" if known else "assumed = wide layers"
+                ),
                 "c2c_packets_per_token": cross.link_packets,
                 "c2c_bytes_per_token": cross.link_bytes,
                 "layer_packets": [x.link_packets for x in cross.layers],
@@ -383,7 +392,8 @@ def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
         f"as the published deployment), every wide unit firing on {100 * proj['activity']:g} "
         "% of the steps (`TRAINED_LM_ACTIVITY`, the trained-LM figure the chip model uses) and "
         "a bottleneck unit on that times the activity ratio bottleneck / plain stack measured "
-        "in the trained points above (an assumption: these bottlenecks are not trained). "
+        "in the trained points above where there is one, else as often as a wide unit "
+        "(assumptions: these bottlenecks are not trained). "
         "Traffic is counted on the multicast trees of the mapping, as above; the reduction is "
         "against the packed plain stack (no chip boundaries).",
         "",
@@ -396,7 +406,8 @@ def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"| {'/'.join(map(str, r['hidden_sizes']))} | {_fmt(r['ratio'] or None, 'g')} "
             f"| {','.join(map(str, r['chip_boundaries'])) or '-'} | {r['pes_used']} "
-            f"| {r['chips_used']} | {_fmt(r['bottleneck_activity'], '.3f')} "
+            f"| {r['chips_used']} | {_fmt(r['bottleneck_activity'], '.3f')}"
+            f"{_source(r)} "
             f"| {r['c2c_packets_per_token']:.0f} "
             f"| {' / '.join(f'{v:.0f}' for v in r['layer_packets'])} "
             f"| {r['c2c_bytes_per_token']:.0f} | {r['c2c_traffic_reduction_vs_packed']:.2f} "
@@ -410,6 +421,11 @@ def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
             for r in spills
         ]
     return lines
+
+
+def _source(row: dict[str, Any]) -> str:
+    where = row.get("bottleneck_activity_from")
+    return f" ({where})" if where else ""
 
 
 def _usage() -> list[str]:
