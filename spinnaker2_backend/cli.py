@@ -122,6 +122,18 @@ def mapping_from_args(
             kwargs["receive_capacity"] = capacity
     if receive_capacity != "args":
         kwargs["receive_capacity"] = receive_capacity
+    if getattr(args, "chip_boundaries", None) is not None:  # `map --chip-boundaries`
+        from spinnaker2_backend.mapping.crossings import (
+            bottleneck_boundaries,
+            bottleneck_layers_of,
+            check_bottleneck_placement,
+        )
+
+        boundaries = bottleneck_boundaries(net, args.chip_boundaries)
+        mapping = map_network(net, **kwargs, check=check, chip_boundaries=boundaries)
+        if args.chip_boundaries == "bottlenecks":
+            check_bottleneck_placement(mapping, bottleneck_layers_of(net))
+        return mapping
     return map_network(net, **kwargs, check=check)
 
 

@@ -22,6 +22,7 @@ modules import it, never the other way round.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -402,6 +403,35 @@ def add_map_output_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace an existing --save-placement or --plot file (refused otherwise)",
     )
+    out.add_argument(
+        "--chip-boundaries",
+        type=chip_boundaries,
+        default=None,
+        metavar="L[,L...]|bottlenecks",
+        help="start the layer after each L on a fresh chip ('bottlenecks': after each "
+        "bottleneck layer the artifact marks); the bottleneck layers must lie on the chips "
+        "of the layer before them",
+    )
+    out.add_argument(
+        "--crossings",
+        action="store_true",
+        help="print the chip-to-chip traffic per layer and chip pair (every unit firing)",
+    )
+
+
+def chip_boundaries(text: str) -> str | list[int]:
+    """``--chip-boundaries``: ``bottlenecks`` or layer indices ``0,2``."""
+    if text.strip() == "bottlenecks":
+        return "bottlenecks"
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give layer indices (0,2) or 'bottlenecks'"
+        ) from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give layer indices >= 0 or 'bottlenecks'")
+    return values
 
 
 def check_map_arguments(args: argparse.Namespace) -> None:
@@ -427,6 +457,11 @@ def print_mapping(mapping, args: argparse.Namespace) -> None:
         logger.info("placement written to %s", path)
         if not args.json:
             print(f"placement table: {path}")
+    if getattr(args, "crossings", False):
+        from spinnaker2_backend.mapping.crossings import all_fire_events, count_crossings
+
+        crossings = count_crossings(mapping, all_fire_events(mapping), source="every unit fires")
+        print(json.dumps(crossings.to_dict(), indent=2) if args.json else crossings.table())
     if args.plot:
         from spinnaker2_backend.plots import plot_memory_heatmap
 

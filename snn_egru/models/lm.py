@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snn_egru.bottleneck import check_bottleneck_layers
 from snn_egru.errors import UserError
 from snn_egru.functional import EVENT_AMPLITUDES
 from snn_egru.models.dense import DenseRecurrentStack, locked_dropout
@@ -109,6 +110,10 @@ class LanguageModelConfig:
             The adaptive head has its own output weights, so it needs ``tie_weights=False``
             (the embedding is not shared); training only: such a model cannot be exported
             (the chip's readout is one linear layer).
+        bottleneck_layers: indices in ``hidden_sizes`` of bottleneck layers (narrow EGRU
+            layers at a layer boundary, :mod:`snn_egru.bottleneck`; build the sizes with
+            :func:`~snn_egru.bottleneck.insert_bottlenecks`); the mapper puts a chip boundary
+            after each. ``()``: none.
     """
 
     cell: str = "egru"
@@ -134,11 +139,15 @@ class LanguageModelConfig:
     event_l1: float = 0.0
     decoder_input: str = "events"
     adaptive_softmax: tuple[int, ...] = ()
+    bottleneck_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
         self.adaptive_softmax = tuple(int(c) for c in (self.adaptive_softmax or ()))
         self._check_adaptive_softmax()
+        self.bottleneck_layers = tuple(int(i) for i in self.bottleneck_layers)
+        if self.bottleneck_layers:
+            check_bottleneck_layers(self.hidden_sizes, self.bottleneck_layers)
         if self.cell not in LM_CELLS:
             raise ValueError(
                 f"unknown recurrent cell {self.cell!r}; valid names: {', '.join(LM_CELLS)}"

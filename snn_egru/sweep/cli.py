@@ -105,6 +105,8 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         chips=args.chips,
         recipe=_recipe(args.recipe),
         cell_widths=tuple(per_cell),
+        bottlenecks=parse_floats(args.bottlenecks, "--bottlenecks"),  # type: ignore[arg-type]
+        layer_per_chip=args.layer_per_chip,
     )
     for cell, _ in per_cell:
         if cell not in grid.cells:
@@ -165,6 +167,16 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         action="append",
         metavar="NAME=VALUE",
         help="training / model config override for every point",
+    )
+    run.add_argument(
+        "--bottlenecks",
+        default="0",
+        help="EGRU LM: bottleneck ratios n/k at every layer boundary, comma list (0: none)",
+    )
+    run.add_argument(
+        "--layer-per-chip",
+        action="store_true",
+        help="map with a chip boundary at every layer boundary (after each bottleneck)",
     )
     run.add_argument("--out", required=True, help="sweep folder (results: OUT/points/KEY.json)")
     run.add_argument("--shard", default=None, help="i/n: run slice i of n (1-based)")

@@ -70,6 +70,11 @@ class SweepPoint:
         weight_format: chip weight layout (``event``, ``csr``, ``dense``).
         chips: chips of the simulated machine.
         recipe: extra training-config overrides ``((name, value), ...)`` (the EvNN options).
+        bottleneck: EGRU LM only: ratio ``n/k`` of a bottleneck layer of ``k = width/ratio``
+            units inserted at every layer boundary (:mod:`snn_egru.bottleneck`); ``0``: none.
+        layer_per_chip: map with a chip boundary at every layer boundary of the stack (after
+            each bottleneck layer when there are bottlenecks): only what crosses a boundary
+            crosses chips. Both are left out of the settings (and the key) at their defaults.
     """
 
     task: str
@@ -88,6 +93,8 @@ class SweepPoint:
     weight_format: str = "event"
     chips: int = 1
     recipe: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    bottleneck: float = 0.0
+    layer_per_chip: bool = False
 
     @property
     def is_event_based(self) -> bool:
@@ -97,7 +104,19 @@ class SweepPoint:
         """JSON-safe settings (what the key is computed from, with the result version)."""
         out = asdict(self)
         out["recipe"] = [list(item) for item in self.recipe]
+        for name, default in (("bottleneck", 0.0), ("layer_per_chip", False)):
+            if out[name] == default:  # the keys of points without them stay as they were
+                del out[name]
         return out
+
+    def chip_boundaries(self) -> tuple[int, ...]:
+        """Layers after which the mapping puts a chip boundary (``layer_per_chip``): every
+        bottleneck layer (``1, 3, ...``), or every layer but the last without bottlenecks."""
+        if not self.layer_per_chip:
+            return ()
+        if self.bottleneck:
+            return tuple(2 * i + 1 for i in range(self.layers - 1))
+        return tuple(range(self.layers - 1))
 
     @property
     def key(self) -> str:
@@ -115,6 +134,10 @@ class SweepPoint:
         if self.is_event_based:
             th = "preset" if self.threshold is None else f"{self.threshold:g}"
             text += f" th={th} l1={self.event_l1:g} prune={self.prune:g}"
+        if self.bottleneck:
+            text += f" bottleneck n/k={self.bottleneck:g}"
+        if self.layer_per_chip:
+            text += " layer/chip"
         if self.recipe:
             text += " " + " ".join(f"{k}={v}" for k, v in self.recipe)
         return f"{text} seed {self.seed}, {self.steps} steps"
@@ -201,6 +224,9 @@ class Grid:
     recipe: tuple[tuple[str, Any], ...] = ()
     #: per-cell widths (``{"gru": (68, 160)}``) replacing ``widths`` for that cell
     cell_widths: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: EGRU bottleneck ratios n/k (0: none), :attr:`SweepPoint.bottleneck`
+    bottlenecks: tuple[float, ...] = (0.0,)
+    layer_per_chip: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -218,6 +244,21 @@ class Grid:
         for name in ("widths", "layers", "seeds", "steps", "thresholds", "event_l1", "prune"):
             if not getattr(self, name):
                 raise UserError(f"the grid is empty: --{name.replace('_', '-')} has no values")
+        if any(b for b in self.bottlenecks):
+            if self.task != "lm":
+                raise UserError("--bottlenecks: bottleneck points are LM points; use --task lm")
+            if min(self.layers) < 2:
+                raise UserError(
+                    "--bottlenecks needs --layers >= 2 (a bottleneck sits between two layers)"
+                )
+            for ratio in self.bottlenecks:
+                if ratio and not ratio > 1:
+                    raise UserError(f"--bottlenecks: ratio n/k {ratio:g} must be 0 (none) or > 1")
+                if ratio and min(self.widths_of("egru")) / ratio < 1:
+                    raise UserError(
+                        f"--bottlenecks: ratio {ratio:g} leaves k = 0 units of a "
+                        f"{min(self.widths_of('egru'))}-unit layer"
+                    )
         if self.weight_format not in ("event", "csr", "dense"):
             raise UserError(
                 f"--weight-format {self.weight_format!r}: valid names: event, csr, dense"
@@ -239,8 +280,9 @@ class Grid:
                 self.prune if event else (0.0,),
                 self.steps,
                 self.seeds,
+                self.bottlenecks if event else (0.0,),
             )
-            for width, layers, threshold, l1, prune, steps, seed in axes:
+            for width, layers, threshold, l1, prune, steps, seed, bottleneck in axes:
                 point = SweepPoint(
                     task=self.task,
                     cell=cell,
@@ -258,6 +300,8 @@ class Grid:
                     weight_format=self.weight_format,
                     chips=self.chips,
                     recipe=self.recipe,
+                    bottleneck=float(bottleneck),
+                    layer_per_chip=self.layer_per_chip,
                 )
                 seen.setdefault(point.key, point)
         if not seen:

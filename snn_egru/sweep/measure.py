@@ -280,18 +280,25 @@ def artifact_of(model: nn.Module) -> Any:
     return dense_standin_artifact(model)
 
 
-def _map(artifact: Any, weight_format: str, chips: int) -> Any:
+def _map(artifact: Any, weight_format: str, chips: int, chip_boundaries: Any = ()) -> Any:
     from spinnaker2_backend import Machine, map_network
 
-    return map_network(artifact, weight_format=weight_format, machine=Machine(chips=chips))
+    return map_network(
+        artifact,
+        weight_format=weight_format,
+        machine=Machine(chips=chips),
+        chip_boundaries=chip_boundaries,
+    )
 
 
-def fits_on_chip(model: nn.Module, weight_format: str, chips: int) -> tuple[bool, str, int]:
+def fits_on_chip(
+    model: nn.Module, weight_format: str, chips: int, chip_boundaries: Any = ()
+) -> tuple[bool, str, int]:
     """``(fits, message, PEs)``: map the model's artifact with the fewest PEs that fit."""
     from spinnaker2_backend import MappingError
 
     try:
-        mapping = _map(artifact_of(model), weight_format, chips)
+        mapping = _map(artifact_of(model), weight_format, chips, chip_boundaries)
     except MappingError as err:
         return False, str(err).splitlines()[0], 0
     return True, "", int(mapping.report().pes_used)
@@ -303,14 +310,18 @@ def chip_cost(
     *,
     weight_format: str,
     chips: int,
+    chip_boundaries: Any = (),
 ) -> dict[str, Any]:
     """Simulated time, energy and power per step of ``model`` over ``inputs`` (one array
     per independent stream, each run from a zero state: LM one token stream, DVS one
-    feature sequence per sample)."""
+    feature sequence per sample), and what crosses chips per step (``crossings``:
+    :mod:`spinnaker2_backend.mapping.crossings`, link time and energy included)."""
     from spinnaker2_backend import run_mapping
+    from spinnaker2_backend.mapping.crossings import count_crossings
 
     artifact = artifact_of(model)
-    mapping = _map(artifact, weight_format, chips)
+    mapping = _map(artifact, weight_format, chips, chip_boundaries)
+    pe_events: dict[int, float] = {}
     report = mapping.report()
     seconds = energy = 0.0
     steps = 0
@@ -324,6 +335,9 @@ def chip_cost(
         steps += int(run.steps)
         events += float(run.counters.total("events"))
         slots += float(run.steps * sum(run.layer_sizes))
+        for counters in run.counters.layers:
+            for pe, count in zip(counters.pes, counters.per_pe("events")):
+                pe_events[int(pe)] = pe_events.get(int(pe), 0.0) + float(count)
         last = run
     if not steps:
         raise ValueError("no steps to run on the chip")
@@ -342,4 +356,17 @@ def chip_cost(
         "standin": model.config.cell != "egru",
         "lower_bound": model.config.cell == "lstm",
         "simulation_s": time.perf_counter() - started,
+        "pes_per_chip": [
+            sum(1 for sl in mapping.placement.slices if sl.chip == c)
+            for c in range(mapping.machine.num_chips)
+        ],
+        "chip_boundaries": list(mapping.placement.chip_boundaries),
+        "crossings": count_crossings(
+            mapping,
+            {pe: n / steps for pe, n in pe_events.items()},
+            cycle_costs=last.cycle_costs,
+            energy_costs=last.energy_costs,
+            clock_hz=last.clock_hz,
+            source="run",
+        ).to_dict(),
     }

@@ -108,6 +108,13 @@ def lm_configs(point: SweepPoint, vocab_size: int) -> tuple[Any, Any]:
         if point.threshold is not None:
             over["threshold_value"] = point.threshold
         over["event_l1"] = point.event_l1
+    if point.bottleneck:
+        from snn_egru.bottleneck import bottleneck_width, insert_bottlenecks
+
+        k = bottleneck_width(point.width, point.bottleneck)
+        stack = insert_bottlenecks(over["hidden_sizes"], dict.fromkeys(range(point.layers - 1), k))
+        over["hidden_sizes"] = stack.hidden_sizes
+        over["bottleneck_layers"] = stack.bottleneck_layers
     mc = replace(mc, **over)
     train_over: dict[str, Any] = {
         "max_steps": point.steps,
@@ -230,7 +237,13 @@ def train_lm(point: SweepPoint, data: SweepData, save_to: Path | None = None) ->
         layer_sparsity = None
     eval_s = time.perf_counter() - started
     inputs = chip_inputs(point, data, model)
-    chip = chip_cost(model, inputs, weight_format=point.weight_format, chips=point.chips)
+    chip = chip_cost(
+        model,
+        inputs,
+        weight_format=point.weight_format,
+        chips=point.chips,
+        chip_boundaries=point.chip_boundaries(),
+    )
     return {
         "quality": {"test_perplexity": test.perplexity, "test_loss": test.loss},
         "valid_perplexity": result.valid.perplexity if result.valid else None,
@@ -351,7 +364,7 @@ def check_fit(point: SweepPoint, data: SweepData) -> tuple[bool, str, int]:
         model = _untrained_dvs(point)
     if point.is_event_based:
         _prune_like(model, point.prune)
-    return fits_on_chip(model, point.weight_format, point.chips)
+    return fits_on_chip(model, point.weight_format, point.chips, point.chip_boundaries())
 
 
 def run_point(
@@ -498,6 +511,7 @@ def rechip(
             chip_inputs(point, data, model),
             weight_format=point.weight_format,
             chips=point.chips,
+            chip_boundaries=point.chip_boundaries(),
         )
         record["chip"] = _finite(chip)
         record["chip_rerun"] = True

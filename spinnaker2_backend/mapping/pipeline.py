@@ -229,6 +229,7 @@ def map_network(
     batch_size: int = 1,
     balance: str = "bytes",
     check: bool = True,
+    chip_boundaries: Sequence[int] = (),
 ) -> Mapping:
     """Map an EGRU network onto a SpiNNaker2 machine (without running it).
 
@@ -259,6 +260,9 @@ def map_network(
         balance: how ``pes_per_layer`` splits the units: ``"bytes"`` or ``"units"``.
         check: raise :class:`MappingError` when a PE does not fit (``False``: return the
             mapping with ``mapping.fit`` listing the problems, for reports).
+        chip_boundaries: layers after which the next layer starts on a fresh chip
+            (:func:`~spinnaker2_backend.mapping.placement.place_slices`; a bottlenecked
+            network's are :func:`~spinnaker2_backend.mapping.crossings.bottleneck_layers_of`).
 
     Raises:
         MappingError: the network does not fit (message says where and what to change).
@@ -271,27 +275,17 @@ def map_network(
         artifact, weight_format, record_steps, input_source, receive_policy, batch_size
     )
     clock = _StageClock("/".join(map(str, artifact.layer_sizes)))
-    models = layer_memory_models(
+    models, partition = _memory_and_partition(
         artifact,
-        spec=spec,
-        weight_format=weight_format,
-        record_steps=record_steps,
-        receive_policy=receive_policy,
-        receive_capacity=receive_capacity,
-        input_source=input_source,
-        batch_size=batch_size,
+        spec,
+        weight_format,
+        record_steps,
+        (receive_policy, receive_capacity, input_source, batch_size),
+        (max_units_per_pe, pes_per_layer, balance),
     )
-    partition = partition_network(
-        artifact,
-        spec=spec,
-        weight_format=weight_format,
-        max_units_per_pe=max_units_per_pe,
-        pes_per_layer=pes_per_layer,
-        record_steps=record_steps,
-        balance=balance,
-        memory_models=models,
+    placement, routes, memory, fit = _stages_2_to_5(
+        partition, machine, models, clock, check, chip_boundaries
     )
-    placement, routes, memory, fit = _stages_2_to_5(partition, machine, models, clock, check)
     _check_embedding_table(artifact, spec, input_source, check)
     mapping = Mapping(
         artifact=artifact,
@@ -314,6 +308,42 @@ def map_network(
     )
     _log_mapping(mapping)
     return mapping
+
+
+def _memory_and_partition(
+    artifact: DeploymentArtifact,
+    spec: ChipSpec,
+    weight_format: str,
+    record_steps: int,
+    memory_options: tuple,
+    split_options: tuple,
+) -> tuple[list[LayerMemoryModel], PartitionResult]:
+    """Stage 1 of :func:`map_network`: the byte model of every layer and the partition
+    (``memory_options``: receive policy, receive capacity, input source, batch size;
+    ``split_options``: max units per PE, PEs per layer, balance)."""
+    receive_policy, receive_capacity, input_source, batch_size = memory_options
+    max_units_per_pe, pes_per_layer, balance = split_options
+    models = layer_memory_models(
+        artifact,
+        spec=spec,
+        weight_format=weight_format,
+        record_steps=record_steps,
+        receive_policy=receive_policy,
+        receive_capacity=receive_capacity,
+        input_source=input_source,
+        batch_size=batch_size,
+    )
+    partition = partition_network(
+        artifact,
+        spec=spec,
+        weight_format=weight_format,
+        max_units_per_pe=max_units_per_pe,
+        pes_per_layer=pes_per_layer,
+        record_steps=record_steps,
+        balance=balance,
+        memory_models=models,
+    )
+    return models, partition
 
 
 def _check_map_options(
@@ -358,11 +388,12 @@ def _stages_2_to_5(
     models: list[LayerMemoryModel],
     clock: _StageClock,
     check: bool,
+    chip_boundaries: Sequence[int] = (),
 ) -> tuple[Placement, RoutingResult, MemoryLayout, FitCheck]:
     """Place, route, lay out memory and check the fit of a partition just made, each stage
     (the partition's too) logged with its time by ``clock``."""
     clock.done("1 partition", f"{partition.num_slices} slices")
-    placement = place_slices(partition, machine)
+    placement = place_slices(partition, machine, chip_boundaries=chip_boundaries)
     clock.done("2 placement", f"{placement.num_pes_used} PEs")
     routes = route_slices(placement)
     clock.done("3 routing")

@@ -83,6 +83,7 @@ class Placement:
         key_shift: key offsets are ``pe << key_shift`` (room for the largest slice).
         traffic_hops: NoC hops (+ weighted chip hops) of one step in which every unit
             fires, the quantity the placement minimises.
+        chip_boundaries: layers after which the next layer starts on a fresh chip.
     """
 
     machine: Machine
@@ -90,6 +91,11 @@ class Placement:
     path: str
     key_shift: int
     traffic_hops: int
+    chip_boundaries: tuple[int, ...] = ()
+
+    def chips_of(self, layer: int) -> tuple[int, ...]:
+        """The chips that hold PEs of ``layer``, sorted."""
+        return tuple(sorted({s.chip for s in self.layers[layer]}))
 
     @property
     def slices(self) -> list[PESlice]:
@@ -219,24 +225,34 @@ def _traffic_cost(machine: Machine, layers: Sequence[Sequence[PESlice]]) -> int:
     return total
 
 
-def place_slices(partition: PartitionResult, machine: Machine) -> Placement:
+def place_slices(
+    partition: PartitionResult, machine: Machine, *, chip_boundaries: Sequence[int] = ()
+) -> Placement:
     """Put the slices on PEs, layers contiguous, minimising the NoC hops of the traffic.
 
     The slices (layer 0 first, in unit order) follow a serpentine path over the QPE grid,
     4 PEs per QPE, chip after chip. Two paths are tried (row-wise and column-wise
     serpentine); the one with fewer hops (:func:`_traffic_cost`) is kept.
 
+    ``chip_boundaries``: layers after which a chip boundary goes: the next layer starts on
+    a fresh chip, so no chip holds layers on both sides (the PEs left on the chip stay
+    unused).
+
     Raises:
-        MappingError: more slices than PEs on the machine.
+        MappingError: more slices than PEs on the machine (with the chip boundaries), or a
+            boundary after a layer the network does not have / after its last layer.
     """
-    needed = partition.num_slices
+    boundaries = _check_boundaries(partition, chip_boundaries)
+    needed = _pes_needed(partition, machine, boundaries)
     if needed > machine.num_pes:
         per_layer = "/".join(str(lp.num_slices) for lp in partition.layers)
         sizes = "/".join(str(lp.hidden_size) for lp in partition.layers)
         chips_needed = -(-needed // machine.pes_per_chip)
+        padded = f", chip boundaries after layers {list(boundaries)}" if boundaries else ""
         raise MappingError(
             f"the network needs {needed} PEs (layers of {sizes} units -> {per_layer} PEs, "
-            f"format {partition.weight_format!r}, {partition.record_steps} recorded steps) but "
+            f"format {partition.weight_format!r}, {partition.record_steps} recorded steps"
+            f"{padded}) but "
             f"the machine has {machine.num_pes} PEs on {machine.num_chips} chip(s): use "
             f"chips={chips_needed} (--chips {chips_needed}), prune more, use another weight "
             f"format, or record fewer steps",
@@ -258,6 +274,8 @@ def place_slices(partition: PartitionResult, machine: Machine) -> Placement:
         k = 0
         layers = []
         for lp in partition.layers:
+            if lp.layer - 1 in boundaries and k % machine.pes_per_chip:
+                k += machine.pes_per_chip - k % machine.pes_per_chip
             slices = []
             for i, (a, b) in enumerate(lp.bounds):
                 where = machine.pe(order[k])
@@ -284,9 +302,40 @@ def place_slices(partition: PartitionResult, machine: Machine) -> Placement:
                 path=path,
                 key_shift=key_shift,
                 traffic_hops=cost,
+                chip_boundaries=boundaries,
             )
     assert best is not None
     return best
+
+
+def _check_boundaries(
+    partition: PartitionResult, chip_boundaries: Sequence[int]
+) -> tuple[int, ...]:
+    """The chip boundaries as sorted layer indices; ``MappingError`` for a layer the network
+    does not have or its last layer (nothing follows it)."""
+    out = sorted({int(b) for b in chip_boundaries})
+    last = len(partition.layers) - 1
+    for b in out:
+        if not 0 <= b < last:
+            raise MappingError(
+                f"no layer boundary after layer {b}: the network has layers 0..{last}, so a "
+                f"chip boundary can follow layers 0..{last - 1}"
+                if last > 0
+                else f"a 1-layer network has no layer boundary (got a chip boundary after {b})"
+            )
+    return tuple(out)
+
+
+def _pes_needed(partition: PartitionResult, machine: Machine, boundaries: tuple[int, ...]) -> int:
+    """PE positions used along the path: the slices, plus each chip's unused rest before
+    a chip boundary."""
+    per_chip = machine.pes_per_chip
+    k = 0
+    for lp in partition.layers:
+        if lp.layer - 1 in boundaries and k % per_chip:
+            k += per_chip - k % per_chip
+        k += lp.num_slices
+    return k
 
 
 # ============================================================================== route

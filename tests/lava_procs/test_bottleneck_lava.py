@@ -1,0 +1,34 @@
+"""A bottlenecked network (a narrow layer between two wide ones) on both Lava backends
+equals the numpy reference. (The Lava chip models map each layer themselves, without chip
+boundaries; chip == torch across 2 chips with the boundary is in
+tests/snn_egru/test_bottleneck.py.)"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lava_procs import run_network
+from spinnaker2_backend import Machine
+from tests.lava_procs.conftest import token_artifact
+
+
+def test_bottleneck_network_on_both_lava_backends_equals_the_reference(no_leftover_processes):
+    artifact = token_artifact(seed=5, layer_sizes=(24, 4, 16))
+    artifact.metadata = {"model": {"config": {"fields": {"bottleneck_layers": [1]}}}}
+    tokens = np.random.default_rng(6).integers(0, 13, size=12)
+    reference = artifact.run_reference(tokens)
+    assert all((ev != 0).any() for ev in reference.layer_events)
+    floating = run_network(artifact, tokens, "floating_pt", timeout_s=60)
+    chip = run_network(
+        artifact,
+        tokens,
+        "spinnaker2",
+        weight_format="dense",
+        max_units_per_pe=1,
+        machine=Machine(chips=2),
+        timeout_s=120,
+    )
+    for result in (floating, chip):
+        np.testing.assert_allclose(result.logits, reference.logits, rtol=1e-5, atol=1e-6)
+        for got, want in zip(result.layer_events, reference.layer_events):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

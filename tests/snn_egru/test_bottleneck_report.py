@@ -1,0 +1,143 @@
+"""The bottleneck study page (snn_egru.bottleneck_report): the figures it computes from
+sweep points, its command-line errors, and docs/bottleneck.md current."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from snn_egru.bottleneck_report import collect, main, render_markdown
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _record(key, ratio, ppl, packets, sizes, marks):
+    settings = {
+        "task": "lm",
+        "cell": "egru",
+        "width": 64,
+        "layers": 2,
+        "seed": 0,
+        "steps": 300,
+        "data": "ptb",
+        "preset": "small",
+        "layer_per_chip": True,
+    }
+    if ratio:
+        settings["bottleneck"] = ratio
+    return {
+        "key": key,
+        "label": f"point {key}",
+        "status": "done",
+        "settings": settings,
+        "model_config": {"hidden_sizes": sizes, "bottleneck_layers": marks},
+        "quality": {"test_perplexity": ppl},
+        "test_tokens": 1000,
+        "activity_sparsity": 0.7,
+        "layer_activity_sparsity": [0.7] * len(sizes),
+        "train_s": 10.0,
+        "threads": 2,
+        "load_before": "1 1 1",
+        "load_after": "1 1 1",
+        "chip": {
+            "pes_used": 10,
+            "pes_per_chip": [5, 5],
+            "chip_boundaries": [0],
+            "steps": 100,
+            "seconds_per_token": 1e-4,
+            "energy_j_per_token": 1e-5,
+            "crossings": {
+                "events_leaving": packets,
+                "link_packets": packets,
+                "link_bytes": 8 * packets,
+                "link_time_s": 1e-7,
+                "link_energy_j": 1e-9,
+                "pairs": [],
+            },
+        },
+    }
+
+
+def _sweep(tmp_path, records):
+    folder = tmp_path / "sweep"
+    (folder / "points").mkdir(parents=True)
+    for r in records:
+        (folder / "points" / f"{r['key']}.json").write_text(json.dumps(r))
+    (folder / "runs.jsonl").write_text(
+        json.dumps(
+            {
+                "command": "snn-egru sweep run ...",
+                "shard": "1/1",
+                "wall_s": 60,
+                "threads": 2,
+                "load_before": "1",
+                "load_after": "1",
+            }
+        )
+        + "\n"
+    )
+    return folder
+
+
+def test_reduction_cost_and_recommendation_are_computed_against_the_baseline(tmp_path):
+    folder = _sweep(
+        tmp_path,
+        [
+            _record("a", 0, 200.0, 40.0, [64, 64], []),
+            _record("b", 4, 204.0, 10.0, [64, 16, 64], [1]),  # 4x, +2 %
+            _record("c", 8, 210.0, 5.0, [64, 8, 64], [1]),  # 8x, +5 %
+        ],
+    )
+    doc = collect([folder])
+    by_key = {p["key"]: p for p in doc["points"]}
+    assert by_key["a"]["c2c_traffic_reduction"] == 1.0 and by_key["a"]["ppl_cost"] == 0.0
+    assert by_key["b"]["c2c_traffic_reduction"] == 4.0
+    assert by_key["b"]["ppl_cost"] == pytest.approx(0.02)
+    assert by_key["c"]["c2c_traffic_reduction"] == 8.0 and by_key["c"]["k"] == 8
+    rec = doc["recommended"]
+    assert rec["key"] == "b" and rec["traffic_target_met"] and rec["ppl_target_met"]
+    page = render_markdown(doc)
+    assert "**met**" in page and "| egru 64/16/64 | 4 | 16 | 204.0 | +2.0 % |" in page
+    # none within 3 %: the cheapest in perplexity is recommended, the target is not met
+    folder2 = _sweep(
+        tmp_path / "2",
+        [
+            _record("a", 0, 200.0, 40.0, [64, 64], []),
+            _record("c", 8, 210.0, 5.0, [64, 8, 64], [1]),
+        ],
+    )
+    rec = collect([folder2])["recommended"]
+    assert rec["key"] == "c" and not rec["ppl_target_met"]
+    assert "**not met**" in render_markdown(collect([folder2]))
+
+
+def test_collect_without_a_baseline_and_other_mistakes_exit_2(tmp_path, capsys):
+    folder = _sweep(tmp_path, [_record("b", 4, 204.0, 10.0, [64, 16, 64], [1])])
+    out = str(tmp_path / "b.json")
+    assert main(["collect", str(folder), "--json", out]) == 2
+    assert "no point without bottleneck" in capsys.readouterr().err
+    assert main(["collect", str(tmp_path / "nowhere"), "--json", out]) == 2
+    assert main(["render", str(tmp_path / "missing.json"), "--md", str(tmp_path / "x.md")]) == 2
+    good = _sweep(
+        tmp_path / "g",
+        [
+            _record("a", 0, 200.0, 40.0, [64, 64], []),
+            _record("b", 4, 204.0, 10.0, [64, 16, 64], [1]),
+        ],
+    )
+    capsys.readouterr()
+    assert main(["collect", str(good), "--json", out]) == 0
+    assert main(["collect", str(good), "--json", out]) == 2  # exists: --overwrite needed
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[-1]
+
+
+def test_docs_bottleneck_md_is_generated_from_docs_bottleneck_json():
+    doc = json.loads((REPO / "docs" / "bottleneck.json").read_text())
+    assert (
+        render_markdown(doc, "figures/bottleneck.png")
+        == (REPO / "docs" / "bottleneck.md").read_text()
+    )
+    assert (REPO / "docs" / "figures" / "bottleneck.png").is_file()
