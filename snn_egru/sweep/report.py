@@ -216,6 +216,59 @@ def headline_figures(points: list[dict[str, Any]]) -> dict[str, Any]:
     return {"figures": out, "details": details}
 
 
+# --------------------------------------------------------------------------- ablations
+def ablations(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every done point with a recipe change whose twin without it (same everything else,
+    same seed) is done: the change's effect on quality and sparsity. ``helps``: quality
+    better by more than the baseline configuration's seed spread (the relative difference
+    between its best and worst seed; ``None`` with one seed: no spread to judge against)."""
+    done = [p for p in points if p["status"] == "done"]
+
+    def twin_key(settings: dict[str, Any]) -> str:
+        return json.dumps({k: v for k, v in settings.items() if k != "recipe"}, sort_keys=True)
+
+    plain = {twin_key(p["settings"]): p for p in done if not p["settings"].get("recipe")}
+    spread: dict[str, float] = {}
+    for p in plain.values():
+        group = {k: v for k, v in p["settings"].items() if k != "seed"}
+        seeds = [_quality(q) for q in plain.values() if _same_but_seed(q["settings"], group)]
+        if len(seeds) > 1:
+            spread[json.dumps(group, sort_keys=True)] = max(seeds) / min(seeds) - 1.0
+    rows = []
+    for p in done:
+        recipe = p["settings"].get("recipe")
+        base = plain.get(twin_key(p["settings"])) if recipe else None
+        if base is None:
+            continue
+        lm = "test_perplexity" in p["quality"]
+        ratio = _quality(p) / _quality(base)
+        gain = (1.0 - ratio) if lm else (ratio - 1.0)  # > 0: better
+        group = {k: v for k, v in base["settings"].items() if k != "seed"}
+        noise = spread.get(json.dumps(group, sort_keys=True))
+        rows.append(
+            {
+                "task": p["settings"]["task"],
+                "change": ", ".join(f"{k}={v}" for k, v in recipe),
+                "model": f"{p['settings']['cell']}-{p['settings']['width']}"
+                f"x{p['settings']['layers']}",
+                "seed": p["settings"]["seed"],
+                "steps": p["settings"]["steps"],
+                "baseline_quality": _quality(base),
+                "quality": _quality(p),
+                "ratio": ratio,
+                "baseline_activity_sparsity": base["activity_sparsity"],
+                "activity_sparsity": p["activity_sparsity"],
+                "seed_spread": noise,
+                "helps": None if noise is None else gain > noise,
+            }
+        )
+    return rows
+
+
+def _same_but_seed(settings: dict[str, Any], group: dict[str, Any]) -> bool:
+    return {k: v for k, v in settings.items() if k != "seed"} == group
+
+
 # --------------------------------------------------------------------------- merge
 def merge(folders: Iterable[Path], command: str) -> dict[str, Any]:
     """The merged document (what ``docs/tradeoff.json`` holds)."""
@@ -240,6 +293,7 @@ def merge(folders: Iterable[Path], command: str) -> dict[str, Any]:
         "targets": TARGETS,
         "headline": head["figures"],
         "headline_details": head["details"],
+        "ablations": ablations(points),
         "points": points,
     }
 
@@ -261,7 +315,7 @@ def _point_row(i: int, p: dict[str, Any]) -> str:
     if p["status"] != "done":
         return (
             f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
-            f"{s['steps']} | {p['status']}: {p.get('error', '')[:80]} | | | | | | | | |"
+            f"{s['steps']} | {p['status']}: {p.get('error', '')[:80]} | | | | | | | | | |"
         )
     q = p["quality"]
     quality = (
@@ -276,10 +330,19 @@ def _point_row(i: int, p: dict[str, Any]) -> str:
         f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
         f"{s['steps']} | {quality} | {m['effective_with_decoder'] / 1e6:.3f} | "
         f"{m['effective_rnn'] / 1e6:.3f} | {100 * p['activity_sparsity']:.1f} | "
-        f"{100 * p['weight_sparsity']:.1f} | {c['pes_used']} | "
+        f"{_dead(p)} | {100 * p['weight_sparsity']:.1f} | {c['pes_used']} | "
         f"{1e6 * c['seconds_per_token']:.1f} | {1e3 * c['energy_j_per_token']:.4f}{chip_note} | "
         f"{c['average_power_w']:.3f} |"
     )
+
+
+def _dead(p: dict[str, Any]) -> str:
+    """Dead units (no event over the test evaluation) per layer, of the layer's width;
+    ``-`` for a dense cell or a point recorded before they were counted."""
+    dead = p.get("dead_units")
+    if not dead:
+        return "-"
+    return "/".join(str(d) for d in dead) + f" of {p['settings']['width']}"
 
 
 def _target_line(name: str, value: Any, limit: float, unit: str = "") -> str:
@@ -342,6 +405,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "",
     ]
     lines += _headline_lines(doc)
+    lines += _ablation_lines(doc)
     lines += _point_lines(doc)
     return "\n".join(lines) + "\n"
 
@@ -393,6 +457,39 @@ def _headline_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _ablation_lines(doc: dict[str, Any]) -> list[str]:
+    rows = doc.get("ablations") or []
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Recipe ablations",
+        "",
+        "One change against the recipe it modifies, same model, seed and steps (`--recipe "
+        "NAME=VALUE`). *Helps*: better by more than the baseline configuration's seed spread "
+        "(best over worst seed); a change that does not is not kept.",
+        "",
+        "| task | model | change | seed | steps | baseline | with the change | ratio | "
+        "act. sparsity % (baseline -> change) | seed spread % | helps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lm = r["task"] == "lm"
+
+        def q(value: float, lm: bool = lm) -> str:
+            return f"{value:.1f}" if lm else f"{100 * value:.1f} %"
+
+        helps = "-" if r["helps"] is None else ("yes" if r["helps"] else "no")
+        spread = "-" if r["seed_spread"] is None else f"{100 * r['seed_spread']:.1f}"
+        lines.append(
+            f"| {r['task']} | {r['model']} | {r['change']} | {r['seed']} | {r['steps']} | "
+            f"{q(r['baseline_quality'])} | {q(r['quality'])} | {r['ratio']:.3f} | "
+            f"{100 * r['baseline_activity_sparsity']:.1f} -> {100 * r['activity_sparsity']:.1f} "
+            f"| {spread} | {helps} |"
+        )
+    return lines
+
+
 def _point_lines(doc: dict[str, Any]) -> list[str]:
     lines = [
         "",
@@ -406,12 +503,14 @@ def _point_lines(doc: dict[str, Any]) -> list[str]:
         "mapped with the fewest PEs that fit, time / energy / power per token over the chip "
         "steps above (readout on the host, as published). Dense GRU / LSTM: costed with every "
         "unit sending an event every step (their own weights, EGRU stand-in); LSTM chip "
-        "figures are lower bounds (3 of its 4 gates).",
+        "figures are lower bounds (3 of its 4 gates). Dead units: EGRU units that sent no "
+        "event over the whole test evaluation, per layer (not counted for the points run "
+        "before they were: `-`).",
         "",
         "| # | task | model | activity | prune | seed | steps | ppl / acc. | MMACs/token "
-        "(with decoder) | MMACs/token (rnn) | act. sparsity % | weight sparsity % | PEs | "
-        "chip us/token | chip mJ/token | chip W |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "(with decoder) | MMACs/token (rnn) | act. sparsity % | dead units | weight sparsity % | "
+        "PEs | chip us/token | chip mJ/token | chip W |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_point_row(i, p) for i, p in enumerate(doc["points"], 1)]
     lines += [

@@ -13,7 +13,7 @@ import torch
 
 from snn_egru.sweep.cli import main
 from snn_egru.sweep.grid import Grid, SweepPoint
-from snn_egru.sweep.report import front, front_at, headline_figures, render_markdown
+from snn_egru.sweep.report import ablations, front, front_at, headline_figures, render_markdown
 from snn_egru.sweep.runner import point_path, run_points
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +52,8 @@ def test_quick_sweep_records_every_measure_per_point(quick: Path) -> None:
     gru = next(p for p in points if p["settings"]["cell"] == "gru")
     assert 0 < egru["activity_sparsity"] < 1 and gru["chip"]["chip_activity"] == 1.0
     assert egru["layer_activity_sparsity"] and not gru["chip"]["lower_bound"]
+    assert len(egru["dead_units"]) == 1 and 0 <= egru["dead_units"][0] <= 16
+    assert gru["dead_units"] is None
 
 
 def test_cached_points_are_not_trained_again_and_overwrite_retrains(quick, capsys) -> None:
@@ -220,6 +222,44 @@ def test_headline_ratio_is_the_worst_over_the_spanned_gru_points() -> None:
     assert head["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(at3 / 110.0)
     assert head["lm_egru_over_gru_ppl_at_equal_energy"] == pytest.approx(152.5 / 160.0)
     assert head["dvs_egru_minus_gru_accuracy"] is None
+
+
+def test_ablations_pair_each_recipe_change_with_its_twin_and_judge_by_seed_spread() -> None:
+    def with_recipe(record: dict, recipe: list) -> dict:
+        record["settings"]["recipe"] = recipe
+        return record
+
+    points = [
+        _record("egru", 256, 1.0e6, 200.0, 1.0),
+        _record("egru", 256, 1.0e6, 204.0, 1.0, seed=1),  # seed spread 2 %
+        with_recipe(_record("egru", 256, 1.0e6, 190.0, 1.0), [["carry", "y"]]),  # 5 % better
+        with_recipe(_record("egru", 256, 1.0e6, 199.0, 1.0), [["weight_decay", 0.1]]),  # 0.5 %
+        with_recipe(_record("egru", 512, 1.0e6, 150.0, 1.0), [["carry", "y"]]),  # no twin
+    ]
+    rows = {r["change"]: r for r in ablations(points)}
+    assert sorted(rows) == ["carry=y", "weight_decay=0.1"]
+    assert rows["carry=y"]["ratio"] == pytest.approx(0.95)
+    assert rows["carry=y"]["seed_spread"] == pytest.approx(0.02)
+    assert rows["carry=y"]["helps"] is True and rows["weight_decay=0.1"]["helps"] is False
+    lone = [_record("egru", 64, 1.0e6, 200.0, 1.0)]
+    lone.append(with_recipe(_record("egru", 64, 1.0e6, 100.0, 1.0), [["carry", "y"]]))
+    assert ablations(lone)[0]["helps"] is None  # one seed: no spread to judge against
+
+
+def test_unit_counting_meter_finds_units_that_never_fire() -> None:
+    from snn_egru.sweep.measure import UnitCountingMeter
+
+    rng = np.random.default_rng(0)
+    meter = UnitCountingMeter(
+        [(rng.normal(size=(12, 3)), rng.normal(size=(12, 4)))], track_time=False
+    )
+    events = rng.random((5, 2, 4)) * (rng.random((5, 2, 4)) > 0.3)
+    events[:, :, 1] = 0.0  # unit 1 never fires
+    events[0, 0, 2] = 1.0  # every other unit fires at least once
+    events[0, 0, 0] = events[0, 0, 3] = 1.0
+    meter.update(rng.normal(size=(5, 2, 3)), [torch.from_numpy(events)])
+    assert meter.dead_units() == [1]
+    assert meter.result().layers[0].events == int(np.count_nonzero(events))
 
 
 def test_dense_standin_fires_every_unit_every_step_with_the_model_weights() -> None:
