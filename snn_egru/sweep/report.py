@@ -190,8 +190,44 @@ def _ratios(configs: list[dict[str, Any]], base: str, cost: str) -> dict[str, An
     return {"worst": max(spanned) if spanned else None, "points": rows}
 
 
+def main_steps(points: list[dict[str, Any]], task: str) -> int | None:
+    """The training budget of ``task`` with the most done points (ties: the larger budget):
+    the fronts and headline figures compare points of one budget only."""
+    counts: dict[int, int] = defaultdict(int)
+    for p in points:
+        if p["status"] == "done" and p["settings"]["task"] == task:
+            counts[p["settings"]["steps"]] += 1
+    return max(counts, key=lambda steps: (counts[steps], steps)) if counts else None
+
+
+def at_steps(points: list[dict[str, Any]], task: str, steps: int | None) -> list[dict[str, Any]]:
+    return [p for p in points if p["settings"]["task"] == task and p["settings"]["steps"] == steps]
+
+
 def headline_figures(points: list[dict[str, Any]]) -> dict[str, Any]:
-    """The headline figures (module docstring) with the per-point ratios behind them."""
+    """The headline figures (module docstring) with the per-point ratios behind them, each
+    task at its main budget (:func:`main_steps`); ``by_steps``: the LM figures at every
+    budget."""
+    budgets = {task: main_steps(points, task) for task in ("lm", "dvs")}
+    by_steps = {
+        str(steps): _lm_figures(at_steps(points, "lm", steps))[0]
+        for steps in sorted(
+            {p["settings"]["steps"] for p in points if p["settings"]["task"] == "lm"}
+        )
+    }
+    out, details = _lm_figures(at_steps(points, "lm", budgets["lm"]))
+    dvs = configurations(at_steps(points, "dvs", budgets["dvs"]), "dvs")
+    egru = [c for c in dvs if c["cell"] == "egru" and c["activity_sparsity"] >= 0.5]
+    gru = [c for c in dvs if c["cell"] == "gru"]
+    out["dvs_egru_minus_gru_accuracy"] = (
+        100.0 * (max(c["quality"] for c in egru) - max(c["quality"] for c in gru))
+        if egru and gru
+        else None
+    )
+    return {"figures": out, "details": details, "budgets": budgets, "by_steps": by_steps}
+
+
+def _lm_figures(points: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     lm = configurations(points, "lm")
     out: dict[str, Any] = {}
     details: dict[str, Any] = {}
@@ -205,15 +241,7 @@ def headline_figures(points: list[dict[str, Any]]) -> dict[str, Any]:
         result = _ratios(lm, base, cost)
         out[name] = result["worst"]
         details[name] = result["points"]
-    dvs = configurations(points, "dvs")
-    egru = [c for c in dvs if c["cell"] == "egru" and c["activity_sparsity"] >= 0.5]
-    gru = [c for c in dvs if c["cell"] == "gru"]
-    out["dvs_egru_minus_gru_accuracy"] = (
-        100.0 * (max(c["quality"] for c in egru) - max(c["quality"] for c in gru))
-        if egru and gru
-        else None
-    )
-    return {"figures": out, "details": details}
+    return out, details
 
 
 # --------------------------------------------------------------------------- ablations
@@ -293,6 +321,8 @@ def merge(folders: Iterable[Path], command: str) -> dict[str, Any]:
         "targets": TARGETS,
         "headline": head["figures"],
         "headline_details": head["details"],
+        "headline_budgets": head["budgets"],
+        "headline_by_steps": head["by_steps"],
         "ablations": ablations(points),
         "points": points,
     }
@@ -412,9 +442,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
 def _headline_lines(doc: dict[str, Any]) -> list[str]:
     head = doc["headline"]
-    lines = [
-        "## Headline figures",
-        "",
+    budgets = doc.get("headline_budgets") or {}
+    lines = ["## Headline figures", ""]
+    if budgets:
+        lines += [
+            "Fronts and figures compare points of one training budget: "
+            + ", ".join(f"{task.upper()} {steps} steps" for task, steps in budgets.items() if steps)
+            + " (per task, the budget with the most points).",
+            "",
+        ]
+    lines += [
         _target_line(
             "lm_egru_over_gru_ppl_at_equal_macs", head["lm_egru_over_gru_ppl_at_equal_macs"], 1.0
         ),
@@ -438,6 +475,7 @@ def _headline_lines(doc: dict[str, Any]) -> list[str]:
         )
         + ".",
         "",
+        *_by_steps_lines(doc),
         "Per GRU / LSTM configuration (mean over seeds) and the EGRU front at its cost:",
         "",
         "| figure | dense model | its cost | its perplexity | EGRU front there | ratio |",
@@ -455,6 +493,25 @@ def _headline_lines(doc: dict[str, Any]) -> list[str]:
                 f"| {_fmt(r['ratio'], '.3f')} |"
             )
     return lines
+
+
+def _by_steps_lines(doc: dict[str, Any]) -> list[str]:
+    by_steps = doc.get("headline_by_steps") or {}
+    if len(by_steps) < 2:
+        return []
+    names = ("lm_egru_over_gru_ppl_at_equal_macs", "lm_egru_over_gru_ppl_at_equal_energy")
+    return [
+        "LM figures at each training budget (points of that budget only; `-`: the EGRU "
+        "front there spans no GRU configuration):",
+        "",
+        "| steps | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+        *(
+            f"| {steps} | " + " | ".join(_fmt(figs.get(n), ".3f") for n in names) + " |"
+            for steps, figs in by_steps.items()
+        ),
+        "",
+    ]
 
 
 def _ablation_lines(doc: dict[str, Any]) -> list[str]:
@@ -559,7 +616,10 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
     points = [p for p in doc["points"] if p["status"] == "done" and p["settings"]["task"] == task]
     if not points:
         return False
-    configs = configurations(doc["points"], task)
+    budget = (doc.get("headline_budgets") or {}).get(task)
+    configs = configurations(
+        at_steps(doc["points"], task, budget) if budget else doc["points"], task
+    )
     higher = task == "dvs"
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
 
@@ -589,11 +649,13 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
             [c[cost] * scale for c in line],
             [c["quality"] * (100 if higher else 1) for c in line],
             color=COLORS[cell],
-            label=f"{cell} front (mean over seeds)",
+            label=f"{cell} front (mean over seeds{f', {budget} steps' if budget else ''})",
         )
     for p in points:  # the width (x layers) beside each marker
         s = p["settings"]
         text = f"{s['width']}" + (f"x{s['layers']}" if s["layers"] > 1 else "")
+        text += f" p{s['prune']:g}" if s["prune"] else ""
+        text += f" ({s['steps']} steps)" if budget and s["steps"] != budget else ""
         y = _quality(p) * (100 if higher else 1)
         ax.annotate(text, (x_of(p), y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")

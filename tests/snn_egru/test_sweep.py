@@ -224,6 +224,20 @@ def test_headline_ratio_is_the_worst_over_the_spanned_gru_points() -> None:
     assert head["dvs_egru_minus_gru_accuracy"] is None
 
 
+def test_fronts_compare_points_of_one_training_budget() -> None:
+    points = [
+        _record("egru", 256, 1.0e6, 200.0, 1.0),
+        _record("egru", 512, 4.0e6, 100.0, 4.0),
+        _record("gru", 100, 2.0e6, 160.0, 2.0),
+    ]
+    longer = _record("egru", 256, 3.0e6, 50.0, 3.0)  # a longer run must not join the front
+    longer["settings"]["steps"] = 1000
+    head = headline_figures([*points, longer])
+    assert head["budgets"] == {"lm": 300, "dvs": None}
+    assert head["figures"]["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(150.0 / 160.0)
+    assert head["by_steps"]["1000"]["lm_egru_over_gru_ppl_at_equal_macs"] is None
+
+
 def test_ablations_pair_each_recipe_change_with_its_twin_and_judge_by_seed_spread() -> None:
     def with_recipe(record: dict, recipe: list) -> dict:
         record["settings"]["recipe"] = recipe
