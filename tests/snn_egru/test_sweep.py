@@ -97,6 +97,16 @@ def test_an_interrupted_sweep_resumes_at_the_point_it_was_on(tmp_path) -> None:
     assert not list((tmp_path / "points").glob("*.running"))
 
 
+def test_list_fit_maps_each_point_without_training(tmp_path, capsys) -> None:
+    argv = ["run", *TINY, "--cells", "egru", "--widths", "16,600", "--steps", "2"]
+    assert main([*argv, "--list", "--fit", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].endswith(" PEs") and "does not fit" in lines[1]
+    assert not (tmp_path / "points").exists()
+    assert main([*argv, "--fit", "--out", str(tmp_path)]) == 2
+    assert "--fit goes with --list" in capsys.readouterr().err
+
+
 def test_a_width_that_fits_no_chip_is_reported_and_the_sweep_goes_on(tmp_path, capsys) -> None:
     argv = [
         "run",
