@@ -208,6 +208,7 @@ def headline_figures(points: list[dict[str, Any]]) -> dict[str, Any]:
     """The headline figures (module docstring) with the per-point ratios behind them, each
     task at its main budget (:func:`main_steps`); ``by_steps``: the LM figures at every
     budget."""
+    points = front_points(points)
     budgets = {task: main_steps(points, task) for task in ("lm", "dvs")}
     by_steps = {
         str(steps): _lm_figures(at_steps(points, "lm", steps))[0]
@@ -245,17 +246,30 @@ def _lm_figures(points: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str,
 
 
 # --------------------------------------------------------------------------- ablations
+def _twin_key(settings: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in settings.items() if k != "recipe"}, sort_keys=True)
+
+
+def front_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points the fronts are made of: every point but the ablation variants (a recipe
+    change whose twin without it is done is judged against that twin, not on the front)."""
+    plain = {
+        _twin_key(p["settings"])
+        for p in points
+        if p["status"] == "done" and not p["settings"].get("recipe")
+    }
+    return [
+        p for p in points if not (p["settings"].get("recipe") and _twin_key(p["settings"]) in plain)
+    ]
+
+
 def ablations(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every done point with a recipe change whose twin without it (same everything else,
     same seed) is done: the change's effect on quality and sparsity. ``helps``: quality
     better by more than the baseline configuration's seed spread (the relative difference
     between its best and worst seed; ``None`` with one seed: no spread to judge against)."""
     done = [p for p in points if p["status"] == "done"]
-
-    def twin_key(settings: dict[str, Any]) -> str:
-        return json.dumps({k: v for k, v in settings.items() if k != "recipe"}, sort_keys=True)
-
-    plain = {twin_key(p["settings"]): p for p in done if not p["settings"].get("recipe")}
+    plain = {_twin_key(p["settings"]): p for p in done if not p["settings"].get("recipe")}
     spread: dict[str, float] = {}
     for p in plain.values():
         group = {k: v for k, v in p["settings"].items() if k != "seed"}
@@ -265,7 +279,7 @@ def ablations(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for p in done:
         recipe = p["settings"].get("recipe")
-        base = plain.get(twin_key(p["settings"])) if recipe else None
+        base = plain.get(_twin_key(p["settings"])) if recipe else None
         if base is None:
             continue
         lm = "test_perplexity" in p["quality"]
@@ -613,13 +627,12 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [p for p in doc["points"] if p["status"] == "done" and p["settings"]["task"] == task]
+    shown = front_points(doc["points"])
+    points = [p for p in shown if p["status"] == "done" and p["settings"]["task"] == task]
     if not points:
         return False
     budget = (doc.get("headline_budgets") or {}).get(task)
-    configs = configurations(
-        at_steps(doc["points"], task, budget) if budget else doc["points"], task
-    )
+    configs = configurations(at_steps(shown, task, budget) if budget else shown, task)
     higher = task == "dvs"
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
 
@@ -636,6 +649,8 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
             continue
         for k, seed in enumerate(seeds):
             sel = [p for p in mine if p["settings"]["seed"] == seed]
+            if not sel:  # no legend entry for a seed this cell did not run
+                continue
             ax.scatter(
                 [x_of(p) for p in sel],
                 [_quality(p) * (100 if higher else 1) for p in sel],

@@ -248,6 +248,19 @@ def test_fronts_compare_points_of_one_training_budget() -> None:
     assert head["by_steps"]["1000"]["lm_egru_over_gru_ppl_at_equal_macs"] is None
 
 
+def test_ablation_variants_stay_off_the_fronts() -> None:
+    variant = _record("egru", 256, 2.0e6, 50.0, 2.0)  # would dominate the front if on it
+    variant["settings"]["recipe"] = [["carry", "y"]]
+    points = [
+        _record("egru", 256, 1.0e6, 200.0, 1.0),
+        _record("egru", 512, 4.0e6, 100.0, 4.0),
+        _record("gru", 100, 2.0e6, 160.0, 2.0),
+        variant,
+    ]
+    head = headline_figures(points)["figures"]
+    assert head["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(150.0 / 160.0)
+
+
 def test_ablations_pair_each_recipe_change_with_its_twin_and_judge_by_seed_spread() -> None:
     def with_recipe(record: dict, recipe: list) -> dict:
         record["settings"]["recipe"] = recipe
