@@ -185,6 +185,12 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     run.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
     run.add_argument("--list", action="store_true", help="print the points and their keys only")
     run.add_argument(
+        "--fit",
+        action="store_true",
+        help="with --list: also map each point's model (untrained, pruned like the point) and "
+        "print the PEs it needs on the machine of --chips chips, or that it does not fit",
+    )
+    run.add_argument(
         "--rechip",
         action="store_true",
         help="only run the simulated chip again for points already done (saved weights in "
@@ -232,9 +238,19 @@ def _cmd_run(args: argparse.Namespace, defaults: dict, command: str) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
+    if args.fit and not args.list:
+        raise UserError("--fit goes with --list (it maps the points' models, it trains nothing)")
     if args.list:
+        if args.fit:
+            from snn_egru.sweep.runner import SweepData, check_fit
+
+            data = SweepData()
         for p in points:
-            print(f"{p.key}  {p.label()}")
+            fit = ""
+            if args.fit:
+                fits, message, pes = check_fit(p, data)
+                fit = f"  {pes} PEs" if fits else f"  does not fit: {message}"
+            print(f"{p.key}  {p.label()}{fit}")
         return 0
     import torch
 

@@ -48,13 +48,15 @@ import torch
 from torch import Tensor, nn
 
 from snn_egru.errors import UserError
-from snn_egru.sparsity import product_macs
+from snn_egru.sparsity import SparsityMeter, SparsityProbe, product_macs
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DenseOpsProbe",
+    "UnitCountingMeter",
     "chip_cost",
+    "event_probe",
     "dense_standin_artifact",
     "fits_on_chip",
     "macs_from_account",
@@ -62,6 +64,39 @@ __all__ = [
 
 #: Bias that saturates a gate of the stand-in artifact (sigmoid -> 0, tanh -> 1).
 STANDIN_BIAS = 1.0e4
+
+
+# --------------------------------------------------------------------------- dead units
+class UnitCountingMeter(SparsityMeter):
+    """A :class:`~snn_egru.sparsity.SparsityMeter` that also counts each unit's events, so a
+    unit that never sent an event over the whole evaluation (a *dead* unit) is found."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unit_events = [np.zeros(w_hh.shape[1], dtype=np.int64) for _, w_hh in self.weights]
+
+    def update(self, inputs: Any, layer_events: Any, previous_events: Any = None) -> None:
+        super().update(inputs, layer_events, previous_events)
+        for k, events in enumerate(layer_events):
+            y = events.detach().cpu().numpy() if hasattr(events, "detach") else np.asarray(events)
+            self.unit_events[k] += np.count_nonzero(y.reshape(-1, y.shape[-1]), axis=0)
+
+    def dead_units(self) -> list[int]:
+        """Per layer: units with no event over everything seen."""
+        return [int((counts == 0).sum()) for counts in self.unit_events]
+
+
+def event_probe(model: nn.Module) -> SparsityProbe:
+    """:class:`~snn_egru.sparsity.SparsityProbe` of an EGRU model whose meter also counts
+    each unit's events (:class:`UnitCountingMeter`)."""
+    probe = SparsityProbe(model, track_time=False)
+    old = probe.meter
+    probe.meter = UnitCountingMeter(
+        [(w_ih, w_hh) for w_ih, w_hh in old.weights],
+        readout_weight=old.readout_weight,
+        track_time=False,
+    )
+    return probe
 
 
 # --------------------------------------------------------------------------- MACs

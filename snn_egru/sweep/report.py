@@ -190,8 +190,45 @@ def _ratios(configs: list[dict[str, Any]], base: str, cost: str) -> dict[str, An
     return {"worst": max(spanned) if spanned else None, "points": rows}
 
 
+def main_steps(points: list[dict[str, Any]], task: str) -> int | None:
+    """The training budget of ``task`` with the most done points (ties: the larger budget):
+    the fronts and headline figures compare points of one budget only."""
+    counts: dict[int, int] = defaultdict(int)
+    for p in points:
+        if p["status"] == "done" and p["settings"]["task"] == task:
+            counts[p["settings"]["steps"]] += 1
+    return max(counts, key=lambda steps: (counts[steps], steps)) if counts else None
+
+
+def at_steps(points: list[dict[str, Any]], task: str, steps: int | None) -> list[dict[str, Any]]:
+    return [p for p in points if p["settings"]["task"] == task and p["settings"]["steps"] == steps]
+
+
 def headline_figures(points: list[dict[str, Any]]) -> dict[str, Any]:
-    """The headline figures (module docstring) with the per-point ratios behind them."""
+    """The headline figures (module docstring) with the per-point ratios behind them, each
+    task at its main budget (:func:`main_steps`); ``by_steps``: the LM figures at every
+    budget."""
+    points = front_points(points)
+    budgets = {task: main_steps(points, task) for task in ("lm", "dvs")}
+    by_steps = {
+        str(steps): _lm_figures(at_steps(points, "lm", steps))[0]
+        for steps in sorted(
+            {p["settings"]["steps"] for p in points if p["settings"]["task"] == "lm"}
+        )
+    }
+    out, details = _lm_figures(at_steps(points, "lm", budgets["lm"]))
+    dvs = configurations(at_steps(points, "dvs", budgets["dvs"]), "dvs")
+    egru = [c for c in dvs if c["cell"] == "egru" and c["activity_sparsity"] >= 0.5]
+    gru = [c for c in dvs if c["cell"] == "gru"]
+    out["dvs_egru_minus_gru_accuracy"] = (
+        100.0 * (max(c["quality"] for c in egru) - max(c["quality"] for c in gru))
+        if egru and gru
+        else None
+    )
+    return {"figures": out, "details": details, "budgets": budgets, "by_steps": by_steps}
+
+
+def _lm_figures(points: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     lm = configurations(points, "lm")
     out: dict[str, Any] = {}
     details: dict[str, Any] = {}
@@ -205,15 +242,73 @@ def headline_figures(points: list[dict[str, Any]]) -> dict[str, Any]:
         result = _ratios(lm, base, cost)
         out[name] = result["worst"]
         details[name] = result["points"]
-    dvs = configurations(points, "dvs")
-    egru = [c for c in dvs if c["cell"] == "egru" and c["activity_sparsity"] >= 0.5]
-    gru = [c for c in dvs if c["cell"] == "gru"]
-    out["dvs_egru_minus_gru_accuracy"] = (
-        100.0 * (max(c["quality"] for c in egru) - max(c["quality"] for c in gru))
-        if egru and gru
-        else None
-    )
-    return {"figures": out, "details": details}
+    return out, details
+
+
+# --------------------------------------------------------------------------- ablations
+def _twin_key(settings: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in settings.items() if k != "recipe"}, sort_keys=True)
+
+
+def front_points(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points the fronts are made of: every point but the ablation variants (a recipe
+    change whose twin without it is done is judged against that twin, not on the front)."""
+    plain = {
+        _twin_key(p["settings"])
+        for p in points
+        if p["status"] == "done" and not p["settings"].get("recipe")
+    }
+    return [
+        p for p in points if not (p["settings"].get("recipe") and _twin_key(p["settings"]) in plain)
+    ]
+
+
+def ablations(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every done point with a recipe change whose twin without it (same everything else,
+    same seed) is done: the change's effect on quality and sparsity. ``helps``: quality
+    better by more than the baseline configuration's seed spread (the relative difference
+    between its best and worst seed; ``None`` with one seed: no spread to judge against)."""
+    done = [p for p in points if p["status"] == "done"]
+    plain = {_twin_key(p["settings"]): p for p in done if not p["settings"].get("recipe")}
+    spread: dict[str, float] = {}
+    for p in plain.values():
+        group = {k: v for k, v in p["settings"].items() if k != "seed"}
+        seeds = [_quality(q) for q in plain.values() if _same_but_seed(q["settings"], group)]
+        if len(seeds) > 1:
+            spread[json.dumps(group, sort_keys=True)] = max(seeds) / min(seeds) - 1.0
+    rows = []
+    for p in done:
+        recipe = p["settings"].get("recipe")
+        base = plain.get(_twin_key(p["settings"])) if recipe else None
+        if base is None:
+            continue
+        lm = "test_perplexity" in p["quality"]
+        ratio = _quality(p) / _quality(base)
+        gain = (1.0 - ratio) if lm else (ratio - 1.0)  # > 0: better
+        group = {k: v for k, v in base["settings"].items() if k != "seed"}
+        noise = spread.get(json.dumps(group, sort_keys=True))
+        rows.append(
+            {
+                "task": p["settings"]["task"],
+                "change": ", ".join(f"{k}={v}" for k, v in recipe),
+                "model": f"{p['settings']['cell']}-{p['settings']['width']}"
+                f"x{p['settings']['layers']}",
+                "seed": p["settings"]["seed"],
+                "steps": p["settings"]["steps"],
+                "baseline_quality": _quality(base),
+                "quality": _quality(p),
+                "ratio": ratio,
+                "baseline_activity_sparsity": base["activity_sparsity"],
+                "activity_sparsity": p["activity_sparsity"],
+                "seed_spread": noise,
+                "helps": None if noise is None else gain > noise,
+            }
+        )
+    return rows
+
+
+def _same_but_seed(settings: dict[str, Any], group: dict[str, Any]) -> bool:
+    return {k: v for k, v in settings.items() if k != "seed"} == group
 
 
 # --------------------------------------------------------------------------- merge
@@ -240,6 +335,9 @@ def merge(folders: Iterable[Path], command: str) -> dict[str, Any]:
         "targets": TARGETS,
         "headline": head["figures"],
         "headline_details": head["details"],
+        "headline_budgets": head["budgets"],
+        "headline_by_steps": head["by_steps"],
+        "ablations": ablations(points),
         "points": points,
     }
 
@@ -261,7 +359,7 @@ def _point_row(i: int, p: dict[str, Any]) -> str:
     if p["status"] != "done":
         return (
             f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
-            f"{s['steps']} | {p['status']}: {p.get('error', '')[:80]} | | | | | | | | |"
+            f"{s['steps']} | {p['status']}: {p.get('error', '')[:80]} | | | | | | | | | |"
         )
     q = p["quality"]
     quality = (
@@ -276,10 +374,19 @@ def _point_row(i: int, p: dict[str, Any]) -> str:
         f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
         f"{s['steps']} | {quality} | {m['effective_with_decoder'] / 1e6:.3f} | "
         f"{m['effective_rnn'] / 1e6:.3f} | {100 * p['activity_sparsity']:.1f} | "
-        f"{100 * p['weight_sparsity']:.1f} | {c['pes_used']} | "
+        f"{_dead(p)} | {100 * p['weight_sparsity']:.1f} | {c['pes_used']} | "
         f"{1e6 * c['seconds_per_token']:.1f} | {1e3 * c['energy_j_per_token']:.4f}{chip_note} | "
         f"{c['average_power_w']:.3f} |"
     )
+
+
+def _dead(p: dict[str, Any]) -> str:
+    """Dead units (no event over the test evaluation) per layer, of the layer's width;
+    ``-`` for a dense cell or a point recorded before they were counted."""
+    dead = p.get("dead_units")
+    if not dead:
+        return "-"
+    return "/".join(str(d) for d in dead) + f" of {p['settings']['width']}"
 
 
 def _target_line(name: str, value: Any, limit: float, unit: str = "") -> str:
@@ -342,15 +449,23 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "",
     ]
     lines += _headline_lines(doc)
+    lines += _ablation_lines(doc)
     lines += _point_lines(doc)
     return "\n".join(lines) + "\n"
 
 
 def _headline_lines(doc: dict[str, Any]) -> list[str]:
     head = doc["headline"]
-    lines = [
-        "## Headline figures",
-        "",
+    budgets = doc.get("headline_budgets") or {}
+    lines = ["## Headline figures", ""]
+    if budgets:
+        lines += [
+            "Fronts and figures compare points of one training budget: "
+            + ", ".join(f"{task.upper()} {steps} steps" for task, steps in budgets.items() if steps)
+            + " (per task, the budget with the most points).",
+            "",
+        ]
+    lines += [
         _target_line(
             "lm_egru_over_gru_ppl_at_equal_macs", head["lm_egru_over_gru_ppl_at_equal_macs"], 1.0
         ),
@@ -374,6 +489,7 @@ def _headline_lines(doc: dict[str, Any]) -> list[str]:
         )
         + ".",
         "",
+        *_by_steps_lines(doc),
         "Per GRU / LSTM configuration (mean over seeds) and the EGRU front at its cost:",
         "",
         "| figure | dense model | its cost | its perplexity | EGRU front there | ratio |",
@@ -393,6 +509,58 @@ def _headline_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _by_steps_lines(doc: dict[str, Any]) -> list[str]:
+    by_steps = doc.get("headline_by_steps") or {}
+    if len(by_steps) < 2:
+        return []
+    names = ("lm_egru_over_gru_ppl_at_equal_macs", "lm_egru_over_gru_ppl_at_equal_energy")
+    return [
+        "LM figures at each training budget (points of that budget only; `-`: the EGRU "
+        "front there spans no GRU configuration):",
+        "",
+        "| steps | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+        *(
+            f"| {steps} | " + " | ".join(_fmt(figs.get(n), ".3f") for n in names) + " |"
+            for steps, figs in by_steps.items()
+        ),
+        "",
+    ]
+
+
+def _ablation_lines(doc: dict[str, Any]) -> list[str]:
+    rows = doc.get("ablations") or []
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Recipe ablations",
+        "",
+        "One change against the recipe it modifies, same model, seed and steps (`--recipe "
+        "NAME=VALUE`). *Helps*: better by more than the baseline configuration's seed spread "
+        "(best over worst seed); a change that does not is not kept.",
+        "",
+        "| task | model | change | seed | steps | baseline | with the change | ratio | "
+        "act. sparsity % (baseline -> change) | seed spread % | helps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lm = r["task"] == "lm"
+
+        def q(value: float, lm: bool = lm) -> str:
+            return f"{value:.1f}" if lm else f"{100 * value:.1f} %"
+
+        helps = "-" if r["helps"] is None else ("yes" if r["helps"] else "no")
+        spread = "-" if r["seed_spread"] is None else f"{100 * r['seed_spread']:.1f}"
+        lines.append(
+            f"| {r['task']} | {r['model']} | {r['change']} | {r['seed']} | {r['steps']} | "
+            f"{q(r['baseline_quality'])} | {q(r['quality'])} | {r['ratio']:.3f} | "
+            f"{100 * r['baseline_activity_sparsity']:.1f} -> {100 * r['activity_sparsity']:.1f} "
+            f"| {spread} | {helps} |"
+        )
+    return lines
+
+
 def _point_lines(doc: dict[str, Any]) -> list[str]:
     lines = [
         "",
@@ -406,12 +574,14 @@ def _point_lines(doc: dict[str, Any]) -> list[str]:
         "mapped with the fewest PEs that fit, time / energy / power per token over the chip "
         "steps above (readout on the host, as published). Dense GRU / LSTM: costed with every "
         "unit sending an event every step (their own weights, EGRU stand-in); LSTM chip "
-        "figures are lower bounds (3 of its 4 gates).",
+        "figures are lower bounds (3 of its 4 gates). Dead units: EGRU units that sent no "
+        "event over the whole test evaluation, per layer (not counted for the points run "
+        "before they were: `-`).",
         "",
         "| # | task | model | activity | prune | seed | steps | ppl / acc. | MMACs/token "
-        "(with decoder) | MMACs/token (rnn) | act. sparsity % | weight sparsity % | PEs | "
-        "chip us/token | chip mJ/token | chip W |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "(with decoder) | MMACs/token (rnn) | act. sparsity % | dead units | weight sparsity % | "
+        "PEs | chip us/token | chip mJ/token | chip W |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_point_row(i, p) for i, p in enumerate(doc["points"], 1)]
     lines += [
@@ -457,10 +627,12 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [p for p in doc["points"] if p["status"] == "done" and p["settings"]["task"] == task]
+    shown = front_points(doc["points"])
+    points = [p for p in shown if p["status"] == "done" and p["settings"]["task"] == task]
     if not points:
         return False
-    configs = configurations(doc["points"], task)
+    budget = (doc.get("headline_budgets") or {}).get(task)
+    configs = configurations(at_steps(shown, task, budget) if budget else shown, task)
     higher = task == "dvs"
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
 
@@ -477,6 +649,8 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
             continue
         for k, seed in enumerate(seeds):
             sel = [p for p in mine if p["settings"]["seed"] == seed]
+            if not sel:  # no legend entry for a seed this cell did not run
+                continue
             ax.scatter(
                 [x_of(p) for p in sel],
                 [_quality(p) * (100 if higher else 1) for p in sel],
@@ -490,11 +664,13 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
             [c[cost] * scale for c in line],
             [c["quality"] * (100 if higher else 1) for c in line],
             color=COLORS[cell],
-            label=f"{cell} front (mean over seeds)",
+            label=f"{cell} front (mean over seeds{f', {budget} steps' if budget else ''})",
         )
     for p in points:  # the width (x layers) beside each marker
         s = p["settings"]
         text = f"{s['width']}" + (f"x{s['layers']}" if s["layers"] > 1 else "")
+        text += f" p{s['prune']:g}" if s["prune"] else ""
+        text += f" ({s['steps']} steps)" if budget and s["steps"] != budget else ""
         y = _quality(p) * (100 if higher else 1)
         ax.annotate(text, (x_of(p), y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")

@@ -200,8 +200,7 @@ def chip_inputs(point: SweepPoint, data: SweepData, model: Any) -> list[np.ndarr
 
 def train_lm(point: SweepPoint, data: SweepData, save_to: Path | None = None) -> dict[str, Any]:
     """Train an LM point with the project's training code and measure it."""
-    from snn_egru.sparsity import SparsityProbe
-    from snn_egru.sweep.measure import DenseOpsProbe, chip_cost, macs_from_account
+    from snn_egru.sweep.measure import DenseOpsProbe, chip_cost, event_probe, macs_from_account
     from snn_egru.sweep.measure import weight_sparsity as stack_weight_sparsity
     from snn_egru.training.lm import evaluate_perplexity, train_language_model
 
@@ -214,7 +213,7 @@ def train_lm(point: SweepPoint, data: SweepData, save_to: Path | None = None) ->
     _save_model(model, save_to)
     started = time.perf_counter()
     if point.is_event_based:
-        probe: Any = SparsityProbe(model, track_time=False)
+        probe: Any = event_probe(model)
     else:
         probe = DenseOpsProbe(model, model.decoder_weight)
     with probe:
@@ -231,10 +230,11 @@ def train_lm(point: SweepPoint, data: SweepData, save_to: Path | None = None) ->
         macs = macs_from_account(account)
         activity_sparsity = account.activity_sparsity
         layer_sparsity = [layer.activity_sparsity for layer in account.layers]
+        dead = probe.meter.dead_units()
     else:
         macs = probe.macs()
         activity_sparsity = probe.activity_sparsity
-        layer_sparsity = None
+        layer_sparsity = dead = None
     eval_s = time.perf_counter() - started
     inputs = chip_inputs(point, data, model)
     chip = chip_cost(
@@ -252,6 +252,7 @@ def train_lm(point: SweepPoint, data: SweepData, save_to: Path | None = None) ->
         "macs_per_token": macs,
         "activity_sparsity": activity_sparsity,
         "layer_activity_sparsity": layer_sparsity,
+        "dead_units": dead,
         "weight_sparsity": stack_weight_sparsity(model.rnn),
         "parameters_rnn": sum(p.numel() for p in model.rnn.parameters()),
         "chip": chip,
@@ -301,8 +302,7 @@ def _untrained_dvs(point: SweepPoint) -> Any:
 def train_dvs_point(
     point: SweepPoint, data: SweepData, save_to: Path | None = None
 ) -> dict[str, Any]:
-    from snn_egru.sparsity import SparsityProbe
-    from snn_egru.sweep.measure import DenseOpsProbe, chip_cost, macs_from_account
+    from snn_egru.sweep.measure import DenseOpsProbe, chip_cost, event_probe, macs_from_account
     from snn_egru.sweep.measure import weight_sparsity as stack_weight_sparsity
     from snn_egru.training.dvs import evaluate_dvs, train_dvs
 
@@ -315,7 +315,7 @@ def train_dvs_point(
     model = result.model.eval()
     _save_model(model, save_to)
     if point.is_event_based:
-        probe: Any = SparsityProbe(model, track_time=False)
+        probe: Any = event_probe(model)
     else:
         probe = DenseOpsProbe(model, model.readout.weight)
     with probe:
@@ -324,9 +324,11 @@ def train_dvs_point(
         account = probe.result()
         macs = macs_from_account(account)
         activity_sparsity = account.activity_sparsity
+        dead = probe.meter.dead_units()
     else:
         macs = probe.macs()
         activity_sparsity = probe.activity_sparsity
+        dead = None
     sequences = chip_inputs(point, data, model)
     chip = chip_cost(model, sequences, weight_format=point.weight_format, chips=point.chips)
     return {
@@ -337,6 +339,7 @@ def train_dvs_point(
         "macs_note": "per frame step; the CNN feature head (computed ahead, off chip, the same "
         "for every cell) is not counted",
         "activity_sparsity": activity_sparsity,
+        "dead_units": dead,
         "weight_sparsity": stack_weight_sparsity(model.rnn),
         "parameters_rnn": sum(p.numel() for p in model.rnn.parameters()),
         "chip": chip,

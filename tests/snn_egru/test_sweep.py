@@ -13,7 +13,7 @@ import torch
 
 from snn_egru.sweep.cli import main
 from snn_egru.sweep.grid import Grid, SweepPoint
-from snn_egru.sweep.report import front, front_at, headline_figures, render_markdown
+from snn_egru.sweep.report import ablations, front, front_at, headline_figures, render_markdown
 from snn_egru.sweep.runner import point_path, run_points
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +52,8 @@ def test_quick_sweep_records_every_measure_per_point(quick: Path) -> None:
     gru = next(p for p in points if p["settings"]["cell"] == "gru")
     assert 0 < egru["activity_sparsity"] < 1 and gru["chip"]["chip_activity"] == 1.0
     assert egru["layer_activity_sparsity"] and not gru["chip"]["lower_bound"]
+    assert len(egru["dead_units"]) == 1 and 0 <= egru["dead_units"][0] <= 16
+    assert gru["dead_units"] is None
 
 
 def test_cached_points_are_not_trained_again_and_overwrite_retrains(quick, capsys) -> None:
@@ -93,6 +95,16 @@ def test_an_interrupted_sweep_resumes_at_the_point_it_was_on(tmp_path) -> None:
     assert counts == {"done": 1, "cached": 1, "does_not_fit": 0, "failed": 0}
     assert any("was interrupted before" in line for line in lines)
     assert not list((tmp_path / "points").glob("*.running"))
+
+
+def test_list_fit_maps_each_point_without_training(tmp_path, capsys) -> None:
+    argv = ["run", *TINY, "--cells", "egru", "--widths", "16,600", "--steps", "2"]
+    assert main([*argv, "--list", "--fit", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].endswith(" PEs") and "does not fit" in lines[1]
+    assert not (tmp_path / "points").exists()
+    assert main([*argv, "--fit", "--out", str(tmp_path)]) == 2
+    assert "--fit goes with --list" in capsys.readouterr().err
 
 
 def test_a_width_that_fits_no_chip_is_reported_and_the_sweep_goes_on(tmp_path, capsys) -> None:
@@ -220,6 +232,71 @@ def test_headline_ratio_is_the_worst_over_the_spanned_gru_points() -> None:
     assert head["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(at3 / 110.0)
     assert head["lm_egru_over_gru_ppl_at_equal_energy"] == pytest.approx(152.5 / 160.0)
     assert head["dvs_egru_minus_gru_accuracy"] is None
+
+
+def test_fronts_compare_points_of_one_training_budget() -> None:
+    points = [
+        _record("egru", 256, 1.0e6, 200.0, 1.0),
+        _record("egru", 512, 4.0e6, 100.0, 4.0),
+        _record("gru", 100, 2.0e6, 160.0, 2.0),
+    ]
+    longer = _record("egru", 256, 3.0e6, 50.0, 3.0)  # a longer run must not join the front
+    longer["settings"]["steps"] = 1000
+    head = headline_figures([*points, longer])
+    assert head["budgets"] == {"lm": 300, "dvs": None}
+    assert head["figures"]["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(150.0 / 160.0)
+    assert head["by_steps"]["1000"]["lm_egru_over_gru_ppl_at_equal_macs"] is None
+
+
+def test_ablation_variants_stay_off_the_fronts() -> None:
+    variant = _record("egru", 256, 2.0e6, 50.0, 2.0)  # would dominate the front if on it
+    variant["settings"]["recipe"] = [["carry", "y"]]
+    points = [
+        _record("egru", 256, 1.0e6, 200.0, 1.0),
+        _record("egru", 512, 4.0e6, 100.0, 4.0),
+        _record("gru", 100, 2.0e6, 160.0, 2.0),
+        variant,
+    ]
+    head = headline_figures(points)["figures"]
+    assert head["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(150.0 / 160.0)
+
+
+def test_ablations_pair_each_recipe_change_with_its_twin_and_judge_by_seed_spread() -> None:
+    def with_recipe(record: dict, recipe: list) -> dict:
+        record["settings"]["recipe"] = recipe
+        return record
+
+    points = [
+        _record("egru", 256, 1.0e6, 200.0, 1.0),
+        _record("egru", 256, 1.0e6, 204.0, 1.0, seed=1),  # seed spread 2 %
+        with_recipe(_record("egru", 256, 1.0e6, 190.0, 1.0), [["carry", "y"]]),  # 5 % better
+        with_recipe(_record("egru", 256, 1.0e6, 199.0, 1.0), [["weight_decay", 0.1]]),  # 0.5 %
+        with_recipe(_record("egru", 512, 1.0e6, 150.0, 1.0), [["carry", "y"]]),  # no twin
+    ]
+    rows = {r["change"]: r for r in ablations(points)}
+    assert sorted(rows) == ["carry=y", "weight_decay=0.1"]
+    assert rows["carry=y"]["ratio"] == pytest.approx(0.95)
+    assert rows["carry=y"]["seed_spread"] == pytest.approx(0.02)
+    assert rows["carry=y"]["helps"] is True and rows["weight_decay=0.1"]["helps"] is False
+    lone = [_record("egru", 64, 1.0e6, 200.0, 1.0)]
+    lone.append(with_recipe(_record("egru", 64, 1.0e6, 100.0, 1.0), [["carry", "y"]]))
+    assert ablations(lone)[0]["helps"] is None  # one seed: no spread to judge against
+
+
+def test_unit_counting_meter_finds_units_that_never_fire() -> None:
+    from snn_egru.sweep.measure import UnitCountingMeter
+
+    rng = np.random.default_rng(0)
+    meter = UnitCountingMeter(
+        [(rng.normal(size=(12, 3)), rng.normal(size=(12, 4)))], track_time=False
+    )
+    events = rng.random((5, 2, 4)) * (rng.random((5, 2, 4)) > 0.3)
+    events[:, :, 1] = 0.0  # unit 1 never fires
+    events[0, 0, 2] = 1.0  # every other unit fires at least once
+    events[0, 0, 0] = events[0, 0, 3] = 1.0
+    meter.update(rng.normal(size=(5, 2, 3)), [torch.from_numpy(events)])
+    assert meter.dead_units() == [1]
+    assert meter.result().layers[0].events == int(np.count_nonzero(events))
 
 
 def test_dense_standin_fires_every_unit_every_step_with_the_model_weights() -> None:
