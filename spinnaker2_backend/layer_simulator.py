@@ -16,19 +16,26 @@ from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.formats import assemble_blocks
 from spinnaker2_backend.int8_layer import Int8Products
 from spinnaker2_backend.kernels import (
-    account_step,
+    account_layer,
     egru_gates,
     layer_counts,
     layer_gates,
-    noc_tail,
     nonzero_and_bad,
     product_arrays,
+    step_inputs,
+)
+from spinnaker2_backend.layer_checks import (
+    check_chip_readout,
+    check_dtype,
+    check_mapping,
+    check_options,
+    check_tick,
 )
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import LayerRoutes, layer_routes, static_operation_counts
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import CAPPED_RECEIVE_POLICIES as CAPPED
-from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
+from spinnaker2_backend.mapping.base import ReceiveOverflowError
 from spinnaker2_backend.mapping.routing import link_incidence
 from spinnaker2_backend.receive_bitmap import BitmapReceive
 from spinnaker2_backend.results import LayerCounters
@@ -40,70 +47,13 @@ from spinnaker2_backend.timing import (
     noc_tail_cycles,
 )
 
-__all__ = ["LayerSimulator", "LayerStepResult"]
+__all__ = ["LayerSimulator", "LayerStepResult", "check_dtype", "check_tick"]
 
 _I = OP_INDEX  # short alias for the hot path
 
 #: Event layout: above this fraction of sources firing, the host sums the product row by
 #: row (gather) instead of source by source (scatter); the results are the same bits.
 EVENT_GATHER_ABOVE = 0.5
-
-
-def check_dtype(dtype) -> np.dtype:
-    """The simulator's float type (float32 or float64), else ValueError."""
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(
-            f"the simulator runs in float32 (as the chip) or float64 (exactness checks), "
-            f"got dtype {dtype}"
-        )
-    return dtype
-
-
-def check_tick(tick_us: float | None) -> float | None:
-    """A positive tick in microseconds (or None), else ValueError."""
-    if tick_us is None:
-        return None
-    tick_us = float(tick_us)
-    if not tick_us > 0:
-        raise ValueError(f"tick_us must be a positive duration in microseconds, got {tick_us}")
-    return tick_us
-
-
-def _check_mapping(mapping, layer) -> int:
-    """The number of layers of ``mapping``, after checking it and the layer index."""
-    if not isinstance(mapping, Mapping):
-        raise TypeError(
-            f"LayerSimulator needs a Mapping (from map_network), got {type(mapping).__name__}"
-        )
-    num_layers = len(mapping.layers)
-    if not isinstance(layer, int | np.integer) or not 0 <= layer < num_layers:
-        raise IndexError(f"layer {layer!r} out of range 0..{num_layers - 1}")
-    return num_layers
-
-
-def _check_options(on_overflow: str, readout: str | None) -> None:
-    """``on_overflow`` and ``readout`` are known values, else ValueError."""
-    if on_overflow not in OVERFLOW_ACTIONS:
-        raise ValueError(
-            f"on_overflow must be one of {', '.join(OVERFLOW_ACTIONS)}, got {on_overflow!r}"
-        )
-    if readout not in (None, "host", "chip"):
-        raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
-
-
-def _check_chip_readout(layer: int, num_layers: int, artifact) -> None:
-    """The on-chip readout runs on the last layer's PEs, of a network with a readout."""
-    if layer != num_layers - 1:
-        raise ValueError(
-            f"the on-chip readout runs on the last layer's PEs (layer "
-            f"{num_layers - 1}), not on layer {layer}"
-        )
-    if artifact.decoder_weight is None:
-        raise ValueError(
-            "readout='chip' needs a network with a readout (tied decoder or linear); "
-            "this artifact has readout_kind='none'"
-        )
 
 
 class LayerSimulator:
@@ -146,12 +96,12 @@ class LayerSimulator:
         costs: CycleCosts | None = None,
         on_overflow: str = "raise",
     ) -> None:
-        num_layers = _check_mapping(mapping, layer)
+        num_layers = check_mapping(mapping, layer)
         self.mapping = mapping
         self.layer = int(layer)
         self.dtype = check_dtype(dtype)
         self.tick_us = check_tick(tick_us)
-        _check_options(on_overflow, readout)
+        check_options(on_overflow, readout)
         self.costs = costs if costs is not None else CycleCosts()
         self.spec = mapping.spec
         artifact = mapping.artifact
@@ -162,7 +112,7 @@ class LayerSimulator:
         self.receive_capacity = int(capacities[self.layer])
         self.readout_on_chip = readout == "chip"
         if self.readout_on_chip:
-            _check_chip_readout(self.layer, num_layers, artifact)
+            check_chip_readout(self.layer, num_layers, artifact)
 
         params = artifact.layers[self.layer]
         self.hidden_size = params.hidden_size
@@ -302,8 +252,14 @@ class LayerSimulator:
         self._slice_of_unit = np.ascontiguousarray(self._slice_of_unit, dtype=np.int64)
         self._fired = np.zeros((1, p))
         self._host_received = np.zeros(1)
-        self._never_missed = np.zeros(p, dtype=bool)  # no tick: no deadline (read-only)
-        self._never_missed.flags.writeable = False
+        # the fused accounting (kernels.account_layer): the NoC tail's and the times' figures
+        self._k_tail = (_I["events"], self._tail_latency, self._links,
+                        float(self.costs.chip_link_packet_cycles))  # fmt: skip
+        tick = -1.0 if self.tick_us is None else self.tick_us
+        self._k_times = ((self._us_per_cycle, tick, 0), (self._us_per_cycle, tick, 1))
+        self._no_deadline = np.zeros(p, dtype=np.int64)  # a layer stepped alone: no count
+        self._no_rows = (np.zeros(0), np.zeros(0))
+        self._x_shape = (self.input_size,)
         prev = self._prev_slice_of_unit
         if prev is None:
             self._fired_before, self._receive_in = np.zeros((1, 0)), np.zeros((0, p))
@@ -533,14 +489,27 @@ class LayerSimulator:
             ValueError: wrong shape, NaN or infinite inputs.
             ReceiveOverflowError: an ``event-list`` overflowed and ``on_overflow="raise"``.
         """
-        x, n_in = self._check_input(x)
-        if self.batch_size == 1 and self._int8 is None:  # int8 products: int8_layer below
-            n_rec = int(np.count_nonzero(self._y))
+        return self._step(x, (0.0, False, self._no_deadline, self._no_rows))
+
+    def _step(self, x, network) -> LayerStepResult:
+        """:meth:`step` inside a network step: ``network`` is ``(before, chained, deadline,
+        rows)`` of :func:`~spinnaker2_backend.kernels.account_layer` (the layer's start,
+        the network's deadline counts, the step history's rows, filled in the same call)."""
+        x = np.asarray(x)
+        fast = self.batch_size == 1 and self._int8 is None  # int8 products: int8_layer below
+        if fast and x.dtype == self.dtype and x.shape == self._x_shape:
+            n_in, bad, n_rec = step_inputs(x, self._y)  # the checks' counts, in one call
+            if bad:
+                self._check_input(x)  # raises, naming the step
+        else:
+            x, n_in = self._check_input(x)
+            n_rec = int(np.count_nonzero(self._y)) if fast else 0
+        if fast:
             cap = self.receive_capacity
             if self.receive_policy not in CAPPED or (
                 n_rec <= cap and (n_in <= cap or not self._input_by_packets)
             ):  # every event is kept: the compiled path
-                return self._step_compiled(x, n_in, n_rec)
+                return self._step_compiled(x, n_in, n_rec, network)
         batched = self.batch_size > 1
         xs = x if batched else x[None, :]
         ys_prev = self._y if batched else self._y[None, :]
@@ -578,9 +547,9 @@ class LayerSimulator:
         ops = self._count_ops(xs, np.atleast_2d(o), active_in, active_rec, n_in, n_rec, dropped)
         if self._bitmap is not None:
             self._bitmap.step_ops(ops, _I, *(np.stack(v) for v in zip(*kept)))
-        return self._account(y, ops)
+        return self._account(y, ops, network)
 
-    def _step_compiled(self, x: np.ndarray, n_in: int, n_rec: int) -> LayerStepResult:
+    def _step_compiled(self, x, n_in: int, n_rec: int, network) -> LayerStepResult:
         """One step of one sample whose events are all kept (``n_in``, ``n_rec``: events of
         the two products; an ``event-list`` that would overflow takes the general path):
         products, point-wise update and counts in the compiled kernels, the same numbers
@@ -594,7 +563,7 @@ class LayerSimulator:
             self._bitmap.step_ops(ops, _I, x[None], y_prev[None])
         if self.readout_on_chip:
             self._readout_ops(ops)
-        return self._account(self._y, ops)
+        return self._account(self._y, ops, network)
 
     def _bitmap_ops(self, ops: np.ndarray, n_in: float, n_rec: float) -> None:
         """``bitmap16``'s counts of a compiled step (:meth:`BitmapReceive.step_ops`'s): the
@@ -657,27 +626,23 @@ class LayerSimulator:
             self._readout_ops(ops)
         return ops
 
-    def _account(self, y: np.ndarray, ops: np.ndarray) -> LayerStepResult:
-        """Cycles, deadline and cumulative counters of one step's operation counts."""
+    def _account(self, y: np.ndarray, ops: np.ndarray, network) -> LayerStepResult:
+        """Cycles, deadline and cumulative counters of one step's operation counts: the
+        cost product in numpy (BLAS), the rest in one compiled call (``network``: see
+        :meth:`_step`)."""
         phase_cycles = self._cost @ ops
-        busy = phase_cycles.sum(axis=0)
         counters = self.counters
-        # the slowest PE; counters += the step's
-        layer_cycles = account_step(phase_cycles, ops, busy, counters.ops, counters.phase_cycles)
-        # latencies are >= 0: the largest of the PEs that sent, 0 when none did
-        # timing.noc_tail_cycles of the step, compiled
-        tail = noc_tail(
-            ops[_I["events"]], self._tail_latency, self._links, self.costs.chip_link_packet_cycles
-        )
-        done_us = busy * self._us_per_cycle
-        if self.tick_us is not None:
-            missed = done_us > self.tick_us
-            counters.deadline_missed += missed
-        else:
-            missed = self._never_missed
+        p = self.num_pes
+        busy, done, missed = np.empty(p), np.empty(p), np.empty(p, dtype=bool)
+        before, chained, deadline, rows = network
+        layer_cycles, tail, running = account_layer(
+            phase_cycles, ops, (counters.ops, counters.phase_cycles, counters.deadline_missed),
+            self._k_tail, self._k_times[chained], before, busy, done, missed, deadline, rows,
+        )  # fmt: skip
         counters.steps += 1
         counters.layer_cycles += layer_cycles
         counters.tail_cycles += tail
+        self._running = running  # the next layer's start (a network step)
         return LayerStepResult(
             y=y,
             ops=ops,
@@ -685,7 +650,7 @@ class LayerSimulator:
             busy_cycles=busy,
             layer_cycles=layer_cycles,
             noc_tail_cycles=tail,
-            time_done_us=done_us,
+            time_done_us=done,
             deadline_missed=missed,
         )
 
