@@ -85,6 +85,10 @@ class LayerSimulator:
         sim.counters.events          # cumulative
     """
 
+    #: Take the compiled step where it applies (False: the general path everywhere, which
+    #: gives the same numbers; tests compare the two).
+    compiled = True
+
     def __init__(
         self,
         mapping: Mapping,
@@ -260,6 +264,15 @@ class LayerSimulator:
         self._no_deadline = np.zeros(p, dtype=np.int64)  # a layer stepped alone: no count
         self._no_rows = (np.zeros(0), np.zeros(0))
         self._x_shape = (self.input_size,)
+        # the receive policy's rows counted by layer_counts (None: _policy_ops counts them)
+        self._no_policy = (-1, -1, -1, -1, -1, 0.0)
+        self._k_policy = None
+        drop, listed = _I["events_dropped"], _I["list_entries"]
+        if self._bitmap_hits:
+            hits = (_I["input_hits"], _I["recurrent_hits"], _I["macs"])
+            self._k_policy = (drop, listed, *hits)
+        elif self.receive_policy == "event-list" and self.weight_format == "event":
+            self._k_policy = (drop, listed, -1, -1, -1)
         prev = self._prev_slice_of_unit
         if prev is None:
             self._fired_before, self._receive_in = np.zeros((1, 0)), np.zeros((0, p))
@@ -453,9 +466,14 @@ class LayerSimulator:
         trace = self._no_trace if self._trace is None else self._trace.copy()
         update = (z, n, c, self._threshold, y, trace, self._decay, self._slice_of_unit, self._fired)
         ops = np.empty((1, len(OPS), self.num_pes))
+        policy = self._k_policy
+        if policy is not None:  # its rows in the same call (else _policy_ops after)
+            listed = float(n_rec) + (float(n_in) if self._input_by_packets else 0.0)
+            policy = (*policy, listed)
         layer_counts(
             update, x2, self._prev_owner, self._fired_before, self._host_input, n_in,
             self._routes, self._op_rows, events, walked, self.spec.word_bytes, ops,
+            policy if policy is not None else self._no_policy,
         )  # fmt: skip
         if self._trace is not None:
             self._trace = trace
@@ -496,7 +514,7 @@ class LayerSimulator:
         rows)`` of :func:`~spinnaker2_backend.kernels.account_layer` (the layer's start,
         the network's deadline counts, the step history's rows, filled in the same call)."""
         x = np.asarray(x)
-        fast = self.batch_size == 1 and self._int8 is None  # int8 products: int8_layer below
+        fast = self.batch_size == 1 and self._int8 is None and self.compiled  # int8: below
         if fast and x.dtype == self.dtype and x.shape == self._x_shape:
             n_in, bad, n_rec = step_inputs(x, self._y)  # the checks' counts, in one call
             if bad:
@@ -556,10 +574,11 @@ class LayerSimulator:
         as the general path."""
         y_prev = self._y
         ops = self._kernel_step(x, y_prev, n_in, n_rec)
-        self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
-        if self._bitmap_hits:  # the hits the products counted (BitmapReceive.step_ops)
+        if self._k_policy is None:  # else counted by layer_counts
+            self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
+        if self._bitmap_hits and self._k_policy is None:  # BitmapReceive.step_ops's hits
             self._bitmap_ops(ops, float(n_in), float(n_rec))
-        elif self._bitmap is not None:
+        elif self._bitmap is not None and not self._bitmap_hits:
             self._bitmap.step_ops(ops, _I, x[None], y_prev[None])
         if self.readout_on_chip:
             self._readout_ops(ops)

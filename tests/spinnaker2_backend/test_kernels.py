@@ -259,7 +259,8 @@ def test_layer_gates_and_counts_equal_the_kernels_they_fuse(
     event_rows = (10, 11, 12, 13, 14, 15) if counted else (-1,) * 6
     ops = np.full((1, 16, pes), np.nan)
     got = layer_counts(update, x, prev_owner, fired_before, False, n_in, routes,
-                       (0, 1, 2, 3, 4, 5, *event_rows), events, walked, 4, ops)  # fmt: skip
+                       (0, 1, 2, 3, 4, 5, *event_rows), events, walked, 4, ops,
+                       (-1, -1, -1, -1, -1, 0.0))  # fmt: skip
     same = lambda a, b: np.array_equal(a.view(np.uint8), b.view(np.uint8))  # noqa: E731
     assert same(y, y_want) and same(c_got, c_want) and got == int(o_want.sum())
     want_fired = np.bincount(owner, weights=o_want, minlength=pes)[None]
