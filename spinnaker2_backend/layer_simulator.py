@@ -480,6 +480,17 @@ class LayerSimulator:
         self._c, self._y = c, y
         return ops[0]
 
+    def products_only(self, x: np.ndarray, y_prev: np.ndarray) -> None:
+        """Both products and the gates up to ``tanh`` of one batch-1 step of ``x`` and
+        ``y_prev`` (float, ``(I,)`` and ``(H,)``), nothing else: no state, counts or time
+        (``benchmarks/simulator.py`` times it as the arithmetic every step has to do)."""
+        n_in, n_rec = int(np.count_nonzero(x)), int(np.count_nonzero(y_prev))
+        layer_gates(
+            self._k_products, self._b_ih, self._b_hh, x[None], n_in, y_prev[None], n_rec,
+            EVENT_GATHER_ABOVE, self._gi, self._gh, self._k_events, self._k_walked,
+            self._z, self._pre,
+        )  # fmt: skip
+
     def _event_ops(self, ops, n_in, n_rec, walked_in, walked_rec) -> None:
         """The ``event`` format's counts of a step: events, weights walked, MACs, bytes
         (the general path; the compiled one counts them in :func:`layer_counts`)."""
