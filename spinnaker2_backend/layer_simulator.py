@@ -16,7 +16,6 @@ from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.formats import assemble_blocks
 from spinnaker2_backend.int8_layer import Int8Products
 from spinnaker2_backend.kernels import (
-    account_layer,
     egru_gates,
     layer_counts,
     layer_gates,
@@ -24,6 +23,7 @@ from spinnaker2_backend.kernels import (
     product_arrays,
     step_inputs,
 )
+from spinnaker2_backend.kernels_account import account_layer
 from spinnaker2_backend.layer_checks import (
     check_chip_readout,
     check_dtype,

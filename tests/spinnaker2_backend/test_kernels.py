@@ -315,7 +315,7 @@ def test_noc_tail_equals_numpy(seed, pes, links, silent):
 def test_row_and_column_sums_equal_numpy_bit_for_bit(seed, rows, pes, scale):
     """numpy's reductions (first element, then pairwise blocks of 8 and halves above 128)
     reproduced: ``np.sum(a, axis=1)`` and ``a.sum(axis=0)``, one column included."""
-    from spinnaker2_backend.kernels import column_sums, row_sums
+    from spinnaker2_backend.kernels_account import column_sums, row_sums
 
     rng = np.random.default_rng(seed)
     a = rng.random((rows, pes)) * scale * rng.integers(1, 1000, (rows, pes))
@@ -341,7 +341,7 @@ def test_row_and_column_sums_equal_numpy_bit_for_bit(seed, rows, pes, scale):
 def test_account_layer_equals_the_numpy_accounting(seed, pes, tick, chained):
     """The fused accounting: busy, slowest PE, counters, NoC tail, the layer's start (the
     cumsum of the layers before), done times, deadlines and the history rows, as numpy."""
-    from spinnaker2_backend.kernels import account_layer
+    from spinnaker2_backend.kernels_account import account_layer
     from spinnaker2_backend.timing import step_offsets
 
     rng = np.random.default_rng(seed)
