@@ -247,6 +247,7 @@ class LayerSimulator:
         self._gi = np.zeros((1, rows), dtype=self.dtype)
         self._gh = np.zeros((1, rows), dtype=self.dtype)
         self._z, self._pre = np.zeros(h, self.dtype), np.zeros(h, self.dtype)
+        self._n = np.zeros(h, self.dtype)
         self._decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=self.dtype)
         self._no_trace = np.zeros(0, self.dtype)
         links = self.timing_info.link_incidence
@@ -461,7 +462,7 @@ class LayerSimulator:
             gh[0] = self._w_hh @ y_prev + self._b_hh
             egru_gates(gi[0], gh[0], z, pre)
         # egru_pointwise, compiled around numpy's tanh; new arrays (results keep them)
-        n = np.tanh(pre)
+        n = np.tanh(pre, out=self._n)  # numpy's tanh (numba's differs), into a buffer
         c, y = self._c.copy(), np.empty_like(pre)
         trace = self._no_trace if self._trace is None else self._trace.copy()
         update = (z, n, c, self._threshold, y, trace, self._decay, self._slice_of_unit, self._fired)
