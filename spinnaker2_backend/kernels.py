@@ -53,6 +53,7 @@ __all__ = [
     "pe_sums",
     "product_arrays",
     "source_counts",
+    "step_inputs",
 ]
 
 
@@ -425,7 +426,19 @@ def layer_gates(
 
 @njit(cache=True, nogil=True)
 def layer_counts(
-    update, x, prev_owner, fired_before, host, n_in, routes, op_rows, events, walked, word, ops
+    update,
+    x,
+    prev_owner,
+    fired_before,
+    host,
+    n_in,
+    routes,
+    op_rows,
+    events,
+    walked,
+    word,
+    ops,
+    policy,
 ):  # pragma: no cover - compiled
     """The point-wise update after its ``tanh`` and the per-PE counts of one step.
 
@@ -440,6 +453,11 @@ def layer_counts(
             weight bytes) or ``-1`` for a format without them.
         events, walked: the counts of :func:`layer_gates`. word: bytes per word.
         ops: ``(1, N_OPS, P)`` written.
+        policy: the receive policy's rows (``-1``: none): ``(dropped, list, hits_in,
+            hits_rec, macs, list_value)``: ``dropped`` zeroed (every event kept), ``list``
+            set to ``list_value`` (the events appended to the received-event list), and for
+            ``bitmap16`` with ``csr`` the hits ``layer_gates`` counted in ``walked``
+            (:meth:`~spinnaker2_backend.receive_bitmap.BitmapReceive.step_ops`'s figures).
 
     Returns the number of units that fired.
     """
@@ -467,6 +485,18 @@ def layer_counts(
             ob[e4, p] = w_in[p] + w_rec[p]
             # values + target rows per weight, two column extents per event
             ob[e5, p] = word * (2 * (w_in[p] + w_rec[p]) + 2 * (ev_in + ev_rec))
+    r_dropped, r_list, r_hits_in, r_hits_rec, r_macs, list_value = policy
+    ob = ops[0]
+    if r_dropped >= 0:
+        ob[r_dropped, :] = 0.0
+    if r_list >= 0:
+        ob[r_list, :] = list_value
+    if r_hits_in >= 0:
+        h_in, h_rec = walked[0, 0], walked[1, 0]
+        for p in range(ob.shape[1]):
+            ob[r_hits_in, p] = h_in[p]
+            ob[r_hits_rec, p] = h_rec[p]
+            ob[r_macs, p] = h_in[p] + h_rec[p]
     return count
 
 
@@ -495,3 +525,15 @@ def product_arrays(w, counts=None) -> tuple:
     if counts.max(initial=0) < 1 << 16:  # fewer bytes to read per step
         counts = counts.astype(np.uint16)
     return kernel_arrays(csr), kernel_arrays(csc), counts, totals
+
+
+@njit(cache=True, nogil=True)
+def step_inputs(x, y):  # pragma: no cover - compiled
+    """``(non-zero entries of x, NaN or infinite entries of x, non-zero entries of y)`` of
+    two 1-D float arrays (a step's input and the layer's ``y_{t-1}``), in one call."""
+    nonzero, bad = nonzero_and_bad(x)
+    fired = 0
+    for i in range(y.shape[0]):
+        if y[i] != 0:
+            fired += 1
+    return nonzero, bad, fired

@@ -16,13 +16,21 @@ from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.formats import assemble_blocks
 from spinnaker2_backend.int8_layer import Int8Products
 from spinnaker2_backend.kernels import (
-    account_step,
     egru_gates,
     layer_counts,
     layer_gates,
-    noc_tail,
     nonzero_and_bad,
     product_arrays,
+    step_inputs,
+)
+from spinnaker2_backend.kernels_account import account_layer
+from spinnaker2_backend.layer_checks import (
+    check_chip_readout,
+    check_dtype,
+    check_mapping,
+    check_options,
+    check_rounding,
+    check_tick,
 )
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import (
@@ -33,7 +41,7 @@ from spinnaker2_backend.layer_setup import (
 )
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import CAPPED_RECEIVE_POLICIES as CAPPED
-from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
+from spinnaker2_backend.mapping.base import ReceiveOverflowError
 from spinnaker2_backend.receive_bitmap import BitmapReceive, round_received
 from spinnaker2_backend.results import LayerCounters
 from spinnaker2_backend.timing import (
@@ -45,83 +53,13 @@ from spinnaker2_backend.timing import (
     noc_tail_cycles,
 )
 
-__all__ = ["LayerSimulator", "LayerStepResult"]
+__all__ = ["LayerSimulator", "LayerStepResult", "check_dtype", "check_tick"]
 
 _I = OP_INDEX  # short alias for the hot path
 
 #: Event layout: above this fraction of sources firing, the host sums the product row by
 #: row (gather) instead of source by source (scatter); the results are the same bits.
 EVENT_GATHER_ABOVE = 0.5
-
-
-def check_dtype(dtype) -> np.dtype:
-    """The simulator's float type (float32 or float64), else ValueError."""
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(
-            f"the simulator runs in float32 (as the chip) or float64 (exactness checks), "
-            f"got dtype {dtype}"
-        )
-    return dtype
-
-
-def check_tick(tick_us: float | None) -> float | None:
-    """A positive tick in microseconds (or None), else ValueError."""
-    if tick_us is None:
-        return None
-    tick_us = float(tick_us)
-    if not tick_us > 0:
-        raise ValueError(f"tick_us must be a positive duration in microseconds, got {tick_us}")
-    return tick_us
-
-
-def _check_mapping(mapping, layer) -> int:
-    """The number of layers of ``mapping``, after checking it and the layer index."""
-    if not isinstance(mapping, Mapping):
-        raise TypeError(
-            f"LayerSimulator needs a Mapping (from map_network), got {type(mapping).__name__}"
-        )
-    num_layers = len(mapping.layers)
-    if not isinstance(layer, int | np.integer) or not 0 <= layer < num_layers:
-        raise IndexError(f"layer {layer!r} out of range 0..{num_layers - 1}")
-    return num_layers
-
-
-def _check_options(on_overflow: str, readout: str | None) -> None:
-    """``on_overflow`` and ``readout`` are known values, else ValueError."""
-    if on_overflow not in OVERFLOW_ACTIONS:
-        raise ValueError(
-            f"on_overflow must be one of {', '.join(OVERFLOW_ACTIONS)}, got {on_overflow!r}"
-        )
-    if readout not in (None, "host", "chip"):
-        raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
-
-
-def _check_rounding(round_received: bool | None, receive_policy: str) -> bool:
-    """Whether received values are rounded to binary16: by default (None) for
-    ``bitmap16``, whose value array is 16 bits wide; never for a policy that keeps float32."""
-    if round_received is None:
-        return receive_policy == "bitmap16"
-    if round_received and receive_policy != "bitmap16":
-        raise ValueError(
-            f"round_received=True rounds the values of the bitmap16 design's 16-bit value "
-            f"array; receive policy {receive_policy!r} keeps float32 values"
-        )
-    return bool(round_received)
-
-
-def _check_chip_readout(layer: int, num_layers: int, artifact) -> None:
-    """The on-chip readout runs on the last layer's PEs, of a network with a readout."""
-    if layer != num_layers - 1:
-        raise ValueError(
-            f"the on-chip readout runs on the last layer's PEs (layer "
-            f"{num_layers - 1}), not on layer {layer}"
-        )
-    if artifact.decoder_weight is None:
-        raise ValueError(
-            "readout='chip' needs a network with a readout (tied decoder or linear); "
-            "this artifact has readout_kind='none'"
-        )
 
 
 class LayerSimulator:
@@ -153,6 +91,10 @@ class LayerSimulator:
         sim.counters.events          # cumulative
     """
 
+    #: Take the compiled step where it applies (False: the general path everywhere, which
+    #: gives the same numbers; tests compare the two).
+    compiled = True
+
     def __init__(
         self,
         mapping: Mapping,
@@ -165,24 +107,24 @@ class LayerSimulator:
         on_overflow: str = "raise",
         round_received: bool | None = None,
     ) -> None:
-        num_layers = _check_mapping(mapping, layer)
+        num_layers = check_mapping(mapping, layer)
         self.mapping = mapping
         self.layer = int(layer)
         self.dtype = check_dtype(dtype)
         self.tick_us = check_tick(tick_us)
-        _check_options(on_overflow, readout)
+        check_options(on_overflow, readout)
         self.costs = costs if costs is not None else CycleCosts()
         self.spec = mapping.spec
         artifact = mapping.artifact
         self.on_overflow = on_overflow
         self.receive_policy = mapping.receive_policy
-        self.round_received = _check_rounding(round_received, self.receive_policy)
+        self.round_received = check_rounding(round_received, self.receive_policy)
         self.batch_size = int(mapping.batch_size)
         capacities = mapping.receive_capacity or (0,) * num_layers
         self.receive_capacity = int(capacities[self.layer])
         self.readout_on_chip = readout == "chip"
         if self.readout_on_chip:
-            _check_chip_readout(self.layer, num_layers, artifact)
+            check_chip_readout(self.layer, num_layers, artifact)
 
         params = artifact.layers[self.layer]
         self.hidden_size = params.hidden_size
@@ -313,6 +255,7 @@ class LayerSimulator:
         self._gi = np.zeros((1, rows), dtype=self.dtype)
         self._gh = np.zeros((1, rows), dtype=self.dtype)
         self._z, self._pre = np.zeros(h, self.dtype), np.zeros(h, self.dtype)
+        self._n = np.zeros(h, self.dtype)
         self._decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=self.dtype)
         self._no_trace = np.zeros(0, self.dtype)
         links = self.timing_info.link_incidence
@@ -322,8 +265,23 @@ class LayerSimulator:
         self._slice_of_unit = np.ascontiguousarray(self._slice_of_unit, dtype=np.int64)
         self._fired = np.zeros((1, p))
         self._host_received = np.zeros(1)
-        self._never_missed = np.zeros(p, dtype=bool)  # no tick: no deadline (read-only)
-        self._never_missed.flags.writeable = False
+        # the fused accounting (kernels.account_layer): the NoC tail's and the times' figures
+        # self._links holds cycles per event and link (timing.link_cycles): packet cycles 1
+        self._k_tail = (_I["events"], self._tail_latency, self._links, 1.0)
+        tick = -1.0 if self.tick_us is None else self.tick_us
+        self._k_times = ((self._us_per_cycle, tick, 0), (self._us_per_cycle, tick, 1))
+        self._no_deadline = np.zeros(p, dtype=np.int64)  # a layer stepped alone: no count
+        self._no_rows = (np.zeros(0), np.zeros(0))
+        self._x_shape = (self.input_size,)
+        # the receive policy's rows counted by layer_counts (None: _policy_ops counts them)
+        self._no_policy = (-1, -1, -1, -1, -1, 0.0)
+        self._k_policy = None
+        drop, listed = _I["events_dropped"], _I["list_entries"]
+        if self._bitmap_hits:
+            hits = (_I["input_hits"], _I["recurrent_hits"], _I["macs"])
+            self._k_policy = (drop, listed, *hits)
+        elif self.receive_policy == "event-list" and self.weight_format == "event":
+            self._k_policy = (drop, listed, -1, -1, -1)
         prev = self._prev_slice_of_unit
         if prev is None:
             self._fired_before, self._receive_in = np.zeros((1, 0)), ReceiveTable.empty(p)
@@ -512,19 +470,35 @@ class LayerSimulator:
             gh[0] = self._w_hh @ y_prev + self._b_hh
             egru_gates(gi[0], gh[0], z, pre)
         # egru_pointwise, compiled around numpy's tanh; new arrays (results keep them)
-        n = np.tanh(pre)
+        n = np.tanh(pre, out=self._n)  # numpy's tanh (numba's differs), into a buffer
         c, y = self._c.copy(), np.empty_like(pre)
         trace = self._no_trace if self._trace is None else self._trace.copy()
         update = (z, n, c, self._threshold, y, trace, self._decay, self._slice_of_unit, self._fired)
         ops = np.empty((1, len(OPS), self.num_pes))
+        policy = self._k_policy
+        if policy is not None:  # its rows in the same call (else _policy_ops after)
+            listed = float(n_rec) + (float(n_in) if self._input_by_packets else 0.0)
+            policy = (*policy, listed)
         layer_counts(
             update, x2, self._prev_owner, self._fired_before, self._host_input, n_in,
             self._routes, self._op_rows, events, walked, self.spec.word_bytes, ops,
+            policy if policy is not None else self._no_policy,
         )  # fmt: skip
         if self._trace is not None:
             self._trace = trace
         self._c, self._y = c, y
         return ops[0]
+
+    def products_only(self, x: np.ndarray, y_prev: np.ndarray) -> None:
+        """Both products and the gates up to ``tanh`` of one batch-1 step of ``x`` and
+        ``y_prev`` (float, ``(I,)`` and ``(H,)``), nothing else: no state, counts or time
+        (``benchmarks/simulator.py`` times it as the arithmetic every step has to do)."""
+        n_in, n_rec = int(np.count_nonzero(x)), int(np.count_nonzero(y_prev))
+        layer_gates(
+            self._k_products, self._b_ih, self._b_hh, x[None], n_in, y_prev[None], n_rec,
+            EVENT_GATHER_ABOVE, self._gi, self._gh, self._k_events, self._k_walked,
+            self._z, self._pre,
+        )  # fmt: skip
 
     def _event_ops(self, ops, n_in, n_rec, walked_in, walked_rec) -> None:
         """The ``event`` format's counts of a step: events, weights walked, MACs, bytes
@@ -553,16 +527,30 @@ class LayerSimulator:
             ValueError: wrong shape, NaN or infinite inputs.
             ReceiveOverflowError: an ``event-list`` overflowed and ``on_overflow="raise"``.
         """
-        x, n_in = self._check_input(x)
+        return self._step(x, (0.0, False, self._no_deadline, self._no_rows))
+
+    def _step(self, x, network) -> LayerStepResult:
+        """:meth:`step` inside a network step: ``network`` is ``(before, chained, deadline,
+        rows)`` of :func:`~spinnaker2_backend.kernels.account_layer` (the layer's start,
+        the network's deadline counts, the step history's rows, filled in the same call)."""
+        x = np.asarray(x)
+        fast = self.batch_size == 1 and self._int8 is None and self.compiled  # int8: below
+        if fast and x.dtype == self.dtype and x.shape == self._x_shape:
+            n_in, bad, n_rec = step_inputs(x, self._y)  # the checks' counts, in one call
+            if bad:
+                self._check_input(x)  # raises, naming the step
+        else:
+            x, n_in = self._check_input(x)
+            n_rec = int(np.count_nonzero(self._y)) if fast else 0
         if self.round_received:  # bitmap16 keeps received values as binary16
             x, n_in, self._y = self._received_binary16(x, n_in)
-        if self.batch_size == 1 and self._int8 is None:  # int8 products: int8_layer below
-            n_rec = int(np.count_nonzero(self._y))
+            n_rec = int(np.count_nonzero(self._y)) if fast else 0
+        if fast:
             cap = self.receive_capacity
             if self.receive_policy not in CAPPED or (
                 n_rec <= cap and (n_in <= cap or not self._input_by_packets)
             ):  # every event is kept: the compiled path
-                return self._step_compiled(x, n_in, n_rec)
+                return self._step_compiled(x, n_in, n_rec, network)
         batched = self.batch_size > 1
         xs = x if batched else x[None, :]
         ys_prev = self._y if batched else self._y[None, :]
@@ -600,7 +588,7 @@ class LayerSimulator:
         ops = self._count_ops(xs, np.atleast_2d(o), active_in, active_rec, n_in, n_rec, dropped)
         if self._bitmap is not None:
             self._bitmap.step_ops(ops, _I, *(np.stack(v) for v in zip(*kept)))
-        return self._account(y, ops)
+        return self._account(y, ops, network)
 
     def _received_binary16(self, x: np.ndarray, n_in: int):
         """The step's received values rounded to binary16
@@ -611,21 +599,22 @@ class LayerSimulator:
             n_in = int(np.count_nonzero(x))
         return x, n_in, round_received(self._y)
 
-    def _step_compiled(self, x: np.ndarray, n_in: int, n_rec: int) -> LayerStepResult:
+    def _step_compiled(self, x, n_in: int, n_rec: int, network) -> LayerStepResult:
         """One step of one sample whose events are all kept (``n_in``, ``n_rec``: events of
         the two products; an ``event-list`` that would overflow takes the general path):
         products, point-wise update and counts in the compiled kernels, the same numbers
         as the general path."""
         y_prev = self._y
         ops = self._kernel_step(x, y_prev, n_in, n_rec)
-        self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
-        if self._bitmap_hits:  # the hits the products counted (BitmapReceive.step_ops)
+        if self._k_policy is None:  # else counted by layer_counts
+            self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
+        if self._bitmap_hits and self._k_policy is None:  # BitmapReceive.step_ops's hits
             self._bitmap_ops(ops, float(n_in), float(n_rec))
-        elif self._bitmap is not None:
+        elif self._bitmap is not None and not self._bitmap_hits:
             self._bitmap.step_ops(ops, _I, x[None], y_prev[None])
         if self.readout_on_chip:
             self._readout_ops(ops)
-        return self._account(self._y, ops)
+        return self._account(self._y, ops, network)
 
     def _bitmap_ops(self, ops: np.ndarray, n_in: float, n_rec: float) -> None:
         """``bitmap16``'s counts of a compiled step (:meth:`BitmapReceive.step_ops`'s): the
@@ -688,27 +677,23 @@ class LayerSimulator:
             self._readout_ops(ops)
         return ops
 
-    def _account(self, y: np.ndarray, ops: np.ndarray) -> LayerStepResult:
-        """Cycles, deadline and cumulative counters of one step's operation counts."""
+    def _account(self, y: np.ndarray, ops: np.ndarray, network) -> LayerStepResult:
+        """Cycles, deadline and cumulative counters of one step's operation counts: the
+        cost product in numpy (BLAS), the rest in one compiled call (``network``: see
+        :meth:`_step`)."""
         phase_cycles = self._cost @ ops
-        busy = phase_cycles.sum(axis=0)
         counters = self.counters
-        # the slowest PE; counters += the step's
-        layer_cycles = account_step(phase_cycles, ops, busy, counters.ops, counters.phase_cycles)
-        # latencies are >= 0: the largest of the PEs that sent, 0 when none did
-        # timing.noc_tail_cycles of the step, compiled
-        tail = noc_tail(
-            ops[_I["events"]], self._tail_latency, self._links, 1.0
-        )  # self._links holds cycles per event and link (timing.link_cycles)
-        done_us = busy * self._us_per_cycle
-        if self.tick_us is not None:
-            missed = done_us > self.tick_us
-            counters.deadline_missed += missed
-        else:
-            missed = self._never_missed
+        p = self.num_pes
+        busy, done, missed = np.empty(p), np.empty(p), np.empty(p, dtype=bool)
+        before, chained, deadline, rows = network
+        layer_cycles, tail, running = account_layer(
+            phase_cycles, ops, (counters.ops, counters.phase_cycles, counters.deadline_missed),
+            self._k_tail, self._k_times[chained], before, busy, done, missed, deadline, rows,
+        )  # fmt: skip
         counters.steps += 1
         counters.layer_cycles += layer_cycles
         counters.tail_cycles += tail
+        self._running = running  # the next layer's start (a network step)
         return LayerStepResult(
             y=y,
             ops=ops,
@@ -716,7 +701,7 @@ class LayerSimulator:
             busy_cycles=busy,
             layer_cycles=layer_cycles,
             noc_tail_cycles=tail,
-            time_done_us=done_us,
+            time_done_us=done,
             deadline_missed=missed,
         )
 

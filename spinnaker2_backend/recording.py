@@ -373,6 +373,12 @@ class StepHistory:
         self._staged += 1
         return rows
 
+    def keep_detail(self, detail) -> None:
+        """The detail (as :meth:`new_step`'s) of the step :meth:`new_step` added last, filled
+        after its rows, kept when the history keeps detail."""
+        if self.detail:
+            self._steps.append((self.steps - 1, *detail))
+
     def flush(self) -> None:
         """Add the staged steps to the running totals, the kept rows and the log."""
         n, self._staged = self._staged, 0

@@ -63,7 +63,7 @@ from spinnaker2_backend.layer_simulator import (
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.recording import StepHistory, StepLog, check_window
 from spinnaker2_backend.results import LayerCounters, NetworkCounters, Run
-from spinnaker2_backend.timing import OPS, PHASES, build_profile, step_offsets
+from spinnaker2_backend.timing import OPS, PHASES, build_profile
 
 logger = logging.getLogger(__name__)
 
@@ -251,38 +251,33 @@ class NetworkSimulator:
 
     # -------------------------------------------------------------------- step
     def _advance(self, x0: np.ndarray) -> list[LayerStepResult]:
+        """One step of every layer; this step's layer rows are written into the history
+        by each layer's accounting call (its slowest PE's phases, its totals), the start of
+        each layer chained in the same call (``timing.step_offsets``'s figures)."""
+        layer_cycles, tails, critical, totals = self._history.new_step()
         results = []
         inp = x0
-        for layer in self.layers:
-            result = layer.step(inp)
+        before, chained = 0.0, not self.pipelined
+        for i, layer in enumerate(self.layers):
+            result = layer._step(inp, (before, chained, self._missed[i], (critical[i], totals[i])))
             results.append(result)
+            layer_cycles[i] = result.layer_cycles
+            tails[i] = result.noc_tail_cycles
+            before = layer._running
             inp = result.y
-        detail = None
         if self.record:
             last = self.layers[-1]
             readout_input = None
             if self._decoder is not None:
                 readout_input = last._trace if last._trace is not None else results[-1].y
-            detail = (
-                [r.ops for r in results],
-                [r.phase_cycles for r in results],
-                [r.y for r in results],
-                readout_input,
+            self._history.keep_detail(
+                (
+                    [r.ops for r in results],
+                    [r.phase_cycles for r in results],
+                    [r.y for r in results],
+                    readout_input,
+                )
             )
-        # this step's layer totals, written straight into the history's rows
-        layer_cycles, tails, critical, totals = self._history.new_step(detail)
-        for i, r in enumerate(results):
-            layer_cycles[i] = r.layer_cycles
-            tails[i] = r.noc_tail_cycles
-            critical[i] = r.phase_cycles[:, int(np.argmax(r.busy_cycles))]
-            np.sum(r.ops, axis=1, out=totals[i])
-        offsets = step_offsets(layer_cycles, tails, pipelined=self.pipelined)
-        us_per_cycle = 1e6 / self.mapping.spec.pe_clock_hz
-        for i, r in enumerate(results):
-            r.time_done_us = r.busy_cycles * us_per_cycle + offsets[i] * us_per_cycle
-            if self.tick_us is not None:
-                r.deadline_missed = r.time_done_us > self.tick_us
-                self._missed[i] += r.deadline_missed
         return results
 
     def step(self, x0: np.ndarray) -> NetworkStepResult:

@@ -262,7 +262,8 @@ def test_layer_gates_and_counts_equal_the_kernels_they_fuse(
     event_rows = (10, 11, 12, 13, 14, 15) if counted else (-1,) * 6
     ops = np.full((1, 16, pes), np.nan)
     got = layer_counts(update, x, prev_owner, fired_before, False, n_in, routes,
-                       (0, 1, 2, 3, 4, 5, *event_rows), events, walked, 4, ops)  # fmt: skip
+                       (0, 1, 2, 3, 4, 5, *event_rows), events, walked, 4, ops,
+                       (-1, -1, -1, -1, -1, 0.0))  # fmt: skip
     same = lambda a, b: np.array_equal(a.view(np.uint8), b.view(np.uint8))  # noqa: E731
     assert same(y, y_want) and same(c_got, c_want) and got == int(o_want.sum())
     want_fired = np.bincount(owner, weights=o_want, minlength=pes)[None]
@@ -305,3 +306,115 @@ def test_noc_tail_equals_numpy(seed, pes, links, silent):
     assert noc_tail(events, latency, incidence[:0], packet) == float(
         np.max(latency * (events > 0), initial=0.0)
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    rows=st.integers(1, 40),
+    pes=st.integers(1, 400),
+    scale=st.sampled_from([1.0, 1e-3, 1e9]),
+)
+def test_row_and_column_sums_equal_numpy_bit_for_bit(seed, rows, pes, scale):
+    """numpy's reductions (first element, then pairwise blocks of 8 and halves above 128)
+    reproduced: ``np.sum(a, axis=1)`` and ``a.sum(axis=0)``, one column included."""
+    from spinnaker2_backend.kernels_account import column_sums, row_sums
+
+    rng = np.random.default_rng(seed)
+    a = rng.random((rows, pes)) * scale * rng.integers(1, 1000, (rows, pes))
+    got = np.full(rows, np.nan)
+    row_sums(a, got)
+    assert np.array_equal(got, np.sum(a, axis=1))
+    got = np.full(pes, np.nan)
+    column_sums(a, got)
+    assert np.array_equal(got, a.sum(axis=0))
+    column = np.ascontiguousarray(a[:, :1])
+    got = np.full(1, np.nan)
+    column_sums(column, got)
+    assert np.array_equal(got, column.sum(axis=0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    pes=st.integers(1, 60),
+    tick=st.sampled_from([None, 1.0, 5.0, 50.0]),
+    chained=st.booleans(),
+)
+def test_account_layer_equals_the_numpy_accounting(seed, pes, tick, chained):
+    """The fused accounting: busy, slowest PE, counters, NoC tail, the layer's start (the
+    cumsum of the layers before), done times, deadlines and the history rows, as numpy."""
+    from spinnaker2_backend.kernels_account import account_layer
+    from spinnaker2_backend.timing import step_offsets
+
+    rng = np.random.default_rng(seed)
+    phases, n_ops = 8, 12
+    cost = rng.random((phases, n_ops)) * 3.7
+    ops = np.ascontiguousarray(rng.integers(0, 50, (n_ops, pes)).astype(np.float64))
+    phase_cycles = cost @ ops
+    counted = [rng.random((n_ops, pes)), rng.random((phases, pes)), np.zeros(pes, np.int64)]
+    want_counted = [c.copy() for c in counted]
+    latency = rng.integers(0, 5, pes) * 8.0
+    incidence = (rng.random((2, pes)) < 0.5).astype(np.float64)
+    us = 1e6 / 150e6
+    earlier = rng.random(2) * 3000  # the layers before: cycles + tail each
+    before = float(np.cumsum(earlier)[-1]) if chained else 0.0
+    busy, done = np.empty(pes), np.empty(pes)
+    missed, deadline = np.empty(pes, bool), np.zeros(pes, np.int64)
+    critical, totals = np.empty(phases), np.empty(n_ops)
+    times = (us, -1.0 if tick is None else tick, int(chained))
+    slowest, tail, running = account_layer(
+        phase_cycles, ops, tuple(counted), (3, latency, incidence, 37.5), times, before,
+        busy, done, missed, deadline, (critical, totals),
+    )  # fmt: skip
+    want_busy = phase_cycles.sum(axis=0)
+    assert np.array_equal(busy, want_busy) and slowest == want_busy.max()
+    want_tail = noc_tail(ops[3].copy(), latency, incidence, 37.5)
+    assert tail == want_tail
+    layer_cycles = np.array([*earlier, slowest]) if chained else np.array([slowest])
+    tails = np.array([0.0, 0.0, tail]) if chained else np.array([tail])
+    offset = step_offsets(layer_cycles, tails, pipelined=not chained)[-1]
+    assert running == (before + (slowest + tail))
+    want_done = want_busy * us + offset * us
+    assert np.array_equal(done, want_done)
+    if tick is None:
+        assert not missed.any() and not deadline.any()
+    else:
+        assert np.array_equal(missed, want_done > tick) and np.array_equal(deadline, missed)
+        want_counted[2] += want_busy * us > tick
+    want_counted[0] += ops
+    want_counted[1] += phase_cycles
+    for got, want in zip(counted, want_counted):
+        assert np.array_equal(got, want)
+    assert np.array_equal(critical, phase_cycles[:, int(np.argmax(want_busy))])
+    assert np.array_equal(totals, np.sum(ops, axis=1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.sampled_from([0.0, 1.5, -2.0, np.inf, np.nan]), max_size=40))
+def test_step_inputs_count_as_numpy(values):
+    from spinnaker2_backend.kernels import step_inputs
+
+    x = np.array(values, dtype=np.float32)
+    y = x[::-1].copy()
+    nonzero, bad, fired = step_inputs(x, y)
+    assert nonzero == np.count_nonzero(x) and bad == np.count_nonzero(~np.isfinite(x))
+    assert fired == np.count_nonzero(y)
+
+
+def test_numba_tanh_differs_from_numpys_so_the_step_keeps_numpys():
+    """Why the layer step calls numpy's ``tanh`` between two compiled calls: numba's float32
+    ``tanh`` (libm) rounds differently from numpy's SIMD loop for a large share of inputs
+    (36.9 % of 2 M normal inputs with numpy 1.26 / numba 0.68 here), so moving it into the
+    kernels would change the outputs. If this fails, the two agree and it may move."""
+    from numba import njit
+
+    @njit
+    def tanh_into(x, out):  # pragma: no cover - compiled
+        for i in range(x.shape[0]):
+            out[i] = np.tanh(x[i])
+
+    x = (np.random.default_rng(0).standard_normal(200_000) * 3).astype(np.float32)
+    out = np.empty_like(x)
+    tanh_into(x, out)
+    assert np.count_nonzero(out != np.tanh(x)) > 0

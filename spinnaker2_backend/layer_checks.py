@@ -1,0 +1,89 @@
+"""Argument checks of :class:`~spinnaker2_backend.layer_simulator.LayerSimulator` (and of
+:class:`~spinnaker2_backend.simulator.NetworkSimulator`): dtype, tick, mapping and layer,
+overflow action and readout place."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spinnaker2_backend.mapping import Mapping
+from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS
+
+__all__ = [
+    "check_chip_readout",
+    "check_dtype",
+    "check_mapping",
+    "check_options",
+    "check_rounding",
+    "check_tick",
+]
+
+
+def check_dtype(dtype) -> np.dtype:
+    """The simulator's float type (float32 or float64), else ValueError."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(
+            f"the simulator runs in float32 (as the chip) or float64 (exactness checks), "
+            f"got dtype {dtype}"
+        )
+    return dtype
+
+
+def check_tick(tick_us: float | None) -> float | None:
+    """A positive tick in microseconds (or None), else ValueError."""
+    if tick_us is None:
+        return None
+    tick_us = float(tick_us)
+    if not tick_us > 0:
+        raise ValueError(f"tick_us must be a positive duration in microseconds, got {tick_us}")
+    return tick_us
+
+
+def check_mapping(mapping, layer) -> int:
+    """The number of layers of ``mapping``, after checking it and the layer index."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(
+            f"LayerSimulator needs a Mapping (from map_network), got {type(mapping).__name__}"
+        )
+    num_layers = len(mapping.layers)
+    if not isinstance(layer, int | np.integer) or not 0 <= layer < num_layers:
+        raise IndexError(f"layer {layer!r} out of range 0..{num_layers - 1}")
+    return num_layers
+
+
+def check_options(on_overflow: str, readout: str | None) -> None:
+    """``on_overflow`` and ``readout`` are known values, else ValueError."""
+    if on_overflow not in OVERFLOW_ACTIONS:
+        raise ValueError(
+            f"on_overflow must be one of {', '.join(OVERFLOW_ACTIONS)}, got {on_overflow!r}"
+        )
+    if readout not in (None, "host", "chip"):
+        raise ValueError(f"readout must be 'host' or 'chip', got {readout!r}")
+
+
+def check_chip_readout(layer: int, num_layers: int, artifact) -> None:
+    """The on-chip readout runs on the last layer's PEs, of a network with a readout."""
+    if layer != num_layers - 1:
+        raise ValueError(
+            f"the on-chip readout runs on the last layer's PEs (layer "
+            f"{num_layers - 1}), not on layer {layer}"
+        )
+    if artifact.decoder_weight is None:
+        raise ValueError(
+            "readout='chip' needs a network with a readout (tied decoder or linear); "
+            "this artifact has readout_kind='none'"
+        )
+
+
+def check_rounding(round_received: bool | None, receive_policy: str) -> bool:
+    """Whether received values are rounded to binary16: by default (None) for
+    ``bitmap16``, whose value array is 16 bits wide; never for a policy that keeps float32."""
+    if round_received is None:
+        return receive_policy == "bitmap16"
+    if round_received and receive_policy != "bitmap16":
+        raise ValueError(
+            f"round_received=True rounds the values of the bitmap16 design's 16-bit value "
+            f"array; receive policy {receive_policy!r} keeps float32 values"
+        )
+    return bool(round_received)
