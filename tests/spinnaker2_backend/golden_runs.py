@@ -82,10 +82,10 @@ def environment() -> dict[str, str]:
     """What the digests depend on besides the code: numpy and its BLAS kernel."""
     from threadpoolctl import threadpool_info
 
-    blas = [
+    blas = [  # numpy's own BLAS (scipy and torch bring theirs, loaded or not by now)
         f"{i.get('internal_api')}:{i.get('architecture')}"
         for i in threadpool_info()
-        if i.get("user_api") == "blas"
+        if i.get("user_api") == "blas" and "numpy" in str(i.get("filepath", ""))
     ]
     return {"numpy": np.__version__, "blas": ",".join(sorted(blas))}
 

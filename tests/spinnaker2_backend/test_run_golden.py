@@ -24,7 +24,7 @@ def test_run_outputs_equal_main_byte_for_byte(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["lm-csr-bitmap16", "lm-event-4chips-pipelined", "dvs-event-list-tick"]
+    "name", ["lm-csr-bitmap16", "lm-event-4chips-pipelined-tick", "dvs-event-list-tick"]
 )
 def test_compiled_step_equals_the_general_path(name, monkeypatch):
     fast = digests(CONFIGS[name])
