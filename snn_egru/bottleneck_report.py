@@ -136,6 +136,7 @@ def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str
         else None
     )
     return {
+        "collected_from": [str(f) for f in folders],
         "projection": doc_projection,
         "title": "Bottlenecks where an EGRU stack crosses chips",
         "commands": [c["command"] for c in commands],
@@ -301,6 +302,19 @@ def _verdict(doc: dict[str, Any]) -> list[str]:
         return ["No bottleneck point with a baseline: nothing to recommend."]
     red, cost = rec["c2c_traffic_reduction"], 100 * rec["ppl_cost"]
     met = rec["traffic_target_met"] and rec["ppl_target_met"]
+    better = [r for r in doc["points"] if r["ppl_cost"] is not None and r["ppl_cost"] < 0]
+    caveat = (
+        [
+            "",
+            f"**Read this with care:** {len(better)} bottlenecked point(s) reach a *lower* "
+            "perplexity than the same stack without bottlenecks. At this training budget the "
+            "plain multi-layer stack is far from trained (a narrower stack trains faster), so "
+            "the cost measured here is the cost at this budget, not at convergence; it is no "
+            "evidence that a bottleneck is free for a trained network.",
+        ]
+        if better
+        else []
+    )
     return [
         f"Recommended: **n/k = {rec['ratio']:g}** (k = {rec['k']}): "
         f"`c2c_traffic_reduction` = {red:.2f}x, `ppl_cost` = {cost:+.2f} %.",
@@ -314,6 +328,7 @@ def _verdict(doc: dict[str, Any]) -> list[str]:
             else f" (traffic {'met' if rec['traffic_target_met'] else 'not met'}, perplexity "
             f"{'met' if rec['ppl_target_met'] else 'not met'})."
         ),
+        *caveat,
     ]
 
 
@@ -330,8 +345,11 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "",
         "```",
         *doc["commands"],
-        "python -m snn_egru.bottleneck_report collect runs/bottleneck --json "
-        "docs/bottleneck.json --overwrite",
+        "python -m snn_egru.bottleneck_report collect "
+        + " ".join(doc.get("collected_from") or ["runs/bottleneck"])
+        + " --json docs/bottleneck.json"
+        + (" --project" if doc.get("projection") else "")
+        + " --overwrite",
         "python -m snn_egru.bottleneck_report render docs/bottleneck.json --md docs/bottleneck.md "
         "--figure docs/figures/bottleneck.png --overwrite",
         "```",
