@@ -32,8 +32,10 @@ lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint  ## lint, then the whole test suite
-	$(VENV)/bin/python -m pytest -q
+# Two workers (pytest-xdist), one test file per worker at a time (--dist loadfile: a file's
+# module fixtures, e.g. the trained models of the CLI tests, are built once).
+test: lint  ## lint, then the whole test suite (2 workers)
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)  ## the benchmarks (not part of the tests)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
