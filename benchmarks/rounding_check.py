@@ -1,4 +1,4 @@
-"""The effect of the ``bitmap16`` design's binary16 values on an LM's perplexity.
+"""Benchmark: the effect of the ``bitmap16`` design's binary16 values on an LM's perplexity.
 
 Runs a deployment artifact over the first tokens of the PTB test split on the simulated
 chip, mapped with the receive policy ``bitmap16`` (lists sized for every unit), twice: with
@@ -6,7 +6,11 @@ received values rounded to binary16 (:func:`~spinnaker2_backend.receive_bitmap.
 round_received`, the default for bitmap16) and with float32 values (the reference's outputs
 bit for bit). Prints both perplexities, their ratio and the activity of each run::
 
-    python -m spinnaker2_backend.rounding_check ARTIFACT [--tokens N]
+    python benchmarks/rounding_check.py ARTIFACT [--tokens N]
+
+It reads the PTB test split through the application layer of ``snn_egru``
+(:func:`snn_egru.pipeline.load_test_tokens`), so it lives here, not in
+``spinnaker2_backend`` (which imports only the torch-free core of ``snn_egru``).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ def rounding_effect(artifact_path: str, tokens: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spinnaker2_backend.rounding_check")
+    parser = argparse.ArgumentParser(prog="python benchmarks/rounding_check.py")
     parser.add_argument("artifact", help="an LM deployment artifact (.npz)")
     parser.add_argument("--tokens", type=int, default=1000, help="PTB test tokens (1000)")
     args = parser.parse_args(argv)

@@ -7,7 +7,9 @@ ticks. A tick whose work runs past its period is a missed deadline: the PEs star
 tick's work when they are done (the tick lasts as long as its work), and
 :func:`deadline_report` counts the misses and names the shortest period that fits: never a
 silent stretch. Both modes pay the fixed per-step costs
-(:attr:`~spinnaker2_backend.constants.CycleCosts.fixed_step_cycles`).
+(:attr:`~spinnaker2_backend.constants.CycleCosts.fixed_step_cycles`). :func:`schedule` places
+the layer steps of a free-running run in time, :func:`step_offsets` the layers inside one
+step or tick (sequential or pipelined; :mod:`spinnaker2_backend.timing` re-exports both).
 """
 
 from __future__ import annotations
@@ -17,7 +19,73 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DeadlineReport", "deadline_report", "tick_durations", "tick_work_seconds"]
+__all__ = [
+    "DeadlineReport",
+    "deadline_report",
+    "schedule",
+    "step_offsets",
+    "tick_durations",
+    "tick_work_seconds",
+]
+
+
+def step_offsets(
+    layer_cycles: np.ndarray, layer_tails: np.ndarray, *, pipelined: bool
+) -> np.ndarray:
+    """Start of each layer inside one step (or tick), in cycles from the step's start.
+
+    Args:
+        layer_cycles: ``(..., L)`` slowest-PE cycles per layer.
+        layer_tails: ``(..., L)`` NoC tail latency per layer.
+        pipelined: every layer starts at the tick (pipelined) or after the layers before it.
+
+    Returns:
+        ``(..., L)`` start offsets.
+    """
+    layer_cycles = np.asarray(layer_cycles, dtype=np.float64)
+    if pipelined:
+        return np.zeros_like(layer_cycles)
+    chained = layer_cycles + np.asarray(layer_tails, dtype=np.float64)
+    return np.cumsum(chained, axis=-1) - chained
+
+
+def schedule(
+    layer_cycles: np.ndarray, layer_tails: np.ndarray, *, pipelined: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start and finish of every layer step of a free-running (no tick) run.
+
+    Args:
+        layer_cycles: ``(T, L)`` slowest-PE cycles per step and layer.
+        layer_tails: ``(T, L)`` NoC tail latency per step and layer.
+        pipelined: see :mod:`spinnaker2_backend.timing`.
+
+    Returns:
+        ``(start, finish)``, both ``(T, L)`` cycles from the start of the run; the run ends at
+        ``finish[-1, -1] + tail[-1, -1]`` (sequential) or ``max(finish + tail)`` (pipelined).
+    """
+    busy = np.asarray(layer_cycles, dtype=np.float64)
+    tail = np.asarray(layer_tails, dtype=np.float64)
+    if busy.shape != tail.shape or busy.ndim != 2:
+        raise ValueError(
+            f"layer_cycles and layer_tails must both be (T, L), got {busy.shape} / {tail.shape}"
+        )
+    steps, layers = busy.shape
+    if not pipelined:
+        chained = (busy + tail).reshape(-1)
+        start = (np.cumsum(chained) - chained).reshape(steps, layers)
+        return start, start + busy
+    start = np.zeros_like(busy)
+    finish = np.zeros_like(busy)
+    ready = np.zeros(layers)  # when layer l may start its next step (own recurrence)
+    for t in range(steps):
+        upstream = 0.0  # when the input of layer l for token t has arrived
+        for layer in range(layers):
+            s = max(upstream, ready[layer])
+            start[t, layer] = s
+            finish[t, layer] = s + busy[t, layer]
+            ready[layer] = finish[t, layer] + tail[t, layer]
+            upstream = ready[layer]
+    return start, finish
 
 
 def tick_work_seconds(

@@ -1,20 +1,23 @@
 """Argument checks of :class:`~spinnaker2_backend.layer_simulator.LayerSimulator` (and of
 :class:`~spinnaker2_backend.simulator.NetworkSimulator`): dtype, tick, mapping and layer,
-overflow action and readout place."""
+the layer's slices, overflow action and readout place, and a step's input."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from spinnaker2_backend.kernels import nonzero_and_bad
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS
 
 __all__ = [
     "check_chip_readout",
     "check_dtype",
+    "check_input",
     "check_mapping",
     "check_options",
     "check_rounding",
+    "check_slices",
     "check_tick",
 ]
 
@@ -87,3 +90,36 @@ def check_rounding(round_received: bool | None, receive_policy: str) -> bool:
             f"array; receive policy {receive_policy!r} keeps float32 values"
         )
     return bool(round_received)
+
+
+def check_slices(slices, hidden_size: int, layer: int) -> None:
+    """The layer's slices cover its units 0..hidden_size exactly once in order."""
+    covered = np.concatenate([np.arange(s.unit_start, s.unit_stop) for s in slices])
+    if not np.array_equal(covered, np.arange(hidden_size)):
+        raise ValueError(
+            f"layer {layer}: the mapping's slices do not cover units 0..{hidden_size}"
+            " exactly once in order; re-create the mapping with map_network"
+        )
+
+
+def check_input(sim, x) -> tuple[np.ndarray, int]:
+    """``x`` in the dtype of the layer simulator ``sim`` and its number of non-zero entries,
+    after checking it."""
+    x = np.asarray(x)
+    b = sim.batch_size
+    want = (sim.input_size,) if b == 1 else (b, sim.input_size)
+    if x.shape != want:
+        raise ValueError(
+            f"layer {sim.layer} takes an input of shape {want}"
+            + (f" (batch of {b})" if b > 1 else "")
+            + f", got {x.shape}"
+        )
+    if x.dtype.kind != "f":
+        raise TypeError(f"the layer input must be floating point, got dtype {x.dtype}")
+    nonzero, bad = nonzero_and_bad(x.reshape(-1))
+    if bad:
+        raise ValueError(
+            f"layer {sim.layer}: the input of step {sim.counters.steps} has {bad} NaN or "
+            f"infinite values; a chip cannot send them as events: clean the inputs"
+        )
+    return x.astype(sim.dtype, copy=False), nonzero

@@ -19,7 +19,6 @@ from spinnaker2_backend.kernels import (
     egru_gates,
     layer_counts,
     layer_gates,
-    nonzero_and_bad,
     product_arrays,
     step_inputs,
 )
@@ -27,9 +26,11 @@ from spinnaker2_backend.kernels_account import account_layer
 from spinnaker2_backend.layer_checks import (
     check_chip_readout,
     check_dtype,
+    check_input,
     check_mapping,
     check_options,
     check_rounding,
+    check_slices,
     check_tick,
 )
 from spinnaker2_backend.layer_result import LayerStepResult
@@ -135,12 +136,7 @@ class LayerSimulator:
         self.pes = np.array([s.pe for s in self.slices], dtype=np.int64)
         units = np.array([s.num_units for s in self.slices], dtype=np.float64)
         self._slice_of_unit = np.repeat(np.arange(self.num_pes), units.astype(np.int64))
-        covered = np.concatenate([np.arange(s.unit_start, s.unit_stop) for s in self.slices])
-        if not np.array_equal(covered, np.arange(self.hidden_size)):
-            raise ValueError(
-                f"layer {self.layer}: the mapping's slices do not cover units 0..{self.hidden_size}"
-                " exactly once in order; re-create the mapping with map_network"
-            )
+        check_slices(self.slices, self.hidden_size, self.layer)
         self.keeps_trace = artifact.readout_source == "trace" and self.layer == num_layers - 1
         pe_weights = [mapping.pe_weights(self.layer, s) for s in self.slices]
         self._load_weights(pe_weights, params)
@@ -425,27 +421,6 @@ class LayerSimulator:
         word = self.spec.word_bytes
         ops[_I["weight_bytes_read"]] = word * ops[_I["macs"]]
 
-    def _check_input(self, x) -> tuple[np.ndarray, int]:
-        """``x`` in the dtype and its number of non-zero entries, after checking it."""
-        x = np.asarray(x)
-        b = self.batch_size
-        want = (self.input_size,) if b == 1 else (b, self.input_size)
-        if x.shape != want:
-            raise ValueError(
-                f"layer {self.layer} takes an input of shape {want}"
-                + (f" (batch of {b})" if b > 1 else "")
-                + f", got {x.shape}"
-            )
-        if x.dtype.kind != "f":
-            raise TypeError(f"the layer input must be floating point, got dtype {x.dtype}")
-        nonzero, bad = nonzero_and_bad(x.reshape(-1))
-        if bad:
-            raise ValueError(
-                f"layer {self.layer}: the input of step {self.counters.steps} has {bad} NaN or "
-                f"infinite values; a chip cannot send them as events: clean the inputs"
-            )
-        return x.astype(self.dtype, copy=False), nonzero
-
     def _kernel_step(self, x: np.ndarray, y_prev: np.ndarray, n_in: int, n_rec: int) -> np.ndarray:
         """Both products, the point-wise update and the per-PE counts of one step
         (``n_in``, ``n_rec``: non-zero entries of ``x`` and ``y_prev``).
@@ -538,9 +513,9 @@ class LayerSimulator:
         if fast and x.dtype == self.dtype and x.shape == self._x_shape:
             n_in, bad, n_rec = step_inputs(x, self._y)  # the checks' counts, in one call
             if bad:
-                self._check_input(x)  # raises, naming the step
+                check_input(self, x)  # raises, naming the step
         else:
-            x, n_in = self._check_input(x)
+            x, n_in = check_input(self, x)
             n_rec = int(np.count_nonzero(self._y)) if fast else 0
         if self.round_received:  # bitmap16 keeps received values as binary16
             x, n_in, self._y = self._received_binary16(x, n_in)

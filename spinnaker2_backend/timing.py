@@ -59,10 +59,12 @@ from spinnaker2_backend.constants import ChipSpec, CycleCosts
 from spinnaker2_backend.execution import (
     DeadlineReport,
     deadline_report,
+    schedule,
+    step_offsets,
     tick_durations,
     tick_work_seconds,
 )
-from spinnaker2_backend.machine import Machine
+from spinnaker2_backend.noc_links import link_cycles, noc_link_edges
 
 __all__ = [
     "OPS",
@@ -341,127 +343,6 @@ def noc_tail_cycles(events: np.ndarray, info: LayerTimingInfo, *, costs: CycleCo
         load = events @ np.asarray(info.link_incidence, dtype=np.float64).T  # (..., links)
         tail = np.maximum(tail, load.max(axis=-1))
     return tail
-
-
-def noc_link_edges(route) -> tuple[tuple[int, tuple[int, int], tuple[int, int]], ...]:
-    """The on-chip NoC links of one source's multicast tree, ``(chip, from QPE, to QPE)``,
-    sorted: on every chip the tree reaches, the union of the XY routes
-    (:meth:`~spinnaker2_backend.machine.Machine.xy_route`) from the source's QPE position to
-    the destination QPEs there. One event crosses each of them once (the routers duplicate
-    the packet where the routes part).
-
-    On a remote chip the packet is taken to enter at the source's QPE position, the same
-    assumption as the hop counts of the targets (``MulticastTarget.noc_hops``) [C]: where a
-    chip link attaches to the NoC is not published; the path from the source QPE to the
-    chip's link port is not counted either.
-
-    Args:
-        route: a :class:`~spinnaker2_backend.mapping.routing.SliceRoute`.
-    """
-    root = tuple(route.source.qpe)
-    edges: set = set()
-    for t in route.targets:
-        path = Machine.xy_route(root, tuple(t.qpe))
-        edges.update((t.chip, a, b) for a, b in zip(path, path[1:]))
-    return tuple(sorted(edges))
-
-
-def link_cycles(routing, pes, costs: CycleCosts) -> tuple[list[tuple], np.ndarray]:
-    """The links the multicast trees of ``pes`` use and ``(links, len(pes))`` cycles one
-    event of each PE occupies each of them: ``chip_link_packet_cycles`` on a chip-to-chip
-    link of its tree (:attr:`~spinnaker2_backend.mapping.routing.SliceRoute.link_edges`),
-    ``noc_link_packet_cycles`` on an on-chip NoC link (:func:`noc_link_edges`), 0 where it
-    does not cross. ``events @ matrix.T`` is each link's busy time in a step
-    (:func:`noc_tail_cycles`).
-
-    Args:
-        routing: the mapping's :class:`~spinnaker2_backend.mapping.routing.RoutingResult`.
-        pes: global PE indices (the columns, in this order).
-
-    Returns:
-        ``(links, matrix)``: chip links as ``(chip, direction)``, then NoC links as
-        ``(chip, from QPE, to QPE)``.
-    """
-    trees = [routing.routes[int(pe)] for pe in pes]
-    chip = sorted({e for r in trees for e in r.link_edges})
-    # the sources of one layer on one QPE share their tree (their targets differ only in
-    # themselves, on their own QPE, which no link leads to): one tree per QPE and layer
-    shared: dict[tuple, tuple] = {}
-    noc_trees = []
-    for r in trees:
-        key = (r.source.chip, tuple(r.source.qpe), r.source.layer)
-        if key not in shared:
-            shared[key] = noc_link_edges(r)
-        noc_trees.append(shared[key])
-    noc = sorted({e for edges in noc_trees for e in edges})
-    index = {("chip", e): k for k, e in enumerate(chip)}
-    index.update({("noc", e): len(chip) + k for k, e in enumerate(noc)})
-    matrix = np.zeros((len(chip) + len(noc), len(trees)))
-    for j, (r, edges) in enumerate(zip(trees, noc_trees)):
-        for e in r.link_edges:
-            matrix[index[("chip", e)], j] = costs.chip_link_packet_cycles
-        for e in edges:
-            matrix[index[("noc", e)], j] = costs.noc_link_packet_cycles
-    return [*chip, *noc], matrix
-
-
-def step_offsets(
-    layer_cycles: np.ndarray, layer_tails: np.ndarray, *, pipelined: bool
-) -> np.ndarray:
-    """Start of each layer inside one step (or tick), in cycles from the step's start.
-
-    Args:
-        layer_cycles: ``(..., L)`` slowest-PE cycles per layer.
-        layer_tails: ``(..., L)`` NoC tail latency per layer.
-        pipelined: every layer starts at the tick (pipelined) or after the layers before it.
-
-    Returns:
-        ``(..., L)`` start offsets.
-    """
-    layer_cycles = np.asarray(layer_cycles, dtype=np.float64)
-    if pipelined:
-        return np.zeros_like(layer_cycles)
-    chained = layer_cycles + np.asarray(layer_tails, dtype=np.float64)
-    return np.cumsum(chained, axis=-1) - chained
-
-
-def schedule(
-    layer_cycles: np.ndarray, layer_tails: np.ndarray, *, pipelined: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Start and finish of every layer step of a free-running (no tick) run.
-
-    Args:
-        layer_cycles: ``(T, L)`` slowest-PE cycles per step and layer.
-        layer_tails: ``(T, L)`` NoC tail latency per step and layer.
-        pipelined: see the module docstring.
-
-    Returns:
-        ``(start, finish)``, both ``(T, L)`` cycles from the start of the run; the run ends at
-        ``finish[-1, -1] + tail[-1, -1]`` (sequential) or ``max(finish + tail)`` (pipelined).
-    """
-    busy = np.asarray(layer_cycles, dtype=np.float64)
-    tail = np.asarray(layer_tails, dtype=np.float64)
-    if busy.shape != tail.shape or busy.ndim != 2:
-        raise ValueError(
-            f"layer_cycles and layer_tails must both be (T, L), got {busy.shape} / {tail.shape}"
-        )
-    steps, layers = busy.shape
-    if not pipelined:
-        chained = (busy + tail).reshape(-1)
-        start = (np.cumsum(chained) - chained).reshape(steps, layers)
-        return start, start + busy
-    start = np.zeros_like(busy)
-    finish = np.zeros_like(busy)
-    ready = np.zeros(layers)  # when layer l may start its next step (own recurrence)
-    for t in range(steps):
-        upstream = 0.0  # when the input of layer l for token t has arrived
-        for layer in range(layers):
-            s = max(upstream, ready[layer])
-            start[t, layer] = s
-            finish[t, layer] = s + busy[t, layer]
-            ready[layer] = finish[t, layer] + tail[t, layer]
-            upstream = ready[layer]
-    return start, finish
 
 
 def timer_ticks(

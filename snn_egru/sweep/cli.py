@@ -343,7 +343,8 @@ def load_doc(path: str | Path) -> dict:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from snn_egru.sweep.report import render_markdown, write_figures
+    from snn_egru.sweep.figures import write_figures
+    from snn_egru.sweep.report import render_markdown
 
     doc = load_doc(args.json)
     text = render_markdown(doc)

@@ -393,23 +393,7 @@ def route_slices(placement: Placement) -> RoutingResult:
                 if chip == s.chip:
                     route = (_own_qpes(own_local, s, groups, own), route[1])
                 signatures[chip].setdefault(route, []).append(s.pe)
-    tables: dict[int, list[RouterEntry]] = {}
-    for chip, by_route in signatures.items():
-        entries = []
-        for (qpes, links), pes in by_route.items():
-            for start, size in aligned_blocks(pes):
-                block_mask = mask_all & ~((size - 1) << placement.key_shift)
-                entries.append(
-                    RouterEntry(
-                        chip=chip,
-                        key=start << placement.key_shift,
-                        mask=block_mask,
-                        qpes=qpes,
-                        links=links,
-                        sources=tuple(range(start, start + size)),
-                    )
-                )
-        tables[chip] = sorted(entries, key=lambda e: e.key)
+    tables = _router_tables(signatures, mask_all, placement.key_shift)
     counts = {chip: len(t) for chip, t in tables.items()}
     result = RoutingResult(
         routes=routes,
@@ -418,6 +402,36 @@ def route_slices(placement: Placement) -> RoutingResult:
         key_shift=placement.key_shift,
         tables=tables,
     )
+    _check_router_entries(counts, placement, spec)
+    return result
+
+
+def _router_tables(signatures: dict, mask_all: int, key_shift: int) -> dict[int, list[RouterEntry]]:
+    """Each chip's router table: per route signature (``(qpes, links)``) on that chip, one
+    key/mask entry per aligned block of the source PEs sharing it, sorted by key."""
+    tables: dict[int, list[RouterEntry]] = {}
+    for chip, by_route in signatures.items():
+        entries = []
+        for (qpes, links), pes in by_route.items():
+            for start, size in aligned_blocks(pes):
+                block_mask = mask_all & ~((size - 1) << key_shift)
+                entries.append(
+                    RouterEntry(
+                        chip=chip,
+                        key=start << key_shift,
+                        mask=block_mask,
+                        qpes=qpes,
+                        links=links,
+                        sources=tuple(range(start, start + size)),
+                    )
+                )
+        tables[chip] = sorted(entries, key=lambda e: e.key)
+    return tables
+
+
+def _check_router_entries(counts: dict[int, int], placement: Placement, spec) -> None:
+    """Raise :class:`MappingError` (with the slice size that would fit) when a chip needs
+    more router entries than it has."""
     for chip, n in counts.items():
         if n > spec.router_entries_per_chip:
             # entries grow with the sources a chip routes: fewer, larger slices shrink them
@@ -435,7 +449,6 @@ def route_slices(placement: Placement) -> RoutingResult:
                     )
                 ],
             )
-    return result
 
 
 def _chip_summary(machine, source_chip: int, groups: _Groups, g_chip, chip_hops, paths) -> tuple:
