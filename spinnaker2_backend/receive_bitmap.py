@@ -33,7 +33,14 @@ def round_received(values: np.ndarray) -> np.ndarray:
         ValueError: a value beyond binary16's range (|v| > 65504): the design cannot keep it.
     """
     values = np.asarray(values)
-    with np.errstate(over="ignore"):
+    if values.dtype == np.float32 and values.ndim == 1 and values.flags.c_contiguous:
+        from spinnaker2_backend.kernels_half import round_binary16
+
+        out = np.empty_like(values)
+        _, largest = round_binary16(values, out)  # the same bits, compiled
+        if largest < 0:
+            return out
+    with np.errstate(over="ignore", invalid="ignore"):
         half = values.astype(np.float16)
     if not np.all(np.isfinite(half)):
         worst = float(np.max(np.abs(values)))

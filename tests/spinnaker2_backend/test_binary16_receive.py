@@ -82,3 +82,32 @@ def test_rounding_is_refused_for_policies_that_keep_float32(net, inputs):
     run = run_mapping(m, inputs)
     for got, w in zip(run.layer_events, net.run_reference(inputs).layer_events):
         np.testing.assert_array_equal(got, w)
+
+
+def test_compiled_rounding_equals_numpys_float16_bit_for_bit():
+    """Every finite binary16 value, the float32 values next to it, every midpoint between
+    two binary16 values and its neighbours, and random values: the compiled rounding gives
+    numpy's ``astype(float16)`` bits (ties to even, subnormals, the carry into the exponent)."""
+    from spinnaker2_backend.kernels_half import HALF_OVERFLOW, round_binary16
+
+    half = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    exact = np.unique(half[np.isfinite(half)].astype(np.float32))
+    mid = ((exact[:-1].astype(np.float64) + exact[1:]) / 2).astype(np.float32)
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [exact, mid]
+        + [np.nextafter(v, d) for v in (exact, mid) for d in (np.inf, -np.inf)]
+        + [rng.standard_normal(10**5).astype(np.float32) * np.float32(100)]
+        + [rng.uniform(-1e-4, 1e-4, 10**5).astype(np.float32)]
+    )
+    values = values[np.abs(values) < HALF_OVERFLOW].astype(np.float32)
+    out = np.empty_like(values)
+    nonzeros, largest = round_binary16(values, out)
+    want = values.astype(np.float16).astype(np.float32)
+    assert np.array_equal(out.view(np.uint32), want.view(np.uint32))
+    assert nonzeros == np.count_nonzero(want) and largest == -1.0
+    assert np.array_equal(round_received(values), want)  # the simulator's entry point
+    flagged = round_binary16(
+        np.array([1.0, HALF_OVERFLOW, -7e4], np.float32), np.empty(3, np.float32)
+    )
+    assert flagged == (3, 7e4)
