@@ -19,6 +19,7 @@ from spinnaker2_backend.kernels import (
     egru_gates,
     layer_counts,
     layer_gates,
+    link_columns,
     product_arrays,
     step_inputs,
 )
@@ -263,7 +264,8 @@ class LayerSimulator:
         self._host_received = np.zeros(1)
         # the fused accounting (kernels.account_layer): the NoC tail's and the times' figures
         # self._links holds cycles per event and link (timing.link_cycles): packet cycles 1
-        self._k_tail = (_I["events"], self._tail_latency, self._links, 1.0)
+        self._k_tail = (_I["events"], self._tail_latency, *link_columns(self._links),
+                        self._links.shape[0], 1.0)  # fmt: skip
         tick = -1.0 if self.tick_us is None else self.tick_us
         self._k_times = ((self._us_per_cycle, tick, 0), (self._us_per_cycle, tick, 1))
         self._no_deadline = np.zeros(p, dtype=np.int64)  # a layer stepped alone: no count

@@ -303,6 +303,10 @@ def test_noc_tail_equals_numpy(seed, pes, links, silent):
     if links and pes:
         want = max(want, float((events @ incidence.T).max()) * packet)
     assert noc_tail(events, latency, incidence, packet) == want
+    from spinnaker2_backend.kernels import link_columns, noc_tail_csc
+
+    by_pe = link_columns(incidence)  # the step's form: the same bits
+    assert noc_tail_csc(events, latency, *by_pe, links, packet) == want
     assert noc_tail(events, latency, incidence[:0], packet) == float(
         np.max(latency * (events > 0), initial=0.0)
     )
@@ -344,6 +348,7 @@ def test_row_and_column_sums_equal_numpy_bit_for_bit(seed, rows, pes, scale):
 def test_account_layer_equals_the_numpy_accounting(seed, pes, tick, chained):
     """The fused accounting: busy, slowest PE, counters, NoC tail, the layer's start (the
     cumsum of the layers before), done times, deadlines and the history rows, as numpy."""
+    from spinnaker2_backend.kernels import link_columns
     from spinnaker2_backend.kernels_account import account_layer
     from spinnaker2_backend.timing import step_offsets
 
@@ -364,7 +369,8 @@ def test_account_layer_equals_the_numpy_accounting(seed, pes, tick, chained):
     critical, totals = np.empty(phases), np.empty(n_ops)
     times = (us, -1.0 if tick is None else tick, int(chained))
     slowest, tail, running = account_layer(
-        phase_cycles, ops, tuple(counted), (3, latency, incidence, 37.5), times, before,
+        phase_cycles, ops, tuple(counted), (3, latency, *link_columns(incidence), 2, 37.5),
+        times, before,
         busy, done, missed, deadline, (critical, totals),
     )  # fmt: skip
     want_busy = phase_cycles.sum(axis=0)
