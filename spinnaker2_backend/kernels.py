@@ -337,36 +337,14 @@ def egru_update(z, n, c, threshold, y, trace, decay, owner, fired):  # pragma: n
 
 
 @njit(cache=True, nogil=True)
-def noc_tail(events, latency, incidence, packet_cycles):  # pragma: no cover - compiled
+def noc_tail(events, latency, ptr, rows, cycles, links, packet_cycles):  # pragma: no cover
     """Latency of the last packet of a step after the slowest PE (``timing.noc_tail_cycles``
     for one step): the largest ``latency`` ``(P,)`` of the PEs with ``events`` ``(P,)`` > 0
-    (0 when none sent), or, with chip links ``incidence`` ``(links, P)`` (0/1: PE ``p``'s
-    events cross link ``l``), the busiest link's packets times ``packet_cycles`` if that
-    is longer. The link loads are sums of integers: exact in any order."""
-    tail = 0.0
-    pes = events.shape[0]
-    for p in range(pes):
-        if events[p] > 0 and latency[p] > tail:
-            tail = latency[p]
-    links = incidence.shape[0]
-    if links and pes:
-        busiest = 0.0
-        for k in range(links):
-            load = 0.0
-            for p in range(pes):
-                load += events[p] * incidence[k, p]
-            if k == 0 or load > busiest:
-                busiest = load
-        tail = max(tail, busiest * packet_cycles)
-    return tail
-
-
-@njit(cache=True, nogil=True)
-def noc_tail_csc(events, latency, ptr, rows, cycles, links, packet_cycles):  # pragma: no cover
-    """:func:`noc_tail` with the link matrix by columns (:func:`link_columns`: per PE the
-    links its events cross, in link order), so a step costs the links the firing PEs use,
-    not every (link, PE) pair. Each link's load adds the same non-zero terms in the same
-    (PE) order as :func:`noc_tail`; the terms it leaves out are +0.0: the same bits."""
+    (0 when none sent), or, with ``links`` links, the busiest link's load times
+    ``packet_cycles`` if that is longer. The link matrix (cycles per event of PE ``p`` on
+    link ``l``) comes by PE (:func:`link_columns`), so a step costs the links the firing PEs
+    use, not every (link, PE) pair; each link adds its non-zero terms in PE order (the
+    dense walk's terms, less its +0.0 ones: the same bits)."""
     tail = 0.0
     pes = events.shape[0]
     for p in range(pes):
@@ -389,7 +367,7 @@ def noc_tail_csc(events, latency, ptr, rows, cycles, links, packet_cycles):  # p
 
 def link_columns(incidence: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ptr, rows, cycles)``: the non-zero entries of ``incidence`` ``(links, P)`` by PE
-    (column), links in ascending order, for :func:`noc_tail_csc`."""
+    (column), links in ascending order, for :func:`noc_tail`."""
     incidence = np.asarray(incidence, dtype=np.float64)
     pe_of, link_of = np.nonzero(incidence.T)  # row-major over the transpose: by PE, then link
     ptr = np.zeros(incidence.shape[1] + 1, dtype=np.int64)

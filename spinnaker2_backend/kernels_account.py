@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from spinnaker2_backend.kernels import noc_tail_csc
+from spinnaker2_backend.kernels import noc_tail
 
 __all__ = ["account_layer", "column_sums", "row_sums"]
 
@@ -149,7 +149,7 @@ def account_layer(
             counters, ``+=`` the step's (``missed_count`` ``(P,)`` int64: PEs whose own step,
             from the layer's start, ran past the tick).
         tail_args: ``(events_row, latency, ptr, rows, cycles, links, packet_cycles)`` of
-            :func:`~spinnaker2_backend.kernels.noc_tail_csc`.
+            :func:`~spinnaker2_backend.kernels.noc_tail`.
         times: ``(us_per_cycle, tick_us, chained)`` (``tick_us <= 0``: no deadline;
             ``chained`` 1: the layers run one after another in a step, 0: each starts at
             the step's start, as a layer stepped alone or pipelined).
@@ -181,7 +181,7 @@ def account_layer(
             arg = p
     counted_ops += ops
     counted_cycles += phase_cycles
-    tail = noc_tail_csc(ops[events_row], latency, ptr, link_rows, link_cycles, links, packet_cycles)
+    tail = noc_tail(ops[events_row], latency, ptr, link_rows, link_cycles, links, packet_cycles)
     step = slowest + tail
     running = before + step
     shift = (running - step) * us if chained else 0.0 * us

@@ -16,6 +16,7 @@ from spinnaker2_backend.kernels import (
     layer_counts,
     layer_gates,
     layer_ops,
+    link_columns,
     noc_tail,
     nonzero_and_bad,
     pe_sums,
@@ -302,12 +303,8 @@ def test_noc_tail_equals_numpy(seed, pes, links, silent):
     want = float(np.max(np.where(events > 0, latency, 0.0), initial=0.0))
     if links and pes:
         want = max(want, float((events @ incidence.T).max()) * packet)
-    assert noc_tail(events, latency, incidence, packet) == want
-    from spinnaker2_backend.kernels import link_columns, noc_tail_csc
-
-    by_pe = link_columns(incidence)  # the step's form: the same bits
-    assert noc_tail_csc(events, latency, *by_pe, links, packet) == want
-    assert noc_tail(events, latency, incidence[:0], packet) == float(
+    assert noc_tail(events, latency, *link_columns(incidence), links, packet) == want
+    assert noc_tail(events, latency, *link_columns(incidence[:0]), 0, packet) == float(
         np.max(latency * (events > 0), initial=0.0)
     )
 
@@ -348,7 +345,6 @@ def test_row_and_column_sums_equal_numpy_bit_for_bit(seed, rows, pes, scale):
 def test_account_layer_equals_the_numpy_accounting(seed, pes, tick, chained):
     """The fused accounting: busy, slowest PE, counters, NoC tail, the layer's start (the
     cumsum of the layers before), done times, deadlines and the history rows, as numpy."""
-    from spinnaker2_backend.kernels import link_columns
     from spinnaker2_backend.kernels_account import account_layer
     from spinnaker2_backend.timing import step_offsets
 
@@ -375,7 +371,7 @@ def test_account_layer_equals_the_numpy_accounting(seed, pes, tick, chained):
     )  # fmt: skip
     want_busy = phase_cycles.sum(axis=0)
     assert np.array_equal(busy, want_busy) and slowest == want_busy.max()
-    want_tail = noc_tail(ops[3].copy(), latency, incidence, 37.5)
+    want_tail = noc_tail(ops[3].copy(), latency, *link_columns(incidence), 2, 37.5)
     assert tail == want_tail
     layer_cycles = np.array([*earlier, slowest]) if chained else np.array([slowest])
     tails = np.array([0.0, 0.0, tail]) if chained else np.array([tail])
