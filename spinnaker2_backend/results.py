@@ -25,32 +25,24 @@ from typing import Any
 import numpy as np
 
 from snn_egru.reference import EGRUState
+from spinnaker2_backend import published
 from spinnaker2_backend.constants import CycleCosts, EnergyCosts
 from spinnaker2_backend.energy import EnergyEstimate
 from spinnaker2_backend.layer_result import OpTotals
+from spinnaker2_backend.published import *  # noqa: F403 (re-exported: their old import path)
 from spinnaker2_backend.published import (
-    DVS_FRAMES_PER_SAMPLE,
     MEASURED_ANCHORS,
     PUBLISHED_A100,
     PUBLISHED_DVS_A100,
     PUBLISHED_DVS_SPINNAKER2,
     PUBLISHED_SPINNAKER2,
-    PUBLISHED_TABLE_I_BYTES,
     SEQUENCE_TOKENS,
     GpuFigure,
 )
 from spinnaker2_backend.timing import OP_INDEX, OPS, PHASES, LayerTimingInfo, Profile
 
 __all__ = [
-    "DVS_FRAMES_PER_SAMPLE",
-    "MEASURED_ANCHORS",
-    "PUBLISHED_A100",
-    "PUBLISHED_DVS_A100",
-    "PUBLISHED_DVS_SPINNAKER2",
-    "PUBLISHED_SPINNAKER2",
-    "PUBLISHED_TABLE_I_BYTES",
-    "SEQUENCE_TOKENS",
-    "GpuFigure",
+    *published.__all__,
     "LayerCounters",
     "NetworkCounters",
     "Run",

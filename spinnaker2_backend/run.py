@@ -7,26 +7,7 @@ this module.
 
 from __future__ import annotations
 
-from spinnaker2_backend.results import (
-    MEASURED_ANCHORS,
-    PUBLISHED_A100,
-    PUBLISHED_SPINNAKER2,
-    SEQUENCE_TOKENS,
-    GpuFigure,
-    LayerCounters,
-    NetworkCounters,
-    Run,
-    RunReport,
-)
+from spinnaker2_backend import results
+from spinnaker2_backend.results import *  # noqa: F403
 
-__all__ = [
-    "MEASURED_ANCHORS",
-    "PUBLISHED_A100",
-    "PUBLISHED_SPINNAKER2",
-    "SEQUENCE_TOKENS",
-    "GpuFigure",
-    "LayerCounters",
-    "NetworkCounters",
-    "Run",
-    "RunReport",
-]
+__all__ = list(results.__all__)
