@@ -568,15 +568,10 @@ def layer_memory_models(
             or one per layer); default: room for every source (it never overflows).
         input_source: ``"dram"`` (layer 0's input is a DMA target) or ``"host"`` (packets).
         batch_size: samples kept per PE.
-        quantized: for the int8 formats, the layer's ``(weight_ih, weight_hh)``
-            :class:`~snn_egru.reference.QuantizedWeight` (the ``mac-int8`` tiles depend on
-            where the non-zeros are, not only on how many there are).
 
-    The int8 formats are not additive: their index arrays widen with the slice (``uint8`` /
-    ``uint16`` / ``uint32``), every array is padded to a word, and a ``mac-int8`` tile is
-    shared by the 16 rows it spans. :meth:`items` (and so :meth:`data_bytes`, the layout and
-    the fit check) is exact for every slice; :meth:`unit_bytes` is then an estimate the
-    partition starts from and corrects against :meth:`data_bytes` (:attr:`additive`).
+    For the int8 formats each model holds the layer's quantized weights (its ``mac-int8``
+    tiles depend on where the non-zeros are); their bytes are exact per slice and only
+    estimated per unit (:class:`LayerMemoryModel`, :attr:`~LayerMemoryModel.additive`).
     """
     check_options(weight_format, record_steps, input_source)
     check_receive_policy(receive_policy, weight_format)
