@@ -119,11 +119,13 @@ class ChipOptions:
         )
 
 
-class FloatingPtSimCfg(Loihi2SimCfg):
-    """Selects the ``floating_pt`` models (the numpy reference) of our processes.
+class _TaggedSimCfg(Loihi2SimCfg):
+    """A :class:`Loihi2SimCfg` whose ``select_tag`` is the class's :attr:`TAG`.
 
     Args (keyword-only): as :class:`Loihi2SimCfg`, without ``select_tag``.
     """
+
+    TAG: str
 
     def __init__(
         self,
@@ -135,11 +137,20 @@ class FloatingPtSimCfg(Loihi2SimCfg):
     ) -> None:
         super().__init__(
             custom_sync_domains=custom_sync_domains,
-            select_tag=FLOATING_PT_TAG,
+            select_tag=self.TAG,
             select_sub_proc_model=select_sub_proc_model,
             exception_proc_model_map=exception_proc_model_map,
             loglevel=loglevel,
         )
+
+
+class FloatingPtSimCfg(_TaggedSimCfg):
+    """Selects the ``floating_pt`` models (the numpy reference) of our processes.
+
+    Args (keyword-only): as :class:`Loihi2SimCfg`, without ``select_tag``.
+    """
+
+    TAG = FLOATING_PT_TAG
 
 
 class ChipMappingWarning(UserWarning):
@@ -188,7 +199,7 @@ class ChipNetwork:
         self.version += 1
 
 
-class SpiNNaker2SimCfg(Loihi2SimCfg):
+class SpiNNaker2SimCfg(_TaggedSimCfg):
     """Selects the ``spinnaker2`` models and maps EGRU layers onto the simulated chip.
 
     Model selection, per process of the compiled graph:
@@ -224,6 +235,7 @@ class SpiNNaker2SimCfg(Loihi2SimCfg):
 
     #: tells lava_procs.process_base.check_run_config that this config maps the chip
     maps_chip = True
+    TAG = SPINNAKER2_TAG
 
     def __init__(
         self,
@@ -238,7 +250,6 @@ class SpiNNaker2SimCfg(Loihi2SimCfg):
     ) -> None:
         super().__init__(
             custom_sync_domains=custom_sync_domains,
-            select_tag=SPINNAKER2_TAG,
             select_sub_proc_model=select_sub_proc_model,
             exception_proc_model_map=exception_proc_model_map,
             loglevel=loglevel,
