@@ -17,6 +17,19 @@ def paper_lm() -> DeploymentArtifact:
     return synthetic_network("paper-lm", sparsity=0.95, seed=0)
 
 
+@pytest.fixture(scope="module")
+def small_net() -> DeploymentArtifact:
+    """Three pruned layers of 37, 23 and 11 units on 13 features (70 % pruned), seed 3."""
+    return synthetic_network(
+        layer_sizes=(37, 23, 11), input_size=13, sparsity=0.7, seed=3, threshold_mean=0.1
+    )
+
+
+def small_net_inputs(steps: int) -> np.ndarray:
+    """``steps`` standard-normal feature vectors for :func:`small_net` (seed 0, float32)."""
+    return np.random.default_rng(0).standard_normal((steps, 13)).astype(np.float32)
+
+
 def zero_bias_layer(weight_ih, weight_hh, threshold: float) -> EGRUParams:
     """A layer of the given weights (dense or sparse), zero biases and one ``threshold``."""
     hidden = weight_hh.shape[1]

@@ -9,19 +9,12 @@ from snn_egru.reference import egru_step
 from spinnaker2_backend import map_network
 from spinnaker2_backend.receive_bitmap import round_received
 from spinnaker2_backend.simulator import run_mapping
-from spinnaker2_backend.synthetic import synthetic_network
-
-
-@pytest.fixture(scope="module")
-def net():
-    return synthetic_network(
-        layer_sizes=(37, 23, 11), input_size=13, sparsity=0.7, seed=3, threshold_mean=0.1
-    )
+from tests.spinnaker2_backend.conftest import small_net_inputs
 
 
 @pytest.fixture(scope="module")
 def inputs():
-    return np.random.default_rng(0).standard_normal((40, 13)).astype(np.float32)
+    return small_net_inputs(40)
 
 
 def rounded_reference(artifact, xs, *, input_by_packets: bool):
@@ -58,14 +51,16 @@ def test_round_received_by_hand():
 
 
 @pytest.mark.parametrize("input_source", ["dram", "host"])
-def test_rounding_on_equals_a_reference_with_the_same_rounding(net, inputs, input_source):
-    m = map_network(net, max_units_per_pe=8, receive_policy="bitmap16", input_source=input_source)
+def test_rounding_on_equals_a_reference_with_the_same_rounding(small_net, inputs, input_source):
+    m = map_network(
+        small_net, max_units_per_pe=8, receive_policy="bitmap16", input_source=input_source
+    )
     on = run_mapping(m, inputs)  # the default for bitmap16: rounded
-    want = rounded_reference(net, inputs, input_by_packets=input_source == "host")
+    want = rounded_reference(small_net, inputs, input_by_packets=input_source == "host")
     for got, w in zip(on.layer_events, want):
         np.testing.assert_array_equal(got, w)
     off = run_mapping(m, inputs, round_received=False)
-    ref = net.run_reference(inputs)
+    ref = small_net.run_reference(inputs)
     for got, w in zip(off.layer_events, ref.layer_events):
         np.testing.assert_array_equal(got, w)
     # the rounding changes the values (the test means something), not the network's activity
@@ -74,13 +69,13 @@ def test_rounding_on_equals_a_reference_with_the_same_rounding(net, inputs, inpu
     assert all(np.mean(a != 0) > 0.05 for a in on.layer_events)
 
 
-def test_rounding_is_refused_for_policies_that_keep_float32(net, inputs):
-    m = map_network(net, max_units_per_pe=8, receive_policy="event-list")
+def test_rounding_is_refused_for_policies_that_keep_float32(small_net, inputs):
+    m = map_network(small_net, max_units_per_pe=8, receive_policy="event-list")
     with pytest.raises(ValueError, match="keeps float32 values"):
         run_mapping(m, inputs, round_received=True)
     # off is the default for every other policy: the reference bit for bit
     run = run_mapping(m, inputs)
-    for got, w in zip(run.layer_events, net.run_reference(inputs).layer_events):
+    for got, w in zip(run.layer_events, small_net.run_reference(inputs).layer_events):
         np.testing.assert_array_equal(got, w)
 
 

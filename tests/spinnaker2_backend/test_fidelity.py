@@ -19,6 +19,7 @@ from spinnaker2_backend.mapping.base import RECEIVE_POLICIES, ReceiveOverflowErr
 from spinnaker2_backend.mapping.routing import aligned_blocks
 from spinnaker2_backend.results import PUBLISHED_TABLE_I_BYTES
 from spinnaker2_backend.simulator import LayerSimulator, receive_capacity_from_run, run_mapping
+from tests.spinnaker2_backend.conftest import small_net_inputs
 
 # ============================================================================ helpers
 
@@ -35,15 +36,8 @@ def _tiny(input_kind: str = "features") -> DeploymentArtifact:
 
 
 @pytest.fixture(scope="module")
-def small_net():
-    return synthetic_network(
-        layer_sizes=(37, 23, 11), input_size=13, sparsity=0.7, seed=3, threshold_mean=0.1
-    )
-
-
-@pytest.fixture(scope="module")
 def small_inputs():
-    return np.random.default_rng(0).standard_normal((12, 13)).astype(np.float32)
+    return small_net_inputs(12)
 
 
 # ================================================================ 1. byte accounting
