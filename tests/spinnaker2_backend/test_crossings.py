@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from snn_egru.artifact import DeploymentArtifact
-from snn_egru.reference import EGRUParams
 from spinnaker2_backend import Machine, MappingError, map_network
 from spinnaker2_backend.constants import CycleCosts, EnergyCosts
 from spinnaker2_backend.mapping.crossings import (
@@ -15,33 +14,29 @@ from spinnaker2_backend.mapping.crossings import (
     check_chip_boundaries,
     count_crossings,
 )
+from tests.spinnaker2_backend.conftest import zero_bias_layer
 
 
 def _artifact(sizes, inputs=4, seed=0):
     rng = np.random.default_rng(seed)
     layers, width = [], inputs
     for h in sizes:
-        layers.append(
-            EGRUParams(
-                weight_ih=rng.normal(0, 0.5, (3 * h, width)).astype(np.float32),
-                weight_hh=rng.normal(0, 0.5, (3 * h, h)).astype(np.float32),
-                bias_ih=np.zeros(3 * h, np.float32),
-                bias_hh=np.zeros(3 * h, np.float32),
-                threshold=np.full(h, 0.05, np.float32),
-            )
-        )
+        w_ih = rng.normal(0, 0.5, (3 * h, width)).astype(np.float32)
+        w_hh = rng.normal(0, 0.5, (3 * h, h)).astype(np.float32)
+        layers.append(zero_bias_layer(w_ih, w_hh, 0.05))
         width = h
     return DeploymentArtifact(layers=layers, input_kind="features")
 
 
-def test_two_chips_one_boundary_by_hand():
-    mapping = map_network(
-        _artifact((8, 8)),
-        machine=Machine(chips=2),
-        weight_format="dense",
-        max_units_per_pe=4,
-        chip_boundaries=(0,),
+def _mapped(sizes, chips: int, **options):
+    """:func:`_artifact` of ``sizes`` mapped with dense weights onto ``chips`` chips."""
+    return map_network(
+        _artifact(sizes), machine=Machine(chips=chips), weight_format="dense", **options
     )
+
+
+def test_two_chips_one_boundary_by_hand():
+    mapping = _mapped((8, 8), 2, max_units_per_pe=4, chip_boundaries=(0,))
     placement = mapping.placement
     assert placement.chips_of(0) == (0,) and placement.chips_of(1) == (1,)
     check_chip_boundaries(mapping, (0,))
@@ -64,9 +59,7 @@ def test_two_chips_one_boundary_by_hand():
     ]
     assert "0 -> 1" in x.table()
     # without the boundary both layers share chip 0 and nothing crosses
-    packed = map_network(
-        _artifact((8, 8)), machine=Machine(chips=2), weight_format="dense", max_units_per_pe=4
-    )
+    packed = _mapped((8, 8), 2, max_units_per_pe=4)
     assert count_crossings(packed, all_fire_events(packed)).link_packets == 0
     with pytest.raises(MappingError, match="after layer 0 is not a chip boundary"):
         check_chip_boundaries(packed, (0,))
@@ -74,13 +67,7 @@ def test_two_chips_one_boundary_by_hand():
 
 def test_three_chips_the_multicast_tree_crosses_each_link_once():
     # layer 0 (8 PEs) on chip 0; layer 1 (160 PEs) on chips 1 and 2 (a row of the board)
-    mapping = map_network(
-        _artifact((8, 160)),
-        machine=Machine(chips=3),
-        weight_format="dense",
-        max_units_per_pe=1,
-        chip_boundaries=(0,),
-    )
+    mapping = _mapped((8, 160), 3, max_units_per_pe=1, chip_boundaries=(0,))
     placement = mapping.placement
     assert placement.chips_of(0) == (0,) and placement.chips_of(1) == (1, 2)
     x = count_crossings(mapping, all_fire_events(mapping))
@@ -98,22 +85,12 @@ def test_three_chips_the_multicast_tree_crosses_each_link_once():
 @pytest.mark.parametrize(("boundaries", "match"), [((1,), "after layer 1"), ((5,), "layer 5")])
 def test_a_boundary_the_network_does_not_have_is_refused(boundaries, match):
     with pytest.raises(MappingError, match=match):
-        map_network(
-            _artifact((8, 8)),
-            machine=Machine(chips=2),
-            weight_format="dense",
-            chip_boundaries=boundaries,
-        )
+        _mapped((8, 8), 2, chip_boundaries=boundaries)
 
 
 def test_boundaries_that_need_more_chips_say_how_many():
     with pytest.raises(MappingError, match="chip boundaries after layers \\[0\\]") as info:
-        map_network(
-            _artifact((8, 8)),
-            machine=Machine(chips=1),
-            weight_format="dense",
-            chip_boundaries=(0,),
-        )
+        _mapped((8, 8), 1, chip_boundaries=(0,))
     assert "chips=2" in str(info.value)
 
 
