@@ -9,6 +9,7 @@ from snn_egru.artifact import DeploymentArtifact
 from snn_egru.reference import EGRUParams
 from spinnaker2_backend import ChipSpec, map_network, synthetic_network
 from spinnaker2_backend.simulator import run_mapping
+from spinnaker2_backend.timing import LayerTimingInfo
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +62,19 @@ def runs_at_150_and_300_mhz(artifact: DeploymentArtifact, xs: np.ndarray, *, max
     spec = ChipSpec().with_clock_mhz(300)
     fast = run_mapping(map_network(artifact, max_units_per_pe=max_units_per_pe, spec=spec), xs)
     return slow, fast
+
+
+def timing_info(fmt: str = "csr", pes: int = 2, **fields) -> LayerTimingInfo:
+    """Timing facts of layer 0 on ``pes`` PEs: no DRAM or readout readers, no hops, other
+    ``fields`` as given."""
+    args = dict(
+        layer=0,
+        weight_format=fmt,
+        num_pes=pes,
+        dram_readers=0,
+        readout_readers=0,
+        max_noc_hops=np.zeros(pes),
+        max_chip_hops=np.zeros(pes),
+    )
+    args.update(fields)
+    return LayerTimingInfo(**args)

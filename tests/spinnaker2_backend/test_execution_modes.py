@@ -10,7 +10,7 @@ from spinnaker2_backend import map_network
 from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.simulator import run_mapping
 from spinnaker2_backend.timing import deadline_report, tick_work_seconds
-from tests.spinnaker2_backend.conftest import random_zero_bias_layer
+from tests.spinnaker2_backend.conftest import random_zero_bias_layer, timing_info
 
 
 def _net() -> DeploymentArtifact:
@@ -75,19 +75,10 @@ def test_a_tick_shorter_than_the_work_reports_the_misses(setting):
 
 def test_a_batch_shares_the_weight_loads_only_when_the_program_loops_weights_outside():
     from spinnaker2_backend.constants import ChipSpec
-    from spinnaker2_backend.timing import OP_INDEX, PHASE_INDEX, LayerTimingInfo, cost_matrix
+    from spinnaker2_backend.timing import OP_INDEX, PHASE_INDEX, cost_matrix
 
     def per_weight(batch: int, shared: bool) -> float:
-        info = LayerTimingInfo(
-            layer=0,
-            weight_format="csr",
-            num_pes=1,
-            dram_readers=0,
-            readout_readers=0,
-            max_noc_hops=np.zeros(1),
-            max_chip_hops=np.zeros(1),
-            batch_size=batch,
-        )
+        info = timing_info("csr", 1, batch_size=batch)
         costs = CycleCosts(batch_shares_weight_loads=shared)
         m = cost_matrix(info, costs=costs, spec=ChipSpec())
         return m[PHASE_INDEX["recurrent_product"], OP_INDEX["recurrent_weights"]]

@@ -15,11 +15,11 @@ from spinnaker2_backend.simulator import run_mapping
 from spinnaker2_backend.synthetic import synthetic_network
 from spinnaker2_backend.timing import (
     OP_INDEX,
-    LayerTimingInfo,
     link_cycles,
     noc_link_edges,
     noc_tail_cycles,
 )
+from tests.spinnaker2_backend.conftest import timing_info
 
 
 def _two_chips():
@@ -75,12 +75,10 @@ def test_a_flooded_link_shows_in_the_tail():
     links, cycles = link_cycles(m.routes, pes, costs)
     assert links[:2] == edges
     np.testing.assert_array_equal(cycles[:2], incidence * 5.0)  # chip rows: 5 cycles a packet
-    info = LayerTimingInfo(
+    info = timing_info(
+        "dense",
+        len(pes),
         layer=1,
-        weight_format="dense",
-        num_pes=len(pes),
-        dram_readers=0,
-        readout_readers=0,
         max_noc_hops=np.ones(len(pes)),
         max_chip_hops=np.ones(len(pes)),
         link_incidence=cycles,
@@ -130,16 +128,7 @@ def test_a_flooded_on_chip_link_shows_in_the_tail():
     # no chip link; every layer-0 event crosses (1,1)->(2,1) and (2,1)->(3,1) once
     assert links == [(0, (1, 1), (2, 1)), (0, (2, 1), (3, 1))]
     np.testing.assert_array_equal(cycles, np.ones((2, 4)))
-    info = LayerTimingInfo(
-        layer=0,
-        weight_format="dense",
-        num_pes=4,
-        dram_readers=0,
-        readout_readers=0,
-        max_noc_hops=np.full(4, 2.0),
-        max_chip_hops=np.zeros(4),
-        link_incidence=cycles,
-    )
+    info = timing_info("dense", 4, max_noc_hops=np.full(4, 2.0), link_incidence=cycles)
     one = np.array([1.0, 0, 0, 0])
     assert noc_tail_cycles(one, info, costs=costs) == pytest.approx(16.0)  # 2 hops x 8
     flood = np.full(4, 30.0)  # 120 events queue on the first link: 120 x 1 cycle

@@ -29,7 +29,6 @@ from spinnaker2_backend.timing import (
     OPS,
     PHASE_INDEX,
     PHASES,
-    LayerTimingInfo,
     cost_matrix,
     dram_cycles_per_byte,
     noc_tail_cycles,
@@ -40,21 +39,11 @@ from spinnaker2_backend.timing import (
     tick_durations,
     timer_ticks,
 )
-from tests.spinnaker2_backend.conftest import runs_at_150_and_300_mhz, zero_bias_layer
-
-
-def _info(fmt: str = "csr", pes: int = 2, **kw) -> LayerTimingInfo:
-    args = dict(
-        layer=0,
-        weight_format=fmt,
-        num_pes=pes,
-        dram_readers=0,
-        readout_readers=0,
-        max_noc_hops=np.zeros(pes),
-        max_chip_hops=np.zeros(pes),
-    )
-    args.update(kw)
-    return LayerTimingInfo(**args)
+from tests.spinnaker2_backend.conftest import (
+    runs_at_150_and_300_mhz,
+    timing_info,
+    zero_bias_layer,
+)
 
 
 def rows_with_k_weights(rng, rows: int, cols: int, k: int) -> sp.csr_matrix:
@@ -86,7 +75,7 @@ def test_cost_matrix_puts_each_operation_in_one_phase_with_its_constant():
         ("event", costs.csr_nonzero_cycles + costs.event_nonzero_extra_cycles),
         ("dense", costs.csr_nonzero_cycles - costs.dense_element_saved_cycles),
     ):
-        m = cost_matrix(_info(fmt), costs=costs, spec=spec)
+        m = cost_matrix(timing_info(fmt), costs=costs, spec=spec)
         assert m.shape == (len(PHASES), len(OPS))
         assert np.all(np.count_nonzero(m, axis=0) <= 1)
         for op in ("input_weights", "recurrent_weights"):
@@ -104,7 +93,7 @@ def test_bitmap16_hits_cost_the_lookup_only_for_received_inputs():
     lookup = costs.mac_cycles + costs.bitmap_hit_cycles
     row = {}
     for readers in (0, 2):
-        m = cost_matrix(_info(receive_policy="bitmap16", dram_readers=readers), costs=costs,
+        m = cost_matrix(timing_info(receive_policy="bitmap16", dram_readers=readers), costs=costs,
                         spec=ChipSpec())  # fmt: skip
         row[readers] = m[PHASE_INDEX["input_product"], OP_INDEX["input_hits"]]
         assert m[PHASE_INDEX["recurrent_product"], OP_INDEX["recurrent_hits"]] == lookup
@@ -121,7 +110,7 @@ def test_phase_cycles_golden():
     ops[OP_INDEX["input_rows"]] = [6, 3]
     ops[OP_INDEX["units"]] = [2, 1]
     ops[OP_INDEX["packets_received"]] = [5, 0]
-    cycles = phase_cycles(ops, cost_matrix(_info(), costs=costs, spec=ChipSpec()))
+    cycles = phase_cycles(ops, cost_matrix(timing_info(), costs=costs, spec=ChipSpec()))
     np.testing.assert_allclose(cycles[PHASE_INDEX["input_product"]], [1060, 530])
     np.testing.assert_allclose(cycles[PHASE_INDEX["pointwise"]], [300, 150])
     np.testing.assert_allclose(cycles[PHASE_INDEX["receive"]], [200, 0])
@@ -170,7 +159,7 @@ def test_timer_ticks_golden():
 
 def test_noc_tail_is_the_latest_packet_of_the_pes_that_sent():
     costs = CycleCosts(noc_hop_cycles=8.0, chip_link_cycles=300.0)
-    info = _info(pes=3, max_noc_hops=np.array([2, 5, 1]), max_chip_hops=np.array([0, 0, 1]))
+    info = timing_info(pes=3, max_noc_hops=np.array([2, 5, 1]), max_chip_hops=np.array([0, 0, 1]))
     events = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 2], [0, 0, 0]])
     np.testing.assert_array_equal(noc_tail_cycles(events, info, costs=costs), [16, 40, 308, 0])
 
