@@ -33,6 +33,7 @@ from .routing_checks import (
     split_digest,
     walk_packets,
 )
+from .strategies import layer_sizes
 
 
 def _placement(layer_sizes, units_per_pe, chips, qx, qy, input_size=3):
@@ -148,7 +149,7 @@ def test_routing_on_full_chips(chips, sizes, digest):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    layers=st.lists(st.integers(1, 14), min_size=1, max_size=4),
+    layers=layer_sizes(14, most_layers=4),
     units_per_pe=st.integers(1, 3),
     chips=st.integers(1, 7),
     qx=st.integers(1, 3),

@@ -24,6 +24,7 @@ from spinnaker2_backend.formats_int8 import (
 )
 from spinnaker2_backend.mapping.memory import layer_memory_models
 from spinnaker2_backend.synthetic import quantize_for_format, quantize_network
+from tests.spinnaker2_backend.strategies import pruned_networks
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +53,12 @@ def test_byte_formula_equals_the_encoding(rows, cols, density, seed, fmt):
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    sizes=st.lists(st.integers(1, 50), min_size=1, max_size=3),
-    inp=st.integers(1, 40),
-    sparsity=st.floats(0.0, 0.98),
-    seed=st.integers(0, 1000),
+    net_seed=pruned_networks(most_units=50, most_inputs=40, most_sparsity=0.98, most_seed=1000),
     fmt=st.sampled_from(QUANTIZED_WEIGHT_FORMATS),
     max_units=st.one_of(st.none(), st.integers(1, 20)),
 )
-def test_every_pe_accounts_its_encoded_bytes(sizes, inp, sparsity, seed, fmt, max_units):
-    net = synthetic_network(layer_sizes=sizes, input_size=inp, sparsity=sparsity, seed=seed)
+def test_every_pe_accounts_its_encoded_bytes(net_seed, fmt, max_units):
+    net, seed = net_seed
     net = quantize_for_format(net, fmt, seed=seed)
     m = map_network(net, weight_format=fmt, max_units_per_pe=max_units, check=False)
     for s in m.slices:

@@ -16,6 +16,7 @@ from spinnaker2_backend.formats_int8 import QUANTIZED_WEIGHT_FORMATS
 from spinnaker2_backend.simulator import LayerSimulator, run_mapping
 from spinnaker2_backend.synthetic import quantize_network
 from spinnaker2_backend.timing import OP_INDEX, PHASE_INDEX
+from tests.spinnaker2_backend.strategies import pruned_networks
 
 MODE = {"csr-int8": "float", "event-int8": "float", "mac-int8": "int8"}
 
@@ -28,23 +29,18 @@ def _assert_bit_equal(run, ref):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=3),
-    inp=st.integers(1, 30),
-    sparsity=st.floats(0.0, 0.95),
-    threshold=st.floats(0.02, 0.5),
-    seed=st.integers(0, 10_000),
+    net_seed=pruned_networks(
+        most_units=40, most_inputs=30, most_sparsity=0.95, most_seed=10_000, thresholds=(0.02, 0.5)
+    ),
     fmt=st.sampled_from(QUANTIZED_WEIGHT_FORMATS),
     policy=st.sampled_from(["dense", "reused", "event-list"]),
     max_units=st.integers(1, 16),
     levels=st.booleans(),
 )
-def test_random_pruned_networks_are_bit_exact(
-    sizes, inp, sparsity, threshold, seed, fmt, policy, max_units, levels
-):
-    net = synthetic_network(layer_sizes=sizes, input_size=inp, sparsity=sparsity, seed=seed,
-                            threshold_mean=threshold)  # fmt: skip
+def test_random_pruned_networks_are_bit_exact(net_seed, fmt, policy, max_units, levels):
+    net, seed = net_seed
     rng = np.random.default_rng(seed)
-    xs = rng.standard_normal((6, inp)).astype(np.float32)
+    xs = rng.standard_normal((6, net.input_size)).astype(np.float32)
     q = quantize_network(net, mode=MODE[fmt], calibration_inputs=xs)
     if levels:
         q.layers = [lay._replace(state_levels=state_levels(6)) for lay in q.layers]
