@@ -24,6 +24,7 @@ import pytest
 from spinnaker2_backend.synthetic import synthetic_network
 from tests.cli.test_faults import CHIP_PRELOAD, SNN_PRELOAD
 from tests.fresh_python import run_commands
+from tests.networks import synthetic_lm
 
 #: About a hundred commands, forked from two preloaded servers: about half a minute in all.
 pytestmark = pytest.mark.slow
@@ -35,6 +36,14 @@ S2 = [sys.executable, "-m", "spinnaker2_backend"]
 LAVA = [sys.executable, "-m", "lava_procs"]
 LM = [*SNN, "train", "lm", "--preset", "tiny"]
 DVS = [*SNN, "train", "dvs", "--preset", "tiny"]
+RUN = [*SNN, "run", "lm.npz"]
+S2_RUN = [*S2, "run", "lm.npz"]
+
+
+def lava_run(*flags: str, artifact="lm.npz", inputs="ids.npy", out="lava_out") -> list[str]:
+    """``python -m lava_procs run ARTIFACT --inputs INPUTS --out OUT FLAGS...``."""
+    return [*LAVA, "run", artifact, "--inputs", inputs, "--out", out, *flags]
+
 
 #: (id, command, text the one line must contain)
 CASES: list[tuple[str, list[str], str]] = [
@@ -131,36 +140,36 @@ CASES: list[tuple[str, list[str], str]] = [
         "not allowed with",
     ),
     # --------------------------------------------------------------------- snn-egru run
-    ("run-tokens--1", [*SNN, "run", "lm.npz", "--tokens", "-1"], "argument --tokens"),
-    ("run-tokens-0", [*SNN, "run", "lm.npz", "--tokens", "0"], "argument --tokens"),
-    ("run-tokens-1", [*SNN, "run", "lm.npz", "--tokens", "1"], "argument --tokens"),
+    ("run-tokens--1", [*RUN, "--tokens", "-1"], "argument --tokens"),
+    ("run-tokens-0", [*RUN, "--tokens", "0"], "argument --tokens"),
+    ("run-tokens-1", [*RUN, "--tokens", "1"], "argument --tokens"),
     ("run-missing", [*SNN, "run", "missing.npz"], "no artifact at missing.npz"),
-    ("run-bad-ids", [*SNN, "run", "lm.npz", "--inputs", "bad_ids.npy"], "token ids must lie in"),
-    ("run-text-inputs", [*SNN, "run", "lm.npz", "--inputs", "text.txt"], "takes a .npy file"),
-    ("run-fake-npy", [*SNN, "run", "lm.npz", "--inputs", "fake.npy"], "not a readable .npy"),
-    ("run-lm-floats", [*SNN, "run", "lm.npz", "--inputs", "floats.npy"], "takes token ids"),
+    ("run-bad-ids", [*RUN, "--inputs", "bad_ids.npy"], "token ids must lie in"),
+    ("run-text-inputs", [*RUN, "--inputs", "text.txt"], "takes a .npy file"),
+    ("run-fake-npy", [*RUN, "--inputs", "fake.npy"], "not a readable .npy"),
+    ("run-lm-floats", [*RUN, "--inputs", "floats.npy"], "takes token ids"),
     ("run-dvs-ids", [*SNN, "run", "feat.npz", "--inputs", "ids.npy"], "feature vectors"),
     ("run-dvs-no-inputs", [*SNN, "run", "feat.npz"], "pass them with --inputs FILE.npy"),
-    ("run-out-file", [*SNN, "run", "lm.npz", "--out", "afile"], "--out afile is a file"),
+    ("run-out-file", [*RUN, "--out", "afile"], "--out afile is a file"),
     (
         "run-tokens-and-inputs",
-        [*SNN, "run", "lm.npz", "--inputs", "ids.npy", "--tokens", "5"],
+        [*RUN, "--inputs", "ids.npy", "--tokens", "5"],
         "with --inputs every input runs",
     ),
-    ("run-plot", [*SNN, "run", "lm.npz", "--plot", "x.png"], "snn-egru run: error: unrecognized"),
+    ("run-plot", [*RUN, "--plot", "x.png"], "snn-egru run: error: unrecognized"),
     ("run-meta-list", [*SNN, "run", "meta_list.npz"], "meta_json holds a JSON list"),
-    ("run-backend", [*SNN, "run", "lm.npz", "--backend", "gpu"], "invalid choice: 'gpu'"),
-    ("run-units-0", [*SNN, "run", "lm.npz", "--max-units-per-pe", "0"], "--max-units-per-pe"),
-    ("run-record-negative", [*SNN, "run", "lm.npz", "--record-steps", "-1"], "--record-steps"),
+    ("run-backend", [*RUN, "--backend", "gpu"], "invalid choice: 'gpu'"),
+    ("run-units-0", [*RUN, "--max-units-per-pe", "0"], "--max-units-per-pe"),
+    ("run-record-negative", [*RUN, "--record-steps", "-1"], "--record-steps"),
     ("run-corrupt", [*SNN, "run", "fake.npz"], "is not a snn-egru artifact"),
     (
         "run-chip-flag-ignored",
-        [*SNN, "run", "lm.npz", "--backend", "reference", "--chips", "2"],
+        [*RUN, "--backend", "reference", "--chips", "2"],
         "--chips applies to the chip backends",
     ),
     (
         "run-lava-lacks-option",
-        [*SNN, "run", "lm.npz", "--backend", "spinnaker2", "--record-steps", "3"],
+        [*RUN, "--backend", "spinnaker2", "--record-steps", "3"],
         "--record-steps is not available on the Lava chip models",
     ),
     (
@@ -204,92 +213,51 @@ CASES: list[tuple[str, list[str], str]] = [
     ),
     (
         "s2-run-gpu-negative",
-        [*S2, "run", "lm.npz", "--gpu-power-w", "-1", "--gpu-ms", "1", "--gpu-energy-j", "1"],
+        [*S2_RUN, "--gpu-power-w", "-1", "--gpu-ms", "1", "--gpu-energy-j", "1"],
         "argument --gpu-power-w",
     ),
-    ("s2-run-gpu-partial", [*S2, "run", "lm.npz", "--gpu-ms", "1"], "needs all of --gpu-power-w"),
+    ("s2-run-gpu-partial", [*S2_RUN, "--gpu-ms", "1"], "needs all of --gpu-power-w"),
     (
         "s2-run-steps-beyond-inputs",
-        [*S2, "run", "lm.npz", "--inputs", "ids.npy", "--steps", "99"],
+        [*S2_RUN, "--inputs", "ids.npy", "--steps", "99"],
         "--steps 99 is more than --inputs holds (5 steps)",
     ),
-    ("s2-run-plot-txt", [*S2, "run", "lm.npz", "--plot", "x.txt"], "ending in .png"),
-    ("s2-run-plot-dir-file", [*S2, "run", "lm.npz", "--plot-dir", "afile"], "afile is a file"),
-    ("s2-run-abbreviation", [*S2, "run", "lm.npz", "--plot-d", "x"], "unrecognized arguments"),
-    ("s2-run-bad-ids", [*S2, "run", "lm.npz", "--inputs", "bad_ids.npy"], "must lie in [0, 50)"),
-    ("s2-run-tick-0", [*S2, "run", "lm.npz", "--tick-us", "0"], "argument --tick-us"),
-    ("s2-run-pes-x", [*S2, "run", "lm.npz", "--pes-per-layer", "a,b"], "comma-separated"),
+    ("s2-run-plot-txt", [*S2_RUN, "--plot", "x.txt"], "ending in .png"),
+    ("s2-run-plot-dir-file", [*S2_RUN, "--plot-dir", "afile"], "afile is a file"),
+    ("s2-run-abbreviation", [*S2_RUN, "--plot-d", "x"], "unrecognized arguments"),
+    ("s2-run-bad-ids", [*S2_RUN, "--inputs", "bad_ids.npy"], "must lie in [0, 50)"),
+    ("s2-run-tick-0", [*S2_RUN, "--tick-us", "0"], "argument --tick-us"),
+    ("s2-run-pes-x", [*S2_RUN, "--pes-per-layer", "a,b"], "comma-separated"),
     # ------------------------------------------------------------ python -m lava_procs
     (
         "lava-no-fit",
-        [
-            *LAVA,
-            "run",
-            "wide.npz",
-            "--inputs",
-            "x6.npy",
-            "--out",
-            "lava_out",
+        lava_run(
             "--backend",
             "spinnaker2",
             "--max-units-per-pe",
             "1",
-        ],
+            artifact="wide.npz",
+            inputs="x6.npy",
+        ),
         "use --chips 2",
-    ),  # fmt: skip
+    ),
     (
         "lava-chip-flag-on-floating-pt",
-        [*LAVA, "run", "lm.npz", "--inputs", "ids.npy", "--out", "lava_out", "--chips", "2"],
+        lava_run("--chips", "2"),
         "--chips applies to --backend spinnaker2 only",
     ),
     (
         "lava-pes-per-layer",
-        [
-            *LAVA,
-            "run",
-            "lm.npz",
-            "--inputs",
-            "ids.npy",
-            "--out",
-            "lava_out",
-            "--backend",
-            "spinnaker2",
-            "--pes-per-layer",
-            "2",
-        ],
+        lava_run("--backend", "spinnaker2", "--pes-per-layer", "2"),
         "--pes-per-layer is not available on the Lava chip models",
-    ),  # fmt: skip
-    (
-        "lava-steps-beyond-inputs",
-        [*LAVA, "run", "lm.npz", "--inputs", "ids.npy", "--out", "lava_out", "--steps", "9"],
-        "--steps 9 is more than --inputs holds",
     ),
+    ("lava-steps-beyond-inputs", lava_run("--steps", "9"), "--steps 9 is more than --inputs holds"),
     ("lava-no-inputs", [*LAVA, "run", "lm.npz", "--out", "lava_out"], "required: --inputs"),
-    (
-        "lava-floats-for-lm",
-        [*LAVA, "run", "lm.npz", "--inputs", "floats.npy", "--out", "lava_out"],
-        "takes token ids",
-    ),
-    (
-        "lava-ids-for-features",
-        [*LAVA, "run", "feat.npz", "--inputs", "ids.npy", "--out", "lava_out"],
-        "feature vectors of shape (T, 6)",
-    ),
-    (
-        "lava-out-file",
-        [*LAVA, "run", "lm.npz", "--inputs", "ids.npy", "--out", "afile"],
-        "--out afile is a file",
-    ),
-    (
-        "lava-timeout-0",
-        [*LAVA, "run", "lm.npz", "--inputs", "ids.npy", "--out", "o", "--timeout", "0"],
-        "argument --timeout",
-    ),
-    (
-        "lava-missing",
-        [*LAVA, "run", "missing.npz", "--inputs", "ids.npy", "--out", "o"],
-        "no artifact",
-    ),
+    ("lava-floats-for-lm", lava_run(inputs="floats.npy"), "takes token ids"),
+    ("lava-ids-for-features", lava_run(artifact="feat.npz"), "feature vectors of shape (T, 6)"),
+    ("lava-out-file", lava_run(out="afile"), "--out afile is a file"),
+    ("lava-timeout-0", lava_run("--timeout", "0", out="o"), "argument --timeout"),
+    ("lava-missing", lava_run(artifact="missing.npz", out="o"), "no artifact"),
     ("top-unknown-command", [*SNN, "fly"], "invalid choice: 'fly'"),
 ]
 
@@ -307,14 +275,7 @@ def work(tmp_path_factory) -> Path:
     """A work folder with tiny artifacts, inputs and earlier runs (fake checkpoints: the
     commands must refuse before reading them)."""
     work = tmp_path_factory.mktemp("work")
-    lm = synthetic_network(
-        layer_sizes=(8, 8),
-        input_size=8,
-        input_kind="embedding",
-        vocab_size=50,
-        readout_kind="tied_decoder",
-        sparsity=0.5,
-    )
+    lm = synthetic_lm((8, 8), 8, sparsity=0.5)
     lm.save(work / "lm.npz")
     synthetic_network(layer_sizes=(8,), input_size=6, readout_kind="linear", num_classes=3).save(
         work / "feat.npz"

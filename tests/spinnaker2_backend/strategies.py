@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
 
 from spinnaker2_backend.synthetic import synthetic_network
+
+#: any numpy seed
+SEEDS = st.integers(0, 2**31)
+#: the two float widths the simulator and its kernels run in
+FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
 
 
 def layer_sizes(most_units: int, most_layers: int = 3) -> st.SearchStrategy[list[int]]:

@@ -33,7 +33,7 @@ from .routing_checks import (
     split_digest,
     walk_packets,
 )
-from .strategies import layer_sizes
+from .strategies import FLOAT_DTYPES, layer_sizes
 
 
 def _placement(layer_sizes, units_per_pe, chips, qx, qy, input_size=3):
@@ -213,7 +213,7 @@ def _same_csr(a, b) -> bool:
     sparsity=st.sampled_from([0.0001, 0.3, 0.5, 0.9, 0.95, 0.99, 0.999]),
     seed=st.integers(0, 2**32 - 1),
     chunk=st.integers(1, 5000),
-    dtype=st.sampled_from([np.float32, np.float64]),
+    dtype=FLOAT_DTYPES,
 )
 def test_streamed_pruning_equals_dense_then_prune(rows, cols, sparsity, seed, chunk, dtype):
     dense_rng, stream_rng = np.random.default_rng(seed), np.random.default_rng(seed)

@@ -23,6 +23,8 @@ from spinnaker2_backend.kernels import (
     source_counts,
 )
 from spinnaker2_backend.layer_setup import ReceiveTable
+from tests.networks import synthetic_lm
+from tests.spinnaker2_backend.strategies import FLOAT_DTYPES, SEEDS
 
 
 def _problem(seed, rows, cols, density, activity, batch, dtype):
@@ -38,13 +40,13 @@ def _problem(seed, rows, cols, density, activity, batch, dtype):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     rows=st.integers(1, 40),
     cols=st.integers(1, 30),
     density=st.floats(0.0, 1.0),
     activity=st.floats(0.0, 1.0),
     batch=st.integers(1, 3),
-    dtype=st.sampled_from([np.float32, np.float64]),
+    dtype=FLOAT_DTYPES,
 )
 def test_csr_and_event_products_equal_scipy_bit_for_bit(
     seed, rows, cols, density, activity, batch, dtype
@@ -107,13 +109,10 @@ def test_pe_sums_and_layer_ops_count_per_sample():
 
 @pytest.mark.parametrize("fmt", ["csr", "event"])
 def test_layer_simulator_uses_the_kernels_and_matches_the_reference(fmt):
-    from spinnaker2_backend import map_network, synthetic_network
+    from spinnaker2_backend import map_network
     from spinnaker2_backend.simulator import run_mapping
 
-    art = synthetic_network(
-        layer_sizes=[40, 20], input_size=20, vocab_size=50, sparsity=0.8, seed=3,
-        input_kind="embedding", readout_kind="tied_decoder",
-    )  # fmt: skip
+    art = synthetic_lm([40, 20], 20, sparsity=0.8, seed=3)
     mapping = map_network(art, weight_format=fmt)
     tokens = np.random.default_rng(0).integers(0, art.embedding.shape[0], 12)
     run = run_mapping(mapping, tokens)
@@ -124,11 +123,11 @@ def test_layer_simulator_uses_the_kernels_and_matches_the_reference(fmt):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     hidden=st.integers(1, 50),
     scale=st.floats(0.01, 30.0),
     trace=st.booleans(),
-    dtype=st.sampled_from([np.float32, np.float64]),
+    dtype=FLOAT_DTYPES,
 )
 def test_split_pointwise_equals_the_reference_bit_for_bit(seed, hidden, scale, trace, dtype):
     from snn_egru.reference import TRACE_DECAY, egru_pointwise
@@ -179,7 +178,7 @@ def test_split_pointwise_on_every_float32_exponent():
 
 @settings(max_examples=40, deadline=None)
 @given(
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     phases=st.integers(1, 9),
     pes=st.integers(0, 40),
 )
@@ -200,7 +199,7 @@ def test_account_step_equals_numpy_bit_for_bit(seed, phases, pes):
     values=st.lists(
         st.sampled_from([0.0, -0.0, 1.5, -2.0, 1e-45, np.inf, -np.inf, np.nan]), max_size=30
     ),
-    dtype=st.sampled_from([np.float32, np.float64]),
+    dtype=FLOAT_DTYPES,
 )
 def test_nonzero_and_bad_count_as_numpy(values, dtype):
     x = np.array(values, dtype=dtype)
@@ -209,13 +208,13 @@ def test_nonzero_and_bad_count_as_numpy(values, dtype):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     hidden=st.integers(1, 30),
     inputs=st.integers(1, 30),
     density=st.floats(0.0, 1.0),
     activity=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
     counted=st.booleans(),
-    dtype=st.sampled_from([np.float32, np.float64]),
+    dtype=FLOAT_DTYPES,
 )
 def test_layer_gates_and_counts_equal_the_kernels_they_fuse(
     seed, hidden, inputs, density, activity, counted, dtype
@@ -288,7 +287,7 @@ def test_layer_gates_and_counts_equal_the_kernels_they_fuse(
 
 @settings(max_examples=40, deadline=None)
 @given(
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     pes=st.integers(0, 30),
     links=st.integers(0, 5),
     silent=st.floats(0.0, 1.0),
@@ -311,7 +310,7 @@ def test_noc_tail_equals_numpy(seed, pes, links, silent):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     rows=st.integers(1, 40),
     pes=st.integers(1, 400),
     scale=st.sampled_from([1.0, 1e-3, 1e9]),
@@ -337,7 +336,7 @@ def test_row_and_column_sums_equal_numpy_bit_for_bit(seed, rows, pes, scale):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    seed=st.integers(0, 2**31),
+    seed=SEEDS,
     pes=st.integers(1, 60),
     tick=st.sampled_from([None, 1.0, 5.0, 50.0]),
     chained=st.booleans(),

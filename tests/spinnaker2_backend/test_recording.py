@@ -18,6 +18,7 @@ from spinnaker2_backend.constants import CycleCosts
 from spinnaker2_backend.recording import BlockSum, RunTotals, read_step_log
 from spinnaker2_backend.simulator import NetworkSimulator, run_mapping
 from spinnaker2_backend.timing import OPS, PHASES, build_profile
+from tests.networks import synthetic_lm
 from tests.spinnaker2_backend.test_simulator import random_artifact
 
 
@@ -258,14 +259,7 @@ def _traced_peak(fn) -> int:
 def test_a_windowed_run_grows_at_most_50_bytes_per_step():
     """Bounded memory: with a window, the whole run's figures are running sums; what a run
     of 6,144 steps holds at its peak exceeds that of 2,048 steps by at most 50 B per step."""
-    art = synthetic_network(
-        layer_sizes=(24, 16),
-        input_size=16,
-        vocab_size=50,
-        sparsity=0.7,
-        input_kind="embedding",
-        readout_kind="tied_decoder",
-    )
+    art = synthetic_lm((24, 16), 16, sparsity=0.7)
     mapping = map_network(art, max_units_per_pe=8)
     tokens = np.random.default_rng(0).integers(0, 50, 6144)
     # multiples of INPUT_CHUNK (1024): the inputs are converted chunk by chunk alike

@@ -12,22 +12,14 @@ from spinnaker2_backend.cli import main
 from spinnaker2_backend.plots_run import plot_packets, plot_profile, save_run_plots
 from spinnaker2_backend.results import MEASURED_ANCHORS, PUBLISHED_A100, GpuFigure, RunReport
 from spinnaker2_backend.simulator import run_mapping
+from tests.networks import synthetic_lm
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def lm_run():
-    artifact = synthetic_network(
-        layer_sizes=(40, 30),
-        input_size=30,
-        input_kind="embedding",
-        vocab_size=50,
-        readout_kind="tied_decoder",
-        sparsity=0.8,
-        threshold_mean=0.01,
-        seed=1,
-    )
+    artifact = synthetic_lm((40, 30), 30, sparsity=0.8, threshold_mean=0.01, seed=1)
     mapping = map_network(artifact, max_units_per_pe=8)
     tokens = np.random.default_rng(0).integers(0, 50, 35)
     return run_mapping(mapping, tokens)
