@@ -26,11 +26,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_procs.common import MESSAGE_DTYPE, HostRecorder, LavaModelError
 from lava_procs.lava_internals import HostPhaseModel
 
-__all__ = ["SafeStepModel", "quiet_model_errors"]
+__all__ = ["HOST_TAGS", "SafeStepModel", "host_cpu_model", "quiet_model_errors"]
+
+#: the tags of a model that runs on the host CPU whatever the layers run on: either RunConfig
+#: of ``lava_procs.run_configs`` selects it
+HOST_TAGS = ("floating_pt", "spinnaker2")
+
+
+def host_cpu_model(proc, *tags: str):
+    """Lava's ``@implements(proc=proc, protocol=LoihiProtocol)``, ``@requires(CPU)`` and
+    ``@tag(*tags)`` in one decorator: a Python model of ``proc`` on the host CPU, stepped by
+    the Loihi protocol, selected by ``tags``."""
+
+    def decorate(cls):
+        return implements(proc=proc, protocol=LoihiProtocol)(requires(CPU)(tag(*tags)(cls)))
+
+    return decorate
+
 
 #: Model errors are logged here, in the model's process. Entry points that re-raise the
 #: message themselves (:class:`lava_procs.run.LavaNetworkSession`) disable it in the models

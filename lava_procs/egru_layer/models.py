@@ -17,17 +17,14 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
-from lava.magma.core.resources import CPU
-from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from scipy.sparse import csr_matrix
 
 from lava_procs.chip_report import summarize_step
 from lava_procs.common import COUNTERS_STEP, MESSAGE_DTYPE, LavaModelError
 from lava_procs.egru_layer.process import EGRULayer
-from lava_procs.model_base import SafeStepModel
+from lava_procs.model_base import SafeStepModel, host_cpu_model
 from snn_egru.reference import (
     EGRUParams,
     EGRUState,
@@ -187,9 +184,7 @@ class AbstractPyEGRULayerModel(SafeStepModel):
         }
 
 
-@implements(proc=EGRULayer, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
+@host_cpu_model(EGRULayer, "floating_pt")
 class PyEGRULayerFloat(AbstractPyEGRULayerModel):
     """The numpy reference: :func:`snn_egru.reference.egru_step` on the Vars' parameters.
 
@@ -205,9 +200,7 @@ class PyEGRULayerFloat(AbstractPyEGRULayerModel):
         return egru_step(x, self.current_state(), self.current_params(), gh=ahead)
 
 
-@implements(proc=EGRULayer, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("spinnaker2")
+@host_cpu_model(EGRULayer, "spinnaker2")
 class PyEGRULayerSpiNNaker2(AbstractPyEGRULayerModel):
     """The layer's PEs on the simulated SpiNNaker2 chip (``spinnaker2_backend``).
 

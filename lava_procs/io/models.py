@@ -8,15 +8,12 @@ them. Imports are absolute: Lava loads this file by path while it scans the fold
 from __future__ import annotations
 
 import numpy as np
-from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
-from lava.magma.core.resources import CPU
-from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_procs.common import MESSAGE_DTYPE
 from lava_procs.io.process import EmbeddingSource, FeatureSource, HostSink, Readout
-from lava_procs.model_base import SafeStepModel
+from lava_procs.model_base import HOST_TAGS, SafeStepModel, host_cpu_model
 
 __all__ = [
     "PyEmbeddingSourceModel",
@@ -33,9 +30,7 @@ def _exhausted(position: int, total: int, what: str) -> ValueError:
     )
 
 
-@implements(proc=EmbeddingSource, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt", "spinnaker2")
+@host_cpu_model(EmbeddingSource, *HOST_TAGS)
 class PyEmbeddingSourceModel(SafeStepModel):
     """Sends ``embedding[token_ids[position]]`` (float64, exact) and advances ``position``."""
 
@@ -63,9 +58,7 @@ class PyEmbeddingSourceModel(SafeStepModel):
         return {"x_out": self._embedding[token].astype(MESSAGE_DTYPE)}
 
 
-@implements(proc=FeatureSource, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt", "spinnaker2")
+@host_cpu_model(FeatureSource, *HOST_TAGS)
 class PyFeatureSourceModel(SafeStepModel):
     """Sends ``features[position]`` and advances ``position``."""
 
@@ -83,9 +76,7 @@ class PyFeatureSourceModel(SafeStepModel):
         return {"x_out": self.features[position].copy()}
 
 
-@implements(proc=Readout, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt", "spinnaker2")
+@host_cpu_model(Readout, *HOST_TAGS)
 class PyReadoutModel(SafeStepModel):
     """``logits = y @ weight.T (+ bias)`` in the compute dtype, sent as float64."""
 
@@ -117,9 +108,7 @@ class PyReadoutModel(SafeStepModel):
         return {"logits_out": logits.astype(MESSAGE_DTYPE)}
 
 
-@implements(proc=HostSink, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt", "spinnaker2")
+@host_cpu_model(HostSink, *HOST_TAGS)
 class PyHostSinkModel(SafeStepModel):
     """Puts ``(time_step, vector)`` into the sink's recorder; never blocks."""
 

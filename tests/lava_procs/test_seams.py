@@ -147,3 +147,30 @@ def test_chip_kernel_setup_is_reported_apart_from_the_run(no_leftover_processes)
     np.testing.assert_allclose(result.layer_events[0], reference.layer_events[0], atol=1e-5)
     floating = run_network(artifact, features, backend="floating_pt")
     assert floating.kernel_setup_s == 0.0
+
+
+def test_every_python_model_declares_what_lavas_decorators_would():
+    """``host_cpu_model`` stands for ``@implements(proc, LoihiProtocol) @requires(CPU)
+    @tag(...)``: each model implements its process on the CPU under the Loihi protocol, the
+    layer's two models under one tag each, the host models under both."""
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+    from lava_procs.egru_layer import models as layer_models
+    from lava_procs.egru_layer.process import EGRULayer
+    from lava_procs.io import models as io_models
+    from lava_procs.io import process as io
+
+    expected = {
+        layer_models.PyEGRULayerFloat: (EGRULayer, ["floating_pt"]),
+        layer_models.PyEGRULayerSpiNNaker2: (EGRULayer, ["spinnaker2"]),
+        io_models.PyEmbeddingSourceModel: (io.EmbeddingSource, ["floating_pt", "spinnaker2"]),
+        io_models.PyFeatureSourceModel: (io.FeatureSource, ["floating_pt", "spinnaker2"]),
+        io_models.PyReadoutModel: (io.Readout, ["floating_pt", "spinnaker2"]),
+        io_models.PyHostSinkModel: (io.HostSink, ["floating_pt", "spinnaker2"]),
+    }
+    for model, (proc, tags) in expected.items():
+        assert model.implements_process is proc, model
+        assert model.implements_protocol is LoihiProtocol, model
+        assert model.required_resources == [CPU], model
+        assert model.tags == tags, model
