@@ -260,12 +260,14 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
         weight -= costs.weight_load_cycles * (1.0 - 1.0 / info.batch_size)
     put("overhead", "steps", costs.fixed_step_cycles)
     put("overhead", "words_cleared", costs.clear_word_cycles)
-    put("dram_input", "dma_transfers", costs.dma_setup_cycles)
-    put(
-        "dram_input",
-        "dram_bytes",
-        dram_cycles_per_byte(info.dram_readers, costs=costs, spec=spec),
-    )
+    # a DRAM stream (layer 0's inputs, the readout's weights): a DMA set-up per transfer and
+    # the per-byte cost of the PEs reading DRAM in the same step
+    for phase, op, readers in (
+        ("dram_input", "", info.dram_readers),
+        ("readout", "readout_", info.readout_readers),
+    ):
+        put(phase, f"{op}dma_transfers", costs.dma_setup_cycles)
+        put(phase, f"{op}dram_bytes", dram_cycles_per_byte(readers, costs=costs, spec=spec))
     put("receive", "packets_received", costs.packet_receive_cycles)
     put("receive", "list_entries", costs.list_append_cycles)
     put("input_product", "input_merge_steps", costs.merge_step_cycles)
@@ -299,12 +301,6 @@ def cost_matrix(info: LayerTimingInfo, *, costs: CycleCosts, spec: ChipSpec) -> 
     put("pointwise", "trace_units", costs.trace_unit_cycles)
     put("send", "packets_sent", costs.packet_send_cycles)
     put("readout", "readout_macs", costs.readout_mac_cycles)
-    put("readout", "readout_dma_transfers", costs.dma_setup_cycles)
-    put(
-        "readout",
-        "readout_dram_bytes",
-        dram_cycles_per_byte(info.readout_readers, costs=costs, spec=spec),
-    )
     return m
 
 
