@@ -49,6 +49,7 @@ __all__ = [
     "check_output",
     "choice_with_aliases",
     "config_differences",
+    "example_parser",
     "float_in",
     "flag_message",
     "guard_run_folder",
@@ -616,6 +617,18 @@ def run_main(
             import signal
 
             signal.signal(signal.SIGTERM, previous)
+
+
+def example_parser(doc: str | None, *, smoke: str) -> argparse.ArgumentParser:
+    """An example's command line: the first line of its module docstring ``doc`` as the
+    description, and ``--smoke`` (a check in seconds; ``smoke`` says what it runs, shown
+    below the options)."""
+    parser = argparse.ArgumentParser(
+        description=doc.strip().splitlines()[0] if doc else None,
+        epilog=f"--smoke: {smoke} (seconds).",
+    )
+    parser.add_argument("--smoke", action="store_true", help="small sizes: a check in seconds")
+    return parser
 
 
 def parse_example_args(
