@@ -58,6 +58,7 @@ __all__ = [
     "load_npy",
     "new_file",
     "npz_bytes",
+    "parse_comma_list",
     "parse_example_args",
     "run_main",
     "stop_on_sigterm",
@@ -617,6 +618,39 @@ def run_main(
             import signal
 
             signal.signal(signal.SIGTERM, previous)
+
+
+def parse_comma_list(
+    text: str,
+    convert: Callable[[str], Any],
+    *,
+    empty: str,
+    invalid: Callable[[str], str],
+    refuse: Callable[[str, Any], str | None] = lambda item, value: None,
+    repeated: str | None = None,
+) -> tuple[Any, ...]:
+    """``text`` split at commas (blank parts dropped), each part ``convert``-ed: a tuple of
+    values. A :class:`UserError` with the message ``empty`` when there is no part,
+    ``invalid(part)`` for a part ``convert`` refuses (``ValueError``), ``refuse(part,
+    value)`` when that returns a message, and ``repeated`` for a value given twice (``None``:
+    a repeat is dropped, the first kept)."""
+    items = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not items:
+        raise UserError(empty)
+    values = []
+    for item in items:
+        try:
+            value = convert(item)
+        except ValueError:
+            raise UserError(invalid(item)) from None
+        complaint = refuse(item, value)
+        if complaint is not None:
+            raise UserError(complaint)
+        values.append(value)
+    unique = tuple(dict.fromkeys(values))
+    if repeated is not None and len(unique) != len(values):
+        raise UserError(repeated)
+    return unique
 
 
 def example_parser(doc: str | None, *, smoke: str) -> argparse.ArgumentParser:
