@@ -194,6 +194,14 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return index, count
 
 
+#: The :class:`SweepPoint` fields a :class:`Grid` varies, in the order of its product, and
+#: those it gives every point as they are.
+_AXES = ("width", "layers", "threshold", "event_l1", "prune", "steps", "seed", "bottleneck")
+_SHARED_SETTINGS = (
+    "task preset data test_tokens chip_tokens weight_format chips recipe layer_per_chip"
+).split()
+
+
 @dataclass(frozen=True)
 class Grid:
     """The axes of a sweep; :meth:`points` is their (collapsed) product."""
@@ -262,6 +270,7 @@ class Grid:
     def points(self) -> list[SweepPoint]:
         """Every point, in a stable order, each once (dense cells collapse the EGRU axes)."""
         seen: dict[str, SweepPoint] = {}
+        shared = {name: getattr(self, name) for name in _SHARED_SETTINGS}
         for cell in self.cells:
             event = cell == "egru"
             axes = itertools.product(
@@ -272,29 +281,10 @@ class Grid:
                 self.prune if event else (0.0,),
                 self.steps,
                 self.seeds,
-                self.bottlenecks if event else (0.0,),
+                tuple(map(float, self.bottlenecks)) if event else (0.0,),
             )
-            for width, layers, threshold, l1, prune, steps, seed, bottleneck in axes:
-                point = SweepPoint(
-                    task=self.task,
-                    cell=cell,
-                    width=width,
-                    layers=layers,
-                    threshold=threshold,
-                    event_l1=l1,
-                    prune=prune,
-                    seed=seed,
-                    steps=steps,
-                    preset=self.preset,
-                    data=self.data,
-                    test_tokens=self.test_tokens,
-                    chip_tokens=self.chip_tokens,
-                    weight_format=self.weight_format,
-                    chips=self.chips,
-                    recipe=self.recipe,
-                    bottleneck=float(bottleneck),
-                    layer_per_chip=self.layer_per_chip,
-                )
+            for values in axes:
+                point = SweepPoint(cell=cell, **dict(zip(_AXES, values)), **shared)
                 seen.setdefault(point.key, point)
         if not seen:
             raise UserError("the grid is empty: no point to train")
