@@ -567,6 +567,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from snn_egru.training.common import check_device, guard_run_folder
+    from snn_egru.training.lm_args import fit_options
 
     check_device(args.device)
     if args.data is not None and not Path(args.data).is_dir():
@@ -581,13 +582,7 @@ def _run(args: argparse.Namespace) -> int:
     guard_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
     try:
         config, train_config = _configs_from_args(args)
-        result = train_dvs(
-            config,
-            train_config,
-            out_dir=args.out,
-            resume=args.resume,
-            show_progress=not (args.no_progress or args.quiet),
-        )
+        result = train_dvs(config, train_config, **fit_options(args))
         if is_main_process():
             print(
                 f"test accuracy {result.final.accuracy:.4f} (best {result.best_accuracy:.4f}), "
