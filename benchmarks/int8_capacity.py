@@ -56,6 +56,7 @@ from spinnaker2_backend.mapping import (
     partition_network,
     place_slices,
 )
+from spinnaker2_backend.mapping.partition import largest_that_fits
 from spinnaker2_backend.simulator import receive_capacity_from_run, run_mapping
 from spinnaker2_backend.synthetic import (
     quantize_for_format,
@@ -265,30 +266,13 @@ def largest_fitting(
     """The largest scale ``k`` (a multiple of ``step``) whose network maps on ``chips``.
 
     Gallops from ``start`` (default ``step``) by doubling strides until the answer is
-    bracketed, then bisects; assumes that a network that fits still fits when shrunk.
+    bracketed, then bisects (the mapper's search, :func:`~spinnaker2_backend.mapping.
+    partition.largest_that_fits`); assumes that a network that fits still fits when shrunk. ``0``:
+    not even ``step`` fits.
     """
     first = max(1, int(round((start or step) / step)))
-
-    def fits(n: int) -> bool:
-        return n > 0 and _fits(n * step, fmt, chips)
-
-    if fits(first):
-        lo, stride = first, 1
-        while fits(lo + stride):
-            lo, stride = lo + stride, 2 * stride
-        hi = lo + stride
-    else:
-        hi, stride = first, 1
-        while hi - stride > 0 and not fits(hi - stride):
-            hi, stride = hi - stride, 2 * stride
-        lo = max(hi - stride, 0)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo * step
+    n = largest_that_fits(lambda n: _fits(n * step, fmt, chips), low=1, guess=first)
+    return n * step
 
 
 def capacity(

@@ -42,6 +42,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from snn_egru.cliargs import parse_comma_list  # noqa: E402
 from snn_egru.errors import UserError  # noqa: E402
 from snn_egru.models.lm import LM_CELLS, EGRULanguageModel, LanguageModelConfig  # noqa: E402
 from snn_egru.training.lm import (  # noqa: E402
@@ -83,24 +84,15 @@ def parse_list(
     """``text`` split at commas, each part ``convert``-ed: a tuple of values. An empty list,
     a part that is not ``kind``, a value ``refuse(part, value)`` complains about, or a repeat:
     a :class:`UserError` naming the ``name`` (``unit``: the short word, ``example`` a list)."""
-    items = [part.strip() for part in str(text).split(",")]
-    if not any(items):
-        raise UserError(
-            f"the {name.replace(' ', '-')} list is empty: give one or more {unit}s, e.g. {example}"
-        )
-    values = []
-    for item in items:
-        try:
-            value = convert(item)
-        except ValueError:
-            raise UserError(f"{name} {item!r} is not {kind}: give {unit}s like {example}") from None
-        complaint = refuse(item, value)
-        if complaint is not None:
-            raise UserError(complaint)
-        values.append(value)
-    if len(set(values)) != len(values):
-        raise UserError(f"the {name.replace(' ', '-')} list {text!r} repeats a {unit}")
-    return tuple(values)
+    listed = name.replace(" ", "-")
+    return parse_comma_list(
+        text,
+        convert,
+        empty=f"the {listed} list is empty: give one or more {unit}s, e.g. {example}",
+        invalid=lambda item: f"{name} {item!r} is not {kind}: give {unit}s like {example}",
+        refuse=refuse,
+        repeated=f"the {listed} list {text!r} repeats a {unit}",
+    )
 
 
 def parse_lr_list(text: str) -> tuple[float, ...]:

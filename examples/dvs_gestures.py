@@ -75,17 +75,8 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import parse_example_args
-from snn_egru.examples_support import (
-    activity_row,
-    add_torch_example_arguments,
-    aligned_table,
-    check_at_least,
-    check_files,
-    finish_example,
-    map_for_example,
-    prepare_torch_example,
-)
+from snn_egru import examples_support as support
+from snn_egru.cliargs import example_parser, parse_example_args
 
 log = logging.getLogger("examples.dvs_gestures")
 
@@ -105,13 +96,7 @@ SMOKE = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help``)."""
-    p = argparse.ArgumentParser(
-        description="Train the EGRU DVS-gesture network (CNN features + 2 EGRU layers) on "
-        "DVS128 Gesture or synthetic gestures, then compare its accuracy in PyTorch and on a "
-        "simulated SpiNNaker2 chip (dense weights on 128 PEs as published), with time and "
-        "energy per sample.",
-        epilog="--smoke runs everything in seconds (tiny model, 12 synthetic samples).",
-    )
+    p = example_parser(__doc__, smoke="everything: tiny model, 12 synthetic samples")
     data = p.add_argument_group("data")
     data.add_argument(
         "--data-dir",
@@ -122,12 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--num-frames", type=int, default=68, help="25 ms frames per sample")
     data.add_argument("--synthetic-train", type=int, default=220, help="synthetic train size")
     data.add_argument("--synthetic-test", type=int, default=110, help="synthetic test size")
-    train = p.add_argument_group("training")
-    train.add_argument(
-        "--preset",
-        choices=("tiny", "small", "paper"),
-        default="small",
-        help="model size (default %(default)s; paper = 512 features, EGRU 256/256)",
+    train = support.add_torch_example_arguments(
+        p,
+        out_dir="runs/example_dvs",
+        preset_help="model size (default %(default)s; paper = 512 features, EGRU 256/256)",
     )
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=16)
@@ -154,19 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="dense",
         help="weights in PE memory (published: dense)",
     )
-    add_torch_example_arguments(p, train, out_dir="runs/example_dvs")
     return p
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject bad option values with a message naming the fix (exit status 2)."""
-    check_at_least(
+    support.check_at_least(
         parser, args, num_frames=1, synthetic_train=1, synthetic_test=1, epochs=1, batch_size=1
     )
     if args.chip_samples < 0:
         parser.error(f"--chip-samples must be >= 0 (0: all), got {args.chip_samples}")
-    check_at_least(parser, args, pes_per_layer=1)
-    check_files(parser, args, "checkpoint")
+    support.check_at_least(parser, args, pes_per_layer=1)
+    support.check_files(parser, args, "checkpoint")
 
 
 # ------------------------------------------------------------------------------ stages
@@ -324,9 +306,9 @@ def results_table(results: dict[str, Any]) -> str:
             "chip energy per sample",
             f"{chip['joules_per_sample'] * 1e3:.4g} mJ ({chip['average_power_w']:.3f} W average)",
         ),
-        activity_row(chip["activity"]),
+        support.activity_row(chip["activity"]),
     ]
-    lines = aligned_table("DVS gestures: PyTorch vs simulated SpiNNaker2", rows)
+    lines = support.aligned_table("DVS gestures: PyTorch vs simulated SpiNNaker2", rows)
     return "\n".join(lines)
 
 
@@ -334,7 +316,7 @@ def results_table(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns the exit status (2: bad data folder or does not fit)."""
     args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
-    out = prepare_torch_example(args)
+    out = support.prepare_torch_example(args)
 
     from snn_egru.data.dvs import DEFAULT_FRAME_US
     from snn_egru.errors import UserError
@@ -361,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     sequences, labels = feature_sequences(model, test_set, max_samples=max_samples)
 
     pes = chip_pes_per_layer(artifact.layer_sizes, args.pes_per_layer)
-    mapped = map_for_example(
+    mapped = support.map_for_example(
         artifact, out, log, weight_format=args.weight_format, pes_per_layer=pes
     )
     if mapped is None:
@@ -398,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             "activity": chip["activity"],
         },
     }
-    return finish_example(out, results, results_table, log)
+    return support.finish_example(out, results, results_table, log)
 
 
 if __name__ == "__main__":

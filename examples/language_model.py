@@ -83,17 +83,8 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import parse_example_args
-from snn_egru.examples_support import (
-    activity_row,
-    add_torch_example_arguments,
-    aligned_table,
-    check_at_least,
-    check_files,
-    finish_example,
-    map_for_example,
-    prepare_torch_example,
-)
+from snn_egru import examples_support as support
+from snn_egru.cliargs import example_parser, parse_example_args
 from spinnaker2_backend.results import SEQUENCE_TOKENS, format_seconds
 
 log = logging.getLogger("examples.language_model")
@@ -112,12 +103,7 @@ SMOKE = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help``)."""
-    p = argparse.ArgumentParser(
-        description="Train an EGRU language model (PTB or WikiText-2), export it, map it onto "
-        "a simulated SpiNNaker2 chip and compare perplexity, time and energy on the chip "
-        "with PyTorch.",
-        epilog="--smoke runs everything in seconds (tiny model, 3 steps, 20 tokens).",
-    )
+    p = example_parser(__doc__, smoke="everything: tiny model, 3 steps, 20 tokens")
     data = p.add_argument_group("data")
     data.add_argument(
         "--corpus",
@@ -127,12 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--data-dir", metavar="DIR", help="folder with wiki.{train,valid,test}.tokens"
     )
-    train = p.add_argument_group("training")
-    train.add_argument(
-        "--preset",
-        choices=("tiny", "small", "paper"),
-        default="small",
-        help="model + recipe (default %(default)s; paper = 1350/1350/750, for a GPU)",
+    train = support.add_torch_example_arguments(
+        p,
+        out_dir="runs/example_lm",
+        preset_help="model + recipe (default %(default)s; paper = 1350/1350/750, for a GPU)",
     )
     train.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
     train.add_argument("--time-budget", type=float, metavar="S", help="stop training after S s")
@@ -164,7 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
     chip.add_argument("--weight-format", choices=("csr", "event", "dense"), default="csr")
     chip.add_argument("--max-units-per-pe", type=int, help="partition limit (default: auto)")
     chip.add_argument("--chips", type=int, default=1, help="chips of the machine (default 1)")
-    add_torch_example_arguments(p, train, out_dir="runs/example_lm")
     return p
 
 
@@ -180,11 +163,11 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     """Reject inconsistent options with a message naming the fix (exit status 2)."""
     if args.corpus == "wikitext2" and args.data_dir is None:
         parser.error("--corpus wikitext2 needs --data-dir (the folder of wiki.*.tokens)")
-    check_at_least(parser, args, eval_tokens=2)
+    support.check_at_least(parser, args, eval_tokens=2)
     if args.prune_to is not None and not 0.0 <= args.prune_to < 1.0:
         parser.error(f"--prune-to must lie in [0, 1), got {args.prune_to}")
-    check_at_least(parser, args, prune_steps=1, chips=1)
-    check_files(parser, args, "checkpoint")
+    support.check_at_least(parser, args, prune_steps=1, chips=1)
+    support.check_files(parser, args, "checkpoint")
 
 
 def train(args: argparse.Namespace, corpus_name: str, corpus: Any, out: Path) -> Path:
@@ -311,9 +294,9 @@ def results_table(results: dict[str, Any]) -> str:
             f"{chip['energy_per_sequence_j'] * 1e3:.4g} mJ ({chip['average_power_w']:.3f} W "
             "average)",
         ),
-        activity_row(chip["activity"]),
+        support.activity_row(chip["activity"]),
     ]
-    lines = aligned_table("EGRU language model: PyTorch vs simulated SpiNNaker2", rows)
+    lines = support.aligned_table("EGRU language model: PyTorch vs simulated SpiNNaker2", rows)
     lines.append(f"comparison per {SEQUENCE_TOKENS}-token sequence (published rows are measured):")
     for row in chip["comparison"]:
         lines.append(
@@ -330,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
     if args.smoke and args.steps is None:
         args.steps = SMOKE_STEPS
-    out = prepare_torch_example(args)
+    out = support.prepare_torch_example(args)
 
     from snn_egru.data.text import DataNotFoundError, load_corpus
     from snn_egru.export import export_language_model_checkpoint
@@ -356,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     artifact = export_language_model_checkpoint(checkpoint, artifact_path)
     log.info("exported %s (layers %s)", artifact_path, artifact.layer_sizes)
 
-    mapped = map_for_example(
+    mapped = support.map_for_example(
         artifact,
         out,
         log,
@@ -384,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     results = collect_results(
         args, corpus_name, checkpoint, artifact, tokens, torch_result, chip, report
     )
-    return finish_example(out, results, results_table, log)
+    return support.finish_example(out, results, results_table, log)
 
 
 def collect_results(

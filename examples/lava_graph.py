@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import parse_example_args
+from snn_egru.cliargs import example_parser, parse_example_args
 from snn_egru.examples_support import add_lava_run_arguments, check_files
 
 log = logging.getLogger("examples.lava_graph")
@@ -86,12 +86,7 @@ SMOKE = {"layer_sizes": [24, 16], "input_size": 8, "classes": 4, "steps": 8}
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help``)."""
-    p = argparse.ArgumentParser(
-        description="Build an EGRUNetwork Lava process by hand, run it with the floating_pt "
-        "and the spinnaker2 run configs, read its Vars, and check both against the numpy "
-        "reference.",
-        epilog="--smoke: layers 24/16, 8 steps (a few seconds, mostly Lava start-up).",
-    )
+    p = example_parser(__doc__, smoke="layers 24/16, 8 steps; mostly Lava start-up")
     src = p.add_argument_group("network")
     src.add_argument("--artifact", metavar="NPZ", help="a saved deployment artifact")
     src.add_argument(
@@ -107,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold-mean", type=float, default=0.1, help="mean threshold (synthetic network)"
     )
     add_lava_run_arguments(p.add_argument_group("run"))
-    p.add_argument("--smoke", action="store_true", help="small sizes: a check in seconds")
     return p
 
 

@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import parse_example_args
+from snn_egru.cliargs import example_parser, parse_example_args
 from snn_egru.examples_support import add_lava_run_arguments
 
 log = logging.getLogger("examples.lava_stock_graph")
@@ -85,16 +85,10 @@ LIF_PARAMS = {"du": 1.0, "dv": 0.5, "vth": 0.3}
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help``)."""
-    p = argparse.ArgumentParser(
-        description="Wire EGRU layers by hand with Lava's stock RingBuffer, Dense, LIF and "
-        "Monitor processes, run the graph with Loihi2SimCfg and with SpiNNaker2SimCfg, and "
-        "check everything against numpy.",
-        epilog="--smoke: layers 6/5, 8 steps (a few seconds, mostly Lava start-up).",
-    )
+    p = example_parser(__doc__, smoke="layers 6/5, 8 steps; mostly Lava start-up")
     p.add_argument("--hidden", type=int, nargs=2, default=[32, 16], help="units of l0, l1")
     p.add_argument("--input-size", type=int, default=8, help="feature vector size")
     add_lava_run_arguments(p)
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
     return p
 
 

@@ -97,7 +97,7 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import parse_example_args
+from snn_egru.cliargs import example_parser, parse_example_args
 from snn_egru.examples_support import check_at_least
 
 log = logging.getLogger("examples.what_if")
@@ -151,12 +151,7 @@ class WhatIfPoint:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help``)."""
-    p = argparse.ArgumentParser(
-        description="Sweep weight sparsity and weight format for the published EGRU language "
-        "model on a simulated SpiNNaker2: PEs, memory, time and energy per 70-token sequence, "
-        "as a table and one PNG.",
-        epilog="--smoke: 2 sparsities, layers 1100/64, 3 tokens (seconds).",
-    )
+    p = example_parser(__doc__, smoke="2 sparsities, layers 1100/64, 3 tokens")
     p.add_argument(
         "--sparsities",
         type=float,
@@ -190,7 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default="runs/example_what_if", help="output folder")
-    p.add_argument("--smoke", action="store_true", help="small sizes: a check in seconds")
     return p
 
 

@@ -63,6 +63,31 @@ void check_cpu_contiguous(const at::Tensor& t, const char* name, at::ScalarType 
               t.scalar_type(), ", expected ", dtype);
 }
 
+// The dtype the loops are compiled for (float32 or float64), taken from t.
+at::ScalarType compiled_dtype(const at::Tensor& t) {
+  const auto dtype = t.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
+              "snn_egru_fastloop: only float32 and float64 are compiled, got ", dtype);
+  return dtype;
+}
+
+// body(T{}) with T the scalar type of the compiled loops: double or float (compiled_dtype).
+template <typename Body>
+auto dispatch_dtype(at::ScalarType dtype, Body&& body) {
+  if (dtype == at::kDouble) return body(double{});
+  return body(float{});
+}
+
+// Zoneout's keep mask, when given: bool, contiguous, (T, B, H).
+void check_keep_mask(const std::optional<at::Tensor>& keep_mask, int64_t steps, int64_t batch,
+                     int64_t hidden) {
+  if (!keep_mask.has_value()) return;
+  check_cpu_contiguous(*keep_mask, "keep_mask", at::kBool);
+  TORCH_CHECK(keep_mask->dim() == 3 && keep_mask->size(0) == steps &&
+                  keep_mask->size(1) == batch && keep_mask->size(2) == hidden,
+              "snn_egru_fastloop: keep_mask must be (T, B, H)");
+}
+
 template <typename T>
 inline T sigmoid_scalar(T x) {
   return T(1) / (T(1) + std::exp(-x));
@@ -105,15 +130,22 @@ constexpr int kZoneoutNone = 0;
 constexpr int kZoneoutKeep = 1;  // training: c~ <- c_{t-1} where keep
 constexpr int kZoneoutMix = 2;   // evaluation: c~ <- p c_{t-1} + (1 - p) c~
 
+// body(std::integral_constant<int, M>{}) for the M of Modes equal to mode (the last one for
+// any other value): one compiled body per mode.
+template <int Mode, int... Modes, typename F>
+inline void dispatch_mode(int mode, F&& body) {
+  if constexpr (sizeof...(Modes) == 0) {
+    body(std::integral_constant<int, Mode>{});
+  } else if (mode == Mode) {
+    body(std::integral_constant<int, Mode>{});
+  } else {
+    dispatch_mode<Modes...>(mode, body);
+  }
+}
+
 template <typename F>
 inline void dispatch_zoneout(int zoneout, F&& body) {
-  if (zoneout == kZoneoutKeep) {
-    body(std::integral_constant<int, kZoneoutKeep>{});
-  } else if (zoneout == kZoneoutMix) {
-    body(std::integral_constant<int, kZoneoutMix>{});
-  } else {
-    body(std::integral_constant<int, kZoneoutNone>{});
-  }
+  dispatch_mode<kZoneoutKeep, kZoneoutMix, kZoneoutNone>(zoneout, body);
 }
 
 // The rest of one row of a step once the gates are known: candidate, zoneout, event and
@@ -142,107 +174,6 @@ inline void finish_row(const T* __restrict g, const T* __restrict gh_n,
   }
 }
 
-template <typename T>
-std::vector<at::Tensor> forward_impl(const at::Tensor& gi, const at::Tensor& y0,
-                                     const at::Tensor& c0, const at::Tensor& weight_hh,
-                                     const std::optional<at::Tensor>& weight_hh_t,
-                                     const at::Tensor& bias_hh, const at::Tensor& threshold,
-                                     const std::optional<at::Tensor>& keep_mask,
-                                     double zoneout_eval, int64_t recurrent,
-                                     double max_active_fraction, bool save) {
-  const int64_t steps = gi.size(0), batch = gi.size(1), hidden = c0.size(1);
-  const int64_t gates_n = 3 * hidden, h2 = 2 * hidden;
-  const auto opts = gi.options();
-  at::Tensor ys = at::empty({steps, batch, hidden}, opts);
-  at::Tensor c_state = c0.clone();
-  at::Tensor gh = at::empty({batch, gates_n}, opts);
-  at::Tensor gates_all, gh_n_all, c_prev_all, c_tilde_all;
-  if (save) {
-    gates_all = at::empty({steps, batch, gates_n}, opts);
-    gh_n_all = at::empty({steps, batch, hidden}, opts);
-    c_prev_all = at::empty({steps, batch, hidden}, opts);
-    c_tilde_all = at::empty({steps, batch, hidden}, opts);
-  } else {
-    gates_all = at::empty({1, batch, gates_n}, opts);  // one step's gates, reused
-  }
-  const bool vectorised = batch * hidden >= kVectorisedMinEntries;
-  const T* gip = gi.data_ptr<T>();
-  const T* theta = threshold.data_ptr<T>();
-  const bool* keep = keep_mask.has_value() ? keep_mask->data_ptr<bool>() : nullptr;
-  const T p = static_cast<T>(zoneout_eval);
-  T* c = c_state.data_ptr<T>();
-  T* ysp = ys.data_ptr<T>();
-  T* ghp = gh.data_ptr<T>();
-  const at::Tensor w_t = weight_hh.t();
-  at::Tensor rows;  // W_hh^T contiguous: row j is the fan-out of unit j
-  if (recurrent == kEvents) rows = weight_hh_t.has_value() ? *weight_hh_t : w_t.contiguous();
-  for (int64_t t = 0; t < steps; ++t) {
-    const at::Tensor y_prev = t == 0 ? y0 : ys.select(0, t - 1);
-    if (recurrent == kEvents) {
-      recurrent_events<T>(y_prev, rows, weight_hh, bias_hh, gh, max_active_fraction);
-    } else {
-      at::addmm_out(gh, bias_hh, y_prev, w_t);
-    }
-    const T* git = gip + t * batch * gates_n;
-    const int64_t slot = save ? t : 0;
-    T* gate = gates_all.data_ptr<T>() + slot * batch * gates_n;
-    if (vectorised) {
-      for (int64_t b = 0; b < batch; ++b) {
-        const T* gir = git + b * gates_n;
-        const T* ghr = ghp + b * gates_n;
-        T* g = gate + b * gates_n;
-        for (int64_t k = 0; k < h2; ++k) g[k] = gir[k] + ghr[k];
-      }
-      at::Tensor step_gates = gates_all.select(0, slot);
-      at::Tensor rz = step_gates.narrow(1, 0, h2);
-      at::sigmoid_out(rz, rz);
-      for (int64_t b = 0; b < batch; ++b) {
-        const T* gir = git + b * gates_n;
-        const T* ghr = ghp + b * gates_n;
-        T* g = gate + b * gates_n;
-        for (int64_t k = 0; k < hidden; ++k) g[h2 + k] = gir[h2 + k] + g[k] * ghr[h2 + k];
-      }
-      at::Tensor n_block = step_gates.narrow(1, h2, hidden);
-      at::tanh_out(n_block, n_block);
-    } else {
-      for (int64_t b = 0; b < batch; ++b) {
-        const T* gir = git + b * gates_n;
-        const T* ghr = ghp + b * gates_n;
-        T* g = gate + b * gates_n;
-        for (int64_t k = 0; k < h2; ++k) g[k] = sigmoid_scalar<T>(gir[k] + ghr[k]);
-        for (int64_t k = 0; k < hidden; ++k)
-          g[h2 + k] = std::tanh(gir[h2 + k] + g[k] * ghr[h2 + k]);
-      }
-    }
-    T* yt = ysp + t * batch * hidden;
-    T* gh_n_t = save ? gh_n_all.data_ptr<T>() + t * batch * hidden : nullptr;
-    T* c_prev_t = save ? c_prev_all.data_ptr<T>() + t * batch * hidden : nullptr;
-    T* c_tilde_t = save ? c_tilde_all.data_ptr<T>() + t * batch * hidden : nullptr;
-    const bool* keep_t = keep ? keep + t * batch * hidden : nullptr;
-    for (int64_t b = 0; b < batch; ++b) {
-      const int64_t i = b * hidden;
-      const T* g = gate + b * gates_n;
-      const T* ghr = ghp + b * gates_n + h2;
-      const int zoneout = keep_t ? kZoneoutKeep : (p != T(0) ? kZoneoutMix : kZoneoutNone);
-      if (save) {
-        dispatch_zoneout(zoneout, [&](auto mode) {
-          finish_row<T, decltype(mode)::value, true>(g, ghr, theta, keep_t ? keep_t + i : nullptr,
-                                                     p, c + i, yt + i, gh_n_t + i,
-                                                     c_prev_t + i, c_tilde_t + i, hidden);
-        });
-      } else {
-        dispatch_zoneout(zoneout, [&](auto mode) {
-          finish_row<T, decltype(mode)::value, false>(g, ghr, theta,
-                                                      keep_t ? keep_t + i : nullptr, p, c + i,
-                                                      yt + i, nullptr, nullptr, nullptr, hidden);
-        });
-      }
-    }
-  }
-  if (save) return {ys, c_state, gates_all, gh_n_all, c_prev_all, c_tilde_all};
-  return {ys, c_state};
-}
-
 std::vector<at::Tensor> layer_forward(const at::Tensor& gi, const at::Tensor& y0,
                                       const at::Tensor& c0, const at::Tensor& weight_hh,
                                       const std::optional<at::Tensor>& weight_hh_t,
@@ -251,9 +182,7 @@ std::vector<at::Tensor> layer_forward(const at::Tensor& gi, const at::Tensor& y0
                                       double zoneout_eval, int64_t recurrent,
                                       double max_active_fraction, bool save) {
   TORCH_CHECK(gi.dim() == 3, "snn_egru_fastloop: gi must be (T, B, 3H)");
-  const auto dtype = gi.scalar_type();
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
-              "snn_egru_fastloop: only float32 and float64 are compiled, got ", dtype);
+  const auto dtype = compiled_dtype(gi);
   const int64_t steps = gi.size(0), batch = gi.size(1), hidden = c0.size(-1);
   check_cpu_contiguous(gi, "gi", dtype);
   check_cpu_contiguous(y0, "y0", dtype);
@@ -277,17 +206,100 @@ std::vector<at::Tensor> layer_forward(const at::Tensor& gi, const at::Tensor& y0
     TORCH_CHECK(weight_hh_t->size(0) == hidden && weight_hh_t->size(1) == 3 * hidden,
                 "snn_egru_fastloop: weight_hh_t must be (H, 3H)");
   }
-  if (keep_mask.has_value()) {
-    check_cpu_contiguous(*keep_mask, "keep_mask", at::kBool);
-    TORCH_CHECK(keep_mask->dim() == 3 && keep_mask->size(0) == steps &&
-                    keep_mask->size(1) == batch && keep_mask->size(2) == hidden,
-                "snn_egru_fastloop: keep_mask must be (T, B, H)");
-  }
-  if (dtype == at::kDouble)
-    return forward_impl<double>(gi, y0, c0, weight_hh, weight_hh_t, bias_hh, threshold,
-                                keep_mask, zoneout_eval, recurrent, max_active_fraction, save);
-  return forward_impl<float>(gi, y0, c0, weight_hh, weight_hh_t, bias_hh, threshold, keep_mask,
-                             zoneout_eval, recurrent, max_active_fraction, save);
+  check_keep_mask(keep_mask, steps, batch, hidden);
+  return dispatch_dtype(dtype, [&](auto tag) -> std::vector<at::Tensor> {
+    using T = decltype(tag);
+    const int64_t gates_n = 3 * hidden, h2 = 2 * hidden;
+    const auto opts = gi.options();
+    at::Tensor ys = at::empty({steps, batch, hidden}, opts);
+    at::Tensor c_state = c0.clone();
+    at::Tensor gh = at::empty({batch, gates_n}, opts);
+    at::Tensor gates_all, gh_n_all, c_prev_all, c_tilde_all;
+    if (save) {
+      gates_all = at::empty({steps, batch, gates_n}, opts);
+      gh_n_all = at::empty({steps, batch, hidden}, opts);
+      c_prev_all = at::empty({steps, batch, hidden}, opts);
+      c_tilde_all = at::empty({steps, batch, hidden}, opts);
+    } else {
+      gates_all = at::empty({1, batch, gates_n}, opts);  // one step's gates, reused
+    }
+    const bool vectorised = batch * hidden >= kVectorisedMinEntries;
+    const T* gip = gi.data_ptr<T>();
+    const T* theta = threshold.data_ptr<T>();
+    const bool* keep = keep_mask.has_value() ? keep_mask->data_ptr<bool>() : nullptr;
+    const T p = static_cast<T>(zoneout_eval);
+    T* c = c_state.data_ptr<T>();
+    T* ysp = ys.data_ptr<T>();
+    T* ghp = gh.data_ptr<T>();
+    const at::Tensor w_t = weight_hh.t();
+    at::Tensor rows;  // W_hh^T contiguous: row j is the fan-out of unit j
+    if (recurrent == kEvents) rows = weight_hh_t.has_value() ? *weight_hh_t : w_t.contiguous();
+    for (int64_t t = 0; t < steps; ++t) {
+      const at::Tensor y_prev = t == 0 ? y0 : ys.select(0, t - 1);
+      if (recurrent == kEvents) {
+        recurrent_events<T>(y_prev, rows, weight_hh, bias_hh, gh, max_active_fraction);
+      } else {
+        at::addmm_out(gh, bias_hh, y_prev, w_t);
+      }
+      const T* git = gip + t * batch * gates_n;
+      const int64_t slot = save ? t : 0;
+      T* gate = gates_all.data_ptr<T>() + slot * batch * gates_n;
+      if (vectorised) {
+        for (int64_t b = 0; b < batch; ++b) {
+          const T* gir = git + b * gates_n;
+          const T* ghr = ghp + b * gates_n;
+          T* g = gate + b * gates_n;
+          for (int64_t k = 0; k < h2; ++k) g[k] = gir[k] + ghr[k];
+        }
+        at::Tensor step_gates = gates_all.select(0, slot);
+        at::Tensor rz = step_gates.narrow(1, 0, h2);
+        at::sigmoid_out(rz, rz);
+        for (int64_t b = 0; b < batch; ++b) {
+          const T* gir = git + b * gates_n;
+          const T* ghr = ghp + b * gates_n;
+          T* g = gate + b * gates_n;
+          for (int64_t k = 0; k < hidden; ++k) g[h2 + k] = gir[h2 + k] + g[k] * ghr[h2 + k];
+        }
+        at::Tensor n_block = step_gates.narrow(1, h2, hidden);
+        at::tanh_out(n_block, n_block);
+      } else {
+        for (int64_t b = 0; b < batch; ++b) {
+          const T* gir = git + b * gates_n;
+          const T* ghr = ghp + b * gates_n;
+          T* g = gate + b * gates_n;
+          for (int64_t k = 0; k < h2; ++k) g[k] = sigmoid_scalar<T>(gir[k] + ghr[k]);
+          for (int64_t k = 0; k < hidden; ++k)
+            g[h2 + k] = std::tanh(gir[h2 + k] + g[k] * ghr[h2 + k]);
+        }
+      }
+      T* yt = ysp + t * batch * hidden;
+      T* gh_n_t = save ? gh_n_all.data_ptr<T>() + t * batch * hidden : nullptr;
+      T* c_prev_t = save ? c_prev_all.data_ptr<T>() + t * batch * hidden : nullptr;
+      T* c_tilde_t = save ? c_tilde_all.data_ptr<T>() + t * batch * hidden : nullptr;
+      const bool* keep_t = keep ? keep + t * batch * hidden : nullptr;
+      for (int64_t b = 0; b < batch; ++b) {
+        const int64_t i = b * hidden;
+        const T* g = gate + b * gates_n;
+        const T* ghr = ghp + b * gates_n + h2;
+        const int zoneout = keep_t ? kZoneoutKeep : (p != T(0) ? kZoneoutMix : kZoneoutNone);
+        if (save) {
+          dispatch_zoneout(zoneout, [&](auto mode) {
+            finish_row<T, decltype(mode)::value, true>(g, ghr, theta, keep_t ? keep_t + i : nullptr,
+                                                       p, c + i, yt + i, gh_n_t + i,
+                                                       c_prev_t + i, c_tilde_t + i, hidden);
+          });
+        } else {
+          dispatch_zoneout(zoneout, [&](auto mode) {
+            finish_row<T, decltype(mode)::value, false>(g, ghr, theta,
+                                                        keep_t ? keep_t + i : nullptr, p, c + i,
+                                                        yt + i, nullptr, nullptr, nullptr, hidden);
+          });
+        }
+      }
+    }
+    if (save) return {ys, c_state, gates_all, gh_n_all, c_prev_all, c_tilde_all};
+    return {ys, c_state};
+  });
 }
 
 // One row of one step of BPTT (the derivative of finish_row and the gates): dc is
@@ -343,70 +355,6 @@ inline void backward_row(const T* __restrict gy, const T* __restrict dyr,
   }
 }
 
-template <typename T>
-std::vector<at::Tensor> backward_impl(const at::Tensor& grad_ys, const at::Tensor& grad_c,
-                                      const at::Tensor& weight_hh, const at::Tensor& threshold,
-                                      const at::Tensor& gates_all, const at::Tensor& gh_n_all,
-                                      const at::Tensor& c_prev_all,
-                                      const at::Tensor& c_tilde_all,
-                                      const std::optional<at::Tensor>& keep_mask,
-                                      double zoneout_eval, int64_t surrogate, double dampening,
-                                      double support) {
-  const int64_t steps = gates_all.size(0), batch = gates_all.size(1);
-  const int64_t hidden = c_tilde_all.size(2), gates_n = 3 * hidden;
-  const auto opts = gates_all.options();
-  at::Tensor d_gi = at::empty({steps, batch, gates_n}, opts);
-  at::Tensor d_gh = at::empty({steps, batch, gates_n}, opts);
-  at::Tensor dc_state = grad_c.clone();
-  at::Tensor dy_rec = at::zeros({batch, hidden}, opts);
-  at::Tensor d_theta = at::zeros({hidden}, opts);
-  std::vector<T> theta_step(hidden);
-  const T* gys = grad_ys.data_ptr<T>();
-  const T* theta = threshold.data_ptr<T>();
-  const T* gates = gates_all.data_ptr<T>();
-  const T* gh_n_p = gh_n_all.data_ptr<T>();
-  const T* c_prev_p = c_prev_all.data_ptr<T>();
-  const T* c_tilde_p = c_tilde_all.data_ptr<T>();
-  const bool* keep = keep_mask.has_value() ? keep_mask->data_ptr<bool>() : nullptr;
-  const T p = static_cast<T>(zoneout_eval);
-  const T damp = static_cast<T>(dampening), supp = static_cast<T>(support);
-  T* dc = dc_state.data_ptr<T>();
-  T* dyr = dy_rec.data_ptr<T>();
-  T* d_gi_p = d_gi.data_ptr<T>();
-  T* d_gh_p = d_gh.data_ptr<T>();
-  T* d_th = d_theta.data_ptr<T>();
-  const int zoneout = keep ? kZoneoutKeep : (p != T(0) ? kZoneoutMix : kZoneoutNone);
-  for (int64_t t = steps - 1; t >= 0; --t) {
-    const int64_t off = t * batch * hidden;
-    for (int64_t k = 0; k < hidden; ++k) theta_step[k] = T(0);
-    for (int64_t b = 0; b < batch; ++b) {
-      const int64_t i = off + b * hidden;
-      const int64_t row = (t * batch + b) * gates_n;
-      const bool* keep_row = keep ? keep + i : nullptr;
-      dispatch_zoneout(zoneout, [&](auto mode) {
-        constexpr int kMode = decltype(mode)::value;
-        auto run_row = [&](auto kind) {
-          constexpr int kKind = decltype(kind)::value;
-          backward_row<T, kKind, kMode>(gys + i, dyr + b * hidden, c_tilde_p + i, c_prev_p + i,
-                                        gh_n_p + i, gates + row, theta, keep_row, p, damp, supp,
-                                        dc + b * hidden, theta_step.data(), d_gi_p + row,
-                                        d_gh_p + row, hidden);
-        };
-        if (surrogate == kSurrogateTriangle) {
-          run_row(std::integral_constant<int, kSurrogateTriangle>{});
-        } else if (surrogate == kSurrogateTriangleClamped) {
-          run_row(std::integral_constant<int, kSurrogateTriangleClamped>{});
-        } else {
-          run_row(std::integral_constant<int, kSurrogateNone>{});
-        }
-      });
-    }
-    for (int64_t k = 0; k < hidden; ++k) d_th[k] -= theta_step[k];
-    at::mm_out(dy_rec, d_gh.select(0, t), weight_hh);
-  }
-  return {d_gi, d_gh, dy_rec, dc_state, d_theta};
-}
-
 std::vector<at::Tensor> layer_backward(const at::Tensor& grad_ys, const at::Tensor& grad_c,
                                        const at::Tensor& weight_hh, const at::Tensor& threshold,
                                        const at::Tensor& gates_all, const at::Tensor& gh_n_all,
@@ -415,9 +363,7 @@ std::vector<at::Tensor> layer_backward(const at::Tensor& grad_ys, const at::Tens
                                        const std::optional<at::Tensor>& keep_mask,
                                        double zoneout_eval, int64_t surrogate, double dampening,
                                        double support) {
-  const auto dtype = gates_all.scalar_type();
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
-              "snn_egru_fastloop: only float32 and float64 are compiled, got ", dtype);
+  const auto dtype = compiled_dtype(gates_all);
   TORCH_CHECK(gates_all.dim() == 3 && c_tilde_all.dim() == 3,
               "snn_egru_fastloop: saved tensors must be (T, B, .)");
   const int64_t steps = gates_all.size(0), batch = gates_all.size(1),
@@ -440,19 +386,57 @@ std::vector<at::Tensor> layer_backward(const at::Tensor& grad_ys, const at::Tens
                   surrogate == kSurrogateTriangleClamped,
               "snn_egru_fastloop: surrogate must be 0 (none), 1 (triangle) or 2 (triangle, "
               "clamped amplitude)");
-  if (keep_mask.has_value()) {
-    check_cpu_contiguous(*keep_mask, "keep_mask", at::kBool);
-    TORCH_CHECK(keep_mask->dim() == 3 && keep_mask->size(0) == steps &&
-                    keep_mask->size(1) == batch && keep_mask->size(2) == hidden,
-                "snn_egru_fastloop: keep_mask must be (T, B, H)");
-  }
-  if (dtype == at::kDouble)
-    return backward_impl<double>(grad_ys, grad_c, weight_hh, threshold, gates_all, gh_n_all,
-                                 c_prev_all, c_tilde_all, keep_mask, zoneout_eval, surrogate,
-                                 dampening, support);
-  return backward_impl<float>(grad_ys, grad_c, weight_hh, threshold, gates_all, gh_n_all,
-                              c_prev_all, c_tilde_all, keep_mask, zoneout_eval, surrogate,
-                              dampening, support);
+  check_keep_mask(keep_mask, steps, batch, hidden);
+  return dispatch_dtype(dtype, [&](auto tag) -> std::vector<at::Tensor> {
+    using T = decltype(tag);
+    const int64_t gates_n = 3 * hidden;
+    const auto opts = gates_all.options();
+    at::Tensor d_gi = at::empty({steps, batch, gates_n}, opts);
+    at::Tensor d_gh = at::empty({steps, batch, gates_n}, opts);
+    at::Tensor dc_state = grad_c.clone();
+    at::Tensor dy_rec = at::zeros({batch, hidden}, opts);
+    at::Tensor d_theta = at::zeros({hidden}, opts);
+    std::vector<T> theta_step(hidden);
+    const T* gys = grad_ys.data_ptr<T>();
+    const T* theta = threshold.data_ptr<T>();
+    const T* gates = gates_all.data_ptr<T>();
+    const T* gh_n_p = gh_n_all.data_ptr<T>();
+    const T* c_prev_p = c_prev_all.data_ptr<T>();
+    const T* c_tilde_p = c_tilde_all.data_ptr<T>();
+    const bool* keep = keep_mask.has_value() ? keep_mask->data_ptr<bool>() : nullptr;
+    const T p = static_cast<T>(zoneout_eval);
+    const T damp = static_cast<T>(dampening), supp = static_cast<T>(support);
+    T* dc = dc_state.data_ptr<T>();
+    T* dyr = dy_rec.data_ptr<T>();
+    T* d_gi_p = d_gi.data_ptr<T>();
+    T* d_gh_p = d_gh.data_ptr<T>();
+    T* d_th = d_theta.data_ptr<T>();
+    const int zoneout = keep ? kZoneoutKeep : (p != T(0) ? kZoneoutMix : kZoneoutNone);
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const int64_t off = t * batch * hidden;
+      for (int64_t k = 0; k < hidden; ++k) theta_step[k] = T(0);
+      for (int64_t b = 0; b < batch; ++b) {
+        const int64_t i = off + b * hidden;
+        const int64_t row = (t * batch + b) * gates_n;
+        const bool* keep_row = keep ? keep + i : nullptr;
+        dispatch_zoneout(zoneout, [&](auto mode) {
+          constexpr int kMode = decltype(mode)::value;
+          auto run_row = [&](auto kind) {
+            constexpr int kKind = decltype(kind)::value;
+            backward_row<T, kKind, kMode>(gys + i, dyr + b * hidden, c_tilde_p + i, c_prev_p + i,
+                                          gh_n_p + i, gates + row, theta, keep_row, p, damp, supp,
+                                          dc + b * hidden, theta_step.data(), d_gi_p + row,
+                                          d_gh_p + row, hidden);
+          };
+          dispatch_mode<kSurrogateTriangle, kSurrogateTriangleClamped, kSurrogateNone>(surrogate,
+                                                                                     run_row);
+        });
+      }
+      for (int64_t k = 0; k < hidden; ++k) d_th[k] -= theta_step[k];
+      at::mm_out(dy_rec, d_gh.select(0, t), weight_hh);
+    }
+    return {d_gi, d_gh, dy_rec, dc_state, d_theta};
+  });
 }
 
 }  // namespace

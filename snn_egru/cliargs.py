@@ -49,6 +49,7 @@ __all__ = [
     "check_output",
     "choice_with_aliases",
     "config_differences",
+    "example_parser",
     "float_in",
     "flag_message",
     "guard_run_folder",
@@ -57,6 +58,7 @@ __all__ = [
     "load_npy",
     "new_file",
     "npz_bytes",
+    "parse_comma_list",
     "parse_example_args",
     "run_main",
     "stop_on_sigterm",
@@ -616,6 +618,51 @@ def run_main(
             import signal
 
             signal.signal(signal.SIGTERM, previous)
+
+
+def parse_comma_list(
+    text: str,
+    convert: Callable[[str], Any],
+    *,
+    empty: str,
+    invalid: Callable[[str], str],
+    refuse: Callable[[str, Any], str | None] = lambda item, value: None,
+    repeated: str | None = None,
+) -> tuple[Any, ...]:
+    """``text`` split at commas (blank parts dropped), each part ``convert``-ed: a tuple of
+    values. A :class:`UserError` with the message ``empty`` when there is no part,
+    ``invalid(part)`` for a part ``convert`` refuses (``ValueError``), ``refuse(part,
+    value)`` when that returns a message, and ``repeated`` for a value given twice (``None``:
+    a repeat is dropped, the first kept)."""
+    items = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not items:
+        raise UserError(empty)
+    values = []
+    for item in items:
+        try:
+            value = convert(item)
+        except ValueError:
+            raise UserError(invalid(item)) from None
+        complaint = refuse(item, value)
+        if complaint is not None:
+            raise UserError(complaint)
+        values.append(value)
+    unique = tuple(dict.fromkeys(values))
+    if repeated is not None and len(unique) != len(values):
+        raise UserError(repeated)
+    return unique
+
+
+def example_parser(doc: str | None, *, smoke: str) -> argparse.ArgumentParser:
+    """An example's command line: the first line of its module docstring ``doc`` as the
+    description, and ``--smoke`` (a check in seconds; ``smoke`` says what it runs, shown
+    below the options)."""
+    parser = argparse.ArgumentParser(
+        description=doc.strip().splitlines()[0] if doc else None,
+        epilog=f"--smoke: {smoke} (seconds).",
+    )
+    parser.add_argument("--smoke", action="store_true", help="small sizes: a check in seconds")
+    return parser
 
 
 def parse_example_args(

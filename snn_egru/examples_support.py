@@ -57,17 +57,23 @@ def check_files(parser: argparse.ArgumentParser, args: argparse.Namespace, *name
 
 
 def add_torch_example_arguments(
-    parser: argparse.ArgumentParser, training: argparse._ActionsContainer, *, out_dir: str
-) -> None:
+    parser: argparse.ArgumentParser, *, out_dir: str, preset_help: str
+) -> argparse._ArgumentGroup:
     """The options a training example shares, which :func:`prepare_torch_example` reads:
-    ``--device``, ``--threads`` and ``--seed`` in the ``training`` group; ``--out-dir``
-    (default ``out_dir``), ``--smoke`` and ``--quiet`` on the ``parser``."""
+    the ``training`` group (returned, for the example's own options) with ``--preset``
+    (``tiny``, ``small`` or ``paper``; ``preset_help`` says what they are), ``--device``,
+    ``--threads`` and ``--seed``; ``--out-dir`` (default ``out_dir``) and ``--quiet`` on
+    the ``parser`` (``--smoke`` comes with :func:`snn_egru.cliargs.example_parser`)."""
+    training = parser.add_argument_group("training")
+    training.add_argument(
+        "--preset", choices=("tiny", "small", "paper"), default="small", help=preset_help
+    )
     training.add_argument("--device", default="auto", help="auto, cpu or cuda (training)")
     training.add_argument("--threads", type=int, help="torch CPU threads")
     training.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=out_dir, help="output folder")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check in seconds")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return training
 
 
 def prepare_torch_example(args: argparse.Namespace) -> Path:

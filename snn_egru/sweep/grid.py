@@ -17,6 +17,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from snn_egru.cliargs import parse_comma_list
 from snn_egru.errors import UserError
 
 __all__ = [
@@ -151,41 +152,32 @@ class SweepPoint:
 
 def parse_ints(text: str, flag: str, *, minimum: int = 1) -> tuple[int, ...]:
     """``"64,128"`` -> ``(64, 128)``; empty, non-integer or below ``minimum``: UserError."""
-    items = [part.strip() for part in str(text).split(",") if part.strip()]
-    if not items:
-        raise UserError(f"{flag} is empty: give one or more comma-separated integers")
-    out = []
-    for item in items:
-        try:
-            value = int(item)
-        except ValueError:
-            raise UserError(f"{flag}: {item!r} is not an integer") from None
-        if value < minimum:
-            raise UserError(f"{flag}: {value} must be >= {minimum}")
-        out.append(value)
-    return tuple(dict.fromkeys(out))
+    return parse_comma_list(
+        text,
+        int,
+        empty=f"{flag} is empty: give one or more comma-separated integers",
+        invalid=lambda item: f"{flag}: {item!r} is not an integer",
+        refuse=lambda _, v: f"{flag}: {v} must be >= {minimum}" if v < minimum else None,
+    )
 
 
 def parse_floats(
     text: str, flag: str, *, low: float = 0.0, high: float = float("inf"), none_ok: bool = False
 ) -> tuple[float | None, ...]:
     """``"0,0.1"`` -> ``(0.0, 0.1)`` within ``[low, high)`` (``preset`` -> None if allowed)."""
-    items = [part.strip() for part in str(text).split(",") if part.strip()]
-    if not items:
-        raise UserError(f"{flag} is empty: give one or more comma-separated numbers")
-    out: list[float | None] = []
-    for item in items:
-        if none_ok and item == "preset":
-            out.append(None)
-            continue
-        try:
-            value = float(item)
-        except ValueError:
-            raise UserError(f"{flag}: {item!r} is not a number") from None
-        if not low <= value < high:
-            raise UserError(f"{flag}: {value:g} must lie in [{low:g}, {high:g})")
-        out.append(value)
-    return tuple(dict.fromkeys(out))
+
+    def refuse(_: str, value: float | None) -> str | None:
+        if value is None or low <= value < high:
+            return None
+        return f"{flag}: {value:g} must lie in [{low:g}, {high:g})"
+
+    return parse_comma_list(
+        text,
+        lambda item: None if none_ok and item == "preset" else float(item),
+        empty=f"{flag} is empty: give one or more comma-separated numbers",
+        invalid=lambda item: f"{flag}: {item!r} is not a number",
+        refuse=refuse,
+    )
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -200,6 +192,14 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if count < 1 or not 1 <= index <= count:
         raise UserError(f"--shard {text}: slice {index} is out of range 1..{count}")
     return index, count
+
+
+#: The :class:`SweepPoint` fields a :class:`Grid` varies, in the order of its product, and
+#: those it gives every point as they are.
+_AXES = ("width", "layers", "threshold", "event_l1", "prune", "steps", "seed", "bottleneck")
+_SHARED_SETTINGS = (
+    "task preset data test_tokens chip_tokens weight_format chips recipe layer_per_chip"
+).split()
 
 
 @dataclass(frozen=True)
@@ -270,6 +270,7 @@ class Grid:
     def points(self) -> list[SweepPoint]:
         """Every point, in a stable order, each once (dense cells collapse the EGRU axes)."""
         seen: dict[str, SweepPoint] = {}
+        shared = {name: getattr(self, name) for name in _SHARED_SETTINGS}
         for cell in self.cells:
             event = cell == "egru"
             axes = itertools.product(
@@ -280,29 +281,10 @@ class Grid:
                 self.prune if event else (0.0,),
                 self.steps,
                 self.seeds,
-                self.bottlenecks if event else (0.0,),
+                tuple(map(float, self.bottlenecks)) if event else (0.0,),
             )
-            for width, layers, threshold, l1, prune, steps, seed, bottleneck in axes:
-                point = SweepPoint(
-                    task=self.task,
-                    cell=cell,
-                    width=width,
-                    layers=layers,
-                    threshold=threshold,
-                    event_l1=l1,
-                    prune=prune,
-                    seed=seed,
-                    steps=steps,
-                    preset=self.preset,
-                    data=self.data,
-                    test_tokens=self.test_tokens,
-                    chip_tokens=self.chip_tokens,
-                    weight_format=self.weight_format,
-                    chips=self.chips,
-                    recipe=self.recipe,
-                    bottleneck=float(bottleneck),
-                    layer_per_chip=self.layer_per_chip,
-                )
+            for values in axes:
+                point = SweepPoint(cell=cell, **dict(zip(_AXES, values)), **shared)
                 seen.setdefault(point.key, point)
         if not seen:
             raise UserError("the grid is empty: no point to train")

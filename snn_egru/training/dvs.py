@@ -520,6 +520,14 @@ def build_arg_parser(prog: str = "python -m snn_egru.training.dvs") -> argparse.
     )
 
 
+#: The :class:`DVSTrainConfig` fields set by the flag of the same name (the other fields'
+#: flags have other names or units: :func:`_configs_from_args`).
+_SAME_NAME_FLAGS = (
+    "epochs batch_size lr weight_decay warmup_steps label_smoothing seed cache_dir pool "
+    "num_frames device max_steps log_every init_from precision"
+).split()
+
+
 def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | None, DVSTrainConfig]:
     overrides: dict[str, Any] = {}
     if args.readout is not None:
@@ -532,33 +540,18 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[DVSGestureConfig | Non
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     config = None if args.resume and not overrides else dvs_preset(args.preset, **overrides)
-    frame_us = int(round(args.frame_ms * 1000))
     train_config = DVSTrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps,
+        **{name: getattr(args, name) for name in _SAME_NAME_FLAGS},
         clip_norm=args.clip,
-        label_smoothing=args.label_smoothing,
-        seed=args.seed,
         data_dir=args.data,
-        cache_dir=args.cache_dir,
-        frame_us=frame_us,
-        pool=args.pool,
-        num_frames=args.num_frames,
+        frame_us=int(round(args.frame_ms * 1000)),
         synthetic_train_samples=args.synthetic_train,
         synthetic_test_samples=args.synthetic_test,
         synthetic_duration_s=args.synthetic_duration,
-        num_workers=args.workers,
-        device=args.device,
-        max_steps=args.max_steps,
-        time_limit_s=args.time_limit,
-        log_every=args.log_every,
-        num_threads=args.threads,
-        init_from=args.init_from,
         quantize=quantization_from_args(args),
-        precision=args.precision,
+        num_workers=args.workers,
+        time_limit_s=args.time_limit,
+        num_threads=args.threads,
     )
     return config, train_config
 
@@ -574,6 +567,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from snn_egru.training.common import check_device, guard_run_folder
+    from snn_egru.training.lm_args import fit_options
 
     check_device(args.device)
     if args.data is not None and not Path(args.data).is_dir():
@@ -588,13 +582,7 @@ def _run(args: argparse.Namespace) -> int:
     guard_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
     try:
         config, train_config = _configs_from_args(args)
-        result = train_dvs(
-            config,
-            train_config,
-            out_dir=args.out,
-            resume=args.resume,
-            show_progress=not (args.no_progress or args.quiet),
-        )
+        result = train_dvs(config, train_config, **fit_options(args))
         if is_main_process():
             print(
                 f"test accuracy {result.final.accuracy:.4f} (best {result.best_accuracy:.4f}), "

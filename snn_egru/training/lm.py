@@ -61,6 +61,7 @@ from snn_egru.training.lm_args import (
     check_prune_args,
     check_pruning_schedule,
     check_run_args,
+    fit_options,
 )
 from snn_egru.training.lm_eval import EvalResult, evaluate_perplexity, unit_firing_rates
 from snn_egru.training.lm_task import LMTask, estimate_steps_per_epoch
@@ -640,13 +641,7 @@ def _run(args: argparse.Namespace) -> int:
     train_config = resumed_budget(args, train_config)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    result = train_language_model(
-        model_config,
-        train_config,
-        out_dir=args.out,
-        resume=args.resume,
-        show_progress=not (args.no_progress or args.quiet),
-    )
+    result = train_language_model(model_config, train_config, **fit_options(args))
     if is_main_process():
         summary = result.summary()
         summary.pop("test_sparsity", None)
@@ -654,10 +649,6 @@ def _run(args: argparse.Namespace) -> int:
         if result.test is not None and result.test.sparsity is not None:
             print(format_sparsity_report(result.test.sparsity, title="test-set sparsity"))
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
 
 
 #: Recipe values a resumed run keeps from its own ``last.pt`` unless given again.

@@ -297,6 +297,17 @@ def check_run_args(args: argparse.Namespace, tc, config) -> None:
                 )
 
 
+def fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What both trainers' command lines pass their ``train_*`` function besides the
+    configs: the output folder, ``--resume``, and the progress bars (off with
+    ``--no-progress`` or ``--quiet``)."""
+    return {
+        "out_dir": args.out,
+        "resume": args.resume,
+        "show_progress": not (args.no_progress or args.quiet),
+    }
+
+
 def run_trainer(cli: argparse.ArgumentParser, argv: Any, run: Any, *, log_format: str) -> int:
     """Parse ``argv``, set the log level (``-v`` / ``-q``) and ``run(args)``: user mistakes
     end with one line and exit status 2 (``--verbose`` shows the traceback). The entry point

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "PARTITION_BALANCES",
     "LayerPartition",
     "PartitionResult",
+    "largest_that_fits",
     "partition_network",
 ]
 
@@ -167,38 +168,48 @@ def _balanced_split(unit_bytes: np.ndarray, num_slices: int) -> list[tuple[int, 
 
 
 def _largest_fitting_stop(model: LayerMemoryModel, start: int, guess: int, capacity: int) -> int:
-    """The largest ``stop`` with ``model.data_bytes(start, stop) <= capacity``, searched by
-    galloping from ``guess`` then bisection (the bytes grow with the slice, up to the odd
-    byte of padding or a ``mac-int8`` tile shifting; the result is checked to fit)."""
-    n = model.hidden_size
+    """The largest ``stop`` with ``model.data_bytes(start, stop) <= capacity`` (the bytes
+    grow with the slice, up to the odd byte of padding or a ``mac-int8`` tile shifting; the
+    result is checked to fit); ``start`` when not even one unit fits."""
+    return largest_that_fits(
+        lambda stop: model.data_bytes(start, stop) <= capacity,
+        low=start + 1,
+        guess=guess,
+        high=model.hidden_size,
+    )
 
-    def fits(stop: int) -> bool:
-        return model.data_bytes(start, stop) <= capacity
 
-    guess = min(max(guess, start + 1), n)
+def largest_that_fits(
+    fits: Callable[[int], bool], *, low: int, guess: int, high: int | None = None
+) -> int:
+    """The largest ``n`` in ``low..high`` (``None``: no upper bound) with ``fits(n)``, or
+    ``low - 1`` when none fits: galloping from ``guess`` by doubling strides until the
+    answer is bracketed, then bisection. ``fits`` is taken to hold up to the answer and
+    fail beyond it; the ``n`` returned was probed and fits."""
+    guess = max(guess, low) if high is None else min(max(guess, low), high)
     if fits(guess):
         lo, step = guess, 1  # lo fits; find hi that does not
         hi = None
-        while lo < n:
-            probe = min(lo + step, n)
+        while high is None or lo < high:
+            probe = lo + step if high is None else min(lo + step, high)
             if fits(probe):
                 lo, step = probe, 2 * step
             else:
                 hi = probe
                 break
         if hi is None:
-            return n
+            return lo  # high fits
     else:
         hi, step = guess, 1  # hi does not fit; find lo that does
         lo = None
-        while hi > start + 1:
-            probe = max(hi - step, start + 1)
+        while hi > low:
+            probe = max(hi - step, low)
             if fits(probe):
                 lo = probe
                 break
             hi, step = probe, 2 * step
         if lo is None:
-            return start  # not even one unit
+            return low - 1  # not even low
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if fits(mid):
