@@ -32,7 +32,7 @@ of a layer (overall: over all layers' units together); the event count is ``nnz(
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,12 +73,7 @@ class MACCounts:
         return self.dense / self.event_driven if self.event_driven > 0 else float("inf")
 
     def to_dict(self) -> dict[str, float]:
-        return {
-            "dense": self.dense,
-            "weight_sparse": self.weight_sparse,
-            "activity_sparse": self.activity_sparse,
-            "event_driven": self.event_driven,
-        }
+        return asdict(self)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
