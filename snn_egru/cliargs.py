@@ -44,6 +44,7 @@ __all__ = [
     "ArgumentParser",
     "HelpFormatter",
     "add_hidden_alias",
+    "add_seconds_option",
     "atomic_path",
     "check_finite",
     "check_output",
@@ -201,6 +202,22 @@ def add_hidden_alias(
 ) -> None:
     """Old spellings ``names`` of the option stored in ``dest``, accepted but not shown."""
     parser.add_argument(*names, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kw)
+
+
+def add_seconds_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    help: str,
+    *,
+    aliases: tuple[str, ...] = (),
+) -> None:
+    """An optional duration ``flag`` in seconds (> 0; unset: ``None``), with old spellings
+    ``aliases`` accepted but not shown (:func:`add_hidden_alias`)."""
+    seconds = float_in(0, low_open=True)
+    parser.add_argument(flag, type=seconds, default=None, metavar="SECONDS", help=help)
+    if aliases:
+        dest = flag.lstrip("-").replace("-", "_")
+        add_hidden_alias(parser, *aliases, dest=dest, type=seconds)
 
 
 def check_finite(values: Any, what: str) -> None:
