@@ -50,7 +50,6 @@ __all__ = [
     "check_output",
     "choice_with_aliases",
     "config_differences",
-    "example_parser",
     "float_in",
     "flag_message",
     "guard_run_folder",
@@ -60,7 +59,6 @@ __all__ = [
     "new_file",
     "npz_bytes",
     "parse_comma_list",
-    "parse_example_args",
     "run_main",
     "stop_on_sigterm",
     "storage_fault",
@@ -668,41 +666,6 @@ def parse_comma_list(
     if repeated is not None and len(unique) != len(values):
         raise UserError(repeated)
     return unique
-
-
-def example_parser(doc: str | None, *, smoke: str) -> argparse.ArgumentParser:
-    """An example's command line: the first line of its module docstring ``doc`` as the
-    description, and ``--smoke`` (a check in seconds; ``smoke`` says what it runs, shown
-    below the options)."""
-    parser = argparse.ArgumentParser(
-        description=doc.strip().splitlines()[0] if doc else None,
-        epilog=f"--smoke: {smoke} (seconds).",
-    )
-    parser.add_argument("--smoke", action="store_true", help="small sizes: a check in seconds")
-    return parser
-
-
-def parse_example_args(
-    parser: argparse.ArgumentParser,
-    argv: list[str] | None,
-    *,
-    check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = None,
-    smoke: dict[str, Any] | None = None,
-) -> argparse.Namespace:
-    """How an example starts: parse ``argv``, ``check(parser, args)``, apply the ``smoke``
-    values when ``--smoke`` is given, and log INFO lines (with their time) to stderr."""
-    args = parser.parse_args(argv)
-    if check is not None:
-        check(parser, args)
-    if smoke is not None and getattr(args, "smoke", False):
-        for name, value in smoke.items():
-            setattr(args, name, value)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    return args
 
 
 def config_differences(stored: Any, expected: Any, *, skip: Iterable[str] = ()) -> list[str]:
