@@ -188,19 +188,12 @@ def _dvs_rows(args: argparse.Namespace) -> dict[str, Any]:
     from snn_egru.export import export_artifact
     from snn_egru.models.dvs import dvs_preset
     from snn_egru.quantization import QuantizationConfig, calibrate, prepare_qat
-    from snn_egru.training.dvs import (
-        DVSTrainConfig,
-        compare_with_artifact,
-        dvs_datasets,
-        evaluate_dvs,
-        load_dvs_model,
-        train_dvs,
-    )
+    from snn_egru.training import dvs
     from snn_egru.training.dvs_eval import time_major
 
     out = Path(args.out) / "dvs"
     preset = "tiny" if args.smoke else "small"
-    tc0 = DVSTrainConfig(
+    tc0 = dvs.DVSTrainConfig(
         epochs=1 if args.smoke else args.dvs_epochs,
         seed=args.seed,
         num_threads=args.threads,
@@ -210,14 +203,14 @@ def _dvs_rows(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=4 if args.smoke else 16,
     )
     t = time.perf_counter()
-    data = dvs_datasets(tc0)
+    data = dvs.dvs_datasets(tc0)
     train_set, test_set = data
     data_s = time.perf_counter() - t
     config = dvs_preset(preset)
     base = out / "float"
     t = time.perf_counter()
     if not (base / "best.pt").exists():
-        train_dvs(config, tc0, dataset=data, out_dir=base, show_progress=False)
+        dvs.train_dvs(config, tc0, dataset=data, out_dir=base, show_progress=False)
     base_time = time.perf_counter() - t
     samples = [train_set[i] for i in range(tc0.batch_size)]
     calib = time_major(torch.utils.data.default_collate(samples)[0])
@@ -225,11 +218,13 @@ def _dvs_rows(args: argparse.Namespace) -> dict[str, Any]:
 
     def add(name: str, model: torch.nn.Module, *, train_s: float | None = None) -> None:
         t = time.perf_counter()
-        res = evaluate_dvs(model, test_set, batch_size=tc0.eval_batch_size)
+        res = dvs.evaluate_dvs(model, test_set, batch_size=tc0.eval_batch_size)
         row = {"workload": "DVS", "model": name, "test_accuracy": res.accuracy, "train_s": train_s}
         if getattr(model.rnn, "quantizer", None) is not None:
             artifact = export_artifact(model)
-            cmp = compare_with_artifact(model, artifact, test_set, max_samples=args.check_samples)
+            cmp = dvs.compare_with_artifact(
+                model, artifact, test_set, max_samples=args.check_samples
+            )
             row.update(
                 {
                     "artifact_version": artifact.format_version,
@@ -241,9 +236,9 @@ def _dvs_rows(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
         log.info("DVS %-42s test accuracy %.4f", name, res.accuracy)
 
-    add("float32", load_dvs_model(base / "best.pt")[0], train_s=base_time)
+    add("float32", dvs.load_dvs_model(base / "best.pt")[0], train_s=base_time)
     for name, fields in PTQ_ROWS:
-        model = load_dvs_model(base / "best.pt")[0]
+        model = dvs.load_dvs_model(base / "best.pt")[0]
         prepare_qat(model, QuantizationConfig(**fields))
         calibrate(model, lambda m: m(calib))
         add(name, model)
@@ -263,8 +258,8 @@ def _dvs_rows(args: argparse.Namespace) -> dict[str, Any]:
         )
         t = time.perf_counter()
         if not (folder / "last.pt").exists():
-            train_dvs(config, tc, dataset=data, out_dir=folder, show_progress=False)
-        add(name, load_dvs_model(folder / "last.pt")[0], train_s=time.perf_counter() - t)
+            dvs.train_dvs(config, tc, dataset=data, out_dir=folder, show_progress=False)
+        add(name, dvs.load_dvs_model(folder / "last.pt")[0], train_s=time.perf_counter() - t)
     return {
         "rows": rows,
         "settings": {

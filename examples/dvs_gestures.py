@@ -76,7 +76,6 @@ from typing import Any
 import numpy as np
 
 from snn_egru import examples_support as support
-from snn_egru.cliargs import example_parser, parse_example_args
 
 log = logging.getLogger("examples.dvs_gestures")
 
@@ -96,7 +95,7 @@ SMOKE = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help``)."""
-    p = example_parser(__doc__, smoke="everything: tiny model, 12 synthetic samples")
+    p = support.example_parser(__doc__, smoke="everything: tiny model, 12 synthetic samples")
     data = p.add_argument_group("data")
     data.add_argument(
         "--data-dir",
@@ -315,7 +314,7 @@ def results_table(results: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns the exit status (2: bad data folder or does not fit)."""
-    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
+    args = support.parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
     out = support.prepare_torch_example(args)
 
     from snn_egru.data.dvs import DEFAULT_FRAME_US

@@ -84,7 +84,6 @@ from typing import Any
 import numpy as np
 
 from snn_egru import examples_support as support
-from snn_egru.cliargs import example_parser, parse_example_args
 from spinnaker2_backend.results import SEQUENCE_TOKENS, format_seconds
 
 log = logging.getLogger("examples.language_model")
@@ -103,7 +102,7 @@ SMOKE = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (``--help``)."""
-    p = example_parser(__doc__, smoke="everything: tiny model, 3 steps, 20 tokens")
+    p = support.example_parser(__doc__, smoke="everything: tiny model, 3 steps, 20 tokens")
     data = p.add_argument_group("data")
     data.add_argument(
         "--corpus",
@@ -310,7 +309,7 @@ def results_table(results: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     """Run the example; returns the exit status (2: the network does not fit / bad input)."""
-    args = parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
+    args = support.parse_example_args(build_parser(), argv, check=check_args, smoke=SMOKE)
     if args.smoke and args.steps is None:
         args.steps = SMOKE_STEPS
     out = support.prepare_torch_example(args)

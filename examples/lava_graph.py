@@ -71,8 +71,12 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import example_parser, parse_example_args
-from snn_egru.examples_support import add_lava_run_arguments, check_files
+from snn_egru.examples_support import (
+    add_lava_run_arguments,
+    check_files,
+    example_parser,
+    parse_example_args,
+)
 
 log = logging.getLogger("examples.lava_graph")
 

@@ -70,8 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import example_parser, parse_example_args
-from snn_egru.examples_support import add_lava_run_arguments
+from snn_egru.examples_support import add_lava_run_arguments, example_parser, parse_example_args
 
 log = logging.getLogger("examples.lava_stock_graph")
 

@@ -97,8 +97,7 @@ from typing import Any
 
 import numpy as np
 
-from snn_egru.cliargs import example_parser, parse_example_args
-from snn_egru.examples_support import check_at_least
+from snn_egru.examples_support import check_at_least, example_parser, parse_example_args
 
 log = logging.getLogger("examples.what_if")
 

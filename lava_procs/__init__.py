@@ -42,7 +42,8 @@ import importlib.machinery
 import multiprocessing
 import sys
 import warnings
-from typing import Any
+
+from snn_egru import lazy_exports
 
 #: Lava's module that calls ``multiprocessing.set_start_method("fork")`` on import.
 _LAVA_MP_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
@@ -128,14 +129,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lava_procs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from snn_egru.cliargs import (
     ArgumentParser,
+    add_seconds_option,
     check_output,
     flag_message,
-    float_in,
     int_at_least,
     load_inputs,
     npz_bytes,
@@ -234,13 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the results of an earlier run in --out",
     )
-    run.add_argument(
-        "--timeout",
-        type=float_in(0, low_open=True),
-        default=None,
-        metavar="SECONDS",
-        help="limit for the run (default: none)",
-    )
+    add_seconds_option(run, "--timeout", "limit for the run (default: none)")
     run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     run.set_defaults(func=_cmd_run)
     return parser

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from snn_egru.errors import UserError
+from snn_egru.sweep.report import table_row
 
 __all__ = ["PPL_COST_TARGET", "TRAFFIC_TARGET", "collect", "main", "render_markdown"]
 
@@ -284,14 +285,24 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
     ]
     for r in points:
         sizes = "/".join(map(str, r["hidden_sizes"]))
+        cost = _fmt(r["ppl_cost"] and 100 * r["ppl_cost"], "+.1f")
         lines.append(
-            f"| egru {sizes} | {_fmt(r['ratio'] or None, 'g')} | {_fmt(r['k'], 'd')} "
-            f"| {r['test_perplexity']:.1f} | {_fmt(r['ppl_cost'] and 100 * r['ppl_cost'], '+.1f')}"
-            f"{'' if r['ppl_cost'] is None else ' %'} | {r['chips_used']} "
-            f"| {r['c2c_events_per_token']:.1f} | {r['c2c_packets_per_token']:.1f} "
-            f"| {r['c2c_bytes_per_token']:.0f} | {_fmt(r['c2c_traffic_reduction'], '.2f')} "
-            f"| {1e6 * r['link_time_s_per_token']:.3f} | {1e9 * r['link_energy_j_per_token']:.2f} "
-            f"| {1e6 * r['seconds_per_token']:.1f} | {1e3 * r['energy_j_per_token']:.4f} |"
+            table_row(
+                f"egru {sizes}",
+                _fmt(r["ratio"] or None, "g"),
+                _fmt(r["k"], "d"),
+                f"{r['test_perplexity']:.1f}",
+                cost if r["ppl_cost"] is None else f"{cost} %",
+                r["chips_used"],
+                f"{r['c2c_events_per_token']:.1f}",
+                f"{r['c2c_packets_per_token']:.1f}",
+                f"{r['c2c_bytes_per_token']:.0f}",
+                _fmt(r["c2c_traffic_reduction"], ".2f"),
+                f"{1e6 * r['link_time_s_per_token']:.3f}",
+                f"{1e9 * r['link_energy_j_per_token']:.2f}",
+                f"{1e6 * r['seconds_per_token']:.1f}",
+                f"{1e3 * r['energy_j_per_token']:.4f}",
+            )
         )
     return lines
 

@@ -44,12 +44,12 @@ __all__ = [
     "ArgumentParser",
     "HelpFormatter",
     "add_hidden_alias",
+    "add_seconds_option",
     "atomic_path",
     "check_finite",
     "check_output",
     "choice_with_aliases",
     "config_differences",
-    "example_parser",
     "float_in",
     "flag_message",
     "guard_run_folder",
@@ -59,7 +59,6 @@ __all__ = [
     "new_file",
     "npz_bytes",
     "parse_comma_list",
-    "parse_example_args",
     "run_main",
     "stop_on_sigterm",
     "storage_fault",
@@ -201,6 +200,22 @@ def add_hidden_alias(
 ) -> None:
     """Old spellings ``names`` of the option stored in ``dest``, accepted but not shown."""
     parser.add_argument(*names, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kw)
+
+
+def add_seconds_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    help: str,
+    *,
+    aliases: tuple[str, ...] = (),
+) -> None:
+    """An optional duration ``flag`` in seconds (> 0; unset: ``None``), with old spellings
+    ``aliases`` accepted but not shown (:func:`add_hidden_alias`)."""
+    seconds = float_in(0, low_open=True)
+    parser.add_argument(flag, type=seconds, default=None, metavar="SECONDS", help=help)
+    if aliases:
+        dest = flag.lstrip("-").replace("-", "_")
+        add_hidden_alias(parser, *aliases, dest=dest, type=seconds)
 
 
 def check_finite(values: Any, what: str) -> None:
@@ -651,41 +666,6 @@ def parse_comma_list(
     if repeated is not None and len(unique) != len(values):
         raise UserError(repeated)
     return unique
-
-
-def example_parser(doc: str | None, *, smoke: str) -> argparse.ArgumentParser:
-    """An example's command line: the first line of its module docstring ``doc`` as the
-    description, and ``--smoke`` (a check in seconds; ``smoke`` says what it runs, shown
-    below the options)."""
-    parser = argparse.ArgumentParser(
-        description=doc.strip().splitlines()[0] if doc else None,
-        epilog=f"--smoke: {smoke} (seconds).",
-    )
-    parser.add_argument("--smoke", action="store_true", help="small sizes: a check in seconds")
-    return parser
-
-
-def parse_example_args(
-    parser: argparse.ArgumentParser,
-    argv: list[str] | None,
-    *,
-    check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = None,
-    smoke: dict[str, Any] | None = None,
-) -> argparse.Namespace:
-    """How an example starts: parse ``argv``, ``check(parser, args)``, apply the ``smoke``
-    values when ``--smoke`` is given, and log INFO lines (with their time) to stderr."""
-    args = parser.parse_args(argv)
-    if check is not None:
-        check(parser, args)
-    if smoke is not None and getattr(args, "smoke", False):
-        for name, value in smoke.items():
-            setattr(args, name, value)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    return args
 
 
 def config_differences(stored: Any, expected: Any, *, skip: Iterable[str] = ()) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,47 @@ __all__ = [
     "aligned_table",
     "check_at_least",
     "check_files",
+    "example_parser",
     "finish_example",
     "map_for_example",
+    "parse_example_args",
     "prepare_torch_example",
 ]
+
+
+def example_parser(doc: str | None, *, smoke: str) -> argparse.ArgumentParser:
+    """An example's command line: the first line of its module docstring ``doc`` as the
+    description, and ``--smoke`` (a check in seconds; ``smoke`` says what it runs, shown
+    below the options)."""
+    parser = argparse.ArgumentParser(
+        description=doc.strip().splitlines()[0] if doc else None,
+        epilog=f"--smoke: {smoke} (seconds).",
+    )
+    parser.add_argument("--smoke", action="store_true", help="small sizes: a check in seconds")
+    return parser
+
+
+def parse_example_args(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    check: Callable[[argparse.ArgumentParser, argparse.Namespace], None] | None = None,
+    smoke: dict[str, Any] | None = None,
+) -> argparse.Namespace:
+    """How an example starts: parse ``argv``, ``check(parser, args)``, apply the ``smoke``
+    values when ``--smoke`` is given, and log INFO lines (with their time) to stderr."""
+    args = parser.parse_args(argv)
+    if check is not None:
+        check(parser, args)
+    if smoke is not None and getattr(args, "smoke", False):
+        for name, value in smoke.items():
+            setattr(args, name, value)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return args
 
 
 def add_lava_run_arguments(group: argparse._ActionsContainer) -> None:
@@ -63,7 +101,7 @@ def add_torch_example_arguments(
     the ``training`` group (returned, for the example's own options) with ``--preset``
     (``tiny``, ``small`` or ``paper``; ``preset_help`` says what they are), ``--device``,
     ``--threads`` and ``--seed``; ``--out-dir`` (default ``out_dir``) and ``--quiet`` on
-    the ``parser`` (``--smoke`` comes with :func:`snn_egru.cliargs.example_parser`)."""
+    the ``parser`` (``--smoke`` comes with :func:`example_parser`)."""
     training = parser.add_argument_group("training")
     training.add_argument(
         "--preset", choices=("tiny", "small", "paper"), default="small", help=preset_help

@@ -41,6 +41,11 @@ def add_quantization_arguments(parser: argparse.ArgumentParser | Any) -> None:
     group.add_argument("--quant-state-bits", type=int, default=8, help="state level bits")
 
 
+#: The :class:`QuantizationConfig` fields set by ``--quant-NAME`` (``weights``: ``--quantize``,
+#: ``activation_scales``: ``--quant-scales``).
+_QUANT_FLAG_FIELDS = ("granularity", "products", "state", "state_bits")
+
+
 def quantization_from_args(args: argparse.Namespace) -> QuantizationConfig | None:
     """The :class:`QuantizationConfig` the ``--quant*`` flags describe (``None``: off)."""
     from snn_egru.errors import UserError
@@ -58,11 +63,8 @@ def quantization_from_args(args: argparse.Namespace) -> QuantizationConfig | Non
     try:
         return QuantizationConfig(
             weights=args.quantize,
-            granularity=args.quant_granularity,
-            products=args.quant_products,
             activation_scales=args.quant_scales,
-            state=args.quant_state,
-            state_bits=args.quant_state_bits,
+            **{name: getattr(args, f"quant_{name}") for name in _QUANT_FLAG_FIELDS},
         )
     except ValueError as err:
         raise UserError(str(err)) from None

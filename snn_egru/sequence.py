@@ -580,6 +580,8 @@ class EGRUSequence(nn.Module):
                 )
         y, c = state
         zoneout_eval = self.zoneout if (not self.training and self.zoneout > 0) else 0.0
+        # what the compiled loop and the fused Python loop both take
+        step = {"spike_fn": self.spike_grad, "keep_mask": keep_mask, "zoneout_eval": zoneout_eval}
         if not collect:
             compiled = _fastloop.run_layer(
                 gi,
@@ -587,9 +589,7 @@ class EGRUSequence(nn.Module):
                 weight_hh,
                 bias_hh,
                 threshold,
-                spike_fn=self.spike_grad,
-                keep_mask=keep_mask,
-                zoneout_eval=zoneout_eval,
+                **step,
                 recurrent_t=recurrent_t,
                 needs_grad=needs_grad,
                 fused_backward=self.fused_backward,
@@ -597,17 +597,7 @@ class EGRUSequence(nn.Module):
             if compiled is not None:
                 return (*compiled, None)
         if needs_grad and self.fused_backward and not collect:
-            ys, c = egru_layer_loop(
-                gi,
-                y,
-                c,
-                weight_hh,
-                bias_hh,
-                threshold,
-                spike_fn=self.spike_grad,
-                keep_mask=keep_mask,
-                zoneout_eval=zoneout_eval,
-            )
+            ys, c = egru_layer_loop(gi, y, c, weight_hh, bias_hh, threshold, **step)
             y = ys[-1] if ys.shape[0] else y
             return ys, EGRUCellState(y=y, c=c), None
         weight_hh_t = weight_hh.t()

@@ -32,7 +32,7 @@ of a layer (overall: over all layers' units together); the event count is ``nnz(
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,12 +73,7 @@ class MACCounts:
         return self.dense / self.event_driven if self.event_driven > 0 else float("inf")
 
     def to_dict(self) -> dict[str, float]:
-        return {
-            "dense": self.dense,
-            "weight_sparse": self.weight_sparse,
-            "activity_sparse": self.activity_sparse,
-            "event_driven": self.event_driven,
-        }
+        return asdict(self)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -161,6 +156,22 @@ class LayerSparsity:
     def macs(self) -> MACCounts:
         return self.input_macs + self.recurrent_macs
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (no counts, no time series)."""
+        return {
+            **{name: getattr(self, name) for name in _LAYER_FIGURES},
+            "input_macs": self.input_macs.to_dict(),
+            "recurrent_macs": self.recurrent_macs.to_dict(),
+        }
+
+
+#: The figures of a layer and of a stack that their ``to_dict`` reports (then their MACs).
+_LAYER_FIGURES = (
+    "index input_size hidden_size activity_sparsity events_per_token input_density "
+    "weight_sparsity_ih weight_sparsity_hh"
+).split()
+_ACCOUNT_FIGURES = ("tokens", "activity_sparsity", "weight_sparsity", "events_per_token")
+
 
 @dataclass
 class SparsityAccount:
@@ -209,28 +220,11 @@ class SparsityAccount:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (no time series)."""
         return {
-            "tokens": self.tokens,
-            "activity_sparsity": self.activity_sparsity,
-            "weight_sparsity": self.weight_sparsity,
-            "events_per_token": self.events_per_token,
+            **{name: getattr(self, name) for name in _ACCOUNT_FIGURES},
             "rnn_macs": self.rnn_macs.to_dict(),
             "readout_macs": self.readout_macs.to_dict() if self.readout_macs else None,
             "total_macs": self.total_macs.to_dict(),
-            "layers": [
-                {
-                    "index": layer.index,
-                    "input_size": layer.input_size,
-                    "hidden_size": layer.hidden_size,
-                    "activity_sparsity": layer.activity_sparsity,
-                    "events_per_token": layer.events_per_token,
-                    "input_density": layer.input_density,
-                    "weight_sparsity_ih": layer.weight_sparsity_ih,
-                    "weight_sparsity_hh": layer.weight_sparsity_hh,
-                    "input_macs": layer.input_macs.to_dict(),
-                    "recurrent_macs": layer.recurrent_macs.to_dict(),
-                }
-                for layer in self.layers
-            ],
+            "layers": [layer.to_dict() for layer in self.layers],
         }
 
 

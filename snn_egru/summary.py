@@ -89,14 +89,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     ppl = summary["perplexity"]
     sp = summary["sparsity"]
     lines.append("== Results ==")
-    train = summary.get("train") or {}
+    train, prune = (summary.get(stage) or {} for stage in ("train", "prune"))
     if train:
         lines.append(
             f"Training: {train.get('steps', '?')} steps in {train.get('wall_time_s', 0):.0f} s; "
             f"test perplexity (full PTB test split, dense weights) "
             f"{_num(train, 'test_perplexity')}."
         )
-    prune = summary.get("prune") or {}
     if prune:
         lines.append(
             f"Pruning: gradual magnitude pruning to {summary['settings']['prune_sparsity']:.0%}"

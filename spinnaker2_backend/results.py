@@ -127,17 +127,11 @@ class LayerCounters(OpTotals):
 
     def summary(self) -> dict[str, int]:
         """The headline counts of the layer."""
-        return {
-            "steps": self.steps,
-            "events": self.events,
-            "packets_on_chip": self.packets_on_chip,
-            "packets_chip_to_chip": self.packets_chip_to_chip,
-            "packets_received": self.packets_received,
-            "macs": self.macs,
-            "nonzeros_walked": self.nonzeros_walked,
-            "dram_bytes": self.dram_bytes,
-            "weight_bytes_read": self.weight_bytes_read,
-        }
+        names = (
+            "steps events packets_on_chip packets_chip_to_chip packets_received macs "
+            "nonzeros_walked dram_bytes weight_bytes_read"
+        ).split()
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass

@@ -49,6 +49,7 @@ from snn_egru.sequence import EGRUSequence
 __all__ = [
     "DECODER_INPUTS",
     "LM_CELLS",
+    "LM_DROPOUTS",
     "LM_PRESETS",
     "EGRULanguageModel",
     "LMOutput",
@@ -71,6 +72,10 @@ LM_CELLS: tuple[str, ...] = ("egru", "gru", "lstm")
 #: chip sends only events, the last layer's candidate state ``c~`` (``"state"``, signed,
 #: every unit every step) or ``max(c~, 0)`` (``"positive-state"``).
 DECODER_INPUTS: tuple[str, ...] = ("events", "state", "positive-state")
+
+#: The dropout rates of :class:`LanguageModelConfig` (each in ``[0, 1)``); ``dropconnect``,
+#: DropConnect on the recurrent weights, comes on top.
+LM_DROPOUTS: tuple[str, ...] = ("word_dropout", "input_dropout", "layer_dropout", "output_dropout")
 
 
 @dataclass
@@ -185,7 +190,7 @@ class LanguageModelConfig:
                 f"{list(self.hidden_sizes)}: set the last hidden size to {self.embedding_size} "
                 "or tie_weights=False"
             )
-        for name in ("word_dropout", "input_dropout", "layer_dropout", "output_dropout"):
+        for name in LM_DROPOUTS:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {value}")

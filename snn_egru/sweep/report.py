@@ -342,6 +342,11 @@ def merge(folders: Iterable[Path], command: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- markdown
+def table_row(*cells: Any) -> str:
+    """One row of a markdown table: ``| a | b | c |``."""
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
 def _fmt(value: Any, spec: str = ".3g", none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
@@ -500,10 +505,14 @@ def _headline_lines(doc: dict[str, Any]) -> list[str]:
             base = "gru" if "gru_perplexity" in r else "lstm"
             unit = f"{r[cost] * 1e3:.4f} mJ" if cost == "energy" else f"{r[cost] / 1e6:.3f} M"
             lines.append(
-                f"| {name} | {base}-{r['width']}x{r['layers']} | {unit} | "
-                f"{r[f'{base}_perplexity']:.1f} | "
-                f"{_fmt(r['egru_front_perplexity'], '.1f', 'outside the front')} "
-                f"| {_fmt(r['ratio'], '.3f')} |"
+                table_row(
+                    name,
+                    f"{base}-{r['width']}x{r['layers']}",
+                    unit,
+                    f"{r[f'{base}_perplexity']:.1f}",
+                    _fmt(r["egru_front_perplexity"], ".1f", "outside the front"),
+                    _fmt(r["ratio"], ".3f"),
+                )
             )
     return lines
 
@@ -551,11 +560,19 @@ def _ablation_lines(doc: dict[str, Any]) -> list[str]:
 
         helps = "-" if r["helps"] is None else ("yes" if r["helps"] else "no")
         spread = "-" if r["seed_spread"] is None else f"{100 * r['seed_spread']:.1f}"
+        activity = (
+            f"{100 * r['baseline_activity_sparsity']:.1f} -> {100 * r['activity_sparsity']:.1f}"
+        )
         lines.append(
-            f"| {r['task']} | {r['model']} | {r['change']} | {r['seed']} | {r['steps']} | "
-            f"{q(r['baseline_quality'])} | {q(r['quality'])} | {r['ratio']:.3f} | "
-            f"{100 * r['baseline_activity_sparsity']:.1f} -> {100 * r['activity_sparsity']:.1f} "
-            f"| {spread} | {helps} |"
+            table_row(
+                *(r[name] for name in ("task", "model", "change", "seed", "steps")),
+                q(r["baseline_quality"]),
+                q(r["quality"]),
+                f"{r['ratio']:.3f}",
+                activity,
+                spread,
+                helps,
+            )
         )
     return lines
 

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from snn_egru.training.lm_args import CELL_NAMES, EVENT_AMPLITUDE_NAMES
+from snn_egru.training.lm_args import CELL_NAMES, EVENT_AMPLITUDE_NAMES, add_time_limit_option
 
 
 def build_parser(
@@ -42,7 +42,7 @@ def build_parser(
 
 
 def _add_data_options(data: Any, defaults: Any) -> None:
-    from snn_egru.cliargs import float_in, int_at_least
+    from snn_egru.cliargs import add_seconds_option, float_in, int_at_least
 
     positive, natural = int_at_least(1), int_at_least(0)
     data.add_argument(
@@ -76,12 +76,8 @@ def _add_data_options(data: Any, defaults: Any) -> None:
         default=defaults.synthetic_test_samples,
         help="synthetic test samples",
     )
-    data.add_argument(
-        "--synthetic-duration",
-        type=float_in(0, low_open=True),
-        default=None,
-        metavar="SECONDS",
-        help="length of a synthetic sample (default: the slice length)",
+    add_seconds_option(
+        data, "--synthetic-duration", "length of a synthetic sample (default: the slice length)"
     )
     data.add_argument(
         "--workers", type=natural, default=defaults.num_workers, help="data-loader workers"
@@ -145,14 +141,7 @@ def _add_training_options(parser: Any, train: Any, defaults: Any, add_more: Any)
     )
     train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     train.add_argument("--max-steps", type=positive, default=None, help="stop after N steps")
-    train.add_argument(
-        "--time-limit",
-        type=float_in(0, low_open=True),
-        default=None,
-        metavar="SECONDS",
-        help="stop training after this many seconds (default: none)",
-    )
-    add_hidden_alias(train, "--time-budget", dest="time_limit", type=float_in(0, low_open=True))
+    add_time_limit_option(train)
     train.add_argument(
         "--log-every", type=positive, default=defaults.log_every, help="log every N steps"
     )

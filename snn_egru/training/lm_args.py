@@ -62,13 +62,7 @@ def build_parser(
     p.add_argument(
         "--max-steps", type=positive, metavar="N", help="stop after N optimizer steps (preset's)"
     )
-    p.add_argument(
-        "--time-limit",
-        type=float_in(0, low_open=True),
-        metavar="SECONDS",
-        help="stop training after this many seconds (default: none)",
-    )
-    add_hidden_alias(p, "--time-budget", dest="time_limit", type=float_in(0, low_open=True))
+    add_time_limit_option(p)
     p.add_argument("--epochs", type=positive, help="passes over the training split (preset's)")
     p.add_argument("--batch-size", type=positive, help="global number of training streams")
     p.add_argument("--bptt", type=positive, help="BPTT window length (preset's)")
@@ -295,6 +289,18 @@ def check_run_args(args: argparse.Namespace, tc, config) -> None:
                     f"--resume: {Path(args.out) / 'last.pt'} holds another model "
                     f"({'; '.join(diffs[:3])}): give the flags of that run, or --overwrite"
                 )
+
+
+def add_time_limit_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Both trainers' ``--time-limit SECONDS`` (old spelling ``--time-budget``)."""
+    from snn_egru.cliargs import add_seconds_option
+
+    add_seconds_option(
+        parser,
+        "--time-limit",
+        "stop training after this many seconds (default: none)",
+        aliases=("--time-budget",),
+    )
 
 
 def fit_options(args: argparse.Namespace) -> dict[str, Any]:

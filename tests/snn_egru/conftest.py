@@ -19,18 +19,11 @@ def _one_torch_thread():
 def deterministic_tiny_lm(vocab_size: int):
     """The tiny LM preset without dropout (runs are deterministic and comparable), with
     learned thresholds that start low enough (0.05) for the units to fire from step one."""
-    from snn_egru.models.lm import lm_preset
+    from snn_egru.models.lm import LM_DROPOUTS, lm_preset
 
+    no_dropout = dict.fromkeys((*LM_DROPOUTS, "dropconnect"), 0.0)
     return lm_preset(
-        "tiny",
-        vocab_size=vocab_size,
-        word_dropout=0.0,
-        input_dropout=0.0,
-        layer_dropout=0.0,
-        output_dropout=0.0,
-        dropconnect=0.0,
-        threshold_mean=0.05,
-        learn_threshold=True,
+        "tiny", vocab_size=vocab_size, **no_dropout, threshold_mean=0.05, learn_threshold=True
     )
 
 
