@@ -56,6 +56,7 @@ __all__ = [
     "WeightFormatName",
     "encode",
     "encode_pe_weights",
+    "pe_weights_of",
     "format_class",
     "slice_rows",
     "word_count",
@@ -380,19 +381,32 @@ def encode_pe_weights(
         format_name: one of :data:`WEIGHT_FORMATS`.
     """
     _check_format(format_name)
-    hidden = weight_hh.shape[1]
+
+    def block(w, rows):
+        return encode(
+            sp.csr_matrix(w)[rows] if sp.issparse(w) else np.asarray(w)[rows], format_name
+        )
+
+    return pe_weights_of(
+        (weight_ih, weight_hh), weight_hh.shape[1], unit_start, unit_stop, format_name, block
+    )
+
+
+def pe_weights_of(
+    weights, hidden: int, unit_start: int, unit_stop: int, format_name: str, encode_block
+) -> PEWeights:
+    """:class:`PEWeights` of units ``[unit_start, unit_stop)``: ``encode_block(w, rows)`` of
+    each of the layer's ``(weight_ih, weight_hh)`` with the rows :func:`slice_rows` gives
+    (the float and the int8 formats cut a PE's blocks alike)."""
     rows = slice_rows(hidden, unit_start, unit_stop)
-    blocks = []
-    for w in (weight_ih, weight_hh):
-        block = sp.csr_matrix(w)[rows] if sp.issparse(w) else np.asarray(w)[rows]
-        blocks.append(encode(block, format_name))
+    weight_ih, weight_hh = (encode_block(w, rows) for w in weights)
     return PEWeights(
         format_name=format_name,
         unit_start=unit_start,
         unit_stop=unit_stop,
         hidden_size=hidden,
-        weight_ih=blocks[0],
-        weight_hh=blocks[1],
+        weight_ih=weight_ih,
+        weight_hh=weight_hh,
     )
 
 

@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from snn_egru.reference import INT8_MAX, quantize_codes
 from spinnaker2_backend.constants import WORD_BYTES, ChipSpec
-from spinnaker2_backend.formats import CompressedBlock, PEWeights, slice_rows
+from spinnaker2_backend.formats import CompressedBlock, pe_weights_of
 
 __all__ = [
     "QUANTIZED_WEIGHT_FORMATS",
@@ -304,12 +304,16 @@ _CLASSES = {
 
 def encode_quantized(codes, scale, format_name: str):
     """Encode an int8 code block (CSR or dense int8) and its per-row scales in a format."""
-    if format_name not in _CLASSES:
+    _check_int8_format(format_name)
+    return _CLASSES[format_name].encode(codes, scale)
+
+
+def _check_int8_format(format_name: str) -> None:
+    if format_name not in QUANTIZED_WEIGHT_FORMATS:
         raise ValueError(
             f"unknown int8 weight format {format_name!r}; choose one of "
             f"{', '.join(QUANTIZED_WEIGHT_FORMATS)}"
         )
-    return _CLASSES[format_name].encode(codes, scale)
 
 
 # ------------------------------------------------------------------ byte counts without encoding
@@ -333,6 +337,7 @@ def int8_weight_bytes(format_name: str, rows: int, cols: int, nnz: int, tiles: i
     Equal to ``encode_quantized(...).bytes`` (tested): ``csr-int8`` and ``event-int8`` from
     the counts alone, ``mac-int8`` from the number of non-empty tiles (:func:`mac_tile_count`).
     """
+    _check_int8_format(format_name)
     scales = padded_bytes(rows, 4)
     if format_name == "csr-int8":
         col = index_dtype(max(cols - 1, 0)).itemsize
@@ -344,19 +349,14 @@ def int8_weight_bytes(format_name: str, rows: int, cols: int, nnz: int, tiles: i
         starts = index_dtype(nnz).itemsize
         index = padded_bytes(nnz, row) + padded_bytes(cols + 1, starts)
         return padded_bytes(nnz, 1) + index + scales
-    if format_name == "mac-int8":
-        tr, tc = MAC_TILE
-        col = index_dtype(max(-(-cols // tc) - 1, 0)).itemsize
-        starts = index_dtype(tiles).itemsize
-        return (
-            padded_bytes(tiles * tr * tc, 1)
-            + padded_bytes(tiles, col)
-            + padded_bytes(-(-rows // tr) + 1, starts)
-            + scales
-        )
-    raise ValueError(
-        f"unknown int8 weight format {format_name!r}; choose one of "
-        f"{', '.join(QUANTIZED_WEIGHT_FORMATS)}"
+    tr, tc = MAC_TILE  # mac-int8
+    col = index_dtype(max(-(-cols // tc) - 1, 0)).itemsize
+    starts = index_dtype(tiles).itemsize
+    return (
+        padded_bytes(tiles * tr * tc, 1)
+        + padded_bytes(tiles, col)
+        + padded_bytes(-(-rows // tr) + 1, starts)
+        + scales
     )
 
 
@@ -374,22 +374,13 @@ def encode_pe_weights_int8(
     Returns:
         a :class:`spinnaker2_backend.formats.PEWeights` whose blocks are int8 encodings.
     """
-    if format_name not in QUANTIZED_WEIGHT_FORMATS:
-        raise ValueError(
-            f"unknown int8 weight format {format_name!r}; choose one of "
-            f"{', '.join(QUANTIZED_WEIGHT_FORMATS)}"
+    _check_int8_format(format_name)
+
+    def block(qw, rows):
+        return encode_quantized(
+            sp.csr_matrix(qw.values)[rows], np.asarray(qw.scale)[rows], format_name
         )
-    hidden = weight_hh.values.shape[1]
-    rows = slice_rows(hidden, unit_start, unit_stop)
-    blocks = [
-        encode_quantized(sp.csr_matrix(qw.values)[rows], np.asarray(qw.scale)[rows], format_name)
-        for qw in (weight_ih, weight_hh)
-    ]
-    return PEWeights(
-        format_name=format_name,
-        unit_start=unit_start,
-        unit_stop=unit_stop,
-        hidden_size=hidden,
-        weight_ih=blocks[0],
-        weight_hh=blocks[1],
+
+    return pe_weights_of(
+        (weight_ih, weight_hh), weight_hh.values.shape[1], unit_start, unit_stop, format_name, block
     )
