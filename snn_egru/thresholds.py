@@ -27,7 +27,7 @@ parameter.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -44,8 +44,8 @@ __all__ = [
 ]
 
 ThresholdInit = Literal["beta", "sigmoid"]
-#: The supported threshold parametrisations.
-THRESHOLD_INITS: tuple[str, ...] = ("beta", "sigmoid")
+#: The supported threshold parametrisations (those of :data:`ThresholdInit`).
+THRESHOLD_INITS: tuple[str, ...] = get_args(ThresholdInit)
 #: Mean of the initial thresholds (EvNN v0.2 default ``thr_mean``).
 DEFAULT_THRESHOLD_MEAN = 0.3
 #: Second shape parameter ``b`` of the Beta initialisation (EvNN v0.2).

@@ -32,18 +32,10 @@ def free_port() -> int:
 def ddp_configs():
     """Tiny model without dropout: the runs are deterministic and comparable."""
     model_config = deterministic_tiny_lm(vocab_size=9)
-    train_config = lm_training_preset(
-        "tiny",
-        batch_size=4,  # global: 2 streams per rank
-        bptt=8,
-        lr=1e-2,
-        clip=1.0,
-        weight_decay=0.01,
-        max_steps=8,
-        log_every=1,
-        final_test=False,
-        eval_max_tokens=64,
-    )
+    # batch_size is global: 2 streams per rank
+    recipe = dict(batch_size=4, bptt=8, lr=1e-2, clip=1.0, weight_decay=0.01)
+    run = dict(max_steps=8, log_every=1, final_test=False, eval_max_tokens=64)
+    train_config = lm_training_preset("tiny", **recipe, **run)
     return model_config, train_config
 
 

@@ -25,20 +25,13 @@ COSTS = EnergyCosts(
 )
 
 
+#: The run the tests start from (0.1 s at 150 MHz, 100 PEs powered) and its traffic.
+RUN = dict(wall_seconds=0.1, busy_cycles=3e6, clock_hz=150e6, pes_powered=100)
+TRAFFIC = dict(packets=1000, packet_hops=5000, chip_link_hops=10, dram_bytes=2e5)
+
+
 def _energy(**kw):
-    args = dict(
-        wall_seconds=0.1,
-        busy_cycles=3e6,
-        packets=1000,
-        packet_hops=5000,
-        chip_link_hops=10,
-        dram_bytes=2e5,
-        clock_hz=150e6,
-        pes_powered=100,
-        costs=COSTS,
-    )
-    args.update(kw)
-    return estimate_energy(**args)
+    return estimate_energy(**{**RUN, **TRAFFIC, "costs": COSTS, **kw})
 
 
 def test_energy_golden():
