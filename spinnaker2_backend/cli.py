@@ -80,6 +80,7 @@ A simulated SpiNNaker2 chip for EGRU networks: map a trained network (a deployme
 artifact written by `snn-egru export`) or a synthetic one onto the chip's 152 PEs, and
 see where every unit, weight and byte goes."""
 
+MAP_HELP = "map a network onto the chip and report memory per PE (no run)"
 MAP_DESCRIPTION = """\
 Map an EGRU network onto SpiNNaker2 PEs without running it: partition the units of each
 layer into per-PE slices, place the slices on PEs, route the events, lay out every PE's
@@ -164,13 +165,7 @@ def _mapping_subcommand(
 
 def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """The ``map`` subcommand (mapping only, no run)."""
-    parser = _mapping_subcommand(
-        subparsers,
-        "map",
-        "map a network onto the chip and report memory per PE (no run)",
-        MAP_DESCRIPTION,
-        MAP_EPILOG,
-    )
+    parser = _mapping_subcommand(subparsers, "map", MAP_HELP, MAP_DESCRIPTION, MAP_EPILOG)
     add_map_output_arguments(parser)
     parser.set_defaults(func=_cmd_map)
     return parser
@@ -178,6 +173,7 @@ def add_map_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
 # ===================================================================== command line: run
 
+RUN_HELP = "map a network and run it on the simulated chip (time, profile, energy)"
 RUN_DESCRIPTION = """\
 Map an EGRU network onto the simulated SpiNNaker2 chip and run it: every PE computes its
 units, events travel as NoC packets, and the run reports time per token and per 70-token
@@ -332,13 +328,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """The ``run`` subcommand of ``python -m spinnaker2_backend`` (map, then run)."""
-    parser = _mapping_subcommand(
-        subparsers,
-        "run",
-        "map a network and run it on the simulated chip (time, profile, energy)",
-        RUN_DESCRIPTION,
-        RUN_EPILOG,
-    )
+    parser = _mapping_subcommand(subparsers, "run", RUN_HELP, RUN_DESCRIPTION, RUN_EPILOG)
     group = parser.add_argument_group("run")
     group.add_argument(
         "--inputs", metavar="FILE.npy", help="workload inputs (token ids or feature vectors)"

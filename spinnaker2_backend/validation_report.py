@@ -56,11 +56,19 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.3f} {unit}"
 
 
+def _table_head(*columns: str, indent: str = "") -> list[str]:
+    """The header and rule lines of a markdown table of ``columns``."""
+    return [f"{indent}| {' | '.join(columns)} |", f"{indent}|{'---|' * len(columns)}"]
+
+
+def _section(title: str, intro: str, columns: tuple[str, ...], body: list[str]) -> list[str]:
+    """A page section: ``## title``, the ``intro`` paragraph, then a table of ``columns``
+    whose row lines (and the lines after it) are ``body``."""
+    return [f"## {title}", "", intro, "", *_table_head(*columns), *body]
+
+
 def _main_table(result) -> list[str]:
-    out = [
-        "| deployment | figure | published | model | error | role | rests on |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    out = _table_head("deployment", "figure", "published", "model", "error", "role", "rests on")
     for r in result.rows:
         out.append(
             f"| {r.deployment} | {r.figure} | {_fmt(r.published, r.unit)} | "
@@ -76,21 +84,8 @@ def _main_table(result) -> list[str]:
     return out
 
 
-def _sensitivity_table(result) -> list[str]:
-    rows = result.sensitivity
-    if not rows:
-        return []
-    out = [
-        "## Sensitivity of the held-out prediction",
-        "",
-        "The DVS time and energy per sample under each alternative defensible assumption, one "
-        "at a time (every other at its default, marked *). Where the assumption enters the "
-        "LM fit, the walk per stored weight and the chip baseline are refit to 170.25 ms and "
-        "0.0653 J first (`spinnaker2_backend.sensitivity`).",
-        "",
-        "| assumption | value | DVS time | error | DVS energy | error | refit walk, baseline |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def _sensitivity_table(rows) -> list[str]:
+    out = []
     for s in rows:
         refit = f"{s.fitted[0]:.2f} cycles, {s.fitted[1]:.4f} W" if s.fitted else ""
         if s.note:
@@ -103,36 +98,25 @@ def _sensitivity_table(result) -> list[str]:
         )
     times = [s.time_error for s in rows if not s.note]
     energies = [s.energy_error for s in rows if not s.note]
-    out += [
-        "",
+    spread = (
         f"Spread: time {100 * min(times):+.1f} % to {100 * max(times):+.1f} %, energy "
         f"{100 * min(energies):+.1f} % to {100 * max(energies):+.1f} % of the published "
         f"{PUBLISHED_DVS_SPINNAKER2.seconds_per_sequence * 1e3:.2f} ms and "
-        f"{PUBLISHED_DVS_SPINNAKER2.energy_j_per_sequence:.3f} J.",
-        "",
-    ]
-    return out
+        f"{PUBLISHED_DVS_SPINNAKER2.energy_j_per_sequence:.3f} J."
+    )
+    return _section(
+        "Sensitivity of the held-out prediction",
+        "The DVS time and energy per sample under each alternative defensible assumption, one "
+        "at a time (every other at its default, marked *). Where the assumption enters the "
+        "LM fit, the walk per stored weight and the chip baseline are refit to 170.25 ms and "
+        "0.0653 J first (`spinnaker2_backend.sensitivity`).",
+        ("assumption", "value", "DVS time", "error", "DVS energy", "error", "refit walk, baseline"),
+        [*out, "", spread, ""],
+    )
 
 
-def _batch_table(result) -> list[str]:
-    rows = result.batches
-    if not rows:
-        return []
-    out = [
-        "## The DVS deployment at larger batches (predicted, never fitted)",
-        "",
-        "Table III of the paper also measured a larger batch; that column is kept out of this "
-        "project on purpose, and the model predicts it. Each PE processes the samples of a "
-        "batch within one step, in one of two loop orders (the published program's is not "
-        "described; the paper says its time scales linearly with batch size): **samples "
-        "outer** (each sample walks the weights; the shipped default) or **weights outer** "
-        "(a stored weight and its index are loaded once per step and applied to every sample, "
-        "`CycleCosts.batch_shares_weight_loads`). The held-out figure is batch 1, where the "
-        "two orders are the same program (the sensitivity table shows it).",
-        "",
-        "| batch | loop order | time per sample | energy per sample | average power |",
-        "|---|---|---|---|---|",
-    ]
+def _batch_table(rows) -> list[str]:
+    out = []
     for b in rows:
         out.append(
             f"| {b['batch']} | {b.get('loop', 'samples outer')} | {b['ms_per_sample']:.2f} ms | "
@@ -149,8 +133,7 @@ def _batch_table(result) -> list[str]:
             f"changes by {100 * (last['ms_per_sample'] / first['ms_per_sample'] - 1):+.1f} % "
             f"and the average power by {100 * (last['power_w'] / first['power_w'] - 1):+.1f} %."
         )
-    out += [
-        "",
+    why = (
         "Why: with the samples outer the chip's time grows nearly linearly with the batch "
         "(every sample walks every weight; only the per-step fixed work, the tick and the "
         "set-up, is shared), so the time per sample falls only by that fixed work's share. "
@@ -158,29 +141,25 @@ def _batch_table(result) -> list[str]:
         "so the time per sample falls towards the MAC and the bookkeeping of each sample. The "
         "average power hardly moves in either order: the chip baseline (fitted on the LM) is "
         "most of it and is paid per second, and the dynamic energy per sample changes with "
-        "the cycles it saves.",
-        "",
-    ]
-    return out
+        "the cycles it saves."
+    )
+    return _section(
+        "The DVS deployment at larger batches (predicted, never fitted)",
+        "Table III of the paper also measured a larger batch; that column is kept out of this "
+        "project on purpose, and the model predicts it. Each PE processes the samples of a "
+        "batch within one step, in one of two loop orders (the published program's is not "
+        "described; the paper says its time scales linearly with batch size): **samples "
+        "outer** (each sample walks the weights; the shipped default) or **weights outer** "
+        "(a stored weight and its index are loaded once per step and applied to every sample, "
+        "`CycleCosts.batch_shares_weight_loads`). The held-out figure is batch 1, where the "
+        "two orders are the same program (the sensitivity table shows it).",
+        ("batch", "loop order", "time per sample", "energy per sample", "average power"),
+        [*out, "", why, ""],
+    )
 
 
-def _design_table(result) -> list[str]:
-    rows = result.designs
-    if not rows:
-        return []
-    out = [
-        "## Receive designs at trained-LM activity",
-        "",
-        "Each candidate of `spinnaker2_backend.receive_designs` on the published mapping, "
-        "with the stand-in tuned to each activity: the fullest PE's receive buffers and Table "
-        "I variables column (published 2.6 KB), whether the PE fits its 96 KiB, the sequence "
-        "time with the walk per stored weight at its floor (the design's other costs alone), "
-        "and the walk that gives 170.25 ms (none: out of reach).",
-        "",
-        "| design | activity | capacity | receive buffers | variables | fits | other costs | "
-        "walk for 170.25 ms |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+def _design_table(rows) -> list[str]:
+    out = []
     for d in rows:
         walk = f"{d.walk_cycles:.2f} cycles" if d.walk_cycles is not None else "out of reach"
         cap = "/".join(map(str, d.capacity)) if any(d.capacity) else ""
@@ -194,12 +173,30 @@ def _design_table(result) -> list[str]:
         if d.fits and abs(d.variables_error) <= 0.10 and d.walk_cycles is not None:
             good.setdefault(d.design, []).append(f"{100 * d.activity:.0f} %")
     verdict = "; ".join(f"{k} at {', '.join(v)}" for k, v in good.items()) if good else "none"
-    out += [
-        "",
-        f"Reproduce Table I (fit, variables within 10 %, 170.25 ms reachable): {verdict}.",
-        "",
-    ]
-    return out
+    return _section(
+        "Receive designs at trained-LM activity",
+        "Each candidate of `spinnaker2_backend.receive_designs` on the published mapping, "
+        "with the stand-in tuned to each activity: the fullest PE's receive buffers and Table "
+        "I variables column (published 2.6 KB), whether the PE fits its 96 KiB, the sequence "
+        "time with the walk per stored weight at its floor (the design's other costs alone), "
+        "and the walk that gives 170.25 ms (none: out of reach).",
+        (
+            "design",
+            "activity",
+            "capacity",
+            "receive buffers",
+            "variables",
+            "fits",
+            "other costs",
+            "walk for 170.25 ms",
+        ),
+        [
+            *out,
+            "",
+            f"Reproduce Table I (fit, variables within 10 %, 170.25 ms reachable): {verdict}.",
+            "",
+        ],
+    )
 
 
 def _profile_evidence(result) -> list[str]:
@@ -211,8 +208,9 @@ def _profile_evidence(result) -> list[str]:
         "the PE with the most, and the fraction of them multiplied per step (the walk costs "
         "every stored weight, the MAC only those whose source fired):",
         "",
-        "  | layer | stored W_ih | multiplied | stored W_hh | multiplied |",
-        "  |---|---|---|---|---|",
+        *_table_head(
+            "layer", "stored W_ih", "multiplied", "stored W_hh", "multiplied", indent="  "
+        ),
     ]
     for w in ev.get("weights", []):
         out.append(
@@ -224,9 +222,16 @@ def _profile_evidence(result) -> list[str]:
         "  The same recorded run re-costed under alternatives of the unpublished program, "
         "each refit to 170.25 ms (ms per sequence, summed over layers):",
         "",
-        "  | alternative | walk per weight | input product | recurrent product | "
-        "send/receive | other | paper's ranking |",
-        "  |---|---|---|---|---|---|---|",
+        *_table_head(
+            "alternative",
+            "walk per weight",
+            "input product",
+            "recurrent product",
+            "send/receive",
+            "other",
+            "paper's ranking",
+            indent="  ",
+        ),
     ]
     for a in ev.get("alternatives", []):
         g = a["groups"]
@@ -340,9 +345,12 @@ def markdown(result) -> str:
     ]
     out += _main_table(result)
     out.append("")
-    out += _sensitivity_table(result)
-    out += _batch_table(result)
-    out += _design_table(result)
+    for rows, table in (
+        (result.sensitivity, _sensitivity_table),
+        (result.batches, _batch_table),
+        (result.designs, _design_table),
+    ):
+        out += table(rows) if rows else []
     out += _disagreements(result)
     out += ["## What ran", ""]
     out += [f"- **{k}**: {v}" for k, v in result.context.items() if not k.startswith("_")]
