@@ -255,10 +255,8 @@ class LayerSimulator:
         self._n = np.zeros(h, self.dtype)
         self._decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=self.dtype)
         self._no_trace = np.zeros(0, self.dtype)
-        links = self.timing_info.link_incidence
-        if links is None or not np.size(links):
-            links = np.zeros((0, p))
-        self._links = np.ascontiguousarray(links, dtype=np.float64)
+        links = self.timing_info.link_incidence  # sparse (timing.link_cycles)
+        self._links = np.zeros((0, p)) if links is None else links
         self._slice_of_unit = np.ascontiguousarray(self._slice_of_unit, dtype=np.int64)
         self._fired = np.zeros((1, p))
         self._host_received = np.zeros(1)
