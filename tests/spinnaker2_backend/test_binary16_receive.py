@@ -95,7 +95,7 @@ def test_compiled_rounding_equals_numpys_float16_bit_for_bit():
     mid = ((exact[:-1].astype(np.float64) + exact[1:]) / 2).astype(np.float32)
     rng = np.random.default_rng(0)
     values = np.concatenate(
-        [exact, mid]
+        [exact, mid, np.array([-0.0, 0.0], np.float32)]  # np.unique keeps one zero
         + [np.nextafter(v, d) for v in (exact, mid) for d in (np.inf, -np.inf)]
         + [rng.standard_normal(10**5).astype(np.float32) * np.float32(100)]
         + [rng.uniform(-1e-4, 1e-4, 10**5).astype(np.float32)]
