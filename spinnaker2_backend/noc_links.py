@@ -15,9 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from spinnaker2_backend.constants import CycleCosts
-from spinnaker2_backend.machine import Machine
 
-__all__ = ["link_busy", "link_cycles", "noc_link_edges"]
+__all__ = ["link_busy", "link_cycles", "noc_link_edges", "xy_tree_edges"]
 
 
 def noc_link_edges(route) -> tuple[tuple[int, tuple[int, int], tuple[int, int]], ...]:
@@ -32,14 +31,38 @@ def noc_link_edges(route) -> tuple[tuple[int, tuple[int, int], tuple[int, int]],
     chip link attaches to the NoC is not published; the path from the source QPE to the
     chip's link port is not counted either.
 
+    Computed from the destination QPEs of the route's layer (its shared groups), without a
+    path per target: an XY route runs along the source's row to the destination's column,
+    then along that column, so the union is the source's row out to the farthest column
+    either way plus, per destination column, that column out to its farthest QPE either
+    way (the same set of links; ``test_noc_trees`` checks it against the routes' union).
+    A source's own QPE, which it leaves out of its targets, adds no link either way.
+
     Args:
         route: a :class:`~spinnaker2_backend.mapping.routing.SliceRoute`.
     """
-    root = tuple(route.source.qpe)
-    edges: set = set()
-    for t in route.targets:
-        path = Machine.xy_route(root, tuple(t.qpe))
-        edges.update((t.chip, a, b) for a, b in zip(path, path[1:]))
+    groups = route.groups
+    if groups is None:
+        return ()
+    return xy_tree_edges(tuple(route.source.qpe), groups.chip, groups.qpe)
+
+
+def xy_tree_edges(root, chips, qpes) -> tuple[tuple[int, tuple[int, int], tuple[int, int]], ...]:
+    """The union of the XY routes from ``root`` (a QPE position, on every chip) to every
+    destination QPE ``qpes[i]`` on chip ``chips[i]``, as sorted ``(chip, from, to)``
+    links (see :func:`noc_link_edges`)."""
+    rx, ry = root
+    columns: dict[int, dict[int, list[int]]] = {}  # chip -> column -> rows
+    for chip, (x, y) in zip(chips, qpes):
+        columns.setdefault(chip, {}).setdefault(x, []).append(y)
+    edges = []
+    for chip, by_column in columns.items():
+        east, west = max(by_column), min(by_column)
+        edges += [(chip, (x, ry), (x + 1, ry)) for x in range(rx, east)]
+        edges += [(chip, (x, ry), (x - 1, ry)) for x in range(rx, west, -1)]
+        for x, ys in by_column.items():
+            edges += [(chip, (x, y), (x, y + 1)) for y in range(ry, max(ys))]
+            edges += [(chip, (x, y), (x, y - 1)) for y in range(ry, min(ys), -1)]
     return tuple(sorted(edges))
 
 
@@ -68,15 +91,16 @@ def link_cycles(routing, pes, costs: CycleCosts) -> tuple[list[tuple], sp.csc_ar
     """
     trees = [routing.routes[int(pe)] for pe in pes]
     chip = sorted({e for r in trees for e in r.link_edges})
-    # the sources of one layer on one QPE share their tree (their targets differ only in
-    # themselves, on their own QPE, which no link leads to): one tree per QPE and layer
+    # the sources of one layer at one QPE position share their tree (their targets differ
+    # only in themselves, on their own QPE, which no link leads to; a remote chip is entered
+    # at the source's QPE position): one tree per destination table and QPE position
     shared: dict[tuple, tuple] = {}
-    noc_trees = []
+    keys = []
     for r in trees:
-        key = (r.source.chip, tuple(r.source.qpe), r.source.layer)
+        key = (id(r.groups), tuple(r.source.qpe))
         if key not in shared:
             shared[key] = noc_link_edges(r)
-        noc_trees.append(shared[key])
+        keys.append(key)
     noc = sorted({e for edges in shared.values() for e in edges})
     chip_index = {e: k for k, e in enumerate(chip)}
     noc_index = {e: len(chip) + k for k, e in enumerate(noc)}
@@ -86,12 +110,12 @@ def link_cycles(routing, pes, costs: CycleCosts) -> tuple[list[tuple], sp.csc_ar
     chip_rows: dict[tuple, np.ndarray] = {}
     columns, values = [], []
     chip_cost, noc_cost = float(costs.chip_link_packet_cycles), float(costs.noc_link_packet_cycles)
-    for r in trees:
+    for r, key in zip(trees, keys):
         edges = r.link_edges
         if edges not in chip_rows:
             chip_rows[edges] = np.array(sorted({chip_index[e] for e in edges}), dtype=np.int64)
         a = chip_rows[edges] if chip_cost else np.zeros(0, np.int64)
-        b = noc_rows[(r.source.chip, tuple(r.source.qpe), r.source.layer)]
+        b = noc_rows[key]
         b = b if noc_cost else b[:0]
         columns.append(np.concatenate([a, b]))
         values.append(np.repeat([chip_cost, noc_cost], [len(a), len(b)]))

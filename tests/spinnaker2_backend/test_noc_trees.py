@@ -212,3 +212,28 @@ def test_sparse_link_cycles_equal_the_dense_matrix(chip_cost, noc_cost):
             noc_tail_cycles(events, info, costs=costs),
             noc_tail_cycles(events, dense_info, costs=costs),
         )
+
+
+def _routes_union(route):
+    """The oracle: the union of the XY routes to every target, path by path (as it was)."""
+    root = tuple(route.source.qpe)
+    edges = set()
+    for t in route.targets:
+        path = Machine.xy_route(root, tuple(t.qpe))
+        edges.update((t.chip, a, b) for a, b in zip(path, path[1:]))
+    return tuple(sorted(edges))
+
+
+@pytest.mark.parametrize("chips, sizes", [(3, (150, 200, 100)), (1, (70, 50)), (2, None)])
+def test_tree_edges_equal_the_union_of_the_xy_routes(chips, sizes):
+    """noc_link_edges builds each tree from its layer's destination QPEs (row, then
+    columns) without a path per target: the same links as the union of every target's XY
+    route, for every source of multi-chip and one-chip mappings (QPE holes included)."""
+    if sizes is None:
+        m = _two_chips()
+    else:
+        net = synthetic_network(layer_sizes=sizes, input_size=5, sparsity=0.5, seed=3)
+        m = map_network(net, machine=Machine(chips=4), max_units_per_pe=1, check=False)
+    assert len({s.chip for s in m.slices}) == chips
+    for route in m.routes:
+        assert noc_link_edges(route) == _routes_union(route), route.source.pe
