@@ -25,7 +25,11 @@ calibration mapping). In one run, on this machine, batch 1, one token at a time:
 
 Then the event layout against csr as activity falls (thresholds raised: 40 % -> 5 % of
 units firing per step). Each row is timed ``--repeats`` times, the rows interleaved so
-that a change of load hits all of them; the best time counts. Every row but PyTorch is
+that a change of load hits all of them; the best time counts. The ratios to the floor are
+also taken in ``--rounds`` rounds of the floor, csr, event and products rows back to back
+(order rotated each round), one ratio per round: their median and range are printed too,
+and move less from run to run than the ratio of two best-of times (on this shared 2-core
+machine the best-of ratios moved by about 0.1 between runs). Every row but PyTorch is
 single-threaded: numpy's and scipy's BLAS pinned to one thread (threadpoolctl) and timed
 with ``time.thread_time()``, the CPU time of the timing thread alone (``process_time()``
 would also count an idle OpenBLAS worker's spin after a dense product, charged to the next
@@ -36,14 +40,16 @@ run; the report states the threads, the BLAS kernel and the load before and afte
 
 Usage::
 
-    .venv/bin/python benchmarks/simulator.py [--tokens 200] [--repeats 3] [--json]
+    .venv/bin/python benchmarks/simulator.py [--tokens 200] [--repeats 3] [--rounds 9] [--json]
 
 JSON keys: ``floor_ms``, ``sim_csr_ms``, ``sim_event_ms``, ``sim_csr_over_floor``,
 ``sim_event_over_floor``, ``products_ms`` and ``products_over_floor`` (the simulator's
 products alone, :func:`products_only`), ``event_over_csr`` (CPU time),
 ``sim_csr_over_floor_wall``, ``event_over_csr_wall``, ``sim_csr_record_ms``,
 ``run_mapping_csr_ms``, ``torch_ms``,
-``numpy_ms``, ``activity``, ``sweep`` (rows of ``activity``, ``csr_ms``, ``event_ms``,
+``numpy_ms``, ``activity``, ``paired`` (per row ``csr``, ``event``, ``products``: the
+``median``, ``min`` and ``max`` of the per-round ratios to the floor; empty with
+``--rounds 0``), ``sweep`` (rows of ``activity``, ``csr_ms``, ``event_ms``,
 ``event_over_csr``; empty with ``--sweep-tokens 0``), ``load_average``, ``conditions``
 (threads, BLAS kernel, load before and after, CPUs); times are milliseconds per token.
 """
@@ -61,9 +67,12 @@ from spinnaker2_backend.calibration import calibration_artifact, calibration_map
 from spinnaker2_backend.simulator import NetworkSimulator, run_mapping
 
 try:  # run as a script: benchmarks/ is on sys.path
-    from _timing import Session, interleaved
+    from _timing import Session, best_of, interleaved
 except ImportError:  # imported as benchmarks.simulator
-    from benchmarks._timing import Session, interleaved
+    from benchmarks._timing import Session, best_of, interleaved
+
+#: The rows timed in rounds against the floor (:func:`paired_ratios`), the floor first.
+PAIRED = ("floor", "csr", "event", "products")
 
 #: Threshold means of the activity sweep (about 40, 30, 20, 10, 5 % of units firing).
 SWEEP_THRESHOLDS = (0.008, 0.025, 0.05, 0.085, 0.11)
@@ -163,6 +172,24 @@ def layout_mapping(artifact, fmt: str, tokens: np.ndarray):
     return calibration_mapping(artifact, weight_format=fmt, inputs=tokens, check=False, **policy)
 
 
+def paired_ratios(fns: dict, rounds: int) -> dict[str, dict[str, float]]:
+    """Per row but the first (the floor), the ratio to the floor measured in each of
+    ``rounds`` rounds (every row once per round, back to back, the order rotated from round
+    to round): ``{row: {"median", "min", "max"}}``. A ratio of two rows timed seconds apart
+    moves less with the machine's load than one of two best-of times taken minutes apart."""
+    names = list(fns)
+    ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        cpu = {name: best_of(fns[name], 1)["cpu"] for name in order}
+        for name in names[1:]:
+            ratios[name].append(cpu[name] / cpu[names[0]])
+    return {
+        name: {"median": float(np.median(v)), "min": min(v), "max": max(v)}
+        for name, v in ratios.items()
+    }
+
+
 def activity_sweep(tokens: np.ndarray, repeats: int) -> list[dict[str, float]]:
     rows = []
     for threshold in SWEEP_THRESHOLDS:
@@ -198,10 +225,13 @@ def main() -> None:
     parser.add_argument(
         "--sweep-tokens", type=int, default=60, help="tokens per sweep point (0: no sweep)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=9, help="rounds of the paired floor ratios (0: none)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    if min(args.tokens, args.repeats) < 1 or args.sweep_tokens < 0:
-        parser.error("--tokens and --repeats must be >= 1, --sweep-tokens >= 0")
+    if min(args.tokens, args.repeats) < 1 or min(args.sweep_tokens, args.rounds) < 0:
+        parser.error("--tokens and --repeats must be >= 1, --sweep-tokens and --rounds >= 0")
     torch.set_num_threads(2)
     session = Session()
 
@@ -252,6 +282,7 @@ def main() -> None:
         agree = np.mean((got.numpy() != 0) == (want != 0))
         assert agree > 0.99, f"PyTorch events agree on only {agree:.3%}"
 
+    paired = paired_ratios({name: fns[name] for name in PAIRED}, args.rounds) if args.rounds else {}
     sweep = activity_sweep(tokens[: args.sweep_tokens], args.repeats) if args.sweep_tokens else []
     per_token = {name: seconds / args.tokens * 1e3 for name, seconds in best.items()}
     activity = float(np.mean(out["csr"].activity()))
@@ -272,6 +303,7 @@ def main() -> None:
             "torch_ms": per_token["torch"],
             "numpy_ms": per_token["numpy"],
             "activity": activity,
+            "paired": paired,
             "sweep": sweep,
             "tokens": args.tokens,
             "repeats": args.repeats,
@@ -311,6 +343,11 @@ def main() -> None:
         f"{figures['event_over_csr']:.2f}; in wall time: "
         f"{figures['sim_csr_over_floor_wall']:.2f} and {figures['event_over_csr_wall']:.2f}"
     )
+    for name, r in paired.items():
+        print(
+            f"paired with the floor, {args.rounds} rounds: {name} {r['median']:.2f}x median "
+            f"({r['min']:.2f}-{r['max']:.2f})"
+        )
     if sweep:
         print(f"\nevent vs csr as activity falls ({args.sweep_tokens} tokens per point)")
     print(f"{'threshold mean':>15} {'activity':>9} {'csr ms':>8} {'event ms':>9} {'event/csr':>10}")

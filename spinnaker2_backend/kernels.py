@@ -37,6 +37,7 @@ machine code next to this module (``__pycache__``), so later processes load it d
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from numba import njit, uint64
 
 __all__ = [
@@ -365,9 +366,16 @@ def noc_tail(events, latency, ptr, rows, cycles, links, packet_cycles):  # pragm
     return tail
 
 
-def link_columns(incidence: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def link_columns(incidence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ptr, rows, cycles)``: the non-zero entries of ``incidence`` ``(links, P)`` by PE
-    (column), links in ascending order, for :func:`noc_tail`."""
+    (column), links in ascending order, for :func:`noc_tail`; ``incidence`` is a dense
+    array or a scipy sparse matrix (``noc_links.link_cycles``'s)."""
+    if sp.issparse(incidence):
+        csc = sp.csc_array(incidence, dtype=np.float64, copy=True)
+        csc.eliminate_zeros()
+        csc.sort_indices()
+        return (csc.indptr.astype(np.int64), csc.indices.astype(np.int64),
+                np.ascontiguousarray(csc.data, dtype=np.float64))  # fmt: skip
     incidence = np.asarray(incidence, dtype=np.float64)
     pe_of, link_of = np.nonzero(incidence.T)  # row-major over the transpose: by PE, then link
     ptr = np.zeros(incidence.shape[1] + 1, dtype=np.int64)

@@ -36,6 +36,9 @@ def round_binary16(values, out):  # pragma: no cover - compiled
     largest = -1.0
     for i in range(values.shape[0]):
         v = values[i]
+        if v == 0:  # most received values (silent units): +-0 stays +-0
+            out[i] = v
+            continue
         a = abs(v)
         if not a < HALF_OVERFLOW:  # beyond the range, or NaN
             largest = max(largest, a) if a == a else np.inf

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snn_egru.reference import EGRUState
 from spinnaker2_backend.kernels import nonzero_and_bad
 from spinnaker2_backend.mapping import Mapping
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS
@@ -18,6 +19,7 @@ __all__ = [
     "check_options",
     "check_rounding",
     "check_slices",
+    "check_state",
     "check_tick",
 ]
 
@@ -123,3 +125,24 @@ def check_input(sim, x) -> tuple[np.ndarray, int]:
             f"infinite values; a chip cannot send them as events: clean the inputs"
         )
     return x.astype(sim.dtype, copy=False), nonzero
+
+
+def check_state(sim, state) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(c, y, trace)`` of an :class:`~snn_egru.reference.EGRUState` (or a tuple) for the
+    layer simulator ``sim``, each checked against its state shape and cast to its dtype
+    (copies); ``trace`` zeros when ``sim`` keeps a trace and ``state`` has none, else None."""
+    if not isinstance(state, EGRUState):
+        state = EGRUState(*state)
+    shape = sim.state_shape
+    for name in ("c", "y", "trace"):
+        value = getattr(state, name)
+        if (value is not None or name != "trace") and np.shape(value) != shape:
+            raise ValueError(
+                f"layer {sim.layer}: state.{name} must have shape {shape}, got {np.shape(value)}"
+            )
+    trace = None
+    if state.trace is not None:
+        trace = np.array(state.trace, dtype=sim.dtype)
+    elif sim.keeps_trace:
+        trace = np.zeros(shape, dtype=sim.dtype)
+    return np.array(state.c, dtype=sim.dtype), np.array(state.y, dtype=sim.dtype), trace

@@ -24,6 +24,7 @@ from spinnaker2_backend.kernels import (
     step_inputs,
 )
 from spinnaker2_backend.kernels_account import account_layer
+from spinnaker2_backend.kernels_step import FRONT_DONE, FRONT_OVERFLOW, layer_front
 from spinnaker2_backend.layer_checks import (
     check_chip_readout,
     check_dtype,
@@ -32,6 +33,7 @@ from spinnaker2_backend.layer_checks import (
     check_options,
     check_rounding,
     check_slices,
+    check_state,
     check_tick,
 )
 from spinnaker2_backend.layer_result import LayerStepResult
@@ -255,10 +257,8 @@ class LayerSimulator:
         self._n = np.zeros(h, self.dtype)
         self._decay = np.array([TRACE_DECAY, 1 - TRACE_DECAY], dtype=self.dtype)
         self._no_trace = np.zeros(0, self.dtype)
-        links = self.timing_info.link_incidence
-        if links is None or not np.size(links):
-            links = np.zeros((0, p))
-        self._links = np.ascontiguousarray(links, dtype=np.float64)
+        links = self.timing_info.link_incidence  # sparse (timing.link_cycles)
+        self._links = np.zeros((0, p)) if links is None else links
         self._slice_of_unit = np.ascontiguousarray(self._slice_of_unit, dtype=np.int64)
         self._fired = np.zeros((1, p))
         self._host_received = np.zeros(1)
@@ -271,6 +271,15 @@ class LayerSimulator:
         self._no_deadline = np.zeros(p, dtype=np.int64)  # a layer stepped alone: no count
         self._no_rows = (np.zeros(0), np.zeros(0))
         self._x_shape = (self.input_size,)
+        self._front = None  # layer_front's arguments (csr / event, float32 if rounding)
+        if self._k_products is not None and (not self.round_received or self.dtype == np.float32):
+            capped, by_packets = self.receive_policy in CAPPED, self._input_by_packets
+            cap = self.receive_capacity if capped else -1
+            rounding = (self.round_received and by_packets, self.round_received)
+            self._xr = np.zeros((1, self.input_size), self.dtype)
+            self._front = (rounding, (cap if by_packets else -1, cap), self._k_products,
+                (self._b_ih, self._b_hh), EVENT_GATHER_ABOVE, (self._gi, self._gh, self._z,
+                self._pre), (self._k_events, self._k_walked))  # fmt: skip
         # the receive policy's rows counted by layer_counts (None: _policy_ops counts them)
         self._no_policy = (-1, -1, -1, -1, -1, 0.0)
         self._k_policy = None
@@ -329,28 +338,7 @@ class LayerSimulator:
 
     def set_state(self, state: EGRUState) -> None:
         """Continue from ``state`` (shapes ``(H,)``; cast to the simulator's dtype)."""
-        if not isinstance(state, EGRUState):
-            state = EGRUState(*state)
-        shape = self.state_shape
-        for name in ("c", "y"):
-            if np.shape(getattr(state, name)) != shape:
-                raise ValueError(
-                    f"layer {self.layer}: state.{name} must have shape {shape}, got "
-                    f"{np.shape(getattr(state, name))}"
-                )
-        self._c = np.array(state.c, dtype=self.dtype)
-        self._y = np.array(state.y, dtype=self.dtype)
-        if state.trace is not None:
-            if np.shape(state.trace) != shape:
-                raise ValueError(
-                    f"layer {self.layer}: state.trace must have shape {shape}, got "
-                    f"{np.shape(state.trace)}"
-                )
-            self._trace = np.array(state.trace, dtype=self.dtype)
-        elif self.keeps_trace:
-            self._trace = np.zeros(shape, dtype=self.dtype)
-        else:
-            self._trace = None
+        self._c, self._y, self._trace = check_state(self, state)
 
     # ------------------------------------------------------------------------ step
     def _event_product(self, w: sp.csc_matrix, v: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -423,9 +411,10 @@ class LayerSimulator:
         word = self.spec.word_bytes
         ops[_I["weight_bytes_read"]] = word * ops[_I["macs"]]
 
-    def _kernel_step(self, x: np.ndarray, y_prev: np.ndarray, n_in: int, n_rec: int) -> np.ndarray:
-        """Both products, the point-wise update and the per-PE counts of one step
-        (``n_in``, ``n_rec``: non-zero entries of ``x`` and ``y_prev``).
+    def _kernel_step(self, x, y_prev, n_in: int, n_rec: int, products_done: bool) -> np.ndarray:
+        """Both products (unless ``products_done``: :func:`layer_front` did them), the
+        point-wise update and the per-PE counts of one step (``n_in``, ``n_rec``: non-zero
+        entries of ``x`` and ``y_prev``).
 
         Updates ``_c``, ``_y``, ``_trace``; returns the ``(len(OPS), P)`` counts. The
         products, the point-wise update (but its ``tanh``) and the counts run in
@@ -437,12 +426,12 @@ class LayerSimulator:
         x2, h2 = x[None], y_prev[None]
         gi, gh, z, pre = self._gi, self._gh, self._z, self._pre
         events, walked = self._k_events, self._k_walked
-        if self._k_products is not None:
+        if self._k_products is not None and not products_done:
             layer_gates(
                 self._k_products, self._b_ih, self._b_hh, x2, n_in, h2, n_rec,
                 EVENT_GATHER_ABOVE, gi, gh, events, walked, z, pre,
             )  # fmt: skip
-        else:  # dense
+        elif self._k_products is None:  # dense
             gi[0] = self._w_ih @ x + self._b_ih
             gh[0] = self._w_hh @ y_prev + self._b_hh
             egru_gates(gi[0], gh[0], z, pre)
@@ -512,6 +501,15 @@ class LayerSimulator:
         the network's deadline counts, the step history's rows, filled in the same call)."""
         x = np.asarray(x)
         fast = self.batch_size == 1 and self._int8 is None and self.compiled  # int8: below
+        if fast and self._front is not None and x.dtype == self.dtype and x.shape == self._x_shape:
+            yr = np.empty((1, self.hidden_size), self.dtype)  # the new y_{t-1} (results keep y)
+            n_in, n_rec, status = layer_front(x, self._y, self._xr, yr, *self._front)
+            if status == FRONT_DONE or status == FRONT_OVERFLOW:
+                self._y = yr[0]
+                if status == FRONT_DONE:
+                    return self._step_compiled(self._xr[0], n_in, n_rec, network, True)
+                return self._step_general(self._xr[0].copy(), network)
+            # else NaN / infinite or beyond binary16: the checks below raise, naming the step
         if fast and x.dtype == self.dtype and x.shape == self._x_shape:
             n_in, bad, n_rec = step_inputs(x, self._y)  # the checks' counts, in one call
             if bad:
@@ -528,6 +526,10 @@ class LayerSimulator:
                 n_rec <= cap and (n_in <= cap or not self._input_by_packets)
             ):  # every event is kept: the compiled path
                 return self._step_compiled(x, n_in, n_rec, network)
+        return self._step_general(x, network)
+
+    def _step_general(self, x, network) -> LayerStepResult:
+        """One step on the general path (a batch, int8, an event list that overflows)."""
         batched = self.batch_size > 1
         xs = x if batched else x[None, :]
         ys_prev = self._y if batched else self._y[None, :]
@@ -576,13 +578,13 @@ class LayerSimulator:
             n_in = int(np.count_nonzero(x))
         return x, n_in, round_received(self._y)
 
-    def _step_compiled(self, x, n_in: int, n_rec: int, network) -> LayerStepResult:
+    def _step_compiled(self, x, n_in, n_rec, network, front=False) -> LayerStepResult:
         """One step of one sample whose events are all kept (``n_in``, ``n_rec``: events of
         the two products; an ``event-list`` that would overflow takes the general path):
         products, point-wise update and counts in the compiled kernels, the same numbers
         as the general path."""
         y_prev = self._y
-        ops = self._kernel_step(x, y_prev, n_in, n_rec)
+        ops = self._kernel_step(x, y_prev, n_in, n_rec, front)
         if self._k_policy is None:  # else counted by layer_counts
             self._policy_ops(ops, float(n_in), float(n_rec), 0.0)
         if self._bitmap_hits and self._k_policy is None:  # BitmapReceive.step_ops's hits

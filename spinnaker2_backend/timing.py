@@ -64,7 +64,7 @@ from spinnaker2_backend.execution import (
     tick_durations,
     tick_work_seconds,
 )
-from spinnaker2_backend.noc_links import link_cycles, noc_link_edges
+from spinnaker2_backend.noc_links import link_busy, link_cycles, noc_link_edges
 
 __all__ = [
     "OPS",
@@ -182,7 +182,8 @@ class LayerTimingInfo:
             MAC as in the plain CSR kernel.
         link_incidence: ``(links, P)`` cycles one event of PE ``p`` occupies link ``k``
             (0 where its multicast tree does not cross it): chip links and on-chip NoC links,
-            :func:`link_cycles`; or None (no link serialisation modelled).
+            :func:`link_cycles` (a scipy sparse matrix; a dense array works too); or None
+            (no link serialisation modelled).
     """
 
     layer: int
@@ -192,7 +193,7 @@ class LayerTimingInfo:
     readout_readers: int
     max_noc_hops: np.ndarray
     max_chip_hops: np.ndarray
-    link_incidence: np.ndarray | None = None
+    link_incidence: object | None = None  # sparse or dense (links, P)
     batch_size: int = 1
     receive_policy: str = "dense"
 
@@ -335,8 +336,8 @@ def noc_tail_cycles(events: np.ndarray, info: LayerTimingInfo, *, costs: CycleCo
     if latency.size == 0:
         return np.zeros(sending.shape[:-1])
     tail = np.max(np.where(sending, latency, 0.0), axis=-1)
-    if info.link_incidence is not None and np.size(info.link_incidence):
-        load = events @ np.asarray(info.link_incidence, dtype=np.float64).T  # (..., links)
+    if info.link_incidence is not None and info.link_incidence.shape[0]:
+        load = link_busy(events, info.link_incidence)  # (..., links)
         tail = np.maximum(tail, load.max(axis=-1))
     return tail
 

@@ -164,8 +164,9 @@ def test_quantization_json_states_its_conditions(tmp_path):
 
 def test_simulator_json():
     out = run_json(
-        "simulator.py", "--tokens", "4", "--repeats", "1", "--sweep-tokens", "0", "--json"
-    )
+        "simulator.py", "--tokens", "4", "--repeats", "1", "--sweep-tokens", "0", "--rounds", "2",
+        "--json",
+    )  # fmt: skip
     for key in (
         "floor_ms",
         "sim_csr_ms",
@@ -187,6 +188,9 @@ def test_simulator_json():
     ):
         assert key in out, key
     assert out["sweep"] == [] and out["tokens"] == 4
+    assert set(out["paired"]) == {"csr", "event", "products"}
+    for row in out["paired"].values():
+        assert row["min"] <= row["median"] <= row["max"]
     check_conditions(out["conditions"])
     assert out["conditions"]["machine"]["torch_threads"] == 2
 

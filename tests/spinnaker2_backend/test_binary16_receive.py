@@ -8,7 +8,8 @@ import pytest
 from snn_egru.reference import egru_step
 from spinnaker2_backend import map_network
 from spinnaker2_backend.receive_bitmap import round_received
-from spinnaker2_backend.simulator import run_mapping
+from spinnaker2_backend.simulator import LayerSimulator, run_mapping
+from spinnaker2_backend.synthetic import synthetic_network
 from tests.spinnaker2_backend.conftest import small_net_inputs
 
 
@@ -90,7 +91,7 @@ def test_compiled_rounding_equals_numpys_float16_bit_for_bit():
     mid = ((exact[:-1].astype(np.float64) + exact[1:]) / 2).astype(np.float32)
     rng = np.random.default_rng(0)
     values = np.concatenate(
-        [exact, mid]
+        [exact, mid, np.array([-0.0, 0.0], np.float32)]  # np.unique keeps one zero
         + [np.nextafter(v, d) for v in (exact, mid) for d in (np.inf, -np.inf)]
         + [rng.standard_normal(10**5).astype(np.float32) * np.float32(100)]
         + [rng.uniform(-1e-4, 1e-4, 10**5).astype(np.float32)]
@@ -106,3 +107,27 @@ def test_compiled_rounding_equals_numpys_float16_bit_for_bit():
         np.array([1.0, HALF_OVERFLOW, -7e4], np.float32), np.empty(3, np.float32)
     )
     assert flagged == (3, 7e4)
+
+
+@pytest.mark.parametrize("fmt, policy", [("csr", "bitmap16"), ("event", "event-list")])
+def test_the_compiled_step_rejects_what_bitmap16_cannot_keep(fmt, policy):
+    """The fused front of a step (kernels_step.layer_front) hands NaN / infinite inputs and
+    values beyond binary16 to the checks, which raise naming them; a clean step after a
+    rejected one runs as if the rejected one had not been tried."""
+    net = synthetic_network(layer_sizes=(6, 5), input_size=4, sparsity=0.0, seed=1)
+    m = map_network(net, max_units_per_pe=3, receive_policy=policy, weight_format=fmt)
+    x = np.zeros(6, dtype=np.float32)
+    x[1] = 7e4
+    if policy == "bitmap16":
+        with pytest.raises(ValueError, match="beyond binary16's range"):
+            LayerSimulator(m, 1).step(x)
+    x[1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        LayerSimulator(m, 1).step(x)
+    clean = np.linspace(-1, 1, 6).astype(np.float32)
+    sim, fresh = LayerSimulator(m, 1), LayerSimulator(m, 1)
+    with pytest.raises(ValueError):
+        sim.step(x)
+    got, want = sim.step(clean), fresh.step(clean)
+    np.testing.assert_array_equal(got.y, want.y)
+    np.testing.assert_array_equal(got.ops, want.ops)

@@ -9,8 +9,10 @@ import pytest
 
 from spinnaker2_backend import ChipSpec, map_network
 from spinnaker2_backend.constants import CycleCosts
+from spinnaker2_backend.kernels import link_columns
 from spinnaker2_backend.machine import Machine
 from spinnaker2_backend.mapping.routing import link_incidence, link_loads
+from spinnaker2_backend.noc_links import link_busy
 from spinnaker2_backend.simulator import run_mapping
 from spinnaker2_backend.synthetic import synthetic_network
 from spinnaker2_backend.timing import (
@@ -73,6 +75,7 @@ def test_a_flooded_link_shows_in_the_tail():
         noc_link_packet_cycles=1.0,
     )
     links, cycles = link_cycles(m.routes, pes, costs)
+    cycles = cycles.toarray()
     assert links[:2] == edges
     np.testing.assert_array_equal(cycles[:2], incidence * 5.0)  # chip rows: 5 cycles a packet
     info = timing_info(
@@ -99,6 +102,7 @@ def test_on_chip_tree_edges_by_hand():
     assert noc_link_edges(m.routes[4]) == ((0, (2, 1), (1, 1)), (1, (2, 1), (1, 1)))
     pes = [s.pe for s in m.layers[1].slices]
     links, cycles = link_cycles(m.routes, pes, CycleCosts(noc_link_packet_cycles=2.0))
+    cycles = cycles.toarray()
     noc = {link: row for link, row in zip(links, cycles) if len(link) == 3}
     # PEs 2, 3 (QPE (1,1) of chip 0) and 8..11 (QPE (1,1) of chip 1, its entry position)
     # send east on both chips; PEs 4..7, 12, 13 west
@@ -127,7 +131,7 @@ def test_a_flooded_on_chip_link_shows_in_the_tail():
     links, cycles = link_cycles(m.routes, pes, costs)
     # no chip link; every layer-0 event crosses (1,1)->(2,1) and (2,1)->(3,1) once
     assert links == [(0, (1, 1), (2, 1)), (0, (2, 1), (3, 1))]
-    np.testing.assert_array_equal(cycles, np.ones((2, 4)))
+    np.testing.assert_array_equal(cycles.toarray(), np.ones((2, 4)))
     info = timing_info("dense", 4, max_noc_hops=np.full(4, 2.0), link_incidence=cycles)
     one = np.array([1.0, 0, 0, 0])
     assert noc_tail_cycles(one, info, costs=costs) == pytest.approx(16.0)  # 2 hops x 8
@@ -149,3 +153,67 @@ def test_the_simulated_layer_pays_a_flooded_on_chip_link():
     assert fired.sum() > 0
     want = fired.sum(axis=1) * 50.0  # every layer-0 event crosses the first link
     np.testing.assert_allclose(tails, np.maximum(want, np.where(fired.sum(1) > 0, 16.0, 0)))
+
+
+def _dense_link_cycles(routing, pes, costs):
+    """The oracle: the dense ``(links, P)`` matrix, filled link by link (as it was built)."""
+    links, _ = link_cycles(routing, pes, costs)
+    index = {link: k for k, link in enumerate(links)}
+    dense = np.zeros((len(links), len(pes)))
+    for j, pe in enumerate(pes):
+        for e in routing.routes[int(pe)].link_edges:
+            dense[index[e], j] = costs.chip_link_packet_cycles
+        for e in noc_link_edges(routing.routes[int(pe)]):
+            dense[index[e], j] = costs.noc_link_packet_cycles
+    return dense
+
+
+@pytest.mark.parametrize("chip_cost, noc_cost", [(5.0, 1.0), (0.0, 2.5), (3.0, 0.0)])
+def test_sparse_link_cycles_equal_the_dense_matrix(chip_cost, noc_cost):
+    """link_cycles builds the matrix sparse, column by column: the same entries as the
+    dense fill, no stored zeros, sorted; link_busy, link_columns and noc_tail_cycles give
+    the same numbers from it as from the dense matrix."""
+    m = _two_chips()
+    costs = CycleCosts(chip_link_packet_cycles=chip_cost, noc_link_packet_cycles=noc_cost)
+    rng = np.random.default_rng(0)
+    for layer in m.layers:
+        pes = [s.pe for s in layer.slices]
+        _, sparse = link_cycles(m.routes, pes, costs)
+        dense = _dense_link_cycles(m.routes, pes, costs)
+        np.testing.assert_array_equal(sparse.toarray(), dense)
+        assert sparse.has_sorted_indices and np.all(sparse.data != 0)
+        for got, want in zip(link_columns(sparse), link_columns(dense)):
+            np.testing.assert_array_equal(got, want)
+        events = rng.integers(0, 5, (7, len(pes))).astype(np.float64)
+        np.testing.assert_array_equal(link_busy(events, sparse), events @ dense.T)
+        info = timing_info("csr", len(pes), max_noc_hops=np.ones(len(pes)), link_incidence=sparse)
+        dense_info = dataclasses.replace(info, link_incidence=dense)
+        np.testing.assert_array_equal(
+            noc_tail_cycles(events, info, costs=costs),
+            noc_tail_cycles(events, dense_info, costs=costs),
+        )
+
+
+def _routes_union(route):
+    """The oracle: the union of the XY routes to every target, path by path (as it was)."""
+    root = tuple(route.source.qpe)
+    edges = set()
+    for t in route.targets:
+        path = Machine.xy_route(root, tuple(t.qpe))
+        edges.update((t.chip, a, b) for a, b in zip(path, path[1:]))
+    return tuple(sorted(edges))
+
+
+@pytest.mark.parametrize("chips, sizes", [(3, (150, 200, 100)), (1, (70, 50)), (2, None)])
+def test_tree_edges_equal_the_union_of_the_xy_routes(chips, sizes):
+    """noc_link_edges builds each tree from its layer's destination QPEs (row, then
+    columns) without a path per target: the same links as the union of every target's XY
+    route, for every source of multi-chip and one-chip mappings (QPE holes included)."""
+    if sizes is None:
+        m = _two_chips()
+    else:
+        net = synthetic_network(layer_sizes=sizes, input_size=5, sparsity=0.5, seed=3)
+        m = map_network(net, machine=Machine(chips=4), max_units_per_pe=1, check=False)
+    assert len({s.chip for s in m.slices}) == chips
+    for route in m.routes:
+        assert noc_link_edges(route) == _routes_union(route), route.source.pe

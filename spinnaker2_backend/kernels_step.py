@@ -1,0 +1,82 @@
+"""The front half of a compiled layer step in one call (numba): the input checks' counts,
+the ``bitmap16`` rounding of the received values, the event-list capacity test and both
+products up to the point-wise update's ``tanh``.
+
+Before, a step of the ``csr`` / ``bitmap16`` layout made four to six calls here (the
+checks' counts, two roundings, two ``count_nonzero``, the products), each with numba's
+dispatch cost and numpy's allocation around it. :func:`layer_front` runs the same kernels
+(:func:`~spinnaker2_backend.kernels.nonzero_and_bad`,
+:func:`~spinnaker2_backend.kernels_half.round_binary16`,
+:func:`~spinnaker2_backend.kernels.layer_gates`) in the same order on the same values, so
+the numbers are the same bits (the golden run digests pin them).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from spinnaker2_backend.kernels import layer_gates, nonzero_and_bad
+from spinnaker2_backend.kernels_half import round_binary16
+
+__all__ = ["FRONT_BAD_INPUT", "FRONT_DONE", "FRONT_OVERFLOW", "FRONT_TOO_WIDE", "layer_front"]
+
+#: :func:`layer_front`'s status: products computed.
+FRONT_DONE = 0
+#: The input holds NaN or infinite values (nothing computed; the caller raises).
+FRONT_BAD_INPUT = 1
+#: A received value is beyond binary16's range (nothing computed; the caller raises).
+FRONT_TOO_WIDE = 2
+#: An event list would overflow (the received values are rounded, the products not
+#: computed: the caller takes the general path, which drops or raises).
+FRONT_OVERFLOW = 3
+
+
+@njit(cache=True, nogil=True)
+def layer_front(x, y, xr, yr, rounding, caps, products, biases, gather_above, gates, counts):
+    """Checks, rounding, capacity and both products of one batch-1 step of a layer.
+
+    Args:
+        x: ``(I,)`` the layer's input. y: ``(H,)`` the layer's ``y_{t-1}``.
+        xr: ``(1, I)`` written: ``x``, rounded to binary16 when ``rounding[0]``.
+        yr: ``(1, H)`` written: ``y``, rounded to binary16 when ``rounding[1]`` (the new
+            ``y_{t-1}`` of the layer).
+        caps: ``(input cap, recurrent cap)`` of an event list, ``-1`` for none: more
+            events than a cap returns :data:`FRONT_OVERFLOW` without the products.
+        products, gather_above: of :func:`~spinnaker2_backend.kernels.layer_gates`.
+        biases: ``(bias_ih, bias_hh)``. gates: ``(gi, gh, z, pre)`` and counts:
+            ``(events, walked)``: :func:`~spinnaker2_backend.kernels.layer_gates`'s.
+
+    Returns:
+        ``(n_in, n_rec, status)``: the non-zero entries of ``xr`` and ``yr`` and one of
+        the ``FRONT_*`` statuses.
+    """
+    n_in, bad = nonzero_and_bad(x)
+    if bad:
+        return n_in, 0, FRONT_BAD_INPUT
+    xb, yb = xr[0], yr[0]
+    if rounding[0]:
+        n_in, largest = round_binary16(x, xb)
+        if largest >= 0:
+            return n_in, 0, FRONT_TOO_WIDE
+    else:
+        xb[:] = x
+    if rounding[1]:
+        n_rec, largest = round_binary16(y, yb)
+        if largest >= 0:
+            return n_in, n_rec, FRONT_TOO_WIDE
+    else:
+        n_rec = 0
+        for i in range(y.shape[0]):
+            yb[i] = y[i]
+            if y[i] != 0:
+                n_rec += 1
+    cap_in, cap_rec = caps
+    if (cap_rec >= 0 and n_rec > cap_rec) or (cap_in >= 0 and n_in > cap_in):
+        return n_in, n_rec, FRONT_OVERFLOW
+    gi, gh, z, pre = gates
+    events, walked = counts
+    layer_gates(
+        products, biases[0], biases[1], xr, n_in, yr, n_rec, gather_above, gi, gh, events,
+        walked, z, pre,
+    )  # fmt: skip
+    return n_in, n_rec, FRONT_DONE
