@@ -89,7 +89,7 @@ def build_parser(
     p.add_argument(
         "--softmax",
         type=_softmax_spec,
-        metavar="full|sampled:K",
+        metavar="full|fused|sampled:K",
         help="training loss: full softmax (default) or sampled softmax over K log-uniform "
         "candidates per step (e.g. sampled:1024); evaluation is always the full softmax",
     )
