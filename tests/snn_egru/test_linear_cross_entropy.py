@@ -64,3 +64,37 @@ def test_bad_arguments_are_refused() -> None:
         linear_cross_entropy(y, weight, bias, targets, blas="mkl")
     with pytest.raises(ValueError, match="float32"):
         linear_cross_entropy(y.double(), weight.double(), bias.double(), targets)
+
+
+def _train_tiny(softmax: str):
+    from snn_egru.data.text import corpus_from_texts
+    from snn_egru.training.lm import lm_training_preset, train_language_model
+    from tests.snn_egru.conftest import deterministic_tiny_lm
+
+    words = [f"w{(i * 7) % 23}" if i % 3 else "w1" for i in range(3000)]
+    text = " ".join(words) + "\n"
+    corpus = corpus_from_texts(text, text[:2000], text[:2000], name="cyclic")
+    tc = lm_training_preset("tiny", max_steps=6, eval_every=0, log_every=1, bptt=10)
+    tc.save_checkpoints, tc.softmax = False, softmax
+    config = deterministic_tiny_lm(len(corpus.vocabulary))
+    result = train_language_model(config, tc, data=corpus, show_progress=False)
+    return [r["loss"] for r in result.history if r["kind"] in ("train", "test")]
+
+
+def test_fused_training_follows_the_full_softmax_within_float_rounding() -> None:
+    full, fused = _train_tiny("full"), _train_tiny("fused")
+    assert len(full) == len(fused) == 7  # six steps and the test
+    assert fused == pytest.approx(full, rel=1e-5)
+
+
+def test_fused_loss_refuses_an_adaptive_decoder() -> None:
+    from snn_egru.data.text import corpus_from_texts
+    from snn_egru.models.lm import lm_preset
+    from snn_egru.training.lm import lm_training_preset, train_language_model
+
+    corpus = corpus_from_texts("a b c a b c\n" * 50, "a b c\n" * 5, "a b c\n" * 5)
+    tc = lm_training_preset("tiny", max_steps=1, softmax="fused")
+    config = lm_preset("tiny", vocab_size=len(corpus.vocabulary), adaptive_softmax=(2,),
+                       tie_weights=False)  # fmt: skip
+    with pytest.raises(ValueError, match="single-process only.*not adaptive_softmax"):
+        train_language_model(config, tc, data=corpus, show_progress=False)
