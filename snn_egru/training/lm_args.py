@@ -83,9 +83,11 @@ def build_parser(
     p.add_argument(
         "--softmax",
         type=_softmax_spec,
-        metavar="full|sampled:K",
-        help="training loss: full softmax (default) or sampled softmax over K log-uniform "
-        "candidates per step (e.g. sampled:1024); evaluation is always the full softmax",
+        metavar="full|fused|sampled:K",
+        help="training loss: full softmax (default); fused: the same loss with one logits "
+        "buffer (fused-numpy: numpy's BLAS for its products); or sampled softmax over K "
+        "log-uniform candidates per step (e.g. sampled:1024); evaluation is always the full "
+        "softmax",
     )
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     _add_model_options(p)

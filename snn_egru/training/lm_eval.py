@@ -21,7 +21,86 @@ from snn_egru.models.lm import EGRULanguageModel
 from snn_egru.sparsity import SparsityAccount, SparsityProbe
 from snn_egru.training.common import progress, unwrap_model
 
-__all__ = ["EvalResult", "detach_state", "evaluate_perplexity", "unit_firing_rates"]
+__all__ = [
+    "EvalResult",
+    "RecurrentThreads",
+    "detach_state",
+    "evaluate_perplexity",
+    "unit_firing_rates",
+]
+
+
+class RecurrentThreads:
+    """Run a model's recurrent time loop on one torch thread, everything else on all.
+
+    The time loop (``model.rnn``: per step a ``(B, H) x (H, 3H)`` product and point-wise
+    gates, the same backwards) is thousands of tiny sequential operations: a second
+    intra-op thread only adds a hand-over per operation, and when the machine is shared
+    and that thread is not running, every operation waits for it (measured in
+    docs/training_speed.md). The large products (the decoder over the vocabulary, its
+    gradients) keep every thread. The numbers do not change: torch's CPU kernels give the
+    same bits for one or two threads (tests compare losses and perplexities bit for bit).
+
+    ``install()`` puts hooks on ``model.rnn``: its forward runs on one thread; with
+    ``backward=True`` a gradient hook on its output switches to one thread when the
+    backward pass reaches the time loop, and one on its input switches back when it has
+    left it. ``remove()`` takes the hooks off and restores the thread count (a training
+    step installs before its forward pass and removes after the optimizer step). Does
+    nothing on a non-CPU model, with one thread (the count when it was made), or for a
+    model without ``rnn``.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, backward: bool = False) -> None:
+        self.model, self.backward = unwrap_model(model), backward
+        self.threads = torch.get_num_threads()
+        self._handles: list[Any] = []
+
+    def _active(self) -> bool:
+        rnn = getattr(self.model, "rnn", None)
+        if rnn is None or self.threads <= 1:
+            return False
+        param = next(rnn.parameters(), None)
+        return param is not None and param.device.type == "cpu"
+
+    def _one(self, *_: Any) -> None:
+        torch.set_num_threads(1)
+
+    def _all(self, *_: Any) -> None:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+    def _pre(self, _module: Any, args: tuple, kwargs: dict) -> None:
+        self._one()
+        x = args[0] if args else kwargs.get("x")
+        if self.backward and isinstance(x, Tensor) and x.requires_grad:
+            x.register_hook(self._all)  # the time loop's backward has ended
+
+    def _post(self, _module: Any, _args: tuple, _kwargs: dict, output: Any) -> None:
+        self._all()
+        y = output[0] if isinstance(output, tuple) else output
+        if self.backward and isinstance(y, Tensor) and y.requires_grad:
+            y.register_hook(self._one)  # the backward reaches the time loop
+
+    def install(self) -> RecurrentThreads:
+        if self._active() and not self._handles:
+            rnn = self.model.rnn
+            self._handles = [
+                rnn.register_forward_pre_hook(self._pre, with_kwargs=True),
+                rnn.register_forward_hook(self._post, with_kwargs=True),
+            ]
+        return self
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._all()
+
+    def __enter__(self) -> RecurrentThreads:
+        return self.install()
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.remove()
 
 
 @dataclass
@@ -87,6 +166,7 @@ def evaluate_perplexity(
     token_loss = F.nll_loss if adaptive else F.cross_entropy
     total_loss, total_tokens, state = 0.0, 0, None
     windows = list(bptt_windows(source.shape[0], bptt, random_length=False))
+    threads = RecurrentThreads(model).install()
     try:
         if probe is not None:
             probe.__enter__()
@@ -104,6 +184,7 @@ def evaluate_perplexity(
     finally:
         if probe is not None:
             probe.__exit__(None, None, None)
+        threads.remove()
         model.train(was_training)
     mean = total_loss / max(1, total_tokens)
     return EvalResult(

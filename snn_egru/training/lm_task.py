@@ -24,7 +24,13 @@ from torch import Tensor
 from snn_egru import quantization as qat
 from snn_egru.data.text import Corpus, batchify, bptt_windows, get_batch, shard_streams
 from snn_egru.functional import EGRUCellState
-from snn_egru.losses import LogUniformSampler, parse_softmax, sampled_softmax_loss
+from snn_egru.losses import (
+    FULL_SOFTMAX,
+    LogUniformSampler,
+    linear_cross_entropy,
+    parse_softmax,
+    sampled_softmax_loss,
+)
 from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig
 from snn_egru.pruning import Pruner
 from snn_egru.training.common import (
@@ -40,7 +46,12 @@ from snn_egru.training.common import (
     restore_training_state,
     set_seed,
 )
-from snn_egru.training.lm_eval import EvalResult, detach_state, evaluate_perplexity
+from snn_egru.training.lm_eval import (
+    EvalResult,
+    RecurrentThreads,
+    detach_state,
+    evaluate_perplexity,
+)
 from snn_egru.training.loop import LoopSettings, Trainer
 
 logger = logging.getLogger(__name__)
@@ -96,6 +107,13 @@ class LMTask:
         self.running_loss, self.running_count, self.train_loss = 0.0, 0, float("nan")
         self._out: Any = None
         self.num_sampled = parse_softmax(tc.softmax)
+        self.fused_blas = FULL_SOFTMAX.get(tc.softmax)  # the fused full-softmax loss
+        self.rnn_threads = RecurrentThreads(self.model, backward=True)  # numbers unchanged
+        if self.fused_blas is not None and (self.world > 1 or config.adaptive_softmax):
+            raise ValueError(
+                f"softmax={tc.softmax!r} is single-process only (no DDP), for a linear decoder "
+                "(not adaptive_softmax): use softmax='full'"
+            )
         self.sampler: LogUniformSampler | None = None
         if config.adaptive_softmax and (self.num_sampled is not None or self.world > 1):
             raise ValueError(
@@ -156,8 +174,10 @@ class LMTask:
 
     def training_loss(self, model: torch.nn.Module, window: Any) -> Tensor:
         inputs, targets = get_batch(self.train_source, window.start, window.seq_len)
+        self.rnn_threads.install()  # the time loop on one thread, until after_step
         adaptive = self.model.adaptive is not None
-        if self.sampler is not None or adaptive:  # losses that need only some logits
+        fused = self.fused_blas is not None
+        if self.sampler is not None or adaptive or fused:  # losses that read the decoder
             out = self.model.decoder_inputs(inputs, self.state)
         else:
             out = model(inputs, self.state)
@@ -170,6 +190,13 @@ class LMTask:
             loss = self.model.adaptive_loss(out.logits.float(), targets)
         elif self.sampler is not None:
             loss = self._sampled_loss(out.logits, targets)
+        elif fused:  # the full softmax, its logits never kept (out.logits: the decoder inputs)
+            y = out.logits.reshape(-1, out.logits.shape[-1]).float()
+            model_ = self.model
+            loss = linear_cross_entropy(
+                y, model_.decoder_weight, model_.decoder_bias, targets.reshape(-1),
+                blas=self.fused_blas,
+            )  # fmt: skip
         else:
             logits = out.logits.float()  # the loss in float32 (bf16 autocast: logits are bf16)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
@@ -192,6 +219,7 @@ class LMTask:
         return window.seq_len / self.train_config.bptt
 
     def after_step(self, trainer: Trainer, grad_norm: float) -> None:
+        self.rnn_threads.remove()
         self.model.rnn.clamp_thresholds()
         if self.pruner is not None:
             self.pruner.step(trainer.step)
