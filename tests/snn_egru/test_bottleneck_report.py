@@ -162,12 +162,18 @@ def test_page_states_budget_recipe_and_the_one_layer_reference(tmp_path):
         r["settings"]["recipe"] = recipe
     one = _record("r", 0, 200.0, 0.0, [64], [])
     one["settings"].update(layers=1, layer_per_chip=False, recipe=recipe)
-    doc = collect([_sweep(tmp_path, [*records, one])])
+    worse = _record("w", 0, 260.0, 0.0, [64], [])
+    worse["settings"].update(layers=1, layer_per_chip=False)
+    doc = collect([_sweep(tmp_path, [*records, one, worse])])
     by_key = {p["key"]: p for p in doc["points"]}
-    assert "r" not in by_key and [r["key"] for r in doc["one_layer_references"]] == ["r"]
+    assert "r" not in by_key and sorted(r["key"] for r in doc["one_layer_references"]) == [
+        "r",
+        "w",
+    ]
     assert by_key["b"]["ppl_cost"] == pytest.approx(-0.2)  # against "a", not "x"
     assert by_key["a"]["one_layer_perplexity"] == 200.0
-    assert by_key["x"]["one_layer_perplexity"] is None  # no reference with its recipe
+    # the reference is the best one-layer point of the same width, steps and seed, any recipe
+    assert by_key["x"]["one_layer_perplexity"] == 200.0
     rec = doc["recommended"]
     assert rec["key"] == "b" and rec["steps"] == 300 and rec["recipe"] == recipe
     page = render_markdown(doc)
