@@ -31,6 +31,7 @@ A new subcommand is one ``add_<name>_parser`` function here, called from
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,7 @@ from snn_egru.errors import UserError
 from spinnaker2_backend.mapping import Mapping, map_network
 from spinnaker2_backend.mapping.base import OVERFLOW_ACTIONS, ReceiveOverflowError
 from spinnaker2_backend.options import (
+    add_chip_boundaries_argument,
     add_map_output_arguments,
     add_mapping_arguments,
     add_network_arguments,
@@ -310,7 +312,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         raise UserError(deadline_report(run.profile).message())
     report = run.report(gpu=gpu)
-    print(report.to_json() if args.json else report.table())
+    crossings = None
+    if args.chip_boundaries is not None:  # what crossed the chip boundaries in this run
+        from spinnaker2_backend.mapping.crossings import crossings_from_run
+
+        crossings = crossings_from_run(mapping, run)
+    if args.json:
+        text = report.to_json()
+        if crossings is not None:
+            text = json.dumps({**json.loads(text), "crossings": crossings.to_dict()}, indent=2)
+        print(text)
+    else:
+        print(report.table())
+        if crossings is not None:
+            print(crossings.table())
     if args.plot_dir:
         from spinnaker2_backend.plots_run import save_run_plots
 
@@ -389,8 +404,14 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     gpu.add_argument("--gpu-power-w", type=positive, help="GPU power, W (> 0)")
     gpu.add_argument("--gpu-ms", type=positive, help="GPU time per sequence or sample, ms")
     gpu.add_argument("--gpu-energy-j", type=positive, help="GPU energy per sequence or sample, J")
+    add_chip_boundaries_argument(group)
     out = parser.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as JSON (with "
+        "--chip-boundaries: and the run's chip-to-chip crossings)",
+    )
     out.add_argument(
         "--plot", type=new_file(".png"), metavar="FILE.png", help="draw the time profile"
     )

@@ -403,7 +403,17 @@ def add_map_output_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace an existing --save-placement or --plot file (refused otherwise)",
     )
+    add_chip_boundaries_argument(out)
     out.add_argument(
+        "--crossings",
+        action="store_true",
+        help="print the chip-to-chip traffic per layer and chip pair (every unit firing)",
+    )
+
+
+def add_chip_boundaries_argument(group: Any) -> None:
+    """``--chip-boundaries`` (``map`` and ``run``)."""
+    group.add_argument(
         "--chip-boundaries",
         type=chip_boundaries,
         default=None,
@@ -411,11 +421,6 @@ def add_map_output_arguments(parser: argparse.ArgumentParser) -> None:
         help="start the layer after each L on a fresh chip ('bottlenecks': after each "
         "bottleneck layer the artifact marks); the bottleneck layers must lie on the chips "
         "of the layer before them",
-    )
-    out.add_argument(
-        "--crossings",
-        action="store_true",
-        help="print the chip-to-chip traffic per layer and chip pair (every unit firing)",
     )
 
 

@@ -99,7 +99,15 @@ def test_reduction_cost_and_recommendation_are_computed_against_the_baseline(tmp
     rec = doc["recommended"]
     assert rec["key"] == "b" and rec["traffic_target_met"] and rec["ppl_target_met"]
     page = render_markdown(doc)
-    assert "**met**" in page and "| egru 64/16/64 | 4 | 16 | 204.0 | +2.0 % |" in page
+    # no one-layer reference: whether the plain stack trains is unknown, nothing is claimed
+    assert rec["baseline_trains"] is None and not rec["target_met"]
+    assert "**not claimed**" in page and "| egru 64/16/64 | 4 | 16 | 204.0 | +2.0 % |" in page
+    one = _record("r", 0, 199.0, 0.0, [64], [])
+    one["settings"].update(layers=1, layer_per_chip=False)
+    (folder / "points" / "r.json").write_text(json.dumps(one))
+    doc = collect([folder])
+    assert doc["recommended"]["target_met"] and doc["recommended"]["baseline_trains"]
+    assert "**met**" in render_markdown(doc)
     # none within 3 %: the cheapest in perplexity is recommended, the target is not met
     folder2 = _sweep(
         tmp_path / "2",
@@ -141,3 +149,37 @@ def test_docs_bottleneck_md_is_generated_from_docs_bottleneck_json():
         == (REPO / "docs" / "bottleneck.md").read_text()
     )
     assert (REPO / "docs" / "figures" / "bottleneck.png").is_file()
+
+
+def test_page_states_budget_recipe_and_the_one_layer_reference(tmp_path):
+    recipe = [["lr", 0.005]]
+    records = [
+        _record("a", 0, 300.0, 40.0, [64, 64], []),
+        _record("b", 4, 240.0, 10.0, [64, 16, 64], [1]),  # beats an undertrained stack
+        _record("x", 0, 900.0, 40.0, [64, 64], []),  # another recipe: its own baseline
+    ]
+    for r in records[:2]:
+        r["settings"]["recipe"] = recipe
+    one = _record("r", 0, 200.0, 0.0, [64], [])
+    one["settings"].update(layers=1, layer_per_chip=False, recipe=recipe)
+    worse = _record("w", 0, 260.0, 0.0, [64], [])
+    worse["settings"].update(layers=1, layer_per_chip=False)
+    doc = collect([_sweep(tmp_path, [*records, one, worse])])
+    by_key = {p["key"]: p for p in doc["points"]}
+    assert "r" not in by_key and sorted(r["key"] for r in doc["one_layer_references"]) == [
+        "r",
+        "w",
+    ]
+    assert by_key["b"]["ppl_cost"] == pytest.approx(-0.2)  # against "a", not "x"
+    assert by_key["a"]["one_layer_perplexity"] == 200.0
+    # the reference is the best one-layer point of the same width, steps and seed, any recipe
+    assert by_key["x"]["one_layer_perplexity"] == 200.0
+    rec = doc["recommended"]
+    assert rec["key"] == "b" and rec["steps"] == 300 and rec["recipe"] == recipe
+    page = render_markdown(doc)
+    assert "300 training steps for every point" in page and "seed 0" in page
+    assert "`lr=0.005`" in page
+    assert "reaches 300.0 test perplexity" in page and "(+50.0 %)" in page
+    assert "50.0 % worse than the one-layer model" in page  # why the bottleneck "wins"
+    assert rec["ppl_target_met"] and rec["baseline_trains"] is False and not rec["target_met"]
+    assert "**not claimed**" in page and "no trained baseline" in page

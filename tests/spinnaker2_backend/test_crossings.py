@@ -150,3 +150,30 @@ def test_map_cli_bottlenecks_without_any_and_a_spilling_bottleneck(tmp_path, cap
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bottleneck layer 1 spills onto chip(s) [1]" in err[0]
+
+
+def test_run_cli_places_bottleneck_boundaries_and_prints_the_runs_crossings(tmp_path, capsys):
+    import json
+
+    from spinnaker2_backend.cli import main
+
+    path = _bottleneck_artifact(tmp_path)
+    argv = ["run", path, "--chips", "2", "--max-units-per-pe", "4", "--weight-format", "dense"]
+    argv += ["--steps", "5"]
+    assert main([*argv, "--chip-boundaries", "bottlenecks", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    cross = report["crossings"]
+    # only the 6-unit bottleneck (layer 1) sends events to the other chip, at most all six
+    # per token, each over one link; nothing of layer 0 or 2 crosses
+    assert cross["source"] == "run"
+    per_layer = {x["layer"]: x for x in cross["layers"]}
+    assert per_layer[0]["link_packets"] == 0 and per_layer[2]["link_packets"] == 0
+    assert 0 < per_layer[1]["link_packets"] <= 6
+    assert cross["link_packets"] == per_layer[1]["link_packets"]
+    assert main([*argv, "--chip-boundaries", "1"]) == 0
+    assert "0 -> 1" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main([*argv, "--chip-boundaries", "2"]))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no layer boundary after layer 2" in err[0]
