@@ -8,13 +8,17 @@ Definitions (also printed in the generated markdown):
   (MACs or energy per token), a configuration is on it when its perplexity is lower than that
   of every cheaper configuration (DVS: its accuracy higher);
 * the front's perplexity at a cost ``x`` between its cheapest and dearest configuration is
-  linear interpolation in ``log x`` between the two neighbouring front configurations; at a
-  cost outside that range the front is undefined (not extrapolated);
+  linear interpolation in ``log x`` between the two neighbouring front configurations; above
+  its dearest configuration it is that configuration's perplexity (the best the cell reached
+  at that cost or less: a step, not extrapolated); below its cheapest it is undefined;
 * ``lm_egru_over_gru_ppl_at_equal_macs``: for every GRU configuration whose effective MACs
-  per token (decoder counted) lie in the EGRU front's range, the EGRU front's perplexity at
-  that cost over the GRU's perplexity; the headline is the worst (largest) ratio. ``None``
-  when the EGRU front spans no GRU configuration. ``..._at_equal_rnn_macs``: the same on the
-  recurrent layers' MACs alone; ``..._at_equal_energy``: on simulated chip energy per token;
+  per token (decoder counted) are not below the EGRU front's cheapest configuration, the EGRU
+  front's perplexity at that cost over the GRU's perplexity; the headline is the worst
+  (largest) ratio. ``None`` when every GRU configuration is cheaper than the EGRU front. (A
+  dense configuration dearer than the whole EGRU front counts: otherwise a better, cheaper
+  EGRU point that removes a dear one from the front would drop that comparison.)
+  ``..._at_equal_rnn_macs``: the same on the recurrent layers' MACs alone;
+  ``..._at_equal_energy``: on simulated chip energy per token;
 * ``dvs_egru_minus_gru_accuracy``: the best EGRU configuration with at least 50 % activity
   sparsity minus the best GRU configuration, test accuracy in points.
 
@@ -151,12 +155,15 @@ def front(configs: list[dict[str, Any]], cost: str, *, higher_is_better: bool = 
 
 
 def front_at(front_configs: list[dict[str, Any]], cost: str, x: float) -> float | None:
-    """The front's quality at cost ``x``: log-cost linear interpolation; None outside."""
+    """The front's quality at cost ``x``: log-cost linear interpolation; above the dearest
+    configuration, its quality (the best at cost <= ``x``); None below the cheapest."""
     if not front_configs:
         return None
     xs = [c[cost] for c in front_configs]
-    if x < xs[0] or x > xs[-1] or x <= 0:
+    if x < xs[0] or x <= 0:
         return None
+    if x >= xs[-1]:
+        return front_configs[-1]["quality"]
     for left, right in zip(front_configs, front_configs[1:]):
         if left[cost] <= x <= right[cost]:
             if right[cost] == left[cost]:
@@ -182,6 +189,7 @@ def _ratios(configs: list[dict[str, Any]], base: str, cost: str) -> dict[str, An
                 cost: c[cost],
                 f"{base}_perplexity": c["quality"],
                 "egru_front_perplexity": at,
+                "beyond_front": bool(egru) and c[cost] > egru[-1][cost],
                 "ratio": None if at is None else at / c["quality"],
             }
         )
@@ -398,7 +406,7 @@ def _target_line(name: str, value: Any, limit: float, unit: str = "") -> str:
         why = (
             "no DVS EGRU point at >= 50 % activity sparsity and GRU point"
             if name.startswith("dvs")
-            else "the EGRU front spans no GRU point"
+            else "every GRU point is cheaper than the EGRU front"
         )
         return f"- `{name}`: not defined by this grid ({why})"
     if name.startswith("dvs"):
@@ -510,7 +518,8 @@ def _headline_lines(doc: dict[str, Any]) -> list[str]:
                     f"{base}-{r['width']}x{r['layers']}",
                     unit,
                     f"{r[f'{base}_perplexity']:.1f}",
-                    _fmt(r["egru_front_perplexity"], ".1f", "outside the front"),
+                    _fmt(r["egru_front_perplexity"], ".1f", "below the front")
+                    + (" (dearest EGRU, cheaper)" if r.get("beyond_front") else ""),
                     _fmt(r["ratio"], ".3f"),
                 )
             )
@@ -524,7 +533,7 @@ def _by_steps_lines(doc: dict[str, Any]) -> list[str]:
     names = ("lm_egru_over_gru_ppl_at_equal_macs", "lm_egru_over_gru_ppl_at_equal_energy")
     return [
         "LM figures at each training budget (points of that budget only; `-`: the EGRU "
-        "front there spans no GRU configuration):",
+        "front there reaches no GRU configuration):",
         "",
         "| steps | " + " | ".join(f"`{n}`" for n in names) + " |",
         "|---|" + "---|" * len(names),
@@ -607,10 +616,15 @@ def _point_lines(doc: dict[str, Any]) -> list[str]:
         "A configuration is a point without its seed (means over seeds). A cell's front is "
         "the Pareto front of its configurations (sorted by cost, each lower in perplexity than "
         "every cheaper one); the front's perplexity at a cost between its ends is linear "
-        "interpolation in log cost between the two neighbouring configurations, undefined "
-        "outside (never extrapolated). A ratio is the EGRU front's perplexity at a GRU (LSTM) "
+        "interpolation in log cost between the two neighbouring configurations; above its "
+        "dearest configuration it is that configuration's perplexity (the best reached at that "
+        "cost or less: a step, never extrapolated; marked *dearest EGRU, cheaper*); below its "
+        "cheapest it is undefined. A ratio is the EGRU front's perplexity at a GRU (LSTM) "
         "configuration's cost over that configuration's perplexity; the headline is the worst "
-        "ratio over the configurations the front spans. DVS: best EGRU configuration at >= 50 % "
+        "ratio over the configurations not cheaper than the front (a dense configuration "
+        "dearer than the whole EGRU front counts, so a cheaper, better EGRU point cannot drop "
+        "a comparison by removing a dear point from the front). DVS: best EGRU configuration "
+        "at >= 50 % "
         "activity sparsity minus the best GRU configuration, in points.",
         "",
         "## Figures",

@@ -202,8 +202,9 @@ def test_front_is_pareto_and_interpolates_in_log_cost() -> None:
     line = front(configs, "macs")
     assert [c["macs"] for c in line] == [1.0, 4.0]  # (2, 250) is dominated
     assert front_at(line, "macs", 2.0) == pytest.approx(150.0)  # halfway in log cost
-    assert front_at(line, "macs", 0.5) is None and front_at(line, "macs", 5.0) is None
+    assert front_at(line, "macs", 0.5) is None  # below the cheapest: nothing affordable
     assert front_at(line, "macs", 4.0) == 100.0
+    assert front_at(line, "macs", 5.0) == 100.0  # above the dearest: its value, a step
 
 
 def _record(cell: str, width: int, macs: float, ppl: float, energy: float, seed: int = 0) -> dict:
@@ -218,20 +219,40 @@ def _record(cell: str, width: int, macs: float, ppl: float, energy: float, seed:
     }
 
 
-def test_headline_ratio_is_the_worst_over_the_spanned_gru_points() -> None:
+def test_headline_ratio_is_the_worst_over_the_gru_points_the_front_reaches() -> None:
     points = [
         _record("egru", 256, 1.0e6, 200.0, 1.0),
         _record("egru", 512, 4.0e6, 100.0, 4.0),
         _record("egru", 512, 4.0e6, 110.0, 4.0, seed=1),  # seeds are averaged: 105
         _record("gru", 100, 2.0e6, 160.0, 2.0),  # EGRU front there: 152.5 -> 0.953
         _record("gru", 150, 3.0e6, 110.0, 8.0),  # front at 3e6: 200 - 95 * log(3)/log(4)
-        _record("gru", 50, 0.5e6, 300.0, 0.5),  # cheaper than the front: not spanned
+        _record("gru", 50, 0.5e6, 300.0, 0.5),  # cheaper than the front: not compared
     ]
-    head = headline_figures(points)["figures"]
+    result = headline_figures(points)
+    head = result["figures"]
     at3 = 200.0 + (105.0 - 200.0) * math.log(3.0) / math.log(4.0)
     assert head["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(at3 / 110.0)
-    assert head["lm_egru_over_gru_ppl_at_equal_energy"] == pytest.approx(152.5 / 160.0)
+    # energy 8.0 lies above the whole EGRU front: compared with its dearest point (105),
+    # the best EGRU at that energy or less -> 105 / 110 = 0.955, worse than 0.953
+    assert head["lm_egru_over_gru_ppl_at_equal_energy"] == pytest.approx(105.0 / 110.0)
+    rows = {r["width"]: r for r in result["details"]["lm_egru_over_gru_ppl_at_equal_energy"]}
+    assert rows[150]["beyond_front"] and not rows[100]["beyond_front"]
+    assert rows[50]["ratio"] is None
     assert head["dvs_egru_minus_gru_accuracy"] is None
+
+
+def test_a_cheaper_better_egru_point_cannot_drop_a_dear_gru_comparison() -> None:
+    dear = [
+        _record("egru", 256, 1.0e6, 200.0, 1.0),
+        _record("egru", 512, 4.0e6, 150.0, 4.0),
+        _record("gru", 256, 3.0e6, 120.0, 3.0),  # better than every EGRU
+    ]
+    before = headline_figures(dear)["figures"]["lm_egru_over_gru_ppl_at_equal_energy"]
+    assert before > 1.0
+    cheaper = _record("egru", 512, 2.0e6, 140.0, 2.0)  # dominates the dear EGRU point
+    cheaper["settings"]["prune"] = 0.5
+    after = headline_figures([*dear, cheaper])["figures"]["lm_egru_over_gru_ppl_at_equal_energy"]
+    assert after == pytest.approx(140.0 / 120.0)  # still compared, still not met
 
 
 def test_fronts_compare_points_of_one_training_budget() -> None:
