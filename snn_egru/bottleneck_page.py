@@ -1,0 +1,350 @@
+"""The bottleneck study page itself: ``docs/bottleneck.md`` and its figure, rendered from the
+JSON that :func:`snn_egru.bottleneck_report.collect` writes (the command and the figures it
+computes live in :mod:`snn_egru.bottleneck_report`; this module only formats them).
+
+It also holds what both sides share: the issue's targets and the grouping of points that are
+compared with each other (same stack, budget, seed and recipe).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from snn_egru.sweep.report import table_row
+
+__all__ = ["PPL_COST_TARGET", "TRAFFIC_TARGET", "comparison_group", "plot", "render_markdown"]
+
+#: The issue's targets: >= 4x less chip-to-chip traffic at <= 3 % perplexity cost.
+TRAFFIC_TARGET = 4.0
+PPL_COST_TARGET = 0.03
+
+
+def comparison_group(row: dict[str, Any]) -> tuple:
+    """Points compared with each other: same stack, budget, seed and recipe."""
+    recipe = json.dumps(row.get("recipe") or [], sort_keys=True)
+    return (row["width"], row["layers"], row["steps"], row["seed"], recipe)
+
+
+_group = comparison_group
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _table(points: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| model | n/k | k | test ppl | ppl cost | chips | c2c events/token | c2c packets/token "
+        "| c2c bytes/token | traffic reduction | link us/token | link nJ/token | chip us/token "
+        "| chip mJ/token |",
+        "|" + "---|" * 14,
+    ]
+    for r in points:
+        sizes = "/".join(map(str, r["hidden_sizes"]))
+        cost = _fmt(r["ppl_cost"] and 100 * r["ppl_cost"], "+.1f")
+        lines.append(
+            table_row(
+                f"egru {sizes}",
+                _fmt(r["ratio"] or None, "g"),
+                _fmt(r["k"], "d"),
+                f"{r['test_perplexity']:.1f}",
+                cost if r["ppl_cost"] is None else f"{cost} %",
+                r["chips_used"],
+                f"{r['c2c_events_per_token']:.1f}",
+                f"{r['c2c_packets_per_token']:.1f}",
+                f"{r['c2c_bytes_per_token']:.0f}",
+                _fmt(r["c2c_traffic_reduction"], ".2f"),
+                f"{1e6 * r['link_time_s_per_token']:.3f}",
+                f"{1e9 * r['link_energy_j_per_token']:.2f}",
+                f"{1e6 * r['seconds_per_token']:.1f}",
+                f"{1e3 * r['energy_j_per_token']:.4f}",
+            )
+        )
+    return lines
+
+
+def _recipe_text(recipe: Sequence[Sequence[Any]]) -> str:
+    return ", ".join(f"`{k}={json.dumps(v)}`" for k, v in recipe) if recipe else "none"
+
+
+def _verdict(doc: dict[str, Any]) -> list[str]:
+    rec = doc["recommended"]
+    if rec is None:
+        return ["No bottleneck point with a baseline: nothing to recommend."]
+    red, cost = rec["c2c_traffic_reduction"], 100 * rec["ppl_cost"]
+    met = rec["traffic_target_met"] and rec["ppl_target_met"]
+    points = doc["points"]
+    rec_row = next((r for r in points if r["key"] == rec["key"]), None)
+    base = next(
+        (
+            r
+            for r in points
+            if rec_row is not None and not r["ratio"] and _group(r) == _group(rec_row)
+        ),
+        None,
+    )
+    row = rec_row or {}
+    budget = [
+        f"Budget of the comparison: {rec.get('steps', row.get('steps'))} training steps for "
+        f"every point (same batch, windows and schedule), seed "
+        f"{rec.get('seed', row.get('seed'))}, the `{row.get('preset')}` recipe with overrides "
+        f"{_recipe_text(rec.get('recipe') or row.get('recipe') or [])}; test perplexity over "
+        f"{row.get('test_tokens')} test tokens.",
+        "",
+    ]
+    stack_vs_one = None
+    if base is not None and base.get("one_layer_perplexity"):
+        stack_vs_one = base["test_perplexity"] / base["one_layer_perplexity"] - 1.0
+        budget += [
+            f"Does the stack train? The plain {'/'.join(map(str, base['hidden_sizes']))} stack "
+            f"reaches {base['test_perplexity']:.1f} test perplexity, the best one-layer model "
+            f"of the same width, steps and seed (overrides "
+            f"{_recipe_text(base.get('one_layer_recipe') or [])}) "
+            f"{base['one_layer_perplexity']:.1f} ({100 * stack_vs_one:+.1f} %).",
+            "",
+        ]
+    better = [r for r in points if r["ppl_cost"] is not None and r["ppl_cost"] < 0]
+    caveat: list[str] = []
+    if better:
+        why = (
+            f"The plain stack is {100 * stack_vs_one:.1f} % worse than the one-layer model of "
+            "the same budget, so it is undertrained at this budget and a narrower stack can "
+            "beat it; "
+            if stack_vs_one is not None and stack_vs_one > PPL_COST_TARGET
+            else "A bottleneck regularises or trains faster at this budget; "
+        )
+        caveat = [
+            "",
+            f"**Read this with care:** {len(better)} bottlenecked point(s) reach a *lower* "
+            f"perplexity than the same stack without bottlenecks. {why}the cost measured here "
+            "is the cost at this budget, not at convergence.",
+        ]
+    trains = rec.get("baseline_trains")
+    if met and trains:
+        word = "**met**."
+    elif met:
+        word = "**not claimed**: the figures are within it, but " + (
+            "the plain stack it is measured against does not train as well as the "
+            "one-layer model of the same budget (above), so it is no trained baseline."
+            if trains is False
+            else "no one-layer reference of the same budget was measured, so whether the "
+            "plain stack is a trained baseline is not checked."
+        )
+    else:
+        word = (
+            f"**not met** (traffic {'met' if rec['traffic_target_met'] else 'not met'}, "
+            f"perplexity {'met' if rec['ppl_target_met'] else 'not met'})."
+        )
+    return [
+        *budget,
+        f"Recommended: **n/k = {rec['ratio']:g}** (k = {rec['k']}): "
+        f"`c2c_traffic_reduction` = {red:.2f}x, `ppl_cost` = {cost:+.2f} %.",
+        "",
+        f"Target (>= {TRAFFIC_TARGET:g}x less chip-to-chip traffic per token at <= "
+        f"{100 * PPL_COST_TARGET:g} % perplexity cost, equal training budget, against a "
+        "plain stack that trains): " + word,
+        *caveat,
+    ]
+
+
+def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottleneck.png") -> str:
+    """``docs/bottleneck.md`` from the JSON of :func:`collect` (module docstring)."""
+    points = doc["points"]
+    lines = [
+        f"# {doc['title']}",
+        "",
+        "<!-- generated by `python -m snn_egru.bottleneck_report render`; do not edit: "
+        "regenerate it from docs/bottleneck.json -->",
+        "",
+        "Made by:",
+        "",
+        "```",
+        *doc["commands"],
+        "python -m snn_egru.bottleneck_report collect "
+        + " ".join(doc.get("collected_from") or ["runs/bottleneck"])
+        + " --json docs/bottleneck.json"
+        + (" --project" if doc.get("projection") else "")
+        + " --overwrite",
+        "python -m snn_egru.bottleneck_report render docs/bottleneck.json --md docs/bottleneck.md "
+        "--figure docs/figures/bottleneck.png --overwrite",
+        "```",
+        "",
+        "Runs (each point under the shared machine's lock): "
+        + "; ".join(
+            f"shard {r['shard']} {_fmt(r['wall_s'] and r['wall_s'] / 60, '.1f')} min, "
+            f"{r['threads']} thread(s), load {r['load_before']} -> {r['load_after']}"
+            for r in doc["runs"]
+        )
+        + ".",
+        "",
+        "## Result",
+        "",
+        *_verdict(doc),
+        "",
+        "## Every point",
+        "",
+        *_table(points),
+        "",
+        "## What was run",
+        "",
+        *_setup(points),
+        *_projection_lines(doc.get("projection")),
+        "",
+        "## Definitions",
+        "",
+        "A bottleneck is an EGRU layer of k = n / (n/k) units inserted at every layer boundary "
+        "of the stack (`snn_egru.bottleneck`); the mapping puts a chip boundary after each "
+        "bottleneck (after each layer without bottlenecks: `--layer-per-chip`), so the "
+        "bottleneck sits on the chips of the layer before it and only its events cross. "
+        "Chip-to-chip traffic is counted along the multicast trees of the router tables "
+        "(`spinnaker2_backend.mapping.crossings`): *c2c events* leave their chip, *c2c "
+        "packets* are link traversals (one per event and link of its tree), *bytes* are "
+        "packets x 8 (32-bit key + 32-bit payload). Link time is the busiest link's packets "
+        "x `chip_link_packet_cycles` at the PE clock, link energy packets x "
+        "`chip_link_energy_j` (both [C], assumed); chip time and energy per token are the "
+        "simulated run's (all [C]-tagged constants as in docs/spinnaker2.md). "
+        "`c2c_traffic_reduction` = packets per token of the same stack without bottlenecks "
+        "(same width, layers, seed and training steps) over the bottlenecked one's; "
+        "`ppl_cost` = perplexity ratio - 1.",
+    ]
+    lines += ["", *_usage()]
+    if figure:
+        lines += ["", "## Figure", "", f"![perplexity cost vs chip-to-chip traffic]({figure})"]
+    return "\n".join(lines) + "\n"
+
+
+def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
+    if not proj:
+        return []
+    sizes = "/".join(map(str, proj["plain_sizes"]))
+    lines = [
+        "",
+        f"## At scale: the paper LM at 2x width ({sizes}), mapped, not trained",
+        "",
+        f"Synthetic weights pruned to {100 * proj['sparsity']:g} % (CSR, `bitmap16` receive, "
+        f"as the published deployment), every wide unit firing on {100 * proj['activity']:g} "
+        "% of the steps (`TRAINED_LM_ACTIVITY`, the trained-LM figure the chip model uses) and "
+        "a bottleneck unit on that times the activity ratio bottleneck / plain stack measured "
+        "in the trained points above where there is one, else as often as a wide unit "
+        "(assumptions: these bottlenecks are not trained). "
+        "Traffic is counted on the multicast trees of the mapping, as above; the reduction is "
+        "against the packed plain stack (no chip boundaries).",
+        "",
+        "| stack | n/k | chip boundaries after | PEs | chips | bottleneck activity "
+        "| c2c packets/token | per layer | c2c bytes/token | reduction vs packed "
+        "| link us/token |",
+        "|" + "---|" * 11,
+    ]
+    for r in proj["rows"]:
+        lines.append(
+            f"| {'/'.join(map(str, r['hidden_sizes']))} | {_fmt(r['ratio'] or None, 'g')} "
+            f"| {','.join(map(str, r['chip_boundaries'])) or '-'} | {r['pes_used']} "
+            f"| {r['chips_used']} | {_fmt(r['bottleneck_activity'], '.3f')}"
+            f"{_source(r)} "
+            f"| {r['c2c_packets_per_token']:.0f} "
+            f"| {' / '.join(f'{v:.0f}' for v in r['layer_packets'])} "
+            f"| {r['c2c_bytes_per_token']:.0f} | {r['c2c_traffic_reduction_vs_packed']:.2f} "
+            f"| {1e6 * r['link_time_s_per_token']:.2f} |"
+        )
+    spills = [r for r in proj["rows"] if r.get("bottleneck_spills")]
+    if spills:
+        lines += [""] + [
+            f"n/k = {r['ratio']:g}: {r['bottleneck_spills']} (its layer and bottleneck need "
+            "more than one chip's PEs; its input crosses too, counted above)."
+            for r in spills
+        ]
+    return lines
+
+
+def _source(row: dict[str, Any]) -> str:
+    where = row.get("bottleneck_activity_from")
+    return f" ({where})" if where else ""
+
+
+def _usage() -> list[str]:
+    return [
+        "## How to use it",
+        "",
+        "- Model: `insert_bottlenecks(hidden_sizes, {boundary: k})` "
+        "(`snn_egru.bottleneck`) gives the stack and `bottleneck_layers` for "
+        "`LanguageModelConfig(hidden_sizes=..., bottleneck_layers=...)`; k <= 0, k not "
+        "narrower than its layer and a boundary the stack does not have are refused. The "
+        "export keeps the marks in the artifact's model config.",
+        "- Mapping: `map_network(artifact, chip_boundaries=[...])` starts the layer after each "
+        "listed one on a fresh chip; `python -m spinnaker2_backend map ART --chips N "
+        "--chip-boundaries bottlenecks --crossings` does it for the marked bottlenecks (a "
+        "bottleneck that spills beyond the chips of the layer before it is refused, exit 2) "
+        "and prints the traffic per layer and chip pair.",
+        "- Crossings of a run: `crossings_from_run(mapping, run)` "
+        "(`spinnaker2_backend.mapping.crossings`); `check_chip_boundaries(mapping, [...])` "
+        "refuses a boundary that is not a chip boundary.",
+        "- Sweep: `snn-egru sweep run --task lm --layers L --bottlenecks 0,4,8 "
+        "--layer-per-chip --chips N ...`; every point's `chip.crossings` holds the figures.",
+    ]
+
+
+def _setup(points: list[dict[str, Any]]) -> list[str]:
+    if not points:
+        return ["No points."]
+    from spinnaker2_backend.constants import ChipSpec
+
+    per_chip = ChipSpec().pes_per_chip
+    p = points[0]
+    tokens = sorted({r["test_tokens"] for r in points if r["test_tokens"]})
+    steps = sorted({r["chip_steps"] for r in points})
+    train = [r["train_s"] for r in points if r["train_s"]]
+    return [
+        f"- Language model on {p['data']}, {p['layers']} EGRU layers of {p['width']} units "
+        f"(embedding {p['width']}, tied decoder), the `{p['preset']}` recipe with overrides "
+        f"{_recipe_text(p.get('recipe') or [])} (`--recipe`, every point); every point "
+        f"{p['steps']} training "
+        f"steps of the same batch and window (equal training budget), seed(s) "
+        f"{sorted({r['seed'] for r in points})}.",
+        f"- Test perplexity over {', '.join(map(str, tokens))} test tokens; chip figures over "
+        f"the first {', '.join(map(str, steps))} test tokens on the simulated chips, weights "
+        "in the `event` format, fewest PEs that fit.",
+        f"- Chips used: {', '.join(str(r['chips_used']) for r in points)} (PEs per chip "
+        f"{'; '.join('/'.join(str(n) for n in r['pes_per_chip'] if n) for r in points)}); "
+        f"without chip boundaries (packed) the same PEs would fit on "
+        f"{', '.join(str(-(-r['pes_used'] // per_chip)) for r in points)} chip(s) of "
+        f"{per_chip} PEs: the chip count is the one-layer-per-chip placement's.",
+        f"- Training time per point: {min(train):.0f}-{max(train):.0f} s."
+        if train
+        else "- Training time: not recorded.",
+    ]
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    """Perplexity cost against chip-to-chip traffic reduction, one marker per point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in doc["points"] if r["c2c_traffic_reduction"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(
+        [r["c2c_traffic_reduction"] for r in rows],
+        [100 * r["ppl_cost"] for r in rows],
+        "o-",
+    )
+    for r in rows:
+        ax.annotate(
+            "none" if not r["ratio"] else f"n/k={r['ratio']:g}",
+            (r["c2c_traffic_reduction"], 100 * r["ppl_cost"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+        )
+    ax.axhline(100 * PPL_COST_TARGET, ls="--", c="gray")
+    ax.axvline(TRAFFIC_TARGET, ls="--", c="gray")
+    ax.set_xscale("log")
+    ax.set_xlabel("chip-to-chip traffic reduction (x, packets per token)")
+    ax.set_ylabel("test perplexity cost (%)")
+    ax.set_title("bottleneck ratio n/k: traffic against quality")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
