@@ -135,8 +135,11 @@ PREFETCH_AHEAD = 2
 
 @intrinsic
 def prefetch(typingctx, array, index):  # pragma: no cover - compiled
-    """A hint that ``array[index]`` is read soon (LLVM's ``llvm.prefetch``: read, keep in
-    every cache level). It changes no value, only when the memory arrives."""
+    """A hint that ``array[index]`` is read soon and once (LLVM's ``llvm.prefetch``, locality
+    0: a non-temporal prefetch). It changes no value, only when the memory arrives and which
+    cache lines it displaces: a step streams megabytes of weights it will not read again
+    this step, and a temporal prefetch (locality 3) pushed the step's small arrays and the
+    interpreter's own data out of the caches, which cost as much as the prefetch gained."""
 
     def codegen(context, builder, signature, args):
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
@@ -147,10 +150,25 @@ def prefetch(typingctx, array, index):  # pragma: no cover - compiled
         if fn is None:
             fn = ir.Function(builder.module, fn_type, name="llvm.prefetch.p0i8")
         address = builder.bitcast(builder.gep(data, [args[1]]), bytes_ptr)
-        builder.call(fn, [address, i32(0), i32(3), i32(1)])
+        builder.call(fn, [address, i32(0), i32(0), i32(1)])  # read, no reuse, data
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_run(indptr, indices, data, j):  # pragma: no cover - compiled
+    """Ask for the stored weights and their indices of row (CSR) or column (CSC) ``j``
+    ahead of their use, one hint per 64-byte line."""
+    start, stop = uint64(indptr[j]), uint64(indptr[j + 1])
+    k = start
+    while k < stop:
+        prefetch(data, k)
+        k += uint64(64 // data.itemsize)
+    k = start
+    while k < stop:
+        prefetch(indices, k)
+        k += uint64(64 // indices.itemsize)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -158,15 +176,7 @@ def _prefetch_column(indptr, indices, data, counts, j):  # pragma: no cover - co
     """Ask for the stored weights, rows and counts of source ``j`` ahead of their use: a
     step walks the columns of the sources that fired, each a short run somewhere in a matrix
     larger than the caches, which the hardware prefetcher alone only catches up with late."""
-    start, stop = uint64(indptr[j]), uint64(indptr[j + 1])
-    k = start
-    while k < stop:  # one hint per 64-byte line
-        prefetch(data, k)
-        k += uint64(64 // data.itemsize)
-    k = start
-    while k < stop:
-        prefetch(indices, k)
-        k += uint64(64 // indices.itemsize)
+    _prefetch_run(indptr, indices, data, j)
     if counts.shape[1]:
         prefetch(counts[j], 0)
 
