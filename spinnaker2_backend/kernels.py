@@ -15,7 +15,9 @@ Exactness (the chip-model numbers and outputs stay bit-identical to the numpy/sc
 * :func:`csr_gates` sums row ``r`` exactly as scipy's CSR product does: ``0``, then
   ``+ data[k] * x[indices[k]]`` over the stored entries in stored order, each operation
   rounded to the array's dtype (float32 stays float32; numba emits no fused multiply-add
-  without ``fastmath``), then ``+ bias[r]``, as ``gate_matvec(w, x) + b`` does.
+  without ``fastmath``), then ``+ bias[r]``, as ``gate_matvec(w, x) + b`` does;
+  :func:`~spinnaker2_backend.kernels_rows.row_gates` (the product's row-by-row walk in a
+  step) sums each row the same way, eight rows side by side.
 * :func:`event_gates` walks only the columns of sources with ``x[b, j] != 0``, in column
   order, scattering into the rows: per row the same non-zero terms in the same order as
   the CSR sum (a skipped term ``w * 0`` is ``+-0`` and adding it changes nothing).
@@ -41,6 +43,8 @@ import scipy.sparse as sp
 from llvmlite import ir
 from numba import njit, types, uint64
 from numba.extending import intrinsic
+
+from spinnaker2_backend.kernels_rows import row_arrays, row_gates
 
 __all__ = [
     "csr_gates",
@@ -482,7 +486,7 @@ def _product(gather, scatter, counts, totals, bias, x, nonzero, gather_above, ou
     """One product of :func:`layer_gates`: row by row when most sources fired, else over the
     columns of those that fired (the same sums; the counts those of the sources that fired)."""
     if nonzero > gather_above * x.size:
-        csr_gates(gather[0], gather[1], gather[2], bias, x, out)
+        row_gates(gather, bias, x, out)
         source_counts(x, counts, totals, events, walked)
     else:
         event_gates(scatter[0], scatter[1], scatter[2], bias, x, counts, out, events, walked)
@@ -495,9 +499,10 @@ def layer_gates(
     """Both products of a layer's step and the point-wise update up to its ``tanh``.
 
     Args:
-        products: per product (input, recurrent) four entries: the CSR arrays (gather), the
-            CSC arrays (scatter) of :func:`kernel_arrays`, ``(C, P)`` stored weights per
-            source and PE and their ``(P,)`` totals (``P = 0``: no counts).
+        products: per product (input, recurrent) four entries: the rows in groups of eight
+            (gather, :func:`~spinnaker2_backend.kernels_rows.row_arrays`), the CSC arrays
+            (scatter) of :func:`kernel_arrays`, ``(C, P)`` stored weights per source and PE
+            and their ``(P,)`` totals (``P = 0``: no counts).
         bias_ih, bias_hh: ``(3H,)``. x: ``(1, I)``, h: ``(1, H)`` the inputs, with ``n_in``,
             ``n_rec`` non-zero entries. gather_above: fraction of sources firing above
             which a product is summed row by row.
@@ -599,9 +604,10 @@ def kernel_arrays(w) -> tuple:
 
 
 def product_arrays(w, counts=None) -> tuple:
-    """The four entries of one product for :func:`layer_gates`: ``w`` (scipy) as CSR
-    (gather) and CSC (scatter) :func:`kernel_arrays`, ``counts`` ``(C, P)`` stored weights
-    per source and PE (``None``: no counts) and their ``(P,)`` totals."""
+    """The four entries of one product for :func:`layer_gates`: ``w`` (scipy) as rows in
+    groups of eight (gather, :func:`~spinnaker2_backend.kernels_rows.row_arrays`) and as CSC
+    (scatter, :func:`kernel_arrays`), ``counts`` ``(C, P)`` stored weights per source and PE
+    (``None``: no counts) and their ``(P,)`` totals."""
     csr = w.tocsr()
     csr.sort_indices()
     csc = w.tocsc()
@@ -610,7 +616,7 @@ def product_arrays(w, counts=None) -> tuple:
     totals = counts.sum(axis=0).astype(np.float64)
     if counts.max(initial=0) < 1 << 16:  # fewer bytes to read per step
         counts = counts.astype(np.uint16)
-    return kernel_arrays(csr), kernel_arrays(csc), counts, totals
+    return row_arrays(csr), kernel_arrays(csc), counts, totals
 
 
 @njit(cache=True, nogil=True)
