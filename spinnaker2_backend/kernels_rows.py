@@ -51,7 +51,9 @@ def row_arrays(csr) -> tuple:
 
 
 @njit(cache=True, nogil=True)
-def _fill_groups(indptr, src_indices, src_data, order, lengths, starts, common, indices, data):
+def _fill_groups(
+    indptr, src_indices, src_data, order, lengths, starts, common, indices, data
+):  # pragma: no cover - compiled
     """Copy each row's terms to their places in the group layout (:func:`row_arrays`),
     in one pass and without temporaries the size of the matrix."""
     for group in range(starts.shape[0]):
