@@ -15,7 +15,9 @@ Exactness (the chip-model numbers and outputs stay bit-identical to the numpy/sc
 * :func:`csr_gates` sums row ``r`` exactly as scipy's CSR product does: ``0``, then
   ``+ data[k] * x[indices[k]]`` over the stored entries in stored order, each operation
   rounded to the array's dtype (float32 stays float32; numba emits no fused multiply-add
-  without ``fastmath``), then ``+ bias[r]``, as ``gate_matvec(w, x) + b`` does.
+  without ``fastmath``), then ``+ bias[r]``, as ``gate_matvec(w, x) + b`` does;
+  :func:`~spinnaker2_backend.kernels_rows.row_gates` (the product's row-by-row walk in a
+  step) sums each row the same way, eight rows side by side.
 * :func:`event_gates` walks only the columns of sources with ``x[b, j] != 0``, in column
   order, scattering into the rows: per row the same non-zero terms in the same order as
   the CSR sum (a skipped term ``w * 0`` is ``+-0`` and adding it changes nothing).
@@ -38,7 +40,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, uint64
+from llvmlite import ir
+from numba import njit, types, uint64
+from numba.extending import intrinsic
+
+from spinnaker2_backend.kernels_rows import row_arrays, row_gates
 
 __all__ = [
     "csr_gates",
@@ -127,12 +133,66 @@ def _tail(indptr, indices, data, xb, r, skip, acc):  # pragma: no cover - compil
     return acc
 
 
+#: :func:`event_gates` requests a column's memory this many fired sources ahead.
+PREFETCH_AHEAD = 2
+
+
+@intrinsic
+def prefetch(typingctx, array, index):  # pragma: no cover - compiled
+    """A hint that ``array[index]`` is read soon and once (LLVM's ``llvm.prefetch``, locality
+    0: a non-temporal prefetch). It changes no value, only when the memory arrives and which
+    cache lines it displaces: a step streams megabytes of weights it will not read again
+    this step, and a temporal prefetch (locality 3) pushed the step's small arrays and the
+    interpreter's own data out of the caches, which cost as much as the prefetch gained."""
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        bytes_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn_type = ir.FunctionType(ir.VoidType(), [bytes_ptr, i32, i32, i32])
+        fn = builder.module.globals.get("llvm.prefetch.p0i8")
+        if fn is None:
+            fn = ir.Function(builder.module, fn_type, name="llvm.prefetch.p0i8")
+        address = builder.bitcast(builder.gep(data, [args[1]]), bytes_ptr)
+        builder.call(fn, [address, i32(0), i32(0), i32(1)])  # read, no reuse, data
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_run(indptr, indices, data, j):  # pragma: no cover - compiled
+    """Ask for the stored weights and their indices of row (CSR) or column (CSC) ``j``
+    ahead of their use, one hint per 64-byte line."""
+    start, stop = uint64(indptr[j]), uint64(indptr[j + 1])
+    k = start
+    while k < stop:
+        prefetch(data, k)
+        k += uint64(64 // data.itemsize)
+    k = start
+    while k < stop:
+        prefetch(indices, k)
+        k += uint64(64 // indices.itemsize)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_column(indptr, indices, data, counts, j):  # pragma: no cover - compiled
+    """Ask for the stored weights, rows and counts of source ``j`` ahead of their use: a
+    step walks the columns of the sources that fired, each a short run somewhere in a matrix
+    larger than the caches, which the hardware prefetcher alone only catches up with late."""
+    _prefetch_run(indptr, indices, data, j)
+    if counts.shape[1]:
+        prefetch(counts[j], 0)
+
+
 @njit(cache=True, nogil=True)
 def event_gates(indptr, indices, data, bias, x, counts, out, events, walked):  # pragma: no cover
     """Event-driven ``out[b] = W @ x[b] + bias`` for a CSC ``W = (data, indices, indptr)``.
 
     Only the columns (sources) with ``x[b, j] != 0`` are walked. Also counts, per sample,
-    the sources that fired and the stored weights each PE walked.
+    the sources that fired and the stored weights each PE walked. While a column is
+    walked, the memory of the one :data:`PREFETCH_AHEAD` further is requested
+    (:func:`_prefetch_column`).
 
     Args:
         indptr: ``(C + 1,)`` column starts. indices: ``(NZ,)`` target rows. data: ``(NZ,)``.
@@ -143,6 +203,7 @@ def event_gates(indptr, indices, data, bias, x, counts, out, events, walked):  #
     """
     one, two, three, four = uint64(1), uint64(2), uint64(3), uint64(4)
     pes = counts.shape[1]
+    sources = np.empty(x.shape[1], np.int64)
     for b in range(x.shape[0]):
         xb = x[b]
         ob = out[b]
@@ -150,27 +211,34 @@ def event_gates(indptr, indices, data, bias, x, counts, out, events, walked):  #
         ob[:] = 0
         wb[:] = 0.0
         fired = 0
-        for j in range(xb.shape[0]):
-            v = xb[j]
-            if v != 0:
+        for j in range(xb.shape[0]):  # the sources that fired, in column order
+            if xb[j] != 0:
+                sources[fired] = j
                 fired += 1
-                k = uint64(indptr[j])
-                stop = uint64(indptr[j + 1])
-                while k + four <= stop:  # four terms loaded ahead, added in stored order
-                    i0, i1 = uint64(indices[k]), uint64(indices[k + one])
-                    i2, i3 = uint64(indices[k + two]), uint64(indices[k + three])
-                    t0, t1 = data[k] * v, data[k + one] * v
-                    t2, t3 = data[k + two] * v, data[k + three] * v
-                    ob[i0] += t0
-                    ob[i1] += t1
-                    ob[i2] += t2
-                    ob[i3] += t3
-                    k += four
-                while k < stop:
-                    ob[uint64(indices[k])] += data[k] * v
-                    k += one
-                for p in range(pes):
-                    wb[p] += counts[j, p]
+        for a in range(min(PREFETCH_AHEAD, fired)):
+            _prefetch_column(indptr, indices, data, counts, sources[a])
+        for f in range(fired):
+            if f + PREFETCH_AHEAD < fired:
+                _prefetch_column(indptr, indices, data, counts, sources[f + PREFETCH_AHEAD])
+            j = sources[f]
+            v = xb[j]
+            k = uint64(indptr[j])
+            stop = uint64(indptr[j + 1])
+            while k + four <= stop:  # four terms loaded ahead, added in stored order
+                i0, i1 = uint64(indices[k]), uint64(indices[k + one])
+                i2, i3 = uint64(indices[k + two]), uint64(indices[k + three])
+                t0, t1 = data[k] * v, data[k + one] * v
+                t2, t3 = data[k + two] * v, data[k + three] * v
+                ob[i0] += t0
+                ob[i1] += t1
+                ob[i2] += t2
+                ob[i3] += t3
+                k += four
+            while k < stop:
+                ob[uint64(indices[k])] += data[k] * v
+                k += one
+            for p in range(pes):
+                wb[p] += counts[j, p]
         events[b] = fired
         for r in range(ob.shape[0]):
             ob[r] = ob[r] + bias[r]
@@ -418,7 +486,7 @@ def _product(gather, scatter, counts, totals, bias, x, nonzero, gather_above, ou
     """One product of :func:`layer_gates`: row by row when most sources fired, else over the
     columns of those that fired (the same sums; the counts those of the sources that fired)."""
     if nonzero > gather_above * x.size:
-        csr_gates(gather[0], gather[1], gather[2], bias, x, out)
+        row_gates(gather, bias, x, out)
         source_counts(x, counts, totals, events, walked)
     else:
         event_gates(scatter[0], scatter[1], scatter[2], bias, x, counts, out, events, walked)
@@ -431,9 +499,10 @@ def layer_gates(
     """Both products of a layer's step and the point-wise update up to its ``tanh``.
 
     Args:
-        products: per product (input, recurrent) four entries: the CSR arrays (gather), the
-            CSC arrays (scatter) of :func:`kernel_arrays`, ``(C, P)`` stored weights per
-            source and PE and their ``(P,)`` totals (``P = 0``: no counts).
+        products: per product (input, recurrent) four entries: the rows in groups of eight
+            (gather, :func:`~spinnaker2_backend.kernels_rows.row_arrays`), the CSC arrays
+            (scatter) of :func:`kernel_arrays`, ``(C, P)`` stored weights per source and PE
+            and their ``(P,)`` totals (``P = 0``: no counts).
         bias_ih, bias_hh: ``(3H,)``. x: ``(1, I)``, h: ``(1, H)`` the inputs, with ``n_in``,
             ``n_rec`` non-zero entries. gather_above: fraction of sources firing above
             which a product is summed row by row.
@@ -535,9 +604,10 @@ def kernel_arrays(w) -> tuple:
 
 
 def product_arrays(w, counts=None) -> tuple:
-    """The four entries of one product for :func:`layer_gates`: ``w`` (scipy) as CSR
-    (gather) and CSC (scatter) :func:`kernel_arrays`, ``counts`` ``(C, P)`` stored weights
-    per source and PE (``None``: no counts) and their ``(P,)`` totals."""
+    """The four entries of one product for :func:`layer_gates`: ``w`` (scipy) as rows in
+    groups of eight (gather, :func:`~spinnaker2_backend.kernels_rows.row_arrays`) and as CSC
+    (scatter, :func:`kernel_arrays`), ``counts`` ``(C, P)`` stored weights per source and PE
+    (``None``: no counts) and their ``(P,)`` totals."""
     csr = w.tocsr()
     csr.sort_indices()
     csc = w.tocsc()
@@ -546,7 +616,7 @@ def product_arrays(w, counts=None) -> tuple:
     totals = counts.sum(axis=0).astype(np.float64)
     if counts.max(initial=0) < 1 << 16:  # fewer bytes to read per step
         counts = counts.astype(np.uint16)
-    return kernel_arrays(csr), kernel_arrays(csc), counts, totals
+    return row_arrays(csr), kernel_arrays(csc), counts, totals
 
 
 @njit(cache=True, nogil=True)

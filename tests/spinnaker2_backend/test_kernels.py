@@ -22,6 +22,7 @@ from spinnaker2_backend.kernels import (
     pe_sums,
     source_counts,
 )
+from spinnaker2_backend.kernels_rows import LANES, row_arrays, row_gates
 from spinnaker2_backend.layer_setup import ReceiveTable
 from tests.networks import synthetic_lm
 from tests.spinnaker2_backend.strategies import FLOAT_DTYPES, SEEDS
@@ -36,6 +37,36 @@ def _problem(seed, rows, cols, density, activity, batch, dtype):
     x[rng.random((batch, cols)) > activity] = 0
     bias = rng.standard_normal(rows).astype(dtype)
     return w, x, bias
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=SEEDS,
+    rows=st.integers(0, 3 * LANES + 5),
+    cols=st.integers(1, 30),
+    density=st.floats(0.0, 1.0),
+    activity=st.floats(0.0, 1.0),
+    batch=st.integers(1, 3),
+    dtype=FLOAT_DTYPES,
+    special=st.sampled_from([None, np.inf, -np.inf, np.nan, -0.0]),
+)
+def test_row_gates_equal_the_csr_walk_bit_for_bit(
+    seed, rows, cols, density, activity, batch, dtype, special
+):
+    """The rows in groups of eight give csr_gates' bits (every byte, NaN and -0 included),
+    whatever the rows' lengths, a last group of fewer rows, empty rows or odd inputs."""
+    w, x, bias = _problem(seed, rows, cols, density, activity, batch, dtype)
+    if special is not None:
+        x[0, seed % cols] = special
+    want = np.full((batch, rows), np.nan, dtype=dtype)
+    csr_gates(w.indptr, w.indices, w.data, bias, x, want)
+    arrays = row_arrays(w)
+    got = np.full((batch, rows), np.nan, dtype=dtype)
+    row_gates(arrays, bias, x, got)
+    assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
+    starts, common, lengths, order, indices, data = arrays
+    assert np.array_equal(np.sort(order), np.arange(rows)) and indices.size == w.nnz
+    assert np.all(np.diff(lengths) <= 0)  # longest rows first
 
 
 @settings(max_examples=30, deadline=None)
@@ -237,7 +268,7 @@ def test_layer_gates_and_counts_equal_the_kernels_they_fuse(
             rows_j = csc.indices[csc.indptr[j] : csc.indptr[j + 1]]
             counts[j] = np.bincount(owner[rows_j % hidden], minlength=pes)
         totals = counts.sum(axis=0).astype(np.float64)
-        products += [kernel_arrays(w), kernel_arrays(csc), counts, totals]
+        products += [row_arrays(w), kernel_arrays(csc), counts, totals]
     gi, gh = np.empty((1, rows), dtype), np.empty((1, rows), dtype)
     z, pre = np.empty(hidden, dtype), np.empty(hidden, dtype)
     events, walked = np.full((2, 1), -1.0), np.full((2, 1, pes if counted else 0), -1.0)
