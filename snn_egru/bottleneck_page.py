@@ -20,6 +20,8 @@ __all__ = ["PPL_COST_TARGET", "TRAFFIC_TARGET", "comparison_group", "plot", "ren
 #: The issue's targets: >= 4x less chip-to-chip traffic at <= 3 % perplexity cost.
 TRAFFIC_TARGET = 4.0
 PPL_COST_TARGET = 0.03
+#: The issue's multi-chip configuration: one that needs at least this many chips.
+SCALE_CHIPS = 4
 
 
 def comparison_group(row: dict[str, Any]) -> tuple:
@@ -184,6 +186,8 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "",
         *_verdict(doc),
         "",
+        *_scope(doc),
+        "",
         "## Every point",
         "",
         *_table(points),
@@ -214,6 +218,32 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
     if figure:
         lines += ["", "## Figure", "", f"![perplexity cost vs chip-to-chip traffic]({figure})"]
     return "\n".join(lines) + "\n"
+
+
+def _scope(doc: dict[str, Any]) -> list[str]:
+    """Which figures are trained and simulated and which are a projection (mapped only)."""
+    chips = sorted({r["chips_used"] for r in doc["points"]})
+    big = [r for r in doc["points"] if r["chips_used"] >= SCALE_CHIPS]
+    text = (
+        f"Trained and simulated: every point of the table below (chips used: "
+        f"{', '.join(map(str, chips)) or 'none'}). "
+    )
+    if big:
+        text += f"On at least {SCALE_CHIPS} chips (the issue's configuration): {len(big)} of them. "
+    else:
+        text += f"None of them uses {SCALE_CHIPS} chips or more. "
+    proj = doc.get("projection")
+    if proj:
+        rows = [r for r in proj["rows"] if r["chips_used"] >= SCALE_CHIPS]
+        text += (
+            f"The {'/'.join(map(str, proj['plain_sizes']))} stack (section *At scale*, "
+            f"{len(rows)} of its placements on {SCALE_CHIPS} chips or more) is a projection: "
+            "mapped and its traffic counted with synthetic weights and assumed activity, "
+            "not trained, so it has no perplexity."
+        )
+    else:
+        text += "No projection at scale was collected (`collect --project`)."
+    return [text]
 
 
 def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
