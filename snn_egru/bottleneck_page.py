@@ -39,10 +39,10 @@ def _fmt(value: Any, spec: str) -> str:
 
 def _table(points: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| model | n/k | k | test ppl | ppl cost | chips | c2c events/token | c2c packets/token "
-        "| c2c bytes/token | traffic reduction | link us/token | link nJ/token | chip us/token "
-        "| chip mJ/token |",
-        "|" + "---|" * 14,
+        "| model | steps | seed | overrides | n/k | k | test ppl | ppl cost | chips "
+        "| c2c events/token | c2c packets/token | c2c bytes/token | traffic reduction "
+        "| link us/token | link nJ/token | chip us/token | chip mJ/token |",
+        "|" + "---|" * 17,
     ]
     for r in points:
         sizes = "/".join(map(str, r["hidden_sizes"]))
@@ -50,6 +50,9 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
         lines.append(
             table_row(
                 f"egru {sizes}",
+                r["steps"],
+                r["seed"],
+                _recipe_text(r.get("recipe") or []),
                 _fmt(r["ratio"] or None, "g"),
                 _fmt(r["k"], "d"),
                 f"{r['test_perplexity']:.1f}",
@@ -326,12 +329,18 @@ def _setup(points: list[dict[str, Any]]) -> list[str]:
     tokens = sorted({r["test_tokens"] for r in points if r["test_tokens"]})
     steps = sorted({r["chip_steps"] for r in points})
     train = [r["train_s"] for r in points if r["train_s"]]
+    recipes = list(dict.fromkeys(_recipe_text(r.get("recipe") or []) for r in points))
+    recipe = (
+        f"overrides {recipes[0]} (`--recipe`, every point)"
+        if len(recipes) == 1
+        else f"overrides {'; '.join(recipes)} (`--recipe`, column *overrides*: the same for "
+        "every point of a comparison)"
+    )
     return [
         f"- Language model on {p['data']}, {p['layers']} EGRU layers of {p['width']} units "
-        f"(embedding {p['width']}, tied decoder), the `{p['preset']}` recipe with overrides "
-        f"{_recipe_text(p.get('recipe') or [])} (`--recipe`, every point); every point "
-        f"{p['steps']} training "
-        f"steps of the same batch and window (equal training budget), seed(s) "
+        f"(embedding {p['width']}, tied decoder), the `{p['preset']}` recipe with {recipe}; "
+        f"every point {'/'.join(str(s) for s in sorted({r['steps'] for r in points}))} "
+        f"training steps of the same batch and window (equal training budget), seed(s) "
         f"{sorted({r['seed'] for r in points})}.",
         f"- Test perplexity over {', '.join(map(str, tokens))} test tokens; chip figures over "
         f"the first {', '.join(map(str, steps))} test tokens on the simulated chips, weights "
