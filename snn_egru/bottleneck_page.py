@@ -357,19 +357,30 @@ def _setup(points: list[dict[str, Any]]) -> list[str]:
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
-    """Perplexity cost against chip-to-chip traffic reduction, one marker per point."""
+    """Perplexity cost against chip-to-chip traffic reduction, one marker per point and one
+    line per comparison (same stack, budget, seed and recipe)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [r for r in doc["points"] if r["c2c_traffic_reduction"] is not None]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(_group(r), []).append(r)
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(
-        [r["c2c_traffic_reduction"] for r in rows],
-        [100 * r["ppl_cost"] for r in rows],
-        "o-",
-    )
+    for members in groups.values():
+        members = sorted(members, key=lambda r: r["c2c_traffic_reduction"])
+        first = members[0]
+        ax.plot(
+            [r["c2c_traffic_reduction"] for r in members],
+            [100 * r["ppl_cost"] for r in members],
+            "o-",
+            label=f"{first['steps']} steps, seed {first['seed']}, "
+            + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
+        )
+    if len(groups) > 1:
+        ax.legend(fontsize="small")
     for r in rows:
         ax.annotate(
             "none" if not r["ratio"] else f"n/k={r['ratio']:g}",
