@@ -75,6 +75,36 @@ def _recipe_text(recipe: Sequence[Sequence[Any]]) -> str:
     return ", ".join(f"`{k}={json.dumps(v)}`" for k, v in recipe) if recipe else "none"
 
 
+def _stack_trains(points: list[dict[str, Any]], base: dict[str, Any] | None) -> list[str]:
+    """Each plain stack against the best one-layer model of its width, steps and seed
+    (the recommended point's baseline first; plain stacks without such a reference:
+    nothing)."""
+    plain = [r for r in points if not r["ratio"] and r.get("one_layer_perplexity")]
+    plain.sort(key=lambda r: r is not base)
+    lines = []
+    for r in plain:
+        cost = r["test_perplexity"] / r["one_layer_perplexity"] - 1.0
+        lines += [
+            f"Does the stack train? The plain {'/'.join(map(str, r['hidden_sizes']))} stack "
+            f"(seed {r['seed']}, overrides {_recipe_text(r.get('recipe') or [])}) "
+            f"reaches {r['test_perplexity']:.1f} test perplexity, the best one-layer model "
+            f"of the same width, steps and seed (overrides "
+            f"{_recipe_text(r.get('one_layer_recipe') or [])}) "
+            f"{r['one_layer_perplexity']:.1f} ({100 * cost:+.1f} %)"
+            + ("" if r is base else ", not the recommended point's baseline")
+            + ".",
+            "",
+        ]
+    if base is not None and not base.get("one_layer_perplexity"):
+        lines += [
+            f"The recommended point's baseline (plain stack, seed {base['seed']}) has no "
+            "one-layer model of the same width, steps and seed to compare with: whether it "
+            "trains is not checked.",
+            "",
+        ]
+    return lines
+
+
 def _verdict(doc: dict[str, Any]) -> list[str]:
     rec = doc["recommended"]
     if rec is None:
@@ -103,14 +133,7 @@ def _verdict(doc: dict[str, Any]) -> list[str]:
     stack_vs_one = None
     if base is not None and base.get("one_layer_perplexity"):
         stack_vs_one = base["test_perplexity"] / base["one_layer_perplexity"] - 1.0
-        budget += [
-            f"Does the stack train? The plain {'/'.join(map(str, base['hidden_sizes']))} stack "
-            f"reaches {base['test_perplexity']:.1f} test perplexity, the best one-layer model "
-            f"of the same width, steps and seed (overrides "
-            f"{_recipe_text(base.get('one_layer_recipe') or [])}) "
-            f"{base['one_layer_perplexity']:.1f} ({100 * stack_vs_one:+.1f} %).",
-            "",
-        ]
+    budget += _stack_trains(points, base)
     better = [r for r in points if r["ppl_cost"] is not None and r["ppl_cost"] < 0]
     caveat: list[str] = []
     if better:
