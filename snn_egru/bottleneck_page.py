@@ -20,6 +20,8 @@ __all__ = ["PPL_COST_TARGET", "TRAFFIC_TARGET", "comparison_group", "plot", "ren
 #: The issue's targets: >= 4x less chip-to-chip traffic at <= 3 % perplexity cost.
 TRAFFIC_TARGET = 4.0
 PPL_COST_TARGET = 0.03
+#: The issue's multi-chip configuration: one that needs at least this many chips.
+SCALE_CHIPS = 4
 
 
 def comparison_group(row: dict[str, Any]) -> tuple:
@@ -37,10 +39,10 @@ def _fmt(value: Any, spec: str) -> str:
 
 def _table(points: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| model | n/k | k | test ppl | ppl cost | chips | c2c events/token | c2c packets/token "
-        "| c2c bytes/token | traffic reduction | link us/token | link nJ/token | chip us/token "
-        "| chip mJ/token |",
-        "|" + "---|" * 14,
+        "| model | steps | seed | overrides | n/k | k | test ppl | ppl cost | chips "
+        "| c2c events/token | c2c packets/token | c2c bytes/token | traffic reduction "
+        "| link us/token | link nJ/token | chip us/token | chip mJ/token |",
+        "|" + "---|" * 17,
     ]
     for r in points:
         sizes = "/".join(map(str, r["hidden_sizes"]))
@@ -48,6 +50,9 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
         lines.append(
             table_row(
                 f"egru {sizes}",
+                r["steps"],
+                r["seed"],
+                _recipe_text(r.get("recipe") or []),
                 _fmt(r["ratio"] or None, "g"),
                 _fmt(r["k"], "d"),
                 f"{r['test_perplexity']:.1f}",
@@ -68,6 +73,36 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
 
 def _recipe_text(recipe: Sequence[Sequence[Any]]) -> str:
     return ", ".join(f"`{k}={json.dumps(v)}`" for k, v in recipe) if recipe else "none"
+
+
+def _stack_trains(points: list[dict[str, Any]], base: dict[str, Any] | None) -> list[str]:
+    """Each plain stack against the best one-layer model of its width, steps and seed
+    (the recommended point's baseline first; plain stacks without such a reference:
+    nothing)."""
+    plain = [r for r in points if not r["ratio"] and r.get("one_layer_perplexity")]
+    plain.sort(key=lambda r: r is not base)
+    lines = []
+    for r in plain:
+        cost = r["test_perplexity"] / r["one_layer_perplexity"] - 1.0
+        lines += [
+            f"Does the stack train? The plain {'/'.join(map(str, r['hidden_sizes']))} stack "
+            f"(seed {r['seed']}, overrides {_recipe_text(r.get('recipe') or [])}) "
+            f"reaches {r['test_perplexity']:.1f} test perplexity, the best one-layer model "
+            f"of the same width, steps and seed (overrides "
+            f"{_recipe_text(r.get('one_layer_recipe') or [])}) "
+            f"{r['one_layer_perplexity']:.1f} ({100 * cost:+.1f} %)"
+            + ("" if r is base else ", not the recommended point's baseline")
+            + ".",
+            "",
+        ]
+    if base is not None and not base.get("one_layer_perplexity"):
+        lines += [
+            f"The recommended point's baseline (plain stack, seed {base['seed']}) has no "
+            "one-layer model of the same width, steps and seed to compare with: whether it "
+            "trains is not checked.",
+            "",
+        ]
+    return lines
 
 
 def _verdict(doc: dict[str, Any]) -> list[str]:
@@ -98,14 +133,7 @@ def _verdict(doc: dict[str, Any]) -> list[str]:
     stack_vs_one = None
     if base is not None and base.get("one_layer_perplexity"):
         stack_vs_one = base["test_perplexity"] / base["one_layer_perplexity"] - 1.0
-        budget += [
-            f"Does the stack train? The plain {'/'.join(map(str, base['hidden_sizes']))} stack "
-            f"reaches {base['test_perplexity']:.1f} test perplexity, the best one-layer model "
-            f"of the same width, steps and seed (overrides "
-            f"{_recipe_text(base.get('one_layer_recipe') or [])}) "
-            f"{base['one_layer_perplexity']:.1f} ({100 * stack_vs_one:+.1f} %).",
-            "",
-        ]
+    budget += _stack_trains(points, base)
     better = [r for r in points if r["ppl_cost"] is not None and r["ppl_cost"] < 0]
     caveat: list[str] = []
     if better:
@@ -184,6 +212,8 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "",
         *_verdict(doc),
         "",
+        *_scope(doc),
+        "",
         "## Every point",
         "",
         *_table(points),
@@ -214,6 +244,32 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
     if figure:
         lines += ["", "## Figure", "", f"![perplexity cost vs chip-to-chip traffic]({figure})"]
     return "\n".join(lines) + "\n"
+
+
+def _scope(doc: dict[str, Any]) -> list[str]:
+    """Which figures are trained and simulated and which are a projection (mapped only)."""
+    chips = sorted({r["chips_used"] for r in doc["points"]})
+    big = [r for r in doc["points"] if r["chips_used"] >= SCALE_CHIPS]
+    text = (
+        f"Trained and simulated: every point of the table below (chips used: "
+        f"{', '.join(map(str, chips)) or 'none'}). "
+    )
+    if big:
+        text += f"On at least {SCALE_CHIPS} chips (the issue's configuration): {len(big)} of them. "
+    else:
+        text += f"None of them uses {SCALE_CHIPS} chips or more. "
+    proj = doc.get("projection")
+    if proj:
+        rows = [r for r in proj["rows"] if r["chips_used"] >= SCALE_CHIPS]
+        text += (
+            f"The {'/'.join(map(str, proj['plain_sizes']))} stack (section *At scale*, "
+            f"{len(rows)} of its placements on {SCALE_CHIPS} chips or more) is a projection: "
+            "mapped and its traffic counted with synthetic weights and assumed activity, "
+            "not trained, so it has no perplexity."
+        )
+    else:
+        text += "No projection at scale was collected (`collect --project`)."
+    return [text]
 
 
 def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
@@ -296,12 +352,18 @@ def _setup(points: list[dict[str, Any]]) -> list[str]:
     tokens = sorted({r["test_tokens"] for r in points if r["test_tokens"]})
     steps = sorted({r["chip_steps"] for r in points})
     train = [r["train_s"] for r in points if r["train_s"]]
+    recipes = list(dict.fromkeys(_recipe_text(r.get("recipe") or []) for r in points))
+    recipe = (
+        f"overrides {recipes[0]} (`--recipe`, every point)"
+        if len(recipes) == 1
+        else f"overrides {'; '.join(recipes)} (`--recipe`, column *overrides*: the same for "
+        "every point of a comparison)"
+    )
     return [
         f"- Language model on {p['data']}, {p['layers']} EGRU layers of {p['width']} units "
-        f"(embedding {p['width']}, tied decoder), the `{p['preset']}` recipe with overrides "
-        f"{_recipe_text(p.get('recipe') or [])} (`--recipe`, every point); every point "
-        f"{p['steps']} training "
-        f"steps of the same batch and window (equal training budget), seed(s) "
+        f"(embedding {p['width']}, tied decoder), the `{p['preset']}` recipe with {recipe}; "
+        f"every point {'/'.join(str(s) for s in sorted({r['steps'] for r in points}))} "
+        f"training steps of the same batch and window (equal training budget), seed(s) "
         f"{sorted({r['seed'] for r in points})}.",
         f"- Test perplexity over {', '.join(map(str, tokens))} test tokens; chip figures over "
         f"the first {', '.join(map(str, steps))} test tokens on the simulated chips, weights "
@@ -318,19 +380,30 @@ def _setup(points: list[dict[str, Any]]) -> list[str]:
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
-    """Perplexity cost against chip-to-chip traffic reduction, one marker per point."""
+    """Perplexity cost against chip-to-chip traffic reduction, one marker per point and one
+    line per comparison (same stack, budget, seed and recipe)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [r for r in doc["points"] if r["c2c_traffic_reduction"] is not None]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(_group(r), []).append(r)
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(
-        [r["c2c_traffic_reduction"] for r in rows],
-        [100 * r["ppl_cost"] for r in rows],
-        "o-",
-    )
+    for members in groups.values():
+        members = sorted(members, key=lambda r: r["c2c_traffic_reduction"])
+        first = members[0]
+        ax.plot(
+            [r["c2c_traffic_reduction"] for r in members],
+            [100 * r["ppl_cost"] for r in members],
+            "o-",
+            label=f"{first['steps']} steps, seed {first['seed']}, "
+            + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
+        )
+    if len(groups) > 1:
+        ax.legend(fontsize="small")
     for r in rows:
         ax.annotate(
             "none" if not r["ratio"] else f"n/k={r['ratio']:g}",
