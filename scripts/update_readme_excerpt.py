@@ -42,8 +42,9 @@ def timing_sentence(report: dict) -> str:
         f"{p['imports_and_checks']:.0f} s, export, mapping and the Lava run {lava:.0f} s, "
         f"report and exit {p['report_and_exit']:.0f} s) with {threads} torch threads on the "
         f"project's 2-core AVX2 machine at load average {cond['load_before'][0]:.1f} before and "
-        f"{cond['load_after'][0]:.1f} after (other jobs were running: an idle machine is "
-        f"faster), peak resident memory {report['peak_rss_mb'] / 1024:.1f} GB. Test perplexity "
+        f"{cond['load_after'][0]:.1f} after (one-minute averages: they count the run's own "
+        f"threads and whatever ran in the minute before), peak resident memory "
+        f"{report['peak_rss_mb'] / 1024:.1f} GB. Test perplexity "
         f"on the whole PTB test split: {ppl['dense']:.1f} dense, {ppl['pruned']:.1f} pruned."
     )
 

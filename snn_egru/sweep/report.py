@@ -198,12 +198,19 @@ def _ratios(configs: list[dict[str, Any]], base: str, cost: str) -> dict[str, An
 
 
 def main_steps(points: list[dict[str, Any]], task: str) -> int | None:
-    """The training budget of ``task`` with the most done points (ties: the larger budget):
-    the fronts and headline figures compare points of one budget only."""
+    """The training budget the fronts and headline figures of ``task`` use (they compare
+    points of one budget only): the largest budget with a done EGRU point and a done dense
+    (GRU or LSTM) point, the most trained comparison there is; without one, the budget with
+    the most done points (ties: the larger budget)."""
     counts: dict[int, int] = defaultdict(int)
+    cells: dict[int, set[str]] = defaultdict(set)
     for p in points:
         if p["status"] == "done" and p["settings"]["task"] == task:
             counts[p["settings"]["steps"]] += 1
+            cells[p["settings"]["steps"]].add(p["settings"]["cell"])
+    compared = [steps for steps, c in cells.items() if "egru" in c and c & {"gru", "lstm"}]
+    if compared:
+        return max(compared)
     return max(counts, key=lambda steps: (counts[steps], steps)) if counts else None
 
 
@@ -474,7 +481,8 @@ def _headline_lines(doc: dict[str, Any]) -> list[str]:
         lines += [
             "Fronts and figures compare points of one training budget: "
             + ", ".join(f"{task.upper()} {steps} steps" for task, steps in budgets.items() if steps)
-            + " (per task, the budget with the most points).",
+            + " (per task, the largest budget with both an EGRU and a dense point; without"
+            + " one, the budget with the most points).",
             "",
         ]
     lines += [

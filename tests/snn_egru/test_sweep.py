@@ -269,6 +269,23 @@ def test_fronts_compare_points_of_one_training_budget() -> None:
     assert head["by_steps"]["1000"]["lm_egru_over_gru_ppl_at_equal_macs"] is None
 
 
+def test_the_headline_uses_the_largest_budget_that_compares_egru_with_a_dense_cell() -> None:
+    short = [
+        _record("egru", 256, 1.0e6, 200.0, 1.0),
+        _record("egru", 512, 4.0e6, 100.0, 4.0),
+        _record("gru", 100, 2.0e6, 160.0, 2.0),
+    ]
+    long = [_record("egru", 256, 1.0e6, 150.0, 1.0), _record("gru", 100, 2.0e6, 120.0, 2.0)]
+    for p in long:
+        p["settings"]["steps"] = 1000
+    head = headline_figures([*short, *long])  # fewer points at 1000 steps, but both cells
+    assert head["budgets"]["lm"] == 1000
+    assert head["figures"]["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(150.0 / 120.0)
+    assert head["by_steps"]["300"]["lm_egru_over_gru_ppl_at_equal_macs"] == pytest.approx(
+        150.0 / 160.0
+    )
+
+
 def test_ablation_variants_stay_off_the_fronts() -> None:
     variant = _record("egru", 256, 2.0e6, 50.0, 2.0)  # would dominate the front if on it
     variant["settings"]["recipe"] = [["carry", "y"]]
