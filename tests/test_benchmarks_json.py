@@ -113,6 +113,17 @@ def test_int8_capacity_json():
 
 
 @pytest.mark.slow
+def test_recurrent_threads_json():
+    out = run_json(
+        "recurrent_threads.py", "--preset", "tiny", "--steps", "2", "--warmup", "0", "--json"
+    )
+    for key in ("off_median_ms", "on_median_ms", "off_best_ms", "on_best_ms", "on_over_off"):
+        assert out[key] > 0, key
+    assert (out["preset"], out["steps"], out["threads"]) == ("tiny", 2, 2)
+    check_conditions(out["conditions"])
+
+
+@pytest.mark.slow
 def test_lava_runtime_json():
     out = run_json("lava_runtime.py", "--tiny", "--tokens", "12", "--json")
     for key in (
