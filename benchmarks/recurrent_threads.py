@@ -6,7 +6,7 @@ on one torch thread, the decoder's products on all), interleaved in one process.
 
 Each step is the demo's shape (BPTT 35, batch 32, the preset's model, random tokens of a
 10,000-word vocabulary): forward, cross-entropy over the full softmax, backward, Adam. The
-two modes alternate step by step (the order flips every pair), after three warm-up steps of
+two modes alternate step by step (the order flips every pair), after `--warmup` steps of
 each, so a change of the machine's load reaches both alike. Wall time (several threads):
 read the ratio only when nothing else runs, and state the load. Prints the median and the
 best step of each mode and ``on_over_off`` (median with ``RecurrentThreads`` over without).
