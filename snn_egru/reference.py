@@ -66,6 +66,7 @@ __all__ = [
     "recurrent_preactivation",
     "state_levels",
     "validate_params",
+    "without_memory",
     "validate_quantized_params",
     "validate_quantized_weight",
     "validate_state_levels",
@@ -158,11 +159,29 @@ def validate_params(params: EGRUParams, *, name: str = "layer") -> None:
             raise ValueError(f"{name}: {field} must be floating point, got dtype {data.dtype}")
         if not np.all(np.isfinite(data)):
             raise ValueError(f"{name}: {field} contains NaN or infinite values")
-    if np.any(params.threshold < 0):
+    if np.any(params.threshold < 0) and not without_memory(params):
         raise ValueError(
             f"{name}: thresholds must be >= 0 (an event is sent when c > theta), "
-            f"got min {float(np.min(params.threshold)):.4g}"
+            f"got min {float(np.min(params.threshold)):.4g} (below 0 only in a layer without "
+            "memory, z = 0: a dense bottleneck, snn_egru.bottleneck_layers)"
         )
+
+
+def without_memory(params: EGRUParams) -> bool:
+    """``True`` when the layer's update gate is exactly 0 for every input: ``weight_hh``
+    all zero, the z rows of ``weight_ih`` all zero and ``expit(b_iz + b_hz) == 0`` in the
+    layer's dtype. Then ``c~ = n`` every step, whatever ``c`` and ``y`` were: the layer has
+    no memory, and a threshold below 0 (a unit that fires every step, the ``dense``
+    bottleneck of :mod:`snn_egru.bottleneck_layers`) is a valid layer."""
+    h = params.threshold.shape[0]
+
+    def nonzeros(w: Matrix) -> int:
+        return int(w.count_nonzero()) if sp.issparse(w) else int(np.count_nonzero(w))
+
+    if nonzeros(params.weight_hh) or nonzeros(params.weight_ih[h : 2 * h]):
+        return False
+    bias = np.asarray(params.bias_ih)[h : 2 * h] + np.asarray(params.bias_hh)[h : 2 * h]
+    return bool(np.all(expit(bias) == 0))
 
 
 def heaviside(v: np.ndarray) -> np.ndarray:
