@@ -39,10 +39,10 @@ def _fmt(value: Any, spec: str) -> str:
 
 def _table(points: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| model | steps | seed | overrides | n/k | k | test ppl | ppl cost | chips "
+        "| model | bottleneck | steps | seed | overrides | n/k | k | test ppl | ppl cost | chips "
         "| c2c events/token | c2c packets/token | c2c bytes/token | traffic reduction "
         "| link us/token | link nJ/token | chip us/token | chip mJ/token |",
-        "|" + "---|" * 17,
+        "|" + "---|" * 18,
     ]
     for r in points:
         sizes = "/".join(map(str, r["hidden_sizes"]))
@@ -50,6 +50,7 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
         lines.append(
             table_row(
                 f"egru {sizes}",
+                _kind(r),
                 r["steps"],
                 r["seed"],
                 _recipe_text(r.get("recipe") or []),
@@ -69,6 +70,23 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
             )
         )
     return lines
+
+
+def _kind(row: dict[str, Any]) -> str:
+    """What the point's bottlenecks compute (``-``: none; rows from before the kinds were
+    EGRU layers)."""
+    if not row.get("ratio"):
+        return "-"
+    return row.get("kind") or "egru"
+
+
+#: What each bottleneck kind is, for the page.
+KIND_TEXT = {
+    "egru": "an EGRU layer of k units (recurrent, gated, event-based)",
+    "ff": "a feed-forward event-based projection y = max(0, tanh(W x + b)) of k units "
+    "(only non-zero values are sent)",
+    "dense": "a graded projection y = tanh(W x + b) of k units, every unit sent every step",
+}
 
 
 def _recipe_text(recipe: Sequence[Sequence[Any]]) -> str:
@@ -168,7 +186,8 @@ def _verdict(doc: dict[str, Any]) -> list[str]:
         )
     return [
         *budget,
-        f"Recommended: **n/k = {rec['ratio']:g}** (k = {rec['k']}): "
+        f"Recommended: **n/k = {rec['ratio']:g}, {_kind(rec)} bottleneck** (k = {rec['k']}, "
+        f"{KIND_TEXT[_kind(rec)]}): "
         f"`c2c_traffic_reduction` = {red:.2f}x, `ppl_cost` = {cost:+.2f} %.",
         "",
         f"Target (>= {TRAFFIC_TARGET:g}x less chip-to-chip traffic per token at <= "
@@ -225,8 +244,17 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "",
         "## Definitions",
         "",
-        "A bottleneck is an EGRU layer of k = n / (n/k) units inserted at every layer boundary "
-        "of the stack (`snn_egru.bottleneck`); the mapping puts a chip boundary after each "
+        "A bottleneck is a layer of k = n / (n/k) units inserted at every layer boundary "
+        "of the stack (`snn_egru.bottleneck`), of one of three kinds (column *bottleneck*, "
+        "`--bottleneck-kind`): `egru`, an EGRU layer (recurrent, gated, event-based); `ff`, "
+        "y = max(0, tanh(W x + b)), feed-forward and event-based (its traffic is its "
+        "activity); `dense`, y = tanh(W x + b), the graded linear projection of the events "
+        "(tanh-squashed), every unit every step (k packets per token). `ff` and `dense` are "
+        "EGRU layers with parameters held fixed (`snn_egru.bottleneck_layers`: recurrent "
+        "weights, r- and z-gate input weights and recurrent biases 0, z-gate bias -1000 so "
+        "that z = 0 exactly and the layer has no memory, threshold frozen at 0 / -2), so "
+        "every backend runs them unchanged and the mapper stores only their W and b. "
+        "The mapping puts a chip boundary after each "
         "bottleneck (after each layer without bottlenecks: `--layer-per-chip`), so the "
         "bottleneck sits on the chips of the layer before it and only its events cross. "
         "Chip-to-chip traffic is counted along the multicast trees of the router tables "
@@ -338,7 +366,10 @@ def _usage() -> list[str]:
         "(`spinnaker2_backend.mapping.crossings`); `check_chip_boundaries(mapping, [...])` "
         "refuses a boundary that is not a chip boundary.",
         "- Sweep: `snn-egru sweep run --task lm --layers L --bottlenecks 0,4,8 "
-        "--layer-per-chip --chips N ...`; every point's `chip.crossings` holds the figures.",
+        "--layer-per-chip --chips N ...`; every point's `chip.crossings` holds the figures. "
+        "`--bottleneck-kind ff` / `dense` picks the kind (`LanguageModelConfig."
+        "bottleneck_kind`, kept in the artifact's model config; `snn-egru train lm "
+        "--hidden-sizes ... --bottlenecks N/K --bottleneck-kind ff` trains one).",
     ]
 
 
@@ -389,8 +420,13 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
     rows = [r for r in doc["points"] if r["c2c_traffic_reduction"] is not None]
     groups: dict[tuple, list[dict[str, Any]]] = {}
+    plain = {_group(r): r for r in rows if not r["ratio"]}
     for r in rows:
-        groups.setdefault(_group(r), []).append(r)
+        if r["ratio"]:
+            groups.setdefault((*_group(r), _kind(r)), []).append(r)
+    for key, members in groups.items():
+        if key[:-1] in plain:
+            members.append(plain[key[:-1]])
     fig, ax = plt.subplots(figsize=(6, 4))
     for members in groups.values():
         members = sorted(members, key=lambda r: r["c2c_traffic_reduction"])
@@ -399,14 +435,14 @@ def plot(doc: dict[str, Any], path: Path) -> None:
             [r["c2c_traffic_reduction"] for r in members],
             [100 * r["ppl_cost"] for r in members],
             "o-",
-            label=f"{first['steps']} steps, seed {first['seed']}, "
-            + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
+            label=f"{_kind(next(r for r in members if r['ratio']))}: {first['steps']} steps, "
+            f"seed {first['seed']}, " + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
         )
     if len(groups) > 1:
         ax.legend(fontsize="small")
     for r in rows:
         ax.annotate(
-            "none" if not r["ratio"] else f"n/k={r['ratio']:g}",
+            "none" if not r["ratio"] else f"{_kind(r)} n/k={r['ratio']:g}",
             (r["c2c_traffic_reduction"], 100 * r["ppl_cost"]),
             textcoords="offset points",
             xytext=(4, 4),

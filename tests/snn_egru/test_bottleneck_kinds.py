@@ -365,3 +365,28 @@ def test_train_lm_cli_builds_the_bottlenecked_config():
     model_config, _ = configs_from_args(args)
     assert model_config.hidden_sizes == (24, 6, 16) and model_config.bottleneck_layers == (1,)
     assert model_config.bottleneck_kind == "dense"
+
+
+def test_the_report_shows_each_points_kind_against_the_shared_baseline(tmp_path):
+    from snn_egru.bottleneck_report import collect, render_markdown
+    from tests.snn_egru.test_bottleneck_report import _record, _sweep
+
+    ff = _record("f", 8, 203.0, 8.0, [64, 8, 64], [1])  # 5x, +1.5 %
+    ff["settings"]["bottleneck_kind"] = "ff"
+    folder = _sweep(
+        tmp_path,
+        [
+            _record("a", 0, 200.0, 40.0, [64, 64], []),
+            _record("b", 4, 204.0, 10.0, [64, 16, 64], [1]),  # 4x, +2 %
+            ff,
+        ],
+    )
+    doc = collect([folder])
+    kinds = {p["key"]: p["kind"] for p in doc["points"]}
+    assert kinds == {"a": None, "b": "egru", "f": "ff"}
+    rec = doc["recommended"]
+    assert rec["key"] == "f" and rec["kind"] == "ff" and rec["c2c_traffic_reduction"] == 5.0
+    page = render_markdown(doc)
+    assert "| egru 64/8/64 | ff | 300 | 0 | none | 8 | 8 | 203.0 | +1.5 % |" in page
+    assert "| egru 64/64 | - | 300 |" in page
+    assert "Recommended: **n/k = 8, ff bottleneck** (k = 8, a feed-forward" in page
