@@ -231,10 +231,16 @@ def test_chip_equals_torch_and_only_the_projection_is_stored_and_crosses(kind):
         artifact,
         machine=Machine(chips=2),
         weight_format="event",
-        max_units_per_pe=6,
+        max_units_per_pe=3,
         chip_boundaries=boundaries,
     )
     assert mapping.placement.chips_of(1) == (0,) and mapping.placement.chips_of(2) == (1,)
+    # no recurrent traffic: the bottleneck's 2 PEs send to the next layer's PEs only
+    routes = [r for r in mapping.routes if r.source.layer == 1]
+    assert len(routes) == 2
+    next_layer = {s.pe for s in mapping.placement.layers[2]}
+    for route in routes:
+        assert {pe for t in route.targets for pe in t.pes} == next_layer
     # only the n rows of weight_ih are stored: no recurrent weight, no r / z weight
     bottleneck = mapping.memory_models[1]
     w_ih = artifact.layers[1].weight_ih
