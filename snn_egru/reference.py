@@ -168,17 +168,12 @@ def validate_params(params: EGRUParams, *, name: str = "layer") -> None:
 
 
 def without_memory(params: EGRUParams) -> bool:
-    """``True`` when the layer's update gate is exactly 0 for every input: ``weight_hh``
-    all zero, the z rows of ``weight_ih`` all zero and ``expit(b_iz + b_hz) == 0`` in the
-    layer's dtype. Then ``c~ = n`` every step, whatever ``c`` and ``y`` were: the layer has
-    no memory, and a threshold below 0 (a unit that fires every step, the ``dense``
-    bottleneck of :mod:`snn_egru.bottleneck_layers`) is a valid layer."""
+    """``True`` when ``z = 0`` exactly for every input (``weight_hh`` and the z rows of
+    ``weight_ih`` all zero, ``expit(b_iz + b_hz) == 0``): ``c~ = n`` every step, so a
+    threshold below 0 (a unit firing every step: a ``dense`` bottleneck) is valid."""
     h = params.threshold.shape[0]
-
-    def nonzeros(w: Matrix) -> int:
-        return int(w.count_nonzero()) if sp.issparse(w) else int(np.count_nonzero(w))
-
-    if nonzeros(params.weight_hh) or nonzeros(params.weight_ih[h : 2 * h]):
+    z_rows = (params.weight_hh, params.weight_ih[h : 2 * h])
+    if any((w.count_nonzero() if sp.issparse(w) else np.count_nonzero(w)) for w in z_rows):
         return False
     bias = np.asarray(params.bias_ih)[h : 2 * h] + np.asarray(params.bias_hh)[h : 2 * h]
     return bool(np.all(expit(bias) == 0))

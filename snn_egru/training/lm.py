@@ -590,10 +590,8 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
                 f"--bottlenecks needs 2 or more layers (a bottleneck sits between two), got "
                 f"hidden_sizes={list(sizes)}"
             )
-        stack = insert_bottlenecks(
-            sizes,
-            {i: bottleneck_width(sizes[i], args.bottlenecks) for i in range(len(sizes) - 1)},
-        )
+        ks = {i: bottleneck_width(sizes[i], args.bottlenecks) for i in range(len(sizes) - 1)}
+        stack = insert_bottlenecks(sizes, ks)
         model_over.update(
             hidden_sizes=stack.hidden_sizes, bottleneck_layers=stack.bottleneck_layers
         )
