@@ -11,6 +11,12 @@ expanded stack), which the export carries in ``metadata["model"]["config"]`` and
 reads to make the boundary after it a chip boundary
 (:func:`spinnaker2_backend.mapping.crossings.bottleneck_layers_of`).
 
+Besides the full EGRU layer (kind ``egru``), :data:`BOTTLENECK_KINDS` has two constrained
+kinds, EGRU layers with parameters held fixed (:mod:`snn_egru.bottleneck_layers`): ``ff``,
+``y = max(0, tanh(W x + b))`` (event-based, no recurrence, no memory) and ``dense``,
+``y = tanh(W x + b)`` (the graded projection of the events, every unit every step);
+:attr:`~snn_egru.models.lm.LanguageModelConfig.bottleneck_kind` picks one.
+
 ::
 
     plain        (512, 512, 512)           boundaries 0, 1 (after layer 0, after layer 1)
