@@ -22,6 +22,8 @@ TRAFFIC_TARGET = 4.0
 PPL_COST_TARGET = 0.03
 #: The issue's multi-chip configuration: one that needs at least this many chips.
 SCALE_CHIPS = 4
+#: The figure's perplexity-cost axis ends here (%); costlier points sit on its top edge.
+PLOT_COST_CAP = 100.0
 
 
 def comparison_group(row: dict[str, Any]) -> tuple:
@@ -427,26 +429,42 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     for key, members in groups.items():
         if key[:-1] in plain:
             members.append(plain[key[:-1]])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    costs = [100 * r["ppl_cost"] for r in rows]
+    # points beyond PLOT_COST_CAP (a diverged run) are drawn on the top edge, value written
+    top = max([c for c in costs if c <= PLOT_COST_CAP] or [PLOT_COST_CAP]) * 1.15 + 1.0
+
+    def shown(r: dict[str, Any]) -> float:
+        return min(100 * r["ppl_cost"], top)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = {"egru": "o", "ff": "s", "dense": "^"}
     for members in groups.values():
         members = sorted(members, key=lambda r: r["c2c_traffic_reduction"])
         first = members[0]
+        kind = _kind(next(r for r in members if r["ratio"]))
         ax.plot(
             [r["c2c_traffic_reduction"] for r in members],
-            [100 * r["ppl_cost"] for r in members],
-            "o-",
-            label=f"{_kind(next(r for r in members if r['ratio']))}: {first['steps']} steps, "
-            f"seed {first['seed']}, " + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
+            [shown(r) for r in members],
+            marker=markers.get(kind, "o"),
+            label=f"{kind}: {first['steps']} steps, seed {first['seed']}, "
+            + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
         )
     if len(groups) > 1:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="x-small")
     for r in rows:
+        if not r["ratio"]:
+            continue
+        text = f"{_kind(r)} n/k={r['ratio']:g}"
+        if 100 * r["ppl_cost"] > top:
+            text += f" ({100 * r['ppl_cost']:+.0f} %, off scale)"
         ax.annotate(
-            "none" if not r["ratio"] else f"{_kind(r)} n/k={r['ratio']:g}",
-            (r["c2c_traffic_reduction"], 100 * r["ppl_cost"]),
+            text,
+            (r["c2c_traffic_reduction"], shown(r)),
             textcoords="offset points",
-            xytext=(4, 4),
+            xytext=(4, -10 if _kind(r) == "ff" else 4),
+            fontsize="x-small",
         )
+    ax.set_ylim(-2, top * 1.05)
     ax.axhline(100 * PPL_COST_TARGET, ls="--", c="gray")
     ax.axvline(TRAFFIC_TARGET, ls="--", c="gray")
     ax.set_xscale("log")

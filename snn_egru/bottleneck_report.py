@@ -163,7 +163,7 @@ def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str
             continue
         r["c2c_traffic_reduction"] = base["c2c_packets_per_token"] / r["c2c_packets_per_token"]
         r["ppl_cost"] = r["test_perplexity"] / base["test_perplexity"] - 1.0
-    rows.sort(key=lambda r: (_group(r), r["ratio"]))
+    rows.sort(key=lambda r: (_group(r), r["ratio"], r.get("kind") or ""))
     one_layer: dict[tuple, dict[str, Any]] = {}
     for ref in sorted(references, key=lambda r: -r["test_perplexity"]):
         one_layer[_reference_group(ref)] = ref  # the best one of each group is kept
