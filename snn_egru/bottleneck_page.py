@@ -313,8 +313,9 @@ def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
         f"Synthetic weights pruned to {100 * proj['sparsity']:g} % (CSR, `bitmap16` receive, "
         f"as the published deployment), every wide unit firing on {100 * proj['activity']:g} "
         "% of the steps (`TRAINED_LM_ACTIVITY`, the trained-LM figure the chip model uses) and "
-        "a bottleneck unit on that times the activity ratio bottleneck / plain stack measured "
-        "in the trained points above where there is one, else as often as a wide unit "
+        "an EGRU bottleneck unit (kind `egru`) on that times the activity ratio bottleneck / "
+        "plain stack measured in the trained `egru`-kind points above where there is one, "
+        "else as often as a wide unit "
         "(assumptions: these bottlenecks are not trained). "
         "Traffic is counted on the multicast trees of the mapping, as above; the reduction is "
         "against the packed plain stack (no chip boundaries).",
