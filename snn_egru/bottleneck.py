@@ -11,6 +11,12 @@ expanded stack), which the export carries in ``metadata["model"]["config"]`` and
 reads to make the boundary after it a chip boundary
 (:func:`spinnaker2_backend.mapping.crossings.bottleneck_layers_of`).
 
+Besides the full EGRU layer (kind ``egru``), :data:`BOTTLENECK_KINDS` has two constrained
+kinds, EGRU layers with parameters held fixed (:mod:`snn_egru.bottleneck_layers`): ``ff``,
+``y = max(0, tanh(W x + b))`` (event-based, no recurrence, no memory) and ``dense``,
+``y = tanh(W x + b)`` (the graded projection of the events, every unit every step);
+:attr:`~snn_egru.models.lm.LanguageModelConfig.bottleneck_kind` picks one.
+
 ::
 
     plain        (512, 512, 512)           boundaries 0, 1 (after layer 0, after layer 1)
@@ -28,12 +34,29 @@ from dataclasses import dataclass
 from snn_egru.errors import UserError
 
 __all__ = [
+    "BOTTLENECK_KINDS",
     "BottleneckError",
     "BottleneckStack",
     "bottleneck_width",
+    "check_bottleneck_kind",
     "insert_bottlenecks",
     "plain_sizes",
 ]
+
+#: What a bottleneck layer computes (:attr:`~snn_egru.models.lm.LanguageModelConfig.
+#: bottleneck_kind`). Every kind is an EGRU layer of ``k`` units, so every backend runs it
+#: unchanged; ``ff`` and ``dense`` are EGRU layers with parameters held fixed
+#: (:mod:`snn_egru.bottleneck_layers`): recurrent weights, r- and z-gate input weights and
+#: recurrent biases 0, the z-gate bias so negative that ``z = 0`` exactly (no memory:
+#: ``c~ = n = tanh(W_n x + b_n)``) and a frozen threshold ``theta``, so that ``y = n H(n -
+#: theta)``:
+#:
+#: * ``"egru"``: a full EGRU layer (recurrent, gated, event-based), everything learned;
+#: * ``"ff"``: feed-forward, event-based, ``theta = 0``: ``y = max(0, tanh(W_n x + b_n))``,
+#:   a rectified graded projection; only its non-zero values are sent;
+#: * ``"dense"``: the graded linear projection of the events, tanh-squashed, ``theta < -1``:
+#:   ``y = tanh(W_n x + b_n)``, every unit sends every step (``k`` packets per token).
+BOTTLENECK_KINDS: tuple[str, ...] = ("egru", "ff", "dense")
 
 
 class BottleneckError(UserError, ValueError):
@@ -117,6 +140,20 @@ def insert_bottlenecks(
             marks.append(len(out))
             out.append(k)
     return BottleneckStack(tuple(out), tuple(marks), sizes)
+
+
+def check_bottleneck_kind(kind: str, bottleneck_layers: Sequence[int] = (1,)) -> None:
+    """``kind`` is one of :data:`BOTTLENECK_KINDS`, and a kind other than ``"egru"`` comes
+    with at least one bottleneck layer; ``BottleneckError`` otherwise."""
+    if kind not in BOTTLENECK_KINDS:
+        raise BottleneckError(
+            f"unknown bottleneck kind {kind!r}; valid names: {', '.join(BOTTLENECK_KINDS)}"
+        )
+    if kind != "egru" and not tuple(bottleneck_layers):
+        raise BottleneckError(
+            f"bottleneck kind {kind!r} given without a bottleneck: add bottleneck layers "
+            "(--bottlenecks N/K) or leave the kind at 'egru'"
+        )
 
 
 def plain_sizes(hidden_sizes: Sequence[int], bottleneck_layers: Sequence[int]) -> tuple[int, ...]:

@@ -22,6 +22,8 @@ TRAFFIC_TARGET = 4.0
 PPL_COST_TARGET = 0.03
 #: The issue's multi-chip configuration: one that needs at least this many chips.
 SCALE_CHIPS = 4
+#: The figure's perplexity-cost axis ends here (%); costlier points sit on its top edge.
+PLOT_COST_CAP = 100.0
 
 
 def comparison_group(row: dict[str, Any]) -> tuple:
@@ -39,10 +41,10 @@ def _fmt(value: Any, spec: str) -> str:
 
 def _table(points: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| model | steps | seed | overrides | n/k | k | test ppl | ppl cost | chips "
+        "| model | bottleneck | steps | seed | overrides | n/k | k | test ppl | ppl cost | chips "
         "| c2c events/token | c2c packets/token | c2c bytes/token | traffic reduction "
         "| link us/token | link nJ/token | chip us/token | chip mJ/token |",
-        "|" + "---|" * 17,
+        "|" + "---|" * 18,
     ]
     for r in points:
         sizes = "/".join(map(str, r["hidden_sizes"]))
@@ -50,6 +52,7 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
         lines.append(
             table_row(
                 f"egru {sizes}",
+                _kind(r),
                 r["steps"],
                 r["seed"],
                 _recipe_text(r.get("recipe") or []),
@@ -69,6 +72,23 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
             )
         )
     return lines
+
+
+def _kind(row: dict[str, Any]) -> str:
+    """What the point's bottlenecks compute (``-``: none; rows from before the kinds were
+    EGRU layers)."""
+    if not row.get("ratio"):
+        return "-"
+    return row.get("kind") or "egru"
+
+
+#: What each bottleneck kind is, for the page.
+KIND_TEXT = {
+    "egru": "an EGRU layer of k units (recurrent, gated, event-based)",
+    "ff": "a feed-forward event-based projection y = max(0, tanh(W x + b)) of k units "
+    "(only non-zero values are sent)",
+    "dense": "a graded projection y = tanh(W x + b) of k units, every unit sent every step",
+}
 
 
 def _recipe_text(recipe: Sequence[Sequence[Any]]) -> str:
@@ -168,7 +188,8 @@ def _verdict(doc: dict[str, Any]) -> list[str]:
         )
     return [
         *budget,
-        f"Recommended: **n/k = {rec['ratio']:g}** (k = {rec['k']}): "
+        f"Recommended: **n/k = {rec['ratio']:g}, {_kind(rec)} bottleneck** (k = {rec['k']}, "
+        f"{KIND_TEXT[_kind(rec)]}): "
         f"`c2c_traffic_reduction` = {red:.2f}x, `ppl_cost` = {cost:+.2f} %.",
         "",
         f"Target (>= {TRAFFIC_TARGET:g}x less chip-to-chip traffic per token at <= "
@@ -225,8 +246,17 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "",
         "## Definitions",
         "",
-        "A bottleneck is an EGRU layer of k = n / (n/k) units inserted at every layer boundary "
-        "of the stack (`snn_egru.bottleneck`); the mapping puts a chip boundary after each "
+        "A bottleneck is a layer of k = n / (n/k) units inserted at every layer boundary "
+        "of the stack (`snn_egru.bottleneck`), of one of three kinds (column *bottleneck*, "
+        "`--bottleneck-kind`): `egru`, an EGRU layer (recurrent, gated, event-based); `ff`, "
+        "y = max(0, tanh(W x + b)), feed-forward and event-based (its traffic is its "
+        "activity); `dense`, y = tanh(W x + b), the graded linear projection of the events "
+        "(tanh-squashed), every unit every step (k packets per token). `ff` and `dense` are "
+        "EGRU layers with parameters held fixed (`snn_egru.bottleneck_layers`: recurrent "
+        "weights, r- and z-gate input weights and recurrent biases 0, z-gate bias -1000 so "
+        "that z = 0 exactly and the layer has no memory, threshold frozen at 0 / -2), so "
+        "every backend runs them unchanged and the mapper stores only their W and b. "
+        "The mapping puts a chip boundary after each "
         "bottleneck (after each layer without bottlenecks: `--layer-per-chip`), so the "
         "bottleneck sits on the chips of the layer before it and only its events cross. "
         "Chip-to-chip traffic is counted along the multicast trees of the router tables "
@@ -283,8 +313,9 @@ def _projection_lines(proj: dict[str, Any] | None) -> list[str]:
         f"Synthetic weights pruned to {100 * proj['sparsity']:g} % (CSR, `bitmap16` receive, "
         f"as the published deployment), every wide unit firing on {100 * proj['activity']:g} "
         "% of the steps (`TRAINED_LM_ACTIVITY`, the trained-LM figure the chip model uses) and "
-        "a bottleneck unit on that times the activity ratio bottleneck / plain stack measured "
-        "in the trained points above where there is one, else as often as a wide unit "
+        "an EGRU bottleneck unit (kind `egru`) on that times the activity ratio bottleneck / "
+        "plain stack measured in the trained `egru`-kind points above where there is one, "
+        "else as often as a wide unit "
         "(assumptions: these bottlenecks are not trained). "
         "Traffic is counted on the multicast trees of the mapping, as above; the reduction is "
         "against the packed plain stack (no chip boundaries).",
@@ -338,7 +369,10 @@ def _usage() -> list[str]:
         "(`spinnaker2_backend.mapping.crossings`); `check_chip_boundaries(mapping, [...])` "
         "refuses a boundary that is not a chip boundary.",
         "- Sweep: `snn-egru sweep run --task lm --layers L --bottlenecks 0,4,8 "
-        "--layer-per-chip --chips N ...`; every point's `chip.crossings` holds the figures.",
+        "--layer-per-chip --chips N ...`; every point's `chip.crossings` holds the figures. "
+        "`--bottleneck-kind ff` / `dense` picks the kind (`LanguageModelConfig."
+        "bottleneck_kind`, kept in the artifact's model config; `snn-egru train lm "
+        "--hidden-sizes ... --bottlenecks N/K --bottleneck-kind ff` trains one).",
     ]
 
 
@@ -389,28 +423,49 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
     rows = [r for r in doc["points"] if r["c2c_traffic_reduction"] is not None]
     groups: dict[tuple, list[dict[str, Any]]] = {}
+    plain = {_group(r): r for r in rows if not r["ratio"]}
     for r in rows:
-        groups.setdefault(_group(r), []).append(r)
-    fig, ax = plt.subplots(figsize=(6, 4))
+        if r["ratio"]:
+            groups.setdefault((*_group(r), _kind(r)), []).append(r)
+    for key, members in groups.items():
+        if key[:-1] in plain:
+            members.append(plain[key[:-1]])
+    costs = [100 * r["ppl_cost"] for r in rows]
+    # points beyond PLOT_COST_CAP (a diverged run) are drawn on the top edge, value written
+    top = max([c for c in costs if c <= PLOT_COST_CAP] or [PLOT_COST_CAP]) * 1.15 + 1.0
+
+    def shown(r: dict[str, Any]) -> float:
+        return min(100 * r["ppl_cost"], top)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = {"egru": "o", "ff": "s", "dense": "^"}
     for members in groups.values():
         members = sorted(members, key=lambda r: r["c2c_traffic_reduction"])
         first = members[0]
+        kind = _kind(next(r for r in members if r["ratio"]))
         ax.plot(
             [r["c2c_traffic_reduction"] for r in members],
-            [100 * r["ppl_cost"] for r in members],
-            "o-",
-            label=f"{first['steps']} steps, seed {first['seed']}, "
+            [shown(r) for r in members],
+            marker=markers.get(kind, "o"),
+            label=f"{kind}: {first['steps']} steps, seed {first['seed']}, "
             + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
         )
     if len(groups) > 1:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="x-small")
     for r in rows:
+        if not r["ratio"]:
+            continue
+        text = f"{_kind(r)} n/k={r['ratio']:g}"
+        if 100 * r["ppl_cost"] > top:
+            text += f" ({100 * r['ppl_cost']:+.0f} %, off scale)"
         ax.annotate(
-            "none" if not r["ratio"] else f"n/k={r['ratio']:g}",
-            (r["c2c_traffic_reduction"], 100 * r["ppl_cost"]),
+            text,
+            (r["c2c_traffic_reduction"], shown(r)),
             textcoords="offset points",
-            xytext=(4, 4),
+            xytext=(4, -10 if _kind(r) == "ff" else 4),
+            fontsize="x-small",
         )
+    ax.set_ylim(-2, top * 1.05)
     ax.axhline(100 * PPL_COST_TARGET, ls="--", c="gray")
     ax.axvline(TRAFFIC_TARGET, ls="--", c="gray")
     ax.set_xscale("log")

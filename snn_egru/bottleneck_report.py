@@ -17,7 +17,9 @@ with the same steps, batch and seed (equal training budget). For each point it c
   the same for bytes);
 * ``ppl_cost``: the point's test perplexity over the baseline's, minus 1.
 
-The recommended setting is the point with the largest traffic reduction among those within
+Points of every bottleneck kind (``egru``, ``ff``, ``dense``: ``--bottleneck-kind``) of a group
+share its baseline. The recommended setting is the point with the largest traffic reduction
+among those within
 :data:`PPL_COST_TARGET` of the baseline's perplexity (if none is, the one with the smallest
 perplexity cost), and the targets are judged on it. ``render`` writes the page from the JSON
 only (a test checks that the page in docs/ is what ``render`` makes of the JSON there).
@@ -104,6 +106,8 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "preset": settings.get("preset"),
         "recipe": [list(item) for item in settings.get("recipe") or []],
         "ratio": float(settings.get("bottleneck", 0.0)),
+        # what the bottlenecks compute (snn_egru.bottleneck.BOTTLENECK_KINDS); None: none
+        "kind": (settings.get("bottleneck_kind") or "egru") if settings.get("bottleneck") else None,
         "k": sizes[marks[0]] if marks else None,
         "hidden_sizes": sizes,
         "test_perplexity": record["quality"]["test_perplexity"],
@@ -159,7 +163,7 @@ def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str
             continue
         r["c2c_traffic_reduction"] = base["c2c_packets_per_token"] / r["c2c_packets_per_token"]
         r["ppl_cost"] = r["test_perplexity"] / base["test_perplexity"] - 1.0
-    rows.sort(key=lambda r: (_group(r), r["ratio"]))
+    rows.sort(key=lambda r: (_group(r), r["ratio"], r.get("kind") or ""))
     one_layer: dict[tuple, dict[str, Any]] = {}
     for ref in sorted(references, key=lambda r: -r["test_perplexity"]):
         one_layer[_reference_group(ref)] = ref  # the best one of each group is kept
@@ -170,6 +174,8 @@ def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str
         r["one_layer_recipe"] = None if ref is None else ref["recipe"]
     measured: dict[float, list[float]] = {}
     for r in rows:
+        if r.get("kind") not in (None, "egru"):  # the projection maps EGRU bottlenecks
+            continue
         value = r["activity"] if not r["ratio"] else _mean(r["bottleneck_activity"])
         measured.setdefault(r["ratio"], []).append(value)
     doc_projection = (
@@ -231,6 +237,7 @@ def _recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         "seed": best["seed"],
         "recipe": best.get("recipe") or [],
         "ratio": best["ratio"],
+        "kind": best.get("kind"),
         "k": best["k"],
         "c2c_traffic_reduction": best["c2c_traffic_reduction"],
         "ppl_cost": best["ppl_cost"],

@@ -38,6 +38,7 @@ from snn_egru.functional import EGRUTensorParams, TriangleSurrogate, triangle
 from snn_egru.neuron import EGRU
 from snn_egru.reference import EGRUParams, validate_params
 from snn_egru.sequence import EGRUSequence
+from snn_egru.thresholds import Threshold
 
 __all__ = [
     "EVNN_KEYS",
@@ -152,6 +153,15 @@ def load_reference_params(
         )
     for k, layer in enumerate(layers):
         validate_params(layer, name=f"layer {k}")
+        low = float(np.min(layer.threshold)) if np.size(layer.threshold) else 0.0
+        if low < 0:  # a layer without memory (validated): a dense bottleneck
+            old = module.threshold_module(k)
+            module.add_module(
+                f"threshold_l{k}",
+                Threshold(
+                    old.hidden_size, learnable=False, value=0.0, minimum=low, dtype=old.raw.dtype
+                ).to(old.raw.device),
+            )
         _copy_into(
             module.layer_params(k),
             module.threshold_module(k),

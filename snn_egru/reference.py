@@ -66,6 +66,7 @@ __all__ = [
     "recurrent_preactivation",
     "state_levels",
     "validate_params",
+    "without_memory",
     "validate_quantized_params",
     "validate_quantized_weight",
     "validate_state_levels",
@@ -158,11 +159,24 @@ def validate_params(params: EGRUParams, *, name: str = "layer") -> None:
             raise ValueError(f"{name}: {field} must be floating point, got dtype {data.dtype}")
         if not np.all(np.isfinite(data)):
             raise ValueError(f"{name}: {field} contains NaN or infinite values")
-    if np.any(params.threshold < 0):
+    if np.any(params.threshold < 0) and not without_memory(params):
         raise ValueError(
             f"{name}: thresholds must be >= 0 (an event is sent when c > theta), "
-            f"got min {float(np.min(params.threshold)):.4g}"
+            f"got min {float(np.min(params.threshold)):.4g} (below 0 only in a layer without "
+            "memory, z = 0: a dense bottleneck, snn_egru.bottleneck_layers)"
         )
+
+
+def without_memory(params: EGRUParams) -> bool:
+    """``True`` when ``z = 0`` exactly for every input (``weight_hh`` and the z rows of
+    ``weight_ih`` all zero, ``expit(b_iz + b_hz) == 0``): ``c~ = n`` every step, so a
+    threshold below 0 (a unit firing every step: a ``dense`` bottleneck) is valid."""
+    h = params.threshold.shape[0]
+    z_rows = (params.weight_hh, params.weight_ih[h : 2 * h])
+    if any((w.count_nonzero() if sp.issparse(w) else np.count_nonzero(w)) for w in z_rows):
+        return False
+    bias = np.asarray(params.bias_ih)[h : 2 * h] + np.asarray(params.bias_hh)[h : 2 * h]
+    return bool(np.all(expit(bias) == 0))
 
 
 def heaviside(v: np.ndarray) -> np.ndarray:

@@ -133,11 +133,16 @@ class Threshold(nn.Module):
             in ``[0, 1]`` for ``"beta"``, in ``(0, 1)`` for ``"sigmoid"``.
         generator: random generator for the draw.
         dtype: floating-point type (default: torch's default dtype).
+        minimum: lowest allowed ``theta`` (default 0); below 0 only for a frozen ``"beta"``
+            threshold (the ``dense`` bottleneck layer, :mod:`snn_egru.bottleneck_layers`, sends
+            every step with ``theta < -1``).
 
     Attributes:
         theta: ``(H,)`` the stored thresholds (``init="beta"``), or
         logit: ``(H,)`` the stored logits (``init="sigmoid"``).
     """
+
+    minimum: float = 0.0  # the class default (modules pickled before it had none)
 
     def __init__(
         self,
@@ -149,8 +154,16 @@ class Threshold(nn.Module):
         value: float | Tensor | None = None,
         generator: torch.Generator | None = None,
         dtype: torch.dtype | None = None,
+        minimum: float = 0.0,
     ) -> None:
         super().__init__()
+        if minimum > 0.0 or (minimum < 0.0 and (init != "beta" or learnable)):
+            raise ValueError(
+                f"minimum {minimum} must be <= 0, and below 0 only for a frozen 'beta' "
+                "threshold (a constrained bottleneck layer, snn_egru.bottleneck_layers)"
+            )
+        #: lowest allowed ``theta`` (``"beta"``): 0, or below 0 for a frozen threshold
+        self.minimum = float(minimum)
         if init not in THRESHOLD_INITS:
             raise ValueError(f"threshold_init must be one of {THRESHOLD_INITS}, got {init!r}")
         if mean is None:
@@ -196,9 +209,10 @@ class Threshold(nn.Module):
     def _check_range(self, theta: Tensor, *, what: str) -> None:
         if self.init == "beta":
             low, high = float(theta.min()), float(theta.max())
-            if low < 0.0 or high > 1.0:
+            if low < self.minimum or high > 1.0:
                 raise ValueError(
-                    f"{what} must lie in [0, 1] (threshold_init='beta'), got min {low:.4g}, "
+                    f"{what} must lie in [{self.minimum:g}, 1] (threshold_init='beta'), got "
+                    f"min {low:.4g}, "
                     f"max {high:.4g}; call clamp_thresholds(model) (or .clamp_()) after "
                     "every optimizer.step()"
                 )
@@ -229,7 +243,7 @@ class Threshold(nn.Module):
         raw = self.raw.detach()
         if not bool(torch.isfinite(raw).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
-        if self.init == "beta" and bool(((raw < 0.0) | (raw > 1.0)).any()):
+        if self.init == "beta" and bool(((raw < self.minimum) | (raw > 1.0)).any()):
             self.clamp_()
 
     @torch.no_grad()
@@ -239,7 +253,7 @@ class Threshold(nn.Module):
         Call after every ``optimizer.step()``. Returns ``self``.
         """
         if self.init == "beta":
-            self.theta.clamp_(0.0, 1.0)
+            self.theta.clamp_(self.minimum, 1.0)
         return self
 
     @torch.no_grad()

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snn_egru.bottleneck import check_bottleneck_layers
+from snn_egru.bottleneck import check_bottleneck_kind, check_bottleneck_layers
 from snn_egru.errors import UserError
 from snn_egru.functional import EVENT_AMPLITUDES
 from snn_egru.models.dense import DenseRecurrentStack, locked_dropout
@@ -119,6 +119,12 @@ class LanguageModelConfig:
             layers at a layer boundary, :mod:`snn_egru.bottleneck`; build the sizes with
             :func:`~snn_egru.bottleneck.insert_bottlenecks`); the mapper puts a chip boundary
             after each. ``()``: none.
+        bottleneck_kind: what the bottleneck layers compute
+            (:data:`~snn_egru.bottleneck.BOTTLENECK_KINDS`): ``"egru"`` (a full EGRU layer,
+            the default), ``"ff"`` (``max(0, tanh(W x + b))``, event-based, no recurrence or
+            memory) or ``"dense"`` (``tanh(W x + b)``, every unit every step): EGRU layers
+            with parameters held fixed (:mod:`snn_egru.bottleneck_layers`); needs
+            ``bottleneck_layers`` and no zoneout.
     """
 
     cell: str = "egru"
@@ -145,6 +151,7 @@ class LanguageModelConfig:
     decoder_input: str = "events"
     adaptive_softmax: tuple[int, ...] = ()
     bottleneck_layers: tuple[int, ...] = ()
+    bottleneck_kind: str = "egru"
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
@@ -153,6 +160,12 @@ class LanguageModelConfig:
         self.bottleneck_layers = tuple(int(i) for i in self.bottleneck_layers)
         if self.bottleneck_layers:
             check_bottleneck_layers(self.hidden_sizes, self.bottleneck_layers)
+        check_bottleneck_kind(self.bottleneck_kind, self.bottleneck_layers)
+        if self.bottleneck_kind != "egru" and (self.cell != "egru" or self.zoneout > 0):
+            raise ValueError(
+                f"bottleneck_kind={self.bottleneck_kind!r} is an EGRU layer without memory: it "
+                "needs cell='egru' and zoneout=0"
+            )
         if self.cell not in LM_CELLS:
             raise ValueError(
                 f"unknown recurrent cell {self.cell!r}; valid names: {', '.join(LM_CELLS)}"
@@ -354,6 +367,12 @@ class EGRULanguageModel(nn.Module):
             if cfg.threshold_value is not None:
                 for k in range(self.rnn.num_layers):
                     self.rnn.threshold_module(k).set_(cfg.threshold_value)
+            if cfg.bottleneck_kind != "egru":
+                from snn_egru.bottleneck_layers import constrain_bottlenecks
+
+                self.fixed_parameters = constrain_bottlenecks(
+                    self.rnn, cfg.bottleneck_layers, cfg.bottleneck_kind
+                )
         else:
             self.rnn = DenseRecurrentStack(
                 cfg.cell,
@@ -381,6 +400,15 @@ class EGRULanguageModel(nn.Module):
         nn.init.uniform_(self.embedding.weight, -EMBEDDING_INIT_RANGE, EMBEDDING_INIT_RANGE)
         if self.decoder is not None:
             nn.init.uniform_(self.decoder.weight, -EMBEDDING_INIT_RANGE, EMBEDDING_INIT_RANGE)
+
+    #: parameters held fixed (``ff`` / ``dense`` bottlenecks), else ``None``
+    fixed_parameters: Any = None
+
+    def apply_fixed_parameters(self) -> None:
+        """Write the fixed parameters of constrained bottleneck layers back (call after
+        every optimizer step; nothing to do without them)."""
+        if self.fixed_parameters is not None:
+            self.fixed_parameters.apply()
 
     def set_word_ranks(self, counts: Tensor) -> None:
         """Order the adaptive softmax's words by ``counts`` (``(V,)`` training-set frequency;

@@ -107,6 +107,7 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         cell_widths=tuple(per_cell),
         bottlenecks=parse_floats(args.bottlenecks, "--bottlenecks"),  # type: ignore[arg-type]
         layer_per_chip=args.layer_per_chip,
+        bottleneck_kind=args.bottleneck_kind,
     )
     for cell, _ in per_cell:
         if cell not in grid.cells:
@@ -172,6 +173,12 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         "--bottlenecks",
         default="0",
         help="EGRU LM: bottleneck ratios n/k at every layer boundary, comma list (0: none)",
+    )
+    run.add_argument(
+        "--bottleneck-kind",
+        default="egru",
+        help="what the bottlenecks compute: egru (an EGRU layer, default), ff (max(0, tanh(Wx+b)),"
+        " event-based) or dense (tanh(Wx+b), every unit every step)",
     )
     run.add_argument(
         "--layer-per-chip",

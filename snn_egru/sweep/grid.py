@@ -17,6 +17,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from snn_egru.bottleneck import BOTTLENECK_KINDS
 from snn_egru.cliargs import parse_comma_list
 from snn_egru.errors import UserError
 
@@ -76,6 +77,10 @@ class SweepPoint:
         layer_per_chip: map with a chip boundary at every layer boundary of the stack (after
             each bottleneck layer when there are bottlenecks): only what crosses a boundary
             crosses chips. Both are left out of the settings (and the key) at their defaults.
+        bottleneck_kind: what the bottleneck layers compute
+            (:data:`~snn_egru.bottleneck.BOTTLENECK_KINDS`: ``egru``, ``ff``, ``dense``);
+            left out of the settings (and the key) at ``egru``, so points from before it keep
+            their keys.
     """
 
     task: str
@@ -96,6 +101,7 @@ class SweepPoint:
     recipe: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     bottleneck: float = 0.0
     layer_per_chip: bool = False
+    bottleneck_kind: str = "egru"
 
     @property
     def is_event_based(self) -> bool:
@@ -105,7 +111,11 @@ class SweepPoint:
         """JSON-safe settings (what the key is computed from, with the result version)."""
         out = asdict(self)
         out["recipe"] = [list(item) for item in self.recipe]
-        for name, default in (("bottleneck", 0.0), ("layer_per_chip", False)):
+        for name, default in (
+            ("bottleneck", 0.0),
+            ("layer_per_chip", False),
+            ("bottleneck_kind", "egru"),
+        ):
             if out[name] == default:  # the keys of points without them stay as they were
                 del out[name]
         return out
@@ -137,6 +147,8 @@ class SweepPoint:
             text += f" th={th} l1={self.event_l1:g} prune={self.prune:g}"
         if self.bottleneck:
             text += f" bottleneck n/k={self.bottleneck:g}"
+            if self.bottleneck_kind != "egru":
+                text += f" {self.bottleneck_kind}"
         if self.layer_per_chip:
             text += " layer/chip"
         if self.recipe:
@@ -227,6 +239,8 @@ class Grid:
     #: EGRU bottleneck ratios n/k (0: none), :attr:`SweepPoint.bottleneck`
     bottlenecks: tuple[float, ...] = (0.0,)
     layer_per_chip: bool = False
+    #: what every bottleneck of the grid computes, :attr:`SweepPoint.bottleneck_kind`
+    bottleneck_kind: str = "egru"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -259,6 +273,16 @@ class Grid:
                         f"--bottlenecks: ratio {ratio:g} leaves k = 0 units of a "
                         f"{min(self.widths_of('egru'))}-unit layer"
                     )
+        if self.bottleneck_kind not in BOTTLENECK_KINDS:
+            raise UserError(
+                f"--bottleneck-kind {self.bottleneck_kind!r}: valid names: "
+                f"{', '.join(BOTTLENECK_KINDS)}"
+            )
+        if self.bottleneck_kind != "egru" and not any(b for b in self.bottlenecks):
+            raise UserError(
+                f"--bottleneck-kind {self.bottleneck_kind} is given without a bottleneck: add "
+                "--bottlenecks N/K (a ratio > 1)"
+            )
         if self.weight_format not in ("event", "csr", "dense"):
             raise UserError(
                 f"--weight-format {self.weight_format!r}: valid names: event, csr, dense"
@@ -284,7 +308,10 @@ class Grid:
                 tuple(map(float, self.bottlenecks)) if event else (0.0,),
             )
             for values in axes:
-                point = SweepPoint(cell=cell, **dict(zip(_AXES, values)), **shared)
+                fields = dict(zip(_AXES, values))
+                if fields["bottleneck"]:
+                    fields["bottleneck_kind"] = self.bottleneck_kind
+                point = SweepPoint(cell=cell, **fields, **shared)
                 seen.setdefault(point.key, point)
         if not seen:
             raise UserError("the grid is empty: no point to train")

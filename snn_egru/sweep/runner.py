@@ -115,6 +115,7 @@ def lm_configs(point: SweepPoint, vocab_size: int) -> tuple[Any, Any]:
         stack = insert_bottlenecks(over["hidden_sizes"], dict.fromkeys(range(point.layers - 1), k))
         over["hidden_sizes"] = stack.hidden_sizes
         over["bottleneck_layers"] = stack.bottleneck_layers
+        over["bottleneck_kind"] = point.bottleneck_kind
     mc = replace(mc, **over)
     train_over: dict[str, Any] = {
         "max_steps": point.steps,

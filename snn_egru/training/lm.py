@@ -581,6 +581,22 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
     for name in ("cell", "event_amplitude"):
         if getattr(args, name, None) is not None:
             model_over[name] = getattr(args, name)
+    if getattr(args, "bottlenecks", None):
+        from snn_egru.bottleneck import bottleneck_width, insert_bottlenecks
+
+        sizes = model_over.get("hidden_sizes", model_config.hidden_sizes)
+        if len(sizes) < 2:
+            raise ValueError(
+                f"--bottlenecks needs 2 or more layers (a bottleneck sits between two), got "
+                f"hidden_sizes={list(sizes)}"
+            )
+        ks = {i: bottleneck_width(sizes[i], args.bottlenecks) for i in range(len(sizes) - 1)}
+        stack = insert_bottlenecks(sizes, ks)
+        model_over.update(
+            hidden_sizes=stack.hidden_sizes, bottleneck_layers=stack.bottleneck_layers
+        )
+    if getattr(args, "bottleneck_kind", None) is not None:
+        model_over["bottleneck_kind"] = args.bottleneck_kind
     if getattr(args, "adaptive_softmax", None):  # its head has its own output weights
         model_over.update(adaptive_softmax=args.adaptive_softmax, tie_weights=False)
         if getattr(args, "softmax", None) not in (None, "full"):

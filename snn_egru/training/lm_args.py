@@ -19,6 +19,8 @@ LM_PRESET_NAMES: tuple[str, ...] = ("tiny", "small", "paper", "paper-wikitext2")
 #: building a parser does not import torch).
 CELL_NAMES: tuple[str, ...] = ("egru", "gru", "lstm")
 EVENT_AMPLITUDE_NAMES: tuple[str, ...] = ("state", "clamped")
+#: :data:`snn_egru.bottleneck.BOTTLENECK_KINDS` (torch-free; kept equal by a test).
+BOTTLENECK_KIND_NAMES: tuple[str, ...] = ("egru", "ff", "dense")
 
 
 def build_parser(
@@ -150,6 +152,19 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         help="gradient of a graded event: state (EvNN, product rule) or clamped (preset's)",
     )
     p.add_argument(
+        "--bottlenecks",
+        type=float_in(1, low_open=True),
+        metavar="N/K",
+        help="insert a bottleneck layer of k = n / (N/K) units at every layer boundary of the "
+        "stack (snn_egru.bottleneck; --hidden-sizes with 2 or more layers)",
+    )
+    p.add_argument(
+        "--bottleneck-kind",
+        choices=BOTTLENECK_KIND_NAMES,
+        help="what the bottlenecks compute: egru (an EGRU layer, default), ff (max(0, "
+        "tanh(Wx+b)), event-based) or dense (tanh(Wx+b), every unit every step)",
+    )
+    p.add_argument(
         "--adaptive-softmax",
         type=_cutoffs,
         metavar="C1[,C2...]",
@@ -214,6 +229,7 @@ FIELD_FLAGS = {
     "start_step": "--prune-start",
     "frequency": "--prune-every",
     "adaptive_softmax": "--adaptive-softmax",
+    "bottleneck_kind": "--bottleneck-kind",
 }
 
 

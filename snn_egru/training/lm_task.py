@@ -221,6 +221,7 @@ class LMTask:
     def after_step(self, trainer: Trainer, grad_norm: float) -> None:
         self.rnn_threads.remove()
         self.model.rnn.clamp_thresholds()
+        self.model.apply_fixed_parameters()  # ff / dense bottlenecks (snn_egru.bottleneck_layers)
         if self.pruner is not None:
             self.pruner.step(trainer.step)
         self.state = detach_state(self._out.state)

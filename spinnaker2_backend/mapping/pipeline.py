@@ -395,7 +395,11 @@ def _stages_2_to_5(
     clock.done("1 partition", f"{partition.num_slices} slices")
     placement = place_slices(partition, machine, chip_boundaries=chip_boundaries)
     clock.done("2 placement", f"{placement.num_pes_used} PEs")
-    routes = route_slices(placement)
+    # a layer without recurrent weights (a constrained bottleneck) sends to its own layer
+    # no packet: nothing of its y_{t-1} is used
+    routes = route_slices(
+        placement, [i for i, m in enumerate(models) if not int(m.nnz_hh_prefix[-1])]
+    )
     clock.done("3 routing")
     memory = layout_memory(models, placement)
     clock.done("4 memory layout")

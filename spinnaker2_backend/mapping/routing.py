@@ -328,12 +328,14 @@ class RoutingResult:
         return "\n".join(lines)
 
 
-def route_slices(placement: Placement) -> RoutingResult:
+def route_slices(placement: Placement, without_recurrence: Iterable[int] = ()) -> RoutingResult:
     """Build the multicast routes of every slice and count router entries per chip.
 
     A PE's events go to every other PE of its layer (recurrence: each PE assembles the full
     ``y_{t-1}``; its own units it keeps locally) and to every PE of the next layer. The last
-    layer's events go to its own layer only (the host reads them out).
+    layer's events go to its own layer only (the host reads them out). An inner layer listed
+    in ``without_recurrence`` (no recurrent weight: the ``ff`` / ``dense`` bottlenecks of
+    :mod:`snn_egru.bottleneck_layers`) sends to the next layer only.
 
     Every source of a layer sends to the same destination QPEs (only leaving itself out),
     so the work is done per layer and per source chip (hops, trees, router entries of the
@@ -355,8 +357,10 @@ def route_slices(placement: Placement) -> RoutingResult:
     positions = np.array([machine.chip_position(c) for c in range(machine.num_chips)])
     delta = positions[None, :, :] - positions[:, None, :]
     chip_hops = np.asarray(triangular_mesh_hops(delta[..., 0], delta[..., 1]), dtype=np.int64)
+    feedforward = {int(i) for i in without_recurrence if int(i) < len(layers) - 1}
     for li, layer in enumerate(layers):
-        receivers = list(layer) + (list(layers[li + 1]) if li + 1 < len(layers) else [])
+        own = [] if li in feedforward else list(layer)
+        receivers = own + (list(layers[li + 1]) if li + 1 < len(layers) else [])
         groups = _Groups.of(machine, receivers)
         g_chip = np.array(groups.chip, dtype=np.int64)
         g_qpe = np.array(groups.qpe, dtype=np.int64).reshape(-1, 2)

@@ -32,3 +32,33 @@ def test_bottleneck_network_on_both_lava_backends_equals_the_reference(no_leftov
         np.testing.assert_allclose(result.logits, reference.logits, rtol=1e-5, atol=1e-6)
         for got, want in zip(result.layer_events, reference.layer_events):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_ff_and_dense_bottlenecks_on_both_lava_backends_equal_the_reference(
+    no_leftover_processes,
+):
+    """The constrained kinds (snn_egru.bottleneck_layers) are EGRU layers with fixed
+    parameters: the Lava processes run them unchanged, the dense one with thresholds -2."""
+    from snn_egru.export import export_artifact
+    from tests.snn_egru.test_bottleneck_kinds import _model
+
+    tokens = np.random.default_rng(6).integers(0, 20, size=10)
+    for kind in ("ff", "dense"):
+        artifact = export_artifact(_model(kind, seed=3))
+        reference = artifact.run_reference(tokens)
+        events = reference.layer_events[1]
+        assert (events != 0).any() and ((events < 0).any() if kind == "dense" else True)
+        floating = run_network(artifact, tokens, "floating_pt", timeout_s=60)
+        chip = run_network(
+            artifact,
+            tokens,
+            "spinnaker2",
+            weight_format="event",
+            max_units_per_pe=3,
+            machine=Machine(chips=2),
+            timeout_s=120,
+        )
+        for result in (floating, chip):
+            np.testing.assert_allclose(result.logits, reference.logits, rtol=1e-5, atol=1e-6)
+            for got, want in zip(result.layer_events, reference.layer_events):
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -102,7 +102,7 @@ def test_reduction_cost_and_recommendation_are_computed_against_the_baseline(tmp
     # no one-layer reference: whether the plain stack trains is unknown, nothing is claimed
     assert rec["baseline_trains"] is None and not rec["target_met"]
     assert "**not claimed**" in page
-    assert "| egru 64/16/64 | 300 | 0 | none | 4 | 16 | 204.0 | +2.0 % |" in page
+    assert "| egru 64/16/64 | egru | 300 | 0 | none | 4 | 16 | 204.0 | +2.0 % |" in page
     # trained points on 2 chips, no projection: the page says the 4-chip case is not covered
     assert "(chips used: 2). None of them uses 4 chips or more." in page
     assert "No projection at scale was collected" in page
