@@ -401,11 +401,17 @@ class EGRULanguageModel(nn.Module):
         log_prob = self.adaptive.log_prob(flat)[:, self.word_rank]  # rank order -> id order
         return log_prob.reshape(*y.shape[:-1], -1)
 
-    def adaptive_loss(self, y: Tensor, targets: Tensor) -> Tensor:
-        """Mean negative log-likelihood of ``targets`` under the adaptive softmax (what
-        training minimises; only the clusters the targets fall in are computed)."""
+    def adaptive_loss(self, y: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
+        """Negative log-likelihood of ``targets`` under the adaptive softmax, their mean (what
+        training minimises) or ``reduction="sum"`` (evaluation); only the clusters the
+        targets fall in are computed."""
         flat = y.reshape(-1, y.shape[-1])
-        return self.adaptive(flat, self.word_rank[targets.reshape(-1)]).loss
+        out = self.adaptive(flat, self.word_rank[targets.reshape(-1)])
+        if reduction == "sum":
+            return -out.output.sum()
+        if reduction != "mean":
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        return out.loss
 
     @property
     def decoder_weight(self) -> Tensor:

@@ -89,7 +89,8 @@ def test_training_evaluation_and_checkpoint_round_trip(tmp_path) -> None:
     ours = evaluate_perplexity(model, corpus.valid, batch_size=tc.eval_batch_size, bptt=tc.bptt,
                                max_tokens=tc.eval_max_tokens, show_progress=False)  # fmt: skip
     assert valid["perplexity"] == ours.perplexity
-    # perplexity = exp(mean NLL) from the adaptive head's own loss, window by window
+    # perplexity = exp(mean NLL) of the full log-probabilities (all V words), window by
+    # window: the evaluation's target-only path gives the same
     model.eval()
     source = corpus.valid[: tc.eval_max_tokens + 1]
     from snn_egru.data.text import batchify, bptt_windows, get_batch
@@ -99,8 +100,10 @@ def test_training_evaluation_and_checkpoint_round_trip(tmp_path) -> None:
     with torch.no_grad():
         for w in bptt_windows(data.shape[0], tc.bptt, random_length=False):
             inputs, targets = get_batch(data, w.start, w.seq_len)
-            y, state, _ = model.decoder_inputs(inputs, state)
-            total += float(model.adaptive_loss(y, targets)) * targets.numel()
+            out = model(inputs, state)
+            state = out.state
+            log_prob = out.logits.reshape(-1, out.logits.shape[-1])
+            total -= float(log_prob.gather(1, targets.reshape(-1, 1)).sum())
             count += targets.numel()
     assert math.isclose(ours.perplexity, math.exp(total / count), rel_tol=1e-5)
     loaded = load_language_model(tmp_path / "last.pt", map_location="cpu")
@@ -132,6 +135,9 @@ def test_command_line_flag_unties_export_writes_and_chip_readout_exits_2(tmp_pat
     assert config.adaptive_softmax == (2000, 6000) and not config.tie_weights
     from snn_egru.errors import UserError
 
+    none = _parser("lm").parse_args(["--preset", "tiny", "--adaptive-softmax", "none"])
+    config, _ = configs_from_args(none)  # one vocabulary with `snn-egru demo`
+    assert config.adaptive_softmax == () and config.tie_weights
     bad = _parser("lm").parse_args(["--preset", "tiny", "--adaptive-softmax", "9,3"])
     with pytest.raises(UserError, match="--adaptive-softmax"):
         configs_from_args(bad)
