@@ -48,7 +48,8 @@ def test_adaptive_demo_runs_end_to_end_and_backends_agree(tmp_path: Path, capsys
 
     artifact = load_artifact(out / "artifact.npz")
     assert artifact.readout_kind == "adaptive" and artifact.adaptive.cutoffs == (2000, 6000)
-    assert [row["weight_hh"] for row in artifact.weight_sparsity()] == pytest.approx([0.8] * 2)
+    sparsity = [row["weight_hh"] for row in artifact.weight_sparsity()]
+    assert sparsity == pytest.approx([0.8] * 2, abs=1e-3)  # round(0.8 * size) zeros
     assert np.count_nonzero(artifact.adaptive.head_weight) == artifact.adaptive.head_weight.size
     tokens = np.load(out / "tokens.npy")
     with np.load(out / "chip" / "outputs.npz") as npz:
