@@ -221,3 +221,11 @@ def test_pruning_leaves_the_adaptive_head_dense() -> None:
     masks = prune_model(model, 0.9)
     assert masks and all(name.startswith("rnn.") for name in masks)
     assert all(int((p == 0).sum()) == 0 for p in model.adaptive.parameters())
+
+
+def test_neurobench_table_refuses_an_adaptive_readout(adaptive_artifact) -> None:
+    from snn_egru.errors import UserError
+    from snn_egru.neurobench import ArtifactNet
+
+    with pytest.raises(UserError, match="adaptive softmax.*--adaptive-softmax none"):
+        ArtifactNet(adaptive_artifact)
