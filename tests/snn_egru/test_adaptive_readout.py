@@ -229,3 +229,14 @@ def test_neurobench_table_refuses_an_adaptive_readout(adaptive_artifact) -> None
 
     with pytest.raises(UserError, match="adaptive softmax.*--adaptive-softmax none"):
         ArtifactNet(adaptive_artifact)
+
+
+def test_int8_export_keeps_the_adaptive_readout(tmp_path) -> None:
+    model = _tiny_adaptive_model()
+    quantized = export_artifact(model, quantize="int8")  # int8 EGRU layers, float head
+    assert quantized.is_quantized and quantized.readout_kind == "adaptive"
+    loaded = DeploymentArtifact.load(quantized.save(tmp_path / "q.npz"))
+    tokens = np.random.default_rng(7).integers(0, 30, 30)
+    run = loaded.run_reference(tokens)
+    np.testing.assert_array_equal(run.logits, loaded.readout(run.layer_events[-1]))
+    np.testing.assert_allclose(np.logaddexp.reduce(run.logits, axis=1), 0.0, atol=1e-5)
