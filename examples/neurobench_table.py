@@ -23,8 +23,11 @@ How to run
 ::
 
     .venv/bin/python examples/neurobench_table.py --smoke
-    .venv/bin/python examples/neurobench_table.py --artifact runs/demo/artifact.npz \\
+    .venv/bin/python examples/neurobench_table.py --artifact runs/full/artifact.npz \\
         --data tokens.npz --seq-len 35 --batch-size 16
+
+(``runs/full``: ``snn-egru demo --adaptive-softmax none --out runs/full``; the demo's default
+adaptive softmax is not one linear readout, which NeuroBench's table needs: refused.)
 
 NeuroBench is a test extra (``make setup`` installs it: ``pip install --no-deps
 neurobench==2.3.0``).
@@ -179,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         artifact_path, tokens = _smoke_artifact(args.out_dir)
     artifact = load_artifact(artifact_path)
+    if artifact.readout_kind == "adaptive":
+        _fail(
+            f"{artifact_path} has an adaptive-softmax readout (computed on the host); "
+            "NeuroBench's table counts the readout as one linear layer: benchmark a "
+            "full-softmax model (`snn-egru demo --adaptive-softmax none`)"
+        )
     dataset, steps = _dataset(_load_data(args.data, tokens), artifact, args.seq_len)
     if args.max_batches:
         dataset = Subset(dataset, range(min(len(dataset), args.max_batches * args.batch_size)))

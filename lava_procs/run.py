@@ -344,7 +344,10 @@ class LavaNetworkSession:
         events = [y for y in outputs if y is not None] if self.network.record_events else []
         logits = None
         if "logits" in collected:  # a Readout process, step by step
-            dtype = np.result_type(artifact.layers[-1].dtype, artifact.decoder_weight.dtype)
+            weight = artifact.decoder_weight  # None: an adaptive head, in the layers' dtype
+            dtype = np.result_type(
+                artifact.layers[-1].dtype, *([] if weight is None else [weight.dtype])
+            )
             logits = np.stack([value for _, value in collected["logits"]]).astype(dtype)
         elif self.network.record_logits:  # on the host: the whole run in one product
             last = artifact.num_layers - 1

@@ -24,7 +24,11 @@ File schema, version 1 (every key is a numpy array inside the ``.npz``)::
     embedding                    float32 (V, E)   when input_kind == "embedding"
     readout_weight               float32 (O, H_last)  when readout_kind == "linear"
                                  (a tied decoder reuses ``embedding``; not stored twice)
-    readout_bias                 float32 (O,)     when readout_kind != "none"
+    readout_bias                 float32 (O,)     when readout_kind is "tied_decoder" or
+                                                  "linear" (optional)
+    adaptive.*                   the adaptive-softmax head when readout_kind == "adaptive"
+                                 (keys and arithmetic: :mod:`snn_egru.adaptive_head`; its
+                                 readout returns log-probabilities and runs on the host only)
 
 Version 2 (written only when a layer is int8-quantised; float artifacts stay version 1, so
 that older readers keep reading them) adds, for a quantised layer ``L`` (``meta_json``
@@ -59,9 +63,18 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from snn_egru.adaptive_head import AdaptiveHead, adaptive_keys
+from snn_egru.artifact_int8 import (
+    check_granularity,
+    get_quantized_layer,
+    int8_metadata,
+    put_quantized_layer,
+    validate_quantized_layer,
+    weight_granularity,
+)
 from snn_egru.cliargs import atomic_path, npz_bytes
+from snn_egru.errors import ArtifactError
 from snn_egru.reference import (
-    INT8_MAX,
     EGRUParams,
     EGRUState,
     Matrix,
@@ -71,7 +84,6 @@ from snn_egru.reference import (
     init_state,
     quantized_egru_step,
     validate_params,
-    validate_quantized_params,
 )
 
 FORMAT_NAME = "snn-egru-artifact"
@@ -85,7 +97,7 @@ READABLE_VERSIONS = (1, 2)
 Layer = EGRUParams | QuantizedEGRUParams
 
 InputKind = Literal["embedding", "features"]
-ReadoutKind = Literal["tied_decoder", "linear", "none"]
+ReadoutKind = Literal["tied_decoder", "linear", "adaptive", "none"]
 ReadoutSource = Literal["y", "trace"]
 
 __all__ = [
@@ -93,15 +105,13 @@ __all__ = [
     "FORMAT_VERSION",
     "QUANTIZED_FORMAT_VERSION",
     "READABLE_VERSIONS",
+    "AdaptiveHead",
     "ArtifactError",
     "ArtifactRun",
     "DeploymentArtifact",
     "load_artifact",
+    "weight_granularity",
 ]
-
-
-class ArtifactError(ValueError):
-    """A deployment artifact (or file) is malformed; the message says what and how to fix it."""
 
 
 @dataclass
@@ -135,9 +145,12 @@ class DeploymentArtifact:
             vectors of size ``layers[0].input_size``).
         embedding: ``(V, E)`` embedding table when ``input_kind == "embedding"``.
         readout_kind: ``"tied_decoder"`` (logits = events @ embedding.T + bias),
-            ``"linear"`` (logits = events @ readout_weight.T + bias), or ``"none"``.
+            ``"linear"`` (logits = events @ readout_weight.T + bias), ``"adaptive"`` (the
+            log-probabilities of an adaptive softmax, :class:`~snn_egru.adaptive_head.
+            AdaptiveHead`; not one linear layer, so the host runs it) or ``"none"``.
         readout_weight: ``(O, H_last)`` for ``"linear"``.
-        readout_bias: ``(O,)`` for any readout.
+        readout_bias: ``(O,)`` for a tied decoder or linear readout (optional).
+        adaptive: the :class:`~snn_egru.adaptive_head.AdaptiveHead` for ``"adaptive"``.
         readout_source: read out the events ``"y"`` or their low-pass ``"trace"``.
         vocabulary: token strings (LM), index = token id.
         class_names: class labels (classification).
@@ -154,6 +167,7 @@ class DeploymentArtifact:
     vocabulary: list[str] | None = None
     class_names: list[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    adaptive: AdaptiveHead | None = None
 
     def __post_init__(self) -> None:
         self.layers = [
@@ -174,7 +188,7 @@ class DeploymentArtifact:
 
     def quantization(self) -> list[dict[str, Any] | None]:
         """Per layer ``None`` (float) or its int8 metadata (granularity, product mode, scales)."""
-        return [_int8_metadata(layer) for layer in self.layers]
+        return [int8_metadata(layer) for layer in self.layers]
 
     def dequantized(self) -> DeploymentArtifact:
         """A float artifact whose weights are exactly ``code * scale`` (for float backends).
@@ -202,13 +216,21 @@ class DeploymentArtifact:
         return [layer.hidden_size for layer in self.layers]
 
     @property
+    def has_readout(self) -> bool:
+        """``True`` unless ``readout_kind == "none"``."""
+        return self.readout_kind != "none"
+
+    @property
     def output_size(self) -> int | None:
+        if self.readout_kind == "adaptive":
+            return self.adaptive.num_words
         weight = self.decoder_weight
         return None if weight is None else int(weight.shape[0])
 
     @property
     def decoder_weight(self) -> np.ndarray | None:
-        """``(O, H_last)`` readout matrix (the embedding for a tied decoder)."""
+        """``(O, H_last)`` readout matrix (the embedding for a tied decoder); ``None`` without
+        a readout and for an adaptive softmax (no single matrix: see ``adaptive``)."""
         if self.readout_kind == "tied_decoder":
             return self.embedding
         if self.readout_kind == "linear":
@@ -222,7 +244,7 @@ class DeploymentArtifact:
             raise ArtifactError("artifact has no EGRU layers")
         for i, layer in enumerate(self.layers):
             if isinstance(layer, QuantizedEGRUParams):
-                _validate_quantized_layer(layer, i)
+                validate_quantized_layer(layer, i)
             else:
                 for name in ("weight_ih", "weight_hh"):
                     if not _is_matrix(getattr(layer, name)):
@@ -242,11 +264,12 @@ class DeploymentArtifact:
             raise ArtifactError(
                 f"input_kind must be 'embedding' or 'features', got {self.input_kind!r}"
             )
-        if self.readout_kind not in ("tied_decoder", "linear", "none"):
+        if self.readout_kind not in ("tied_decoder", "linear", "adaptive", "none"):
             raise ArtifactError(
-                "readout_kind must be 'tied_decoder', 'linear' or 'none', "
+                "readout_kind must be 'tied_decoder', 'linear', 'adaptive' or 'none', "
                 f"got {self.readout_kind!r}"
             )
+        self._validate_adaptive()
         if self.readout_source not in ("y", "trace"):
             raise ArtifactError(
                 f"readout_source must be 'y' or 'trace', got {self.readout_source!r}"
@@ -289,6 +312,28 @@ class DeploymentArtifact:
                     f"{self.embedding.shape[0]} rows"
                 )
 
+    def _validate_adaptive(self) -> None:
+        head = self.adaptive
+        if (self.readout_kind == "adaptive") != (head is not None):
+            raise ArtifactError(
+                "an adaptive head goes with readout_kind='adaptive' (and only with it)"
+            )
+        if head is None:
+            return
+        if self.readout_weight is not None or self.readout_bias is not None:
+            raise ArtifactError("readout_kind='adaptive' has no readout_weight / readout_bias")
+        head.validate()
+        if head.in_features != self.layer_sizes[-1]:
+            raise ArtifactError(
+                f"the adaptive head reads {head.in_features} values per step but the last "
+                f"layer has {self.layer_sizes[-1]} units"
+            )
+        words = len(self.vocabulary) if self.vocabulary is not None else None
+        if words is not None and words != head.num_words:
+            raise ArtifactError(
+                f"vocabulary has {words} words but the adaptive head {head.num_words}"
+            )
+
     # ------------------------------------------------------------- computation
     def layer_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """Turn workload inputs into layer-0 input vectors ``(T, I)`` (float32).
@@ -318,7 +363,10 @@ class DeploymentArtifact:
         return inputs.astype(_layer_dtype(self.layers[0]), copy=False)
 
     def readout(self, events: np.ndarray) -> np.ndarray | None:
-        """Logits from the last layer's events (or trace), ``(..., H_last) -> (..., O)``."""
+        """Logits from the last layer's events (or trace), ``(..., H_last) -> (..., O)``
+        (for ``"adaptive"``: log-probabilities, in the dtype of ``events``)."""
+        if self.readout_kind == "adaptive":
+            return self.adaptive.astype(np.asarray(events).dtype).log_prob(events)
         weight = self.decoder_weight
         if weight is None:
             return None
@@ -357,7 +405,7 @@ class DeploymentArtifact:
             for acc, h in zip(per_layer, self.layer_sizes)
         ]
         logits = None
-        if self.decoder_weight is not None:
+        if self.has_readout:
             if self.readout_source == "trace":
                 raise NotImplementedError(
                     "run_reference reads out y per step; use the final state's trace for "
@@ -430,7 +478,7 @@ class DeploymentArtifact:
         arrays["meta_json"] = np.array(json.dumps(meta))
         for i, layer in enumerate(self.layers):
             if isinstance(layer, QuantizedEGRUParams):
-                _put_quantized_layer(arrays, f"layer{i}", layer)
+                put_quantized_layer(arrays, f"layer{i}", layer)
             else:
                 for name in ("weight_ih", "weight_hh"):
                     _put_matrix(arrays, f"layer{i}.{name}", getattr(layer, name))
@@ -442,6 +490,8 @@ class DeploymentArtifact:
             arrays["readout_weight"] = np.asarray(self.readout_weight, dtype=np.float32)
         if self.readout_bias is not None:
             arrays["readout_bias"] = np.asarray(self.readout_bias, dtype=np.float32)
+        if self.adaptive is not None:
+            arrays.update(self.adaptive.to_arrays())
         path.parent.mkdir(parents=True, exist_ok=True)
         data = npz_bytes(**arrays)
         with atomic_path(path) as tmp:  # whole or not at all
@@ -493,7 +543,7 @@ class DeploymentArtifact:
             layers = []
             for i in range(num_layers):
                 if kinds[i] == "int8":
-                    layers.append(_get_quantized_layer(data, f"layer{i}", path))
+                    layers.append(get_quantized_layer(data, f"layer{i}", path))
                     continue
                 layers.append(
                     EGRUParams(
@@ -504,16 +554,27 @@ class DeploymentArtifact:
                         threshold=data[f"layer{i}.threshold"],
                     )
                 )
+            adaptive = None
+            if readout_kind == "adaptive":
+                adaptive = AdaptiveHead.from_arrays(data)
+            elif adaptive_keys(data):
+                raise ArtifactError(
+                    f"{path} has adaptive-softmax entries but readout_kind={readout_kind!r}"
+                )
         except KeyError as err:
             raise ArtifactError(
                 f"{path} is missing the entry {err.args[0]!r} (file incomplete)"
             ) from None
+        except ArtifactError as err:
+            if str(path) in str(err):
+                raise
+            raise ArtifactError(f"{path}: {err}") from None
         except json.JSONDecodeError as err:
             raise ArtifactError(f"{path}: meta_json is not valid JSON ({err})") from None
         quant_meta = meta.get("quantization") if version >= 2 else None
         for i, entry in enumerate(quant_meta or []):
             if entry and isinstance(layers[i], QuantizedEGRUParams):
-                _check_granularity(layers[i], i, entry.get("granularity", "row"), path)
+                check_granularity(layers[i], i, entry.get("granularity", "row"), path)
         return cls(
             layers=layers,
             input_kind=input_kind,
@@ -525,6 +586,7 @@ class DeploymentArtifact:
             vocabulary=meta.get("vocabulary"),
             class_names=meta.get("class_names"),
             metadata=meta.get("metadata") or {},
+            adaptive=adaptive,
         )
 
 
@@ -565,135 +627,5 @@ def _get_matrix(data: dict[str, np.ndarray], key: str) -> Matrix:
     return csr
 
 
-# ----------------------------------------------------------------------------- int8 layers
-_REQUANTIZE = (
-    "re-export it (`snn-egru export --quantize int8`) or re-quantise it with "
-    "snn_egru.quantization.quantize_artifact"
-)
-
-
 def _layer_dtype(layer: Layer) -> np.dtype:
     return np.dtype(np.float32) if isinstance(layer, QuantizedEGRUParams) else layer.dtype
-
-
-def weight_granularity(layer: QuantizedEGRUParams) -> str:
-    """``"gate"`` when both weight scales are constant over each gate block, else ``"row"``."""
-    h = layer.hidden_size
-    for qw in (layer.weight_ih, layer.weight_hh):
-        blocks = np.asarray(qw.scale).reshape(-1, h)
-        if np.any(blocks != blocks[:, :1]):
-            return "row"
-    return "gate"
-
-
-def _int8_metadata(layer: Layer) -> dict[str, Any] | None:
-    if not isinstance(layer, QuantizedEGRUParams):
-        return None
-    levels = layer.state_levels
-    return {
-        "granularity": weight_granularity(layer),
-        "product_mode": layer.product_mode,
-        "input_scale": layer.input_scale,
-        "event_scale": layer.event_scale,
-        "state_levels": None if levels is None else int(levels.shape[0]),
-    }
-
-
-def _validate_quantized_layer(layer: QuantizedEGRUParams, i: int) -> None:
-    for name in ("weight_ih", "weight_hh"):
-        qw = getattr(layer, name)
-        if not isinstance(qw, QuantizedWeight):
-            raise ArtifactError(
-                f"layer {i}: {name} of an int8 layer must be a QuantizedWeight (codes, scale)"
-            )
-        scale = np.asarray(qw.scale)
-        rows = qw.values.shape[0] if hasattr(qw.values, "shape") else None
-        if rows is not None and scale.shape != (rows,):
-            raise ArtifactError(
-                f"layer {i}: {name} scale has shape {scale.shape}, expected ({rows},): one "
-                f"float32 scale per output row; {_REQUANTIZE}"
-            )
-    try:
-        validate_quantized_params(layer, name=f"layer {i}")
-    except ValueError as err:
-        raise ArtifactError(f"{err} ({_REQUANTIZE})") from None
-    for field_name in ("bias_ih", "bias_hh", "threshold"):
-        value = np.asarray(getattr(layer, field_name))
-        if value.dtype != np.float32 or not np.all(np.isfinite(value)):
-            raise ArtifactError(f"layer {i}: {field_name} must hold finite float32 values")
-    if np.shape(layer.threshold) != (layer.hidden_size,) or np.any(layer.threshold < 0):
-        raise ArtifactError(f"layer {i}: thresholds must be (H,) values >= 0")
-
-
-def _check_granularity(layer: QuantizedEGRUParams, i: int, granularity: str, path: Path) -> None:
-    if granularity not in ("row", "gate"):
-        raise ArtifactError(f"{path}: layer {i} granularity must be 'row' or 'gate'")
-    if granularity == "gate" and weight_granularity(layer) != "gate":
-        raise ArtifactError(
-            f"{path}: layer {i} claims gate granularity but its scales differ within a gate "
-            f"block; {_REQUANTIZE}"
-        )
-
-
-def _put_quantized_layer(arrays: dict[str, np.ndarray], key: str, layer: QuantizedEGRUParams):
-    for name in ("weight_ih", "weight_hh"):
-        qw: QuantizedWeight = getattr(layer, name)
-        csr = sp.csr_matrix(qw.values)
-        csr.sort_indices()
-        arrays[f"{key}.{name}.q_data"] = csr.data.astype(np.int8)
-        arrays[f"{key}.{name}.q_indices"] = csr.indices.astype(np.int32)
-        arrays[f"{key}.{name}.q_indptr"] = csr.indptr.astype(np.int32)
-        arrays[f"{key}.{name}.q_shape"] = np.asarray(csr.shape, dtype=np.int64)
-        arrays[f"{key}.{name}.scale"] = np.asarray(qw.scale, dtype=np.float32)
-    if layer.input_scale is not None:
-        arrays[f"{key}.input_scale"] = np.array(layer.input_scale, dtype=np.float32)
-        arrays[f"{key}.event_scale"] = np.array(layer.event_scale, dtype=np.float32)
-    if layer.state_levels is not None:
-        arrays[f"{key}.state_levels"] = np.asarray(layer.state_levels, dtype=np.float32)
-
-
-def _get_quantized_layer(data: dict[str, np.ndarray], key: str, path: Path) -> QuantizedEGRUParams:
-    weights = []
-    for name in ("weight_ih", "weight_hh"):
-        k = f"{key}.{name}"
-        codes = data[f"{k}.q_data"]
-        if not np.issubdtype(codes.dtype, np.integer):
-            raise ArtifactError(f"{path}: {k}.q_data must hold int8 codes, got {codes.dtype}")
-        if codes.size and int(np.abs(codes.astype(np.int64)).max()) > INT8_MAX:
-            raise ArtifactError(
-                f"{path}: {k} has int8 codes outside [-{INT8_MAX}, {INT8_MAX}] (symmetric "
-                f"int8, -128 unused); {_REQUANTIZE}"
-            )
-        if codes.dtype != np.int8:
-            raise ArtifactError(f"{path}: {k}.q_data must be stored as int8, got {codes.dtype}")
-        shape = tuple(int(s) for s in data[f"{k}.q_shape"])
-        try:
-            csr = sp.csr_matrix((codes, data[f"{k}.q_indices"], data[f"{k}.q_indptr"]), shape=shape)
-            csr.check_format(full_check=True)
-        except ValueError as err:
-            raise ArtifactError(f"{path}: {k}: corrupt CSR matrix of codes ({err})") from None
-        scale = data[f"{k}.scale"]
-        if scale.dtype != np.float32 or scale.shape != (shape[0],):
-            raise ArtifactError(
-                f"{path}: {k}.scale must be float32 of shape ({shape[0]},) (one per output "
-                f"row), got {scale.dtype} {scale.shape}; {_REQUANTIZE}"
-            )
-        weights.append(QuantizedWeight(values=csr, scale=scale))
-    scales = {}
-    for name in ("input_scale", "event_scale"):
-        value = data.get(f"{key}.{name}")
-        if value is not None and value.shape != ():
-            raise ArtifactError(
-                f"{path}: {key}.{name} must be one float32 number, got {value.shape}"
-            )
-        scales[name] = None if value is None else float(value)
-    return QuantizedEGRUParams(
-        weight_ih=weights[0],
-        weight_hh=weights[1],
-        bias_ih=data[f"{key}.bias_ih"],
-        bias_hh=data[f"{key}.bias_hh"],
-        threshold=data[f"{key}.threshold"],
-        input_scale=scales["input_scale"],
-        event_scale=scales["event_scale"],
-        state_levels=data.get(f"{key}.state_levels"),
-    )

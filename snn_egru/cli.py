@@ -23,7 +23,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from snn_egru import cli_commands as commands
-from snn_egru.cli_commands import BACKEND_ALIASES, DEFAULT_TOKENS, LAVA_BACKENDS, RUN_BACKENDS
+from snn_egru.cli_commands import (
+    BACKEND_ALIASES,
+    DEFAULT_TOKENS,
+    DEMO_ADAPTIVE_SOFTMAX,
+    LAVA_BACKENDS,
+    RUN_BACKENDS,
+)
 from snn_egru.cliargs import (
     ArgumentParser,
     add_hidden_alias,
@@ -223,6 +229,22 @@ def _add_demo(sub: Any, parents: list) -> None:
         help="model and training recipe: tiny (seconds, for checks) or small (minutes)",
     )
     _count(demo, "--train-steps", "training steps (default: 800 for small, the preset's for tiny)")
+    from snn_egru.training.lm_args import adaptive_cutoffs
+
+    demo.add_argument(
+        "--adaptive-softmax",
+        type=adaptive_cutoffs,
+        default=None,
+        metavar="C1[,C2...]",
+        help="decoder: an adaptive softmax with these cutoffs over frequency-ranked words, as "
+        "`train lm --adaptive-softmax` (its log-probabilities computed on the host from the "
+        "chip's events), or none: the full softmax (default: "
+        + ", ".join(
+            f"{'none' if not c else ','.join(map(str, c))} for {p}"
+            for p, c in DEMO_ADAPTIVE_SOFTMAX.items()
+        )
+        + ")",
+    )
     _add_sparsity(demo, "target weight sparsity of pruning, 0 <= s < 1")
     _count(
         demo, "--prune-steps", "fine-tuning steps of pruning (default: 30 for tiny, 300 for small)"

@@ -30,6 +30,9 @@ DEMO_PRUNE_STEPS = {"tiny": 30, "small": 300}
 #: which keeps the whole demo within five minutes on two cores.
 DEMO_TRAIN_STEPS: dict[str, int | None] = {"tiny": None, "small": 800}
 
+#: The demo's decoder per preset: adaptive-softmax cutoffs, or ``()`` (the full softmax).
+DEMO_ADAPTIVE_SOFTMAX: dict[str, tuple[int, ...]] = {"tiny": (), "small": (2000, 6000)}
+
 #: PTB test tokens run by default (two 70-token sequences and the first target).
 DEFAULT_TOKENS = 141
 
@@ -142,6 +145,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         full_test=not args.no_full_test,
         seed=args.seed,
         show_progress=not (args.no_progress or args.quiet),
+        adaptive_softmax=(
+            DEMO_ADAPTIVE_SOFTMAX[args.preset]
+            if args.adaptive_softmax is None
+            else args.adaptive_softmax
+        ),
     )
     summary = run_demo(settings)
     print(format_summary(summary))

@@ -11,3 +11,10 @@ class UserError(Exception):
 
     The message names the problem and the fix; the CLI prints it without a traceback.
     """
+
+
+class ArtifactError(ValueError):
+    """A deployment artifact (or file) is malformed; the message says what and how to fix it.
+
+    (Defined here so that every core module of the artifact can raise it; import it from
+    :mod:`snn_egru.artifact`.)"""

@@ -16,6 +16,10 @@ Any model can be exported when it exposes
   readout_weight ``(O, H_last)`` for ``"linear"``, else ``None``
   readout_bias   ``(O,)`` or ``None``
   readout_source ``"y"`` (the last layer's events) or ``"trace"`` (their low-pass trace)
+  adaptive       optional, with ``readout_kind="adaptive"``: ``(module, word_rank)``, a
+                 ``torch.nn.AdaptiveLogSoftmaxWithLoss`` (or a
+                 :class:`~snn_egru.adaptive_head.AdaptiveHead`) and the ``(V,)`` frequency
+                 rank of every word id
   ============== ====================================================================
 
   Arrays may be numpy arrays or torch tensors; they are stored as float32.
@@ -46,6 +50,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from snn_egru.adaptive_head import AdaptiveHead
 from snn_egru.artifact import ArtifactError, DeploymentArtifact
 from snn_egru.reference import EGRUParams, QuantizedWeight
 
@@ -194,6 +199,7 @@ def export_artifact(
         vocabulary=list(vocabulary) if vocabulary is not None else None,
         class_names=list(class_names) if class_names is not None else None,
         metadata=meta,
+        adaptive=_adaptive_head(io.get("adaptive")),
     )
     if quantize is not None:
         from snn_egru.quantization import coerce_quantization, quantize_artifact
@@ -215,6 +221,25 @@ def export_artifact(
         artifact.weight_sparsity(),
     )
     return artifact
+
+
+def _adaptive_head(entry: Any) -> AdaptiveHead | None:
+    """The artifact's adaptive head from ``deployment_io()["adaptive"]``: torch's
+    ``head`` / ``tail[i][0]`` / ``tail[i][1]`` weights as they are (float32)."""
+    if entry is None:
+        return None
+    module, word_rank = entry
+    if isinstance(module, AdaptiveHead):
+        return module
+    bias = module.head.bias
+    return AdaptiveHead(
+        cutoffs=tuple(int(c) for c in module.cutoffs[:-1]),  # torch appends n_classes
+        head_weight=_as_float32(module.head.weight),
+        head_bias=None if bias is None else _as_float32(bias),
+        tail_projections=[_as_float32(cluster[0].weight) for cluster in module.tail],
+        tail_outputs=[_as_float32(cluster[1].weight) for cluster in module.tail],
+        word_rank=np.asarray(word_rank, dtype=np.int64),
+    )
 
 
 def _deployment_io(model: Any, *, allow_zoneout: bool) -> dict[str, Any]:

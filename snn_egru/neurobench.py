@@ -53,6 +53,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from snn_egru.errors import UserError
 from snn_egru.sequence import EGRUSequence
 from snn_egru.utils import reset
 
@@ -149,6 +150,12 @@ class ArtifactNet(nn.Module):
         super().__init__()
         from snn_egru.rebuild import torch_model_from_artifact
 
+        if artifact.readout_kind == "adaptive":
+            raise UserError(
+                "NeuroBench's table counts the readout as one linear layer; this artifact's "
+                "readout is an adaptive softmax (computed on the host): benchmark a "
+                "full-softmax model (`snn-egru demo --adaptive-softmax none`)"
+            )
         rebuilt = torch_model_from_artifact(artifact)
         self.input_kind = artifact.input_kind
         self.readout_source = artifact.readout_source

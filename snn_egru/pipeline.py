@@ -92,6 +92,9 @@ class DemoSettings:
             (about a minute each on 2 cores for the small preset).
         seed: random seed.
         show_progress: progress bars on a terminal, log lines otherwise.
+        adaptive_softmax: cutoffs of an adaptive-softmax decoder (untied; pruning leaves
+            it dense, as it does a decoder; the host computes its log-probabilities from
+            the chip's events); ``()``: the preset's full softmax.
     """
 
     out_dir: Path = Path("runs/demo")
@@ -109,6 +112,7 @@ class DemoSettings:
     seed: int = 0
     show_progress: bool = True
     reprune: bool = False
+    adaptive_softmax: tuple[int, ...] = ()
 
     def train_options(self) -> dict[str, Any]:
         """What decides whether ``train/`` can be reused (:func:`plan_train`)."""
@@ -117,6 +121,7 @@ class DemoSettings:
             "steps": self.train_steps,
             "seed": self.seed,
             "retrain": self.retrain,
+            "adaptive_softmax": tuple(self.adaptive_softmax),
         }
 
     def prune_options(self) -> dict[str, Any]:

@@ -73,11 +73,26 @@ class StagePlan:
     steps: int | None = None
 
 
-def train_configs(preset: str, *, steps: int | None, seed: int, full_test: bool):
-    """Model and training configs of the demo's training stage."""
+def train_configs(
+    preset: str,
+    *,
+    steps: int | None,
+    seed: int,
+    full_test: bool,
+    adaptive_softmax: tuple[int, ...] = (),
+):
+    """Model and training configs of the demo's training stage (``adaptive_softmax``:
+    cutoffs of an adaptive-softmax decoder, untied; ``()``: the preset's full softmax)."""
     from snn_egru.training.lm import preset_configs
 
     model_config, train_config = preset_configs(preset)
+    if adaptive_softmax:
+        try:
+            model_config = replace(
+                model_config, adaptive_softmax=tuple(adaptive_softmax), tie_weights=False
+            )
+        except ValueError as err:
+            raise UserError(f"--adaptive-softmax: {err}") from None
     overrides: dict[str, Any] = {"seed": seed, "final_test": full_test}
     if steps is not None:
         overrides["max_steps"] = steps
@@ -85,7 +100,13 @@ def train_configs(preset: str, *, steps: int | None, seed: int, full_test: bool)
 
 
 def plan_train(
-    out_dir: Path, *, preset: str, steps: int | None, seed: int, retrain: bool
+    out_dir: Path,
+    *,
+    preset: str,
+    steps: int | None,
+    seed: int,
+    retrain: bool,
+    adaptive_softmax: tuple[int, ...] = (),
 ) -> StagePlan:
     """Reuse ``out_dir/train``'s checkpoint only when it was made with these settings.
 
@@ -101,7 +122,9 @@ def plan_train(
     existing = _best_checkpoint(folder)
     if existing is None or retrain:
         return StagePlan(False, None)
-    model_config, train_config = train_configs(preset, steps=steps, seed=seed, full_test=True)
+    model_config, train_config = train_configs(
+        preset, steps=steps, seed=seed, full_test=True, adaptive_softmax=adaptive_softmax
+    )
     ckpt = load_checkpoint(existing)
     diffs = _differences(ckpt.model_config(LanguageModelConfig), model_config)
     diffs += _differences(ckpt.training_config(LMTrainConfig), train_config)
@@ -180,19 +203,29 @@ def stage_train(
     retrain: bool = False,
     full_test: bool = True,
     show_progress: bool = True,
+    adaptive_softmax: tuple[int, ...] = (),
 ) -> Path:
     """Train the language model, or reuse the checkpoint a previous run made with the same
     settings (:func:`plan_train`; other settings are refused unless ``retrain``)."""
     from snn_egru.training.lm import train_language_model
 
     folder = out_dir / "train"
-    plan = plan_train(out_dir, preset=preset, steps=steps, seed=seed, retrain=retrain)
+    plan = plan_train(
+        out_dir,
+        preset=preset,
+        steps=steps,
+        seed=seed,
+        retrain=retrain,
+        adaptive_softmax=adaptive_softmax,
+    )
     if plan.reuse:
         log.info(
             "train: reusing %s (same settings; pass --retrain to train again)", plan.checkpoint
         )
         return plan.checkpoint
-    model_config, train_config = train_configs(preset, steps=steps, seed=seed, full_test=full_test)
+    model_config, train_config = train_configs(
+        preset, steps=steps, seed=seed, full_test=full_test, adaptive_softmax=adaptive_softmax
+    )
     if retrain and _best_checkpoint(folder) is not None:
         log.warning("train: --retrain replaces the checkpoints in %s", folder)
     log.info("train: preset %r on %s -> %s", preset, train_config.corpus, folder)

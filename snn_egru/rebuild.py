@@ -45,12 +45,19 @@ class ArtifactModel(nn.Module):
         )
         bias = artifact.readout_bias
         self.register_buffer("readout_bias", None if bias is None else torch.from_numpy(bias))
+        self.adaptive = None if artifact.adaptive is None else _adaptive_module(artifact.adaptive)
+        self.register_buffer(
+            "word_rank",
+            None if artifact.adaptive is None else torch.from_numpy(artifact.adaptive.word_rank),
+        )
         self.eval()
 
     def forward(self, inputs: torch.Tensor, state=None):
         x = self.embedding[inputs] if self.artifact_input_kind == "embedding" else inputs
         y, state = self.rnn(x.unsqueeze(1).float(), state)
         y = y[:, 0]
+        if self.adaptive is not None:  # torch's own log_prob, rank order -> word-id order
+            return self.adaptive.log_prob(y)[:, self.word_rank], state
         if self.readout_weight is None:
             return y, state
         logits = y @ self.readout_weight.T
@@ -63,6 +70,25 @@ class ArtifactModel(nn.Module):
         with torch.no_grad():
             out, _ = self(torch.from_numpy(np.asarray(inputs)))
         return out.numpy()
+
+
+def _adaptive_module(head) -> nn.AdaptiveLogSoftmaxWithLoss:
+    """A ``torch.nn.AdaptiveLogSoftmaxWithLoss`` holding an artifact's adaptive head (the
+    tail clusters get the stored widths, whatever ``div_value`` made them)."""
+    module = nn.AdaptiveLogSoftmaxWithLoss(
+        head.in_features, head.num_words, list(head.cutoffs), head_bias=head.head_bias is not None
+    )
+    with torch.no_grad():
+        module.head.weight.copy_(torch.from_numpy(head.head_weight))
+        if head.head_bias is not None:
+            module.head.bias.copy_(torch.from_numpy(head.head_bias))
+        for i, (proj, out) in enumerate(zip(head.tail_projections, head.tail_outputs)):
+            first = nn.Linear(proj.shape[1], proj.shape[0], bias=False)
+            second = nn.Linear(out.shape[1], out.shape[0], bias=False)
+            first.weight.copy_(torch.from_numpy(proj))
+            second.weight.copy_(torch.from_numpy(out))
+            module.tail[i] = nn.Sequential(first, second)
+    return module.eval()
 
 
 def torch_model_from_artifact(artifact: DeploymentArtifact) -> ArtifactModel:

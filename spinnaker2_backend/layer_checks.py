@@ -74,6 +74,11 @@ def check_chip_readout(layer: int, num_layers: int, artifact) -> None:
             f"the on-chip readout runs on the last layer's PEs (layer "
             f"{num_layers - 1}), not on layer {layer}"
         )
+    if artifact.readout_kind == "adaptive":
+        raise ValueError(
+            "the on-chip readout is one linear layer (tied decoder or linear readout); this "
+            "artifact's adaptive softmax runs on the host: use --readout host (readout='host')"
+        )
     if artifact.decoder_weight is None:
         raise ValueError(
             "readout='chip' needs a network with a readout (tied decoder or linear); "

@@ -81,6 +81,11 @@ ReadoutPlace = Literal["host", "chip"]
 
 #: Where the readout (tied decoder / linear) runs: on the host (as published) or on the chip.
 READOUT_PLACES: tuple[str, ...] = ("host", "chip")
+#: Why an adaptive-softmax artifact cannot have its readout on the chip (one line).
+ADAPTIVE_ON_CHIP = (
+    "the on-chip readout is one linear layer (tied decoder or linear readout); this "
+    "artifact's adaptive softmax runs on the host: use --readout host (readout='host')"
+)
 
 #: Runs longer than this many steps show a progress bar unless ``progress=False``.
 PROGRESS_MIN_STEPS = 2000
@@ -180,6 +185,8 @@ class NetworkSimulator:
                 "together when pipelined): run with pipelined=False or another receive policy"
             )
         artifact = mapping.artifact
+        if readout == "chip" and artifact.readout_kind == "adaptive":
+            raise ValueError(ADAPTIVE_ON_CHIP)
         if readout == "chip" and artifact.decoder_weight is None:
             raise ValueError(
                 "readout='chip' needs a network with a readout; this artifact has none "
@@ -203,6 +210,9 @@ class NetworkSimulator:
         self._decoder = None if decoder is None else np.asarray(decoder, dtype=self.dtype)
         bias = artifact.readout_bias
         self._decoder_bias = None if bias is None else np.asarray(bias, dtype=self.dtype)
+        # an adaptive softmax: log-probabilities on the host, in the run's dtype
+        head = artifact.adaptive
+        self._adaptive = None if head is None else head.astype(self.dtype)
         self._clear_history()
 
     # ------------------------------------------------------------------- state
@@ -241,7 +251,10 @@ class NetworkSimulator:
         return NetworkCounters(layers=[layer.counters for layer in self.layers])
 
     def logits_of(self, source: np.ndarray) -> np.ndarray | None:
-        """Readout of the last layer's events (or trace) ``(..., H_last) -> (..., O)``."""
+        """Readout of the last layer's events (or trace) ``(..., H_last) -> (..., O)``
+        (an adaptive softmax: its log-probabilities, :mod:`snn_egru.adaptive_head`)."""
+        if self._adaptive is not None:
+            return self._adaptive.log_prob(source)
         if self._decoder is None:
             return None
         logits = source @ self._decoder.T
@@ -268,7 +281,7 @@ class NetworkSimulator:
         if self.record:
             last = self.layers[-1]
             readout_input = None
-            if self._decoder is not None:
+            if self._decoder is not None or self._adaptive is not None:
                 readout_input = last._trace if last._trace is not None else results[-1].y
             self._history.keep_detail(
                 (
@@ -507,7 +520,7 @@ class NetworkSimulator:
                 for i, layer in enumerate(self.layers)
             ]
             readout_inputs = history.readout_inputs()
-            if self._decoder is not None and readout_inputs:
+            if (self._decoder is not None or self._adaptive is not None) and readout_inputs:
                 logits = self.logits_of(np.stack(readout_inputs))
         if self.batch_size > 1 and layer_events is not None:
             layer_events = [np.moveaxis(e, 1, 0) for e in layer_events]  # (B, T, H)

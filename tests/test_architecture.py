@@ -39,7 +39,15 @@ MAX_FUNCTION_LINES = 100
 #: and loads the torch names lazily). Everything else in ``snn_egru`` is the application
 #: (training, export, ``cli``, ``pipeline``), which may import the backend and Lava.
 SNN_EGRU_CORE = frozenset(
-    {"snn_egru", "snn_egru.reference", "snn_egru.artifact", "snn_egru.errors", "snn_egru.cliargs"}
+    {
+        "snn_egru",
+        "snn_egru.reference",
+        "snn_egru.artifact",
+        "snn_egru.artifact_int8",
+        "snn_egru.adaptive_head",
+        "snn_egru.errors",
+        "snn_egru.cliargs",
+    }
 )
 
 #: Top-level packages a package must never import (directly, in any function).

@@ -12,10 +12,17 @@ from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 
 from lava_procs.common import MESSAGE_DTYPE
-from lava_procs.io.process import EmbeddingSource, FeatureSource, HostSink, Readout
+from lava_procs.io.process import (
+    AdaptiveReadout,
+    EmbeddingSource,
+    FeatureSource,
+    HostSink,
+    Readout,
+)
 from lava_procs.model_base import HOST_TAGS, SafeStepModel, host_cpu_model
 
 __all__ = [
+    "PyAdaptiveReadoutModel",
     "PyEmbeddingSourceModel",
     "PyFeatureSourceModel",
     "PyHostSinkModel",
@@ -106,6 +113,25 @@ class PyReadoutModel(SafeStepModel):
         if self._has_bias:
             logits = logits + self._bias
         return {"logits_out": logits.astype(MESSAGE_DTYPE)}
+
+
+@host_cpu_model(AdaptiveReadout, *HOST_TAGS)
+class PyAdaptiveReadoutModel(SafeStepModel):
+    """The adaptive softmax's log-probabilities in the compute dtype, sent as float64."""
+
+    events_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, MESSAGE_DTYPE)
+    logits_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, MESSAGE_DTYPE)
+
+    out_port_names = ("logits_out",)
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self._dtype = np.dtype(proc_params["dtype"])
+        self._head = proc_params["head"]
+
+    def compute_step(self) -> dict[str, np.ndarray]:
+        events = self.events_in.recv().astype(self._dtype)
+        return {"logits_out": self._head.log_prob(events).astype(MESSAGE_DTYPE)}
 
 
 @host_cpu_model(HostSink, *HOST_TAGS)

@@ -3,6 +3,7 @@
 - :class:`EmbeddingSource`: token ids -> embedding rows (the artifact's table), one per step.
 - :class:`FeatureSource`: feature vectors computed ahead (e.g. CNN features), one per step.
 - :class:`Readout`: the last layer's events (or trace) -> logits, ``y @ W.T + b``.
+- :class:`AdaptiveReadout`: the last layer's events -> an adaptive softmax's log-probabilities.
 - :class:`HostSink`: records whatever arrives, one record per step, for the host.
 
 All messages are float64 vectors (:data:`lava_procs.common.MESSAGE_DTYPE`): graded values
@@ -20,7 +21,7 @@ from lava.magma.core.process.variable import Var
 from lava_procs.common import HostRecorder, as_compute_array, float_matrix
 from lava_procs.process_base import GuardedProcess
 
-__all__ = ["EmbeddingSource", "FeatureSource", "HostSink", "Readout"]
+__all__ = ["AdaptiveReadout", "EmbeddingSource", "FeatureSource", "HostSink", "Readout"]
 
 
 class EmbeddingSource(GuardedProcess):
@@ -157,6 +158,36 @@ class Readout(GuardedProcess):
             else as_compute_array(bias, shape=(outputs,), dtype=dtype, what="readout bias")
         )
         self.bias = Var(shape=(outputs,), init=bias_array)
+
+
+class AdaptiveReadout(GuardedProcess):
+    """Log-probabilities of an adaptive softmax from the last layer's events, one step at a
+    time: :meth:`snn_egru.adaptive_head.AdaptiveHead.log_prob` (what the host computes for
+    an artifact with ``readout_kind="adaptive"``; not one linear layer, so not on the chip).
+
+    Args (keyword-only):
+        head: the artifact's :class:`~snn_egru.adaptive_head.AdaptiveHead`.
+        dtype: compute dtype (the layers' dtype); the events are cast to it.
+        name, log_config: Lava options.
+
+    Ports:
+        events_in: InPort ``(H,)``.
+        logits_out: OutPort ``(V,)`` (log-probabilities by word id).
+    """
+
+    def __init__(
+        self,
+        *,
+        head,
+        dtype: np.dtype | type = np.float32,
+        name: str | None = None,
+        log_config: LogConfig | None = None,
+    ) -> None:
+        head.validate()
+        dtype = np.dtype(dtype)
+        super().__init__(name=name, log_config=log_config, head=head.astype(dtype), dtype=dtype)
+        self.events_in = InPort(shape=(head.in_features,))
+        self.logits_out = OutPort(shape=(head.num_words,))
 
 
 class HostSink(GuardedProcess):

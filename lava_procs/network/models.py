@@ -14,7 +14,13 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_procs.common import NetworkContext
 from lava_procs.egru_layer.process import EGRULayer
-from lava_procs.io.process import EmbeddingSource, FeatureSource, HostSink, Readout
+from lava_procs.io.process import (
+    AdaptiveReadout,
+    EmbeddingSource,
+    FeatureSource,
+    HostSink,
+    Readout,
+)
 from lava_procs.network.process import EGRUNetwork
 from snn_egru.reference import QuantizedEGRUParams
 
@@ -95,16 +101,9 @@ class EGRUNetworkModel(AbstractSubProcessModel):
                 layer.y_out.connect(events_port)
             upstream = layer.trace_out if track_trace else layer.y_out
 
-        logits_port_used = artifact.decoder_weight is not None and bool(
-            proc.out_ports.logits_out.out_connections
-        )
+        logits_port_used = artifact.has_readout and bool(proc.out_ports.logits_out.out_connections)
         if logits_port_used or (params["record_logits"] and params["readout"] == "process"):
-            self.readout = Readout(
-                weight=artifact.decoder_weight,
-                bias=artifact.readout_bias,
-                dtype=np.result_type(artifact.layers[-1].dtype, artifact.decoder_weight.dtype),
-                name=f"{prefix}.readout",
-            )
+            self.readout = _readout_process(artifact, f"{prefix}.readout")
             upstream.connect(self.readout.events_in)
             if params["record_logits"] and params["readout"] == "process":
                 self.logits_sink = HostSink(
@@ -113,3 +112,16 @@ class EGRUNetworkModel(AbstractSubProcessModel):
                 self.readout.logits_out.connect(self.logits_sink.data_in)
             if logits_port_used:
                 self.readout.logits_out.connect(proc.out_ports.logits_out)
+
+
+def _readout_process(artifact, name: str):
+    """The Readout process of ``artifact`` (a tied decoder or linear readout), or its
+    AdaptiveReadout (an adaptive softmax: log-probabilities), in the last layer's dtype."""
+    if artifact.readout_kind == "adaptive":
+        return AdaptiveReadout(head=artifact.adaptive, dtype=artifact.layers[-1].dtype, name=name)
+    return Readout(
+        weight=artifact.decoder_weight,
+        bias=artifact.readout_bias,
+        dtype=np.result_type(artifact.layers[-1].dtype, artifact.decoder_weight.dtype),
+        name=name,
+    )

@@ -103,7 +103,7 @@ class EGRUNetwork(GuardedProcess):
                 f"initial_states has {len(initial_states)} entries, the artifact has "
                 f"{artifact.num_layers} layers"
             )
-        if artifact.readout_source == "trace" and artifact.decoder_weight is None:
+        if artifact.readout_source == "trace" and not artifact.has_readout:
             raise ValueError("readout_source='trace' needs a readout")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
@@ -112,7 +112,7 @@ class EGRUNetwork(GuardedProcess):
             ChipRecorder(name=f"chip counters of layer {i}", enabled=False)
             for i in range(artifact.num_layers)
         ]
-        has_readout = artifact.decoder_weight is not None
+        has_readout = artifact.has_readout
         record_logits = bool(record_logits) and has_readout
         last = artifact.num_layers - 1
         # the last layer's output is recorded also for a host readout of the logits
@@ -143,7 +143,7 @@ class EGRUNetwork(GuardedProcess):
         self.event_recorders = event_recorders
         self.x_in = InPort(shape=(artifact.input_size,))
         if has_readout:
-            self.logits_out = OutPort(shape=(artifact.decoder_weight.shape[0],))
+            self.logits_out = OutPort(shape=(artifact.output_size,))
         for index, size in enumerate(artifact.layer_sizes):
             setattr(self, f"y_out_{index}", OutPort(shape=(size,)))
 

@@ -113,8 +113,10 @@ class LanguageModelConfig:
             ``(2000, 6000)``: a head over the 2,000 most frequent words plus one entry per
             cluster, the rarer words in clusters of reduced width. ``()``: the full softmax.
             The adaptive head has its own output weights, so it needs ``tie_weights=False``
-            (the embedding is not shared); training only: such a model cannot be exported
-            (the chip's readout is one linear layer).
+            (the embedding is not shared). Such a model is exported with an adaptive readout
+            (:mod:`snn_egru.adaptive_head`): the chip runs the EGRU layers and sends events,
+            the host computes the log-probabilities (not on the chip: its readout is one
+            linear layer).
         bottleneck_layers: indices in ``hidden_sizes`` of bottleneck layers (narrow EGRU
             layers at a layer boundary, :mod:`snn_egru.bottleneck`; build the sizes with
             :func:`~snn_egru.bottleneck.insert_bottlenecks`); the mapper puts a chip boundary
@@ -292,8 +294,8 @@ def lm_preset(name: str, *, vocab_size: int | None = None, **overrides: Any) -> 
 
 
 class NotDeployableError(UserError, ValueError):
-    """A language model the chip cannot run (a dense baseline, a decoder ablation, an
-    adaptive-softmax decoder): a ``ValueError`` for library callers, one line (exit 2) on
+    """A language model the chip cannot run (a dense baseline, a decoder ablation): a
+    ``ValueError`` for library callers, one line (exit 2) on
     the command line (``snn-egru export``)."""
 
 
@@ -427,11 +429,17 @@ class EGRULanguageModel(nn.Module):
         log_prob = self.adaptive.log_prob(flat)[:, self.word_rank]  # rank order -> id order
         return log_prob.reshape(*y.shape[:-1], -1)
 
-    def adaptive_loss(self, y: Tensor, targets: Tensor) -> Tensor:
-        """Mean negative log-likelihood of ``targets`` under the adaptive softmax (what
-        training minimises; only the clusters the targets fall in are computed)."""
+    def adaptive_loss(self, y: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
+        """Negative log-likelihood of ``targets`` under the adaptive softmax, their mean (what
+        training minimises) or ``reduction="sum"`` (evaluation); only the clusters the
+        targets fall in are computed."""
         flat = y.reshape(-1, y.shape[-1])
-        return self.adaptive(flat, self.word_rank[targets.reshape(-1)]).loss
+        out = self.adaptive(flat, self.word_rank[targets.reshape(-1)])
+        if reduction == "sum":
+            return -out.output.sum()
+        if reduction != "mean":
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        return out.loss
 
     @property
     def decoder_weight(self) -> Tensor:
@@ -503,8 +511,10 @@ class EGRULanguageModel(nn.Module):
         """What :func:`snn_egru.export.export_artifact` needs besides ``rnn`` (float32 numpy).
 
         Token ids are looked up in the embedding (``input_kind="embedding"``); the logits are
-        the last layer's events times the decoder matrix plus the bias. Only the EGRU is
-        deployable; a dense baseline raises ``ValueError``.
+        the last layer's events times the decoder matrix plus the bias, or, with
+        ``adaptive_softmax``, the adaptive head's log-probabilities (key ``"adaptive"``: the
+        ``nn.AdaptiveLogSoftmaxWithLoss`` and the word ranks; computed on the host). Only
+        the EGRU is deployable; a dense baseline raises ``ValueError``.
         """
         if not self.is_event_based:
             raise NotDeployableError(
@@ -519,15 +529,19 @@ class EGRULanguageModel(nn.Module):
                 "decoder_input='events'"
             )
 
-        if self.adaptive is not None:
-            raise NotDeployableError(
-                f"adaptive_softmax={list(self.config.adaptive_softmax)}: an adaptive-softmax "
-                "decoder (head and tail clusters) cannot be exported: the chip's readout is one "
-                "linear layer; train without --adaptive-softmax (adaptive_softmax=()) to deploy"
-            )
-
         def numpy(t: Tensor) -> Any:
             return t.detach().cpu().float().numpy().copy()
+
+        if self.adaptive is not None:  # log-probabilities, computed on the host
+            return {
+                "input_kind": "embedding",
+                "embedding": numpy(self.embedding.weight),
+                "readout_kind": "adaptive",
+                "readout_weight": None,
+                "readout_bias": None,
+                "readout_source": "y",
+                "adaptive": (self.adaptive, self.word_rank.detach().cpu().numpy().copy()),
+            }
 
         return {
             "input_kind": "embedding",

@@ -118,11 +118,14 @@ def _softmax_spec(text: str) -> str:
     return text
 
 
-def _cutoffs(text: str) -> tuple[int, ...]:
+def adaptive_cutoffs(text: str) -> tuple[int, ...]:
+    """``C1[,C2...]`` word ranks, or ``none`` (the full softmax: ``()``)."""
+    if text.strip().lower() == "none":
+        return ()
     parts = text.split(",")
     if not all(part.strip().isdigit() for part in parts):
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated word ranks such as 2000,6000, got {text!r}"
+            f"expected comma-separated word ranks such as 2000,6000 (or none), got {text!r}"
         )
     return tuple(int(part) for part in parts)
 
@@ -166,10 +169,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--adaptive-softmax",
-        type=_cutoffs,
+        type=adaptive_cutoffs,
         metavar="C1[,C2...]",
         help="adaptive softmax decoder with these cutoffs over frequency-ranked words (e.g. "
-        "2000,6000); unties the decoder from the embedding; the model cannot be exported",
+        "2000,6000; none: the full softmax); unties the decoder from the embedding; exported "
+        "with its readout on the host (the chip sends the events)",
     )
 
 

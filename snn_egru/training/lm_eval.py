@@ -163,7 +163,6 @@ def evaluate_perplexity(
         if measure_sparsity and event_based
         else None
     )
-    token_loss = F.nll_loss if adaptive else F.cross_entropy
     total_loss, total_tokens, state = 0.0, 0, None
     windows = list(bptt_windows(source.shape[0], bptt, random_length=False))
     threads = RecurrentThreads(model).install()
@@ -174,11 +173,17 @@ def evaluate_perplexity(
             windows, desc="eval", leave=False, disable=not show_progress or None
         ):
             inputs, targets = get_batch(source, window.start, window.seq_len)
-            out = model(inputs, state)
-            state = out.state
-            loss = token_loss(
-                out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1), reduction="sum"
-            )
+            if adaptive:  # each target's log-probability alone (its cluster only), not all V
+                y, state, _ = model.decoder_inputs(inputs, state)
+                loss = model.adaptive_loss(y, targets, reduction="sum")
+            else:
+                out = model(inputs, state)
+                state = out.state
+                loss = F.cross_entropy(
+                    out.logits.reshape(-1, out.logits.shape[-1]),
+                    targets.reshape(-1),
+                    reduction="sum",
+                )
             total_loss += float(loss)
             total_tokens += targets.numel()
     finally:

@@ -221,6 +221,10 @@ def test_demo_refuses_checkpoints_made_with_other_settings(demo_run: Path, capsy
         (["--sparsity", "0.8", "--prune-steps", "7"], "prune steps 6 (now 7)"),
         (["--sparsity", "0.8", "--prune-steps", "6", "--seed", "3"], "seed 0 (now 3)"),
         (["--sparsity", "0.8", "--prune-steps", "6", "--train-steps", "4"], "max_steps 10"),
+        (
+            ["--sparsity", "0.8", "--prune-steps", "6", "--adaptive-softmax", "2000,6000"],
+            "adaptive_softmax",
+        ),
     ):
         assert main([*base, *change]) == 2
         err = capsys.readouterr().err.strip()

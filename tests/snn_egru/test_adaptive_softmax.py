@@ -1,5 +1,6 @@
 """Adaptive softmax as a model option: exact log-probabilities, frequency ranks, training,
-evaluation, checkpoint round trip, and the clear refusals (tied decoder, export, DDP/sampled)."""
+evaluation, checkpoint round trip, export (an adaptive readout on the host), and the clear
+refusals (tied decoder, on-chip readout, DDP/sampled)."""
 
 from __future__ import annotations
 
@@ -51,11 +52,11 @@ def test_forward_gives_exact_log_probabilities_and_the_training_loss_matches() -
         model.decoder_weight  # noqa: B018
 
 
-def test_export_refuses_naming_the_option() -> None:
+def test_export_writes_an_adaptive_readout() -> None:
     from snn_egru.export import export_artifact
 
-    with pytest.raises(ValueError, match=r"adaptive_softmax=\[4, 12\].*cannot be exported"):
-        export_artifact(_model())
+    artifact = export_artifact(_model())  # tests/snn_egru/test_adaptive_readout.py: the rest
+    assert artifact.readout_kind == "adaptive" and artifact.adaptive.cutoffs == (4, 12)
 
 
 def _train_tiny(tmp_path, **tc_overrides):
@@ -88,7 +89,8 @@ def test_training_evaluation_and_checkpoint_round_trip(tmp_path) -> None:
     ours = evaluate_perplexity(model, corpus.valid, batch_size=tc.eval_batch_size, bptt=tc.bptt,
                                max_tokens=tc.eval_max_tokens, show_progress=False)  # fmt: skip
     assert valid["perplexity"] == ours.perplexity
-    # perplexity = exp(mean NLL) from the adaptive head's own loss, window by window
+    # perplexity = exp(mean NLL) of the full log-probabilities (all V words), window by
+    # window: the evaluation's target-only path gives the same
     model.eval()
     source = corpus.valid[: tc.eval_max_tokens + 1]
     from snn_egru.data.text import batchify, bptt_windows, get_batch
@@ -98,8 +100,10 @@ def test_training_evaluation_and_checkpoint_round_trip(tmp_path) -> None:
     with torch.no_grad():
         for w in bptt_windows(data.shape[0], tc.bptt, random_length=False):
             inputs, targets = get_batch(data, w.start, w.seq_len)
-            y, state, _ = model.decoder_inputs(inputs, state)
-            total += float(model.adaptive_loss(y, targets)) * targets.numel()
+            out = model(inputs, state)
+            state = out.state
+            log_prob = out.logits.reshape(-1, out.logits.shape[-1])
+            total -= float(log_prob.gather(1, targets.reshape(-1, 1)).sum())
             count += targets.numel()
     assert math.isclose(ours.perplexity, math.exp(total / count), rel_tol=1e-5)
     loaded = load_language_model(tmp_path / "last.pt", map_location="cpu")
@@ -123,7 +127,7 @@ def test_sampled_softmax_with_adaptive_is_refused(tmp_path) -> None:
         _train_tiny(tmp_path, softmax="sampled:4")
 
 
-def test_command_line_flag_unties_and_export_exits_2(tmp_path, capsys) -> None:
+def test_command_line_flag_unties_export_writes_and_chip_readout_exits_2(tmp_path, capsys):
     from snn_egru.training.lm import _parser, configs_from_args
 
     args = _parser("lm").parse_args(["--preset", "tiny", "--adaptive-softmax", "2000,6000"])
@@ -131,6 +135,9 @@ def test_command_line_flag_unties_and_export_exits_2(tmp_path, capsys) -> None:
     assert config.adaptive_softmax == (2000, 6000) and not config.tie_weights
     from snn_egru.errors import UserError
 
+    none = _parser("lm").parse_args(["--preset", "tiny", "--adaptive-softmax", "none"])
+    config, _ = configs_from_args(none)  # one vocabulary with `snn-egru demo`
+    assert config.adaptive_softmax == () and config.tie_weights
     bad = _parser("lm").parse_args(["--preset", "tiny", "--adaptive-softmax", "9,3"])
     with pytest.raises(UserError, match="--adaptive-softmax"):
         configs_from_args(bad)
@@ -143,6 +150,11 @@ def test_command_line_flag_unties_and_export_exits_2(tmp_path, capsys) -> None:
     _train_tiny(tmp_path / "run")
     capsys.readouterr()
     code = cli_main(["export", str(tmp_path / "run" / "last.pt"), "--out", str(tmp_path / "a.npz")])
+    assert code == 0 and (tmp_path / "a.npz").exists()
+    from spinnaker2_backend.cli import main as chip_main
+
+    capsys.readouterr()
+    code = chip_main(["run", str(tmp_path / "a.npz"), "--steps", "3", "--readout", "chip"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "adaptive" in err[0], err
-    assert not (tmp_path / "a.npz").exists()
+    assert code == 2 and len(err) == 1, err
+    assert "on-chip readout is one linear layer" in err[0] and "--readout host" in err[0]
