@@ -675,7 +675,8 @@ def _point_lines(doc: dict[str, Any]) -> list[str]:
         "",
         "## Figures",
         "",
-        "Each seed a marker, each cell's front (means over seeds) a line.",
+        "Each seed a marker, each cell's front (means over seeds) a line; `*` after a label: "
+        "a point on its own recipe (its row in the table names it).",
         "",
     ]
     tasks = {p["settings"]["task"] for p in doc["points"] if p["status"] == "done"}
