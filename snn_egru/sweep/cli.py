@@ -6,6 +6,8 @@
         --seeds 0,1 --steps 300 --out runs/sweep           # train and measure every point
     snn-egru sweep run ... --shard 3/8                     # slice 3 of 8 (a SLURM array task)
     snn-egru sweep merge runs/sweep --json docs/tradeoff.json
+    snn-egru sweep merge runs/sweep other/points/KEY.json --json t.json  # one point of another
+    snn-egru sweep run ... --rechip --rechip-tokens 0      # chip again, whole test split
     snn-egru sweep report docs/tradeoff.json --md docs/tradeoff.md --figures docs/figures
     snn-egru sweep run --quick --out /tmp/sweep            # CI: a 2-point grid in seconds
 
