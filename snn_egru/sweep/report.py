@@ -92,7 +92,8 @@ def load_points(folders: Iterable[Path]) -> tuple[list[dict[str, Any]], list[dic
         log = folder / "runs.jsonl"
         if log.exists():
             runs += _read_runs(log)
-    return sorted(points.values(), key=_order), runs
+    unique = {json.dumps(r, sort_keys=True): r for r in runs}  # a folder and a file of it
+    return sorted(points.values(), key=_order), list(unique.values())
 
 
 def _read_point(path: Path) -> dict[str, Any]:

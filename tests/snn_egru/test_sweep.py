@@ -21,6 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = ["--preset", "tiny", "--data", "cyclic", "--test-tokens", "40", "--chip-tokens", "20"]
 
 
+def _runs(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
+
+
 def _points(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((folder / "points").glob("*.json"))]
 
@@ -425,6 +429,10 @@ def test_merge_takes_one_point_file_of_another_folder_with_its_runs(quick, tmp_p
     assert [p["key"] for p in doc["points"]] == [egru["key"]]
     assert doc["runs"] and all("--quick" in r["command"] for r in doc["runs"])
     assert str(file) in doc["commands"][-1]
+    both = tmp_path / "b.json"  # the folder and a file of it: each point and run once
+    assert main(["merge", str(other), str(file), "--json", str(both)]) == 0
+    again = json.loads(both.read_text())
+    assert len(again["points"]) == 2 and len(again["runs"]) == len(_runs(other))
 
 
 def test_merge_refuses_a_file_that_is_not_a_point(tmp_path, capsys) -> None:
