@@ -6,6 +6,8 @@
         --seeds 0,1 --steps 300 --out runs/sweep           # train and measure every point
     snn-egru sweep run ... --shard 3/8                     # slice 3 of 8 (a SLURM array task)
     snn-egru sweep merge runs/sweep --json docs/tradeoff.json
+    snn-egru sweep merge runs/sweep other/points/KEY.json --json t.json  # one point of another
+    snn-egru sweep run ... --rechip --rechip-tokens 0      # chip again, whole test split
     snn-egru sweep report docs/tradeoff.json --md docs/tradeoff.md --figures docs/figures
     snn-egru sweep run --quick --out /tmp/sweep            # CI: a 2-point grid in seconds
 
@@ -25,6 +27,8 @@ and the sweep goes on.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -125,6 +129,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
 def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``run`` / ``merge`` / ``report`` sub-commands to ``parser``."""
     sub = parser.add_subparsers(dest="sweep_command", metavar="{run,merge,report}")
@@ -203,6 +217,14 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="only run the simulated chip again for points already done (saved weights in "
         "OUT/models), replacing their chip figures (after a change of the chip model)",
     )
+    run.add_argument(
+        "--rechip-tokens",
+        type=_non_negative,
+        default=None,
+        help="with --rechip: run the chip over the first N test tokens (DVS: samples) instead "
+        "of the points' --chip-tokens; 0: every test token the point was evaluated on (the "
+        "whole test split unless --test-tokens) (the points keep their keys)",
+    )
     merge = sub.add_parser("merge", help="combine sweep folders (shards) into one JSON")
     merge.add_argument("folders", nargs="+")
     merge.add_argument("--json", required=True, help="output file (e.g. docs/tradeoff.json)")
@@ -265,14 +287,19 @@ def _cmd_run(args: argparse.Namespace, defaults: dict, command: str) -> int:
         torch.set_num_threads(args.threads)
     from snn_egru.sweep.runner import rechip, run_points
 
+    if args.rechip_tokens is not None and not args.rechip:
+        raise UserError("--rechip-tokens goes with --rechip (it sets what the chip runs again)")
     if args.rechip:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         started = time.perf_counter()
-        counts = rechip(points, out)
+        counts = rechip(points, out, tokens=args.rechip_tokens)
         with open(out / "runs.jsonl", "a", encoding="utf-8") as log:
             entry = {"command": command, "rechip": True, "counts": counts}
+            entry["rechip_tokens"] = args.rechip_tokens
             entry["wall_s"] = time.perf_counter() - started
             entry["threads"] = torch.get_num_threads()
-            entry["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            entry["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            entry["load_before"] = load
             log.write(json.dumps(entry) + "\n")
         print(
             f"sweep --rechip: {counts['rechipped']} point(s) run on the chip again, "
@@ -361,6 +388,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
         for path in write_figures(doc, Path(args.figures)):
             print(f"wrote {path}")
     return 0
+
+
+def point_keys_of_command(command: str) -> set[str]:
+    """The keys of the points a recorded ``sweep run`` command line ran (its shard); empty
+    for any other command or one that no longer parses."""
+    words = shlex.split(command)
+    if "run" not in words:
+        return set()
+    parser = build_parser()
+    run_parser = parser._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = parser.parse_args(words[words.index("run") :])
+        if args.quick:
+            _apply_quick(args, {a.dest: a.default for a in run_parser._actions})
+        index, count = parse_shard(args.shard)
+        return {p.key for p in grid_from_args(args).shard(index, count)}
+    except (SystemExit, UserError, ValueError):
+        return set()
 
 
 def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> int:

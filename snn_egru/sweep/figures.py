@@ -31,7 +31,7 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
     budget = (doc.get("headline_budgets") or {}).get(task)
     configs = configurations(at_steps(shown, task, budget) if budget else shown, task)
     higher = task == "dvs"
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(8.4, 4.4))
 
     def x_of(p: dict[str, Any]) -> float:
         if cost == "energy":
@@ -68,6 +68,7 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
         text = f"{s['width']}" + (f"x{s['layers']}" if s["layers"] > 1 else "")
         text += f" p{s['prune']:g}" if s["prune"] else ""
         text += f" ({s['steps']} steps)" if budget and s["steps"] != budget else ""
+        text += "*" if s.get("recipe") else ""  # trained on its own recipe (the table's row)
         y = _quality(p) * (100 if higher else 1)
         ax.annotate(text, (x_of(p), y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
@@ -86,7 +87,8 @@ def _plot(doc: dict[str, Any], task: str, cost: str, path: Path) -> bool:
         axis.set_minor_formatter(ScalarFormatter())
     ax.tick_params(which="minor", labelsize=6)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    # outside the axes: inside it hid the cheap EGRU points
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     steps = sorted({p["settings"]["steps"] for p in points})
     ax.set_title(f"{task.upper()}: {', '.join(map(str, steps))} training steps", fontsize=9)
     fig.tight_layout()

@@ -62,26 +62,60 @@ PTB_TEST_TOKENS = 82_430
 
 # --------------------------------------------------------------------------- loading
 def load_points(folders: Iterable[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every point record (``points/*.json``) and run log entry of the sweep folders."""
+    """Every point record (``points/*.json``) and run log entry of the sweep folders.
+
+    An entry may also be one point file of another sweep folder (``FOLDER/points/KEY.json``):
+    that point alone is merged, by reference (its weights stay where they are), with the
+    entries of ``FOLDER/runs.jsonl`` whose grid holds it (:func:`runs_of_point`)."""
     points: dict[str, dict[str, Any]] = {}
     runs: list[dict[str, Any]] = []
     for folder in folders:
         folder = Path(folder)
+        if folder.is_file() and folder.suffix == ".json" and folder.parent.name == "points":
+            record = _read_point(folder)
+            points.setdefault(record["key"], record)
+            log = folder.parent.parent / "runs.jsonl"
+            if log.exists():
+                runs += [r for r in _read_runs(log) if record["key"] in runs_of_point(r)]
+            continue
         if not folder.is_dir():
-            raise UserError(f"{folder} is not a sweep folder (no such directory)")
+            raise UserError(
+                f"{folder} is not a sweep folder (no such directory) nor a point file "
+                "(FOLDER/points/KEY.json)"
+            )
         files = sorted((folder / "points").glob("*.json"))
         if not files:
             raise UserError(f"{folder} holds no results (points/*.json); run the sweep first")
         for path in files:
-            try:
-                record = json.loads(path.read_text())
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path} is not valid JSON ({err}); delete it to retrain") from None
+            record = _read_point(path)
             points.setdefault(record["key"], record)
         log = folder / "runs.jsonl"
         if log.exists():
-            runs += [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return sorted(points.values(), key=_order), runs
+            runs += _read_runs(log)
+    unique = {json.dumps(r, sort_keys=True): r for r in runs}  # a folder and a file of it
+    return sorted(points.values(), key=_order), list(unique.values())
+
+
+def _read_point(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path} is not valid JSON ({err}); delete it to retrain") from None
+    if not isinstance(record, dict) or "key" not in record or "settings" not in record:
+        raise UserError(f"{path} is not a sweep point (no key / settings)")
+    return record
+
+
+def _read_runs(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def runs_of_point(run: dict[str, Any]) -> set[str]:
+    """The keys of the points of a run log entry's grid (its ``sweep run`` command parsed
+    again, shard included); empty when the command is not one (or no longer parses)."""
+    from snn_egru.sweep.cli import point_keys_of_command
+
+    return point_keys_of_command(run.get("command", ""))
 
 
 def _order(record: dict[str, Any]) -> tuple:
@@ -375,10 +409,12 @@ def _point_row(i: int, p: dict[str, Any]) -> str:
     name = f"{s['cell']}-{s['width']}" + (f"x{s['layers']}" if s["layers"] > 1 else "")
     if s.get("recipe"):
         name += " (" + ", ".join(f"{k}={v}" for k, v in s["recipe"]) + ")"
+    if s.get("layer_per_chip"):
+        name += " [a chip per layer]"
     if p["status"] != "done":
         return (
             f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
-            f"{s['steps']} | {p['status']}: {p.get('error', '')[:80]} | | | | | | | | | |"
+            f"{s['steps']} | {p['status']}: {p.get('error', '')[:80]} | | | | | | | | | | |"
         )
     q = p["quality"]
     quality = (
@@ -393,7 +429,7 @@ def _point_row(i: int, p: dict[str, Any]) -> str:
         f"| {i} | {s['task']} | {name} | {activity} | {s['prune']:g} | {s['seed']} | "
         f"{s['steps']} | {quality} | {m['effective_with_decoder'] / 1e6:.3f} | "
         f"{m['effective_rnn'] / 1e6:.3f} | {100 * p['activity_sparsity']:.1f} | "
-        f"{_dead(p)} | {100 * p['weight_sparsity']:.1f} | {c['pes_used']} | "
+        f"{_dead(p)} | {100 * p['weight_sparsity']:.1f} | {c['pes_used']} | {c['steps']} | "
         f"{1e6 * c['seconds_per_token']:.1f} | {1e3 * c['energy_j_per_token']:.4f}{chip_note} | "
         f"{c['average_power_w']:.3f} |"
     )
@@ -604,8 +640,11 @@ def _point_lines(doc: dict[str, Any]) -> list[str]:
         "skipped); *with decoder* counts the tied decoder (LM) / linear readout (DVS) on the "
         "last layer's output, *rnn* the recurrent layers alone. DVS: per frame, the CNN head "
         "(off chip, the same for every cell) not counted. Chip: the simulated SpiNNaker2, "
-        "mapped with the fewest PEs that fit, time / energy / power per token over the chip "
-        "steps above (readout on the host, as published). Dense GRU / LSTM: costed with every "
+        "mapped with the fewest PEs that fit, time / energy / power per token over the "
+        "point's *chip steps* (LM: its first test tokens, one stream from a zero state; the "
+        "whole test split is 82429 steps; DVS: the frames of its test recordings), readout on "
+        "the host, as published; *[a chip per layer]*: mapped with a chip boundary after every "
+        "layer (`--layer-per-chip`). Dense GRU / LSTM: costed with every "
         "unit sending an event every step (their own weights, EGRU stand-in); LSTM chip "
         "figures are lower bounds (3 of its 4 gates). Dead units: EGRU units that sent no "
         "event over the whole test evaluation, per layer (not counted for the points run "
@@ -613,8 +652,8 @@ def _point_lines(doc: dict[str, Any]) -> list[str]:
         "",
         "| # | task | model | activity | prune | seed | steps | ppl / acc. | MMACs/token "
         "(with decoder) | MMACs/token (rnn) | act. sparsity % | dead units | weight sparsity % | "
-        "PEs | chip us/token | chip mJ/token | chip W |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "PEs | chip steps | chip us/token | chip mJ/token | chip W |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_point_row(i, p) for i, p in enumerate(doc["points"], 1)]
     lines += [
@@ -637,7 +676,8 @@ def _point_lines(doc: dict[str, Any]) -> list[str]:
         "",
         "## Figures",
         "",
-        "Each seed a marker, each cell's front (means over seeds) a line.",
+        "Each seed a marker, each cell's front (means over seeds) a line; `*` after a label: "
+        "a point on its own recipe (its row in the table names it).",
         "",
     ]
     tasks = {p["settings"]["task"] for p in doc["points"] if p["status"] == "done"}

@@ -488,10 +488,20 @@ def run_points(
 
 
 def rechip(
-    points: list[SweepPoint], out: Path, *, echo: Callable[[str], None] | None = None
+    points: list[SweepPoint],
+    out: Path,
+    *,
+    tokens: int | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Run the simulated chip again for every done point with saved weights (after a change
-    of the chip model); only the ``chip`` part of each result is replaced."""
+    of the chip model); only the ``chip`` part of each result is replaced.
+
+    ``tokens``: run the chip over the first ``tokens`` test tokens (DVS: samples) instead of
+    the point's ``chip_tokens``; 0: every test token it was evaluated on (the whole test
+    split unless the point sets ``test_tokens``; DVS: every test sample). The point keeps its
+    key (its settings still name the ``chip_tokens`` it was trained with); ``chip["steps"]``
+    and ``chip_rerun_tokens`` say what the chip ran."""
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     from snn_egru.sweep.measure import chip_cost
 
@@ -510,15 +520,18 @@ def rechip(
             echo(f"{prefix}: {record['status']}; skipped")
             continue
         model = load_model(point, weights)
+        run_as = point if tokens is None else replace(point, chip_tokens=tokens or None)
         chip = chip_cost(
             model,
-            chip_inputs(point, data, model),
+            chip_inputs(run_as, data, model),
             weight_format=point.weight_format,
             chips=point.chips,
             chip_boundaries=point.chip_boundaries(),
         )
         record["chip"] = _finite(chip)
         record["chip_rerun"] = True
+        if tokens is not None:
+            record["chip_rerun_tokens"] = tokens  # 0: every test token
         _write_json(path, record)
         counts["rechipped"] += 1
         echo(f"{prefix}: chip again: {_headline(record)}")

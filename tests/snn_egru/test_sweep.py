@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,10 @@ from snn_egru.sweep.runner import point_path, run_points
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--preset", "tiny", "--data", "cyclic", "--test-tokens", "40", "--chip-tokens", "20"]
+
+
+def _runs(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
 
 
 def _points(folder: Path) -> list[dict]:
@@ -382,3 +387,58 @@ def test_snn_egru_sweep_is_the_same_command(tmp_path, capsys) -> None:
     assert err == ["snn-egru sweep: error: --shard 3/2: slice 3 is out of range 1..2"]
     assert snn_egru_main(["sweep", "run", "--quick", "--list", "--out", str(tmp_path)]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_rechip_tokens_runs_the_chip_over_more_tokens_and_keeps_the_key(quick, tmp_path) -> None:
+    folder = tmp_path / "q"
+    shutil.copytree(quick, folder)
+    before = {p.name: json.loads(p.read_text()) for p in (folder / "points").glob("*.json")}
+    argv = ["run", "--quick", "--out", str(folder), "--rechip"]
+    assert main([*argv, "--rechip-tokens", "12"]) == 0
+    for name, old in before.items():
+        new = json.loads((folder / "points" / name).read_text())
+        assert old["chip"]["steps"] == 30 and new["chip"]["steps"] == 12
+        assert new["chip_rerun_tokens"] == 12 and new["settings"] == old["settings"]
+        assert new["quality"] == old["quality"]
+    assert main([*argv, "--rechip-tokens", "0"]) == 0  # every test token it was evaluated on
+    for name in before:
+        new = json.loads((folder / "points" / name).read_text())
+        assert new["chip"]["steps"] == 60  # --test-tokens of --quick
+    log = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
+    assert [r.get("rechip_tokens") for r in log[-2:]] == [12, 0]
+
+
+def test_rechip_tokens_without_rechip_is_refused(tmp_path, capsys) -> None:
+    argv = ["run", "--quick", "--out", str(tmp_path / "x"), "--rechip-tokens", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--rechip-tokens goes with --rechip" in err[0]
+
+
+def test_merge_takes_one_point_file_of_another_folder_with_its_runs(quick, tmp_path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(quick, other)
+    with open(other / "runs.jsonl", "a", encoding="utf-8") as log:  # a run of other points
+        log.write(json.dumps({"command": "x run --task lm --cells gru --widths 9 --out o"}) + "\n")
+        log.write(json.dumps({"command": "x merge o --json j"}) + "\n")
+    egru = next(p for p in _points(other) if p["settings"]["cell"] == "egru")
+    file = other / "points" / f"{egru['key']}.json"
+    merged = tmp_path / "m.json"
+    assert main(["merge", str(file), "--json", str(merged)]) == 0
+    doc = json.loads(merged.read_text())
+    assert [p["key"] for p in doc["points"]] == [egru["key"]]
+    assert doc["runs"] and all("--quick" in r["command"] for r in doc["runs"])
+    assert str(file) in doc["commands"][-1]
+    both = tmp_path / "b.json"  # the folder and a file of it: each point and run once
+    assert main(["merge", str(other), str(file), "--json", str(both)]) == 0
+    again = json.loads(both.read_text())
+    assert len(again["points"]) == 2 and len(again["runs"]) == len(_runs(other))
+
+
+def test_merge_refuses_a_file_that_is_not_a_point(tmp_path, capsys) -> None:
+    bad = tmp_path / "points" / "x.json"
+    bad.parent.mkdir()
+    bad.write_text("[1, 2]\n")
+    assert main(["merge", str(bad), "--json", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a sweep point" in err[0]
