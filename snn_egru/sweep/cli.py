@@ -139,6 +139,36 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _add_run_modes(run: argparse.ArgumentParser) -> None:
+    """The ``run`` sub-command's folder, shard, thread and mode flags."""
+    run.add_argument("--out", required=True, help="sweep folder (results: OUT/points/KEY.json)")
+    run.add_argument("--shard", default=None, help="i/n: run slice i of n (1-based)")
+    run.add_argument("--quick", action="store_true", help="CI: 2 tiny LM points, seconds")
+    run.add_argument("--overwrite", action="store_true", help="retrain points already done")
+    run.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
+    run.add_argument("--list", action="store_true", help="print the points and their keys only")
+    run.add_argument(
+        "--fit",
+        action="store_true",
+        help="with --list: also map each point's model (untrained, pruned like the point) and "
+        "print the PEs it needs on the machine of --chips chips, or that it does not fit",
+    )
+    run.add_argument(
+        "--rechip",
+        action="store_true",
+        help="only run the simulated chip again for points already done (saved weights in "
+        "OUT/models), replacing their chip figures (after a change of the chip model)",
+    )
+    run.add_argument(
+        "--rechip-tokens",
+        type=_non_negative,
+        default=None,
+        help="with --rechip: run the chip over the first N test tokens (DVS: samples) instead "
+        "of the points' --chip-tokens; 0: every test token the point was evaluated on (the "
+        "whole test split unless --test-tokens) (the points keep their keys)",
+    )
+
+
 def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``run`` / ``merge`` / ``report`` sub-commands to ``parser``."""
     sub = parser.add_subparsers(dest="sweep_command", metavar="{run,merge,report}")
@@ -199,32 +229,7 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         action="store_true",
         help="map with a chip boundary at every layer boundary (after each bottleneck)",
     )
-    run.add_argument("--out", required=True, help="sweep folder (results: OUT/points/KEY.json)")
-    run.add_argument("--shard", default=None, help="i/n: run slice i of n (1-based)")
-    run.add_argument("--quick", action="store_true", help="CI: 2 tiny LM points, seconds")
-    run.add_argument("--overwrite", action="store_true", help="retrain points already done")
-    run.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
-    run.add_argument("--list", action="store_true", help="print the points and their keys only")
-    run.add_argument(
-        "--fit",
-        action="store_true",
-        help="with --list: also map each point's model (untrained, pruned like the point) and "
-        "print the PEs it needs on the machine of --chips chips, or that it does not fit",
-    )
-    run.add_argument(
-        "--rechip",
-        action="store_true",
-        help="only run the simulated chip again for points already done (saved weights in "
-        "OUT/models), replacing their chip figures (after a change of the chip model)",
-    )
-    run.add_argument(
-        "--rechip-tokens",
-        type=_non_negative,
-        default=None,
-        help="with --rechip: run the chip over the first N test tokens (DVS: samples) instead "
-        "of the points' --chip-tokens; 0: every test token the point was evaluated on (the "
-        "whole test split unless --test-tokens) (the points keep their keys)",
-    )
+    _add_run_modes(run)
     merge = sub.add_parser("merge", help="combine sweep folders (shards) into one JSON")
     merge.add_argument("folders", nargs="+")
     merge.add_argument("--json", required=True, help="output file (e.g. docs/tradeoff.json)")
@@ -351,7 +356,7 @@ def _write_new(path: Path, text: str, overwrite: bool, flag: str) -> bool:
 def _cmd_merge(args: argparse.Namespace, command: str) -> int:
     from snn_egru.sweep.report import merge
 
-    doc = merge([Path(f) for f in args.folders], command)
+    doc = merge([Path(f) for f in args.folders], command, point_keys_of_command)
     if args.notes is not None:
         notes = Path(args.notes)
         if not notes.is_file():

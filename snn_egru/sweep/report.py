@@ -61,12 +61,15 @@ PTB_TEST_TOKENS = 82_430
 
 
 # --------------------------------------------------------------------------- loading
-def load_points(folders: Iterable[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_points(
+    folders: Iterable[Path], keys_of_command: Callable[[str], set[str]] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every point record (``points/*.json``) and run log entry of the sweep folders.
 
     An entry may also be one point file of another sweep folder (``FOLDER/points/KEY.json``):
     that point alone is merged, by reference (its weights stay where they are), with the
-    entries of ``FOLDER/runs.jsonl`` whose grid holds it (:func:`runs_of_point`)."""
+    entries of ``FOLDER/runs.jsonl`` whose grid holds it, by ``keys_of_command(command)``
+    (the CLI passes :func:`snn_egru.sweep.cli.point_keys_of_command`)."""
     points: dict[str, dict[str, Any]] = {}
     runs: list[dict[str, Any]] = []
     for folder in folders:
@@ -76,7 +79,11 @@ def load_points(folders: Iterable[Path]) -> tuple[list[dict[str, Any]], list[dic
             points.setdefault(record["key"], record)
             log = folder.parent.parent / "runs.jsonl"
             if log.exists():
-                runs += [r for r in _read_runs(log) if record["key"] in runs_of_point(r)]
+                if keys_of_command is None:
+                    raise ValueError(f"merging the point file {folder} needs keys_of_command")
+                for run in _read_runs(log):
+                    if record["key"] in keys_of_command(run.get("command", "")):
+                        runs.append(run)
             continue
         if not folder.is_dir():
             raise UserError(
@@ -108,14 +115,6 @@ def _read_point(path: Path) -> dict[str, Any]:
 
 def _read_runs(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-
-
-def runs_of_point(run: dict[str, Any]) -> set[str]:
-    """The keys of the points of a run log entry's grid (its ``sweep run`` command parsed
-    again, shard included); empty when the command is not one (or no longer parses)."""
-    from snn_egru.sweep.cli import point_keys_of_command
-
-    return point_keys_of_command(run.get("command", ""))
 
 
 def _order(record: dict[str, Any]) -> tuple:
@@ -360,9 +359,13 @@ def _same_but_seed(settings: dict[str, Any], group: dict[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------- merge
-def merge(folders: Iterable[Path], command: str) -> dict[str, Any]:
-    """The merged document (what ``docs/tradeoff.json`` holds)."""
-    points, runs = load_points(folders)
+def merge(
+    folders: Iterable[Path],
+    command: str,
+    keys_of_command: Callable[[str], set[str]] | None = None,
+) -> dict[str, Any]:
+    """The merged document (``docs/tradeoff.json``); ``keys_of_command``: :func:`load_points`."""
+    points, runs = load_points(folders, keys_of_command)
     head = headline_figures(points)
     done = [p for p in points if p["status"] == "done"]
     settings = [p["settings"] for p in done]
