@@ -58,15 +58,19 @@ def test_bad_ratios_and_marks_are_clear_errors():
         lm_preset("tiny", vocab_size=20, hidden_sizes=(24, 30, 16), bottleneck_layers=(1,))
 
 
-def _bottleneck_model(seed: int = 0) -> EGRULanguageModel:
+def _bottleneck_model(seed: int = 0, kind: str = "egru", **overrides) -> EGRULanguageModel:
+    """A tiny LM 24/6/16 (a bottleneck of ``kind`` after layer 0), weights scaled so that
+    every layer fires; the fixed parameters of a constrained kind written back."""
     stack = insert_bottlenecks((24, 16), {0: 6})
     config = lm_preset(
         "tiny",
         vocab_size=20,
         hidden_sizes=stack.hidden_sizes,
         bottleneck_layers=stack.bottleneck_layers,
+        bottleneck_kind=kind,
         threshold_value=0.02,
         dropconnect=0.0,
+        **overrides,
     )
     torch.manual_seed(seed)
     model = EGRULanguageModel(config).eval()
@@ -74,6 +78,7 @@ def _bottleneck_model(seed: int = 0) -> EGRULanguageModel:
         for name, p in model.rnn.named_parameters():
             if "weight" in name:
                 p.mul_(4.0)
+    model.apply_fixed_parameters()
     return model
 
 

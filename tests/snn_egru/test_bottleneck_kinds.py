@@ -15,30 +15,13 @@ from snn_egru.bottleneck import BottleneckError, insert_bottlenecks
 from snn_egru.bottleneck_layers import FIXED_Z_BIAS, constrain_bottlenecks
 from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig, lm_preset
 from snn_egru.sequence import EGRUSequence
+from tests.snn_egru.test_bottleneck import _bottleneck_model
 
 KINDS = ("ff", "dense")
 
 
 def _model(kind: str, seed: int = 0, **overrides) -> EGRULanguageModel:
-    stack = insert_bottlenecks((24, 16), {0: 6})
-    config = lm_preset(
-        "tiny",
-        vocab_size=20,
-        hidden_sizes=stack.hidden_sizes,
-        bottleneck_layers=stack.bottleneck_layers,
-        bottleneck_kind=kind,
-        threshold_value=0.02,
-        dropconnect=0.0,
-        **overrides,
-    )
-    torch.manual_seed(seed)
-    model = EGRULanguageModel(config).eval()
-    with torch.no_grad():  # livelier units than the default init (every layer fires)
-        for name, p in model.rnn.named_parameters():
-            if "weight" in name:
-                p.mul_(4.0)
-    model.apply_fixed_parameters()
-    return model
+    return _bottleneck_model(seed, kind, **overrides)
 
 
 def _numpy_bottleneck(kind: str, x: np.ndarray, w_n: np.ndarray, b_n: np.ndarray) -> np.ndarray:
