@@ -38,6 +38,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from snn_egru.cliargs import int_at_least
 from snn_egru.errors import UserError
 from snn_egru.sweep.grid import (
     CELLS,
@@ -119,33 +120,13 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
     return grid
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
 def _add_run_modes(run: argparse.ArgumentParser) -> None:
     """The ``run`` sub-command's folder, shard, thread and mode flags."""
     run.add_argument("--out", required=True, help="sweep folder (results: OUT/points/KEY.json)")
     run.add_argument("--shard", default=None, help="i/n: run slice i of n (1-based)")
     run.add_argument("--quick", action="store_true", help="CI: 2 tiny LM points, seconds")
     run.add_argument("--overwrite", action="store_true", help="retrain points already done")
-    run.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
+    run.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
     run.add_argument("--list", action="store_true", help="print the points and their keys only")
     run.add_argument(
         "--fit",
@@ -161,7 +142,7 @@ def _add_run_modes(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--rechip-tokens",
-        type=_non_negative,
+        type=int_at_least(0),
         default=None,
         help="with --rechip: run the chip over the first N test tokens (DVS: samples) instead "
         "of the points' --chip-tokens; 0: every test token the point was evaluated on (the "
@@ -195,18 +176,20 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     run.add_argument(
         "--test-tokens",
-        type=_positive,
+        type=int_at_least(1),
         default=None,
         help="LM: first N test tokens (default: the whole split); DVS: unused",
     )
     run.add_argument(
         "--chip-tokens",
-        type=_positive,
+        type=int_at_least(1),
         default=None,
         help="steps run on the simulated chip (LM: first N test tokens; DVS: first N test samples)",
     )
     run.add_argument("--weight-format", default="event", help="chip weight layout")
-    run.add_argument("--chips", type=_positive, default=1, help="chips of the simulated machine")
+    run.add_argument(
+        "--chips", type=int_at_least(1), default=1, help="chips of the simulated machine"
+    )
     run.add_argument(
         "--recipe",
         action="append",
