@@ -82,6 +82,22 @@ def _bottleneck_model(seed: int = 0, kind: str = "egru", **overrides) -> EGRULan
     return model
 
 
+def _chip_run_equals_torch(mapping, model: EGRULanguageModel):
+    """Run 12 tokens through ``mapping`` on the simulated chip; every layer's events equal
+    ``model``'s (float32 summation order: rtol 1e-4). Returns the chip run."""
+    from spinnaker2_backend import run_mapping
+
+    tokens = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], np.int64)
+    run = run_mapping(mapping, tokens, progress=False)
+    with torch.no_grad():
+        out = model(torch.as_tensor(tokens)[:, None])
+    for k in range(len(out.layer_outputs)):
+        np.testing.assert_allclose(
+            run.layer_events[k], out.layer_outputs[k][:, 0].numpy(), rtol=1e-4, atol=1e-5
+        )
+    return run
+
+
 def _hand_written_logits(model: EGRULanguageModel, tokens: torch.Tensor) -> torch.Tensor:
     """The stack as an explicit loop over layers and steps of the EGRU step equations."""
     x = model.embedding(tokens)  # (T, B, E)
@@ -158,7 +174,7 @@ def test_export_import_round_trip_keeps_the_bottleneck(tmp_path):
 
 def test_chip_equals_torch_with_the_bottleneck_output_alone_crossing_chips():
     from snn_egru.export import export_artifact
-    from spinnaker2_backend import Machine, map_network, run_mapping
+    from spinnaker2_backend import Machine, map_network
     from spinnaker2_backend.mapping.crossings import (
         bottleneck_layers_of,
         check_chip_boundaries,
@@ -178,14 +194,7 @@ def test_chip_equals_torch_with_the_bottleneck_output_alone_crossing_chips():
     check_chip_boundaries(mapping, boundaries)
     assert mapping.placement.chips_of(0) == mapping.placement.chips_of(1) == (0,)
     assert mapping.placement.chips_of(2) == (1,)
-    tokens = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], np.int64)
-    run = run_mapping(mapping, tokens, progress=False)
-    with torch.no_grad():
-        out = model(torch.as_tensor(tokens)[:, None])
-    for k in range(3):
-        np.testing.assert_allclose(
-            run.layer_events[k], out.layer_outputs[k][:, 0].numpy(), rtol=1e-4, atol=1e-5
-        )
+    run = _chip_run_equals_torch(mapping, model)
     crossings = crossings_from_run(mapping, run)
     assert crossings.link_packets > 0
     assert [x.link_packets > 0 for x in crossings.layers] == [False, True, False]

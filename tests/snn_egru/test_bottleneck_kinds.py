@@ -15,7 +15,7 @@ from snn_egru.bottleneck import BottleneckError, insert_bottlenecks
 from snn_egru.bottleneck_layers import FIXED_Z_BIAS, constrain_bottlenecks
 from snn_egru.models.lm import EGRULanguageModel, LanguageModelConfig, lm_preset
 from snn_egru.sequence import EGRUSequence
-from tests.snn_egru.test_bottleneck import _bottleneck_model
+from tests.snn_egru.test_bottleneck import _bottleneck_model, _chip_run_equals_torch
 
 KINDS = ("ff", "dense")
 
@@ -204,7 +204,7 @@ def test_export_import_round_trip_keeps_the_kind(kind, tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_chip_equals_torch_and_only_the_projection_is_stored_and_crosses(kind):
     from snn_egru.export import export_artifact
-    from spinnaker2_backend import Machine, map_network, run_mapping
+    from spinnaker2_backend import Machine, map_network
     from spinnaker2_backend.mapping.crossings import bottleneck_layers_of, crossings_from_run
 
     model = _model(kind, seed=3)
@@ -229,14 +229,7 @@ def test_chip_equals_torch_and_only_the_projection_is_stored_and_crosses(kind):
     w_ih = artifact.layers[1].weight_ih
     stored = int(w_ih.count_nonzero()) if sp.issparse(w_ih) else int(np.count_nonzero(w_ih))
     assert bottleneck.nnz(0, 6) == (stored, 0) and 0 < stored <= 6 * 24
-    tokens = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], np.int64)
-    run = run_mapping(mapping, tokens, progress=False)
-    with torch.no_grad():
-        out = model(torch.as_tensor(tokens)[:, None])
-    for k in range(3):
-        np.testing.assert_allclose(
-            run.layer_events[k], out.layer_outputs[k][:, 0].numpy(), rtol=1e-4, atol=1e-5
-        )
+    run = _chip_run_equals_torch(mapping, model)
     crossings = crossings_from_run(mapping, run)
     packets = [x.link_packets for x in crossings.layers]
     assert packets[0] == 0 and packets[2] == 0
