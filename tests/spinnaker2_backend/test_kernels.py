@@ -450,3 +450,106 @@ def test_numba_tanh_differs_from_numpys_so_the_step_keeps_numpys():
     out = np.empty_like(x)
     tanh_into(x, out)
     assert np.count_nonzero(out != np.tanh(x)) > 0
+
+
+def _numpy_blas_kernel() -> str:
+    """``api:architecture`` of numpy's own BLAS (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas" and "numpy" in str(info.get("filepath", "")):
+            return f"{info.get('internal_api')}:{info.get('architecture')}"
+    return "none"
+
+
+#: numpy BLAS kernels whose dgemm adds as :func:`cost_product` does (an FMA chain per
+#: element, in order): OpenBLAS's x86-64 Haswell kernel, which its Zen target uses too.
+FMA_CHAIN_KERNELS = ("openblas:Haswell", "openblas:Zen")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=SEEDS,
+    pes=st.integers(2, 400),
+    scale=st.sampled_from([1.0, 37.0, 1e-3, 1e6]),
+    real_costs=st.booleans(),
+    zeros=st.floats(0.0, 1.0),
+)
+def test_cost_product_equals_numpys_blas_product(seed, pes, scale, real_costs, zeros):
+    """The compiled cost product is numpy's ``cost @ ops`` bit for bit for the simulator's
+    shape (every phase, every count, two or more PEs), with the project's cycle costs or
+    random ones, integer counts as a step makes them (zeros in any share)."""
+    from spinnaker2_backend.kernels_account import cost_product
+    from spinnaker2_backend.timing import OPS, PHASES
+
+    kernel = _numpy_blas_kernel()
+    if kernel not in FMA_CHAIN_KERNELS:
+        pytest.skip(f"numpy's BLAS here is {kernel}, not one of {FMA_CHAIN_KERNELS}")
+    rng = np.random.default_rng(seed)
+    shape = (len(PHASES), len(OPS))
+    if real_costs:
+        values = [0.0, 0.25, 1.0, 1.171875, 3.0, 7.9, 12.9, 17.0, 150.0, 400.0]
+        cost = rng.choice(values, size=shape)
+    else:
+        cost = rng.random(shape) * scale
+    ops = rng.integers(0, 1 << 24, (len(OPS), pes)).astype(np.float64)
+    ops[rng.random(ops.shape) < zeros] = 0.0
+    got = np.full((len(PHASES), pes), np.nan)
+    cost_product(cost, ops, got)
+    assert np.array_equal(got.view(np.uint64), (cost @ ops).view(np.uint64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=SEEDS, rows=st.integers(1, 9), inner=st.integers(0, 12), cols=st.integers(1, 9))
+def test_cost_product_is_an_fma_chain_in_order(seed, rows, inner, cols):
+    """On any shape and machine, every element is ``+0`` then one correctly rounded
+    ``a * b + acc`` per term in order (exact rationals, rounded once per term)."""
+    from fractions import Fraction
+
+    from spinnaker2_backend.kernels_account import cost_product
+
+    rng = np.random.default_rng(seed)
+    cost = rng.standard_normal((rows, inner)) * 10.0 ** rng.integers(-3, 4, (rows, inner))
+    ops = rng.integers(-1000, 1000, (inner, cols)).astype(np.float64)
+    got = np.empty((rows, cols))
+    cost_product(cost, ops, got)
+    for i in range(rows):
+        for j in range(cols):
+            acc = 0.0
+            for k in range(inner):
+                acc = float(Fraction(cost[i, k]) * Fraction(ops[k, j]) + Fraction(acc))
+            assert got[i, j] == acc and np.signbit(got[i, j]) == np.signbit(acc)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "event"])
+def test_fused_layer_back_equals_the_separate_calls_and_numpys_product(fmt, monkeypatch):
+    """A step through layer_back (counts, cost product and accounting in one call) equals
+    the same step through layer_counts, numpy's ``cost @ ops`` and account_layer: outputs,
+    per-PE counts, cycles, times, running counters and the step history's rows."""
+    from spinnaker2_backend.layer_simulator import LayerSimulator
+    from spinnaker2_backend.mapping import map_network
+    from spinnaker2_backend.simulator import NetworkSimulator
+
+    kernel = _numpy_blas_kernel()
+    if kernel not in FMA_CHAIN_KERNELS:
+        pytest.skip(f"numpy's BLAS here is {kernel}, not one of {FMA_CHAIN_KERNELS}")
+    artifact = synthetic_lm([24, 16], 16, seed=3)
+    policy = "event-list" if fmt == "event" else "bitmap16"
+    mapping = map_network(artifact, pes_per_layer=4, weight_format=fmt, receive_policy=policy)
+    xs = artifact.layer_inputs(np.arange(12) % artifact.embedding.shape[0])
+    fused = NetworkSimulator(mapping, record=True, progress=False)
+    assert all(layer._fused for layer in fused.layers)
+    got = fused.run_layer_inputs(xs)
+    monkeypatch.setattr(LayerSimulator, "_cost_product", lambda self, ops: self._cost @ ops)
+    separate = NetworkSimulator(mapping, record=True, progress=False)
+    for layer in separate.layers:
+        layer._fused = False
+    want = separate.run_layer_inputs(xs)
+    for a, b in zip(got.layer_events, want.layer_events):
+        assert np.array_equal(a, b)
+    for a, b in zip(fused.layers, separate.layers):
+        for name in ("ops", "phase_cycles", "deadline_missed"):
+            assert np.array_equal(getattr(a.counters, name), getattr(b.counters, name))
+        assert (a.counters.steps, a.counters.layer_cycles, a.counters.tail_cycles) == (
+            b.counters.steps, b.counters.layer_cycles, b.counters.tail_cycles)  # fmt: skip
+    assert got.report().to_dict() == want.report().to_dict()
