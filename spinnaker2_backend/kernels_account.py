@@ -47,13 +47,17 @@ def cost_product(cost, ops, out):  # pragma: no cover - compiled
     ``out[i, j]`` is ``+0`` then ``fma(cost[i, k], ops[k, j], .)`` for ``k = 0 .. K-1``, the
     order and rounding of OpenBLAS's x86-64 ``dgemm`` kernel, which numpy's product calls
     for the simulator's ``(8, 38) @ (38, P >= 2)`` (the tests compare them). Vectorised over
-    the PEs (each element's chain unchanged)."""
+    the PEs (each element's chain unchanged). A zero cost is skipped: with finite counts
+    its term is ``fma(0, b, acc) = acc + (+-0) = acc`` (the chain starts at ``+0`` and never
+    holds ``-0``), and most of the matrix is zeros (each count costs cycles in one phase)."""
     rows, inner = cost.shape
     for i in range(rows):
         oi = out[i]
         oi[:] = 0.0
         for k in range(inner):
             a = cost[i, k]
+            if a == 0.0:
+                continue
             ok = ops[k]
             for j in range(oi.shape[0]):
                 oi[j] = fma(a, ok[j], oi[j])
