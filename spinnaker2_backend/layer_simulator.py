@@ -23,8 +23,8 @@ from spinnaker2_backend.kernels import (
     product_arrays,
     step_inputs,
 )
-from spinnaker2_backend.kernels_account import account_layer, cost_product
-from spinnaker2_backend.kernels_step import FRONT_DONE, FRONT_OVERFLOW, layer_back, layer_front
+from spinnaker2_backend.kernels_account import account_layer
+from spinnaker2_backend.kernels_step import FRONT_DONE, FRONT_OVERFLOW, layer_front
 from spinnaker2_backend.layer_checks import (
     check_chip_readout,
     check_dtype,
@@ -36,6 +36,7 @@ from spinnaker2_backend.layer_checks import (
     check_state,
     check_tick,
 )
+from spinnaker2_backend.layer_fused import can_fuse, cost_cycles, fused_back
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import (
     LayerRoutes,
@@ -311,15 +312,7 @@ class LayerSimulator:
             self._receive_own.arrays,
             self._per_event,
         )
-        # the whole back half of a front-path step in one call (layer_back): the receive
-        # policy's counts made by layer_counts, nothing counted after it in Python, and the
-        # compiled cost product (BLAS's order needs two PEs or more: cost_product)
-        self._fused = (
-            self._front is not None
-            and self._k_policy is not None
-            and not self.readout_on_chip
-            and p >= 2
-        )
+        self._fused = can_fuse(self)  # the back half of a step in one call (layer_fused)
 
     # ------------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -517,7 +510,7 @@ class LayerSimulator:
                 self._y = yr[0]
                 if status == FRONT_DONE:
                     if self._fused:
-                        return self._step_fused(n_in, n_rec, network)
+                        return fused_back(self, n_in, n_rec, network)
                     return self._step_compiled(self._xr[0], n_in, n_rec, network, True)
                 return self._step_general(self._xr[0].copy(), network)
             # else NaN / infinite or beyond binary16: the checks below raise, naming the step
@@ -606,48 +599,6 @@ class LayerSimulator:
             self._readout_ops(ops)
         return self._account(self._y, ops, network)
 
-    def _step_fused(self, n_in: int, n_rec: int, network) -> LayerStepResult:
-        """The rest of a step after :func:`layer_front` (products done, ``self._y`` the
-        rounded ``y_{t-1}``) in one compiled call, :func:`layer_back`, around numpy's
-        ``tanh``: what :meth:`_step_compiled` and :meth:`_account` compute, the same bits."""
-        n = np.tanh(self._pre, out=self._n)  # numpy's tanh (numba's differs), into a buffer
-        c, y = self._c.copy(), np.empty_like(self._pre)  # new arrays (results keep them)
-        trace = self._no_trace if self._trace is None else self._trace.copy()
-        p = self.num_pes
-        ops = np.empty((1, len(OPS), p))
-        phase_cycles = np.empty((self._cost.shape[0], p))
-        busy, done, missed = np.empty(p), np.empty(p), np.empty(p, dtype=bool)
-        listed = float(n_rec) + (float(n_in) if self._input_by_packets else 0.0)
-        counters = self.counters
-        before, chained, deadline, rows = network
-        update = (self._z, n, c, self._threshold, y, trace, self._decay, self._slice_of_unit,
-                  self._fired)  # fmt: skip
-        layer_cycles, tail, running = layer_back(
-            (update, self._xr, self._prev_owner, self._fired_before, self._host_input, n_in,
-             self._routes, self._op_rows, self._k_events, self._k_walked, self.spec.word_bytes,
-             ops, (*self._k_policy, listed)),
-            (self._cost, phase_cycles, (counters.ops, counters.phase_cycles,
-             counters.deadline_missed), self._k_tail, self._k_times[chained]),
-            (before, busy, done, missed, deadline, rows),
-        )  # fmt: skip
-        if self._trace is not None:
-            self._trace = trace
-        self._c, self._y = c, y
-        counters.steps += 1
-        counters.layer_cycles += layer_cycles
-        counters.tail_cycles += tail
-        self._running = running  # the next layer's start (a network step)
-        return LayerStepResult(
-            y=y,
-            ops=ops[0],
-            phase_cycles=phase_cycles,
-            busy_cycles=busy,
-            layer_cycles=layer_cycles,
-            noc_tail_cycles=tail,
-            time_done_us=done,
-            deadline_missed=missed,
-        )
-
     def _bitmap_ops(self, ops: np.ndarray, n_in: float, n_rec: float) -> None:
         """``bitmap16``'s counts of a compiled step (:meth:`BitmapReceive.step_ops`'s): the
         hits counted by ``layer_gates`` from the bitmap's counts, the events appended."""
@@ -711,9 +662,9 @@ class LayerSimulator:
 
     def _account(self, y: np.ndarray, ops: np.ndarray, network) -> LayerStepResult:
         """Cycles, deadline and cumulative counters of one step's operation counts: the
-        cost product (compiled, :func:`cost_product`; numpy's with one PE), the rest in one
+        cost product (:func:`~spinnaker2_backend.layer_fused.cost_cycles`), the rest in one
         compiled call (``network``: see :meth:`_step`)."""
-        phase_cycles = self._cost_product(ops)
+        phase_cycles = cost_cycles(self, ops)
         counters = self.counters
         p = self.num_pes
         busy, done, missed = np.empty(p), np.empty(p), np.empty(p, dtype=bool)
@@ -736,15 +687,6 @@ class LayerSimulator:
             time_done_us=done,
             deadline_missed=missed,
         )
-
-    def _cost_product(self, ops: np.ndarray) -> np.ndarray:
-        """``cost @ ops`` (``(PH, P)``) as numpy computes it: :func:`cost_product` (BLAS's
-        order, compiled) with two or more PEs, numpy's product (``dgemv``) with one."""
-        if self.num_pes < 2:
-            return self._cost @ ops
-        out = np.empty((self._cost.shape[0], self.num_pes))
-        cost_product(self._cost, np.ascontiguousarray(ops, dtype=np.float64), out)
-        return out
 
     def noc_tail_cycles(self, events: np.ndarray) -> np.ndarray:
         """NoC tail latency for per-PE event counts ``(..., P)`` (see timing)."""

@@ -526,7 +526,7 @@ def test_fused_layer_back_equals_the_separate_calls_and_numpys_product(fmt, monk
     """A step through layer_back (counts, cost product and accounting in one call) equals
     the same step through layer_counts, numpy's ``cost @ ops`` and account_layer: outputs,
     per-PE counts, cycles, times, running counters and the step history's rows."""
-    from spinnaker2_backend.layer_simulator import LayerSimulator
+    from spinnaker2_backend import layer_simulator
     from spinnaker2_backend.mapping import map_network
     from spinnaker2_backend.simulator import NetworkSimulator
 
@@ -540,7 +540,7 @@ def test_fused_layer_back_equals_the_separate_calls_and_numpys_product(fmt, monk
     fused = NetworkSimulator(mapping, record=True, progress=False)
     assert all(layer._fused for layer in fused.layers)
     got = fused.run_layer_inputs(xs)
-    monkeypatch.setattr(LayerSimulator, "_cost_product", lambda self, ops: self._cost @ ops)
+    monkeypatch.setattr(layer_simulator, "cost_cycles", lambda layer, ops: layer._cost @ ops)
     separate = NetworkSimulator(mapping, record=True, progress=False)
     for layer in separate.layers:
         layer._fused = False
