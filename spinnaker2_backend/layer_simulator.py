@@ -24,7 +24,7 @@ from spinnaker2_backend.kernels import (
     step_inputs,
 )
 from spinnaker2_backend.kernels_account import account_layer
-from spinnaker2_backend.kernels_step import FRONT_DONE, FRONT_OVERFLOW, layer_front
+from spinnaker2_backend.kernels_step import FRONT_DONE, FRONT_OVERFLOW
 from spinnaker2_backend.layer_checks import (
     check_chip_readout,
     check_dtype,
@@ -36,7 +36,7 @@ from spinnaker2_backend.layer_checks import (
     check_state,
     check_tick,
 )
-from spinnaker2_backend.layer_fused import can_fuse, cost_cycles, fused_back
+from spinnaker2_backend.layer_fused import can_fuse, cost_cycles, front_step, tanh_loop
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import (
     LayerRoutes,
@@ -313,6 +313,7 @@ class LayerSimulator:
             self._per_event,
         )
         self._fused = can_fuse(self)  # the back half of a step in one call (layer_fused)
+        self._tanh_loop = tanh_loop(self)  # non-zero: the whole step in one call
 
     # ------------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -505,12 +506,12 @@ class LayerSimulator:
         fast = self.batch_size == 1 and self._int8 is None and self.compiled  # int8: below
         if fast and self._front is not None and x.dtype == self.dtype and x.shape == self._x_shape:
             yr = np.empty((1, self.hidden_size), self.dtype)  # the new y_{t-1} (results keep y)
-            n_in, n_rec, status = layer_front(x, self._y, self._xr, yr, *self._front)
+            result, n_in, n_rec, status = front_step(self, x, yr, network)  # layer_fused
+            if result is not None:
+                return result
             if status == FRONT_DONE or status == FRONT_OVERFLOW:
                 self._y = yr[0]
                 if status == FRONT_DONE:
-                    if self._fused:
-                        return fused_back(self, n_in, n_rec, network)
                     return self._step_compiled(self._xr[0], n_in, n_rec, network, True)
                 return self._step_general(self._xr[0].copy(), network)
             # else NaN / infinite or beyond binary16: the checks below raise, naming the step

@@ -435,7 +435,8 @@ def test_step_inputs_count_as_numpy(values):
 
 
 def test_numba_tanh_differs_from_numpys_so_the_step_keeps_numpys():
-    """Why the layer step calls numpy's ``tanh`` between two compiled calls: numba's float32
+    """Why the layer step calls numpy's ``tanh`` (``np.tanh``, or numpy's own loop from the
+    compiled step: ``kernels_tanh``) and not numba's: numba's float32
     ``tanh`` (libm) rounds differently from numpy's SIMD loop for a large share of inputs
     (36.9 % of 2 M normal inputs with numpy 1.26 / numba 0.68 here), so moving it into the
     kernels would change the outputs. If this fails, the two agree and it may move."""
@@ -521,11 +522,13 @@ def test_cost_product_is_an_fma_chain_in_order(seed, rows, inner, cols):
             assert got[i, j] == acc and np.signbit(got[i, j]) == np.signbit(acc)
 
 
+@pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("fmt", ["csr", "event"])
-def test_fused_layer_back_equals_the_separate_calls_and_numpys_product(fmt, monkeypatch):
-    """A step through layer_back (counts, cost product and accounting in one call) equals
-    the same step through layer_counts, numpy's ``cost @ ops`` and account_layer: outputs,
-    per-PE counts, cycles, times, running counters and the step history's rows."""
+def test_fused_layer_back_equals_the_separate_calls_and_numpys_product(fmt, whole, monkeypatch):
+    """A step in one compiled call (layer_step, numpy's tanh loop inside) or through
+    layer_back (counts, cost product and accounting in one call) equals the same step
+    through layer_front, ``np.tanh``, layer_counts, numpy's ``cost @ ops`` and
+    account_layer: outputs, per-PE counts, cycles, times, running counters and reports."""
     from spinnaker2_backend import layer_simulator
     from spinnaker2_backend.mapping import map_network
     from spinnaker2_backend.simulator import NetworkSimulator
@@ -538,12 +541,14 @@ def test_fused_layer_back_equals_the_separate_calls_and_numpys_product(fmt, monk
     mapping = map_network(artifact, pes_per_layer=4, weight_format=fmt, receive_policy=policy)
     xs = artifact.layer_inputs(np.arange(12) % artifact.embedding.shape[0])
     fused = NetworkSimulator(mapping, record=True, progress=False)
-    assert all(layer._fused for layer in fused.layers)
+    assert all(layer._fused and layer._tanh_loop for layer in fused.layers)
+    for layer in fused.layers:
+        layer._tanh_loop = layer._tanh_loop if whole else 0
     got = fused.run_layer_inputs(xs)
     monkeypatch.setattr(layer_simulator, "cost_cycles", lambda layer, ops: layer._cost @ ops)
     separate = NetworkSimulator(mapping, record=True, progress=False)
     for layer in separate.layers:
-        layer._fused = False
+        layer._fused, layer._tanh_loop = False, 0
     want = separate.run_layer_inputs(xs)
     for a, b in zip(got.layer_events, want.layer_events):
         assert np.array_equal(a, b)
@@ -553,3 +558,54 @@ def test_fused_layer_back_equals_the_separate_calls_and_numpys_product(fmt, monk
         assert (a.counters.steps, a.counters.layer_cycles, a.counters.tail_cycles) == (
             b.counters.steps, b.counters.layer_cycles, b.counters.tail_cycles)  # fmt: skip
     assert got.report().to_dict() == want.report().to_dict()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=SEEDS,
+    size=st.integers(0, 2000),
+    scale=st.sampled_from([1e-30, 1e-3, 1.0, 3.0, 20.0, 1e30]),
+    dtype=FLOAT_DTYPES,
+    special=st.sampled_from([None, np.inf, -np.inf, np.nan, -0.0, 0.0]),
+)
+def test_numpys_tanh_loop_called_from_compiled_code_is_np_tanh(seed, size, scale, dtype, special):
+    """The compiled step's ``tanh`` (numpy's own loop, found in the ufunc object) gives
+    ``np.tanh``'s bits on any length, magnitude and special value, in both float widths."""
+    from numba import njit
+
+    from spinnaker2_backend.kernels_tanh import call_unary_loop, numpy_tanh_loop
+
+    @njit
+    def tanh_into(address, x, out):  # pragma: no cover - compiled
+        call_unary_loop(address, x, out)
+
+    address = numpy_tanh_loop(dtype)
+    assert address  # numpy 1.x on 64 bits: the ufunc object reads as expected
+    x = (np.random.default_rng(seed).standard_normal(size) * scale).astype(dtype)
+    if special is not None and size:
+        x[seed % size] = special
+    out = np.full_like(x, 7.0)
+    tanh_into(address, x, out)
+    want = np.tanh(x)
+    assert np.array_equal(out.view(f"u{x.itemsize}"), want.view(f"u{x.itemsize}"))
+
+
+def test_numpys_tanh_loop_on_every_float32_exponent():
+    """Every float32 exponent and sign, with random fractions: the compiled call of numpy's
+    loop and ``np.tanh`` agree bit for bit (NaNs included, by their bits)."""
+    from numba import njit
+
+    from spinnaker2_backend.kernels_tanh import call_unary_loop, numpy_tanh_loop
+
+    @njit
+    def tanh_into(address, x, out):  # pragma: no cover - compiled
+        call_unary_loop(address, x, out)
+
+    rng = np.random.default_rng(0)
+    exponent = np.repeat(np.arange(256, dtype=np.uint32), 4096)
+    bits = (exponent << np.uint32(23)) | rng.integers(0, 1 << 23, exponent.size, np.uint32)
+    bits = np.concatenate([bits, bits | np.uint32(1 << 31)])
+    x = bits.view(np.float32)
+    out = np.empty_like(x)
+    tanh_into(numpy_tanh_loop(np.float32), x, out)
+    assert np.array_equal(out.view(np.uint32), np.tanh(x).view(np.uint32))
