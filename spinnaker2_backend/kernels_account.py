@@ -1,23 +1,67 @@
-"""The compiled accounting of a layer step (numba, ``cache=True``): :func:`account_layer`.
+"""The compiled accounting of a layer step (numba, ``cache=True``): :func:`cost_product`
+and :func:`account_layer`.
 
-After the cost product ``phase_cycles = cost @ ops`` (numpy: a BLAS product whose order of
-additions this module does not reproduce), everything a step's accounting computes runs in
-one call: each PE's busy cycles, the slowest PE, the running counters, the NoC tail, the
-layer's start in the step, when each PE finished, the deadline counts and the step
-history's rows. Every figure is the numpy expression's it replaces, bit for bit: numpy's
-reductions are reproduced (:func:`row_sums`, :func:`column_sums`: ``np.add.reduce`` sums
-a contiguous run pairwise, in blocks of 8 and halves above 128 terms, and adds the rows of
-a non-contiguous axis one after another); the tests compare them with numpy.
+:func:`cost_product` is the cost product ``phase_cycles = cost @ ops`` of numpy (OpenBLAS's
+``dgemm``) for the simulator's shape, ``(len(PHASES), len(OPS)) @ (len(OPS), P)`` with two
+or more PEs: every element a chain of fused multiply-adds over the counts in order, from
+``+0``, as OpenBLAS's x86-64 ``dgemm`` kernel (Haswell, Zen) accumulates it (numpy sends a
+product with one column, ``P = 1``, to ``dgemv``, which adds in another order: the
+simulator keeps numpy's product there). After it, everything a step's accounting computes
+runs in one call (:func:`account_layer`): each PE's busy cycles, the slowest PE, the
+running counters, the NoC tail, the layer's start in the step, when each PE finished, the
+deadline counts and the step history's rows. Every figure is the numpy expression's it
+replaces, bit for bit: numpy's reductions are reproduced (:func:`row_sums`,
+:func:`column_sums`: ``np.add.reduce`` sums a contiguous run pairwise, in blocks of 8 and
+halves above 128 terms, and adds the rows of a non-contiguous axis one after another); the
+tests compare them with numpy.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from spinnaker2_backend.kernels import noc_tail
 
-__all__ = ["account_layer", "column_sums", "row_sums"]
+__all__ = ["account_layer", "column_sums", "cost_product", "fma", "row_sums"]
+
+
+@intrinsic
+def fma(typingctx, a, b, c):  # pragma: no cover - compiled
+    """``a * b + c`` rounded once (LLVM's ``llvm.fma.f64``: the CPU's fused multiply-add,
+    or a correctly rounded emulation where it has none), float64."""
+
+    def codegen(context, builder, signature, args):
+        f64 = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f64], ir.FunctionType(f64, [f64] * 3))
+        return builder.call(fn, args)
+
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@njit(cache=True, nogil=True)
+def cost_product(cost, ops, out):  # pragma: no cover - compiled
+    """``out = cost @ ops`` for float64 ``cost`` ``(M, K)``, C-contiguous ``ops`` ``(K, P)``:
+    ``out[i, j]`` is ``+0`` then ``fma(cost[i, k], ops[k, j], .)`` for ``k = 0 .. K-1``, the
+    order and rounding of OpenBLAS's x86-64 ``dgemm`` kernel, which numpy's product calls
+    for the simulator's ``(8, 38) @ (38, P >= 2)`` (the tests compare them). Vectorised over
+    the PEs (each element's chain unchanged). A zero cost is skipped: with finite counts
+    its term is ``fma(0, b, acc) = acc + (+-0) = acc`` (the chain starts at ``+0`` and never
+    holds ``-0``), and most of the matrix is zeros (each count costs cycles in one phase)."""
+    rows, inner = cost.shape
+    for i in range(rows):
+        oi = out[i]
+        oi[:] = 0.0
+        for k in range(inner):
+            a = cost[i, k]
+            if a == 0.0:
+                continue
+            ok = ops[k]
+            for j in range(oi.shape[0]):
+                oi[j] = fma(a, ok[j], oi[j])
+
 
 #: numpy's ``pairwise_sum`` block (``PW_BLOCKSIZE``): longer runs are split in two halves.
 _PW_BLOCK = 128
@@ -141,7 +185,8 @@ def column_sums(values, out):  # pragma: no cover - compiled
 def account_layer(
     phase_cycles, ops, counters, tail_args, times, before, busy, done, missed, deadline, rows
 ):  # pragma: no cover - compiled
-    """A layer step's accounting after ``phase_cycles = cost @ ops`` (numpy), in one call.
+    """A layer step's accounting after ``phase_cycles = cost @ ops`` (:func:`cost_product`
+    or numpy's), in one call.
 
     Args:
         phase_cycles: ``(PH, P)``; ops: ``(N_OPS, P)`` the step's counts.

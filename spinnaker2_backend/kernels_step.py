@@ -1,6 +1,15 @@
-"""The front half of a compiled layer step in one call (numba): the input checks' counts,
-the ``bitmap16`` rounding of the received values, the event-list capacity test and both
-products up to the point-wise update's ``tanh``.
+"""A compiled layer step (numba): in one call, :func:`layer_step`, or in two around
+``np.tanh``, :func:`layer_front` and :func:`layer_back`.
+
+:func:`layer_front`: the input checks' counts, the ``bitmap16`` rounding of the received
+values, the event-list capacity test and both products up to the point-wise update's
+``tanh``. :func:`layer_back`: the rest of the point-wise update, the per-PE counts, the
+cost product and the accounting (:func:`~spinnaker2_backend.kernels.layer_counts`,
+:func:`~spinnaker2_backend.kernels_account.cost_product`,
+:func:`~spinnaker2_backend.kernels_account.account_layer` in that order, the same values,
+so the same bits as the three calls and the BLAS product they replace). :func:`layer_step`
+runs both with numpy's own ``tanh`` loop between them
+(:mod:`~spinnaker2_backend.kernels_tanh`).
 
 Before, a step of the ``csr`` / ``bitmap16`` layout made four to six calls here (the
 checks' counts, two roundings, two ``count_nonzero``, the products), each with numba's
@@ -15,10 +24,20 @@ from __future__ import annotations
 
 from numba import njit
 
-from spinnaker2_backend.kernels import layer_gates, nonzero_and_bad
+from spinnaker2_backend.kernels import layer_counts, layer_gates, nonzero_and_bad
+from spinnaker2_backend.kernels_account import account_layer, cost_product
 from spinnaker2_backend.kernels_half import round_binary16
+from spinnaker2_backend.kernels_tanh import call_unary_loop
 
-__all__ = ["FRONT_BAD_INPUT", "FRONT_DONE", "FRONT_OVERFLOW", "FRONT_TOO_WIDE", "layer_front"]
+__all__ = [
+    "FRONT_BAD_INPUT",
+    "FRONT_DONE",
+    "FRONT_OVERFLOW",
+    "FRONT_TOO_WIDE",
+    "layer_back",
+    "layer_front",
+    "layer_step",
+]
 
 #: :func:`layer_front`'s status: products computed.
 FRONT_DONE = 0
@@ -80,3 +99,87 @@ def layer_front(x, y, xr, yr, rounding, caps, products, biases, gather_above, ga
         walked, z, pre,
     )  # fmt: skip
     return n_in, n_rec, FRONT_DONE
+
+
+@njit(cache=True, nogil=True)
+def layer_back(counting, account, network):  # pragma: no cover - compiled
+    """The point-wise update after its ``tanh``, the per-PE counts, the cost product and
+    the accounting of one batch-1 step of a layer (a layer of two or more PEs whose
+    receive policy's counts :func:`~spinnaker2_backend.kernels.layer_counts` makes).
+
+    Args:
+        counting: the arguments of :func:`~spinnaker2_backend.kernels.layer_counts`
+            (``ops`` ``(1, N_OPS, P)`` written).
+        account: ``(cost, phase_cycles, counters, tail_args, times)``: the ``(PH, N_OPS)``
+            cost matrix, ``(PH, P)`` written (:func:`~spinnaker2_backend.kernels_account.
+            cost_product`), then :func:`~spinnaker2_backend.kernels_account.account_layer`'s.
+        network: ``(before, busy, done, missed, deadline, rows)`` of
+            :func:`~spinnaker2_backend.kernels_account.account_layer`.
+
+    Returns:
+        ``(layer_cycles, noc_tail_cycles, running)`` of :func:`~spinnaker2_backend.
+        kernels_account.account_layer`.
+    """
+    update, x, prev_owner, fired_before, host, n_in, routes, op_rows = counting[:8]
+    events, walked, word, ops, policy = counting[8:]
+    layer_counts(
+        update, x, prev_owner, fired_before, host, n_in, routes, op_rows, events, walked,
+        word, ops, policy,
+    )  # fmt: skip
+    cost, phase_cycles, counters, tail_args, times = account
+    before, busy, done, missed, deadline, rows = network
+    cost_product(cost, ops[0], phase_cycles)
+    return account_layer(
+        phase_cycles, ops[0], counters, tail_args, times, before, busy, done, missed, deadline,
+        rows,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def layer_step(x, y, xr, yr, front, tanh, counting, policy, account, network):
+    """A whole batch-1 step of a layer in one call: :func:`layer_front`, numpy's ``tanh``
+    (its own loop, :func:`~spinnaker2_backend.kernels_tanh.call_unary_loop`), then what
+    :func:`layer_back` does.
+
+    Args:
+        x, y, xr, yr: :func:`layer_front`'s; front: the rest of its arguments.
+        tanh: ``(address, pre, n)``: numpy's loop (:func:`~spinnaker2_backend.kernels_tanh.
+            numpy_tanh_loop`) and the arrays it reads and writes (``n`` is the update's).
+        counting: :func:`~spinnaker2_backend.kernels.layer_counts`'s arguments but
+            ``n_in`` and the policy: ``(update, x, prev_owner, fired_before, host, routes,
+            op_rows, events, walked, word, ops)``.
+        policy: ``(rows, input_by_packets)``: the policy's five rows; the events appended
+            to the received-event list are ``n_rec``, plus ``n_in`` when the input arrives
+            as packets.
+        account, network: :func:`layer_back`'s.
+
+    Returns:
+        ``(n_in, n_rec, status, layer_cycles, noc_tail_cycles, running)``: the status of
+        :func:`layer_front`; the rest only with :data:`FRONT_DONE` (else nothing after the
+        front ran, and the figures are 0).
+    """
+    rounding, caps, products, biases, gather_above, gates, counts = front
+    n_in, n_rec, status = layer_front(
+        x, y, xr, yr, rounding, caps, products, biases, gather_above, gates, counts
+    )
+    if status != FRONT_DONE:
+        return n_in, n_rec, status, 0.0, 0.0, 0.0
+    address, pre, n = tanh
+    call_unary_loop(address, pre, n)
+    update, xs, prev_owner, fired_before, host, routes, op_rows = counting[:7]
+    events, walked, word, ops = counting[7:]
+    rows, by_packets = policy
+    listed = float(n_rec) + (float(n_in) if by_packets else 0.0)
+    r0, r1, r2, r3, r4 = rows
+    layer_counts(
+        update, xs, prev_owner, fired_before, host, n_in, routes, op_rows, events, walked,
+        word, ops, (r0, r1, r2, r3, r4, listed),
+    )  # fmt: skip
+    cost, phase_cycles, counters, tail_args, times = account
+    before, busy, done, missed, deadline, rows_out = network
+    cost_product(cost, ops[0], phase_cycles)
+    layer_cycles, tail, running = account_layer(
+        phase_cycles, ops[0], counters, tail_args, times, before, busy, done, missed, deadline,
+        rows_out,
+    )  # fmt: skip
+    return n_in, n_rec, status, layer_cycles, tail, running

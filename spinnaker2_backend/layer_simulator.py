@@ -24,7 +24,7 @@ from spinnaker2_backend.kernels import (
     step_inputs,
 )
 from spinnaker2_backend.kernels_account import account_layer
-from spinnaker2_backend.kernels_step import FRONT_DONE, FRONT_OVERFLOW, layer_front
+from spinnaker2_backend.kernels_step import FRONT_DONE, FRONT_OVERFLOW
 from spinnaker2_backend.layer_checks import (
     check_chip_readout,
     check_dtype,
@@ -36,6 +36,7 @@ from spinnaker2_backend.layer_checks import (
     check_state,
     check_tick,
 )
+from spinnaker2_backend.layer_fused import can_fuse, cost_cycles, front_step, tanh_loop
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import (
     LayerRoutes,
@@ -311,6 +312,8 @@ class LayerSimulator:
             self._receive_own.arrays,
             self._per_event,
         )
+        self._fused = can_fuse(self)  # the back half of a step in one call (layer_fused)
+        self._tanh_loop = tanh_loop(self)  # non-zero: the whole step in one call
 
     # ------------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -503,7 +506,9 @@ class LayerSimulator:
         fast = self.batch_size == 1 and self._int8 is None and self.compiled  # int8: below
         if fast and self._front is not None and x.dtype == self.dtype and x.shape == self._x_shape:
             yr = np.empty((1, self.hidden_size), self.dtype)  # the new y_{t-1} (results keep y)
-            n_in, n_rec, status = layer_front(x, self._y, self._xr, yr, *self._front)
+            result, n_in, n_rec, status = front_step(self, x, yr, network)  # layer_fused
+            if result is not None:
+                return result
             if status == FRONT_DONE or status == FRONT_OVERFLOW:
                 self._y = yr[0]
                 if status == FRONT_DONE:
@@ -658,9 +663,9 @@ class LayerSimulator:
 
     def _account(self, y: np.ndarray, ops: np.ndarray, network) -> LayerStepResult:
         """Cycles, deadline and cumulative counters of one step's operation counts: the
-        cost product in numpy (BLAS), the rest in one compiled call (``network``: see
-        :meth:`_step`)."""
-        phase_cycles = self._cost @ ops
+        cost product (:func:`~spinnaker2_backend.layer_fused.cost_cycles`), the rest in one
+        compiled call (``network``: see :meth:`_step`)."""
+        phase_cycles = cost_cycles(self, ops)
         counters = self.counters
         p = self.num_pes
         busy, done, missed = np.empty(p), np.empty(p), np.empty(p, dtype=bool)

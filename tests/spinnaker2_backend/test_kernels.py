@@ -435,7 +435,8 @@ def test_step_inputs_count_as_numpy(values):
 
 
 def test_numba_tanh_differs_from_numpys_so_the_step_keeps_numpys():
-    """Why the layer step calls numpy's ``tanh`` between two compiled calls: numba's float32
+    """Why the layer step calls numpy's ``tanh`` (``np.tanh``, or numpy's own loop from the
+    compiled step: ``kernels_tanh``) and not numba's: numba's float32
     ``tanh`` (libm) rounds differently from numpy's SIMD loop for a large share of inputs
     (36.9 % of 2 M normal inputs with numpy 1.26 / numba 0.68 here), so moving it into the
     kernels would change the outputs. If this fails, the two agree and it may move."""
@@ -450,3 +451,161 @@ def test_numba_tanh_differs_from_numpys_so_the_step_keeps_numpys():
     out = np.empty_like(x)
     tanh_into(x, out)
     assert np.count_nonzero(out != np.tanh(x)) > 0
+
+
+def _numpy_blas_kernel() -> str:
+    """``api:architecture`` of numpy's own BLAS (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas" and "numpy" in str(info.get("filepath", "")):
+            return f"{info.get('internal_api')}:{info.get('architecture')}"
+    return "none"
+
+
+#: numpy BLAS kernels whose dgemm adds as :func:`cost_product` does (an FMA chain per
+#: element, in order): OpenBLAS's x86-64 Haswell kernel, which its Zen target uses too.
+FMA_CHAIN_KERNELS = ("openblas:Haswell", "openblas:Zen")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=SEEDS,
+    pes=st.integers(2, 400),
+    scale=st.sampled_from([1.0, 37.0, 1e-3, 1e6]),
+    real_costs=st.booleans(),
+    zeros=st.floats(0.0, 1.0),
+)
+def test_cost_product_equals_numpys_blas_product(seed, pes, scale, real_costs, zeros):
+    """The compiled cost product is numpy's ``cost @ ops`` bit for bit for the simulator's
+    shape (every phase, every count, two or more PEs), with the project's cycle costs or
+    random ones, integer counts as a step makes them (zeros in any share)."""
+    from spinnaker2_backend.kernels_account import cost_product
+    from spinnaker2_backend.timing import OPS, PHASES
+
+    kernel = _numpy_blas_kernel()
+    if kernel not in FMA_CHAIN_KERNELS:
+        pytest.skip(f"numpy's BLAS here is {kernel}, not one of {FMA_CHAIN_KERNELS}")
+    rng = np.random.default_rng(seed)
+    shape = (len(PHASES), len(OPS))
+    if real_costs:
+        values = [0.0, 0.25, 1.0, 1.171875, 3.0, 7.9, 12.9, 17.0, 150.0, 400.0]
+        cost = rng.choice(values, size=shape)
+    else:
+        cost = rng.random(shape) * scale
+    ops = rng.integers(0, 1 << 24, (len(OPS), pes)).astype(np.float64)
+    ops[rng.random(ops.shape) < zeros] = 0.0
+    got = np.full((len(PHASES), pes), np.nan)
+    cost_product(cost, ops, got)
+    assert np.array_equal(got.view(np.uint64), (cost @ ops).view(np.uint64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=SEEDS, rows=st.integers(1, 9), inner=st.integers(0, 12), cols=st.integers(1, 9))
+def test_cost_product_is_an_fma_chain_in_order(seed, rows, inner, cols):
+    """On any shape and machine, every element is ``+0`` then one correctly rounded
+    ``a * b + acc`` per term in order (exact rationals, rounded once per term)."""
+    from fractions import Fraction
+
+    from spinnaker2_backend.kernels_account import cost_product
+
+    rng = np.random.default_rng(seed)
+    cost = rng.standard_normal((rows, inner)) * 10.0 ** rng.integers(-3, 4, (rows, inner))
+    ops = rng.integers(-1000, 1000, (inner, cols)).astype(np.float64)
+    got = np.empty((rows, cols))
+    cost_product(cost, ops, got)
+    for i in range(rows):
+        for j in range(cols):
+            acc = 0.0
+            for k in range(inner):
+                acc = float(Fraction(cost[i, k]) * Fraction(ops[k, j]) + Fraction(acc))
+            assert got[i, j] == acc and np.signbit(got[i, j]) == np.signbit(acc)
+
+
+@pytest.mark.parametrize("whole", [True, False])
+@pytest.mark.parametrize("fmt", ["csr", "event"])
+def test_fused_layer_back_equals_the_separate_calls_and_numpys_product(fmt, whole, monkeypatch):
+    """A step in one compiled call (layer_step, numpy's tanh loop inside) or through
+    layer_back (counts, cost product and accounting in one call) equals the same step
+    through layer_front, ``np.tanh``, layer_counts, numpy's ``cost @ ops`` and
+    account_layer: outputs, per-PE counts, cycles, times, running counters and reports."""
+    from spinnaker2_backend import layer_simulator
+    from spinnaker2_backend.mapping import map_network
+    from spinnaker2_backend.simulator import NetworkSimulator
+
+    kernel = _numpy_blas_kernel()
+    if kernel not in FMA_CHAIN_KERNELS:
+        pytest.skip(f"numpy's BLAS here is {kernel}, not one of {FMA_CHAIN_KERNELS}")
+    artifact = synthetic_lm([24, 16], 16, seed=3)
+    policy = "event-list" if fmt == "event" else "bitmap16"
+    mapping = map_network(artifact, pes_per_layer=4, weight_format=fmt, receive_policy=policy)
+    xs = artifact.layer_inputs(np.arange(12) % artifact.embedding.shape[0])
+    fused = NetworkSimulator(mapping, record=True, progress=False)
+    assert all(layer._fused and layer._tanh_loop for layer in fused.layers)
+    for layer in fused.layers:
+        layer._tanh_loop = layer._tanh_loop if whole else 0
+    got = fused.run_layer_inputs(xs)
+    monkeypatch.setattr(layer_simulator, "cost_cycles", lambda layer, ops: layer._cost @ ops)
+    separate = NetworkSimulator(mapping, record=True, progress=False)
+    for layer in separate.layers:
+        layer._fused, layer._tanh_loop = False, 0
+    want = separate.run_layer_inputs(xs)
+    for a, b in zip(got.layer_events, want.layer_events):
+        assert np.array_equal(a, b)
+    for a, b in zip(fused.layers, separate.layers):
+        for name in ("ops", "phase_cycles", "deadline_missed"):
+            assert np.array_equal(getattr(a.counters, name), getattr(b.counters, name))
+        assert (a.counters.steps, a.counters.layer_cycles, a.counters.tail_cycles) == (
+            b.counters.steps, b.counters.layer_cycles, b.counters.tail_cycles)  # fmt: skip
+    assert got.report().to_dict() == want.report().to_dict()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=SEEDS,
+    size=st.integers(0, 2000),
+    scale=st.sampled_from([1e-30, 1e-3, 1.0, 3.0, 20.0, 1e30]),
+    dtype=FLOAT_DTYPES,
+    special=st.sampled_from([None, np.inf, -np.inf, np.nan, -0.0, 0.0]),
+)
+def test_numpys_tanh_loop_called_from_compiled_code_is_np_tanh(seed, size, scale, dtype, special):
+    """The compiled step's ``tanh`` (numpy's own loop, found in the ufunc object) gives
+    ``np.tanh``'s bits on any length, magnitude and special value, in both float widths."""
+    from numba import njit
+
+    from spinnaker2_backend.kernels_tanh import call_unary_loop, numpy_tanh_loop
+
+    @njit
+    def tanh_into(address, x, out):  # pragma: no cover - compiled
+        call_unary_loop(address, x, out)
+
+    address = numpy_tanh_loop(dtype)
+    assert address  # numpy 1.x on 64 bits: the ufunc object reads as expected
+    x = (np.random.default_rng(seed).standard_normal(size) * scale).astype(dtype)
+    if special is not None and size:
+        x[seed % size] = special
+    out = np.full_like(x, 7.0)
+    tanh_into(address, x, out)
+    want = np.tanh(x)
+    assert np.array_equal(out.view(f"u{x.itemsize}"), want.view(f"u{x.itemsize}"))
+
+
+def test_numpys_tanh_loop_on_every_float32_exponent():
+    """Every float32 exponent and sign, with random fractions: the compiled call of numpy's
+    loop and ``np.tanh`` agree bit for bit (NaNs included, by their bits)."""
+    from numba import njit
+
+    from spinnaker2_backend.kernels_tanh import call_unary_loop, numpy_tanh_loop
+
+    @njit
+    def tanh_into(address, x, out):  # pragma: no cover - compiled
+        call_unary_loop(address, x, out)
+
+    rng = np.random.default_rng(0)
+    exponent = np.repeat(np.arange(256, dtype=np.uint32), 4096)
+    bits = (exponent << np.uint32(23)) | rng.integers(0, 1 << 23, exponent.size, np.uint32)
+    bits = np.concatenate([bits, bits | np.uint32(1 << 31)])
+    x = bits.view(np.float32)
+    out = np.empty_like(x)
+    tanh_into(numpy_tanh_loop(np.float32), x, out)
+    assert np.array_equal(out.view(np.uint32), np.tanh(x).view(np.uint32))
