@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=positive, default=2)
     p.add_argument("--steps", type=positive, default=140)
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--preset", choices=("small", "tiny"), default="small", help="as in sweep run")
     p.add_argument("--data", default="synthetic-hard", choices=("synthetic", "synthetic-hard"))
     p.add_argument("--thresholds", default="preset", help="EGRU threshold or 'preset'")
     p.add_argument("--recipe", action="append", metavar="NAME=VALUE", help="as in sweep run")
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> dict:
         threshold=threshold if args.cell == "egru" else None,
         seed=args.seed,
         steps=args.steps,
+        preset=args.preset,
         data=args.data,
         recipe=_recipe(args.recipe),
     )
