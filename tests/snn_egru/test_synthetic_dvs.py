@@ -36,7 +36,7 @@ def test_dtype_and_classes_match_tonic():
     seed=st.integers(0, 2**31 - 1),
     duration_s=st.floats(0.1, 0.5),
 )
-def test_events_are_sorted_in_bounds_and_at_realistic_rates(label, seed, duration_s):
+def test_events_are_sorted_and_in_bounds(label, seed, duration_s):
     config = SyntheticGestureConfig(duration_s=duration_s)
     events = generate_gesture_events(label, seed=seed, config=config)
     assert events.dtype == EVENT_DTYPE
@@ -45,6 +45,21 @@ def test_events_are_sorted_in_bounds_and_at_realistic_rates(label, seed, duratio
     assert events["t"].min() >= 0 and events["t"].max() < config.duration_us
     assert events["x"].min() >= 0 and events["x"].max() < 128
     assert events["y"].min() >= 0 and events["y"].max() < 128
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    label=st.integers(0, NUM_CLASSES - 1),
+    seed=st.integers(0, 2**31 - 1),
+    duration_s=st.floats(1.0, 1.5),
+)
+def test_events_come_at_realistic_rates(label, seed, duration_s):
+    """Over a clip of at least one period of the slowest gesture (~1 Hz): a 0.1 s window of
+    a 2 Hz clap can fall between two claps (4.6 k events/s measured), so shorter clips have
+    no rate to check. Measured at 1 s over 550 clips: 15.3-67.3 k events/s, polarity
+    0.48-0.55."""
+    config = SyntheticGestureConfig(duration_s=duration_s)
+    events = generate_gesture_events(label, seed=seed, config=config)
     rate = len(events) / duration_s
     assert 1e4 <= rate <= 1.5e5, f"event rate {rate:.0f}/s outside 1e4..1.5e5"
     # both polarities occur in comparable numbers (edges brighten and darken)
