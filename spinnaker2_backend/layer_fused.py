@@ -24,7 +24,15 @@ from spinnaker2_backend.kernels_tanh import numpy_tanh_loop
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.timing import OPS
 
-__all__ = ["can_fuse", "cost_cycles", "front_step", "fused_back", "tanh_loop", "whole_step"]
+__all__ = [
+    "can_fuse",
+    "cost_cycles",
+    "front_step",
+    "fused_back",
+    "record_step",
+    "tanh_loop",
+    "whole_step",
+]
 
 
 def can_fuse(layer) -> bool:
@@ -70,12 +78,7 @@ def whole_step(layer, x: np.ndarray, yr: np.ndarray, network):
     :func:`tanh_loop`: ``(result, status)``, the :class:`LayerStepResult` (state and
     counters updated) with :data:`FRONT_DONE`, else ``None`` (``yr`` as the front left it;
     nothing after the front ran)."""
-    c, y = layer._c.copy(), np.empty_like(layer._pre)  # new arrays (results keep them)
-    trace = layer._no_trace if layer._trace is None else layer._trace.copy()
-    p = layer.num_pes
-    ops = np.empty((1, len(OPS), p))
-    phase_cycles = np.empty((layer._cost.shape[0], p))
-    busy, done, missed = np.empty(p), np.empty(p), np.empty(p, dtype=bool)
+    c, y, trace, ops, phase_cycles, busy, done, missed = _step_buffers(layer)
     counters = layer.counters
     before, chained, deadline, rows = network
     update = (layer._z, layer._n, c, layer._threshold, y, trace, layer._decay,
@@ -96,12 +99,29 @@ def whole_step(layer, x: np.ndarray, yr: np.ndarray, network):
                    (layer_cycles, tail, running)), status  # fmt: skip
 
 
+def _step_buffers(layer):
+    """The arrays a compiled step writes: new ``c``, ``y``, ``trace`` (results keep them),
+    ``ops`` ``(1, OPS, P)``, ``phase_cycles``, ``busy``, ``done``, ``missed``."""
+    c, y = layer._c.copy(), np.empty_like(layer._pre)
+    trace = layer._no_trace if layer._trace is None else layer._trace.copy()
+    p = layer.num_pes
+    ops = np.empty((1, len(OPS), p))
+    phase_cycles = np.empty((layer._cost.shape[0], p))
+    return c, y, trace, ops, phase_cycles, np.empty(p), np.empty(p), np.empty(p, dtype=bool)
+
+
 def _finish(layer, c, y, trace, ops, phase_cycles, busy, done, missed, figures):
     """The layer's state and counters after a compiled step, and its result."""
-    layer_cycles, tail, running = figures
     if layer._trace is not None:
         layer._trace = trace
     layer._c, layer._y = c, y
+    return record_step(layer, y, ops[0], phase_cycles, busy, done, missed, figures)
+
+
+def record_step(layer, y, ops, phase_cycles, busy, done, missed, figures) -> LayerStepResult:
+    """Count one step in the layer's counters (``figures``: the layer's cycles, its NoC tail
+    and the next layer's start) and return its :class:`LayerStepResult`."""
+    layer_cycles, tail, running = figures
     counters = layer.counters
     counters.steps += 1
     counters.layer_cycles += layer_cycles
@@ -109,7 +129,7 @@ def _finish(layer, c, y, trace, ops, phase_cycles, busy, done, missed, figures):
     layer._running = running  # the next layer's start (a network step)
     return LayerStepResult(
         y=y,
-        ops=ops[0],
+        ops=ops,
         phase_cycles=phase_cycles,
         busy_cycles=busy,
         layer_cycles=layer_cycles,
@@ -134,12 +154,7 @@ def fused_back(layer, n_in: int, n_rec: int, network) -> LayerStepResult:
     of ``LayerSimulator._step``): numpy's ``tanh``, then :func:`layer_back`. Updates the
     layer's state and counters as ``_step_compiled`` and ``_account`` do."""
     n = np.tanh(layer._pre, out=layer._n)  # numpy's tanh (numba's differs), into a buffer
-    c, y = layer._c.copy(), np.empty_like(layer._pre)  # new arrays (results keep them)
-    trace = layer._no_trace if layer._trace is None else layer._trace.copy()
-    p = layer.num_pes
-    ops = np.empty((1, len(OPS), p))
-    phase_cycles = np.empty((layer._cost.shape[0], p))
-    busy, done, missed = np.empty(p), np.empty(p), np.empty(p, dtype=bool)
+    c, y, trace, ops, phase_cycles, busy, done, missed = _step_buffers(layer)
     listed = float(n_rec) + (float(n_in) if layer._input_by_packets else 0.0)
     counters = layer.counters
     before, chained, deadline, rows = network

@@ -36,7 +36,13 @@ from spinnaker2_backend.layer_checks import (
     check_state,
     check_tick,
 )
-from spinnaker2_backend.layer_fused import can_fuse, cost_cycles, front_step, tanh_loop
+from spinnaker2_backend.layer_fused import (
+    can_fuse,
+    cost_cycles,
+    front_step,
+    record_step,
+    tanh_loop,
+)
 from spinnaker2_backend.layer_result import LayerStepResult
 from spinnaker2_backend.layer_setup import (
     LayerRoutes,
@@ -670,24 +676,11 @@ class LayerSimulator:
         p = self.num_pes
         busy, done, missed = np.empty(p), np.empty(p), np.empty(p, dtype=bool)
         before, chained, deadline, rows = network
-        layer_cycles, tail, running = account_layer(
+        figures = account_layer(
             phase_cycles, ops, (counters.ops, counters.phase_cycles, counters.deadline_missed),
             self._k_tail, self._k_times[chained], before, busy, done, missed, deadline, rows,
         )  # fmt: skip
-        counters.steps += 1
-        counters.layer_cycles += layer_cycles
-        counters.tail_cycles += tail
-        self._running = running  # the next layer's start (a network step)
-        return LayerStepResult(
-            y=y,
-            ops=ops,
-            phase_cycles=phase_cycles,
-            busy_cycles=busy,
-            layer_cycles=layer_cycles,
-            noc_tail_cycles=tail,
-            time_done_us=done,
-            deadline_missed=missed,
-        )
+        return record_step(self, y, ops, phase_cycles, busy, done, missed, figures)
 
     def noc_tail_cycles(self, events: np.ndarray) -> np.ndarray:
         """NoC tail latency for per-PE event counts ``(..., P)`` (see timing)."""
