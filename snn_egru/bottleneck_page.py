@@ -52,7 +52,7 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
         lines.append(
             table_row(
                 f"egru {sizes}",
-                _kind(r),
+                _kind_label(r),
                 r["steps"],
                 r["seed"],
                 _recipe_text(r.get("recipe") or []),
@@ -80,6 +80,12 @@ def _kind(row: dict[str, Any]) -> str:
     if not row.get("ratio"):
         return "-"
     return row.get("kind") or "egru"
+
+
+def _kind_label(row: dict[str, Any]) -> str:
+    """The kind with the bottleneck's own L1 penalty when it has one (``ff L1=0.03``)."""
+    l1 = row.get("bottleneck_l1") or 0.0
+    return _kind(row) + (f" L1={l1:g}" if row.get("ratio") and l1 else "")
 
 
 #: What each bottleneck kind is, for the page.
@@ -189,7 +195,14 @@ def _verdict(doc: dict[str, Any]) -> list[str]:
     return [
         *budget,
         f"Recommended: **n/k = {rec['ratio']:g}, {_kind(rec)} bottleneck** (k = {rec['k']}, "
-        f"{KIND_TEXT[_kind(rec)]}): "
+        f"{KIND_TEXT[_kind(rec)]}"
+        + (
+            f"; trained with `--bottleneck-l1 {rec['bottleneck_l1']:g}`, an L1 penalty on "
+            "its events"
+            if rec.get("bottleneck_l1")
+            else ""
+        )
+        + "): "
         f"`c2c_traffic_reduction` = {red:.2f}x, `ppl_cost` = {cost:+.2f} %.",
         "",
         f"Target (>= {TRAFFIC_TARGET:g}x less chip-to-chip traffic per token at <= "
@@ -212,11 +225,16 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "",
         "```",
         *doc["commands"],
-        "python -m snn_egru.bottleneck_report collect "
-        + " ".join(doc.get("collected_from") or ["runs/bottleneck"])
-        + " --json docs/bottleneck.json"
-        + (" --project" if doc.get("projection") else "")
-        + " --overwrite",
+        *(
+            doc.get("collect_lines")
+            or [
+                "python -m snn_egru.bottleneck_report collect "
+                + " ".join(doc.get("collected_from") or ["runs/bottleneck"])
+                + " --json docs/bottleneck.json"
+                + (" --project" if doc.get("projection") else "")
+                + " --overwrite"
+            ]
+        ),
         "python -m snn_egru.bottleneck_report render docs/bottleneck.json --md docs/bottleneck.md "
         "--figure docs/figures/bottleneck.png --overwrite",
         "```",
@@ -426,7 +444,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     plain = {_group(r): r for r in rows if not r["ratio"]}
     for r in rows:
         if r["ratio"]:
-            groups.setdefault((*_group(r), _kind(r)), []).append(r)
+            groups.setdefault((*_group(r), _kind_label(r)), []).append(r)
     for key, members in groups.items():
         if key[:-1] in plain:
             members.append(plain[key[:-1]])
@@ -442,11 +460,12 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     for members in groups.values():
         members = sorted(members, key=lambda r: r["c2c_traffic_reduction"])
         first = members[0]
-        kind = _kind(next(r for r in members if r["ratio"]))
+        bottlenecked = next(r for r in members if r["ratio"])
+        kind = _kind_label(bottlenecked)
         ax.plot(
             [r["c2c_traffic_reduction"] for r in members],
             [shown(r) for r in members],
-            marker=markers.get(kind, "o"),
+            marker=markers.get(_kind(bottlenecked), "o"),
             label=f"{kind}: {first['steps']} steps, seed {first['seed']}, "
             + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
         )
@@ -455,7 +474,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     for r in rows:
         if not r["ratio"]:
             continue
-        text = f"{_kind(r)} n/k={r['ratio']:g}"
+        text = f"{_kind_label(r)} n/k={r['ratio']:g}"
         if 100 * r["ppl_cost"] > top:
             text += f" ({100 * r['ppl_cost']:+.0f} %, off scale)"
         ax.annotate(

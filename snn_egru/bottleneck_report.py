@@ -108,6 +108,8 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "ratio": float(settings.get("bottleneck", 0.0)),
         # what the bottlenecks compute (snn_egru.bottleneck.BOTTLENECK_KINDS); None: none
         "kind": (settings.get("bottleneck_kind") or "egru") if settings.get("bottleneck") else None,
+        # L1 on the bottleneck's events (--bottleneck-l1); 0: none
+        "bottleneck_l1": float(settings.get("bottleneck_l1") or 0.0),
         "k": sizes[marks[0]] if marks else None,
         "hidden_sizes": sizes,
         "test_perplexity": record["quality"]["test_perplexity"],
@@ -139,9 +141,38 @@ def _reference_group(row: dict[str, Any]) -> tuple:
     return (row["width"], row["steps"], row["seed"])
 
 
-def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str, Any]:
+def collect_line(folders: Sequence[str], *, project: bool, keep: Sequence[str] = ()) -> str:
+    """The ``collect`` command that makes a study JSON at docs/bottleneck.json."""
+    return (
+        "python -m snn_egru.bottleneck_report collect "
+        + " ".join(folders)
+        + "".join(f" --keep {k}" for k in keep)
+        + " --json docs/bottleneck.json"
+        + (" --project" if project else "")
+        + " --overwrite"
+    )
+
+
+def _kept(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"--keep {path}: no study JSON there")
+    try:
+        doc = json.loads(path.read_text())
+        doc["points"], doc["commands"]  # noqa: B018 (a study JSON has both)
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(
+            f"--keep {path}: not a study JSON of `collect` (points, commands)"
+        ) from None
+    return doc
+
+
+def collect(
+    folders: Sequence[str | Path], *, project: bool = False, keep: Sequence[str | Path] = ()
+) -> dict[str, Any]:
     """The study's JSON (module docstring) from sweep folders (``project``: with the
-    at-scale :func:`projection` for the points' ratios)."""
+    at-scale :func:`projection` for the points' ratios). ``keep``: earlier study JSONs whose
+    points, one-layer references and commands are kept (their sweep folders may be gone); a
+    point trained again in one of ``folders`` (same key) is taken from the folder."""
     rows: list[dict[str, Any]] = []
     references: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []
@@ -153,6 +184,23 @@ def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str
         runs = folder / "runs.jsonl"
         if runs.exists():
             commands += [json.loads(line) for line in runs.read_text().splitlines() if line]
+    earlier: list[str] = []
+    for path in map(Path, keep):
+        old = _kept(path)
+        earlier += old.get("collect_lines") or [
+            collect_line(
+                old.get("collected_from") or ["runs/bottleneck"],
+                project=bool(old.get("projection")),
+            )
+        ]
+        have = {r["key"] for r in rows}
+        rows += [dict(r) for r in old["points"] if r["key"] not in have]
+        have = {r["key"] for r in references}
+        references += [r for r in old.get("one_layer_references") or [] if r["key"] not in have]
+        seen = {c["command"] for c in commands}
+        for command, run in zip(old["commands"], old.get("runs") or []):
+            if command not in seen:
+                commands.append({"command": command, **run})
     baselines = {_group(r): r for r in rows if r["ratio"] == 0}
     if not baselines:
         raise UserError("no point without bottleneck (--bottlenecks 0) to compare with")
@@ -163,7 +211,9 @@ def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str
             continue
         r["c2c_traffic_reduction"] = base["c2c_packets_per_token"] / r["c2c_packets_per_token"]
         r["ppl_cost"] = r["test_perplexity"] / base["test_perplexity"] - 1.0
-    rows.sort(key=lambda r: (_group(r), r["ratio"], r.get("kind") or ""))
+    rows.sort(
+        key=lambda r: (_group(r), r["ratio"], r.get("kind") or "", r.get("bottleneck_l1") or 0)
+    )
     one_layer: dict[tuple, dict[str, Any]] = {}
     for ref in sorted(references, key=lambda r: -r["test_perplexity"]):
         one_layer[_reference_group(ref)] = ref  # the best one of each group is kept
@@ -188,6 +238,11 @@ def collect(folders: Sequence[str | Path], *, project: bool = False) -> dict[str
     )
     return {
         "collected_from": [str(f) for f in folders],
+        "kept_from": [str(k) for k in keep],
+        "collect_lines": [
+            *earlier,
+            collect_line([str(f) for f in folders], project=project, keep=[str(k) for k in keep]),
+        ],
         "projection": doc_projection,
         "title": "Bottlenecks where an EGRU stack crosses chips",
         "commands": [c["command"] for c in commands],
@@ -238,6 +293,7 @@ def _recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         "recipe": best.get("recipe") or [],
         "ratio": best["ratio"],
         "kind": best.get("kind"),
+        "bottleneck_l1": best.get("bottleneck_l1") or 0.0,
         "k": best["k"],
         "c2c_traffic_reduction": best["c2c_traffic_reduction"],
         "ppl_cost": best["ppl_cost"],
@@ -354,6 +410,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     col.add_argument("folders", nargs="+")
     col.add_argument("--json", required=True)
     col.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="STUDY.json",
+        help="also keep the points of an earlier study JSON (e.g. docs/bottleneck.json, whose "
+        "sweep folders may be gone); a point trained again in a folder replaces its copy",
+    )
+    col.add_argument(
         "--project",
         action="store_true",
         help="add the at-scale projection (paper LM at 2x width, mapped; ~1 min CPU)",
@@ -369,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "collect":
             out = _new(args.json, args.overwrite)
-            doc = collect(args.folders, project=args.project)
+            doc = collect(args.folders, project=args.project, keep=args.keep)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
             print(f"{out}: {len(doc['points'])} point(s)")

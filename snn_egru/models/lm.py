@@ -105,6 +105,10 @@ class LanguageModelConfig:
         activity_regularization: ``alpha`` (AR on the last layer's events).
         temporal_activity_regularization: ``beta`` (TAR on the last layer's events).
         event_l1: ``gamma``, L1 on every layer's events (sparser activity).
+        bottleneck_l1: L1 on the events of the bottleneck layers only, summed over a
+            bottleneck's units and averaged over steps and batch: the graded values that
+            cross a chip boundary per token (fewer crossing events, a sparse code in a
+            wide bottleneck); needs ``bottleneck_layers``; ``0``: none.
         decoder_input: :data:`DECODER_INPUTS`; anything but ``"events"`` is an ablation (what
             the one-sided, sparse events cost the decoder) and cannot be exported.
         adaptive_softmax: cutoffs of an adaptive softmax decoder (Grave et al. 2017,
@@ -150,6 +154,7 @@ class LanguageModelConfig:
     activity_regularization: float = 0.0
     temporal_activity_regularization: float = 0.0
     event_l1: float = 0.0
+    bottleneck_l1: float = 0.0
     decoder_input: str = "events"
     adaptive_softmax: tuple[int, ...] = ()
     bottleneck_layers: tuple[int, ...] = ()
@@ -215,9 +220,15 @@ class LanguageModelConfig:
             "activity_regularization",
             "temporal_activity_regularization",
             "event_l1",
+            "bottleneck_l1",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.bottleneck_l1 > 0 and not self.bottleneck_layers:
+            raise ValueError(
+                f"bottleneck_l1={self.bottleneck_l1:g} penalises the events of bottleneck "
+                "layers, and this stack has none: give bottleneck_layers or set bottleneck_l1=0"
+            )
 
     def _check_adaptive_softmax(self) -> None:
         cutoffs = self.adaptive_softmax
@@ -488,7 +499,9 @@ class EGRULanguageModel(nn.Module):
 
     def regularization_loss(self, layer_outputs: list[Tensor]) -> Tensor:
         """``alpha * mean(y^2) + beta * mean((y_t - y_{t-1})^2)`` on the last layer, plus
-        ``gamma * mean(|y|)`` summed over layers (zero when all three are 0)."""
+        ``gamma * mean(|y|)`` summed over layers, plus ``bottleneck_l1`` times the mean over
+        steps and batch of ``sum(|y|)`` over each bottleneck layer's units (zero when all
+        are 0)."""
         cfg = self.config
         last = layer_outputs[-1]
         loss = last.new_zeros(())
@@ -500,6 +513,9 @@ class EGRULanguageModel(nn.Module):
             )
         if cfg.event_l1 > 0:
             loss = loss + cfg.event_l1 * sum(y.abs().mean() for y in layer_outputs)
+        if cfg.bottleneck_l1 > 0:
+            crossing = sum(layer_outputs[i].abs().sum(-1).mean() for i in cfg.bottleneck_layers)
+            loss = loss + cfg.bottleneck_l1 * crossing
         return loss
 
     @property

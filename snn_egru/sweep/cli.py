@@ -81,6 +81,13 @@ def _recipe(items: list[str] | None) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
+def _one_float(text: str, flag: str) -> float:
+    values = parse_floats(text, flag)
+    if len(values) != 1:
+        raise UserError(f"{flag} {text!r}: give one number (every bottleneck of the grid gets it)")
+    return float(values[0])  # type: ignore[arg-type]
+
+
 def grid_from_args(args: argparse.Namespace) -> Grid:
     """The grid of ``sweep run`` (every value checked; UserError names the flag)."""
     cells = tuple(c.strip() for c in args.cells.split(",") if c.strip())
@@ -113,6 +120,7 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         bottlenecks=parse_floats(args.bottlenecks, "--bottlenecks"),  # type: ignore[arg-type]
         layer_per_chip=args.layer_per_chip,
         bottleneck_kind=args.bottleneck_kind,
+        bottleneck_l1=_one_float(args.bottleneck_l1, "--bottleneck-l1"),
     )
     for cell, _ in per_cell:
         if cell not in grid.cells:
@@ -206,6 +214,12 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         default="egru",
         help="what the bottlenecks compute: egru (an EGRU layer, default), ff (max(0, tanh(Wx+b)),"
         " event-based) or dense (tanh(Wx+b), every unit every step)",
+    )
+    run.add_argument(
+        "--bottleneck-l1",
+        default="0",
+        help="L1 penalty on the bottleneck layers' events, summed over a bottleneck's units "
+        "(fewer events cross chips; 0: none)",
     )
     run.add_argument(
         "--layer-per-chip",

@@ -81,6 +81,10 @@ class SweepPoint:
             (:data:`~snn_egru.bottleneck.BOTTLENECK_KINDS`: ``egru``, ``ff``, ``dense``);
             left out of the settings (and the key) at ``egru``, so points from before it keep
             their keys.
+        bottleneck_l1: L1 penalty on the bottleneck layers' events
+            (:attr:`~snn_egru.models.lm.LanguageModelConfig.bottleneck_l1`: fewer events
+            cross the chip boundary); bottleneck points only, left out of the settings (and
+            the key) at ``0``.
     """
 
     task: str
@@ -102,6 +106,7 @@ class SweepPoint:
     bottleneck: float = 0.0
     layer_per_chip: bool = False
     bottleneck_kind: str = "egru"
+    bottleneck_l1: float = 0.0
 
     @property
     def is_event_based(self) -> bool:
@@ -115,6 +120,7 @@ class SweepPoint:
             ("bottleneck", 0.0),
             ("layer_per_chip", False),
             ("bottleneck_kind", "egru"),
+            ("bottleneck_l1", 0.0),
         ):
             if out[name] == default:  # the keys of points without them stay as they were
                 del out[name]
@@ -149,6 +155,8 @@ class SweepPoint:
             text += f" bottleneck n/k={self.bottleneck:g}"
             if self.bottleneck_kind != "egru":
                 text += f" {self.bottleneck_kind}"
+            if self.bottleneck_l1:
+                text += f" b-l1={self.bottleneck_l1:g}"
         if self.layer_per_chip:
             text += " layer/chip"
         if self.recipe:
@@ -241,6 +249,8 @@ class Grid:
     layer_per_chip: bool = False
     #: what every bottleneck of the grid computes, :attr:`SweepPoint.bottleneck_kind`
     bottleneck_kind: str = "egru"
+    #: L1 on every bottleneck's events, :attr:`SweepPoint.bottleneck_l1`
+    bottleneck_l1: float = 0.0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -283,6 +293,13 @@ class Grid:
                 f"--bottleneck-kind {self.bottleneck_kind} is given without a bottleneck: add "
                 "--bottlenecks N/K (a ratio > 1)"
             )
+        if not self.bottleneck_l1 >= 0:
+            raise UserError(f"--bottleneck-l1 {self.bottleneck_l1:g} must be >= 0")
+        if self.bottleneck_l1 and not any(b for b in self.bottlenecks):
+            raise UserError(
+                f"--bottleneck-l1 {self.bottleneck_l1:g} is given without a bottleneck: add "
+                "--bottlenecks N/K (a ratio > 1)"
+            )
         if self.weight_format not in ("event", "csr", "dense"):
             raise UserError(
                 f"--weight-format {self.weight_format!r}: valid names: event, csr, dense"
@@ -311,6 +328,7 @@ class Grid:
                 fields = dict(zip(_AXES, values))
                 if fields["bottleneck"]:
                     fields["bottleneck_kind"] = self.bottleneck_kind
+                    fields["bottleneck_l1"] = float(self.bottleneck_l1)
                 point = SweepPoint(cell=cell, **fields, **shared)
                 seen.setdefault(point.key, point)
         if not seen:

@@ -116,6 +116,7 @@ def lm_configs(point: SweepPoint, vocab_size: int) -> tuple[Any, Any]:
         over["hidden_sizes"] = stack.hidden_sizes
         over["bottleneck_layers"] = stack.bottleneck_layers
         over["bottleneck_kind"] = point.bottleneck_kind
+        over["bottleneck_l1"] = point.bottleneck_l1
     mc = replace(mc, **over)
     train_over: dict[str, Any] = {
         "max_steps": point.steps,

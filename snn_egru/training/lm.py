@@ -597,6 +597,8 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, L
         )
     if getattr(args, "bottleneck_kind", None) is not None:
         model_over["bottleneck_kind"] = args.bottleneck_kind
+    if getattr(args, "bottleneck_l1", None) is not None:
+        model_over["bottleneck_l1"] = args.bottleneck_l1
     if getattr(args, "adaptive_softmax", None):  # its head has its own output weights
         model_over.update(adaptive_softmax=args.adaptive_softmax, tie_weights=False)
         if getattr(args, "softmax", None) not in (None, "full"):

@@ -168,6 +168,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "tanh(Wx+b)), event-based) or dense (tanh(Wx+b), every unit every step)",
     )
     p.add_argument(
+        "--bottleneck-l1",
+        type=float_in(0),
+        metavar="G",
+        help="L1 penalty on the bottleneck layers' events, summed over a bottleneck's units: "
+        "fewer events cross the chip boundary (default: 0)",
+    )
+    p.add_argument(
         "--adaptive-softmax",
         type=adaptive_cutoffs,
         metavar="C1[,C2...]",
@@ -234,6 +241,8 @@ FIELD_FLAGS = {
     "frequency": "--prune-every",
     "adaptive_softmax": "--adaptive-softmax",
     "bottleneck_kind": "--bottleneck-kind",
+    "bottleneck_l1": "--bottleneck-l1",
+    "bottleneck_layers": "--bottlenecks",
 }
 
 

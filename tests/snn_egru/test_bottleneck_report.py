@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from snn_egru.bottleneck_page import plot
 from snn_egru.bottleneck_report import collect, main, render_markdown
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,3 +189,49 @@ def test_page_states_budget_recipe_and_the_one_layer_reference(tmp_path):
     assert "50.0 % worse than the one-layer model" in page  # why the bottleneck "wins"
     assert rec["ppl_target_met"] and rec["baseline_trains"] is False and not rec["target_met"]
     assert "**not claimed**" in page and "no trained baseline" in page
+
+
+def test_keep_merges_an_earlier_study_whose_folders_are_gone(tmp_path, capsys):
+    """``collect NEW --keep OLD.json``: the old points stay (their folders may be gone), a
+    point trained again replaces its copy, new points share the old baseline, the page
+    lists both collect commands, and the bottleneck's own L1 is shown beside its kind."""
+    old_folder = _sweep(
+        tmp_path / "old",
+        [
+            _record("a", 0, 200.0, 40.0, [64, 64], []),
+            _record("b", 4, 220.0, 10.0, [64, 16, 64], [1]),
+        ],
+    )
+    old_json = tmp_path / "old.json"
+    assert main(["collect", str(old_folder), "--json", str(old_json)]) == 0
+    again = _record("b", 4, 215.0, 10.0, [64, 16, 64], [1])  # trained again: same key
+    sparse = _record("s", 2, 204.0, 8.0, [64, 32, 64], [1])
+    sparse["settings"].update(bottleneck_kind="ff", bottleneck_l1=0.03)
+    new_folder = _sweep(tmp_path / "new", [again, sparse])
+    doc = collect([new_folder], keep=[old_json])
+    by_key = {p["key"]: p for p in doc["points"]}
+    assert sorted(by_key) == ["a", "b", "s"]
+    assert by_key["b"]["test_perplexity"] == 215.0  # the folder's, not the kept copy
+    assert by_key["s"]["c2c_traffic_reduction"] == 5.0  # against the kept baseline "a"
+    assert by_key["s"]["ppl_cost"] == pytest.approx(0.02)
+    assert by_key["s"]["bottleneck_l1"] == 0.03 and by_key["b"]["bottleneck_l1"] == 0.0
+    rec = doc["recommended"]
+    assert rec["key"] == "s" and rec["bottleneck_l1"] == 0.03
+    page = render_markdown(doc)
+    assert f"collect {old_folder} --json docs/bottleneck.json --overwrite" in page
+    assert f"collect {new_folder} --keep {old_json} --json docs/bottleneck.json" in page
+    assert "| egru 64/32/64 | ff L1=0.03 | 300 | 0 | none | 2 | 32 | 204.0 | +2.0 % |" in page
+    assert "`--bottleneck-l1 0.03`" in page
+    assert len(doc["commands"]) == 1  # the same command string is listed once
+    plot(doc, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0
+    # a missing or foreign --keep file: one line, exit 2
+    capsys.readouterr()
+    out = str(tmp_path / "n.json")
+    for name in ("no.json", "bad.json"):
+        if name == "bad.json":
+            (tmp_path / name).write_text("[1, 2]")
+        args = ["collect", str(new_folder), "--keep", str(tmp_path / name), "--json", out]
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "no study JSON there" in err[0] and "not a study JSON" in err[1]
