@@ -390,7 +390,13 @@ def _usage() -> list[str]:
         "--layer-per-chip --chips N ...`; every point's `chip.crossings` holds the figures. "
         "`--bottleneck-kind ff` / `dense` picks the kind (`LanguageModelConfig."
         "bottleneck_kind`, kept in the artifact's model config; `snn-egru train lm "
-        "--hidden-sizes ... --bottlenecks N/K --bottleneck-kind ff` trains one).",
+        "--hidden-sizes ... --bottlenecks N/K --bottleneck-kind ff` trains one). "
+        "`--bottleneck-l1 G` (both commands; `LanguageModelConfig.bottleneck_l1`) adds G times "
+        "the bottleneck's summed event amplitude per step to the loss: fewer events cross, "
+        "so a wide bottleneck can send a sparse code (column *bottleneck*: `ff L1=G`).",
+        "- Study page: `python -m snn_egru.bottleneck_report collect FOLDER... --json J` "
+        "(`--keep OLD.json` keeps the points of an earlier study whose folders are gone), "
+        "then `render J --md PAGE --figure PNG`.",
     ]
 
 
