@@ -27,9 +27,20 @@ PLOT_COST_CAP = 100.0
 
 
 def comparison_group(row: dict[str, Any]) -> tuple:
-    """Points compared with each other: same stack, budget, seed and recipe."""
+    """Points compared with each other: same stack, budget, seed, recipe and warm start."""
     recipe = json.dumps(row.get("recipe") or [], sort_keys=True)
-    return (row["width"], row["layers"], row["steps"], row["seed"], recipe)
+    return (row["width"], row["layers"], row["steps"], row["seed"], recipe, _warm(row))
+
+
+def _warm(row: dict[str, Any]) -> int:
+    """Steps of the plain parent a point started from (0: from scratch)."""
+    return int(row.get("warm_start") or 0)
+
+
+def _steps_text(row: dict[str, Any]) -> str:
+    """``2000``, or ``1000+1000`` for a warm start (parent's steps + the point's)."""
+    warm = _warm(row)
+    return f"{warm}+{row['steps'] - warm}" if warm else f"{row['steps']}"
 
 
 _group = comparison_group
@@ -53,7 +64,7 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
             table_row(
                 f"egru {sizes}",
                 _kind_label(r),
-                r["steps"],
+                _steps_text(r),
                 r["seed"],
                 _recipe_text(r.get("recipe") or []),
                 _fmt(r["ratio"] or None, "g"),
@@ -150,7 +161,15 @@ def _verdict(doc: dict[str, Any]) -> list[str]:
     row = rec_row or {}
     budget = [
         f"Budget of the comparison: {rec.get('steps', row.get('steps'))} training steps for "
-        f"every point (same batch, windows and schedule), seed "
+        f"every point (same batch, windows and schedule"
+        + (
+            f"; warm start: the plain stack trained {_warm(row)} steps, then "
+            f"{row['steps'] - _warm(row)} more with the bottlenecks inserted from it, against "
+            f"the same plain stack continued for {row['steps'] - _warm(row)} steps"
+            if _warm(row)
+            else ""
+        )
+        + f"), seed "
         f"{rec.get('seed', row.get('seed'))}, the `{row.get('preset')}` recipe with overrides "
         f"{_recipe_text(rec.get('recipe') or row.get('recipe') or [])}; test perplexity over "
         f"{row.get('test_tokens')} test tokens.",
@@ -472,7 +491,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
             [r["c2c_traffic_reduction"] for r in members],
             [shown(r) for r in members],
             marker=markers.get(_kind(bottlenecked), "o"),
-            label=f"{kind}: {first['steps']} steps, seed {first['seed']}, "
+            label=f"{kind}: {_steps_text(first)} steps, seed {first['seed']}, "
             + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
         )
     if len(groups) > 1:

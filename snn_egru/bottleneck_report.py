@@ -77,7 +77,7 @@ def _references(folder: Path) -> list[dict[str, Any]]:
                 "width": s["width"],
                 "layers": 1,
                 "seed": s["seed"],
-                "steps": s["steps"],
+                "steps": s["steps"] + int(s.get("warm_start") or 0),
                 "recipe": [list(item) for item in s.get("recipe") or []],
                 "test_perplexity": record["quality"]["test_perplexity"],
                 "test_tokens": record.get("test_tokens"),
@@ -101,7 +101,9 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "width": settings["width"],
         "layers": settings["layers"],
         "seed": settings["seed"],
-        "steps": settings["steps"],
+        # the training budget: a warm start's parent steps included (warm_start)
+        "steps": settings["steps"] + int(settings.get("warm_start") or 0),
+        "warm_start": int(settings.get("warm_start") or 0),
         "data": settings.get("data"),
         "preset": settings.get("preset"),
         "recipe": [list(item) for item in settings.get("recipe") or []],
@@ -289,6 +291,7 @@ def _recommend(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         and stack_cost is not None
         and stack_cost <= PPL_COST_TARGET,
         "steps": best["steps"],
+        "warm_start": best.get("warm_start") or 0,
         "seed": best["seed"],
         "recipe": best.get("recipe") or [],
         "ratio": best["ratio"],

@@ -121,6 +121,7 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         layer_per_chip=args.layer_per_chip,
         bottleneck_kind=args.bottleneck_kind,
         bottleneck_l1=_one_float(args.bottleneck_l1, "--bottleneck-l1"),
+        warm_start=args.warm_start,
     )
     for cell, _ in per_cell:
         if cell not in grid.cells:
@@ -220,6 +221,15 @@ def add_sweep_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         default="0",
         help="L1 penalty on the bottleneck layers' events, summed over a bottleneck's units "
         "(fewer events cross chips; 0: none)",
+    )
+    run.add_argument(
+        "--warm-start",
+        type=int_at_least(0),
+        default=0,
+        metavar="STEPS",
+        help="EGRU LM: train each point's plain stack STEPS steps first (a point of the sweep, "
+        "cached), then --steps more from its weights, the bottlenecks inserted from it "
+        "(snn_egru.bottleneck_insert); budget STEPS + --steps (0: from scratch)",
     )
     run.add_argument(
         "--layer-per-chip",

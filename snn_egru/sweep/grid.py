@@ -85,6 +85,12 @@ class SweepPoint:
             (:attr:`~snn_egru.models.lm.LanguageModelConfig.bottleneck_l1`: fewer events
             cross the chip boundary); bottleneck points only, left out of the settings (and
             the key) at ``0``.
+        warm_start: EGRU LM only: start from the trained weights of :meth:`parent`, the
+            plain stack of the same settings trained ``warm_start`` steps (a point of the
+            sweep itself), and train ``steps`` more (fresh optimizer and schedule), the
+            bottlenecks inserted (:func:`snn_egru.bottleneck_insert.init_from_plain`); a
+            plain point with a warm start continues its parent. Budget: ``warm_start +
+            steps``. ``0``: from scratch (left out of the settings and the key).
     """
 
     task: str
@@ -107,6 +113,7 @@ class SweepPoint:
     layer_per_chip: bool = False
     bottleneck_kind: str = "egru"
     bottleneck_l1: float = 0.0
+    warm_start: int = 0
 
     @property
     def is_event_based(self) -> bool:
@@ -121,6 +128,7 @@ class SweepPoint:
             ("layer_per_chip", False),
             ("bottleneck_kind", "egru"),
             ("bottleneck_l1", 0.0),
+            ("warm_start", 0),
         ):
             if out[name] == default:  # the keys of points without them stay as they were
                 del out[name]
@@ -134,6 +142,25 @@ class SweepPoint:
         if self.bottleneck:
             return tuple(2 * i + 1 for i in range(self.layers - 1))
         return tuple(range(self.layers - 1))
+
+    def parent(self) -> SweepPoint | None:
+        """The point a warm start begins from: this one's plain stack (no bottleneck) trained
+        ``warm_start`` steps from scratch; ``None`` without a warm start."""
+        if not self.warm_start:
+            return None
+        return replace(
+            self,
+            steps=self.warm_start,
+            warm_start=0,
+            bottleneck=0.0,
+            bottleneck_kind="egru",
+            bottleneck_l1=0.0,
+        )
+
+    @property
+    def budget(self) -> int:
+        """Training steps in all: the parent's and this point's."""
+        return self.warm_start + self.steps
 
     @property
     def key(self) -> str:
@@ -161,7 +188,8 @@ class SweepPoint:
             text += " layer/chip"
         if self.recipe:
             text += " " + " ".join(f"{k}={v}" for k, v in self.recipe)
-        return f"{text} seed {self.seed}, {self.steps} steps"
+        steps = f"{self.warm_start}+{self.steps}" if self.warm_start else f"{self.steps}"
+        return f"{text} seed {self.seed}, {steps} steps"
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> SweepPoint:
@@ -251,6 +279,8 @@ class Grid:
     bottleneck_kind: str = "egru"
     #: L1 on every bottleneck's events, :attr:`SweepPoint.bottleneck_l1`
     bottleneck_l1: float = 0.0
+    #: steps of the plain parent every point starts from, :attr:`SweepPoint.warm_start`
+    warm_start: int = 0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -300,6 +330,12 @@ class Grid:
                 f"--bottleneck-l1 {self.bottleneck_l1:g} is given without a bottleneck: add "
                 "--bottlenecks N/K (a ratio > 1)"
             )
+        if self.warm_start < 0:
+            raise UserError(f"--warm-start {self.warm_start} must be >= 0 (0: from scratch)")
+        if self.warm_start and (self.task != "lm" or set(self.cells) != {"egru"}):
+            raise UserError(
+                "--warm-start continues trained EGRU language models: use --task lm --cells egru"
+            )
         if self.weight_format not in ("event", "csr", "dense"):
             raise UserError(
                 f"--weight-format {self.weight_format!r}: valid names: event, csr, dense"
@@ -329,21 +365,34 @@ class Grid:
                 if fields["bottleneck"]:
                     fields["bottleneck_kind"] = self.bottleneck_kind
                     fields["bottleneck_l1"] = float(self.bottleneck_l1)
-                point = SweepPoint(cell=cell, **fields, **shared)
+                point = SweepPoint(cell=cell, **fields, **shared, warm_start=self.warm_start)
+                parent = point.parent()
+                if parent is not None:  # trained first, in the same slice
+                    seen.setdefault(parent.key, parent)
                 seen.setdefault(point.key, point)
         if not seen:
             raise UserError("the grid is empty: no point to train")
         return list(seen.values())
 
     def shard(self, index: int, count: int) -> list[SweepPoint]:
-        """Slice ``index`` of ``count`` (1-based): every ``count``-th point from ``index-1``."""
+        """Slice ``index`` of ``count`` (1-based): every ``count``-th point from ``index-1``.
+        With a warm start the slices are cut from the grid's own points, and each slice also
+        holds the parents its points start from (cached after the first slice that trains
+        one; slices run at once may train a shared parent twice, with the same result)."""
         points = self.points()
-        if count > len(points):
+        own = [p for p in points if p.warm_start == self.warm_start]
+        if count > len(own):
             raise UserError(
-                f"--shard {index}/{count}: the grid has only {len(points)} points; use at most "
-                f"{len(points)} slices"
+                f"--shard {index}/{count}: the grid has only {len(own)} points; use at most "
+                f"{len(own)} slices"
             )
-        return points[index - 1 :: count]
+        out: dict[str, SweepPoint] = {}
+        for point in own[index - 1 :: count]:
+            parent = point.parent()
+            if parent is not None:
+                out.setdefault(parent.key, parent)
+            out.setdefault(point.key, point)
+        return list(out.values())
 
     def with_(self, **changes: Any) -> Grid:
         return replace(self, **changes)

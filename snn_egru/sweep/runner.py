@@ -200,6 +200,32 @@ def chip_inputs(point: SweepPoint, data: SweepData, model: Any) -> list[np.ndarr
     return sequences
 
 
+def _warm_start(point: SweepPoint, save_to: Path | None) -> Callable[[Any], None] | None:
+    """What writes a warm-started point's starting weights: its parent's trained weights
+    (saved beside this point's by the sweep), bottlenecks inserted when it has them."""
+    parent = point.parent()
+    if parent is None:
+        return None
+    weights = None if save_to is None else model_path(save_to.parent.parent, parent)
+    if weights is None or not weights.is_file():
+        raise UserError(
+            f"{point.label()} starts from the trained weights of {parent.label()} "
+            f"({parent.key}), and {weights or 'no sweep folder'} does not hold them: run that "
+            "point first in the same --out (it is part of this grid; --overwrite retrains it)"
+        )
+    plain = load_model(parent, weights)
+
+    def init(model: Any) -> None:
+        if point.bottleneck:
+            from snn_egru.bottleneck_insert import init_from_plain
+
+            init_from_plain(plain, model)
+        else:  # a plain continuation
+            model.load_state_dict(plain.state_dict())
+
+    return init
+
+
 def train_lm(point: SweepPoint, data: SweepData, save_to: Path | None = None) -> dict[str, Any]:
     """Train an LM point with the project's training code and measure it."""
     from snn_egru.sweep.measure import DenseOpsProbe, chip_cost, event_probe, macs_from_account
@@ -208,8 +234,9 @@ def train_lm(point: SweepPoint, data: SweepData, save_to: Path | None = None) ->
 
     corpus = data.corpus(point.data)
     mc, tc = lm_configs(point, len(corpus.vocabulary))
+    init_model = _warm_start(point, save_to)
     started = time.perf_counter()
-    result = train_language_model(mc, tc, data=corpus, show_progress=False)
+    result = train_language_model(mc, tc, data=corpus, show_progress=False, init_model=init_model)
     train_s = time.perf_counter() - started
     model = result.model.eval()
     _save_model(model, save_to)

@@ -367,6 +367,7 @@ def train_language_model(
     out_dir: str | os.PathLike | None = None,
     resume: bool = False,
     show_progress: bool = True,
+    init_model: Any = None,
 ) -> LMTrainResult:
     """Train (or resume training) an :class:`~snn_egru.models.lm.EGRULanguageModel`.
 
@@ -384,10 +385,16 @@ def train_language_model(
             written).
         resume: continue from ``out_dir/last.pt`` (same configs expected).
         show_progress: tqdm bars on the main rank.
+        init_model: start from this function's weights: ``init_model(model)`` writes them
+            into the freshly built model (e.g. a trained plain stack into a bottlenecked one,
+            :func:`snn_egru.bottleneck_insert.init_from_plain`); optimizer and schedule start
+            afresh, as with ``init_from``. Not with ``resume`` (the checkpoint has them).
 
     Returns:
         :class:`LMTrainResult`.
     """
+    if init_model is not None and (resume or train_config.init_from is not None):
+        raise ValueError("init_model is for a fresh run: not with resume or init_from")
     start_time = time.perf_counter()
     dist_info = init_distributed(device=train_config.device)
     try:
@@ -400,6 +407,7 @@ def train_language_model(
             show_progress=show_progress,
             device=dist_info.device,
             start_time=start_time,
+            init_model=init_model,
         )
     finally:
         if dist_info.world_size > 1:
@@ -416,6 +424,7 @@ def _train(
     show_progress: bool,
     device: torch.device,
     start_time: float,
+    init_model: Any = None,
 ) -> LMTrainResult:
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir of the run to continue")
@@ -432,7 +441,15 @@ def _train(
         raise ValueError(
             f"pruning and quantisation are for the EGRU only, not cell={config.cell!r}"
         )
-    task = LMTask(config, tc, corpus, device, resume=resume, show_progress=show_progress)
+    task = LMTask(
+        config,
+        tc,
+        corpus,
+        device,
+        resume=resume,
+        show_progress=show_progress,
+        init_model=init_model,
+    )
     trainer = Trainer(
         task,
         task.loop_settings(),

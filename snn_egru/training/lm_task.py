@@ -72,6 +72,8 @@ class LMTask:
         tc: the :class:`~snn_egru.training.lm.LMTrainConfig`.
         corpus: the data; device: this rank's device; resume: a resume follows (then
             ``init_from`` is not read).
+        init_model: ``init_model(model)`` writes the starting weights into the new model
+            (after QAT preparation, before the streams; ``None``: the seeded init).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class LMTask:
         *,
         resume: bool,
         show_progress: bool,
+        init_model: Any = None,
     ) -> None:
         self.config, self.train_config, self.corpus = config, tc, corpus
         self.show_progress = show_progress
@@ -94,6 +97,8 @@ class LMTask:
         qat.prepare_qat(self.model, tc.quantize)  # before weights are loaded (QAT fits)
         if tc.init_from is not None and not resume:
             self._init_from(tc.init_from, device)
+        if init_model is not None and not resume:
+            init_model(self.model)
         streams = batchify(corpus.train, tc.batch_size)
         self.train_source = shard_streams(streams, self.rank, self.world).to(device)
         qat.calibrate(self.model, lambda m: m(self.train_source[: 4 * tc.bptt]), if_needed=True)
