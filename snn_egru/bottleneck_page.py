@@ -413,6 +413,14 @@ def _usage() -> list[str]:
         "`--bottleneck-l1 G` (both commands; `LanguageModelConfig.bottleneck_l1`) adds G times "
         "the bottleneck's summed event amplitude per step to the loss: fewer events cross, "
         "so a wide bottleneck can send a sparse code (column *bottleneck*: `ff L1=G`).",
+        "- Warm start: `snn-egru sweep run ... --warm-start S` trains each point's plain stack "
+        "S steps first (an ordinary point of the sweep, cached), then `--steps` more from its "
+        "weights: a bottlenecked point with its bottlenecks inserted from the trained stack "
+        "(`snn_egru.bottleneck_insert.init_from_plain`: the layers copied, the bottleneck and "
+        "the next layer's input weights from a truncated SVD of that layer's trained input "
+        "weights, a pair of units of opposite signs per direction for the one-sided `ff` / "
+        "`egru` kinds), the plain point continued as it is, so both have the same budget "
+        "(column *steps*: `S+N`).",
         "- Study page: `python -m snn_egru.bottleneck_report collect FOLDER... --json J` "
         "(`--keep OLD.json` keeps the points of an earlier study whose folders are gone), "
         "then `render J --md PAGE --figure PNG`.",
