@@ -27,9 +27,19 @@ PLOT_COST_CAP = 100.0
 
 
 def comparison_group(row: dict[str, Any]) -> tuple:
-    """Points compared with each other: same stack, budget, seed, recipe and warm start."""
+    """Points compared with each other: same stack, budget, seed, recipe and warm start, and
+    the same batch (``source``: the sweep folder or kept study JSON a point came from; a
+    point trained again elsewhere, on another machine, is compared within its own batch)."""
     recipe = json.dumps(row.get("recipe") or [], sort_keys=True)
-    return (row["width"], row["layers"], row["steps"], row["seed"], recipe, _warm(row))
+    return (
+        row["width"],
+        row["layers"],
+        row["steps"],
+        row["seed"],
+        recipe,
+        _warm(row),
+        row.get("source") or "",
+    )
 
 
 def _warm(row: dict[str, Any]) -> int:
@@ -54,8 +64,8 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| model | bottleneck | steps | seed | overrides | n/k | k | test ppl | ppl cost | chips "
         "| c2c events/token | c2c packets/token | c2c bytes/token | traffic reduction "
-        "| link us/token | link nJ/token | chip us/token | chip mJ/token |",
-        "|" + "---|" * 18,
+        "| link us/token | link nJ/token | chip us/token | chip mJ/token | batch |",
+        "|" + "---|" * 19,
     ]
     for r in points:
         sizes = "/".join(map(str, r["hidden_sizes"]))
@@ -80,6 +90,7 @@ def _table(points: list[dict[str, Any]]) -> list[str]:
                 f"{1e9 * r['link_energy_j_per_token']:.2f}",
                 f"{1e6 * r['seconds_per_token']:.1f}",
                 f"{1e3 * r['energy_j_per_token']:.4f}",
+                f"`{r['source']}`" if r.get("source") else "-",
             )
         )
     return lines
@@ -128,6 +139,12 @@ def _stack_trains(points: list[dict[str, Any]], base: dict[str, Any] | None) -> 
             f"of the same width, steps and seed (overrides "
             f"{_recipe_text(r.get('one_layer_recipe') or [])}) "
             f"{r['one_layer_perplexity']:.1f} ({100 * cost:+.1f} %)"
+            + (
+                f" (the one-layer model from batch `{r['one_layer_source']}`, the stack from "
+                f"`{r['source']}`: no one-layer model of the stack's batch)"
+                if r.get("source") and r.get("one_layer_source") not in (None, r.get("source"))
+                else ""
+            )
             + ("" if r is base else ", not the recommended point's baseline")
             + ".",
             "",

@@ -181,8 +181,8 @@ def collect(
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise UserError(f"no sweep folder {folder}")
-        rows += [_row(r) for r in _points(folder)]
-        references += _references(folder)
+        rows += [{**_row(r), "source": str(folder)} for r in _points(folder)]
+        references += [{**r, "source": str(folder)} for r in _references(folder)]
         runs = folder / "runs.jsonl"
         if runs.exists():
             commands += [json.loads(line) for line in runs.read_text().splitlines() if line]
@@ -195,10 +195,13 @@ def collect(
                 project=bool(old.get("projection")),
             )
         ]
-        have = {r["key"] for r in rows}
-        rows += [dict(r) for r in old["points"] if r["key"] not in have]
-        have = {r["key"] for r in references}
-        references += [r for r in old.get("one_layer_references") or [] if r["key"] not in have]
+        # kept points keep their own batch: a point trained again here (same key, maybe
+        # another machine) is a second row, and each is compared within its own batch
+        rows += [{**r, "source": r.get("source") or str(path)} for r in old["points"]]
+        references += [
+            {**r, "source": r.get("source") or str(path)}
+            for r in old.get("one_layer_references") or []
+        ]
         seen = {c["command"] for c in commands}
         for command, run in zip(old["commands"], old.get("runs") or []):
             if command not in seen:
@@ -217,10 +220,16 @@ def collect(
         key=lambda r: (_group(r), r["ratio"], r.get("kind") or "", r.get("bottleneck_l1") or 0)
     )
     one_layer: dict[tuple, dict[str, Any]] = {}
+    anywhere: dict[tuple, dict[str, Any]] = {}
     for ref in sorted(references, key=lambda r: -r["test_perplexity"]):
-        one_layer[_reference_group(ref)] = ref  # the best one of each group is kept
+        one_layer[(*_reference_group(ref), ref.get("source"))] = ref  # the best one is kept
+        anywhere[_reference_group(ref)] = ref
     for r in rows:
-        ref = one_layer.get(_reference_group(r))
+        # a reference of the point's own batch, else the best of any batch (said on the page)
+        ref = one_layer.get((*_reference_group(r), r.get("source"))) or anywhere.get(
+            _reference_group(r)
+        )
+        r["one_layer_source"] = None if ref is None else ref.get("source")
         r["one_layer_key"] = None if ref is None else ref["key"]
         r["one_layer_perplexity"] = None if ref is None else ref["test_perplexity"]
         r["one_layer_recipe"] = None if ref is None else ref["recipe"]

@@ -204,23 +204,26 @@ def test_keep_merges_an_earlier_study_whose_folders_are_gone(tmp_path, capsys):
     )
     old_json = tmp_path / "old.json"
     assert main(["collect", str(old_folder), "--json", str(old_json)]) == 0
-    again = _record("b", 4, 215.0, 10.0, [64, 16, 64], [1])  # trained again: same key
-    sparse = _record("s", 2, 204.0, 8.0, [64, 32, 64], [1])
+    again = _record("a", 0, 205.0, 40.0, [64, 64], [])  # the baseline trained again here
+    sparse = _record("s", 2, 209.1, 8.0, [64, 32, 64], [1])
     sparse["settings"].update(bottleneck_kind="ff", bottleneck_l1=0.03)
     new_folder = _sweep(tmp_path / "new", [again, sparse])
     doc = collect([new_folder], keep=[old_json])
-    by_key = {p["key"]: p for p in doc["points"]}
-    assert sorted(by_key) == ["a", "b", "s"]
-    assert by_key["b"]["test_perplexity"] == 215.0  # the folder's, not the kept copy
-    assert by_key["s"]["c2c_traffic_reduction"] == 5.0  # against the kept baseline "a"
-    assert by_key["s"]["ppl_cost"] == pytest.approx(0.02)
-    assert by_key["s"]["bottleneck_l1"] == 0.03 and by_key["b"]["bottleneck_l1"] == 0.0
+    by = {(p["key"], p["source"]): p for p in doc["points"]}
+    old, new = str(old_folder), str(new_folder)  # a kept point keeps the batch it came from
+    assert sorted(by) == sorted([("a", old), ("b", old), ("a", new), ("s", new)])
+    # both copies of "a" stay, each the baseline of its own batch
+    assert by["b", old]["ppl_cost"] == pytest.approx(0.10)
+    assert by["s", str(new_folder)]["c2c_traffic_reduction"] == 5.0
+    assert by["s", str(new_folder)]["ppl_cost"] == pytest.approx(0.02)
+    assert by["s", str(new_folder)]["bottleneck_l1"] == 0.03
     rec = doc["recommended"]
     assert rec["key"] == "s" and rec["bottleneck_l1"] == 0.03
     page = render_markdown(doc)
     assert f"collect {old_folder} --json docs/bottleneck.json --overwrite" in page
     assert f"collect {new_folder} --keep {old_json} --json docs/bottleneck.json" in page
-    assert "| egru 64/32/64 | ff L1=0.03 | 300 | 0 | none | 2 | 32 | 204.0 | +2.0 % |" in page
+    assert "| egru 64/32/64 | ff L1=0.03 | 300 | 0 | none | 2 | 32 | 209.1 | +2.0 % |" in page
+    assert f"| `{new_folder}` |" in page and f"| `{old_folder}` |" in page
     assert "`--bottleneck-l1 0.03`" in page
     assert len(doc["commands"]) == 1  # the same command string is listed once
     plot(doc, tmp_path / "f.png")
