@@ -494,7 +494,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     plain = {_group(r): r for r in rows if not r["ratio"]}
     for r in rows:
         if r["ratio"]:
-            groups.setdefault((*_group(r), _kind_label(r)), []).append(r)
+            groups.setdefault((*_group(r), _kind(r)), []).append(r)
     for key, members in groups.items():
         if key[:-1] in plain:
             members.append(plain[key[:-1]])
@@ -505,22 +505,24 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     def shown(r: dict[str, Any]) -> float:
         return min(100 * r["ppl_cost"], top)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     markers = {"egru": "o", "ff": "s", "dense": "^"}
     for members in groups.values():
         members = sorted(members, key=lambda r: r["c2c_traffic_reduction"])
         first = members[0]
-        bottlenecked = next(r for r in members if r["ratio"])
-        kind = _kind_label(bottlenecked)
+        kind = _kind(next(r for r in members if r["ratio"]))
         ax.plot(
             [r["c2c_traffic_reduction"] for r in members],
             [shown(r) for r in members],
-            marker=markers.get(_kind(bottlenecked), "o"),
-            label=f"{kind}: {_steps_text(first)} steps, seed {first['seed']}, "
-            + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or []),
+            marker=markers.get(kind, "o"),
+            ls="-" if _warm(first) else "--",
+            label=f"{kind}, {first['width']} wide, {_steps_text(first)} steps, seed "
+            f"{first['seed']}, "
+            + ", ".join(f"{k}={v}" for k, v in first.get("recipe") or [])
+            + (f" [{first['source']}]" if first.get("source") else ""),
         )
-    if len(groups) > 1:
-        ax.legend(fontsize="x-small")
+    if len(groups) > 1:  # beside the axes: a legend inside hid the points
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for r in rows:
         if not r["ratio"]:
             continue
