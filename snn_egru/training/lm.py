@@ -62,6 +62,7 @@ from snn_egru.training.lm_args import (
     check_pruning_schedule,
     check_run_args,
     fit_options,
+    model_overrides,
 )
 from snn_egru.training.lm_eval import EvalResult, evaluate_perplexity, unit_firing_rates
 from snn_egru.training.lm_task import LMTask, estimate_steps_per_epoch
@@ -585,44 +586,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LM
 
 def _configs_from_args(args: argparse.Namespace) -> tuple[LanguageModelConfig, LMTrainConfig]:
     model_config, train_config = preset_configs(args.preset)
-    model_over: dict[str, Any] = {}
-    if args.embedding_size is not None:
-        model_over["embedding_size"] = args.embedding_size
-    if args.hidden_sizes is not None:
-        model_over["hidden_sizes"] = tuple(args.hidden_sizes)
-    if args.threshold_mean is not None:  # a Beta draw of this mean, not the preset's value
-        model_over["threshold_mean"] = args.threshold_mean
-        model_over["threshold_value"] = None
-    if args.learn_threshold is not None:
-        model_over["learn_threshold"] = args.learn_threshold == "yes"
-    for name in ("cell", "event_amplitude"):
-        if getattr(args, name, None) is not None:
-            model_over[name] = getattr(args, name)
-    if getattr(args, "bottlenecks", None):
-        from snn_egru.bottleneck import bottleneck_width, insert_bottlenecks
-
-        sizes = model_over.get("hidden_sizes", model_config.hidden_sizes)
-        if len(sizes) < 2:
-            raise ValueError(
-                f"--bottlenecks needs 2 or more layers (a bottleneck sits between two), got "
-                f"hidden_sizes={list(sizes)}"
-            )
-        ks = {i: bottleneck_width(sizes[i], args.bottlenecks) for i in range(len(sizes) - 1)}
-        stack = insert_bottlenecks(sizes, ks)
-        model_over.update(
-            hidden_sizes=stack.hidden_sizes, bottleneck_layers=stack.bottleneck_layers
-        )
-    if getattr(args, "bottleneck_kind", None) is not None:
-        model_over["bottleneck_kind"] = args.bottleneck_kind
-    if getattr(args, "bottleneck_l1", None) is not None:
-        model_over["bottleneck_l1"] = args.bottleneck_l1
-    if getattr(args, "adaptive_softmax", None):  # its head has its own output weights
-        model_over.update(adaptive_softmax=args.adaptive_softmax, tie_weights=False)
-        if getattr(args, "softmax", None) not in (None, "full"):
-            raise ValueError(
-                "--adaptive-softmax is its own training loss: drop --softmax "
-                f"{args.softmax} (or --adaptive-softmax)"
-            )
+    model_over = model_overrides(args, model_config.hidden_sizes)
     if model_over:
         model_config = replace(model_config, **model_over)
     over: dict[str, Any] = {}

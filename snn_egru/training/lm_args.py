@@ -359,3 +359,52 @@ def run_trainer(cli: argparse.ArgumentParser, argv: Any, run: Any, *, log_format
         format=log_format,
     )
     return run_main(lambda: run(args), prog=cli.prog, verbose=args.verbose)
+
+
+def model_overrides(args: argparse.Namespace, preset_sizes: Any) -> dict[str, Any]:
+    """The model-config fields the trainer's flags set (``preset_sizes``: the preset's
+    ``hidden_sizes``, which ``--bottlenecks`` expands when ``--hidden-sizes`` is not given).
+
+    Raises:
+        ValueError: ``--bottlenecks`` on a 1-layer stack, ``--adaptive-softmax`` with a
+            sampled or fused softmax.
+    """
+    model_over: dict[str, Any] = {}
+    if args.embedding_size is not None:
+        model_over["embedding_size"] = args.embedding_size
+    if args.hidden_sizes is not None:
+        model_over["hidden_sizes"] = tuple(args.hidden_sizes)
+    if args.threshold_mean is not None:  # a Beta draw of this mean, not the preset's value
+        model_over["threshold_mean"] = args.threshold_mean
+        model_over["threshold_value"] = None
+    if args.learn_threshold is not None:
+        model_over["learn_threshold"] = args.learn_threshold == "yes"
+    for name in ("cell", "event_amplitude"):
+        if getattr(args, name, None) is not None:
+            model_over[name] = getattr(args, name)
+    if getattr(args, "bottlenecks", None):
+        from snn_egru.bottleneck import bottleneck_width, insert_bottlenecks
+
+        sizes = model_over.get("hidden_sizes", preset_sizes)
+        if len(sizes) < 2:
+            raise ValueError(
+                f"--bottlenecks needs 2 or more layers (a bottleneck sits between two), got "
+                f"hidden_sizes={list(sizes)}"
+            )
+        ks = {i: bottleneck_width(sizes[i], args.bottlenecks) for i in range(len(sizes) - 1)}
+        stack = insert_bottlenecks(sizes, ks)
+        model_over.update(
+            hidden_sizes=stack.hidden_sizes, bottleneck_layers=stack.bottleneck_layers
+        )
+    if getattr(args, "bottleneck_kind", None) is not None:
+        model_over["bottleneck_kind"] = args.bottleneck_kind
+    if getattr(args, "bottleneck_l1", None) is not None:
+        model_over["bottleneck_l1"] = args.bottleneck_l1
+    if getattr(args, "adaptive_softmax", None):  # its head has its own output weights
+        model_over.update(adaptive_softmax=args.adaptive_softmax, tie_weights=False)
+        if getattr(args, "softmax", None) not in (None, "full"):
+            raise ValueError(
+                "--adaptive-softmax is its own training loss: drop --softmax "
+                f"{args.softmax} (or --adaptive-softmax)"
+            )
+    return model_over
