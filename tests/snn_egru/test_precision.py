@@ -47,17 +47,12 @@ def test_keep_buffers_mapped_reuses_a_freed_45mb_buffer() -> None:
     """Measured in a fresh process: in a test worker, the heap left by earlier tests (free
     blocks kept by this very setting) can serve the buffer without a fault either way."""
     import json
-    import subprocess
-    import sys
+
+    from tests.fresh_python import run_python
 
     nbytes = 45 << 20  # the demo's logits; above glibc's 32 MiB cap on the mmap threshold
-    done = subprocess.run(
-        [sys.executable, "-c", _FAULTS, str(nbytes)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    done = run_python(_FAULTS.replace("int(sys.argv[1])", str(nbytes)))
+    assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout)
     pages = nbytes // resource.getpagesize()
     assert got["applied"]

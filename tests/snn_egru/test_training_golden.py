@@ -21,12 +21,11 @@ golden one bit for bit there too. The test compares code, not CPUs.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fresh_python import run_python
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((Path(__file__).parent / "golden_training_main.json").read_text())
@@ -36,16 +35,9 @@ PINNED_ISA = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 @pytest.fixture(scope="module")
 def now():
-    env = {**os.environ, **PINNED_ISA, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.snn_egru.golden_training"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    code = "import json, sys\nfrom tests.snn_egru.golden_training import numbers\n"
+    code += "json.dump(numbers(), sys.stdout)"
+    done = run_python(code, timeout=600, env={**PINNED_ISA, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 

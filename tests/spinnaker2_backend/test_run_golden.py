@@ -3,14 +3,12 @@ digests ``main`` produced before the fused layer step (``golden_runs.json``, whe
 version and BLAS kernel are the same), and the compiled step against the general path."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from spinnaker2_backend.layer_simulator import LayerSimulator
+from tests.fresh_python import run_python
 
 from .golden_runs import CONFIGS, GOLDEN, digests, environment
 
@@ -31,16 +29,10 @@ def with_golden_kernel(golden) -> dict:
     an AVX-512 EPYC picks ``Haswell``, the digests were made with ``Zen``; forced to ``Zen``
     it gives every golden digest)."""
     kernel = golden["environment"]["blas"].partition(":")[2]
-    env = {**os.environ, "OPENBLAS_CORETYPE": kernel, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("golden_runs.py")), "--with-environment"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    code = "import sys\nsys.argv[1:] = ['--with-environment']\n"
+    code += "from tests.spinnaker2_backend.golden_runs import main\nmain()"
+    env = {"OPENBLAS_CORETYPE": kernel, "PYTHONPATH": str(REPO)}
+    done = run_python(code, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
