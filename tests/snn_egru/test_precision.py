@@ -16,7 +16,7 @@ glibc = pytest.mark.skipif(
 
 
 _FAULTS = """
-import json, resource, sys
+import json, resource
 import torch
 from snn_egru.training import allocator
 
@@ -34,7 +34,7 @@ def faults(nbytes):
     return min(counts)
 
 
-nbytes = int(sys.argv[1])
+nbytes = NBYTES  # set by the test
 allocator.restore_malloc_defaults()
 fresh = faults(nbytes)
 applied = allocator.keep_buffers_mapped()
@@ -51,7 +51,7 @@ def test_keep_buffers_mapped_reuses_a_freed_45mb_buffer() -> None:
     from tests.fresh_python import run_python
 
     nbytes = 45 << 20  # the demo's logits; above glibc's 32 MiB cap on the mmap threshold
-    done = run_python(_FAULTS.replace("int(sys.argv[1])", str(nbytes)))
+    done = run_python(_FAULTS.replace("NBYTES", str(nbytes)))
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout)
     pages = nbytes // resource.getpagesize()
