@@ -197,11 +197,16 @@ def collect(
         ]
         # kept points keep their own batch: a point trained again here (same key, maybe
         # another machine) is a second row, and each is compared within its own batch
-        rows += [{**r, "source": r.get("source") or str(path)} for r in old["points"]]
-        references += [
+        # (the same key from the same folder again, e.g. a page collected twice: the folder's)
+        have = {(r["key"], r["source"]) for r in rows}
+        kept = [{**r, "source": r.get("source") or str(path)} for r in old["points"]]
+        rows += [r for r in kept if (r["key"], r["source"]) not in have]
+        have = {(r["key"], r["source"]) for r in references}
+        kept = [
             {**r, "source": r.get("source") or str(path)}
             for r in old.get("one_layer_references") or []
         ]
+        references += [r for r in kept if (r["key"], r["source"]) not in have]
         seen = {c["command"] for c in commands}
         for command, run in zip(old["commands"], old.get("runs") or []):
             if command not in seen:

@@ -224,6 +224,11 @@ def test_keep_merges_an_earlier_study_whose_folders_are_gone(tmp_path, capsys):
     assert f"collect {new_folder} --keep {old_json} --json docs/bottleneck.json" in page
     assert "| egru 64/32/64 | ff L1=0.03 | 300 | 0 | none | 2 | 32 | 209.1 | +2.0 % |" in page
     assert f"| `{new_folder}` |" in page and f"| `{old_folder}` |" in page
+    # collecting the same folder again onto its own output keeps each point once
+    new_json = tmp_path / "new.json"
+    new_json.write_text(json.dumps(doc))
+    again_doc = collect([new_folder], keep=[new_json])
+    assert sorted((p["key"], p["source"]) for p in again_doc["points"]) == sorted(by)
     assert "`--bottleneck-l1 0.03`" in page
     assert len(doc["commands"]) == 1  # the same command string is listed once
     plot(doc, tmp_path / "f.png")
