@@ -168,6 +168,39 @@ def _kept(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _merge_kept(
+    path: Path,
+    rows: list[dict[str, Any]],
+    references: list[dict[str, Any]],
+    commands: list[dict[str, Any]],
+) -> list[str]:
+    """Add the points, one-layer references and commands of the earlier study JSON ``path``
+    to the lists (in place); returns its ``collect`` command lines."""
+    old = _kept(path)
+    earlier = old.get("collect_lines") or [
+        collect_line(
+            old.get("collected_from") or ["runs/bottleneck"],
+            project=bool(old.get("projection")),
+        )
+    ]
+    # kept points keep their own batch: a point trained again here (same key, maybe
+    # another machine) is a second row, and each is compared within its own batch
+    # (the same key from the same folder again, e.g. a page collected twice: the folder's)
+    have = {(r["key"], r["source"]) for r in rows}
+    kept = [{**r, "source": r.get("source") or str(path)} for r in old["points"]]
+    rows += [r for r in kept if (r["key"], r["source"]) not in have]
+    have = {(r["key"], r["source"]) for r in references}
+    kept = [
+        {**r, "source": r.get("source") or str(path)} for r in old.get("one_layer_references") or []
+    ]
+    references += [r for r in kept if (r["key"], r["source"]) not in have]
+    seen = {c["command"] for c in commands}
+    for command, run in zip(old["commands"], old.get("runs") or []):
+        if command not in seen:
+            commands.append({"command": command, **run})
+    return earlier
+
+
 def collect(
     folders: Sequence[str | Path], *, project: bool = False, keep: Sequence[str | Path] = ()
 ) -> dict[str, Any]:
@@ -188,29 +221,7 @@ def collect(
             commands += [json.loads(line) for line in runs.read_text().splitlines() if line]
     earlier: list[str] = []
     for path in map(Path, keep):
-        old = _kept(path)
-        earlier += old.get("collect_lines") or [
-            collect_line(
-                old.get("collected_from") or ["runs/bottleneck"],
-                project=bool(old.get("projection")),
-            )
-        ]
-        # kept points keep their own batch: a point trained again here (same key, maybe
-        # another machine) is a second row, and each is compared within its own batch
-        # (the same key from the same folder again, e.g. a page collected twice: the folder's)
-        have = {(r["key"], r["source"]) for r in rows}
-        kept = [{**r, "source": r.get("source") or str(path)} for r in old["points"]]
-        rows += [r for r in kept if (r["key"], r["source"]) not in have]
-        have = {(r["key"], r["source"]) for r in references}
-        kept = [
-            {**r, "source": r.get("source") or str(path)}
-            for r in old.get("one_layer_references") or []
-        ]
-        references += [r for r in kept if (r["key"], r["source"]) not in have]
-        seen = {c["command"] for c in commands}
-        for command, run in zip(old["commands"], old.get("runs") or []):
-            if command not in seen:
-                commands.append({"command": command, **run})
+        earlier += _merge_kept(path, rows, references, commands)
     baselines = {_group(r): r for r in rows if r["ratio"] == 0}
     if not baselines:
         raise UserError("no point without bottleneck (--bottlenecks 0) to compare with")
