@@ -26,6 +26,28 @@ SCALE_CHIPS = 4
 PLOT_COST_CAP = 100.0
 
 
+def collect_line(folders: Sequence[str], *, project: bool, keep: Sequence[str] = ()) -> str:
+    """The ``collect`` command that makes a study JSON at docs/bottleneck.json."""
+    return (
+        "python -m snn_egru.bottleneck_report collect "
+        + " ".join(folders)
+        + "".join(f" --keep {k}" for k in keep)
+        + " --json docs/bottleneck.json"
+        + (" --project" if project else "")
+        + " --overwrite"
+    )
+
+
+def collect_lines_of(doc: dict[str, Any]) -> list[str]:
+    """The ``collect`` commands that made a study JSON (one per collection; a JSON from
+    before ``--keep`` names only its folders)."""
+    return doc.get("collect_lines") or [
+        collect_line(
+            doc.get("collected_from") or ["runs/bottleneck"], project=bool(doc.get("projection"))
+        )
+    ]
+
+
 def comparison_group(row: dict[str, Any]) -> tuple:
     """Points compared with each other: same stack, budget, seed, recipe and warm start, and
     the same batch (``source``: the sweep folder or kept study JSON a point came from; a
@@ -261,16 +283,7 @@ def render_markdown(doc: dict[str, Any], figure: str | None = "figures/bottlenec
         "",
         "```",
         *doc["commands"],
-        *(
-            doc.get("collect_lines")
-            or [
-                "python -m snn_egru.bottleneck_report collect "
-                + " ".join(doc.get("collected_from") or ["runs/bottleneck"])
-                + " --json docs/bottleneck.json"
-                + (" --project" if doc.get("projection") else "")
-                + " --overwrite"
-            ]
-        ),
+        *collect_lines_of(doc),
         "python -m snn_egru.bottleneck_report render docs/bottleneck.json --md docs/bottleneck.md "
         "--figure docs/figures/bottleneck.png --overwrite",
         "```",

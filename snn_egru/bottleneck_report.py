@@ -37,6 +37,8 @@ from typing import Any
 from snn_egru.bottleneck_page import (
     PPL_COST_TARGET,
     TRAFFIC_TARGET,
+    collect_line,
+    collect_lines_of,
     plot,
     render_markdown,
 )
@@ -143,18 +145,6 @@ def _reference_group(row: dict[str, Any]) -> tuple:
     return (row["width"], row["steps"], row["seed"])
 
 
-def collect_line(folders: Sequence[str], *, project: bool, keep: Sequence[str] = ()) -> str:
-    """The ``collect`` command that makes a study JSON at docs/bottleneck.json."""
-    return (
-        "python -m snn_egru.bottleneck_report collect "
-        + " ".join(folders)
-        + "".join(f" --keep {k}" for k in keep)
-        + " --json docs/bottleneck.json"
-        + (" --project" if project else "")
-        + " --overwrite"
-    )
-
-
 def _kept(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"--keep {path}: no study JSON there")
@@ -177,15 +167,10 @@ def _merge_kept(
     """Add the points, one-layer references and commands of the earlier study JSON ``path``
     to the lists (in place); returns its ``collect`` command lines."""
     old = _kept(path)
-    earlier = old.get("collect_lines") or [
-        collect_line(
-            old.get("collected_from") or ["runs/bottleneck"],
-            project=bool(old.get("projection")),
-        )
-    ]
-    # kept points keep their own batch: a point trained again here (same key, maybe
-    # another machine) is a second row, and each is compared within its own batch
-    # (the same key from the same folder again, e.g. a page collected twice: the folder's)
+    earlier = collect_lines_of(old)
+    # a kept point keeps its batch: trained again in a new folder (same key, maybe another
+    # machine) it is a second row, each compared within its own batch; the same key of the
+    # same batch (a page collected again onto its own JSON) is taken once, from the folder
     have = {(r["key"], r["source"]) for r in rows}
     kept = [{**r, "source": r.get("source") or str(path)} for r in old["points"]]
     rows += [r for r in kept if (r["key"], r["source"]) not in have]
@@ -206,8 +191,9 @@ def collect(
 ) -> dict[str, Any]:
     """The study's JSON (module docstring) from sweep folders (``project``: with the
     at-scale :func:`projection` for the points' ratios). ``keep``: earlier study JSONs whose
-    points, one-layer references and commands are kept (their sweep folders may be gone); a
-    point trained again in one of ``folders`` (same key) is taken from the folder."""
+    points, one-layer references and commands are kept (their sweep folders may be gone), each
+    in its own batch (``source``); a point of the same key and batch as one in ``folders`` is
+    taken from the folder."""
     rows: list[dict[str, Any]] = []
     references: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []
@@ -265,7 +251,6 @@ def collect(
     )
     return {
         "collected_from": [str(f) for f in folders],
-        "kept_from": [str(k) for k in keep],
         "collect_lines": [
             *earlier,
             collect_line([str(f) for f in folders], project=project, keep=[str(k) for k in keep]),
@@ -443,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         metavar="STUDY.json",
         help="also keep the points of an earlier study JSON (e.g. docs/bottleneck.json, whose "
-        "sweep folders may be gone); a point trained again in a folder replaces its copy",
+        "sweep folders may be gone), each compared within the batch it was trained in",
     )
     col.add_argument(
         "--project",
